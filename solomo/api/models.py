@@ -1,0 +1,66 @@
+"""Pydantic models shared by several API modules (validation in, documentation out)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class StrictBody(BaseModel):
+    """A JSON body: unknown fields refused, no type coercion (``"1"`` is not a number), no NaN."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, str_strip_whitespace=False)
+
+
+class LaxQuery(BaseModel):
+    """Query strings are text, so numbers are parsed from it; unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+Lat = Annotated[float, Field(ge=-90, le=90, description="Latitude, decimal degrees"), AfterValidator(_finite)]
+Lng = Annotated[float, Field(ge=-180, le=180, description="Longitude, decimal degrees"), AfterValidator(_finite)]
+ObjectIdStr = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$", description="An id")]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class UserSummaryOut(BaseModel):
+    id: str
+    username: str
+    display_name: str
+
+
+class UserOut(UserSummaryOut):
+    role: str
+    followers_count: int
+    following_count: int
+    created_at: str
+
+
+class StoreSummaryOut(BaseModel):
+    id: str
+    name: str
+    lat: float
+    lng: float
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None

@@ -1,0 +1,5 @@
+"""Routes for this resource (to be filled by its issue)."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,66 @@
+"""The application factory: routes, error handlers, middleware and the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from solomo.api import ROUTE_MODULES
+from solomo.errors import EXCEPTION_HANDLERS
+from solomo.jsonio import JSONResponse
+from solomo.openapi import build_openapi
+from solomo.services import open_services
+from solomo.settings import Settings, load_settings
+
+log = logging.getLogger("solomo")
+
+LIFECYCLE_HOOKS: list[str] = []
+"""Modules with ``async def start(app)`` / ``async def stop(app)``, run inside the lifespan
+after the services open (the real-time hub, the word filter, the rate limiter …)."""
+
+
+def collect_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for name in ROUTE_MODULES:
+        routes.extend(importlib.import_module(name).routes)
+    return routes
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    routes = collect_routes()
+    document: dict[str, Any] = {}
+
+    async def openapi(request: Request) -> Response:
+        if not document:
+            document.update(build_openapi(routes))
+        return JSONResponse(document)
+
+    routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = await open_services(settings)
+        hooks = [importlib.import_module(name) for name in LIFECYCLE_HOOKS]
+        started = []
+        try:
+            for hook in hooks:
+                await hook.start(app)
+                started.append(hook)
+            yield
+        finally:
+            for hook in reversed(started):
+                await hook.stop(app)
+            await app.state.services.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app.state.settings = settings
+    return app

@@ -1,0 +1,109 @@
+"""``solomo dev``: the whole service on one machine — embedded MongoDB and Redis, a Celery worker
+(with beat), the API — stopped in reverse order on Ctrl-C or SIGTERM, leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+
+from solomo.embedded import EmbeddedServers, ManagedProcess, port_open
+from solomo.settings import Settings
+
+
+def _wait_ready(url: str, timeout: float, alive: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    servers: EmbeddedServers | None = None
+    children: list[ManagedProcess] = []
+    env = dict(os.environ)
+    logs = settings.data_dir / "logs"
+    try:
+        if settings.uses_embedded:
+            if port_open(settings.embedded_mongo_port) or port_open(settings.embedded_redis_port):
+                print(f"ports {settings.embedded_mongo_port}/{settings.embedded_redis_port} are busy: "
+                      "is another `make run` going?", file=sys.stderr)
+                return 1
+            print(f"starting MongoDB :{settings.embedded_mongo_port} and Redis :{settings.embedded_redis_port}"
+                  f" (data in {settings.data_dir})")
+            servers = EmbeddedServers(settings.data_dir, settings.embedded_mongo_port,
+                                      settings.embedded_redis_port, persistent=True).start()
+            assert servers.mongo and servers.redis
+            env["SOLOMO_MONGO_URL"] = servers.mongo.url
+            env["SOLOMO_REDIS_URL"] = servers.redis.url
+        if seed:
+            seed_proc = ManagedProcess("seed", [sys.executable, "-m", "solomo.cli", "seed", "--if-empty"],
+                                       logs / "seed.log")
+            seed_proc.args = seed_proc.args  # run in the same environment as the children
+            _run_child_once(seed_proc, env)
+        worker = ManagedProcess("celery", [
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-B",
+            "-Q", "fanout,maintenance", "--concurrency", str(workers), "--loglevel", "INFO",
+            "--schedule", str(settings.data_dir / "celerybeat-schedule"),
+        ], logs / "celery.log")
+        api = ManagedProcess("uvicorn", [
+            sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", settings.host,
+            "--port", str(settings.port), "--ws", "websockets-sansio", "--no-access-log",
+        ], logs / "api.log")
+        for child in (worker, api):
+            _start_with_env(child, env)
+            children.append(child)
+        base = f"http://{settings.host}:{settings.port}"
+        if _wait_ready(base + "/readyz", 60, lambda: not stopping and api.alive()):
+            print(f"SoLoMo is up: {base}/  (API docs: {base}/openapi.json; logs in {logs}); Ctrl-C stops it")
+        else:
+            print(f"the API did not become ready; see {logs}/api.log", file=sys.stderr)
+            return 1
+        while not stopping:
+            for child in children:
+                if not child.alive():
+                    print(f"{child.name} exited; see {child.log_path}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("stopping …")
+        for child in reversed(children):
+            child.stop(timeout=20)
+        if servers is not None:
+            servers.stop()
+        print("stopped")
+
+
+def _start_with_env(child: ManagedProcess, env: dict[str, str]) -> None:
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        child.start()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run_child_once(child: ManagedProcess, env: dict[str, str]) -> None:
+    _start_with_env(child, env)
+    assert child.process is not None
+    child.process.wait(120)

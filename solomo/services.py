@@ -1,0 +1,68 @@
+"""The app's long-lived resources, opened in the lifespan (API) or per worker process (Celery).
+
+Domain objects are cheap and built per use from these (``Stores(services.db)``); only
+connections and shared state live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from solomo.accounts import Accounts, Authenticator, PasswordHashing
+from solomo.db import ensure_indexes, mongo_client
+from solomo.pagination import CursorCodec
+from solomo.queue import TaskQueue
+from solomo.realtime.events import EventPublisher
+from solomo.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    mongo: AsyncMongoClient
+    db: AsyncDatabase
+    redis: Redis
+    accounts: Accounts
+    authenticator: Authenticator
+    cursors: CursorCodec
+    tasks: TaskQueue
+    events: EventPublisher
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.mongo.close()
+
+
+def redis_client(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.effective_redis_url, decode_responses=True,
+        socket_connect_timeout=3, socket_timeout=10, health_check_interval=30, max_connections=512,
+    )
+
+
+async def open_services(settings: Settings, *, create_indexes: bool = True) -> Services:
+    from workers.app import make_celery
+
+    mongo = mongo_client(settings)
+    db = mongo[settings.mongo_db]
+    if create_indexes:
+        await ensure_indexes(db)
+    redis = redis_client(settings)
+    hashing = PasswordHashing(settings.password_time_cost, settings.password_memory_kib)
+    return Services(
+        settings=settings,
+        mongo=mongo,
+        db=db,
+        redis=redis,
+        accounts=Accounts(db, hashing, settings.token_ttl_days),
+        authenticator=Authenticator(db),
+        cursors=CursorCodec(settings.secret_key),
+        tasks=TaskQueue(make_celery(settings)),
+        events=EventPublisher(redis, settings.event_history),
+    )

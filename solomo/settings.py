@@ -1,0 +1,81 @@
+"""Settings read from the environment (prefix ``SOLOMO_``), with documented defaults.
+
+When ``SOLOMO_MONGO_URL`` / ``SOLOMO_REDIS_URL`` are unset, the service uses the embedded
+``mongod`` and ``redis-server`` on the loopback ports below (see :mod:`solomo.embedded`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SOLOMO_", extra="ignore")
+
+    # --- servers -----------------------------------------------------------------
+    mongo_url: str | None = Field(None, description="External MongoDB URL; unset = embedded mongod")
+    redis_url: str | None = Field(None, description="External Redis URL (data); unset = embedded redis-server")
+    broker_url: str | None = Field(None, description="Celery broker URL; default: the Redis URL with db 1")
+    mongo_db: str = "solomo"
+    data_dir: Path = PROJECT_ROOT / ".solomo"
+    embedded_mongo_port: int = 27117
+    embedded_redis_port: int = 6479
+
+    # --- HTTP --------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024
+    secret_key: str = Field("dev-only-change-me", description="Signs cursors; set in production")
+    token_ttl_days: int = 30
+    password_time_cost: int = Field(3, description="argon2id passes (tests lower it)")
+    password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
+    cors_origins: list[str] = []
+
+    # --- feed ----------------------------------------------------------------------
+    feed_cap: int = 800
+    fanout_chunk: int = 1000
+    fanout_max_followers: int = 10_000
+    inactive_days: int = 14
+    fanout_sweep_after_s: int = 30
+
+    # --- real time ---------------------------------------------------------------
+    event_history: int = 200
+    ws_queue_size: int = 256
+    position_ttl_s: int = 900
+
+    # --- moderation --------------------------------------------------------------
+    report_threshold: int = 3
+
+    @property
+    def effective_mongo_url(self) -> str:
+        if self.mongo_url:
+            return self.mongo_url
+        return (
+            f"mongodb://127.0.0.1:{self.embedded_mongo_port}/"
+            "?replicaSet=rs0&directConnection=true"
+        )
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def effective_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        base = self.effective_redis_url
+        head, _, tail = base.rpartition("/")
+        return f"{head}/1" if tail.isdigit() else base.rstrip("/") + "/1"
+
+    @property
+    def uses_embedded(self) -> bool:
+        return not (self.mongo_url and self.redis_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+"""Test session: real embedded MongoDB and Redis (or external ones from SOLOMO_*_URL), the app
+through ASGI, a real Celery worker thread, and a real uvicorn process for socket tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from solomo.embedded import EmbeddedServers, free_port
+
+_servers: EmbeddedServers | None = None
+_tmp: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the servers before any solomo/workers module reads settings from the environment."""
+    global _servers, _tmp
+    os.environ.setdefault("SOLOMO_MONGO_DB", "solomo_test")
+    os.environ["SOLOMO_PASSWORD_TIME_COST"] = "1"
+    os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"
+    os.environ["SOLOMO_SECRET_KEY"] = "test-secret"
+    if os.environ.get("SOLOMO_MONGO_URL") and os.environ.get("SOLOMO_REDIS_URL"):
+        return
+    _tmp = Path(tempfile.mkdtemp(prefix="solomo-test-"))
+    _servers = EmbeddedServers(_tmp, free_port(), free_port(), persistent=False).start()
+    assert _servers.mongo and _servers.redis
+    os.environ["SOLOMO_MONGO_URL"] = _servers.mongo.url
+    os.environ["SOLOMO_REDIS_URL"] = _servers.redis.url
+    os.environ["SOLOMO_DATA_DIR"] = str(_tmp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _servers is not None:
+        _servers.stop()
+    if _tmp is not None:
+        shutil.rmtree(_tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from solomo.settings import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+async def app(settings) -> AsyncIterator:
+    from solomo.app import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def services(app):
+    return app.state.services
+
+
+@pytest.fixture(scope="session")
+async def client(app) -> AsyncIterator:
+    import httpx2
+
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://solomo.test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings) -> Iterator:
+    """A real Celery worker consuming the real Redis broker, in a thread of this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.app import app as celery_app
+
+    with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+def live_server(settings) -> Iterator[str]:
+    """A real uvicorn process serving the app on a loopback port; yields its base URL."""
+    from tests.support import LiveServer
+
+    server = LiveServer(port=free_port())
+    server.start()
+    try:
+        yield server.base_url
+    finally:
+        server.stop()

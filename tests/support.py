@@ -1,0 +1,121 @@
+"""Helpers shared by the tests: accounts, places, waiting, server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Account:
+    id: str
+    username: str
+    token: str
+    role: str
+    user: dict[str, Any]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def unique_name(prefix: str = "u") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def register(client: Any, role: str = "user", username: str | None = None,
+                   password: str = "password123") -> Account:
+    name = username or unique_name(role[:1])
+    resp = await client.post("/v1/auth/register", json={"username": name, "password": password, "role": role})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return Account(body["user"]["id"], name, body["token"], role, body["user"])
+
+
+async def make_account(services: Any, role: str) -> Account:
+    """Any role, moderators included, the way the CLI makes them."""
+    from solomo.accounts import user_public
+
+    name = unique_name(role[:1])
+    doc = await services.accounts.create_user(name, "password123", role)
+    token = await services.accounts.issue_token(doc["_id"])
+    return Account(str(doc["_id"]), name, token, role, user_public(doc))
+
+
+def random_point() -> tuple[float, float]:
+    """A random spot, so tests that read 'what is near here' do not see each other's data."""
+    return random.uniform(-60, 60), random.uniform(-170, 170)
+
+
+def offset(lat: float, lng: float, north_m: float = 0.0, east_m: float = 0.0) -> tuple[float, float]:
+    """The point ``north_m`` north and ``east_m`` east of (lat, lng) (small distances)."""
+    dlat = north_m / 111_320.0
+    dlng = east_m / (111_320.0 * math.cos(math.radians(lat)))
+    return lat + dlat, lng + dlng
+
+
+async def wait_until(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+class LiveServer:
+    """uvicorn in a child process with this session's environment (same MongoDB/Redis)."""
+
+    def __init__(self, port: int, extra_env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.extra_env = extra_env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path(os.environ.get("SOLOMO_DATA_DIR", "/tmp")) / f"uvicorn-{port}.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        from solomo.embedded import _die_with_parent
+
+        env = {**os.environ, **self.extra_env}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--ws", "websockets-sansio", "--no-access-log",
+                 "--log-level", "warning"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/readyz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("uvicorn did not become ready")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)

@@ -1,0 +1,41 @@
+"""The Celery application: Redis broker, late acknowledgement, beat schedule.
+
+Tasks are acknowledged after they finish and re-queued if the worker dies (``acks_late`` +
+``reject_on_worker_lost``), so every task must be idempotent; the outbox sweeps in
+:mod:`workers.tasks` catch anything the broker itself lost.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from solomo.settings import Settings, load_settings
+
+FANOUT_QUEUE = "fanout"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("solomo", broker=settings.effective_broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=FANOUT_QUEUE,
+        task_queues=[Queue(FANOUT_QUEUE), Queue(MAINTENANCE_QUEUE)],
+        task_routes={"maintenance.*": {"queue": MAINTENANCE_QUEUE}},
+        broker_transport_options={"visibility_timeout": 300},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-pending-fanout": {"task": "maintenance.sweep_fanout", "schedule": 15.0},
+        },
+        timezone="UTC",
+    )
+    app.conf.solomo_settings = settings
+    return app
+
+
+app = make_celery(load_settings())
