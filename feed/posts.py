@@ -1,0 +1,112 @@
+"""Posts: validation, the stored document, and publication with a pending fan-out (the outbox).
+
+A post is written to MongoDB with ``fanout: "pending"`` before the client gets its 201; the
+fan-out task is then enqueued, and the sweeper re-enqueues anything still pending, so an
+acknowledged post always reaches its readers even if the broker or a worker fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics
+from moderation.screen import screen_text
+from solomo.accounts import Principal
+from solomo.errors import Invalid, NotFound
+
+log = logging.getLogger("solomo.posts")
+
+MAX_POST_CHARS = 2000
+FANOUT_TASK = "fanout.post"
+VISIBLE = "published"
+
+
+def now_ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def geo_point(lat: float, lng: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [lng, lat]}
+
+
+async def build_post(
+    services: Any,
+    author: Principal,
+    text: str,
+    *,
+    store: dict[str, Any] | None = None,
+    lat: float | None = None,
+    lng: float | None = None,
+    kind: str = "post",
+    checkin_id: ObjectId | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Validate and build (not store) a post document."""
+    if not text.strip():
+        raise Invalid("text must not be empty", code="invalid")
+    if len(text) > MAX_POST_CHARS:
+        raise Invalid(f"text is longer than {MAX_POST_CHARS} characters", code="invalid")
+    topics = extract_topics(text)
+    if len(topics) > MAX_TOPICS:
+        raise Invalid(f"a post may carry at most {MAX_TOPICS} topics", code="too_many_topics")
+    verdict, flagged = await screen_text(services, text)
+    names = extract_mentions(text)[:MAX_MENTIONS]
+    mentioned = await services.accounts.by_usernames(names) if names else []
+    if (lat is None) != (lng is None):
+        raise Invalid("give both lat and lng, or neither", code="invalid")
+    if lat is None and store is not None:
+        lng, lat = store["location"]["coordinates"]
+    created = created_at or datetime.now(UTC)
+    doc: dict[str, Any] = {
+        "_id": ObjectId(),
+        "author_id": author.id,
+        "text": text,
+        "topics": [{"key": t.key, "display": t.display} for t in topics],
+        "topic_keys": [t.key for t in topics],
+        "mention_ids": [m["_id"] for m in mentioned],
+        "mentions": [m["username"] for m in mentioned],
+        "store_id": store["_id"] if store else None,
+        "store_owner_post": bool(store and store.get("owner_id") == author.id),
+        "location": geo_point(lat, lng) if lat is not None and lng is not None else None,
+        "kind": kind,
+        "checkin_id": checkin_id,
+        "status": "pending_review" if verdict == "review" else VISIBLE,
+        "flags": [{"source": "words", "words": flagged}] if flagged else [],
+        "fanout": "pending",
+        "like_count": 0,
+        "comment_count": 0,
+        "created_at": created,
+        "created_ms": now_ms(created),
+    }
+    return doc
+
+
+async def insert_post(services: Any, doc: dict[str, Any], session: AsyncClientSession | None = None) -> None:
+    await services.db.posts.insert_one(doc, session=session)
+
+
+async def enqueue_fanout(services: Any, post_id: ObjectId) -> None:
+    """Best effort: if the broker is down the sweeper re-sends it (the post is already durable)."""
+    try:
+        await services.tasks.send(FANOUT_TASK, str(post_id))
+    except Exception as exc:  # the outbox sweep is the safety net
+        log.warning("could not enqueue fan-out for %s: %s", post_id, exc)
+
+
+async def create_post(services: Any, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
+    doc = await build_post(services, author, text, **kwargs)
+    await insert_post(services, doc)
+    await enqueue_fanout(services, doc["_id"])
+    return doc
+
+
+async def load_store(services: Any, store_id: ObjectId) -> dict[str, Any]:
+    store = await services.db.stores.find_one({"_id": store_id})
+    if store is None:
+        raise NotFound("store not found")
+    return store

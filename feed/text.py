@@ -1,0 +1,75 @@
+"""Weibo-style text: topics (``#话题#`` and ``#tag``) and ``@mentions``.
+
+Topic keys are normalized (NFKC, case-folded, inner spaces collapsed) so that ``#ＳｏＬｏＭｏ``,
+``#solomo`` and ``#SoLoMo#`` are one topic; the display form keeps what the author wrote first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+MAX_TOPIC_CHARS = 32
+MAX_TOPICS = 20
+MAX_MENTIONS = 20
+
+_TAG = re.compile(r"#(\w+)")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{3,32})(?![A-Za-z0-9_])")
+
+
+@dataclass(frozen=True)
+class Topic:
+    key: str
+    display: str
+
+
+def normalize_topic(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value).casefold().strip()
+    return re.sub(r"\s+", " ", text)
+
+
+def _weibo_topic_at(text: str, start: int) -> tuple[str, int] | None:
+    """``#…#`` starting at ``start``: 1..32 chars, one line, no space just inside either ``#``."""
+    end = text.find("#", start + 1)
+    if end == -1:
+        return None
+    inner = text[start + 1 : end]
+    if not inner or len(inner) > MAX_TOPIC_CHARS or "\n" in inner or "\r" in inner:
+        return None
+    if inner != inner.strip():
+        return None
+    return inner, end + 1
+
+
+def extract_topics(text: str) -> list[Topic]:
+    """Topics in order of first appearance, one per normalized key."""
+    found: dict[str, Topic] = {}
+    i = 0
+    # NFKC first, so a full-width ＃ counts as #
+    text = unicodedata.normalize("NFKC", text)
+    while True:
+        i = text.find("#", i)
+        if i == -1:
+            break
+        weibo = _weibo_topic_at(text, i)
+        if weibo is not None:
+            display, i = weibo
+        else:
+            match = _TAG.match(text, i)
+            if match is None or len(match.group(1)) > MAX_TOPIC_CHARS:
+                i += 1 if match is None else match.end() - i
+                continue
+            display, i = match.group(1), match.end()
+        key = normalize_topic(display)
+        if key and key not in found:
+            found[key] = Topic(key, display)
+    return list(found.values())
+
+
+def extract_mentions(text: str) -> list[str]:
+    """Distinct ``@username`` candidates in order (case-insensitively distinct)."""
+    seen: dict[str, str] = {}
+    for match in _MENTION.finditer(unicodedata.normalize("NFKC", text)):
+        seen.setdefault(match.group(1).lower(), match.group(1))
+    return list(seen.values())
