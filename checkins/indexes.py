@@ -1,5 +1,29 @@
-"""MongoDB indexes this package's queries need (created at start-up by solomo.db)."""
+"""MongoDB indexes this package's queries need (created at start-up by solomo.db).
 
-from pymongo import IndexModel
+* ``stores``: one 2dsphere index on ``location`` (with ``category`` so the nearby filter is served
+  by the same index) for ``$geoNear``; ``owner_id`` for a merchant's own stores.
+* ``checkins``: ``(user_id, created_at, _id)`` newest first for a user's list and their previous
+  check-in (travel rule); ``(user_id, store_id, created_at)`` for the one-hour rule;
+  ``(store_id, created_at, user_id, day)`` covers the mayor aggregation (60-day window).
+* ``store_visitors``: one document per (store, user) ever seen — the unique-visitor counter.
+* ``checkin_guards``: one document per user, keyed by ``_id``; no extra index.
+"""
 
-INDEXES: dict[str, list[IndexModel]] = {}
+from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "stores": [
+        IndexModel([("location", GEOSPHERE), ("category", ASCENDING)], name="location_2dsphere_category"),
+        IndexModel([("owner_id", ASCENDING), ("_id", DESCENDING)], name="by_owner"),
+    ],
+    "checkins": [
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="by_user_newest"),
+        IndexModel([("user_id", ASCENDING), ("store_id", ASCENDING), ("created_at", DESCENDING)],
+                   name="by_user_store"),
+        IndexModel([("store_id", ASCENDING), ("created_at", ASCENDING), ("user_id", ASCENDING), ("day", ASCENDING)],
+                   name="by_store_window"),
+    ],
+    "store_visitors": [
+        IndexModel([("store_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="store_user_unique"),
+    ],
+}

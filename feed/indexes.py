@@ -1,5 +1,49 @@
-"""MongoDB indexes this package's queries need (created at start-up by solomo.db)."""
+"""MongoDB indexes this package's queries need (created at start-up by solomo.db).
 
-from pymongo import IndexModel
+* ``posts``: ``(author_id, created_ms, _id)`` user feeds, home-feed rebuilds and pulls;
+  ``(store_id, …)`` store feeds and store-owner posts; ``(topic_keys, …)`` topic listings;
+  ``(location 2dsphere, created_ms)`` local fallbacks and cell rebuilds; a partial index on
+  pending fan-outs for the sweeper (the outbox).
+* ``follows``: unique ``(follower_id, target_type, target_id)``; ``(target_type, target_id, _id,
+  follower_id)`` covers the fan-out's batched follower reads; newest-first follower/following lists.
+* ``likes``: unique ``(post_id, user_id)`` (also serves ``liked_by_me`` for a page).
+* ``comments``: ``(post_id, created_ms, _id)`` oldest first; ``reply_to`` for cascading deletes.
+* ``users`` / ``stores``: partial ``feed_pull`` (the authors merged at read time).
+"""
 
-INDEXES: dict[str, list[IndexModel]] = {}
+from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
+
+_NEWEST = [("created_ms", DESCENDING), ("_id", DESCENDING)]
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "posts": [
+        IndexModel([("author_id", ASCENDING), *_NEWEST], name="by_author_newest"),
+        IndexModel([("store_id", ASCENDING), *_NEWEST], name="by_store_newest"),
+        IndexModel([("topic_keys", ASCENDING), *_NEWEST], name="by_topic_newest"),
+        IndexModel([("location", GEOSPHERE), ("created_ms", DESCENDING)], name="location_2dsphere_newest"),
+        IndexModel([("fanout", ASCENDING), ("created_at", ASCENDING)], name="fanout_pending",
+                   partialFilterExpression={"fanout": "pending"}),
+    ],
+    "follows": [
+        IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), ("target_id", ASCENDING)],
+                   unique=True, name="follow_unique"),
+        IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("_id", ASCENDING),
+                    ("follower_id", ASCENDING)], name="fanout_batches"),
+        IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), *_NEWEST], name="followers_newest"),
+        IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), *_NEWEST], name="following_newest"),
+    ],
+    "likes": [
+        IndexModel([("post_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="like_unique"),
+        IndexModel([("user_id", ASCENDING), ("post_id", ASCENDING)], name="by_user"),
+    ],
+    "comments": [
+        IndexModel([("post_id", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="by_post_oldest"),
+        IndexModel([("reply_to", ASCENDING)], name="by_parent"),
+    ],
+    "users": [
+        IndexModel([("feed_pull", ASCENDING)], name="feed_pull", partialFilterExpression={"feed_pull": True}),
+    ],
+    "stores": [
+        IndexModel([("feed_pull", ASCENDING)], name="feed_pull", partialFilterExpression={"feed_pull": True}),
+    ],
+}

@@ -14,16 +14,35 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics
+from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from moderation.screen import screen_text
 from solomo.accounts import Principal
-from solomo.errors import Invalid, NotFound
+from solomo.errors import Forbidden, Invalid, NotFound
 
 log = logging.getLogger("solomo.posts")
 
 MAX_POST_CHARS = 2000
 FANOUT_TASK = "fanout.post"
+RETRACT_TASK = "fanout.retract"
 VISIBLE = "published"
+OWN_VISIBLE = ("published", "pending_review", "hidden")
+"""What an author sees of their own posts; "removed" and "deleted" are visible to nobody here."""
+
+
+def visible_to(doc: dict[str, Any], viewer_id: ObjectId | None) -> bool:
+    status = doc.get("status")
+    if status == VISIBLE:
+        return True
+    return viewer_id is not None and doc.get("author_id") == viewer_id and status in OWN_VISIBLE
+
+
+def visibility_filter(viewer_id: ObjectId | None, author_id: ObjectId | None = None) -> dict[str, Any]:
+    """The MongoDB condition for posts the viewer may see (``author_id``: the listing's author)."""
+    if viewer_id is not None and author_id is not None and viewer_id == author_id:
+        return {"status": {"$in": list(OWN_VISIBLE)}}
+    if viewer_id is None or author_id is not None:
+        return {"status": VISIBLE}
+    return {"$or": [{"status": VISIBLE}, {"author_id": viewer_id, "status": {"$in": list(OWN_VISIBLE)}}]}
 
 
 def now_ms(dt: datetime) -> int:
@@ -49,16 +68,18 @@ async def build_post(
     """Validate and build (not store) a post document."""
     if not text.strip():
         raise Invalid("text must not be empty", code="invalid")
-    if len(text) > MAX_POST_CHARS:
-        raise Invalid(f"text is longer than {MAX_POST_CHARS} characters", code="invalid")
+    if (lat is None) != (lng is None):
+        raise Invalid("give both lat and lng, or neither", code="invalid")
+    if has_empty_topic(text):
+        raise Invalid("a # must be followed by a topic (#tag or #话题#)", code="empty_topic")
     topics = extract_topics(text)
     if len(topics) > MAX_TOPICS:
         raise Invalid(f"a post may carry at most {MAX_TOPICS} topics", code="too_many_topics")
+    if len(text) > MAX_POST_CHARS:
+        raise Invalid(f"text is longer than {MAX_POST_CHARS} characters", code="invalid")
     verdict, flagged = await screen_text(services, text)
     names = extract_mentions(text)[:MAX_MENTIONS]
     mentioned = await services.accounts.by_usernames(names) if names else []
-    if (lat is None) != (lng is None):
-        raise Invalid("give both lat and lng, or neither", code="invalid")
     if lat is None and store is not None:
         lng, lat = store["location"]["coordinates"]
     created = created_at or datetime.now(UTC)
@@ -103,6 +124,30 @@ async def create_post(services: Any, author: Principal, text: str, **kwargs: Any
     await insert_post(services, doc)
     await enqueue_fanout(services, doc["_id"])
     return doc
+
+
+async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId | None) -> dict[str, Any]:
+    doc = await services.db.posts.find_one({"_id": post_id})
+    if doc is None or not visible_to(doc, viewer_id):
+        raise NotFound("post not found")
+    return doc
+
+
+async def delete_post(services: Any, post_id: ObjectId, user_id: ObjectId) -> None:
+    """The author deletes a post: it leaves every feed (through the retract task; the sweeper
+    re-sends it if the broker loses it, since ``fanout`` goes back to pending)."""
+    doc = await get_visible_post(services, post_id, user_id)
+    if doc["author_id"] != user_id:
+        raise Forbidden("only its author can delete a post")
+    result = await services.db.posts.update_one(
+        {"_id": post_id, "status": {"$ne": "deleted"}},
+        {"$set": {"status": "deleted", "fanout": "pending", "deleted_at": datetime.now(UTC)}},
+    )
+    if result.modified_count:
+        try:
+            await services.tasks.send(RETRACT_TASK, str(post_id))
+        except Exception as exc:
+            log.warning("could not enqueue retraction of %s: %s", post_id, exc)
 
 
 async def load_store(services: Any, store_id: ObjectId) -> dict[str, Any]:

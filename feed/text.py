@@ -67,6 +67,40 @@ def extract_topics(text: str) -> list[Topic]:
     return list(found.values())
 
 
+def has_empty_topic(text: str) -> bool:
+    """True when the text holds a topic marker with nothing in it: ``##`` or a ``#`` that starts a
+    word and is followed by the end of the text or a space (``C#`` and ``#1`` are fine)."""
+    text = unicodedata.normalize("NFKC", text)
+    i = 0
+    while True:
+        i = text.find("#", i)
+        if i == -1:
+            return False
+        weibo = _weibo_topic_at(text, i)
+        if weibo is not None:
+            i = weibo[1]
+            continue
+        tag = _TAG.match(text, i)
+        if tag is not None:
+            i = tag.end()
+            continue
+        starts_word = i == 0 or text[i - 1].isspace()
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if starts_word and (nxt == "" or nxt.isspace() or nxt == "#"):
+            return True
+        i += 1
+
+
+def parse_topic_param(value: str) -> str:
+    """A topic given in a URL (``话题``, ``#tag``, ``#话题#``) → its key; ``""`` when empty."""
+    raw = unicodedata.normalize("NFKC", value).strip()
+    if raw.startswith("#"):
+        raw = raw[1:]
+    if raw.endswith("#"):
+        raw = raw[:-1]
+    return normalize_topic(raw)
+
+
 def extract_mentions(text: str) -> list[str]:
     """Distinct ``@username`` candidates in order (case-insensitively distinct)."""
     seen: dict[str, str] = {}

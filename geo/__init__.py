@@ -1,1 +1,1 @@
-
+"""Geography: distances (:mod:`geo.distance`), cells and live positions."""

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from solomo import observability
 from solomo.api import ROUTE_MODULES
 from solomo.errors import EXCEPTION_HANDLERS
 from solomo.jsonio import JSONResponse
@@ -22,7 +23,11 @@ from solomo.settings import Settings, load_settings
 
 log = logging.getLogger("solomo")
 
-LIFECYCLE_HOOKS: list[str] = []
+LIFECYCLE_HOOKS: list[str] = [
+    "solomo.observability",
+    "moderation.lifecycle",
+    "solomo.realtime.lifecycle",
+]
 """Modules with ``async def start(app)`` / ``async def stop(app)``, run inside the lifespan
 after the services open (the real-time hub, the word filter, the rate limiter …)."""
 
@@ -63,4 +68,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
     app.state.settings = settings
+    observability.install(app, settings)
     return app

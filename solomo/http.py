@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from solomo.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
 from solomo.jsonio import JSONResponse
+from solomo.ratelimit import enforce
 
 if TYPE_CHECKING:
     from solomo.auth import Principal
@@ -126,8 +127,14 @@ def endpoint(
     tags: list[str] | None = None,
     errors: dict[int, str] | None = None,
     description: str = "",
+    rate: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """``rate``: an action name from ``settings.rate_limits``, counted per caller after
+    authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.ratelimit`)."""
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description)
+    if rate is not None:
+        assert auth is not None, "rate limits are per caller: the route must authenticate"
+        spec.errors.setdefault(429, "rate_limited")
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -138,6 +145,8 @@ def endpoint(
                 principal = await services.authenticator.authenticate(request.headers.get("authorization"))
                 if isinstance(auth, tuple) and principal.role not in auth:
                     raise Forbidden(f"this route is for {' or '.join(auth)} accounts")
+            if rate is not None:
+                await enforce(services, rate, principal)
             ctx = Ctx(request, services, principal, path=dict(request.path_params))
             if query is not None:
                 ctx.query = parse_query(request, query)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     password_time_cost: int = Field(3, description="argon2id passes (tests lower it)")
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
     cors_origins: list[str] = []
+    log_level: str = Field("INFO", description="Root log level (INFO logs one access line per request)")
+    log_format: str = Field("json", pattern="^(json|plain)$", description="json: one JSON object per line")
+    worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
@@ -50,6 +53,18 @@ class Settings(BaseSettings):
 
     # --- moderation --------------------------------------------------------------
     report_threshold: int = 3
+    rate_limits: dict[str, str] = Field(
+        default_factory=lambda: {
+            "post": "30/minute;500/hour",
+            "comment": "60/minute;1000/hour",
+            "like": "300/minute",
+            "report": "20/minute;200/hour",
+            "checkin": "30/minute;300/hour",
+            "claim": "60/minute",
+        },
+        description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
+                    '"" disables one',
+    )
 
     @property
     def effective_mongo_url(self) -> str:

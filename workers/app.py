@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from solomo.observability import instrument_celery
 from solomo.settings import Settings, load_settings
 
 FANOUT_QUEUE = "fanout"
@@ -31,6 +32,8 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-pending-fanout": {"task": "maintenance.sweep_fanout", "schedule": 15.0},
+            "sweep-offers": {"task": "maintenance.offers_sweep", "schedule": 30.0},
+            "sweep-realtime": {"task": "maintenance.realtime_sweep", "schedule": 60.0},
         },
         timezone="UTC",
     )
@@ -39,3 +42,4 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(load_settings())
+instrument_celery(app.conf.solomo_settings)

@@ -24,3 +24,90 @@ def ping(key: str) -> None:
         await services.redis.set(key, "pong", ex=60)
 
     _run(job)
+
+
+# --- offers and real time (issue 4) ---------------------------------------------------------
+
+
+@app.task(name="offers.target")
+def target_offer(offer_id: str) -> None:
+    """Push a new offer to the store's followers online within its radius (exactly once each)."""
+    from offers.targeting import target_offer as target
+
+    _run(lambda services: target(services, offer_id))
+
+
+@app.task(name="maintenance.offers_sweep")
+def offers_sweep() -> None:
+    """Re-send targeting lost on its way to the broker; drop expired offers from the live index."""
+    from offers.sweeps import resend_pending_targeting, sweep_live
+
+    async def job(services: Services) -> None:
+        await resend_pending_targeting(services)
+        await sweep_live(services)
+
+    _run(job)
+
+
+@app.task(name="maintenance.realtime_sweep")
+def realtime_sweep() -> None:
+    """Expire stale live positions; drop API processes that stopped heartbeating from rt:online."""
+    from geo.positions import expire_positions
+    from solomo.realtime.presence import sweep
+
+    async def job(services: Services) -> None:
+        await expire_positions(services.redis, services.settings.position_ttl_s)
+        await sweep(services.redis)
+
+    _run(job)
+
+
+# --- social feed: fan-out (issue 3) ---------------------------------------------------------
+
+
+@app.task(name="fanout.post")
+def fanout_post(post_id: str) -> None:
+    """Bring feeds, cells and topics in line with the post's status (push, or pull back)."""
+    from bson import ObjectId
+
+    from feed.fanout import fanout_post as fanout
+
+    _run(lambda services: fanout(services, ObjectId(post_id)))
+
+
+@app.task(name="fanout.retract")
+def fanout_retract(post_id: str) -> None:
+    """Remove a post from every feed and tell online holders (post.deleted)."""
+    from bson import ObjectId
+
+    from feed.fanout import retract_post
+
+    _run(lambda services: retract_post(services, ObjectId(post_id)))
+
+
+@app.task(name="fanout.restore")
+def fanout_restore(post_id: str) -> None:
+    """Put a (re)published post back into every feed."""
+    from bson import ObjectId
+
+    from feed.fanout import restore_post
+
+    _run(lambda services: restore_post(services, ObjectId(post_id)))
+
+
+@app.task(name="fanout.rebuild_home")
+def rebuild_home(user_id: str) -> None:
+    """Rebuild a returning (or flushed) reader's home feed from MongoDB."""
+    from bson import ObjectId
+
+    from feed.home import rebuild_home as rebuild
+
+    _run(lambda services: rebuild(services, ObjectId(user_id)))
+
+
+@app.task(name="maintenance.sweep_fanout")
+def sweep_fanout() -> None:
+    """The outbox: re-send fan-outs still pending a while after their post was written."""
+    from feed.fanout import sweep_pending
+
+    _run(sweep_pending)

@@ -1,5 +1,79 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: check in at a store, list a user's check-ins."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from pydantic import BaseModel, Field
+from starlette.routing import Route
+
+from checkins.checkin import check_in, checkin_public
+from checkins.history import user_checkins
+from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
+from feed.hydrate import hydrate_post
+from solomo.api.models import Lat, Lng, StrictBody
+from solomo.api.posts import PostOut
+from solomo.http import Ctx, endpoint
+from solomo.ids import parse_id
+from solomo.pagination import PageQuery, page
+
+
+class CheckinIn(StrictBody):
+    store_id: str = Field(min_length=1, max_length=64)
+    lat: Lat
+    lng: Lng
+    accuracy_m: float = Field(ACCURACY_DEFAULT_M, gt=0, le=ACCURACY_MAX_M,
+                              description="Reported GPS accuracy in metres; at most 100 of it widens the radius")
+    text: str | None = Field(None, min_length=1, max_length=2000,
+                             description='Post text; default "checked in at <store name>"')
+
+
+class CheckinOut(BaseModel):
+    id: str
+    user_id: str
+    store_id: str
+    lat: float
+    lng: float
+    distance_m: float
+    accuracy_m: float | None
+    post_id: str | None
+    created_at: str
+
+
+class CheckinCreatedOut(BaseModel):
+    checkin: CheckinOut
+    post: PostOut = Field(description="The check-in's post (kind checkin), located at the store")
+
+
+class CheckinPage(BaseModel):
+    items: list[CheckinOut]
+    next_cursor: str | None
+
+
+@endpoint(summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
+          tags=["checkins"],
+          errors={404: "store not found", 422: "too_far, impossible_travel or invalid input",
+                  429: "checkin_too_soon (see Retry-After)"},
+          description="Refused with 422 too_far beyond checkin_radius_m + min(accuracy_m, 100) metres, "
+                      "429 checkin_too_soon within an hour of the previous check-in at the same store, "
+                      "422 impossible_travel when the previous check-in is farther than 300 km/h × elapsed "
+                      "time plus both fixes' capped accuracy.")
+async def create(ctx: Ctx) -> dict:
+    b: CheckinIn = ctx.body
+    result = await check_in(ctx.services, ctx.user, parse_id(b.store_id, "store"), b.lat, b.lng,
+                            accuracy_m=b.accuracy_m, text=b.text)
+    return {"checkin": checkin_public(result.checkin),
+            "post": await hydrate_post(ctx.services, result.post, ctx.user.id)}
+
+
+@endpoint(summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
+          errors={400: "invalid_cursor"})
+async def of_user(ctx: Ctx) -> dict:
+    user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
+    docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit,
+                                      after=ctx.services.cursors.decode_position(ctx.query.cursor))
+    return page([checkin_public(d) for d in docs], ctx.services.cursors.encode_position(*after) if after else None)
+
+
+routes = [
+    Route("/v1/checkins", create, methods=["POST"]),
+    Route("/v1/users/{user_id}/checkins", of_user, methods=["GET"]),
+]

@@ -1,5 +1,118 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: home, local, topic, user and store feeds; hot topics."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.routing import Route
+
+from feed import trends
+from feed.home import read_home
+from feed.hydrate import hydrate_posts
+from feed.local import read_local
+from feed.paging import MongoSource, collect
+from feed.posts import load_store, visibility_filter, visible_to
+from feed.topics import read_topic, topic_from_param
+from solomo.api.models import Lat, LaxQuery, Lng
+from solomo.api.posts import PostPage
+from solomo.http import Ctx, endpoint
+from solomo.ids import parse_id
+from solomo.pagination import page
+
+
+class PageIn(LaxQuery):
+    limit: int = Field(20, ge=1, le=100, description="Items per page (1..100)")
+    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from next_cursor")
+
+
+class LocalIn(PageIn):
+    lat: Lat
+    lng: Lng
+    radius_m: float = Field(2000, gt=0, le=50000, description="Metres (default 2000, at most 50000)")
+
+
+class HotIn(LaxQuery):
+    limit: int = Field(10, ge=1, le=100)
+
+
+class HotTopicOut(BaseModel):
+    topic: str
+    score: float
+    post_count: int
+
+
+class HotOut(BaseModel):
+    items: list[HotTopicOut]
+
+
+async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Any]) -> dict:
+    docs, nxt = result
+    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
+    return page(await hydrate_posts(ctx.services, docs, ctx.user.id), cursor)
+
+
+_CURSOR = {400: "invalid_cursor"}
+
+
+@endpoint(summary="Home feed: your posts, the users you follow, the stores you follow", query=PageIn,
+          response=PostPage, tags=["feeds"], errors=_CURSOR)
+async def home(ctx: Ctx) -> dict:
+    q: PageIn = ctx.query
+    before = ctx.services.cursors.decode_position(q.cursor)
+    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit))
+
+
+@endpoint(summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
+          tags=["feeds"], errors=_CURSOR)
+async def local(ctx: Ctx) -> dict:
+    q: LocalIn = ctx.query
+    before = ctx.services.cursors.decode_position(q.cursor)
+    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit))
+
+
+@endpoint(summary="Posts with a topic, newest first (case and width insensitive)", query=PageIn,
+          response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"})
+async def topic(ctx: Ctx) -> dict:
+    q: PageIn = ctx.query
+    key = topic_from_param(ctx.path["topic"])
+    before = ctx.services.cursors.decode_position(q.cursor)
+    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit))
+
+
+@endpoint(summary="Trending topics: unique authors now against the hours before, decayed", query=HotIn,
+          response=HotOut, tags=["feeds"])
+async def hot(ctx: Ctx) -> dict:
+    return {"items": await trends.hot(ctx.services, ctx.query.limit)}
+
+
+@endpoint(summary="A user's posts, newest first", query=PageIn, response=PostPage, tags=["feeds"],
+          errors=_CURSOR)
+async def of_user(ctx: Ctx) -> dict:
+    q: PageIn = ctx.query
+    user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
+    before = ctx.services.cursors.decode_position(q.cursor)
+    source = MongoSource(ctx.services.db, {"author_id": user["_id"], **visibility_filter(ctx.user.id, user["_id"])})
+    return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
+                                          lambda d: visible_to(d, ctx.user.id)))
+
+
+@endpoint(summary="Posts at a store (check-ins included), newest first", query=PageIn, response=PostPage,
+          tags=["feeds"], errors=_CURSOR)
+async def of_store(ctx: Ctx) -> dict:
+    q: PageIn = ctx.query
+    store = await load_store(ctx.services, parse_id(ctx.path["store_id"], "store"))
+    before = ctx.services.cursors.decode_position(q.cursor)
+    source = MongoSource(ctx.services.db, {"store_id": store["_id"], **visibility_filter(ctx.user.id)})
+    return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
+                                          lambda d: visible_to(d, ctx.user.id)))
+
+
+routes = [
+    Route("/v1/feed/home", home, methods=["GET"]),
+    Route("/v1/feed/local", local, methods=["GET"]),
+    Route("/v1/topics/hot", hot, methods=["GET"]),
+    Route("/v1/topics/{topic}/posts", topic, methods=["GET"]),
+    Route("/v1/users/{user_id}/posts", of_user, methods=["GET"]),
+    Route("/v1/stores/{store_id}/posts", of_store, methods=["GET"]),
+]

@@ -1,5 +1,163 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: offers (create, read, nearby), claims, my vouchers, redemptions at the counter, store stats."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.routing import Route
+
+from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
+from offers.stats import store_stats
+from offers.vouchers import claim, my_vouchers, redeem, voucher_public
+from solomo.api.models import Lat, LaxQuery, Lng, StoreSummaryOut, StrictBody
+from solomo.http import Ctx, endpoint
+from solomo.ids import parse_id
+from solomo.jsonio import JSONResponse
+from solomo.pagination import PageQuery, page
+
+
+class OfferIn(StrictBody):
+    title: str = Field(min_length=1, max_length=120)
+    description: str | None = Field(None, max_length=1000)
+    radius_m: int = Field(ge=RADIUS_MIN_M, le=RADIUS_MAX_M, description="Push radius around the store, metres")
+    expires_at: AwareDatetime = Field(description="RFC 3339 with a time zone; in the future, at most 90 days ahead")
+    stock: int | None = Field(None, ge=1, le=1_000_000, description="Vouchers available; null = unlimited")
+
+
+class OfferOut(BaseModel):
+    id: str
+    store: StoreSummaryOut
+    title: str
+    description: str
+    radius_m: int
+    stock: int | None
+    claimed: int
+    expires_at: str
+    created_at: str
+
+
+class NearbyOfferOut(OfferOut):
+    distance_m: float = Field(description="Distance from the query point to the store, metres")
+
+
+class OfferPage(BaseModel):
+    items: list[NearbyOfferOut]
+    next_cursor: str | None
+
+
+class NearbyOffersQuery(LaxQuery):
+    lat: Lat
+    lng: Lng
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512)
+
+
+class VoucherOut(BaseModel):
+    id: str
+    offer_id: str
+    store_id: str
+    user_id: str
+    code: str = Field(description="Read at the counter, e.g. 7K2QF-M9XRT")
+    qr: str = Field(description="Payload for a QR code; redeeming it works like the code")
+    status: str = Field(description="claimed | redeemed | expired")
+    expires_at: str
+    redeemed_at: str | None
+    created_at: str
+
+
+class VoucherPage(BaseModel):
+    items: list[VoucherOut]
+    next_cursor: str | None
+
+
+class RedemptionIn(StrictBody):
+    code: str = Field(min_length=1, max_length=64)
+
+
+class RedemptionOut(BaseModel):
+    voucher: VoucherOut
+
+
+class OfferStatsOut(BaseModel):
+    offer_id: str
+    pushed: int
+    claimed: int
+    redeemed: int
+
+
+class StoreStatsOut(BaseModel):
+    checkins: int
+    unique_visitors: int
+    followers: int
+    offers: list[OfferStatsOut] = Field(description="The store's latest 100 offers, newest first")
+
+
+@endpoint(summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
+          errors={403: "forbidden", 404: "not_found"},
+          description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
+                      "and later to followers who come within it while it is live; nobody gets it twice.")
+async def post_offer(ctx: Ctx) -> dict:
+    body: OfferIn = ctx.body
+    doc, store = await create_offer(ctx.services, ctx.user.id, ctx.path["store_id"], title=body.title,
+                                    description=body.description, radius_m=body.radius_m,
+                                    expires_at=body.expires_at, stock=body.stock)
+    return offer_public(doc, store)
+
+
+@endpoint(summary="An offer", response=OfferOut, tags=["offers"], errors={404: "not_found"})
+async def get_one(ctx: Ctx) -> dict:
+    doc, store = await get_offer(ctx.services, parse_id(ctx.path["offer_id"], "offer"))
+    return offer_public(doc, store)
+
+
+@endpoint(summary="Live offers whose radius covers a point", query=NearbyOffersQuery, response=OfferPage,
+          tags=["offers"], errors={400: "invalid_cursor"},
+          description="Not expired and not sold out, nearest store first.")
+async def nearby(ctx: Ctx) -> dict:
+    q: NearbyOffersQuery = ctx.query
+    items, after = await nearby_offers(ctx.services, q.lat, q.lng, q.limit,
+                                       ctx.services.cursors.decode_position(q.cursor))
+    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+
+
+@endpoint(summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
+          errors={404: "not_found", 409: "sold_out", 410: "offer_expired"},
+          description="201 with a new voucher; 200 with the same voucher when you already claimed this offer.")
+async def post_claim(ctx: Ctx) -> dict | JSONResponse:
+    voucher, created = await claim(ctx.services, ctx.user.id, parse_id(ctx.path["offer_id"], "offer"))
+    if created:
+        return voucher_public(voucher)
+    return JSONResponse(voucher_public(voucher), status_code=200)
+
+
+@endpoint(summary="Redeem a voucher at your store", body=RedemptionIn, response=RedemptionOut, tags=["offers"],
+          errors={403: "forbidden", 404: "unknown_code", 409: "already_redeemed", 410: "voucher_expired",
+                  429: "rate_limited"},
+          description="Codes are case-insensitive; dashes and spaces are ignored; the QR payload works too. "
+                      "Failed attempts are limited per store (429 with Retry-After).")
+async def post_redemption(ctx: Ctx) -> dict:
+    voucher = await redeem(ctx.services, ctx.user.id, ctx.path["store_id"], ctx.body.code)
+    return {"voucher": voucher_public(voucher)}
+
+
+@endpoint(summary="My vouchers, newest first", query=PageQuery, response=VoucherPage, tags=["offers"],
+          errors={400: "invalid_cursor"})
+async def list_mine(ctx: Ctx) -> dict:
+    q: PageQuery = ctx.query
+    items, after = await my_vouchers(ctx.services, ctx.user.id, q.limit, ctx.services.cursors.decode_position(q.cursor))
+    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+
+
+@endpoint(summary="Your store's funnel", response=StoreStatsOut, tags=["offers"], errors={403: "forbidden"})
+async def stats(ctx: Ctx) -> dict:
+    return await store_stats(ctx.services, ctx.user.id, ctx.path["store_id"])
+
+
+routes = [
+    Route("/v1/stores/{store_id}/offers", post_offer, methods=["POST"]),
+    Route("/v1/stores/{store_id}/redemptions", post_redemption, methods=["POST"]),
+    Route("/v1/stores/{store_id}/stats", stats, methods=["GET"]),
+    Route("/v1/offers/nearby", nearby, methods=["GET"]),
+    Route("/v1/offers/{offer_id}", get_one, methods=["GET"]),
+    Route("/v1/offers/{offer_id}/claim", post_claim, methods=["POST"]),
+    Route("/v1/me/vouchers", list_mine, methods=["GET"]),
+]

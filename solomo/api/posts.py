@@ -1,5 +1,145 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: posts, likes and comments (thin: parse, call :mod:`feed`, shape)."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from pydantic import BaseModel, Field
+from starlette.routing import Route
+
+from feed import comments, likes
+from feed.hydrate import hydrate_post
+from feed.posts import create_post, delete_post, get_visible_post, load_store
+from solomo.api.models import Lat, LaxQuery, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
+from solomo.http import Ctx, endpoint
+from solomo.ids import parse_id
+from solomo.pagination import page
+
+
+class PostIn(StrictBody):
+    text: str = Field(min_length=1, max_length=2000,
+                      description="1..2000 characters; #话题# and #tag topics (at most 20), @username mentions")
+    store_id: ObjectIdStr | None = Field(None, description="The store the post is about")
+    lat: Lat | None = None
+    lng: Lng | None = None
+
+
+class PostOut(BaseModel):
+    id: str
+    author: UserSummaryOut
+    text: str
+    topics: list[str]
+    mentions: list[str]
+    store: StoreSummaryOut | None
+    lat: float | None
+    lng: float | None
+    like_count: int
+    comment_count: int
+    liked_by_me: bool
+    status: str = Field(description="published | pending_review | hidden | removed")
+    kind: str = Field(description="post | checkin")
+    created_at: str
+
+
+class PostPage(BaseModel):
+    items: list[PostOut]
+    next_cursor: str | None
+
+
+class LikeOut(BaseModel):
+    like_count: int
+    liked_by_me: bool
+
+
+class CommentIn(StrictBody):
+    text: str = Field(min_length=1, max_length=500)
+    reply_to: str | None = Field(None, max_length=64, description=(
+        "A comment of the same post; a reply to a reply attaches to its parent (one level of replies)"))
+
+
+class CommentOut(BaseModel):
+    id: str
+    post_id: str
+    author: UserSummaryOut
+    text: str
+    reply_to: str | None
+    status: str
+    created_at: str
+
+
+class CommentPage(BaseModel):
+    items: list[CommentOut]
+    next_cursor: str | None
+
+
+class CommentQuery(LaxQuery):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512)
+
+
+@endpoint(summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"],
+          errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
+          description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
+                      "local cells and topic listings follow within moments.")
+async def publish(ctx: Ctx) -> dict:
+    body: PostIn = ctx.body
+    store = await load_store(ctx.services, parse_id(body.store_id, "store")) if body.store_id else None
+    doc = await create_post(ctx.services, ctx.user, body.text, store=store, lat=body.lat, lng=body.lng)
+    return await hydrate_post(ctx.services, doc, ctx.user.id)
+
+
+@endpoint(summary="A post", response=PostOut, tags=["posts"])
+async def get_one(ctx: Ctx) -> dict:
+    doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id)
+    return await hydrate_post(ctx.services, doc, ctx.user.id)
+
+
+@endpoint(summary="Delete your post", status=204, tags=["posts"], errors={403: "forbidden"})
+async def delete(ctx: Ctx) -> None:
+    await delete_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id)
+
+
+@endpoint(summary="Like a post (idempotent)", response=LikeOut, tags=["posts"])
+async def like(ctx: Ctx) -> dict:
+    return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
+
+
+@endpoint(summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"])
+async def unlike(ctx: Ctx) -> dict:
+    return await likes.unlike(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
+
+
+@endpoint(summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"],
+          errors={422: "invalid, invalid_reply_to, content_rejected"})
+async def comment(ctx: Ctx) -> dict:
+    body: CommentIn = ctx.body
+    doc = await comments.create_comment(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"),
+                                        body.text, body.reply_to)
+    return (await comments.hydrate_comments(ctx.services, [doc]))[0]
+
+
+@endpoint(summary="A post's comments, oldest first", query=CommentQuery, response=CommentPage, tags=["posts"],
+          errors={400: "invalid_cursor"})
+async def list_comments(ctx: Ctx) -> dict:
+    q: CommentQuery = ctx.query
+    after = ctx.services.cursors.decode_position(q.cursor)
+    docs, nxt = await comments.list_comments(ctx.services, ctx.user.id, parse_id(ctx.path["post_id"], "post"),
+                                             after, q.limit)
+    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
+    return page(await comments.hydrate_comments(ctx.services, docs), cursor)
+
+
+@endpoint(summary="Delete a comment (its author, the post's author or a moderator)", status=204, tags=["posts"],
+          errors={403: "forbidden"})
+async def delete_comment(ctx: Ctx) -> None:
+    await comments.delete_comment(ctx.services, ctx.user, parse_id(ctx.path["comment_id"], "comment"))
+
+
+routes = [
+    Route("/v1/posts", publish, methods=["POST"]),
+    Route("/v1/posts/{post_id}", get_one, methods=["GET"]),
+    Route("/v1/posts/{post_id}", delete, methods=["DELETE"]),
+    Route("/v1/posts/{post_id}/like", like, methods=["POST"]),
+    Route("/v1/posts/{post_id}/like", unlike, methods=["DELETE"]),
+    Route("/v1/posts/{post_id}/comments", comment, methods=["POST"]),
+    Route("/v1/posts/{post_id}/comments", list_comments, methods=["GET"]),
+    Route("/v1/comments/{comment_id}", delete_comment, methods=["DELETE"]),
+]

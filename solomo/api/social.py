@@ -1,5 +1,73 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: follow and unfollow users and stores; follower and following lists."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from pydantic import Field
+from starlette.routing import Route
+
+from feed import follows
+from solomo.accounts import user_public
+from solomo.api.models import LaxQuery, UserPage
+from solomo.http import Ctx, endpoint
+from solomo.ids import parse_id
+from solomo.pagination import page
+
+
+class ListQuery(LaxQuery):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512)
+
+
+_ERRORS = {404: "not_found", 422: "cannot_follow_self"}
+
+
+@endpoint(summary="Follow a user (idempotent)", status=204, tags=["social"], errors=_ERRORS)
+async def follow_user(ctx: Ctx) -> None:
+    await follows.follow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
+
+
+@endpoint(summary="Unfollow a user (idempotent)", status=204, tags=["social"], errors=_ERRORS)
+async def unfollow_user(ctx: Ctx) -> None:
+    await follows.unfollow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
+
+
+@endpoint(summary="Follow a store (idempotent)", status=204, tags=["social"], errors={404: "not_found"},
+          description="Posts the store's owner makes about the store reach its followers' home feeds.")
+async def follow_store(ctx: Ctx) -> None:
+    await follows.follow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
+
+
+@endpoint(summary="Unfollow a store (idempotent)", status=204, tags=["social"], errors={404: "not_found"})
+async def unfollow_store(ctx: Ctx) -> None:
+    await follows.unfollow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
+
+
+async def _list(ctx: Ctx, direction: str) -> dict:
+    q: ListQuery = ctx.query
+    before = ctx.services.cursors.decode_position(q.cursor)
+    users, nxt = await follows.page_users(ctx.services, parse_id(ctx.path["user_id"], "user"),
+                                          direction, before, q.limit)  # type: ignore[arg-type]
+    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
+    return page([user_public(u) for u in users], cursor)
+
+
+@endpoint(summary="A user's followers, newest first", query=ListQuery, response=UserPage, tags=["social"],
+          errors={400: "invalid_cursor"})
+async def followers(ctx: Ctx) -> dict:
+    return await _list(ctx, "followers")
+
+
+@endpoint(summary="The users a user follows, newest first", query=ListQuery, response=UserPage, tags=["social"],
+          errors={400: "invalid_cursor"})
+async def following(ctx: Ctx) -> dict:
+    return await _list(ctx, "following")
+
+
+routes = [
+    Route("/v1/users/{user_id}/follow", follow_user, methods=["POST"]),
+    Route("/v1/users/{user_id}/follow", unfollow_user, methods=["DELETE"]),
+    Route("/v1/stores/{store_id}/follow", follow_store, methods=["POST"]),
+    Route("/v1/stores/{store_id}/follow", unfollow_store, methods=["DELETE"]),
+    Route("/v1/users/{user_id}/followers", followers, methods=["GET"]),
+    Route("/v1/users/{user_id}/following", following, methods=["GET"]),
+]

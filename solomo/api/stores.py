@@ -1,5 +1,91 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""Routes: create a store (merchants), read one, find stores nearby."""
 
-from starlette.routing import BaseRoute
+from __future__ import annotations
 
-routes: list[BaseRoute] = []
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from starlette.routing import Route
+
+from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
+from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
+from solomo.api.models import Lat, LaxQuery, Lng, StrictBody, UserSummaryOut
+from solomo.http import Ctx, endpoint
+from solomo.pagination import page
+
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]
+
+
+class StoreIn(StrictBody):
+    name: str = Field(min_length=1, max_length=80)
+    lat: Lat
+    lng: Lng
+    category: Category = Field("other", description="One of a fixed set; default other")  # type: ignore[valid-type]
+    address: str | None = Field(None, max_length=200)
+    checkin_radius_m: int = Field(200, ge=20, le=2000, description="Check-in radius in metres (20..2000)")
+
+
+class StoreOut(BaseModel):
+    id: str
+    name: str
+    lat: float
+    lng: float
+    category: str
+    address: str | None
+    owner_id: str
+    checkin_radius_m: int
+    checkins_count: int
+    followers_count: int
+    mayor: UserSummaryOut | None = Field(description="Most distinct check-in days in the last 60 days")
+    created_at: str
+
+
+class NearbyStoreOut(StoreOut):
+    distance_m: float = Field(description="Spherical distance from the query point, metres")
+
+
+class StorePage(BaseModel):
+    items: list[NearbyStoreOut]
+    next_cursor: str | None
+
+
+class NearbyQuery(LaxQuery):
+    lat: Lat
+    lng: Lng
+    radius_m: float = Field(RADIUS_DEFAULT_M, gt=0, le=RADIUS_MAX_M, description="Metres, at most 50000")
+    category: Category | None = None  # type: ignore[valid-type]
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512)
+
+
+@endpoint(summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
+          tags=["stores"])
+async def create(ctx: Ctx) -> dict:
+    b: StoreIn = ctx.body
+    doc = await create_store(ctx.services, ctx.user.id, name=b.name, lat=b.lat, lng=b.lng, category=b.category,
+                             address=b.address, checkin_radius_m=b.checkin_radius_m)
+    return await hydrate_store(ctx.services, doc)
+
+
+@endpoint(summary="A store", response=StoreOut, tags=["stores"])
+async def get_one(ctx: Ctx) -> dict:
+    return await hydrate_store(ctx.services, await get_store(ctx.services, ctx.path["store_id"]))
+
+
+@endpoint(summary="Stores near a point, nearest first", query=NearbyQuery, response=StorePage, tags=["stores"],
+          errors={400: "invalid_cursor"})
+async def nearby(ctx: Ctx) -> dict:
+    q: NearbyQuery = ctx.query
+    docs, after = await nearby_stores(ctx.services, q.lat, q.lng, radius_m=q.radius_m, category=q.category,
+                                      limit=q.limit, after=ctx.services.cursors.decode_position(q.cursor))
+    items = await hydrate_stores(ctx.services, docs)
+    for item, doc in zip(items, docs, strict=True):
+        item["distance_m"] = round(doc["distance_m"], 1)
+    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+
+
+routes = [
+    Route("/v1/stores", create, methods=["POST"]),
+    Route("/v1/stores/nearby", nearby, methods=["GET"]),
+    Route("/v1/stores/{store_id}", get_one, methods=["GET"]),
+]

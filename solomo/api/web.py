@@ -1,5 +1,108 @@
-"""Routes for this resource (to be filled by its issue)."""
+"""The mobile web client: ``/`` and ``/static/...`` (files shipped inside the package, nothing
+fetched from elsewhere), plus the two small routes only the client needs:
 
-from starlette.routing import BaseRoute
+- ``GET /web/qr.svg?text=`` — a QR code (SVG, drawn by ``segno``) for a voucher code, so an
+  ``<img>`` can show it without a bearer token; it encodes only the text the page already holds.
+- ``GET /v1/me/stores`` — the signed-in merchant's stores (the contract has no such list).
+"""
 
-routes: list[BaseRoute] = []
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import segno
+from bson import ObjectId
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from solomo.api.models import LaxQuery
+from solomo.errors import Invalid
+from solomo.http import Ctx, endpoint, parse_query
+from solomo.ids import parse_id
+from solomo.pagination import page
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+QR_MAX_CHARS = 256
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+
+
+class QrQuery(LaxQuery):
+    text: str = Field(min_length=1, max_length=QR_MAX_CHARS, description="What the code encodes")
+    scale: int = Field(6, ge=1, le=20, description="Pixels per module")
+
+
+def qr_svg(text: str, scale: int = 6) -> bytes:
+    """An SVG QR code (error correction M, quiet zone of 4 modules as the standard asks)."""
+    out = io.BytesIO()
+    segno.make_qr(text, error="m").save(out, kind="svg", scale=scale, border=4, xmldecl=False,
+                                        dark="#000", light="#fff")
+    return out.getvalue()
+
+
+async def qr(request: Request) -> Response:
+    query: QrQuery = parse_query(request, QrQuery)
+    if any(ord(ch) < 32 for ch in query.text):
+        raise Invalid("text must not contain control characters")
+    return Response(qr_svg(query.text, query.scale), media_type="image/svg+xml",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+class MyStoresQuery(LaxQuery):
+    limit: int = Field(50, ge=1, le=100, description="Items per page (1..100)")
+    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from next_cursor")
+
+
+class MyStoreOut(BaseModel):
+    id: str
+    name: str
+    lat: float
+    lng: float
+    category: str | None
+    address: str | None
+    checkins_count: int
+    followers_count: int
+
+
+class MyStoresPage(BaseModel):
+    items: list[MyStoreOut]
+    next_cursor: str | None
+
+
+def _my_store(doc: dict) -> dict:
+    lng, lat = doc["location"]["coordinates"]
+    return {"id": str(doc["_id"]), "name": doc["name"], "lat": lat, "lng": lng,
+            "category": doc.get("category"), "address": doc.get("address"),
+            "checkins_count": int(doc.get("checkins_count", 0)),
+            "followers_count": int(doc.get("followers_count", 0))}
+
+
+@endpoint(summary="The signed-in merchant's stores, oldest first", query=MyStoresQuery, response=MyStoresPage,
+          auth=("merchant",), tags=["stores"],
+          description="Used by the web client's merchant console; other roles get 403.")
+async def my_stores(ctx: Ctx) -> dict:
+    q: MyStoresQuery = ctx.query
+    filt: dict = {"owner_id": ctx.user.id}
+    position = ctx.services.cursors.decode_position(q.cursor)
+    if position is not None:
+        filt["_id"] = {"$gt": parse_id(position[1], "cursor")}
+    docs = await ctx.services.db.stores.find(filt).sort("_id", 1).limit(q.limit + 1).to_list(None)
+    more = len(docs) > q.limit
+    docs = docs[: q.limit]
+    last: ObjectId | None = docs[-1]["_id"] if more and docs else None
+    return page([_my_store(d) for d in docs], ctx.services.cursors.encode_position(0, str(last)) if last else None)
+
+
+routes = [
+    Route("/", index, methods=["GET"], include_in_schema=False),
+    Route("/web/qr.svg", qr, methods=["GET"], include_in_schema=False),
+    Route("/v1/me/stores", my_stores, methods=["GET"]),
+    Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+]

@@ -1,0 +1,51 @@
+"""``python -m benchmarks [--only NAME ...] [--json PATH]``: run the benchmarks, print one table.
+
+Every ``benchmarks/bench_<name>.py`` module exposing ``async def run(env) -> list[Result]`` is a
+benchmark; all of them share one :class:`~benchmarks.common.BenchEnv` (servers started once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS_PATH, BenchEnv, Result, print_table, write_json
+
+HERE = Path(__file__).resolve().parent
+
+
+def discover() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
+
+
+async def run_all(names: list[str]) -> list[Result]:
+    results: list[Result] = []
+    async with BenchEnv() as env:
+        for name in names:
+            module = importlib.import_module(f"benchmarks.bench_{name}")
+            started = time.perf_counter()
+            print(f"running {name} …", file=sys.stderr, flush=True)
+            results += await module.run(env)
+            print(f"  {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    available = discover()
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=available, metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(available)}")
+    parser.add_argument("--json", type=Path, default=RESULTS_PATH, help="where to write the results")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run_all(args.only or available))
+    print_table(results)
+    print(f"\nwritten to {write_json(results, args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

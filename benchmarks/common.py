@@ -1,0 +1,404 @@
+"""The benchmark harness: real servers on loopback, a keep-alive load generator, results.
+
+* :class:`BenchEnv` starts embedded MongoDB + Redis (temporary, non-persistent, free ports) and, on
+  demand, uvicorn processes (the API ``solomo.asgi:app`` or any other ASGI app) and a Celery worker
+  process; everything it started is stopped, in reverse order, when the ``async with`` ends.
+* :func:`run_load` drives a server with a fixed number of concurrent keep-alive HTTP/1.1
+  connections (raw asyncio streams: a much cheaper client than a full HTTP library, so the client
+  is less likely to be the bottleneck) and measures throughput, latency percentiles and the CPU
+  time each process spent — from which :attr:`LoadStats.client_bound` tells whether the client
+  itself was the limit.
+* :class:`Result`, :func:`print_table` and :func:`write_json` (``benchmarks/results.json``,
+  git-ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from solomo.embedded import EmbeddedServers, _die_with_parent, free_port
+
+if TYPE_CHECKING:
+    from solomo.services import Services
+    from solomo.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_PATH = ROOT / "benchmarks" / "results.json"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class Result:
+    """One measured figure beside its baseline; ``ratio`` = ours / baseline."""
+
+    name: str
+    ours: float
+    baseline: float | None
+    unit: str
+    ratio: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def compare(cls, name: str, ours: float, baseline: float | None, unit: str, **extra: Any) -> Result:
+        ratio = ours / baseline if baseline else None
+        return cls(name, ours, baseline, unit, ratio, extra)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def print_table(results: Sequence[Result], out: Any = None) -> None:
+    out = out or sys.stdout
+    header = ("benchmark", "ours", "baseline", "unit", "ratio")
+    rows = [(r.name, _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio)) for r in results]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(("{:<" if i == 0 else "{:>") + f"{w}}}" for i, w in enumerate(widths))
+    print(line.format(*header), file=out)
+    print(line.format(*("-" * w for w in widths)), file=out)
+    for result, row in zip(results, rows, strict=True):
+        print(line.format(*row), file=out)
+        if result.extra:
+            notes = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in result.extra.items())
+            print(f"    {notes}", file=out)
+
+
+def write_json(results: Sequence[Result], path: Path = RESULTS_PATH) -> Path:
+    doc = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg": [round(x, 2) for x in os.getloadavg()]},
+        "results": [asdict(r) for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# processes
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14 and 15)
+
+
+@dataclass
+class Child:
+    """A child process started by the harness (dies with it, see ``solomo.embedded``)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class BenchEnv:
+    """Servers for one benchmark run; use ``async with BenchEnv() as env``."""
+
+    def __init__(self, *, keep_dir: bool = False) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="solomo-bench-"))
+        self.keep_dir = keep_dir
+        self.servers: EmbeddedServers | None = None
+        self.children: list[Child] = []
+        self.environ: dict[str, str] = {}
+        self._api: Child | None = None
+        self._worker: Child | None = None
+        self._services: Services | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> BenchEnv:
+        try:
+            await asyncio.to_thread(self._start_servers)
+        except BaseException:
+            await asyncio.to_thread(self._stop_processes)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._services is not None:
+                await self._services.close()
+        finally:
+            await asyncio.to_thread(self._stop_processes)
+
+    def _start_servers(self) -> None:
+        self.servers = EmbeddedServers(self.tmp, free_port(), free_port(), persistent=False).start()
+        assert self.servers.mongo and self.servers.redis
+        self.environ = {
+            **os.environ,
+            "SOLOMO_MONGO_URL": self.servers.mongo.url,
+            "SOLOMO_REDIS_URL": self.servers.redis.url,
+            "SOLOMO_MONGO_DB": "solomo_bench",
+            "SOLOMO_DATA_DIR": str(self.tmp),
+            "SOLOMO_SECRET_KEY": "bench-secret",
+            "SOLOMO_PASSWORD_TIME_COST": "1",
+            "SOLOMO_PASSWORD_MEMORY_KIB": "1024",
+            "SOLOMO_LOG_LEVEL": "WARNING",
+        }
+
+    def _stop_processes(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        if self.servers is not None:
+            self.servers.stop()
+        if not self.keep_dir:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # --- what benchmarks ask for ------------------------------------------------------------
+    def settings(self) -> Settings:
+        """Settings of the API processes, for opening :class:`Services` in the harness."""
+        from solomo.settings import load_settings
+
+        assert self.servers and self.servers.mongo and self.servers.redis
+        return load_settings(
+            mongo_url=self.servers.mongo.url, redis_url=self.servers.redis.url, mongo_db="solomo_bench",
+            secret_key="bench-secret", password_time_cost=1, password_memory_kib=1024,
+        )
+
+    async def services(self) -> Services:
+        """Direct connections (same database as the API) for seeding and checking; opened once."""
+        if self._services is None:
+            from solomo.services import open_services
+
+            self._services = await open_services(self.settings())
+        return self._services
+
+    @property
+    def mongod_pid(self) -> int | None:
+        return self.servers.mongo.proc.process.pid if self.servers and self.servers.mongo else None
+
+    @property
+    def redis_pid(self) -> int | None:
+        return self.servers.redis.proc.process.pid if self.servers and self.servers.redis else None
+
+    async def api(self) -> Child:
+        """The real API (``uvicorn solomo.asgi:app``), started on first use."""
+        if self._api is None:
+            self._api = await self.uvicorn("solomo.asgi:app", "api")
+        return self._api
+
+    async def uvicorn(self, app: str, name: str, ready_path: str = "/readyz") -> Child:
+        """Any ASGI app in its own uvicorn process with the API's flags (one process, h11, no access log)."""
+        port = free_port()
+        args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                "--no-access-log", "--log-level", "warning", "--ws", "websockets-sansio"]
+        child = self._spawn(name, args, port)
+        await asyncio.to_thread(_wait_http, child, ready_path, 60.0)
+        return child
+
+    async def worker(self) -> Child:
+        """One Celery worker process on both queues, started on first use and proven to consume."""
+        if self._worker is None:
+            args = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "fanout,maintenance",
+                    "--concurrency", "1", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+            self._worker = self._spawn("celery", args)
+            await self._wait_worker(self._worker)
+        return self._worker
+
+    def _spawn(self, name: str, args: list[str], port: int | None = None) -> Child:
+        log = self.tmp / f"{name}.log"
+        with open(log, "ab") as fh:
+            process = subprocess.Popen(args, cwd=ROOT, env=self.environ, stdout=fh, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        child = Child(name, process, log, port)
+        self.children.append(child)
+        return child
+
+    async def _wait_worker(self, child: Child, timeout: float = 60.0) -> None:
+        services = await self.services()
+        key = f"bench:ping:{os.getpid()}:{time.monotonic_ns()}"
+        await services.tasks.send("maintenance.ping", key)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"celery exited: {child.log.read_text()[-2000:]}")
+            if await services.redis.get(key) == "pong":
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the Celery worker did not answer a ping")
+
+
+def _wait_http(child: Child, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited: {child.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(child.base_url + path, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{child.name} did not become ready")
+
+
+# --------------------------------------------------------------------------------------------
+# load generation
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def encode(self, host: str) -> bytes:
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(self.body)}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+
+def json_request(method: str, path: str, body: Any, token: str | None = None) -> HttpRequest:
+    headers = [("Content-Type", "application/json")]
+    if token:
+        headers.append(("Authorization", f"Bearer {token}"))
+    return HttpRequest(method, path, json.dumps(body).encode(), tuple(headers))
+
+
+@dataclass
+class LoadStats:
+    requests: int
+    seconds: float
+    concurrency: int
+    statuses: Counter[int]
+    latencies_ms: list[float]
+    cpu_seconds: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return 0.0
+        return data[min(len(data) - 1, max(0, round(q / 100 * len(data)) - 1))]
+
+    def cpu_percent(self) -> dict[str, float]:
+        """CPU time per process as a percentage of one core over the measured wall time."""
+        return {name: round(100 * s / self.seconds, 1) for name, s in self.cpu_seconds.items()}
+
+    @property
+    def client_bound(self) -> bool:
+        """The client used ≥ 90 % of a core: it, not the server, may have been the limit."""
+        return self.cpu_percent().get("client", 0.0) >= 90.0
+
+
+class _ResponseError(RuntimeError):
+    pass
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            chunks.append(chunk[:-2])
+        body = b"".join(chunks)
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, body, headers.get("connection", "").lower() == "close"
+
+
+async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: int,
+                   pids: dict[str, int | None] | None = None, host: str = "127.0.0.1",
+                   bodies: list[tuple[int, bytes]] | None = None) -> LoadStats:
+    """Send every request over ``concurrency`` keep-alive connections; measure latency and CPU.
+
+    ``pids`` names server processes whose CPU time is reported next to the client's (this process).
+    If ``bodies`` is a list, (status, body) of every answer is appended to it (for checking).
+    """
+    todo = iter(requests)
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for req in todo:
+                t0 = time.perf_counter()
+                writer.write(req.encode(f"{host}:{port}"))
+                status, body, close = await _read_response(reader)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[status] += 1
+                if bodies is not None:
+                    bodies.append((status, body))
+                if close:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+        finally:
+            writer.close()
+
+    pids = {k: v for k, v in (pids or {}).items() if v}
+    before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    seconds = time.perf_counter() - t0
+    cpu = {"client": time.process_time() - cpu0}
+    for name, pid in pids.items():
+        after = cpu_seconds(pid)
+        if after is not None:
+            cpu[name] = after - before[name]
+    return LoadStats(sum(statuses.values()), seconds, concurrency, statuses, latencies, cpu)

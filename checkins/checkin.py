@@ -1,0 +1,177 @@
+"""Checking in: the three rules, the check-in and its post in one transaction, then the fan-out.
+
+Order of work for ``POST /v1/checkins``:
+
+1. Load the store and apply the range rule (geodesic distance; no write needed to refuse).
+2. Build the post (text validation, moderation screening, mentions) — still nothing written.
+3. One MongoDB transaction:
+
+   a. bump the user's ``checkin_guards`` document. Every check-in of a user writes this one
+      document first, so two concurrent check-ins by the same user conflict on it; MongoDB aborts
+      the later one with a transient write conflict and ``with_transaction`` re-runs it, now seeing
+      the first one's check-in. The cooldown and travel rules are thus decided on a serial history.
+   b. read the previous check-ins (any store / this store) and apply the cooldown and travel rules;
+   c. insert the check-in and its post (``fanout: "pending"``: the outbox);
+   d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
+   e. recount the mayor and store ``mayor_id`` if the seat changes.
+
+4. After the commit, enqueue the post's fan-out (the outbox sweep re-sends it if this fails).
+
+A refused check-in (any ``ApiError`` raised inside the callback) aborts the transaction: nothing of
+it is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from checkins import rules
+from checkins.mayor import recompute_mayor
+from checkins.stores import geo_point, get_store, store_latlng
+from feed.posts import build_post, enqueue_fanout, insert_post
+from geo.distance import geodesic_m
+from solomo.errors import Invalid, NotFound
+from solomo.jsonio import rfc3339
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+
+    from solomo.accounts import Principal
+    from solomo.services import Services
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    checkin: dict[str, Any]
+    post: dict[str, Any]
+    store: dict[str, Any]
+
+
+def utc_day(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def default_text(store_name: str) -> str:
+    """``checked in at <store>``, with the name's ``#`` and ``@`` defused: text the user did not type
+    must not open topics, mention (and notify) people, or trip the topic syntax rules."""
+    return "checked in at " + store_name.replace("#", "\u266f").replace("@", "(at)")
+
+
+def checkin_public(doc: dict[str, Any]) -> dict[str, Any]:
+    """The contract's Checkin (plus ``accuracy_m`` and ``post_id``)."""
+    lng, lat = doc["location"]["coordinates"]
+    return {
+        "id": str(doc["_id"]),
+        "user_id": str(doc["user_id"]),
+        "store_id": str(doc["store_id"]),
+        "lat": lat,
+        "lng": lng,
+        "distance_m": doc["distance_m"],
+        "accuracy_m": doc.get("accuracy_m"),
+        "post_id": str(doc["post_id"]) if doc.get("post_id") else None,
+        "created_at": rfc3339(doc["created_at"]),
+    }
+
+
+async def check_in(
+    services: Services,
+    user: Principal,
+    store_id: ObjectId | str,
+    lat: float,
+    lng: float,
+    *,
+    accuracy_m: float = rules.ACCURACY_DEFAULT_M,
+    text: str | None = None,
+    now: datetime | None = None,
+) -> CheckinResult:
+    """Check ``user`` in at a store, or raise ``too_far`` / ``checkin_too_soon`` / ``impossible_travel``.
+
+    ``now`` exists for tests and tools; the API always uses the current time.
+    """
+    if not 0 < accuracy_m <= rules.ACCURACY_MAX_M:
+        raise Invalid(f"accuracy_m must be > 0 and at most {rules.ACCURACY_MAX_M:.0f}")
+    store = await get_store(services, store_id)
+    store_lat, store_lng = store_latlng(store)
+    distance = geodesic_m(lat, lng, store_lat, store_lng)
+    rules.check_range(distance, store["checkin_radius_m"], accuracy_m)
+
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
+    checkin_id = ObjectId()
+    post = await build_post(services, user, text if text is not None else default_text(store["name"]),
+                            store=store, kind="checkin", checkin_id=checkin_id, created_at=now)
+    checkin: dict[str, Any] = {
+        "_id": checkin_id,
+        "user_id": user.id,
+        "store_id": store["_id"],
+        "location": geo_point(lat, lng),
+        "distance_m": round(distance, 1),
+        "accuracy_m": accuracy_m,
+        "post_id": post["_id"],
+        "day": utc_day(now),
+        "created_at": now,
+    }
+    here = rules.Fix(lat, lng, accuracy_m, now)
+
+    async def transaction(session: AsyncClientSession) -> dict[str, Any]:
+        db = services.db
+        await db.checkin_guards.update_one(
+            {"_id": user.id}, {"$inc": {"n": 1}, "$set": {"at": now}}, upsert=True, session=session)
+        await _apply_history_rules(services, user.id, store["_id"], here, session)
+        await db.checkins.insert_one(checkin, session=session)
+        await insert_post(services, post, session=session)
+        visitor = await db.store_visitors.update_one(
+            {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
+            upsert=True, session=session)
+        counted = await db.stores.find_one_and_update(
+            {"_id": store["_id"]},
+            {"$inc": {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}},
+            return_document=ReturnDocument.AFTER, session=session)
+        if counted is None:
+            raise NotFound("store not found")
+        mayor = await recompute_mayor(services, store["_id"], counted.get("mayor_id"), now, session=session)
+        if mayor != counted.get("mayor_id"):
+            await db.stores.update_one({"_id": store["_id"]}, {"$set": {"mayor_id": mayor}}, session=session)
+            counted["mayor_id"] = mayor
+        return counted
+
+    for attempt in range(3):
+        try:
+            async with services.mongo.start_session() as session:
+                store = await session.with_transaction(transaction)
+            break
+        except DuplicateKeyError:
+            # a racing first check-in created this user's guard (or visitor row) outside our
+            # snapshot; the transaction was aborted as a whole, so simply run it again
+            if attempt == 2:
+                raise
+    await enqueue_fanout(services, post["_id"])
+    return CheckinResult(checkin, post, store)
+
+
+async def _apply_history_rules(services: Services, user_id: ObjectId, store_id: ObjectId, here: rules.Fix,
+                               session: AsyncClientSession) -> None:
+    """Cooldown at this store, then travel speed from the previous check-in anywhere."""
+    checkins = services.db.checkins
+    projection = {"store_id": 1, "location": 1, "accuracy_m": 1, "created_at": 1}
+    previous = await checkins.find_one({"user_id": user_id}, projection,
+                                       sort=[("created_at", DESCENDING), ("_id", DESCENDING)], session=session)
+    if previous is None:
+        return
+    if previous["store_id"] == store_id:
+        same_store_at = previous["created_at"]
+    else:
+        last_here = await checkins.find_one(
+            {"user_id": user_id, "store_id": store_id, "created_at": {"$gt": here.at - rules.COOLDOWN}},
+            {"created_at": 1}, sort=[("created_at", DESCENDING)], session=session)
+        same_store_at = last_here["created_at"] if last_here else None
+    rules.check_cooldown(same_store_at, here.at)
+    lng, lat = previous["location"]["coordinates"]
+    before = rules.Fix(lat, lng, previous.get("accuracy_m", rules.ACCURACY_DEFAULT_M), previous["created_at"])
+    rules.check_travel(before, here, geodesic_m(lat, lng, here.lat, here.lng))

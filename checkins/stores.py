@@ -1,0 +1,130 @@
+"""Stores: creation, lookup and the public ``Store`` shape (with its mayor).
+
+Other packages call :func:`get_store` (404 ``not_found`` for unknown or malformed ids),
+:func:`store_public` and :func:`hydrate_stores` (a page of stores with their mayors in one query).
+
+Categories are a small fixed set (:data:`CATEGORIES`) so that the nearby filter is meaningful and
+clients can show an icon per category; anything that fits nowhere is ``"other"`` (the default).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+
+from solomo.accounts import user_summary
+from solomo.errors import Invalid, NotFound
+from solomo.ids import parse_id
+from solomo.jsonio import rfc3339
+
+if TYPE_CHECKING:
+    from solomo.services import Services
+
+CATEGORIES: tuple[str, ...] = (
+    "food", "cafe", "bar", "shopping", "grocery", "entertainment", "sports", "outdoors",
+    "travel", "hotel", "services", "health", "education", "other",
+)
+NAME_MAX = 80
+ADDRESS_MAX = 200
+RADIUS_MIN_M, RADIUS_MAX_M, RADIUS_DEFAULT_M = 20, 2000, 200
+
+
+def geo_point(lat: float, lng: float) -> dict[str, Any]:
+    """GeoJSON order is [lng, lat]."""
+    return {"type": "Point", "coordinates": [lng, lat]}
+
+
+def store_latlng(doc: dict[str, Any]) -> tuple[float, float]:
+    lng, lat = doc["location"]["coordinates"]
+    return lat, lng
+
+
+async def create_store(
+    services: Services,
+    owner_id: ObjectId,
+    *,
+    name: str,
+    lat: float,
+    lng: float,
+    category: str = "other",
+    address: str | None = None,
+    checkin_radius_m: int = RADIUS_DEFAULT_M,
+) -> dict[str, Any]:
+    """Insert a store owned by ``owner_id``; values are re-checked here so direct callers are safe too."""
+    name = name.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise Invalid(f"name must be 1..{NAME_MAX} characters")
+    if category not in CATEGORIES:
+        raise Invalid(f"category must be one of {', '.join(CATEGORIES)}")
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        raise Invalid("lat must be in [-90, 90] and lng in [-180, 180]")
+    if not RADIUS_MIN_M <= checkin_radius_m <= RADIUS_MAX_M:
+        raise Invalid(f"checkin_radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
+    address = (address or "").strip() or None
+    if address is not None and len(address) > ADDRESS_MAX:
+        raise Invalid(f"address must be at most {ADDRESS_MAX} characters")
+    doc: dict[str, Any] = {
+        "_id": ObjectId(),
+        "name": name,
+        "category": category,
+        "address": address,
+        "owner_id": owner_id,
+        "location": geo_point(lat, lng),
+        "checkin_radius_m": checkin_radius_m,
+        "checkins_count": 0,
+        "unique_visitors": 0,
+        "followers_count": 0,
+        "mayor_id": None,
+        "created_at": datetime.now(UTC),
+    }
+    await services.db.stores.insert_one(doc)
+    return doc
+
+
+async def get_store(services: Services, store_id: ObjectId | str) -> dict[str, Any]:
+    """The store document; 404 ``not_found`` when it does not exist or the id is malformed."""
+    oid = store_id if isinstance(store_id, ObjectId) else parse_id(store_id, "store")
+    doc = await services.db.stores.find_one({"_id": oid})
+    if doc is None:
+        raise NotFound("store not found")
+    return doc
+
+
+def store_public(doc: dict[str, Any], mayor_doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The contract's Store (plus ``created_at``); ``mayor_doc`` is the mayor's user document or None."""
+    lat, lng = store_latlng(doc)
+    return {
+        "id": str(doc["_id"]),
+        "name": doc["name"],
+        "lat": lat,
+        "lng": lng,
+        "category": doc.get("category", "other"),
+        "address": doc.get("address"),
+        "owner_id": str(doc["owner_id"]),
+        "checkin_radius_m": doc["checkin_radius_m"],
+        "checkins_count": int(doc.get("checkins_count", 0)),
+        "followers_count": int(doc.get("followers_count", 0)),
+        "mayor": user_summary(mayor_doc) if mayor_doc else None,
+        "created_at": rfc3339(doc["created_at"]),
+    }
+
+
+async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store documents → public Stores, loading all their mayors with one query.
+
+    A mayor whose account was deleted is shown as no mayor (the seat is recomputed on the next
+    check-in anyway).
+    """
+    mayor_ids = list({d["mayor_id"] for d in docs if d.get("mayor_id")})
+    mayors: dict[ObjectId, dict[str, Any]] = {}
+    if mayor_ids:
+        cursor = services.db.users.find({"_id": {"$in": mayor_ids}, "status": {"$ne": "deleted"}},
+                                        {"username": 1, "display_name": 1})
+        mayors = {u["_id"]: u async for u in cursor}
+    return [store_public(d, mayors.get(d.get("mayor_id"))) for d in docs]  # type: ignore[arg-type]
+
+
+async def hydrate_store(services: Services, doc: dict[str, Any]) -> dict[str, Any]:
+    return (await hydrate_stores(services, [doc]))[0]

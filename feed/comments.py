@@ -1,0 +1,141 @@
+"""Comments with one level of replies.
+
+A reply names a comment of the same post; replying to a reply attaches to that reply's parent
+(threads stay one level deep, as on Weibo). ``posts.comment_count`` counts published comments and
+moves in the same transaction as the comment's status. Deleting a comment (its author, the post's
+author or a moderator) also deletes its replies.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from feed.notify import notify
+from feed.posts import VISIBLE, get_visible_post
+from feed.text import MAX_MENTIONS, extract_mentions
+from moderation.screen import screen_text
+from solomo.accounts import Principal, user_summary
+from solomo.errors import Forbidden, Invalid, NotFound
+from solomo.ids import maybe_id
+from solomo.jsonio import rfc3339
+
+MAX_COMMENT_CHARS = 500
+
+
+def _visible(doc: dict[str, Any], viewer_id: ObjectId | None) -> bool:
+    status = doc.get("status")
+    return status == VISIBLE or (status == "pending_review" and doc.get("author_id") == viewer_id)
+
+
+async def create_comment(services: Any, user: Principal, post_id: ObjectId, text: str,
+                         reply_to: str | None = None) -> dict[str, Any]:
+    post = await get_visible_post(services, post_id, user.id)
+    if not text.strip() or len(text) > MAX_COMMENT_CHARS:
+        raise Invalid(f"a comment is 1..{MAX_COMMENT_CHARS} characters", code="invalid")
+    parent = None
+    if reply_to is not None:
+        parent_id = maybe_id(reply_to)
+        parent = await services.db.comments.find_one({"_id": parent_id}) if parent_id else None
+        if parent is None or parent["post_id"] != post_id or not _visible(parent, user.id):
+            raise Invalid("reply_to must be a comment on the same post", code="invalid_reply_to")
+    verdict, flagged = await screen_text(services, text)
+    now = datetime.now(UTC)
+    doc = {
+        "_id": ObjectId(), "post_id": post_id, "author_id": user.id, "text": text,
+        "reply_to": (parent.get("reply_to") or parent["_id"]) if parent else None,
+        "status": "pending_review" if verdict == "review" else VISIBLE,
+        "flags": [{"source": "words", "words": flagged}] if flagged else [],
+        "created_at": now, "created_ms": int(now.timestamp() * 1000),
+    }
+
+    async def txn(session: Any) -> None:
+        await services.db.comments.insert_one(doc, session=session)
+        if doc["status"] == VISIBLE:
+            await services.db.posts.update_one({"_id": post_id}, {"$inc": {"comment_count": 1}}, session=session)
+
+    async with services.mongo.start_session() as session:
+        await session.with_transaction(txn)
+    if doc["status"] == VISIBLE:
+        await _notify(services, user, post, doc, parent)
+    return doc
+
+
+async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dict[str, Any],
+                  parent: dict[str, Any] | None) -> None:
+    who = {"id": user.sid, "username": user.username, "display_name": user.display_name}
+    base = {"post_id": str(post["_id"]), "comment_id": str(doc["_id"]), "user": who}
+    told = {user.id}
+    if post["author_id"] not in told:
+        await notify(services, post["author_id"], {"kind": "comment", **base})
+        told.add(post["author_id"])
+    if parent is not None and parent["author_id"] not in told:
+        await notify(services, parent["author_id"], {"kind": "comment", "reply": True, **base})
+        told.add(parent["author_id"])
+    names = extract_mentions(doc["text"])[:MAX_MENTIONS]
+    for mentioned in await services.accounts.by_usernames(names) if names else []:
+        if mentioned["_id"] not in told:
+            await notify(services, mentioned["_id"], {"kind": "mention", **base})
+            told.add(mentioned["_id"])
+
+
+async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, after: tuple[float, str] | None,
+                        limit: int) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    """Oldest first; the cursor names the last comment seen."""
+    await get_visible_post(services, post_id, viewer_id)
+    query: dict[str, Any] = {"post_id": post_id, "$or": [{"status": VISIBLE},
+                                                         {"author_id": viewer_id, "status": "pending_review"}]}
+    if after is not None:
+        ms, cid = after
+        oid = maybe_id(cid)
+        cond = ({"$or": [{"created_ms": {"$gt": ms}}, {"created_ms": ms, "_id": {"$gt": oid}}]}
+                if oid else {"created_ms": {"$gt": ms}})
+        query = {"$and": [query, cond]}
+    docs = await services.db.comments.find(query).sort([("created_ms", 1), ("_id", 1)]).limit(limit + 1).to_list(None)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    nxt = (float(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more and docs else None
+    return docs, nxt
+
+
+async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -> None:
+    doc = await services.db.comments.find_one({"_id": comment_id})
+    if doc is None or (not _visible(doc, user.id) and user.role != "moderator"):
+        raise NotFound("comment not found")
+    post = await services.db.posts.find_one({"_id": doc["post_id"]}, {"author_id": 1})
+    allowed = doc["author_id"] == user.id or (post and post["author_id"] == user.id) or user.role == "moderator"
+    if not allowed:
+        raise Forbidden("only the comment's author, the post's author or a moderator can delete it")
+
+    async def txn(session: Any) -> None:
+        targets = {"$or": [{"_id": comment_id}, {"reply_to": comment_id}], "status": {"$ne": "deleted"}}
+        published = await services.db.comments.count_documents({**targets, "status": VISIBLE}, session=session)
+        await services.db.comments.update_many(targets, {"$set": {"status": "deleted",
+                                                                  "deleted_at": datetime.now(UTC)}}, session=session)
+        if published:
+            await services.db.posts.update_one({"_id": doc["post_id"]}, {"$inc": {"comment_count": -published}},
+                                               session=session)
+
+    async with services.mongo.start_session() as session:
+        await session.with_transaction(txn)
+
+
+async def hydrate_comments(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = list({d["author_id"] for d in docs})
+    authors = {u["_id"]: u async for u in services.db.users.find({"_id": {"$in": ids}},
+                                                                 {"username": 1, "display_name": 1})}
+    out = []
+    for d in docs:
+        author = authors.get(d["author_id"])
+        out.append({
+            "id": str(d["_id"]), "post_id": str(d["post_id"]),
+            "author": user_summary(author) if author else {"id": str(d["author_id"]), "username": "",
+                                                           "display_name": ""},
+            "text": d["text"], "reply_to": str(d["reply_to"]) if d.get("reply_to") else None,
+            "status": d["status"], "created_at": rfc3339(d["created_at"]),
+        })
+    return out
+
+

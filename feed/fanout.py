@@ -1,0 +1,197 @@
+"""Fan-out on write: a post into its readers' home feeds, its geo cells and its topic listings.
+
+``fanout_post`` makes every Redis structure agree with the post's status and is idempotent:
+
+* published — pushed to the author's own feed, to every active follower of the author (and, for a
+  store owner's post about their store, of the store), to its geo cells and topics; trends count it;
+* pending_review / hidden — kept in the author's own feed only, gone from everyone else's;
+* removed / deleted — gone everywhere.
+
+Followers are read in large batches through a covered index and written with one Lua call per
+batch (ZADD + trim into the keys that exist, plus which of those readers are online). After each
+batch the position is checkpointed in the post (``fanout_progress``), so a worker killed mid-way
+resumes where it stopped; re-writing the batch in flight is harmless (a sorted set holds a
+member once). ``fanout: "done"`` is set only at the end, and only if the status did not change
+meanwhile — the sweeper re-sends every post still pending (the outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from feed import trends
+from feed.follows import follower_batches
+from feed.home import home_key, mark_pull
+from feed.notify import notify, publish
+from feed.posts import FANOUT_TASK, VISIBLE
+from feed.timeline import Timelines
+from geo.cells import cell_key, cells_for_point
+from solomo.accounts import user_summary
+
+log = logging.getLogger("solomo.feed.fanout")
+
+CELL_CAP = 500
+TOPIC_CAP = 1000
+ONLINE = "rt:online"
+
+
+def topic_key(key: str) -> str:
+    return f"topic:{key}"
+
+
+def cell_keys(post: dict[str, Any]) -> list[str]:
+    loc = post.get("location")
+    if not loc:
+        return []
+    lng, lat = loc["coordinates"]
+    return [cell_key(c) for c in cells_for_point(lat, lng)]
+
+
+def _audiences(post: dict[str, Any]) -> list[tuple[str, ObjectId]]:
+    out: list[tuple[str, ObjectId]] = [("user", post["author_id"])]
+    if post.get("store_owner_post") and post.get("store_id"):
+        out.append(("store", post["store_id"]))
+    return out
+
+
+async def _pull_mode(services: Any, target_type: str, target_id: ObjectId) -> bool:
+    """Too many followers to push to: readers merge this target's posts at read time."""
+    collection = "users" if target_type == "user" else "stores"
+    doc = await services.db[collection].find_one({"_id": target_id}, {"followers_count": 1, "feed_pull": 1})
+    if doc is None:
+        return False
+    if doc.get("feed_pull") or int(doc.get("followers_count", 0)) > services.settings.fanout_max_followers:
+        await mark_pull(services, target_type, target_id)  # type: ignore[arg-type]
+        return True
+    return False
+
+
+async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[ObjectId]]]
+                      ) -> AsyncIterator[tuple[ObjectId, list[ObjectId]]]:
+    """Reads the next batch from MongoDB while the current one is written to Redis."""
+    it = batches.__aiter__()
+    pending = asyncio.ensure_future(anext(it))
+    while True:
+        try:
+            item = await pending
+        except StopAsyncIteration:
+            return
+        pending = asyncio.ensure_future(anext(it))
+        yield item
+
+
+async def fanout_post(services: Any, post_id: ObjectId) -> str:
+    """Brings feeds in line with the post's status; returns what it did (for logs and tests)."""
+    post = await services.db.posts.find_one({"_id": post_id})
+    if post is None:
+        return "missing"
+    status = post["status"]
+    if status != VISIBLE:
+        await _retract(services, post, keep_author=status in ("pending_review", "hidden"))
+        await _finish(services, post)
+        return "retracted"
+    timelines = Timelines(services.redis)
+    score, member = int(post["created_ms"]), str(post["_id"])
+    cap = services.settings.feed_cap
+    await timelines.add([home_key(post["author_id"])], score, member, cap)
+    await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
+    await timelines.add(cell_keys(post), score, member, CELL_CAP)
+    await trends.record(services, post)
+    await _notify_mentions(services, post)
+    progress = post.get("fanout_progress") or {}
+    for target_type, target_id in _audiences(post):
+        if progress.get(target_type) == "done" or await _pull_mode(services, target_type, target_id):
+            continue
+        async for last, followers in _prefetched(follower_batches(
+                services, target_type, target_id, services.settings.fanout_chunk, progress.get(target_type))):
+            owners = [str(f) for f in followers]
+            _, online = await timelines.add([home_key(f) for f in owners], score, member, cap, owners, ONLINE)
+            if online:
+                await publish(services, online, "feed.new", {"post_id": member})
+            checkpoint = await services.db.posts.update_one(
+                {"_id": post_id, "status": VISIBLE}, {"$set": {f"fanout_progress.{target_type}": last}})
+            if checkpoint.matched_count == 0:  # deleted or hidden meanwhile: undo instead
+                return await fanout_post(services, post_id)
+        await services.db.posts.update_one({"_id": post_id, "status": VISIBLE},
+                                           {"$set": {f"fanout_progress.{target_type}": "done"}})
+    await _finish(services, post)
+    return "published"
+
+
+async def _finish(services: Any, post: dict[str, Any]) -> None:
+    """Done, unless the status changed meanwhile (then the post stays pending for the next run)."""
+    await services.db.posts.update_one(
+        {"_id": post["_id"], "status": post["status"]},
+        {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
+
+
+async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
+    """Once per post (guarded in MongoDB), when it is first published."""
+    mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
+    if not mentioned:
+        return
+    claimed = await services.db.posts.update_one({"_id": post["_id"], "mentions_notified": {"$ne": True}},
+                                                 {"$set": {"mentions_notified": True}})
+    if not claimed.modified_count:
+        return
+    author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
+    for uid in mentioned:
+        await notify(services, uid, {"kind": "mention", "post_id": str(post["_id"]),
+                                     "user": user_summary(author) if author else None})
+
+
+async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) -> None:
+    timelines = Timelines(services.redis)
+    member = str(post["_id"])
+    holders: list[str] = []
+    if not keep_author:
+        holders += await timelines.remove([home_key(post["author_id"])], member, [str(post["author_id"])], ONLINE)
+    await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])] + cell_keys(post), member)
+    await trends.forget(services, post)
+    for target_type, target_id in _audiences(post):
+        async for _, followers in _prefetched(follower_batches(
+                services, target_type, target_id, services.settings.fanout_chunk)):
+            owners = [str(f) for f in followers]
+            online = await timelines.remove([home_key(f) for f in owners], member, owners, ONLINE)
+            if online:
+                await publish(services, online, "post.deleted", {"post_id": member})
+    if holders:
+        await publish(services, holders, "post.deleted", {"post_id": member})
+
+
+async def retract_post(services: Any, post_id: ObjectId) -> None:
+    """Removes a post from every home feed, geo-cell feed and topic listing, whatever its status,
+    and tells online holders (``post.deleted``). A hidden or pending post stays in its author's own feed."""
+    post = await services.db.posts.find_one({"_id": post_id})
+    if post is None:
+        return
+    await _retract(services, post, keep_author=post["status"] in ("pending_review", "hidden"))
+    if post["status"] != VISIBLE:
+        await _finish(services, post)
+
+
+async def restore_post(services: Any, post_id: ObjectId) -> str:
+    """Puts a post back everywhere its (now published) status allows: a full, fresh fan-out."""
+    await services.db.posts.update_one({"_id": post_id}, {"$set": {"fanout": "pending"},
+                                                          "$unset": {"fanout_progress": ""}})
+    return await fanout_post(services, post_id)
+
+
+async def sweep_pending(services: Any, older_than_s: float | None = None, limit: int = 500) -> int:
+    """The outbox: re-sends posts whose fan-out has not finished a while after they were written."""
+    age = services.settings.fanout_sweep_after_s if older_than_s is None else older_than_s
+    cutoff = datetime.now(UTC) - timedelta(seconds=age)
+    query = {"fanout": "pending", "created_at": {"$lt": cutoff},
+             "$or": [{"fanout_swept_at": {"$exists": False}}, {"fanout_swept_at": {"$lt": cutoff}}]}
+    ids = [d["_id"] async for d in services.db.posts.find(query, {"_id": 1}).limit(limit)]
+    for pid in ids:
+        await services.tasks.send(FANOUT_TASK, str(pid))
+    if ids:
+        await services.db.posts.update_many({"_id": {"$in": ids}}, {"$set": {"fanout_swept_at": datetime.now(UTC)}})
+    return len(ids)

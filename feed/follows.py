@@ -1,0 +1,156 @@
+"""The follow graph: users follow users and stores.
+
+A follow is one document in ``follows``; the counters (``users.followers_count`` /
+``following_count``, ``stores.followers_count``) move in the same transaction as the document
+is inserted or deleted, and only when it really was, so concurrent follow/unfollow never drifts.
+``following_count`` counts followed users (the ``/following`` list is a page of User).
+
+The fan-out reads a target's followers in ``_id`` order through the covered index
+``(target_type, target_id, _id, follower_id)``: large batches, no document fetches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from feed import home
+from feed.notify import notify
+from solomo.accounts import user_summary
+from solomo.errors import Invalid, NotFound
+
+TargetType = Literal["user", "store"]
+
+
+async def _target(services: Any, target_type: TargetType, target_id: ObjectId) -> dict[str, Any]:
+    if target_type == "user":
+        doc = await services.db.users.find_one({"_id": target_id, "status": {"$ne": "deleted"}},
+                                               {"username": 1, "display_name": 1})
+    else:
+        doc = await services.db.stores.find_one({"_id": target_id}, {"owner_id": 1})
+    if doc is None:
+        raise NotFound(f"{target_type} not found")
+    return doc
+
+
+def _counter_updates(target_type: TargetType) -> tuple[str, str | None]:
+    """(collection of the target, follower-side counter or None)."""
+    return ("users", "following_count") if target_type == "user" else ("stores", None)
+
+
+async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+    """Idempotent; returns True when a new follow was recorded."""
+    if target_type == "user" and follower_id == target_id:
+        raise Invalid("you cannot follow yourself", code="cannot_follow_self")
+    await _target(services, target_type, target_id)
+    now = datetime.now(UTC)
+    doc = {"_id": ObjectId(), "follower_id": follower_id, "target_type": target_type, "target_id": target_id,
+           "created_at": now, "created_ms": int(now.timestamp() * 1000)}
+    collection, follower_counter = _counter_updates(target_type)
+
+    async def txn(session: Any) -> None:
+        await services.db.follows.insert_one(doc, session=session)
+        await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": 1}},
+                                                 session=session)
+        if follower_counter:
+            await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: 1}},
+                                               session=session)
+
+    try:
+        async with services.mongo.start_session() as session:
+            await session.with_transaction(txn)
+    except DuplicateKeyError:
+        return False
+    await home.backfill_followed(services, follower_id, target_type, target_id)
+    if target_type == "user":
+        follower = await services.db.users.find_one({"_id": follower_id}, {"username": 1, "display_name": 1})
+        if follower is not None:
+            await notify(services, target_id, {"kind": "follow", "user": user_summary(follower)})
+    return True
+
+
+async def unfollow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+    """Idempotent; returns True when a follow was removed. The target's posts leave the reader's feed."""
+    if target_type == "user" and follower_id == target_id:
+        raise Invalid("you cannot follow yourself", code="cannot_follow_self")
+    await _target(services, target_type, target_id)
+    collection, follower_counter = _counter_updates(target_type)
+    removed = False
+
+    async def txn(session: Any) -> None:
+        nonlocal removed
+        result = await services.db.follows.delete_one(
+            {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, session=session)
+        removed = result.deleted_count == 1
+        if removed:
+            await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
+                                                     session=session)
+            if follower_counter:
+                await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
+                                                   session=session)
+
+    async with services.mongo.start_session() as session:
+        await session.with_transaction(txn)
+    # also when nothing was removed: a retried unfollow still cleans the feed
+    await home.remove_unfollowed(services, follower_id, target_type, target_id)
+    return removed
+
+
+async def is_following(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+    return await services.db.follows.count_documents(
+        {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, limit=1) > 0
+
+
+async def follower_batches(services: Any, target_type: TargetType, target_id: ObjectId, batch: int,
+                           after: ObjectId | None = None) -> AsyncIterator[tuple[ObjectId, list[ObjectId]]]:
+    """``(last follow _id, follower ids)`` batches in follow ``_id`` order, resumable from ``after``.
+
+    One cursor with ``batch_size`` = ``batch`` reads them through a covered index.
+    """
+    query: dict[str, Any] = {"target_type": target_type, "target_id": target_id}
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    cursor = services.db.follows.find(query, {"_id": 1, "follower_id": 1}).sort("_id", 1).batch_size(batch)
+    ids: list[ObjectId] = []
+    last: ObjectId | None = None
+    async for doc in cursor:
+        ids.append(doc["follower_id"])
+        last = doc["_id"]
+        if len(ids) >= batch:
+            yield last, ids
+            ids = []
+    if ids and last is not None:
+        yield last, ids
+
+
+async def page_users(services: Any, user_id: ObjectId, direction: Literal["followers", "following"],
+                     before: tuple[float, str] | None, limit: int
+                     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    """A page of the users following ``user_id`` (or followed by it), newest follow first.
+
+    Returns (user documents, position of the last follow on the page or None when no more).
+    """
+    await _target(services, "user", user_id)
+    if direction == "followers":
+        query: dict[str, Any] = {"target_type": "user", "target_id": user_id}
+        other = "follower_id"
+    else:
+        query = {"follower_id": user_id, "target_type": "user"}
+        other = "target_id"
+    if before is not None:
+        ms, fid = before
+        bid = ObjectId(fid)
+        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": bid}}]
+    rows = await services.db.follows.find(query, {other: 1, "created_ms": 1}).sort(
+        [("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    users = {u["_id"]: u async for u in services.db.users.find(
+        {"_id": {"$in": [r[other] for r in rows]}, "status": {"$ne": "deleted"}})}
+    items = [users[r[other]] for r in rows if r[other] in users]
+    nxt = (float(rows[-1]["created_ms"]), str(rows[-1]["_id"])) if more and rows else None
+    return items, nxt

@@ -1,0 +1,118 @@
+"""Merging time-ordered sources into one page, with the contract's ``(created_ms, id)`` cursor.
+
+A *source* yields candidates strictly older than a position, newest first: a Redis timeline, a
+MongoDB query, or a Redis timeline that continues in MongoDB past its trimmed end. The pager
+merges several sources, drops duplicates, loads the documents it does not have in one query per
+round, keeps those the reader may see, and stops at ``limit + 1`` (to know whether a next page
+exists). The cursor is the position of the last item returned, so it stays valid while new
+posts arrive at the head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bson import ObjectId
+
+from feed.timeline import Position, Timelines
+from solomo.ids import maybe_id
+
+Candidate = tuple[float, str, dict[str, Any] | None]
+MAX_ROUNDS = 12
+"""A page scans at most this many rounds of candidates (a feed full of deleted posts cannot make
+one request scan forever); a short page then still carries a cursor to continue from."""
+
+
+class Source(Protocol):
+    async def fetch(self, before: Position | None, count: int) -> list[Candidate]: ...
+
+
+def position_filter(before: Position | None) -> dict[str, Any]:
+    if before is None:
+        return {}
+    ms, pid = before
+    oid = maybe_id(pid)
+    if oid is None:
+        return {"created_ms": {"$lt": ms}}
+    return {"$or": [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": oid}}]}
+
+
+class MongoSource:
+    """Posts matching ``query``, newest first (an index on ``(…, created_ms, _id)`` serves it)."""
+
+    def __init__(self, db: Any, query: dict[str, Any], collection: str = "posts") -> None:
+        self.db = db
+        self.query = query
+        self.collection = collection
+
+    async def fetch(self, before: Position | None, count: int) -> list[Candidate]:
+        cond = position_filter(before)
+        query = {"$and": [self.query, cond]} if cond else self.query
+        docs = await self.db[self.collection].find(query).sort(
+            [("created_ms", -1), ("_id", -1)]).limit(count).to_list(None)
+        return [(float(d["created_ms"]), str(d["_id"]), d) for d in docs]
+
+
+class RedisSource:
+    """A READY timeline; when it was trimmed (``fallback`` given), older posts come from MongoDB."""
+
+    def __init__(self, timelines: Timelines, key: str, fallback: Source | None = None) -> None:
+        self.timelines = timelines
+        self.key = key
+        self.fallback = fallback
+
+    async def fetch(self, before: Position | None, count: int) -> list[Candidate]:
+        out: list[Candidate] = [(s, m, None) for s, m in await self.timelines.read(self.key, before, count)]
+        if len(out) < count and self.fallback is not None:
+            pos = (out[-1][0], out[-1][1]) if out else before
+            out.extend(await self.fallback.fetch(pos, count - len(out)))
+        return out
+
+
+async def collect(
+    db: Any,
+    sources: list[Source],
+    before: Position | None,
+    limit: int,
+    accept: Callable[[dict[str, Any]], bool],
+) -> tuple[list[dict[str, Any]], Position | None]:
+    """(documents for the page, position for next_cursor or None)."""
+    results: list[dict[str, Any]] = []
+    pos = before
+    want = limit + 1
+    for _ in range(MAX_ROUNDS):
+        batches = await asyncio.gather(*(s.fetch(pos, want) for s in sources))
+        merged: dict[str, Candidate] = {}
+        for batch in batches:
+            for cand in batch:
+                have = merged.get(cand[1])
+                if have is None or (have[2] is None and cand[2] is not None):
+                    merged[cand[1]] = cand
+        top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:want]
+        missing = [oid for c in top if c[2] is None and (oid := maybe_id(c[1])) is not None]
+        loaded: dict[str, dict[str, Any]] = {}
+        if missing:
+            loaded = {str(d["_id"]): d async for d in db.posts.find({"_id": {"$in": missing}})}
+        for _score, pid, doc in top:
+            doc = doc or loaded.get(pid)
+            if doc is not None and accept(doc):
+                results.append(doc)
+                if len(results) == want:
+                    break
+        if len(results) == want or len(top) < want:
+            break
+        pos = (top[-1][0], top[-1][1])
+    else:
+        # rounds exhausted with a short page: hand the client a cursor to carry on from the scan's end
+        return results, pos
+    page = results[:limit]
+    if len(results) > limit:
+        last = page[-1]
+        return page, (float(last["created_ms"]), str(last["_id"]))
+    return page, None
+
+
+def oid_list(values: list[str]) -> list[ObjectId]:
+    return [oid for v in values if (oid := maybe_id(v)) is not None]

@@ -1,0 +1,173 @@
+"""Capped Redis timelines: home feeds, geo-cell feeds and topic listings share one shape.
+
+A timeline is a sorted set (score = ``created_ms``, member = post id hex) plus one *marker*
+member :data:`MARKER` whose score tells the timeline's state:
+
+* key missing — never built, expired (an inactive reader's home feed) or lost (Redis flush);
+* marker score :data:`BUILDING` — a rebuild from MongoDB is running; writers already add to it;
+* marker score :data:`READY` — complete for everything newer than its oldest entry.
+
+Writers (the fan-out) only touch keys that exist, so an inactive reader costs nothing and a
+rebuild never races a writer: the rebuild creates the key first (state BUILDING), *then* reads
+MongoDB, so a post is either written by the fan-out or found by the rebuild's query. Readers use
+a key only when it is READY and fall back to MongoDB otherwise.
+
+Real scores are epoch milliseconds (> 10^12), so the marker (score 0 or 1) always has rank 0 and
+trimming keeps it: ``ZREMRANGEBYRANK key 1 -(cap+1)`` leaves the marker plus the newest ``cap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+MARKER = "~"
+BUILDING = 0
+READY = 1
+MIN_SCORE = "(1"  # excludes the marker
+
+Entry = tuple[float, str]
+Position = tuple[float, str]
+
+# KEYS: timelines, then the online set last. ARGV: score, member, cap, then one flag per key
+# ("1": report whether that key's owner is online, its id in the same position of ARGV[4+]).
+# Returns {written count, online ids...}.
+_ADD_LUA = """
+local score, member, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local online_key = KEYS[#KEYS]
+local written, online = 0, {}
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i]
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('ZADD', key, score, member)
+    redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
+    written = written + 1
+  end
+  local uid = ARGV[3 + i]
+  if uid ~= '' and redis.call('SISMEMBER', online_key, uid) == 1 then
+    online[#online + 1] = uid
+  end
+end
+table.insert(online, 1, written)
+return online
+"""
+
+# KEYS: timelines, then the online set. ARGV: member, then one uid (or '') per key.
+# Removes the member; returns the ids of owners that held it and are online.
+_REMOVE_LUA = """
+local member = ARGV[1]
+local online_key = KEYS[#KEYS]
+local out = {}
+for i = 1, #KEYS - 1 do
+  local removed = redis.call('ZREM', KEYS[i], member)
+  local uid = ARGV[1 + i]
+  if removed == 1 and uid ~= '' and redis.call('SISMEMBER', online_key, uid) == 1 then
+    out[#out + 1] = uid
+  end
+end
+return out
+"""
+
+
+# KEYS[1]: a timeline. ARGV: cap, then score, member pairs. Adds them only if the key exists.
+_ADD_MANY_LUA = """
+local key, cap = KEYS[1], tonumber(ARGV[1])
+if redis.call('EXISTS', key) == 0 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('ZADD', key, ARGV[i], ARGV[i + 1]) end
+redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
+return 1
+"""
+
+
+class Timelines:
+    """Operations on timeline keys; one instance per :class:`Redis` client (scripts registered once)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._add = redis.register_script(_ADD_LUA)
+        self._remove = redis.register_script(_REMOVE_LUA)
+        self._add_many = redis.register_script(_ADD_MANY_LUA)
+
+    async def add(self, keys: Sequence[str], score: int, member: str, cap: int,
+                  owners: Sequence[str] | None = None, online_key: str = "rt:online") -> tuple[int, list[str]]:
+        """Adds ``member`` to every existing key and trims it, in one round trip.
+
+        ``owners`` (same length as ``keys``, ``""`` for none) are checked against the online set;
+        returns (keys written, online owners).
+        """
+        if not keys:
+            return 0, []
+        args: list[Any] = [score, member, cap, *(owners if owners is not None else [""] * len(keys))]
+        result = await self._add(keys=[*keys, online_key], args=args)
+        return int(result[0]), [str(u) for u in result[1:]]
+
+    async def remove(self, keys: Sequence[str], member: str, owners: Sequence[str] | None = None,
+                     online_key: str = "rt:online") -> list[str]:
+        """Removes ``member`` from every key; returns the online owners that held it."""
+        if not keys:
+            return []
+        args: list[Any] = [member, *(owners if owners is not None else [""] * len(keys))]
+        return [str(u) for u in await self._remove(keys=[*keys, online_key], args=args)]
+
+    async def state(self, key: str) -> int | None:
+        score = await self.redis.zscore(key, MARKER)
+        return None if score is None else int(score)
+
+    async def states(self, keys: Sequence[str]) -> list[int | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zscore(key, MARKER)
+            scores = await pipe.execute()
+        return [None if s is None else int(s) for s in scores]
+
+    async def begin_rebuild(self, key: str, ttl_s: int | None = None) -> None:
+        """Creates the key in state BUILDING (keeps it as is when it already exists)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {MARKER: BUILDING}, nx=True)
+            if ttl_s:
+                pipe.expire(key, ttl_s)
+            await pipe.execute()
+
+    async def finish_rebuild(self, key: str, entries: Iterable[Entry], cap: int, ttl_s: int | None = None) -> None:
+        """Adds the entries read from MongoDB, marks the key READY and trims, atomically."""
+        mapping = {member: score for score, member in entries}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if mapping:
+                pipe.zadd(key, mapping)
+            pipe.zadd(key, {MARKER: READY})
+            pipe.zremrangebyrank(key, 1, -(cap + 1))
+            if ttl_s:
+                pipe.expire(key, ttl_s)
+            await pipe.execute()
+
+    async def add_entries(self, key: str, entries: Iterable[Entry], cap: int) -> bool:
+        """Adds several posts to one key if it exists (a follow's backfill), then trims."""
+        args: list[Any] = [cap]
+        for score, member in entries:
+            args.extend((score, member))
+        if len(args) == 1:
+            return False
+        return bool(await self._add_many(keys=[key], args=args))
+
+    async def read(self, key: str, before: Position | None, count: int) -> list[Entry]:
+        """Up to ``count`` entries strictly older than ``before`` (score, then id), newest first."""
+        out: list[Entry] = []
+        offset = 0
+        batch = count + 8
+        maximum: str = "+inf" if before is None else repr(before[0])
+        while len(out) < count:
+            rows = await self.redis.zrevrangebyscore(key, maximum, MIN_SCORE, start=offset, num=batch,
+                                                     withscores=True)
+            for member, score in rows:
+                if before is None or (score, member) < before:
+                    out.append((score, member))
+            if len(rows) < batch:
+                break
+            offset += batch
+        return out[:count]
+
+    async def size(self, key: str) -> int:
+        """Entries, not counting the marker."""
+        return max(0, int(await self.redis.zcard(key)) - 1)

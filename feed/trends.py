@@ -1,0 +1,143 @@
+"""Hot topics: unique authors per hour compared with the hours before, decayed over hours.
+
+In the spirit of Mastodon's trends: what matters is how many *different* people use a topic
+(one spammer posting a tag 100 times is one author), compared with how many usually do. For
+each hourly bucket ``b`` of the last :data:`LOOKBACK` hours::
+
+    expected(b) = max(1, mean of unique authors in the WINDOW buckets before b)
+    raw(b)      = (observed(b) - expected(b))² / expected(b)   if observed(b) > expected(b), else 0
+    score       = max over b of raw(b) · 0.5 ^ (hours since b ended / HALF_LIFE_H)
+
+A topic needs :data:`MIN_AUTHORS` distinct authors in a bucket to count at all. Counting is keyed
+by the post's own creation hour and guarded per post, so a retried fan-out counts a post once and
+a retracted post is taken back out.
+
+Keys (all expire after :data:`KEEP_S`): ``trend:{bucket}:a:{topic}`` hash author → posts,
+``trend:{bucket}:n`` hash topic → posts, ``trend:display`` hash topic → display form,
+``trend:seen:{post}`` the per-post guard.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+BUCKET_S = 3600
+WINDOW = 6
+LOOKBACK = 6
+HALF_LIFE_H = 2.0
+MIN_AUTHORS = 2
+KEEP_S = 2 * 86400
+MAX_CANDIDATES = 2000
+
+# KEYS: posts-per-topic hash, seen guard, display hash, then one author hash per topic.
+# ARGV: +1 / -1, author, keep seconds, then (topic key, display) per topic.
+_COUNT_LUA = """
+local delta, author, keep = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+if delta > 0 then
+  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', keep) == false then return 0 end
+else
+  if redis.call('DEL', KEYS[2]) == 0 then return 0 end
+end
+for i = 4, #KEYS do
+  local topic, display = ARGV[4 + (i - 4) * 2], ARGV[5 + (i - 4) * 2]
+  if redis.call('HINCRBY', KEYS[i], author, delta) <= 0 then redis.call('HDEL', KEYS[i], author) end
+  redis.call('EXPIRE', KEYS[i], keep)
+  if redis.call('HINCRBY', KEYS[1], topic, delta) <= 0 then redis.call('HDEL', KEYS[1], topic) end
+  if delta > 0 then redis.call('HSETNX', KEYS[3], topic, display) end
+end
+redis.call('EXPIRE', KEYS[1], keep)
+return 1
+"""
+
+
+def bucket_of(ms: int | float) -> int:
+    return int(ms // 1000 // BUCKET_S)
+
+
+def _posts_key(bucket: int) -> str:
+    return f"trend:{bucket}:n"
+
+
+def _authors_key(bucket: int, topic: str) -> str:
+    return f"trend:{bucket}:a:{topic}"
+
+
+async def _count(services: Any, post: dict[str, Any], delta: int) -> bool:
+    topics = post.get("topics") or []
+    if not topics:
+        return False
+    bucket = bucket_of(post["created_ms"])
+    keys = [_posts_key(bucket), f"trend:seen:{post['_id']}", "trend:display",
+            *(_authors_key(bucket, t["key"]) for t in topics)]
+    args: list[Any] = [delta, str(post["author_id"]), KEEP_S]
+    for t in topics:
+        args.extend((t["key"], t["display"]))
+    script = services.redis.register_script(_COUNT_LUA)
+    return bool(await script(keys=keys, args=args))
+
+
+async def record(services: Any, post: dict[str, Any]) -> bool:
+    """Counts a published post's topics (once per post)."""
+    return await _count(services, post, 1)
+
+
+async def forget(services: Any, post: dict[str, Any]) -> bool:
+    """Takes a retracted post's topics back out (if they were counted)."""
+    return await _count(services, post, -1)
+
+
+def _score(authors: list[int], now_s: float, first_bucket: int) -> float:
+    """``authors[i]`` = unique authors in bucket ``first_bucket + i``; the last LOOKBACK are scored."""
+    best = 0.0
+    for i in range(len(authors) - LOOKBACK, len(authors)):
+        observed = authors[i]
+        if observed < MIN_AUTHORS:
+            continue
+        history = authors[max(0, i - WINDOW):i]
+        expected = max(1.0, sum(history) / WINDOW)
+        if observed <= expected:
+            continue
+        raw = (observed - expected) ** 2 / expected
+        ended = (first_bucket + i + 1) * BUCKET_S
+        age_h = max(0.0, now_s - ended) / 3600.0
+        best = max(best, raw * math.pow(0.5, age_h / HALF_LIFE_H))
+    return best
+
+
+async def hot(services: Any, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
+    """``[{"topic", "score", "post_count"}]``, best first; ``post_count`` over the last LOOKBACK hours."""
+    now_s = time.time() if now_s is None else now_s
+    current = int(now_s // BUCKET_S)
+    recent = list(range(current - LOOKBACK + 1, current + 1))
+    first = current - LOOKBACK - WINDOW + 1
+    redis = services.redis
+    async with redis.pipeline(transaction=False) as pipe:
+        for b in recent:
+            pipe.hgetall(_posts_key(b))
+        counts = await pipe.execute()
+    posts: dict[str, int] = {}
+    for per_bucket in counts:
+        for topic, n in per_bucket.items():
+            posts[topic] = posts.get(topic, 0) + int(n)
+    candidates = sorted(posts, key=lambda t: posts[t], reverse=True)[:MAX_CANDIDATES]
+    if not candidates:
+        return []
+    buckets = list(range(first, current + 1))
+    async with redis.pipeline(transaction=False) as pipe:
+        for topic in candidates:
+            for b in buckets:
+                pipe.hlen(_authors_key(b, topic))
+        lens = await pipe.execute()
+    scored = []
+    for i, topic in enumerate(candidates):
+        authors = [int(x) for x in lens[i * len(buckets):(i + 1) * len(buckets)]]
+        score = _score(authors, now_s, first)
+        if score > 0:
+            scored.append((score, topic))
+    scored.sort(reverse=True)
+    top = scored[:limit]
+    displays = await redis.hmget("trend:display", [t for _, t in top]) if top else []
+    return [{"topic": display or topic, "score": round(score, 4), "post_count": posts[topic]}
+            for (score, topic), display in zip(top, displays, strict=True)]

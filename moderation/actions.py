@@ -1,0 +1,121 @@
+"""Moderator decisions on posts: approve, hide, remove, restore (one post or many).
+
+Allowed transitions (anything else is 409 ``invalid_transition``; a missing or author-deleted
+post is 404):
+
+============  ==============================================  ===========
+action        from                                            to
+============  ==============================================  ===========
+approve       pending_review, hidden, published *in queue*    published
+hide          published, pending_review                       hidden
+remove        published, pending_review, hidden               removed
+restore       hidden, removed                                 published
+============  ==============================================  ===========
+
+``hidden`` is still shown to its author, ``removed`` to nobody but moderators. Every decision
+takes the post out of the queue, closes its open reports and is audited, all in one
+transaction. After the commit the feeds are brought in line by the feed package's idempotent
+tasks: ``fanout.retract`` when a post becomes hidden or removed, ``fanout.restore`` when a hidden
+or removed post is published again, and the normal ``fanout.post`` for an approved
+``pending_review`` post (marked ``fanout: "pending"`` first, so the outbox sweep retries it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from moderation import audit
+from moderation.reports import close_reports
+from moderation.txn import in_transaction, send_task
+from solomo.accounts import Principal
+from solomo.errors import ApiError, Conflict, NotFound
+from solomo.ids import maybe_id
+
+Action = Literal["approve", "hide", "remove", "restore"]
+ACTIONS: tuple[str, ...] = ("approve", "hide", "remove", "restore")
+MAX_BULK = 100
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "approve": {"pending_review": "published", "hidden": "published", "published": "published"},
+    "hide": {"published": "hidden", "pending_review": "hidden"},
+    "remove": {"published": "removed", "pending_review": "removed", "hidden": "removed"},
+    "restore": {"hidden": "published", "removed": "published"},
+}
+
+
+def next_status(action: str, post: dict[str, Any]) -> str:
+    current = post["status"]
+    target = TRANSITIONS.get(action, {}).get(current)
+    if action == "approve" and current == "published" and "queued_ms" not in post:
+        target = None  # nothing waits for a decision
+    if target is None:
+        raise Conflict(f"cannot {action} a post that is {current}", code="invalid_transition")
+    return target
+
+
+def follow_up_tasks(before: str, after: str) -> list[str]:
+    """The feed tasks that bring Redis in line with a status change."""
+    if after in ("hidden", "removed"):
+        return ["fanout.retract"]
+    if after == "published" and before == "pending_review":
+        return ["fanout.post"]
+    if after == "published" and before in ("hidden", "removed"):
+        return ["fanout.restore"]
+    return []
+
+
+async def moderate_post(
+    services: Any, moderator: Principal, post_id: ObjectId, action: str, reason: str
+) -> dict[str, Any]:
+    """Applies one decision; returns the updated post document."""
+
+    async def txn(session: AsyncClientSession) -> tuple[dict[str, Any], str]:
+        post = await services.db.posts.find_one({"_id": post_id}, session=session)
+        if post is None or post.get("status") == "deleted":
+            raise NotFound("post not found")
+        before = post["status"]
+        after = next_status(action, post)
+        now = datetime.now(UTC)
+        update: dict[str, Any] = {
+            "$set": {"status": after, "open_reports": 0,
+                     "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}},
+            "$unset": {"queued_ms": ""},
+        }
+        if before == "pending_review" and after == "published":
+            update["$set"]["fanout"] = "pending"
+        doc = await services.db.posts.find_one_and_update(
+            {"_id": post_id, "status": before}, update, return_document=ReturnDocument.AFTER, session=session)
+        if doc is None:  # not expected: a racing writer makes the driver retry the transaction
+            raise Conflict("the post changed meanwhile; try again", code="conflict")
+        await close_reports(services, post_id, session)
+        await audit.record(services, session, moderator_id=moderator.id, action=action, target_type="post",
+                           target_id=post_id, reason=reason, before={"status": before}, after={"status": after})
+        return doc, before
+
+    doc, before = await in_transaction(services, txn)
+    for task in follow_up_tasks(before, doc["status"]):
+        await send_task(services, task, str(post_id))
+    return doc
+
+
+async def moderate_many(
+    services: Any, moderator: Principal, ids: list[str], action: str, reason: str
+) -> list[tuple[str, dict[str, Any] | None, ApiError | None]]:
+    """Each id on its own (its own transaction): one bad id never blocks the others.
+    Returns ``(id, post document or None, error or None)`` in request order."""
+    out: list[tuple[str, dict[str, Any] | None, ApiError | None]] = []
+    for raw in ids:
+        oid = maybe_id(raw)
+        if oid is None:
+            out.append((raw, None, NotFound("post not found")))
+            continue
+        try:
+            out.append((raw, await moderate_post(services, moderator, oid, action, reason), None))
+        except ApiError as exc:
+            out.append((raw, None, exc))
+    return out

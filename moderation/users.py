@@ -1,0 +1,87 @@
+"""Suspending and unsuspending accounts.
+
+- A suspended account keeps its tokens, but :class:`solomo.accounts.Authenticator` answers 401
+  ``account_suspended`` for every one of them from the next request on (it reads the status
+  each time), so nothing it tries — posting, commenting, checking in, claiming — gets through;
+  unsuspending makes the same tokens work again. Its open sockets are closed with 4403 in every
+  API process (``solomo.realtime.control.disconnect_user``). Its posts stay as they are; a
+  moderator hides or removes them separately if needed.
+- Moderators cannot be suspended through the API (403 ``forbidden``), by another moderator or by
+  themselves: moderator accounts are managed from the command line, where they are created.
+- ``suspend`` needs an active account and ``unsuspend`` a suspended one (else 409
+  ``invalid_transition``); a missing or deleted account is 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from moderation import audit
+from moderation.txn import in_transaction
+from solomo.accounts import Principal
+from solomo.errors import Conflict, Forbidden, Invalid, NotFound
+
+log = logging.getLogger("solomo.moderation")
+
+UserAction = Literal["suspend", "unsuspend"]
+USER_ACTIONS: tuple[str, ...] = ("suspend", "unsuspend")
+_TRANSITIONS = {"suspend": ("active", "suspended"), "unsuspend": ("suspended", "active")}
+SUSPENDED_CLOSE_CODE = 4403
+
+
+async def moderate_user(
+    services: Any, moderator: Principal, user_id: ObjectId, action: str, reason: str
+) -> dict[str, Any]:
+    if action not in _TRANSITIONS:
+        raise Invalid(f"action must be one of {', '.join(USER_ACTIONS)}")
+    if user_id == moderator.id:
+        raise Forbidden(f"you cannot {action} yourself")
+    before, after = _TRANSITIONS[action]
+
+    async def txn(session: AsyncClientSession) -> dict[str, Any]:
+        user = await services.db.users.find_one({"_id": user_id}, session=session)
+        if user is None or user.get("status") == "deleted":
+            raise NotFound("user not found")
+        if user["role"] == "moderator":
+            raise Forbidden("moderator accounts are managed from the command line, not suspended here")
+        current = user.get("status", "active")
+        if current != before:
+            raise Conflict(f"cannot {action} an account that is {current}", code="invalid_transition")
+        doc = await services.db.users.find_one_and_update(
+            {"_id": user_id, "status": before},
+            {"$set": {"status": after,
+                      "suspension": {"action": action, "by": moderator.id, "reason": reason,
+                                     "at": datetime.now(UTC)}}},
+            return_document=ReturnDocument.AFTER, session=session,
+        )
+        if doc is None:
+            raise Conflict("the account changed meanwhile; try again", code="conflict")
+        await audit.record(services, session, moderator_id=moderator.id, action=action, target_type="user",
+                           target_id=user_id, reason=reason, before={"status": before}, after={"status": after})
+        return doc
+
+    doc = await in_transaction(services, txn)
+    if action == "suspend":
+        await close_sockets(services, str(user_id))
+    return doc
+
+
+async def close_sockets(services: Any, user_id: str) -> bool:
+    """Closes the user's sockets everywhere, if the real-time package provides it (its absence
+    is not an error: the token already fails, and a socket re-checks on reconnect)."""
+    try:
+        from solomo.realtime.control import disconnect_user
+    except ImportError:
+        return False
+    try:
+        await disconnect_user(services, user_id, SUSPENDED_CLOSE_CODE)
+    except Exception as exc:  # the suspension is committed either way; only the push is lost
+        log.warning("could not close sockets of %s: %s", user_id, exc)
+        return False
+    return True

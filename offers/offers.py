@@ -1,0 +1,165 @@
+"""Offers: a merchant's time-limited deal at their store, with a push radius and optional stock.
+
+Creating one writes the document (``targeting: "pending"``), registers it in the live index
+(:mod:`offers.live`, for followers who arrive later) and enqueues the targeting task
+(:mod:`offers.targeting`); the maintenance sweep re-enqueues targeting still pending, so a lost
+broker message delays the push but never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from checkins.stores import store_latlng
+from offers import live
+from offers.stores import owned_store, store_summary
+from solomo.errors import Invalid, NotFound
+from solomo.jsonio import rfc3339
+
+log = logging.getLogger("solomo.offers")
+
+TARGET_TASK = "offers.target"
+RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
+MAX_LIFETIME = timedelta(days=90)
+MIN_LIFETIME = timedelta(seconds=1)
+
+
+def expires_ms(doc: dict[str, Any]) -> int:
+    return int(_aware(doc["expires_at"]).timestamp() * 1000)
+
+
+def is_live(doc: dict[str, Any], now: datetime | None = None) -> bool:
+    return _aware(doc["expires_at"]) > (now or datetime.now(UTC))
+
+
+def sold_out(doc: dict[str, Any]) -> bool:
+    return doc.get("stock") is not None and int(doc.get("claimed", 0)) >= int(doc["stock"])
+
+
+def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(doc["_id"]),
+        "store": store_summary(store),
+        "title": doc["title"],
+        "description": doc.get("description") or "",
+        "radius_m": doc["radius_m"],
+        "stock": doc.get("stock"),
+        "claimed": int(doc.get("claimed", 0)),
+        "expires_at": rfc3339(doc["expires_at"]),
+        "created_at": rfc3339(doc["created_at"]),
+    }
+
+
+async def create_offer(
+    services: Any,
+    owner_id: ObjectId,
+    store_id: ObjectId | str,
+    *,
+    title: str,
+    description: str | None,
+    radius_m: int,
+    expires_at: datetime,
+    stock: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Insert an offer for the owner's store and start its push; returns ``(offer, store)``."""
+    store = await owned_store(services, store_id, owner_id)
+    title = title.strip()
+    if not title:
+        raise Invalid("title must not be blank")
+    if not RADIUS_MIN_M <= radius_m <= RADIUS_MAX_M:
+        raise Invalid(f"radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
+    if stock is not None and stock < 1:
+        raise Invalid("stock must be at least 1 (or null for unlimited)")
+    now = datetime.now(UTC)
+    expires_at = _aware(expires_at).astimezone(UTC)
+    if expires_at < now + MIN_LIFETIME:
+        raise Invalid("expires_at must be in the future")
+    if expires_at > now + MAX_LIFETIME:
+        raise Invalid(f"an offer may run at most {MAX_LIFETIME.days} days")
+    lat, lng = store_latlng(store)
+    doc: dict[str, Any] = {
+        "_id": ObjectId(),
+        "store_id": store["_id"],
+        "owner_id": owner_id,
+        "title": title,
+        "description": (description or "").strip(),
+        "radius_m": radius_m,
+        "stock": stock,
+        "claimed": 0,
+        "pushed": 0,
+        "location": {"type": "Point", "coordinates": [lng, lat]},
+        "expires_at": expires_at,
+        "created_at": now,
+        "created_ms": int(now.timestamp() * 1000),
+        "targeting": "pending",
+    }
+    await services.db.offers.insert_one(doc)
+    await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
+    await enqueue_targeting(services, doc["_id"])
+    return doc, store
+
+
+async def enqueue_targeting(services: Any, offer_id: ObjectId) -> None:
+    """Best effort: the maintenance sweep re-sends targeting that stays pending."""
+    try:
+        await services.tasks.send(TARGET_TASK, str(offer_id))
+    except Exception as exc:
+        log.warning("could not enqueue targeting for offer %s: %s", offer_id, exc)
+
+
+async def get_offer(services: Any, offer_id: ObjectId) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = await services.db.offers.find_one({"_id": offer_id})
+    if doc is None:
+        raise NotFound("offer not found")
+    store = await services.db.stores.find_one({"_id": doc["store_id"]})
+    if store is None:
+        raise NotFound("offer not found")
+    return doc, store
+
+
+async def hydrate_offers(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    store_ids = list({d["store_id"] for d in docs})
+    stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": store_ids}},
+                                                                  {"name": 1, "location": 1})}
+    return [offer_public(d, stores[d["store_id"]]) for d in docs if d["store_id"] in stores]
+
+
+async def nearby_offers(
+    services: Any, lat: float, lng: float, limit: int, after: tuple[float, str] | None
+) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    """Live offers (not expired, not sold out) whose radius covers the point, nearest first.
+
+    Pages by ``(distance, id)``; returns public offers with ``distance_m`` and the next position.
+    """
+    now = datetime.now(UTC)
+    pipeline: list[dict[str, Any]] = [
+        {"$geoNear": {"near": {"type": "Point", "coordinates": [lng, lat]}, "key": "location",
+                      "distanceField": "distance_m", "maxDistance": RADIUS_MAX_M, "spherical": True,
+                      "query": {"expires_at": {"$gt": now}}}},
+        {"$match": {"$expr": {"$and": [
+            {"$lte": ["$distance_m", "$radius_m"]},
+            {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]},
+        ]}}},
+    ]
+    if after is not None:
+        dist, last_id = after
+        pipeline.append({"$match": {"$or": [{"distance_m": {"$gt": dist}},
+                                            {"distance_m": dist, "_id": {"$gt": ObjectId(last_id)}}]}})
+    pipeline += [{"$sort": {"distance_m": 1, "_id": 1}}, {"$limit": limit + 1}]
+    docs = await (await services.db.offers.aggregate(pipeline)).to_list(None)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    items = await hydrate_offers(services, docs)
+    dist_by_id = {str(d["_id"]): round(float(d["distance_m"]), 1) for d in docs}
+    for item in items:
+        item["distance_m"] = dist_by_id[item["id"]]
+    nxt = (float(docs[-1]["distance_m"]), str(docs[-1]["_id"])) if more and docs else None
+    return items, nxt
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,23 @@
+"""The store facts offers need: the owner rule and the summary shown inside an Offer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from checkins.stores import get_store, store_latlng
+from solomo.errors import Forbidden
+
+
+async def owned_store(services: Any, store_id: ObjectId | str, owner_id: ObjectId) -> dict[str, Any]:
+    """The store if ``owner_id`` owns it; 404 when it does not exist, 403 when it is someone else's."""
+    store = await get_store(services, store_id)
+    if store.get("owner_id") != owner_id:
+        raise Forbidden("only the store's owner may do this")
+    return store
+
+
+def store_summary(store: dict[str, Any]) -> dict[str, Any]:
+    lat, lng = store_latlng(store)
+    return {"id": str(store["_id"]), "name": store["name"], "lat": lat, "lng": lng}

@@ -1,0 +1,94 @@
+"""Pushing an offer to the store's followers who are near it, exactly once each.
+
+Targeting (the Celery task ``offers.target``) intersects three sets: users with a fresh live
+position within the radius (Redis GEOSEARCH), users online now (``rt:online``) and the store's
+followers (MongoDB ``follows``, queried for just those candidates). Each gets an ``offer`` event
+(the Offer plus ``distance_m``) through :meth:`EventPublisher.publish_each` with the dedupe set
+``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
+(:mod:`offers.arrival`), never sees the offer twice.
+
+``pushed`` on the offer document follows the dedupe set's size (``$max``, so retries and
+concurrent writers only ever move it forward).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+
+from checkins.stores import store_latlng
+from geo.positions import users_within
+from offers import live
+from offers.offers import expires_ms, is_live, offer_public, sold_out
+from solomo.ids import maybe_id
+from solomo.realtime.presence import is_online
+
+FOLLOWER_CHUNK = 1000
+DELIVERED_GRACE_S = 86400
+
+
+def delivered_key(offer_id: str) -> str:
+    return f"offer:{offer_id}:delivered"
+
+
+def delivered_ttl_s(offer: dict[str, Any]) -> int:
+    """Keep the dedupe set until a day after the offer expires (no delivery can happen later)."""
+    return max(60, int(expires_ms(offer) / 1000 - time.time()) + DELIVERED_GRACE_S)
+
+
+def offer_event(offer: dict[str, Any], store: dict[str, Any], distance_m: float) -> dict[str, Any]:
+    return {**offer_public(offer, store), "distance_m": round(distance_m, 1)}
+
+
+async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]) -> set[str]:
+    """Which of ``user_ids`` follow the store (queried in chunks, only for the candidates)."""
+    out: set[str] = set()
+    oids = [oid for oid in (maybe_id(u) for u in user_ids) if oid is not None]
+    for start in range(0, len(oids), FOLLOWER_CHUNK):
+        chunk = oids[start:start + FOLLOWER_CHUNK]
+        cursor = services.db.follows.find(
+            {"follower_id": {"$in": chunk}, "target_type": "store", "target_id": store_id},
+            {"follower_id": 1, "_id": 0})
+        out.update(str(d["follower_id"]) async for d in cursor)
+    return out
+
+
+async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any],
+                     recipients: list[tuple[str, float]]) -> int:
+    """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new."""
+    if not recipients:
+        return 0
+    items = [(uid, offer_event(offer, store, dist)) for uid, dist in recipients]
+    key = delivered_key(str(offer["_id"]))
+    sent = await services.events.publish_each("offer", items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
+    if sent:
+        total = await services.redis.scard(key)
+        await services.db.offers.update_one({"_id": offer["_id"]}, {"$max": {"pushed": int(total)}})
+    return len(sent)
+
+
+async def target_offer(services: Any, offer_id: str) -> int:
+    """The targeting task's body: idempotent; returns how many followers got the offer now."""
+    oid = maybe_id(offer_id)
+    offer = await services.db.offers.find_one({"_id": oid}) if oid else None
+    if offer is None:
+        return 0
+    store = await services.db.stores.find_one({"_id": offer["store_id"]})
+    if store is None or not is_live(offer) or sold_out(offer):
+        await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})
+        return 0
+    lat, lng = store_latlng(store)
+    await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer))
+    near = await users_within(services.redis, lat, lng, offer["radius_m"], services.settings.position_ttl_s)
+    sent = 0
+    if near:
+        online = await is_online(services.redis, [uid for uid, _ in near])
+        near = [pair for pair, on in zip(near, online, strict=True) if on]
+        followers = await followers_among(services, store["_id"], [uid for uid, _ in near])
+        sent = await send_offer(services, offer, store, [(uid, d) for uid, d in near if uid in followers])
+    await services.db.offers.update_one({"_id": offer["_id"]},
+                                        {"$set": {"targeting": "done", "targeted_at": datetime.now(UTC)}})
+    return sent

@@ -1,0 +1,151 @@
+"""Vouchers: claimed online (atomically, within stock, one per user), redeemed once at the counter.
+
+A claim is one MongoDB transaction: the offer's ``claimed`` counter moves only if it is still
+below ``stock`` and the offer is live, and the voucher is inserted under the unique
+``(offer_id, user_id)`` index — so concurrent claims never exceed stock, a user never holds two,
+and a failure leaves neither write behind. Redemption is one conditional update
+(``claimed`` → ``redeemed`` while not expired), so it happens once whatever the concurrency.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from offers import codes, guard
+from offers.offers import is_live, sold_out
+from offers.stores import owned_store
+from solomo.errors import Conflict, Forbidden, Gone, NotFound
+from solomo.jsonio import rfc3339
+
+CODE_ATTEMPTS = 4
+
+
+class _NotClaimable(Exception):
+    """The offer changed under us (expired or sold out) inside the transaction."""
+
+
+def voucher_status(doc: dict[str, Any], now: datetime | None = None) -> str:
+    if doc["status"] == "claimed" and _aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
+        return "expired"
+    return doc["status"]
+
+
+def voucher_public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(doc["_id"]),
+        "offer_id": str(doc["offer_id"]),
+        "store_id": str(doc["store_id"]),
+        "user_id": str(doc["user_id"]),
+        "code": codes.display(doc["code"]),
+        "qr": codes.qr_payload(doc["code"]),
+        "status": voucher_status(doc),
+        "expires_at": rfc3339(doc["expires_at"]),
+        "redeemed_at": rfc3339(doc["redeemed_at"]) if doc.get("redeemed_at") else None,
+        "created_at": rfc3339(doc["created_at"]),
+    }
+
+
+async def claim(services: Any, user_id: ObjectId, offer_id: ObjectId) -> tuple[dict[str, Any], bool]:
+    """Returns ``(voucher, created)``; 404 unknown offer, 410 ``offer_expired``, 409 ``sold_out``."""
+    db = services.db
+    existing = await db.vouchers.find_one({"offer_id": offer_id, "user_id": user_id})
+    if existing is not None:
+        return existing, False
+    offer = await db.offers.find_one({"_id": offer_id})
+    if offer is None:
+        raise NotFound("offer not found")
+    _check_claimable(offer)
+    for _ in range(CODE_ATTEMPTS):
+        now = datetime.now(UTC)
+        doc = {
+            "_id": ObjectId(), "offer_id": offer_id, "store_id": offer["store_id"], "user_id": user_id,
+            "code": codes.new_code(), "status": "claimed", "expires_at": offer["expires_at"],
+            "redeemed_at": None, "created_at": now, "created_ms": int(now.timestamp() * 1000),
+        }
+
+        async def txn(session: Any, doc: dict[str, Any] = doc, now: datetime = now) -> None:
+            taken = await db.offers.update_one(
+                {"_id": offer_id, "expires_at": {"$gt": now},
+                 "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}},
+                {"$inc": {"claimed": 1}}, session=session)
+            if taken.modified_count != 1:
+                raise _NotClaimable()
+            await db.vouchers.insert_one(doc, session=session)
+
+        try:
+            async with services.mongo.start_session() as session:
+                await session.with_transaction(txn)
+            return doc, True
+        except _NotClaimable:
+            fresh = await db.offers.find_one({"_id": offer_id})
+            _check_claimable(fresh or offer)
+            raise Conflict("this offer is sold out", code="sold_out") from None
+        except DuplicateKeyError as exc:
+            if "code" in ((exc.details or {}).get("keyPattern") or {}):
+                continue  # a 50-bit collision: draw another code
+            again = await db.vouchers.find_one({"offer_id": offer_id, "user_id": user_id})
+            if again is None:
+                raise
+            return again, False
+    raise Conflict("could not allocate a voucher code; retry", code="conflict")
+
+
+def _check_claimable(offer: dict[str, Any]) -> None:
+    if not is_live(offer):
+        raise Gone("this offer has expired", code="offer_expired")
+    if sold_out(offer):
+        raise Conflict("this offer is sold out", code="sold_out")
+
+
+async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, raw_code: str) -> dict[str, Any]:
+    """The store's owner redeems a code at the counter.
+
+    404 ``unknown_code``, 403 another store's code, 409 ``already_redeemed``, 410 ``voucher_expired``,
+    429 once the store has too many failed attempts this minute.
+    """
+    store = await owned_store(services, store_id, owner_id)
+    sid = str(store["_id"])
+    await guard.check(services, sid)
+    code = codes.normalize(raw_code)
+    voucher = await services.db.vouchers.find_one({"code": code}) if code else None
+    if voucher is None:
+        await guard.record_failure(services, sid)
+        raise NotFound("no voucher has this code", code="unknown_code")
+    if voucher["store_id"] != store["_id"]:
+        await guard.record_failure(services, sid)
+        raise Forbidden("this voucher belongs to another store", code="forbidden")
+    now = datetime.now(UTC)
+    done = await services.db.vouchers.find_one_and_update(
+        {"_id": voucher["_id"], "status": "claimed", "expires_at": {"$gt": now}},
+        {"$set": {"status": "redeemed", "redeemed_at": now, "redeemed_by": owner_id}},
+        return_document=ReturnDocument.AFTER)
+    if done is not None:
+        return done
+    current = await services.db.vouchers.find_one({"_id": voucher["_id"]}) or voucher
+    if current["status"] == "redeemed":
+        raise Conflict("this voucher was already redeemed", code="already_redeemed")
+    raise Gone("this voucher has expired", code="voucher_expired")
+
+
+async def my_vouchers(
+    services: Any, user_id: ObjectId, limit: int, before: tuple[float, str] | None
+) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    """The user's vouchers, newest first, paged by ``(created_ms, id)``."""
+    query: dict[str, Any] = {"user_id": user_id}
+    if before is not None:
+        ms, last = before
+        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": ObjectId(last)}}]
+    docs = await services.db.vouchers.find(query).sort([("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    nxt = (float(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more and docs else None
+    return [voucher_public(d) for d in docs], nxt
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

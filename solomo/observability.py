@@ -1,0 +1,394 @@
+"""Metrics, structured logs and request ids.
+
+**Metrics** are Prometheus objects defined here, once, so any package can import and update them::
+
+    from solomo.observability import FANOUT_ENTRIES, FANOUT_LAG
+    FANOUT_ENTRIES.labels(target="home").inc(written)
+    FANOUT_LAG.observe(seconds_since_post_created)
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (it must be set before the process imports
+``prometheus_client``), every process writes its samples to files in that directory and
+``GET /metrics`` of any of them reports the sum over all — several uvicorn workers, or an API and
+Celery prefork children sharing a volume. Without it, the process's own registry is served.
+
+HTTP latency is labelled by the route *template* (``/v1/posts/{post_id}``), never the raw path,
+so the number of series stays bounded whatever clients send. The Celery queue depth is not kept
+by anyone: it is read from the broker (``LLEN`` of each queue) when Prometheus scrapes.
+
+**Logs** are one JSON object per line (``configure_logging``), with the request id of the
+request being served (``current_request_id()``), taken from a sane incoming ``X-Request-ID`` or
+generated, and echoed in the response header.
+
+:class:`ObservabilityMiddleware` is a pure ASGI middleware: it never buffers bodies and passes
+WebSocket and lifespan traffic straight through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from solomo.settings import Settings
+
+log = logging.getLogger("solomo.access")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+REQUEST_ID_HEADER = "x-request-id"
+UNMATCHED_ROUTE = "<unmatched>"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Kombu's Redis transport keeps messages of priority p > 0 in "<queue>\x06\x16<p>".
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+
+_request_id: ContextVar[str | None] = ContextVar("solomo_request_id", default=None)
+
+
+# --- metric objects ----------------------------------------------------------------------------
+
+HTTP_LATENCY = Histogram(
+    "solomo_http_request_duration_seconds",
+    "Time from request start to the last body byte, by route template",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_REQUESTS = Counter(
+    "solomo_http_requests", "HTTP responses by route template and status", ["method", "route", "status"]
+)
+HTTP_IN_PROGRESS = Gauge(
+    "solomo_http_requests_in_progress", "Requests being served", multiprocess_mode="livesum"
+)
+
+FANOUT_LAG = Histogram(
+    "solomo_fanout_lag_seconds",
+    "Time from a post's creation to the end of its fan-out",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+FANOUT_ENTRIES = Counter(
+    "solomo_fanout_entries", "Timeline entries written by fan-out", ["target"]  # home | cell | topic | store
+)
+SOCKETS_CONNECTED = Gauge(
+    "solomo_ws_connected_sockets", "WebSockets currently open", multiprocess_mode="livesum"
+)
+EVENTS_DELIVERED = Counter(
+    "solomo_events_delivered", "Real-time events queued to a connected socket", ["type"]
+)
+EVENTS_DROPPED = Counter(
+    "solomo_events_dropped", "Real-time events not delivered to a socket", ["reason"]
+)
+SLOW_CLIENT_CLOSES = Counter(
+    "solomo_ws_slow_client_closes", "Sockets closed because their bounded queue overflowed"
+)
+
+QUEUE_DEPTH_METRIC = "solomo_celery_queue_depth"
+
+
+# --- request ids and JSON logs -----------------------------------------------------------------
+
+
+def current_request_id() -> str | None:
+    """The id of the request this code is serving, if any (for logs and outgoing calls)."""
+    return _request_id.get()
+
+
+def request_id_from(header: str | None) -> str:
+    """An incoming id when it is short and plain (no spaces, no control characters), else a new one."""
+    if header and _SANE_REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request id, any ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = current_request_id()
+        if rid is not None:
+            entry["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler this module installs (configuring twice replaces it). Without a fixed stream it
+    writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._fixed = stream  # StreamHandler stored sys.stderr when stream was None
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._fixed if self._fixed is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._fixed = value
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
+    """Root logger → one handler on stderr (JSON or plain text); uvicorn's loggers join it."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _JsonHandler):
+            root.removeHandler(handler)
+    handler = _JsonHandler(stream)
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv = logging.getLogger(name)
+        uv.handlers.clear()
+        uv.propagate = True
+
+
+# --- the middleware ----------------------------------------------------------------------------
+
+
+def route_template(scope: Scope, root_path: str) -> str:
+    """The matched route's path template (a bounded label), or ``<unmatched>``."""
+    route = scope.get("route")
+    if isinstance(route, Mount):
+        return route.path + "/{path}"
+    if isinstance(route, Route):
+        prefix = str(scope.get("root_path", ""))[len(root_path):]
+        return prefix + route.path
+    return UNMATCHED_ROUTE
+
+
+class ObservabilityMiddleware:
+    """Request id, access log line, latency histogram and status counter for each HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                token = _request_id.set(request_id_from(_header(scope, REQUEST_ID_HEADER)))
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    _request_id.reset(token)
+                return
+            await self.app(scope, receive, send)
+            return
+
+        rid = request_id_from(_header(scope, REQUEST_ID_HEADER))
+        token = _request_id.set(rid)
+        root_path = str(scope.get("root_path", ""))
+        start = time.perf_counter()
+        status = 500
+        finished = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, finished
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        HTTP_IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status = 500
+            raise
+        finally:
+            HTTP_IN_PROGRESS.dec()
+            elapsed = time.perf_counter() - start
+            route = route_template(scope, root_path)
+            method = str(scope.get("method", "GET"))
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            log.info(
+                "%s %s %s", method, scope.get("path", ""), status,
+                extra={"method": method, "path": scope.get("path", ""), "route": route, "status": status,
+                       "duration_ms": round(elapsed * 1000, 3), "complete": finished},
+            )
+            _request_id.reset(token)
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.encode()
+    for key, value in scope.get("headers", []):
+        if key.lower() == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+# --- exposition --------------------------------------------------------------------------------
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def base_registry() -> CollectorRegistry:
+    """All processes' samples (multiprocess mode) or this process's registry."""
+    if multiprocess_dir() is None:
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+async def queue_depths(broker: Redis, queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each Celery queue (all priority levels) on a Redis broker."""
+    names = list(queues)
+    pipe = broker.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+        for step in _PRIORITY_STEPS:
+            pipe.llen(f"{name}{_PRIORITY_SEP}{step}")
+    counts = await pipe.execute()
+    per = 1 + len(_PRIORITY_STEPS)
+    return {name: int(sum(counts[i * per:(i + 1) * per])) for i, name in enumerate(names)}
+
+
+class _QueueDepthCollector(Collector):
+    def __init__(self, depths: dict[str, int] | None) -> None:
+        self.depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(QUEUE_DEPTH_METRIC, "Messages waiting in a Celery queue (read at scrape)",
+                                   labels=["queue"])
+        for name, depth in sorted((self.depths or {}).items()):
+            family.add_metric([name], depth)
+        yield family
+        up = GaugeMetricFamily("solomo_broker_up", "1 when the broker answered this scrape")
+        up.add_metric([], 1 if self.depths is not None else 0)
+        yield up
+
+
+def _queue_names(app: Starlette) -> list[str]:
+    services = app.state.services
+    return [q.name for q in services.tasks.celery.conf.task_queues or []]
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition: process (or all processes') metrics plus the queue depths."""
+    depths: dict[str, int] | None
+    broker: Redis | None = request.app.state.services.extras.get("broker_redis")
+    try:
+        depths = await queue_depths(broker, _queue_names(request.app)) if broker is not None else None
+    except Exception:  # a scrape must not fail because the broker is down; solomo_broker_up says so
+        logging.getLogger("solomo.observability").warning("queue depth unavailable", exc_info=True)
+        depths = None
+    scrape = CollectorRegistry()
+    scrape.register(_QueueDepthCollector(depths))
+    body = generate_latest(base_registry()) + generate_latest(scrape)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def install(app: Starlette, settings: Settings) -> None:
+    """Adds the middleware and ``GET /metrics`` and sets up logging; called by the app factory."""
+    configure_logging(settings.log_level, settings.log_format)
+    app.add_middleware(ObservabilityMiddleware)
+    app.router.routes.append(Route("/metrics", metrics, methods=["GET"], include_in_schema=False))
+
+
+async def start(app: Starlette) -> None:
+    """Lifecycle hook: a client for the broker's database, for the queue-depth gauge."""
+    from redis.asyncio import Redis
+
+    settings = app.state.settings
+    app.state.services.extras["broker_redis"] = Redis.from_url(
+        settings.effective_broker_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
+    )
+
+
+async def stop(app: Starlette) -> None:
+    broker = app.state.services.extras.pop("broker_redis", None)
+    if broker is not None:
+        await broker.aclose()
+    directory = multiprocess_dir()
+    if directory is not None:
+        from prometheus_client import multiprocess
+
+        with contextlib.suppress(Exception):
+            multiprocess.mark_process_dead(os.getpid(), directory)
+
+
+# --- the Celery worker -------------------------------------------------------------------------
+
+
+def start_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve this worker's metrics (fan-out lag and entries are updated in worker processes).
+
+    Prefork children write to ``PROMETHEUS_MULTIPROC_DIR`` and the parent, which serves, sums
+    them; without that directory only the serving process's own samples would be visible.
+    """
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=addr, registry=base_registry())
+
+
+def instrument_celery(settings: Settings) -> None:
+    """Connects Celery's signals: JSON logs in worker and beat, and the worker's metrics endpoint
+    when ``SOLOMO_WORKER_METRICS_PORT`` is set. Signals fire only in ``celery worker|beat``."""
+    from celery import signals
+
+    @signals.setup_logging.connect(weak=False)
+    def _logging(**_: Any) -> None:
+        # the level is SOLOMO_LOG_LEVEL, as in the API (celery's --loglevel is not used): the test
+        # suite's in-process worker must not change the level of the process it runs in
+        configure_logging(settings.log_level, settings.log_format)
+
+    @signals.worker_init.connect(weak=False)
+    def _metrics(**_: Any) -> None:
+        if settings.worker_metrics_port:
+            start_worker_metrics(settings.worker_metrics_port)

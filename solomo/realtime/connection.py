@@ -1,0 +1,98 @@
+"""One client socket as the hub sees it: a bounded send queue drained by its own task.
+
+The hub hands frames over with :meth:`Connection.deliver`, which never waits: when the queue is
+full the client cannot keep up, so the connection is finished (closed with 4408) instead of
+slowing anyone else down. While a resume replay runs, live frames are parked in ``pending`` and
+released by :meth:`go_live`, skipping what the replay already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket
+
+from solomo.realtime.codes import TOO_SLOW
+
+log = logging.getLogger("solomo.realtime")
+
+EventKey = tuple[int, int]
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, user_id: str, queue_size: int, *, live: bool = True) -> None:
+        self.ws = ws
+        self.user_id = user_id
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.done = asyncio.Event()
+        self.close_code = 1000
+        self.close_reason = ""
+        self.live = live
+        self.peer_closed = False
+        self.pending: list[tuple[EventKey, str]] = []
+        self._pending_cap = queue_size * 4
+        self._pump: asyncio.Task[None] | None = None
+
+    # -- called by the hub (synchronous, never blocks) ------------------------------------------
+    def deliver(self, key: EventKey, frame: str) -> None:
+        if self.done.is_set():
+            return
+        if not self.live:
+            self.pending.append((key, frame))
+            if len(self.pending) > self._pending_cap:
+                self.finish(TOO_SLOW, "too many events while resuming")
+            return
+        self.send(frame)
+
+    def send(self, frame: str) -> None:
+        """Queue a frame; a full queue finishes the connection (the client is too slow)."""
+        if self.done.is_set():
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.finish(TOO_SLOW, "client too slow")
+
+    def finish(self, code: int, reason: str = "") -> None:
+        """Ask for the socket to close; the session closes it and leaves the hub."""
+        if not self.done.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.done.set()
+
+    # -- called by the session ----------------------------------------------------------------
+    async def send_wait(self, frame: str) -> None:
+        """Queue a frame, waiting for room (used by the replay, which the client paces)."""
+        await self.queue.put(frame)
+
+    def go_live(self, after: EventKey | None) -> None:
+        """Release frames parked during replay, skipping those at or before ``after``."""
+        parked, self.pending = self.pending, []
+        self.live = True
+        for key, frame in parked:
+            if after is None or key > after:
+                self.send(frame)
+
+    def start(self) -> None:
+        self._pump = asyncio.create_task(self._run_pump(), name=f"ws-pump-{self.user_id}")
+
+    async def _run_pump(self) -> None:
+        try:
+            while True:
+                frame = await self.queue.get()
+                await self.ws.send_text(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away mid-send
+            self.finish(1006, "send failed")
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the pump and send the close frame (bounded: a stuck peer cannot hold us)."""
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                await self.ws.close(self.close_code, self.close_reason[:120])

@@ -1,0 +1,21 @@
+"""Commands to every API process's hub, through Redis pub/sub (channel ``rt:control``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from solomo.realtime.codes import FORBIDDEN
+
+CONTROL_CHANNEL = "rt:control"
+
+
+async def disconnect_user(services: Any, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended") -> int:
+    """Close every socket of ``user_id`` in every API process (moderation calls it on suspension).
+
+    Returns how many API processes heard the command. Sockets are closed with ``code``; a user
+    who then reconnects is refused at the handshake by the token check.
+    """
+    message = orjson.dumps({"op": "disconnect", "user_id": str(user_id), "code": int(code), "reason": reason})
+    return int(await services.redis.publish(CONTROL_CHANNEL, message))

@@ -1,0 +1,186 @@
+"""The per-process hub: one Redis subscription, routing events to this process's sockets.
+
+Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.realtime.events`)
+and ``rt:control`` (commands such as "disconnect this user", see
+:mod:`solomo.realtime.control`). There is no Redis connection per socket. Routing is a dict
+lookup and a non-blocking put on each socket's bounded queue.
+
+If the subscription breaks, events published meanwhile never reach this process; the hub then
+closes its sockets with 1012 so clients reconnect with ``last_event_id`` and replay the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from solomo.realtime.codes import GOING_AWAY
+from solomo.realtime.connection import Connection
+from solomo.realtime.control import CONTROL_CHANNEL
+from solomo.realtime.events import CHANNEL, event_key
+from solomo.realtime.presence import Presence
+
+log = logging.getLogger("solomo.realtime")
+
+LocationListener = Callable[[Any, str, float, float], Awaitable[Any]]
+HEARTBEAT_S = 10.0
+
+
+class Hub:
+    def __init__(self, services: Any, *, pid: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.pid = pid or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.by_user: dict[str, set[Connection]] = {}
+        self.presence = Presence(self.redis, self.pid, stale_after_s=max(45.0, heartbeat_s * 4))
+        self.location_listeners: list[LocationListener] = []
+        self.heartbeat_s = heartbeat_s
+        self._dirty: dict[str, bool] = {}
+        self._dirty_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pubsub: Any = None
+        self._subscribed = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.presence.heartbeat()
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="rt-listen"),
+            asyncio.create_task(self._flush_presence(), name="rt-presence"),
+            asyncio.create_task(self._heartbeat(), name="rt-heartbeat"),
+        ]
+        async with asyncio.timeout(10):
+            await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        conns = [c for group in self.by_user.values() for c in group]
+        for conn in conns:
+            conn.finish(GOING_AWAY, "server restarting")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.presence.leave()
+
+    # -- sockets --------------------------------------------------------------------------------
+    def add(self, conn: Connection) -> None:
+        group = self.by_user.setdefault(conn.user_id, set())
+        group.add(conn)
+        if len(group) == 1:
+            self._mark(conn.user_id, True)
+
+    def remove(self, conn: Connection) -> None:
+        group = self.by_user.get(conn.user_id)
+        if group is None or conn not in group:
+            return
+        group.discard(conn)
+        if not group:
+            del self.by_user[conn.user_id]
+            self._mark(conn.user_id, False)
+
+    def connection_count(self) -> int:
+        return sum(len(g) for g in self.by_user.values())
+
+    def _mark(self, user_id: str, present: bool) -> None:
+        self._dirty[user_id] = present
+        self._dirty_event.set()
+
+    # -- routing --------------------------------------------------------------------------------
+    def route(self, payload: str) -> int:
+        """Deliver one ``rt:events`` message (lines of ``uid id frame``) to local sockets."""
+        delivered = 0
+        by_user = self.by_user
+        for line in payload.split("\n"):
+            uid, _, rest = line.partition(" ")
+            conns = by_user.get(uid)
+            if not conns:
+                continue
+            eid, _, frame = rest.partition(" ")
+            try:
+                key = event_key(eid)
+            except ValueError:
+                continue
+            for conn in list(conns):
+                conn.deliver(key, frame)
+                delivered += 1
+        return delivered
+
+    def control(self, payload: str) -> None:
+        try:
+            command = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if command.get("op") == "disconnect":
+            for conn in list(self.by_user.get(str(command.get("user_id")), ())):
+                conn.finish(int(command.get("code", 4403)), str(command.get("reason", ""))[:120])
+
+    async def _listen(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL, CONTROL_CHANNEL)
+                self._subscribed.set()
+                backoff = 0.2
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is None:
+                        continue
+                    if message["channel"] == CHANNEL:
+                        self.route(message["data"])
+                    else:
+                        self.control(message["data"])
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                raise
+            except Exception as exc:
+                log.warning("event subscription lost (%s); closing local sockets so they resume", exc)
+                for group in list(self.by_user.values()):
+                    for conn in list(group):
+                        conn.finish(GOING_AWAY, "event subscription lost; reconnect with last_event_id")
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _flush_presence(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            changes, self._dirty = self._dirty, {}
+            try:
+                await self.presence.apply(changes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # retried with the next change or heartbeat
+                log.warning("presence update failed: %s", exc)
+                for uid, present in changes.items():
+                    self._dirty.setdefault(uid, present)
+                await asyncio.sleep(1.0)
+                self._dirty_event.set()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.presence.heartbeat()
+                # re-assert our users: a sweep elsewhere may have rebuilt rt:online while we were slow
+                if self.by_user:
+                    for uid in list(self.by_user):
+                        self._dirty.setdefault(uid, True)
+                    self._dirty_event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("presence heartbeat failed: %s", exc)

@@ -1,0 +1,185 @@
+"""One WebSocket session on ``/v1/ws``: authenticate, resume, then pump events and read messages.
+
+Order matters for "no gap, no duplicate" on resume: the connection joins the hub *parked*
+before the history is read, so anything published from then on is captured; the replay sends
+the history after ``last_event_id``; :meth:`Connection.go_live` then releases the parked frames
+newer than the last replayed id (stream ids only grow, so anything older was in the replay).
+
+Client messages: ``{"type": "ping"}`` → ``{"type": "pong"}``; ``{"type": "location", "lat", "lng"}``
+stores the live position and runs the hub's location listeners (offers for late arrivals).
+Anything else gets ``{"type": "error", "data": {"code", "message"}}``; floods are limited per socket
+and, if they go on, closed with 4429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from geo.positions import set_position
+from solomo.api.models import Lat, Lng, StrictBody
+from solomo.errors import ApiError
+from solomo.realtime import codes
+from solomo.realtime.connection import Connection
+from solomo.realtime.events import event_key, frame, history_key
+from solomo.realtime.hub import Hub
+from solomo.realtime.limits import TokenBucket
+
+log = logging.getLogger("solomo.realtime")
+
+MAX_MESSAGE_CHARS = 4096
+RATE_PER_S = 10.0
+BURST = 20
+MAX_STRIKES = 20
+"""Messages refused by the rate limit before the socket is closed with 4429."""
+REPLAY_PAGE = 100
+PONG = '{"type":"pong"}'
+
+
+class LocationMessage(StrictBody):
+    type: Literal["location"]
+    lat: Lat
+    lng: Lng
+    accuracy_m: float | None = None
+
+
+def error_frame(code: str, message: str, details: list[Any] | None = None) -> str:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        data["details"] = details
+    return orjson.dumps({"type": "error", "data": data}).decode()
+
+
+async def refuse(ws: WebSocket, code: int, reason: str) -> None:
+    """Accept then close at once, so every client (browsers too) can read the close code."""
+    await ws.accept()
+    await ws.close(code, reason)
+
+
+async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
+    token = ws.query_params.get("token", "")
+    last_event_id = ws.query_params.get("last_event_id") or None
+    try:
+        principal = await services.authenticator.principal_for_token(token)
+    except ApiError as exc:
+        if exc.code == "account_suspended":
+            await refuse(ws, codes.FORBIDDEN, "account suspended")
+        else:
+            await refuse(ws, codes.UNAUTHORIZED, "missing or invalid token")
+        return
+    after = None
+    if last_event_id is not None:
+        try:
+            after = event_key(last_event_id)
+        except ValueError:
+            await refuse(ws, codes.BAD_REQUEST, "last_event_id is not an event id")
+            return
+
+    # join the hub before the handshake completes: whatever is published once the client sees
+    # the socket open is delivered (queued until the pump starts)
+    conn = Connection(ws, principal.sid, services.settings.ws_queue_size, live=after is None)
+    hub.add(conn)
+    try:
+        await ws.accept()
+    except BaseException:
+        hub.remove(conn)
+        raise
+    conn.start()
+    reader = asyncio.create_task(read_messages(conn, services, hub), name=f"ws-read-{principal.sid}")
+    try:
+        if last_event_id is not None:
+            last = await replay(conn, services, last_event_id)
+            conn.go_live(event_key(last) if last else after)
+        await conn.done.wait()
+    except Exception as exc:
+        log.warning("socket of %s failed: %s", principal.sid, exc)
+        conn.finish(1011, "server error")
+    finally:
+        hub.remove(conn)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        if not conn.peer_closed:
+            await conn.close()
+
+
+async def replay(conn: Connection, services: Any, last_event_id: str) -> str | None:
+    """Send the user's history after ``last_event_id``; returns the last id sent (or None)."""
+    key = history_key(conn.user_id)
+    start = "(" + last_event_id
+    last: str | None = None
+    while not conn.done.is_set():
+        entries = await services.redis.xrange(key, min=start, max="+", count=REPLAY_PAGE)
+        for eid, fields in entries:
+            await conn.send_wait(frame(eid, fields.get("type", ""), fields.get("data", "null")))
+            last = eid
+        if len(entries) < REPLAY_PAGE:
+            break
+        start = "(" + entries[-1][0]
+    return last
+
+
+async def read_messages(conn: Connection, services: Any, hub: Hub) -> None:
+    bucket = TokenBucket(RATE_PER_S, BURST)
+    strikes = 0
+    try:
+        while not conn.done.is_set():
+            message = await conn.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                conn.peer_closed = True
+                conn.finish(int(message.get("code") or 1005), "peer closed")
+                return
+            if not bucket.take():
+                strikes += 1
+                if strikes == 1:
+                    conn.send(error_frame("rate_limited", f"at most {RATE_PER_S:g} messages a second"))
+                if strikes >= MAX_STRIKES:
+                    conn.finish(codes.FLOODING, "too many messages")
+                continue
+            await handle(conn, services, hub, message.get("text"))
+    except (WebSocketDisconnect, RuntimeError):
+        conn.peer_closed = True
+        conn.finish(1006, "peer gone")
+
+
+async def handle(conn: Connection, services: Any, hub: Hub, text: str | None) -> None:
+    if text is None:
+        conn.send(error_frame("bad_request", "send JSON text frames"))
+        return
+    if len(text) > MAX_MESSAGE_CHARS:
+        conn.send(error_frame("payload_too_large", f"messages are at most {MAX_MESSAGE_CHARS} characters"))
+        return
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        conn.send(error_frame("bad_request", "the message is not valid JSON"))
+        return
+    kind = message.get("type") if isinstance(message, dict) else None
+    if kind == "ping":
+        conn.send(PONG)
+    elif kind == "location":
+        await on_location(conn, services, hub, message)
+    else:
+        conn.send(error_frame("unknown_type", "known message types: ping, location"))
+
+
+async def on_location(conn: Connection, services: Any, hub: Hub, message: dict[str, Any]) -> None:
+    try:
+        loc = LocationMessage.model_validate(message)
+    except ValidationError as exc:
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                   for e in exc.errors(include_url=False, include_input=False, include_context=False)]
+        conn.send(error_frame("invalid", "location is not valid", details))
+        return
+    await set_position(services.redis, conn.user_id, loc.lat, loc.lng)
+    for listener in hub.location_listeners:
+        try:
+            await listener(services, conn.user_id, loc.lat, loc.lng)
+        except Exception as exc:  # a listener's failure must not drop the socket
+            log.warning("location listener %s failed: %s", getattr(listener, "__name__", listener), exc)

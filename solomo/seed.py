@@ -1,0 +1,289 @@
+"""The demo city: a few merchants' stores around People's Square, Shanghai, people who follow
+each other and the stores, three weeks of check-ins, posts with ``#话题#`` and ``#tag`` topics,
+likes, comments, live offers and a report for the moderator — so a newcomer sees a living feed.
+
+Everything goes through the service's own rules: today's activity through the public routes (an
+in-process client over :func:`solomo.app.create_app`), the history through the domain functions
+that take an explicit time (:func:`checkins.checkin.check_in` with ``now``,
+:func:`feed.posts.create_post` with ``created_at``), in time order so the check-in rules hold.
+It never touches a database that already has users.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from solomo.accounts import Principal
+
+CENTER = (31.2304, 121.4737)  # People's Square
+PASSWORD = "solomo-demo"
+HISTORY_DAYS = 20
+
+
+class SeedError(RuntimeError):
+    """A step of the seed was refused by the service."""
+
+
+@dataclass
+class Person:
+    username: str
+    display_name: str
+    role: str
+    id: str = ""
+    token: str = ""
+
+    def principal(self) -> Principal:
+        from bson import ObjectId
+
+        return Principal(ObjectId(self.id), self.username, self.display_name, self.role)
+
+
+MERCHANTS = [
+    Person("lin_coffee", "林记咖啡 Lin's Coffee", "merchant"),
+    Person("wang_cinema", "王经理 Cinema Wang", "merchant"),
+    Person("zhao_sports", "赵教练 Coach Zhao", "merchant"),
+    Person("chen_kitchen", "陈师傅 Chef Chen", "merchant"),
+]
+USERS = [
+    Person("xiaoming", "小明", "user"), Person("meimei", "美美", "user"), Person("lilei", "李雷", "user"),
+    Person("hanmeimei", "韩梅梅", "user"), Person("zhangwei", "张伟", "user"), Person("wangfang", "王芳", "user"),
+    Person("liuyang", "刘洋", "user"), Person("chenjing", "陈静", "user"), Person("amy_sh", "Amy", "user"),
+    Person("ben_travels", "Ben", "user"), Person("chloe", "Chloe", "user"), Person("david_w", "David", "user"),
+    Person("emma_eats", "Emma", "user"), Person("frank_li", "Frank Li", "user"), Person("grace_h", "Grace", "user"),
+]
+MODERATOR = Person("mod_demo", "审核员 Moderator", "moderator")
+
+# name, category, address, owner index, metres north, metres east of People's Square
+STORES = [
+    ("人民广场咖啡 Square Coffee", "cafe", "人民大道 120 号", 0, 120, -80),
+    ("爵士酒吧 Jazz Corner", "bar", "黄河路 65 号", 0, 420, 160),
+    ("书香咖啡 Bookish Café", "cafe", "福州路 380 号", 0, 650, 520),
+    ("大光明影城 Grand Cinema", "entertainment", "南京西路 216 号", 1, 380, -260),
+    ("来福士广场 Raffles Mall", "shopping", "西藏中路 268 号", 1, 210, 560),
+    ("国际饭店 Park Hotel", "hotel", "南京西路 170 号", 1, 360, -140),
+    ("人民公园 People's Park", "outdoors", "南京西路 231 号", 2, 300, -420),
+    ("动感健身 Fit Studio", "sports", "武胜路 88 号", 2, -260, -350),
+    ("上海博物馆 Shanghai Museum", "education", "人民大道 201 号", 2, -210, 40),
+    ("杏花楼 Xinghualou", "food", "福州路 343 号", 3, 690, 610),
+    ("南京路小笼馆 Dumpling House", "food", "南京东路 99 号", 3, 520, 780),
+    ("鲜果超市 Fresh Mart", "grocery", "云南中路 12 号", 3, -150, 700),
+]
+
+CHECKIN_LINES = [
+    "#人民广场# 今天阳光真好 ☀️", "又来打卡了 #咖啡续命#", "周末和朋友来这里 #周末去哪儿#",
+    "Great spot for a break #shanghai", "排队半小时，值得！#美食#", "带爸妈来逛逛 #上海博物馆#",
+    "Best xiaolongbao in town #foodie #上海美食#", "下班放松一下 #打卡#", None, None, None,
+    "Rainy day, cozy corner #coffee", "跑完步来补充能量 #运动#",
+]
+POSTS_NOW = [
+    ("xiaoming", "人民广场的鸽子今天特别多 #人民广场# @meimei 快来看"),
+    ("meimei", "推荐一家新开的甜品店，芒果班戟绝了 #上海美食# #周末去哪儿#"),
+    ("amy_sh", "First week in Shanghai, loving the energy around People's Square! #shanghai #人民广场#"),
+    ("lilei", "博物馆的青铜器展太震撼了 #上海博物馆#"),
+    ("ben_travels", "Tip: the museum is free but book ahead #travel #上海博物馆#"),
+    ("emma_eats", "Dumplings at 8am, no regrets #foodie #上海美食#"),
+    ("zhangwei", "今晚大光明有首映，有人一起吗？#电影#"),
+    ("chenjing", "人民公园相亲角真是上海一景 #人民广场#"),
+    ("grace_h", "Morning run around the park, 5k done #running #运动#"),
+    ("wangfang", "来福士今天打折，冲！#购物#"),
+]
+STORE_NEWS = [
+    (0, "新品上市：桂花拿铁，本周第二杯半价 #咖啡续命#"),
+    (3, "本周五午夜场：经典老电影重映 #电影#"),
+    (9, "秋季限定蟹粉小笼上市 #上海美食#"),
+]
+COMMENTS = ["太棒了！", "同感 👍", "下次一起去", "Looks great!", "在哪里？", "收藏了", "Need to try this"]
+
+
+@dataclass
+class _City:
+    """This run's people (fresh copies of the templates above, filled with ids and tokens)."""
+
+    merchants: list[Person] = field(default_factory=lambda: [replace(p) for p in MERCHANTS])
+    users: list[Person] = field(default_factory=lambda: [replace(p) for p in USERS])
+    moderator: Person = field(default_factory=lambda: replace(MODERATOR))
+
+
+class _Api:
+    """The public routes, in-process: every rule and side effect of the real service applies."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def call(self, method: str, path: str, who: Person | None = None, body: Any = None,
+                   ok: tuple[int, ...] = (200, 201, 204)) -> Any:
+        headers = {"Authorization": f"Bearer {who.token}"} if who else {}
+        resp = await self.client.request(method, path, json=body, headers=headers)
+        if resp.status_code not in ok:
+            raise SeedError(f"{method} {path} answered {resp.status_code}: {resp.text[:300]}")
+        return resp.json() if resp.content else None
+
+
+def _offset(north_m: float, east_m: float) -> tuple[float, float]:
+    import math
+
+    lat = CENTER[0] + north_m / 111_320.0
+    lng = CENTER[1] + east_m / (111_320.0 * math.cos(math.radians(CENTER[0])))
+    return round(lat, 6), round(lng, 6)
+
+
+async def _has_users(services: Any) -> bool:
+    return await services.db.users.find_one({}, {"_id": 1}) is not None
+
+
+async def seed_demo_city(services: Any, *, base_url: str | None = None) -> str:
+    """Seed the city into an empty database; returns what to print (the accounts and the URL)."""
+    if await _has_users(services):
+        return "the database already has users: nothing seeded"
+    import httpx2
+
+    from solomo.app import create_app
+
+    app = create_app(services.settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://seed.local", timeout=60) as client:
+            city = _City()
+            counts = await _seed(services, _Api(client), random.Random(20240601), city)
+    url = base_url or f"http://{services.settings.host}:{services.settings.port}/"
+    return _summary(url, counts, city)
+
+
+async def _seed(services: Any, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    # accounts: users and merchants sign up; the moderator is made the way the CLI makes one
+    for person in city.merchants + city.users:
+        res = await api.call("POST", "/v1/auth/register", body={
+            "username": person.username, "password": PASSWORD, "role": person.role,
+            "display_name": person.display_name})
+        person.id, person.token = res["user"]["id"], res["token"]
+    moderator = city.moderator
+    mod = await services.accounts.create_user(moderator.username, PASSWORD, "moderator", moderator.display_name)
+    moderator.id, moderator.token = str(mod["_id"]), await services.accounts.issue_token(mod["_id"])
+
+    stores = []
+    for name, category, address, owner, north, east in STORES:
+        lat, lng = _offset(north, east)
+        store = await api.call("POST", "/v1/stores", city.merchants[owner], {
+            "name": name, "lat": lat, "lng": lng, "category": category, "address": address,
+            "checkin_radius_m": 150})
+        stores.append(store)
+    counts["stores"] = len(stores)
+
+    counts["checkins"] = await _history(services, rng, stores, city)
+    counts["follows"] = await _follows(api, rng, stores, city)
+    posts = await _today(api, rng, stores, city)
+    counts["posts"] = len(posts) + counts["checkins"]
+    counts["likes"], counts["comments"] = await _reactions(api, rng, posts, city)
+    counts["offers"] = await _offers(api, stores, city)
+    reported = posts[-1]["id"]
+    await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
+    await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
+    return counts
+
+
+async def _history(services: Any, rng: random.Random, stores: list[dict], city: _City) -> int:
+    """Three weeks of check-ins, written through the check-in rules with their real times."""
+    from checkins.checkin import check_in
+
+    now = datetime.now(UTC)
+    plan: list[tuple[datetime, Person, dict, str | None]] = []
+    regulars = {u.username: rng.sample(stores, 3) for u in city.users}
+    for user in city.users:
+        days = sorted(rng.sample(range(1, HISTORY_DAYS + 1), rng.randint(3, 7)), reverse=True)
+        for day in days:
+            # 09:00..21:59 in Shanghai (UTC+8) on that day
+            local_hour = rng.randint(9, 21)
+            at = (now - timedelta(days=day)).replace(hour=(local_hour - 8) % 24, minute=rng.randint(0, 59),
+                                                     second=rng.randint(0, 59), microsecond=0)
+            store = rng.choice(regulars[user.username]) if rng.random() < 0.7 else rng.choice(stores)
+            plan.append((at, user, store, rng.choice(CHECKIN_LINES)))
+    plan.sort(key=lambda item: item[0])
+    for at, user, store, text in plan:
+        lat, lng = store["lat"] + rng.uniform(-0.0002, 0.0002), store["lng"] + rng.uniform(-0.0002, 0.0002)
+        await check_in(services, user.principal(), store["id"], lat, lng, accuracy_m=15.0, text=text, now=at)
+    return len(plan)
+
+
+async def _follows(api: _Api, rng: random.Random, stores: list[dict], city: _City) -> int:
+    n = 0
+    for user in city.users:
+        for other in rng.sample([u for u in city.users if u is not user], rng.randint(3, 6)):
+            await api.call("POST", f"/v1/users/{other.id}/follow", user)
+            n += 1
+        for store in rng.sample(stores, rng.randint(2, 5)):
+            await api.call("POST", f"/v1/stores/{store['id']}/follow", user)
+            n += 1
+    # everyone follows the first store so its news and offers reach the whole demo
+    for user in city.users:
+        await api.call("POST", f"/v1/stores/{stores[0]['id']}/follow", user)
+    for merchant in city.merchants:
+        await api.call("POST", f"/v1/users/{city.users[0].id}/follow", merchant)
+        n += 1
+    return n
+
+
+async def _today(api: _Api, rng: random.Random, stores: list[dict], city: _City) -> list[dict]:
+    by_name = {u.username: u for u in city.users}
+    posts = []
+    # two check-ins today, through the public route like a phone would
+    for user, store in ((city.users[1], stores[0]), (city.users[8], stores[8])):
+        res = await api.call("POST", "/v1/checkins", user, {
+            "store_id": store["id"], "lat": store["lat"], "lng": store["lng"], "accuracy_m": 10,
+            "text": "现在就在这里 #人民广场# 有人一起吗？"})
+        posts.append(res["post"])
+    for username, text in POSTS_NOW:
+        north, east = rng.uniform(-600, 600), rng.uniform(-600, 600)
+        lat, lng = _offset(north, east)
+        posts.append(await api.call("POST", "/v1/posts", by_name[username], {"text": text, "lat": lat, "lng": lng}))
+    for index, text in STORE_NEWS:
+        owner = city.merchants[STORES[index][3]]
+        posts.append(await api.call("POST", "/v1/posts", owner, {"text": text, "store_id": stores[index]["id"]}))
+    return posts
+
+
+async def _reactions(api: _Api, rng: random.Random, posts: list[dict], city: _City) -> tuple[int, int]:
+    likes = comments = 0
+    for post in posts:
+        for user in rng.sample(city.users, rng.randint(1, 8)):
+            await api.call("POST", f"/v1/posts/{post['id']}/like", user)
+            likes += 1
+    for post in rng.sample(posts, min(6, len(posts))):
+        first = None
+        for user in rng.sample(city.users, rng.randint(1, 3)):
+            c = await api.call("POST", f"/v1/posts/{post['id']}/comments", user, {"text": rng.choice(COMMENTS)})
+            first = first or c
+            comments += 1
+        author = next((u for u in city.users + city.merchants if u.id == post["author"]["id"]), None)
+        if author is not None and first is not None:
+            await api.call("POST", f"/v1/posts/{post['id']}/comments", author,
+                           {"text": "谢谢！Thanks!", "reply_to": first["id"]})
+            comments += 1
+    return likes, comments
+
+
+async def _offers(api: _Api, stores: list[dict], city: _City) -> int:
+    expires = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    specs = [(0, "桂花拿铁第二杯半价 Latte 2nd cup ½ price", "到店出示券码即可", 1500, 100),
+             (9, "蟹粉小笼 8 折 20% off crab dumplings", "限堂食", 1000, None)]
+    for index, title, description, radius, stock in specs:
+        await api.call("POST", f"/v1/stores/{stores[index]['id']}/offers", city.merchants[STORES[index][3]], {
+            "title": title, "description": description, "radius_m": radius, "expires_at": expires,
+            "stock": stock})
+    return len(specs)
+
+
+def _summary(url: str, counts: dict[str, int], city: _City) -> str:
+    lines = [
+        "Seeded the demo city around People's Square, Shanghai (31.2304 N, 121.4737 E): "
+        + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".",
+        f"Open {url} and log in with any of these (password for all: {PASSWORD}):",
+        "  users:     " + ", ".join(u.username for u in city.users),
+        "  merchants: " + ", ".join(m.username for m in city.merchants),
+        f"  moderator: {city.moderator.username}",
+        "Tip: pick 'People's Square' in the location picker (the pin at the top) to be in the middle of it.",
+    ]
+    return "\n".join(lines)

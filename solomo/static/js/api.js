@@ -1,0 +1,72 @@
+// The HTTP side of the public API v1: JSON in and out, the bearer token, and the contract's
+// error body turned into an ApiError whose `words` are the client's own sentence for its code.
+
+import { has, t } from "./i18n.js";
+import { session } from "./session.js";
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.details = details || [];
+  }
+
+  get words() {
+    return has(`err.${this.code}`) ? t(`err.${this.code}`) : (this.message || t("common.error"));
+  }
+}
+
+let onUnauthorized = () => {};
+
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+export async function request(method, path, body, { auth = true, query } = {}) {
+  let url = path;
+  if (query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== null && v !== undefined && v !== "") params.set(k, String(v));
+    }
+    const qs = params.toString();
+    if (qs) url += (url.includes("?") ? "&" : "?") + qs;
+  }
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
+  let resp;
+  try {
+    resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", t("err.network"));
+  }
+  if (resp.status === 204) return null;
+  let data = null;
+  const text = await resp.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!resp.ok) {
+    const err = data && data.error ? data.error : { code: `http_${resp.status}`, message: resp.statusText };
+    const error = new ApiError(resp.status, err.code, err.message, err.details);
+    if (resp.status === 401 && auth) onUnauthorized(error);
+    throw error;
+  }
+  return data;
+}
+
+export const api = {
+  get: (path, query) => request("GET", path, undefined, { query }),
+  post: (path, body = undefined) => request("POST", path, body),
+  put: (path, body) => request("PUT", path, body),
+  del: (path) => request("DELETE", path),
+  publicPost: (path, body) => request("POST", path, body, { auth: false }),
+};
+
+export const enc = encodeURIComponent;

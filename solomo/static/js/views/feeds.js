@@ -1,0 +1,83 @@
+// Home (people and stores you follow, with a composer and live arrivals), local and topic feeds.
+
+import { api, enc } from "../api.js";
+import { busy, h, toast } from "../dom.js";
+import { t } from "../i18n.js";
+import { session } from "../session.js";
+import { postList } from "./posts.js";
+
+// The home feed currently on screen, so live `feed.new` events can put posts into it.
+let liveHome = null;
+
+export function homeFeedOnScreen() {
+  return liveHome && liveHome.el.isConnected ? liveHome : null;
+}
+
+function composer(onPosted) {
+  const text = h("textarea", { name: "text", rows: "3", maxlength: "2000", placeholder: t("feed.compose") });
+  const withLoc = h("input", { type: "checkbox", name: "with_location", checked: true });
+  const send = h("button.primary", { type: "submit" }, t("feed.publish"));
+  const form = h("form.compose", {}, text,
+    h("div.row.spread", {}, h("label.check", {}, withLoc, " ", t("feed.with_location")), send));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!text.value.trim()) return;
+    const body = { text: text.value };
+    if (withLoc.checked && session.location) {
+      body.lat = session.location.lat;
+      body.lng = session.location.lng;
+    }
+    try {
+      const post = await busy(send, api.post("/v1/posts", body));
+      text.value = "";
+      toast(t("feed.posted"));
+      onPosted(post);
+    } catch (err) {
+      toast(err.words, "error");
+    }
+  });
+  return form;
+}
+
+export function homeView(root) {
+  const list = postList((cursor) => api.get("/v1/feed/home", { cursor }));
+  liveHome = list;
+  root.append(h("div.page.home", {}, composer((post) => list.prepend(post)), list.el));
+  return list.ready;
+}
+
+export function localView(root) {
+  const loc = session.location;
+  const list = postList((cursor) => api.get("/v1/feed/local", { lat: loc.lat, lng: loc.lng, cursor }));
+  root.append(h("div.page.local", {}, h("h2", {}, t("feed.local")), list.el));
+  return list.ready;
+}
+
+export async function hotTopicsView(root) {
+  const input = h("input", { name: "topic", placeholder: t("topics.placeholder"), maxlength: "32" });
+  const open = h("button", { type: "submit" }, t("topics.open"));
+  const form = h("form.row.topic-search", {}, h("span.hash", {}, "#"), input, open);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const topic = input.value.trim().replace(/^#|#$/g, "");
+    if (topic) location.hash = `#/topic/${enc(topic)}`;
+  });
+  const listEl = h("ol.hot-topics");
+  root.append(h("div.page", {}, form, h("h2", {}, t("topics.hot")), listEl));
+  try {
+    const res = await api.get("/v1/topics/hot", { limit: 20 });
+    if (!res.items.length) listEl.append(h("li.empty", {}, t("topics.none")));
+    for (const item of res.items) {
+      listEl.append(h("li", {}, h("a.topic", { href: `#/topic/${enc(item.topic)}` }, `#${item.topic}#`),
+        h("span.muted", {}, t("topics.posts", { n: item.post_count }))));
+    }
+  } catch (err) {
+    listEl.append(h("li.empty", {}, err.words));
+  }
+}
+
+export function topicView(root, topic) {
+  const list = postList((cursor) => api.get(`/v1/topics/${enc(topic)}/posts`, { cursor }));
+  root.append(h("div.page", {}, h("h2.topic-title", {}, `#${topic}#`), list.el));
+  return list.ready;
+}

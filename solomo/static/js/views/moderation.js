@@ -1,0 +1,214 @@
+// Moderators: the queue (reported and flagged posts) with single and bulk actions, user
+// suspension, the word lists and the audit log.
+
+import { api, enc } from "../api.js";
+import { busy, field, h, toast } from "../dom.js";
+import { formatDateTime, t } from "../i18n.js";
+import { postCard } from "./posts.js";
+
+const ACTIONS = ["approve", "hide", "remove", "restore"];
+
+async function moderatePost(postId, action, reason) {
+  return api.post(`/v1/moderation/posts/${enc(postId)}`, { action, reason });
+}
+
+// The bulk route decides each id on its own; items come back as {id, ok, post | error}.
+async function moderateMany(ids, action, reason) {
+  const res = await api.post("/v1/moderation/posts/bulk", { ids: ids.slice(0, 100), action, reason });
+  return res.items;
+}
+
+export async function suspendUser(userId, action, reason) {
+  return api.post(`/v1/moderation/users/${enc(userId)}`, { action, reason });
+}
+
+function queueItem(item, selection, onDone) {
+  const { post } = item;
+  const check = h("input", { type: "checkbox", class: "select", "aria-label": post.id });
+  check.addEventListener("change", () => {
+    if (check.checked) selection.add(post.id);
+    else selection.delete(post.id);
+    selection.changed();
+  });
+  const reason = h("input", { name: "reason", placeholder: t("mod.reason"), maxlength: "500" });
+  const buttons = ACTIONS.map((action) => h(`button.small.act-${action}`, {
+    type: "button",
+    onclick: async (e) => {
+      if (!reason.value.trim()) {
+        toast(t("mod.reason_required"), "error");
+        reason.focus();
+        return;
+      }
+      try {
+        await busy(e.currentTarget, moderatePost(post.id, action, reason.value.trim()));
+        onDone(post.id);
+      } catch (err) {
+        toast(err.words, "error");
+      }
+    },
+  }, t(`mod.${action}`)));
+  const suspend = h("button.small.link.suspend-author", {
+    type: "button",
+    onclick: async (e) => {
+      if (!reason.value.trim()) {
+        toast(t("mod.reason_required"), "error");
+        return;
+      }
+      try {
+        await busy(e.currentTarget, suspendUser(post.author.id, "suspend", reason.value.trim()));
+        toast(`${t("user.suspend")}: @${post.author.username}`);
+      } catch (err) {
+        toast(err.words, "error");
+      }
+    },
+  }, t("mod.suspend_author"));
+  const reports = (item.reports || []).map((r) => h("li", {}, `${t(`report.${r.reason}`)}${r.note ? ": " : ""}`,
+    r.note || ""));
+  const flags = (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
+    : [f.source, (f.words || []).join(", ")].filter(Boolean).join(": ")));
+  return h("div.queue-item", { dataset: { postId: post.id } },
+    h("div.row", {}, check, h("div.grow", {}, postCard(post, { actions: false }))),
+    reports.length ? h("div.small", {}, h("strong", {}, `${t("mod.reports")} (${reports.length})`), h("ul", {}, reports))
+      : null,
+    flags.length ? h("div.small", {}, h("strong", {}, t("mod.flags")), h("ul", {}, flags)) : null,
+    reason, h("div.row.wrap.actions", {}, buttons, suspend));
+}
+
+export async function queueView(root) {
+  const selection = new Set();
+  const list = h("div.queue");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const selectAll = h("input", { type: "checkbox", class: "select-all" });
+  const bulkAction = h("select", { name: "bulk_action" }, ACTIONS.map((a) => h("option", { value: a }, t(`mod.${a}`))));
+  bulkAction.value = "remove";
+  const bulkReason = h("input", { name: "bulk_reason", placeholder: t("mod.reason"), maxlength: "500" });
+  const bulkBtn = h("button.primary.bulk-apply", { type: "button", disabled: true }, t("mod.bulk", { n: 0 }));
+  selection.changed = () => {
+    bulkBtn.textContent = t("mod.bulk", { n: selection.size });
+    bulkBtn.disabled = selection.size === 0;
+  };
+  const remove = (postId) => {
+    selection.delete(postId);
+    selection.changed();
+    list.querySelector(`[data-post-id="${CSS.escape(postId)}"]`)?.remove();
+    if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
+  };
+  selectAll.addEventListener("change", () => {
+    for (const box of list.querySelectorAll("input.select")) {
+      box.checked = selectAll.checked;
+      box.dispatchEvent(new Event("change"));
+    }
+  });
+  bulkBtn.addEventListener("click", async () => {
+    if (!bulkReason.value.trim()) {
+      toast(t("mod.reason_required"), "error");
+      return;
+    }
+    const ids = [...selection];
+    try {
+      const results = await busy(bulkBtn, moderateMany(ids, bulkAction.value, bulkReason.value.trim()));
+      const done = results.filter((r) => r.ok);
+      done.forEach((r) => remove(r.id));
+      const failed = results.filter((r) => !r.ok);
+      toast(t("mod.done", { n: done.length }), failed.length ? "error" : "info");
+      if (failed.length) toast(`${failed[0].id}: ${failed[0].error.message}`, "error");
+    } catch (err) {
+      toast(err.words, "error");
+    }
+  });
+
+  root.append(h("div.page.moderation", {}, h("h2", {}, t("mod.queue")),
+    h("div.bulk-bar", {}, h("label.check", {}, selectAll, " ", t("mod.select_all")), bulkAction, bulkReason, bulkBtn),
+    list, more));
+  let cursor = null;
+  const load = async () => {
+    try {
+      const res = await busy(more, api.get("/v1/moderation/queue", { cursor }));
+      list.querySelector(".empty")?.remove();
+      for (const item of res.items) list.append(queueItem(item, selection, remove));
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
+    } catch (err) {
+      list.append(h("p.empty", {}, err.words));
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}
+
+export async function wordsView(root) {
+  const block = h("textarea", { name: "block", rows: "6" });
+  const review = h("textarea", { name: "review", rows: "6" });
+  const save = h("button.primary", { type: "submit" }, t("mod.save"));
+  const form = h("form.stack.words-form", {}, h("p.muted.small", {}, t("mod.one_per_line")),
+    field(t("mod.block"), block), field(t("mod.review"), review), save);
+  root.append(h("div.page", {}, h("h2", {}, t("mod.words")), form));
+  const lines = (text) => text.split("\n").map((w) => w.trim()).filter(Boolean);
+  try {
+    const words = await api.get("/v1/moderation/words");
+    block.value = (words.block || []).join("\n");
+    review.value = (words.review || []).join("\n");
+  } catch (err) {
+    toast(err.words, "error");
+  }
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const words = await busy(save, api.put("/v1/moderation/words", { block: lines(block.value),
+        review: lines(review.value) }));
+      block.value = (words.block || []).join("\n");
+      review.value = (words.review || []).join("\n");
+      toast(t("mod.saved"));
+    } catch (err) {
+      toast(err.words, "error");
+    }
+  });
+}
+
+export async function auditView(root) {
+  const list = h("ol.audit");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  root.append(h("div.page", {}, h("h2", {}, t("mod.audit")), list, more));
+  let cursor = null;
+  const load = async () => {
+    try {
+      const res = await busy(more, api.get("/v1/moderation/audit", { cursor }));
+      for (const e of res.items) {
+        list.append(h("li.audit-entry", { dataset: { id: e.id } },
+          h("div", {}, h("strong", {}, e.action), " ", h("span.muted", {}, `${e.target_type} ${e.target_id}`)),
+          h("div.small", {}, e.reason),
+          h("div.muted.small", {}, `${formatDateTime(e.created_at)} · ${e.moderator_id}`)));
+      }
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      if (!list.childElementCount) list.append(h("li.empty", {}, t("feed.empty")));
+    } catch (err) {
+      list.append(h("li.empty", {}, err.words));
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}
+
+export function usersView(root, presetId = "") {
+  const id = h("input", { name: "user_id", value: presetId, required: true, pattern: "[0-9a-f]{24}" });
+  const reason = h("input", { name: "reason", required: true, maxlength: "500" });
+  const result = h("p.small", { role: "status" });
+  const go = (action) => async (e) => {
+    if (!id.value.trim() || !reason.value.trim()) {
+      toast(t("mod.reason_required"), "error");
+      return;
+    }
+    try {
+      const user = await busy(e.currentTarget, suspendUser(id.value.trim(), action, reason.value.trim()));
+      result.textContent = `${t(`user.${action}`)}: @${user.username}`;
+    } catch (err) {
+      result.textContent = err.words;
+    }
+  };
+  root.append(h("div.page", {}, h("h2", {}, t("mod.users")),
+    h("div.stack", {}, field(t("mod.user_id"), id), field(t("mod.reason"), reason),
+      h("div.row", {}, h("button.primary", { type: "button", onclick: go("suspend") }, t("user.suspend")),
+        h("button", { type: "button", onclick: go("unsuspend") }, t("user.unsuspend"))), result)));
+}

@@ -1,0 +1,92 @@
+// People: a user's page (follow, posts, followers/following) and "Me" (profile, language,
+// location, log out).
+
+import { api, enc } from "../api.js";
+import { h, onLeave } from "../dom.js";
+import { t } from "../i18n.js";
+import { session } from "../session.js";
+import { locationLabel, openLocationPicker } from "./location.js";
+import { postList } from "./posts.js";
+import { followButton } from "./stores.js";
+
+function profileCard(user, extra = []) {
+  return h("section.card.profile", { dataset: { userId: user.id } },
+    h("h2", {}, user.display_name || user.username),
+    h("div.muted", {}, `@${user.username} · ${t(`auth.role.${user.role}`) || user.role}`),
+    h("div.row.counts", {},
+      h("a", { href: `#/user/${enc(user.id)}/followers` }, h("strong", {}, String(user.followers_count)), " ",
+        t("follow.followers")),
+      h("a", { href: `#/user/${enc(user.id)}/following` }, h("strong", {}, String(user.following_count)), " ",
+        t("follow.following"))),
+    extra);
+}
+
+export async function userView(root, userId) {
+  const wrap = h("div.page");
+  root.append(wrap);
+  let user;
+  try {
+    user = await api.get(`/v1/users/${enc(userId)}`);
+  } catch (err) {
+    wrap.append(h("p.empty", {}, err.words));
+    return;
+  }
+  const self = session.user && session.user.id === user.id;
+  const extra = [];
+  if (!self) extra.push(followButton("user", user.id));
+  if (session.role === "moderator" && !self) {
+    extra.push(h("a.button.small", { href: `#/mod/users/${enc(user.id)}` }, t("user.suspend")));
+  }
+  wrap.append(profileCard(user, h("div.row", {}, extra)));
+  const list = postList((cursor) => api.get(`/v1/users/${enc(user.id)}/posts`, { cursor }));
+  wrap.append(h("h3", {}, t("user.posts")), list.el);
+  await list.ready;
+}
+
+export async function peopleListView(root, userId, which) {
+  const list = h("ul.people");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  root.append(h("div.page", {}, h("h2", {}, t(`follow.${which}`)), list, more));
+  let cursor = null;
+  const load = async () => {
+    try {
+      const res = await api.get(`/v1/users/${enc(userId)}/${which}`, { cursor });
+      for (const u of res.items) {
+        list.append(h("li.person", {},
+          h("a", { href: `#/user/${enc(u.id)}` }, h("strong", {}, u.display_name || u.username), " ",
+            h("span.muted", {}, `@${u.username}`)),
+          session.user && u.id !== session.user.id ? followButton("user", u.id) : null));
+      }
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      if (!list.childElementCount) list.append(h("li.empty", {}, t("feed.empty")));
+    } catch (err) {
+      list.append(h("li.empty", {}, err.words));
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}
+
+export async function meView(root, { onLanguage, onLogout }) {
+  let user = session.user;
+  try {
+    user = await api.get("/v1/me");
+    session.updateUser(user);
+  } catch {
+    // keep the cached profile
+  }
+  const loc = h("span.loc-label", {}, locationLabel());
+  const off = session.onLocation(() => { loc.textContent = locationLabel(); });
+  const wrap = h("div.page.me", {},
+    profileCard(user),
+    h("section.card.stack", {},
+      h("div.row.spread", {}, h("span", {}, t("me.language")),
+        h("button.lang-switch", { type: "button", onclick: onLanguage }, t("lang.switch"))),
+      h("div.row.spread", {}, h("span", {}, t("me.location")),
+        h("button.link", { type: "button", onclick: openLocationPicker }, loc)),
+      h("a.button", { href: `#/user/${enc(user.id)}` }, t("user.posts")),
+      h("button.danger.logout", { type: "button", onclick: onLogout }, t("auth.logout"))));
+  root.append(wrap);
+  onLeave(off);
+}

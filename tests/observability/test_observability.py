@@ -1,0 +1,258 @@
+"""Metrics, request ids and JSON logs: through the real app, a bare app, and two uvicorn processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+
+from solomo.embedded import free_port
+from solomo.observability import (
+    HTTP_REQUESTS,
+    JsonFormatter,
+    ObservabilityMiddleware,
+    queue_depths,
+    request_id_from,
+)
+from tests.support import LiveServer, register
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format (labels must match exactly)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name and not labels:
+            return float(value)
+        match = re.fullmatch(re.escape(name) + r"\{(.*)\}", head)
+        if match:
+            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
+            if found == labels:
+                return float(value)
+    return None
+
+
+async def test_request_id_echoed_or_generated(client):
+    resp = await client.get("/healthz", headers={"X-Request-ID": "abc-123.x:y"})
+    assert resp.headers["x-request-id"] == "abc-123.x:y"
+    for bad in ["has space", "x" * 200, "bad\tid", "-leading-dash", ""]:
+        resp = await client.get("/healthz", headers={"X-Request-ID": bad})
+        rid = resp.headers["x-request-id"]
+        assert rid != bad and re.fullmatch(r"[0-9a-f]{32}", rid), (bad, rid)
+    a = (await client.get("/healthz")).headers["x-request-id"]
+    b = (await client.get("/healthz")).headers["x-request-id"]
+    assert a != b
+    # error answers carry it too
+    resp = await client.get("/v1/me", headers={"X-Request-ID": "err-1"})
+    assert resp.status_code == 401 and resp.headers["x-request-id"] == "err-1"
+
+
+async def test_latency_labelled_by_route_template(client):
+    acct = await register(client)
+    before = (await client.get("/metrics")).text
+    key = {"method": "GET", "route": "/v1/users/{user_id}"}
+    count_before = sample(before, "solomo_http_request_duration_seconds_count", **key) or 0
+    for _ in range(3):
+        assert (await client.get(f"/v1/users/{acct.id}", headers=acct.headers)).status_code == 200
+    raw = f"/nope/{uuid.uuid4().hex}"
+    assert (await client.get(raw)).status_code == 404
+    resp = await client.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    text = resp.text
+    assert sample(text, "solomo_http_request_duration_seconds_count", **key) == count_before + 3
+    assert (sample(text, "solomo_http_requests_total", method="GET", route="/v1/users/{user_id}",
+                   status="200") or 0) >= 3
+    assert (sample(text, "solomo_http_requests_total", method="GET", route="<unmatched>", status="404") or 0) >= 1
+    assert acct.id not in text and raw not in text  # raw paths never become labels
+    unlabelled = ["solomo_fanout_lag_seconds_count", "solomo_ws_connected_sockets",
+                  "solomo_ws_slow_client_closes_total"]
+    for name in unlabelled:
+        assert sample(text, name) is not None, name
+    for name in ["solomo_events_delivered_total", "solomo_events_dropped_total", "solomo_fanout_entries_total"]:
+        assert f"# TYPE {name} counter" in text, name  # labelled: no sample until a package updates it
+
+
+async def test_queue_depth_read_from_broker(client, settings):
+    from redis.asyncio import Redis
+
+    text = (await client.get("/metrics")).text
+    assert sample(text, "solomo_broker_up") == 1
+    for queue in ("fanout", "maintenance"):
+        assert sample(text, "solomo_celery_queue_depth", queue=queue) is not None, queue
+
+    broker = Redis.from_url(settings.effective_broker_url, decode_responses=True)
+    name = f"q_{uuid.uuid4().hex}"
+    try:
+        await broker.rpush(name, "a", "b", "c")
+        await broker.rpush(f"{name}\x06\x163", "d")
+        assert await queue_depths(broker, [name, name + "_empty"]) == {name: 4, name + "_empty": 0}
+    finally:
+        await broker.delete(name, f"{name}\x06\x163")
+        await broker.aclose()
+
+
+async def test_access_log_is_json_with_request_id(client):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("solomo.access")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        rid = f"log-{uuid.uuid4().hex[:8]}"
+        await client.get("/healthz", headers={"X-Request-ID": rid})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    mine = [e for e in entries if e.get("request_id") == rid]
+    assert len(mine) == 1, entries
+    entry = mine[0]
+    assert entry["route"] == "/healthz" and entry["status"] == 200 and entry["method"] == "GET"
+    assert entry["level"] == "info" and entry["logger"] == "solomo.access" and entry["ts"].endswith("Z")
+    assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
+
+
+def test_formatter_keeps_extras_and_exceptions():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "failed %s", ("it",),
+                                                   exc_info=__import__("sys").exc_info(),
+                                                   extra={"post_id": "p1"})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "failed it" and entry["post_id"] == "p1" and "ValueError: boom" in entry["exc"]
+
+
+@pytest.mark.parametrize("value,kept", [("a", True), ("A-b_c.d:e", True), ("a b", False), ("é", False),
+                                        ("a\nb", False), ("x" * 128, True), ("x" * 129, False), (None, False)])
+def test_request_id_sanity(value, kept):
+    assert (request_id_from(value) == value) is kept
+
+
+def _bare_app() -> Starlette:
+    async def boom(request):
+        raise RuntimeError("kaboom")
+
+    async def stream(request):
+        async def chunks():
+            for i in range(5):
+                yield f"chunk{i};".encode()
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    async def echo(ws):
+        await ws.accept()
+        text = await ws.receive_text()
+        await ws.send_text("echo:" + text)
+        await ws.close()
+
+    async def ok(request):
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/bare/boom", boom), Route("/bare/stream", stream), Route("/bare/ok", ok),
+                            WebSocketRoute("/bare/ws", echo)])
+    app.add_middleware(ObservabilityMiddleware)
+    return app
+
+
+def test_websocket_streaming_and_crash_pass_through():
+    """The middleware must not break sockets or streams, and a crash still counts as a 500."""
+    app = _bare_app()
+    before = HTTP_REQUESTS.labels("GET", "/bare/boom", "500")._value.get()
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        with tc.websocket_connect("/bare/ws") as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "echo:hi"
+        resp = tc.get("/bare/stream", headers={"X-Request-ID": "s-1"})
+        assert resp.text == "".join(f"chunk{i};" for i in range(5)) and resp.headers["x-request-id"] == "s-1"
+        assert tc.get("/bare/boom").status_code == 500
+    assert HTTP_REQUESTS.labels("GET", "/bare/boom", "500")._value.get() == before + 1
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def test_metrics_add_up_across_processes(tmp_path: Path, settings):
+    """Two uvicorn processes sharing PROMETHEUS_MULTIPROC_DIR: either one reports both's requests."""
+    mpdir = tmp_path / "prom"
+    mpdir.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(mpdir), "SOLOMO_LOG_LEVEL": "WARNING"}
+    servers = [LiveServer(free_port(), extra_env=env), LiveServer(free_port(), extra_env=env)]
+    try:
+        for server in servers:
+            server.start()
+        for server, n in zip(servers, (3, 4), strict=True):
+            for _ in range(n):
+                assert _get(server.base_url + "/healthz")[0] == 200
+        for server in servers:
+            status, text = _get(server.base_url + "/metrics")
+            assert status == 200
+            # 7 plus the one /readyz each LiveServer.start polled until ready
+            assert sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200") == 7
+            assert sample(text, "solomo_celery_queue_depth", queue="fanout") is not None
+    finally:
+        for server in servers:
+            server.stop()
+    assert list(mpdir.glob("*.db")), "multiprocess mode wrote no sample files"
+
+
+def test_celery_worker_serves_metrics_and_logs_json(tmp_path: Path):
+    """A real `celery worker` (prefork) with SOLOMO_WORKER_METRICS_PORT: /metrics answers, logs are JSON."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from solomo.embedded import _die_with_parent
+    from tests.support import ROOT
+
+    port = free_port()
+    mpdir = tmp_path / "prom"
+    mpdir.mkdir()
+    env = {**os.environ, "SOLOMO_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
+    log = tmp_path / "worker.log"
+    # a queue nobody sends to: the probe worker must not take other tests' tasks
+    queue = f"probe_{uuid.uuid4().hex[:8]}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queue, "--pool", "prefork",
+             "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        text = None
+        while time.monotonic() < deadline and text is None:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                text = _get(f"http://127.0.0.1:{port}/metrics")[1]
+            except OSError:
+                time.sleep(0.2)
+        assert text is not None, log.read_text()[-2000:]
+        assert "# TYPE solomo_fanout_lag_seconds histogram" in text
+        assert "solomo_ws_slow_client_closes_total 0.0" in text  # labelled ones appear once updated
+        deadline = time.monotonic() + 15
+        while "ready" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in lines]
+    assert any("ready" in e["msg"] for e in entries), log.read_text()[-2000:]
+    assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)

@@ -1,0 +1,112 @@
+"""The demo city, seeded into a database of its own (and Redis databases of its own, so its
+topics and feeds never meet the other tests' data)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from geo.distance import geodesic_m
+from solomo.seed import CENTER, PASSWORD
+from tests.web.guards import require_routes
+
+
+def _with_db(url: str, db: int) -> str:
+    head, _, tail = url.rpartition("/")
+    return f"{head}/{db}" if tail.isdigit() else f"{url.rstrip('/')}/{db}"
+
+
+@pytest.fixture
+async def empty_services(settings):
+    from solomo.services import open_services
+    from solomo.settings import load_settings
+
+    name = f"seed_{uuid.uuid4().hex[:8]}"
+    isolated = load_settings(mongo_db=name, redis_url=_with_db(settings.effective_redis_url, 2),
+                             broker_url=_with_db(settings.effective_redis_url, 3))
+    services = await open_services(isolated)
+    try:
+        yield services
+    finally:
+        await services.mongo.drop_database(name)
+        await services.redis.flushdb()
+        from redis.asyncio import Redis
+
+        broker = Redis.from_url(isolated.effective_broker_url)
+        await broker.flushdb()
+        await broker.aclose()
+        await services.close()
+
+
+async def test_seed_builds_a_living_city(client, empty_services):
+    await require_routes(client, "POST /v1/stores", "POST /v1/checkins", "POST /v1/users/{id}/follow",
+                         "POST /v1/stores/{id}/follow", "POST /v1/posts", "POST /v1/posts/{id}/like",
+                         "POST /v1/posts/{id}/comments", "POST /v1/stores/{id}/offers", "POST /v1/posts/{id}/reports")
+    from solomo.seed import seed_demo_city
+
+    services = empty_services
+    db = services.db
+    text = await seed_demo_city(services, base_url="http://127.0.0.1:8000/")
+    users = await db.users.find().to_list(None)
+    roles = Counter(u["role"] for u in users)
+    assert roles["user"] >= 12 and roles["merchant"] >= 3 and roles["moderator"] == 1
+    for u in users:  # every account it made is printed, with the password that opens it
+        assert u["username"] in text
+    assert PASSWORD in text and "http://127.0.0.1:8000/" in text
+    someone = next(u for u in users if u["role"] == "user")
+    assert (await services.accounts.login(someone["username"], PASSWORD))[1]
+
+    stores = await db.stores.find().to_list(None)
+    assert 10 <= len(stores) <= 15
+    assert len({s["category"] for s in stores}) >= 6
+    merchants = {u["_id"] for u in users if u["role"] == "merchant"}
+    assert {s["owner_id"] for s in stores} <= merchants and len({s["owner_id"] for s in stores}) >= 3
+    for s in stores:
+        lng, lat = s["location"]["coordinates"]
+        assert geodesic_m(lat, lng, *CENTER) < 1500, s["name"]
+    assert sum(1 for s in stores if s.get("mayor_id")) >= 5
+
+    checkins = await db.checkins.find().to_list(None)
+    assert len(checkins) >= 60
+    now = datetime.now(UTC)
+    assert all(now - timedelta(days=22) < c["created_at"] <= now for c in checkins)
+    assert len({c["day"] for c in checkins}) >= 10  # a history, not one burst
+    assert sum(s["checkins_count"] for s in stores) == len(checkins)
+    per_user = Counter((c["user_id"], c["store_id"], c["day"]) for c in checkins)
+    assert max(per_user.values()) == 1
+
+    posts = await db.posts.find().to_list(None)
+    assert sum(1 for p in posts if p["kind"] == "checkin") == len(checkins)
+    keys = Counter(k for p in posts for k in p["topic_keys"])
+    assert keys["人民广场"] >= 5 and keys["上海美食"] >= 3 and keys["shanghai"] >= 1 and keys["foodie"] >= 1
+    assert any(p.get("store_owner_post") for p in posts)
+    assert all(p["status"] == "published" for p in posts)
+
+    follows = await db.follows.find().to_list(None)
+    following = Counter((f["follower_id"], f["target_type"]) for f in follows)
+    for u in users:
+        if u["role"] == "user":
+            assert following[(u["_id"], "user")] >= 3 and following[(u["_id"], "store")] >= 2
+    assert await db.likes.count_documents({}) >= 30
+    assert await db.comments.count_documents({"reply_to": {"$ne": None}}) >= 1
+    assert await db.offers.count_documents({}) == 2
+    assert await db.reports.count_documents({}) >= 1
+
+    # a second run, and any database that has users, is left alone
+    before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}
+    again = await seed_demo_city(services)
+    assert "nothing seeded" in again
+    assert before == {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}
+
+
+async def test_seed_never_touches_a_database_with_users(empty_services):
+    from solomo.seed import seed_demo_city
+
+    services = empty_services
+    await services.accounts.create_user("someone_real", "password123")
+    assert "nothing seeded" in await seed_demo_city(services)
+    assert await services.db.users.count_documents({}) == 1
+    assert await services.db.stores.count_documents({}) == 0
