@@ -37,6 +37,9 @@ from solomo.accounts import user_summary
 log = logging.getLogger("solomo.feed.fanout")
 
 CELL_CAP = 500
+CHECKPOINT_EVERY = 4
+"""Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
+HOME_PREFIX = "feed:home:"
 TOPIC_CAP = 1000
 ONLINE = "rt:online"
 
@@ -98,8 +101,7 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
         return "retracted"
     timelines = Timelines(services.redis)
     score, member = int(post["created_ms"]), str(post["_id"])
-    cap = services.settings.feed_cap
-    await timelines.add([home_key(post["author_id"])], score, member, cap)
+    await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
     await timelines.add(cell_keys(post), score, member, CELL_CAP)
     await trends.record(services, post)
@@ -108,20 +110,37 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
     for target_type, target_id in _audiences(post):
         if progress.get(target_type) == "done" or await _pull_mode(services, target_type, target_id):
             continue
-        async for last, followers in _prefetched(follower_batches(
-                services, target_type, target_id, services.settings.fanout_chunk, progress.get(target_type))):
-            owners = [str(f) for f in followers]
-            _, online = await timelines.add([home_key(f) for f in owners], score, member, cap, owners, ONLINE)
-            if online:
-                await publish(services, online, "feed.new", {"post_id": member})
-            checkpoint = await services.db.posts.update_one(
-                {"_id": post_id, "status": VISIBLE}, {"$set": {f"fanout_progress.{target_type}": last}})
-            if checkpoint.matched_count == 0:  # deleted or hidden meanwhile: undo instead
-                return await fanout_post(services, post_id)
-        await services.db.posts.update_one({"_id": post_id, "status": VISIBLE},
-                                           {"$set": {f"fanout_progress.{target_type}": "done"}})
+        if not await _push(services, timelines, post, target_type, target_id, progress.get(target_type)):
+            return await fanout_post(services, post_id)  # deleted or hidden meanwhile: undo instead
     await _finish(services, post)
     return "published"
+
+
+async def _push(services: Any, timelines: Timelines, post: dict[str, Any], target_type: str,
+                target_id: ObjectId, after: ObjectId | None) -> bool:
+    """Writes the post into every active follower's feed, one Lua call per batch; False when the
+    post stopped being published meanwhile. Progress is checkpointed every CHECKPOINT_EVERY batches."""
+    score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
+    field = f"fanout_progress.{target_type}"
+    since_checkpoint = 0
+    last: ObjectId | None = None
+    async for last, followers in _prefetched(follower_batches(
+            services, target_type, target_id, services.settings.fanout_chunk, after)):
+        keys = [f"{HOME_PREFIX}{f}" for f in followers]
+        _, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
+        if online:
+            await publish(services, online, "feed.new", {"post_id": member})
+        since_checkpoint += 1
+        if since_checkpoint >= CHECKPOINT_EVERY:
+            since_checkpoint = 0
+            if not await _checkpoint(services, post["_id"], field, last):
+                return False
+    return await _checkpoint(services, post["_id"], field, "done")
+
+
+async def _checkpoint(services: Any, post_id: ObjectId, field: str, value: Any) -> bool:
+    result = await services.db.posts.update_one({"_id": post_id, "status": VISIBLE}, {"$set": {field: value}})
+    return result.matched_count == 1
 
 
 async def _finish(services: Any, post: dict[str, Any]) -> None:

@@ -114,7 +114,8 @@ async def follower_batches(services: Any, target_type: TargetType, target_id: Ob
     query: dict[str, Any] = {"target_type": target_type, "target_id": target_id}
     if after is not None:
         query["_id"] = {"$gt": after}
-    cursor = services.db.follows.find(query, {"_id": 1, "follower_id": 1}).sort("_id", 1).batch_size(batch)
+    cursor = services.db.follows.find(query, {"_id": 1, "follower_id": 1}).sort("_id", 1).batch_size(
+        max(batch, 5000))
     ids: list[ObjectId] = []
     last: ObjectId | None = None
     async for doc in cursor:

@@ -64,9 +64,9 @@ def home_query(reader: ObjectId, users: list[ObjectId], stores: list[ObjectId]) 
     return {"$or": branches}
 
 
-async def pull_targets(services: Any) -> tuple[list[ObjectId], list[ObjectId]]:
+async def pull_targets(services: Any, cached: str | None = None) -> tuple[list[ObjectId], list[ObjectId]]:
     """Users and stores whose posts are merged at read time (cached briefly in Redis)."""
-    cached = await services.redis.get(PULL_CACHE)
+    cached = cached if cached is not None else await services.redis.get(PULL_CACHE)
     if cached is not None:
         data = orjson.loads(cached)
         return [ObjectId(u) for u in data["users"]], [ObjectId(s) for s in data["stores"]]
@@ -89,19 +89,22 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     key = home_key(reader)
-    async with services.redis.pipeline(transaction=False) as pipe:
+    want = limit + 1
+    async with services.redis.pipeline(transaction=False) as pipe:  # one round trip for the usual page
         pipe.zscore(key, "~")
         pipe.zcard(key)
         pipe.expire(key, ttl_s(services))  # a read keeps the reader active
-        state, size, _ = await pipe.execute()
+        pipe.get(PULL_CACHE)
+        timelines.queue_read(pipe, key, before, want)
+        state, size, _, pull_cached, first_rows = await pipe.execute()
     sources: list[Source]
     if state is not None and int(state) == READY:
         truncated = size - 1 >= services.settings.feed_cap
         fallback = None
         if truncated:
             fallback = MongoSource(services.db, home_query(reader, *await _followed(services, reader)))
-        sources = [RedisSource(timelines, key, fallback)]
-        pull_users, pull_stores = await pull_targets(services)
+        sources = [RedisSource(timelines, key, fallback, first=(before, want, first_rows))]
+        pull_users, pull_stores = await pull_targets(services, pull_cached)
         if pull_users or pull_stores:
             followed_users = await followed_ids(services, reader, "user", pull_users) if pull_users else []
             followed_stores = await followed_ids(services, reader, "store", pull_stores) if pull_stores else []

@@ -1,8 +1,9 @@
 """Post documents → the contract's Post, for a whole page at once (one query per kind, never
-one per item): authors, stores and the viewer's likes."""
+one per item, the three run concurrently): authors, stores and the viewer's likes."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bson import ObjectId
@@ -45,16 +46,23 @@ async def hydrate_posts(services: Any, docs: list[dict[str, Any]], viewer_id: Ob
     author_ids = list({d["author_id"] for d in docs})
     store_ids = list({d["store_id"] for d in docs if d.get("store_id")})
     post_ids = [d["_id"] for d in docs]
-    authors = {u["_id"]: u async for u in db.users.find(
-        {"_id": {"$in": author_ids}}, {"username": 1, "display_name": 1})}
-    stores = {}
-    if store_ids:
-        stores = {s["_id"]: s async for s in db.stores.find({"_id": {"$in": store_ids}},
-                                                           {"name": 1, "location": 1})}
-    liked: set[ObjectId] = set()
-    if viewer_id is not None:
-        liked = {lk["post_id"] async for lk in db.likes.find(
-            {"user_id": viewer_id, "post_id": {"$in": post_ids}}, {"post_id": 1})}
+
+    async def load_authors() -> dict[ObjectId, dict[str, Any]]:
+        return {u["_id"]: u async for u in db.users.find({"_id": {"$in": author_ids}},
+                                                         {"username": 1, "display_name": 1})}
+
+    async def load_stores() -> dict[ObjectId, dict[str, Any]]:
+        if not store_ids:
+            return {}
+        return {s["_id"]: s async for s in db.stores.find({"_id": {"$in": store_ids}}, {"name": 1, "location": 1})}
+
+    async def load_liked() -> set[ObjectId]:
+        if viewer_id is None:
+            return set()
+        return {lk["post_id"] async for lk in db.likes.find(
+            {"user_id": viewer_id, "post_id": {"$in": post_ids}}, {"post_id": 1, "_id": 0})}
+
+    authors, stores, liked = await asyncio.gather(load_authors(), load_stores(), load_liked())
     return [
         _post_public(d, authors.get(d["author_id"]), stores.get(d.get("store_id")), d["_id"] in liked)
         for d in docs

@@ -58,13 +58,19 @@ class MongoSource:
 class RedisSource:
     """A READY timeline; when it was trimmed (``fallback`` given), older posts come from MongoDB."""
 
-    def __init__(self, timelines: Timelines, key: str, fallback: Source | None = None) -> None:
+    def __init__(self, timelines: Timelines, key: str, fallback: Source | None = None,
+                 first: tuple[Position | None, int, list[Any]] | None = None) -> None:
         self.timelines = timelines
         self.key = key
         self.fallback = fallback
+        self.first = first  # rows already read for (before, count) in the caller's pipeline
 
     async def fetch(self, before: Position | None, count: int) -> list[Candidate]:
-        out: list[Candidate] = [(s, m, None) for s, m in await self.timelines.read(self.key, before, count)]
+        rows = None
+        if self.first is not None and self.first[:2] == (before, count):
+            rows, self.first = self.first[2], None
+        entries = await self.timelines.read(self.key, before, count, rows)
+        out: list[Candidate] = [(s, m, None) for s, m in entries]
         if len(out) < count and self.fallback is not None:
             pos = (out[-1][0], out[-1][1]) if out else before
             out.extend(await self.fallback.fetch(pos, count - len(out)))

@@ -31,12 +31,13 @@ MIN_SCORE = "(1"  # excludes the marker
 Entry = tuple[float, str]
 Position = tuple[float, str]
 
-# KEYS: timelines, then the online set last. ARGV: score, member, cap, then one flag per key
-# ("1": report whether that key's owner is online, its id in the same position of ARGV[4+]).
-# Returns {written count, online ids...}.
+# KEYS: timelines, then the online set last. ARGV: score, member, cap, owner offset: when > 0, the
+# owner's id is the key from that offset on (``feed:home:<uid>``) and the owners of written keys who
+# are in the online set are returned. Returns {written count, online ids...}.
 _ADD_LUA = """
-local score, member, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local score, member, cap, off = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local online_key = KEYS[#KEYS]
+local check = off > 0 and redis.call('SCARD', online_key) > 0
 local written, online = 0, {}
 for i = 1, #KEYS - 1 do
   local key = KEYS[i]
@@ -45,9 +46,9 @@ for i = 1, #KEYS - 1 do
     redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
     written = written + 1
   end
-  local uid = ARGV[3 + i]
-  if uid ~= '' and redis.call('SISMEMBER', online_key, uid) == 1 then
-    online[#online + 1] = uid
+  if check then
+    local uid = string.sub(key, off)
+    if redis.call('SISMEMBER', online_key, uid) == 1 then online[#online + 1] = uid end
   end
 end
 table.insert(online, 1, written)
@@ -91,15 +92,15 @@ class Timelines:
         self._add_many = redis.register_script(_ADD_MANY_LUA)
 
     async def add(self, keys: Sequence[str], score: int, member: str, cap: int,
-                  owners: Sequence[str] | None = None, online_key: str = "rt:online") -> tuple[int, list[str]]:
+                  owner_prefix: str = "", online_key: str = "rt:online") -> tuple[int, list[str]]:
         """Adds ``member`` to every existing key and trims it, in one round trip.
 
-        ``owners`` (same length as ``keys``, ``""`` for none) are checked against the online set;
-        returns (keys written, online owners).
+        With ``owner_prefix`` (keys are ``prefix + user id``) the owners found in the online set are
+        returned too; returns (keys written, online owners).
         """
         if not keys:
             return 0, []
-        args: list[Any] = [score, member, cap, *(owners if owners is not None else [""] * len(keys))]
+        args: list[Any] = [score, member, cap, len(owner_prefix) + 1 if owner_prefix else 0]
         result = await self._add(keys=[*keys, online_key], args=args)
         return int(result[0]), [str(u) for u in result[1:]]
 
@@ -151,15 +152,28 @@ class Timelines:
             return False
         return bool(await self._add_many(keys=[key], args=args))
 
-    async def read(self, key: str, before: Position | None, count: int) -> list[Entry]:
-        """Up to ``count`` entries strictly older than ``before`` (score, then id), newest first."""
+    def queue_read(self, pipe: Any, key: str, before: Position | None, count: int) -> None:
+        """Queues the first round of :meth:`read` on a pipeline (see :meth:`read_rows`)."""
+        maximum = "+inf" if before is None else repr(before[0])
+        pipe.zrevrangebyscore(key, maximum, MIN_SCORE, start=0, num=count + 8, withscores=True)
+
+    async def read(self, key: str, before: Position | None, count: int,
+                   first_rows: list[tuple[str, float]] | None = None) -> list[Entry]:
+        """Up to ``count`` entries strictly older than ``before`` (score, then id), newest first.
+
+        Entries with the same score as ``before`` but not older are skipped, so the read goes on
+        past them (ties are rare: same millisecond).
+        """
         out: list[Entry] = []
         offset = 0
         batch = count + 8
         maximum: str = "+inf" if before is None else repr(before[0])
         while len(out) < count:
-            rows = await self.redis.zrevrangebyscore(key, maximum, MIN_SCORE, start=offset, num=batch,
-                                                     withscores=True)
+            if first_rows is not None and offset == 0:
+                rows = first_rows
+            else:
+                rows = await self.redis.zrevrangebyscore(key, maximum, MIN_SCORE, start=offset, num=batch,
+                                                         withscores=True)
             for member, score in rows:
                 if before is None or (score, member) < before:
                     out.append((score, member))

@@ -58,7 +58,7 @@ function header() {
     h("span.loc-text", {}, locationLabel()));
   const langBtn = h("button.lang-switch", { type: "button", onclick: switchLanguage }, t("lang.switch"));
   return h("header.topbar", {}, h("a.logo", { href: "#/" }, t("app.name")), live,
-    session.user ? loc : null, langBtn);
+    session.user && session.role !== "moderator" ? loc : null, langBtn);
 }
 
 function nav(current) {

@@ -72,7 +72,7 @@ export function postCard(post, { onRemoved, compact = false, actions = true } = 
   if (!actions) return card;
 
   const bar = h("footer.post-actions", {}, likeBtn,
-    h("a.comments", { href: `#/post/${enc(post.id)}` }, icon("comment", 16),
+    h("a.comments-link", { href: `#/post/${enc(post.id)}` }, icon("comment", 16),
       t("post.comments", { n: post.comment_count })));
   const mine = session.user && post.author.id === session.user.id;
   if (mine) {
