@@ -57,8 +57,9 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
         if seed:
             seed_proc = ManagedProcess("seed", [sys.executable, "-m", "solomo.cli", "seed", "--if-empty"],
                                        logs / "seed.log")
-            seed_proc.args = seed_proc.args  # run in the same environment as the children
+            seed_proc.log_path.unlink(missing_ok=True)
             _run_child_once(seed_proc, env)
+            print(seed_proc.log_path.read_text(encoding="utf-8", errors="replace").strip())
         worker = ManagedProcess("celery", [
             sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-B",
             "-Q", "fanout,maintenance", "--concurrency", str(workers), "--loglevel", "INFO",
@@ -106,4 +107,4 @@ def _start_with_env(child: ManagedProcess, env: dict[str, str]) -> None:
 def _run_child_once(child: ManagedProcess, env: dict[str, str]) -> None:
     _start_with_env(child, env)
     assert child.process is not None
-    child.process.wait(120)
+    child.process.wait(180)

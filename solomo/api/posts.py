@@ -75,7 +75,7 @@ class CommentQuery(LaxQuery):
     cursor: str | None = Field(None, max_length=512)
 
 
-@endpoint(summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"],
+@endpoint(summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
           errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments.")
@@ -97,17 +97,17 @@ async def delete(ctx: Ctx) -> None:
     await delete_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id)
 
 
-@endpoint(summary="Like a post (idempotent)", response=LikeOut, tags=["posts"])
+@endpoint(summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
 async def like(ctx: Ctx) -> dict:
     return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
-@endpoint(summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"])
+@endpoint(summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
 async def unlike(ctx: Ctx) -> dict:
     return await likes.unlike(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
-@endpoint(summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"],
+@endpoint(summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
           errors={422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict:
     body: CommentIn = ctx.body

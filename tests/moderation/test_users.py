@@ -49,11 +49,11 @@ WRITE_ROUTES = [
 
 
 @pytest.mark.parametrize(("template", "body"), WRITE_ROUTES)
-async def test_suspended_user_cannot_write(client, services, moderator, template, body):
+async def test_suspended_user_cannot_write(app, client, services, moderator, template, body):
     user, other = await register(client), await register(client)
     post = await make_post(services, other)
     path = template.format(post=post["_id"], offer=ObjectId())
-    if not has_route(client._transport.app, path, "POST"):
+    if not has_route(app, path, "POST"):
         pytest.skip(f"{template} is not served yet")
     await act(client, moderator, user.id, "suspend")
     before = await services.db.posts.count_documents({"author_id": ObjectId(user.id)})

@@ -51,7 +51,7 @@ async def test_screening_block_and_review(services, extra_words):
     assert await screen_text(services, f"about {r}s and {b}x") == ("ok", [])
 
 
-async def test_posts_are_screened(client, services, extra_words):
+async def test_posts_and_comments_are_screened(app, client, services, extra_words):
     b, r = token(), token()
     await extra_words(block=[b], review=[r])
     author = await register(client)
@@ -61,13 +61,19 @@ async def test_posts_are_screened(client, services, extra_words):
     assert await services.db.posts.count_documents({"author_id": {"$exists": True}, "text": f"buy {b} now"}) == 0
     doc = await make_post(services, author, f"is {r.upper()} fine?")
     assert doc["status"] == "pending_review" and doc["flags"] == [{"source": "words", "words": [r]}]
-    if has_route(client._transport.app, "/v1/posts", "POST"):
+    if has_route(app, "/v1/posts", "POST"):
         resp = await client.post("/v1/posts", headers=author.headers, json={"text": f"x {b}s"})
         assert resp.status_code == 201 and resp.json()["status"] == "published"  # a longer word
         resp = await client.post("/v1/posts", headers=author.headers, json={"text": f"x {'.'.join(b)}"})
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "content_rejected"
         resp = await client.post("/v1/posts", headers=author.headers, json={"text": f"y {r}"})
         assert resp.status_code == 201 and resp.json()["status"] == "pending_review"
+    published = await make_post(services, author)
+    path = f"/v1/posts/{published['_id']}/comments"
+    if has_route(app, path, "POST"):
+        resp = await client.post(path, headers=author.headers, json={"text": f"so {b.upper()}!"})
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "content_rejected"
+        assert await services.db.comments.count_documents({"post_id": published["_id"]}) == 0
 
 
 async def test_other_processes_pick_up_changes_within_a_second(services, extra_words):

@@ -89,6 +89,7 @@ class PhonePage:
 
     async def screenshot(self, path: Path) -> None:
         await self.page.evaluate("document.fonts.ready")
+        await self.page.evaluate("Promise.all(document.getAnimations().map((a) => a.finished))")
         await self.page.screenshot(path=str(path), full_page=False)
 
     async def close(self) -> None:

@@ -3,6 +3,8 @@ pages that record console errors, and a folder for screenshots (artifacts/, git-
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,12 +23,18 @@ async def browser() -> AsyncIterator:
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-browser.sh (make test does)")
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as pw:
+    pw = await async_playwright().start()
+    try:
         b = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
         try:
             yield b
         finally:
-            await b.close()
+            # bounded, so a wedged browser cannot hold the whole session's teardown
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(b.close(), 20)
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pw.stop(), 20)
 
 
 @pytest.fixture
@@ -41,7 +49,8 @@ async def phone(browser, live_server) -> AsyncIterator:
 
     yield make
     for page in pages:
-        await page.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(page.close(), 10)
 
 
 @pytest.fixture(scope="session")

@@ -63,11 +63,13 @@ async def test_sign_up_then_log_out_and_back_in(phone, client, live_server):
     assert await page.evaluate("location.hash") == "#/merchant"
 
 
-async def test_chinese_browser_gets_chinese_and_the_switch_overrides(phone):
+async def test_chinese_browser_gets_chinese_and_the_switch_overrides(phone, screenshots):
     p = await phone(locale="zh-CN")
-    await p.goto()
+    await p.goto("#/register")
     page = p.page
-    await page.wait_for_selector("form.auth-form.login")
+    await page.wait_for_selector("form.auth-form.register")
+    await p.screenshot(screenshots / "register_zh.png")
+    await p.goto("#/login")
     assert await page.locator("form.auth-form button[type=submit]").inner_text() == "登录"
     assert await page.evaluate("document.documentElement.lang") == "zh-CN"
     await page.locator("header .lang-switch").click()
@@ -145,6 +147,8 @@ async def test_each_role_sees_its_own_screens(phone, client, services, screensho
         await p.login(username)
         await p.page.wait_for_function("(h) => document.body.dataset.view === h", arg=home)
         assert await p.page.locator("nav.tabs .tab").evaluate_all("els => els.map(e => e.dataset.tab)") == tabs
+        assert await p.page.locator("nav.tabs .tab.active").evaluate_all("els => els.map(e => e.dataset.tab)") == [
+            tabs[0]]
         await p.screenshot(screenshots / shot)
     # a user cannot open the moderator's screens: they are sent home instead
     p = await phone()

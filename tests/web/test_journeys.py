@@ -114,5 +114,6 @@ async def test_suspended_users_open_page_signs_out(phone, client, services, live
     await form.locator("input[name=username]").fill(account.username)
     await form.locator("input[name=password]").fill("password123")
     await form.locator("button[type=submit]").click()
+    await form.locator(".error:not([hidden])").wait_for()
     assert await form.locator(".error").inner_text() == "This account is suspended."
     mod.assert_clean()

@@ -66,7 +66,8 @@ function nav(current) {
   return h("nav.tabs", {}, items.map((item) => {
     const href = navHref(item);
     const badge = item[0] === "home" && unseenHome ? h("span.badge.count", {}, String(unseenHome)) : null;
-    return h(`a.tab${current.startsWith(href) ? ".active" : ""}`, { href, dataset: { tab: item[0] } },
+    const active = current === href || current.startsWith(`${href}/`);
+    return h(`a.tab${active ? ".active" : ""}`, { href, dataset: { tab: item[0] } },
       icon(item[1]), h("span.tab-label", {}, t(`nav.${item[0]}`)), badge);
   }));
 }

@@ -8,7 +8,7 @@ const STEPS = [["pushed", "#8aa4ff"], ["claimed", "#4c6ef5"], ["redeemed", "#2b8
 
 export function funnelChart(rows, width = 340) {
   // rows: [{title, pushed, claimed, redeemed}]
-  const labelW = 64;
+  const labelW = 84;
   const barMax = width - labelW - 70;
   const barH = 16;
   const gap = 6;
