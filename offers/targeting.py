@@ -52,7 +52,7 @@ async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]
         cursor = services.db.follows.find(
             {"follower_id": {"$in": chunk}, "target_type": "store", "target_id": store_id},
             {"follower_id": 1, "_id": 0})
-        out.update(str(d["follower_id"]) async for d in cursor)
+        out.update([str(d["follower_id"]) async for d in cursor])
     return out
 
 

@@ -123,29 +123,30 @@ async def _not_online(services, uid: str) -> bool:
 
 
 async def test_slow_client_is_closed_and_never_delays_others(client, services):
+    """A client that stops reading fills its kernel buffers (megabytes on loopback), then its bounded
+    queue: it is closed with 4408 while another client on the same process keeps getting events."""
     server = LiveServer(port=free_port(), extra_env={"SOLOMO_WS_QUEUE_SIZE": "8"})
     server.start()
     try:
         slow, fast = await register(client), await register(client)
-        ws_slow = await open_ws(server.base_url, slow.token, rcvbuf=4096, max_queue=1)
+        ws_slow = await open_ws(server.base_url, slow.token, rcvbuf=65536, max_queue=1)
         ws_fast = await open_ws(server.base_url, fast.token)
         await ready(ws_slow)
         await ready(ws_fast)
-        blob = "x" * 8000
+        blob = "x" * 16000
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        sent: list[str] = []
-        for i in range(60):
-            ids = await services.events.publish([slow.id, fast.id], "feed.new", {"n": i, "blob": blob})
-            sent.append(ids[1])
-        got = await collect_events(ws_fast, len(sent), timeout=10)
-        assert [m["id"] for m in got] == sent
-        assert loop.time() - started < 5
-        t0 = loop.time()
-        code, frames = await close_code(ws_slow, timeout=60)
-        print("SLOW", code, len(frames), loop.time() - t0)
+        worst = 0.0
+        for i in range(20):
+            await services.events.publish_each("feed.new", [(slow.id, {"n": n, "blob": blob}) for n in range(40)])
+            t0 = loop.time()
+            [eid] = await services.events.publish([fast.id], "feed.new", {"n": i})
+            msg = await recv_json(ws_fast, timeout=2)
+            assert msg["id"] == eid
+            worst = max(worst, loop.time() - t0)
+        assert worst < 1.0
+        code, frames = await close_code(ws_slow, timeout=30)
         assert code == 4408
-        assert len(frames) < 60
+        assert len(frames) < 800
         await ws_fast.close()
     finally:
         server.stop()

@@ -1,0 +1,127 @@
+"""Offers: creation rules, reading, nearby listing, and the domain pieces behind them."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+
+from offers import codes, live
+from tests.offers.helpers import create_offer, in_minutes, merchant_with_store
+from tests.support import offset, register
+
+
+async def test_create_and_read_offer(client):
+    merchant, store = await merchant_with_store(client)
+    offer = await create_offer(client, merchant, store["id"], description="2pm-5pm", stock=10)
+    assert set(offer) == {"id", "store", "title", "description", "radius_m", "stock", "claimed", "expires_at",
+                          "created_at"}
+    assert offer["store"] == {"id": store["id"], "name": store["name"], "lat": store["lat"], "lng": store["lng"]}
+    assert offer["stock"] == 10 and offer["claimed"] == 0 and offer["expires_at"].endswith("Z")
+    reader = await register(client)
+    got = await client.get(f"/v1/offers/{offer['id']}", headers=reader.headers)
+    assert got.status_code == 200 and got.json() == offer
+    unlimited = await create_offer(client, merchant, store["id"])
+    assert unlimited["stock"] is None
+
+
+async def test_only_the_owner_may_offer(client):
+    merchant, store = await merchant_with_store(client)
+    other_merchant, _ = await merchant_with_store(client)
+    user = await register(client)
+    body = {"title": "x", "radius_m": 500, "expires_at": in_minutes(10)}
+    for acct in (other_merchant, user):
+        resp = await client.post(f"/v1/stores/{store['id']}/offers", json=body, headers=acct.headers)
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden"
+    for bad_id in ["nope", str(ObjectId())]:
+        resp = await client.post(f"/v1/stores/{bad_id}/offers", json=body, headers=merchant.headers)
+        assert resp.status_code == 404
+    resp = await client.post(f"/v1/stores/{store['id']}/offers", json=body)
+    assert resp.status_code == 401
+
+
+async def test_offer_input_is_validated(client):
+    merchant, store = await merchant_with_store(client)
+    good = {"title": "x", "radius_m": 500, "expires_at": in_minutes(10)}
+    for patch in [
+        {"radius_m": 49}, {"radius_m": 5001}, {"radius_m": "500"}, {"title": ""}, {"title": "   "},
+        {"title": "x" * 121}, {"expires_at": in_minutes(-1)}, {"expires_at": in_minutes(60 * 24 * 100)},
+        {"expires_at": "tomorrow"}, {"expires_at": "2030-01-01T00:00:00"}, {"stock": 0}, {"stock": -5},
+        {"stock": 1.5}, {"owner_id": "me"},
+    ]:
+        resp = await client.post(f"/v1/stores/{store['id']}/offers", json={**good, **patch}, headers=merchant.headers)
+        assert resp.status_code == 422, (patch, resp.text)
+        assert resp.json()["error"]["code"] == "invalid"
+    resp = await client.post(f"/v1/stores/{store['id']}/offers", content=b"{", headers={
+        **merchant.headers, "content-type": "application/json"})
+    assert resp.status_code == 400
+
+
+async def test_nearby_lists_live_offers_covering_the_point(client, services):
+    merchant, store = await merchant_with_store(client)
+    small = await create_offer(client, merchant, store["id"], radius_m=100, title="small")
+    big = await create_offer(client, merchant, store["id"], radius_m=2000, title="big")
+    gone = await create_offer(client, merchant, store["id"], radius_m=2000, title="expired")
+    sold = await create_offer(client, merchant, store["id"], radius_m=2000, title="sold", stock=1)
+    await services.db.offers.update_one({"_id": ObjectId(gone["id"])}, {"$set": {"expires_at": services_now()}})
+    await services.db.offers.update_one({"_id": ObjectId(sold["id"])}, {"$set": {"claimed": 1}})
+    reader = await register(client)
+    lat, lng = offset(store["lat"], store["lng"], north_m=500)
+    resp = await client.get("/v1/offers/nearby", params={"lat": lat, "lng": lng}, headers=reader.headers)
+    assert resp.status_code == 200
+    assert [o["id"] for o in resp.json()["items"]] == [big["id"]]
+    assert 490 < resp.json()["items"][0]["distance_m"] < 510
+    lat, lng = offset(store["lat"], store["lng"], north_m=50)
+    resp = await client.get("/v1/offers/nearby", params={"lat": lat, "lng": lng, "limit": 1}, headers=reader.headers)
+    first = resp.json()
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    resp = await client.get("/v1/offers/nearby", params={"lat": lat, "lng": lng, "limit": 1,
+                                                         "cursor": first["next_cursor"]}, headers=reader.headers)
+    second = resp.json()
+    assert {first["items"][0]["id"], second["items"][0]["id"]} == {small["id"], big["id"]}
+    assert second["next_cursor"] is None
+    for params in [{"lat": 200, "lng": 0}, {"lat": 0}, {"lat": 0, "lng": 0, "limit": 0},
+                   {"lat": 0, "lng": 0, "cursor": "forged"}, {"lat": "nan", "lng": 0}]:
+        resp = await client.get("/v1/offers/nearby", params=params, headers=reader.headers)
+        assert resp.status_code in (400, 422), (params, resp.text)
+
+
+async def test_unknown_offer_is_404(client):
+    reader = await register(client)
+    for bad in ["nope", str(ObjectId())]:
+        assert (await client.get(f"/v1/offers/{bad}", headers=reader.headers)).status_code == 404
+
+
+def services_now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def test_codes_are_readable_and_forgiving():
+    seen = {codes.new_code() for _ in range(2000)}
+    assert len(seen) == 2000
+    code = next(iter(seen))
+    assert len(code) == 10 and all(c in codes.ALPHABET for c in code)
+    shown = codes.display(code)
+    assert codes.normalize(shown) == code
+    assert codes.normalize(" " + shown.lower().replace("-", " ") + " ") == code
+    assert codes.normalize(codes.qr_payload(code)) == code
+    assert codes.normalize("OIL00-00000") == "01100" + "00000"
+    for bad in ["", "ABC", "ABCDE-FGHJK-1", "ABCDE-FGHJU", "ABCDE FGHJ!"]:
+        assert codes.normalize(bad) is None
+
+
+async def test_live_index_covers_by_radius_and_drops_expired(services):
+    import time
+
+    from tests.support import random_point
+
+    lat, lng = random_point()
+    now = int(time.time() * 1000)
+    a, b, c = (str(ObjectId()) for _ in range(3))
+    await live.register(services.redis, a, lat, lng, 300, now + 60_000)
+    await live.register(services.redis, b, lat, lng, 1000, now + 60_000)
+    await live.register(services.redis, c, lat, lng, 1000, now - 1)
+    here = offset(lat, lng, east_m=600)
+    found = dict(await live.covering(services.redis, *here, now_ms=now))
+    assert set(found) == {b} and 590 < found[b] < 610
+    assert await services.redis.hget(live.META, c) is None  # dropped when met

@@ -1,0 +1,83 @@
+"""The real-time building blocks used directly: publishing, once-only publishing, presence, positions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from geo.positions import expire_positions, get_position, set_position, users_within
+from solomo.realtime.events import event_key, history_key
+from solomo.realtime.presence import ONLINE, Presence, proc_key, sweep
+from tests.support import offset, random_point
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+async def test_publish_records_bounded_ordered_history(services):
+    user = uid()
+    ids = []
+    for n in range(5):
+        ids += await services.events.publish([user, user], "feed.new", {"n": n})  # duplicates collapse
+    assert len(ids) == 5 and [event_key(i) for i in ids] == sorted(event_key(i) for i in ids)
+    entries = await services.redis.xrange(history_key(user))
+    assert [e[0] for e in entries] == ids and entries[0][1]["type"] == "feed.new"
+    assert 0 < await services.redis.ttl(history_key(user))
+    for n in range(services.settings.event_history * 2):
+        await services.events.publish([user], "x", {"n": n})
+    assert await services.redis.xlen(history_key(user)) < services.settings.event_history * 1.5
+
+
+async def test_publish_each_once_skips_users_already_reached(services):
+    a, b, key = uid(), uid(), f"test:once:{uuid.uuid4().hex}"
+    first = await services.events.publish_each("offer", [(a, {"d": 1}), (b, {"d": 2})], once_key=key)
+    assert [u for u, _ in first] == [a, b]
+    again = await services.events.publish_each("offer", [(a, {"d": 1}), (b, {"d": 2})], once_key=key)
+    assert again == []
+    assert await services.redis.xlen(history_key(a)) == 1
+    assert 0 < await services.redis.ttl(key) <= 86400
+
+
+def test_event_key_rejects_garbage():
+    assert event_key("12-3") == (12, 3)
+    for bad in ["", "12", "-3", "a-b", "1-2-3", "$", "0" * 50 + "-1"]:
+        try:
+            event_key(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+async def test_presence_counts_processes_and_sweeps_dead_ones(services):
+    user, shared = uid(), uid()
+    p1, p2 = Presence(services.redis, "test-" + uid()), Presence(services.redis, "test-" + uid())
+    await p1.apply({user: True, shared: True})
+    await p2.apply({shared: True})
+    assert await services.redis.smismember(ONLINE, [user, shared]) == [1, 1]
+    await p1.apply({shared: False})
+    assert await services.redis.sismember(ONLINE, shared)  # p2 still holds it
+    await p2.apply({shared: False})
+    assert not await services.redis.sismember(ONLINE, shared)
+    # p1 "crashes": it stops heartbeating; a sweep after the staleness bound removes its users
+    assert await sweep(services.redis, now_ms=int(time.time() * 1000)) == 0
+    assert await services.redis.sismember(ONLINE, user)
+    await services.redis.zadd("rt:procs", {p1.pid: int(time.time() * 1000) - 120_000})  # its last heartbeat
+    assert await sweep(services.redis, stale_after_ms=60_000) == 1
+    assert not await services.redis.sismember(ONLINE, user)
+    assert not await services.redis.exists(proc_key(p1.pid))
+
+
+async def test_live_positions_expire(services):
+    lat, lng = random_point()
+    near, far, stale = uid(), uid(), uid()
+    now = time.time()
+    await set_position(services.redis, near, *offset(lat, lng, north_m=100), now=now)
+    await set_position(services.redis, far, *offset(lat, lng, east_m=3000), now=now)
+    await set_position(services.redis, stale, *offset(lat, lng, east_m=50), now=now - 10_000)
+    found = await users_within(services.redis, lat, lng, 1000, max_age_s=900, now=now)
+    assert [u for u, _ in found] == [near] and 95 < found[0][1] < 105
+    assert await get_position(services.redis, stale, 900, now=now) is None
+    assert await expire_positions(services.redis, 900, now=now) >= 1
+    assert await services.redis.zscore("pos:users", stale) is None
+    assert await services.redis.zscore("pos:users", near) is not None
