@@ -80,6 +80,9 @@ def celery_worker(settings) -> Iterator:
     with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False,
                       loglevel="WARNING", shutdown_timeout=30) as worker:
         yield worker
+    from workers import runtime
+
+    runtime.close_all()
 
 
 @pytest.fixture(scope="session")

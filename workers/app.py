@@ -8,6 +8,7 @@ Tasks are acknowledged after they finish and re-queued if the worker dies (``ack
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_shutdown
 from kombu import Queue
 
 from solomo.observability import instrument_celery
@@ -43,3 +44,10 @@ def make_celery(settings: Settings) -> Celery:
 
 app = make_celery(load_settings())
 instrument_celery(app.conf.solomo_settings)
+
+
+@worker_shutdown.connect
+def _close_connections(**_: object) -> None:
+    from workers import runtime
+
+    runtime.close_all()

@@ -1,9 +1,7 @@
 """End to end against real servers: a real uvicorn process (sockets), the real Celery worker,
 MongoDB and Redis. A removed post leaves the follower's home feed, the local feed and the topic
 feed, and the connected follower gets ``post.deleted``; restore puts it back. A suspended
-user's open socket closes with 4403.
-
-Guarded only while the feed and real-time pieces it drives are still landing."""
+user's open socket closes with 4403."""
 
 from __future__ import annotations
 
@@ -14,16 +12,11 @@ import uuid
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.moderation.helpers import has_route
 from tests.support import make_account, random_point, register, wait_until
-
-fanout = pytest.importorskip("feed.fanout")
-if not hasattr(fanout, "retract_post") or not hasattr(fanout, "restore_post"):
-    pytest.skip("feed.fanout.retract_post / restore_post not available yet", allow_module_level=True)
-pytest.importorskip("solomo.realtime.control")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 FEED_ROUTES = [("POST", "/v1/posts"), ("POST", "/v1/users/x/follow"), ("GET", "/v1/feed/home"),
                ("GET", "/v1/feed/local"), ("GET", "/v1/topics/x/posts")]
@@ -32,8 +25,7 @@ FEED_ROUTES = [("POST", "/v1/posts"), ("POST", "/v1/users/x/follow"), ("GET", "/
 @pytest.fixture
 def feed_routes(app):
     missing = [p for m, p in FEED_ROUTES if not has_route(app, p, m)]
-    if missing:
-        pytest.skip(f"feed routes not served yet: {missing}")
+    assert not missing, f"feed routes missing: {missing}"
 
 
 def ws_url(base: str, token: str) -> str:

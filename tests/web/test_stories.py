@@ -1,8 +1,8 @@
 """The issue's end-to-end stories, each from the real service (uvicorn process, Celery worker,
 MongoDB, Redis) to headless Chromium pages that stay open while things happen elsewhere.
 
-Each story first checks that the routes it drives exist (``require_routes``): while another
-engineer's part is missing it skips, and runs by itself once the part lands.
+Each story first checks that the routes it drives are served (``require_routes``), so a missing
+route fails with a clear message instead of a browser time-out.
 """
 
 from __future__ import annotations
