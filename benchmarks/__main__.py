@@ -1,7 +1,9 @@
-"""``python -m benchmarks [--only NAME ...] [--json PATH]``: run the benchmarks, print one table.
+"""``python -m benchmarks [--only NAME ...] [--scale F] [--json PATH]``: run the benchmarks, print one table.
 
 Every ``benchmarks/bench_<name>.py`` module exposing ``async def run(env) -> list[Result]`` is a
 benchmark; all of them share one :class:`~benchmarks.common.BenchEnv` (servers started once).
+``--scale`` multiplies every size and duration (``--scale 0.1`` for a quick look); HTTP load goes
+through ``wrk`` (installed with apt-get when missing) or, failing that, the asyncio client.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ def discover() -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
 
 
-async def run_all(names: list[str]) -> list[Result]:
+async def run_all(names: list[str], scale: float = 1.0, min_seconds: float = 2.0) -> list[Result]:
+    from benchmarks.wrk import ensure_wrk
+
+    wrk = await asyncio.to_thread(ensure_wrk)
+    print(f"HTTP load generator: {wrk or 'asyncio client (wrk unavailable)'}", file=sys.stderr, flush=True)
     results: list[Result] = []
-    async with BenchEnv() as env:
+    async with BenchEnv(scale=scale, min_seconds=min_seconds) as env:
         for name in names:
             module = importlib.import_module(f"benchmarks.bench_{name}")
             started = time.perf_counter()
@@ -39,9 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=available, metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(available)}")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every size and duration by this (e.g. 0.1 for a quick run)")
     parser.add_argument("--json", type=Path, default=RESULTS_PATH, help="where to write the results")
     args = parser.parse_args(argv)
-    results = asyncio.run(run_all(args.only or available))
+    if not 0 < args.scale <= 10:
+        parser.error("--scale must be in (0, 10]")
+    started = time.perf_counter()
+    results = asyncio.run(run_all(args.only or available, args.scale))
+    print(f"\n{len(results)} figures in {time.perf_counter() - started:.0f} s, scale {args.scale:g}\n")
     print_table(results)
     print(f"\nwritten to {write_json(results, args.json)}")
     return 0

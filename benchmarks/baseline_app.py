@@ -1,7 +1,8 @@
 """The yardstick: a bare Starlette JSON endpoint under the same uvicorn settings as the API.
 
-``POST /echo`` parses a JSON body and answers 201 with a small JSON document, so a request costs
-what the framework, the HTTP server and JSON cost — nothing else. A benchmark's ratio
+``POST /echo`` parses a JSON body and answers 201 with a small JSON document; ``GET /echo`` answers
+200 with its query parameters as JSON. A request costs what the framework, the HTTP server and
+JSON cost — nothing else (no auth, no database). A benchmark's ratio
 ``ours / baseline`` says how much of that ceiling the real endpoint keeps.
 """
 
@@ -20,8 +21,13 @@ async def echo(request: Request) -> Response:
                     media_type="application/json")
 
 
+async def echo_query(request: Request) -> Response:
+    return Response(orjson.dumps({"ok": True, "query": dict(request.query_params)}), media_type="application/json")
+
+
 async def ready(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/readyz", ready, methods=["GET"])])
+app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/echo", echo_query, methods=["GET"]),
+                        Route("/readyz", ready, methods=["GET"])])

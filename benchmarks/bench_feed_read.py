@@ -6,39 +6,38 @@ so ``liked_by_me`` has work to do. Each request is ``GET /v1/feed/home?limit=20`
 token (round robin): token check, the Redis page, one posts query, one batched hydration (authors,
 stores, the reader's likes), JSON out.
 
-The baseline is the harness's bare Starlette endpoint (``POST /echo``, a small JSON body parsed
-and answered) under the same uvicorn flags and the same load generator: the ceiling a request
-costs in framework, HTTP and JSON alone.
+The baseline is the harness's bare Starlette endpoint (``GET /echo?limit=20``, a small JSON
+answer) under the same uvicorn flags and the same load generator (wrk when available): the
+ceiling a request costs in framework, HTTP and JSON alone.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from typing import Any
 
 from bson import ObjectId
 
-from benchmarks.common import BenchEnv, HttpRequest, LoadStats, Result, json_request, run_load
+from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
+from benchmarks.seed import auth
 
 AUTHORS = 40
 POSTS_EACH = 50
 READERS = 256
 FOLLOWS_EACH = 10
 CONCURRENCY = 64
-N = 4000
-WARMUP = 400
+SECONDS = 8.0
 
 
-async def _seed(services: Any) -> list[str]:
+async def _seed(services: Any, n_authors: int, n_readers: int) -> list[str]:
     from feed.home import rebuild_home
     from feed.posts import build_post
     from solomo.accounts import Principal
 
     rng = random.Random(7)
     authors = [await services.accounts.create_user(f"fa_{uuid.uuid4().hex[:12]}", "password123")
-               for _ in range(AUTHORS)]
+               for _ in range(n_authors)]
     docs = []
     for a in authors:
         who = Principal(a["_id"], a["username"], a["username"], "user")
@@ -53,7 +52,7 @@ async def _seed(services: Any) -> list[str]:
     follows = []
     likes = []
     readers = []
-    for _ in range(READERS):
+    for _ in range(n_readers):
         r = await services.accounts.create_user(f"fr_{uuid.uuid4().hex[:12]}", "password123")
         readers.append(r["_id"])
         tokens.append(await services.accounts.issue_token(r["_id"]))
@@ -69,38 +68,15 @@ async def _seed(services: Any) -> list[str]:
     return tokens
 
 
-def _extra(stats: LoadStats, prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {f"{prefix}requests": stats.requests, f"{prefix}seconds": round(stats.seconds, 2),
-                           f"{prefix}p50_ms": round(stats.percentile(50), 1)}
-    out.update({f"{prefix}cpu%_{k}": v for k, v in stats.cpu_percent().items()})
-    bad = {code: n for code, n in stats.statuses.items() if code not in (200, 201)}
-    if bad:
-        out[f"{prefix}errors"] = bad
-    return out
+def full_pages(bodies: list[tuple[int, bytes]]) -> dict[str, Any]:
+    full = sum(1 for status, body in bodies if status == 200 and body.count(b'"author"') == 20)
+    return {"warmup_full_pages": f"{full}/{len(bodies)}"}
 
 
 async def run(env: BenchEnv) -> list[Result]:
-    api = await env.api()
     services = await env.services()
-    tokens = await _seed(services)
-    reqs = [HttpRequest("GET", "/v1/feed/home?limit=20", headers=(("Authorization", f"Bearer {tokens[i % READERS]}"),))
-            for i in range(N + WARMUP)]
-    bodies: list[tuple[int, bytes]] = []
-    await run_load(api.port, reqs[:WARMUP], concurrency=CONCURRENCY, bodies=bodies)
-    full_pages = sum(1 for status, body in bodies if status == 200 and body.count(b'"author"') == 20)
-    ours = await run_load(api.port, reqs[WARMUP:], concurrency=CONCURRENCY,
-                          pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
-
-    baseline_app = await env.uvicorn("benchmarks.baseline_app:app", "baseline")
-    echo = [json_request("POST", "/echo", {"limit": 20, "cursor": None}, tokens[i % READERS])
-            for i in range(N + WARMUP)]
-    await run_load(baseline_app.port, echo[:WARMUP], concurrency=CONCURRENCY)
-    base = await run_load(baseline_app.port, echo[WARMUP:], concurrency=CONCURRENCY,
-                          pids={"baseline": baseline_app.pid})
-    extra = {"concurrency": CONCURRENCY, "page": 20, "warmup_full_pages": f"{full_pages}/{WARMUP}",
-             "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "client_bound": ours.client_bound,
-             **_extra(ours, ""), **_extra(base, "baseline_")}
-    return [
-        Result.compare("feed.home_read_throughput", ours.rate, base.rate, "req/s", **extra),
-        Result.compare("feed.home_read_latency_p99", ours.percentile(99), base.percentile(99), "ms"),
-    ]
+    tokens = await _seed(services, env.size(AUTHORS, FOLLOWS_EACH), env.size(READERS, 8))
+    ours = [HttpRequest("GET", "/v1/feed/home?limit=20", headers=auth(t)) for t in tokens]
+    base = [HttpRequest("GET", "/echo?limit=20", headers=auth(t)) for t in tokens]
+    return [await compare_reads(env, "home feed, 20/page", ours, base, concurrency=CONCURRENCY,
+                                seconds=env.seconds(SECONDS), check=full_pages, readers=len(tokens))]

@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -25,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,19 +51,42 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 @dataclass
 class Result:
-    """One measured figure beside its baseline; ``ratio`` = ours / baseline."""
+    """One measured figure beside its baseline; ``ratio`` = ours / baseline.
+
+    ``p50_ms`` / ``p99_ms`` are latencies of ours and ``baseline_p50_ms`` / ``baseline_p99_ms`` of the
+    baseline, where the benchmark has them.
+    """
 
     name: str
     ours: float
     baseline: float | None
     unit: str
     ratio: float | None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    baseline_p50_ms: float | None = None
+    baseline_p99_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def compare(cls, name: str, ours: float, baseline: float | None, unit: str, **extra: Any) -> Result:
+    def compare(cls, name: str, ours: float, baseline: float | None, unit: str, *,
+                latency: tuple[float | None, float | None] = (None, None),
+                baseline_latency: tuple[float | None, float | None] = (None, None), **extra: Any) -> Result:
         ratio = ours / baseline if baseline else None
-        return cls(name, ours, baseline, unit, ratio, extra)
+        return cls(name, ours, baseline, unit, ratio, latency[0], latency[1], baseline_latency[0],
+                   baseline_latency[1], extra)
+
+    @classmethod
+    def from_loads(cls, name: str, ours: LoadStats, baseline: LoadStats | None, *,
+                   ok: tuple[int, ...] = (200, 201), **extra: Any) -> Result:
+        """A throughput row (req/s) with both sides' p50/p99 and how each load was generated."""
+        for prefix, stats in (("", ours), ("baseline_", baseline)):
+            if stats is not None:
+                extra.update(stats.summary(prefix, ok))
+        return cls.compare(name, ours.rate, baseline.rate if baseline else None, "req/s",
+                           latency=(ours.percentile(50), ours.percentile(99)),
+                           baseline_latency=(baseline.percentile(50), baseline.percentile(99)) if baseline
+                           else (None, None), **extra)
 
 
 def _fmt(value: float | None) -> str:
@@ -73,26 +99,60 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def print_table(results: Sequence[Result], out: Any = None) -> None:
+def _pair(ours: float | None, base: float | None) -> str:
+    if ours is None:
+        return "-"
+    return _fmt(ours) if base is None else f"{_fmt(ours)} / {_fmt(base)}"
+
+
+def table_rows(results: Sequence[Result]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    header = ("benchmark", "ours", "baseline", "unit", "ratio", "p50 ms (ours / base)", "p99 ms (ours / base)")
+    rows = [(r.name, _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
+             _pair(r.p99_ms, r.baseline_p99_ms)) for r in results]
+    return header, rows
+
+
+def print_table(results: Sequence[Result], out: Any = None, *, notes: bool = True) -> None:
     out = out or sys.stdout
-    header = ("benchmark", "ours", "baseline", "unit", "ratio")
-    rows = [(r.name, _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio)) for r in results]
+    header, rows = table_rows(results)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     line = "  ".join(("{:<" if i == 0 else "{:>") + f"{w}}}" for i, w in enumerate(widths))
     print(line.format(*header), file=out)
     print(line.format(*("-" * w for w in widths)), file=out)
     for result, row in zip(results, rows, strict=True):
         print(line.format(*row), file=out)
-        if result.extra:
-            notes = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in result.extra.items())
-            print(f"    {notes}", file=out)
+        if notes and result.extra:
+            text = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in result.extra.items())
+            print(f"    {text}", file=out)
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    header, rows = table_rows(results)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures came from."""
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu_model = ln.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model, "memory_gib": round(mem_kib / 2**20, 1),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
 def write_json(results: Sequence[Result], path: Path = RESULTS_PATH) -> Path:
     doc = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "loadavg": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(),
         "results": [asdict(r) for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,13 +204,17 @@ class Child:
 class BenchEnv:
     """Servers for one benchmark run; use ``async with BenchEnv() as env``."""
 
-    def __init__(self, *, keep_dir: bool = False) -> None:
+    def __init__(self, *, scale: float = 1.0, min_seconds: float = 2.0, keep_dir: bool = False) -> None:
+        self.scale = scale
+        """Multiplies every benchmark's sizes and durations (``--scale``; the tests use ~0.01)."""
+        self.min_seconds = min_seconds
         self.tmp = Path(tempfile.mkdtemp(prefix="solomo-bench-"))
         self.keep_dir = keep_dir
         self.servers: EmbeddedServers | None = None
         self.children: list[Child] = []
         self.environ: dict[str, str] = {}
         self._api: Child | None = None
+        self._baseline: Child | None = None
         self._worker: Child | None = None
         self._services: Services | None = None
 
@@ -195,6 +259,14 @@ class BenchEnv:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     # --- what benchmarks ask for ------------------------------------------------------------
+    def size(self, n: int, minimum: int = 1) -> int:
+        """``n`` scaled by :attr:`scale`, at least ``minimum``."""
+        return max(minimum, round(n * self.scale))
+
+    def seconds(self, s: float) -> float:
+        """A load duration ``s`` scaled, at least :attr:`min_seconds`."""
+        return max(self.min_seconds, s * self.scale)
+
     def settings(self) -> Settings:
         """Settings of the API processes, for opening :class:`Services` in the harness."""
         from solomo.settings import load_settings
@@ -226,6 +298,12 @@ class BenchEnv:
         if self._api is None:
             self._api = await self.uvicorn("solomo.asgi:app", "api")
         return self._api
+
+    async def baseline(self) -> Child:
+        """The yardstick (:mod:`benchmarks.baseline_app`) served the same way as the API, started on first use."""
+        if self._baseline is None:
+            self._baseline = await self.uvicorn("benchmarks.baseline_app:app", "baseline")
+        return self._baseline
 
     async def uvicorn(self, app: str, name: str, ready_path: str = "/readyz") -> Child:
         """Any ASGI app in its own uvicorn process with the API's flags (one process, h11, no access log)."""
@@ -314,16 +392,19 @@ class LoadStats:
     statuses: Counter[int]
     latencies_ms: list[float]
     cpu_seconds: dict[str, float]
+    percentiles: dict[float, float] = field(default_factory=dict)
+    """Precomputed latency percentiles (wrk's); else they come from ``latencies_ms``."""
+    generator: str = "asyncio"
+    socket_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        if not data:
-            return 0.0
-        return data[min(len(data) - 1, max(0, round(q / 100 * len(data)) - 1))]
+        if q in self.percentiles:
+            return self.percentiles[q]
+        return percentile(self.latencies_ms, q)
 
     def cpu_percent(self) -> dict[str, float]:
         """CPU time per process as a percentage of one core over the measured wall time."""
@@ -333,6 +414,29 @@ class LoadStats:
     def client_bound(self) -> bool:
         """The client used ≥ 90 % of a core: it, not the server, may have been the limit."""
         return self.cpu_percent().get("client", 0.0) >= 90.0
+
+    def count(self, *codes: int) -> int:
+        return sum(self.statuses.get(c, 0) for c in codes)
+
+    def summary(self, prefix: str = "", ok: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
+        """Notes for the table: requests, time, generator, CPU per process, anything not ``ok``."""
+        out: dict[str, Any] = {f"{prefix}requests": self.requests, f"{prefix}seconds": round(self.seconds, 2),
+                               f"{prefix}generator": f"{self.generator} c={self.concurrency}"}
+        out.update({f"{prefix}cpu%_{k}": v for k, v in self.cpu_percent().items()})
+        bad = {code: n for code, n in self.statuses.items() if code not in ok}
+        if bad:
+            out[f"{prefix}other_statuses"] = dict(sorted(bad.items()))
+        if self.socket_errors:
+            out[f"{prefix}socket_errors"] = self.socket_errors
+        return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (0 for no data)."""
+    data = sorted(values)
+    if not data:
+        return 0.0
+    return data[min(len(data) - 1, max(0, math.ceil(q / 100 * len(data)) - 1))]
 
 
 class _ResponseError(RuntimeError):
@@ -364,22 +468,32 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
 
 async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: int,
                    pids: dict[str, int | None] | None = None, host: str = "127.0.0.1",
-                   bodies: list[tuple[int, bytes]] | None = None) -> LoadStats:
-    """Send every request over ``concurrency`` keep-alive connections; measure latency and CPU.
+                   bodies: list[tuple[int, bytes]] | None = None, seconds: float | None = None) -> LoadStats:
+    """Send the requests over ``concurrency`` keep-alive connections; measure latency and CPU.
 
-    ``pids`` names server processes whose CPU time is reported next to the client's (this process).
-    If ``bodies`` is a list, (status, body) of every answer is appended to it (for checking).
+    Without ``seconds`` every request is sent once; with it the (non-empty) list is cycled until
+    that much time has passed. ``pids`` names server processes whose CPU time is reported next to
+    the client's (this process). If ``bodies`` is a list, (status, body) of every answer is
+    appended to it (for checking).
     """
-    todo = iter(requests)
+    hostport = f"{host}:{port}"
+    if seconds is None:
+        todo: Iterator[bytes] = (r.encode(hostport) for r in requests)
+        deadline = math.inf
+    else:
+        todo = itertools.cycle([r.encode(hostport) for r in requests])
+        deadline = time.perf_counter() + seconds
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for req in todo:
+            for raw in todo:
                 t0 = time.perf_counter()
-                writer.write(req.encode(f"{host}:{port}"))
+                if t0 >= deadline:
+                    break
+                writer.write(raw)
                 status, body, close = await _read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses[status] += 1
@@ -395,10 +509,48 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
     before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
-    seconds = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
     cpu = {"client": time.process_time() - cpu0}
     for name, pid in pids.items():
         after = cpu_seconds(pid)
         if after is not None:
             cpu[name] = after - before[name]
-    return LoadStats(sum(statuses.values()), seconds, concurrency, statuses, latencies, cpu)
+    return LoadStats(sum(statuses.values()), elapsed, concurrency, statuses, latencies, cpu)
+
+
+async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int, seconds: float,
+                pids: dict[str, int | None] | None = None) -> LoadStats:
+    """Cycle ``requests`` for ``seconds`` with wrk when it is available, else with the asyncio client.
+
+    Only for requests that may be repeated (reads, the baseline): a request that must be sent once
+    (a check-in, a claim) goes through :func:`run_load` without ``seconds``.
+    """
+    from benchmarks.wrk import ensure_wrk, run_wrk
+
+    if await asyncio.to_thread(ensure_wrk) is not None:
+        return await asyncio.to_thread(run_wrk, port, requests, concurrency=concurrency, seconds=seconds, pids=pids)
+    return await run_load(port, requests, concurrency=concurrency, pids=pids, seconds=seconds)
+
+
+async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], baseline: Sequence[HttpRequest], *,
+                        concurrency: int, seconds: float, warmup: int = 200,
+                        check: Any = None, **extra: Any) -> Result:
+    """A repeatable read against the API beside the bare endpoint: same server flags, same generator.
+
+    ``warmup`` requests go first through the asyncio client (their answers are passed to
+    ``check(bodies) -> dict`` for notes such as "full pages"); then each side is driven for
+    ``seconds`` with :func:`drive`.
+    """
+    api, base = await env.api(), await env.baseline()
+    warmup = env.size(warmup, 10)
+    bodies: list[tuple[int, bytes]] = []
+    await run_load(api.port, list(itertools.islice(itertools.cycle(ours), warmup)), concurrency=concurrency,
+                   bodies=bodies)
+    if check is not None:
+        extra.update(check(bodies))
+    mine = await drive(api.port, ours, concurrency=concurrency, seconds=seconds,
+                       pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
+    await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)
+    bare = await drive(base.port, baseline, concurrency=concurrency, seconds=seconds, pids={"baseline": base.pid})
+    return Result.from_loads(name, mine, bare, concurrency=concurrency, client_bound=mine.client_bound,
+                             loadavg_1m_at_end=round(os.getloadavg()[0], 2), **extra)

@@ -129,17 +129,8 @@ async def check_in(
         visitor = await db.store_visitors.update_one(
             {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
             upsert=True, session=session)
-        counted = await db.stores.find_one_and_update(
-            {"_id": store["_id"]},
-            {"$inc": {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}},
-            return_document=ReturnDocument.AFTER, session=session)
-        if counted is None:
-            raise NotFound("store not found")
-        mayor = await recompute_mayor(services, store["_id"], counted.get("mayor_id"), now, session=session)
-        if mayor != counted.get("mayor_id"):
-            await db.stores.update_one({"_id": store["_id"]}, {"$set": {"mayor_id": mayor}}, session=session)
-            counted["mayor_id"] = mayor
-        return counted
+        counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
+        return await _count_visit(services, store, counters, now, session)
 
     for attempt in range(3):
         try:
@@ -155,20 +146,58 @@ async def check_in(
     return CheckinResult(checkin, post, store)
 
 
+async def _count_visit(services: Services, store: dict[str, Any], counters: dict[str, int], now: datetime,
+                       session: AsyncClientSession) -> dict[str, Any]:
+    """Counts the visit and stores the mayor the standings now give; returns the updated store.
+
+    The standings are counted first, for the sitting mayor read with the store before the
+    transaction, so that one update writes the counters and the seat together — guarded by that
+    mayor still sitting. If the seat moved meanwhile, the counters are written first and the
+    standings recounted for the actual sitting mayor (the general path). Either way the store
+    document is written, so concurrent check-ins at one store conflict and run one after another.
+    """
+    db = services.db
+    sitting = store.get("mayor_id")
+    mayor = await recompute_mayor(services, store["_id"], sitting, now, session=session)
+    update: dict[str, Any] = {"$inc": counters}
+    if mayor != sitting:
+        update["$set"] = {"mayor_id": mayor}
+    counted = await db.stores.find_one_and_update({"_id": store["_id"], "mayor_id": sitting}, update,
+                                                  return_document=ReturnDocument.AFTER, session=session)
+    if counted is not None:
+        return counted
+    counted = await db.stores.find_one_and_update({"_id": store["_id"]}, {"$inc": counters},
+                                                  return_document=ReturnDocument.AFTER, session=session)
+    if counted is None:
+        raise NotFound("store not found")
+    mayor = await recompute_mayor(services, store["_id"], counted.get("mayor_id"), now, session=session)
+    if mayor != counted.get("mayor_id"):
+        await db.stores.update_one({"_id": store["_id"]}, {"$set": {"mayor_id": mayor}}, session=session)
+        counted["mayor_id"] = mayor
+    return counted
+
+
+HISTORY_SCAN = 8
+"""Newest check-ins read in the one history query: the previous check-in is the first, and the last
+one at this store within the cooldown is almost always among them (else a second query finds it)."""
+
+
 async def _apply_history_rules(services: Services, user_id: ObjectId, store_id: ObjectId, here: rules.Fix,
                                session: AsyncClientSession) -> None:
     """Cooldown at this store, then travel speed from the previous check-in anywhere."""
     checkins = services.db.checkins
     projection = {"store_id": 1, "location": 1, "accuracy_m": 1, "created_at": 1}
-    previous = await checkins.find_one({"user_id": user_id}, projection,
-                                       sort=[("created_at", DESCENDING), ("_id", DESCENDING)], session=session)
-    if previous is None:
+    recent = await checkins.find({"user_id": user_id}, projection, session=session,
+                                 sort=[("created_at", DESCENDING), ("_id", DESCENDING)]).to_list(HISTORY_SCAN)
+    if not recent:
         return
-    if previous["store_id"] == store_id:
-        same_store_at = previous["created_at"]
-    else:
+    previous = recent[0]
+    cutoff = here.at - rules.COOLDOWN
+    same_store_at = next((c["created_at"] for c in recent if c["store_id"] == store_id and c["created_at"] > cutoff),
+                         None)
+    if same_store_at is None and len(recent) == HISTORY_SCAN and recent[-1]["created_at"] > cutoff:
         last_here = await checkins.find_one(
-            {"user_id": user_id, "store_id": store_id, "created_at": {"$gt": here.at - rules.COOLDOWN}},
+            {"user_id": user_id, "store_id": store_id, "created_at": {"$gt": cutoff}},
             {"created_at": 1}, sort=[("created_at", DESCENDING)], session=session)
         same_store_at = last_here["created_at"] if last_here else None
     rules.check_cooldown(same_store_at, here.at)

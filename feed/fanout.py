@@ -18,8 +18,9 @@ meanwhile — the sweeper re-sends every post still pending (the outbox).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from feed.posts import FANOUT_TASK, VISIBLE
 from feed.timeline import Timelines
 from geo.cells import cell_key, cells_for_point
 from solomo.accounts import user_summary
+from solomo.observability import FANOUT_ENTRIES, FANOUT_LAG
 
 log = logging.getLogger("solomo.feed.fanout")
 
@@ -76,17 +78,27 @@ async def _pull_mode(services: Any, target_type: str, target_id: ObjectId) -> bo
 
 
 async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[ObjectId]]]
-                      ) -> AsyncIterator[tuple[ObjectId, list[ObjectId]]]:
+                      ) -> AsyncGenerator[tuple[ObjectId, list[ObjectId]], None]:
     """Reads the next batch from MongoDB while the current one is written to Redis."""
     it = batches.__aiter__()
     pending = asyncio.ensure_future(anext(it))
-    while True:
-        try:
-            item = await pending
-        except StopAsyncIteration:
-            return
-        pending = asyncio.ensure_future(anext(it))
-        yield item
+    try:
+        while True:
+            try:
+                item = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(it))
+            yield item
+    finally:  # the consumer stopped early (or failed): no read left running, the cursor closed now
+        if not pending.done():
+            pending.cancel()
+            await asyncio.wait({pending})
+        if not pending.cancelled():
+            pending.exception()  # retrieved: a read nobody wants any more is not logged as lost
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def fanout_post(services: Any, post_id: ObjectId) -> str:
@@ -96,14 +108,21 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
         return "missing"
     status = post["status"]
     if status != VISIBLE:
-        await _retract(services, post, keep_author=status in ("pending_review", "hidden"))
+        keep_author = status in ("pending_review", "hidden")
+        if keep_author:  # still in the author's own feed (a READY one; home_query has it too)
+            await Timelines(services.redis).add([home_key(post["author_id"])], int(post["created_ms"]),
+                                                str(post["_id"]), services.settings.feed_cap)
+        await _retract(services, post, keep_author=keep_author)
         await _finish(services, post)
         return "retracted"
     timelines = Timelines(services.redis)
     score, member = int(post["created_ms"]), str(post["_id"])
-    await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
-    await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
-    await timelines.add(cell_keys(post), score, member, CELL_CAP)
+    own, _ = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
+    topics, _ = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
+    cells, _ = await timelines.add(cell_keys(post), score, member, CELL_CAP)
+    _count_entries("home", own)
+    _count_entries("topic", topics)
+    _count_entries("cell", cells)
     await trends.record(services, post)
     await _notify_mentions(services, post)
     progress = post.get("fanout_progress") or {}
@@ -113,7 +132,16 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
         if not await _push(services, timelines, post, target_type, target_id, progress.get(target_type)):
             return await fanout_post(services, post_id)  # deleted or hidden meanwhile: undo instead
     await _finish(services, post)
+    if post.get("fanout") == "pending":  # a repeated run of a finished fan-out is not lag
+        FANOUT_LAG.observe(max(0.0, datetime.now(UTC).timestamp() - int(post["created_ms"]) / 1000))
     return "published"
+
+
+def _count_entries(target: str, written: int) -> None:
+    """Timeline entries written, by target: home (reader feeds via an author), store (reader feeds
+    via a followed store), topic, cell. Keys that do not exist (inactive readers) are not counted."""
+    if written:
+        FANOUT_ENTRIES.labels(target=target).inc(written)
 
 
 async def _push(services: Any, timelines: Timelines, post: dict[str, Any], target_type: str,
@@ -124,17 +152,19 @@ async def _push(services: Any, timelines: Timelines, post: dict[str, Any], targe
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
     last: ObjectId | None = None
-    async for last, followers in _prefetched(follower_batches(
-            services, target_type, target_id, services.settings.fanout_chunk, after)):
-        keys = [f"{HOME_PREFIX}{f}" for f in followers]
-        _, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
-        if online:
-            await publish(services, online, "feed.new", {"post_id": member})
-        since_checkpoint += 1
-        if since_checkpoint >= CHECKPOINT_EVERY:
-            since_checkpoint = 0
-            if not await _checkpoint(services, post["_id"], field, last):
-                return False
+    batches = _prefetched(follower_batches(services, target_type, target_id, services.settings.fanout_chunk, after))
+    async with contextlib.aclosing(batches):
+        async for last, followers in batches:
+            keys = [f"{HOME_PREFIX}{f}" for f in followers]
+            written, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
+            _count_entries("home" if target_type == "user" else "store", written)
+            if online:
+                await publish(services, online, "feed.new", {"post_id": member})
+            since_checkpoint += 1
+            if since_checkpoint >= CHECKPOINT_EVERY:
+                since_checkpoint = 0
+                if not await _checkpoint(services, post["_id"], field, last):
+                    return False
     return await _checkpoint(services, post["_id"], field, "done")
 
 

@@ -22,6 +22,7 @@ from feed import home
 from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.errors import Invalid, NotFound
+from solomo.pagination import id_position
 
 TargetType = Literal["user", "store"]
 
@@ -64,6 +65,8 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
         async with services.mongo.start_session() as session:
             await session.with_transaction(txn)
     except DuplicateKeyError:
+        # a retry of a follow whose backfill failed (Redis down after the commit) repairs the feed
+        await home.backfill_followed(services, follower_id, target_type, target_id)
         return False
     await home.backfill_followed(services, follower_id, target_type, target_id)
     if target_type == "user":
@@ -143,8 +146,7 @@ async def page_users(services: Any, user_id: ObjectId, direction: Literal["follo
         query = {"follower_id": user_id, "target_type": "user"}
         other = "target_id"
     if before is not None:
-        ms, fid = before
-        bid = ObjectId(fid)
+        ms, bid = id_position(before)
         query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": bid}}]
     rows = await services.db.follows.find(query, {other: 1, "created_ms": 1}).sort(
         [("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)

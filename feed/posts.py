@@ -29,9 +29,15 @@ OWN_VISIBLE = ("published", "pending_review", "hidden")
 """What an author sees of their own posts; "removed" and "deleted" are visible to nobody here."""
 
 
-def visible_to(doc: dict[str, Any], viewer_id: ObjectId | None) -> bool:
+MODERATOR_VISIBLE = ("published", "pending_review", "hidden", "removed")
+"""What a moderator can open by id: everything but an author's own deletion."""
+
+
+def visible_to(doc: dict[str, Any], viewer_id: ObjectId | None, role: str | None = None) -> bool:
     status = doc.get("status")
     if status == VISIBLE:
+        return True
+    if role == "moderator" and status in MODERATOR_VISIBLE:
         return True
     return viewer_id is not None and doc.get("author_id") == viewer_id and status in OWN_VISIBLE
 
@@ -126,9 +132,12 @@ async def create_post(services: Any, author: Principal, text: str, **kwargs: Any
     return doc
 
 
-async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId | None) -> dict[str, Any]:
+async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId | None,
+                           role: str | None = None) -> dict[str, Any]:
+    """The post by id if ``viewer_id`` (with ``role``) may open it, else 404 (never 403: a hidden
+    post's existence is not revealed)."""
     doc = await services.db.posts.find_one({"_id": post_id})
-    if doc is None or not visible_to(doc, viewer_id):
+    if doc is None or not visible_to(doc, viewer_id, role):
         raise NotFound("post not found")
     return doc
 

@@ -17,7 +17,9 @@ takes the post out of the queue, closes its open reports and is audited, all in 
 transaction. After the commit the feeds are brought in line by the feed package's idempotent
 tasks: ``fanout.retract`` when a post becomes hidden or removed, ``fanout.restore`` when a hidden
 or removed post is published again, and the normal ``fanout.post`` for an approved
-``pending_review`` post (marked ``fanout: "pending"`` first, so the outbox sweep retries it).
+``pending_review`` post. Every status change also marks the post ``fanout: "pending"`` in the same
+transaction (the outbox), so if that task is lost the sweep's ``fanout.post`` — which pushes a
+published post and retracts any other — repairs the feeds.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from moderation import audit
 from moderation.reports import close_reports
-from moderation.txn import in_transaction, send_task
+from moderation.txn import in_transaction, outbox_fields, send_task
 from solomo.accounts import Principal
 from solomo.errors import ApiError, Conflict, NotFound
 from solomo.ids import maybe_id
@@ -86,8 +88,9 @@ async def moderate_post(
                      "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}},
             "$unset": {"queued_ms": ""},
         }
-        if before == "pending_review" and after == "published":
-            update["$set"]["fanout"] = "pending"
+        if after != before:  # the outbox: the sweep re-sends the feed work if the fast-path task is lost
+            update["$set"].update(outbox_fields(now))
+            update["$unset"]["fanout_progress"] = ""
         doc = await services.db.posts.find_one_and_update(
             {"_id": post_id, "status": before}, update, return_document=ReturnDocument.AFTER, session=session)
         if doc is None:  # not expected: a racing writer makes the driver retry the transaction

@@ -6,7 +6,8 @@
   ``cannot_report_own_post``; a post the reporter cannot see (hidden, removed, pending) is 404.
 - The report, the post's counters, the queue entry and — when the post's *open* reports (those
   since the last moderator decision) reach the threshold — the automatic hide, its flag and its
-  audit entry are written in one transaction; the retract task is enqueued after the commit.
+  audit entry are written in one transaction; the hide also puts the post in the fan-out outbox
+  (``fanout: "pending"``), and the retract task is enqueued after the commit as the fast path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
-from moderation.txn import in_transaction, send_task
+from moderation.txn import in_transaction, outbox_fields, send_task
 from solomo.accounts import Principal
 from solomo.errors import Conflict, Invalid, NotFound
 from solomo.jsonio import rfc3339
@@ -75,7 +76,8 @@ async def report_post(
         flag = {"source": "reports", "count": updated["open_reports"], "reasons": reasons, "at": now}
         await services.db.posts.update_one(
             {"_id": post_id, "status": "published"},
-            {"$set": {"status": "hidden"}, "$push": {"flags": flag}}, session=session,
+            {"$set": {"status": "hidden", **outbox_fields(now)}, "$unset": {"fanout_progress": ""},
+             "$push": {"flags": flag}}, session=session,
         )
         await audit.record(
             services, session, moderator_id=None, action="auto_hide", target_type="post", target_id=post_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -26,3 +27,12 @@ async def send_task(services: Any, name: str, *args: Any) -> bool:
     except Exception as exc:  # broker down: logged, the data is already right
         log.warning("could not enqueue %s%r: %s", name, args, exc)
         return False
+
+
+def outbox_fields(now: datetime) -> dict[str, Any]:
+    """What a status change ``$set``s on a post (with ``$unset: {"fanout_progress": ""}``, for a
+    fresh run) in its own transaction, so that ``feed.fanout.sweep_pending`` brings the feeds in
+    line even if the post-commit task is lost: its ``fanout.post`` pushes a published post and
+    retracts any other. ``fanout_swept_at = now`` gives the fast-path task one sweep interval
+    before the sweep re-sends the work, so a healthy broker does not fan the post out twice."""
+    return {"fanout": "pending", "fanout_swept_at": now}

@@ -19,6 +19,7 @@ from offers import live
 from offers.stores import owned_store, store_summary
 from solomo.errors import Invalid, NotFound
 from solomo.jsonio import rfc3339
+from solomo.pagination import id_position
 
 log = logging.getLogger("solomo.offers")
 
@@ -146,7 +147,7 @@ async def nearby_offers(
         ]}}},
     ]
     if after is not None:
-        dist, last_id = after
+        dist, last_id = id_position(after)
         pipeline.append({"$match": {"$or": [{"distance_m": {"$gt": dist}},
                                             {"distance_m": dist, "_id": {"$gt": ObjectId(last_id)}}]}})
     pipeline += [{"$sort": {"distance_m": 1, "_id": 1}}, {"$limit": limit + 1}]

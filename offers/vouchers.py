@@ -21,6 +21,7 @@ from offers.offers import is_live, sold_out
 from offers.stores import owned_store
 from solomo.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.jsonio import rfc3339
+from solomo.pagination import id_position
 
 CODE_ATTEMPTS = 4
 
@@ -138,8 +139,8 @@ async def my_vouchers(
     """The user's vouchers, newest first, paged by ``(created_ms, id)``."""
     query: dict[str, Any] = {"user_id": user_id}
     if before is not None:
-        ms, last = before
-        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": ObjectId(last)}}]
+        ms, last = id_position(before)
+        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": last}}]
     docs = await services.db.vouchers.find(query).sort([("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
     more = len(docs) > limit
     docs = docs[:limit]

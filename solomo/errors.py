@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -124,6 +124,13 @@ async def unavailable_handler(request: Request, exc: Exception) -> Response:
                           {"Retry-After": "2"})
 
 
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """A MongoDB failure no domain code handled (say, a primary stepping down mid-write): the
+    client can retry, so 503 — logged with its stack so a real bug stays visible."""
+    log.error("unhandled MongoDB error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(503, "unavailable", "the database is unavailable; retry shortly", {"Retry-After": "2"})
+
+
 async def unexpected_handler(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "internal error")
@@ -134,6 +141,7 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
     ConnectionFailure: unavailable_handler,
     ServerSelectionTimeoutError: unavailable_handler,
+    PyMongoError: database_error_handler,
     RedisConnectionError: unavailable_handler,
     RedisTimeoutError: unavailable_handler,
     Exception: unexpected_handler,

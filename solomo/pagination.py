@@ -13,6 +13,8 @@ import hmac
 from typing import Any
 
 import orjson
+from bson import ObjectId
+from bson.errors import InvalidId
 from pydantic import BaseModel, ConfigDict, Field
 
 from solomo.errors import BadRequest
@@ -62,8 +64,23 @@ class CursorCodec:
             raise BadRequest("cursor is not valid", code="invalid_cursor")
         return float(value[0]), value[1]
 
+    def decode_id_position(self, token: str | None) -> tuple[float, ObjectId] | None:
+        """A ``(score, ObjectId)`` position, or None for the first page; 400 when the id is not one."""
+        position = self.decode_position(token)
+        return None if position is None else id_position(position)
+
     def encode_position(self, score: float, item_id: str) -> str:
         return self.encode([score, item_id])
+
+
+def id_position(position: tuple[float, str]) -> tuple[float, ObjectId]:
+    """A decoded ``(score, id)`` position with the id as an ObjectId; 400 ``invalid_cursor`` when it is not one
+    (a signed cursor from another list, say), so keyset queries never see a malformed id."""
+    score, item_id = position
+    try:
+        return score, ObjectId(item_id)
+    except (InvalidId, TypeError):
+        raise BadRequest("cursor is not valid", code="invalid_cursor") from None
 
 
 def page(items: list[Any], next_cursor: str | None) -> dict[str, Any]:

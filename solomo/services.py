@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from feed.hydrate import SummaryCache
 from solomo.accounts import Accounts, Authenticator, PasswordHashing
 from solomo.db import ensure_indexes, mongo_client
 from solomo.pagination import CursorCodec
@@ -33,6 +34,8 @@ class Services:
     tasks: TaskQueue
     events: EventPublisher
     extras: dict[str, Any] = field(default_factory=dict)
+    summaries: SummaryCache = field(default_factory=SummaryCache)
+    """Author and store summaries for post hydration (see :mod:`feed.hydrate`)."""
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -8,7 +8,7 @@ from starlette.routing import Route
 from checkins.checkin import check_in, checkin_public
 from checkins.history import user_checkins
 from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
-from feed.hydrate import hydrate_post
+from feed.hydrate import post_created
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.api.posts import PostOut
 from solomo.http import Ctx, endpoint
@@ -61,7 +61,7 @@ async def create(ctx: Ctx) -> dict:
     result = await check_in(ctx.services, ctx.user, parse_id(b.store_id, "store"), b.lat, b.lng,
                             accuracy_m=b.accuracy_m, text=b.text)
     return {"checkin": checkin_public(result.checkin),
-            "post": await hydrate_post(ctx.services, result.post, ctx.user.id)}
+            "post": post_created(result.post, ctx.user, result.store)}
 
 
 @endpoint(summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class StrictBody(BaseModel):
@@ -25,6 +26,16 @@ def _finite(v: float) -> float:
         raise ValueError("must be a finite number")
     return v
 
+
+def _to_utc(v: datetime) -> datetime:
+    try:
+        return v.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An RFC 3339 time with a zone, converted to UTC (a year-1 or year-9999 edge is a 422, not a crash)."""
 
 Lat = Annotated[float, Field(ge=-90, le=90, description="Latitude, decimal degrees"), AfterValidator(_finite)]
 Lng = Annotated[float, Field(ge=-180, le=180, description="Longitude, decimal degrees"), AfterValidator(_finite)]

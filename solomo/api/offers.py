@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.routing import Route
 
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
 from offers.stats import store_stats
 from offers.vouchers import claim, my_vouchers, redeem, voucher_public
-from solomo.api.models import Lat, LaxQuery, Lng, StoreSummaryOut, StrictBody
+from solomo.api.models import Lat, LaxQuery, Lng, StoreSummaryOut, StrictBody, UtcDatetime
 from solomo.http import Ctx, endpoint
 from solomo.ids import parse_id
 from solomo.jsonio import JSONResponse
@@ -19,7 +19,7 @@ class OfferIn(StrictBody):
     title: str = Field(min_length=1, max_length=120)
     description: str | None = Field(None, max_length=1000)
     radius_m: int = Field(ge=RADIUS_MIN_M, le=RADIUS_MAX_M, description="Push radius around the store, metres")
-    expires_at: AwareDatetime = Field(description="RFC 3339 with a time zone; in the future, at most 90 days ahead")
+    expires_at: UtcDatetime = Field(description="RFC 3339 with a time zone; in the future, at most 90 days ahead")
     stock: int | None = Field(None, ge=1, le=1_000_000, description="Vouchers available; null = unlimited")
 
 

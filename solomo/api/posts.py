@@ -86,9 +86,11 @@ async def publish(ctx: Ctx) -> dict:
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
-@endpoint(summary="A post", response=PostOut, tags=["posts"])
+@endpoint(summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
+          description="Published posts for everyone; pending_review and hidden ones for their author too; "
+                      "moderators open any post that its author has not deleted.")
 async def get_one(ctx: Ctx) -> dict:
-    doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id)
+    doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 

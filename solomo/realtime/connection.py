@@ -4,6 +4,11 @@ The hub hands frames over with :meth:`Connection.deliver`, which never waits: wh
 full the client cannot keep up, so the connection is finished (closed with 4408) instead of
 slowing anyone else down. While a resume replay runs, live frames are parked in ``pending`` and
 released by :meth:`go_live`, skipping what the replay already sent.
+
+Metrics: an event counts as delivered when it is queued to the socket (``EVENTS_DELIVERED``, by
+type); one that a socket cannot take is dropped (``EVENTS_DROPPED``, by reason: ``closed``,
+``slow_client``, ``resume_overflow``) and the client gets it back by resuming; every close for
+slowness counts in ``SLOW_CLIENT_CLOSES``.
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ import logging
 
 from starlette.websockets import WebSocket
 
+from solomo.observability import EVENTS_DELIVERED, EVENTS_DROPPED, SLOW_CLIENT_CLOSES
 from solomo.realtime.codes import TOO_SLOW
 
 log = logging.getLogger("solomo.realtime")
 
 EventKey = tuple[int, int]
+_TYPE_FIELD = '"type":"'
+
+
+def frame_type(frame: str) -> str:
+    """The ``type`` of an event frame (``{"id":…,"type":"…","data":…}``) without parsing the JSON."""
+    start = frame.find(_TYPE_FIELD)
+    if start < 0:
+        return "unknown"
+    start += len(_TYPE_FIELD)
+    end = frame.find('"', start)
+    return frame[start:end] if 0 < end - start <= 40 else "unknown"
 
 
 class Connection:
@@ -36,30 +53,42 @@ class Connection:
         self._pump: asyncio.Task[None] | None = None
 
     # -- called by the hub (synchronous, never blocks) ------------------------------------------
-    def deliver(self, key: EventKey, frame: str) -> None:
+    def deliver(self, key: EventKey, frame: str) -> bool:
+        """Hand over one event; True when it was queued now (the hub counts those as delivered);
+        a parked one is counted when :meth:`go_live` releases it."""
         if self.done.is_set():
-            return
+            EVENTS_DROPPED.labels(reason="closed").inc()
+            return False
         if not self.live:
             self.pending.append((key, frame))
             if len(self.pending) > self._pending_cap:
+                EVENTS_DROPPED.labels(reason="resume_overflow").inc(len(self.pending))
+                self.pending = []
                 self.finish(TOO_SLOW, "too many events while resuming")
-            return
-        self.send(frame)
+            return False
+        if self.send(frame):
+            return True
+        EVENTS_DROPPED.labels(reason="slow_client").inc()
+        return False
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str) -> bool:
         """Queue a frame; a full queue finishes the connection (the client is too slow)."""
         if self.done.is_set():
-            return
+            return False
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.finish(TOO_SLOW, "client too slow")
+            return False
+        return True
 
     def finish(self, code: int, reason: str = "") -> None:
         """Ask for the socket to close; the session closes it and leaves the hub."""
         if not self.done.is_set():
             self.close_code, self.close_reason = code, reason
             self.done.set()
+            if code == TOO_SLOW:
+                SLOW_CLIENT_CLOSES.inc()
 
     # -- called by the session ----------------------------------------------------------------
     async def send_wait(self, frame: str) -> None:
@@ -72,7 +101,10 @@ class Connection:
         self.live = True
         for key, frame in parked:
             if after is None or key > after:
-                self.send(frame)
+                if self.send(frame):
+                    EVENTS_DELIVERED.labels(type=frame_type(frame)).inc()
+                else:
+                    EVENTS_DROPPED.labels(reason="slow_client" if self.close_code == TOO_SLOW else "closed").inc()
 
     def start(self) -> None:
         self._pump = asyncio.create_task(self._run_pump(), name=f"ws-pump-{self.user_id}")

@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
+from solomo.observability import EVENTS_DELIVERED
 from solomo.realtime.codes import GOING_AWAY
-from solomo.realtime.connection import Connection
+from solomo.realtime.connection import Connection, frame_type
 from solomo.realtime.control import CONTROL_CHANNEL
 from solomo.realtime.events import CHANNEL, event_key
 from solomo.realtime.presence import Presence
@@ -100,6 +101,7 @@ class Hub:
         """Deliver one ``rt:events`` message (lines of ``uid id frame``) to local sockets."""
         delivered = 0
         by_user = self.by_user
+        queued: dict[str, int] = {}  # by event type, counted once per message (cheap on big broadcasts)
         for line in payload.split("\n"):
             uid, _, rest = line.partition(" ")
             conns = by_user.get(uid)
@@ -111,8 +113,12 @@ class Hub:
             except ValueError:
                 continue
             for conn in list(conns):
-                conn.deliver(key, frame)
+                if conn.deliver(key, frame):
+                    kind = frame_type(frame)
+                    queued[kind] = queued.get(kind, 0) + 1
                 delivered += 1
+        for kind, count in queued.items():
+            EVENTS_DELIVERED.labels(type=kind).inc(count)
         return delivered
 
     def control(self, payload: str) -> None:

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from geo.positions import set_position
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.errors import ApiError
+from solomo.observability import EVENTS_DELIVERED, SOCKETS_CONNECTED
 from solomo.realtime import codes
 from solomo.realtime.connection import Connection
 from solomo.realtime.events import event_key, frame, history_key
@@ -90,6 +91,7 @@ async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
     except BaseException:
         hub.remove(conn)
         raise
+    SOCKETS_CONNECTED.inc()
     conn.start()
     reader = asyncio.create_task(read_messages(conn, services, hub), name=f"ws-read-{principal.sid}")
     try:
@@ -102,6 +104,7 @@ async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
         conn.finish(1011, "server error")
     finally:
         hub.remove(conn)
+        SOCKETS_CONNECTED.dec()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
@@ -118,6 +121,7 @@ async def replay(conn: Connection, services: Any, last_event_id: str) -> str | N
         entries = await services.redis.xrange(key, min=start, max="+", count=REPLAY_PAGE)
         for eid, fields in entries:
             await conn.send_wait(frame(eid, fields.get("type", ""), fields.get("data", "null")))
+            EVENTS_DELIVERED.labels(type=fields.get("type", "") or "unknown").inc()
             last = eid
         if len(entries) < REPLAY_PAGE:
             break

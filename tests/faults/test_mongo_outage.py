@@ -32,7 +32,7 @@ from tests.support import LiveServer
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_OUTAGE_S", "10"))
 CLIENTS = 4
 MAX_ANSWER_S = 6.0  # serverSelectionTimeoutMS (3 s) plus slack for a loaded 2-core machine
-RECOVERY_S = 15.0
+RECOVERY_S = 30.0
 PASSWORD = "password123"
 
 

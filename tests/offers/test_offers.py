@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from bson import ObjectId
 
 from offers import codes, live
@@ -125,3 +126,12 @@ async def test_live_index_covers_by_radius_and_drops_expired(services):
     found = dict(await live.covering(services.redis, *here, now_ms=now))
     assert set(found) == {b} and 590 < found[b] < 610
     assert await services.redis.hget(live.META, c) is None  # dropped when met
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_expires_at_at_the_edge_of_the_calendar_is_422(client, services, when):
+    merchant, store = await merchant_with_store(client)
+    resp = await client.post(f"/v1/stores/{store['id']}/offers", headers=merchant.headers,
+                             json={"title": "t", "radius_m": 100, "expires_at": when})
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid"
+    assert await services.db.offers.count_documents({"store_id": ObjectId(store["id"])}) == 0

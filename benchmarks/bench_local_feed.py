@@ -1,0 +1,103 @@
+"""Local-feed reads over 100,000 located posts: ``GET /v1/feed/local`` (2 km, 20 a page), 64 clients.
+
+Set-up (not timed): 100,000 published posts by 500 authors, spread uniformly over a disc of
+10 km around a random city centre and over the past week, bulk-inserted into MongoDB; then the
+geo-cell timelines are built the way the fan-out builds them: every cell a post falls in is an
+existing (READY) timeline, and each post, oldest first, goes through the Lua script behind
+:meth:`feed.timeline.Timelines.add` for :func:`feed.fanout.cell_keys` — the very call
+``fanout_post`` makes, capped at ``CELL_CAP`` — pipelined 1,000 posts a round trip.
+
+Each request is a reader at a random point within 8 km of the centre (so the 2 km circle lies in
+the populated disc) asking for the newest 20 located posts within 2 km: token check, covering
+cells, merged Redis pages, exact-distance filter, MongoDB past a full cell's end, hydration.
+The baseline is the bare Starlette ``GET /echo`` with the same query string.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
+from benchmarks.seed import auth, bulk_users, point_near, random_center
+
+POSTS = 100_000
+AUTHORS = 500
+READERS = 256
+AREA_M = 10_000
+READ_WITHIN_M = 8_000
+RADIUS_M = 2000
+CONCURRENCY = 64
+SECONDS = 8.0
+INSERT_BATCH = 10_000
+ADD_PIPELINE = 1000
+
+
+def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: int) -> dict[str, Any]:
+    """A published, already fanned-out located post in the shared ``posts`` shape."""
+    return {
+        "_id": ObjectId(), "author_id": author_id, "text": f"local bench post {i}", "topics": [], "topic_keys": [],
+        "mention_ids": [], "mentions": [], "store_id": None, "store_owner_post": False,
+        "location": {"type": "Point", "coordinates": [lng, lat]}, "kind": "post", "checkin_id": None,
+        "status": "published", "flags": [], "fanout": "done", "like_count": 0, "comment_count": 0,
+        "created_at": created, "created_ms": int(created.timestamp() * 1000),
+    }
+
+
+async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float, dict[str, float]]:
+    """Inserts ``n`` located posts around a random centre and builds their cells; returns the centre."""
+    from feed.fanout import CELL_CAP, ONLINE, cell_keys
+    from feed.timeline import Timelines
+
+    lat0, lng0 = random_center(rng)
+    authors = [uid for uid, _ in await bulk_users(services, AUTHORS)]
+    now = datetime.now(UTC)
+    docs = []
+    for i in range(n):
+        lat, lng = point_near(rng, lat0, lng0, AREA_M)
+        docs.append(post_doc(rng.choice(authors), lat, lng, now - timedelta(seconds=rng.uniform(0, 7 * 86400)), i))
+    t0 = time.perf_counter()
+    for start in range(0, n, INSERT_BATCH):
+        await services.db.posts.insert_many(docs[start:start + INSERT_BATCH], ordered=False)
+    inserted = time.perf_counter() - t0
+
+    timelines = Timelines(services.redis)
+    t0 = time.perf_counter()
+    for key in sorted({k for d in docs for k in cell_keys(d)}):  # cells exist (READY) before the fan-out writes
+        await timelines.begin_rebuild(key)
+        await timelines.finish_rebuild(key, [], CELL_CAP)
+    docs.sort(key=lambda d: d["created_ms"])  # in creation order, as the fan-out would have met them
+    for start in range(0, n, ADD_PIPELINE):
+        # the fan-out's own script (Timelines.add: ZADD + trim into existing keys), 1,000 calls a round trip
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for doc in docs[start:start + ADD_PIPELINE]:
+                await timelines._add(keys=[*cell_keys(doc), ONLINE], args=[doc["created_ms"], str(doc["_id"]),
+                                                                          CELL_CAP, 0], client=pipe)
+            await pipe.execute()
+    return lat0, lng0, {"insert_s": round(inserted, 1), "cells_s": round(time.perf_counter() - t0, 1)}
+
+
+def full_pages(bodies: list[tuple[int, bytes]]) -> dict[str, Any]:
+    full = sum(1 for status, body in bodies if status == 200 and body.count(b'"author"') == 20)
+    return {"warmup_full_pages": f"{full}/{len(bodies)}"}
+
+
+async def run(env: BenchEnv) -> list[Result]:
+    services = await env.services()
+    rng = random.Random(11)
+    n = env.size(POSTS, 200)
+    lat0, lng0, timings = await seed(services, n, rng)
+    readers = await bulk_users(services, env.size(READERS, 8))
+    points = [point_near(rng, lat0, lng0, READ_WITHIN_M) for _ in range(len(readers))]
+    query = [f"lat={lat:.6f}&lng={lng:.6f}&radius_m={RADIUS_M}&limit=20" for lat, lng in points]
+    ours = [HttpRequest("GET", f"/v1/feed/local?{q}", headers=auth(tok)) for q, (_, tok) in zip(query, readers,
+                                                                                                strict=True)]
+    base = [HttpRequest("GET", f"/echo?{q}", headers=auth(tok)) for q, (_, tok) in zip(query, readers, strict=True)]
+    result = await compare_reads(env, f"local feed, {n:,} posts, 2 km, 20/page", ours, base,
+                                 concurrency=CONCURRENCY, seconds=env.seconds(SECONDS), check=full_pages,
+                                 posts=n, **{f"seed_{k}": v for k, v in timings.items()})
+    return [result]

@@ -1,0 +1,571 @@
+"""``python -m benchmarks.soak [--seconds 60] [--clients 2000] [--rate 25]``: a bounded soak test.
+
+Real processes: embedded mongod + redis-server, one uvicorn API process, one Celery worker. The
+load, from this process:
+
+* ``--clients`` WebSocket clients stay connected and move around a 3 km area: each sends a
+  ``location`` message every ``--move-every`` seconds (jittered), which also runs the offers'
+  arrival listener on the server;
+* HTTP actions at a steady mix, ``--rate`` a second (open loop: started on a fixed schedule
+  whether or not earlier ones have answered) — check-ins, posts (topics, mentions, locations),
+  likes, comments, home and local feed reads — plus a merchant's offer every ``--offer-every``
+  seconds;
+* a small share of the clients (``--resume-share``) drop their socket once and come back with
+  ``last_event_id``.
+
+Set-up (bulk, not part of the load): users with tokens, merchants and their stores, each user
+following 8 users and 2 stores. The load starts once every client is online.
+
+What is checked at the end (exit status 1 if any fails):
+
+* **zero 5xx**: every HTTP answer is counted per route;
+* **zero lost events**: after the load stops, the queues drain and the posts' fan-outs finish,
+  every event the server recorded in a user's history stream ``events:{uid}`` after the load
+  started — offers, ``feed.new``, notifications, whatever the server sent — must have reached
+  that user's client, for every client that stayed connected the whole time *and* for those
+  that resumed (their gap is replayed); no client may get the same event id twice;
+* the API process's memory (RSS) at the start of the load, at the end and its peak, sampled
+  every few seconds — it must not grow without bound (reported; the run fails only on a
+  doubling, which no steady state explains).
+
+Latency p50/p99 per route are printed beside the counts, and everything is written as JSON to
+``benchmarks/results-soak.json`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from benchmarks.common import ROOT, BenchEnv, machine, percentile
+from benchmarks.seed import bulk_users, point_near, random_center
+
+RESULTS = ROOT / "benchmarks" / "results-soak.json"
+AREA_M = 3000
+STORES = 40
+MERCHANTS = 8
+FOLLOWS_USERS = 8
+FOLLOWS_STORES = 2
+CONNECT_PARALLEL = 100
+MIX: dict[str, float] = {
+    "checkin": 0.08, "post": 0.2, "like": 0.2, "comment": 0.1, "home": 0.25, "local": 0.17,
+}
+DRAIN_TIMEOUT_S = 30.0
+
+
+# --------------------------------------------------------------------------------------------
+# bookkeeping
+
+
+@dataclass
+class RouteStats:
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    """Transport failures (no HTTP answer at all)."""
+
+
+@dataclass
+class Client:
+    index: int
+    uid: str
+    token: str
+    lat: float
+    lng: float
+    ws: Any = None
+    received: list[str] = field(default_factory=list)
+    types: Counter[str] = field(default_factory=Counter)
+    resumed: bool = False
+    closed_by_server: int | None = None
+    """Close code when the server (not this script) ended the socket."""
+
+    @property
+    def last_id(self) -> str | None:
+        return self.received[-1] if self.received else None
+
+
+@dataclass
+class World:
+    lat: float
+    lng: float
+    clients: list[Client]
+    merchants: list[tuple[str, str]]
+    """(token, store id) of each store, by owner."""
+    stores: list[dict[str, Any]]
+    post_ids: list[str] = field(default_factory=list)
+    checked_in: set[int] = field(default_factory=set)
+    routes: dict[str, RouteStats] = field(default_factory=lambda: defaultdict(RouteStats))
+    offers: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# set-up
+
+
+async def seed(services: Any, n_clients: int, rng: random.Random) -> World:
+    from checkins.stores import create_store
+
+    lat0, lng0 = random_center(rng)
+    users = await bulk_users(services, n_clients)
+    merchants = await bulk_users(services, MERCHANTS, role="merchant")
+    stores, owners = [], []
+    for i in range(STORES):
+        owner, token = merchants[i % MERCHANTS]
+        lat, lng = point_near(rng, lat0, lng0, AREA_M)
+        stores.append(await create_store(services, owner, name=f"Soak shop {i}", lat=lat, lng=lng, category="cafe"))
+        owners.append((token, str(stores[-1]["_id"])))
+    now = datetime.now(UTC)
+    follows, followers, following = [], Counter(), Counter()
+    ids = [uid for uid, _ in users]
+    for uid in ids:
+        targets = [("user", t) for t in rng.sample(ids, FOLLOWS_USERS + 1) if t != uid][:FOLLOWS_USERS]
+        targets += [("store", s["_id"]) for s in rng.sample(stores, FOLLOWS_STORES)]
+        for kind, target in targets:
+            follows.append({"_id": ObjectId(), "follower_id": uid, "target_type": kind, "target_id": target,
+                            "created_at": now, "created_ms": int(now.timestamp() * 1000)})
+            followers[(kind, target)] += 1
+            following[uid] += kind == "user"
+    for start in range(0, len(follows), 10_000):
+        await services.db.follows.insert_many(follows[start:start + 10_000], ordered=False)
+    await services.db.users.bulk_write(
+        [UpdateOne({"_id": t}, {"$set": {"followers_count": c}}) for (k, t), c in followers.items() if k == "user"]
+        + [UpdateOne({"_id": u}, {"$set": {"following_count": c}}) for u, c in following.items()], ordered=False)
+    await services.db.stores.bulk_write(
+        [UpdateOne({"_id": t}, {"$set": {"followers_count": c}}) for (k, t), c in followers.items() if k == "store"],
+        ordered=False)
+    clients = [Client(i, str(uid), token, *point_near(rng, lat0, lng0, AREA_M))
+               for i, (uid, token) in enumerate(users)]
+    return World(lat0, lng0, clients, owners, stores)
+
+
+# --------------------------------------------------------------------------------------------
+# sockets
+
+
+async def connect(base_ws: str, client: Client, last_event_id: str | None = None) -> None:
+    from websockets.asyncio.client import connect as ws_connect
+
+    url = f"{base_ws}/v1/ws?token={client.token}"
+    if last_event_id:
+        url += f"&last_event_id={last_event_id}"
+    client.ws = await ws_connect(url, proxy=None, compression=None, open_timeout=60, ping_interval=None,
+                                 max_queue=1024)
+
+
+async def listen(client: Client, ws: Any) -> None:
+    """Records every event frame (those with an id) until this socket closes."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        async for frame in ws:
+            if frame.startswith('{"id"'):
+                msg = orjson.loads(frame)
+                client.received.append(msg["id"])
+                client.types[msg["type"]] += 1
+    except ConnectionClosed:
+        pass
+    if ws is client.ws and ws.close_code is not None and not getattr(ws, "_soak_dropped", False):
+        client.closed_by_server = ws.close_code
+
+
+async def send_location(client: Client, rng: random.Random, world: World) -> None:
+    """A step of 50–300 m in a random direction, kept inside the area."""
+    lat, lng = point_near(rng, client.lat, client.lng, rng.uniform(50, 300))
+    if _distance_m(lat, lng, world.lat, world.lng) > AREA_M:
+        lat, lng = point_near(rng, world.lat, world.lng, AREA_M)
+    client.lat, client.lng = lat, lng
+    with contextlib.suppress(Exception):
+        await client.ws.send(orjson.dumps({"type": "location", "lat": lat, "lng": lng}).decode())
+
+
+def _distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    from geopy.distance import great_circle
+
+    return great_circle((lat1, lng1), (lat2, lng2)).meters
+
+
+async def mover(client: Client, rng: random.Random, world: World, every: float, stop: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), rng.uniform(0, every))
+    while not stop.is_set():
+        await send_location(client, rng, world)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every * rng.uniform(0.75, 1.25))
+
+
+async def drop_and_resume(base_ws: str, client: Client, listeners: list[asyncio.Task[None]]) -> None:
+    """Closes the socket abruptly, stays away a moment, comes back with ``last_event_id``."""
+    old = client.ws
+    old._soak_dropped = True
+    old.transport.abort()
+    await asyncio.sleep(1.0)
+    await connect(base_ws, client, client.last_id)
+    client.resumed = True
+    listeners.append(asyncio.create_task(listen(client, client.ws)))
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP actions
+
+
+async def call(world: World, http: Any, route: str, method: str, path: str, token: str,
+               body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    stats = world.routes[route]
+    t0 = time.perf_counter()
+    try:
+        resp = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+    except Exception as exc:
+        stats.errors[type(exc).__name__] += 1
+        return 0, None
+    stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    stats.statuses[resp.status_code] += 1
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, None
+
+
+async def action(kind: str, world: World, http: Any, rng: random.Random) -> None:
+    client = rng.choice(world.clients)
+    if kind == "checkin":
+        fresh = [c for c in rng.sample(world.clients, min(20, len(world.clients))) if c.index not in world.checked_in]
+        if not fresh:
+            kind = "home"
+        else:
+            client = fresh[0]
+            world.checked_in.add(client.index)  # once per user: no "too soon", no impossible travel
+            store = rng.choice(world.stores)
+            slng, slat = store["location"]["coordinates"]
+            lat, lng = point_near(rng, slat, slng, 30)
+            status, body = await call(world, http, "POST /v1/checkins", "POST", "/v1/checkins", client.token,
+                                      {"store_id": str(store["_id"]), "lat": lat, "lng": lng, "accuracy_m": 10})
+            if status == 201 and body:
+                world.post_ids.append(body["post"]["id"])
+            return
+    if kind in ("like", "comment") and not world.post_ids:
+        kind = "post"
+    if kind == "post":
+        other = rng.choice(world.clients)
+        text = f"soak {rng.randrange(10**6)} #soak{rng.randrange(8)} #附近{rng.randrange(4)}#"
+        if rng.random() < 0.3:
+            text += f" hello @{await _username(world, http, other)}" if other.index != client.index else ""
+        body: dict[str, Any] = {"text": text}
+        if rng.random() < 0.6:
+            body.update(lat=client.lat, lng=client.lng)
+        status, answer = await call(world, http, "POST /v1/posts", "POST", "/v1/posts", client.token, body)
+        if status == 201 and answer:
+            world.post_ids.append(answer["id"])
+    elif kind == "like":
+        pid = rng.choice(world.post_ids[-200:])
+        await call(world, http, "POST /v1/posts/{id}/like", "POST", f"/v1/posts/{pid}/like", client.token)
+    elif kind == "comment":
+        pid = rng.choice(world.post_ids[-200:])
+        await call(world, http, "POST /v1/posts/{id}/comments", "POST", f"/v1/posts/{pid}/comments", client.token,
+                   {"text": f"nice {rng.randrange(1000)}"})
+    elif kind == "home":
+        await call(world, http, "GET /v1/feed/home", "GET", "/v1/feed/home?limit=20", client.token)
+    elif kind == "local":
+        await call(world, http, "GET /v1/feed/local", "GET",
+                   f"/v1/feed/local?lat={client.lat:.6f}&lng={client.lng:.6f}&radius_m=2000&limit=20", client.token)
+
+
+_USERNAMES: dict[str, str] = {}
+
+
+async def _username(world: World, http: Any, client: Client) -> str:
+    if client.uid not in _USERNAMES:
+        _, body = await call(world, http, "GET /v1/users/{id}", "GET", f"/v1/users/{client.uid}", client.token)
+        _USERNAMES[client.uid] = (body or {}).get("username", "nobody")
+    return _USERNAMES[client.uid]
+
+
+async def post_offer(world: World, http: Any, rng: random.Random) -> None:
+    token, store_id = rng.choice(world.merchants)
+    status, _ = await call(world, http, "POST /v1/stores/{id}/offers", "POST", f"/v1/stores/{store_id}/offers",
+                           token, {"title": f"Soak deal {rng.randrange(1000)}", "radius_m": 1500, "stock": 50,
+                                   "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()})
+    world.offers += status == 201
+
+
+async def open_loop(rate: float, seconds: float, fire: Any, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """Starts ``fire()`` ``rate`` times a second on a fixed schedule for ``seconds``; returns the tasks."""
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter()
+    n = 0
+    while not stop.is_set():
+        due = start + n / rate
+        if due - start >= seconds:
+            break
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(fire()))
+        n += 1
+    return tasks
+
+
+# --------------------------------------------------------------------------------------------
+# checks
+
+
+async def drain(env: BenchEnv, services: Any, since: datetime) -> float:
+    """Waits until the broker queues are empty and every post written since ``since`` is fanned out."""
+    from redis.asyncio import Redis
+
+    broker = Redis.from_url(env.settings().effective_broker_url, decode_responses=True)
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < DRAIN_TIMEOUT_S:
+            queued = sum([await broker.llen(q) for q in ("fanout", "maintenance")])
+            pending = await services.db.posts.count_documents({"created_at": {"$gte": since}, "fanout": "pending"})
+            if not queued and not pending:
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await broker.aclose()
+    return time.perf_counter() - t0
+
+
+async def recorded_events(services: Any, clients: list[Client], since_ms: int) -> dict[str, list[str]]:
+    """Event ids in each user's history stream recorded after ``since_ms``."""
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(clients), 500):
+        chunk = clients[start:start + 500]
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for c in chunk:
+                pipe.xrange(f"events:{c.uid}", min=f"{since_ms}-0", max="+")
+            rows = await pipe.execute()
+        for c, entries in zip(chunk, rows, strict=True):
+            out[c.uid] = [eid for eid, _ in entries]
+    return out
+
+
+def compare(clients: list[Client], recorded: dict[str, list[str]]) -> dict[str, Any]:
+    lost: dict[str, int] = {"stayed": 0, "resumed": 0}
+    required: dict[str, int] = {"stayed": 0, "resumed": 0}
+    duplicates = 0
+    examples: list[str] = []
+    for c in clients:
+        if c.closed_by_server is not None:
+            continue
+        group = "resumed" if c.resumed else "stayed"
+        got = set(c.received)
+        duplicates += len(c.received) - len(got)
+        want = recorded.get(c.uid, [])
+        missing = [e for e in want if e not in got]
+        required[group] += len(want)
+        lost[group] += len(missing)
+        if missing and len(examples) < 5:
+            examples.append(f"{c.uid}: {missing[:3]}")
+    return {"required": required, "lost": lost, "duplicates": duplicates, "examples": examples}
+
+
+def rss(pid: int) -> int:
+    import psutil
+
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+async def sample_memory(pid: int, samples: list[tuple[float, int]], stop: asyncio.Event, every: float = 2.0) -> None:
+    t0 = time.perf_counter()
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            samples.append((round(time.perf_counter() - t0, 1), rss(pid)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+async def soak(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx2
+
+    rng = random.Random(args.seed)
+    async with BenchEnv() as env:
+        api = await env.api()
+        await env.worker()
+        services = await env.services()
+        log(f"seeding {args.clients:,} users, {STORES} stores …")
+        world = await seed(services, args.clients, rng)
+        base_ws = api.base_url.replace("http://", "ws://")
+        sem = asyncio.Semaphore(CONNECT_PARALLEL)
+
+        async def open_one(c: Client) -> None:
+            async with sem:
+                await connect(base_ws, c)
+
+        log(f"connecting {args.clients:,} sockets …")
+        t0 = time.perf_counter()
+        await asyncio.gather(*(open_one(c) for c in world.clients))
+        connect_s = time.perf_counter() - t0
+        listeners = [asyncio.create_task(listen(c, c.ws)) for c in world.clients]
+        for c in world.clients:  # a first position for everyone
+            await send_location(c, rng, world)
+        from solomo.realtime.presence import ONLINE
+
+        deadline = time.monotonic() + 60
+        uids = [c.uid for c in world.clients]
+        while not all(await services.redis.smismember(ONLINE, uids)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the clients did not all come online")
+            await asyncio.sleep(0.2)
+
+        since_ms = int((await services.redis.time())[0]) * 1000
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        rss_start = rss(api.pid)
+        memory: list[tuple[float, int]] = []
+        stop = asyncio.Event()
+        log(f"load: {args.seconds:g} s, {args.rate:g} HTTP actions/s, a location every {args.move_every:g} s "
+            f"per client, an offer every {args.offer_every:g} s")
+        kinds, weights = list(MIX), list(MIX.values())
+        resumers = rng.sample(world.clients, round(len(world.clients) * args.resume_share))
+        async with httpx2.AsyncClient(base_url=api.base_url, timeout=30,
+                                      limits=httpx2.Limits(max_connections=64)) as http:
+            memory_task = asyncio.create_task(sample_memory(api.pid, memory, stop))
+            movers = [asyncio.create_task(mover(c, random.Random(rng.random()), world, args.move_every, stop))
+                      for c in world.clients]
+
+            async def resume_all() -> None:
+                for c in resumers:
+                    await asyncio.sleep(rng.uniform(0, args.seconds * 0.6 / max(1, len(resumers))))
+                    await drop_and_resume(base_ws, c, listeners)
+
+            resume_task = asyncio.create_task(resume_all())
+            started = time.perf_counter()
+            actions, offers = await asyncio.gather(
+                open_loop(args.rate, args.seconds,
+                          lambda: action(rng.choices(kinds, weights)[0], world, http, rng), stop),
+                open_loop(1 / args.offer_every, args.seconds, lambda: post_offer(world, http, rng), stop))
+            load_s = time.perf_counter() - started
+            stop.set()
+            await asyncio.gather(*actions, *offers, *movers, resume_task)
+            log("draining …")
+            drain_s = await drain(env, services, since)
+            # give the last published events a moment to travel pub/sub → hub → socket
+            for _ in range(40):
+                result = compare(world.clients, await recorded_events(services, world.clients, since_ms))
+                if not sum(result["lost"].values()):
+                    break
+                await asyncio.sleep(0.25)
+            rss_end = rss(api.pid)
+            await memory_task
+        for c in world.clients:
+            with contextlib.suppress(Exception):
+                c.ws.transport.abort()
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        return report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
+
+
+def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], load_s: float, drain_s: float,
+               connect_s: float, rss_start: int, rss_end: int, memory: list[tuple[float, int]]) -> dict[str, Any]:
+    routes = {}
+    for name, st in sorted(world.routes.items()):
+        routes[name] = {
+            "requests": sum(st.statuses.values()), "per_s": round(sum(st.statuses.values()) / load_s, 2),
+            "statuses": dict(sorted(st.statuses.items())), "transport_errors": dict(st.errors),
+            "p50_ms": round(percentile(st.latencies_ms, 50), 1), "p99_ms": round(percentile(st.latencies_ms, 99), 1),
+        }
+    fivexx = sum(n for st in world.routes.values() for code, n in st.statuses.items() if code >= 500)
+    transport = sum(sum(st.errors.values()) for st in world.routes.values())
+    types: Counter[str] = Counter()
+    for c in world.clients:
+        types.update(c.types)
+    closed = Counter(c.closed_by_server for c in world.clients if c.closed_by_server is not None)
+    peak = max((m for _, m in memory), default=rss_end)
+    lost = sum(events["lost"].values())
+    ok = fivexx == 0 and transport == 0 and lost == 0 and events["duplicates"] == 0 and rss_end < 2 * rss_start
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+        "settings": {"seconds": args.seconds, "clients": args.clients, "rate": args.rate,
+                     "move_every_s": args.move_every, "offer_every_s": args.offer_every,
+                     "resume_share": args.resume_share},
+        "ok": ok, "load_seconds": round(load_s, 1), "drain_seconds": round(drain_s, 1),
+        "connect_seconds": round(connect_s, 1), "http_5xx": fivexx, "http_transport_errors": transport,
+        "routes": routes, "offers_posted": world.offers,
+        "clients": {"connected": len(world.clients),
+                    "stayed_connected": sum(1 for c in world.clients if not c.resumed and c.closed_by_server is None),
+                    "dropped_and_resumed": sum(1 for c in world.clients if c.resumed),
+                    "closed_by_server": {str(k): v for k, v in closed.items()}},
+        "events": {"delivered_by_type": dict(types.most_common()), **events},
+        "api_rss_mib": {"start": round(rss_start / 2**20, 1), "end": round(rss_end / 2**20, 1),
+                        "peak": round(peak / 2**20, 1)},
+        "api_rss_samples_mib": [(t, round(m / 2**20, 1)) for t, m in memory],
+    }
+
+
+def print_report(doc: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    w = max(len(r) for r in doc["routes"]) if doc["routes"] else 10
+    print(f"\n{'route':<{w}}  {'requests':>8}  {'per s':>6}  {'5xx':>4}  {'other':>22}  {'p50 ms':>7}  {'p99 ms':>7}",
+          file=out)
+    for name, r in doc["routes"].items():
+        other = {c: n for c, n in r["statuses"].items() if not 200 <= c < 300 and c < 500}
+        fivexx = sum(n for c, n in r["statuses"].items() if c >= 500)
+        print(f"{name:<{w}}  {r['requests']:>8}  {r['per_s']:>6}  {fivexx:>4}  {other or '-'!s:>22}  "
+              f"{r['p50_ms']:>7}  {r['p99_ms']:>7}", file=out)
+    ev, cl, mem = doc["events"], doc["clients"], doc["api_rss_mib"]
+    print(f"\nHTTP 5xx: {doc['http_5xx']}   transport errors: {doc['http_transport_errors']}   "
+          f"offers posted: {doc['offers_posted']}", file=out)
+    print(f"sockets: {cl['connected']:,} connected in {doc['connect_seconds']} s; {cl['stayed_connected']:,} stayed "
+          f"connected, {cl['dropped_and_resumed']} dropped and resumed with last_event_id, closed by the server: "
+          f"{cl['closed_by_server'] or 0}", file=out)
+    print(f"events delivered: {ev['delivered_by_type']}", file=out)
+    print(f"events recorded for clients that stayed connected: {ev['required']['stayed']:,}, lost: "
+          f"{ev['lost']['stayed']}; for resumed clients: {ev['required']['resumed']:,}, lost: "
+          f"{ev['lost']['resumed']}; duplicates: {ev['duplicates']}", file=out)
+    if ev["examples"]:
+        print(f"  missing, e.g.: {ev['examples']}", file=out)
+    print(f"API process RSS: {mem['start']} MiB at start, {mem['end']} MiB at end, peak {mem['peak']} MiB", file=out)
+    print(f"load {doc['load_seconds']} s, drain {doc['drain_seconds']} s — {'OK' if doc['ok'] else 'FAILED'}",
+          file=out)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the load (default 60)")
+    p.add_argument("--clients", type=int, default=2000, help="WebSocket clients (default 2000)")
+    p.add_argument("--rate", type=float, default=25.0, help="HTTP actions a second (default 25)")
+    p.add_argument("--move-every", type=float, default=20.0, help="seconds between a client's locations (20)")
+    p.add_argument("--offer-every", type=float, default=5.0, help="seconds between offers (5)")
+    p.add_argument("--resume-share", type=float, default=0.01, help="share of clients that drop and resume (0.01)")
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--json", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if not (0 < args.seconds <= 3600 and 2 <= args.clients <= 9000 and 0 < args.rate <= 500
+            and args.move_every > 0 and args.offer_every > 0 and 0 <= args.resume_share <= 0.5):
+        p.error("out of range: 0 < seconds <= 3600, 2 <= clients <= 9000, 0 < rate <= 500, 0 <= resume-share <= 0.5")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    doc = asyncio.run(soak(args))
+    print_report(doc)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"written to {args.json}")
+    return 0 if doc["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
