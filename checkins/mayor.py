@@ -67,3 +67,13 @@ async def refresh_mayor(services: Services, store_id: ObjectId, now: datetime,
     if mayor != store.get("mayor_id"):
         await services.db.stores.update_one({"_id": store_id}, {"$set": {"mayor_id": mayor}}, session=session)
     return mayor
+
+
+async def refresh_mayors(services: Services, now: datetime) -> int:
+    """Re-decide every seated mayor (beat runs this hourly): standings also change when
+    check-ins age out of the window with nobody checking in. Returns how many seats changed."""
+    changed = 0
+    async for store in services.db.stores.find({"mayor_id": {"$ne": None}}, {"mayor_id": 1}):
+        if await refresh_mayor(services, store["_id"], now) != store["mayor_id"]:
+            changed += 1
+    return changed

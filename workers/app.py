@@ -35,6 +35,7 @@ def make_celery(settings: Settings) -> Celery:
             "sweep-pending-fanout": {"task": "maintenance.sweep_fanout", "schedule": 15.0},
             "sweep-offers": {"task": "maintenance.offers_sweep", "schedule": 30.0},
             "sweep-realtime": {"task": "maintenance.realtime_sweep", "schedule": 60.0},
+            "refresh-mayors": {"task": "maintenance.refresh_mayors", "schedule": 3600.0},
         },
         timezone="UTC",
     )

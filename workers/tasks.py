@@ -105,9 +105,27 @@ def rebuild_home(user_id: str) -> None:
     _run(lambda services: rebuild(services, ObjectId(user_id)))
 
 
+@app.task(name="fanout.rebuild_cells")
+def rebuild_cells(cells: list[str]) -> None:
+    """Build the geo-cell timelines a local read found missing (that read was served from MongoDB)."""
+    from feed.local import rebuild_cells as rebuild
+
+    _run(lambda services: rebuild(services, [str(c) for c in cells]))
+
+
 @app.task(name="maintenance.sweep_fanout")
 def sweep_fanout() -> None:
     """The outbox: re-send fan-outs still pending a while after their post was written."""
     from feed.fanout import sweep_pending
 
     _run(sweep_pending)
+
+
+@app.task(name="maintenance.refresh_mayors")
+def refresh_mayors() -> None:
+    """Mayors whose standing aged out of the 60-day window lose (or pass on) their seat."""
+    from datetime import UTC, datetime
+
+    from checkins.mayor import refresh_mayors as refresh
+
+    _run(lambda services: refresh(services, datetime.now(UTC)))

@@ -10,7 +10,7 @@ from bson import ObjectId
 from checkins.checkin import check_in
 from checkins.mayor import refresh_mayor
 from solomo.errors import ApiError
-from tests.checkins.helpers import checkin, counts, days_ago, new_store, point_at, principal
+from tests.checkins.helpers import backdate_checkins, checkin, counts, days_ago, new_store, point_at, principal
 from tests.support import register
 
 
@@ -104,3 +104,22 @@ async def test_concurrent_checkins_many_users_one_store(client, services):
     doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
     assert (doc["checkins_count"], doc["unique_visitors"]) == (8, 8)
     assert doc["mayor_id"] in {ObjectId(u.id) for u in users}
+
+
+async def test_beat_task_unseats_a_mayor_whose_days_aged_out(client, services, celery_worker):
+    from tests.support import make_account, wait_until
+
+    merchant, user = await make_account(services, "merchant"), await make_account(services, "user")
+    store = await new_store(client, merchant)
+    assert (await checkin(client, user, store)).status_code == 201
+    assert await _mayor(services, store) == ObjectId(user.id)
+    await backdate_checkins(services, user, timedelta(days=61))
+    assert await _mayor(services, store) == ObjectId(user.id)  # nobody checked in since: still seated
+    await services.tasks.send("maintenance.refresh_mayors")
+
+    async def unseated() -> bool:
+        return await _mayor(services, store) is None
+
+    assert await wait_until(unseated, timeout=20)
+    got = await client.get(f"/v1/stores/{store['id']}", headers=user.headers)
+    assert got.json()["mayor"] is None
