@@ -13,6 +13,9 @@ load, from this process:
 * a small share of the clients (``--resume-share``) drop their socket once and come back with
   ``last_event_id``.
 
+Before the load every client sends a first location, paced at ~400 a second (``--burst``: all at
+once — which, at 2,000 clients, exhausts the API's Redis connection pool; see docs/benchmarks.md).
+
 Set-up (bulk, not part of the load): users with tokens, merchants and their stores, each user
 following 8 users and 2 stores. The load starts once every client is online.
 
@@ -77,6 +80,8 @@ class RouteStats:
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     """Transport failures (no HTTP answer at all)."""
+    failures: list[str] = field(default_factory=list)
+    """The first few 5xx bodies, for the report."""
 
 
 @dataclass
@@ -233,6 +238,8 @@ async def call(world: World, http: Any, route: str, method: str, path: str, toke
         return 0, None
     stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
     stats.statuses[resp.status_code] += 1
+    if resp.status_code >= 500 and len(stats.failures) < 3:
+        stats.failures.append(resp.text[:300])
     try:
         return resp.status_code, resp.json()
     except ValueError:
@@ -395,7 +402,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     import httpx2
 
     rng = random.Random(args.seed)
-    async with BenchEnv() as env:
+    async with BenchEnv(keep_dir=args.keep) as env:
+        if args.keep:
+            log(f"logs and data kept in {env.tmp}")
         api = await env.api()
         await env.worker()
         services = await env.services()
@@ -413,8 +422,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(open_one(c) for c in world.clients))
         connect_s = time.perf_counter() - t0
         listeners = [asyncio.create_task(listen(c, c.ws)) for c in world.clients]
-        for c in world.clients:  # a first position for everyone
+        for i, c in enumerate(world.clients):  # a first position for everyone, ~400 a second
             await send_location(c, rng, world)
+            if i % 200 == 199 and not args.burst:
+                await asyncio.sleep(0.5)
         from solomo.realtime.presence import ONLINE
 
         deadline = time.monotonic() + 60
@@ -480,6 +491,7 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
             "requests": sum(st.statuses.values()), "per_s": round(sum(st.statuses.values()) / load_s, 2),
             "statuses": dict(sorted(st.statuses.items())), "transport_errors": dict(st.errors),
             "p50_ms": round(percentile(st.latencies_ms, 50), 1), "p99_ms": round(percentile(st.latencies_ms, 99), 1),
+            "5xx_bodies": st.failures,
         }
     fivexx = sum(n for st in world.routes.values() for code, n in st.statuses.items() if code >= 500)
     transport = sum(sum(st.errors.values()) for st in world.routes.values())
@@ -489,10 +501,11 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
     closed = Counter(c.closed_by_server for c in world.clients if c.closed_by_server is not None)
     peak = max((m for _, m in memory), default=rss_end)
     lost = sum(events["lost"].values())
-    ok = fivexx == 0 and transport == 0 and lost == 0 and events["duplicates"] == 0 and rss_end < 2 * rss_start
+    ok = (fivexx == 0 and transport == 0 and lost == 0 and events["duplicates"] == 0 and not closed
+          and rss_end < 2 * rss_start)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-        "settings": {"seconds": args.seconds, "clients": args.clients, "rate": args.rate,
+        "settings": {"burst": args.burst, "seconds": args.seconds, "clients": args.clients, "rate": args.rate,
                      "move_every_s": args.move_every, "offer_every_s": args.offer_every,
                      "resume_share": args.resume_share},
         "ok": ok, "load_seconds": round(load_s, 1), "drain_seconds": round(drain_s, 1),
@@ -529,6 +542,9 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
     print(f"events recorded for clients that stayed connected: {ev['required']['stayed']:,}, lost: "
           f"{ev['lost']['stayed']}; for resumed clients: {ev['required']['resumed']:,}, lost: "
           f"{ev['lost']['resumed']}; duplicates: {ev['duplicates']}", file=out)
+    for name, r in doc["routes"].items():
+        for body in r["5xx_bodies"]:
+            print(f"  5xx on {name}: {body}", file=out)
     if ev["examples"]:
         print(f"  missing, e.g.: {ev['examples']}", file=out)
     print(f"API process RSS: {mem['start']} MiB at start, {mem['end']} MiB at end, peak {mem['peak']} MiB", file=out)
@@ -550,6 +566,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume-share", type=float, default=0.01, help="share of clients that drop and resume (0.01)")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--json", type=Path, default=RESULTS)
+    p.add_argument("--burst", action="store_true",
+                   help="send every client's first location at once instead of ~400 a second (a stress case)")
+    p.add_argument("--keep", action="store_true", help="keep the servers' logs and data directory")
     args = p.parse_args(argv)
     if not (0 < args.seconds <= 3600 and 2 <= args.clients <= 9000 and 0 < args.rate <= 500
             and args.move_every > 0 and args.offer_every > 0 and 0 <= args.resume_share <= 0.5):

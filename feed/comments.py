@@ -4,10 +4,15 @@ A reply names a comment of the same post; replying to a reply attaches to that r
 (threads stay one level deep, as on Weibo). ``posts.comment_count`` counts published comments and
 moves in the same transaction as the comment's status. Deleting a comment (its author, the post's
 author or a moderator) also deletes its replies.
+
+A comment matching a review word waits as ``pending_review``: shown to its author and to
+moderators (who also see ``removed`` ones) until a moderator decides
+(:mod:`moderation.comments`).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +27,25 @@ from solomo.errors import Forbidden, Invalid, NotFound
 from solomo.ids import maybe_id
 from solomo.jsonio import rfc3339
 
+log = logging.getLogger("solomo.comments")
+
 MAX_COMMENT_CHARS = 500
+MODERATOR_VISIBLE = ("published", "pending_review", "removed")
+"""The comments a moderator sees: all but deleted ones."""
 
 
-def _visible(doc: dict[str, Any], viewer_id: ObjectId | None) -> bool:
+def _visible(doc: dict[str, Any], viewer_id: ObjectId | None, role: str | None = None) -> bool:
     status = doc.get("status")
+    if role == "moderator" and status in MODERATOR_VISIBLE:
+        return True
     return status == VISIBLE or (status == "pending_review" and doc.get("author_id") == viewer_id)
+
+
+def visibility_query(viewer_id: ObjectId, role: str | None = None) -> dict[str, Any]:
+    """The MongoDB condition matching :func:`_visible`."""
+    if role == "moderator":
+        return {"status": {"$in": list(MODERATOR_VISIBLE)}}
+    return {"$or": [{"status": VISIBLE}, {"author_id": viewer_id, "status": "pending_review"}]}
 
 
 async def create_comment(services: Any, user: Principal, post_id: ObjectId, text: str,
@@ -81,12 +99,30 @@ async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dic
             told.add(mentioned["_id"])
 
 
+async def notify_published(services: Any, doc: dict[str, Any]) -> None:
+    """Sends the notifications a comment held for review skipped, now that a moderator approved
+    it. Best effort: the approval is already committed, and a lost notification is not worth an error."""
+    try:
+        post = await services.db.posts.find_one({"_id": doc["post_id"]}, {"author_id": 1})
+        author = await services.db.users.find_one({"_id": doc["author_id"]}, {"username": 1, "display_name": 1,
+                                                                             "role": 1})
+        if post is None or author is None:
+            return
+        parent = (await services.db.comments.find_one({"_id": doc["reply_to"]}, {"author_id": 1})
+                  if doc.get("reply_to") else None)
+        user = Principal(author["_id"], author["username"], author.get("display_name") or author["username"],
+                         author.get("role", "user"))
+        await _notify(services, user, post, doc, parent)
+    except Exception as exc:
+        log.warning("could not notify about approved comment %s: %s", doc["_id"], exc)
+
+
 async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, after: tuple[float, str] | None,
-                        limit: int) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
-    """Oldest first; the cursor names the last comment seen."""
-    await get_visible_post(services, post_id, viewer_id)
-    query: dict[str, Any] = {"post_id": post_id, "$or": [{"status": VISIBLE},
-                                                         {"author_id": viewer_id, "status": "pending_review"}]}
+                        limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    """Oldest first; the cursor names the last comment seen. Moderators (``role``) also see the
+    comments held for review and removed ones, on any post not deleted by its author."""
+    await get_visible_post(services, post_id, viewer_id, role)
+    query: dict[str, Any] = {"post_id": post_id, **visibility_query(viewer_id, role)}
     if after is not None:
         ms, cid = after
         oid = maybe_id(cid)
@@ -102,7 +138,7 @@ async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, a
 
 async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -> None:
     doc = await services.db.comments.find_one({"_id": comment_id})
-    if doc is None or (not _visible(doc, user.id) and user.role != "moderator"):
+    if doc is None or not _visible(doc, user.id, user.role):
         raise NotFound("comment not found")
     post = await services.db.posts.find_one({"_id": doc["post_id"]}, {"author_id": 1})
     allowed = doc["author_id"] == user.id or (post and post["author_id"] == user.id) or user.role == "moderator"

@@ -2,13 +2,21 @@
 
 The fan-out writes each located post into one geo cell per level (:mod:`geo.cells`). A read
 takes the cells of one level covering the circle, merges their timelines and keeps the posts
-within the exact (great-circle) distance. A cell that is missing (never read, or lost in a Redis
-flush) is rebuilt from MongoDB before the read; past the trimmed end of a full cell the read
-continues from MongoDB's 2dsphere index, the source of truth.
+within the exact (great-circle) distance; past the trimmed end of a full cell the read continues
+from MongoDB's 2dsphere index, the source of truth.
+
+A read that finds a cell missing (never read, expired, or lost in a Redis flush) is served by
+that exact circle query in MongoDB — the same answer — and the missing cells are rebuilt in the
+background (``fanout.rebuild_cells``, once per cell at a time), so a cold area never waits for up
+to :data:`MAX_CELLS` rebuilds. Cell keys come from client coordinates, so they expire:
+:data:`CELL_TTL_S` after the last read, or :data:`EMPTY_TTL_S` after a rebuild that found
+nothing and was not read again. Expiry is safe: the fan-out only writes keys that exist.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from geopy.distance import great_circle
@@ -16,10 +24,18 @@ from geopy.distance import great_circle
 from feed.fanout import CELL_CAP
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import VISIBLE
-from feed.timeline import READY, Position, Timelines
+from feed.timeline import MARKER, READY, Position, Timelines
 from geo.cells import bounds, cell_key, covering_cells, encode
 
+log = logging.getLogger("solomo.feed.local")
+
 EARTH_RADIUS_M = 6_371_008.8
+CELL_TTL_S = 86400
+EMPTY_TTL_S = 120
+REBUILD_TASK = "fanout.rebuild_cells"
+LOCK_TTL_S = 60
+"""A cell's rebuild is queued at most once in this time (the lock expires if the task is lost)."""
+REBUILD_CONCURRENCY = 4
 
 
 MAX_CELLS = 64
@@ -37,10 +53,15 @@ def _cell_polygon(cell: str) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-async def rebuild_cell(services: Any, cell: str) -> None:
+def _lock_key(cell: str) -> str:
+    return f"feed:cell:rebuild:{cell}"
+
+
+async def rebuild_cell(services: Any, cell: str) -> int:
+    """Builds one cell's timeline from MongoDB; returns the number of posts found."""
     timelines = Timelines(services.redis)
     key = cell_key(cell)
-    await timelines.begin_rebuild(key)
+    await timelines.begin_rebuild(key, EMPTY_TTL_S)
     entries = []
     cursor = services.db.posts.find(
         {"location": {"$geoWithin": {"$geometry": _cell_polygon(cell)}}, "status": VISIBLE},
@@ -51,7 +72,39 @@ async def rebuild_cell(services: Any, cell: str) -> None:
             entries.append((float(row["created_ms"]), str(row["_id"])))
             if len(entries) >= CELL_CAP:
                 break
-    await timelines.finish_rebuild(key, entries, CELL_CAP)
+    await timelines.finish_rebuild(key, entries, CELL_CAP, CELL_TTL_S if entries else EMPTY_TTL_S)
+    return len(entries)
+
+
+async def rebuild_cells(services: Any, cells: list[str]) -> int:
+    """Rebuilds cells a few at a time and releases their locks; returns the posts found in all."""
+    gate = asyncio.Semaphore(REBUILD_CONCURRENCY)
+
+    async def one(cell: str) -> int:
+        async with gate:
+            try:
+                return await rebuild_cell(services, cell)
+            finally:
+                await services.redis.delete(_lock_key(cell))
+
+    return sum(await asyncio.gather(*(one(c) for c in cells)))
+
+
+async def request_rebuilds(services: Any, cells: list[str]) -> list[str]:
+    """Queues one background rebuild for the cells not already queued; returns those queued."""
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for cell in cells:
+            pipe.set(_lock_key(cell), "1", nx=True, ex=LOCK_TTL_S)
+        taken = await pipe.execute()
+    mine = [cell for cell, ok in zip(cells, taken, strict=True) if ok]
+    if mine:
+        try:
+            await services.tasks.send(REBUILD_TASK, mine)
+        except Exception as exc:  # the read is served anyway; the next one queues again
+            log.warning("could not queue a rebuild of %d cells: %s", len(mine), exc)
+            await services.redis.delete(*(_lock_key(c) for c in mine))
+            return []
+    return mine
 
 
 def circle_query(lat: float, lng: float, radius_m: float) -> dict[str, Any]:
@@ -67,14 +120,17 @@ async def read_local(services: Any, lat: float, lng: float, radius_m: float, bef
     if len(cells) > MAX_CELLS:
         return await collect(services.db, [exact], before, limit, lambda d: _within(d, lat, lng, radius_m))
     keys = [cell_key(c) for c in cells]
-    states = await timelines.states(keys)
-    for cell, state in zip(cells, states, strict=True):
-        if state != READY:
-            await rebuild_cell(services, cell)
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in keys:
+            pipe.zscore(key, MARKER)
             pipe.zcard(key)
-        sizes = await pipe.execute()
+            pipe.expire(key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
+        rows = await pipe.execute()
+    states, sizes = rows[0::3], rows[1::3]
+    missing = [cell for cell, state in zip(cells, states, strict=True) if state is None or int(state) != READY]
+    if missing:
+        await request_rebuilds(services, missing)
+        return await collect(services.db, [exact], before, limit, lambda d: _within(d, lat, lng, radius_m))
     sources: list[Source] = [RedisSource(timelines, key, exact if size - 1 >= CELL_CAP else None)
                              for key, size in zip(keys, sizes, strict=True)]
     return await collect(services.db, sources, before, limit, lambda d: _within(d, lat, lng, radius_m))

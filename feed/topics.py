@@ -1,4 +1,11 @@
-"""Topic listings (``topic:{key}`` timelines, rebuilt from MongoDB's ``topic_keys`` index when missing)."""
+"""Topic listings (``topic:{key}`` timelines, rebuilt from MongoDB's ``topic_keys`` index when missing).
+
+A listing is built on its first read and then kept up to date by the fan-out (which writes only
+keys that exist). Since the key comes from client input, it expires: :data:`TOPIC_TTL_S` after its
+last read, or :data:`EMPTY_TTL_S` after a rebuild that found nothing and was not read again — a
+client walking through random topics leaves nothing behind for long. Expiry is always safe: the
+next read rebuilds.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,11 @@ from feed.fanout import TOPIC_CAP, topic_key
 from feed.paging import MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.text import MAX_TOPIC_CHARS, parse_topic_param
-from feed.timeline import READY, Position, Timelines
+from feed.timeline import MARKER, READY, Position, Timelines
 from solomo.errors import Invalid
+
+TOPIC_TTL_S = 86400
+EMPTY_TTL_S = 120
 
 
 def topic_from_param(value: str) -> str:
@@ -19,22 +29,32 @@ def topic_from_param(value: str) -> str:
     return key
 
 
-async def rebuild_topic(services: Any, key: str) -> None:
+async def rebuild_topic(services: Any, key: str) -> int:
+    """Builds ``topic:{key}`` from MongoDB; returns the number of posts found."""
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
-    await timelines.begin_rebuild(rkey)
+    await timelines.begin_rebuild(rkey, EMPTY_TTL_S)
     rows = await services.db.posts.find({"topic_keys": key, "status": VISIBLE}, {"created_ms": 1}).sort(
         [("created_ms", -1), ("_id", -1)]).limit(TOPIC_CAP).to_list(None)
-    await timelines.finish_rebuild(rkey, [(float(r["created_ms"]), str(r["_id"])) for r in rows], TOPIC_CAP)
+    await timelines.finish_rebuild(rkey, [(float(r["created_ms"]), str(r["_id"])) for r in rows], TOPIC_CAP,
+                                   TOPIC_TTL_S if rows else EMPTY_TTL_S)
+    return len(rows)
 
 
 async def read_topic(services: Any, key: str, before: Position | None,
                      limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
-    if await timelines.state(rkey) != READY:
-        await rebuild_topic(services, key)
-    truncated = await timelines.size(rkey) >= TOPIC_CAP
+    async with services.redis.pipeline(transaction=False) as pipe:
+        pipe.zscore(rkey, MARKER)
+        pipe.zcard(rkey)
+        pipe.expire(rkey, TOPIC_TTL_S)  # a read keeps the listing (a missing key stays missing)
+        state, card, _ = await pipe.execute()
+    if state is None or int(state) != READY:
+        size = await rebuild_topic(services, key)
+    else:
+        size = int(card) - 1
+    truncated = size >= TOPIC_CAP
     fallback = MongoSource(services.db, {"topic_keys": key, "status": VISIBLE}) if truncated else None
     return await collect(services.db, [RedisSource(timelines, rkey, fallback)], before, limit,
                          lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []))

@@ -15,6 +15,12 @@ a retracted post is taken back out.
 Keys (all expire after :data:`KEEP_S`): ``trend:{bucket}:a:{topic}`` hash author → posts,
 ``trend:{bucket}:n`` hash topic → posts, ``trend:display`` hash topic → display form,
 ``trend:seen:{post}`` the per-post guard.
+
+The ranking costs one ``HLEN`` per candidate topic and hour, so it is computed at most every
+:data:`HOT_FRESH_S` seconds across all API processes: the top :data:`HOT_MAX` are kept in
+``trend:hot`` (JSON, with the time they were computed) and every request is served from there. When
+the ranking is stale, the one request that takes ``trend:hot:lock`` recomputes it while the others
+keep serving the previous one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import math
 import time
 from typing import Any
 
+import orjson
+
 BUCKET_S = 3600
 WINDOW = 6
 LOOKBACK = 6
@@ -30,6 +38,13 @@ HALF_LIFE_H = 2.0
 MIN_AUTHORS = 2
 KEEP_S = 2 * 86400
 MAX_CANDIDATES = 2000
+HOT_KEY = "trend:hot"
+HOT_LOCK = "trend:hot:lock"
+HOT_FRESH_S = 5.0
+"""A served ranking is at most this old (plus one computation), and is recomputed at most this often."""
+HOT_KEEP_S = 300
+HOT_MAX = 100
+"""Entries kept in the cached ranking: the route's largest ``limit``."""
 
 # KEYS: posts-per-topic hash, seen guard, display hash, then one author hash per topic.
 # ARGV: +1 / -1, author, keep seconds, then (topic key, display) per topic.
@@ -107,6 +122,31 @@ def _score(authors: list[int], now_s: float, first_bucket: int) -> float:
 
 
 async def hot(services: Any, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
+    """``[{"topic", "score", "post_count"}]``, best first (see :func:`compute_hot`), from the cached
+    ranking; an explicit ``now_s`` computes it afresh for that moment instead."""
+    if now_s is not None:
+        return await compute_hot(services, limit, now_s)
+    redis = services.redis
+    cached = await redis.get(HOT_KEY)
+    if cached is not None:
+        ranking = orjson.loads(cached)
+        fresh = time.time() - float(ranking["at"]) < HOT_FRESH_S
+        if fresh or not await redis.set(HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000))):
+            return list(ranking["items"][:limit])
+    else:  # nothing cached (first request, or nobody asked for HOT_KEEP_S): this request computes it
+        await redis.set(HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000)))
+    return (await refresh_hot(services))[:limit]
+
+
+async def refresh_hot(services: Any) -> list[dict[str, Any]]:
+    """Computes the top :data:`HOT_MAX` now and stores them as the served ranking."""
+    now_s = time.time()
+    items = await compute_hot(services, HOT_MAX, now_s)
+    await services.redis.set(HOT_KEY, orjson.dumps({"at": now_s, "items": items}), ex=HOT_KEEP_S)
+    return items
+
+
+async def compute_hot(services: Any, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
     """``[{"topic", "score", "post_count"}]``, best first; ``post_count`` over the last LOOKBACK hours."""
     now_s = time.time() if now_s is None else now_s
     current = int(now_s // BUCKET_S)

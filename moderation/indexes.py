@@ -18,4 +18,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="mod_by_status",
                    partialFilterExpression={"status": "pending_review"}),
     ],
+    # Comments held for review, oldest first (see moderation.comments).
+    "comments": [
+        IndexModel([("status", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="mod_comment_queue",
+                   partialFilterExpression={"status": "pending_review"}),
+    ],
 }

@@ -2,8 +2,11 @@
 
 Every process (API or worker) keeps one compiled automaton in its ``services.extras`` and
 compares the list version in Redis at most once a second (one GET), so a change reaches every
-process within about a second without a database query per post. Matching runs on the
-normalized text (:mod:`moderation.normalize`).
+process within about a second without a database query per post. Because the writer publishes
+that version only after its MongoDB commit (a step that can fail), every process also compares
+the version stored in MongoDB every ``DB_CHECK_INTERVAL_S`` (one small read), and puts a newer one
+back into Redis for the others: a lost publish delays a change by at most that interval. Matching
+runs on the normalized text (:mod:`moderation.normalize`).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any, Literal
 import ahocorasick
 
 from moderation.normalize import is_bounded_word, normalize, word_key
-from moderation.words import VERSION_KEY, WordLists, load_lists, publish_version
+from moderation.words import VERSION_KEY, WordLists, load_lists, publish_version, stored_version
 
 CHECK_INTERVAL_S = 1.0
+DB_CHECK_INTERVAL_S = 30.0
 EXTRAS_KEY = "moderation.word_filter"
 
 Kind = Literal["block", "review"]
@@ -64,10 +68,12 @@ class CompiledWords:
 class WordFilter:
     """One per process (kept in ``services.extras``): the compiled lists and their version."""
 
-    def __init__(self) -> None:
+    def __init__(self, db_check_s: float = DB_CHECK_INTERVAL_S) -> None:
         self.compiled = CompiledWords(WordLists())
         self.version = -1
         self.checked_at = 0.0
+        self.db_check_s = db_check_s
+        self.db_checked_at = time.monotonic()
         self._lock = asyncio.Lock()
 
     def invalidate(self) -> None:
@@ -83,10 +89,16 @@ class WordFilter:
 
     async def _refresh(self, services: Any) -> None:
         raw = await services.redis.get(VERSION_KEY)
-        if raw is None or int(raw) != self.version:
+        published = None if raw is None else int(raw)
+        stale = published != self.version
+        if not stale and time.monotonic() - self.db_checked_at >= self.db_check_s:
+            stale = await stored_version(services) != self.version  # a publish may have been lost
+            self.db_checked_at = time.monotonic()
+        if stale:
             lists, version = await load_lists(services)
-            if raw is None and version:
-                await publish_version(services, version)  # Redis lost it: put it back
+            self.db_checked_at = time.monotonic()
+            if version and (published is None or published < version):
+                await publish_version(services, version)  # Redis lost it or missed it: put it back
             # ~140 ms for 10,000 words: off the event loop, which keeps serving meanwhile
             self.compiled = await asyncio.to_thread(CompiledWords, lists)
             self.version = version

@@ -53,18 +53,50 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
-def normalize(text: str) -> Normalized:
+def _keep(text: str, touching: bool = False) -> tuple[list[str], list[bool]]:
     out: list[str] = []
     joined: list[bool] = []
-    touching = False
-    for ch in fold(text):
+    for ch in text:
         if _kept(ch):
             out.append(ch)
             joined.append(touching)
             touching = True
         else:
             touching = False
-    return Normalized("".join(out), tuple(joined))
+    return out, joined
+
+
+def _starts_cluster(ch: str) -> bool:
+    """False for characters NFKC may compose with what precedes them: combining marks and the
+    medial/final Hangul jamo."""
+    return unicodedata.combining(ch) == 0 and not ("\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff")
+
+
+def _recompose(chars: list[str], joined: list[bool]) -> tuple[list[str], list[bool]]:
+    """Folds again each cluster (a base character and the marks after it) once the separators
+    between them are gone: ``e`` ``.`` U+0301 must give the key of ``é``, or a separator would hide
+    a word (and normalizing would not be idempotent)."""
+    out: list[str] = []
+    flags: list[bool] = []
+    start = 0
+    for i in range(1, len(chars) + 1):
+        if i == len(chars) or _starts_cluster(chars[i]):
+            kept, kept_joined = _keep(fold("".join(chars[start:i])), joined[start])
+            out.extend(kept)
+            flags.extend(kept_joined)
+            start = i
+    return out, flags
+
+
+def normalize(text: str) -> Normalized:
+    out, joined = _keep(fold(text))
+    key = "".join(out)
+    for _ in range(3):  # almost always zero rounds: only when a dropped separator split a cluster
+        if fold(key) == key:
+            break
+        out, joined = _recompose(out, joined)
+        key = "".join(out)
+    return Normalized(key, tuple(joined))
 
 
 def word_key(word: str) -> str:

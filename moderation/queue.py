@@ -32,7 +32,7 @@ def _after(field: str, pos: tuple[float, str] | None) -> dict[str, Any]:
     return {"$or": [{field: {"$gt": ms}}, {field: ms, "_id": {"$gt": last_id}}]}
 
 
-def _flag_public(flag: dict[str, Any]) -> dict[str, Any]:
+def flag_public(flag: dict[str, Any]) -> dict[str, Any]:
     return {k: (rfc3339(v) if hasattr(v, "isoformat") else v) for k, v in flag.items()}
 
 
@@ -51,7 +51,7 @@ async def queue_page(services: Any, viewer_id: ObjectId, *, limit: int, cursor: 
     reports = await reports_for(services, [d["_id"] for d in docs])
     items = [
         {"post": post, "reports": reports[d["_id"]], "report_count": int(d.get("open_reports", 0)),
-         "flags": [_flag_public(f) for f in d.get("flags", [])],
+         "flags": [flag_public(f) for f in d.get("flags", [])],
          "queued_at": rfc3339(datetime.fromtimestamp(_since(d) / 1000, UTC))}
         for d, post in zip(docs, hydrated, strict=True)
     ]

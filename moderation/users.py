@@ -67,6 +67,7 @@ async def moderate_user(
         return doc
 
     doc = await in_transaction(services, txn)
+    await services.authenticator.forget_user(user_id)  # cached tokens are checked afresh at once
     if action == "suspend":
         await close_sockets(services, str(user_id))
     return doc

@@ -2,12 +2,15 @@
 
 Storage: one document ``words {_id: "lists", block: [...], review: [...], version, updated_at}``,
 replaced whole by ``PUT /v1/moderation/words``. Its ``version`` is mirrored in the Redis key
-``words:version`` that :mod:`moderation.matcher` polls (at most once a second per process).
+``words:version`` that :mod:`moderation.matcher` polls (at most once a second per process). That
+mirror is written after the commit and best effort: the matcher also reads the stored version now
+and then, so a failed publish only delays the change (see :mod:`moderation.matcher`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -22,6 +25,8 @@ from moderation import audit
 from moderation.normalize import word_key
 from moderation.txn import in_transaction
 from solomo.errors import Invalid
+
+log = logging.getLogger("solomo.moderation")
 
 DOC_ID = "lists"
 VERSION_KEY = "words:version"
@@ -103,6 +108,12 @@ async def load_lists(services: Any, session: AsyncClientSession | None = None) -
     return WordLists(list(doc.get("block", [])), list(doc.get("review", []))), int(doc.get("version", 0))
 
 
+async def stored_version(services: Any) -> int:
+    """The version in MongoDB (the source of truth), without the lists."""
+    doc = await services.db.words.find_one({"_id": DOC_ID}, {"version": 1})
+    return int(doc.get("version", 0)) if doc else 0
+
+
 async def replace_lists(services: Any, lists: WordLists, session: AsyncClientSession) -> int:
     doc = await services.db.words.find_one_and_update(
         {"_id": DOC_ID},
@@ -151,5 +162,8 @@ async def update_lists(services: Any, moderator_id: ObjectId | None, block: list
         return version
 
     version = await in_transaction(services, txn)
-    await publish_version(services, version)
+    try:
+        await publish_version(services, version)
+    except Exception as exc:  # committed: every process still finds the new version in MongoDB
+        log.warning("could not publish word-list version %s: %s", version, exc)
     return lists

@@ -2,27 +2,38 @@
 
 Tokens are opaque random strings; only their SHA-256 is stored, so a leaked database does not
 leak sessions, and revoking one (or suspending its user) takes effect on the next request.
+
+Checking a token is on every request, so its answer is kept in Redis for a minute
+(:class:`TokenCache`) and every write that could change it — logout, revoking a user's tokens,
+deleting or suspending a user — deletes it at once, for every API process. Only tokens of active
+users are cached; a token's entry never outlives the token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from solomo.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
 from solomo.jsonio import rfc3339
+
+log = logging.getLogger("solomo.accounts")
 
 Role = Literal["user", "merchant", "moderator"]
 ROLES: tuple[str, ...] = ("user", "merchant", "moderator")
@@ -93,10 +104,12 @@ class PasswordHashing:
 
 
 class Accounts:
-    def __init__(self, db: AsyncDatabase, hashing: PasswordHashing, token_ttl_days: int) -> None:
+    def __init__(self, db: AsyncDatabase, hashing: PasswordHashing, token_ttl_days: int,
+                 token_cache: TokenCache | None = None) -> None:
         self.db = db
         self.hashing = hashing
         self.token_ttl = timedelta(days=token_ttl_days)
+        self.token_cache = token_cache or TokenCache(None)
 
     async def create_user(
         self, username: str, password: str, role: str = "user", display_name: str | None = None
@@ -143,10 +156,13 @@ class Accounts:
         return doc, await self.issue_token(doc["_id"])
 
     async def revoke_token(self, token: str) -> None:
-        await self.db.tokens.delete_one({"_id": hash_token(token)})
+        hashed = hash_token(token)
+        doc = await self.db.tokens.find_one_and_delete({"_id": hashed}, {"user_id": 1})
+        await self.token_cache.forget(doc["user_id"] if doc else None, hashed)
 
     async def revoke_all(self, user_id: ObjectId) -> None:
         await self.db.tokens.delete_many({"user_id": user_id})
+        await self.token_cache.forget(user_id)
 
     async def get(self, user_id: ObjectId) -> dict[str, Any]:
         doc = await self.db.users.find_one({"_id": user_id, "status": {"$ne": "deleted"}})
@@ -167,16 +183,121 @@ class Accounts:
         await self.revoke_all(user_id)
 
 
-class Authenticator:
-    """Bearer token → :class:`Principal`, checked against MongoDB on every request."""
+TOKEN_CACHE_TTL_S = 60.0
 
-    def __init__(self, db: AsyncDatabase) -> None:
+
+class TokenCache:
+    """token hash → :class:`Principal` in Redis, for :data:`TOKEN_CACHE_TTL_S` at most.
+
+    Keys: ``auth:tok:{hash}`` (the principal), ``auth:user:{uid}`` (the hashes cached for a user,
+    so a user's entries can all be deleted) and ``auth:gen``, a counter every invalidation bumps.
+
+    A fill must not store what an invalidation has just deleted: a request that read an active
+    user from MongoDB just before a suspension could otherwise write its stale answer back after
+    the suspension's delete. So a filler reads ``auth:gen`` *before* its MongoDB reads and stores
+    only if it is unchanged (one script: compare, then set). An invalidation runs after its
+    MongoDB write, bumps the counter and deletes the user's entries, also in one script: a fill
+    that read MongoDB before that write either finds the counter changed or wrote an entry that
+    the invalidation then deletes.
+
+    With no Redis (``redis=None``) or when Redis fails, tokens are simply checked in MongoDB.
+    """
+
+    PREFIX = "auth:tok:"
+    USER_PREFIX = "auth:user:"
+    GEN = "auth:gen"
+
+    _FILL = """
+local seen = redis.call('GET', KEYS[1]) or ''
+if seen ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return 1
+"""
+    # KEYS: gen, the user's set (or none). ARGV: entry prefix, then token hashes to drop as well.
+    _FORGET = """
+redis.call('INCR', KEYS[1])
+local prefix = ARGV[1]
+if KEYS[2] then
+  for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', prefix .. h) end
+  redis.call('DEL', KEYS[2])
+end
+for i = 2, #ARGV do redis.call('DEL', prefix .. ARGV[i]) end
+return 1
+"""
+
+    def __init__(self, redis: Redis | None, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        if redis is not None:
+            self._fill = redis.register_script(self._FILL)
+            self._forget = redis.register_script(self._FORGET)
+
+    async def get(self, hashed: str) -> Principal | None:
+        if self.redis is None:
+            return None
+        try:
+            raw = await self.redis.get(self.PREFIX + hashed)
+        except RedisError as exc:
+            log.warning("token cache unavailable: %s", exc)
+            return None
+        if raw is None:
+            return None
+        uid, username, display_name, role = orjson.loads(raw)
+        return Principal(ObjectId(uid), username, display_name, role)
+
+    async def generation(self) -> str | None:
+        """Read before the MongoDB reads of a fill; ``None``: do not fill."""
+        if self.redis is None:
+            return None
+        try:
+            return await self.redis.get(self.GEN) or ""
+        except RedisError:
+            return None
+
+    async def put(self, hashed: str, principal: Principal, generation: str, expires_at: datetime) -> None:
+        ttl_ms = int(min(self.ttl_s, (expires_at - datetime.now(UTC)).total_seconds()) * 1000)
+        if self.redis is None or ttl_ms <= 0:
+            return
+        value = orjson.dumps([principal.sid, principal.username, principal.display_name, principal.role])
+        try:
+            await self._fill(keys=[self.GEN, self.PREFIX + hashed, self.USER_PREFIX + principal.sid],
+                             args=[generation, value, ttl_ms, hashed, int(self.ttl_s) * 2 + 1])
+        except RedisError as exc:
+            log.warning("token cache unavailable: %s", exc)
+
+    async def forget(self, user_id: ObjectId | None, *hashes: str) -> None:
+        """Drops every cached token of ``user_id`` (if given) and the given token hashes.
+
+        Call it after the MongoDB write it reflects. A Redis failure is logged, not raised: the
+        write is committed; an entry that survived it lives :data:`TOKEN_CACHE_TTL_S` at most.
+        """
+        if self.redis is None:
+            return
+        keys = [self.GEN] + ([self.USER_PREFIX + str(user_id)] if user_id is not None else [])
+        try:
+            await self._forget(keys=keys, args=[self.PREFIX, *hashes])
+        except RedisError as exc:
+            log.error("could not drop cached tokens of %s: %s", user_id, exc)
+
+
+class Authenticator:
+    """Bearer token → :class:`Principal`: from the :class:`TokenCache`, else checked in MongoDB."""
+
+    def __init__(self, db: AsyncDatabase, token_cache: TokenCache | None = None) -> None:
         self.db = db
+        self.cache = token_cache or TokenCache(None)
 
     async def principal_for_token(self, token: str) -> Principal:
         if not token or len(token) > 256:
             raise Unauthorized("missing or invalid token")
-        tok = await self.db.tokens.find_one({"_id": hash_token(token)})
+        hashed = hash_token(token)
+        cached = await self.cache.get(hashed)
+        if cached is not None:
+            return cached
+        generation = await self.cache.generation()
+        tok = await self.db.tokens.find_one({"_id": hashed})
         if tok is None or _aware(tok["expires_at"]) <= datetime.now(UTC):
             raise Unauthorized("missing or invalid token")
         user = await self.db.users.find_one(
@@ -186,7 +307,15 @@ class Authenticator:
             raise Unauthorized("missing or invalid token")
         if user.get("status") == "suspended":
             raise ApiError("this account is suspended", status=401, code="account_suspended")
-        return Principal(user["_id"], user["username"], user.get("display_name") or user["username"], user["role"])
+        principal = Principal(user["_id"], user["username"], user.get("display_name") or user["username"],
+                              user["role"])
+        if generation is not None:
+            await self.cache.put(hashed, principal, generation, _aware(tok["expires_at"]))
+        return principal
+
+    async def forget_user(self, user_id: ObjectId) -> None:
+        """After a change to the user's status (suspension): its tokens are checked afresh."""
+        await self.cache.forget(user_id)
 
     async def authenticate(self, header: str | None) -> Principal:
         if not header:

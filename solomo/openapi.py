@@ -93,6 +93,7 @@ def build_openapi(routes: list[BaseRoute], extra_paths: dict[str, Any] | None = 
             op["security"] = [{"bearerAuth": []}]
         if isinstance(spec.auth, tuple):
             codes |= {403}
+            op["x-roles"] = list(spec.auth)  # only these roles; any other account gets 403
         for code in sorted(codes):
             text = _ERROR_TEXT.get(code, "Error")
             if code in spec.errors:

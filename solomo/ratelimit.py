@@ -1,12 +1,18 @@
-"""Per-user rate limits on writes (posts, comments, likes, reports, check-ins, claims …).
+"""Rate limits: per user on writes (posts, comments, likes, reports, check-ins, claims, follows …),
+and per client address or per username where no account is signed in yet (register, login).
 
 Built on the ``limits`` library's *moving window* (exact: no burst of 2x at a window edge) in
 Redis, through its redis-py bridge (``implementation="redispy"``; the library's default client,
-coredis, is not installed) sharing the app's connection pool. Keys are ``rl/…/{action}/{user}``.
+coredis, is not installed) sharing the app's connection pool. Keys are ``rl/…/{action}/{key}``,
+where the key is a user id, a client address (:func:`client_ip`) or any other string.
 
 Limits come from ``settings.rate_limits`` (``{"action": "30/minute;500/hour"}``, environment
 ``SOLOMO_RATE_LIMITS`` as JSON); defaults are generous for humans and for the test suite, and a
-test that wants to see the limit passes its own low ``limit=`` to :func:`enforce`.
+test that wants to see the limit passes its own low ``limit=`` to :func:`enforce` (or sets the
+setting). Actions without an account: ``login`` counts *failed* logins per lower-cased username
+(:func:`ensure_room` before the password hash, :func:`count` after a failure, so guessing one
+account's password is slow while its owner can still sign in), ``login_ip`` every login attempt
+per client address, ``register`` new accounts per client address.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from solomo.errors import RateLimited
+from solomo.settings import Settings
 
 EXTRAS_KEY = "solomo.ratelimiter"
 KEY_PREFIX = "rl"
@@ -46,21 +53,69 @@ def limiter(services: Any) -> MovingWindowRateLimiter:
     return rl
 
 
+@functools.cache
+def _default_specs() -> dict[str, str]:
+    factory = Settings.model_fields["rate_limits"].default_factory
+    return factory() if factory is not None else {}  # type: ignore[call-arg]
+
+
 def limits_for(services: Any, action: str) -> tuple[RateLimitItem, ...]:
+    """The configured spec of ``action``; one that ``SOLOMO_RATE_LIMITS`` leaves out keeps its
+    default (the variable replaces the whole mapping), so a partial override never breaks a route."""
     spec = services.settings.rate_limits.get(action)
+    if spec is None:
+        spec = _default_specs().get(action)
     if spec is None:
         raise LookupError(f"no rate limit configured for action {action!r}")
     return parse_limits(spec) if spec.strip() else ()
 
 
+def _key(who: Any) -> str:
+    """A principal (its id) or any key string (a client address, a lower-cased username …)."""
+    return str(who.id if hasattr(who, "id") else who)
+
+
+def _items(services: Any, action: str, limit: str | None) -> tuple[RateLimitItem, ...]:
+    return parse_limits(limit) if limit is not None else limits_for(services, action)
+
+
+async def _refuse(rl: MovingWindowRateLimiter, item: RateLimitItem, action: str, key: str) -> RateLimited:
+    stats = await rl.get_window_stats(item, action, key)
+    retry = max(1, math.ceil(stats.reset_time - time.time()))
+    return RateLimited(f"too many {action} requests; retry in {retry} s", retry_after=retry)
+
+
 async def enforce(services: Any, action: str, principal: Any, *, limit: str | None = None) -> None:
-    """Counts one ``action`` by ``principal``; raises 429 ``rate_limited`` with ``Retry-After``
-    once any of its limits is used up. ``limit`` overrides the configured spec (tests)."""
-    items = parse_limits(limit) if limit is not None else limits_for(services, action)
-    user = str(principal.id if hasattr(principal, "id") else principal)
+    """Counts one ``action`` by ``principal`` (or any key string); raises 429 ``rate_limited``
+    with ``Retry-After`` once any of its limits is used up. ``limit`` overrides the configured
+    spec (tests)."""
+    key = _key(principal)
     rl = limiter(services)
-    for item in items:
-        if not await rl.hit(item, action, user):
-            stats = await rl.get_window_stats(item, action, user)
-            retry = max(1, math.ceil(stats.reset_time - time.time()))
-            raise RateLimited(f"too many {action} requests; retry in {retry} s", retry_after=retry)
+    for item in _items(services, action, limit):
+        if not await rl.hit(item, action, key):
+            raise await _refuse(rl, item, action, key)
+
+
+async def ensure_room(services: Any, action: str, who: Any, *, limit: str | None = None) -> None:
+    """429 if ``who`` has used up ``action``, without counting anything. With :func:`count`, this
+    limits only some outcomes (failed logins) while checking before the costly work."""
+    key = _key(who)
+    rl = limiter(services)
+    for item in _items(services, action, limit):
+        if not await rl.test(item, action, key):
+            raise await _refuse(rl, item, action, key)
+
+
+async def count(services: Any, action: str, who: Any, *, limit: str | None = None) -> None:
+    """Counts one ``action`` by ``who`` without refusing (the next :func:`ensure_room` will)."""
+    key = _key(who)
+    rl = limiter(services)
+    for item in _items(services, action, limit):
+        await rl.hit(item, action, key)
+
+
+def client_ip(request: Any) -> str:
+    """The caller's address as the ASGI server reports it. Behind a proxy, run uvicorn with
+    ``--proxy-headers --forwarded-allow-ips <proxy>`` so this is the client's, not the proxy's."""
+    client = getattr(request, "client", None)
+    return client.host if client is not None and client.host else "unknown"

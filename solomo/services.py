@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from feed.hydrate import SummaryCache
-from solomo.accounts import Accounts, Authenticator, PasswordHashing
+from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.db import ensure_indexes, mongo_client
 from solomo.pagination import CursorCodec
 from solomo.queue import TaskQueue
@@ -38,6 +38,7 @@ class Services:
     """Author and store summaries for post hydration (see :mod:`feed.hydrate`)."""
 
     async def close(self) -> None:
+        await self.tasks.aclose()
         await self.redis.aclose()
         await self.mongo.close()
 
@@ -58,13 +59,14 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
         await ensure_indexes(db)
     redis = redis_client(settings)
     hashing = PasswordHashing(settings.password_time_cost, settings.password_memory_kib)
+    token_cache = TokenCache(redis)
     return Services(
         settings=settings,
         mongo=mongo,
         db=db,
         redis=redis,
-        accounts=Accounts(db, hashing, settings.token_ttl_days),
-        authenticator=Authenticator(db),
+        accounts=Accounts(db, hashing, settings.token_ttl_days, token_cache),
+        authenticator=Authenticator(db, token_cache),
         cursors=CursorCodec(settings.secret_key),
         tasks=TaskQueue(make_celery(settings)),
         events=EventPublisher(redis, settings.event_history),

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
             "report": "20/minute;200/hour",
             "checkin": "30/minute;300/hour",
             "claim": "60/minute",
+            "follow": "120/minute;2000/hour",  # follow/unfollow, users and stores
+            "login": "10/minute;100/hour",  # failed logins per username (checked before the password hash)
+            "login_ip": "100/minute",  # login attempts per client address
+            "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
         },
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',

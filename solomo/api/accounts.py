@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from solomo.accounts import user_public
+from solomo import ratelimit
+from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
+from solomo.errors import ApiError
 from solomo.http import Ctx, endpoint
 from solomo.ids import parse_id
+from solomo.realtime.codes import UNAUTHORIZED
+from solomo.realtime.control import disconnect_user
+
+log = logging.getLogger("solomo.accounts")
 
 
 class RegisterIn(StrictBody):
@@ -31,25 +38,47 @@ class AuthOut(BaseModel):
 
 
 @endpoint(summary="Create an account", body=RegisterIn, response=AuthOut, status=201, auth=None,
-          tags=["accounts"], errors={409: "username_taken"})
+          tags=["accounts"], errors={409: "username_taken", 429: "rate_limited"},
+          description="New accounts are limited per client address (settings.rate_limits.register): "
+                      "429 rate_limited with Retry-After.")
 async def register(ctx: Ctx) -> dict:
     body: RegisterIn = ctx.body
+    await ratelimit.enforce(ctx.services, "register", ratelimit.client_ip(ctx.request))
     doc = await ctx.services.accounts.create_user(body.username, body.password, body.role, body.display_name)
     token = await ctx.services.accounts.issue_token(doc["_id"])
     return {"user": user_public(doc), "token": token}
 
 
 @endpoint(summary="Log in", body=LoginIn, response=AuthOut, auth=None, tags=["accounts"],
-          errors={401: "invalid_credentials"})
+          errors={401: "invalid_credentials, account_suspended", 429: "rate_limited"},
+          description="Throttled against password guessing: failed logins per username "
+                      "(settings.rate_limits.login) and all attempts per client address (login_ip) → 429 "
+                      "rate_limited with Retry-After, answered before the password is checked.")
 async def login(ctx: Ctx) -> dict:
-    doc, token = await ctx.services.accounts.login(ctx.body.username, ctx.body.password)
+    body: LoginIn = ctx.body
+    services, username = ctx.services, body.username.lower()
+    await ratelimit.enforce(services, "login_ip", ratelimit.client_ip(ctx.request))
+    await ratelimit.ensure_room(services, "login", username)
+    try:
+        doc, token = await services.accounts.login(body.username, body.password)
+    except ApiError as exc:
+        if exc.code == "invalid_credentials":
+            await ratelimit.count(services, "login", username)
+        raise
     return {"user": user_public(doc), "token": token}
 
 
-@endpoint(summary="Log out (revoke this token)", tags=["accounts"], status=204)
+@endpoint(summary="Log out (revoke this token)", tags=["accounts"], status=204,
+          description="The token stops working at once, and sockets opened with it close with 4401; the "
+                      "account's other tokens and their sockets are not affected.")
 async def logout(ctx: Ctx) -> None:
     header = ctx.request.headers.get("authorization", "")
-    await ctx.services.accounts.revoke_token(header.partition(" ")[2].strip())
+    token = header.partition(" ")[2].strip()
+    await ctx.services.accounts.revoke_token(token)
+    try:
+        await disconnect_user(ctx.services, ctx.user.sid, UNAUTHORIZED, "logged out", token_hash=hash_token(token))
+    except Exception as exc:  # the token is revoked: a socket left open is refused when it reconnects
+        log.warning("could not close the sockets of a revoked token: %s", exc)
 
 
 @endpoint(summary="The signed-in account", response=UserOut, tags=["accounts"])

@@ -1,5 +1,5 @@
-"""Routes: reports (any account) and the moderator's tools — queue, post and user actions,
-the audit log and the word lists. Every ``/v1/moderation/*`` route is 403 for other roles."""
+"""Routes: reports (any account) and the moderator's tools — queue, post, comment and user
+actions, the audit log and the word lists. Every ``/v1/moderation/*`` route is 403 for other roles."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 from starlette.routing import Route
 
+from feed.comments import hydrate_comments
 from feed.hydrate import hydrate_post, hydrate_posts
 from moderation import actions, audit, reports, users, words
+from moderation import comments as comment_mod
 from moderation.matcher import word_filter
 from moderation.queue import queue_page
 from solomo.accounts import user_public
 from solomo.api.models import StoreSummaryOut, StrictBody, UserOut, UserSummaryOut
+from solomo.api.posts import CommentOut
 from solomo.http import Ctx, endpoint
 from solomo.ids import parse_id
 from solomo.pagination import PageQuery
@@ -64,6 +67,11 @@ class BulkIn(StrictBody):
         if len(set(ids)) != len(ids):
             raise ValueError("ids must be distinct")
         return ids
+
+
+class CommentActionIn(StrictBody):
+    action: Literal["approve", "remove"]
+    reason: Reason
 
 
 class UserActionIn(StrictBody):
@@ -129,11 +137,23 @@ class QueuePage(BaseModel):
     next_cursor: str | None
 
 
+class CommentQueueItemOut(BaseModel):
+    comment: CommentOut
+    post: ModeratedPostOut | None = Field(description="The commented post; null if its author deleted it")
+    flags: list[dict[str, Any]] = Field(description='Automatic flags, e.g. {"source": "words", "words": [...]}')
+    queued_at: str
+
+
+class CommentQueuePage(BaseModel):
+    items: list[CommentQueueItemOut]
+    next_cursor: str | None
+
+
 class AuditOut(BaseModel):
     id: str
     moderator_id: str | None = Field(description="null for automatic actions (auto_hide)")
     action: str
-    target_type: Literal["post", "user", "words"]
+    target_type: Literal["post", "comment", "user", "words"]
     target_id: str
     reason: str
     before: Any
@@ -147,7 +167,7 @@ class AuditPage(BaseModel):
 
 
 class AuditQuery(PageQuery):
-    target_type: Literal["post", "user", "words"] | None = None
+    target_type: Literal["post", "comment", "user", "words"] | None = None
     target_id: str | None = Field(None, max_length=64)
 
 
@@ -164,7 +184,8 @@ async def report_post(ctx: Ctx) -> dict:
 
 @endpoint(summary="The review queue, oldest first", query=PageQuery, response=QueuePage, auth=MOD, tags=TAGS,
           description="Posts waiting for a decision: pending_review ones and reported ones (auto-hidden "
-                      "included) with their open reports and automatic flags.")
+                      "included) with their open reports and automatic flags. Comments held for review wait "
+                      "in their own queue, GET /v1/moderation/comments.")
 async def queue(ctx: Ctx) -> dict:
     return await queue_page(ctx.services, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
 
@@ -195,6 +216,27 @@ async def moderate_bulk(ctx: Ctx) -> dict:
             assert err is not None
             items.append({"id": raw, "ok": False, "error": {"code": err.code, "message": err.message}})
     return {"items": items}
+
+
+@endpoint(summary="Comments held for review, oldest first", query=PageQuery, response=CommentQueuePage, auth=MOD,
+          tags=TAGS, errors={400: "invalid_cursor"},
+          description="Comments that matched a review word (status pending_review): each with its post and "
+                      "automatic flags. Decide with POST /v1/moderation/comments/{comment_id}.")
+async def comment_queue(ctx: Ctx) -> dict:
+    return await comment_mod.comment_queue_page(ctx.services, ctx.user.id, limit=ctx.query.limit,
+                                                cursor=ctx.query.cursor)
+
+
+@endpoint(summary="Decide on a comment", body=CommentActionIn, response=CommentOut, auth=MOD, tags=TAGS,
+          errors={404: "not_found", 409: "invalid_transition"},
+          description="approve: pending_review → published (counted in the post's comment_count; the post's "
+                      "author, the parent comment's author and mentioned users are notified then); remove: "
+                      "pending_review or published → removed (seen by moderators only; replies stay). "
+                      "Anything else is 409 invalid_transition. Audited with target_type comment.")
+async def moderate_comment(ctx: Ctx) -> dict:
+    comment_id = parse_id(ctx.path["comment_id"], "comment")
+    doc = await comment_mod.moderate_comment(ctx.services, ctx.user, comment_id, ctx.body.action, ctx.body.reason)
+    return (await hydrate_comments(ctx.services, [doc]))[0]
 
 
 @endpoint(summary="Suspend or unsuspend an account", body=UserActionIn, response=UserOut, auth=MOD, tags=TAGS,
@@ -240,6 +282,8 @@ routes = [
     Route("/v1/moderation/queue", queue, methods=["GET"]),
     Route("/v1/moderation/posts/bulk", moderate_bulk, methods=["POST"]),
     Route("/v1/moderation/posts/{post_id}", moderate_post, methods=["POST"]),
+    Route("/v1/moderation/comments", comment_queue, methods=["GET"]),
+    Route("/v1/moderation/comments/{comment_id}", moderate_comment, methods=["POST"]),
     Route("/v1/moderation/users/{user_id}", moderate_user, methods=["POST"]),
     Route("/v1/moderation/audit", audit_log, methods=["GET"]),
     Route("/v1/moderation/words", get_words, methods=["GET"]),

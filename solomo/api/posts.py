@@ -61,7 +61,8 @@ class CommentOut(BaseModel):
     author: UserSummaryOut
     text: str
     reply_to: str | None
-    status: str
+    status: str = Field(description="published | pending_review (held for review: its author and moderators see "
+                                    "it) | removed (moderators only)")
     created_at: str
 
 
@@ -119,12 +120,15 @@ async def comment(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="A post's comments, oldest first", query=CommentQuery, response=CommentPage, tags=["posts"],
-          errors={400: "invalid_cursor"})
+          errors={400: "invalid_cursor", 404: "not_found"},
+          description="Published comments, plus your own comments held for review (status pending_review). "
+                      "Moderators see every comment but deleted ones (pending_review and removed included), "
+                      "on any post its author has not deleted.")
 async def list_comments(ctx: Ctx) -> dict:
     q: CommentQuery = ctx.query
     after = ctx.services.cursors.decode_position(q.cursor)
     docs, nxt = await comments.list_comments(ctx.services, ctx.user.id, parse_id(ctx.path["post_id"], "post"),
-                                             after, q.limit)
+                                             after, q.limit, ctx.user.role)
     cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
     return page(await comments.hydrate_comments(ctx.services, docs), cursor)
 

@@ -19,25 +19,26 @@ class ListQuery(LaxQuery):
 
 
 _ERRORS = {404: "not_found", 422: "cannot_follow_self"}
+RATE = "follow"  # follow and unfollow share one per-user budget (each toggle notifies and backfills)
 
 
-@endpoint(summary="Follow a user (idempotent)", status=204, tags=["social"], errors=_ERRORS)
+@endpoint(summary="Follow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
 async def follow_user(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
 
 
-@endpoint(summary="Unfollow a user (idempotent)", status=204, tags=["social"], errors=_ERRORS)
+@endpoint(summary="Unfollow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
 async def unfollow_user(ctx: Ctx) -> None:
     await follows.unfollow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
 
 
-@endpoint(summary="Follow a store (idempotent)", status=204, tags=["social"], errors={404: "not_found"},
+@endpoint(summary="Follow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"},
           description="Posts the store's owner makes about the store reach its followers' home feeds.")
 async def follow_store(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
 
 
-@endpoint(summary="Unfollow a store (idempotent)", status=204, tags=["social"], errors={404: "not_found"})
+@endpoint(summary="Unfollow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"})
 async def unfollow_store(ctx: Ctx) -> None:
     await follows.unfollow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
 

@@ -51,6 +51,8 @@ class Connection:
         self.pending: list[tuple[EventKey, str]] = []
         self._pending_cap = queue_size * 4
         self._pump: asyncio.Task[None] | None = None
+        self.token_hash: str | None = None
+        """sha256 of the token the socket was opened with, so logging out closes it."""
 
     # -- called by the hub (synchronous, never blocks) ------------------------------------------
     def deliver(self, key: EventKey, frame: str) -> bool:

@@ -11,11 +11,16 @@ from solomo.realtime.codes import FORBIDDEN
 CONTROL_CHANNEL = "rt:control"
 
 
-async def disconnect_user(services: Any, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended") -> int:
-    """Close every socket of ``user_id`` in every API process (moderation calls it on suspension).
+async def disconnect_user(services: Any, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended",
+                          *, token_hash: str | None = None) -> int:
+    """Close every socket of ``user_id`` in every API process (moderation calls it on suspension),
+    or with ``token_hash`` only those opened with that token (logout calls it).
 
     Returns how many API processes heard the command. Sockets are closed with ``code``; a user
     who then reconnects is refused at the handshake by the token check.
     """
-    message = orjson.dumps({"op": "disconnect", "user_id": str(user_id), "code": int(code), "reason": reason})
+    command: dict[str, Any] = {"op": "disconnect", "user_id": str(user_id), "code": int(code), "reason": reason}
+    if token_hash is not None:
+        command["token"] = token_hash
+    message = orjson.dumps(command)
     return int(await services.redis.publish(CONTROL_CHANNEL, message))

@@ -127,7 +127,10 @@ class Hub:
         except orjson.JSONDecodeError:
             return
         if command.get("op") == "disconnect":
+            token = command.get("token")  # only the sockets opened with this token (logout)
             for conn in list(self.by_user.get(str(command.get("user_id")), ())):
+                if token is not None and conn.token_hash != token:
+                    continue
                 conn.finish(int(command.get("code", 4403)), str(command.get("reason", ""))[:120])
 
     async def _listen(self) -> None:

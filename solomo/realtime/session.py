@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from geo.positions import set_position
+from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.errors import ApiError
 from solomo.observability import EVENTS_DELIVERED, SOCKETS_CONNECTED
@@ -85,6 +86,7 @@ async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
     # join the hub before the handshake completes: whatever is published once the client sees
     # the socket open is delivered (queued until the pump starts)
     conn = Connection(ws, principal.sid, services.settings.ws_queue_size, live=after is None)
+    conn.token_hash = hash_token(token)
     hub.add(conn)
     try:
         await ws.accept()

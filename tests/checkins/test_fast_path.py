@@ -81,25 +81,32 @@ async def test_created_post_matches_the_hydrated_one(client, services):
 async def test_seat_and_counters_when_the_seat_moved_meanwhile(client, services):
     merchant = await register(client, "merchant")
     store = await new_store(client, merchant)
-    a, b = await register(client), await register(client)
+    a, b, c = await register(client), await register(client), await register(client)
     sid = ObjectId(store["id"])
-    base = days_ago(5)
-    await check_in(services, principal(a), store["id"], store["lat"], store["lng"], now=base)
+    base = days_ago(10)
+
+    async def visit(account, day: int) -> None:
+        await check_in(services, principal(account), store["id"], store["lat"], store["lng"],
+                       now=base + timedelta(days=day))
+
+    await visit(a, 0)
     stale = await get_store(services, sid)
     assert stale["mayor_id"] == ObjectId(a.id)
-    for day in (1, 2):  # b takes the seat after `stale` was read
-        await check_in(services, principal(b), store["id"], store["lat"], store["lng"],
-                       now=base + timedelta(days=day))
+    await visit(c, 1)  # 1 : 1, a keeps the seat
+    await visit(b, 2)
+    await visit(b, 3)  # b takes it, 2 days
+    await visit(c, 4)  # c has 2 days too and came first, but the sitting mayor b keeps the seat
     fresh = await get_store(services, sid)
     assert fresh["mayor_id"] == ObjectId(b.id)
 
     async def txn(session):
         return await _count_visit(services, stale, {"checkins_count": 1, "unique_visitors": 0},
-                                  base + timedelta(days=3), session)
+                                  base + timedelta(days=5), session)
 
     async with services.mongo.start_session() as session:
         counted = await session.with_transaction(txn)
-    # the guarded write missed (the seat had moved), the general path counted and kept b
+    # for the stale sitting mayor a the seat would go to c (the leader); the guarded write misses and
+    # the general path counts the visit and keeps the actual sitting mayor b
     assert counted["checkins_count"] == fresh["checkins_count"] + 1
     assert counted["mayor_id"] == ObjectId(b.id)
     stored = await get_store(services, sid)

@@ -121,3 +121,22 @@ async def test_suspended_users_socket_closes_with_4403(client, services, live_se
 async def _drain(ws: Any) -> None:
     while True:
         await ws.recv()
+
+
+async def test_logout_closes_only_the_sockets_of_that_token(client, services, live_server):
+    user = await register(client)
+    resp = await client.post("/v1/auth/login", json={"username": user.username, "password": "password123"})
+    assert resp.status_code == 200
+    other_token = resp.json()["token"]
+    async with connect(ws_url(live_server, user.token)) as ws, connect(ws_url(live_server, other_token)) as keep:
+        for sock in (ws, keep):
+            await sock.send(json.dumps({"type": "ping"}))
+            await next_event(sock, "pong", 10)
+        assert (await client.post("/v1/auth/logout", headers=user.headers)).status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(_drain(ws), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        await keep.send(json.dumps({"type": "ping"}))  # the other token's socket stays open
+        await next_event(keep, "pong", 10)
+    assert (await client.get("/v1/me", headers=user.headers)).status_code == 401
+    assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {other_token}"})).status_code == 200

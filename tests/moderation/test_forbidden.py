@@ -12,6 +12,8 @@ ROUTES = [
     ("POST", "/v1/moderation/posts/{id}", {"action": "hide", "reason": "x"}),
     ("POST", "/v1/moderation/posts/bulk", {"ids": ["{id}"], "action": "hide", "reason": "x"}),
     ("POST", "/v1/moderation/users/{id}", {"action": "suspend", "reason": "x"}),
+    ("GET", "/v1/moderation/comments", None),
+    ("POST", "/v1/moderation/comments/{id}", {"action": "remove", "reason": "x"}),
     ("GET", "/v1/moderation/audit", None),
     ("GET", "/v1/moderation/words", None),
     ("PUT", "/v1/moderation/words", {"block": [], "review": []}),

@@ -60,7 +60,8 @@ async def test_lost_restore_is_repaired_by_the_sweep(client, services, moderator
     lost = LostTasks()
     with monkeypatch.context() as m:
         m.setattr(services.tasks, "send", lost.send)
-        assert (await client.post(url, headers=moderator.headers, json={"action": "hide", "reason": "t"})).status_code == 200
+        resp = await client.post(url, headers=moderator.headers, json={"action": "hide", "reason": "t"})
+        assert resp.status_code == 200, resp.text
     assert post_id in lost.ids("fanout.retract")  # the fast path is still sent
     await _sweep_and_run(services, monkeypatch, post_id)  # the lost retract, repaired
     assert await services.redis.zscore(home_key(reader.id), post_id) is None

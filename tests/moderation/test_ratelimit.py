@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import uuid
 
 import pytest
@@ -77,3 +79,100 @@ async def test_openapi_documents_429(client):
     doc = (await client.get("/openapi.json")).json()
     op = doc["paths"]["/v1/posts/{post_id}/reports"]["post"]
     assert "429" in op["responses"]
+
+
+# --- accounts and follows (no principal yet: per username and per client address) -------------
+
+def random_ip() -> str:
+    """A client address no other test uses, so its per-address windows start empty."""
+    return "10." + ".".join(str(random.randrange(1, 255)) for _ in range(3))
+
+
+@contextlib.asynccontextmanager
+async def client_at(app, ip: str):
+    import httpx2
+
+    transport = httpx2.ASGITransport(app=app, client=(ip, 4242))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://solomo.test") as c:
+        yield c
+
+
+async def login(c, username: str, password: str):
+    return await c.post("/v1/auth/login", json={"username": username, "password": password})
+
+
+async def test_failed_logins_are_limited_per_username(app, client, services, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "login", "3/minute")
+    victim, other = await register(client), await register(client)
+    async with client_at(app, random_ip()) as c:
+        for _ in range(5):  # successful logins do not count
+            assert (await login(c, victim.username, "password123")).status_code == 200
+        for _ in range(3):
+            resp = await login(c, victim.username.upper(), "wrong-password")
+            assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_credentials"
+    async with client_at(app, random_ip()) as c:  # another address does not help
+        resp = await login(c, victim.username, "password123")
+        assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60
+        assert (await login(c, other.username, "password123")).status_code == 200  # other accounts are fine
+    tokens = await services.db.tokens.count_documents({"user_id": ObjectId(victim.id)})
+    assert tokens == 1 + 5, "a refused login issued no token"
+
+
+async def test_logins_are_limited_per_client_address(app, client, services, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "login_ip", "3/minute")
+    acct = await register(client)
+    ip = random_ip()
+    async with client_at(app, ip) as c:
+        for name in (acct.username, "nobody_" + uuid.uuid4().hex[:8], acct.username):
+            assert (await login(c, name, "password123")).status_code in (200, 401)
+        resp = await login(c, acct.username, "password123")
+        assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
+        assert "Retry-After" in resp.headers
+    async with client_at(app, random_ip()) as c:
+        assert (await login(c, acct.username, "password123")).status_code == 200
+
+
+async def test_registrations_are_limited_per_client_address(app, services, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "register", "2/minute")
+    ip = random_ip()
+    names = [f"rl_{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    async with client_at(app, ip) as c:
+        for name in names[:2]:
+            resp = await c.post("/v1/auth/register", json={"username": name, "password": "password123"})
+            assert resp.status_code == 201, resp.text
+        resp = await c.post("/v1/auth/register", json={"username": names[2], "password": "password123"})
+        assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert await services.db.users.count_documents({"username": names[2]}) == 0
+    async with client_at(app, random_ip()) as c:
+        resp = await c.post("/v1/auth/register", json={"username": names[3], "password": "password123"})
+        assert resp.status_code == 201
+
+
+async def test_follow_and_unfollow_are_limited_per_user(client, services, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "follow", "3/minute")
+    fan, other, target = await register(client), await register(client), await register(client)
+    url = f"/v1/users/{target.id}/follow"
+    assert (await client.post(url, headers=fan.headers)).status_code == 204
+    assert (await client.delete(url, headers=fan.headers)).status_code == 204
+    assert (await client.post(url, headers=fan.headers)).status_code == 204
+    resp = await client.delete(url, headers=fan.headers)
+    assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited"
+    assert await services.db.follows.count_documents({"follower_id": ObjectId(fan.id)}) == 1  # not unfollowed
+    assert (await client.post(url, headers=other.headers)).status_code == 204
+
+
+def test_missing_actions_keep_their_defaults(settings):
+    trimmed = settings.model_copy(update={"rate_limits": {"post": "1/minute"}})
+    holder = type("S", (), {"settings": trimmed})()
+    assert limits_for(holder, "post")[0].amount == 1
+    for action in ("login", "login_ip", "register", "follow"):
+        assert limits_for(holder, action), action
+
+
+async def test_openapi_documents_account_limits(client):
+    doc = (await client.get("/openapi.json")).json()
+    for path, method in (("/v1/auth/login", "post"), ("/v1/auth/register", "post"),
+                         ("/v1/users/{user_id}/follow", "post"), ("/v1/stores/{store_id}/follow", "delete")):
+        assert "429" in doc["paths"][path][method]["responses"], path

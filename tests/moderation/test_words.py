@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from bson import ObjectId
 
 from moderation.matcher import WordFilter, word_filter
 from moderation.screen import screen_text
@@ -123,3 +124,51 @@ async def test_giant_word_list_is_413(client, moderator):
     body = {"block": ["longishword" + str(i) for i in range(5000)], "review": []}
     resp = await client.put("/v1/moderation/words", headers=moderator.headers, json=body)
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_lost_publish_is_picked_up_from_mongodb(services, moderator, monkeypatch):
+    """The Redis publish after the commit fails: the change is kept (no error to the moderator), and
+    other processes still pick it up from the version in MongoDB, and put it back into Redis."""
+    from moderation import words
+
+    other = WordFilter(db_check_s=0.0)  # another process, its MongoDB check due at once
+    await other.current(services)
+    before, _ = await words.load_lists(services)
+    w = token()
+
+    async def lost(*_: object) -> None:
+        raise ConnectionError("redis went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(words, "publish_version", lost)
+        await words.update_lists(services, ObjectId(moderator.id), before.block, [*before.review, w], "lost publish")
+    try:
+        version = await words.stored_version(services)
+        assert int(await services.redis.get(VERSION_KEY)) < version  # the mirror missed the change
+        other.invalidate()
+        assert [(m.kind, m.word) for m in (await other.current(services)).find(f"x {w} y")] == [("review", w)]
+        assert int(await services.redis.get(VERSION_KEY)) == version == other.version  # and repaired it
+    finally:
+        await words.update_lists(services, ObjectId(moderator.id), before.block, before.review, "restore")
+
+
+async def test_mongodb_version_is_read_only_every_interval(services, monkeypatch):
+    from moderation import matcher
+
+    other = WordFilter(db_check_s=3600.0)
+    await other.current(services)
+    reads = []
+
+    async def counting(svc):
+        reads.append(1)
+        return other.version
+
+    monkeypatch.setattr(matcher, "stored_version", counting)
+    for _ in range(3):
+        other.invalidate()
+        await other.current(services)
+    assert reads == []  # the per-second check stays one Redis GET
+    other.db_checked_at -= 3601
+    other.invalidate()
+    await other.current(services)
+    assert reads == [1]

@@ -1,0 +1,118 @@
+"""Moderator decisions on comments, and the queue of comments held for review.
+
+A comment matching a review word is stored ``pending_review`` (:mod:`feed.comments`): only its
+author and moderators see it, and ``posts.comment_count`` does not count it. It waits in
+``GET /v1/moderation/comments`` (oldest first) until a moderator decides:
+
+========  ==========================  =========
+action    from                        to
+========  ==========================  =========
+approve   pending_review              published
+remove    pending_review, published   removed
+========  ==========================  =========
+
+Anything else is 409 ``invalid_transition``; a missing or deleted comment is 404. The status,
+the post's ``comment_count`` (+1 when a comment becomes published, −1 when a published one is
+removed) and the audit entry are written in one transaction. Removing a comment leaves its
+replies alone (they are judged on their own). An approved comment's notifications (post author,
+parent's author, mentions) are sent after the commit, as if it had just been published.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from feed.comments import hydrate_comments, notify_published
+from feed.hydrate import hydrate_posts
+from moderation import audit
+from moderation.queue import flag_public
+from moderation.txn import in_transaction
+from solomo.accounts import Principal
+from solomo.errors import Conflict, NotFound
+from solomo.ids import maybe_id
+from solomo.jsonio import rfc3339
+from solomo.pagination import page
+
+PUBLISHED = "published"
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "approve": {"pending_review": PUBLISHED},
+    "remove": {"pending_review": "removed", PUBLISHED: "removed"},
+}
+
+
+def next_status(action: str, current: str) -> str:
+    target = TRANSITIONS.get(action, {}).get(current)
+    if target is None:
+        raise Conflict(f"cannot {action} a comment that is {current}", code="invalid_transition")
+    return target
+
+
+def count_delta(before: str, after: str) -> int:
+    """How ``posts.comment_count`` (published comments) moves with a status change."""
+    return (after == PUBLISHED) - (before == PUBLISHED)
+
+
+async def moderate_comment(services: Any, moderator: Principal, comment_id: ObjectId, action: str,
+                           reason: str) -> dict[str, Any]:
+    """Applies one decision; returns the updated comment document."""
+
+    async def txn(session: AsyncClientSession) -> tuple[dict[str, Any], str]:
+        comment = await services.db.comments.find_one({"_id": comment_id}, session=session)
+        if comment is None or comment.get("status") == "deleted":
+            raise NotFound("comment not found")
+        before = comment["status"]
+        after = next_status(action, before)
+        now = datetime.now(UTC)
+        doc = await services.db.comments.find_one_and_update(
+            {"_id": comment_id, "status": before},
+            {"$set": {"status": after,
+                      "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}}},
+            return_document=ReturnDocument.AFTER, session=session)
+        if doc is None:  # not expected: a racing writer makes the driver retry the transaction
+            raise Conflict("the comment changed meanwhile; try again", code="conflict")
+        delta = count_delta(before, after)
+        if delta:
+            await services.db.posts.update_one({"_id": comment["post_id"]}, {"$inc": {"comment_count": delta}},
+                                               session=session)
+        await audit.record(services, session, moderator_id=moderator.id, action=action, target_type="comment",
+                           target_id=comment_id, reason=reason, before={"status": before},
+                           after={"status": after, "post_id": str(comment["post_id"])})
+        return doc, before
+
+    doc, before = await in_transaction(services, txn)
+    if before != PUBLISHED and doc["status"] == PUBLISHED:
+        await notify_published(services, doc)
+    return doc
+
+
+async def comment_queue_page(services: Any, viewer_id: ObjectId, *, limit: int,
+                             cursor: str | None) -> dict[str, Any]:
+    """Comments held for review, oldest first, each with its post (null when the author deleted
+    it) and its automatic flags; paged by the signed ``(created_ms, id)`` cursor."""
+    query: dict[str, Any] = {"status": "pending_review"}
+    pos = services.cursors.decode_position(cursor)
+    if pos is not None:
+        ms, last = pos
+        last_id = maybe_id(last) or ObjectId("0" * 24)
+        query["$or"] = [{"created_ms": {"$gt": ms}}, {"created_ms": ms, "_id": {"$gt": last_id}}]
+    docs = await services.db.comments.find(query).sort(
+        [("status", 1), ("created_ms", 1), ("_id", 1)]).limit(limit + 1).to_list(None)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    post_docs = await services.db.posts.find(
+        {"_id": {"$in": list({d["post_id"] for d in docs})}, "status": {"$ne": "deleted"}}).to_list(None)
+    posts = {p["id"]: p for p in await hydrate_posts(services, post_docs, viewer_id)}
+    comments = await hydrate_comments(services, docs)
+    items = [
+        {"comment": c, "post": posts.get(c["post_id"]),
+         "flags": [flag_public(f) for f in d.get("flags", [])],
+         "queued_at": rfc3339(d["created_at"])}
+        for d, c in zip(docs, comments, strict=True)
+    ]
+    nxt = services.cursors.encode_position(int(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more else None
+    return page(items, nxt)

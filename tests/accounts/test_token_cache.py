@@ -1,0 +1,133 @@
+"""The token cache: a checked token is answered from Redis, and every write that could change the
+answer — logout, revoking all tokens, deleting or suspending the user — takes effect at once, in
+every API process (two authenticators on one Redis stand for two processes)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from bson import ObjectId
+from redis.asyncio import Redis
+
+from solomo.accounts import Authenticator, Principal, TokenCache, hash_token
+from solomo.errors import ApiError
+from tests.support import make_account, register
+
+
+def _other_process(services) -> Authenticator:
+    return Authenticator(services.db, TokenCache(services.redis))
+
+
+async def _status(authenticator: Authenticator, token: str) -> str:
+    try:
+        await authenticator.principal_for_token(token)
+    except ApiError as exc:
+        return exc.code
+    return "ok"
+
+
+async def test_a_checked_token_is_cached_and_answers_without_mongodb(client, services):
+    acct = await register(client)
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+    key = TokenCache.PREFIX + hash_token(acct.token)
+    assert await services.redis.exists(key)
+    assert 0 < await services.redis.pttl(key) <= 60_000
+    # the cached answer is the same principal MongoDB gives
+    cached = await TokenCache(services.redis).get(hash_token(acct.token))
+    assert cached == Principal(ObjectId(acct.id), acct.username, acct.username, "user")
+    assert await services.redis.sismember(TokenCache.USER_PREFIX + acct.id, hash_token(acct.token))
+
+
+async def test_logout_takes_effect_at_once_everywhere(client, services):
+    acct = await register(client)
+    other = _other_process(services)
+    assert await _status(other, acct.token) == "ok"  # cached by the "other process"
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+    assert (await client.post("/v1/auth/logout", headers=acct.headers)).status_code == 204
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 401
+    assert await _status(other, acct.token) == "unauthorized"
+    assert not await services.redis.exists(TokenCache.PREFIX + hash_token(acct.token))
+
+
+async def test_logout_of_one_token_keeps_the_others(client, services):
+    acct = await register(client)
+    login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+    second = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert (await client.get("/v1/me", headers=second)).status_code == 200
+    await client.post("/v1/auth/logout", headers=acct.headers)
+    assert (await client.get("/v1/me", headers=second)).status_code == 200
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 401
+
+
+async def test_suspension_and_deletion_take_effect_at_once(client, services):
+    mod = await make_account(services, "moderator")
+    user, gone = await register(client), await register(client)
+    other = _other_process(services)
+    for acct in (user, gone):
+        assert await _status(other, acct.token) == "ok"
+        assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+    resp = await client.post(f"/v1/moderation/users/{user.id}", headers=mod.headers,
+                             json={"action": "suspend", "reason": "spam"})
+    assert resp.status_code == 200, resp.text
+    me = await client.get("/v1/me", headers=user.headers)
+    assert me.status_code == 401 and me.json()["error"]["code"] == "account_suspended"
+    assert await _status(other, user.token) == "account_suspended"
+    resp = await client.post(f"/v1/moderation/users/{user.id}", headers=mod.headers,
+                             json={"action": "unsuspend", "reason": "appeal"})
+    assert (await client.get("/v1/me", headers=user.headers)).status_code == 200
+
+    await services.accounts.delete_user(ObjectId(gone.id))
+    assert (await client.get("/v1/me", headers=gone.headers)).status_code == 401
+    assert await _status(other, gone.token) == "unauthorized"
+
+
+async def test_revoke_all_drops_every_cached_token(client, services):
+    acct = await register(client)
+    login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+    tokens = [acct.token, login.json()["token"]]
+    for token in tokens:
+        assert await _status(services.authenticator, token) == "ok"
+    await services.accounts.revoke_all(ObjectId(acct.id))
+    for token in tokens:
+        assert await _status(services.authenticator, token) == "unauthorized"
+
+
+async def test_a_fill_that_raced_an_invalidation_is_not_stored(client, services):
+    """A request read MongoDB before a suspension and tries to cache its (stale) answer after it."""
+    acct = await register(client)
+    cache = TokenCache(services.redis)
+    hashed = hash_token(acct.token)
+    generation = await cache.generation()  # read before the request's MongoDB reads
+    stale = Principal(ObjectId(acct.id), acct.username, acct.username, "user")
+    await cache.forget(ObjectId(acct.id))  # the suspension's invalidation
+    await cache.put(hashed, stale, generation, datetime.now(UTC) + timedelta(days=1))
+    assert await cache.get(hashed) is None
+    # without an invalidation in between the same fill is stored
+    await cache.put(hashed, stale, await cache.generation(), datetime.now(UTC) + timedelta(days=1))
+    assert await cache.get(hashed) == stale
+
+
+async def test_an_entry_never_outlives_its_token(client, services):
+    acct = await register(client)
+    cache = TokenCache(services.redis)
+    hashed = hash_token(acct.token)
+    who = Principal(ObjectId(acct.id), acct.username, acct.username, "user")
+    await cache.put(hashed, who, await cache.generation(), datetime.now(UTC) + timedelta(milliseconds=300))
+    assert 0 < await services.redis.pttl(TokenCache.PREFIX + hashed) <= 300
+    await asyncio.sleep(0.4)
+    assert await cache.get(hashed) is None
+    await cache.put(hashed, who, await cache.generation(), datetime.now(UTC) - timedelta(seconds=1))
+    assert await cache.get(hashed) is None
+
+
+async def test_without_redis_tokens_are_checked_in_mongodb(client, services):
+    acct = await register(client)
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, decode_responses=True)
+    try:
+        authenticator = Authenticator(services.db, TokenCache(dead))
+        assert await _status(authenticator, acct.token) == "ok"
+        await services.accounts.revoke_token(acct.token)
+        assert await _status(authenticator, acct.token) == "unauthorized"
+    finally:
+        await dead.aclose()

@@ -1,0 +1,101 @@
+"""The author's own feed keeps their held posts, a retried follow repairs its backfill, the batch
+prefetcher cleans up after an early stop, and keyset cursors with a foreign id are a 400."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from bson import ObjectId
+
+from feed import fanout, follows
+from feed.fanout import fanout_post
+from feed.posts import build_post, insert_post
+from solomo.errors import BadRequest
+from solomo.pagination import id_position
+from tests.feed.helpers import events, fanned_out, follow, home_members, ids, post, principal, ready_home
+from tests.support import random_point, register
+
+
+async def test_held_posts_stay_in_the_authors_own_home_feed(client, services, celery_worker):
+    author, fan = await register(client), await register(client)
+    await follow(client, fan, author)
+    await ready_home(client, services, author)
+    await ready_home(client, services, fan)
+
+    held = await build_post(services, principal(author), "held for review")
+    held["status"] = "pending_review"
+    await insert_post(services, held)
+    assert await fanout_post(services, held["_id"]) == "retracted"
+    assert str(held["_id"]) in await home_members(services, author)
+    assert str(held["_id"]) not in await home_members(services, fan)
+    assert str(held["_id"]) in await ids(client, author)
+    assert str(held["_id"]) not in await ids(client, fan)
+
+    shown = await post(client, author, "published, then hidden")
+    await fanned_out(services, shown["id"])
+    assert shown["id"] in await home_members(services, fan)
+    await services.db.posts.update_one({"_id": ObjectId(shown["id"])}, {"$set": {"status": "hidden"}})
+    await fanout_post(services, ObjectId(shown["id"]))
+    assert shown["id"] in await home_members(services, author)
+    assert shown["id"] not in await home_members(services, fan)
+    await services.db.posts.update_one({"_id": ObjectId(shown["id"])}, {"$set": {"status": "removed"}})
+    await fanout_post(services, ObjectId(shown["id"]))
+    assert shown["id"] not in await home_members(services, author)
+
+
+async def test_retried_follow_repairs_a_lost_backfill(client, services, celery_worker):
+    target, reader = await register(client), await register(client)
+    old = await post(client, target, "written before the follow")
+    await fanned_out(services, old["id"])
+    await ready_home(client, services, reader)
+    assert await follows.follow(services, ObjectId(reader.id), "user", ObjectId(target.id)) is True
+    # the follow committed but its backfill never reached Redis (it failed after the commit)
+    await services.redis.zrem(f"feed:home:{reader.id}", old["id"])
+    assert old["id"] not in await home_members(services, reader)
+    await follow(client, reader, target)  # the client's retry: already following, 204
+    assert old["id"] in await home_members(services, reader)
+    notes = [e for e in await events(services, target, "notification") if e["data"]["kind"] == "follow"]
+    assert len(notes) == 1  # the retry does not notify again
+
+
+async def test_prefetched_cleans_up_when_the_consumer_stops_early():
+    closed = asyncio.Event()
+    never = asyncio.Event()
+
+    async def batches():
+        try:
+            yield ObjectId(), [ObjectId()]
+            await never.wait()  # the prefetch of the second batch is still waiting when the consumer stops
+            yield ObjectId(), [ObjectId()]
+        finally:
+            closed.set()
+
+    stream = fanout._prefetched(batches())
+    async with contextlib.aclosing(stream):
+        async for _ in stream:
+            break
+    assert closed.is_set()
+    pending = [t for t in asyncio.all_tasks() if "batches" in repr(t.get_coro()) and not t.done()]
+    assert pending == []
+
+
+def test_id_position_refuses_a_foreign_id():
+    oid = ObjectId()
+    assert id_position((12.5, str(oid))) == (12.5, oid)
+    for bad in ("nope", "0" * 23, ""):
+        with pytest.raises(BadRequest) as err:
+            id_position((1.0, bad))
+        assert err.value.code == "invalid_cursor"
+
+
+async def test_cursors_with_a_foreign_id_are_400_not_500(client, services):
+    user = await register(client)
+    bad = services.cursors.encode_position(1700000000000.0, "not-an-object-id")
+    lat, lng = random_point()
+    for path, params in ((f"/v1/users/{user.id}/followers", {}), (f"/v1/users/{user.id}/following", {}),
+                         ("/v1/me/vouchers", {}), ("/v1/offers/nearby", {"lat": lat, "lng": lng})):
+        resp = await client.get(path, params={**params, "cursor": bad}, headers=user.headers)
+        assert resp.status_code == 400, (path, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_cursor"

@@ -1,0 +1,114 @@
+"""OWASP API4:2023 Unrestricted Resource Consumption.
+
+Bounded everywhere a client chooses a size: request bodies (413, whether or not the client
+declares a length), page sizes (``limit`` 1..100 on every list, walked from the OpenAPI document),
+cursors, radii, list fields (bulk ids, word lists), text lengths, topics per post; writes are rate
+limited per account (429 with ``Retry-After``); a socket's messages are limited in size and rate,
+and a flooding socket is closed with 4429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.realtime.wsclient import close_code, open_ws, recv_type
+from tests.security.conftest import World, account, error_code, fill_path, openapi, operations
+
+
+async def test_oversized_body_is_413_declared_or_streamed(api, world: World, services):
+    limit = services.settings.max_body_bytes
+    big = json.dumps({"text": "x" * (limit + 10)}).encode()
+    resp = await api.post("/v1/posts", content=big, headers={**world.alice.headers, "Content-Type": "application/json"})
+    assert resp.status_code == 413 and error_code(resp) == "payload_too_large"
+
+    async def chunks():
+        for _ in range(limit // 1024 + 8):  # no Content-Length: the server counts as it reads
+            yield b" " * 1024
+        yield b'{"text": "hi"}'
+
+    resp = await api.post("/v1/posts", content=chunks(), headers={**world.alice.headers,
+                                                                  "Content-Type": "application/json"})
+    assert resp.status_code == 413 and error_code(resp) == "payload_too_large"
+    resp = await api.post("/v1/posts", content=b'{"text": "hi"}', headers={
+        **world.alice.headers, "Content-Type": "application/json", "Content-Length": "99999999999"})
+    assert resp.status_code in (400, 413)
+
+
+async def test_every_list_caps_its_page_size(api, world: World):
+    doc = await openapi(api)
+    lists = [(m, p, op) for m, p, op in operations(doc)
+             if any(q["name"] == "limit" and q["in"] == "query" for q in op.get("parameters", []))]
+    assert len(lists) >= 14
+    for _method, path, op in lists:
+        roles = op.get("x-roles") or ["user"]
+        caller = {"user": world.alice, "merchant": world.merchant, "moderator": world.moderator}[roles[0]]
+        required = {q["name"]: {"lat": world.store["lat"], "lng": world.store["lng"]}.get(q["name"], "1")
+                    for q in op["parameters"] if q.get("required") and q["in"] == "query"}
+        url = fill_path(path, world)
+        for bad in ("0", "101", "100000", "-1", "1e9", "NaN"):
+            resp = await api.get(url, params={**required, "limit": bad}, headers=caller.headers)
+            assert resp.status_code == 422, (path, bad, resp.text)
+        resp = await api.get(url, params={**required, "limit": "100"}, headers=caller.headers)
+        assert resp.status_code == 200, (path, resp.text)
+        assert len(resp.json()["items"]) <= 100
+        if any(q["name"] == "cursor" for q in op["parameters"]):
+            resp = await api.get(url, params={**required, "cursor": "c" * 5000}, headers=caller.headers)
+            assert resp.status_code in (400, 422), (path, resp.text)
+
+
+async def test_radius_text_and_list_caps(api, world: World):
+    lat, lng = world.store["lat"], world.store["lng"]
+    for path in ("/v1/stores/nearby", "/v1/feed/local"):
+        resp = await api.get(path, params={"lat": lat, "lng": lng, "radius_m": 50_001}, headers=world.alice.headers)
+        assert resp.status_code == 422, (path, resp.text)
+    resp = await api.post("/v1/posts", json={"text": "x" * 2001}, headers=world.alice.headers)
+    assert resp.status_code == 422
+    resp = await api.post("/v1/posts", json={"text": " ".join(f"#t{i}" for i in range(21))},
+                          headers=world.alice.headers)
+    assert resp.status_code == 422 and error_code(resp) == "too_many_topics"
+    resp = await api.post(f"/v1/posts/{world.post['id']}/comments", json={"text": "x" * 501},
+                          headers=world.bob.headers)
+    assert resp.status_code == 422
+    resp = await api.post("/v1/moderation/posts/bulk", headers=world.moderator.headers,
+                          json={"ids": [f"{i:024x}" for i in range(101)], "action": "approve", "reason": "x"})
+    assert resp.status_code == 422
+    resp = await api.put("/v1/moderation/words", headers=world.moderator.headers,
+                         json={"block": [f"w{i}" for i in range(5001)], "review": [], "reason": "x"})
+    assert resp.status_code in (413, 422)
+
+
+async def test_writes_are_rate_limited_with_retry_after(api, services, leak_scanner, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "post", "5/minute")
+    acct = await account(services, leak_scanner)
+    statuses = []
+    for i in range(7):
+        resp = await api.post("/v1/posts", json={"text": f"post {i}"}, headers=acct.headers)
+        statuses.append(resp.status_code)
+    assert statuses == [201] * 5 + [429] * 2, statuses
+    assert error_code(resp) == "rate_limited" and 1 <= int(resp.headers["Retry-After"]) <= 60
+    from bson import ObjectId
+
+    assert await services.db.posts.count_documents({"author_id": ObjectId(acct.id)}) == 5
+    other = await account(services, leak_scanner)  # per account: others are not affected
+    assert (await api.post("/v1/posts", json={"text": "mine"}, headers=other.headers)).status_code == 201
+
+
+async def test_socket_message_size_and_rate(live_server, services, leak_scanner):
+    acct = await account(services, leak_scanner)
+    ws = await open_ws(live_server, acct.token)
+    try:
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+        frame = await recv_type(ws, "error")
+        assert frame["data"]["code"] == "payload_too_large"
+        await asyncio.sleep(2.5)  # let the bucket refill
+        for _ in range(200):  # a flood: far beyond 10 a second
+            await ws.send('{"type": "ping"}')
+        code, frames = await close_code(ws, timeout=10)
+    finally:
+        await ws.close()
+    assert code == 4429, code
+    errors = [json.loads(f) for f in frames if '"error"' in f]
+    assert any(e["data"]["code"] == "rate_limited" for e in errors)
+    pongs = sum(1 for f in frames if '"pong"' in f)
+    assert 1 <= pongs <= 40, pongs  # the burst, not the flood, was answered

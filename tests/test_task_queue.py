@@ -1,0 +1,85 @@
+"""The API's task publisher: the message it pushes is the one Celery would, and a real worker runs it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+from celery import Celery
+from kombu import Queue
+
+from solomo.queue import TaskQueue
+from tests.support import wait_until
+from workers.app import make_celery
+
+VARYING_HEADERS = {"id", "root_id", "eta"}
+VARYING_PROPERTIES = {"correlation_id", "delivery_tag"}
+
+
+def _scratch_app(settings, queue: str) -> Celery:
+    app = make_celery(settings)
+    app.conf.task_queues = [*app.conf.task_queues, Queue(queue)]
+    app.conf.task_routes = {**app.conf.task_routes, "scratch.*": {"queue": queue}}
+    return app
+
+
+async def _pushed(services, queue: str) -> list[dict]:
+    broker = TaskQueue(services.tasks.celery)._broker
+    assert broker is not None
+    try:
+        return [json.loads(raw) for raw in reversed(await broker.lrange(queue, 0, -1))]
+    finally:
+        await broker.delete(queue)
+        await broker.aclose()
+
+
+async def test_the_envelope_is_the_one_celery_pushes(settings, services):
+    queue = f"scratch_{uuid.uuid4().hex[:8]}"
+    app = _scratch_app(settings, queue)
+    tasks = TaskQueue(app)
+    try:
+        for countdown in (None, 30):
+            app.send_task("scratch.job", args=["abc", 2], countdown=countdown)
+            await tasks.send("scratch.job", "abc", 2, countdown=countdown)
+    finally:
+        await tasks.aclose()
+    theirs_now, ours_now, theirs_later, ours_later = await _pushed(services, queue)
+    for theirs, ours in ((theirs_now, ours_now), (theirs_later, ours_later)):
+        assert set(ours) == set(theirs)
+        assert {k: v for k, v in ours.items() if k not in ("headers", "properties", "body")} == \
+               {k: v for k, v in theirs.items() if k not in ("headers", "properties", "body")}
+        assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
+        assert {k: v for k, v in ours["headers"].items() if k not in VARYING_HEADERS} == \
+               {k: v for k, v in theirs["headers"].items() if k not in VARYING_HEADERS}
+        assert {k: v for k, v in ours["properties"].items() if k not in VARYING_PROPERTIES} == \
+               {k: v for k, v in theirs["properties"].items() if k not in VARYING_PROPERTIES}
+        assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+        assert ours["headers"]["id"] != theirs["headers"]["id"]
+        assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": queue}
+    assert ours_now["headers"]["eta"] is None
+    assert ours_later["headers"]["eta"] is not None and theirs_later["headers"]["eta"] is not None
+
+
+async def test_a_worker_runs_what_the_api_sends(services, celery_worker):
+    assert services.tasks._broker is not None  # the direct path is the one in use
+    key = f"ping:{uuid.uuid4().hex}"
+    later = f"ping:{uuid.uuid4().hex}"
+    started = time.monotonic()
+    await services.tasks.send("maintenance.ping", later, countdown=1.0)
+    await services.tasks.send("maintenance.ping", key)
+
+    async def done(k: str):
+        return await services.redis.get(k)
+
+    assert await wait_until(lambda: done(key)) == "pong"
+    assert await wait_until(lambda: done(later)) == "pong"
+    assert time.monotonic() - started >= 1.0  # the countdown was kept
+
+
+async def test_other_brokers_go_through_celery():
+    tasks = TaskQueue(Celery("scratch", broker="memory://"))
+    assert tasks._broker is None
+    await tasks.send("scratch.job", 1)  # through send_task in a thread; the memory broker takes it
+    await tasks.aclose()
