@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_PATH, BenchEnv, Result, print_table, write_json
+from benchmarks.common import RESULTS_PATH, BenchEnv, Result, markdown_table, print_table, write_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every size and duration by this (e.g. 0.1 for a quick run)")
     parser.add_argument("--json", type=Path, default=RESULTS_PATH, help="where to write the results")
+    parser.add_argument("--markdown", type=Path, metavar="RESULTS_JSON",
+                        help="print an earlier run's table as Markdown (for docs/benchmarks.md); runs nothing")
     args = parser.parse_args(argv)
+    if args.markdown:
+        doc = json.loads(args.markdown.read_text())
+        print(markdown_table([Result(**r) for r in doc["results"]]))
+        print(f"\nmachine: {doc['machine']}, generated {doc['generated_at']}")
+        return 0
     if not 0 < args.scale <= 10:
         parser.error("--scale must be in (0, 10]")
     started = time.perf_counter()

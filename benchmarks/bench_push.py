@@ -136,6 +136,7 @@ async def measure_ours(env: BenchEnv, n: int) -> tuple[list[float], int]:
 
     api = await env.api()
     await env.worker()
+    await env.drain_queues()
     services = await env.services()
     merchant_token, store_id, user_ids, tokens = await seed(env, n)
     ws_base = api.base_url.replace("http://", "ws://")

@@ -323,6 +323,23 @@ class BenchEnv:
             await self._wait_worker(self._worker)
         return self._worker
 
+    async def drain_queues(self, timeout: float = 300.0) -> float:
+        """Waits until the broker's queues are empty (tasks an earlier benchmark left, e.g. the
+        check-ins' fan-outs), so they do not sit in front of what is measured next; returns seconds."""
+        from redis.asyncio import Redis
+
+        broker = Redis.from_url(self.settings().effective_broker_url)
+        t0 = time.perf_counter()
+        try:
+            while time.perf_counter() - t0 < timeout:
+                if not sum([await broker.llen(q) for q in ("fanout", "maintenance")]):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await broker.aclose()
+        await asyncio.sleep(0.5)  # the task in hand
+        return time.perf_counter() - t0
+
     def _spawn(self, name: str, args: list[str], port: int | None = None) -> Child:
         log = self.tmp / f"{name}.log"
         with open(log, "ab") as fh:

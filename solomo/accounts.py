@@ -234,18 +234,23 @@ return 1
             self._fill = redis.register_script(self._FILL)
             self._forget = redis.register_script(self._FORGET)
 
-    async def get(self, hashed: str) -> Principal | None:
+    async def lookup(self, hashed: str) -> tuple[Principal | None, str | None]:
+        """(the cached principal, or None; the generation to fill with on a miss, None: do not
+        fill) — one round trip: the generation is read with the entry, before any MongoDB read."""
         if self.redis is None:
-            return None
+            return None, None
         try:
-            raw = await self.redis.get(self.PREFIX + hashed)
+            raw, generation = await self.redis.mget(self.PREFIX + hashed, self.GEN)
         except RedisError as exc:
             log.warning("token cache unavailable: %s", exc)
-            return None
+            return None, None
         if raw is None:
-            return None
+            return None, generation or ""
         uid, username, display_name, role = orjson.loads(raw)
-        return Principal(ObjectId(uid), username, display_name, role)
+        return Principal(ObjectId(uid), username, display_name, role), None
+
+    async def get(self, hashed: str) -> Principal | None:
+        return (await self.lookup(hashed))[0]
 
     async def generation(self) -> str | None:
         """Read before the MongoDB reads of a fill; ``None``: do not fill."""
@@ -293,16 +298,13 @@ class Authenticator:
         if not token or len(token) > 256:
             raise Unauthorized("missing or invalid token")
         hashed = hash_token(token)
-        cached = await self.cache.get(hashed)
+        cached, generation = await self.cache.lookup(hashed)
         if cached is not None:
             return cached
-        generation = await self.cache.generation()
-        tok = await self.db.tokens.find_one({"_id": hashed})
+        tok = await self._token_with_user(hashed)
         if tok is None or _aware(tok["expires_at"]) <= datetime.now(UTC):
             raise Unauthorized("missing or invalid token")
-        user = await self.db.users.find_one(
-            {"_id": tok["user_id"]}, {"username": 1, "display_name": 1, "role": 1, "status": 1}
-        )
+        user = tok["user"][0] if tok["user"] else None
         if user is None or user.get("status") == "deleted":
             raise Unauthorized("missing or invalid token")
         if user.get("status") == "suspended":
@@ -312,6 +314,16 @@ class Authenticator:
         if generation is not None:
             await self.cache.put(hashed, principal, generation, _aware(tok["expires_at"]))
         return principal
+
+    async def _token_with_user(self, hashed: str) -> dict[str, Any] | None:
+        """The token document with its user (``user``: a list of at most one) — one round trip."""
+        cursor = await self.db.tokens.aggregate([
+            {"$match": {"_id": hashed}},
+            {"$lookup": {"from": "users", "localField": "user_id", "foreignField": "_id", "as": "user",
+                         "pipeline": [{"$project": {"username": 1, "display_name": 1, "role": 1, "status": 1}}]}},
+        ])
+        rows = await cursor.to_list(1)
+        return rows[0] if rows else None
 
     async def forget_user(self, user_id: ObjectId) -> None:
         """After a change to the user's status (suspension): its tokens are checked afresh."""

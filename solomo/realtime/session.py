@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from geo.positions import set_position
@@ -148,10 +150,19 @@ async def read_messages(conn: Connection, services: Any, hub: Hub) -> None:
                 if strikes >= MAX_STRIKES:
                     conn.finish(codes.FLOODING, "too many messages")
                 continue
-            await handle(conn, services, hub, message.get("text"))
+            try:
+                await handle(conn, services, hub, message.get("text"))
+            except (RedisError, PyMongoError) as exc:
+                # A backing store hiccup fails this one message, never the reader: a reader that
+                # died silently would leave an open socket nobody reads (and pongs never seen).
+                log.warning("socket message failed for %s: %s", conn.user_id, exc)
+                conn.send(error_frame("unavailable", "a backing service is unavailable; retry shortly"))
     except (WebSocketDisconnect, RuntimeError):
         conn.peer_closed = True
         conn.finish(1006, "peer gone")
+    except Exception:
+        log.exception("socket reader failed for %s", conn.user_id)
+        conn.finish(1011, "internal error")
 
 
 async def handle(conn: Connection, services: Any, hub: Hub, text: str | None) -> None:
