@@ -13,13 +13,13 @@ concurrent writers only ever move it forward).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 
-from checkins.stores import store_latlng
 from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out
@@ -39,8 +39,11 @@ def delivered_ttl_s(offer: dict[str, Any]) -> int:
     return max(60, int(expires_ms(offer) / 1000 - time.time()) + DELIVERED_GRACE_S)
 
 
-def offer_event(offer: dict[str, Any], store: dict[str, Any], distance_m: float) -> dict[str, Any]:
-    return {**offer_public(offer, store), "distance_m": round(distance_m, 1)}
+def offer_events(offer: dict[str, Any], store: dict[str, Any],
+                 recipients: list[tuple[str, float]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(user id, offer event)`` for each recipient: the Offer is shaped once, only the distance varies."""
+    public = offer_public(offer, store)
+    return [(uid, {**public, "distance_m": round(dist, 1)}) for uid, dist in recipients]
 
 
 async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]) -> set[str]:
@@ -61,7 +64,7 @@ async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any]
     """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new."""
     if not recipients:
         return 0
-    items = [(uid, offer_event(offer, store, dist)) for uid, dist in recipients]
+    items = offer_events(offer, store, recipients)
     key = delivered_key(str(offer["_id"]))
     sent = await services.events.publish_each("offer", items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
     if sent:
@@ -71,24 +74,39 @@ async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any]
 
 
 async def target_offer(services: Any, offer_id: str) -> int:
-    """The targeting task's body: idempotent; returns how many followers got the offer now."""
+    """The targeting task's body: idempotent; returns how many followers got the offer now.
+
+    The push's latency is this function's critical path, so reads that do not depend on each
+    other run concurrently: the store, with (re-)registering the offer in the live index and then
+    finding the positions near it (the offer carries its store's location; registering first
+    leaves no gap for a follower arriving meanwhile); then who of those is online, with who of
+    them follows the store.
+    """
     oid = maybe_id(offer_id)
     offer = await services.db.offers.find_one({"_id": oid}) if oid else None
     if offer is None:
         return 0
-    store = await services.db.stores.find_one({"_id": offer["store_id"]})
-    if store is None or not is_live(offer) or sold_out(offer):
+    if not is_live(offer) or sold_out(offer):
         await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})
         return 0
-    lat, lng = store_latlng(store)
-    await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer))
-    near = await users_within(services.redis, lat, lng, offer["radius_m"], services.settings.position_ttl_s)
+    lng, lat = offer["location"]["coordinates"]
+
+    async def register_then_search() -> list[tuple[str, float]]:
+        await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer))
+        return await users_within(services.redis, lat, lng, offer["radius_m"], services.settings.position_ttl_s)
+
+    store, near = await asyncio.gather(services.db.stores.find_one({"_id": offer["store_id"]}),
+                                       register_then_search())
+    if store is None:
+        await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})
+        return 0
     sent = 0
     if near:
-        online = await is_online(services.redis, [uid for uid, _ in near])
-        near = [pair for pair, on in zip(near, online, strict=True) if on]
-        followers = await followers_among(services, store["_id"], [uid for uid, _ in near])
-        sent = await send_offer(services, offer, store, [(uid, d) for uid, d in near if uid in followers])
+        ids = [uid for uid, _ in near]
+        online, followers = await asyncio.gather(is_online(services.redis, ids),
+                                                 followers_among(services, store["_id"], ids))
+        recipients = [(uid, d) for (uid, d), on in zip(near, online, strict=True) if on and uid in followers]
+        sent = await send_offer(services, offer, store, recipients)
     await services.db.offers.update_one({"_id": offer["_id"]},
                                         {"$set": {"targeting": "done", "targeted_at": datetime.now(UTC)}})
     return sent

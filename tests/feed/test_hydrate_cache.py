@@ -1,0 +1,88 @@
+"""Hydration's summary cache: summaries come from the cache (bounded, expiring), likes never do,
+and a Post handed out cannot change what is cached."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+
+from feed.hydrate import SummaryCache, hydrate_posts
+from tests.feed.helpers import post
+from tests.support import random_point, register
+
+
+@dataclass
+class _Services:
+    """Services with a cache of their own (the app's is shared by the whole test session)."""
+
+    db: Any
+    summaries: SummaryCache
+
+
+async def _store(client, merchant) -> dict:
+    lat, lng = random_point()
+    resp = await client.post("/v1/stores", json={"name": "Old Name", "lat": lat, "lng": lng},
+                             headers=merchant.headers)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+async def test_summaries_are_cached_and_likes_are_not(client, services):
+    author, reader, merchant = await register(client), await register(client), await register(client, "merchant")
+    store = await _store(client, merchant)
+    created = await post(client, author, "hello", store_id=store["id"])
+    doc = await services.db.posts.find_one({"_id": ObjectId(created["id"])})
+    own = _Services(services.db, SummaryCache())
+    first = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
+    assert first == {**created, "liked_by_me": False}
+    # names changed behind the cache's back (nothing in SoLoMo does this) are not seen ...
+    await services.db.users.update_one({"_id": ObjectId(author.id)}, {"$set": {"display_name": "Renamed"}})
+    await services.db.stores.update_one({"_id": ObjectId(store["id"])}, {"$set": {"name": "New Name"}})
+    resp = await client.post(f"/v1/posts/{created['id']}/like", headers=reader.headers)
+    assert resp.status_code == 200
+    doc = await services.db.posts.find_one({"_id": ObjectId(created["id"])})
+    second = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
+    assert second["author"]["display_name"] == author.username and second["store"]["name"] == "Old Name"
+    # ... but likes are read every time
+    assert second["liked_by_me"] is True and second["like_count"] == 1
+    # forgetting (what a rename would do) reads them afresh
+    own.summaries.forget("user", ObjectId(author.id))
+    own.summaries.forget("store", ObjectId(store["id"]))
+    third = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
+    assert third["author"]["display_name"] == "Renamed" and third["store"]["name"] == "New Name"
+
+
+async def test_entries_expire_and_the_cache_is_bounded(client, services):
+    a, b = await register(client), await register(client)
+    docs = [await services.db.posts.find_one({"_id": ObjectId((await post(client, who, "x"))["id"])})
+            for who in (a, b)]
+    own = _Services(services.db, SummaryCache(ttl_s=0.2, max_entries=1))
+    await hydrate_posts(own, docs, None)
+    assert own.summaries.get("user", ObjectId(a.id)) == (False, None)  # evicted: only one entry kept
+    found, summary = own.summaries.get("user", ObjectId(b.id))
+    assert found and summary["username"] == b.username
+    await asyncio.sleep(0.3)
+    assert own.summaries.get("user", ObjectId(b.id)) == (False, None)  # expired
+
+
+async def test_a_handed_out_post_does_not_change_the_cache(client, services):
+    author = await register(client)
+    doc = await services.db.posts.find_one({"_id": ObjectId((await post(client, author, "x"))["id"])})
+    own = _Services(services.db, SummaryCache())
+    out = (await hydrate_posts(own, [doc], None))[0]
+    out["author"]["username"] = "mallory"
+    again = (await hydrate_posts(own, [doc], None))[0]
+    assert again["author"]["username"] == author.username
+
+
+async def test_unknown_authors_are_not_remembered(client, services):
+    ghost = ObjectId()
+    doc = {"_id": ObjectId(), "author_id": ghost, "text": "t", "status": "published",
+           "created_at": ObjectId().generation_time}
+    own = _Services(services.db, SummaryCache())
+    out = (await hydrate_posts(own, [doc], None))[0]
+    assert out["author"] == {"id": str(ghost), "username": "", "display_name": ""}
+    assert own.summaries.get("user", ghost) == (False, None)

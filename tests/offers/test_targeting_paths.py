@@ -1,0 +1,73 @@
+"""Targeting in one call, without sockets: near ∩ online ∩ follower, once each, and the cases that
+end it early — the concurrent reads of :func:`offers.targeting.target_offer` change none of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from geo.positions import set_position
+from offers.targeting import delivered_key, offer_events, target_offer
+from solomo.realtime.presence import ONLINE
+from tests.offers.helpers import create_offer, follow_store, merchant_with_store
+from tests.support import offset, register
+
+
+class _Held:
+    """Stands in for ``services.tasks.send`` so that no worker targets the offer before the test does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
+        self.sent.append((name, args))
+
+
+async def test_near_online_followers_get_it_once(client, services, monkeypatch):
+    merchant, store = await merchant_with_store(client)
+    lat, lng = store["lat"], store["lng"]
+    accounts = [await register(client) for _ in range(4)]
+    near_on, near_off, far_on, stranger = accounts
+    for acct in (near_on, near_off, far_on):
+        await follow_store(client, acct, store["id"])
+    for acct, north in ((near_on, 100), (near_off, 150), (far_on, 3000), (stranger, 50)):
+        await set_position(services.redis, acct.id, *offset(lat, lng, north_m=north))
+    await services.redis.sadd(ONLINE, near_on.id, far_on.id, stranger.id)
+    try:
+        held = _Held()
+        monkeypatch.setattr(services.tasks, "send", held.send)
+        offer = await create_offer(client, merchant, store["id"], radius_m=500)
+        assert ("offers.target", (offer["id"],)) in held.sent
+        assert await target_offer(services, offer["id"]) == 1
+        assert await services.redis.smembers(delivered_key(offer["id"])) == {near_on.id}
+        doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
+        assert doc["pushed"] == 1 and doc["targeting"] == "done"
+        assert await target_offer(services, offer["id"]) == 0  # a re-run sends nothing again
+    finally:
+        await services.redis.srem(ONLINE, near_on.id, far_on.id, stranger.id)
+
+
+async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypatch):
+    merchant, store = await merchant_with_store(client)
+    monkeypatch.setattr(services.tasks, "send", _Held().send)
+    offer = await create_offer(client, merchant, store["id"], radius_m=500)
+    await services.db.offers.update_one({"_id": ObjectId(offer["id"])}, {"$set": {"stock": 1, "claimed": 1}})
+    assert await target_offer(services, offer["id"]) == 0
+    assert (await services.db.offers.find_one({"_id": ObjectId(offer["id"])}))["targeting"] == "done"
+    assert await target_offer(services, str(ObjectId())) == 0
+    assert await target_offer(services, "not-an-id") == 0
+
+
+def test_events_share_the_offer_and_differ_by_distance():
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    offer = {"_id": ObjectId(), "title": "t", "description": "", "radius_m": 100, "stock": None, "claimed": 0,
+             "expires_at": now, "created_at": now}
+    store = {"_id": ObjectId(), "name": "s", "location": {"type": "Point", "coordinates": [2.0, 1.0]}}
+    (a, ea), (b, eb) = offer_events(offer, store, [("a", 12.34), ("b", 56.78)])
+    assert (a, b) == ("a", "b")
+    assert (ea["distance_m"], eb["distance_m"]) == (12.3, 56.8)
+    assert {k: v for k, v in ea.items() if k != "distance_m"} == {k: v for k, v in eb.items() if k != "distance_m"}
+    assert ea["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}
