@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from feed.hydrate import SummaryCache
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
@@ -44,10 +44,13 @@ class Services:
 
 
 def redis_client(settings: Settings) -> Redis:
-    return Redis.from_url(
-        settings.effective_redis_url, decode_responses=True,
-        socket_connect_timeout=3, socket_timeout=10, health_check_interval=30, max_connections=512,
+    # A blocking pool: under a burst, callers wait (up to 5 s) for a free connection instead of
+    # failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5,
+        socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 async def open_services(settings: Settings, *, create_indexes: bool = True) -> Services:

@@ -33,7 +33,7 @@ class LocalIn(PageIn):
 
 
 class HotIn(LaxQuery):
-    limit: int = Field(10, ge=1, le=100)
+    limit: int = Field(20, ge=1, le=100, description="How many topics (1..100)")
 
 
 class HotTopicOut(BaseModel):
