@@ -49,6 +49,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._pubsub: Any = None
         self._subscribed = asyncio.Event()
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -65,11 +66,16 @@ class Hub:
         conns = [c for group in self.by_user.values() for c in group]
         for conn in conns:
             conn.finish(GOING_AWAY, "server restarting")
+        # Cancellation can be swallowed inside a client library's own timeout (asyncio.timeout
+        # turns a cancel that races its deadline into TimeoutError), so the loops also check
+        # ``_stopping`` and the wait is bounded: stopping never hangs the process.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in pending:
+                log.warning("hub task %s did not stop in time", task.get_name())
         with contextlib.suppress(Exception):
             await self.presence.leave()
 
@@ -135,20 +141,22 @@ class Hub:
 
     async def _listen(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._stopping:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL, CONTROL_CHANNEL)
                 self._subscribed.set()
                 backoff = 0.2
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
                         continue
                     if message["channel"] == CHANNEL:
                         self.route(message["data"])
                     else:
                         self.control(message["data"])
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -164,7 +172,7 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
 
     async def _flush_presence(self) -> None:
-        while True:
+        while not self._stopping:
             await self._dirty_event.wait()
             self._dirty_event.clear()
             changes, self._dirty = self._dirty, {}
@@ -180,7 +188,7 @@ class Hub:
                 self._dirty_event.set()
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self.presence.heartbeat()
