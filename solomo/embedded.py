@@ -88,7 +88,9 @@ class ManagedProcess:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            # the child leads its own process group (see _die_with_parent): take its children too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
 

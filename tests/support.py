@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -119,3 +121,42 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+class WorkerProcess:
+    """``celery worker -B`` (solo pool) in a child process with the given environment.
+
+    The child leads its own process group (``_die_with_parent``), so :meth:`kill` takes the
+    worker and its forked beat process down together, as a machine crash would."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, log_name: str = "celery-worker.log") -> None:
+        self.env = env
+        self.workdir = workdir
+        self.log = workdir / log_name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from solomo.embedded import _die_with_parent
+
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo",
+                 "--loglevel", "WARNING", "-B", "-s", str(self.workdir / "beat-schedule"), "--without-gossip",
+                 "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)

@@ -22,8 +22,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,7 +39,7 @@ from feed.home import home_key
 from feed.timeline import MARKER, READY
 from solomo.embedded import EmbeddedServers, free_port
 from solomo.settings import load_settings
-from tests.support import ROOT, LiveServer, random_point
+from tests.support import LiveServer, WorkerProcess, random_point
 
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_REDIS_OUTAGE_S", "5"))
 USERS = 5
@@ -83,38 +81,11 @@ class Drill:
     stop: bool = False
 
 
-class Worker:
-    """``celery worker -B`` (solo pool) against the drill's broker."""
-
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env, self.workdir = env, workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        from solomo.embedded import _die_with_parent
-
-        with open(self.workdir / "worker.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo", "-B",
-                 "-s", str(self.workdir / "beat-schedule"), "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
 @dataclass
 class Stack:
     servers: EmbeddedServers
     api: LiveServer
-    worker: Worker
+    worker: WorkerProcess
     tmp: Path
 
 
@@ -123,7 +94,7 @@ def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="solomo-rdrill-"))
     servers = EmbeddedServers(tmp, free_port(), free_port(), persistent=True)
     api: LiveServer | None = None
-    worker: Worker | None = None
+    worker: WorkerProcess | None = None
     try:
         servers.start()
         assert servers.mongo and servers.redis
@@ -136,7 +107,7 @@ def stack() -> Iterator[Stack]:
         }
         api = LiveServer(free_port(), extra_env=env)
         api.start()
-        worker = Worker({**os.environ, **env}, tmp)
+        worker = WorkerProcess({**os.environ, **env}, tmp)
         worker.start()
         yield Stack(servers, api, worker, tmp)
     finally:

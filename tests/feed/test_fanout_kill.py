@@ -10,11 +10,7 @@ mid-way, and with a 1 s sweep age so that beat's 15 s schedule picks the post up
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from bson import ObjectId
@@ -25,7 +21,7 @@ from feed.timeline import MARKER, READY
 from solomo.queue import TaskQueue
 from solomo.settings import load_settings
 from tests.feed.helpers import principal
-from tests.support import ROOT, register, wait_until
+from tests.support import WorkerProcess, register, wait_until
 from workers.app import make_celery
 
 FOLLOWERS = 20_000
@@ -35,38 +31,6 @@ pytestmark = pytest.mark.slow
 def _broker_db2(redis_url: str) -> str:
     head, _, _ = redis_url.rpartition("/")
     return f"{head}/2"
-
-
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env = env
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "celery-kill-test.log"
-
-    def start(self) -> None:
-        from solomo.embedded import _die_with_parent
-
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo",
-                 "--loglevel", "WARNING", "-B", "-s", str(self.workdir / "beat-schedule"), "--without-gossip",
-                 "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 async def test_killed_worker_mid_fanout_loses_nothing(client, services, settings, tmp_path):
