@@ -24,6 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SOLOMO_PASSWORD_TIME_COST"] = "1"
     os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"
     os.environ["SOLOMO_SECRET_KEY"] = "test-secret"
+    os.environ.setdefault("SOLOMO_LOG_LEVEL", "WARNING")
     if os.environ.get("SOLOMO_MONGO_URL") and os.environ.get("SOLOMO_REDIS_URL"):
         return
     _tmp = Path(tempfile.mkdtemp(prefix="solomo-test-"))
