@@ -54,7 +54,13 @@ def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
             if ready:
                 break
             time.sleep(0.3)
-        assert ready, "readyz did not answer 200 within 60 s"
+        if not ready:
+            if proc.poll() is None:
+                proc.kill()
+            out = proc.communicate(timeout=10)[0].decode(errors="replace")
+            logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
+                           for p in sorted((tmp_path / "data").rglob("*.log")))
+            raise AssertionError(f"readyz did not answer 200 within 60 s; exit {proc.returncode}:\n{out}{logs}")
         children = _descendants(proc.pid)
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "mongod" in names and "redis-server" in names and "celery" in names and "uvicorn" in names

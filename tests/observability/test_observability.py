@@ -224,7 +224,8 @@ def test_celery_worker_serves_metrics_and_logs_json(tmp_path: Path):
     port = free_port()
     mpdir = tmp_path / "prom"
     mpdir.mkdir()
-    env = {**os.environ, "SOLOMO_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
+    env = {**os.environ, "SOLOMO_WORKER_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(mpdir),
+           "SOLOMO_LOG_LEVEL": "INFO"}
     log = tmp_path / "worker.log"
     # a queue nobody sends to: the probe worker must not take other tests' tasks
     queue = f"probe_{uuid.uuid4().hex[:8]}"
