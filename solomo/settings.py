@@ -41,7 +41,8 @@ class Settings(BaseSettings):
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
-    fanout_chunk: int = 1000
+    fanout_chunk: int = Field(5000, description="Followers per Lua call in a fan-out: fewer round trips "
+                              "(measured: 5,000 beats 1,000 by about 25 %), each call holding Redis ~10 ms")
     fanout_max_followers: int = 10_000
     inactive_days: int = 14
     fanout_sweep_after_s: int = 30
