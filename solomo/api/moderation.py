@@ -15,8 +15,8 @@ from moderation import comments as comment_mod
 from moderation.matcher import word_filter
 from moderation.queue import queue_page
 from solomo.accounts import user_public
-from solomo.api.models import StoreSummaryOut, StrictBody, UserOut, UserSummaryOut
-from solomo.api.posts import CommentOut
+from solomo.api.models import StrictBody, UserOut
+from solomo.api.posts import CommentOut, PostOut
 from solomo.http import Ctx, endpoint
 from solomo.ids import parse_id
 from solomo.pagination import PageQuery
@@ -90,24 +90,6 @@ class WordsOut(BaseModel):
     review: list[str]
 
 
-class ModeratedPostOut(BaseModel):
-    """The contract's Post."""
-
-    id: str
-    author: UserSummaryOut
-    text: str
-    topics: list[str]
-    mentions: list[str]
-    store: StoreSummaryOut | None
-    lat: float | None
-    lng: float | None
-    like_count: int
-    comment_count: int
-    liked_by_me: bool
-    status: str
-    created_at: str
-
-
 class ErrorItem(BaseModel):
     code: str
     message: str
@@ -116,7 +98,7 @@ class ErrorItem(BaseModel):
 class BulkItemOut(BaseModel):
     id: str
     ok: bool
-    post: ModeratedPostOut | None = None
+    post: PostOut | None = None
     error: ErrorItem | None = None
 
 
@@ -125,7 +107,7 @@ class BulkOut(BaseModel):
 
 
 class QueueItemOut(BaseModel):
-    post: ModeratedPostOut
+    post: PostOut
     reports: list[ReportOut]
     report_count: int = Field(description="Open (undecided) reports")
     flags: list[dict[str, Any]] = Field(description='Automatic flags, e.g. {"source": "words", "words": [...]}')
@@ -139,7 +121,7 @@ class QueuePage(BaseModel):
 
 class CommentQueueItemOut(BaseModel):
     comment: CommentOut
-    post: ModeratedPostOut | None = Field(description="The commented post; null if its author deleted it")
+    post: PostOut | None = Field(description="The commented post; null if its author deleted it")
     flags: list[dict[str, Any]] = Field(description='Automatic flags, e.g. {"source": "words", "words": [...]}')
     queued_at: str
 
@@ -190,7 +172,7 @@ async def queue(ctx: Ctx) -> dict:
     return await queue_page(ctx.services, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
 
 
-@endpoint(summary="Decide on a post", body=PostActionIn, response=ModeratedPostOut, auth=MOD, tags=TAGS,
+@endpoint(summary="Decide on a post", body=PostActionIn, response=PostOut, auth=MOD, tags=TAGS,
           errors={404: "not_found", 409: "invalid_transition"},
           description="approve: pending_review, hidden or reported → published; hide: published or "
                       "pending_review → hidden; remove: published, pending_review or hidden → removed; "
