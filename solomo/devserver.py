@@ -73,7 +73,10 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
             _start_with_env(child, env)
             children.append(child)
         base = f"http://{settings.host}:{settings.port}"
-        if _wait_ready(base + "/readyz", 60, lambda: not stopping and api.alive()):
+        ready = _wait_ready(base + "/readyz", 60, lambda: not stopping and api.alive())
+        if stopping:  # Ctrl-C while starting up is a clean stop, not a failure
+            return 0
+        if ready:
             print(f"SoLoMo is up: {base}/  (API docs: {base}/openapi.json; logs in {logs}); Ctrl-C stops it")
         else:
             print(f"the API did not become ready; see {logs}/api.log", file=sys.stderr)

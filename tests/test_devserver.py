@@ -65,7 +65,8 @@ def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "mongod" in names and "redis-server" in names and "celery" in names and "uvicorn" in names
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
+        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+        assert proc.returncode == 0, out
     finally:
         if proc.poll() is None:
             proc.kill()
