@@ -49,6 +49,9 @@ class Connection:
         self.live = live
         self.peer_closed = False
         self.pending: list[tuple[EventKey, str]] = []
+        self.floor: EventKey | None = None
+        """The last id a resume replay sent: pub/sub can lag behind the history read, so a live
+        frame at or below it is one the client already has (ids only grow per user)."""
         self._pending_cap = queue_size * 4
         self._pump: asyncio.Task[None] | None = None
         self.token_hash: str | None = None
@@ -60,6 +63,8 @@ class Connection:
         a parked one is counted when :meth:`go_live` releases it."""
         if self.done.is_set():
             EVENTS_DROPPED.labels(reason="closed").inc()
+            return False
+        if self.floor is not None and key <= self.floor:
             return False
         if not self.live:
             self.pending.append((key, frame))
@@ -101,6 +106,7 @@ class Connection:
         """Release frames parked during replay, skipping those at or before ``after``."""
         parked, self.pending = self.pending, []
         self.live = True
+        self.floor = after
         for key, frame in parked:
             if after is None or key > after:
                 if self.send(frame):

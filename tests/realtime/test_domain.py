@@ -81,3 +81,18 @@ async def test_live_positions_expire(services):
     assert await expire_positions(services.redis, 900, now=now) >= 1
     assert await services.redis.zscore("pos:users", stale) is None
     assert await services.redis.zscore("pos:users", near) is not None
+
+
+async def test_a_live_frame_the_replay_already_sent_is_not_sent_again():
+    """Pub/sub can lag behind the history read: after go_live, a frame at or below the last
+    replayed id arrives live and must be dropped as a duplicate; newer ones pass."""
+    from solomo.realtime.connection import Connection
+
+    conn = Connection(None, "u1", 8, live=False)  # type: ignore[arg-type]
+    conn.deliver((10, 0), "parked-old")
+    conn.deliver((12, 0), "parked-new")
+    conn.go_live((11, 0))  # the replay sent everything up to 11-0
+    assert conn.deliver((11, 0), "late-duplicate") is False
+    assert conn.deliver((13, 0), "fresh") is True
+    sent = [conn.queue.get_nowait() for _ in range(conn.queue.qsize())]
+    assert sent == ["parked-new", "fresh"]
