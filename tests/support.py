@@ -160,3 +160,14 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
+
+
+async def seconds_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> float | None:
+    """How long until ``predicate()`` held (polled every ``interval``), or None after ``timeout``:
+    the fault drills' "did the service recover by itself, and how fast"."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        await asyncio.sleep(interval)
+        if predicate():
+            return time.monotonic() - start
+    return None

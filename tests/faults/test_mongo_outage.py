@@ -27,7 +27,7 @@ import httpx2
 import pytest
 
 from solomo.embedded import EmbeddedServers, free_port
-from tests.support import LiveServer
+from tests.support import LiveServer, seconds_until
 
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_OUTAGE_S", "10"))
 CLIENTS = 4
@@ -153,15 +153,10 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
         await asyncio.to_thread(mongo.start, 90.0)  # same port, same data directory; returns once primary
         primary_after = time.monotonic() - restart_began
         drill.phase = "after"
-        back_at = time.monotonic()
-        recovered_after: float | None = None
         seen = len(drill.outcomes)
-        while time.monotonic() - back_at < RECOVERY_S:
-            await asyncio.sleep(0.1)
-            fresh = [o for o in drill.outcomes[seen:] if o.phase == "after"]
-            if any(o.op == "me" and o.status == 200 for o in fresh):
-                recovered_after = time.monotonic() - back_at
-                break
+        recovered_after = await seconds_until(
+            lambda: any(o.phase == "after" and o.op == "me" and o.status == 200 for o in drill.outcomes[seen:]),
+            RECOVERY_S)
         assert recovered_after is not None, "the API did not recover by itself"
         steady_from = time.monotonic()
         await asyncio.sleep(3)

@@ -39,7 +39,7 @@ from feed.home import home_key
 from feed.timeline import MARKER, READY
 from solomo.embedded import EmbeddedServers, free_port
 from solomo.settings import load_settings
-from tests.support import LiveServer, WorkerProcess, random_point
+from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_REDIS_OUTAGE_S", "5"))
 USERS = 5
@@ -228,14 +228,9 @@ async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
             up_began = time.monotonic()
             await asyncio.to_thread(redis_srv.start)
             drill.phase = "after"
-            back_at = time.monotonic()
             seen = len(drill.outcomes)
-            recovered_after = None
-            while time.monotonic() - back_at < RECOVERY_S:
-                await asyncio.sleep(0.1)
-                if any(o.op == "home" and o.status == 200 for o in drill.outcomes[seen:]):
-                    recovered_after = time.monotonic() - back_at
-                    break
+            recovered_after = await seconds_until(
+                lambda: any(o.op == "home" and o.status == 200 for o in drill.outcomes[seen:]), RECOVERY_S)
             assert recovered_after is not None, "the API did not recover by itself"
             steady_from = time.monotonic()
             await asyncio.sleep(4)
