@@ -56,7 +56,7 @@ def _spawn(env: BenchEnv, name: str, args: list[str], environ: dict[str, str], p
 
 async def _processes(env: BenchEnv) -> tuple[Child, Any]:
     """Our own API and worker on broker db 3; returns (api, a TaskQueue on that broker)."""
-    from solomo.queue import TaskQueue
+    from solomo.core.queue import TaskQueue
     from workers.app import make_celery
 
     settings = env.settings()

@@ -132,7 +132,7 @@ def post_offer(base_url: str, token: str, store_id: str) -> int:
 
 
 async def measure_ours(env: BenchEnv, n: int) -> tuple[list[float], int]:
-    from solomo.realtime.presence import ONLINE
+    from solomo.core.presence import ONLINE
 
     api = await env.api()
     await env.worker()

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 from solomo.embedded import EmbeddedServers, _die_with_parent, free_port
 
 if TYPE_CHECKING:
-    from solomo.services import Services
-    from solomo.settings import Settings
+    from solomo.core.services import Services
+    from solomo.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "benchmarks" / "results.json"
@@ -269,7 +269,7 @@ class BenchEnv:
 
     def settings(self) -> Settings:
         """Settings of the API processes, for opening :class:`Services` in the harness."""
-        from solomo.settings import load_settings
+        from solomo.core.settings import load_settings
 
         assert self.servers and self.servers.mongo and self.servers.redis
         return load_settings(

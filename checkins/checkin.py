@@ -36,14 +36,14 @@ from checkins.mayor import recompute_mayor
 from checkins.stores import geo_point, get_store, store_latlng
 from feed.posts import build_post, enqueue_fanout, insert_post
 from geo.distance import geodesic_m
-from solomo.errors import Invalid, NotFound
-from solomo.jsonio import rfc3339
+from solomo.core.errors import Invalid, NotFound
+from solomo.core.jsonio import rfc3339
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
 
     from solomo.accounts import Principal
-    from solomo.services import Services
+    from solomo.core.services import Services
 
 
 @dataclass(frozen=True)

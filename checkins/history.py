@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo import DESCENDING
 
-from solomo.errors import BadRequest
+from solomo.core.errors import BadRequest
 
 if TYPE_CHECKING:
-    from solomo.services import Services
+    from solomo.core.services import Services
 
 Position = tuple[float, str]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -17,7 +17,7 @@ from bson import ObjectId
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
 
-    from solomo.services import Services
+    from solomo.core.services import Services
 
 WINDOW = timedelta(days=60)
 

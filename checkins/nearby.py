@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
-from solomo.errors import BadRequest
+from solomo.core.errors import BadRequest
 
 if TYPE_CHECKING:
-    from solomo.services import Services
+    from solomo.core.services import Services
 
 RADIUS_DEFAULT_M = 1000.0
 RADIUS_MAX_M = 50_000.0

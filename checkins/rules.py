@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from solomo.errors import Invalid, RateLimited
+from solomo.core.errors import Invalid, RateLimited
 
 ACCURACY_CAP_M = 100.0
 ACCURACY_DEFAULT_M = 20.0

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from solomo.accounts import user_summary
-from solomo.errors import Invalid, NotFound
-from solomo.ids import parse_id
-from solomo.jsonio import rfc3339
+from solomo.core.errors import Invalid, NotFound
+from solomo.core.ids import parse_id
+from solomo.core.jsonio import rfc3339
 
 if TYPE_CHECKING:
-    from solomo.services import Services
+    from solomo.core.services import Services
 
 CATEGORIES: tuple[str, ...] = (
     "food", "cafe", "bar", "shopping", "grocery", "entertainment", "sports", "outdoors",

@@ -23,9 +23,9 @@ from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation.screen import screen_text
 from solomo.accounts import Principal, user_summary
-from solomo.errors import Forbidden, Invalid, NotFound
-from solomo.ids import maybe_id
-from solomo.jsonio import rfc3339
+from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.ids import maybe_id
+from solomo.core.jsonio import rfc3339
 
 log = logging.getLogger("solomo.comments")
 

@@ -34,7 +34,7 @@ from feed.posts import FANOUT_TASK, VISIBLE
 from feed.timeline import Timelines
 from geo.cells import cell_key, cells_for_point
 from solomo.accounts import user_summary
-from solomo.observability import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 
 log = logging.getLogger("solomo.feed.fanout")
 

@@ -21,8 +21,8 @@ from pymongo.errors import DuplicateKeyError
 from feed import home
 from feed.notify import notify
 from solomo.accounts import user_summary
-from solomo.errors import Invalid, NotFound
-from solomo.pagination import id_position
+from solomo.core.errors import Invalid, NotFound
+from solomo.core.pagination import id_position
 
 TargetType = Literal["user", "store"]
 

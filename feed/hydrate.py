@@ -4,7 +4,7 @@ viewer's likes, one query per kind (never one per item), the three run concurren
 Author and store *summaries* (``username``/``display_name``; store ``name`` and location) are
 kept in a small per-process cache (:class:`SummaryCache`, on ``services.summaries``): nothing in
 SoLoMo changes those fields after creation, so a page usually costs only the likes query. Entries
-expire after :data:`SUMMARY_TTL_S` all the same, which bounds how stale a summary could get if a
+expire after :data:`solomo.core.cache.SUMMARY_TTL_S` all the same, which bounds how stale a summary could get if a
 rename feature is ever added (it should then call :meth:`SummaryCache.forget`). Like counts and
 ``liked_by_me`` are never cached.
 
@@ -15,17 +15,13 @@ rename feature is ever added (it should then call :meth:`SummaryCache.forget`). 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import OrderedDict
 from typing import Any
 
 from bson import ObjectId
 
 from solomo.accounts import Principal, user_summary
-from solomo.jsonio import rfc3339
-
-SUMMARY_TTL_S = 300.0
-SUMMARY_MAX = 20_000
+from solomo.core.cache import SummaryCache
+from solomo.core.jsonio import rfc3339
 
 
 def store_summary(store: dict[str, Any]) -> dict[str, Any]:
@@ -40,35 +36,6 @@ def _copy(summary: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _author_summary(summary: dict[str, Any] | None, author_id: ObjectId) -> dict[str, Any]:
     return dict(summary) if summary else {"id": str(author_id), "username": "", "display_name": ""}
-
-
-class SummaryCache:
-    """Bounded, expiring (LRU) cache of author and store summaries, keyed by ``(kind, id)``."""
-
-    def __init__(self, ttl_s: float = SUMMARY_TTL_S, max_entries: int = SUMMARY_MAX) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._items: OrderedDict[tuple[str, ObjectId], tuple[float, dict[str, Any] | None]] = OrderedDict()
-
-    def get(self, kind: str, oid: ObjectId) -> tuple[bool, dict[str, Any] | None]:
-        """(found, summary)."""
-        item = self._items.get((kind, oid))
-        if item is None:
-            return False, None
-        if item[0] < time.monotonic():
-            del self._items[(kind, oid)]
-            return False, None
-        self._items.move_to_end((kind, oid))
-        return True, item[1]
-
-    def put(self, kind: str, oid: ObjectId, summary: dict[str, Any] | None) -> None:
-        self._items[(kind, oid)] = (time.monotonic() + self.ttl_s, summary)
-        self._items.move_to_end((kind, oid))
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
-
-    def forget(self, kind: str, oid: ObjectId) -> None:
-        self._items.pop((kind, oid), None)
 
 
 def _summaries(services: Any) -> SummaryCache:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from bson import ObjectId
 
 from feed.timeline import Position, Timelines
-from solomo.ids import maybe_id
+from solomo.core.ids import maybe_id
 
 Candidate = tuple[float, str, dict[str, Any] | None]
 MAX_ROUNDS = 12

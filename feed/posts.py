@@ -17,7 +17,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from moderation.screen import screen_text
 from solomo.accounts import Principal
-from solomo.errors import Forbidden, Invalid, NotFound
+from solomo.core.errors import Forbidden, Invalid, NotFound
 
 log = logging.getLogger("solomo.posts")
 

@@ -16,7 +16,7 @@ from feed.paging import MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.text import MAX_TOPIC_CHARS, parse_topic_param
 from feed.timeline import MARKER, READY, Position, Timelines
-from solomo.errors import Invalid
+from solomo.core.errors import Invalid
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120

@@ -33,10 +33,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from moderation import audit
 from moderation.reports import close_reports
-from moderation.txn import in_transaction, outbox_fields, send_task
 from solomo.accounts import Principal
-from solomo.errors import ApiError, Conflict, NotFound
-from solomo.ids import maybe_id
+from solomo.core.errors import ApiError, Conflict, NotFound
+from solomo.core.ids import maybe_id
+from solomo.core.txn import in_transaction, outbox_fields, send_task
 
 Action = Literal["approve", "hide", "remove", "restore"]
 ACTIONS: tuple[str, ...] = ("approve", "hide", "remove", "restore")

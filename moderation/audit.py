@@ -14,8 +14,8 @@ from bson import ObjectId
 from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from solomo.jsonio import rfc3339
-from solomo.pagination import page
+from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import page
 
 
 async def record(

@@ -31,12 +31,12 @@ from feed.comments import hydrate_comments, notify_published
 from feed.hydrate import hydrate_posts
 from moderation import audit
 from moderation.queue import flag_public
-from moderation.txn import in_transaction
 from solomo.accounts import Principal
-from solomo.errors import Conflict, NotFound
-from solomo.ids import maybe_id
-from solomo.jsonio import rfc3339
-from solomo.pagination import page
+from solomo.core.errors import Conflict, NotFound
+from solomo.core.ids import maybe_id
+from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import page
+from solomo.core.txn import in_transaction
 
 PUBLISHED = "published"
 TRANSITIONS: dict[str, dict[str, str]] = {

@@ -16,8 +16,8 @@ from bson import ObjectId
 
 from feed.hydrate import hydrate_posts
 from moderation.reports import reports_for
-from solomo.jsonio import rfc3339
-from solomo.pagination import page
+from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import page
 
 
 def _since(doc: dict[str, Any]) -> int:

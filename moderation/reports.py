@@ -22,10 +22,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
-from moderation.txn import in_transaction, outbox_fields, send_task
 from solomo.accounts import Principal
-from solomo.errors import Conflict, Invalid, NotFound
-from solomo.jsonio import rfc3339
+from solomo.core.errors import Conflict, Invalid, NotFound
+from solomo.core.jsonio import rfc3339
+from solomo.core.txn import in_transaction, outbox_fields, send_task
 
 REASONS = ("spam", "abuse", "illegal", "other")
 RETRACT_TASK = "fanout.retract"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from moderation.matcher import word_filter
-from solomo.errors import Invalid
+from solomo.core.errors import Invalid
 
 Verdict = Literal["ok", "review"]
 

@@ -23,9 +23,9 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from moderation import audit
-from moderation.txn import in_transaction
 from solomo.accounts import Principal
-from solomo.errors import Conflict, Forbidden, Invalid, NotFound
+from solomo.core.errors import Conflict, Forbidden, Invalid, NotFound
+from solomo.core.txn import in_transaction
 
 log = logging.getLogger("solomo.moderation")
 

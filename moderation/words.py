@@ -23,8 +23,8 @@ from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
 from moderation.normalize import word_key
-from moderation.txn import in_transaction
-from solomo.errors import Invalid
+from solomo.core.errors import Invalid
+from solomo.core.txn import in_transaction
 
 log = logging.getLogger("solomo.moderation")
 

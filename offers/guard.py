@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from solomo.errors import RateLimited
+from solomo.core.errors import RateLimited
 
 WINDOW_S = 60
 MAX_FAILURES = 10

@@ -17,9 +17,9 @@ from bson import ObjectId
 from checkins.stores import store_latlng
 from offers import live
 from offers.stores import owned_store, store_summary
-from solomo.errors import Invalid, NotFound
-from solomo.jsonio import rfc3339
-from solomo.pagination import id_position
+from solomo.core.errors import Invalid, NotFound
+from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import id_position
 
 log = logging.getLogger("solomo.offers")
 

@@ -7,7 +7,7 @@ from typing import Any
 from bson import ObjectId
 
 from checkins.stores import get_store, store_latlng
-from solomo.errors import Forbidden
+from solomo.core.errors import Forbidden
 
 
 async def owned_store(services: Any, store_id: ObjectId | str, owner_id: ObjectId) -> dict[str, Any]:

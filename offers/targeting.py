@@ -23,8 +23,8 @@ from bson import ObjectId
 from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out
-from solomo.ids import maybe_id
-from solomo.realtime.presence import is_online
+from solomo.core.ids import maybe_id
+from solomo.core.presence import is_online
 
 FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400

@@ -19,9 +19,9 @@ from pymongo.errors import DuplicateKeyError
 from offers import codes, guard
 from offers.offers import is_live, sold_out
 from offers.stores import owned_store
-from solomo.errors import Conflict, Forbidden, Gone, NotFound
-from solomo.jsonio import rfc3339
-from solomo.pagination import id_position
+from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
+from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import id_position
 
 CODE_ATTEMPTS = 4
 

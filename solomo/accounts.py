@@ -30,8 +30,8 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from solomo.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
-from solomo.jsonio import rfc3339
+from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
+from solomo.core.jsonio import rfc3339
 
 log = logging.getLogger("solomo.accounts")
 

@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute, Route
 
 from solomo import observability
 from solomo.api import ROUTE_MODULES
-from solomo.errors import EXCEPTION_HANDLERS
-from solomo.jsonio import JSONResponse
+from solomo.core.errors import EXCEPTION_HANDLERS
+from solomo.core.jsonio import JSONResponse
+from solomo.core.settings import Settings, load_settings
 from solomo.openapi import build_openapi
 from solomo.services import open_services
-from solomo.settings import Settings, load_settings
 
 log = logging.getLogger("solomo")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import typer
 
-from solomo.settings import Settings, load_settings
+from solomo.core.settings import Settings, load_settings
 
 cli = typer.Typer(help="SoLoMo service commands.", no_args_is_help=True, add_completion=False)
 users_cli = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -49,7 +49,7 @@ def users_create(
 ) -> None:
     """Create an account of any role (the only way to make a moderator)."""
     from solomo.accounts import user_public
-    from solomo.errors import ApiError
+    from solomo.core.errors import ApiError
     from solomo.services import open_services
 
     async def create(settings: Settings) -> dict:

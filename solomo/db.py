@@ -8,7 +8,7 @@ import importlib
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from solomo.settings import Settings
+from solomo.core.settings import Settings
 
 INDEX_MODULES = [
     "solomo.accounts",

@@ -10,8 +10,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+from solomo.core.settings import Settings
 from solomo.embedded import EmbeddedServers, ManagedProcess, port_open
-from solomo.settings import Settings
 
 
 def _wait_ready(url: str, timeout: float, alive: Callable[[], bool]) -> bool:

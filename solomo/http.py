@@ -20,13 +20,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from solomo.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
-from solomo.jsonio import JSONResponse
-from solomo.ratelimit import enforce
+from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
+from solomo.core.jsonio import JSONResponse
+from solomo.core.ratelimit import enforce
 
 if TYPE_CHECKING:
-    from solomo.auth import Principal
-    from solomo.services import Services
+    from solomo.accounts import Principal
+    from solomo.core.services import Services
 
 Auth = None | Literal["any"] | tuple[str, ...]
 
@@ -130,7 +130,7 @@ def endpoint(
     rate: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """``rate``: an action name from ``settings.rate_limits``, counted per caller after
-    authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.ratelimit`)."""
+    authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.core.ratelimit`)."""
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description)
     if rate is not None:
         assert auth is not None, "rate limits are per caller: the route must authenticate"

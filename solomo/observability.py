@@ -1,8 +1,9 @@
 """Metrics, structured logs and request ids.
 
-**Metrics** are Prometheus objects defined here, once, so any package can import and update them::
+**Metrics** are Prometheus objects defined once in :mod:`solomo.core.metrics`, so any package can import
+and update them::
 
-    from solomo.observability import FANOUT_ENTRIES, FANOUT_LAG
+    from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
     FANOUT_ENTRIES.labels(target="home").inc(written)
     FANOUT_LAG.observe(seconds_since_post_created)
 
@@ -38,27 +39,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from solomo.core.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from solomo.settings import Settings
+    from solomo.core.settings import Settings
 
 log = logging.getLogger("solomo.access")
 
@@ -72,42 +67,6 @@ _PRIORITY_STEPS = (3, 6, 9)
 
 _request_id: ContextVar[str | None] = ContextVar("solomo_request_id", default=None)
 
-
-# --- metric objects ----------------------------------------------------------------------------
-
-HTTP_LATENCY = Histogram(
-    "solomo_http_request_duration_seconds",
-    "Time from request start to the last body byte, by route template",
-    ["method", "route"],
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-HTTP_REQUESTS = Counter(
-    "solomo_http_requests", "HTTP responses by route template and status", ["method", "route", "status"]
-)
-HTTP_IN_PROGRESS = Gauge(
-    "solomo_http_requests_in_progress", "Requests being served", multiprocess_mode="livesum"
-)
-
-FANOUT_LAG = Histogram(
-    "solomo_fanout_lag_seconds",
-    "Time from a post's creation to the end of its fan-out",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
-)
-FANOUT_ENTRIES = Counter(
-    "solomo_fanout_entries", "Timeline entries written by fan-out", ["target"]  # home | cell | topic | store
-)
-SOCKETS_CONNECTED = Gauge(
-    "solomo_ws_connected_sockets", "WebSockets currently open", multiprocess_mode="livesum"
-)
-EVENTS_DELIVERED = Counter(
-    "solomo_events_delivered", "Real-time events queued to a connected socket", ["type"]
-)
-EVENTS_DROPPED = Counter(
-    "solomo_events_dropped", "Real-time events not delivered to a socket", ["reason"]
-)
-SLOW_CLIENT_CLOSES = Counter(
-    "solomo_ws_slow_client_closes", "Sockets closed because their bounded queue overflowed"
-)
 
 QUEUE_DEPTH_METRIC = "solomo_celery_queue_depth"
 

@@ -1,46 +1,19 @@
-"""The app's long-lived resources, opened in the lifespan (API) or per worker process (Celery).
+"""The composition root: opens the connections and builds :class:`solomo.core.services.Services`.
 
-Domain objects are cheap and built per use from these (``Stores(services.db)``); only
-connections and shared state live here.
+Opened in the lifespan (API) or per worker process (Celery).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from feed.hydrate import SummaryCache
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
+from solomo.core.events import EventPublisher
+from solomo.core.pagination import CursorCodec
+from solomo.core.queue import TaskQueue
+from solomo.core.services import Services
+from solomo.core.settings import Settings
 from solomo.db import ensure_indexes, mongo_client
-from solomo.pagination import CursorCodec
-from solomo.queue import TaskQueue
-from solomo.realtime.events import EventPublisher
-from solomo.settings import Settings
-
-
-@dataclass
-class Services:
-    settings: Settings
-    mongo: AsyncMongoClient
-    db: AsyncDatabase
-    redis: Redis
-    accounts: Accounts
-    authenticator: Authenticator
-    cursors: CursorCodec
-    tasks: TaskQueue
-    events: EventPublisher
-    extras: dict[str, Any] = field(default_factory=dict)
-    summaries: SummaryCache = field(default_factory=SummaryCache)
-    """Author and store summaries for post hydration (see :mod:`feed.hydrate`)."""
-
-    async def close(self) -> None:
-        await self.tasks.aclose()
-        await self.redis.aclose()
-        await self.mongo.close()
 
 
 def redis_client(settings: Settings) -> Redis:

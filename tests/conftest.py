@@ -44,7 +44,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def settings():
-    from solomo.settings import load_settings
+    from solomo.core.settings import load_settings
 
     return load_settings()
 

@@ -17,7 +17,7 @@ import click
 import pytest
 import yaml
 
-from solomo.settings import Settings
+from solomo.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

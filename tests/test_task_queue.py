@@ -10,7 +10,7 @@ import uuid
 from celery import Celery
 from kombu import Queue
 
-from solomo.queue import TaskQueue
+from solomo.core.queue import TaskQueue
 from tests.support import wait_until
 from workers.app import make_celery
 

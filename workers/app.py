@@ -11,8 +11,8 @@ from celery import Celery
 from celery.signals import worker_shutdown
 from kombu import Queue
 
+from solomo.core.settings import Settings, load_settings
 from solomo.observability import instrument_celery
-from solomo.settings import Settings, load_settings
 
 FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from solomo.services import Services, open_services
-from solomo.settings import Settings
+from solomo.core.services import Services
+from solomo.core.settings import Settings
+from solomo.services import open_services
 
 T = TypeVar("T")
 _local = threading.local()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from solomo.services import Services
+from solomo.core.services import Services
 from workers import runtime
 from workers.app import app
 
@@ -53,7 +53,7 @@ def offers_sweep() -> None:
 def realtime_sweep() -> None:
     """Expire stale live positions; drop API processes that stopped heartbeating from rt:online."""
     from geo.positions import expire_positions
-    from solomo.realtime.presence import sweep
+    from solomo.core.presence import sweep
 
     async def job(services: Services) -> None:
         await expire_positions(services.redis, services.settings.position_ttl_s)

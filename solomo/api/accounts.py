@@ -11,9 +11,9 @@ from starlette.routing import Route
 from solomo import ratelimit
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
+from solomo.core.ids import parse_id
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
 from solomo.realtime.codes import UNAUTHORIZED
 from solomo.realtime.control import disconnect_user
 

@@ -11,9 +11,9 @@ from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
 from feed.hydrate import post_created
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.api.posts import PostOut
+from solomo.core.ids import parse_id
+from solomo.core.pagination import PageQuery, page
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.pagination import PageQuery, page
 
 
 class CheckinIn(StrictBody):

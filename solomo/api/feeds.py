@@ -16,9 +16,9 @@ from feed.posts import load_store, visibility_filter, visible_to
 from feed.topics import read_topic, topic_from_param
 from solomo.api.models import Lat, LaxQuery, Lng
 from solomo.api.posts import PostPage
+from solomo.core.ids import parse_id
+from solomo.core.pagination import page
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.pagination import page
 
 
 class PageIn(LaxQuery):

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from solomo.errors import error_response
-from solomo.jsonio import JSONResponse
+from solomo.core.errors import error_response
+from solomo.core.jsonio import JSONResponse
 
 
 async def healthz(request: Request) -> Response:

@@ -17,9 +17,9 @@ from moderation.queue import queue_page
 from solomo.accounts import user_public
 from solomo.api.models import StrictBody, UserOut
 from solomo.api.posts import CommentOut, PostOut
+from solomo.core.ids import parse_id
+from solomo.core.pagination import PageQuery
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.pagination import PageQuery
 
 MOD = ("moderator",)
 TAGS = ["moderation"]

@@ -9,10 +9,10 @@ from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, n
 from offers.stats import store_stats
 from offers.vouchers import claim, my_vouchers, redeem, voucher_public
 from solomo.api.models import Lat, LaxQuery, Lng, StoreSummaryOut, StrictBody, UtcDatetime
+from solomo.core.ids import parse_id
+from solomo.core.jsonio import JSONResponse
+from solomo.core.pagination import PageQuery, page
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.jsonio import JSONResponse
-from solomo.pagination import PageQuery, page
 
 
 class OfferIn(StrictBody):

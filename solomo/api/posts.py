@@ -9,9 +9,9 @@ from feed import comments, likes
 from feed.hydrate import hydrate_post
 from feed.posts import create_post, delete_post, get_visible_post, load_store
 from solomo.api.models import Lat, LaxQuery, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
+from solomo.core.ids import parse_id
+from solomo.core.pagination import page
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.pagination import page
 
 
 class PostIn(StrictBody):

@@ -8,9 +8,9 @@ from starlette.routing import Route
 from feed import follows
 from solomo.accounts import user_public
 from solomo.api.models import LaxQuery, UserPage
+from solomo.core.ids import parse_id
+from solomo.core.pagination import page
 from solomo.http import Ctx, endpoint
-from solomo.ids import parse_id
-from solomo.pagination import page
 
 
 class ListQuery(LaxQuery):

@@ -10,8 +10,8 @@ from starlette.routing import Route
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
 from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
 from solomo.api.models import Lat, LaxQuery, Lng, StrictBody, UserSummaryOut
+from solomo.core.pagination import page
 from solomo.http import Ctx, endpoint
-from solomo.pagination import page
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 

@@ -20,10 +20,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from solomo.api.models import LaxQuery
-from solomo.errors import Invalid
+from solomo.core.errors import Invalid
+from solomo.core.ids import parse_id
+from solomo.core.pagination import page
 from solomo.http import Ctx, endpoint, parse_query
-from solomo.ids import parse_id
-from solomo.pagination import page
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 QR_MAX_CHARS = 256

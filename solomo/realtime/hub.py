@@ -1,6 +1,6 @@
 """The per-process hub: one Redis subscription, routing events to this process's sockets.
 
-Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.realtime.events`)
+Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.core.events`)
 and ``rt:control`` (commands such as "disconnect this user", see
 :mod:`solomo.realtime.control`). There is no Redis connection per socket. Routing is a dict
 lookup and a non-blocking put on each socket's bounded queue.
@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 
-from solomo.observability import EVENTS_DELIVERED
+from solomo.core.events import CHANNEL, event_key
+from solomo.core.metrics import EVENTS_DELIVERED
+from solomo.core.presence import Presence
 from solomo.realtime.codes import GOING_AWAY
 from solomo.realtime.connection import Connection, frame_type
 from solomo.realtime.control import CONTROL_CHANNEL
-from solomo.realtime.events import CHANNEL, event_key
-from solomo.realtime.presence import Presence
 
 log = logging.getLogger("solomo.realtime")
 

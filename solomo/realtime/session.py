@@ -27,11 +27,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from geo.positions import set_position
 from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
-from solomo.errors import ApiError
-from solomo.observability import EVENTS_DELIVERED, SOCKETS_CONNECTED
+from solomo.core.errors import ApiError
+from solomo.core.events import event_key, frame, history_key
+from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
 from solomo.realtime import codes
 from solomo.realtime.connection import Connection
-from solomo.realtime.events import event_key, frame, history_key
 from solomo.realtime.hub import Hub
 from solomo.realtime.limits import TokenBucket
 

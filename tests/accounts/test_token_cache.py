@@ -11,7 +11,7 @@ from bson import ObjectId
 from redis.asyncio import Redis
 
 from solomo.accounts import Authenticator, Principal, TokenCache, hash_token
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
 from tests.support import make_account, register
 
 

@@ -11,7 +11,7 @@ from bson import ObjectId
 from checkins.checkin import HISTORY_SCAN, _count_visit, check_in
 from checkins.stores import get_store
 from feed.hydrate import hydrate_post
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
 from tests.checkins.helpers import checkin, days_ago, new_store, point_at, principal
 from tests.support import register
 

@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from checkins.checkin import check_in
 from checkins.mayor import refresh_mayor
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
 from tests.checkins.helpers import backdate_checkins, checkin, counts, days_ago, new_store, point_at, principal
 from tests.support import register
 

@@ -11,7 +11,7 @@ from geopy.distance import great_circle
 from checkins import rules
 from checkins.mayor import decide_mayor
 from geo.distance import fast_m, geodesic_m
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
 from tests.checkins.helpers import point_at
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

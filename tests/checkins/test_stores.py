@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from checkins.stores import get_store
 from geo.distance import geodesic_m
-from solomo.errors import NotFound
+from solomo.core.errors import NotFound
 from tests.checkins.helpers import new_store, point_at
 from tests.support import make_account, random_point, register, unique_name
 

@@ -37,8 +37,8 @@ from redis.asyncio import Redis
 
 from feed.home import home_key
 from feed.timeline import MARKER, READY
+from solomo.core.settings import load_settings
 from solomo.embedded import EmbeddedServers, free_port
-from solomo.settings import load_settings
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_REDIS_OUTAGE_S", "5"))

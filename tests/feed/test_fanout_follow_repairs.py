@@ -12,8 +12,8 @@ from bson import ObjectId
 from feed import fanout, follows
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
-from solomo.errors import BadRequest
-from solomo.pagination import id_position
+from solomo.core.errors import BadRequest
+from solomo.core.pagination import id_position
 from tests.feed.helpers import events, fanned_out, follow, home_members, ids, post, principal, ready_home
 from tests.support import random_point, register
 

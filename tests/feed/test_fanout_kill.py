@@ -18,8 +18,8 @@ from bson import ObjectId
 from feed.home import home_key
 from feed.posts import build_post, insert_post
 from feed.timeline import MARKER, READY
-from solomo.queue import TaskQueue
-from solomo.settings import load_settings
+from solomo.core.queue import TaskQueue
+from solomo.core.settings import load_settings
 from tests.feed.helpers import principal
 from tests.support import WorkerProcess, register, wait_until
 from workers.app import make_celery

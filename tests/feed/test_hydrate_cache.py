@@ -9,7 +9,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed.hydrate import SummaryCache, hydrate_posts
+from feed.hydrate import hydrate_posts
+from solomo.core.cache import SummaryCache
 from tests.feed.helpers import post
 from tests.support import random_point, register
 

@@ -18,8 +18,8 @@ from feed.text import (
     normalize_topic,
     parse_topic_param,
 )
-from solomo.errors import BadRequest
-from solomo.pagination import CursorCodec
+from solomo.core.errors import BadRequest
+from solomo.core.pagination import CursorCodec
 
 settings.register_profile("solomo", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -31,7 +31,7 @@ from geo.distance import fast_m, geodesic_m
 from moderation.matcher import CompiledWords
 from moderation.normalize import normalize, word_key
 from moderation.words import WordLists
-from solomo.errors import Invalid, RateLimited
+from solomo.core.errors import Invalid, RateLimited
 from tests.support import offset
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

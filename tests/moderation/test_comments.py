@@ -8,8 +8,8 @@ import pytest
 from bson import ObjectId
 
 from moderation.comments import TRANSITIONS, count_delta, next_status
-from solomo.errors import Conflict
-from solomo.realtime.events import history_key
+from solomo.core.errors import Conflict
+from solomo.core.events import history_key
 from tests.moderation.helpers import make_post, token
 from tests.support import register
 

@@ -7,7 +7,7 @@ import pytest
 from moderation.matcher import CompiledWords
 from moderation.normalize import normalize
 from moderation.words import WordLists, clean_lists
-from solomo.errors import Invalid
+from solomo.core.errors import Invalid
 
 WORDS = CompiledWords(WordLists(block=["spam", "敏感", "bad guy"], review=["ass", "check", "审核"]))
 

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from bson import ObjectId
 
-from solomo.errors import RateLimited
-from solomo.ratelimit import enforce, limits_for
+from solomo.core.errors import RateLimited
+from solomo.core.ratelimit import enforce, limits_for
 from tests.moderation.helpers import make_post
 from tests.support import register
 

@@ -11,7 +11,7 @@ from bson import ObjectId
 from moderation.matcher import WordFilter, word_filter
 from moderation.screen import screen_text
 from moderation.words import VERSION_KEY, ensure_seeded, seed_lists
-from solomo.errors import ApiError
+from solomo.core.errors import ApiError
 from tests.moderation.helpers import has_route, make_post, token
 from tests.support import register
 

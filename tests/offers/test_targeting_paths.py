@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from geo.positions import set_position
 from offers.targeting import delivered_key, offer_events, target_offer
-from solomo.realtime.presence import ONLINE
+from solomo.core.presence import ONLINE
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import offset, register
 

@@ -6,8 +6,8 @@ import time
 import uuid
 
 from geo.positions import expire_positions, get_position, set_position, users_within
-from solomo.realtime.events import event_key, history_key
-from solomo.realtime.presence import ONLINE, Presence, proc_key, sweep
+from solomo.core.events import event_key, history_key
+from solomo.core.presence import ONLINE, Presence, proc_key, sweep
 from tests.support import offset, random_point
 
 

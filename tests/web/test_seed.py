@@ -21,8 +21,8 @@ def _with_db(url: str, db: int) -> str:
 
 @pytest.fixture
 async def empty_services(settings):
+    from solomo.core.settings import load_settings
     from solomo.services import open_services
-    from solomo.settings import load_settings
 
     name = f"seed_{uuid.uuid4().hex[:8]}"
     isolated = load_settings(mongo_db=name, redis_url=_with_db(settings.effective_redis_url, 2),

@@ -16,9 +16,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from solomo.jsonio import JSONResponse
+from solomo.core.jsonio import JSONResponse
 
-log = logging.getLogger("solomo.errors")
+log = logging.getLogger("solomo.core.errors")
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from solomo.errors import NotFound
+from solomo.core.errors import NotFound
 
 
 def parse_id(value: object, what: str = "resource") -> ObjectId:

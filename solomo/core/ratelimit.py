@@ -26,8 +26,8 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from solomo.errors import RateLimited
-from solomo.settings import Settings
+from solomo.core.errors import RateLimited
+from solomo.core.settings import Settings
 
 EXTRAS_KEY = "solomo.ratelimiter"
 KEY_PREFIX = "rl"

@@ -17,7 +17,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pydantic import BaseModel, ConfigDict, Field
 
-from solomo.errors import BadRequest
+from solomo.core.errors import BadRequest
 
 
 class PageQuery(BaseModel):

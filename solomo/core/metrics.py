@@ -1,0 +1,42 @@
+"""The Prometheus metric objects, defined once so any package can import and update them.
+
+How they are collected across processes and served is :mod:`solomo.observability`'s business.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_LATENCY = Histogram(
+    "solomo_http_request_duration_seconds",
+    "Time from request start to the last body byte, by route template",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_REQUESTS = Counter(
+    "solomo_http_requests", "HTTP responses by route template and status", ["method", "route", "status"]
+)
+HTTP_IN_PROGRESS = Gauge(
+    "solomo_http_requests_in_progress", "Requests being served", multiprocess_mode="livesum"
+)
+
+FANOUT_LAG = Histogram(
+    "solomo_fanout_lag_seconds",
+    "Time from a post's creation to the end of its fan-out",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+FANOUT_ENTRIES = Counter(
+    "solomo_fanout_entries", "Timeline entries written by fan-out", ["target"]  # home | cell | topic | store
+)
+SOCKETS_CONNECTED = Gauge(
+    "solomo_ws_connected_sockets", "WebSockets currently open", multiprocess_mode="livesum"
+)
+EVENTS_DELIVERED = Counter(
+    "solomo_events_delivered", "Real-time events queued to a connected socket", ["type"]
+)
+EVENTS_DROPPED = Counter(
+    "solomo_events_dropped", "Real-time events not delivered to a socket", ["reason"]
+)
+SLOW_CLIENT_CLOSES = Counter(
+    "solomo_ws_slow_client_closes", "Sockets closed because their bounded queue overflowed"
+)
