@@ -4,7 +4,7 @@
   ``account_suspended`` for every one of them from the next request on (it reads the status
   each time), so nothing it tries — posting, commenting, checking in, claiming — gets through;
   unsuspending makes the same tokens work again. Its open sockets are closed with 4403 in every
-  API process (``solomo.realtime.control.disconnect_user``). Its posts stay as they are; a
+  API process (``solomo.core.control.disconnect_user``). Its posts stay as they are; a
   moderator hides or removes them separately if needed.
 - Moderators cannot be suspended through the API (403 ``forbidden``), by another moderator or by
   themselves: moderator accounts are managed from the command line, where they are created.
@@ -77,7 +77,7 @@ async def close_sockets(services: Any, user_id: str) -> bool:
     """Closes the user's sockets everywhere, if the real-time package provides it (its absence
     is not an error: the token already fails, and a socket re-checks on reconnect)."""
     try:
-        from solomo.realtime.control import disconnect_user
+        from solomo.core.control import disconnect_user
     except ImportError:
         return False
     try:

@@ -14,8 +14,8 @@ from solomo.api.models import StrictBody, UserOut
 from solomo.core.errors import ApiError
 from solomo.core.ids import parse_id
 from solomo.http import Ctx, endpoint
-from solomo.realtime.codes import UNAUTHORIZED
-from solomo.realtime.control import disconnect_user
+from solomo.core.closecodes import UNAUTHORIZED
+from solomo.core.control import disconnect_user
 
 log = logging.getLogger("solomo.accounts")
 

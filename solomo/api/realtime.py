@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from solomo.realtime import codes
+from solomo.core import closecodes as codes
 from solomo.realtime.session import refuse, serve
 
 

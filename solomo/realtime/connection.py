@@ -20,7 +20,7 @@ import logging
 from starlette.websockets import WebSocket
 
 from solomo.core.metrics import EVENTS_DELIVERED, EVENTS_DROPPED, SLOW_CLIENT_CLOSES
-from solomo.realtime.codes import TOO_SLOW
+from solomo.core.closecodes import TOO_SLOW
 
 log = logging.getLogger("solomo.realtime")
 

@@ -2,7 +2,7 @@
 
 Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.core.events`)
 and ``rt:control`` (commands such as "disconnect this user", see
-:mod:`solomo.realtime.control`). There is no Redis connection per socket. Routing is a dict
+:mod:`solomo.core.control`). There is no Redis connection per socket. Routing is a dict
 lookup and a non-blocking put on each socket's bounded queue.
 
 If the subscription breaks, events published meanwhile never reach this process; the hub then
@@ -25,9 +25,9 @@ import orjson
 from solomo.core.events import CHANNEL, event_key
 from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
-from solomo.realtime.codes import GOING_AWAY
+from solomo.core.closecodes import GOING_AWAY
 from solomo.realtime.connection import Connection, frame_type
-from solomo.realtime.control import CONTROL_CHANNEL
+from solomo.core.control import CONTROL_CHANNEL
 
 log = logging.getLogger("solomo.realtime")
 

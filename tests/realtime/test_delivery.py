@@ -8,7 +8,7 @@ import json
 from solomo.core.events import event_key
 from solomo.core.presence import ONLINE
 from solomo.embedded import free_port
-from solomo.realtime.control import disconnect_user
+from solomo.core.control import disconnect_user
 from tests.realtime.wsclient import close_code, open_ws, quiet_for, recv_json, recv_type
 from tests.support import LiveServer, register, wait_until
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from solomo.realtime.codes import FORBIDDEN
+from solomo.core.closecodes import FORBIDDEN
 
 CONTROL_CHANNEL = "rt:control"
 
