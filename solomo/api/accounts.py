@@ -11,11 +11,11 @@ from starlette.routing import Route
 from solomo import ratelimit
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
+from solomo.core.closecodes import UNAUTHORIZED
+from solomo.core.control import disconnect_user
 from solomo.core.errors import ApiError
 from solomo.core.ids import parse_id
 from solomo.http import Ctx, endpoint
-from solomo.core.closecodes import UNAUTHORIZED
-from solomo.core.control import disconnect_user
 
 log = logging.getLogger("solomo.accounts")
 

@@ -19,8 +19,8 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from solomo.core.metrics import EVENTS_DELIVERED, EVENTS_DROPPED, SLOW_CLIENT_CLOSES
 from solomo.core.closecodes import TOO_SLOW
+from solomo.core.metrics import EVENTS_DELIVERED, EVENTS_DROPPED, SLOW_CLIENT_CLOSES
 
 log = logging.getLogger("solomo.realtime")
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import orjson
 
+from solomo.core.closecodes import GOING_AWAY
+from solomo.core.control import CONTROL_CHANNEL
 from solomo.core.events import CHANNEL, event_key
 from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
-from solomo.core.closecodes import GOING_AWAY
 from solomo.realtime.connection import Connection, frame_type
-from solomo.core.control import CONTROL_CHANNEL
 
 log = logging.getLogger("solomo.realtime")
 

@@ -27,10 +27,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from geo.positions import set_position
 from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
+from solomo.core import closecodes as codes
 from solomo.core.errors import ApiError
 from solomo.core.events import event_key, frame, history_key
 from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
-from solomo.core import closecodes as codes
 from solomo.realtime.connection import Connection
 from solomo.realtime.hub import Hub
 from solomo.realtime.limits import TokenBucket

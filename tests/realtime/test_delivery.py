@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from solomo.core.control import disconnect_user
 from solomo.core.events import event_key
 from solomo.core.presence import ONLINE
 from solomo.embedded import free_port
-from solomo.core.control import disconnect_user
 from tests.realtime.wsclient import close_code, open_ws, quiet_for, recv_json, recv_type
 from tests.support import LiveServer, register, wait_until
 
