@@ -83,8 +83,8 @@ async def _processes(env: BenchEnv) -> tuple[Child, Any]:
 
 
 async def _seed(services: Any, n: int) -> tuple[str, list[ObjectId]]:
-    from feed.home import home_key
     from feed.timeline import MARKER, READY
+    from solomo.core.keys import home_key
 
     author = await services.accounts.create_user(f"fo_{uuid.uuid4().hex[:12]}", "password123")
     token = await services.accounts.issue_token(author["_id"])
@@ -130,7 +130,7 @@ def _raw_zadd(url: str, n: int) -> float:
 
 
 async def _measure(env: BenchEnv, api: Child, n: int) -> Result:
-    from feed.home import home_key
+    from solomo.core.keys import home_key
 
     services = await env.services()
     token, followers = await _seed(services, n)

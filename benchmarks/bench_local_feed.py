@@ -50,8 +50,9 @@ def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: 
 
 async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float, dict[str, float]]:
     """Inserts ``n`` located posts around a random centre and builds their cells; returns the centre."""
-    from feed.fanout import CELL_CAP, ONLINE, cell_keys
+    from feed.fanout import CELL_CAP, cell_keys
     from feed.timeline import Timelines
+    from solomo.core.keys import ONLINE
 
     lat0, lng0 = random_center(rng)
     authors = [uid for uid, _ in await bulk_users(services, AUTHORS)]

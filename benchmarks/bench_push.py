@@ -85,7 +85,7 @@ async def seed(env: BenchEnv, n: int) -> tuple[str, str, list[str], list[str]]:
     """A merchant, a store, n followers with tokens and fresh positions within 400 m; returns
     (merchant token, store id, user ids, tokens)."""
     from checkins.stores import create_store
-    from geo.positions import POSITIONS, SEEN
+    from solomo.core.keys import POSITIONS, POSITIONS_SEEN
 
     services = await env.services()
     now = datetime.now(UTC)
@@ -113,7 +113,7 @@ async def seed(env: BenchEnv, n: int) -> tuple[str, str, list[str], list[str]]:
             plat = lat + north / 111_320.0
             plng = lng + east / (111_320.0 * math.cos(math.radians(lat)))
             pipe.geoadd(POSITIONS, (plng, plat, str(oid)))
-            pipe.zadd(SEEN, {str(oid): time.time()})
+            pipe.zadd(POSITIONS_SEEN, {str(oid): time.time()})
         await pipe.execute()
     return merchant_token, str(store["_id"]), [str(o) for o in ids], tokens
 
@@ -132,7 +132,7 @@ def post_offer(base_url: str, token: str, store_id: str) -> int:
 
 
 async def measure_ours(env: BenchEnv, n: int) -> tuple[list[float], int]:
-    from solomo.core.presence import ONLINE
+    from solomo.core.keys import ONLINE
 
     api = await env.api()
     await env.worker()

@@ -426,7 +426,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await send_location(c, rng, world)
             if i % 200 == 199 and not args.burst:
                 await asyncio.sleep(0.5)
-        from solomo.core.presence import ONLINE
+        from solomo.core.keys import ONLINE
 
         deadline = time.monotonic() + 60
         uids = [c.uid for c in world.clients]

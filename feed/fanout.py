@@ -28,12 +28,13 @@ from bson import ObjectId
 
 from feed import trends
 from feed.follows import follower_batches
-from feed.home import home_key, mark_pull
+from feed.home import mark_pull
 from feed.notify import notify, publish
 from feed.posts import FANOUT_TASK, VISIBLE
 from feed.timeline import Timelines
-from geo.cells import cell_key, cells_for_point
+from geo.cells import cells_for_point
 from solomo.accounts import user_summary
+from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 
 log = logging.getLogger("solomo.feed.fanout")
@@ -41,13 +42,7 @@ log = logging.getLogger("solomo.feed.fanout")
 CELL_CAP = 500
 CHECKPOINT_EVERY = 4
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
-HOME_PREFIX = "feed:home:"
 TOPIC_CAP = 1000
-ONLINE = "rt:online"
-
-
-def topic_key(key: str) -> str:
-    return f"topic:{key}"
 
 
 def cell_keys(post: dict[str, Any]) -> list[str]:

@@ -20,21 +20,13 @@ from bson import ObjectId
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Position, Timelines
+from solomo.core.keys import PULL_CACHE, home_key, home_rebuild_lock
 
 log = logging.getLogger("solomo.feed.home")
 
 REBUILD_TASK = "fanout.rebuild_home"
-PULL_CACHE = "feed:pull"
 PULL_CACHE_TTL_S = 30
 LOCK_TTL_S = 60
-
-
-def home_key(user_id: ObjectId | str) -> str:
-    return f"feed:home:{user_id}"
-
-
-def _lock_key(user_id: ObjectId | str) -> str:
-    return f"feed:rebuild:{user_id}"
 
 
 def ttl_s(services: Any) -> int:
@@ -118,12 +110,12 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
 
 async def request_rebuild(services: Any, reader: ObjectId) -> None:
     """Queues one rebuild per reader at a time (the lock expires if the task is lost)."""
-    if await services.redis.set(_lock_key(reader), "1", nx=True, ex=LOCK_TTL_S):
+    if await services.redis.set(home_rebuild_lock(reader), "1", nx=True, ex=LOCK_TTL_S):
         try:
             await services.tasks.send(REBUILD_TASK, str(reader))
         except Exception as exc:
             log.warning("could not queue a home rebuild for %s: %s", reader, exc)
-            await services.redis.delete(_lock_key(reader))
+            await services.redis.delete(home_rebuild_lock(reader))
 
 
 async def rebuild_home(services: Any, reader: ObjectId) -> int:
@@ -141,7 +133,7 @@ async def rebuild_home(services: Any, reader: ObjectId) -> int:
         [("created_ms", -1), ("_id", -1)]).limit(cap).to_list(None)
     await timelines.finish_rebuild(key, [(float(r["created_ms"]), str(r["_id"])) for r in rows], cap,
                                    ttl_s(services))
-    await services.redis.delete(_lock_key(reader))
+    await services.redis.delete(home_rebuild_lock(reader))
     return len(rows)
 
 

@@ -25,7 +25,8 @@ from feed.fanout import CELL_CAP
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import VISIBLE
 from feed.timeline import MARKER, READY, Position, Timelines
-from geo.cells import bounds, cell_key, covering_cells, encode
+from geo.cells import bounds, covering_cells, encode
+from solomo.core.keys import cell_key, cell_rebuild_lock
 
 log = logging.getLogger("solomo.feed.local")
 
@@ -51,10 +52,6 @@ def _cell_polygon(cell: str) -> dict[str, Any]:
     west, east = max(-180.0, west - margin), min(180.0, east + margin)
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     return {"type": "Polygon", "coordinates": [ring]}
-
-
-def _lock_key(cell: str) -> str:
-    return f"feed:cell:rebuild:{cell}"
 
 
 async def rebuild_cell(services: Any, cell: str) -> int:
@@ -85,7 +82,7 @@ async def rebuild_cells(services: Any, cells: list[str]) -> int:
             try:
                 return await rebuild_cell(services, cell)
             finally:
-                await services.redis.delete(_lock_key(cell))
+                await services.redis.delete(cell_rebuild_lock(cell))
 
     return sum(await asyncio.gather(*(one(c) for c in cells)))
 
@@ -94,7 +91,7 @@ async def request_rebuilds(services: Any, cells: list[str]) -> list[str]:
     """Queues one background rebuild for the cells not already queued; returns those queued."""
     async with services.redis.pipeline(transaction=False) as pipe:
         for cell in cells:
-            pipe.set(_lock_key(cell), "1", nx=True, ex=LOCK_TTL_S)
+            pipe.set(cell_rebuild_lock(cell), "1", nx=True, ex=LOCK_TTL_S)
         taken = await pipe.execute()
     mine = [cell for cell, ok in zip(cells, taken, strict=True) if ok]
     if mine:
@@ -102,7 +99,7 @@ async def request_rebuilds(services: Any, cells: list[str]) -> list[str]:
             await services.tasks.send(REBUILD_TASK, mine)
         except Exception as exc:  # the read is served anyway; the next one queues again
             log.warning("could not queue a rebuild of %d cells: %s", len(mine), exc)
-            await services.redis.delete(*(_lock_key(c) for c in mine))
+            await services.redis.delete(*(cell_rebuild_lock(c) for c in mine))
             return []
     return mine
 

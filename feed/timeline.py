@@ -23,6 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from solomo.core.keys import ONLINE
+
 MARKER = "~"
 BUILDING = 0
 READY = 1
@@ -92,7 +94,7 @@ class Timelines:
         self._add_many = redis.register_script(_ADD_MANY_LUA)
 
     async def add(self, keys: Sequence[str], score: int, member: str, cap: int,
-                  owner_prefix: str = "", online_key: str = "rt:online") -> tuple[int, list[str]]:
+                  owner_prefix: str = "", online_key: str = ONLINE) -> tuple[int, list[str]]:
         """Adds ``member`` to every existing key and trims it, in one round trip.
 
         With ``owner_prefix`` (keys are ``prefix + user id``) the owners found in the online set are
@@ -105,7 +107,7 @@ class Timelines:
         return int(result[0]), [str(u) for u in result[1:]]
 
     async def remove(self, keys: Sequence[str], member: str, owners: Sequence[str] | None = None,
-                     online_key: str = "rt:online") -> list[str]:
+                     online_key: str = ONLINE) -> list[str]:
         """Removes ``member`` from every key; returns the online owners that held it."""
         if not keys:
             return []

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from feed.fanout import TOPIC_CAP, topic_key
+from feed.fanout import TOPIC_CAP
 from feed.paging import MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.text import MAX_TOPIC_CHARS, parse_topic_param
 from feed.timeline import MARKER, READY, Position, Timelines
 from solomo.core.errors import Invalid
+from solomo.core.keys import topic_key
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120

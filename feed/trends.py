@@ -31,6 +31,8 @@ from typing import Any
 
 import orjson
 
+from solomo.core.keys import TREND_DISPLAY, TREND_HOT, TREND_HOT_LOCK, trend_authors, trend_posts, trend_seen
+
 BUCKET_S = 3600
 WINDOW = 6
 LOOKBACK = 6
@@ -38,8 +40,6 @@ HALF_LIFE_H = 2.0
 MIN_AUTHORS = 2
 KEEP_S = 2 * 86400
 MAX_CANDIDATES = 2000
-HOT_KEY = "trend:hot"
-HOT_LOCK = "trend:hot:lock"
 HOT_FRESH_S = 5.0
 """A served ranking is at most this old (plus one computation), and is recomputed at most this often."""
 HOT_KEEP_S = 300
@@ -71,21 +71,13 @@ def bucket_of(ms: int | float) -> int:
     return int(ms // 1000 // BUCKET_S)
 
 
-def _posts_key(bucket: int) -> str:
-    return f"trend:{bucket}:n"
-
-
-def _authors_key(bucket: int, topic: str) -> str:
-    return f"trend:{bucket}:a:{topic}"
-
-
 async def _count(services: Any, post: dict[str, Any], delta: int) -> bool:
     topics = post.get("topics") or []
     if not topics:
         return False
     bucket = bucket_of(post["created_ms"])
-    keys = [_posts_key(bucket), f"trend:seen:{post['_id']}", "trend:display",
-            *(_authors_key(bucket, t["key"]) for t in topics)]
+    keys = [trend_posts(bucket), trend_seen(post["_id"]), TREND_DISPLAY,
+            *(trend_authors(bucket, t["key"]) for t in topics)]
     args: list[Any] = [delta, str(post["author_id"]), KEEP_S]
     for t in topics:
         args.extend((t["key"], t["display"]))
@@ -127,14 +119,14 @@ async def hot(services: Any, limit: int, now_s: float | None = None) -> list[dic
     if now_s is not None:
         return await compute_hot(services, limit, now_s)
     redis = services.redis
-    cached = await redis.get(HOT_KEY)
+    cached = await redis.get(TREND_HOT)
     if cached is not None:
         ranking = orjson.loads(cached)
         fresh = time.time() - float(ranking["at"]) < HOT_FRESH_S
-        if fresh or not await redis.set(HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000))):
+        if fresh or not await redis.set(TREND_HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000))):
             return list(ranking["items"][:limit])
     else:  # nothing cached (first request, or nobody asked for HOT_KEEP_S): this request computes it
-        await redis.set(HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000)))
+        await redis.set(TREND_HOT_LOCK, "1", nx=True, px=max(1, int(HOT_FRESH_S * 1000)))
     return (await refresh_hot(services))[:limit]
 
 
@@ -142,7 +134,7 @@ async def refresh_hot(services: Any) -> list[dict[str, Any]]:
     """Computes the top :data:`HOT_MAX` now and stores them as the served ranking."""
     now_s = time.time()
     items = await compute_hot(services, HOT_MAX, now_s)
-    await services.redis.set(HOT_KEY, orjson.dumps({"at": now_s, "items": items}), ex=HOT_KEEP_S)
+    await services.redis.set(TREND_HOT, orjson.dumps({"at": now_s, "items": items}), ex=HOT_KEEP_S)
     return items
 
 
@@ -155,7 +147,7 @@ async def compute_hot(services: Any, limit: int, now_s: float | None = None) -> 
     redis = services.redis
     async with redis.pipeline(transaction=False) as pipe:
         for b in recent:
-            pipe.hgetall(_posts_key(b))
+            pipe.hgetall(trend_posts(b))
         counts = await pipe.execute()
     posts: dict[str, int] = {}
     for per_bucket in counts:
@@ -168,7 +160,7 @@ async def compute_hot(services: Any, limit: int, now_s: float | None = None) -> 
     async with redis.pipeline(transaction=False) as pipe:
         for topic in candidates:
             for b in buckets:
-                pipe.hlen(_authors_key(b, topic))
+                pipe.hlen(trend_authors(b, topic))
         lens = await pipe.execute()
     scored = []
     for i, topic in enumerate(candidates):
@@ -178,6 +170,6 @@ async def compute_hot(services: Any, limit: int, now_s: float | None = None) -> 
             scored.append((score, topic))
     scored.sort(reverse=True)
     top = scored[:limit]
-    displays = await redis.hmget("trend:display", [t for _, t in top]) if top else []
+    displays = await redis.hmget(TREND_DISPLAY, [t for _, t in top]) if top else []
     return [{"topic": display or topic, "score": round(score, 4), "post_count": posts[topic]}
             for (score, topic), display in zip(top, displays, strict=True)]

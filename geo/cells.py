@@ -109,10 +109,6 @@ def covering_cells(lat: float, lng: float, radius_m: float, max_cells: int = MAX
     return cells
 
 
-def cell_key(cell: str) -> str:
-    return f"feed:cell:{cell}"
-
-
 def decode_indices(cell: str) -> tuple[int, int]:
     """(column, row) of a geohash at its own precision."""
     ix = iy = 0

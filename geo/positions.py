@@ -11,8 +11,8 @@ import time
 
 from redis.asyncio import Redis
 
-POSITIONS = "pos:users"
-SEEN = "pos:seen"
+from solomo.core.keys import POSITIONS, POSITIONS_SEEN
+
 MAX_RADIUS_M = 50_000
 
 _EXPIRE_LUA = """
@@ -30,7 +30,7 @@ async def set_position(redis: Redis, user_id: str, lat: float, lng: float, now: 
     lat = max(-85.05112878, min(85.05112878, lat))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.geoadd(POSITIONS, (lng, lat, user_id))
-        pipe.zadd(SEEN, {user_id: time.time() if now is None else now})
+        pipe.zadd(POSITIONS_SEEN, {user_id: time.time() if now is None else now})
         await pipe.execute()
 
 
@@ -40,7 +40,7 @@ async def get_position(
     """``(lat, lng)`` if the user has a fresh position."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.geopos(POSITIONS, user_id)
-        pipe.zscore(SEEN, user_id)
+        pipe.zscore(POSITIONS_SEEN, user_id)
         (pos,), seen = await pipe.execute()
     cutoff = (time.time() if now is None else now) - max_age_s
     if pos is None or seen is None or float(seen) < cutoff:
@@ -51,7 +51,7 @@ async def get_position(
 async def forget(redis: Redis, user_id: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zrem(POSITIONS, user_id)
-        pipe.zrem(SEEN, user_id)
+        pipe.zrem(POSITIONS_SEEN, user_id)
         await pipe.execute()
 
 
@@ -68,7 +68,7 @@ async def users_within(
     out: list[tuple[str, float]] = []
     for start in range(0, len(found), 2000):
         chunk = found[start:start + 2000]
-        seen = await redis.zmscore(SEEN, [member for member, _ in chunk])
+        seen = await redis.zmscore(POSITIONS_SEEN, [member for member, _ in chunk])
         out.extend((member, float(dist)) for (member, dist), ts in zip(chunk, seen, strict=True)
                    if ts is not None and float(ts) >= cutoff)
     return out
@@ -80,7 +80,7 @@ async def expire_positions(redis: Redis, max_age_s: float, now: float | None = N
     cutoff = (time.time() if now is None else now) - max_age_s
     removed = 0
     while True:
-        n = int(await script(keys=[POSITIONS, SEEN], args=[cutoff, batch]))
+        n = int(await script(keys=[POSITIONS, POSITIONS_SEEN], args=[cutoff, batch]))
         removed += n
         if n < batch:
             return removed

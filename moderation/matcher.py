@@ -19,7 +19,8 @@ from typing import Any, Literal
 import ahocorasick
 
 from moderation.normalize import is_bounded_word, normalize, word_key
-from moderation.words import VERSION_KEY, WordLists, load_lists, publish_version, stored_version
+from moderation.words import WordLists, load_lists, publish_version, stored_version
+from solomo.core.keys import WORDS_VERSION
 
 CHECK_INTERVAL_S = 1.0
 DB_CHECK_INTERVAL_S = 30.0
@@ -88,7 +89,7 @@ class WordFilter:
         return self.compiled
 
     async def _refresh(self, services: Any) -> None:
-        raw = await services.redis.get(VERSION_KEY)
+        raw = await services.redis.get(WORDS_VERSION)
         published = None if raw is None else int(raw)
         stale = published != self.version
         if not stale and time.monotonic() - self.db_checked_at >= self.db_check_s:

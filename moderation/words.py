@@ -24,12 +24,12 @@ from pymongo.errors import DuplicateKeyError
 from moderation import audit
 from moderation.normalize import word_key
 from solomo.core.errors import Invalid
+from solomo.core.keys import WORDS_VERSION
 from solomo.core.txn import in_transaction
 
 log = logging.getLogger("solomo.moderation")
 
 DOC_ID = "lists"
-VERSION_KEY = "words:version"
 MAX_WORDS = 5000
 MAX_WORD_CHARS = 64
 # Only raises the version in Redis, so an older writer finishing late never rolls it back.
@@ -124,7 +124,7 @@ async def replace_lists(services: Any, lists: WordLists, session: AsyncClientSes
 
 
 async def publish_version(services: Any, version: int) -> None:
-    await services.redis.eval(_SET_IF_GREATER, 1, VERSION_KEY, version)
+    await services.redis.eval(_SET_IF_GREATER, 1, WORDS_VERSION, version)
 
 
 AUDIT_DIFF_MAX = 200

@@ -13,7 +13,8 @@ from typing import Any
 from bson import ObjectId
 
 from offers import live
-from offers.targeting import delivered_key, send_offer
+from offers.targeting import send_offer
+from solomo.core.keys import offer_delivered
 
 
 async def deliver_on_arrival(services: Any, user_id: str, lat: float, lng: float) -> int:
@@ -23,7 +24,7 @@ async def deliver_on_arrival(services: Any, user_id: str, lat: float, lng: float
         return 0
     async with services.redis.pipeline(transaction=False) as pipe:
         for offer_id, _ in candidates:
-            pipe.sismember(delivered_key(offer_id), user_id)
+            pipe.sismember(offer_delivered(offer_id), user_id)
         already = await pipe.execute()
     fresh = {offer_id: dist for (offer_id, dist), got in zip(candidates, already, strict=True) if not got}
     if not fresh:

@@ -12,35 +12,36 @@ import time
 
 from redis.asyncio import Redis
 
-LIVE = "offers:live"
-META = "offers:live:meta"
+from solomo.core.keys import LIVE_OFFERS, LIVE_OFFERS_META
+
 MAX_RADIUS_M = 5000
 
 
 async def register(redis: Redis, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int) -> None:
     lat = max(-85.05112878, min(85.05112878, lat))
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.geoadd(LIVE, (lng, lat, offer_id))
-        pipe.hset(META, offer_id, f"{radius_m}:{expires_ms}")
+        pipe.geoadd(LIVE_OFFERS, (lng, lat, offer_id))
+        pipe.hset(LIVE_OFFERS_META, offer_id, f"{radius_m}:{expires_ms}")
         await pipe.execute()
 
 
 async def unregister(redis: Redis, offer_ids: list[str]) -> None:
     if offer_ids:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(LIVE, *offer_ids)
-            pipe.hdel(META, *offer_ids)
+            pipe.zrem(LIVE_OFFERS, *offer_ids)
+            pipe.hdel(LIVE_OFFERS_META, *offer_ids)
             await pipe.execute()
 
 
 async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = None) -> list[tuple[str, float]]:
     """``(offer id, distance m)`` of live offers whose radius covers the point."""
     lat = max(-85.05112878, min(85.05112878, lat))
-    found = await redis.geosearch(LIVE, longitude=lng, latitude=lat, radius=MAX_RADIUS_M, unit="m", withdist=True)
+    found = await redis.geosearch(LIVE_OFFERS, longitude=lng, latitude=lat, radius=MAX_RADIUS_M, unit="m",
+                                  withdist=True)
     if not found:
         return []
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    metas = await redis.hmget(META, [offer_id for offer_id, _ in found])
+    metas = await redis.hmget(LIVE_OFFERS_META, [offer_id for offer_id, _ in found])
     out: list[tuple[str, float]] = []
     stale: list[str] = []
     for (offer_id, dist), meta in zip(found, metas, strict=True):
@@ -60,7 +61,7 @@ async def sweep(redis: Redis, now_ms: int | None = None) -> int:
     """Drop expired offers from the index; returns how many."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     expired: list[str] = []
-    async for offer_id, meta in redis.hscan_iter(META, count=500):
+    async for offer_id, meta in redis.hscan_iter(LIVE_OFFERS_META, count=500):
         if int(meta.partition(":")[2]) <= now:
             expired.append(offer_id)
     await unregister(redis, expired)

@@ -24,14 +24,11 @@ from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out
 from solomo.core.ids import maybe_id
+from solomo.core.keys import offer_delivered
 from solomo.core.presence import is_online
 
 FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400
-
-
-def delivered_key(offer_id: str) -> str:
-    return f"offer:{offer_id}:delivered"
 
 
 def delivered_ttl_s(offer: dict[str, Any]) -> int:
@@ -65,7 +62,7 @@ async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any]
     if not recipients:
         return 0
     items = offer_events(offer, store, recipients)
-    key = delivered_key(str(offer["_id"]))
+    key = offer_delivered(str(offer["_id"]))
     sent = await services.events.publish_each("offer", items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
     if sent:
         total = await services.redis.scard(key)

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
 from solomo.core.jsonio import rfc3339
+from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
 
 log = logging.getLogger("solomo.accounts")
 
@@ -203,9 +204,9 @@ class TokenCache:
     With no Redis (``redis=None``) or when Redis fails, tokens are simply checked in MongoDB.
     """
 
-    PREFIX = "auth:tok:"
-    USER_PREFIX = "auth:user:"
-    GEN = "auth:gen"
+    PREFIX = TOKEN_PREFIX
+    USER_PREFIX = TOKEN_USER_PREFIX
+    GEN = TOKEN_GENERATION
 
     _FILL = """
 local seen = redis.call('GET', KEYS[1]) or ''

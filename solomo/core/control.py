@@ -7,8 +7,7 @@ from typing import Any
 import orjson
 
 from solomo.core.closecodes import FORBIDDEN
-
-CONTROL_CHANNEL = "rt:control"
+from solomo.core.keys import CONTROL_CHANNEL
 
 
 async def disconnect_user(services: Any, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended",

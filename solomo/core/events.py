@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-CHANNEL = "rt:events"
+from solomo.core.keys import EVENTS_CHANNEL as CHANNEL
+
 CHUNK = 500
 HISTORY_TTL_S = 7 * 24 * 3600
 """A user's history stream expires this long after their last event (the age bound)."""
@@ -49,10 +50,6 @@ if dedupe ~= '' then redis.call('EXPIRE', dedupe, ARGV[3]) end
 if #lines > 0 then redis.call('PUBLISH', ARGV[4], table.concat(lines, '\\n')) end
 return out
 """
-
-
-def history_key(user_id: str) -> str:
-    return f"events:{user_id}"
 
 
 def event_key(event_id: str) -> tuple[int, int]:

@@ -16,13 +16,7 @@ import time
 
 from redis.asyncio import Redis
 
-ONLINE = "rt:online"
-PROCS = "rt:procs"
-
-
-def proc_key(pid: str) -> str:
-    return f"rt:proc:{pid}:users"
-
+from solomo.core.keys import ONLINE, PROCS, proc_users
 
 # KEYS: proc set, online, procs. ARGV: pid, now ms, proc set ttl, then pairs (uid, "1"|"0").
 _APPLY_LUA = """
@@ -91,7 +85,7 @@ class Presence:
         args: list[str | int] = [self.pid, _now_ms(), self.stale_after_ms // 1000 + 1]
         for uid, present in changes.items():
             args.extend((uid, "1" if present else "0"))
-        await self._apply(keys=[proc_key(self.pid), ONLINE, PROCS], args=args)
+        await self._apply(keys=[proc_users(self.pid), ONLINE, PROCS], args=args)
 
     async def heartbeat(self, now_ms: int | None = None) -> int:
         """Refresh this process and drop dead ones; returns how many dead processes were swept."""

@@ -27,10 +27,10 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from solomo.core.errors import RateLimited
+from solomo.core.keys import RATE_LIMIT_PREFIX
 from solomo.core.settings import Settings
 
 EXTRAS_KEY = "solomo.ratelimiter"
-KEY_PREFIX = "rl"
 
 
 @functools.lru_cache(maxsize=256)
@@ -46,7 +46,7 @@ def limiter(services: Any) -> MovingWindowRateLimiter:
         storage = RedisStorage(
             "async+" + services.settings.effective_redis_url,
             implementation="redispy",
-            key_prefix=KEY_PREFIX,
+            key_prefix=RATE_LIMIT_PREFIX,
             connection_pool=services.redis.connection_pool,
         )
         rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)

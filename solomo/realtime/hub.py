@@ -23,8 +23,9 @@ from typing import Any
 import orjson
 
 from solomo.core.closecodes import GOING_AWAY
-from solomo.core.control import CONTROL_CHANNEL
-from solomo.core.events import CHANNEL, event_key
+from solomo.core.events import event_key
+from solomo.core.keys import CONTROL_CHANNEL
+from solomo.core.keys import EVENTS_CHANNEL as CHANNEL
 from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
 from solomo.realtime.connection import Connection, frame_type

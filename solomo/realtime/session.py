@@ -29,7 +29,8 @@ from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.core import closecodes as codes
 from solomo.core.errors import ApiError
-from solomo.core.events import event_key, frame, history_key
+from solomo.core.events import event_key, frame
+from solomo.core.keys import event_history as history_key
 from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
 from solomo.realtime.connection import Connection
 from solomo.realtime.hub import Hub

@@ -35,8 +35,8 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from feed.home import home_key
 from feed.timeline import MARKER, READY
+from solomo.core.keys import home_key
 from solomo.core.settings import load_settings
 from solomo.embedded import EmbeddedServers, free_port
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until

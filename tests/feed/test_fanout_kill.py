@@ -15,9 +15,9 @@ import time
 import pytest
 from bson import ObjectId
 
-from feed.home import home_key
 from feed.posts import build_post, insert_post
 from feed.timeline import MARKER, READY
+from solomo.core.keys import home_key
 from solomo.core.queue import TaskQueue
 from solomo.core.settings import load_settings
 from tests.feed.helpers import principal

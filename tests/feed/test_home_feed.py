@@ -6,8 +6,9 @@ from __future__ import annotations
 from bson import ObjectId
 
 from feed.fanout import fanout_post, restore_post, retract_post, sweep_pending
-from feed.home import home_key, rebuild_home
+from feed.home import rebuild_home
 from feed.posts import build_post, insert_post
+from solomo.core.keys import home_key
 from tests.feed.helpers import (
     all_ids,
     events,

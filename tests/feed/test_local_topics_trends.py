@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from feed import trends
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
-from geo.cells import cell_key, cells_for_point
+from geo.cells import cells_for_point
+from solomo.core.keys import cell_key
 from tests.feed.helpers import all_ids, fanned_out, ids, post, principal
 from tests.support import offset, random_point, register, wait_until
 

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, datetime
 
 from feed import local, topics, trends
-from feed.fanout import fanout_post, topic_key
+from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
-from geo.cells import cell_key, covering_cells
+from geo.cells import covering_cells
+from solomo.core.keys import cell_key, topic_key
 from tests.feed.helpers import all_ids, fanned_out, ids, post, principal
 from tests.support import offset, random_point, register, wait_until
 

@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from moderation.comments import TRANSITIONS, count_delta, next_status
 from solomo.core.errors import Conflict
-from solomo.core.events import history_key
+from solomo.core.keys import event_history as history_key
 from tests.moderation.helpers import make_post, token
 from tests.support import register
 

@@ -9,7 +9,8 @@ import pytest
 from bson import ObjectId
 
 from feed.fanout import fanout_post, sweep_pending
-from feed.home import home_key, rebuild_home
+from feed.home import rebuild_home
+from solomo.core.keys import home_key
 from tests.support import Account, random_point, register
 
 

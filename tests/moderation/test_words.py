@@ -10,8 +10,9 @@ from bson import ObjectId
 
 from moderation.matcher import WordFilter, word_filter
 from moderation.screen import screen_text
-from moderation.words import VERSION_KEY, ensure_seeded, seed_lists
+from moderation.words import ensure_seeded, seed_lists
 from solomo.core.errors import ApiError
+from solomo.core.keys import WORDS_VERSION
 from tests.moderation.helpers import has_route, make_post, token
 from tests.support import register
 
@@ -92,11 +93,11 @@ async def test_other_processes_pick_up_changes_within_a_second(services, extra_w
 
 async def test_lost_version_key_is_rebuilt(services, extra_words):
     await extra_words(review=[token()])
-    await services.redis.delete(VERSION_KEY)
+    await services.redis.delete(WORDS_VERSION)
     other = WordFilter()
     await other.current(services)
     doc = await services.db.words.find_one({"_id": "lists"})
-    assert int(await services.redis.get(VERSION_KEY)) == doc["version"] == other.version
+    assert int(await services.redis.get(WORDS_VERSION)) == doc["version"] == other.version
 
 
 @pytest.mark.parametrize("body", [
@@ -144,10 +145,10 @@ async def test_lost_publish_is_picked_up_from_mongodb(services, moderator, monke
         await words.update_lists(services, ObjectId(moderator.id), before.block, [*before.review, w], "lost publish")
     try:
         version = await words.stored_version(services)
-        assert int(await services.redis.get(VERSION_KEY)) < version  # the mirror missed the change
+        assert int(await services.redis.get(WORDS_VERSION)) < version  # the mirror missed the change
         other.invalidate()
         assert [(m.kind, m.word) for m in (await other.current(services)).find(f"x {w} y")] == [("review", w)]
-        assert int(await services.redis.get(VERSION_KEY)) == version == other.version  # and repaired it
+        assert int(await services.redis.get(WORDS_VERSION)) == version == other.version  # and repaired it
     finally:
         await words.update_lists(services, ObjectId(moderator.id), before.block, before.review, "restore")
 

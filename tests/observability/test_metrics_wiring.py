@@ -10,8 +10,9 @@ import urllib.request
 from bson import ObjectId
 
 from feed.fanout import fanout_post
-from feed.home import home_key, rebuild_home
+from feed.home import rebuild_home
 from feed.posts import build_post, insert_post
+from solomo.core.keys import home_key
 from solomo.embedded import free_port
 from tests.feed.helpers import principal
 from tests.observability.test_observability import sample

@@ -6,6 +6,7 @@ import pytest
 from bson import ObjectId
 
 from offers import codes, live
+from solomo.core.keys import LIVE_OFFERS_META
 from tests.offers.helpers import create_offer, in_minutes, merchant_with_store
 from tests.support import offset, register
 
@@ -125,7 +126,7 @@ async def test_live_index_covers_by_radius_and_drops_expired(services):
     here = offset(lat, lng, east_m=600)
     found = dict(await live.covering(services.redis, *here, now_ms=now))
     assert set(found) == {b} and 590 < found[b] < 610
-    assert await services.redis.hget(live.META, c) is None  # dropped when met
+    assert await services.redis.hget(LIVE_OFFERS_META, c) is None  # dropped when met
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])

@@ -8,8 +8,8 @@ from typing import Any
 from bson import ObjectId
 
 from geo.positions import set_position
-from offers.targeting import delivered_key, offer_events, target_offer
-from solomo.core.presence import ONLINE
+from offers.targeting import offer_events, target_offer
+from solomo.core.keys import ONLINE, offer_delivered
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import offset, register
 
@@ -40,7 +40,7 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
         assert ("offers.target", (offer["id"],)) in held.sent
         assert await target_offer(services, offer["id"]) == 1
-        assert await services.redis.smembers(delivered_key(offer["id"])) == {near_on.id}
+        assert await services.redis.smembers(offer_delivered(offer["id"])) == {near_on.id}
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
         assert doc["pushed"] == 1 and doc["targeting"] == "done"
         assert await target_offer(services, offer["id"]) == 0  # a re-run sends nothing again

@@ -7,7 +7,7 @@ import json
 
 from solomo.core.control import disconnect_user
 from solomo.core.events import event_key
-from solomo.core.presence import ONLINE
+from solomo.core.keys import ONLINE
 from solomo.embedded import free_port
 from tests.realtime.wsclient import close_code, open_ws, quiet_for, recv_json, recv_type
 from tests.support import LiveServer, register, wait_until

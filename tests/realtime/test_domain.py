@@ -6,8 +6,10 @@ import time
 import uuid
 
 from geo.positions import expire_positions, get_position, set_position, users_within
-from solomo.core.events import event_key, history_key
-from solomo.core.presence import ONLINE, Presence, proc_key, sweep
+from solomo.core.events import event_key
+from solomo.core.keys import ONLINE, proc_users
+from solomo.core.keys import event_history as history_key
+from solomo.core.presence import Presence, sweep
 from tests.support import offset, random_point
 
 
@@ -65,7 +67,7 @@ async def test_presence_counts_processes_and_sweeps_dead_ones(services):
     await services.redis.zadd("rt:procs", {p1.pid: int(time.time() * 1000) - 120_000})  # its last heartbeat
     assert await sweep(services.redis, stale_after_ms=60_000) == 1
     assert not await services.redis.sismember(ONLINE, user)
-    assert not await services.redis.exists(proc_key(p1.pid))
+    assert not await services.redis.exists(proc_users(p1.pid))
 
 
 async def test_live_positions_expire(services):
