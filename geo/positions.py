@@ -8,6 +8,7 @@ is not "nearby" forever even if no sweep has run yet.
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -64,12 +65,13 @@ async def users_within(
                                   sort="ASC", withdist=True)
     if not found:
         return []
+    pairs = cast(list[list[Any]], found)  # withdist: [member, distance] rows
     cutoff = (time.time() if now is None else now) - max_age_s
     out: list[tuple[str, float]] = []
     for start in range(0, len(found), 2000):
-        chunk = found[start:start + 2000]
+        chunk = pairs[start:start + 2000]
         seen = await redis.zmscore(POSITIONS_SEEN, [member for member, _ in chunk])
-        out.extend((member, float(dist)) for (member, dist), ts in zip(chunk, seen, strict=True)
+        out.extend((str(member), float(dist)) for (member, dist), ts in zip(chunk, seen, strict=True)
                    if ts is not None and float(ts) >= cutoff)
     return out
 

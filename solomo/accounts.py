@@ -25,7 +25,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -33,6 +32,7 @@ from redis.exceptions import RedisError
 from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
+from solomo.core.mongo import Database
 
 log = logging.getLogger("solomo.accounts")
 
@@ -105,7 +105,7 @@ class PasswordHashing:
 
 
 class Accounts:
-    def __init__(self, db: AsyncDatabase, hashing: PasswordHashing, token_ttl_days: int,
+    def __init__(self, db: Database, hashing: PasswordHashing, token_ttl_days: int,
                  token_cache: TokenCache | None = None) -> None:
         self.db = db
         self.hashing = hashing
@@ -246,7 +246,7 @@ return 1
             log.warning("token cache unavailable: %s", exc)
             return None, None
         if raw is None:
-            return None, generation or ""
+            return None, str(generation or "")
         uid, username, display_name, role = orjson.loads(raw)
         return Principal(ObjectId(uid), username, display_name, role), None
 
@@ -258,7 +258,7 @@ return 1
         if self.redis is None:
             return None
         try:
-            return await self.redis.get(self.GEN) or ""
+            return str(await self.redis.get(self.GEN) or "")
         except RedisError:
             return None
 
@@ -291,7 +291,7 @@ return 1
 class Authenticator:
     """Bearer token → :class:`Principal`: from the :class:`TokenCache`, else checked in MongoDB."""
 
-    def __init__(self, db: AsyncDatabase, token_cache: TokenCache | None = None) -> None:
+    def __init__(self, db: Database, token_cache: TokenCache | None = None) -> None:
         self.db = db
         self.cache = token_cache or TokenCache(None)
 

@@ -4,10 +4,11 @@ they are created idempotently at start-up."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
+from solomo.core.mongo import Client, Database
 from solomo.core.settings import Settings
 
 INDEX_MODULES = [
@@ -19,17 +20,17 @@ INDEX_MODULES = [
 ]
 
 
-def mongo_client(settings: Settings, **kwargs: object) -> AsyncMongoClient:
+def mongo_client(settings: Settings, **kwargs: Any) -> Client:
     return AsyncMongoClient(
         settings.effective_mongo_url,
         tz_aware=True,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
-async def ensure_indexes(db: AsyncDatabase) -> None:
+async def ensure_indexes(db: Database) -> None:
     for name in INDEX_MODULES:
         module = importlib.import_module(name)
         for collection, models in getattr(module, "INDEXES", {}).items():

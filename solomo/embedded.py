@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
@@ -46,7 +47,7 @@ def redis_binary() -> Path:
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -124,7 +125,7 @@ class EmbeddedMongo:
 
     def _wait_primary(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        client: MongoClient = MongoClient(
+        client: MongoClient[dict[str, Any]] = MongoClient(
             f"mongodb://127.0.0.1:{self.port}/?directConnection=true", serverSelectionTimeoutMS=500
         )
         try:

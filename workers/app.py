@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import worker_shutdown
-from kombu import Queue
+from kombu.entity import Queue
 
 from solomo.core.settings import Settings, load_settings
 from solomo.observability import instrument_celery

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
@@ -50,7 +50,7 @@ def limiter(services: Any) -> MovingWindowRateLimiter:
             connection_pool=services.redis.connection_pool,
         )
         rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)
-    return rl
+    return cast(MovingWindowRateLimiter, rl)
 
 
 @functools.cache

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from solomo.core.cache import SummaryCache
 from solomo.core.events import EventPublisher
+from solomo.core.mongo import Client, Database
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
 from solomo.core.settings import Settings
@@ -28,8 +27,8 @@ if TYPE_CHECKING:
 @dataclass
 class Services:
     settings: Settings
-    mongo: AsyncMongoClient[dict[str, Any]]
-    db: AsyncDatabase[dict[str, Any]]
+    mongo: Client
+    db: Database
     redis: Redis
     accounts: Accounts
     authenticator: Authenticator

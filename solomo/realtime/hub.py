@@ -140,15 +140,19 @@ class Hub:
                     continue
                 conn.finish(int(command.get("code", 4403)), str(command.get("reason", ""))[:120])
 
+    def _running(self) -> bool:
+        # a call, not an attribute test: the flag changes while this coroutine awaits
+        return not self._stopping
+
     async def _listen(self) -> None:
         backoff = 0.2
-        while not self._stopping:
+        while self._running():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL, CONTROL_CHANNEL)
                 self._subscribed.set()
                 backoff = 0.2
-                while not self._stopping:
+                while self._running():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
                         continue
