@@ -20,12 +20,15 @@ run: $(STAMP)
 browser:
 	sh scripts/ensure-browser.sh
 
-test: $(STAMP) browser
-	$(BIN)/ruff check .
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff (style), mypy (types: strict, see [tool.mypy]) and import-linter (the layer rule:
+# entry points → api/realtime → composition root → domain → accounts → core)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
