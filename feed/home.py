@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from bson import ObjectId
@@ -58,7 +58,8 @@ def home_query(reader: ObjectId, users: list[ObjectId], stores: list[ObjectId]) 
 
 async def pull_targets(services: Any, cached: str | None = None) -> tuple[list[ObjectId], list[ObjectId]]:
     """Users and stores whose posts are merged at read time (cached briefly in Redis)."""
-    cached = cached if cached is not None else await services.redis.get(PULL_CACHE)
+    if cached is None:
+        cached = cast(str | None, await services.redis.get(PULL_CACHE))
     if cached is not None:
         data = orjson.loads(cached)
         return [ObjectId(u) for u in data["users"]], [ObjectId(s) for s in data["stores"]]

@@ -138,4 +138,4 @@ def _within(doc: dict[str, Any], lat: float, lng: float, radius_m: float) -> boo
     if doc.get("status") != VISIBLE or not loc:
         return False
     plng, plat = loc["coordinates"]
-    return great_circle((lat, lng), (plat, plng)).meters <= radius_m
+    return bool(great_circle((lat, lng), (plat, plng)).meters <= radius_m)

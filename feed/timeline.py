@@ -19,7 +19,7 @@ trimming keeps it: ``ZREMRANGEBYRANK key 1 -(cap+1)`` leaves the marker plus the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -174,8 +174,8 @@ class Timelines:
             if first_rows is not None and offset == 0:
                 rows = first_rows
             else:
-                rows = await self.redis.zrevrangebyscore(key, maximum, MIN_SCORE, start=offset, num=batch,
-                                                         withscores=True)
+                rows = cast(list[tuple[str, float]], await self.redis.zrevrangebyscore(
+                    key, maximum, MIN_SCORE, start=offset, num=batch, withscores=True))
             for member, score in rows:
                 if before is None or (score, member) < before:
                     out.append((score, member))

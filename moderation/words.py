@@ -120,6 +120,7 @@ async def replace_lists(services: Any, lists: WordLists, session: AsyncClientSes
         {"$set": {**lists.public(), "updated_at": datetime.now(UTC)}, "$inc": {"version": 1}},
         upsert=True, return_document=ReturnDocument.AFTER, session=session,
     )
+    assert doc is not None  # upsert with ReturnDocument.AFTER always returns the document
     return int(doc["version"])
 
 

@@ -9,6 +9,7 @@ no MongoDB. Expired entries are dropped when met and by :func:`sweep`.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -40,11 +41,12 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
                                   withdist=True)
     if not found:
         return []
+    rows = cast(list[tuple[str, float]], found)  # withdist: (member, distance) pairs, decoded
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    metas = await redis.hmget(LIVE_OFFERS_META, [offer_id for offer_id, _ in found])
+    metas = cast(list[str | None], await redis.hmget(LIVE_OFFERS_META, [offer_id for offer_id, _ in rows]))
     out: list[tuple[str, float]] = []
     stale: list[str] = []
-    for (offer_id, dist), meta in zip(found, metas, strict=True):
+    for (offer_id, dist), meta in zip(rows, metas, strict=True):
         if meta is None:
             stale.append(offer_id)
             continue

@@ -28,6 +28,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from solomo.core.errors import RateLimited
 from solomo.core.keys import RATE_LIMIT_PREFIX
+from solomo.core.services import Services
 from solomo.core.settings import Settings
 
 EXTRAS_KEY = "solomo.ratelimiter"
@@ -39,15 +40,17 @@ def parse_limits(spec: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(spec))
 
 
-def limiter(services: Any) -> MovingWindowRateLimiter:
+def limiter(services: Services) -> MovingWindowRateLimiter:
     """One limiter per process (per worker thread), on the app's Redis connection pool."""
     rl = services.extras.get(EXTRAS_KEY)
     if rl is None:
+        # the app's pool (the library's option types do not name it, hence the plain dict)
+        pool: dict[str, Any] = {"connection_pool": services.redis.connection_pool}
         storage = RedisStorage(
             "async+" + services.settings.effective_redis_url,
             implementation="redispy",
             key_prefix=RATE_LIMIT_PREFIX,
-            connection_pool=services.redis.connection_pool,
+            **pool,
         )
         rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)
     return cast(MovingWindowRateLimiter, rl)
@@ -59,7 +62,7 @@ def _default_specs() -> dict[str, str]:
     return factory() if factory is not None else {}  # type: ignore[call-arg]
 
 
-def limits_for(services: Any, action: str) -> tuple[RateLimitItem, ...]:
+def limits_for(services: Services, action: str) -> tuple[RateLimitItem, ...]:
     """The configured spec of ``action``; one that ``SOLOMO_RATE_LIMITS`` leaves out keeps its
     default (the variable replaces the whole mapping), so a partial override never breaks a route."""
     spec = services.settings.rate_limits.get(action)
@@ -75,7 +78,7 @@ def _key(who: Any) -> str:
     return str(who.id if hasattr(who, "id") else who)
 
 
-def _items(services: Any, action: str, limit: str | None) -> tuple[RateLimitItem, ...]:
+def _items(services: Services, action: str, limit: str | None) -> tuple[RateLimitItem, ...]:
     return parse_limits(limit) if limit is not None else limits_for(services, action)
 
 
@@ -85,7 +88,7 @@ async def _refuse(rl: MovingWindowRateLimiter, item: RateLimitItem, action: str,
     return RateLimited(f"too many {action} requests; retry in {retry} s", retry_after=retry)
 
 
-async def enforce(services: Any, action: str, principal: Any, *, limit: str | None = None) -> None:
+async def enforce(services: Services, action: str, principal: Any, *, limit: str | None = None) -> None:
     """Counts one ``action`` by ``principal`` (or any key string); raises 429 ``rate_limited``
     with ``Retry-After`` once any of its limits is used up. ``limit`` overrides the configured
     spec (tests)."""
@@ -96,7 +99,7 @@ async def enforce(services: Any, action: str, principal: Any, *, limit: str | No
             raise await _refuse(rl, item, action, key)
 
 
-async def ensure_room(services: Any, action: str, who: Any, *, limit: str | None = None) -> None:
+async def ensure_room(services: Services, action: str, who: Any, *, limit: str | None = None) -> None:
     """429 if ``who`` has used up ``action``, without counting anything. With :func:`count`, this
     limits only some outcomes (failed logins) while checking before the costly work."""
     key = _key(who)
@@ -106,7 +109,7 @@ async def ensure_room(services: Any, action: str, who: Any, *, limit: str | None
             raise await _refuse(rl, item, action, key)
 
 
-async def count(services: Any, action: str, who: Any, *, limit: str | None = None) -> None:
+async def count(services: Services, action: str, who: Any, *, limit: str | None = None) -> None:
     """Counts one ``action`` by ``who`` without refusing (the next :func:`ensure_room` will)."""
     key = _key(who)
     rl = limiter(services)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from pydantic import ValidationError
@@ -123,7 +123,8 @@ async def replay(conn: Connection, services: Any, last_event_id: str) -> str | N
     start = "(" + last_event_id
     last: str | None = None
     while not conn.done.is_set():
-        entries = await services.redis.xrange(key, min=start, max="+", count=REPLAY_PAGE)
+        entries = cast(list[tuple[str, dict[str, str]]],
+                       await services.redis.xrange(key, min=start, max="+", count=REPLAY_PAGE))
         for eid, fields in entries:
             await conn.send_wait(frame(eid, fields.get("type", ""), fields.get("data", "null")))
             EVENTS_DELIVERED.labels(type=fields.get("type", "") or "unknown").inc()
