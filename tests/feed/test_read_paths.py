@@ -10,7 +10,7 @@ from feed import local, topics, trends
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
 from geo.cells import covering_cells
-from solomo.core.keys import cell_key, topic_key
+from solomo.core.keys import TREND_HOT, TREND_HOT_LOCK, cell_key, cell_rebuild_lock, topic_key
 from tests.feed.helpers import all_ids, fanned_out, ids, post, principal
 from tests.support import offset, random_point, register, wait_until
 
@@ -52,7 +52,7 @@ async def test_cold_local_read_is_served_from_mongodb_and_cells_rebuilt_in_backg
     expected = [p["id"] for p in reversed(made)]  # 100 m to 2828 m away: all inside the circle
     cells = covering_cells(lat, lng, radius)
     keys = [cell_key(c) for c in cells]
-    locks = [local._lock_key(c) for c in cells]
+    locks = [cell_rebuild_lock(c) for c in cells]
 
     # a rebuild of every cell is already queued (the locks are held): the read must not build them itself
     for lock in locks:
@@ -110,16 +110,16 @@ async def test_hot_topics_are_served_from_a_cached_ranking(client, services, mon
     # within the freshness window every request is served from the stored ranking: no recount
     resp = await client.get("/v1/topics/hot", params={"limit": 100}, headers=authors[0].headers)
     assert resp.status_code == 200 and resp.json() == before
-    assert 0 < await services.redis.ttl(trends.HOT_KEY) <= trends.HOT_KEEP_S
+    assert 0 < await services.redis.ttl(TREND_HOT) <= trends.HOT_KEEP_S
     # once stale, one request takes the lock and recomputes; the rest keep the stored ranking meanwhile
     monkeypatch.setattr(trends, "HOT_FRESH_S", 0.0)
-    await services.redis.delete(trends.HOT_LOCK)
-    await services.redis.set(trends.HOT_LOCK, "1", px=60_000)  # someone else is recomputing
+    await services.redis.delete(TREND_HOT_LOCK)
+    await services.redis.set(TREND_HOT_LOCK, "1", px=60_000)  # someone else is recomputing
     assert (await client.get("/v1/topics/hot", params={"limit": 100}, headers=authors[0].headers)).json() == before
-    await services.redis.delete(trends.HOT_LOCK)
+    await services.redis.delete(TREND_HOT_LOCK)
     got = (await client.get("/v1/topics/hot", params={"limit": 100}, headers=authors[0].headers)).json()["items"]
     assert tag in [h["topic"] for h in got]
     assert set(got[0]) == {"topic", "score", "post_count"}
     limited = (await client.get("/v1/topics/hot", params={"limit": 1}, headers=authors[0].headers)).json()
     assert len(limited["items"]) <= 1
-    await services.redis.delete(trends.HOT_LOCK)
+    await services.redis.delete(TREND_HOT_LOCK)
