@@ -26,6 +26,7 @@ from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.comments")
 
@@ -69,13 +70,13 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
         "created_at": now, "created_ms": int(now.timestamp() * 1000),
     }
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.comments.insert_one(doc, session=session)
         if doc["status"] == VISIBLE:
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"comment_count": 1}}, session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
     if doc["status"] == VISIBLE:
         await _notify(services, user, post, doc, parent)
     return doc
@@ -145,7 +146,8 @@ async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -
     if not allowed:
         raise Forbidden("only the comment's author, the post's author or a moderator can delete it")
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         targets = {"$or": [{"_id": comment_id}, {"reply_to": comment_id}], "status": {"$ne": "deleted"}}
         published = await services.db.comments.count_documents({**targets, "status": VISIBLE}, session=session)
         await services.db.comments.update_many(targets, {"$set": {"status": "deleted",
@@ -154,8 +156,7 @@ async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -
             await services.db.posts.update_one({"_id": doc["post_id"]}, {"$inc": {"comment_count": -published}},
                                                session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
 
 
 async def hydrate_comments(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

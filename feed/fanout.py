@@ -30,10 +30,11 @@ from feed import trends
 from feed.follows import follower_batches
 from feed.home import home_key, mark_pull
 from feed.notify import notify, publish
-from feed.posts import FANOUT_TASK, VISIBLE
+from feed.posts import VISIBLE
 from feed.timeline import Timelines
 from geo.cells import cell_key, cells_for_point
 from solomo.accounts import user_summary
+from solomo.core import tasknames
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 
 log = logging.getLogger("solomo.feed.fanout")
@@ -239,8 +240,8 @@ async def sweep_pending(services: Any, older_than_s: float | None = None, limit:
     query = {"fanout": "pending", "created_at": {"$lt": cutoff},
              "$or": [{"fanout_swept_at": {"$exists": False}}, {"fanout_swept_at": {"$lt": cutoff}}]}
     ids = [d["_id"] async for d in services.db.posts.find(query, {"_id": 1}).limit(limit)]
-    for pid in ids:
-        await services.tasks.send(FANOUT_TASK, str(pid))
+    for pid in ids:  # not send_task: a broker outage fails the sweep, and nothing is marked swept
+        await services.tasks.send(tasknames.FANOUT_POST, str(pid))
     if ids:
         await services.db.posts.update_many({"_id": {"$in": ids}}, {"$set": {"fanout_swept_at": datetime.now(UTC)}})
     return len(ids)

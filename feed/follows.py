@@ -23,6 +23,7 @@ from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.pagination import id_position
+from solomo.core.txn import Txn, run_transaction
 
 TargetType = Literal["user", "store"]
 
@@ -53,7 +54,8 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
            "created_at": now, "created_ms": int(now.timestamp() * 1000)}
     collection, follower_counter = _counter_updates(target_type)
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.follows.insert_one(doc, session=session)
         await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": 1}},
                                                  session=session)
@@ -62,8 +64,7 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
                                                session=session)
 
     try:
-        async with services.mongo.start_session() as session:
-            await session.with_transaction(txn)
+        await run_transaction(services, body)
     except DuplicateKeyError:
         # a retry of a follow whose backfill failed (Redis down after the commit) repairs the feed
         await home.backfill_followed(services, follower_id, target_type, target_id)
@@ -82,22 +83,21 @@ async def unfollow(services: Any, follower_id: ObjectId, target_type: TargetType
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")
     await _target(services, target_type, target_id)
     collection, follower_counter = _counter_updates(target_type)
-    removed = False
 
-    async def txn(session: Any) -> None:
-        nonlocal removed
+    async def body(txn: Txn) -> bool:
+        session = txn.session
         result = await services.db.follows.delete_one(
             {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, session=session)
-        removed = result.deleted_count == 1
-        if removed:
-            await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
-                                                     session=session)
-            if follower_counter:
-                await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
-                                                   session=session)
+        if result.deleted_count != 1:
+            return False
+        await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
+                                                 session=session)
+        if follower_counter:
+            await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
+                                               session=session)
+        return True
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    removed = await run_transaction(services, body)
     # also when nothing was removed: a retried unfollow still cleans the feed
     await home.remove_unfollowed(services, follower_id, target_type, target_id)
     return removed

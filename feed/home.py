@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 import orjson
@@ -20,10 +19,9 @@ from bson import ObjectId
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Position, Timelines
+from solomo.core import tasknames
+from solomo.core.txn import send_task
 
-log = logging.getLogger("solomo.feed.home")
-
-REBUILD_TASK = "fanout.rebuild_home"
 PULL_CACHE = "feed:pull"
 PULL_CACHE_TTL_S = 30
 LOCK_TTL_S = 60
@@ -119,11 +117,8 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
 async def request_rebuild(services: Any, reader: ObjectId) -> None:
     """Queues one rebuild per reader at a time (the lock expires if the task is lost)."""
     if await services.redis.set(_lock_key(reader), "1", nx=True, ex=LOCK_TTL_S):
-        try:
-            await services.tasks.send(REBUILD_TASK, str(reader))
-        except Exception as exc:
-            log.warning("could not queue a home rebuild for %s: %s", reader, exc)
-            await services.redis.delete(_lock_key(reader))
+        if not await send_task(services, tasknames.REBUILD_HOME, str(reader)):
+            await services.redis.delete(_lock_key(reader))  # the next read asks again
 
 
 async def rebuild_home(services: Any, reader: ObjectId) -> int:

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from feed.notify import notify
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
+from solomo.core.txn import Txn, run_transaction
 
 
 async def _count(services: Any, post_id: ObjectId) -> int:
@@ -23,14 +24,14 @@ async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, A
     post = await get_visible_post(services, post_id, user.id)
     doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": datetime.now(UTC)}
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.likes.insert_one(doc, session=session)
         await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": 1}}, session=session)
 
     created = True
     try:
-        async with services.mongo.start_session() as session:
-            await session.with_transaction(txn)
+        await run_transaction(services, body)
     except DuplicateKeyError:
         created = False
     if created and post["author_id"] != user.id:
@@ -43,11 +44,11 @@ async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, A
 async def unlike(services: Any, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     await get_visible_post(services, post_id, user.id)
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         result = await services.db.likes.delete_one({"post_id": post_id, "user_id": user.id}, session=session)
         if result.deleted_count:
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
     return {"like_count": await _count(services, post_id), "liked_by_me": False}

@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from moderation import audit
 from moderation.normalize import word_key
 from solomo.core.errors import Invalid
-from solomo.core.txn import in_transaction
+from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
 
@@ -153,7 +153,8 @@ async def update_lists(services: Any, moderator_id: ObjectId | None, block: list
     """Replaces both lists and records the change in the audit log, in one transaction."""
     lists = clean_lists(block, review)
 
-    async def txn(session: AsyncClientSession) -> int:
+    async def body(txn: Txn) -> int:
+        session = txn.session
         before, old_version = await load_lists(services, session)
         version = await replace_lists(services, lists, session)
         was, now = audit_states(before, old_version, lists, version)
@@ -161,7 +162,7 @@ async def update_lists(services: Any, moderator_id: ObjectId | None, block: list
                            target_type="words", target_id=DOC_ID, reason=reason, before=was, after=now)
         return version
 
-    version = await in_transaction(services, txn)
+    version = await run_transaction(services, body)
     try:
         await publish_version(services, version)
     except Exception as exc:  # committed: every process still finds the new version in MongoDB

@@ -9,6 +9,7 @@ from bson import ObjectId
 
 from geo.positions import set_position
 from offers.targeting import delivered_key, offer_events, target_offer
+from solomo.core import tasknames
 from solomo.core.presence import ONLINE
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import offset, register
@@ -38,7 +39,7 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         held = _Held()
         monkeypatch.setattr(services.tasks, "send", held.send)
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
-        assert ("offers.target", (offer["id"],)) in held.sent
+        assert (tasknames.OFFERS_TARGET, (offer["id"],)) in held.sent
         assert await target_offer(services, offer["id"]) == 1
         assert await services.redis.smembers(delivered_key(offer["id"])) == {near_on.id}
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
