@@ -18,12 +18,12 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed.notify import notify
 from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation.screen import screen_text
 from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.eventtypes import CommentNotification, MentionNotification, UserSummary, notify
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.txn import Txn, run_transaction
@@ -84,19 +84,21 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
 
 async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dict[str, Any],
                   parent: dict[str, Any] | None) -> None:
-    who = {"id": user.sid, "username": user.username, "display_name": user.display_name}
-    base = {"post_id": str(post["_id"]), "comment_id": str(doc["_id"]), "user": who}
+    who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
+    post_id, comment_id = str(post["_id"]), str(doc["_id"])
     told = {user.id}
     if post["author_id"] not in told:
-        await notify(services, post["author_id"], {"kind": "comment", **base})
+        await notify(services, post["author_id"], CommentNotification(post_id=post_id, comment_id=comment_id, user=who))
         told.add(post["author_id"])
     if parent is not None and parent["author_id"] not in told:
-        await notify(services, parent["author_id"], {"kind": "comment", "reply": True, **base})
+        await notify(services, parent["author_id"], CommentNotification(
+            reply=True, post_id=post_id, comment_id=comment_id, user=who))
         told.add(parent["author_id"])
     names = extract_mentions(doc["text"])[:MAX_MENTIONS]
     for mentioned in await services.accounts.by_usernames(names) if names else []:
         if mentioned["_id"] not in told:
-            await notify(services, mentioned["_id"], {"kind": "mention", **base})
+            await notify(services, mentioned["_id"], MentionNotification(
+                post_id=post_id, comment_id=comment_id, user=who))
             told.add(mentioned["_id"])
 
 

@@ -29,12 +29,12 @@ from bson import ObjectId
 from feed import trends
 from feed.follows import follower_batches
 from feed.home import home_key, mark_pull
-from feed.notify import notify, publish
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
 from geo.cells import cell_key, cells_for_point
 from solomo.accounts import user_summary
 from solomo.core import tasknames
+from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, UserSummary, notify, publish_event
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 
 log = logging.getLogger("solomo.feed.fanout")
@@ -160,7 +160,7 @@ async def _push(services: Any, timelines: Timelines, post: dict[str, Any], targe
             written, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
             _count_entries("home" if target_type == "user" else "store", written)
             if online:
-                await publish(services, online, "feed.new", {"post_id": member})
+                await publish_event(services, online, FeedNew(post_id=member))
             since_checkpoint += 1
             if since_checkpoint >= CHECKPOINT_EVERY:
                 since_checkpoint = 0
@@ -191,9 +191,11 @@ async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
     if not claimed.modified_count:
         return
     author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
+    if author is None:  # not expected: accounts are marked deleted, never removed
+        return
+    event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
     for uid in mentioned:
-        await notify(services, uid, {"kind": "mention", "post_id": str(post["_id"]),
-                                     "user": user_summary(author) if author else None})
+        await notify(services, uid, event)
 
 
 async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) -> None:
@@ -210,9 +212,9 @@ async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) ->
             owners = [str(f) for f in followers]
             online = await timelines.remove([home_key(f) for f in owners], member, owners, ONLINE)
             if online:
-                await publish(services, online, "post.deleted", {"post_id": member})
+                await publish_event(services, online, PostDeleted(post_id=member))
     if holders:
-        await publish(services, holders, "post.deleted", {"post_id": member})
+        await publish_event(services, holders, PostDeleted(post_id=member))
 
 
 async def retract_post(services: Any, post_id: ObjectId) -> None:

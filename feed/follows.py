@@ -19,9 +19,9 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from feed import home
-from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
+from solomo.core.eventtypes import FollowNotification, UserSummary, notify
 from solomo.core.pagination import id_position
 from solomo.core.txn import Txn, run_transaction
 
@@ -73,7 +73,7 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
     if target_type == "user":
         follower = await services.db.users.find_one({"_id": follower_id}, {"username": 1, "display_name": 1})
         if follower is not None:
-            await notify(services, target_id, {"kind": "follow", "user": user_summary(follower)})
+            await notify(services, target_id, FollowNotification(user=UserSummary(**user_summary(follower))))
     return True
 
 

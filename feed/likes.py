@@ -9,9 +9,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from feed.notify import notify
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
+from solomo.core.eventtypes import LikeNotification, UserSummary, notify
 from solomo.core.txn import Txn, run_transaction
 
 
@@ -35,9 +35,8 @@ async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, A
     except DuplicateKeyError:
         created = False
     if created and post["author_id"] != user.id:
-        await notify(services, post["author_id"], {
-            "kind": "like", "post_id": str(post_id),
-            "user": {"id": user.sid, "username": user.username, "display_name": user.display_name}})
+        who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
+        await notify(services, post["author_id"], LikeNotification(post_id=str(post_id), user=who))
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 
