@@ -26,6 +26,7 @@ from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.eventtypes import CommentNotification, MentionNotification, UserSummary, notify
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.comments")
@@ -49,7 +50,7 @@ def visibility_query(viewer_id: ObjectId, role: str | None = None) -> dict[str, 
     return {"$or": [{"status": VISIBLE}, {"author_id": viewer_id, "status": "pending_review"}]}
 
 
-async def create_comment(services: Any, user: Principal, post_id: ObjectId, text: str,
+async def create_comment(services: Services, user: Principal, post_id: ObjectId, text: str,
                          reply_to: str | None = None) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
     if not text.strip() or len(text) > MAX_COMMENT_CHARS:
@@ -82,7 +83,7 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
     return doc
 
 
-async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dict[str, Any],
+async def _notify(services: Services, user: Principal, post: dict[str, Any], doc: dict[str, Any],
                   parent: dict[str, Any] | None) -> None:
     who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
     post_id, comment_id = str(post["_id"]), str(doc["_id"])
@@ -139,7 +140,7 @@ async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, a
     return docs, nxt
 
 
-async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -> None:
+async def delete_comment(services: Services, user: Principal, comment_id: ObjectId) -> None:
     doc = await services.db.comments.find_one({"_id": comment_id})
     if doc is None or not _visible(doc, user.id, user.role):
         raise NotFound("comment not found")

@@ -36,6 +36,7 @@ from solomo.accounts import user_summary
 from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, UserSummary, notify, publish_event
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.services import Services
 
 log = logging.getLogger("solomo.feed.fanout")
 
@@ -145,7 +146,7 @@ def _count_entries(target: str, written: int) -> None:
         FANOUT_ENTRIES.labels(target=target).inc(written)
 
 
-async def _push(services: Any, timelines: Timelines, post: dict[str, Any], target_type: str,
+async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: str,
                 target_id: ObjectId, after: ObjectId | None) -> bool:
     """Writes the post into every active follower's feed, one Lua call per batch; False when the
     post stopped being published meanwhile. Progress is checkpointed every CHECKPOINT_EVERY batches."""
@@ -181,7 +182,7 @@ async def _finish(services: Any, post: dict[str, Any]) -> None:
         {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
 
 
-async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
+async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
     """Once per post (guarded in MongoDB), when it is first published."""
     mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
     if not mentioned:
@@ -198,7 +199,7 @@ async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
         await notify(services, uid, event)
 
 
-async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) -> None:
+async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:
     timelines = Timelines(services.redis)
     member = str(post["_id"])
     holders: list[str] = []
@@ -235,7 +236,7 @@ async def restore_post(services: Any, post_id: ObjectId) -> str:
     return await fanout_post(services, post_id)
 
 
-async def sweep_pending(services: Any, older_than_s: float | None = None, limit: int = 500) -> int:
+async def sweep_pending(services: Services, older_than_s: float | None = None, limit: int = 500) -> int:
     """The outbox: re-sends posts whose fan-out has not finished a while after they were written."""
     age = services.settings.fanout_sweep_after_s if older_than_s is None else older_than_s
     cutoff = datetime.now(UTC) - timedelta(seconds=age)

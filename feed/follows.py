@@ -23,6 +23,7 @@ from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.eventtypes import FollowNotification, UserSummary, notify
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 TargetType = Literal["user", "store"]
@@ -44,7 +45,7 @@ def _counter_updates(target_type: TargetType) -> tuple[str, str | None]:
     return ("users", "following_count") if target_type == "user" else ("stores", None)
 
 
-async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+async def follow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
     """Idempotent; returns True when a new follow was recorded."""
     if target_type == "user" and follower_id == target_id:
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")
@@ -77,7 +78,7 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
     return True
 
 
-async def unfollow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+async def unfollow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
     """Idempotent; returns True when a follow was removed. The target's posts leave the reader's feed."""
     if target_type == "user" and follower_id == target_id:
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")

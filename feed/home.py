@@ -20,6 +20,7 @@ from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Position, Timelines
 from solomo.core import tasknames
+from solomo.core.services import Services
 from solomo.core.txn import send_task
 
 PULL_CACHE = "feed:pull"
@@ -114,7 +115,7 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
     return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader))
 
 
-async def request_rebuild(services: Any, reader: ObjectId) -> None:
+async def request_rebuild(services: Services, reader: ObjectId) -> None:
     """Queues one rebuild per reader at a time (the lock expires if the task is lost)."""
     if await services.redis.set(_lock_key(reader), "1", nx=True, ex=LOCK_TTL_S):
         if not await send_task(services, tasknames.REBUILD_HOME, str(reader)):

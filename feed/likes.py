@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
 from solomo.core.eventtypes import LikeNotification, UserSummary, notify
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 
@@ -20,7 +21,7 @@ async def _count(services: Any, post_id: ObjectId) -> int:
     return int(doc.get("like_count", 0)) if doc else 0
 
 
-async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, Any]:
+async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
     doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": datetime.now(UTC)}
 
@@ -40,7 +41,7 @@ async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, A
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 
-async def unlike(services: Any, user: Principal, post_id: ObjectId) -> dict[str, Any]:
+async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     await get_visible_post(services, post_id, user.id)
 
     async def body(txn: Txn) -> None:

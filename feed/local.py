@@ -26,6 +26,7 @@ from feed.posts import VISIBLE
 from feed.timeline import MARKER, READY, Position, Timelines
 from geo.cells import bounds, cell_key, covering_cells, encode
 from solomo.core import tasknames
+from solomo.core.services import Services
 from solomo.core.txn import send_task
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -88,7 +89,7 @@ async def rebuild_cells(services: Any, cells: list[str]) -> int:
     return sum(await asyncio.gather(*(one(c) for c in cells)))
 
 
-async def request_rebuilds(services: Any, cells: list[str]) -> list[str]:
+async def request_rebuilds(services: Services, cells: list[str]) -> list[str]:
     """Queues one background rebuild for the cells not already queued; returns those queued."""
     async with services.redis.pipeline(transaction=False) as pipe:
         for cell in cells:

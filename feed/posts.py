@@ -18,6 +18,7 @@ from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.services import Services
 from solomo.core.txn import send_task
 
 MAX_POST_CHARS = 2000
@@ -114,7 +115,7 @@ async def insert_post(services: Any, doc: dict[str, Any], session: AsyncClientSe
     await services.db.posts.insert_one(doc, session=session)
 
 
-async def create_post(services: Any, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
+async def create_post(services: Services, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
     doc = await build_post(services, author, text, **kwargs)
     await insert_post(services, doc)
     await send_task(services, tasknames.FANOUT_POST, str(doc["_id"]))  # else the outbox sweep sends it
@@ -131,7 +132,7 @@ async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId
     return doc
 
 
-async def delete_post(services: Any, post_id: ObjectId, user_id: ObjectId) -> None:
+async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) -> None:
     """The author deletes a post: it leaves every feed (through the retract task; the sweeper
     re-sends it if the broker loses it, since ``fanout`` goes back to pending)."""
     doc = await get_visible_post(services, post_id, user_id)

@@ -36,6 +36,7 @@ from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import ApiError, Conflict, NotFound
 from solomo.core.ids import maybe_id
+from solomo.core.services import Services
 from solomo.core.txn import Txn, outbox_fields, run_transaction
 
 Action = Literal["approve", "hide", "remove", "restore"]
@@ -72,7 +73,7 @@ def follow_up_tasks(before: str, after: str) -> list[str]:
 
 
 async def moderate_post(
-    services: Any, moderator: Principal, post_id: ObjectId, action: str, reason: str
+    services: Services, moderator: Principal, post_id: ObjectId, action: str, reason: str
 ) -> dict[str, Any]:
     """Applies one decision; returns the updated post document."""
 

@@ -35,6 +35,7 @@ from solomo.core.errors import Conflict, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import page
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 PUBLISHED = "published"
@@ -56,7 +57,7 @@ def count_delta(before: str, after: str) -> int:
     return (after == PUBLISHED) - (before == PUBLISHED)
 
 
-async def moderate_comment(services: Any, moderator: Principal, comment_id: ObjectId, action: str,
+async def moderate_comment(services: Services, moderator: Principal, comment_id: ObjectId, action: str,
                            reason: str) -> dict[str, Any]:
     """Applies one decision; returns the updated comment document."""
 

@@ -26,6 +26,7 @@ from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.jsonio import rfc3339
+from solomo.core.services import Services
 from solomo.core.txn import Txn, outbox_fields, run_transaction
 
 REASONS = ("spam", "abuse", "illegal", "other")
@@ -43,7 +44,7 @@ def report_public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def report_post(
-    services: Any, reporter: Principal, post_id: ObjectId, reason: str, note: str | None = None
+    services: Services, reporter: Principal, post_id: ObjectId, reason: str, note: str | None = None
 ) -> tuple[dict[str, Any], bool]:
     """Files a report; returns (report, whether this report hid the post)."""
     if reason not in REASONS:

@@ -24,6 +24,7 @@ from pymongo import ReturnDocument
 from moderation import audit
 from solomo.accounts import Principal
 from solomo.core.errors import Conflict, Forbidden, Invalid, NotFound
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
@@ -35,7 +36,7 @@ SUSPENDED_CLOSE_CODE = 4403
 
 
 async def moderate_user(
-    services: Any, moderator: Principal, user_id: ObjectId, action: str, reason: str
+    services: Services, moderator: Principal, user_id: ObjectId, action: str, reason: str
 ) -> dict[str, Any]:
     if action not in _TRANSITIONS:
         raise Invalid(f"action must be one of {', '.join(USER_ACTIONS)}")

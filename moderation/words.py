@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from moderation import audit
 from moderation.normalize import word_key
 from solomo.core.errors import Invalid
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
@@ -148,7 +149,7 @@ def audit_states(before: WordLists, old_version: int, after: WordLists, version:
     )
 
 
-async def update_lists(services: Any, moderator_id: ObjectId | None, block: list[str], review: list[str],
+async def update_lists(services: Services, moderator_id: ObjectId | None, block: list[str], review: list[str],
                        reason: str) -> WordLists:
     """Replaces both lists and records the change in the audit log, in one transaction."""
     lists = clean_lists(block, review)

@@ -20,6 +20,7 @@ from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
 from solomo.core.txn import send_task
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
@@ -54,7 +55,7 @@ def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_offer(
-    services: Any,
+    services: Services,
     owner_id: ObjectId,
     store_id: ObjectId | str,
     *,

@@ -7,12 +7,13 @@ from typing import Any
 
 from offers import live
 from solomo.core import tasknames
+from solomo.core.services import Services
 from solomo.core.txn import send_task
 
 RESEND_AFTER = timedelta(seconds=30)
 
 
-async def resend_pending_targeting(services: Any, limit: int = 500) -> int:
+async def resend_pending_targeting(services: Services, limit: int = 500) -> int:
     """Re-enqueue targeting for live offers still pending after a while (the task is idempotent)."""
     now = datetime.now(UTC)
     cursor = services.db.offers.find(

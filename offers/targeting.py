@@ -26,6 +26,7 @@ from offers.offers import expires_ms, is_live, offer_public, sold_out
 from solomo.core.eventtypes import OfferEvent, publish_each_event
 from solomo.core.ids import maybe_id
 from solomo.core.presence import is_online
+from solomo.core.services import Services
 
 FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400
@@ -60,7 +61,7 @@ async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]
     return out
 
 
-async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any],
+async def send_offer(services: Services, offer: dict[str, Any], store: dict[str, Any],
                      recipients: list[tuple[str, float]]) -> int:
     """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new."""
     if not recipients:

@@ -22,6 +22,7 @@ from offers.stores import owned_store
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 CODE_ATTEMPTS = 4
@@ -52,7 +53,7 @@ def voucher_public(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def claim(services: Any, user_id: ObjectId, offer_id: ObjectId) -> tuple[dict[str, Any], bool]:
+async def claim(services: Services, user_id: ObjectId, offer_id: ObjectId) -> tuple[dict[str, Any], bool]:
     """Returns ``(voucher, created)``; 404 unknown offer, 410 ``offer_expired``, 409 ``sold_out``."""
     db = services.db
     existing = await db.vouchers.find_one({"offer_id": offer_id, "user_id": user_id})
