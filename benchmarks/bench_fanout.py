@@ -28,6 +28,7 @@ import redis as sync_redis
 from bson import ObjectId
 
 from benchmarks.common import BenchEnv, Child, Result, _wait_http, free_port
+from solomo.core import tasknames
 from solomo.embedded import _die_with_parent
 
 SIZES = (10_000, 100_000)
@@ -72,7 +73,7 @@ async def _processes(env: BenchEnv) -> tuple[Child, Any]:
     queue = TaskQueue(make_celery(settings.model_copy(update={"broker_url": broker})))
     services = await env.services()
     key = f"bench:fanout:ping:{uuid.uuid4().hex}"
-    await queue.send("maintenance.ping", key)
+    await queue.send(tasknames.PING, key)
     for _ in range(600):
         if await services.redis.get(key) == "pong":
             return api, queue

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from solomo.core import tasknames
 from solomo.embedded import EmbeddedServers, _die_with_parent, free_port
 
 if TYPE_CHECKING:
@@ -352,7 +353,7 @@ class BenchEnv:
     async def _wait_worker(self, child: Child, timeout: float = 60.0) -> None:
         services = await self.services()
         key = f"bench:ping:{os.getpid()}:{time.monotonic_ns()}"
-        await services.tasks.send("maintenance.ping", key)
+        await services.tasks.send(tasknames.PING, key)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if child.process.poll() is not None:

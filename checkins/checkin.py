@@ -15,7 +15,8 @@ Order of work for ``POST /v1/checkins``:
    d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
    e. recount the mayor and store ``mayor_id`` if the seat changes.
 
-4. After the commit, enqueue the post's fan-out (the outbox sweep re-sends it if this fails).
+4. After the commit, enqueue the post's fan-out (``Txn.after_commit``; the outbox sweep re-sends
+   it if this fails).
 
 A refused check-in (any ``ApiError`` raised inside the callback) aborts the transaction: nothing of
 it is written.
@@ -34,10 +35,12 @@ from pymongo.errors import DuplicateKeyError
 from checkins import rules
 from checkins.mayor import recompute_mayor
 from checkins.stores import geo_point, get_store, store_latlng
-from feed.posts import build_post, enqueue_fanout, insert_post
+from feed.posts import build_post, insert_post
 from geo.distance import geodesic_m
+from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
+from solomo.core.txn import Txn, run_transaction
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -119,8 +122,8 @@ async def check_in(
     }
     here = rules.Fix(lat, lng, accuracy_m, now)
 
-    async def transaction(session: AsyncClientSession) -> dict[str, Any]:
-        db = services.db
+    async def transaction(txn: Txn) -> dict[str, Any]:
+        db, session = services.db, txn.session
         await db.checkin_guards.update_one(
             {"_id": user.id}, {"$inc": {"n": 1}, "$set": {"at": now}}, upsert=True, session=session)
         await _apply_history_rules(services, user.id, store["_id"], here, session)
@@ -130,19 +133,19 @@ async def check_in(
             {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
             upsert=True, session=session)
         counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
-        return await _count_visit(services, store, counters, now, session)
+        counted = await _count_visit(services, store, counters, now, session)
+        txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))
+        return counted
 
     for attempt in range(3):
         try:
-            async with services.mongo.start_session() as session:
-                store = await session.with_transaction(transaction)
+            store = await run_transaction(services, transaction)
             break
         except DuplicateKeyError:
             # a racing first check-in created this user's guard (or visitor row) outside our
             # snapshot; the transaction was aborted as a whole, so simply run it again
             if attempt == 2:
                 raise
-    await enqueue_fanout(services, post["_id"])
     return CheckinResult(checkin, post, store)
 
 

@@ -18,14 +18,16 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed.notify import notify
 from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation.screen import screen_text
 from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.eventtypes import CommentNotification, MentionNotification, UserSummary, notify
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.comments")
 
@@ -48,7 +50,7 @@ def visibility_query(viewer_id: ObjectId, role: str | None = None) -> dict[str, 
     return {"$or": [{"status": VISIBLE}, {"author_id": viewer_id, "status": "pending_review"}]}
 
 
-async def create_comment(services: Any, user: Principal, post_id: ObjectId, text: str,
+async def create_comment(services: Services, user: Principal, post_id: ObjectId, text: str,
                          reply_to: str | None = None) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
     if not text.strip() or len(text) > MAX_COMMENT_CHARS:
@@ -69,33 +71,35 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
         "created_at": now, "created_ms": int(now.timestamp() * 1000),
     }
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.comments.insert_one(doc, session=session)
         if doc["status"] == VISIBLE:
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"comment_count": 1}}, session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
     if doc["status"] == VISIBLE:
         await _notify(services, user, post, doc, parent)
     return doc
 
 
-async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dict[str, Any],
+async def _notify(services: Services, user: Principal, post: dict[str, Any], doc: dict[str, Any],
                   parent: dict[str, Any] | None) -> None:
-    who = {"id": user.sid, "username": user.username, "display_name": user.display_name}
-    base = {"post_id": str(post["_id"]), "comment_id": str(doc["_id"]), "user": who}
+    who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
+    post_id, comment_id = str(post["_id"]), str(doc["_id"])
     told = {user.id}
     if post["author_id"] not in told:
-        await notify(services, post["author_id"], {"kind": "comment", **base})
+        await notify(services, post["author_id"], CommentNotification(post_id=post_id, comment_id=comment_id, user=who))
         told.add(post["author_id"])
     if parent is not None and parent["author_id"] not in told:
-        await notify(services, parent["author_id"], {"kind": "comment", "reply": True, **base})
+        await notify(services, parent["author_id"], CommentNotification(
+            reply=True, post_id=post_id, comment_id=comment_id, user=who))
         told.add(parent["author_id"])
     names = extract_mentions(doc["text"])[:MAX_MENTIONS]
     for mentioned in await services.accounts.by_usernames(names) if names else []:
         if mentioned["_id"] not in told:
-            await notify(services, mentioned["_id"], {"kind": "mention", **base})
+            await notify(services, mentioned["_id"], MentionNotification(
+                post_id=post_id, comment_id=comment_id, user=who))
             told.add(mentioned["_id"])
 
 
@@ -136,7 +140,7 @@ async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, a
     return docs, nxt
 
 
-async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -> None:
+async def delete_comment(services: Services, user: Principal, comment_id: ObjectId) -> None:
     doc = await services.db.comments.find_one({"_id": comment_id})
     if doc is None or not _visible(doc, user.id, user.role):
         raise NotFound("comment not found")
@@ -145,7 +149,8 @@ async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -
     if not allowed:
         raise Forbidden("only the comment's author, the post's author or a moderator can delete it")
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         targets = {"$or": [{"_id": comment_id}, {"reply_to": comment_id}], "status": {"$ne": "deleted"}}
         published = await services.db.comments.count_documents({**targets, "status": VISIBLE}, session=session)
         await services.db.comments.update_many(targets, {"$set": {"status": "deleted",
@@ -154,8 +159,7 @@ async def delete_comment(services: Any, user: Principal, comment_id: ObjectId) -
             await services.db.posts.update_one({"_id": doc["post_id"]}, {"$inc": {"comment_count": -published}},
                                                session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
 
 
 async def hydrate_comments(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,13 +29,15 @@ from bson import ObjectId
 from feed import trends
 from feed.follows import follower_batches
 from feed.home import mark_pull
-from feed.notify import notify, publish
-from feed.posts import FANOUT_TASK, VISIBLE
+from feed.posts import VISIBLE
 from feed.timeline import Timelines
 from geo.cells import cells_for_point
 from solomo.accounts import user_summary
+from solomo.core import tasknames
+from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, UserSummary, notify, publish_event
 from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.services import Services
 
 log = logging.getLogger("solomo.feed.fanout")
 
@@ -139,7 +141,7 @@ def _count_entries(target: str, written: int) -> None:
         FANOUT_ENTRIES.labels(target=target).inc(written)
 
 
-async def _push(services: Any, timelines: Timelines, post: dict[str, Any], target_type: str,
+async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: str,
                 target_id: ObjectId, after: ObjectId | None) -> bool:
     """Writes the post into every active follower's feed, one Lua call per batch; False when the
     post stopped being published meanwhile. Progress is checkpointed every CHECKPOINT_EVERY batches."""
@@ -154,7 +156,7 @@ async def _push(services: Any, timelines: Timelines, post: dict[str, Any], targe
             written, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
             _count_entries("home" if target_type == "user" else "store", written)
             if online:
-                await publish(services, online, "feed.new", {"post_id": member})
+                await publish_event(services, online, FeedNew(post_id=member))
             since_checkpoint += 1
             if since_checkpoint >= CHECKPOINT_EVERY:
                 since_checkpoint = 0
@@ -175,7 +177,7 @@ async def _finish(services: Any, post: dict[str, Any]) -> None:
         {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
 
 
-async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
+async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
     """Once per post (guarded in MongoDB), when it is first published."""
     mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
     if not mentioned:
@@ -185,12 +187,14 @@ async def _notify_mentions(services: Any, post: dict[str, Any]) -> None:
     if not claimed.modified_count:
         return
     author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
+    if author is None:  # not expected: accounts are marked deleted, never removed
+        return
+    event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
     for uid in mentioned:
-        await notify(services, uid, {"kind": "mention", "post_id": str(post["_id"]),
-                                     "user": user_summary(author) if author else None})
+        await notify(services, uid, event)
 
 
-async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) -> None:
+async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:
     timelines = Timelines(services.redis)
     member = str(post["_id"])
     holders: list[str] = []
@@ -204,9 +208,9 @@ async def _retract(services: Any, post: dict[str, Any], *, keep_author: bool) ->
             owners = [str(f) for f in followers]
             online = await timelines.remove([home_key(f) for f in owners], member, owners, ONLINE)
             if online:
-                await publish(services, online, "post.deleted", {"post_id": member})
+                await publish_event(services, online, PostDeleted(post_id=member))
     if holders:
-        await publish(services, holders, "post.deleted", {"post_id": member})
+        await publish_event(services, holders, PostDeleted(post_id=member))
 
 
 async def retract_post(services: Any, post_id: ObjectId) -> None:
@@ -227,15 +231,15 @@ async def restore_post(services: Any, post_id: ObjectId) -> str:
     return await fanout_post(services, post_id)
 
 
-async def sweep_pending(services: Any, older_than_s: float | None = None, limit: int = 500) -> int:
+async def sweep_pending(services: Services, older_than_s: float | None = None, limit: int = 500) -> int:
     """The outbox: re-sends posts whose fan-out has not finished a while after they were written."""
     age = services.settings.fanout_sweep_after_s if older_than_s is None else older_than_s
     cutoff = datetime.now(UTC) - timedelta(seconds=age)
     query = {"fanout": "pending", "created_at": {"$lt": cutoff},
              "$or": [{"fanout_swept_at": {"$exists": False}}, {"fanout_swept_at": {"$lt": cutoff}}]}
     ids = [d["_id"] async for d in services.db.posts.find(query, {"_id": 1}).limit(limit)]
-    for pid in ids:
-        await services.tasks.send(FANOUT_TASK, str(pid))
+    for pid in ids:  # not send_task: a broker outage fails the sweep, and nothing is marked swept
+        await services.tasks.send(tasknames.FANOUT_POST, str(pid))
     if ids:
         await services.db.posts.update_many({"_id": {"$in": ids}}, {"$set": {"fanout_swept_at": datetime.now(UTC)}})
     return len(ids)

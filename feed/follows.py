@@ -19,10 +19,12 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from feed import home
-from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
+from solomo.core.eventtypes import FollowNotification, UserSummary, notify
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 TargetType = Literal["user", "store"]
 
@@ -43,7 +45,7 @@ def _counter_updates(target_type: TargetType) -> tuple[str, str | None]:
     return ("users", "following_count") if target_type == "user" else ("stores", None)
 
 
-async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+async def follow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
     """Idempotent; returns True when a new follow was recorded."""
     if target_type == "user" and follower_id == target_id:
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")
@@ -53,7 +55,8 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
            "created_at": now, "created_ms": int(now.timestamp() * 1000)}
     collection, follower_counter = _counter_updates(target_type)
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.follows.insert_one(doc, session=session)
         await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": 1}},
                                                  session=session)
@@ -62,8 +65,7 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
                                                session=session)
 
     try:
-        async with services.mongo.start_session() as session:
-            await session.with_transaction(txn)
+        await run_transaction(services, body)
     except DuplicateKeyError:
         # a retry of a follow whose backfill failed (Redis down after the commit) repairs the feed
         await home.backfill_followed(services, follower_id, target_type, target_id)
@@ -72,32 +74,31 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
     if target_type == "user":
         follower = await services.db.users.find_one({"_id": follower_id}, {"username": 1, "display_name": 1})
         if follower is not None:
-            await notify(services, target_id, {"kind": "follow", "user": user_summary(follower)})
+            await notify(services, target_id, FollowNotification(user=UserSummary(**user_summary(follower))))
     return True
 
 
-async def unfollow(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
+async def unfollow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
     """Idempotent; returns True when a follow was removed. The target's posts leave the reader's feed."""
     if target_type == "user" and follower_id == target_id:
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")
     await _target(services, target_type, target_id)
     collection, follower_counter = _counter_updates(target_type)
-    removed = False
 
-    async def txn(session: Any) -> None:
-        nonlocal removed
+    async def body(txn: Txn) -> bool:
+        session = txn.session
         result = await services.db.follows.delete_one(
             {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, session=session)
-        removed = result.deleted_count == 1
-        if removed:
-            await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
-                                                     session=session)
-            if follower_counter:
-                await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
-                                                   session=session)
+        if result.deleted_count != 1:
+            return False
+        await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
+                                                 session=session)
+        if follower_counter:
+            await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
+                                               session=session)
+        return True
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    removed = await run_transaction(services, body)
     # also when nothing was removed: a retried unfollow still cleans the feed
     await home.remove_unfollowed(services, follower_id, target_type, target_id)
     return removed

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal, cast
 
 import orjson
@@ -20,11 +19,11 @@ from bson import ObjectId
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Position, Timelines
+from solomo.core import tasknames
 from solomo.core.keys import PULL_CACHE, home_key, home_rebuild_lock
+from solomo.core.services import Services
+from solomo.core.txn import send_task
 
-log = logging.getLogger("solomo.feed.home")
-
-REBUILD_TASK = "fanout.rebuild_home"
 PULL_CACHE_TTL_S = 30
 LOCK_TTL_S = 60
 
@@ -109,14 +108,11 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
     return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader))
 
 
-async def request_rebuild(services: Any, reader: ObjectId) -> None:
+async def request_rebuild(services: Services, reader: ObjectId) -> None:
     """Queues one rebuild per reader at a time (the lock expires if the task is lost)."""
     if await services.redis.set(home_rebuild_lock(reader), "1", nx=True, ex=LOCK_TTL_S):
-        try:
-            await services.tasks.send(REBUILD_TASK, str(reader))
-        except Exception as exc:
-            log.warning("could not queue a home rebuild for %s: %s", reader, exc)
-            await services.redis.delete(home_rebuild_lock(reader))
+        if not await send_task(services, tasknames.REBUILD_HOME, str(reader)):
+            await services.redis.delete(home_rebuild_lock(reader))  # the next read asks again
 
 
 async def rebuild_home(services: Any, reader: ObjectId) -> int:

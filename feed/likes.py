@@ -9,9 +9,11 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from feed.notify import notify
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
+from solomo.core.eventtypes import LikeNotification, UserSummary, notify
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 
 async def _count(services: Any, post_id: ObjectId) -> int:
@@ -19,35 +21,34 @@ async def _count(services: Any, post_id: ObjectId) -> int:
     return int(doc.get("like_count", 0)) if doc else 0
 
 
-async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, Any]:
+async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
     doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": datetime.now(UTC)}
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         await services.db.likes.insert_one(doc, session=session)
         await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": 1}}, session=session)
 
     created = True
     try:
-        async with services.mongo.start_session() as session:
-            await session.with_transaction(txn)
+        await run_transaction(services, body)
     except DuplicateKeyError:
         created = False
     if created and post["author_id"] != user.id:
-        await notify(services, post["author_id"], {
-            "kind": "like", "post_id": str(post_id),
-            "user": {"id": user.sid, "username": user.username, "display_name": user.display_name}})
+        who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
+        await notify(services, post["author_id"], LikeNotification(post_id=str(post_id), user=who))
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 
-async def unlike(services: Any, user: Principal, post_id: ObjectId) -> dict[str, Any]:
+async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     await get_visible_post(services, post_id, user.id)
 
-    async def txn(session: Any) -> None:
+    async def body(txn: Txn) -> None:
+        session = txn.session
         result = await services.db.likes.delete_one({"post_id": post_id, "user_id": user.id}, session=session)
         if result.deleted_count:
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
 
-    async with services.mongo.start_session() as session:
-        await session.with_transaction(txn)
+    await run_transaction(services, body)
     return {"like_count": await _count(services, post_id), "liked_by_me": False}

@@ -16,7 +16,6 @@ nothing and was not read again. Expiry is safe: the fan-out only writes keys tha
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from geopy.distance import great_circle
@@ -26,14 +25,14 @@ from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import VISIBLE
 from feed.timeline import MARKER, READY, Position, Timelines
 from geo.cells import bounds, covering_cells, encode
+from solomo.core import tasknames
 from solomo.core.keys import cell_key, cell_rebuild_lock
-
-log = logging.getLogger("solomo.feed.local")
+from solomo.core.services import Services
+from solomo.core.txn import send_task
 
 EARTH_RADIUS_M = 6_371_008.8
 CELL_TTL_S = 86400
 EMPTY_TTL_S = 120
-REBUILD_TASK = "fanout.rebuild_cells"
 LOCK_TTL_S = 60
 """A cell's rebuild is queued at most once in this time (the lock expires if the task is lost)."""
 REBUILD_CONCURRENCY = 4
@@ -87,20 +86,17 @@ async def rebuild_cells(services: Any, cells: list[str]) -> int:
     return sum(await asyncio.gather(*(one(c) for c in cells)))
 
 
-async def request_rebuilds(services: Any, cells: list[str]) -> list[str]:
+async def request_rebuilds(services: Services, cells: list[str]) -> list[str]:
     """Queues one background rebuild for the cells not already queued; returns those queued."""
     async with services.redis.pipeline(transaction=False) as pipe:
         for cell in cells:
             pipe.set(cell_rebuild_lock(cell), "1", nx=True, ex=LOCK_TTL_S)
         taken = await pipe.execute()
     mine = [cell for cell, ok in zip(cells, taken, strict=True) if ok]
-    if mine:
-        try:
-            await services.tasks.send(REBUILD_TASK, mine)
-        except Exception as exc:  # the read is served anyway; the next one queues again
-            log.warning("could not queue a rebuild of %d cells: %s", len(mine), exc)
-            await services.redis.delete(*(cell_rebuild_lock(c) for c in mine))
-            return []
+    if mine and not await send_task(services, tasknames.REBUILD_CELLS, mine):
+        # the read is served anyway; the next one queues again
+        await services.redis.delete(*(cell_rebuild_lock(c) for c in mine))
+        return []
     return mine
 
 

@@ -7,7 +7,6 @@ acknowledged post always reaches its readers even if the broker or a worker fail
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +16,12 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from moderation.screen import screen_text
 from solomo.accounts import Principal
+from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
-
-log = logging.getLogger("solomo.posts")
+from solomo.core.services import Services
+from solomo.core.txn import send_task
 
 MAX_POST_CHARS = 2000
-FANOUT_TASK = "fanout.post"
-RETRACT_TASK = "fanout.retract"
 VISIBLE = "published"
 OWN_VISIBLE = ("published", "pending_review", "hidden")
 """What an author sees of their own posts; "removed" and "deleted" are visible to nobody here."""
@@ -117,18 +115,10 @@ async def insert_post(services: Any, doc: dict[str, Any], session: AsyncClientSe
     await services.db.posts.insert_one(doc, session=session)
 
 
-async def enqueue_fanout(services: Any, post_id: ObjectId) -> None:
-    """Best effort: if the broker is down the sweeper re-sends it (the post is already durable)."""
-    try:
-        await services.tasks.send(FANOUT_TASK, str(post_id))
-    except Exception as exc:  # the outbox sweep is the safety net
-        log.warning("could not enqueue fan-out for %s: %s", post_id, exc)
-
-
-async def create_post(services: Any, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
+async def create_post(services: Services, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
     doc = await build_post(services, author, text, **kwargs)
     await insert_post(services, doc)
-    await enqueue_fanout(services, doc["_id"])
+    await send_task(services, tasknames.FANOUT_POST, str(doc["_id"]))  # else the outbox sweep sends it
     return doc
 
 
@@ -142,7 +132,7 @@ async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId
     return doc
 
 
-async def delete_post(services: Any, post_id: ObjectId, user_id: ObjectId) -> None:
+async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) -> None:
     """The author deletes a post: it leaves every feed (through the retract task; the sweeper
     re-sends it if the broker loses it, since ``fanout`` goes back to pending)."""
     doc = await get_visible_post(services, post_id, user_id)
@@ -153,10 +143,7 @@ async def delete_post(services: Any, post_id: ObjectId, user_id: ObjectId) -> No
         {"$set": {"status": "deleted", "fanout": "pending", "deleted_at": datetime.now(UTC)}},
     )
     if result.modified_count:
-        try:
-            await services.tasks.send(RETRACT_TASK, str(post_id))
-        except Exception as exc:
-            log.warning("could not enqueue retraction of %s: %s", post_id, exc)
+        await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
 
 
 async def load_store(services: Any, store_id: ObjectId) -> dict[str, Any]:

@@ -29,14 +29,15 @@ from typing import Any, Literal
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from moderation import audit
 from moderation.reports import close_reports
 from solomo.accounts import Principal
+from solomo.core import tasknames
 from solomo.core.errors import ApiError, Conflict, NotFound
 from solomo.core.ids import maybe_id
-from solomo.core.txn import in_transaction, outbox_fields, send_task
+from solomo.core.services import Services
+from solomo.core.txn import Txn, outbox_fields, run_transaction
 
 Action = Literal["approve", "hide", "remove", "restore"]
 ACTIONS: tuple[str, ...] = ("approve", "hide", "remove", "restore")
@@ -63,20 +64,21 @@ def next_status(action: str, post: dict[str, Any]) -> str:
 def follow_up_tasks(before: str, after: str) -> list[str]:
     """The feed tasks that bring Redis in line with a status change."""
     if after in ("hidden", "removed"):
-        return ["fanout.retract"]
+        return [tasknames.FANOUT_RETRACT]
     if after == "published" and before == "pending_review":
-        return ["fanout.post"]
+        return [tasknames.FANOUT_POST]
     if after == "published" and before in ("hidden", "removed"):
-        return ["fanout.restore"]
+        return [tasknames.FANOUT_RESTORE]
     return []
 
 
 async def moderate_post(
-    services: Any, moderator: Principal, post_id: ObjectId, action: str, reason: str
+    services: Services, moderator: Principal, post_id: ObjectId, action: str, reason: str
 ) -> dict[str, Any]:
     """Applies one decision; returns the updated post document."""
 
-    async def txn(session: AsyncClientSession) -> tuple[dict[str, Any], str]:
+    async def body(txn: Txn) -> dict[str, Any]:
+        session = txn.session
         post = await services.db.posts.find_one({"_id": post_id}, session=session)
         if post is None or post.get("status") == "deleted":
             raise NotFound("post not found")
@@ -98,12 +100,11 @@ async def moderate_post(
         await close_reports(services, post_id, session)
         await audit.record(services, session, moderator_id=moderator.id, action=action, target_type="post",
                            target_id=post_id, reason=reason, before={"status": before}, after={"status": after})
-        return doc, before
+        for task in follow_up_tasks(before, after):
+            txn.after_commit(task, str(post_id))
+        return doc
 
-    doc, before = await in_transaction(services, txn)
-    for task in follow_up_tasks(before, doc["status"]):
-        await send_task(services, task, str(post_id))
-    return doc
+    return await run_transaction(services, body)
 
 
 async def moderate_many(

@@ -25,7 +25,6 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from feed.comments import hydrate_comments, notify_published
 from feed.hydrate import hydrate_posts
@@ -36,7 +35,8 @@ from solomo.core.errors import Conflict, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import page
-from solomo.core.txn import in_transaction
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 PUBLISHED = "published"
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -57,11 +57,12 @@ def count_delta(before: str, after: str) -> int:
     return (after == PUBLISHED) - (before == PUBLISHED)
 
 
-async def moderate_comment(services: Any, moderator: Principal, comment_id: ObjectId, action: str,
+async def moderate_comment(services: Services, moderator: Principal, comment_id: ObjectId, action: str,
                            reason: str) -> dict[str, Any]:
     """Applies one decision; returns the updated comment document."""
 
-    async def txn(session: AsyncClientSession) -> tuple[dict[str, Any], str]:
+    async def body(txn: Txn) -> tuple[dict[str, Any], str]:
+        session = txn.session
         comment = await services.db.comments.find_one({"_id": comment_id}, session=session)
         if comment is None or comment.get("status") == "deleted":
             raise NotFound("comment not found")
@@ -84,7 +85,7 @@ async def moderate_comment(services: Any, moderator: Principal, comment_id: Obje
                            after={"status": after, "post_id": str(comment["post_id"])})
         return doc, before
 
-    doc, before = await in_transaction(services, txn)
+    doc, before = await run_transaction(services, body)
     if before != PUBLISHED and doc["status"] == PUBLISHED:
         await notify_published(services, doc)
     return doc

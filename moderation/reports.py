@@ -23,12 +23,13 @@ from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
 from solomo.accounts import Principal
+from solomo.core import tasknames
 from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.jsonio import rfc3339
-from solomo.core.txn import in_transaction, outbox_fields, send_task
+from solomo.core.services import Services
+from solomo.core.txn import Txn, outbox_fields, run_transaction
 
 REASONS = ("spam", "abuse", "illegal", "other")
-RETRACT_TASK = "fanout.retract"
 
 
 def report_public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def report_public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def report_post(
-    services: Any, reporter: Principal, post_id: ObjectId, reason: str, note: str | None = None
+    services: Services, reporter: Principal, post_id: ObjectId, reason: str, note: str | None = None
 ) -> tuple[dict[str, Any], bool]:
     """Files a report; returns (report, whether this report hid the post)."""
     if reason not in REASONS:
@@ -57,7 +58,8 @@ async def report_post(
         raise NotFound("post not found")
     threshold = services.settings.report_threshold
 
-    async def txn(session: AsyncClientSession) -> tuple[dict[str, Any], bool]:
+    async def body(txn: Txn) -> tuple[dict[str, Any], bool]:
+        session = txn.session
         now = datetime.now(UTC)
         report = {"_id": ObjectId(), "post_id": post_id, "reporter_id": reporter.id, "reason": reason,
                   "note": note, "created_at": now}
@@ -84,12 +86,10 @@ async def report_post(
             reason=f"{updated['open_reports']} reports (threshold {threshold})",
             before={"status": "published"}, after={"status": "hidden"},
         )
+        txn.after_commit(tasknames.FANOUT_RETRACT, str(post_id))
         return report, True
 
-    report, hidden = await in_transaction(services, txn)
-    if hidden:
-        await send_task(services, RETRACT_TASK, str(post_id))
-    return report, hidden
+    return await run_transaction(services, body)
 
 
 async def _open_reasons(services: Any, post_id: ObjectId, session: AsyncClientSession) -> dict[str, int]:

@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from moderation import audit
 from solomo.accounts import Principal
 from solomo.core.errors import Conflict, Forbidden, Invalid, NotFound
-from solomo.core.txn import in_transaction
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
 
@@ -36,7 +36,7 @@ SUSPENDED_CLOSE_CODE = 4403
 
 
 async def moderate_user(
-    services: Any, moderator: Principal, user_id: ObjectId, action: str, reason: str
+    services: Services, moderator: Principal, user_id: ObjectId, action: str, reason: str
 ) -> dict[str, Any]:
     if action not in _TRANSITIONS:
         raise Invalid(f"action must be one of {', '.join(USER_ACTIONS)}")
@@ -44,7 +44,8 @@ async def moderate_user(
         raise Forbidden(f"you cannot {action} yourself")
     before, after = _TRANSITIONS[action]
 
-    async def txn(session: AsyncClientSession) -> dict[str, Any]:
+    async def body(txn: Txn) -> dict[str, Any]:
+        session = txn.session
         user = await services.db.users.find_one({"_id": user_id}, session=session)
         if user is None or user.get("status") == "deleted":
             raise NotFound("user not found")
@@ -66,7 +67,7 @@ async def moderate_user(
                            target_id=user_id, reason=reason, before={"status": before}, after={"status": after})
         return doc
 
-    doc = await in_transaction(services, txn)
+    doc = await run_transaction(services, body)
     await services.authenticator.forget_user(user_id)  # cached tokens are checked afresh at once
     if action == "suspend":
         await close_sockets(services, str(user_id))

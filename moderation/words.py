@@ -25,7 +25,8 @@ from moderation import audit
 from moderation.normalize import word_key
 from solomo.core.errors import Invalid
 from solomo.core.keys import WORDS_VERSION
-from solomo.core.txn import in_transaction
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
 
@@ -149,12 +150,13 @@ def audit_states(before: WordLists, old_version: int, after: WordLists, version:
     )
 
 
-async def update_lists(services: Any, moderator_id: ObjectId | None, block: list[str], review: list[str],
+async def update_lists(services: Services, moderator_id: ObjectId | None, block: list[str], review: list[str],
                        reason: str) -> WordLists:
     """Replaces both lists and records the change in the audit log, in one transaction."""
     lists = clean_lists(block, review)
 
-    async def txn(session: AsyncClientSession) -> int:
+    async def body(txn: Txn) -> int:
+        session = txn.session
         before, old_version = await load_lists(services, session)
         version = await replace_lists(services, lists, session)
         was, now = audit_states(before, old_version, lists, version)
@@ -162,7 +164,7 @@ async def update_lists(services: Any, moderator_id: ObjectId | None, block: list
                            target_type="words", target_id=DOC_ID, reason=reason, before=was, after=now)
         return version
 
-    version = await in_transaction(services, txn)
+    version = await run_transaction(services, body)
     try:
         await publish_version(services, version)
     except Exception as exc:  # committed: every process still finds the new version in MongoDB

@@ -8,7 +8,6 @@ broker message delays the push but never loses it.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,13 +16,13 @@ from bson import ObjectId
 from checkins.stores import store_latlng
 from offers import live
 from offers.stores import owned_store, store_summary
+from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
+from solomo.core.txn import send_task
 
-log = logging.getLogger("solomo.offers")
-
-TARGET_TASK = "offers.target"
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
 MAX_LIFETIME = timedelta(days=90)
 MIN_LIFETIME = timedelta(seconds=1)
@@ -56,7 +55,7 @@ def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_offer(
-    services: Any,
+    services: Services,
     owner_id: ObjectId,
     store_id: ObjectId | str,
     *,
@@ -100,16 +99,8 @@ async def create_offer(
     }
     await services.db.offers.insert_one(doc)
     await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
-    await enqueue_targeting(services, doc["_id"])
+    await send_task(services, tasknames.OFFERS_TARGET, str(doc["_id"]))  # else the sweep re-sends it
     return doc, store
-
-
-async def enqueue_targeting(services: Any, offer_id: ObjectId) -> None:
-    """Best effort: the maintenance sweep re-sends targeting that stays pending."""
-    try:
-        await services.tasks.send(TARGET_TASK, str(offer_id))
-    except Exception as exc:
-        log.warning("could not enqueue targeting for offer %s: %s", offer_id, exc)
 
 
 async def get_offer(services: Any, offer_id: ObjectId) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from offers import live
-from offers.offers import enqueue_targeting
+from solomo.core import tasknames
+from solomo.core.services import Services
+from solomo.core.txn import send_task
 
 RESEND_AFTER = timedelta(seconds=30)
 
 
-async def resend_pending_targeting(services: Any, limit: int = 500) -> int:
+async def resend_pending_targeting(services: Services, limit: int = 500) -> int:
     """Re-enqueue targeting for live offers still pending after a while (the task is idempotent)."""
     now = datetime.now(UTC)
     cursor = services.db.offers.find(
@@ -19,7 +21,7 @@ async def resend_pending_targeting(services: Any, limit: int = 500) -> int:
         {"_id": 1}).limit(limit)
     n = 0
     async for doc in cursor:
-        await enqueue_targeting(services, doc["_id"])
+        await send_task(services, tasknames.OFFERS_TARGET, str(doc["_id"]))
         n += 1
     return n
 

@@ -3,7 +3,7 @@
 Targeting (the Celery task ``offers.target``) intersects three sets: users with a fresh live
 position within the radius (Redis GEOSEARCH), users online now (``rt:online``) and the store's
 followers (MongoDB ``follows``, queried for just those candidates). Each gets an ``offer`` event
-(the Offer plus ``distance_m``) through :meth:`EventPublisher.publish_each` with the dedupe set
+(the Offer plus ``distance_m``) through :func:`solomo.core.eventtypes.publish_each_event` with the dedupe set
 ``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
 (:mod:`offers.arrival`), never sees the offer twice.
 
@@ -23,9 +23,11 @@ from bson import ObjectId
 from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out
+from solomo.core.eventtypes import OfferEvent, publish_each_event
 from solomo.core.ids import maybe_id
 from solomo.core.keys import offer_delivered
 from solomo.core.presence import is_online
+from solomo.core.services import Services
 
 FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400
@@ -37,10 +39,10 @@ def delivered_ttl_s(offer: dict[str, Any]) -> int:
 
 
 def offer_events(offer: dict[str, Any], store: dict[str, Any],
-                 recipients: list[tuple[str, float]]) -> list[tuple[str, dict[str, Any]]]:
+                 recipients: list[tuple[str, float]]) -> list[tuple[str, OfferEvent]]:
     """``(user id, offer event)`` for each recipient: the Offer is shaped once, only the distance varies."""
-    public = offer_public(offer, store)
-    return [(uid, {**public, "distance_m": round(dist, 1)}) for uid, dist in recipients]
+    shaped = OfferEvent(**offer_public(offer, store), distance_m=0.0)
+    return [(uid, shaped.model_copy(update={"distance_m": round(dist, 1)})) for uid, dist in recipients]
 
 
 async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]) -> set[str]:
@@ -56,14 +58,14 @@ async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]
     return out
 
 
-async def send_offer(services: Any, offer: dict[str, Any], store: dict[str, Any],
+async def send_offer(services: Services, offer: dict[str, Any], store: dict[str, Any],
                      recipients: list[tuple[str, float]]) -> int:
     """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new."""
     if not recipients:
         return 0
     items = offer_events(offer, store, recipients)
     key = offer_delivered(str(offer["_id"]))
-    sent = await services.events.publish_each("offer", items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
+    sent = await publish_each_event(services, items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
     if sent:
         total = await services.redis.scard(key)
         await services.db.offers.update_one({"_id": offer["_id"]}, {"$max": {"pushed": int(total)}})

@@ -22,6 +22,8 @@ from offers.stores import owned_store
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import id_position
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 CODE_ATTEMPTS = 4
 
@@ -51,7 +53,7 @@ def voucher_public(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def claim(services: Any, user_id: ObjectId, offer_id: ObjectId) -> tuple[dict[str, Any], bool]:
+async def claim(services: Services, user_id: ObjectId, offer_id: ObjectId) -> tuple[dict[str, Any], bool]:
     """Returns ``(voucher, created)``; 404 unknown offer, 410 ``offer_expired``, 409 ``sold_out``."""
     db = services.db
     existing = await db.vouchers.find_one({"offer_id": offer_id, "user_id": user_id})
@@ -69,18 +71,17 @@ async def claim(services: Any, user_id: ObjectId, offer_id: ObjectId) -> tuple[d
             "redeemed_at": None, "created_at": now, "created_ms": int(now.timestamp() * 1000),
         }
 
-        async def txn(session: Any, doc: dict[str, Any] = doc, now: datetime = now) -> None:
+        async def body(txn: Txn, doc: dict[str, Any] = doc, now: datetime = now) -> None:
             taken = await db.offers.update_one(
                 {"_id": offer_id, "expires_at": {"$gt": now},
                  "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}},
-                {"$inc": {"claimed": 1}}, session=session)
+                {"$inc": {"claimed": 1}}, session=txn.session)
             if taken.modified_count != 1:
                 raise _NotClaimable()
-            await db.vouchers.insert_one(doc, session=session)
+            await db.vouchers.insert_one(doc, session=txn.session)
 
         try:
-            async with services.mongo.start_session() as session:
-                await session.with_transaction(txn)
+            await run_transaction(services, body)
             return doc, True
         except _NotClaimable:
             fresh = await db.offers.find_one({"_id": offer_id})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from solomo.core import tasknames
 from tests.support import wait_until
 
 
@@ -25,7 +26,7 @@ async def test_openapi_documents_every_route(client, app):
 
 async def test_worker_consumes(services, celery_worker):
     key = f"ping:{uuid.uuid4().hex}"
-    await services.tasks.send("maintenance.ping", key)
+    await services.tasks.send(tasknames.PING, key)
 
     async def done():
         return await services.redis.get(key)

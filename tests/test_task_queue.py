@@ -10,6 +10,7 @@ import uuid
 from celery import Celery
 from kombu import Queue
 
+from solomo.core import tasknames
 from solomo.core.queue import TaskQueue
 from tests.support import wait_until
 from workers.app import make_celery
@@ -67,8 +68,8 @@ async def test_a_worker_runs_what_the_api_sends(services, celery_worker):
     key = f"ping:{uuid.uuid4().hex}"
     later = f"ping:{uuid.uuid4().hex}"
     started = time.monotonic()
-    await services.tasks.send("maintenance.ping", later, countdown=1.0)
-    await services.tasks.send("maintenance.ping", key)
+    await services.tasks.send(tasknames.PING, later, countdown=1.0)
+    await services.tasks.send(tasknames.PING, key)
 
     async def done(k: str):
         return await services.redis.get(k)

@@ -11,6 +11,7 @@ from celery import Celery
 from celery.signals import worker_shutdown
 from kombu.entity import Queue
 
+from solomo.core import tasknames as names
 from solomo.core.settings import Settings, load_settings
 from solomo.observability import instrument_celery
 
@@ -27,15 +28,15 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=FANOUT_QUEUE,
         task_queues=[Queue(FANOUT_QUEUE), Queue(MAINTENANCE_QUEUE)],
-        task_routes={"maintenance.*": {"queue": MAINTENANCE_QUEUE}},
+        task_routes={f"{names.MAINTENANCE_PREFIX}*": {"queue": MAINTENANCE_QUEUE}},
         broker_transport_options={"visibility_timeout": 300},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule={
-            "sweep-pending-fanout": {"task": "maintenance.sweep_fanout", "schedule": 15.0},
-            "sweep-offers": {"task": "maintenance.offers_sweep", "schedule": 30.0},
-            "sweep-realtime": {"task": "maintenance.realtime_sweep", "schedule": 60.0},
-            "refresh-mayors": {"task": "maintenance.refresh_mayors", "schedule": 3600.0},
+            "sweep-pending-fanout": {"task": names.SWEEP_FANOUT, "schedule": 15.0},
+            "sweep-offers": {"task": names.OFFERS_SWEEP, "schedule": 30.0},
+            "sweep-realtime": {"task": names.REALTIME_SWEEP, "schedule": 60.0},
+            "refresh-mayors": {"task": names.REFRESH_MAYORS, "schedule": 3600.0},
         },
         timezone="UTC",
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from solomo.core import tasknames as names
 from solomo.core.services import Services
 from workers import runtime
 from workers.app import app
@@ -16,7 +17,7 @@ def _run(job: Any) -> Any:
     return runtime.run(app.conf.solomo_settings, job)
 
 
-@app.task(name="maintenance.ping")
+@app.task(name=names.PING)
 def ping(key: str) -> None:
     """Sets a Redis key: proves a worker is consuming (used by tests and `solomo dev`)."""
 
@@ -29,7 +30,7 @@ def ping(key: str) -> None:
 # --- offers and real time (issue 4) ---------------------------------------------------------
 
 
-@app.task(name="offers.target")
+@app.task(name=names.OFFERS_TARGET)
 def target_offer(offer_id: str) -> None:
     """Push a new offer to the store's followers online within its radius (exactly once each)."""
     from offers.targeting import target_offer as target
@@ -37,7 +38,7 @@ def target_offer(offer_id: str) -> None:
     _run(lambda services: target(services, offer_id))
 
 
-@app.task(name="maintenance.offers_sweep")
+@app.task(name=names.OFFERS_SWEEP)
 def offers_sweep() -> None:
     """Re-send targeting lost on its way to the broker; drop expired offers from the live index."""
     from offers.sweeps import resend_pending_targeting, sweep_live
@@ -49,7 +50,7 @@ def offers_sweep() -> None:
     _run(job)
 
 
-@app.task(name="maintenance.realtime_sweep")
+@app.task(name=names.REALTIME_SWEEP)
 def realtime_sweep() -> None:
     """Expire stale live positions; drop API processes that stopped heartbeating from rt:online."""
     from geo.positions import expire_positions
@@ -65,7 +66,7 @@ def realtime_sweep() -> None:
 # --- social feed: fan-out (issue 3) ---------------------------------------------------------
 
 
-@app.task(name="fanout.post")
+@app.task(name=names.FANOUT_POST)
 def fanout_post(post_id: str) -> None:
     """Bring feeds, cells and topics in line with the post's status (push, or pull back)."""
     from bson import ObjectId
@@ -75,7 +76,7 @@ def fanout_post(post_id: str) -> None:
     _run(lambda services: fanout(services, ObjectId(post_id)))
 
 
-@app.task(name="fanout.retract")
+@app.task(name=names.FANOUT_RETRACT)
 def fanout_retract(post_id: str) -> None:
     """Remove a post from every feed and tell online holders (post.deleted)."""
     from bson import ObjectId
@@ -85,7 +86,7 @@ def fanout_retract(post_id: str) -> None:
     _run(lambda services: retract_post(services, ObjectId(post_id)))
 
 
-@app.task(name="fanout.restore")
+@app.task(name=names.FANOUT_RESTORE)
 def fanout_restore(post_id: str) -> None:
     """Put a (re)published post back into every feed."""
     from bson import ObjectId
@@ -95,7 +96,7 @@ def fanout_restore(post_id: str) -> None:
     _run(lambda services: restore_post(services, ObjectId(post_id)))
 
 
-@app.task(name="fanout.rebuild_home")
+@app.task(name=names.REBUILD_HOME)
 def rebuild_home(user_id: str) -> None:
     """Rebuild a returning (or flushed) reader's home feed from MongoDB."""
     from bson import ObjectId
@@ -105,7 +106,7 @@ def rebuild_home(user_id: str) -> None:
     _run(lambda services: rebuild(services, ObjectId(user_id)))
 
 
-@app.task(name="fanout.rebuild_cells")
+@app.task(name=names.REBUILD_CELLS)
 def rebuild_cells(cells: list[str]) -> None:
     """Build the geo-cell timelines a local read found missing (that read was served from MongoDB)."""
     from feed.local import rebuild_cells as rebuild
@@ -113,7 +114,7 @@ def rebuild_cells(cells: list[str]) -> None:
     _run(lambda services: rebuild(services, [str(c) for c in cells]))
 
 
-@app.task(name="maintenance.sweep_fanout")
+@app.task(name=names.SWEEP_FANOUT)
 def sweep_fanout() -> None:
     """The outbox: re-send fan-outs still pending a while after their post was written."""
     from feed.fanout import sweep_pending
@@ -121,7 +122,7 @@ def sweep_fanout() -> None:
     _run(sweep_pending)
 
 
-@app.task(name="maintenance.refresh_mayors")
+@app.task(name=names.REFRESH_MAYORS)
 def refresh_mayors() -> None:
     """Mayors whose standing aged out of the 60-day window lose (or pass on) their seat."""
     from datetime import UTC, datetime

@@ -1,26 +1,72 @@
-"""Transactions and post-commit task sends for moderation writes."""
+"""MongoDB transactions, and the tasks sent once they commit.
+
+Every write that touches more than one document goes through :func:`run_transaction`; every task
+sent from the API goes through :func:`send_task` (directly after a single-document write, or
+collected with :meth:`Txn.after_commit` inside a transaction). Sending is best effort, after the
+data is durable: a broker that is down is logged, never raised, because each write leaves a
+trace its sweeper finds — a post's ``fanout: "pending"`` (``feed.fanout.sweep_pending``), an
+offer's ``targeting: "pending"`` (``offers.sweeps``), a rebuild lock that expires — so a lost
+task delays the Redis side of a change, never its correctness.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+if TYPE_CHECKING:
+    from solomo.core.services import Services
+
 T = TypeVar("T")
-log = logging.getLogger("solomo.moderation")
+log = logging.getLogger("solomo.core.txn")
 
 
-async def in_transaction(services: Any, txn: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+class Txn:
+    """One attempt of a transaction: its ``session`` (pass it to every read and write) and the
+    tasks to send once it commits."""
+
+    def __init__(self, session: AsyncClientSession) -> None:
+        self.session = session
+        self.tasks: list[tuple[str, tuple[Any, ...]]] = []
+
+    def after_commit(self, name: str, *args: Any) -> None:
+        """Send task ``name`` (a :mod:`solomo.core.tasknames` constant) with ``args`` after the
+        commit, best effort; dropped if this attempt does not commit."""
+        self.tasks.append((name, args))
+
+
+async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]]) -> T:
+    """Runs ``body`` in one MongoDB transaction, then sends the tasks it collected.
+
+    The driver re-runs ``body`` after a transient error (a write conflict, say), so each attempt
+    gets a fresh :class:`Txn`: only the tasks of the attempt that committed are sent. Any exception
+    ``body`` raises aborts the transaction and propagates unchanged, as do MongoDB's own errors
+    (the app answers 503 for those).
+    """
+    committed: Txn | None = None
+
+    async def attempt(session: AsyncClientSession) -> T:
+        nonlocal committed
+        committed = Txn(session)
+        return await body(committed)
+
     async with services.mongo.start_session() as session:
-        return await session.with_transaction(txn)
+        result = await session.with_transaction(attempt)
+    assert committed is not None
+    for name, args in committed.tasks:
+        await send_task(services, name, *args)
+    return result
 
 
-async def send_task(services: Any, name: str, *args: Any) -> bool:
-    """Best-effort enqueue after a commit: the state change is already durable and every read
-    path filters by status, so a lost task delays only the Redis clean-up, never correctness."""
+async def send_task(services: Services, name: str, *args: Any) -> bool:
+    """Best-effort enqueue of a state change already durable; returns whether the broker took it.
+
+    A broker error is logged, never raised: the caller's sweeper (see the module docstring) or
+    the next read repairs what the lost task would have done."""
     try:
         await services.tasks.send(name, *args)
         return True

@@ -12,6 +12,7 @@ from checkins.checkin import HISTORY_SCAN, _count_visit, check_in
 from checkins.stores import get_store
 from feed.hydrate import hydrate_post
 from solomo.core.errors import ApiError
+from solomo.core.txn import run_transaction
 from tests.checkins.helpers import checkin, days_ago, new_store, point_at, principal
 from tests.support import register
 
@@ -99,12 +100,11 @@ async def test_seat_and_counters_when_the_seat_moved_meanwhile(client, services)
     fresh = await get_store(services, sid)
     assert fresh["mayor_id"] == ObjectId(b.id)
 
-    async def txn(session):
+    async def body(txn):
         return await _count_visit(services, stale, {"checkins_count": 1, "unique_visitors": 0},
-                                  base + timedelta(days=5), session)
+                                  base + timedelta(days=5), txn.session)
 
-    async with services.mongo.start_session() as session:
-        counted = await session.with_transaction(txn)
+    counted = await run_transaction(services, body)
     # for the stale sitting mayor a the seat would go to c (the leader); the guarded write misses and
     # the general path counts the visit and keeps the actual sitting mayor b
     assert counted["checkins_count"] == fresh["checkins_count"] + 1

@@ -9,6 +9,7 @@ from bson import ObjectId
 
 from checkins.checkin import check_in
 from checkins.mayor import refresh_mayor
+from solomo.core import tasknames
 from solomo.core.errors import ApiError
 from tests.checkins.helpers import backdate_checkins, checkin, counts, days_ago, new_store, point_at, principal
 from tests.support import register
@@ -115,7 +116,7 @@ async def test_beat_task_unseats_a_mayor_whose_days_aged_out(client, services, c
     assert await _mayor(services, store) == ObjectId(user.id)
     await backdate_checkins(services, user, timedelta(days=61))
     assert await _mayor(services, store) == ObjectId(user.id)  # nobody checked in since: still seated
-    await services.tasks.send("maintenance.refresh_mayors")
+    await services.tasks.send(tasknames.REFRESH_MAYORS)
 
     async def unseated() -> bool:
         return await _mayor(services, store) is None

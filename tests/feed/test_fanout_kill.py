@@ -17,6 +17,7 @@ from bson import ObjectId
 
 from feed.posts import build_post, insert_post
 from feed.timeline import MARKER, READY
+from solomo.core import tasknames
 from solomo.core.keys import home_key
 from solomo.core.queue import TaskQueue
 from solomo.core.settings import load_settings
@@ -63,7 +64,7 @@ async def test_killed_worker_mid_fanout_loses_nothing(client, services, settings
 
     try:
         worker.start()
-        await queue.send("fanout.post", member)
+        await queue.send(tasknames.FANOUT_POST, member)
 
         async def under_way() -> bool:
             post = await services.db.posts.find_one({"_id": pid}, {"fanout_progress": 1})

@@ -6,6 +6,7 @@ import pytest
 from bson import ObjectId
 
 from moderation.actions import TRANSITIONS, follow_up_tasks
+from solomo.core import tasknames
 from tests.moderation.helpers import make_post
 from tests.moderation.test_reports import find_in_queue
 from tests.support import register
@@ -47,10 +48,10 @@ async def test_transition_table(client, services, moderator, action, start):
 
 
 def test_follow_up_tasks():
-    assert follow_up_tasks("published", "hidden") == ["fanout.retract"]
-    assert follow_up_tasks("hidden", "removed") == ["fanout.retract"]
-    assert follow_up_tasks("pending_review", "published") == ["fanout.post"]
-    assert follow_up_tasks("removed", "published") == ["fanout.restore"]
+    assert follow_up_tasks("published", "hidden") == [tasknames.FANOUT_RETRACT]
+    assert follow_up_tasks("hidden", "removed") == [tasknames.FANOUT_RETRACT]
+    assert follow_up_tasks("pending_review", "published") == [tasknames.FANOUT_POST]
+    assert follow_up_tasks("removed", "published") == [tasknames.FANOUT_RESTORE]
     assert follow_up_tasks("published", "published") == []
 
 

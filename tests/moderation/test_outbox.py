@@ -10,6 +10,7 @@ from bson import ObjectId
 
 from feed.fanout import fanout_post, sweep_pending
 from feed.home import rebuild_home
+from solomo.core import tasknames
 from solomo.core.keys import home_key
 from tests.support import Account, random_point, register
 
@@ -45,7 +46,7 @@ async def _sweep_and_run(services, monkeypatch, post_id: str) -> None:
     tasks = LostTasks()
     monkeypatch.setattr(services.tasks, "send", tasks.send)
     await sweep_pending(services, older_than_s=0, limit=100_000)
-    assert post_id in tasks.ids("fanout.post"), "the sweep did not re-send the post"
+    assert post_id in tasks.ids(tasknames.FANOUT_POST), "the sweep did not re-send the post"
     await fanout_post(services, ObjectId(post_id))
 
 
@@ -63,7 +64,7 @@ async def test_lost_restore_is_repaired_by_the_sweep(client, services, moderator
         m.setattr(services.tasks, "send", lost.send)
         resp = await client.post(url, headers=moderator.headers, json={"action": "hide", "reason": "t"})
         assert resp.status_code == 200, resp.text
-    assert post_id in lost.ids("fanout.retract")  # the fast path is still sent
+    assert post_id in lost.ids(tasknames.FANOUT_RETRACT)  # the fast path is still sent
     await _sweep_and_run(services, monkeypatch, post_id)  # the lost retract, repaired
     assert await services.redis.zscore(home_key(reader.id), post_id) is None
     assert post_id not in await _home_ids(client, reader)
@@ -73,7 +74,7 @@ async def test_lost_restore_is_repaired_by_the_sweep(client, services, moderator
         m.setattr(services.tasks, "send", lost.send)
         resp = await client.post(url, headers=moderator.headers, json={"action": "restore", "reason": "t"})
         assert resp.status_code == 200 and resp.json()["status"] == "published"
-    assert post_id in lost.ids("fanout.restore")
+    assert post_id in lost.ids(tasknames.FANOUT_RESTORE)
     doc = await services.db.posts.find_one({"_id": ObjectId(post_id)})
     assert doc["fanout"] == "pending" and "fanout_progress" not in doc
     await _sweep_and_run(services, monkeypatch, post_id)
@@ -105,6 +106,6 @@ async def test_auto_hide_enters_the_outbox(client, services, monkeypatch):
             assert resp.status_code == 201, resp.text
     doc = await services.db.posts.find_one({"_id": ObjectId(post_id)})
     assert doc["status"] == "hidden" and doc["fanout"] == "pending"
-    assert post_id in lost.ids("fanout.retract")
+    assert post_id in lost.ids(tasknames.FANOUT_RETRACT)
     await _sweep_and_run(services, monkeypatch, post_id)
     assert await services.redis.zscore(home_key(reader.id), post_id) is None

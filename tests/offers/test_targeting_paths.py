@@ -9,6 +9,7 @@ from bson import ObjectId
 
 from geo.positions import set_position
 from offers.targeting import offer_events, target_offer
+from solomo.core import tasknames
 from solomo.core.keys import ONLINE, offer_delivered
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import offset, register
@@ -38,7 +39,7 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         held = _Held()
         monkeypatch.setattr(services.tasks, "send", held.send)
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
-        assert ("offers.target", (offer["id"],)) in held.sent
+        assert (tasknames.OFFERS_TARGET, (offer["id"],)) in held.sent
         assert await target_offer(services, offer["id"]) == 1
         assert await services.redis.smembers(offer_delivered(offer["id"])) == {near_on.id}
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
@@ -68,6 +69,6 @@ def test_events_share_the_offer_and_differ_by_distance():
     store = {"_id": ObjectId(), "name": "s", "location": {"type": "Point", "coordinates": [2.0, 1.0]}}
     (a, ea), (b, eb) = offer_events(offer, store, [("a", 12.34), ("b", 56.78)])
     assert (a, b) == ("a", "b")
-    assert (ea["distance_m"], eb["distance_m"]) == (12.3, 56.8)
-    assert {k: v for k, v in ea.items() if k != "distance_m"} == {k: v for k, v in eb.items() if k != "distance_m"}
-    assert ea["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}
+    assert (ea.distance_m, eb.distance_m) == (12.3, 56.8)
+    assert ea.model_copy(update={"distance_m": 0.0}) == eb.model_copy(update={"distance_m": 0.0})
+    assert ea.data()["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}

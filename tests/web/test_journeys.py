@@ -3,6 +3,7 @@ the socket resuming after a drop; a suspended user's open page signing out."""
 
 from __future__ import annotations
 
+from solomo.core.eventtypes import FollowNotification, LikeNotification, UserSummary, notify
 from tests.support import make_account, register, unique_name
 from tests.web.browser import LIVE_TIMEOUT_MS
 from tests.web.guards import require_routes, require_websocket
@@ -68,16 +69,16 @@ async def test_socket_resumes_with_last_event_id_after_a_drop(phone, client, ser
     p = await phone()
     await p.login(account.username)
     await p.wait_socket_open()
-    actor = {"id": "0" * 24, "username": "first_fan", "display_name": "First Fan"}
-    await services.events.publish([account.id], "notification", {"kind": "follow", "actor": actor})
+    actor = UserSummary(id="0" * 24, username="first_fan", display_name="First Fan")
+    await notify(services, account.id, FollowNotification(user=actor))
     await p.page.wait_for_selector(".toast.notification:has-text('First Fan followed you')", timeout=LIVE_TIMEOUT_MS)
     last = await p.page.evaluate(f"localStorage.getItem('solomo.last_event.{account.id}')")
     assert last
 
     await p.page.evaluate("window.solomo.socket.stop()")
     await p.page.wait_for_selector("body[data-socket='closed']")
-    missed = {**actor, "display_name": "While Away"}
-    await services.events.publish([account.id], "notification", {"kind": "follow", "actor": missed})
+    missed = actor.model_copy(update={"display_name": "While Away"})
+    await notify(services, account.id, FollowNotification(user=missed))
     await p.page.evaluate("window.solomo.socket.start()")
     await p.wait_socket_open()
     await p.page.wait_for_selector(".toast.notification:has-text('While Away followed you')", timeout=LIVE_TIMEOUT_MS)
@@ -86,7 +87,7 @@ async def test_socket_resumes_with_last_event_id_after_a_drop(phone, client, ser
     # an unplanned drop: the client reconnects by itself
     await p.page.evaluate("window.solomo.socket.drop()")
     await p.wait_socket_open()
-    await services.events.publish([account.id], "notification", {"kind": "like", "actor": actor})
+    await notify(services, account.id, LikeNotification(post_id="0" * 24, user=actor))
     await p.page.wait_for_selector(".toast.notification:has-text('First Fan liked your post')", timeout=LIVE_TIMEOUT_MS)
     p.assert_clean()
 

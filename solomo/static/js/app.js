@@ -147,6 +147,10 @@ function forceSignOut(words) {
   render();
 }
 
+// The event types and their fields are documented in docs/design.md ("Real-time events"), from
+// the catalogue solomo/core/eventtypes.py; only those fields are read here.
+const NOTIFICATION_KINDS = ["like", "comment", "mention", "follow"];
+
 async function onEvent(frame) {
   const data = frame.data || {};
   switch (frame.type) {
@@ -176,11 +180,13 @@ async function onEvent(frame) {
       }
       break;
     case "notification": {
-      const who = data.actor || data.user || data.from || {};
-      const name = who.display_name || who.username || "";
-      const key = ["like", "comment", "mention", "follow"].includes(data.kind) ? `notif.${data.kind}` : "notif.other";
-      const el = toast(t(key, { user: name }), "notification", 5000);
-      if (data.post_id) el.addEventListener("click", () => { location.hash = `#/post/${data.post_id}`; });
+      // every kind carries `user` (who acted); like, comment and mention carry `post_id`, follow does not
+      const known = NOTIFICATION_KINDS.includes(data.kind);
+      const el = toast(known ? t(`notif.${data.kind}`, { user: data.user.display_name }) : t("notif.other"),
+        "notification", 5000);
+      if (known && data.kind !== "follow") {
+        el.addEventListener("click", () => { location.hash = `#/post/${data.post_id}`; });
+      }
       break;
     }
     case "offer":

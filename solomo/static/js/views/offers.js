@@ -26,16 +26,17 @@ export function voucherDialog(voucher, title) {
   return modal(t("offer.claimed"), body, { className: "voucher-sheet" });
 }
 
+// `offer`: the data of an `offer` event (the Offer plus `distance_m`; docs/design.md).
 export function offerPopup(offer) {
   if (open.has(offer.id)) return open.get(offer.id);
   const claim = h("button.primary.claim", { type: "button" }, t("offer.claim"));
   const dismiss = h("button.dismiss", { type: "button" }, t("offer.dismiss"));
-  const stock = offer.stock === null || offer.stock === undefined ? t("offer.unlimited")
-    : t("offer.stock", { left: Math.max(0, offer.stock - (offer.claimed || 0)), stock: offer.stock });
+  const stock = offer.stock === null ? t("offer.unlimited")
+    : t("offer.stock", { left: Math.max(0, offer.stock - offer.claimed), stock: offer.stock });
   const errorEl = h("p.error", { role: "alert", hidden: true });
   const body = h("div.offer", { dataset: { offerId: offer.id } },
-    h("div.offer-store", {}, offer.store ? h("a", { href: `#/store/${enc(offer.store.id)}` }, offer.store.name) : null,
-      offer.distance_m !== undefined ? h("span.muted", {}, ` · ${formatDistance(offer.distance_m)}`) : null),
+    h("div.offer-store", {}, h("a", { href: `#/store/${enc(offer.store.id)}` }, offer.store.name),
+      h("span.muted", {}, ` · ${formatDistance(offer.distance_m)}`)),
     h("h3.offer-title", {}, offer.title),
     offer.description ? h("p", {}, offer.description) : null,
     h("div.muted.small", {}, stock, " · ", t("voucher.expires", { time: formatDateTime(offer.expires_at) })),

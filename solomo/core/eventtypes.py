@@ -1,0 +1,167 @@
+"""The real-time event types and their payloads: the one catalogue, and the typed way to publish.
+
+Every event a user receives on ``/v1/ws`` (frame ``{"id", "type", "data"}``) is one of the
+:data:`EVENTS` below: the class names the ``type`` (``event_type``) and its fields are the
+``data``. Models forbid unknown fields, so a misspelt field fails where the event is built; a
+field marked "omitted when absent" is left out of ``data`` rather than sent as ``null``.
+``docs/design.md`` ("Real-time events") documents each type — who emits it, who receives it,
+when — and ``tests/realtime/test_event_catalogue.py`` keeps that table and this module in step.
+
+:func:`publish_event` and :func:`notify` are best effort: they run after the write they report
+is committed, and a failure is logged, never raised (MongoDB is the record; the event history is
+a convenience). :func:`publish_each_event` (offers, with a dedupe set) raises, so that its task
+is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
+
+log = logging.getLogger("solomo.core.eventtypes")
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UserSummary(Payload):
+    """The user who acted (the contract's UserSummary)."""
+
+    id: str
+    username: str
+    display_name: str
+
+
+class StoreSummary(Payload):
+    id: str
+    name: str
+    lat: float
+    lng: float
+
+
+class Event(Payload):
+    """One event's payload; ``event_type`` is the frame's ``type``."""
+
+    event_type: ClassVar[str]
+
+    def data(self) -> dict[str, Any]:
+        """The frame's ``data``, as JSON-ready values."""
+        return self.model_dump(mode="json")
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class FeedNew(Event):
+    """A post arrived in the reader's home feed."""
+
+    event_type: ClassVar[str] = "feed.new"
+    post_id: str
+
+
+class PostDeleted(Event):
+    """A post left the reader's home feed (deleted by its author, hidden or removed)."""
+
+    event_type: ClassVar[str] = "post.deleted"
+    post_id: str
+
+
+class LikeNotification(Event):
+    event_type: ClassVar[str] = "notification"
+    kind: Literal["like"] = "like"
+    post_id: str
+    user: UserSummary
+
+
+class CommentNotification(Event):
+    event_type: ClassVar[str] = "notification"
+    kind: Literal["comment"] = "comment"
+    reply: Literal[True] | None = Field(default=None, exclude_if=_absent)
+    """True when the comment replies to the receiver's comment; omitted when absent."""
+    post_id: str
+    comment_id: str
+    user: UserSummary
+
+
+class MentionNotification(Event):
+    event_type: ClassVar[str] = "notification"
+    kind: Literal["mention"] = "mention"
+    post_id: str
+    comment_id: str | None = Field(default=None, exclude_if=_absent)
+    """The comment that mentions the receiver; omitted for a mention in the post itself."""
+    user: UserSummary
+
+
+class FollowNotification(Event):
+    event_type: ClassVar[str] = "notification"
+    kind: Literal["follow"] = "follow"
+    user: UserSummary
+
+
+Notification = LikeNotification | CommentNotification | MentionNotification | FollowNotification
+NOTIFICATIONS: tuple[type[Event], ...] = (LikeNotification, CommentNotification, MentionNotification,
+                                          FollowNotification)
+
+
+class OfferEvent(Event):
+    """A live offer near the receiver: the Offer plus its distance."""
+
+    event_type: ClassVar[str] = "offer"
+    id: str
+    store: StoreSummary
+    title: str
+    description: str
+    radius_m: int
+    stock: int | None
+    claimed: int
+    expires_at: str
+    created_at: str
+    distance_m: float
+
+
+EVENTS: tuple[type[Event], ...] = (FeedNew, PostDeleted, *NOTIFICATIONS, OfferEvent)
+"""Every event payload model; several share a ``type`` (``notification``, told apart by ``kind``)."""
+
+
+def event_types() -> list[str]:
+    """The distinct ``type`` values, in catalogue order."""
+    return list(dict.fromkeys(e.event_type for e in EVENTS))
+
+
+async def publish_event(services: Services, user_ids: Iterable[ObjectId | str], event: Event) -> None:
+    """Records and announces ``event`` for each user; best effort (a failure is logged)."""
+    users = [str(u) for u in user_ids]
+    if not users:
+        return
+    try:
+        await services.events.publish(users, event.event_type, event.data())
+    except Exception as exc:  # events are best effort; the write they describe is already durable
+        log.warning("could not publish %s to %d users: %s", event.event_type, len(users), exc)
+
+
+async def notify(services: Services, user_id: ObjectId | str, notification: Notification) -> None:
+    """One ``notification`` event to one user; best effort."""
+    await publish_event(services, [user_id], notification)
+
+
+async def publish_each_event(services: Services, items: Sequence[tuple[str, Event]], *,
+                             once_key: str | None = None, once_ttl_s: int = 86400) -> list[tuple[str, str]]:
+    """One event per ``(user id, event)``, all of one type; with ``once_key`` users already in
+    that set are skipped. Returns ``(user id, event id)`` for the events recorded; raises on a
+    Redis failure (the caller's task is retried, and the dedupe set keeps that exactly-once)."""
+    if not items:
+        return []
+    types = {event.event_type for _, event in items}
+    if len(types) != 1:
+        raise ValueError(f"publish_each_event takes events of one type, not {sorted(types)}")
+    return await services.events.publish_each(types.pop(), [(uid, event.data()) for uid, event in items],
+                                              once_key=once_key, once_ttl_s=once_ttl_s)

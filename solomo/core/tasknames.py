@@ -1,0 +1,37 @@
+"""The Celery task names: the one place they are spelt.
+
+Senders (domain code, through :mod:`solomo.core.txn`), the task definitions
+(``workers/tasks.py``), the beat schedule and routes (``workers/app.py``), benchmarks and tests
+all use these constants. A leaf module in the core layer: domain code may import it without
+importing the Celery app.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FANOUT_POST: Final = "fanout.post"
+"""Bring feeds, cells and topics in line with a post's status (push, or pull back); args: post id."""
+FANOUT_RETRACT: Final = "fanout.retract"
+"""Remove a post from every feed and tell online holders; args: post id."""
+FANOUT_RESTORE: Final = "fanout.restore"
+"""Put a (re)published post back into every feed; args: post id."""
+REBUILD_HOME: Final = "fanout.rebuild_home"
+"""Rebuild a reader's home feed from MongoDB; args: user id."""
+REBUILD_CELLS: Final = "fanout.rebuild_cells"
+"""Build missing geo-cell timelines; args: list of cell names."""
+OFFERS_TARGET: Final = "offers.target"
+"""Push a new offer to the store's followers online within its radius; args: offer id."""
+
+MAINTENANCE_PREFIX: Final = "maintenance."
+"""Every task under this prefix runs on the maintenance queue (``workers/app.py``)."""
+PING: Final = "maintenance.ping"
+"""Set a Redis key: proves a worker is consuming; args: key."""
+SWEEP_FANOUT: Final = "maintenance.sweep_fanout"
+"""The fan-out outbox: re-send fan-outs still pending."""
+OFFERS_SWEEP: Final = "maintenance.offers_sweep"
+"""Re-send lost offer targeting; drop expired offers from the live index."""
+REALTIME_SWEEP: Final = "maintenance.realtime_sweep"
+"""Expire stale live positions and dead API processes' presence."""
+REFRESH_MAYORS: Final = "maintenance.refresh_mayors"
+"""Mayors whose standing aged out of the window lose (or pass on) their seat."""
