@@ -19,7 +19,8 @@ from bson import ObjectId
 
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
-from feed.timeline import READY, Position, Timelines
+from feed.timeline import READY, Timelines
+from solomo.core.pagination import Position, lookahead
 
 log = logging.getLogger("solomo.feed.home")
 
@@ -89,7 +90,7 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     key = home_key(reader)
-    want = limit + 1
+    want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
     async with services.redis.pipeline(transaction=False) as pipe:  # one round trip for the usual page
         pipe.zscore(key, "~")
         pipe.zcard(key)

@@ -24,8 +24,9 @@ from geopy.distance import great_circle
 from feed.fanout import CELL_CAP
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import VISIBLE
-from feed.timeline import MARKER, READY, Position, Timelines
+from feed.timeline import MARKER, READY, Timelines
 from geo.cells import bounds, cell_key, covering_cells, encode
+from solomo.core.pagination import Position
 
 log = logging.getLogger("solomo.feed.local")
 
