@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
@@ -27,6 +27,9 @@ from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 log = logging.getLogger("solomo.comments")
 
@@ -118,7 +121,7 @@ async def notify_published(services: Any, doc: dict[str, Any]) -> None:
         log.warning("could not notify about approved comment %s: %s", doc["_id"], exc)
 
 
-async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,
+async def list_comments(services: Services, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,
                         limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """Oldest first; the cursor names the last comment seen. Moderators (``role``) also see the
     comments held for review and removed ones, on any post not deleted by its author."""

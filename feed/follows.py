@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -23,6 +23,9 @@ from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.pagination import Position, keyset_page
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 TargetType = Literal["user", "store"]
 
@@ -131,7 +134,7 @@ async def follower_batches(services: Any, target_type: TargetType, target_id: Ob
         yield last, ids
 
 
-async def page_users(services: Any, user_id: ObjectId, direction: Literal["followers", "following"],
+async def page_users(services: Services, user_id: ObjectId, direction: Literal["followers", "following"],
                      before: Position | None, limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     """A page of the users following ``user_id`` (or followed by it), newest follow first.
 

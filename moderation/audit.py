@@ -8,13 +8,16 @@ updates or deletes an entry; the only writer is :func:`record`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 
 async def record(
@@ -61,7 +64,7 @@ def audit_public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_audit(
-    services: Any, *, limit: int, before: Position | None,
+    services: Services, *, limit: int, before: Position | None,
     target_type: str | None = None, target_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """Newest first, paged by ``(created_ms, id)``: public entries and the position after them."""

@@ -21,7 +21,7 @@ parent's author, mentions) are sent after the commit, as if it had just been pub
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -36,6 +36,9 @@ from solomo.core.errors import Conflict, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.txn import in_transaction
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 PUBLISHED = "published"
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -89,7 +92,7 @@ async def moderate_comment(services: Any, moderator: Principal, comment_id: Obje
     return doc
 
 
-async def comment_queue_page(services: Any, viewer_id: ObjectId, *, limit: int,
+async def comment_queue_page(services: Services, viewer_id: ObjectId, *, limit: int,
                              after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     """Comments held for review, oldest first, each with its post (null when the author deleted
     it) and its automatic flags; paged by ``(created_ms, id)``. Returns the items and the position

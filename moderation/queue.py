@@ -10,7 +10,7 @@ signed cursor, so the order is stable while new items arrive.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
@@ -18,6 +18,9 @@ from feed.hydrate import hydrate_posts
 from moderation.reports import reports_for
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, cut_page, keyset_rows, lookahead
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 
 def _since(doc: dict[str, Any]) -> int:
@@ -32,7 +35,7 @@ def flag_public(flag: dict[str, Any]) -> dict[str, Any]:
     return {k: (rfc3339(v) if hasattr(v, "isoformat") else v) for k, v in flag.items()}
 
 
-async def queue_page(services: Any, viewer_id: ObjectId, *, limit: int,
+async def queue_page(services: Services, viewer_id: ObjectId, *, limit: int,
                      after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of queue items and the position after it (None on the last page)."""
     posts, count = services.db.posts, lookahead(limit)

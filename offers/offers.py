@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
@@ -20,6 +20,9 @@ from offers.stores import owned_store, store_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 log = logging.getLogger("solomo.offers")
 
@@ -130,7 +133,7 @@ async def hydrate_offers(services: Any, docs: list[dict[str, Any]]) -> list[dict
 
 
 async def nearby_offers(
-    services: Any, lat: float, lng: float, limit: int, after: Position | None
+    services: Services, lat: float, lng: float, limit: int, after: Position | None
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """Live offers (not expired, not sold out) whose radius covers the point, nearest first.
 

@@ -10,7 +10,7 @@ and a failure leaves neither write behind. Redemption is one conditional update
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -22,6 +22,9 @@ from offers.stores import owned_store
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 CODE_ATTEMPTS = 4
 
@@ -134,7 +137,7 @@ async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, ra
 
 
 async def my_vouchers(
-    services: Any, user_id: ObjectId, limit: int, before: Position | None
+    services: Services, user_id: ObjectId, limit: int, before: Position | None
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """The user's vouchers, newest first, paged by ``(created_ms, id)``."""
     docs, nxt = await keyset_page(services.db.vouchers, {"user_id": user_id}, score_field="created_ms",

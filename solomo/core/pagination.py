@@ -30,6 +30,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
 from solomo.core.errors import BadRequest
 
@@ -39,6 +40,7 @@ MAX_SCORE = 2**53
 anything larger was not issued here, and would not survive a float or a datetime."""
 
 T = TypeVar("T")
+Collection = AsyncCollection[dict[str, Any]]
 Row = TypeVar("Row")
 
 
@@ -171,7 +173,7 @@ def keyset_sort(score_field: str | None, *, descending: bool) -> list[tuple[str,
     return ([] if score_field is None else [(score_field, direction)]) + [("_id", direction)]
 
 
-async def keyset_rows(collection: Any, query: dict[str, Any], *, score_field: str | None, descending: bool,
+async def keyset_rows(collection: Collection, query: dict[str, Any], *, score_field: str | None, descending: bool,
                       position: Position | None, count: int, projection: dict[str, Any] | None = None,
                       to_stored: Callable[[float], Any] = float) -> list[dict[str, Any]]:
     """Up to ``count`` documents matching ``query`` after ``position``, in ``(score_field, _id)`` order."""
@@ -181,7 +183,7 @@ async def keyset_rows(collection: Any, query: dict[str, Any], *, score_field: st
     return await cursor.to_list(None)
 
 
-async def keyset_page(collection: Any, query: dict[str, Any], *, score_field: str | None, descending: bool,
+async def keyset_page(collection: Collection, query: dict[str, Any], *, score_field: str | None, descending: bool,
                       position: Position | None, limit: int, projection: dict[str, Any] | None = None,
                       to_stored: Callable[[float], Any] = float, to_score: Callable[[Any], float] = float,
                       ) -> tuple[list[dict[str, Any]], Position | None]:
