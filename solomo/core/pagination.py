@@ -51,7 +51,7 @@ class Position(NamedTuple):
     id: ObjectId
 
 
-def invalid_cursor() -> BadRequest:
+def _invalid_cursor() -> BadRequest:
     return BadRequest("cursor is not valid", code="invalid_cursor")
 
 
@@ -100,18 +100,18 @@ class CursorCodec:
     def decode(self, token: str) -> Any:
         """The signed JSON value; 400 ``invalid_cursor`` when it is not one signed with our key."""
         if len(token) > MAX_CURSOR_CHARS:
-            raise invalid_cursor()
+            raise _invalid_cursor()
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (ValueError, TypeError):
-            raise invalid_cursor() from None
+            raise _invalid_cursor() from None
         payload, sig = raw[:-12], raw[-12:]
         if len(raw) <= 12 or not hmac.compare_digest(sig, self._sig(payload)):
-            raise invalid_cursor()
+            raise _invalid_cursor()
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise invalid_cursor() from None
+            raise _invalid_cursor() from None
 
     def encode_position(self, position: Position) -> str:
         return self.encode([position.score, str(position.id)])
@@ -122,16 +122,16 @@ class CursorCodec:
             return None
         value = self.decode(token)
         if not isinstance(value, list) or len(value) != 2:
-            raise invalid_cursor()
+            raise _invalid_cursor()
         score, item_id = value
         if isinstance(score, bool) or not isinstance(score, int | float):
-            raise invalid_cursor()
+            raise _invalid_cursor()
         if not math.isfinite(score) or abs(score) > MAX_SCORE or not isinstance(item_id, str):
-            raise invalid_cursor()
+            raise _invalid_cursor()
         try:
             return Position(float(score), ObjectId(item_id))
         except InvalidId:
-            raise invalid_cursor() from None
+            raise _invalid_cursor() from None
 
     def page(self, items: list[Any], next_position: Position | None) -> dict[str, Any]:
         """The contract's page: the items and the cursor for the next page (None on the last one)."""
@@ -168,7 +168,7 @@ def after_filter(score_field: str | None, position: Position | None, *, descendi
     return {"$or": [{score_field: {beyond: value}}, {score_field: value, "_id": {beyond: position.id}}]}
 
 
-def keyset_sort(score_field: str | None, *, descending: bool) -> list[tuple[str, int]]:
+def _keyset_sort(score_field: str | None, *, descending: bool) -> list[tuple[str, int]]:
     direction = DESCENDING if descending else ASCENDING
     return ([] if score_field is None else [(score_field, direction)]) + [("_id", direction)]
 
@@ -179,7 +179,7 @@ async def keyset_rows(collection: Collection, query: dict[str, Any], *, score_fi
     """Up to ``count`` documents matching ``query`` after ``position``, in ``(score_field, _id)`` order."""
     after = after_filter(score_field, position, descending=descending, to_stored=to_stored)
     filt = {"$and": [query, after]} if after else query
-    cursor = collection.find(filt, projection).sort(keyset_sort(score_field, descending=descending)).limit(count)
+    cursor = collection.find(filt, projection).sort(_keyset_sort(score_field, descending=descending)).limit(count)
     return await cursor.to_list(None)
 
 
@@ -214,4 +214,4 @@ def ms_datetime(ms: float) -> datetime:
     try:
         return _EPOCH + timedelta(milliseconds=int(ms))
     except OverflowError:
-        raise invalid_cursor() from None
+        raise _invalid_cursor() from None
