@@ -1,46 +1,21 @@
-"""A user's check-ins, newest first, paged by ``(created_ms, id)`` (see docs/design.md, Cursors)."""
+"""A user's check-ins, newest first, paged by ``(created_at, id)``: the cursor carries the time in
+milliseconds (see docs/design.md, Cursors)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
-from pymongo import DESCENDING
 
-from solomo.core.errors import BadRequest
+from solomo.core.pagination import Position, datetime_ms, keyset_page, ms_datetime
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
-
-Position = tuple[float, str]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ms_of(at: datetime) -> int:
-    return (at.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: float) -> datetime:
-    return _EPOCH + timedelta(milliseconds=int(ms))
 
 
 async def user_checkins(
     services: Services, user_id: ObjectId, *, limit: int = 20, after: Position | None = None,
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of check-in documents and the position after it (None on the last page)."""
-    query: dict[str, Any] = {"user_id": user_id}
-    if after is not None:
-        try:
-            last_id = ObjectId(after[1])
-        except Exception:
-            raise BadRequest("cursor is not valid", code="invalid_cursor") from None
-        at = from_ms(after[0])
-        query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": last_id}}]
-    cursor = services.db.checkins.find(query, sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
-                                       limit=limit + 1)
-    rows = await cursor.to_list(None)
-    if len(rows) <= limit:
-        return rows, None
-    page = rows[:limit]
-    return page, (ms_of(page[-1]["created_at"]), str(page[-1]["_id"]))
+    return await keyset_page(services.db.checkins, {"user_id": user_id}, score_field="created_at", descending=True,
+                             position=after, limit=limit, to_stored=ms_datetime, to_score=datetime_ms)

@@ -9,6 +9,8 @@ total order ``(distance_m, _id)``:
 * when a group of equal distances straddles the page boundary, the group is re-read in id order
   (a thin ``$geoNear`` annulus around that distance) so no store is skipped or repeated.
 
+The rows read are then cut like every list's (:func:`solomo.core.pagination.cut_page`).
+
 Distances are MongoDB's spherical ones (what the ordering uses), so ``distance_m`` always grows
 down the list; they are within about 0.5 % of the geodesic.
 """
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
-from solomo.core.errors import BadRequest
+from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 RADIUS_DEFAULT_M = 1000.0
 RADIUS_MAX_M = 50_000.0
 _ANNULUS_M = 0.001  # distances of co-located stores are bit-identical; this only widens the index scan
-
-Position = tuple[float, str]
 
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:
@@ -47,14 +47,8 @@ def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: s
 
 
 def _after(position: Position | None) -> list[dict[str, Any]]:
-    if position is None:
-        return []
-    dist, last = position
-    try:
-        last_id = ObjectId(last)
-    except Exception:
-        raise BadRequest("cursor is not valid", code="invalid_cursor") from None
-    return [{"$match": {"$or": [{"distance_m": {"$gt": dist}}, {"distance_m": dist, "_id": {"$gt": last_id}}]}}]
+    after = after_filter("distance_m", position, descending=False)
+    return [{"$match": after}] if after else []
 
 
 async def nearby_stores(
@@ -69,29 +63,30 @@ async def nearby_stores(
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of store documents (each with ``distance_m``) and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
-    start = after[0] - _ANNULUS_M if after else 0.0
+    start = after.score - _ANNULUS_M if after else 0.0
     pipeline = [_geo_near(lat, lng, min_m=start, max_m=radius_m, category=category), *_after(after),
-                {"$limit": limit + 1}]
-    rows = await (await services.db.stores.aggregate(pipeline)).to_list(None)
-    if len(rows) <= limit:
-        return sorted(rows, key=_order), None
-    boundary = rows[limit - 1]["distance_m"]
-    if rows[limit]["distance_m"] != boundary:
-        page = sorted(rows[:limit], key=_order)
-    else:
-        page = sorted((r for r in rows[:limit] if r["distance_m"] < boundary), key=_order)
+                {"$limit": lookahead(limit)}]
+    rows = sorted(await (await services.db.stores.aggregate(pipeline)).to_list(None), key=_order)
+    if len(rows) > limit and rows[limit]["distance_m"] == rows[limit - 1]["distance_m"]:
+        # equal distances straddle the page boundary: $geoNear may have cut that group anywhere, so
+        # it is re-read in id order (sorting only permutes equal distances: the boundary is the same)
+        boundary = rows[limit]["distance_m"]
+        rows = [r for r in rows if r["distance_m"] < boundary]
         ties = [
             _geo_near(lat, lng, min_m=boundary - _ANNULUS_M, max_m=min(radius_m, boundary + _ANNULUS_M),
                       category=category),
             {"$match": {"distance_m": boundary}},
             *_after(after),
             {"$sort": {"_id": 1}},
-            {"$limit": limit - len(page)},
+            {"$limit": lookahead(limit) - len(rows)},
         ]
-        page += await (await services.db.stores.aggregate(ties)).to_list(None)
-    last = page[-1]
-    return page, (last["distance_m"], str(last["_id"]))
+        rows += await (await services.db.stores.aggregate(ties)).to_list(None)
+    return cut_page(rows, limit, _position)
 
 
 def _order(row: dict[str, Any]) -> tuple[float, ObjectId]:
     return row["distance_m"], row["_id"]
+
+
+def _position(row: dict[str, Any]) -> Position:
+    return Position(float(row["distance_m"]), row["_id"])

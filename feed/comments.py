@@ -26,6 +26,7 @@ from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.eventtypes import CommentNotification, MentionNotification, UserSummary, notify
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -121,23 +122,14 @@ async def notify_published(services: Any, doc: dict[str, Any]) -> None:
         log.warning("could not notify about approved comment %s: %s", doc["_id"], exc)
 
 
-async def list_comments(services: Any, viewer_id: ObjectId, post_id: ObjectId, after: tuple[float, str] | None,
-                        limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+async def list_comments(services: Services, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,
+                        limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """Oldest first; the cursor names the last comment seen. Moderators (``role``) also see the
     comments held for review and removed ones, on any post not deleted by its author."""
     await get_visible_post(services, post_id, viewer_id, role)
     query: dict[str, Any] = {"post_id": post_id, **visibility_query(viewer_id, role)}
-    if after is not None:
-        ms, cid = after
-        oid = maybe_id(cid)
-        cond = ({"$or": [{"created_ms": {"$gt": ms}}, {"created_ms": ms, "_id": {"$gt": oid}}]}
-                if oid else {"created_ms": {"$gt": ms}})
-        query = {"$and": [query, cond]}
-    docs = await services.db.comments.find(query).sort([("created_ms", 1), ("_id", 1)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    nxt = (float(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more and docs else None
-    return docs, nxt
+    return await keyset_page(services.db.comments, query, score_field="created_ms", descending=False,
+                             position=after, limit=limit)
 
 
 async def delete_comment(services: Services, user: Principal, comment_id: ObjectId) -> None:

@@ -22,7 +22,7 @@ from feed import home
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.eventtypes import FollowNotification, UserSummary, notify
-from solomo.core.pagination import id_position
+from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -132,9 +132,8 @@ async def follower_batches(services: Any, target_type: TargetType, target_id: Ob
         yield last, ids
 
 
-async def page_users(services: Any, user_id: ObjectId, direction: Literal["followers", "following"],
-                     before: tuple[float, str] | None, limit: int
-                     ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+async def page_users(services: Services, user_id: ObjectId, direction: Literal["followers", "following"],
+                     before: Position | None, limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     """A page of the users following ``user_id`` (or followed by it), newest follow first.
 
     Returns (user documents, position of the last follow on the page or None when no more).
@@ -146,15 +145,8 @@ async def page_users(services: Any, user_id: ObjectId, direction: Literal["follo
     else:
         query = {"follower_id": user_id, "target_type": "user"}
         other = "target_id"
-    if before is not None:
-        ms, bid = id_position(before)
-        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": bid}}]
-    rows = await services.db.follows.find(query, {other: 1, "created_ms": 1}).sort(
-        [("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = await keyset_page(services.db.follows, query, score_field="created_ms", descending=True,
+                                  position=before, limit=limit, projection={other: 1, "created_ms": 1})
     users = {u["_id"]: u async for u in services.db.users.find(
         {"_id": {"$in": [r[other] for r in rows]}, "status": {"$ne": "deleted"}})}
-    items = [users[r[other]] for r in rows if r[other] in users]
-    nxt = (float(rows[-1]["created_ms"]), str(rows[-1]["_id"])) if more and rows else None
-    return items, nxt
+    return [users[r[other]] for r in rows if r[other] in users], nxt

@@ -18,9 +18,10 @@ from bson import ObjectId
 
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
-from feed.timeline import READY, Position, Timelines
+from feed.timeline import READY, Timelines
 from solomo.core import tasknames
 from solomo.core.keys import PULL_CACHE, home_key, home_rebuild_lock
+from solomo.core.pagination import Position, lookahead
 from solomo.core.services import Services
 from solomo.core.txn import send_task
 
@@ -81,7 +82,7 @@ async def read_home(services: Any, reader: ObjectId, before: Position | None,
                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     key = home_key(reader)
-    want = limit + 1
+    want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
     async with services.redis.pipeline(transaction=False) as pipe:  # one round trip for the usual page
         pipe.zscore(key, "~")
         pipe.zcard(key)

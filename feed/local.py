@@ -23,10 +23,11 @@ from geopy.distance import great_circle
 from feed.fanout import CELL_CAP
 from feed.paging import MongoSource, RedisSource, Source, collect
 from feed.posts import VISIBLE
-from feed.timeline import MARKER, READY, Position, Timelines
+from feed.timeline import MARKER, READY, Timelines
 from geo.cells import bounds, covering_cells, encode
 from solomo.core import tasknames
 from solomo.core.keys import cell_key, cell_rebuild_lock
+from solomo.core.pagination import Position
 from solomo.core.services import Services
 from solomo.core.txn import send_task
 

@@ -16,10 +16,11 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
-from feed.timeline import Position, Timelines
+from feed.timeline import Timelines
 from solomo.core.ids import maybe_id
+from solomo.core.pagination import Position, cut_page, keyset_rows, lookahead
 
-Candidate = tuple[float, str, dict[str, Any] | None]
+Candidate = tuple[float, ObjectId, dict[str, Any] | None]
 MAX_ROUNDS = 12
 """A page scans at most this many rounds of candidates (a feed full of deleted posts cannot make
 one request scan forever); a short page then still carries a cursor to continue from."""
@@ -29,14 +30,8 @@ class Source(Protocol):
     async def fetch(self, before: Position | None, count: int) -> list[Candidate]: ...
 
 
-def position_filter(before: Position | None) -> dict[str, Any]:
-    if before is None:
-        return {}
-    ms, pid = before
-    oid = maybe_id(pid)
-    if oid is None:
-        return {"created_ms": {"$lt": ms}}
-    return {"$or": [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": oid}}]}
+def post_position(doc: dict[str, Any]) -> Position:
+    return Position(float(doc["created_ms"]), doc["_id"])
 
 
 class MongoSource:
@@ -48,11 +43,9 @@ class MongoSource:
         self.collection = collection
 
     async def fetch(self, before: Position | None, count: int) -> list[Candidate]:
-        cond = position_filter(before)
-        query = {"$and": [self.query, cond]} if cond else self.query
-        docs = await self.db[self.collection].find(query).sort(
-            [("created_ms", -1), ("_id", -1)]).limit(count).to_list(None)
-        return [(float(d["created_ms"]), str(d["_id"]), d) for d in docs]
+        docs = await keyset_rows(self.db[self.collection], self.query, score_field="created_ms", descending=True,
+                                 position=before, count=count)
+        return [(float(d["created_ms"]), d["_id"], d) for d in docs]
 
 
 class RedisSource:
@@ -70,9 +63,10 @@ class RedisSource:
         if self.first is not None and self.first[:2] == (before, count):
             rows, self.first = self.first[2], None
         entries = await self.timelines.read(self.key, before, count, rows)
-        out: list[Candidate] = [(s, m, None) for s, m in entries]
+        # members are post ids written by the fan-out; anything else is skipped, never loaded
+        out: list[Candidate] = [(s, oid, None) for s, m in entries if (oid := maybe_id(m)) is not None]
         if len(out) < count and self.fallback is not None:
-            pos = (out[-1][0], out[-1][1]) if out else before
+            pos = Position(out[-1][0], out[-1][1]) if out else before
             out.extend(await self.fallback.fetch(pos, count - len(out)))
         return out
 
@@ -87,20 +81,20 @@ async def collect(
     """(documents for the page, position for next_cursor or None)."""
     results: list[dict[str, Any]] = []
     pos = before
-    want = limit + 1
+    want = lookahead(limit)
     for _ in range(MAX_ROUNDS):
         batches = await asyncio.gather(*(s.fetch(pos, want) for s in sources))
-        merged: dict[str, Candidate] = {}
+        merged: dict[ObjectId, Candidate] = {}
         for batch in batches:
             for cand in batch:
                 have = merged.get(cand[1])
                 if have is None or (have[2] is None and cand[2] is not None):
                     merged[cand[1]] = cand
         top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:want]
-        missing = [oid for c in top if c[2] is None and (oid := maybe_id(c[1])) is not None]
-        loaded: dict[str, dict[str, Any]] = {}
+        missing = [c[1] for c in top if c[2] is None]
+        loaded: dict[ObjectId, dict[str, Any]] = {}
         if missing:
-            loaded = {str(d["_id"]): d async for d in db.posts.find({"_id": {"$in": missing}})}
+            loaded = {d["_id"]: d async for d in db.posts.find({"_id": {"$in": missing}})}
         for _score, pid, doc in top:
             doc = doc or loaded.get(pid)
             if doc is not None and accept(doc):
@@ -109,16 +103,8 @@ async def collect(
                     break
         if len(results) == want or len(top) < want:
             break
-        pos = (top[-1][0], top[-1][1])
+        pos = Position(top[-1][0], top[-1][1])
     else:
         # rounds exhausted with a short page: hand the client a cursor to carry on from the scan's end
         return results, pos
-    page = results[:limit]
-    if len(results) > limit:
-        last = page[-1]
-        return page, (float(last["created_ms"]), str(last["_id"]))
-    return page, None
-
-
-def oid_list(values: list[str]) -> list[ObjectId]:
-    return [oid for v in values if (oid := maybe_id(v)) is not None]
+    return cut_page(results, limit, post_position)

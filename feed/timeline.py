@@ -24,6 +24,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from solomo.core.keys import ONLINE
+from solomo.core.pagination import Position
 
 MARKER = "~"
 BUILDING = 0
@@ -31,7 +32,6 @@ READY = 1
 MIN_SCORE = "(1"  # excludes the marker
 
 Entry = tuple[float, str]
-Position = tuple[float, str]
 
 # KEYS: timelines, then the online set last. ARGV: score, member, cap, owner offset: when > 0, the
 # owner's id is the key from that offset on (``feed:home:<uid>``) and the owners of written keys who
@@ -156,7 +156,7 @@ class Timelines:
 
     def queue_read(self, pipe: Any, key: str, before: Position | None, count: int) -> None:
         """Queues the first round of :meth:`read` on a pipeline (see :meth:`read_rows`)."""
-        maximum = "+inf" if before is None else repr(before[0])
+        maximum = "+inf" if before is None else repr(before.score)
         pipe.zrevrangebyscore(key, maximum, MIN_SCORE, start=0, num=count + 8, withscores=True)
 
     async def read(self, key: str, before: Position | None, count: int,
@@ -167,9 +167,11 @@ class Timelines:
         past them (ties are rare: same millisecond).
         """
         out: list[Entry] = []
+        # members are ids in lowercase hex, whose text order is the ids' order
+        bound = None if before is None else (before.score, str(before.id))
         offset = 0
         batch = count + 8
-        maximum: str = "+inf" if before is None else repr(before[0])
+        maximum: str = "+inf" if before is None else repr(before.score)
         while len(out) < count:
             if first_rows is not None and offset == 0:
                 rows = first_rows
@@ -177,7 +179,7 @@ class Timelines:
                 rows = cast(list[tuple[str, float]], await self.redis.zrevrangebyscore(
                     key, maximum, MIN_SCORE, start=offset, num=batch, withscores=True))
             for member, score in rows:
-                if before is None or (score, member) < before:
+                if bound is None or (score, member) < bound:
                     out.append((score, member))
             if len(rows) < batch:
                 break

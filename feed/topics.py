@@ -15,9 +15,10 @@ from feed.fanout import TOPIC_CAP
 from feed.paging import MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.text import MAX_TOPIC_CHARS, parse_topic_param
-from feed.timeline import MARKER, READY, Position, Timelines
+from feed.timeline import MARKER, READY, Timelines
 from solomo.core.errors import Invalid
 from solomo.core.keys import topic_key
+from solomo.core.pagination import Position
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120

@@ -8,14 +8,16 @@ updates or deletes an entry; the only writer is :func:`record`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
-from pymongo import DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from solomo.core.jsonio import rfc3339
-from solomo.core.pagination import page
+from solomo.core.pagination import Position, keyset_page
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
 
 
 async def record(
@@ -62,23 +64,15 @@ def audit_public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_audit(
-    services: Any, *, limit: int, cursor: str | None,
+    services: Services, *, limit: int, before: Position | None,
     target_type: str | None = None, target_id: str | None = None,
-) -> dict[str, Any]:
-    """Newest first, paged by ``(created_ms, id)``."""
+) -> tuple[list[dict[str, Any]], Position | None]:
+    """Newest first, paged by ``(created_ms, id)``: public entries and the position after them."""
     query: dict[str, Any] = {}
     if target_type is not None:
         query["target_type"] = target_type
     if target_id is not None:
         query["target_id"] = target_id
-    pos = services.cursors.decode_position(cursor)
-    if pos is not None:
-        ms, last = pos
-        last_id = ObjectId(last) if ObjectId.is_valid(last) else ObjectId("f" * 24)
-        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": last_id}}]
-    docs = await services.db.audit.find(query).sort(
-        [("created_ms", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    nxt = services.cursors.encode_position(docs[-1]["created_ms"], str(docs[-1]["_id"])) if more else None
-    return page([audit_public(d) for d in docs], nxt)
+    docs, nxt = await keyset_page(services.db.audit, query, score_field="created_ms", descending=True,
+                                  position=before, limit=limit)
+    return [audit_public(d) for d in docs], nxt

@@ -32,9 +32,8 @@ from moderation import audit
 from moderation.queue import flag_public
 from solomo.accounts import Principal
 from solomo.core.errors import Conflict, NotFound
-from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
-from solomo.core.pagination import page
+from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -91,20 +90,13 @@ async def moderate_comment(services: Services, moderator: Principal, comment_id:
     return doc
 
 
-async def comment_queue_page(services: Any, viewer_id: ObjectId, *, limit: int,
-                             cursor: str | None) -> dict[str, Any]:
+async def comment_queue_page(services: Services, viewer_id: ObjectId, *, limit: int,
+                             after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     """Comments held for review, oldest first, each with its post (null when the author deleted
-    it) and its automatic flags; paged by the signed ``(created_ms, id)`` cursor."""
-    query: dict[str, Any] = {"status": "pending_review"}
-    pos = services.cursors.decode_position(cursor)
-    if pos is not None:
-        ms, last = pos
-        last_id = maybe_id(last) or ObjectId("0" * 24)
-        query["$or"] = [{"created_ms": {"$gt": ms}}, {"created_ms": ms, "_id": {"$gt": last_id}}]
-    docs = await services.db.comments.find(query).sort(
-        [("status", 1), ("created_ms", 1), ("_id", 1)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
+    it) and its automatic flags; paged by ``(created_ms, id)``. Returns the items and the position
+    after them."""
+    docs, nxt = await keyset_page(services.db.comments, {"status": "pending_review"}, score_field="created_ms",
+                                  descending=False, position=after, limit=limit)
     post_docs = await services.db.posts.find(
         {"_id": {"$in": list({d["post_id"] for d in docs})}, "status": {"$ne": "deleted"}}).to_list(None)
     posts = {p["id"]: p for p in await hydrate_posts(services, post_docs, viewer_id)}
@@ -115,5 +107,4 @@ async def comment_queue_page(services: Any, viewer_id: ObjectId, *, limit: int,
          "queued_at": rfc3339(d["created_at"])}
         for d, c in zip(docs, comments, strict=True)
     ]
-    nxt = services.cursors.encode_position(int(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more else None
-    return page(items, nxt)
+    return items, nxt

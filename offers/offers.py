@@ -19,7 +19,7 @@ from offers.stores import owned_store, store_summary
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
-from solomo.core.pagination import id_position
+from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.txn import send_task
 
@@ -121,8 +121,8 @@ async def hydrate_offers(services: Any, docs: list[dict[str, Any]]) -> list[dict
 
 
 async def nearby_offers(
-    services: Any, lat: float, lng: float, limit: int, after: tuple[float, str] | None
-) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    services: Services, lat: float, lng: float, limit: int, after: Position | None
+) -> tuple[list[dict[str, Any]], Position | None]:
     """Live offers (not expired, not sold out) whose radius covers the point, nearest first.
 
     Pages by ``(distance, id)``; returns public offers with ``distance_m`` and the next position.
@@ -138,18 +138,14 @@ async def nearby_offers(
         ]}}},
     ]
     if after is not None:
-        dist, last_id = id_position(after)
-        pipeline.append({"$match": {"$or": [{"distance_m": {"$gt": dist}},
-                                            {"distance_m": dist, "_id": {"$gt": ObjectId(last_id)}}]}})
-    pipeline += [{"$sort": {"distance_m": 1, "_id": 1}}, {"$limit": limit + 1}]
-    docs = await (await services.db.offers.aggregate(pipeline)).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
+        pipeline.append({"$match": after_filter("distance_m", after, descending=False)})
+    pipeline += [{"$sort": {"distance_m": 1, "_id": 1}}, {"$limit": lookahead(limit)}]
+    rows = await (await services.db.offers.aggregate(pipeline)).to_list(None)
+    docs, nxt = cut_page(rows, limit, lambda d: Position(float(d["distance_m"]), d["_id"]))
     items = await hydrate_offers(services, docs)
     dist_by_id = {str(d["_id"]): round(float(d["distance_m"]), 1) for d in docs}
     for item in items:
         item["distance_m"] = dist_by_id[item["id"]]
-    nxt = (float(docs[-1]["distance_m"]), str(docs[-1]["_id"])) if more and docs else None
     return items, nxt
 
 

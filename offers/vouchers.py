@@ -21,7 +21,7 @@ from offers.offers import is_live, sold_out
 from offers.stores import owned_store
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
-from solomo.core.pagination import id_position
+from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -135,17 +135,11 @@ async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, ra
 
 
 async def my_vouchers(
-    services: Any, user_id: ObjectId, limit: int, before: tuple[float, str] | None
-) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+    services: Services, user_id: ObjectId, limit: int, before: Position | None
+) -> tuple[list[dict[str, Any]], Position | None]:
     """The user's vouchers, newest first, paged by ``(created_ms, id)``."""
-    query: dict[str, Any] = {"user_id": user_id}
-    if before is not None:
-        ms, last = id_position(before)
-        query["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": last}}]
-    docs = await services.db.vouchers.find(query).sort([("created_ms", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    nxt = (float(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more and docs else None
+    docs, nxt = await keyset_page(services.db.vouchers, {"user_id": user_id}, score_field="created_ms",
+                                  descending=True, position=before, limit=limit)
     return [voucher_public(d) for d in docs], nxt
 
 

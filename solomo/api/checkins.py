@@ -12,7 +12,7 @@ from feed.hydrate import post_created
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.api.posts import PostOut
 from solomo.core.ids import parse_id
-from solomo.core.pagination import PageQuery, page
+from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 
@@ -43,9 +43,8 @@ class CheckinCreatedOut(BaseModel):
     post: PostOut = Field(description="The check-in's post (kind checkin), located at the store")
 
 
-class CheckinPage(BaseModel):
-    items: list[CheckinOut]
-    next_cursor: str | None
+class CheckinPage(Page[CheckinOut]):
+    pass
 
 
 @endpoint(summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
@@ -70,7 +69,7 @@ async def of_user(ctx: Ctx) -> dict:
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit,
                                       after=ctx.services.cursors.decode_position(ctx.query.cursor))
-    return page([checkin_public(d) for d in docs], ctx.services.cursors.encode_position(*after) if after else None)
+    return ctx.services.cursors.page([checkin_public(d) for d in docs], after)
 
 
 routes = [

@@ -17,16 +17,11 @@ from feed.topics import read_topic, topic_from_param
 from solomo.api.models import Lat, LaxQuery, Lng
 from solomo.api.posts import PostPage
 from solomo.core.ids import parse_id
-from solomo.core.pagination import page
+from solomo.core.pagination import PageQuery, Position
 from solomo.http import Ctx, endpoint
 
 
-class PageIn(LaxQuery):
-    limit: int = Field(20, ge=1, le=100, description="Items per page (1..100)")
-    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from next_cursor")
-
-
-class LocalIn(PageIn):
+class LocalIn(PageQuery):
     lat: Lat
     lng: Lng
     radius_m: float = Field(2000, gt=0, le=50000, description="Metres (default 2000, at most 50000)")
@@ -46,19 +41,18 @@ class HotOut(BaseModel):
     items: list[HotTopicOut]
 
 
-async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Any]) -> dict:
+async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None]) -> dict:
     docs, nxt = result
-    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
-    return page(await hydrate_posts(ctx.services, docs, ctx.user.id), cursor)
+    return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id), nxt)
 
 
 _CURSOR = {400: "invalid_cursor"}
 
 
-@endpoint(summary="Home feed: your posts, the users you follow, the stores you follow", query=PageIn,
+@endpoint(summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
           response=PostPage, tags=["feeds"], errors=_CURSOR)
 async def home(ctx: Ctx) -> dict:
-    q: PageIn = ctx.query
+    q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
     return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit))
 
@@ -71,10 +65,10 @@ async def local(ctx: Ctx) -> dict:
     return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit))
 
 
-@endpoint(summary="Posts with a topic, newest first (case and width insensitive)", query=PageIn,
+@endpoint(summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
           response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"})
 async def topic(ctx: Ctx) -> dict:
-    q: PageIn = ctx.query
+    q: PageQuery = ctx.query
     key = topic_from_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
     return await _page(ctx, await read_topic(ctx.services, key, before, q.limit))
@@ -86,10 +80,10 @@ async def hot(ctx: Ctx) -> dict:
     return {"items": await trends.hot(ctx.services, ctx.query.limit)}
 
 
-@endpoint(summary="A user's posts, newest first", query=PageIn, response=PostPage, tags=["feeds"],
+@endpoint(summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
           errors=_CURSOR)
 async def of_user(ctx: Ctx) -> dict:
-    q: PageIn = ctx.query
+    q: PageQuery = ctx.query
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     before = ctx.services.cursors.decode_position(q.cursor)
     source = MongoSource(ctx.services.db, {"author_id": user["_id"], **visibility_filter(ctx.user.id, user["_id"])})
@@ -97,10 +91,10 @@ async def of_user(ctx: Ctx) -> dict:
                                           lambda d: visible_to(d, ctx.user.id)))
 
 
-@endpoint(summary="Posts at a store (check-ins included), newest first", query=PageIn, response=PostPage,
+@endpoint(summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
           tags=["feeds"], errors=_CURSOR)
 async def of_store(ctx: Ctx) -> dict:
-    q: PageIn = ctx.query
+    q: PageQuery = ctx.query
     store = await load_store(ctx.services, parse_id(ctx.path["store_id"], "store"))
     before = ctx.services.cursors.decode_position(q.cursor)
     source = MongoSource(ctx.services.db, {"store_id": store["_id"], **visibility_filter(ctx.user.id)})

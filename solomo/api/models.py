@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from solomo.core.pagination import Page
+
 
 class StrictBody(BaseModel):
     """A JSON body: unknown fields refused, no type coercion (``"1"`` is not a number), no NaN."""
@@ -72,6 +74,5 @@ class StoreSummaryOut(BaseModel):
     lng: float
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    next_cursor: str | None
+class UserPage(Page[UserOut]):
+    pass

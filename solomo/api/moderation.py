@@ -18,7 +18,7 @@ from solomo.accounts import user_public
 from solomo.api.models import StrictBody, UserOut
 from solomo.api.posts import CommentOut, PostOut
 from solomo.core.ids import parse_id
-from solomo.core.pagination import PageQuery
+from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 MOD = ("moderator",)
@@ -114,9 +114,8 @@ class QueueItemOut(BaseModel):
     queued_at: str
 
 
-class QueuePage(BaseModel):
-    items: list[QueueItemOut]
-    next_cursor: str | None
+class QueuePage(Page[QueueItemOut]):
+    pass
 
 
 class CommentQueueItemOut(BaseModel):
@@ -126,9 +125,8 @@ class CommentQueueItemOut(BaseModel):
     queued_at: str
 
 
-class CommentQueuePage(BaseModel):
-    items: list[CommentQueueItemOut]
-    next_cursor: str | None
+class CommentQueuePage(Page[CommentQueueItemOut]):
+    pass
 
 
 class AuditOut(BaseModel):
@@ -143,9 +141,8 @@ class AuditOut(BaseModel):
     created_at: str
 
 
-class AuditPage(BaseModel):
-    items: list[AuditOut]
-    next_cursor: str | None
+class AuditPage(Page[AuditOut]):
+    pass
 
 
 class AuditQuery(PageQuery):
@@ -165,11 +162,15 @@ async def report_post(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="The review queue, oldest first", query=PageQuery, response=QueuePage, auth=MOD, tags=TAGS,
+          errors={400: "invalid_cursor"},
           description="Posts waiting for a decision: pending_review ones and reported ones (auto-hidden "
                       "included) with their open reports and automatic flags. Comments held for review wait "
                       "in their own queue, GET /v1/moderation/comments.")
 async def queue(ctx: Ctx) -> dict:
-    return await queue_page(ctx.services, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
+    q: PageQuery = ctx.query
+    cursors = ctx.services.cursors
+    return cursors.page(*await queue_page(ctx.services, ctx.user.id, limit=q.limit,
+                                          after=cursors.decode_position(q.cursor)))
 
 
 @endpoint(summary="Decide on a post", body=PostActionIn, response=PostOut, auth=MOD, tags=TAGS,
@@ -205,8 +206,10 @@ async def moderate_bulk(ctx: Ctx) -> dict:
           description="Comments that matched a review word (status pending_review): each with its post and "
                       "automatic flags. Decide with POST /v1/moderation/comments/{comment_id}.")
 async def comment_queue(ctx: Ctx) -> dict:
-    return await comment_mod.comment_queue_page(ctx.services, ctx.user.id, limit=ctx.query.limit,
-                                                cursor=ctx.query.cursor)
+    q: PageQuery = ctx.query
+    cursors = ctx.services.cursors
+    return cursors.page(*await comment_mod.comment_queue_page(ctx.services, ctx.user.id, limit=q.limit,
+                                                              after=cursors.decode_position(q.cursor)))
 
 
 @endpoint(summary="Decide on a comment", body=CommentActionIn, response=CommentOut, auth=MOD, tags=TAGS,
@@ -233,11 +236,13 @@ async def moderate_user(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="The audit log, newest first", query=AuditQuery, response=AuditPage, auth=MOD, tags=TAGS,
+          errors={400: "invalid_cursor"},
           description="Append-only: every moderator action (and automatic hide) with before and after state.")
 async def audit_log(ctx: Ctx) -> dict:
     q: AuditQuery = ctx.query
-    return await audit.list_audit(ctx.services, limit=q.limit, cursor=q.cursor,
-                                  target_type=q.target_type, target_id=q.target_id)
+    cursors = ctx.services.cursors
+    return cursors.page(*await audit.list_audit(ctx.services, limit=q.limit, before=cursors.decode_position(q.cursor),
+                                                target_type=q.target_type, target_id=q.target_id))
 
 
 @endpoint(summary="The sensitive-word lists", response=WordsOut, auth=MOD, tags=TAGS)

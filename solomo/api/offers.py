@@ -8,10 +8,10 @@ from starlette.routing import Route
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
 from offers.stats import store_stats
 from offers.vouchers import claim, my_vouchers, redeem, voucher_public
-from solomo.api.models import Lat, LaxQuery, Lng, StoreSummaryOut, StrictBody, UtcDatetime
+from solomo.api.models import Lat, Lng, StoreSummaryOut, StrictBody, UtcDatetime
 from solomo.core.ids import parse_id
 from solomo.core.jsonio import JSONResponse
-from solomo.core.pagination import PageQuery, page
+from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 
@@ -39,16 +39,13 @@ class NearbyOfferOut(OfferOut):
     distance_m: float = Field(description="Distance from the query point to the store, metres")
 
 
-class OfferPage(BaseModel):
-    items: list[NearbyOfferOut]
-    next_cursor: str | None
+class OfferPage(Page[NearbyOfferOut]):
+    pass
 
 
-class NearbyOffersQuery(LaxQuery):
+class NearbyOffersQuery(PageQuery):
     lat: Lat
     lng: Lng
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=512)
 
 
 class VoucherOut(BaseModel):
@@ -64,9 +61,8 @@ class VoucherOut(BaseModel):
     created_at: str
 
 
-class VoucherPage(BaseModel):
-    items: list[VoucherOut]
-    next_cursor: str | None
+class VoucherPage(Page[VoucherOut]):
+    pass
 
 
 class RedemptionIn(StrictBody):
@@ -116,7 +112,7 @@ async def nearby(ctx: Ctx) -> dict:
     q: NearbyOffersQuery = ctx.query
     items, after = await nearby_offers(ctx.services, q.lat, q.lng, q.limit,
                                        ctx.services.cursors.decode_position(q.cursor))
-    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+    return ctx.services.cursors.page(items, after)
 
 
 @endpoint(summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
@@ -144,7 +140,7 @@ async def post_redemption(ctx: Ctx) -> dict:
 async def list_mine(ctx: Ctx) -> dict:
     q: PageQuery = ctx.query
     items, after = await my_vouchers(ctx.services, ctx.user.id, q.limit, ctx.services.cursors.decode_position(q.cursor))
-    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+    return ctx.services.cursors.page(items, after)
 
 
 @endpoint(summary="Your store's funnel", response=StoreStatsOut, tags=["offers"], errors={403: "forbidden"})

@@ -8,9 +8,9 @@ from starlette.routing import Route
 from feed import comments, likes
 from feed.hydrate import hydrate_post
 from feed.posts import create_post, delete_post, get_visible_post, load_store
-from solomo.api.models import Lat, LaxQuery, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
+from solomo.api.models import Lat, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
 from solomo.core.ids import parse_id
-from solomo.core.pagination import page
+from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 
@@ -39,9 +39,8 @@ class PostOut(BaseModel):
     created_at: str
 
 
-class PostPage(BaseModel):
-    items: list[PostOut]
-    next_cursor: str | None
+class PostPage(Page[PostOut]):
+    pass
 
 
 class LikeOut(BaseModel):
@@ -66,14 +65,8 @@ class CommentOut(BaseModel):
     created_at: str
 
 
-class CommentPage(BaseModel):
-    items: list[CommentOut]
-    next_cursor: str | None
-
-
-class CommentQuery(LaxQuery):
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=512)
+class CommentPage(Page[CommentOut]):
+    pass
 
 
 @endpoint(summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
@@ -119,18 +112,17 @@ async def comment(ctx: Ctx) -> dict:
     return (await comments.hydrate_comments(ctx.services, [doc]))[0]
 
 
-@endpoint(summary="A post's comments, oldest first", query=CommentQuery, response=CommentPage, tags=["posts"],
+@endpoint(summary="A post's comments, oldest first", query=PageQuery, response=CommentPage, tags=["posts"],
           errors={400: "invalid_cursor", 404: "not_found"},
           description="Published comments, plus your own comments held for review (status pending_review). "
                       "Moderators see every comment but deleted ones (pending_review and removed included), "
                       "on any post its author has not deleted.")
 async def list_comments(ctx: Ctx) -> dict:
-    q: CommentQuery = ctx.query
+    q: PageQuery = ctx.query
     after = ctx.services.cursors.decode_position(q.cursor)
     docs, nxt = await comments.list_comments(ctx.services, ctx.user.id, parse_id(ctx.path["post_id"], "post"),
                                              after, q.limit, ctx.user.role)
-    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
-    return page(await comments.hydrate_comments(ctx.services, docs), cursor)
+    return ctx.services.cursors.page(await comments.hydrate_comments(ctx.services, docs), nxt)
 
 
 @endpoint(summary="Delete a comment (its author, the post's author or a moderator)", status=204, tags=["posts"],

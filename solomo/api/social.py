@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from starlette.routing import Route
 
 from feed import follows
 from solomo.accounts import user_public
-from solomo.api.models import LaxQuery, UserPage
+from solomo.api.models import UserPage
 from solomo.core.ids import parse_id
-from solomo.core.pagination import page
+from solomo.core.pagination import PageQuery
 from solomo.http import Ctx, endpoint
-
-
-class ListQuery(LaxQuery):
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=512)
-
 
 _ERRORS = {404: "not_found", 422: "cannot_follow_self"}
 RATE = "follow"  # follow and unfollow share one per-user budget (each toggle notifies and backfills)
@@ -44,21 +37,20 @@ async def unfollow_store(ctx: Ctx) -> None:
 
 
 async def _list(ctx: Ctx, direction: str) -> dict:
-    q: ListQuery = ctx.query
+    q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
     users, nxt = await follows.page_users(ctx.services, parse_id(ctx.path["user_id"], "user"),
                                           direction, before, q.limit)  # type: ignore[arg-type]
-    cursor = ctx.services.cursors.encode_position(*nxt) if nxt else None
-    return page([user_public(u) for u in users], cursor)
+    return ctx.services.cursors.page([user_public(u) for u in users], nxt)
 
 
-@endpoint(summary="A user's followers, newest first", query=ListQuery, response=UserPage, tags=["social"],
+@endpoint(summary="A user's followers, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
 async def followers(ctx: Ctx) -> dict:
     return await _list(ctx, "followers")
 
 
-@endpoint(summary="The users a user follows, newest first", query=ListQuery, response=UserPage, tags=["social"],
+@endpoint(summary="The users a user follows, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
 async def following(ctx: Ctx) -> dict:
     return await _list(ctx, "following")

@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
 from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
-from solomo.api.models import Lat, LaxQuery, Lng, StrictBody, UserSummaryOut
-from solomo.core.pagination import page
+from solomo.api.models import Lat, Lng, StrictBody, UserSummaryOut
+from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
@@ -44,18 +44,15 @@ class NearbyStoreOut(StoreOut):
     distance_m: float = Field(description="Spherical distance from the query point, metres")
 
 
-class StorePage(BaseModel):
-    items: list[NearbyStoreOut]
-    next_cursor: str | None
+class StorePage(Page[NearbyStoreOut]):
+    pass
 
 
-class NearbyQuery(LaxQuery):
+class NearbyQuery(PageQuery):
     lat: Lat
     lng: Lng
     radius_m: float = Field(RADIUS_DEFAULT_M, gt=0, le=RADIUS_MAX_M, description="Metres, at most 50000")
     category: Category | None = None  # type: ignore[valid-type]
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=512)
 
 
 @endpoint(summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
@@ -81,7 +78,7 @@ async def nearby(ctx: Ctx) -> dict:
     items = await hydrate_stores(ctx.services, docs)
     for item, doc in zip(items, docs, strict=True):
         item["distance_m"] = round(doc["distance_m"], 1)
-    return page(items, ctx.services.cursors.encode_position(*after) if after else None)
+    return ctx.services.cursors.page(items, after)
 
 
 routes = [

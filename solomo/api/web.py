@@ -12,7 +12,6 @@ import io
 from pathlib import Path
 
 import segno
-from bson import ObjectId
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -21,8 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from solomo.api.models import LaxQuery
 from solomo.core.errors import Invalid
-from solomo.core.ids import parse_id
-from solomo.core.pagination import page
+from solomo.core.pagination import Page, PageQuery, keyset_page
 from solomo.http import Ctx, endpoint, parse_query
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -55,9 +53,8 @@ async def qr(request: Request) -> Response:
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
-class MyStoresQuery(LaxQuery):
+class MyStoresQuery(PageQuery):
     limit: int = Field(50, ge=1, le=100, description="Items per page (1..100)")
-    cursor: str | None = Field(None, max_length=512, description="Opaque cursor from next_cursor")
 
 
 class MyStoreOut(BaseModel):
@@ -71,9 +68,8 @@ class MyStoreOut(BaseModel):
     followers_count: int
 
 
-class MyStoresPage(BaseModel):
-    items: list[MyStoreOut]
-    next_cursor: str | None
+class MyStoresPage(Page[MyStoreOut]):
+    pass
 
 
 def _my_store(doc: dict) -> dict:
@@ -89,15 +85,10 @@ def _my_store(doc: dict) -> dict:
           description="Used by the web client's merchant console; other roles get 403.")
 async def my_stores(ctx: Ctx) -> dict:
     q: MyStoresQuery = ctx.query
-    filt: dict = {"owner_id": ctx.user.id}
-    position = ctx.services.cursors.decode_position(q.cursor)
-    if position is not None:
-        filt["_id"] = {"$gt": parse_id(position[1], "cursor")}
-    docs = await ctx.services.db.stores.find(filt).sort("_id", 1).limit(q.limit + 1).to_list(None)
-    more = len(docs) > q.limit
-    docs = docs[: q.limit]
-    last: ObjectId | None = docs[-1]["_id"] if more and docs else None
-    return page([_my_store(d) for d in docs], ctx.services.cursors.encode_position(0, str(last)) if last else None)
+    docs, nxt = await keyset_page(ctx.services.db.stores, {"owner_id": ctx.user.id}, score_field=None,
+                                  descending=False, position=ctx.services.cursors.decode_position(q.cursor),
+                                  limit=q.limit)
+    return ctx.services.cursors.page([_my_store(d) for d in docs], nxt)
 
 
 routes = [

@@ -13,7 +13,7 @@ from feed import fanout, follows
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
 from solomo.core.errors import BadRequest
-from solomo.core.pagination import id_position
+from solomo.core.pagination import CursorCodec, Position
 from tests.feed.helpers import events, fanned_out, follow, home_members, ids, post, principal, ready_home
 from tests.support import random_point, register
 
@@ -81,18 +81,18 @@ async def test_prefetched_cleans_up_when_the_consumer_stops_early():
     assert pending == []
 
 
-def test_id_position_refuses_a_foreign_id():
-    oid = ObjectId()
-    assert id_position((12.5, str(oid))) == (12.5, oid)
+def test_a_position_cursor_refuses_a_foreign_id():
+    codec, oid = CursorCodec("secret"), ObjectId()
+    assert codec.decode_position(codec.encode([12.5, str(oid)])) == Position(12.5, oid)
     for bad in ("nope", "0" * 23, ""):
         with pytest.raises(BadRequest) as err:
-            id_position((1.0, bad))
+            codec.decode_position(codec.encode([1.0, bad]))
         assert err.value.code == "invalid_cursor"
 
 
 async def test_cursors_with_a_foreign_id_are_400_not_500(client, services):
     user = await register(client)
-    bad = services.cursors.encode_position(1700000000000.0, "not-an-object-id")
+    bad = services.cursors.encode([1700000000000.0, "not-an-object-id"])
     lat, lng = random_point()
     for path, params in ((f"/v1/users/{user.id}/followers", {}), (f"/v1/users/{user.id}/following", {}),
                          ("/v1/me/vouchers", {}), ("/v1/offers/nearby", {"lat": lat, "lng": lng})):

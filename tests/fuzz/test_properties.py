@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import string
 import unicodedata
 
 import pytest
+from bson import ObjectId
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,7 @@ from feed.text import (
     parse_topic_param,
 )
 from solomo.core.errors import BadRequest
-from solomo.core.pagination import CursorCodec
+from solomo.core.pagination import MAX_CURSOR_CHARS, MAX_SCORE, CursorCodec, Position
 
 settings.register_profile("solomo", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -131,8 +133,9 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
     max_leaves=20,
 )
-scores = st.one_of(st.integers(0, 2**53), st.floats(allow_nan=False, allow_infinity=False, width=64))
-ids = st.text(max_size=64)
+scores = st.one_of(st.integers(-MAX_SCORE, MAX_SCORE),
+                   st.floats(-MAX_SCORE, MAX_SCORE, allow_nan=False, allow_infinity=False, width=64))
+ids = st.binary(min_size=12, max_size=12).map(ObjectId)
 
 
 def raw_of(token: str) -> bytes:
@@ -151,19 +154,23 @@ def rejected(token: str, decode=codec.decode) -> bool:
 
 @given(scores, ids)
 def test_position_round_trip(score, item_id):
-    token = codec.encode_position(score, item_id)
+    token = codec.encode_position(Position(float(score), item_id))
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token)  # URL-safe as it stands
-    assert codec.decode_position(token) == (float(score), item_id)
+    assert codec.decode_position(token) == Position(float(score), item_id)
 
 
 @given(json_values)
 def test_any_value_round_trips(value):
-    assert codec.decode(codec.encode(value)) == value
+    token = codec.encode(value)
+    if len(token) > MAX_CURSOR_CHARS:  # longer than any cursor we issue: refused before anything else
+        assert rejected(token)
+    else:
+        assert codec.decode(token) == value
 
 
 @given(scores, ids, st.data())
 def test_any_byte_change_is_rejected(score, item_id, data):
-    raw = raw_of(codec.encode_position(score, item_id))
+    raw = raw_of(codec.encode_position(Position(float(score), item_id)))
     i = data.draw(st.integers(0, len(raw) - 1), label="byte")
     flip = data.draw(st.integers(1, 255), label="xor")
     tampered = bytearray(raw)
@@ -173,7 +180,7 @@ def test_any_byte_change_is_rejected(score, item_id, data):
 
 @given(scores, ids, st.data())
 def test_truncated_or_extended_is_rejected(score, item_id, data):
-    raw = raw_of(codec.encode_position(score, item_id))
+    raw = raw_of(codec.encode_position(Position(float(score), item_id)))
     cut = data.draw(st.integers(0, len(raw) - 1), label="cut")
     assert rejected(token_of(raw[:cut]))
     extra = data.draw(st.binary(min_size=1, max_size=8), label="extra")
@@ -182,7 +189,7 @@ def test_truncated_or_extended_is_rejected(score, item_id, data):
 
 @given(scores, ids)
 def test_other_secret_is_rejected(score, item_id):
-    token = CursorCodec("another-secret").encode_position(score, item_id)
+    token = CursorCodec("another-secret").encode_position(Position(float(score), item_id))
     assert rejected(token)
 
 
@@ -203,6 +210,20 @@ def test_signed_but_wrong_shape_is_rejected(value):
     assert rejected(codec.encode(value), codec.decode_position)
 
 
+@given(st.one_of(st.booleans(), st.integers().filter(lambda n: abs(n) > MAX_SCORE),
+                 st.floats().filter(lambda x: not abs(x) <= MAX_SCORE), st.text(max_size=10)),
+       ids)
+def test_signed_but_bad_score_is_rejected(score, item_id):
+    """A validly signed cursor with a score no list has (a bool, NaN, a huge number) is a 400, never a 500."""
+    forged = codec.sign(json.dumps([score, str(item_id)]).encode())  # json: any integer, NaN, Infinity
+    assert rejected(forged, codec.decode_position)
+
+
+@given(scores, st.text(max_size=30).filter(lambda t: not ObjectId.is_valid(t)))
+def test_signed_but_foreign_id_is_rejected(score, item_id):
+    assert rejected(codec.encode([score, item_id]), codec.decode_position)
+
+
 # --- through HTTP: a tampered cursor is a 400 on a real list route -----------------------------
 
 
@@ -210,9 +231,9 @@ async def test_tampered_cursor_over_http(client, services):
     from tests.support import register
 
     acct = await register(client)
-    valid = services.cursors.encode_position(10**12, "f" * 24)
+    valid = services.cursors.encode_position(Position(10.0**12, ObjectId("f" * 24)))
     raw = raw_of(valid)
-    tampered = [codec.encode_position(1, "0" * 24), "", "!!!", valid[:-1], valid + "A"] + [
+    tampered = [codec.encode_position(Position(1.0, ObjectId("0" * 24))), "", "!!!", valid[:-1], valid + "A"] + [
         token_of(raw[:i] + bytes([raw[i] ^ 0x41]) + raw[i + 1:]) for i in range(len(raw))
     ]
     url = f"/v1/users/{acct.id}/checkins"
@@ -220,6 +241,6 @@ async def test_tampered_cursor_over_http(client, services):
         resp = await client.get(url, params={"cursor": token}, headers=acct.headers)
         assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_cursor", (token, resp.text)
     resp = await client.get(url, params={"cursor": "a" * 600}, headers=acct.headers)
-    assert resp.status_code == 422  # longer than any cursor: refused by validation before decoding
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_cursor"  # longer than any cursor
     ok = await client.get(url, params={"cursor": valid}, headers=acct.headers)
     assert ok.status_code == 200 and ok.json() == {"items": [], "next_cursor": None}, ok.text
