@@ -103,11 +103,6 @@ async def unfollow(services: Any, follower_id: ObjectId, target_type: TargetType
     return removed
 
 
-async def is_following(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
-    return await services.db.follows.count_documents(
-        {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, limit=1) > 0
-
-
 async def follower_batches(services: Any, target_type: TargetType, target_id: ObjectId, batch: int,
                            after: ObjectId | None = None) -> AsyncIterator[tuple[ObjectId, list[ObjectId]]]:
     """``(last follow _id, follower ids)`` batches in follow ``_id`` order, resumable from ``after``.

@@ -25,7 +25,7 @@ published post and retracts any other — repairs the feeds.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -38,8 +38,6 @@ from solomo.core.errors import ApiError, Conflict, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.txn import in_transaction, outbox_fields, send_task
 
-Action = Literal["approve", "hide", "remove", "restore"]
-ACTIONS: tuple[str, ...] = ("approve", "hide", "remove", "restore")
 MAX_BULK = 100
 
 TRANSITIONS: dict[str, dict[str, str]] = {

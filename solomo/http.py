@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
+from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
 from solomo.core.ratelimit import enforce
 
@@ -164,6 +164,3 @@ def endpoint(
 
     return wrap
 
-
-def not_found(what: str) -> NotFound:
-    return NotFound(f"{what} not found")
