@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from solomo import ratelimit
+from solomo.core import ratelimit
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
 from solomo.core.errors import ApiError
