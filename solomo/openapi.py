@@ -35,7 +35,7 @@ _ERROR_TEXT = {
 def _collect(routes: list[BaseRoute]) -> list[tuple[str, str, Any]]:
     out = []
     for route in routes:
-        if isinstance(route, Route) and route.methods:
+        if isinstance(route, Route) and route.methods and route.include_in_schema:
             for method in sorted(route.methods - {"HEAD"}):
                 out.append((route.path, method.lower(), route.endpoint))
     return out

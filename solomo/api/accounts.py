@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from solomo.core import ratelimit
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
+from solomo.core import ratelimit
 from solomo.core.errors import ApiError
 from solomo.core.ids import parse_id
 from solomo.http import Ctx, endpoint
