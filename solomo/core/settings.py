@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
     cors_origins: list[str] = []
     log_level: str = Field("INFO", description="Root log level (INFO logs one access line per request)")
-    log_format: str = Field("json", pattern="^(json|plain)$", description="json: one JSON object per line")
+    log_format: str = Field("json", pattern="^(json|plain)$",
+                            description="json: one JSON object per line; plain: a short line for a person")
     worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
 
     # --- feed ----------------------------------------------------------------------
