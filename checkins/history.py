@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import DESCENDING
 
 from solomo.core.errors import BadRequest
+from solomo.core.timeutil import from_ms, ms_of
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
 
 Position = tuple[float, str]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ms_of(at: datetime) -> int:
-    return (at.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: float) -> datetime:
-    return _EPOCH + timedelta(milliseconds=int(ms))
 
 
 async def user_checkins(

@@ -26,6 +26,7 @@ from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.timeutil import ms_of
 
 log = logging.getLogger("solomo.comments")
 
@@ -66,7 +67,7 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
         "reply_to": (parent.get("reply_to") or parent["_id"]) if parent else None,
         "status": "pending_review" if verdict == "review" else VISIBLE,
         "flags": [{"source": "words", "words": flagged}] if flagged else [],
-        "created_at": now, "created_ms": int(now.timestamp() * 1000),
+        "created_at": now, "created_ms": ms_of(now),
     }
 
     async def txn(session: Any) -> None:
@@ -83,8 +84,7 @@ async def create_comment(services: Any, user: Principal, post_id: ObjectId, text
 
 async def _notify(services: Any, user: Principal, post: dict[str, Any], doc: dict[str, Any],
                   parent: dict[str, Any] | None) -> None:
-    who = {"id": user.sid, "username": user.username, "display_name": user.display_name}
-    base = {"post_id": str(post["_id"]), "comment_id": str(doc["_id"]), "user": who}
+    base = {"post_id": str(post["_id"]), "comment_id": str(doc["_id"]), "user": user.summary()}
     told = {user.id}
     if post["author_id"] not in told:
         await notify(services, post["author_id"], {"kind": "comment", **base})

@@ -35,6 +35,7 @@ from feed.timeline import Timelines
 from geo.cells import cell_key, cells_for_point
 from solomo.accounts import user_summary
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.timeutil import now_ms
 
 log = logging.getLogger("solomo.feed.fanout")
 
@@ -133,7 +134,7 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
             return await fanout_post(services, post_id)  # deleted or hidden meanwhile: undo instead
     await _finish(services, post)
     if post.get("fanout") == "pending":  # a repeated run of a finished fan-out is not lag
-        FANOUT_LAG.observe(max(0.0, datetime.now(UTC).timestamp() - int(post["created_ms"]) / 1000))
+        FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
     return "published"
 
 

@@ -23,6 +23,7 @@ from feed.notify import notify
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.pagination import id_position
+from solomo.core.timeutil import ms_of
 
 TargetType = Literal["user", "store"]
 
@@ -50,7 +51,7 @@ async def follow(services: Any, follower_id: ObjectId, target_type: TargetType, 
     await _target(services, target_type, target_id)
     now = datetime.now(UTC)
     doc = {"_id": ObjectId(), "follower_id": follower_id, "target_type": target_type, "target_id": target_id,
-           "created_at": now, "created_ms": int(now.timestamp() * 1000)}
+           "created_at": now, "created_ms": ms_of(now)}
     collection, follower_counter = _counter_updates(target_type)
 
     async def txn(session: Any) -> None:

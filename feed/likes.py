@@ -36,7 +36,7 @@ async def like(services: Any, user: Principal, post_id: ObjectId) -> dict[str, A
     if created and post["author_id"] != user.id:
         await notify(services, post["author_id"], {
             "kind": "like", "post_id": str(post_id),
-            "user": {"id": user.sid, "username": user.username, "display_name": user.display_name}})
+            "user": user.summary()})
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 

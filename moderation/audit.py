@@ -16,6 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import page
+from solomo.core.timeutil import ms_of
 
 
 async def record(
@@ -41,7 +42,7 @@ async def record(
         "before": before,
         "after": after,
         "created_at": now,
-        "created_ms": int(now.timestamp() * 1000),
+        "created_ms": ms_of(now),
     }
     await services.db.audit.insert_one(doc, session=session)
     return doc

@@ -8,9 +8,9 @@ no MongoDB. Expired entries are dropped when met and by :func:`sweep`.
 
 from __future__ import annotations
 
-import time
-
 from redis.asyncio import Redis
+
+from solomo.core import timeutil
 
 LIVE = "offers:live"
 META = "offers:live:meta"
@@ -39,7 +39,7 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
     found = await redis.geosearch(LIVE, longitude=lng, latitude=lat, radius=MAX_RADIUS_M, unit="m", withdist=True)
     if not found:
         return []
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = timeutil.now_ms() if now_ms is None else now_ms
     metas = await redis.hmget(META, [offer_id for offer_id, _ in found])
     out: list[tuple[str, float]] = []
     stale: list[str] = []
@@ -58,7 +58,7 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
 
 async def sweep(redis: Redis, now_ms: int | None = None) -> int:
     """Drop expired offers from the index; returns how many."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = timeutil.now_ms() if now_ms is None else now_ms
     expired: list[str] = []
     async for offer_id, meta in redis.hscan_iter(META, count=500):
         if int(meta.partition(":")[2]) <= now:

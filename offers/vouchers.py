@@ -16,14 +16,17 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from offers import codes, guard
-from offers.offers import is_live, sold_out
+from offers import codes
+from offers.offers import is_live, live_query, sold_out
 from offers.stores import owned_store
+from solomo.core import ratelimit
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import id_position
+from solomo.core.timeutil import aware, ms_of
 
 CODE_ATTEMPTS = 4
+FAILED_REDEMPTION = "failed_redemption"  # the rate limit action: failed redemptions per store
 
 
 class _NotClaimable(Exception):
@@ -31,7 +34,7 @@ class _NotClaimable(Exception):
 
 
 def voucher_status(doc: dict[str, Any], now: datetime | None = None) -> str:
-    if doc["status"] == "claimed" and _aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
+    if doc["status"] == "claimed" and aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
         return "expired"
     return doc["status"]
 
@@ -66,13 +69,12 @@ async def claim(services: Any, user_id: ObjectId, offer_id: ObjectId) -> tuple[d
         doc = {
             "_id": ObjectId(), "offer_id": offer_id, "store_id": offer["store_id"], "user_id": user_id,
             "code": codes.new_code(), "status": "claimed", "expires_at": offer["expires_at"],
-            "redeemed_at": None, "created_at": now, "created_ms": int(now.timestamp() * 1000),
+            "redeemed_at": None, "created_at": now, "created_ms": ms_of(now),
         }
 
         async def txn(session: Any, doc: dict[str, Any] = doc, now: datetime = now) -> None:
             taken = await db.offers.update_one(
-                {"_id": offer_id, "expires_at": {"$gt": now},
-                 "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}},
+                {"_id": offer_id, **live_query(now)},
                 {"$inc": {"claimed": 1}}, session=session)
             if taken.modified_count != 1:
                 raise _NotClaimable()
@@ -108,17 +110,21 @@ async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, ra
 
     404 ``unknown_code``, 403 another store's code, 409 ``already_redeemed``, 410 ``voucher_expired``,
     429 once the store has too many failed attempts this minute.
+
+    Guessing is limited per store (the ``failed_redemption`` rate limit). Only failures count, so a
+    busy store redeeming real vouchers is never slowed down; once a store has used up its failures,
+    every redemption there answers 429 until the window moves on — a guesser learns nothing more.
     """
     store = await owned_store(services, store_id, owner_id)
     sid = str(store["_id"])
-    await guard.check(services, sid)
+    await ratelimit.ensure_room(services, FAILED_REDEMPTION, sid)
     code = codes.normalize(raw_code)
     voucher = await services.db.vouchers.find_one({"code": code}) if code else None
     if voucher is None:
-        await guard.record_failure(services, sid)
+        await ratelimit.count(services, FAILED_REDEMPTION, sid)
         raise NotFound("no voucher has this code", code="unknown_code")
     if voucher["store_id"] != store["_id"]:
-        await guard.record_failure(services, sid)
+        await ratelimit.count(services, FAILED_REDEMPTION, sid)
         raise Forbidden("this voucher belongs to another store", code="forbidden")
     now = datetime.now(UTC)
     done = await services.db.vouchers.find_one_and_update(
@@ -146,7 +152,3 @@ async def my_vouchers(
     docs = docs[:limit]
     nxt = (float(docs[-1]["created_ms"]), str(docs[-1]["_id"])) if more and docs else None
     return [voucher_public(d) for d in docs], nxt
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

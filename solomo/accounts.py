@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
 from solomo.core.jsonio import rfc3339
+from solomo.core.timeutil import aware
 
 log = logging.getLogger("solomo.accounts")
 
@@ -60,6 +61,10 @@ class Principal:
     @property
     def sid(self) -> str:
         return str(self.id)
+
+    def summary(self) -> dict[str, str]:
+        """The contract's UserSummary of the caller (as :func:`user_summary` gives it for a document)."""
+        return {"id": self.sid, "username": self.username, "display_name": self.display_name}
 
 
 def user_public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +307,7 @@ class Authenticator:
         if cached is not None:
             return cached
         tok = await self._token_with_user(hashed)
-        if tok is None or _aware(tok["expires_at"]) <= datetime.now(UTC):
+        if tok is None or aware(tok["expires_at"]) <= datetime.now(UTC):
             raise Unauthorized("missing or invalid token")
         user = tok["user"][0] if tok["user"] else None
         if user is None or user.get("status") == "deleted":
@@ -312,7 +317,7 @@ class Authenticator:
         principal = Principal(user["_id"], user["username"], user.get("display_name") or user["username"],
                               user["role"])
         if generation is not None:
-            await self.cache.put(hashed, principal, generation, _aware(tok["expires_at"]))
+            await self.cache.put(hashed, principal, generation, aware(tok["expires_at"]))
         return principal
 
     async def _token_with_user(self, hashed: str) -> dict[str, Any] | None:
@@ -336,7 +341,3 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("send Authorization: Bearer <token>")
         return await self.principal_for_token(token.strip())
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

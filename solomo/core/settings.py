@@ -63,6 +63,7 @@ class Settings(BaseSettings):
             "report": "20/minute;200/hour",
             "checkin": "30/minute;300/hour",
             "claim": "60/minute",
+            "failed_redemption": "10/minute",  # per store: unknown or another store's codes (guessing)
             "follow": "120/minute;2000/hour",  # follow/unfollow, users and stores
             "login": "10/minute;100/hour",  # failed logins per username (checked before the password hash)
             "login_ip": "100/minute",  # login attempts per client address
