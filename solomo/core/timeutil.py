@@ -16,8 +16,7 @@ def aware(value: datetime) -> datetime:
 
 
 def ms_of(at: datetime) -> int:
-    """Whole milliseconds since the epoch (naive = UTC), in integer arithmetic: a float timestamp
-    can land one millisecond short of the ``created_at`` MongoDB keeps."""
+    """Whole milliseconds since the epoch, rounded down (a naive datetime is UTC)."""
     return (aware(at) - EPOCH) // _MS
 
 
