@@ -175,4 +175,3 @@ def endpoint(
         return asgi_endpoint
 
     return wrap
-
