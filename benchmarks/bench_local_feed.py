@@ -24,6 +24,8 @@ from bson import ObjectId
 
 from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
 from benchmarks.seed import auth, bulk_users, point_near, random_center
+from geo.geojson import geo_point
+from solomo.core.timeutil import ms_of
 
 POSTS = 100_000
 AUTHORS = 500
@@ -42,9 +44,9 @@ def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: 
     return {
         "_id": ObjectId(), "author_id": author_id, "text": f"local bench post {i}", "topics": [], "topic_keys": [],
         "mention_ids": [], "mentions": [], "store_id": None, "store_owner_post": False,
-        "location": {"type": "Point", "coordinates": [lng, lat]}, "kind": "post", "checkin_id": None,
+        "location": geo_point(lat, lng), "kind": "post", "checkin_id": None,
         "status": "published", "flags": [], "fanout": "done", "like_count": 0, "comment_count": 0,
-        "created_at": created, "created_ms": int(created.timestamp() * 1000),
+        "created_at": created, "created_ms": ms_of(created),
     }
 
 

@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
 from benchmarks.seed import auth, bulk_users, point_near, random_center
+from geo.geojson import geo_point
 
 STORES = 100_000
 READERS = 256
@@ -33,7 +34,7 @@ CATEGORIES = ("food", "cafe", "bar", "shopping", "grocery", "services")
 
 def store_doc(owner: ObjectId, lat: float, lng: float, i: int, mayor: ObjectId | None, now: datetime) -> dict[str, Any]:
     return {"_id": ObjectId(), "name": f"Bench store {i}", "category": CATEGORIES[i % len(CATEGORIES)],
-            "address": f"{i} Bench Street", "owner_id": owner, "location": {"type": "Point", "coordinates": [lng, lat]},
+            "address": f"{i} Bench Street", "owner_id": owner, "location": geo_point(lat, lng),
             "checkin_radius_m": 200, "checkins_count": 0, "unique_visitors": 0, "followers_count": 0,
             "mayor_id": mayor, "created_at": now}
 

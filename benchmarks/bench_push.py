@@ -32,6 +32,7 @@ from typing import Any
 from bson import ObjectId
 
 from benchmarks.common import BenchEnv, Result, free_port, percentile
+from solomo.core.timeutil import ms_of
 
 SIZES = (1_000, 10_000)
 CONNECT_PARALLEL = 200
@@ -105,7 +106,7 @@ async def seed(env: BenchEnv, n: int) -> tuple[str, str, list[str], list[str]]:
          "expires_at": now + timedelta(days=1)} for oid, t in zip(ids, tokens, strict=True)], ordered=False)
     await services.db.follows.insert_many([
         {"_id": ObjectId(), "follower_id": oid, "target_type": "store", "target_id": store["_id"], "created_at": now,
-         "created_ms": int(now.timestamp() * 1000)} for oid in ids], ordered=False)
+         "created_ms": ms_of(now)} for oid in ids], ordered=False)
     await services.db.stores.update_one({"_id": store["_id"]}, {"$inc": {"followers_count": n}})
     async with services.redis.pipeline(transaction=False) as pipe:
         for i, oid in enumerate(ids):

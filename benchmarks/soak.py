@@ -56,6 +56,7 @@ from pymongo import UpdateOne
 
 from benchmarks.common import ROOT, BenchEnv, machine, percentile
 from benchmarks.seed import bulk_users, point_near, random_center
+from solomo.core.timeutil import ms_of
 
 RESULTS = ROOT / "benchmarks" / "results-soak.json"
 AREA_M = 3000
@@ -141,7 +142,7 @@ async def seed(services: Any, n_clients: int, rng: random.Random) -> World:
         targets += [("store", s["_id"]) for s in rng.sample(stores, FOLLOWS_STORES)]
         for kind, target in targets:
             follows.append({"_id": ObjectId(), "follower_id": uid, "target_type": kind, "target_id": target,
-                            "created_at": now, "created_ms": int(now.timestamp() * 1000)})
+                            "created_at": now, "created_ms": ms_of(now)})
             followers[(kind, target)] += 1
             following[uid] += kind == "user"
     for start in range(0, len(follows), 10_000):

@@ -34,9 +34,10 @@ from pymongo.errors import DuplicateKeyError
 
 from checkins import rules
 from checkins.mayor import recompute_mayor
-from checkins.stores import geo_point, get_store, store_latlng
+from checkins.stores import get_store, store_latlng
 from feed.posts import build_post, insert_post
 from geo.distance import geodesic_m
+from geo.geojson import geo_point
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339

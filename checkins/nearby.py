@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from geo.geojson import geo_point
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ _ANNULUS_M = 0.001  # distances of co-located stores are bit-identical; this onl
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:
     stage: dict[str, Any] = {
-        "near": {"type": "Point", "coordinates": [lng, lat]},
+        "near": geo_point(lat, lng),
         "distanceField": "distance_m",
         "key": "location",
         "spherical": True,

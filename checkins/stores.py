@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from geo.geojson import geo_point
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.ids import parse_id
@@ -29,11 +30,6 @@ CATEGORIES: tuple[str, ...] = (
 NAME_MAX = 80
 ADDRESS_MAX = 200
 RADIUS_MIN_M, RADIUS_MAX_M, RADIUS_DEFAULT_M = 20, 2000, 200
-
-
-def geo_point(lat: float, lng: float) -> dict[str, Any]:
-    """GeoJSON order is [lng, lat]."""
-    return {"type": "Point", "coordinates": [lng, lat]}
 
 
 def store_latlng(doc: dict[str, Any]) -> tuple[float, float]:
@@ -90,6 +86,12 @@ async def get_store(services: Services, store_id: ObjectId | str) -> dict[str, A
     if doc is None:
         raise NotFound("store not found")
     return doc
+
+
+def store_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """The contract's StoreSummary (inside a Post, an Offer): id, name and position."""
+    lat, lng = store_latlng(doc)
+    return {"id": str(doc["_id"]), "name": doc["name"], "lat": lat, "lng": lng}
 
 
 def store_public(doc: dict[str, Any], mayor_doc: dict[str, Any] | None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
+from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.comments")
@@ -69,7 +70,7 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
         "reply_to": (parent.get("reply_to") or parent["_id"]) if parent else None,
         "status": "pending_review" if verdict == "review" else VISIBLE,
         "flags": [{"source": "words", "words": flagged}] if flagged else [],
-        "created_at": now, "created_ms": int(now.timestamp() * 1000),
+        "created_at": now, "created_ms": ms_of(now),
     }
 
     async def body(txn: Txn) -> None:

@@ -38,6 +38,7 @@ from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, Us
 from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
+from solomo.core.timeutil import now_ms
 
 log = logging.getLogger("solomo.feed.fanout")
 
@@ -130,7 +131,7 @@ async def fanout_post(services: Any, post_id: ObjectId) -> str:
             return await fanout_post(services, post_id)  # deleted or hidden meanwhile: undo instead
     await _finish(services, post)
     if post.get("fanout") == "pending":  # a repeated run of a finished fan-out is not lag
-        FANOUT_LAG.observe(max(0.0, datetime.now(UTC).timestamp() - int(post["created_ms"]) / 1000))
+        FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
     return "published"
 
 

@@ -24,6 +24,7 @@ from solomo.core.errors import Invalid, NotFound
 from solomo.core.eventtypes import FollowNotification, UserSummary, notify
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
+from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, run_transaction
 
 TargetType = Literal["user", "store"]
@@ -52,7 +53,7 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
     await _target(services, target_type, target_id)
     now = datetime.now(UTC)
     doc = {"_id": ObjectId(), "follower_id": follower_id, "target_type": target_type, "target_id": target_id,
-           "created_at": now, "created_ms": int(now.timestamp() * 1000)}
+           "created_at": now, "created_ms": ms_of(now)}
     collection, follower_counter = _counter_updates(target_type)
 
     async def body(txn: Txn) -> None:
@@ -102,11 +103,6 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
     # also when nothing was removed: a retried unfollow still cleans the feed
     await home.remove_unfollowed(services, follower_id, target_type, target_id)
     return removed
-
-
-async def is_following(services: Any, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
-    return await services.db.follows.count_documents(
-        {"follower_id": follower_id, "target_type": target_type, "target_id": target_id}, limit=1) > 0
 
 
 async def follower_batches(services: Any, target_type: TargetType, target_id: ObjectId, batch: int,

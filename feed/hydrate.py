@@ -19,14 +19,10 @@ from typing import Any
 
 from bson import ObjectId
 
+from checkins.stores import store_summary
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
 from solomo.core.jsonio import rfc3339
-
-
-def store_summary(store: dict[str, Any]) -> dict[str, Any]:
-    lng, lat = store["location"]["coordinates"]
-    return {"id": str(store["_id"]), "name": store["name"], "lat": lat, "lng": lng}
 
 
 def _copy(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -126,5 +122,4 @@ def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] |
     """The Post for a document its ``author`` has just inserted (``store``: its store document,
     if any), as :func:`hydrate_post` would give it to the author — without a query."""
     assert doc["author_id"] == author.id and doc.get("store_id") == (store["_id"] if store else None)
-    summary = {"id": author.sid, "username": author.username, "display_name": author.display_name}
-    return _post_public(doc, summary, store_summary(store) if store else None, False)
+    return _post_public(doc, author.summary(), store_summary(store) if store else None, False)

@@ -14,11 +14,13 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
+from geo.geojson import geo_point
 from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.services import Services
+from solomo.core.timeutil import ms_of
 from solomo.core.txn import send_task
 
 MAX_POST_CHARS = 2000
@@ -47,14 +49,6 @@ def visibility_filter(viewer_id: ObjectId | None, author_id: ObjectId | None = N
     if viewer_id is None or author_id is not None:
         return {"status": VISIBLE}
     return {"$or": [{"status": VISIBLE}, {"author_id": viewer_id, "status": {"$in": list(OWN_VISIBLE)}}]}
-
-
-def now_ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
-
-
-def geo_point(lat: float, lng: float) -> dict[str, Any]:
-    return {"type": "Point", "coordinates": [lng, lat]}
 
 
 async def build_post(
@@ -106,7 +100,7 @@ async def build_post(
         "like_count": 0,
         "comment_count": 0,
         "created_at": created,
-        "created_ms": now_ms(created),
+        "created_ms": ms_of(created),
     }
     return doc
 

@@ -25,7 +25,7 @@ published post and retracts any other — repairs the feeds.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -39,8 +39,6 @@ from solomo.core.ids import maybe_id
 from solomo.core.services import Services
 from solomo.core.txn import Txn, outbox_fields, run_transaction
 
-Action = Literal["approve", "hide", "remove", "restore"]
-ACTIONS: tuple[str, ...] = ("approve", "hide", "remove", "restore")
 MAX_BULK = 100
 
 TRANSITIONS: dict[str, dict[str, str]] = {

@@ -8,16 +8,15 @@ updates or deletes an entry; the only writer is :func:`record`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
-
-if TYPE_CHECKING:
-    from solomo.core.services import Services
+from solomo.core.services import Services
+from solomo.core.timeutil import ms_of
 
 
 async def record(
@@ -43,7 +42,7 @@ async def record(
         "before": before,
         "after": after,
         "created_at": now,
-        "created_ms": int(now.timestamp() * 1000),
+        "created_ms": ms_of(now),
     }
     await services.db.audit.insert_one(doc, session=session)
     return doc

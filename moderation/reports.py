@@ -27,6 +27,7 @@ from solomo.core import tasknames
 from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.services import Services
+from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, outbox_fields, run_transaction
 
 REASONS = ("spam", "abuse", "illegal", "other")
@@ -69,7 +70,7 @@ async def report_post(
             raise Conflict("you already reported this post", code="already_reported") from None
         updated = await services.db.posts.find_one_and_update(
             {"_id": post_id},
-            {"$inc": {"report_count": 1, "open_reports": 1}, "$min": {"queued_ms": int(now.timestamp() * 1000)}},
+            {"$inc": {"report_count": 1, "open_reports": 1}, "$min": {"queued_ms": ms_of(now)}},
             projection={"status": 1, "open_reports": 1}, return_document=ReturnDocument.AFTER, session=session,
         )
         if updated is None or updated["status"] != "published" or updated["open_reports"] < threshold:

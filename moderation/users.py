@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -29,7 +29,6 @@ from solomo.core.txn import Txn, run_transaction
 
 log = logging.getLogger("solomo.moderation")
 
-UserAction = Literal["suspend", "unsuspend"]
 USER_ACTIONS: tuple[str, ...] = ("suspend", "unsuspend")
 _TRANSITIONS = {"suspend": ("active", "suspended"), "unsuspend": ("suspended", "active")}
 SUSPENDED_CLOSE_CODE = 4403

@@ -13,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 
 from offers import live
+from offers.offers import live_query
 from offers.targeting import send_offer
 from solomo.core.keys import offer_delivered
 
@@ -30,8 +31,7 @@ async def deliver_on_arrival(services: Any, user_id: str, lat: float, lng: float
     if not fresh:
         return 0
     offers = await services.db.offers.find(
-        {"_id": {"$in": [ObjectId(o) for o in fresh]}, "expires_at": {"$gt": datetime.now(UTC)},
-         "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}}).to_list(None)
+        {"_id": {"$in": [ObjectId(o) for o in fresh]}, **live_query(datetime.now(UTC))}).to_list(None)
     if not offers:
         return 0
     store_ids = list({o["store_id"] for o in offers})

@@ -2,7 +2,7 @@
 
 Ten symbols of Crockford's base32 (no I, L, O or U, so nothing is mistaken for 1 or 0) carry
 50 random bits, shown as ``ABCDE-FGHJK``. With guesses limited per store (see
-:mod:`offers.guard`), finding a live code by guessing is hopeless. Input is forgiving: case,
+:func:`offers.vouchers.redeem`), finding a live code by guessing is hopeless. Input is forgiving: case,
 spaces and dashes are ignored, and I/L read as 1, O as 0.
 """
 

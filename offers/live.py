@@ -8,11 +8,11 @@ no MongoDB. Expired entries are dropped when met and by :func:`sweep`.
 
 from __future__ import annotations
 
-import time
 from typing import cast
 
 from redis.asyncio import Redis
 
+from solomo.core import timeutil
 from solomo.core.keys import LIVE_OFFERS, LIVE_OFFERS_META
 
 MAX_RADIUS_M = 5000
@@ -42,7 +42,7 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
     if not found:
         return []
     rows = cast(list[tuple[str, float]], found)  # withdist: (member, distance) pairs, decoded
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = timeutil.now_ms() if now_ms is None else now_ms
     metas = cast(list[str | None], await redis.hmget(LIVE_OFFERS_META, [offer_id for offer_id, _ in rows]))
     out: list[tuple[str, float]] = []
     stale: list[str] = []
@@ -61,7 +61,7 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
 
 async def sweep(redis: Redis, now_ms: int | None = None) -> int:
     """Drop expired offers from the index; returns how many."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = timeutil.now_ms() if now_ms is None else now_ms
     expired: list[str] = []
     async for offer_id, meta in redis.hscan_iter(LIVE_OFFERS_META, count=500):
         if int(meta.partition(":")[2]) <= now:

@@ -13,14 +13,16 @@ from typing import Any
 
 from bson import ObjectId
 
-from checkins.stores import store_latlng
+from checkins.stores import store_latlng, store_summary
+from geo.geojson import geo_point
 from offers import live
-from offers.stores import owned_store, store_summary
+from offers.stores import owned_store
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
+from solomo.core.timeutil import aware, ms_of
 from solomo.core.txn import send_task
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
@@ -29,15 +31,22 @@ MIN_LIFETIME = timedelta(seconds=1)
 
 
 def expires_ms(doc: dict[str, Any]) -> int:
-    return int(_aware(doc["expires_at"]).timestamp() * 1000)
+    return ms_of(doc["expires_at"])
 
 
 def is_live(doc: dict[str, Any], now: datetime | None = None) -> bool:
-    return _aware(doc["expires_at"]) > (now or datetime.now(UTC))
+    return aware(doc["expires_at"]) > (now or datetime.now(UTC))
 
 
 def sold_out(doc: dict[str, Any]) -> bool:
     return doc.get("stock") is not None and int(doc.get("claimed", 0)) >= int(doc["stock"])
+
+
+def live_query(now: datetime) -> dict[str, Any]:
+    """The MongoDB filter for offers still claimable at ``now``: not expired (:func:`is_live`)
+    and not sold out (:func:`sold_out`)."""
+    return {"expires_at": {"$gt": now},
+            "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}}
 
 
 def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +84,7 @@ async def create_offer(
     if stock is not None and stock < 1:
         raise Invalid("stock must be at least 1 (or null for unlimited)")
     now = datetime.now(UTC)
-    expires_at = _aware(expires_at).astimezone(UTC)
+    expires_at = aware(expires_at).astimezone(UTC)
     if expires_at < now + MIN_LIFETIME:
         raise Invalid("expires_at must be in the future")
     if expires_at > now + MAX_LIFETIME:
@@ -91,10 +100,10 @@ async def create_offer(
         "stock": stock,
         "claimed": 0,
         "pushed": 0,
-        "location": {"type": "Point", "coordinates": [lng, lat]},
+        "location": geo_point(lat, lng),
         "expires_at": expires_at,
         "created_at": now,
-        "created_ms": int(now.timestamp() * 1000),
+        "created_ms": ms_of(now),
         "targeting": "pending",
     }
     await services.db.offers.insert_one(doc)
@@ -129,13 +138,10 @@ async def nearby_offers(
     """
     now = datetime.now(UTC)
     pipeline: list[dict[str, Any]] = [
-        {"$geoNear": {"near": {"type": "Point", "coordinates": [lng, lat]}, "key": "location",
+        {"$geoNear": {"near": geo_point(lat, lng), "key": "location",
                       "distanceField": "distance_m", "maxDistance": RADIUS_MAX_M, "spherical": True,
-                      "query": {"expires_at": {"$gt": now}}}},
-        {"$match": {"$expr": {"$and": [
-            {"$lte": ["$distance_m", "$radius_m"]},
-            {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]},
-        ]}}},
+                      "query": live_query(now)}},
+        {"$match": {"$expr": {"$lte": ["$distance_m", "$radius_m"]}}},
     ]
     if after is not None:
         pipeline.append({"$match": after_filter("distance_m", after, descending=False)})
@@ -147,7 +153,3 @@ async def nearby_offers(
     for item in items:
         item["distance_m"] = dist_by_id[item["id"]]
     return items, nxt
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

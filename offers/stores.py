@@ -1,4 +1,4 @@
-"""The store facts offers need: the owner rule and the summary shown inside an Offer."""
+"""The store rule offers need: only the store's owner manages its offers and redemptions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from checkins.stores import get_store, store_latlng
+from checkins.stores import get_store
 from solomo.core.errors import Forbidden
 
 
@@ -16,8 +16,3 @@ async def owned_store(services: Any, store_id: ObjectId | str, owner_id: ObjectI
     if store.get("owner_id") != owner_id:
         raise Forbidden("only the store's owner may do this")
     return store
-
-
-def store_summary(store: dict[str, Any]) -> dict[str, Any]:
-    lat, lng = store_latlng(store)
-    return {"id": str(store["_id"]), "name": store["name"], "lat": lat, "lng": lng}

@@ -16,16 +16,19 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from offers import codes, guard
-from offers.offers import is_live, sold_out
+from offers import codes
+from offers.offers import is_live, live_query, sold_out
 from offers.stores import owned_store
+from solomo.core import ratelimit
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
+from solomo.core.timeutil import aware, ms_of
 from solomo.core.txn import Txn, run_transaction
 
 CODE_ATTEMPTS = 4
+FAILED_REDEMPTION = "failed_redemption"  # the rate limit action: failed redemptions per store
 
 
 class _NotClaimable(Exception):
@@ -33,7 +36,7 @@ class _NotClaimable(Exception):
 
 
 def voucher_status(doc: dict[str, Any], now: datetime | None = None) -> str:
-    if doc["status"] == "claimed" and _aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
+    if doc["status"] == "claimed" and aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
         return "expired"
     return doc["status"]
 
@@ -68,13 +71,12 @@ async def claim(services: Services, user_id: ObjectId, offer_id: ObjectId) -> tu
         doc = {
             "_id": ObjectId(), "offer_id": offer_id, "store_id": offer["store_id"], "user_id": user_id,
             "code": codes.new_code(), "status": "claimed", "expires_at": offer["expires_at"],
-            "redeemed_at": None, "created_at": now, "created_ms": int(now.timestamp() * 1000),
+            "redeemed_at": None, "created_at": now, "created_ms": ms_of(now),
         }
 
         async def body(txn: Txn, doc: dict[str, Any] = doc, now: datetime = now) -> None:
             taken = await db.offers.update_one(
-                {"_id": offer_id, "expires_at": {"$gt": now},
-                 "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}},
+                {"_id": offer_id, **live_query(now)},
                 {"$inc": {"claimed": 1}}, session=txn.session)
             if taken.modified_count != 1:
                 raise _NotClaimable()
@@ -109,17 +111,21 @@ async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, ra
 
     404 ``unknown_code``, 403 another store's code, 409 ``already_redeemed``, 410 ``voucher_expired``,
     429 once the store has too many failed attempts this minute.
+
+    Guessing is limited per store (the ``failed_redemption`` rate limit). Only failures count, so a
+    busy store redeeming real vouchers is never slowed down; once a store has used up its failures,
+    every redemption there answers 429 until the window moves on — a guesser learns nothing more.
     """
     store = await owned_store(services, store_id, owner_id)
     sid = str(store["_id"])
-    await guard.check(services, sid)
+    await ratelimit.ensure_room(services, FAILED_REDEMPTION, sid)
     code = codes.normalize(raw_code)
     voucher = await services.db.vouchers.find_one({"code": code}) if code else None
     if voucher is None:
-        await guard.record_failure(services, sid)
+        await ratelimit.count(services, FAILED_REDEMPTION, sid)
         raise NotFound("no voucher has this code", code="unknown_code")
     if voucher["store_id"] != store["_id"]:
-        await guard.record_failure(services, sid)
+        await ratelimit.count(services, FAILED_REDEMPTION, sid)
         raise Forbidden("this voucher belongs to another store", code="forbidden")
     now = datetime.now(UTC)
     done = await services.db.vouchers.find_one_and_update(
@@ -141,7 +147,3 @@ async def my_vouchers(
     docs, nxt = await keyset_page(services.db.vouchers, {"user_id": user_id}, score_field="created_ms",
                                   descending=True, position=before, limit=limit)
     return [voucher_public(d) for d in docs], nxt
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

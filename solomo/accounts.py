@@ -33,6 +33,7 @@ from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthoriz
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
 from solomo.core.mongo import Database
+from solomo.core.timeutil import aware
 
 log = logging.getLogger("solomo.accounts")
 
@@ -61,6 +62,10 @@ class Principal:
     @property
     def sid(self) -> str:
         return str(self.id)
+
+    def summary(self) -> dict[str, str]:
+        """The contract's UserSummary of the caller (as :func:`user_summary` gives it for a document)."""
+        return {"id": self.sid, "username": self.username, "display_name": self.display_name}
 
 
 def user_public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +308,7 @@ class Authenticator:
         if cached is not None:
             return cached
         tok = await self._token_with_user(hashed)
-        if tok is None or _aware(tok["expires_at"]) <= datetime.now(UTC):
+        if tok is None or aware(tok["expires_at"]) <= datetime.now(UTC):
             raise Unauthorized("missing or invalid token")
         user = tok["user"][0] if tok["user"] else None
         if user is None or user.get("status") == "deleted":
@@ -313,7 +318,7 @@ class Authenticator:
         principal = Principal(user["_id"], user["username"], user.get("display_name") or user["username"],
                               user["role"])
         if generation is not None:
-            await self.cache.put(hashed, principal, generation, _aware(tok["expires_at"]))
+            await self.cache.put(hashed, principal, generation, aware(tok["expires_at"]))
         return principal
 
     async def _token_with_user(self, hashed: str) -> dict[str, Any] | None:
@@ -337,7 +342,3 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("send Authorization: Bearer <token>")
         return await self.principal_for_token(token.strip())
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -19,6 +19,7 @@ from solomo.core.errors import EXCEPTION_HANDLERS
 from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings
 from solomo.openapi import build_openapi
+from solomo.routing import with_method_guards
 from solomo.services import open_services
 
 log = logging.getLogger("solomo")
@@ -36,7 +37,7 @@ def collect_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for name in ROUTE_MODULES:
         routes.extend(importlib.import_module(name).routes)
-    return routes
+    return with_method_guards(routes)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import TextIO
 
 from solomo.core.settings import Settings
 from solomo.embedded import EmbeddedServers, ManagedProcess, port_open
@@ -25,6 +26,15 @@ def _wait_ready(url: str, timeout: float, alive: Callable[[], bool]) -> bool:
             pass
         time.sleep(0.25)
     return False
+
+
+def console_log_format(settings: Settings, console: TextIO) -> str:
+    """The format of log lines printed on ``console``: plain for a person at a terminal, unless
+    ``SOLOMO_LOG_FORMAT`` was set. The API's and the worker's log files keep ``settings.log_format``
+    (JSON unless set otherwise), for machines."""
+    if "log_format" in settings.model_fields_set or not console.isatty():
+        return settings.log_format
+    return "plain"
 
 
 def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
@@ -55,11 +65,10 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
             env["SOLOMO_MONGO_URL"] = servers.mongo.url
             env["SOLOMO_REDIS_URL"] = servers.redis.url
         if seed:
-            seed_proc = ManagedProcess("seed", [sys.executable, "-m", "solomo.cli", "seed", "--if-empty"],
-                                       logs / "seed.log")
-            seed_proc.log_path.unlink(missing_ok=True)
-            _run_child_once(seed_proc, env)
-            print(seed_proc.log_path.read_text(encoding="utf-8", errors="replace").strip())
+            # the seed's summary is for the person at this console: it prints there, in its format
+            seed_proc = ManagedProcess("seed", [sys.executable, "-m", "solomo.cli", "seed", "--if-empty"], None)
+            sys.stdout.flush()
+            _run_child_once(seed_proc, {**env, "SOLOMO_LOG_FORMAT": console_log_format(settings, sys.stdout)})
         worker = ManagedProcess("celery", [
             sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-B",
             "-Q", "fanout,maintenance", "--concurrency", str(workers), "--loglevel", "INFO",

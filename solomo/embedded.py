@@ -66,10 +66,13 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class ManagedProcess:
     name: str
     args: list[str]
-    log_path: Path
+    log_path: Path | None  # None: the parent's stdout and stderr (output meant for the person)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if self.log_path is None:
+            self.process = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

@@ -12,6 +12,7 @@ that the OpenAPI document (:mod:`solomo.openapi`) is generated from the very sam
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge
+from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
 from solomo.core.ratelimit import enforce
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from solomo.core.services import Services
 
 Auth = None | Literal["any"] | tuple[str, ...]
+OPERATION_ID = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
 @dataclass
@@ -59,6 +61,8 @@ class EndpointSpec:
     tags: list[str]
     errors: dict[int, str]
     description: str = ""
+    operation_id: str = ""
+    """The OpenAPI ``operationId``: unique, stable snake_case (see :func:`endpoint`)."""
 
 
 def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -128,15 +132,23 @@ def endpoint(
     errors: dict[int, str] | None = None,
     description: str = "",
     rate: str | None = None,
+    operation_id: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """``rate``: an action name from ``settings.rate_limits``, counted per caller after
-    authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.core.ratelimit`)."""
+    authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.core.ratelimit`).
+
+    ``operation_id``: the OpenAPI ``operationId``; by default ``<first tag>_<handler name>``
+    (``feeds_home``), so give one only where the handler's name reads badly in a client."""
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description)
     if rate is not None:
         assert auth is not None, "rate limits are per caller: the route must authenticate"
         spec.errors.setdefault(429, "rate_limited")
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        group = spec.tags[0] if spec.tags else handler.__module__.rpartition(".")[2]
+        spec.operation_id = operation_id or f"{group}_{handler.__name__}"
+        assert OPERATION_ID.fullmatch(spec.operation_id), f"operationId {spec.operation_id!r} is not snake_case"
+
         @functools.wraps(handler)
         async def asgi_endpoint(request: Request) -> Response:
             services: Services = request.app.state.services
@@ -163,7 +175,3 @@ def endpoint(
         return asgi_endpoint
 
     return wrap
-
-
-def not_found(what: str) -> NotFound:
-    return NotFound(f"{what} not found")

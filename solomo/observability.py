@@ -18,7 +18,8 @@ by anyone: it is read from the broker (``LLEN`` of each queue) when Prometheus s
 
 **Logs** are one JSON object per line (``configure_logging``), with the request id of the
 request being served (``current_request_id()``), taken from a sane incoming ``X-Request-ID`` or
-generated, and echoed in the response header.
+generated, and echoed in the response header. ``SOLOMO_LOG_FORMAT=plain`` prints one short line
+per record instead (:class:`PlainFormatter`), for a person at a terminal (``solomo dev``).
 
 :class:`ObservabilityMiddleware` is a pure ASGI middleware: it never buffers bodies and passes
 WebSocket and lifespan traffic straight through.
@@ -110,6 +111,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class PlainFormatter(logging.Formatter):
+    """One short line per record for a person: ``12:03:04 INFO  solomo.access GET /v1/feed/home 200 3.1ms``
+    (local time; an access line ends with its duration; a traceback follows on its own lines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{clock} {record.levelname:<5} {record.name} {record.getMessage()}"
+        duration_ms = getattr(record, "duration_ms", None)
+        if isinstance(duration_ms, int | float):
+            line += f" {duration_ms:.1f}ms"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler this module installs (configuring twice replaces it). Without a fixed stream it
     writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work."""
@@ -134,9 +150,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         if isinstance(handler, _JsonHandler):
             root.removeHandler(handler)
     handler = _JsonHandler(stream)
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

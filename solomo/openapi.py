@@ -17,9 +17,10 @@ REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
 
 _STATIC_DOCS: dict[tuple[str, str], dict[str, Any]] = {
-    ("/healthz", "get"): {"summary": "Liveness", "tags": ["service"],
+    ("/healthz", "get"): {"summary": "Liveness", "tags": ["service"], "operationId": "service_healthz",
                           "responses": {"200": {"description": "The process runs"}}},
     ("/readyz", "get"): {"summary": "Readiness: MongoDB and Redis answer", "tags": ["service"],
+                         "operationId": "service_readyz",
                          "responses": {"200": {"description": "Ready"},
                                        "503": {"description": "Not ready", "content": {"application/json": {
                                            "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}}},
@@ -35,13 +36,24 @@ _ERROR_TEXT = {
 def _collect(routes: list[BaseRoute]) -> list[tuple[str, str, Any]]:
     out = []
     for route in routes:
-        if isinstance(route, Route) and route.methods:
+        if isinstance(route, Route) and route.methods and route.include_in_schema:
             for method in sorted(route.methods - {"HEAD"}):
                 out.append((route.path, method.lower(), route.endpoint))
     return out
 
 
-def build_openapi(routes: list[BaseRoute], extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
+def _check_unique_operation_ids(paths: dict[str, dict[str, Any]]) -> None:
+    """Clients generate one function per operationId: two operations must never share one."""
+    seen: dict[str, str] = {}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            other = seen.setdefault(op["operationId"], where)
+            if other != where:
+                raise ValueError(f"operationId {op['operationId']!r} of {where} is also that of {other}")
+
+
+def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
     ops = _collect(routes)
     models: dict[tuple[type[BaseModel], str], None] = {(ErrorOut, "serialization"): None}
     for _, _, ep in ops:
@@ -64,8 +76,7 @@ def build_openapi(routes: list[BaseRoute], extra_paths: dict[str, Any] | None = 
             if (path, method) in _STATIC_DOCS:
                 paths.setdefault(path, {})[method] = _STATIC_DOCS[(path, method)]
             continue
-        op: dict[str, Any] = {"summary": spec.summary, "tags": spec.tags,
-                              "operationId": f"{method}_{ep.__name__}"}
+        op: dict[str, Any] = {"summary": spec.summary, "tags": spec.tags, "operationId": spec.operation_id}
         if spec.description:
             op["description"] = spec.description
         params = [{"name": m.group(1), "in": "path", "required": True, "schema": {"type": "string"}}
@@ -102,7 +113,7 @@ def build_openapi(routes: list[BaseRoute], extra_paths: dict[str, Any] | None = 
                 "application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
         op["responses"] = responses
         paths.setdefault(_PARAM.sub(lambda m: "{" + m.group(1) + "}", path), {})[method] = op
-    paths.update(extra_paths or {})
+    _check_unique_operation_ids(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "SoLoMo API", "version": __version__,

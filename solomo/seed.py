@@ -11,7 +11,10 @@ It never touches a database that already has users.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,6 +133,21 @@ def _offset(north_m: float, east_m: float) -> tuple[float, float]:
     return round(lat, 6), round(lng, 6)
 
 
+@contextlib.contextmanager
+def _requests_unlogged() -> Iterator[None]:
+    """No log line per request (the app's access log, the client's own) while the seed makes its
+    hundreds: a person reads this run's output, and they would bury its summary."""
+    loggers = [logging.getLogger(name) for name in ("solomo.access", "httpx2")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 async def _has_users(services: Any) -> bool:
     return await services.db.users.find_one({}, {"_id": 1}) is not None
 
@@ -147,7 +165,8 @@ async def seed_demo_city(services: Any, *, base_url: str | None = None) -> str:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://seed.local", timeout=60) as client:
             city = _City()
-            counts = await _seed(services, _Api(client), random.Random(20240601), city)
+            with _requests_unlogged():
+                counts = await _seed(services, _Api(client), random.Random(20240601), city)
     url = base_url or f"http://{services.settings.host}:{services.settings.port}/"
     return _summary(url, counts, city)
 

@@ -3,6 +3,7 @@ stops every process it started. Also the CLI's user creation against running ser
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -26,10 +27,9 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-@pytest.mark.timeout(180)
-def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
+def _dev_env(tmp_path: Path, api_port: int) -> dict[str, str]:
+    """`make run`'s environment on ports and a data directory of this test's own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOLOMO_")}
-    api_port = free_port()
     env.update({
         "SOLOMO_DATA_DIR": str(tmp_path / "data"),
         "SOLOMO_EMBEDDED_MONGO_PORT": str(free_port()),
@@ -38,6 +38,13 @@ def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
         "SOLOMO_PASSWORD_TIME_COST": "1",
         "SOLOMO_PASSWORD_MEMORY_KIB": "1024",
     })
+    return env
+
+
+@pytest.mark.timeout(180)
+def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
+    api_port = free_port()
+    env = _dev_env(tmp_path, api_port)
     proc = subprocess.Popen([sys.executable, "-m", "solomo.cli", "dev", "--no-seed"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     started = time.monotonic()
@@ -73,6 +80,53 @@ def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
             proc.wait()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+
+
+@pytest.mark.timeout(240)
+def test_dev_console_shows_the_seed_summary_not_its_requests(tmp_path: Path):
+    api_port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "solomo.cli", "dev"], cwd=ROOT, env=_dev_env(tmp_path, api_port),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:  # until the one line that matters
+            lines.append(line.rstrip("\n"))
+            if line.startswith("SoLoMo is up") or len(lines) > 200:
+                break
+        proc.send_signal(signal.SIGINT)
+        lines += proc.communicate(timeout=60)[0].splitlines()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    up = next((i for i, line in enumerate(lines) if line.startswith("SoLoMo is up")), None)
+    assert up is not None, "\n".join(lines)
+    before = lines[:up]
+    assert any(line.startswith("Seeded the demo city") for line in before), before
+    # the start line, the summary (six lines) and nothing per request, JSON or otherwise
+    assert len(before) <= 10, "\n".join(before)
+    assert not [line for line in before if line.startswith("{") or "seed.local" in line], before
+    assert proc.returncode == 0
+
+
+class _Console(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_dev_console_is_plain_on_a_terminal_and_log_files_stay_json():
+    from solomo.core.settings import Settings
+    from solomo.devserver import console_log_format
+
+    assert console_log_format(Settings(), _Console(tty=True)) == "plain"
+    assert console_log_format(Settings(), _Console(tty=False)) == "json"  # piped: for machines
+    assert console_log_format(Settings(log_format="json"), _Console(tty=True)) == "json"  # SOLOMO_LOG_FORMAT wins
+    assert Settings().log_format == "json"  # what the API and the worker write to their log files
 
 
 async def test_cli_creates_a_moderator_that_can_log_in(client):

@@ -88,7 +88,7 @@ class StoreStatsOut(BaseModel):
 
 
 @endpoint(summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
-          errors={403: "forbidden", 404: "not_found"},
+          errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create",
           description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
                       "and later to followers who come within it while it is live; nobody gets it twice.")
 async def post_offer(ctx: Ctx) -> dict:
@@ -116,7 +116,7 @@ async def nearby(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
-          errors={404: "not_found", 409: "sold_out", 410: "offer_expired"},
+          errors={404: "not_found", 409: "sold_out", 410: "offer_expired"}, operation_id="offers_claim",
           description="201 with a new voucher; 200 with the same voucher when you already claimed this offer.")
 async def post_claim(ctx: Ctx) -> dict | JSONResponse:
     voucher, created = await claim(ctx.services, ctx.user.id, parse_id(ctx.path["offer_id"], "offer"))
@@ -127,7 +127,7 @@ async def post_claim(ctx: Ctx) -> dict | JSONResponse:
 
 @endpoint(summary="Redeem a voucher at your store", body=RedemptionIn, response=RedemptionOut, tags=["offers"],
           errors={403: "forbidden", 404: "unknown_code", 409: "already_redeemed", 410: "voucher_expired",
-                  429: "rate_limited"},
+                  429: "rate_limited"}, operation_id="offers_redeem",
           description="Codes are case-insensitive; dashes and spaces are ignored; the QR payload works too. "
                       "Failed attempts are limited per store (429 with Retry-After).")
 async def post_redemption(ctx: Ctx) -> dict:

@@ -9,6 +9,8 @@ import orjson
 from bson import ObjectId
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
+from solomo.core.timeutil import aware
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, ObjectId):
@@ -18,9 +20,7 @@ def _default(value: Any) -> Any:
 
 def rfc3339(value: datetime) -> str:
     """UTC, millisecond precision, with a trailing Z."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return aware(value).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def dumps(value: Any) -> bytes:

@@ -12,10 +12,9 @@ Redis Cluster deployment would give the keys one hash tag, ``{rt}``).
 
 from __future__ import annotations
 
-import time
-
 from redis.asyncio import Redis
 
+from solomo.core import timeutil
 from solomo.core.keys import ONLINE, PROCS, proc_users
 
 # KEYS: proc set, online, procs. ARGV: pid, now ms, proc set ttl, then pairs (uid, "1"|"0").
@@ -82,7 +81,7 @@ class Presence:
         """Mark users present (True) or gone (False) in this process, in one round trip."""
         if not changes:
             return
-        args: list[str | int] = [self.pid, _now_ms(), self.stale_after_ms // 1000 + 1]
+        args: list[str | int] = [self.pid, timeutil.now_ms(), self.stale_after_ms // 1000 + 1]
         for uid, present in changes.items():
             args.extend((uid, "1" if present else "0"))
         await self._apply(keys=[proc_users(self.pid), ONLINE, PROCS], args=args)
@@ -93,13 +92,13 @@ class Presence:
 
     async def leave(self) -> None:
         """This process is stopping: its users leave unless another process holds them."""
-        await self._heartbeat(keys=[ONLINE, PROCS],
-                              args=[self.pid, _now_ms(), self.stale_after_ms, self.stale_after_ms // 1000 + 1, "1"])
+        await self._heartbeat(keys=[ONLINE, PROCS], args=[self.pid, timeutil.now_ms(), self.stale_after_ms,
+                                                          self.stale_after_ms // 1000 + 1, "1"])
 
 
 async def sweep(redis: Redis, pid: str = "", *, now_ms: int | None = None, stale_after_ms: int = 45_000) -> int:
     script = redis.register_script(_HEARTBEAT_LUA)
-    now = _now_ms() if now_ms is None else now_ms
+    now = timeutil.now_ms() if now_ms is None else now_ms
     return int(await script(keys=[ONLINE, PROCS], args=[pid, now, stale_after_ms, stale_after_ms // 1000 + 1, "0"]))
 
 
@@ -107,7 +106,3 @@ async def is_online(redis: Redis, user_ids: list[str]) -> list[bool]:
     if not user_ids:
         return []
     return [bool(x) for x in await redis.smismember(ONLINE, user_ids)]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

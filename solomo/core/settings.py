@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
     cors_origins: list[str] = []
     log_level: str = Field("INFO", description="Root log level (INFO logs one access line per request)")
-    log_format: str = Field("json", pattern="^(json|plain)$", description="json: one JSON object per line")
+    log_format: str = Field("json", pattern="^(json|plain)$",
+                            description="json: one JSON object per line; plain: a short line for a person")
     worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
 
     # --- feed ----------------------------------------------------------------------
@@ -62,6 +63,7 @@ class Settings(BaseSettings):
             "report": "20/minute;200/hour",
             "checkin": "30/minute;300/hour",
             "claim": "60/minute",
+            "failed_redemption": "10/minute",  # per store: unknown or another store's codes (guessing)
             "follow": "120/minute;2000/hour",  # follow/unfollow, users and stores
             "login": "10/minute;100/hour",  # failed logins per username (checked before the password hash)
             "login_ip": "100/minute",  # login attempts per client address

@@ -21,6 +21,7 @@ from solomo.observability import (
     HTTP_REQUESTS,
     JsonFormatter,
     ObservabilityMiddleware,
+    PlainFormatter,
     queue_depths,
     request_id_from,
 )
@@ -134,6 +135,37 @@ def test_formatter_keeps_extras_and_exceptions():
                                                    extra={"post_id": "p1"})
     entry = json.loads(JsonFormatter().format(record))
     assert entry["msg"] == "failed it" and entry["post_id"] == "p1" and "ValueError: boom" in entry["exc"]
+
+
+async def test_plain_access_line_is_one_short_human_line(client):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(PlainFormatter())
+    logger = logging.getLogger("solomo.access")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        await client.get("/healthz")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert lines and all(re.fullmatch(r"\d\d:\d\d:\d\d INFO  solomo\.access GET /healthz 200 \d+\.\dms", line)
+                         for line in lines), lines
+
+
+def test_plain_formatter_renders_any_record_and_its_exception():
+    record = logging.getLogger("x").makeRecord("solomo.seed", logging.WARNING, __file__, 1, "slow %s", ("step",),
+                                               None, extra={"post_id": "p1"})
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING solomo\.seed slow step", PlainFormatter().format(record))
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "failed", (),
+                                                   exc_info=__import__("sys").exc_info())
+    first, *rest = PlainFormatter().format(record).splitlines()
+    assert first.endswith("ERROR x failed") and rest[-1] == "ValueError: boom"
 
 
 @pytest.mark.parametrize("value,kept", [("a", True), ("A-b_c.d:e", True), ("a b", False), ("é", False),

@@ -3,6 +3,7 @@ topics and feeds never meet the other tests' data)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,9 @@ async def empty_services(settings):
     from solomo.services import open_services
 
     name = f"seed_{uuid.uuid4().hex[:8]}"
+    # log_level INFO, as in `make run`: the seed's app sets the root level from it (caplog restores it)
     isolated = load_settings(mongo_db=name, redis_url=_with_db(settings.effective_redis_url, 2),
-                             broker_url=_with_db(settings.effective_redis_url, 3))
+                             broker_url=_with_db(settings.effective_redis_url, 3), log_level="INFO")
     services = await open_services(isolated)
     try:
         yield services
@@ -41,7 +43,7 @@ async def empty_services(settings):
         await services.close()
 
 
-async def test_seed_builds_a_living_city(client, empty_services):
+async def test_seed_builds_a_living_city(client, empty_services, caplog):
     await require_routes(client, "POST /v1/stores", "POST /v1/checkins", "POST /v1/users/{id}/follow",
                          "POST /v1/stores/{id}/follow", "POST /v1/posts", "POST /v1/posts/{id}/like",
                          "POST /v1/posts/{id}/comments", "POST /v1/stores/{id}/offers", "POST /v1/posts/{id}/reports")
@@ -49,7 +51,11 @@ async def test_seed_builds_a_living_city(client, empty_services):
 
     services = empty_services
     db = services.db
-    text = await seed_demo_city(services, base_url="http://127.0.0.1:8000/")
+    with caplog.at_level(logging.INFO):
+        text = await seed_demo_city(services, base_url="http://127.0.0.1:8000/")
+    # quiet: none of its hundreds of requests is logged (neither by the app nor by its client)
+    assert not [r for r in caplog.records if r.name in ("solomo.access", "httpx2")]
+    assert logging.getLogger("solomo.access").level == logging.NOTSET  # and the loggers are as they were
     users = await db.users.find().to_list(None)
     roles = Counter(u["role"] for u in users)
     assert roles["user"] >= 12 and roles["merchant"] >= 3 and roles["moderator"] == 1

@@ -1,0 +1,54 @@
+"""Routes that share a path template answer one 405 listing every method of that path.
+
+Each handler is its own :class:`~starlette.routing.Route` (``GET /v1/posts/{post_id}`` and
+``DELETE /v1/posts/{post_id}`` are two objects). Starlette answers a method none of them takes
+with the ``Allow`` header of the *first* of them only, so a client would read ``GET, HEAD`` and
+never learn about ``DELETE``. :func:`with_method_guards` puts, before the first route of each
+shared template, a guard that only ever matches partially: the router still prefers any full
+match, and hands an unmatched method to the first partial match — the guard, which knows them all.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
+
+
+async def _never_called(*_: object) -> None:  # the guard handles every request it matches itself
+    raise AssertionError("a method guard has no endpoint")
+
+
+class MethodGuard(Route):
+    """405 ``method_not_allowed`` with ``Allow`` = every method the routes of ``path`` accept."""
+
+    def __init__(self, path: str, methods: set[str]) -> None:
+        super().__init__(path, _never_called, methods=sorted(methods), include_in_schema=False)
+        self.allow = ", ".join(sorted(self.methods or ()))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        # an accepted method belongs to the real route (a full match wherever it sits)
+        return (match, child_scope) if match is Match.PARTIAL else (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(status_code=405, headers={"Allow": self.allow})
+
+
+def with_method_guards(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """``routes`` with a :class:`MethodGuard` before the first route of each path template that
+    several routes share (a template with one route already gets Starlette's correct ``Allow``)."""
+    methods: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            methods.setdefault(route.path, set()).update(route.methods)
+            counts[route.path] = counts.get(route.path, 0) + 1
+    out: list[BaseRoute] = []
+    guarded: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and counts.get(route.path, 0) > 1 and route.path not in guarded:
+            out.append(MethodGuard(route.path, methods[route.path]))
+            guarded.add(route.path)
+        out.append(route)
+    return out

@@ -1,0 +1,29 @@
+"""The one home of stored times: aware UTC datetimes and milliseconds since the epoch."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+from solomo.core.timeutil import aware, from_ms, ms_of, now_ms
+
+
+def test_naive_is_utc_and_aware_is_kept():
+    naive = datetime(2024, 5, 1, 12, 0, 0)
+    assert aware(naive) == datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    shanghai = datetime(2024, 5, 1, 20, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert aware(shanghai) is shanghai
+    assert ms_of(naive) == ms_of(shanghai)
+
+
+def test_milliseconds_round_down_and_round_trip():
+    at = datetime(2023, 11, 14, 22, 13, 20, 123_999, tzinfo=UTC)
+    assert ms_of(at) == 1_700_000_000_123
+    assert from_ms(ms_of(at)) == at.replace(microsecond=123_000)
+    assert from_ms(1_700_000_000_123.9) == at.replace(microsecond=123_000)
+
+
+def test_now_ms_is_the_clock():
+    before = int(time.time() * 1000)
+    assert before - 1 <= now_ms() <= int(time.time() * 1000) + 1
+    assert abs(ms_of(datetime.now(UTC)) - now_ms()) < 1000
