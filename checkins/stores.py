@@ -125,7 +125,7 @@ async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list
         cursor = services.db.users.find({"_id": {"$in": mayor_ids}, "status": {"$ne": "deleted"}},
                                         {"username": 1, "display_name": 1})
         mayors = {u["_id"]: u async for u in cursor}
-    return [store_public(d, mayors.get(d.get("mayor_id"))) for d in docs]  # type: ignore[arg-type]
+    return [store_public(d, mayors.get(d["mayor_id"]) if d.get("mayor_id") else None) for d in docs]
 
 
 async def hydrate_store(services: Services, doc: dict[str, Any]) -> dict[str, Any]:

@@ -105,7 +105,7 @@ async def _notify(services: Services, user: Principal, post: dict[str, Any], doc
             told.add(mentioned["_id"])
 
 
-async def notify_published(services: Any, doc: dict[str, Any]) -> None:
+async def notify_published(services: Services, doc: dict[str, Any]) -> None:
     """Sends the notifications a comment held for review skipped, now that a moderator approved
     it. Best effort: the approval is already committed, and a lost notification is not worth an error."""
     try:
@@ -155,7 +155,7 @@ async def delete_comment(services: Services, user: Principal, comment_id: Object
     await run_transaction(services, body)
 
 
-async def hydrate_comments(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def hydrate_comments(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = list({d["author_id"] for d in docs})
     authors = {u["_id"]: u async for u in services.db.users.find({"_id": {"$in": ids}},
                                                                  {"username": 1, "display_name": 1})}

@@ -27,7 +27,7 @@ from typing import Any
 from bson import ObjectId
 
 from feed import trends
-from feed.follows import follower_batches
+from feed.follows import TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
@@ -56,21 +56,21 @@ def cell_keys(post: dict[str, Any]) -> list[str]:
     return [cell_key(c) for c in cells_for_point(lat, lng)]
 
 
-def _audiences(post: dict[str, Any]) -> list[tuple[str, ObjectId]]:
-    out: list[tuple[str, ObjectId]] = [("user", post["author_id"])]
+def _audiences(post: dict[str, Any]) -> list[tuple[TargetType, ObjectId]]:
+    out: list[tuple[TargetType, ObjectId]] = [("user", post["author_id"])]
     if post.get("store_owner_post") and post.get("store_id"):
         out.append(("store", post["store_id"]))
     return out
 
 
-async def _pull_mode(services: Any, target_type: str, target_id: ObjectId) -> bool:
+async def _pull_mode(services: Services, target_type: TargetType, target_id: ObjectId) -> bool:
     """Too many followers to push to: readers merge this target's posts at read time."""
     collection = "users" if target_type == "user" else "stores"
     doc = await services.db[collection].find_one({"_id": target_id}, {"followers_count": 1, "feed_pull": 1})
     if doc is None:
         return False
     if doc.get("feed_pull") or int(doc.get("followers_count", 0)) > services.settings.fanout_max_followers:
-        await mark_pull(services, target_type, target_id)  # type: ignore[arg-type]
+        await mark_pull(services, target_type, target_id)
         return True
     return False
 
@@ -99,7 +99,7 @@ async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[ObjectId]]]
             await aclose()
 
 
-async def fanout_post(services: Any, post_id: ObjectId) -> str:
+async def fanout_post(services: Services, post_id: ObjectId) -> str:
     """Brings feeds in line with the post's status; returns what it did (for logs and tests)."""
     post = await services.db.posts.find_one({"_id": post_id})
     if post is None:
@@ -142,7 +142,7 @@ def _count_entries(target: str, written: int) -> None:
         FANOUT_ENTRIES.labels(target=target).inc(written)
 
 
-async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: str,
+async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: TargetType,
                 target_id: ObjectId, after: ObjectId | None) -> bool:
     """Writes the post into every active follower's feed, one Lua call per batch; False when the
     post stopped being published meanwhile. Progress is checkpointed every CHECKPOINT_EVERY batches."""
@@ -166,12 +166,12 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     return await _checkpoint(services, post["_id"], field, "done")
 
 
-async def _checkpoint(services: Any, post_id: ObjectId, field: str, value: Any) -> bool:
+async def _checkpoint(services: Services, post_id: ObjectId, field: str, value: Any) -> bool:
     result = await services.db.posts.update_one({"_id": post_id, "status": VISIBLE}, {"$set": {field: value}})
     return result.matched_count == 1
 
 
-async def _finish(services: Any, post: dict[str, Any]) -> None:
+async def _finish(services: Services, post: dict[str, Any]) -> None:
     """Done, unless the status changed meanwhile (then the post stays pending for the next run)."""
     await services.db.posts.update_one(
         {"_id": post["_id"], "status": post["status"]},
@@ -214,7 +214,7 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
         await publish_event(services, holders, PostDeleted(post_id=member))
 
 
-async def retract_post(services: Any, post_id: ObjectId) -> None:
+async def retract_post(services: Services, post_id: ObjectId) -> None:
     """Removes a post from every home feed, geo-cell feed and topic listing, whatever its status,
     and tells online holders (``post.deleted``). A hidden or pending post stays in its author's own feed."""
     post = await services.db.posts.find_one({"_id": post_id})
@@ -225,7 +225,7 @@ async def retract_post(services: Any, post_id: ObjectId) -> None:
         await _finish(services, post)
 
 
-async def restore_post(services: Any, post_id: ObjectId) -> str:
+async def restore_post(services: Services, post_id: ObjectId) -> str:
     """Puts a post back everywhere its (now published) status allows: a full, fresh fan-out."""
     await services.db.posts.update_one({"_id": post_id}, {"$set": {"fanout": "pending"},
                                                           "$unset": {"fanout_progress": ""}})

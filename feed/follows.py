@@ -30,7 +30,7 @@ from solomo.core.txn import Txn, run_transaction
 TargetType = Literal["user", "store"]
 
 
-async def _target(services: Any, target_type: TargetType, target_id: ObjectId) -> dict[str, Any]:
+async def _target(services: Services, target_type: TargetType, target_id: ObjectId) -> dict[str, Any]:
     if target_type == "user":
         doc = await services.db.users.find_one({"_id": target_id, "status": {"$ne": "deleted"}},
                                                {"username": 1, "display_name": 1})
@@ -105,7 +105,7 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
     return removed
 
 
-async def follower_batches(services: Any, target_type: TargetType, target_id: ObjectId, batch: int,
+async def follower_batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,
                            after: ObjectId | None = None) -> AsyncIterator[tuple[ObjectId, list[ObjectId]]]:
     """``(last follow _id, follower ids)`` batches in follow ``_id`` order, resumable from ``after``.
 

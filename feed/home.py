@@ -29,16 +29,16 @@ PULL_CACHE_TTL_S = 30
 LOCK_TTL_S = 60
 
 
-def ttl_s(services: Any) -> int:
+def ttl_s(services: Services) -> int:
     return max(1, int(services.settings.inactive_days * 86400))
 
 
-async def followed_ids(services: Any, reader: ObjectId, target_type: str, among: list[ObjectId]) -> list[ObjectId]:
+async def followed_ids(services: Services, reader: ObjectId, target_type: str, among: list[ObjectId]) -> list[ObjectId]:
     query = {"follower_id": reader, "target_type": target_type, "target_id": {"$in": among}}
     return [d["target_id"] async for d in services.db.follows.find(query, {"target_id": 1, "_id": 0})]
 
 
-async def _followed(services: Any, reader: ObjectId) -> tuple[list[ObjectId], list[ObjectId]]:
+async def _followed(services: Services, reader: ObjectId) -> tuple[list[ObjectId], list[ObjectId]]:
     users: list[ObjectId] = []
     stores: list[ObjectId] = []
     async for f in services.db.follows.find({"follower_id": reader}, {"target_type": 1, "target_id": 1, "_id": 0}):
@@ -56,7 +56,7 @@ def home_query(reader: ObjectId, users: list[ObjectId], stores: list[ObjectId]) 
     return {"$or": branches}
 
 
-async def pull_targets(services: Any, cached: str | None = None) -> tuple[list[ObjectId], list[ObjectId]]:
+async def pull_targets(services: Services, cached: str | None = None) -> tuple[list[ObjectId], list[ObjectId]]:
     """Users and stores whose posts are merged at read time (cached briefly in Redis)."""
     if cached is None:
         cached = cast(str | None, await services.redis.get(PULL_CACHE))
@@ -70,7 +70,7 @@ async def pull_targets(services: Any, cached: str | None = None) -> tuple[list[O
     return users, stores
 
 
-async def mark_pull(services: Any, target_type: Literal["user", "store"], target_id: ObjectId) -> None:
+async def mark_pull(services: Services, target_type: Literal["user", "store"], target_id: ObjectId) -> None:
     collection = "users" if target_type == "user" else "stores"
     result = await services.db[collection].update_one({"_id": target_id, "feed_pull": {"$ne": True}},
                                                       {"$set": {"feed_pull": True}})
@@ -78,7 +78,7 @@ async def mark_pull(services: Any, target_type: Literal["user", "store"], target
         await services.redis.delete(PULL_CACHE)
 
 
-async def read_home(services: Any, reader: ObjectId, before: Position | None,
+async def read_home(services: Services, reader: ObjectId, before: Position | None,
                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     key = home_key(reader)
@@ -116,7 +116,7 @@ async def request_rebuild(services: Services, reader: ObjectId) -> None:
             await services.redis.delete(home_rebuild_lock(reader))  # the next read asks again
 
 
-async def rebuild_home(services: Any, reader: ObjectId) -> int:
+async def rebuild_home(services: Services, reader: ObjectId) -> int:
     """Rebuilds ``reader``'s feed from MongoDB (the newest ``feed_cap`` posts); returns their number.
 
     The key is created first (state BUILDING) so that a fan-out running meanwhile writes into it;
@@ -141,7 +141,7 @@ def _target_query(target_type: str, target_id: ObjectId) -> dict[str, Any]:
     return {"store_id": target_id, "store_owner_post": True}
 
 
-async def backfill_followed(services: Any, reader: ObjectId, target_type: str, target_id: ObjectId) -> None:
+async def backfill_followed(services: Services, reader: ObjectId, target_type: str, target_id: ObjectId) -> None:
     """After a follow: the target's recent posts join the reader's feed (if the feed exists)."""
     cap = services.settings.feed_cap
     rows = await services.db.posts.find({**_target_query(target_type, target_id), "status": VISIBLE},
@@ -151,7 +151,7 @@ async def backfill_followed(services: Any, reader: ObjectId, target_type: str, t
                                                                    for r in rows], cap)
 
 
-async def remove_unfollowed(services: Any, reader: ObjectId, target_type: str, target_id: ObjectId) -> int:
+async def remove_unfollowed(services: Services, reader: ObjectId, target_type: str, target_id: ObjectId) -> int:
     """After an unfollow: the target's posts leave the reader's feed, except those the reader still
     gets another way (own posts, a still-followed author or store)."""
     key = home_key(reader)

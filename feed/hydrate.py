@@ -23,6 +23,7 @@ from checkins.stores import store_summary
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
 from solomo.core.jsonio import rfc3339
+from solomo.core.services import Services
 
 
 def _copy(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -34,7 +35,7 @@ def _author_summary(summary: dict[str, Any] | None, author_id: ObjectId) -> dict
     return dict(summary) if summary else {"id": str(author_id), "username": "", "display_name": ""}
 
 
-def _summaries(services: Any) -> SummaryCache:
+def _summaries(services: Services) -> SummaryCache:
     cache = getattr(services, "summaries", None)
     return cache if cache is not None else SummaryCache(ttl_s=0)
 
@@ -61,7 +62,7 @@ def _post_public(doc: dict[str, Any], author: dict[str, Any], store: dict[str, A
     }
 
 
-async def _load_summaries(services: Any, kind: str, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any] | None]:
+async def _load_summaries(services: Services, kind: str, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any] | None]:
     """Summaries for ``ids`` (cache first, one query for the rest); ``None`` for missing documents."""
     cache = _summaries(services)
     out: dict[ObjectId, dict[str, Any] | None] = {}
@@ -87,7 +88,8 @@ async def _load_summaries(services: Any, kind: str, ids: list[ObjectId]) -> dict
     return out
 
 
-async def hydrate_posts(services: Any, docs: list[dict[str, Any]], viewer_id: ObjectId | None) -> list[dict[str, Any]]:
+async def hydrate_posts(services: Services, docs: list[dict[str, Any]],
+                        viewer_id: ObjectId | None) -> list[dict[str, Any]]:
     if not docs:
         return []
     author_ids = list({d["author_id"] for d in docs})
@@ -114,7 +116,7 @@ async def hydrate_posts(services: Any, docs: list[dict[str, Any]], viewer_id: Ob
     ]
 
 
-async def hydrate_post(services: Any, doc: dict[str, Any], viewer_id: ObjectId | None) -> dict[str, Any]:
+async def hydrate_post(services: Services, doc: dict[str, Any], viewer_id: ObjectId | None) -> dict[str, Any]:
     return (await hydrate_posts(services, [doc], viewer_id))[0]
 
 

@@ -16,7 +16,7 @@ from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
 
-async def _count(services: Any, post_id: ObjectId) -> int:
+async def _count(services: Services, post_id: ObjectId) -> int:
     doc = await services.db.posts.find_one({"_id": post_id}, {"like_count": 1})
     return int(doc.get("like_count", 0)) if doc else 0
 

@@ -54,7 +54,7 @@ def _cell_polygon(cell: str) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-async def rebuild_cell(services: Any, cell: str) -> int:
+async def rebuild_cell(services: Services, cell: str) -> int:
     """Builds one cell's timeline from MongoDB; returns the number of posts found."""
     timelines = Timelines(services.redis)
     key = cell_key(cell)
@@ -73,7 +73,7 @@ async def rebuild_cell(services: Any, cell: str) -> int:
     return len(entries)
 
 
-async def rebuild_cells(services: Any, cells: list[str]) -> int:
+async def rebuild_cells(services: Services, cells: list[str]) -> int:
     """Rebuilds cells a few at a time and releases their locks; returns the posts found in all."""
     gate = asyncio.Semaphore(REBUILD_CONCURRENCY)
 
@@ -106,7 +106,7 @@ def circle_query(lat: float, lng: float, radius_m: float) -> dict[str, Any]:
             "status": VISIBLE}
 
 
-async def read_local(services: Any, lat: float, lng: float, radius_m: float, before: Position | None,
+async def read_local(services: Services, lat: float, lng: float, radius_m: float, before: Position | None,
                      limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     cells = covering_cells(lat, lng, radius_m)

@@ -52,7 +52,7 @@ def visibility_filter(viewer_id: ObjectId | None, author_id: ObjectId | None = N
 
 
 async def build_post(
-    services: Any,
+    services: Services,
     author: Principal,
     text: str,
     *,
@@ -105,7 +105,7 @@ async def build_post(
     return doc
 
 
-async def insert_post(services: Any, doc: dict[str, Any], session: AsyncClientSession | None = None) -> None:
+async def insert_post(services: Services, doc: dict[str, Any], session: AsyncClientSession | None = None) -> None:
     await services.db.posts.insert_one(doc, session=session)
 
 
@@ -116,7 +116,7 @@ async def create_post(services: Services, author: Principal, text: str, **kwargs
     return doc
 
 
-async def get_visible_post(services: Any, post_id: ObjectId, viewer_id: ObjectId | None,
+async def get_visible_post(services: Services, post_id: ObjectId, viewer_id: ObjectId | None,
                            role: str | None = None) -> dict[str, Any]:
     """The post by id if ``viewer_id`` (with ``role``) may open it, else 404 (never 403: a hidden
     post's existence is not revealed)."""
@@ -140,7 +140,7 @@ async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) 
         await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
 
 
-async def load_store(services: Any, store_id: ObjectId) -> dict[str, Any]:
+async def load_store(services: Services, store_id: ObjectId) -> dict[str, Any]:
     store = await services.db.stores.find_one({"_id": store_id})
     if store is None:
         raise NotFound("store not found")

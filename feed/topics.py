@@ -19,6 +19,7 @@ from feed.timeline import MARKER, READY, Timelines
 from solomo.core.errors import Invalid
 from solomo.core.keys import topic_key
 from solomo.core.pagination import Position
+from solomo.core.services import Services
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120
@@ -31,7 +32,7 @@ def topic_from_param(value: str) -> str:
     return key
 
 
-async def rebuild_topic(services: Any, key: str) -> int:
+async def rebuild_topic(services: Services, key: str) -> int:
     """Builds ``topic:{key}`` from MongoDB; returns the number of posts found."""
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
@@ -43,7 +44,7 @@ async def rebuild_topic(services: Any, key: str) -> int:
     return len(rows)
 
 
-async def read_topic(services: Any, key: str, before: Position | None,
+async def read_topic(services: Services, key: str, before: Position | None,
                      limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     timelines = Timelines(services.redis)
     rkey = topic_key(key)

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from solomo.core.keys import TREND_DISPLAY, TREND_HOT, TREND_HOT_LOCK, trend_authors, trend_posts, trend_seen
+from solomo.core.services import Services
 
 BUCKET_S = 3600
 WINDOW = 6
@@ -71,7 +72,7 @@ def bucket_of(ms: int | float) -> int:
     return int(ms // 1000 // BUCKET_S)
 
 
-async def _count(services: Any, post: dict[str, Any], delta: int) -> bool:
+async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
     topics = post.get("topics") or []
     if not topics:
         return False
@@ -85,12 +86,12 @@ async def _count(services: Any, post: dict[str, Any], delta: int) -> bool:
     return bool(await script(keys=keys, args=args))
 
 
-async def record(services: Any, post: dict[str, Any]) -> bool:
+async def record(services: Services, post: dict[str, Any]) -> bool:
     """Counts a published post's topics (once per post)."""
     return await _count(services, post, 1)
 
 
-async def forget(services: Any, post: dict[str, Any]) -> bool:
+async def forget(services: Services, post: dict[str, Any]) -> bool:
     """Takes a retracted post's topics back out (if they were counted)."""
     return await _count(services, post, -1)
 
@@ -113,7 +114,7 @@ def _score(authors: list[int], now_s: float, first_bucket: int) -> float:
     return best
 
 
-async def hot(services: Any, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
+async def hot(services: Services, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
     """``[{"topic", "score", "post_count"}]``, best first (see :func:`compute_hot`), from the cached
     ranking; an explicit ``now_s`` computes it afresh for that moment instead."""
     if now_s is not None:
@@ -130,7 +131,7 @@ async def hot(services: Any, limit: int, now_s: float | None = None) -> list[dic
     return (await refresh_hot(services))[:limit]
 
 
-async def refresh_hot(services: Any) -> list[dict[str, Any]]:
+async def refresh_hot(services: Services) -> list[dict[str, Any]]:
     """Computes the top :data:`HOT_MAX` now and stores them as the served ranking."""
     now_s = time.time()
     items = await compute_hot(services, HOT_MAX, now_s)
@@ -138,7 +139,7 @@ async def refresh_hot(services: Any) -> list[dict[str, Any]]:
     return items
 
 
-async def compute_hot(services: Any, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
+async def compute_hot(services: Services, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
     """``[{"topic", "score", "post_count"}]``, best first; ``post_count`` over the last LOOKBACK hours."""
     now_s = time.time() if now_s is None else now_s
     current = int(now_s // BUCKET_S)

@@ -106,7 +106,7 @@ async def moderate_post(
 
 
 async def moderate_many(
-    services: Any, moderator: Principal, ids: list[str], action: str, reason: str
+    services: Services, moderator: Principal, ids: list[str], action: str, reason: str
 ) -> list[tuple[str, dict[str, Any] | None, ApiError | None]]:
     """Each id on its own (its own transaction): one bad id never blocks the others.
     Returns ``(id, post document or None, error or None)`` in request order."""

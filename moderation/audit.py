@@ -20,7 +20,7 @@ from solomo.core.timeutil import ms_of
 
 
 async def record(
-    services: Any,
+    services: Services,
     session: AsyncClientSession,
     *,
     moderator_id: ObjectId | None,

@@ -21,6 +21,7 @@ import ahocorasick
 from moderation.normalize import is_bounded_word, normalize, word_key
 from moderation.words import WordLists, load_lists, publish_version, stored_version
 from solomo.core.keys import WORDS_VERSION
+from solomo.core.services import Services
 
 CHECK_INTERVAL_S = 1.0
 DB_CHECK_INTERVAL_S = 30.0
@@ -41,11 +42,12 @@ class CompiledWords:
     def __init__(self, lists: WordLists) -> None:
         self.automaton: Any = ahocorasick.Automaton()
         entries: dict[str, tuple[int, Kind, str, bool]] = {}
-        for kind, words in (("review", lists.review), ("block", lists.block)):  # block wins a tie
+        lists_by_kind: tuple[tuple[Kind, list[str]], ...] = (("review", lists.review), ("block", lists.block))
+        for kind, words in lists_by_kind:  # block wins a tie
             for word in words:
                 key = word_key(word)
                 if key:
-                    entries[key] = (len(key), kind, word, is_bounded_word(key))  # type: ignore[assignment]
+                    entries[key] = (len(key), kind, word, is_bounded_word(key))
         for key, value in entries.items():
             self.automaton.add_word(key, value)
         self.empty = not entries
@@ -80,7 +82,7 @@ class WordFilter:
     def invalidate(self) -> None:
         self.checked_at = 0.0
 
-    async def current(self, services: Any) -> CompiledWords:
+    async def current(self, services: Services) -> CompiledWords:
         if time.monotonic() - self.checked_at < CHECK_INTERVAL_S:
             return self.compiled
         async with self._lock:
@@ -88,7 +90,7 @@ class WordFilter:
                 await self._refresh(services)
         return self.compiled
 
-    async def _refresh(self, services: Any) -> None:
+    async def _refresh(self, services: Services) -> None:
         raw = await services.redis.get(WORDS_VERSION)
         published = None if raw is None else int(raw)
         stale = published != self.version
@@ -106,7 +108,7 @@ class WordFilter:
         self.checked_at = time.monotonic()
 
 
-def word_filter(services: Any) -> WordFilter:
+def word_filter(services: Services) -> WordFilter:
     wf = services.extras.get(EXTRAS_KEY)
     if wf is None:
         wf = services.extras[EXTRAS_KEY] = WordFilter()

@@ -93,7 +93,7 @@ async def report_post(
     return await run_transaction(services, body)
 
 
-async def _open_reasons(services: Any, post_id: ObjectId, session: AsyncClientSession) -> dict[str, int]:
+async def _open_reasons(services: Services, post_id: ObjectId, session: AsyncClientSession) -> dict[str, int]:
     counts: Counter[str] = Counter()
     async for r in services.db.reports.find({"post_id": post_id, "open": {"$ne": False}}, {"reason": 1},
                                             session=session):
@@ -101,9 +101,10 @@ async def _open_reasons(services: Any, post_id: ObjectId, session: AsyncClientSe
     return dict(counts)
 
 
-async def reports_for(services: Any, post_ids: list[ObjectId], per_post: int = 50) -> dict[ObjectId, list[dict]]:
+async def reports_for(services: Services, post_ids: list[ObjectId],
+                      per_post: int = 50) -> dict[ObjectId, list[dict[str, Any]]]:
     """The open reports of many posts, oldest first (at most ``per_post`` each), in one query."""
-    out: dict[ObjectId, list[dict]] = {pid: [] for pid in post_ids}
+    out: dict[ObjectId, list[dict[str, Any]]] = {pid: [] for pid in post_ids}
     cursor = services.db.reports.find({"post_id": {"$in": post_ids}, "open": {"$ne": False}}).sort(
         [("post_id", 1), ("created_at", 1)])
     async for doc in cursor:
@@ -113,7 +114,7 @@ async def reports_for(services: Any, post_ids: list[ObjectId], per_post: int = 5
     return out
 
 
-async def close_reports(services: Any, post_id: ObjectId, session: AsyncClientSession) -> int:
+async def close_reports(services: Services, post_id: ObjectId, session: AsyncClientSession) -> int:
     """Marks the open reports decided (kept for the record; new reports open a new round)."""
     result = await services.db.reports.update_many({"post_id": post_id, "open": {"$ne": False}},
                                                    {"$set": {"open": False}}, session=session)

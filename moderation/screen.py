@@ -7,15 +7,16 @@ The rejection message does not name the word: echoing it back would teach evasio
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from moderation.matcher import word_filter
 from solomo.core.errors import Invalid
+from solomo.core.services import Services
 
 Verdict = Literal["ok", "review"]
 
 
-async def screen_text(services: Any, text: str) -> tuple[Verdict, list[str]]:
+async def screen_text(services: Services, text: str) -> tuple[Verdict, list[str]]:
     """Returns (verdict, matched review words); raises for a block word."""
     compiled = await word_filter(services).current(services)
     matches = compiled.find(text)

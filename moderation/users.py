@@ -73,7 +73,7 @@ async def moderate_user(
     return doc
 
 
-async def close_sockets(services: Any, user_id: str) -> bool:
+async def close_sockets(services: Services, user_id: str) -> bool:
     """Closes the user's sockets everywhere, if the real-time package provides it (its absence
     is not an error: the token already fails, and a socket re-checks on reconnect)."""
     try:

@@ -85,7 +85,7 @@ def seed_lists() -> WordLists:
     return clean_lists(data.get("block", []), data.get("review", []))
 
 
-async def ensure_seeded(services: Any) -> bool:
+async def ensure_seeded(services: Services) -> bool:
     """Loads the shipped seed into an empty collection; idempotent and safe to race."""
     seed = seed_lists()
     try:
@@ -102,20 +102,20 @@ async def ensure_seeded(services: Any) -> bool:
     return False
 
 
-async def load_lists(services: Any, session: AsyncClientSession | None = None) -> tuple[WordLists, int]:
+async def load_lists(services: Services, session: AsyncClientSession | None = None) -> tuple[WordLists, int]:
     doc = await services.db.words.find_one({"_id": DOC_ID}, session=session)
     if doc is None:
         return WordLists(), 0
     return WordLists(list(doc.get("block", [])), list(doc.get("review", []))), int(doc.get("version", 0))
 
 
-async def stored_version(services: Any) -> int:
+async def stored_version(services: Services) -> int:
     """The version in MongoDB (the source of truth), without the lists."""
     doc = await services.db.words.find_one({"_id": DOC_ID}, {"version": 1})
     return int(doc.get("version", 0)) if doc else 0
 
 
-async def replace_lists(services: Any, lists: WordLists, session: AsyncClientSession) -> int:
+async def replace_lists(services: Services, lists: WordLists, session: AsyncClientSession) -> int:
     doc = await services.db.words.find_one_and_update(
         {"_id": DOC_ID},
         {"$set": {**lists.public(), "updated_at": datetime.now(UTC)}, "$inc": {"version": 1}},
@@ -125,7 +125,7 @@ async def replace_lists(services: Any, lists: WordLists, session: AsyncClientSes
     return int(doc["version"])
 
 
-async def publish_version(services: Any, version: int) -> None:
+async def publish_version(services: Services, version: int) -> None:
     await services.redis.eval(_SET_IF_GREATER, 1, WORDS_VERSION, version)
 
 
@@ -137,7 +137,8 @@ def _diff(before: list[str], after: list[str]) -> tuple[list[str], list[str]]:
     return [w for w in after if w not in old][:AUDIT_DIFF_MAX], [w for w in before if w not in new][:AUDIT_DIFF_MAX]
 
 
-def audit_states(before: WordLists, old_version: int, after: WordLists, version: int) -> tuple[dict, dict]:
+def audit_states(before: WordLists, old_version: int, after: WordLists,
+                 version: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Counts and the change (at most 200 words each way) rather than whole lists: an audit page
     must stay small even when the lists hold thousands of words."""
     added, removed = {}, {}

@@ -8,7 +8,6 @@ offers this user has not received yet.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from bson import ObjectId
 
@@ -16,9 +15,10 @@ from offers import live
 from offers.offers import live_query
 from offers.targeting import send_offer
 from solomo.core.keys import offer_delivered
+from solomo.core.services import Services
 
 
-async def deliver_on_arrival(services: Any, user_id: str, lat: float, lng: float) -> int:
+async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: float) -> int:
     """Push every live offer covering (lat, lng) from a store the user follows and not yet sent."""
     candidates = await live.covering(services.redis, lat, lng)
     if not candidates:

@@ -112,7 +112,7 @@ async def create_offer(
     return doc, store
 
 
-async def get_offer(services: Any, offer_id: ObjectId) -> tuple[dict[str, Any], dict[str, Any]]:
+async def get_offer(services: Services, offer_id: ObjectId) -> tuple[dict[str, Any], dict[str, Any]]:
     doc = await services.db.offers.find_one({"_id": offer_id})
     if doc is None:
         raise NotFound("offer not found")
@@ -122,7 +122,7 @@ async def get_offer(services: Any, offer_id: ObjectId) -> tuple[dict[str, Any], 
     return doc, store
 
 
-async def hydrate_offers(services: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def hydrate_offers(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     store_ids = list({d["store_id"] for d in docs})
     stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": store_ids}},
                                                                   {"name": 1, "location": 1})}

@@ -13,11 +13,12 @@ from typing import Any
 from bson import ObjectId
 
 from offers.stores import owned_store
+from solomo.core.services import Services
 
 MAX_OFFERS = 100
 
 
-async def store_stats(services: Any, owner_id: ObjectId, store_id: ObjectId | str) -> dict[str, Any]:
+async def store_stats(services: Services, owner_id: ObjectId, store_id: ObjectId | str) -> dict[str, Any]:
     store = await owned_store(services, store_id, owner_id)
     offers = await services.db.offers.find({"store_id": store["_id"]}, {"pushed": 1}).sort(
         "_id", -1).limit(MAX_OFFERS).to_list(None)

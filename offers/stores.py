@@ -8,9 +8,10 @@ from bson import ObjectId
 
 from checkins.stores import get_store
 from solomo.core.errors import Forbidden
+from solomo.core.services import Services
 
 
-async def owned_store(services: Any, store_id: ObjectId | str, owner_id: ObjectId) -> dict[str, Any]:
+async def owned_store(services: Services, store_id: ObjectId | str, owner_id: ObjectId) -> dict[str, Any]:
     """The store if ``owner_id`` owns it; 404 when it does not exist, 403 when it is someone else's."""
     store = await get_store(services, store_id)
     if store.get("owner_id") != owner_id:

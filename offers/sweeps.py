@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from offers import live
 from solomo.core import tasknames
@@ -26,5 +25,5 @@ async def resend_pending_targeting(services: Services, limit: int = 500) -> int:
     return n
 
 
-async def sweep_live(services: Any) -> int:
+async def sweep_live(services: Services) -> int:
     return await live.sweep(services.redis)

@@ -45,7 +45,7 @@ def offer_events(offer: dict[str, Any], store: dict[str, Any],
     return [(uid, shaped.model_copy(update={"distance_m": round(dist, 1)})) for uid, dist in recipients]
 
 
-async def followers_among(services: Any, store_id: ObjectId, user_ids: list[str]) -> set[str]:
+async def followers_among(services: Services, store_id: ObjectId, user_ids: list[str]) -> set[str]:
     """Which of ``user_ids`` follow the store (queried in chunks, only for the candidates)."""
     out: set[str] = set()
     oids = [oid for oid in (maybe_id(u) for u in user_ids) if oid is not None]
@@ -72,7 +72,7 @@ async def send_offer(services: Services, offer: dict[str, Any], store: dict[str,
     return len(sent)
 
 
-async def target_offer(services: Any, offer_id: str) -> int:
+async def target_offer(services: Services, offer_id: str) -> int:
     """The targeting task's body: idempotent; returns how many followers got the offer now.
 
     The push's latency is this function's critical path, so reads that do not depend on each

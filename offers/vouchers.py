@@ -38,7 +38,7 @@ class _NotClaimable(Exception):
 def voucher_status(doc: dict[str, Any], now: datetime | None = None) -> str:
     if doc["status"] == "claimed" and aware(doc["expires_at"]) <= (now or datetime.now(UTC)):
         return "expired"
-    return doc["status"]
+    return str(doc["status"])
 
 
 def voucher_public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _check_claimable(offer: dict[str, Any]) -> None:
         raise Conflict("this offer is sold out", code="sold_out")
 
 
-async def redeem(services: Any, owner_id: ObjectId, store_id: ObjectId | str, raw_code: str) -> dict[str, Any]:
+async def redeem(services: Services, owner_id: ObjectId, store_id: ObjectId | str, raw_code: str) -> dict[str, Any]:
     """The store's owner redeems a code at the counter.
 
     404 ``unknown_code``, 403 another store's code, 409 ``already_redeemed``, 410 ``voucher_expired``,

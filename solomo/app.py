@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await hook.stop(app)
             await app.state.services.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.state.settings = settings
     observability.install(app, settings)
     return app

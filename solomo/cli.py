@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -52,7 +53,7 @@ def users_create(
     from solomo.core.errors import ApiError
     from solomo.services import open_services
 
-    async def create(settings: Settings) -> dict:
+    async def create(settings: Settings) -> dict[str, Any]:
         services = await open_services(settings)
         try:
             return user_public(await services.accounts.create_user(username, password, role, display_name or None))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -38,11 +39,10 @@ def console_log_format(settings: Settings, console: TextIO) -> str:
 
 
 def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
-    stopping = False
+    stopping = threading.Event()  # set by the signal handler while the loops below run
 
     def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -82,15 +82,15 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
             _start_with_env(child, env)
             children.append(child)
         base = f"http://{settings.host}:{settings.port}"
-        ready = _wait_ready(base + "/readyz", 60, lambda: not stopping and api.alive())
-        if stopping:  # Ctrl-C while starting up is a clean stop, not a failure
+        ready = _wait_ready(base + "/readyz", 60, lambda: not stopping.is_set() and api.alive())
+        if stopping.is_set():  # Ctrl-C while starting up is a clean stop, not a failure
             return 0
         if ready:
             print(f"SoLoMo is up: {base}/  (API docs: {base}/openapi.json; logs in {logs}); Ctrl-C stops it")
         else:
             print(f"the API did not become ready; see {logs}/api.log", file=sys.stderr)
             return 1
-        while not stopping:
+        while not stopping.is_set():
             for child in children:
                 if not child.alive():
                     print(f"{child.name} exited; see {child.log_path}", file=sys.stderr)

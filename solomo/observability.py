@@ -134,7 +134,7 @@ class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._fixed = stream  # StreamHandler stored sys.stderr when stream was None
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return self._fixed if self._fixed is not None else sys.stderr
 
@@ -234,7 +234,7 @@ def _header(scope: Scope, name: str) -> str | None:
     wanted = name.encode()
     for key, value in scope.get("headers", []):
         if key.lower() == wanted:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 

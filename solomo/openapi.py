@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route
 
 from solomo import __version__
@@ -55,19 +55,21 @@ def _check_unique_operation_ids(paths: dict[str, dict[str, Any]]) -> None:
 
 def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
     ops = _collect(routes)
-    models: dict[tuple[type[BaseModel], str], None] = {(ErrorOut, "serialization"): None}
+    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorOut, "serialization"): None}
     for _, _, ep in ops:
         spec: EndpointSpec | None = getattr(ep, "spec", None)
         if spec is None:
             continue
-        for model, mode in ((spec.body, "validation"), (spec.query, "validation"), (spec.response, "serialization")):
+        uses: tuple[tuple[type[BaseModel] | None, JsonSchemaMode], ...] = (
+            (spec.body, "validation"), (spec.query, "validation"), (spec.response, "serialization"))
+        for model, mode in uses:
             if model is not None:
                 models[(model, mode)] = None
     keyed, defs = models_json_schema(list(models), ref_template=REF)
     schemas = dict(defs.get("$defs", {}))
 
-    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
-        return keyed[(model, mode)]  # type: ignore[index]
+    def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(keyed[(model, mode)])
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, ep in ops:

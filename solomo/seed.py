@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from solomo.accounts import Principal
+from solomo.core.services import Services
 
 CENTER = (31.2304, 121.4737)  # People's Square
 PASSWORD = "solomo-demo"
@@ -148,11 +149,11 @@ def _requests_unlogged() -> Iterator[None]:
             logger.setLevel(level)
 
 
-async def _has_users(services: Any) -> bool:
+async def _has_users(services: Services) -> bool:
     return await services.db.users.find_one({}, {"_id": 1}) is not None
 
 
-async def seed_demo_city(services: Any, *, base_url: str | None = None) -> str:
+async def seed_demo_city(services: Services, *, base_url: str | None = None) -> str:
     """Seed the city into an empty database; returns what to print (the accounts and the URL)."""
     if await _has_users(services):
         return "the database already has users: nothing seeded"
@@ -171,7 +172,7 @@ async def seed_demo_city(services: Any, *, base_url: str | None = None) -> str:
     return _summary(url, counts, city)
 
 
-async def _seed(services: Any, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
+async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
     counts: dict[str, int] = {}
     # accounts: users and merchants sign up; the moderator is made the way the CLI makes one
     for person in city.merchants + city.users:
@@ -204,12 +205,12 @@ async def _seed(services: Any, api: _Api, rng: random.Random, city: _City) -> di
     return counts
 
 
-async def _history(services: Any, rng: random.Random, stores: list[dict], city: _City) -> int:
+async def _history(services: Services, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:
     """Three weeks of check-ins, written through the check-in rules with their real times."""
     from checkins.checkin import check_in
 
     now = datetime.now(UTC)
-    plan: list[tuple[datetime, Person, dict, str | None]] = []
+    plan: list[tuple[datetime, Person, dict[str, Any], str | None]] = []
     regulars = {u.username: rng.sample(stores, 3) for u in city.users}
     for user in city.users:
         days = sorted(rng.sample(range(1, HISTORY_DAYS + 1), rng.randint(3, 7)), reverse=True)
@@ -227,7 +228,7 @@ async def _history(services: Any, rng: random.Random, stores: list[dict], city: 
     return len(plan)
 
 
-async def _follows(api: _Api, rng: random.Random, stores: list[dict], city: _City) -> int:
+async def _follows(api: _Api, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:
     n = 0
     for user in city.users:
         for other in rng.sample([u for u in city.users if u is not user], rng.randint(3, 6)):
@@ -245,7 +246,7 @@ async def _follows(api: _Api, rng: random.Random, stores: list[dict], city: _Cit
     return n
 
 
-async def _today(api: _Api, rng: random.Random, stores: list[dict], city: _City) -> list[dict]:
+async def _today(api: _Api, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> list[dict[str, Any]]:
     by_name = {u.username: u for u in city.users}
     posts = []
     # two check-ins today, through the public route like a phone would
@@ -264,7 +265,7 @@ async def _today(api: _Api, rng: random.Random, stores: list[dict], city: _City)
     return posts
 
 
-async def _reactions(api: _Api, rng: random.Random, posts: list[dict], city: _City) -> tuple[int, int]:
+async def _reactions(api: _Api, rng: random.Random, posts: list[dict[str, Any]], city: _City) -> tuple[int, int]:
     likes = comments = 0
     for post in posts:
         for user in rng.sample(city.users, rng.randint(1, 8)):
@@ -284,7 +285,7 @@ async def _reactions(api: _Api, rng: random.Random, posts: list[dict], city: _Ci
     return likes, comments
 
 
-async def _offers(api: _Api, stores: list[dict], city: _City) -> int:
+async def _offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
     expires = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     specs = [(0, "桂花拿铁第二杯半价 Latte 2nd cup ½ price", "到店出示券码即可", 1500, 100),
              (9, "蟹粉小笼 8 折 20% off crab dumplings", "限堂食", 1000, None)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.routing import Route
@@ -41,7 +41,7 @@ class AuthOut(BaseModel):
           tags=["accounts"], errors={409: "username_taken", 429: "rate_limited"},
           description="New accounts are limited per client address (settings.rate_limits.register): "
                       "429 rate_limited with Retry-After.")
-async def register(ctx: Ctx) -> dict:
+async def register(ctx: Ctx) -> dict[str, Any]:
     body: RegisterIn = ctx.body
     await ratelimit.enforce(ctx.services, "register", ratelimit.client_ip(ctx.request))
     doc = await ctx.services.accounts.create_user(body.username, body.password, body.role, body.display_name)
@@ -54,7 +54,7 @@ async def register(ctx: Ctx) -> dict:
           description="Throttled against password guessing: failed logins per username "
                       "(settings.rate_limits.login) and all attempts per client address (login_ip) → 429 "
                       "rate_limited with Retry-After, answered before the password is checked.")
-async def login(ctx: Ctx) -> dict:
+async def login(ctx: Ctx) -> dict[str, Any]:
     body: LoginIn = ctx.body
     services, username = ctx.services, body.username.lower()
     await ratelimit.enforce(services, "login_ip", ratelimit.client_ip(ctx.request))
@@ -82,12 +82,12 @@ async def logout(ctx: Ctx) -> None:
 
 
 @endpoint(summary="The signed-in account", response=UserOut, tags=["accounts"])
-async def me(ctx: Ctx) -> dict:
+async def me(ctx: Ctx) -> dict[str, Any]:
     return user_public(await ctx.services.accounts.get(ctx.user.id))
 
 
 @endpoint(summary="A user's profile", response=UserOut, tags=["accounts"])
-async def get_user(ctx: Ctx) -> dict:
+async def get_user(ctx: Ctx) -> dict[str, Any]:
     return user_public(await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user")))
 
 

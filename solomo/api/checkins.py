@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
@@ -55,7 +57,7 @@ class CheckinPage(Page[CheckinOut]):
                       "429 checkin_too_soon within an hour of the previous check-in at the same store, "
                       "422 impossible_travel when the previous check-in is farther than 300 km/h × elapsed "
                       "time plus both fixes' capped accuracy.")
-async def create(ctx: Ctx) -> dict:
+async def create(ctx: Ctx) -> dict[str, Any]:
     b: CheckinIn = ctx.body
     result = await check_in(ctx.services, ctx.user, parse_id(b.store_id, "store"), b.lat, b.lng,
                             accuracy_m=b.accuracy_m, text=b.text)
@@ -65,7 +67,7 @@ async def create(ctx: Ctx) -> dict:
 
 @endpoint(summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
           errors={400: "invalid_cursor"})
-async def of_user(ctx: Ctx) -> dict:
+async def of_user(ctx: Ctx) -> dict[str, Any]:
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit,
                                       after=ctx.services.cursors.decode_position(ctx.query.cursor))

@@ -41,7 +41,7 @@ class HotOut(BaseModel):
     items: list[HotTopicOut]
 
 
-async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None]) -> dict:
+async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None]) -> dict[str, Any]:
     docs, nxt = result
     return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id), nxt)
 
@@ -51,7 +51,7 @@ _CURSOR = {400: "invalid_cursor"}
 
 @endpoint(summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
           response=PostPage, tags=["feeds"], errors=_CURSOR)
-async def home(ctx: Ctx) -> dict:
+async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
     return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit))
@@ -59,7 +59,7 @@ async def home(ctx: Ctx) -> dict:
 
 @endpoint(summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
           tags=["feeds"], errors=_CURSOR)
-async def local(ctx: Ctx) -> dict:
+async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
     return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit))
@@ -67,7 +67,7 @@ async def local(ctx: Ctx) -> dict:
 
 @endpoint(summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
           response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"})
-async def topic(ctx: Ctx) -> dict:
+async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     key = topic_from_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
@@ -76,13 +76,13 @@ async def topic(ctx: Ctx) -> dict:
 
 @endpoint(summary="Trending topics: unique authors now against the hours before, decayed", query=HotIn,
           response=HotOut, tags=["feeds"])
-async def hot(ctx: Ctx) -> dict:
+async def hot(ctx: Ctx) -> dict[str, Any]:
     return {"items": await trends.hot(ctx.services, ctx.query.limit)}
 
 
 @endpoint(summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
           errors=_CURSOR)
-async def of_user(ctx: Ctx) -> dict:
+async def of_user(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     before = ctx.services.cursors.decode_position(q.cursor)
@@ -93,7 +93,7 @@ async def of_user(ctx: Ctx) -> dict:
 
 @endpoint(summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
           tags=["feeds"], errors=_CURSOR)
-async def of_store(ctx: Ctx) -> dict:
+async def of_store(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     store = await load_store(ctx.services, parse_id(ctx.path["store_id"], "store"))
     before = ctx.services.cursors.decode_position(q.cursor)

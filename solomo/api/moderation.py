@@ -155,7 +155,7 @@ class AuditQuery(PageQuery):
           description="One report per user and post: a second one is 409 already_reported. When a post's "
                       "undecided reports reach the configured threshold it is hidden at once and waits in the "
                       "moderation queue.")
-async def report_post(ctx: Ctx) -> dict:
+async def report_post(ctx: Ctx) -> dict[str, Any]:
     post_id = parse_id(ctx.path["post_id"], "post")
     report, _ = await reports.report_post(ctx.services, ctx.user, post_id, ctx.body.reason, ctx.body.note)
     return reports.report_public(report)
@@ -166,7 +166,7 @@ async def report_post(ctx: Ctx) -> dict:
           description="Posts waiting for a decision: pending_review ones and reported ones (auto-hidden "
                       "included) with their open reports and automatic flags. Comments held for review wait "
                       "in their own queue, GET /v1/moderation/comments.")
-async def queue(ctx: Ctx) -> dict:
+async def queue(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     cursors = ctx.services.cursors
     return cursors.page(*await queue_page(ctx.services, ctx.user.id, limit=q.limit,
@@ -178,7 +178,7 @@ async def queue(ctx: Ctx) -> dict:
           description="approve: pending_review, hidden or reported → published; hide: published or "
                       "pending_review → hidden; remove: published, pending_review or hidden → removed; "
                       "restore: hidden or removed → published. Anything else is 409 invalid_transition.")
-async def moderate_post(ctx: Ctx) -> dict:
+async def moderate_post(ctx: Ctx) -> dict[str, Any]:
     post_id = parse_id(ctx.path["post_id"], "post")
     doc = await actions.moderate_post(ctx.services, ctx.user, post_id, ctx.body.action, ctx.body.reason)
     return await hydrate_post(ctx.services, doc, ctx.user.id)
@@ -187,7 +187,7 @@ async def moderate_post(ctx: Ctx) -> dict:
 @endpoint(summary="Decide on many posts", body=BulkIn, response=BulkOut, auth=MOD, tags=TAGS,
           description="Each id is decided on its own (as by the single route); items come back in request "
                       "order with either the post or the error that id met.")
-async def moderate_bulk(ctx: Ctx) -> dict:
+async def moderate_bulk(ctx: Ctx) -> dict[str, Any]:
     results = await actions.moderate_many(ctx.services, ctx.user, ctx.body.ids, ctx.body.action, ctx.body.reason)
     docs = [doc for _, doc, _ in results if doc is not None]
     hydrated = {p["id"]: p for p in await hydrate_posts(ctx.services, docs, ctx.user.id)}
@@ -205,7 +205,7 @@ async def moderate_bulk(ctx: Ctx) -> dict:
           tags=TAGS, errors={400: "invalid_cursor"},
           description="Comments that matched a review word (status pending_review): each with its post and "
                       "automatic flags. Decide with POST /v1/moderation/comments/{comment_id}.")
-async def comment_queue(ctx: Ctx) -> dict:
+async def comment_queue(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     cursors = ctx.services.cursors
     return cursors.page(*await comment_mod.comment_queue_page(ctx.services, ctx.user.id, limit=q.limit,
@@ -218,7 +218,7 @@ async def comment_queue(ctx: Ctx) -> dict:
                       "author, the parent comment's author and mentioned users are notified then); remove: "
                       "pending_review or published → removed (seen by moderators only; replies stay). "
                       "Anything else is 409 invalid_transition. Audited with target_type comment.")
-async def moderate_comment(ctx: Ctx) -> dict:
+async def moderate_comment(ctx: Ctx) -> dict[str, Any]:
     comment_id = parse_id(ctx.path["comment_id"], "comment")
     doc = await comment_mod.moderate_comment(ctx.services, ctx.user, comment_id, ctx.body.action, ctx.body.reason)
     return (await hydrate_comments(ctx.services, [doc]))[0]
@@ -229,7 +229,7 @@ async def moderate_comment(ctx: Ctx) -> dict:
           description="A suspended account's tokens answer 401 account_suspended at once and its sockets close "
                       "with 4403; unsuspending makes the same tokens work again. Moderator accounts (yourself "
                       "included) cannot be suspended here: 403.")
-async def moderate_user(ctx: Ctx) -> dict:
+async def moderate_user(ctx: Ctx) -> dict[str, Any]:
     user_id = parse_id(ctx.path["user_id"], "user")
     doc = await users.moderate_user(ctx.services, ctx.user, user_id, ctx.body.action, ctx.body.reason)
     return user_public(doc)
@@ -238,7 +238,7 @@ async def moderate_user(ctx: Ctx) -> dict:
 @endpoint(summary="The audit log, newest first", query=AuditQuery, response=AuditPage, auth=MOD, tags=TAGS,
           errors={400: "invalid_cursor"},
           description="Append-only: every moderator action (and automatic hide) with before and after state.")
-async def audit_log(ctx: Ctx) -> dict:
+async def audit_log(ctx: Ctx) -> dict[str, Any]:
     q: AuditQuery = ctx.query
     cursors = ctx.services.cursors
     return cursors.page(*await audit.list_audit(ctx.services, limit=q.limit, before=cursors.decode_position(q.cursor),
@@ -246,7 +246,7 @@ async def audit_log(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="The sensitive-word lists", response=WordsOut, auth=MOD, tags=TAGS)
-async def get_words(ctx: Ctx) -> dict:
+async def get_words(ctx: Ctx) -> dict[str, Any]:
     lists, _ = await words.load_lists(ctx.services)
     return lists.public()
 
@@ -257,7 +257,7 @@ async def get_words(ctx: Ctx) -> dict:
                       "Matching ignores case, full/half width and spaces or punctuation between characters; "
                       "words in Latin, Greek or Cyrillic letters match whole words only. Every process picks "
                       "the change up within about a second.")
-async def put_words(ctx: Ctx) -> dict:
+async def put_words(ctx: Ctx) -> dict[str, Any]:
     body: WordsIn = ctx.body
     lists = await words.update_lists(ctx.services, ctx.user.id, body.block, body.review, body.reason)
     word_filter(ctx.services).invalidate()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
@@ -91,7 +93,7 @@ class StoreStatsOut(BaseModel):
           errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create",
           description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
                       "and later to followers who come within it while it is live; nobody gets it twice.")
-async def post_offer(ctx: Ctx) -> dict:
+async def post_offer(ctx: Ctx) -> dict[str, Any]:
     body: OfferIn = ctx.body
     doc, store = await create_offer(ctx.services, ctx.user.id, ctx.path["store_id"], title=body.title,
                                     description=body.description, radius_m=body.radius_m,
@@ -100,7 +102,7 @@ async def post_offer(ctx: Ctx) -> dict:
 
 
 @endpoint(summary="An offer", response=OfferOut, tags=["offers"], errors={404: "not_found"})
-async def get_one(ctx: Ctx) -> dict:
+async def get_one(ctx: Ctx) -> dict[str, Any]:
     doc, store = await get_offer(ctx.services, parse_id(ctx.path["offer_id"], "offer"))
     return offer_public(doc, store)
 
@@ -108,7 +110,7 @@ async def get_one(ctx: Ctx) -> dict:
 @endpoint(summary="Live offers whose radius covers a point", query=NearbyOffersQuery, response=OfferPage,
           tags=["offers"], errors={400: "invalid_cursor"},
           description="Not expired and not sold out, nearest store first.")
-async def nearby(ctx: Ctx) -> dict:
+async def nearby(ctx: Ctx) -> dict[str, Any]:
     q: NearbyOffersQuery = ctx.query
     items, after = await nearby_offers(ctx.services, q.lat, q.lng, q.limit,
                                        ctx.services.cursors.decode_position(q.cursor))
@@ -118,7 +120,7 @@ async def nearby(ctx: Ctx) -> dict:
 @endpoint(summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
           errors={404: "not_found", 409: "sold_out", 410: "offer_expired"}, operation_id="offers_claim",
           description="201 with a new voucher; 200 with the same voucher when you already claimed this offer.")
-async def post_claim(ctx: Ctx) -> dict | JSONResponse:
+async def post_claim(ctx: Ctx) -> dict[str, Any] | JSONResponse:
     voucher, created = await claim(ctx.services, ctx.user.id, parse_id(ctx.path["offer_id"], "offer"))
     if created:
         return voucher_public(voucher)
@@ -130,21 +132,21 @@ async def post_claim(ctx: Ctx) -> dict | JSONResponse:
                   429: "rate_limited"}, operation_id="offers_redeem",
           description="Codes are case-insensitive; dashes and spaces are ignored; the QR payload works too. "
                       "Failed attempts are limited per store (429 with Retry-After).")
-async def post_redemption(ctx: Ctx) -> dict:
+async def post_redemption(ctx: Ctx) -> dict[str, Any]:
     voucher = await redeem(ctx.services, ctx.user.id, ctx.path["store_id"], ctx.body.code)
     return {"voucher": voucher_public(voucher)}
 
 
 @endpoint(summary="My vouchers, newest first", query=PageQuery, response=VoucherPage, tags=["offers"],
           errors={400: "invalid_cursor"})
-async def list_mine(ctx: Ctx) -> dict:
+async def list_mine(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     items, after = await my_vouchers(ctx.services, ctx.user.id, q.limit, ctx.services.cursors.decode_position(q.cursor))
     return ctx.services.cursors.page(items, after)
 
 
 @endpoint(summary="Your store's funnel", response=StoreStatsOut, tags=["offers"], errors={403: "forbidden"})
-async def stats(ctx: Ctx) -> dict:
+async def stats(ctx: Ctx) -> dict[str, Any]:
     return await store_stats(ctx.services, ctx.user.id, ctx.path["store_id"])
 
 

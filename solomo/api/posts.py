@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
@@ -73,7 +75,7 @@ class CommentPage(Page[CommentOut]):
           errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments.")
-async def publish(ctx: Ctx) -> dict:
+async def publish(ctx: Ctx) -> dict[str, Any]:
     body: PostIn = ctx.body
     store = await load_store(ctx.services, parse_id(body.store_id, "store")) if body.store_id else None
     doc = await create_post(ctx.services, ctx.user, body.text, store=store, lat=body.lat, lng=body.lng)
@@ -83,7 +85,7 @@ async def publish(ctx: Ctx) -> dict:
 @endpoint(summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
           description="Published posts for everyone; pending_review and hidden ones for their author too; "
                       "moderators open any post that its author has not deleted.")
-async def get_one(ctx: Ctx) -> dict:
+async def get_one(ctx: Ctx) -> dict[str, Any]:
     doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
@@ -94,18 +96,18 @@ async def delete(ctx: Ctx) -> None:
 
 
 @endpoint(summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
-async def like(ctx: Ctx) -> dict:
+async def like(ctx: Ctx) -> dict[str, Any]:
     return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
 @endpoint(summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
-async def unlike(ctx: Ctx) -> dict:
+async def unlike(ctx: Ctx) -> dict[str, Any]:
     return await likes.unlike(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
 @endpoint(summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
           errors={422: "invalid, invalid_reply_to, content_rejected"})
-async def comment(ctx: Ctx) -> dict:
+async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body
     doc = await comments.create_comment(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"),
                                         body.text, body.reply_to)
@@ -117,7 +119,7 @@ async def comment(ctx: Ctx) -> dict:
           description="Published comments, plus your own comments held for review (status pending_review). "
                       "Moderators see every comment but deleted ones (pending_review and removed included), "
                       "on any post its author has not deleted.")
-async def list_comments(ctx: Ctx) -> dict:
+async def list_comments(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     after = ctx.services.cursors.decode_position(q.cursor)
     docs, nxt = await comments.list_comments(ctx.services, ctx.user.id, parse_id(ctx.path["post_id"], "post"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from starlette.routing import Route
 
 from feed import follows
@@ -36,23 +38,23 @@ async def unfollow_store(ctx: Ctx) -> None:
     await follows.unfollow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
 
 
-async def _list(ctx: Ctx, direction: str) -> dict:
+async def _list(ctx: Ctx, direction: Literal["followers", "following"]) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
     users, nxt = await follows.page_users(ctx.services, parse_id(ctx.path["user_id"], "user"),
-                                          direction, before, q.limit)  # type: ignore[arg-type]
+                                          direction, before, q.limit)
     return ctx.services.cursors.page([user_public(u) for u in users], nxt)
 
 
 @endpoint(summary="A user's followers, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
-async def followers(ctx: Ctx) -> dict:
+async def followers(ctx: Ctx) -> dict[str, Any]:
     return await _list(ctx, "followers")
 
 
 @endpoint(summary="The users a user follows, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
-async def following(ctx: Ctx) -> dict:
+async def following(ctx: Ctx) -> dict[str, Any]:
     return await _list(ctx, "following")
 
 

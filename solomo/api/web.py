@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import segno
 from pydantic import BaseModel, Field
@@ -72,7 +73,7 @@ class MyStoresPage(Page[MyStoreOut]):
     pass
 
 
-def _my_store(doc: dict) -> dict:
+def _my_store(doc: dict[str, Any]) -> dict[str, Any]:
     lng, lat = doc["location"]["coordinates"]
     return {"id": str(doc["_id"]), "name": doc["name"], "lat": lat, "lng": lng,
             "category": doc.get("category"), "address": doc.get("address"),
@@ -83,7 +84,7 @@ def _my_store(doc: dict) -> dict:
 @endpoint(summary="The signed-in merchant's stores, oldest first", query=MyStoresQuery, response=MyStoresPage,
           auth=("merchant",), tags=["stores"],
           description="Used by the web client's merchant console; other roles get 403.")
-async def my_stores(ctx: Ctx) -> dict:
+async def my_stores(ctx: Ctx) -> dict[str, Any]:
     q: MyStoresQuery = ctx.query
     docs, nxt = await keyset_page(ctx.services.db.stores, {"owner_id": ctx.user.id}, score_field=None,
                                   descending=False, position=ctx.services.cursors.decode_position(q.cursor),

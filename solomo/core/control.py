@@ -8,9 +8,10 @@ import orjson
 
 from solomo.core.closecodes import FORBIDDEN
 from solomo.core.keys import CONTROL_CHANNEL
+from solomo.core.services import Services
 
 
-async def disconnect_user(services: Any, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended",
+async def disconnect_user(services: Services, user_id: str, code: int = FORBIDDEN, reason: str = "account suspended",
                           *, token_hash: str | None = None) -> int:
     """Close every socket of ``user_id`` in every API process (moderation calls it on suspension),
     or with ``token_hash`` only those opened with that token (logout calls it).

@@ -28,6 +28,7 @@ from solomo.core.keys import CONTROL_CHANNEL
 from solomo.core.keys import EVENTS_CHANNEL as CHANNEL
 from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
+from solomo.core.services import Services
 from solomo.realtime.connection import Connection, frame_type
 
 log = logging.getLogger("solomo.realtime")
@@ -37,7 +38,7 @@ HEARTBEAT_S = 10.0
 
 
 class Hub:
-    def __init__(self, services: Any, *, pid: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, services: Services, *, pid: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.services = services
         self.redis = services.redis
         self.pid = pid or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

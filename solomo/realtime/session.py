@@ -32,6 +32,7 @@ from solomo.core.errors import ApiError
 from solomo.core.events import event_key, frame
 from solomo.core.keys import event_history as history_key
 from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
+from solomo.core.services import Services
 from solomo.realtime.connection import Connection
 from solomo.realtime.hub import Hub
 from solomo.realtime.limits import TokenBucket
@@ -67,7 +68,7 @@ async def refuse(ws: WebSocket, code: int, reason: str) -> None:
     await ws.close(code, reason)
 
 
-async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
+async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
     token = ws.query_params.get("token", "")
     last_event_id = ws.query_params.get("last_event_id") or None
     try:
@@ -117,7 +118,7 @@ async def serve(ws: WebSocket, services: Any, hub: Hub) -> None:
             await conn.close()
 
 
-async def replay(conn: Connection, services: Any, last_event_id: str) -> str | None:
+async def replay(conn: Connection, services: Services, last_event_id: str) -> str | None:
     """Send the user's history after ``last_event_id``; returns the last id sent (or None)."""
     key = history_key(conn.user_id)
     start = "(" + last_event_id
@@ -135,7 +136,7 @@ async def replay(conn: Connection, services: Any, last_event_id: str) -> str | N
     return last
 
 
-async def read_messages(conn: Connection, services: Any, hub: Hub) -> None:
+async def read_messages(conn: Connection, services: Services, hub: Hub) -> None:
     bucket = TokenBucket(RATE_PER_S, BURST)
     strikes = 0
     try:
@@ -167,7 +168,7 @@ async def read_messages(conn: Connection, services: Any, hub: Hub) -> None:
         conn.finish(1011, "internal error")
 
 
-async def handle(conn: Connection, services: Any, hub: Hub, text: str | None) -> None:
+async def handle(conn: Connection, services: Services, hub: Hub, text: str | None) -> None:
     if text is None:
         conn.send(error_frame("bad_request", "send JSON text frames"))
         return
@@ -188,7 +189,7 @@ async def handle(conn: Connection, services: Any, hub: Hub, text: str | None) ->
         conn.send(error_frame("unknown_type", "known message types: ping, location"))
 
 
-async def on_location(conn: Connection, services: Any, hub: Hub, message: dict[str, Any]) -> None:
+async def on_location(conn: Connection, services: Services, hub: Hub, message: dict[str, Any]) -> None:
     try:
         loc = LocationMessage.model_validate(message)
     except ValidationError as exc:
