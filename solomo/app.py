@@ -18,8 +18,9 @@ from solomo.api import ROUTE_MODULES
 from solomo.core.errors import EXCEPTION_HANDLERS
 from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings
+from solomo.http import routes_in
 from solomo.openapi import build_openapi
-from solomo.routing import with_method_guards
+from solomo.routing import most_specific_first, with_method_guards
 from solomo.services import open_services
 
 log = logging.getLogger("solomo")
@@ -36,8 +37,8 @@ after the services open (the real-time hub, the word filter, the rate limiter â€
 def collect_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for name in ROUTE_MODULES:
-        routes.extend(importlib.import_module(name).routes)
-    return with_method_guards(routes)
+        routes.extend(routes_in(importlib.import_module(name)))
+    return with_method_guards(most_specific_first(routes))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -1,10 +1,12 @@
 """Thin-handler plumbing: parse and validate input, authenticate, shape the answer.
 
-A handler is declared with :func:`endpoint`, which records the models used for validation so
-that the OpenAPI document (:mod:`solomo.openapi`) is generated from the very same models::
+A handler is declared with :func:`endpoint`, which records its route and the models used for
+validation, so that the app's routes (:func:`routes_in`) and the OpenAPI document
+(:mod:`solomo.openapi`) are generated from the very same declaration::
 
-    @endpoint(body=RegisterIn, response=AuthOut, status=201, auth=None, summary="Register")
-    async def register(ctx: Ctx) -> dict: ...
+    @endpoint("POST /v1/auth/register",
+              body=RegisterIn, response=AuthOut, status=201, auth=None, summary="Register")
+    async def register(ctx: Ctx) -> dict[str, Any]: ...
 
 ``auth`` is ``None`` (public), ``"any"`` (any signed-in account) or a tuple of roles.
 """
@@ -15,11 +17,13 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from solomo.core.services import Services
 
 Auth = None | Literal["any"] | tuple[str, ...]
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 OPERATION_ID = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
@@ -63,6 +68,8 @@ class EndpointSpec:
     description: str = ""
     operation_id: str = ""
     """The OpenAPI ``operationId``: unique, stable snake_case (see :func:`endpoint`)."""
+    method: str = "GET"
+    path: str = "/"
 
 
 def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -121,6 +128,7 @@ Handler = Callable[[Ctx], Awaitable[Any]]
 
 
 def endpoint(
+    route: str,
     *,
     summary: str,
     body: type[BaseModel] | None = None,
@@ -134,12 +142,17 @@ def endpoint(
     rate: str | None = None,
     operation_id: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """``rate``: an action name from ``settings.rate_limits``, counted per caller after
+    """``route``: ``"METHOD /path/{param}"``, where the handler answers (:func:`routes_in` collects them).
+
+    ``rate``: an action name from ``settings.rate_limits``, counted per caller after
     authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.core.ratelimit`).
 
     ``operation_id``: the OpenAPI ``operationId``; by default ``<first tag>_<handler name>``
     (``feeds_home``), so give one only where the handler's name reads badly in a client."""
-    spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description)
+    method, _, path = route.partition(" ")
+    assert method in HTTP_METHODS and path.startswith("/"), f"route {route!r} is not 'METHOD /path'"
+    spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description,
+                        method=method, path=path)
     if rate is not None:
         assert auth is not None, "rate limits are per caller: the route must authenticate"
         spec.errors.setdefault(429, "rate_limited")
@@ -175,3 +188,14 @@ def endpoint(
         return asgi_endpoint
 
     return wrap
+
+
+def routes_in(module: ModuleType) -> list[BaseRoute]:
+    """The routes of a module's :func:`endpoint` handlers, in definition order, then its
+    ``extra_routes`` (plain Starlette routes: files, the socket, health checks)."""
+    found: list[BaseRoute] = []
+    for value in vars(module).values():
+        spec: EndpointSpec | None = getattr(value, "spec", None)
+        if spec is not None and getattr(value, "__module__", None) == module.__name__:
+            found.append(Route(spec.path, value, methods=[spec.method]))
+    return found + list(getattr(module, "extra_routes", []))

@@ -11,7 +11,7 @@ match, and hands an unmatched method to the first partial match — the guard, w
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 
@@ -52,3 +52,17 @@ def with_method_guards(routes: list[BaseRoute]) -> list[BaseRoute]:
             guarded.add(route.path)
         out.append(route)
     return out
+
+
+def most_specific_first(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Routes ordered so that a literal path segment is tried before a parameter in the same place
+    (``/v1/stores/nearby`` before ``/v1/stores/{store_id}``); otherwise the order is kept. Mounts
+    go last: they match whole subtrees."""
+
+    def specificity(route: BaseRoute) -> tuple[int, tuple[int, ...]]:
+        if isinstance(route, Mount):
+            return 1, ()
+        path = getattr(route, "path", "")
+        return 0, tuple(1 if part.startswith("{") else 0 for part in path.split("/"))
+
+    return sorted(routes, key=specificity)

@@ -31,10 +31,10 @@ async def test_every_operation_has_a_unique_snake_case_id(client):
 
 
 def test_a_shared_operation_id_is_refused():
-    @endpoint(summary="one", tags=["things"])
+    @endpoint("GET /a", summary="one", tags=["things"])
     async def show(ctx: Ctx) -> None: ...
 
-    @endpoint(summary="two", tags=["things"], operation_id="things_show")
+    @endpoint("GET /b", summary="two", tags=["things"], operation_id="things_show")
     async def other(ctx: Ctx) -> None: ...
 
     routes: list[BaseRoute] = [Route("/a", show, methods=["GET"]), Route("/b", other, methods=["GET"])]
@@ -44,5 +44,5 @@ def test_a_shared_operation_id_is_refused():
 
 def test_an_operation_id_must_be_snake_case():
     with pytest.raises(AssertionError, match="snake_case"):
-        @endpoint(summary="bad", tags=["things"], operation_id="Things-Show")
+        @endpoint("GET /c", summary="bad", tags=["things"], operation_id="Things-Show")
         async def show(ctx: Ctx) -> None: ...

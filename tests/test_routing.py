@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.routing import Route
 
 from tests.support import register
 
@@ -36,3 +37,24 @@ async def test_405_of_a_single_route_path_and_accepted_methods_still_served(clie
     for method in ("GET", "DELETE"):
         resp = await client.request(method, "/v1/posts/0123456789abcdef01234567", headers=acct.headers)
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found", method
+
+
+def test_a_literal_segment_is_tried_before_a_parameter():
+    from starlette.routing import Mount
+
+    from solomo.routing import most_specific_first
+
+    async def nowhere(request: object) -> None: ...
+
+    routes = [Route("/v1/stores/{store_id}", nowhere), Mount("/static", routes=[]), Route("/v1/stores/nearby", nowhere),
+              Route("/v1/stores", nowhere)]
+    ordered = [getattr(r, "path", "") for r in most_specific_first(routes)]
+    assert ordered == ["/v1/stores", "/v1/stores/nearby", "/v1/stores/{store_id}", "/static"]
+
+
+def test_a_route_must_name_its_method_and_path():
+    from solomo.http import Ctx, endpoint
+
+    with pytest.raises(AssertionError, match="METHOD /path"):
+        @endpoint("/v1/things", summary="no method")
+        async def things(ctx: Ctx) -> None: ...

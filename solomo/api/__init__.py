@@ -1,4 +1,6 @@
-"""One thin module per resource; each exposes ``routes``. Order matters only where paths overlap."""
+"""One thin module per resource. Each handler declares its route on ``@endpoint``; a module's other
+routes (files, the socket, health checks) are its ``extra_routes``. The app orders them so a literal
+path segment is tried before a parameter (``solomo.routing.most_specific_first``)."""
 
 ROUTE_MODULES = [
     "solomo.api.health",

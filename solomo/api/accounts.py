@@ -6,7 +6,6 @@ import logging
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
@@ -37,7 +36,8 @@ class AuthOut(BaseModel):
     token: str
 
 
-@endpoint(summary="Create an account", body=RegisterIn, response=AuthOut, status=201, auth=None,
+@endpoint("POST /v1/auth/register",
+          summary="Create an account", body=RegisterIn, response=AuthOut, status=201, auth=None,
           tags=["accounts"], errors={409: "username_taken", 429: "rate_limited"},
           description="New accounts are limited per client address (settings.rate_limits.register): "
                       "429 rate_limited with Retry-After.")
@@ -49,7 +49,8 @@ async def register(ctx: Ctx) -> dict[str, Any]:
     return {"user": user_public(doc), "token": token}
 
 
-@endpoint(summary="Log in", body=LoginIn, response=AuthOut, auth=None, tags=["accounts"],
+@endpoint("POST /v1/auth/login",
+          summary="Log in", body=LoginIn, response=AuthOut, auth=None, tags=["accounts"],
           errors={401: "invalid_credentials, account_suspended", 429: "rate_limited"},
           description="Throttled against password guessing: failed logins per username "
                       "(settings.rate_limits.login) and all attempts per client address (login_ip) → 429 "
@@ -68,7 +69,8 @@ async def login(ctx: Ctx) -> dict[str, Any]:
     return {"user": user_public(doc), "token": token}
 
 
-@endpoint(summary="Log out (revoke this token)", tags=["accounts"], status=204,
+@endpoint("POST /v1/auth/logout",
+          summary="Log out (revoke this token)", tags=["accounts"], status=204,
           description="The token stops working at once, and sockets opened with it close with 4401; the "
                       "account's other tokens and their sockets are not affected.")
 async def logout(ctx: Ctx) -> None:
@@ -81,20 +83,14 @@ async def logout(ctx: Ctx) -> None:
         log.warning("could not close the sockets of a revoked token: %s", exc)
 
 
-@endpoint(summary="The signed-in account", response=UserOut, tags=["accounts"])
+@endpoint("GET /v1/me",
+          summary="The signed-in account", response=UserOut, tags=["accounts"])
 async def me(ctx: Ctx) -> dict[str, Any]:
     return user_public(await ctx.services.accounts.get(ctx.user.id))
 
 
-@endpoint(summary="A user's profile", response=UserOut, tags=["accounts"])
+@endpoint("GET /v1/users/{user_id}",
+          summary="A user's profile", response=UserOut, tags=["accounts"])
 async def get_user(ctx: Ctx) -> dict[str, Any]:
     return user_public(await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user")))
 
-
-routes = [
-    Route("/v1/auth/register", register, methods=["POST"]),
-    Route("/v1/auth/login", login, methods=["POST"]),
-    Route("/v1/auth/logout", logout, methods=["POST"]),
-    Route("/v1/me", me, methods=["GET"]),
-    Route("/v1/users/{user_id}", get_user, methods=["GET"]),
-]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from checkins.checkin import check_in, checkin_public
 from checkins.history import user_checkins
@@ -49,7 +48,8 @@ class CheckinPage(Page[CheckinOut]):
     pass
 
 
-@endpoint(summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
+@endpoint("POST /v1/checkins",
+          summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
           tags=["checkins"], rate="checkin",
           errors={404: "store not found", 422: "too_far, impossible_travel or invalid input",
                   429: "checkin_too_soon (see Retry-After)"},
@@ -65,7 +65,8 @@ async def create(ctx: Ctx) -> dict[str, Any]:
             "post": post_created(result.post, ctx.user, result.store)}
 
 
-@endpoint(summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
+@endpoint("GET /v1/users/{user_id}/checkins",
+          summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
           errors={400: "invalid_cursor"})
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
@@ -73,8 +74,3 @@ async def of_user(ctx: Ctx) -> dict[str, Any]:
                                       after=ctx.services.cursors.decode_position(ctx.query.cursor))
     return ctx.services.cursors.page([checkin_public(d) for d in docs], after)
 
-
-routes = [
-    Route("/v1/checkins", create, methods=["POST"]),
-    Route("/v1/users/{user_id}/checkins", of_user, methods=["GET"]),
-]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from feed import trends
 from feed.home import read_home
@@ -49,7 +48,8 @@ async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None]) 
 _CURSOR = {400: "invalid_cursor"}
 
 
-@endpoint(summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
+@endpoint("GET /v1/feed/home",
+          summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
           response=PostPage, tags=["feeds"], errors=_CURSOR)
 async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
@@ -57,7 +57,8 @@ async def home(ctx: Ctx) -> dict[str, Any]:
     return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit))
 
 
-@endpoint(summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
+@endpoint("GET /v1/feed/local",
+          summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
           tags=["feeds"], errors=_CURSOR)
 async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
@@ -65,7 +66,8 @@ async def local(ctx: Ctx) -> dict[str, Any]:
     return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit))
 
 
-@endpoint(summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
+@endpoint("GET /v1/topics/{topic}/posts",
+          summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
           response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"})
 async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
@@ -74,13 +76,15 @@ async def topic(ctx: Ctx) -> dict[str, Any]:
     return await _page(ctx, await read_topic(ctx.services, key, before, q.limit))
 
 
-@endpoint(summary="Trending topics: unique authors now against the hours before, decayed", query=HotIn,
+@endpoint("GET /v1/topics/hot",
+          summary="Trending topics: unique authors now against the hours before, decayed", query=HotIn,
           response=HotOut, tags=["feeds"])
 async def hot(ctx: Ctx) -> dict[str, Any]:
     return {"items": await trends.hot(ctx.services, ctx.query.limit)}
 
 
-@endpoint(summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
+@endpoint("GET /v1/users/{user_id}/posts",
+          summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
           errors=_CURSOR)
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
@@ -91,7 +95,8 @@ async def of_user(ctx: Ctx) -> dict[str, Any]:
                                           lambda d: visible_to(d, ctx.user.id)))
 
 
-@endpoint(summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
+@endpoint("GET /v1/stores/{store_id}/posts",
+          summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
           tags=["feeds"], errors=_CURSOR)
 async def of_store(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
@@ -101,12 +106,3 @@ async def of_store(ctx: Ctx) -> dict[str, Any]:
     return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
                                           lambda d: visible_to(d, ctx.user.id)))
 
-
-routes = [
-    Route("/v1/feed/home", home, methods=["GET"]),
-    Route("/v1/feed/local", local, methods=["GET"]),
-    Route("/v1/topics/hot", hot, methods=["GET"]),
-    Route("/v1/topics/{topic}/posts", topic, methods=["GET"]),
-    Route("/v1/users/{user_id}/posts", of_user, methods=["GET"]),
-    Route("/v1/stores/{store_id}/posts", of_store, methods=["GET"]),
-]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
-from starlette.routing import Route
 
 from feed.comments import hydrate_comments
 from feed.hydrate import hydrate_post, hydrate_posts
@@ -150,7 +149,8 @@ class AuditQuery(PageQuery):
     target_id: str | None = Field(None, max_length=64)
 
 
-@endpoint(summary="Report a post", body=ReportIn, response=ReportOut, status=201, tags=TAGS, rate="report",
+@endpoint("POST /v1/posts/{post_id}/reports",
+          summary="Report a post", body=ReportIn, response=ReportOut, status=201, tags=TAGS, rate="report",
           errors={404: "not_found", 409: "already_reported", 422: "cannot_report_own_post"},
           description="One report per user and post: a second one is 409 already_reported. When a post's "
                       "undecided reports reach the configured threshold it is hidden at once and waits in the "
@@ -161,7 +161,8 @@ async def report_post(ctx: Ctx) -> dict[str, Any]:
     return reports.report_public(report)
 
 
-@endpoint(summary="The review queue, oldest first", query=PageQuery, response=QueuePage, auth=MOD, tags=TAGS,
+@endpoint("GET /v1/moderation/queue",
+          summary="The review queue, oldest first", query=PageQuery, response=QueuePage, auth=MOD, tags=TAGS,
           errors={400: "invalid_cursor"},
           description="Posts waiting for a decision: pending_review ones and reported ones (auto-hidden "
                       "included) with their open reports and automatic flags. Comments held for review wait "
@@ -173,7 +174,8 @@ async def queue(ctx: Ctx) -> dict[str, Any]:
                                           after=cursors.decode_position(q.cursor)))
 
 
-@endpoint(summary="Decide on a post", body=PostActionIn, response=PostOut, auth=MOD, tags=TAGS,
+@endpoint("POST /v1/moderation/posts/{post_id}",
+          summary="Decide on a post", body=PostActionIn, response=PostOut, auth=MOD, tags=TAGS,
           errors={404: "not_found", 409: "invalid_transition"},
           description="approve: pending_review, hidden or reported → published; hide: published or "
                       "pending_review → hidden; remove: published, pending_review or hidden → removed; "
@@ -184,7 +186,8 @@ async def moderate_post(ctx: Ctx) -> dict[str, Any]:
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
-@endpoint(summary="Decide on many posts", body=BulkIn, response=BulkOut, auth=MOD, tags=TAGS,
+@endpoint("POST /v1/moderation/posts/bulk",
+          summary="Decide on many posts", body=BulkIn, response=BulkOut, auth=MOD, tags=TAGS,
           description="Each id is decided on its own (as by the single route); items come back in request "
                       "order with either the post or the error that id met.")
 async def moderate_bulk(ctx: Ctx) -> dict[str, Any]:
@@ -201,7 +204,8 @@ async def moderate_bulk(ctx: Ctx) -> dict[str, Any]:
     return {"items": items}
 
 
-@endpoint(summary="Comments held for review, oldest first", query=PageQuery, response=CommentQueuePage, auth=MOD,
+@endpoint("GET /v1/moderation/comments",
+          summary="Comments held for review, oldest first", query=PageQuery, response=CommentQueuePage, auth=MOD,
           tags=TAGS, errors={400: "invalid_cursor"},
           description="Comments that matched a review word (status pending_review): each with its post and "
                       "automatic flags. Decide with POST /v1/moderation/comments/{comment_id}.")
@@ -212,7 +216,8 @@ async def comment_queue(ctx: Ctx) -> dict[str, Any]:
                                                               after=cursors.decode_position(q.cursor)))
 
 
-@endpoint(summary="Decide on a comment", body=CommentActionIn, response=CommentOut, auth=MOD, tags=TAGS,
+@endpoint("POST /v1/moderation/comments/{comment_id}",
+          summary="Decide on a comment", body=CommentActionIn, response=CommentOut, auth=MOD, tags=TAGS,
           errors={404: "not_found", 409: "invalid_transition"},
           description="approve: pending_review → published (counted in the post's comment_count; the post's "
                       "author, the parent comment's author and mentioned users are notified then); remove: "
@@ -224,7 +229,8 @@ async def moderate_comment(ctx: Ctx) -> dict[str, Any]:
     return (await hydrate_comments(ctx.services, [doc]))[0]
 
 
-@endpoint(summary="Suspend or unsuspend an account", body=UserActionIn, response=UserOut, auth=MOD, tags=TAGS,
+@endpoint("POST /v1/moderation/users/{user_id}",
+          summary="Suspend or unsuspend an account", body=UserActionIn, response=UserOut, auth=MOD, tags=TAGS,
           errors={403: "forbidden", 404: "not_found", 409: "invalid_transition"},
           description="A suspended account's tokens answer 401 account_suspended at once and its sockets close "
                       "with 4403; unsuspending makes the same tokens work again. Moderator accounts (yourself "
@@ -235,7 +241,8 @@ async def moderate_user(ctx: Ctx) -> dict[str, Any]:
     return user_public(doc)
 
 
-@endpoint(summary="The audit log, newest first", query=AuditQuery, response=AuditPage, auth=MOD, tags=TAGS,
+@endpoint("GET /v1/moderation/audit",
+          summary="The audit log, newest first", query=AuditQuery, response=AuditPage, auth=MOD, tags=TAGS,
           errors={400: "invalid_cursor"},
           description="Append-only: every moderator action (and automatic hide) with before and after state.")
 async def audit_log(ctx: Ctx) -> dict[str, Any]:
@@ -245,13 +252,15 @@ async def audit_log(ctx: Ctx) -> dict[str, Any]:
                                                 target_type=q.target_type, target_id=q.target_id))
 
 
-@endpoint(summary="The sensitive-word lists", response=WordsOut, auth=MOD, tags=TAGS)
+@endpoint("GET /v1/moderation/words",
+          summary="The sensitive-word lists", response=WordsOut, auth=MOD, tags=TAGS)
 async def get_words(ctx: Ctx) -> dict[str, Any]:
     lists, _ = await words.load_lists(ctx.services)
     return lists.public()
 
 
-@endpoint(summary="Replace the sensitive-word lists", body=WordsIn, response=WordsOut, auth=MOD, tags=TAGS,
+@endpoint("PUT /v1/moderation/words",
+          summary="Replace the sensitive-word lists", body=WordsIn, response=WordsOut, auth=MOD, tags=TAGS,
           description="Both lists are replaced. Each word is trimmed, 1..64 characters with a letter or digit, "
                       "at most 5000 per list, not on both lists; duplicates (after normalization) are merged. "
                       "Matching ignores case, full/half width and spaces or punctuation between characters; "
@@ -263,16 +272,3 @@ async def put_words(ctx: Ctx) -> dict[str, Any]:
     word_filter(ctx.services).invalidate()
     return lists.public()
 
-
-routes = [
-    Route("/v1/posts/{post_id}/reports", report_post, methods=["POST"]),
-    Route("/v1/moderation/queue", queue, methods=["GET"]),
-    Route("/v1/moderation/posts/bulk", moderate_bulk, methods=["POST"]),
-    Route("/v1/moderation/posts/{post_id}", moderate_post, methods=["POST"]),
-    Route("/v1/moderation/comments", comment_queue, methods=["GET"]),
-    Route("/v1/moderation/comments/{comment_id}", moderate_comment, methods=["POST"]),
-    Route("/v1/moderation/users/{user_id}", moderate_user, methods=["POST"]),
-    Route("/v1/moderation/audit", audit_log, methods=["GET"]),
-    Route("/v1/moderation/words", get_words, methods=["GET"]),
-    Route("/v1/moderation/words", put_words, methods=["PUT"]),
-]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
 from offers.stats import store_stats
@@ -89,7 +88,8 @@ class StoreStatsOut(BaseModel):
     offers: list[OfferStatsOut] = Field(description="The store's latest 100 offers, newest first")
 
 
-@endpoint(summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
+@endpoint("POST /v1/stores/{store_id}/offers",
+          summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
           errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create",
           description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
                       "and later to followers who come within it while it is live; nobody gets it twice.")
@@ -101,13 +101,15 @@ async def post_offer(ctx: Ctx) -> dict[str, Any]:
     return offer_public(doc, store)
 
 
-@endpoint(summary="An offer", response=OfferOut, tags=["offers"], errors={404: "not_found"})
+@endpoint("GET /v1/offers/{offer_id}",
+          summary="An offer", response=OfferOut, tags=["offers"], errors={404: "not_found"})
 async def get_one(ctx: Ctx) -> dict[str, Any]:
     doc, store = await get_offer(ctx.services, parse_id(ctx.path["offer_id"], "offer"))
     return offer_public(doc, store)
 
 
-@endpoint(summary="Live offers whose radius covers a point", query=NearbyOffersQuery, response=OfferPage,
+@endpoint("GET /v1/offers/nearby",
+          summary="Live offers whose radius covers a point", query=NearbyOffersQuery, response=OfferPage,
           tags=["offers"], errors={400: "invalid_cursor"},
           description="Not expired and not sold out, nearest store first.")
 async def nearby(ctx: Ctx) -> dict[str, Any]:
@@ -117,7 +119,8 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
     return ctx.services.cursors.page(items, after)
 
 
-@endpoint(summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
+@endpoint("POST /v1/offers/{offer_id}/claim",
+          summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
           errors={404: "not_found", 409: "sold_out", 410: "offer_expired"}, operation_id="offers_claim",
           description="201 with a new voucher; 200 with the same voucher when you already claimed this offer.")
 async def post_claim(ctx: Ctx) -> dict[str, Any] | JSONResponse:
@@ -127,7 +130,8 @@ async def post_claim(ctx: Ctx) -> dict[str, Any] | JSONResponse:
     return JSONResponse(voucher_public(voucher), status_code=200)
 
 
-@endpoint(summary="Redeem a voucher at your store", body=RedemptionIn, response=RedemptionOut, tags=["offers"],
+@endpoint("POST /v1/stores/{store_id}/redemptions",
+          summary="Redeem a voucher at your store", body=RedemptionIn, response=RedemptionOut, tags=["offers"],
           errors={403: "forbidden", 404: "unknown_code", 409: "already_redeemed", 410: "voucher_expired",
                   429: "rate_limited"}, operation_id="offers_redeem",
           description="Codes are case-insensitive; dashes and spaces are ignored; the QR payload works too. "
@@ -137,7 +141,8 @@ async def post_redemption(ctx: Ctx) -> dict[str, Any]:
     return {"voucher": voucher_public(voucher)}
 
 
-@endpoint(summary="My vouchers, newest first", query=PageQuery, response=VoucherPage, tags=["offers"],
+@endpoint("GET /v1/me/vouchers",
+          summary="My vouchers, newest first", query=PageQuery, response=VoucherPage, tags=["offers"],
           errors={400: "invalid_cursor"})
 async def list_mine(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
@@ -145,17 +150,8 @@ async def list_mine(ctx: Ctx) -> dict[str, Any]:
     return ctx.services.cursors.page(items, after)
 
 
-@endpoint(summary="Your store's funnel", response=StoreStatsOut, tags=["offers"], errors={403: "forbidden"})
+@endpoint("GET /v1/stores/{store_id}/stats",
+          summary="Your store's funnel", response=StoreStatsOut, tags=["offers"], errors={403: "forbidden"})
 async def stats(ctx: Ctx) -> dict[str, Any]:
     return await store_stats(ctx.services, ctx.user.id, ctx.path["store_id"])
 
-
-routes = [
-    Route("/v1/stores/{store_id}/offers", post_offer, methods=["POST"]),
-    Route("/v1/stores/{store_id}/redemptions", post_redemption, methods=["POST"]),
-    Route("/v1/stores/{store_id}/stats", stats, methods=["GET"]),
-    Route("/v1/offers/nearby", nearby, methods=["GET"]),
-    Route("/v1/offers/{offer_id}", get_one, methods=["GET"]),
-    Route("/v1/offers/{offer_id}/claim", post_claim, methods=["POST"]),
-    Route("/v1/me/vouchers", list_mine, methods=["GET"]),
-]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from feed import comments, likes
 from feed.hydrate import hydrate_post
@@ -71,7 +70,8 @@ class CommentPage(Page[CommentOut]):
     pass
 
 
-@endpoint(summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
+@endpoint("POST /v1/posts",
+          summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
           errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments.")
@@ -82,7 +82,8 @@ async def publish(ctx: Ctx) -> dict[str, Any]:
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
-@endpoint(summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
+@endpoint("GET /v1/posts/{post_id}",
+          summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
           description="Published posts for everyone; pending_review and hidden ones for their author too; "
                       "moderators open any post that its author has not deleted.")
 async def get_one(ctx: Ctx) -> dict[str, Any]:
@@ -90,22 +91,26 @@ async def get_one(ctx: Ctx) -> dict[str, Any]:
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
-@endpoint(summary="Delete your post", status=204, tags=["posts"], errors={403: "forbidden"})
+@endpoint("DELETE /v1/posts/{post_id}",
+          summary="Delete your post", status=204, tags=["posts"], errors={403: "forbidden"})
 async def delete(ctx: Ctx) -> None:
     await delete_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id)
 
 
-@endpoint(summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
+@endpoint("POST /v1/posts/{post_id}/like",
+          summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
 async def like(ctx: Ctx) -> dict[str, Any]:
     return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
-@endpoint(summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
+@endpoint("DELETE /v1/posts/{post_id}/like",
+          summary="Unlike a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
 async def unlike(ctx: Ctx) -> dict[str, Any]:
     return await likes.unlike(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
 
-@endpoint(summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
+@endpoint("POST /v1/posts/{post_id}/comments",
+          summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
           errors={422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body
@@ -114,7 +119,8 @@ async def comment(ctx: Ctx) -> dict[str, Any]:
     return (await comments.hydrate_comments(ctx.services, [doc]))[0]
 
 
-@endpoint(summary="A post's comments, oldest first", query=PageQuery, response=CommentPage, tags=["posts"],
+@endpoint("GET /v1/posts/{post_id}/comments",
+          summary="A post's comments, oldest first", query=PageQuery, response=CommentPage, tags=["posts"],
           errors={400: "invalid_cursor", 404: "not_found"},
           description="Published comments, plus your own comments held for review (status pending_review). "
                       "Moderators see every comment but deleted ones (pending_review and removed included), "
@@ -127,19 +133,9 @@ async def list_comments(ctx: Ctx) -> dict[str, Any]:
     return ctx.services.cursors.page(await comments.hydrate_comments(ctx.services, docs), nxt)
 
 
-@endpoint(summary="Delete a comment (its author, the post's author or a moderator)", status=204, tags=["posts"],
+@endpoint("DELETE /v1/comments/{comment_id}",
+          summary="Delete a comment (its author, the post's author or a moderator)", status=204, tags=["posts"],
           errors={403: "forbidden"})
 async def delete_comment(ctx: Ctx) -> None:
     await comments.delete_comment(ctx.services, ctx.user, parse_id(ctx.path["comment_id"], "comment"))
 
-
-routes = [
-    Route("/v1/posts", publish, methods=["POST"]),
-    Route("/v1/posts/{post_id}", get_one, methods=["GET"]),
-    Route("/v1/posts/{post_id}", delete, methods=["DELETE"]),
-    Route("/v1/posts/{post_id}/like", like, methods=["POST"]),
-    Route("/v1/posts/{post_id}/like", unlike, methods=["DELETE"]),
-    Route("/v1/posts/{post_id}/comments", comment, methods=["POST"]),
-    Route("/v1/posts/{post_id}/comments", list_comments, methods=["GET"]),
-    Route("/v1/comments/{comment_id}", delete_comment, methods=["DELETE"]),
-]

@@ -18,4 +18,4 @@ async def ws_endpoint(ws: WebSocket) -> None:
     await serve(ws, services, hub)
 
 
-routes: list[BaseRoute] = [WebSocketRoute("/v1/ws", ws_endpoint)]
+extra_routes: list[BaseRoute] = [WebSocketRoute("/v1/ws", ws_endpoint)]

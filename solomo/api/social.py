@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from starlette.routing import Route
-
 from feed import follows
 from solomo.accounts import user_public
 from solomo.api.models import UserPage
@@ -17,23 +15,27 @@ _ERRORS = {404: "not_found", 422: "cannot_follow_self"}
 RATE = "follow"  # follow and unfollow share one per-user budget (each toggle notifies and backfills)
 
 
-@endpoint(summary="Follow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
+@endpoint("POST /v1/users/{user_id}/follow",
+          summary="Follow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
 async def follow_user(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
 
 
-@endpoint(summary="Unfollow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
+@endpoint("DELETE /v1/users/{user_id}/follow",
+          summary="Unfollow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
 async def unfollow_user(ctx: Ctx) -> None:
     await follows.unfollow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
 
 
-@endpoint(summary="Follow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"},
+@endpoint("POST /v1/stores/{store_id}/follow",
+          summary="Follow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"},
           description="Posts the store's owner makes about the store reach its followers' home feeds.")
 async def follow_store(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
 
 
-@endpoint(summary="Unfollow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"})
+@endpoint("DELETE /v1/stores/{store_id}/follow",
+          summary="Unfollow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"})
 async def unfollow_store(ctx: Ctx) -> None:
     await follows.unfollow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))
 
@@ -46,23 +48,16 @@ async def _list(ctx: Ctx, direction: Literal["followers", "following"]) -> dict[
     return ctx.services.cursors.page([user_public(u) for u in users], nxt)
 
 
-@endpoint(summary="A user's followers, newest first", query=PageQuery, response=UserPage, tags=["social"],
+@endpoint("GET /v1/users/{user_id}/followers",
+          summary="A user's followers, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
 async def followers(ctx: Ctx) -> dict[str, Any]:
     return await _list(ctx, "followers")
 
 
-@endpoint(summary="The users a user follows, newest first", query=PageQuery, response=UserPage, tags=["social"],
+@endpoint("GET /v1/users/{user_id}/following",
+          summary="The users a user follows, newest first", query=PageQuery, response=UserPage, tags=["social"],
           errors={400: "invalid_cursor"})
 async def following(ctx: Ctx) -> dict[str, Any]:
     return await _list(ctx, "following")
 
-
-routes = [
-    Route("/v1/users/{user_id}/follow", follow_user, methods=["POST"]),
-    Route("/v1/users/{user_id}/follow", unfollow_user, methods=["DELETE"]),
-    Route("/v1/stores/{store_id}/follow", follow_store, methods=["POST"]),
-    Route("/v1/stores/{store_id}/follow", unfollow_store, methods=["DELETE"]),
-    Route("/v1/users/{user_id}/followers", followers, methods=["GET"]),
-    Route("/v1/users/{user_id}/following", following, methods=["GET"]),
-]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from starlette.routing import Route
 
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
 from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
@@ -56,7 +55,8 @@ class NearbyQuery(PageQuery):
     category: Category | None = None
 
 
-@endpoint(summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
+@endpoint("POST /v1/stores",
+          summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
           tags=["stores"])
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: StoreIn = ctx.body
@@ -65,12 +65,14 @@ async def create(ctx: Ctx) -> dict[str, Any]:
     return await hydrate_store(ctx.services, doc)
 
 
-@endpoint(summary="A store", response=StoreOut, tags=["stores"])
+@endpoint("GET /v1/stores/{store_id}",
+          summary="A store", response=StoreOut, tags=["stores"])
 async def get_one(ctx: Ctx) -> dict[str, Any]:
     return await hydrate_store(ctx.services, await get_store(ctx.services, ctx.path["store_id"]))
 
 
-@endpoint(summary="Stores near a point, nearest first", query=NearbyQuery, response=StorePage, tags=["stores"],
+@endpoint("GET /v1/stores/nearby",
+          summary="Stores near a point, nearest first", query=NearbyQuery, response=StorePage, tags=["stores"],
           errors={400: "invalid_cursor"})
 async def nearby(ctx: Ctx) -> dict[str, Any]:
     q: NearbyQuery = ctx.query
@@ -81,9 +83,3 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
         item["distance_m"] = round(doc["distance_m"], 1)
     return ctx.services.cursors.page(items, after)
 
-
-routes = [
-    Route("/v1/stores", create, methods=["POST"]),
-    Route("/v1/stores/nearby", nearby, methods=["GET"]),
-    Route("/v1/stores/{store_id}", get_one, methods=["GET"]),
-]

@@ -16,7 +16,7 @@ import segno
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from solomo.api.models import LaxQuery
@@ -81,7 +81,8 @@ def _my_store(doc: dict[str, Any]) -> dict[str, Any]:
             "followers_count": int(doc.get("followers_count", 0))}
 
 
-@endpoint(summary="The signed-in merchant's stores, oldest first", query=MyStoresQuery, response=MyStoresPage,
+@endpoint("GET /v1/me/stores",
+          summary="The signed-in merchant's stores, oldest first", query=MyStoresQuery, response=MyStoresPage,
           auth=("merchant",), tags=["stores"],
           description="Used by the web client's merchant console; other roles get 403.")
 async def my_stores(ctx: Ctx) -> dict[str, Any]:
@@ -92,9 +93,8 @@ async def my_stores(ctx: Ctx) -> dict[str, Any]:
     return ctx.services.cursors.page([_my_store(d) for d in docs], nxt)
 
 
-routes = [
+extra_routes: list[BaseRoute] = [
     Route("/", index, methods=["GET"], include_in_schema=False),
     Route("/web/qr.svg", qr, methods=["GET"], include_in_schema=False),
-    Route("/v1/me/stores", my_stores, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

@@ -147,8 +147,8 @@ function forceSignOut(words) {
   render();
 }
 
-// The event types and their fields are documented in docs/design.md ("Real-time events"), from
-// the catalogue solomo/core/eventtypes.py; only those fields are read here.
+// The event types and their fields are documented in docs/design.md ("Real-time events"); the
+// catalogue in solomo/core/eventtypes.py defines them; only those fields are read here.
 const NOTIFICATION_KINDS = ["like", "comment", "mention", "follow"];
 
 async function onEvent(frame) {
