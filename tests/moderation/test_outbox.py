@@ -84,12 +84,16 @@ async def test_lost_restore_is_repaired_by_the_sweep(client, services, moderator
 
 
 @pytest.mark.parametrize("action", ["hide", "remove"])
-async def test_every_status_change_enters_the_outbox(client, services, moderator, action):
+async def test_every_status_change_enters_the_outbox(client, services, moderator, action, monkeypatch):
     _, _, post_id = await _published_post_in_readers_feed(client, services)
     await services.db.posts.update_one({"_id": ObjectId(post_id)}, {"$set": {"fanout_progress": {"user": "done"}}})
-    resp = await client.post(f"/v1/moderation/posts/{post_id}", headers=moderator.headers,
-                             json={"action": action, "reason": "t"})
+    lost = LostTasks()  # a worker must not finish the follow-up before the document is read
+    with monkeypatch.context() as m:
+        m.setattr(services.tasks, "send", lost.send)
+        resp = await client.post(f"/v1/moderation/posts/{post_id}", headers=moderator.headers,
+                                 json={"action": action, "reason": "t"})
     assert resp.status_code == 200, resp.text
+    assert lost.ids(tasknames.FANOUT_RETRACT) == {post_id}  # sent after the commit
     doc = await services.db.posts.find_one({"_id": ObjectId(post_id)})
     assert doc["fanout"] == "pending" and "fanout_progress" not in doc and doc["fanout_swept_at"]
 
