@@ -67,22 +67,28 @@ class Result:
     baseline_p50_ms: float | None = None
     baseline_p99_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    """Why the row failed its own checks (e.g. a socket missed an offer); ``python -m benchmarks``
+    then exits with status 1."""
 
     @classmethod
     def compare(cls, name: str, ours: float, baseline: float | None, unit: str, *,
                 latency: tuple[float | None, float | None] = (None, None),
-                baseline_latency: tuple[float | None, float | None] = (None, None), **extra: Any) -> Result:
+                baseline_latency: tuple[float | None, float | None] = (None, None),
+                failures: Sequence[str] = (), **extra: Any) -> Result:
         ratio = ours / baseline if baseline else None
+        extra.setdefault("loadavg_1m", round(os.getloadavg()[0], 2))
         return cls(name, ours, baseline, unit, ratio, latency[0], latency[1], baseline_latency[0],
-                   baseline_latency[1], extra)
+                   baseline_latency[1], extra, list(failures))
 
     @classmethod
     def from_loads(cls, name: str, ours: LoadStats, baseline: LoadStats | None, *,
                    ok: tuple[int, ...] = (200, 201), **extra: Any) -> Result:
-        """A throughput row (req/s) with both sides' p50/p99 and how each load was generated."""
-        for prefix, stats in (("", ours), ("baseline_", baseline)):
+        """A throughput row (req/s) with both sides' p50/p99 and how each load was generated;
+        ``ok``: the statuses ours should answer (the baseline answers 200/201)."""
+        for prefix, stats, expected in (("", ours, ok), ("baseline_", baseline, (200, 201))):
             if stats is not None:
-                extra.update(stats.summary(prefix, ok))
+                extra.update(stats.summary(prefix, expected))
         return cls.compare(name, ours.rate, baseline.rate if baseline else None, "req/s",
                            latency=(ours.percentile(50), ours.percentile(99)),
                            baseline_latency=(baseline.percentile(50), baseline.percentile(99)) if baseline
@@ -107,7 +113,7 @@ def _pair(ours: float | None, base: float | None) -> str:
 
 def table_rows(results: Sequence[Result]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     header = ("benchmark", "ours", "baseline", "unit", "ratio", "p50 ms (ours / base)", "p99 ms (ours / base)")
-    rows = [(r.name, _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
+    rows = [(r.name + (" — FAILED" if r.failures else ""), _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
              _pair(r.p99_ms, r.baseline_p99_ms)) for r in results]
     return header, rows
 
@@ -124,6 +130,8 @@ def print_table(results: Sequence[Result], out: Any = None, *, notes: bool = Tru
         if notes and result.extra:
             text = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in result.extra.items())
             print(f"    {text}", file=out)
+        for failure in result.failures:
+            print(f"    FAILED: {failure}", file=out)
 
 
 def markdown_table(results: Sequence[Result]) -> str:
@@ -413,6 +421,10 @@ class LoadStats:
     """Precomputed latency percentiles (wrk's); else they come from ``latencies_ms``."""
     generator: str = "asyncio"
     socket_errors: dict[str, int] = field(default_factory=dict)
+    answers: list[tuple[int, float]] = field(default_factory=list)
+    """(status, latency ms) per request, when the generator matched answers to requests."""
+    error_codes: Counter[str] = field(default_factory=Counter)
+    """``error.code`` of the 4xx/5xx answers' bodies, counted."""
 
     @property
     def rate(self) -> float:
@@ -429,8 +441,16 @@ class LoadStats:
 
     @property
     def client_bound(self) -> bool:
-        """The client used ≥ 90 % of a core: it, not the server, may have been the limit."""
-        return self.cpu_percent().get("client", 0.0) >= 90.0
+        """The client used ≥ 80 % of a core: it, not the server, may have been the limit."""
+        return is_client_bound(self.cpu_percent().get("client", 0.0))
+
+    def by_status(self, *codes: int) -> LoadStats:
+        """Only the answers with these statuses, over the same run (its rate = their count / the
+        whole run's time); needs per-request :attr:`answers`."""
+        mine = [(s, ms) for s, ms in self.answers if s in codes]
+        return LoadStats(len(mine), self.seconds, self.concurrency, Counter(s for s, _ in mine),
+                         [ms for _, ms in mine], self.cpu_seconds, generator=self.generator,
+                         socket_errors=self.socket_errors, answers=mine, error_codes=self.error_codes)
 
     def count(self, *codes: int) -> int:
         return sum(self.statuses.get(c, 0) for c in codes)
@@ -440,12 +460,27 @@ class LoadStats:
         out: dict[str, Any] = {f"{prefix}requests": self.requests, f"{prefix}seconds": round(self.seconds, 2),
                                f"{prefix}generator": f"{self.generator} c={self.concurrency}"}
         out.update({f"{prefix}cpu%_{k}": v for k, v in self.cpu_percent().items()})
+        out[f"{prefix}client_limit"] = client_limit_note(self.cpu_percent().get("client", 0.0))
         bad = {code: n for code, n in self.statuses.items() if code not in ok}
         if bad:
             out[f"{prefix}other_statuses"] = dict(sorted(bad.items()))
         if self.socket_errors:
             out[f"{prefix}socket_errors"] = self.socket_errors
         return out
+
+
+CLIENT_BOUND_PERCENT = 80.0
+
+
+def is_client_bound(cpu_percent: float) -> bool:
+    """A load generator at ≥ 80 % of a core may itself have been the limit."""
+    return cpu_percent >= CLIENT_BOUND_PERCENT
+
+
+def client_limit_note(cpu_percent: float) -> str:
+    if is_client_bound(cpu_percent):
+        return f"YES: the client used {cpu_percent:.0f}% of a core, it may have been the limit"
+    return f"no ({cpu_percent:.0f}% of a core)"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -502,6 +537,8 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
         deadline = time.perf_counter() + seconds
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
+    answers: list[tuple[int, float]] = []
+    error_codes: Counter[str] = Counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -513,7 +550,10 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
                 writer.write(raw)
                 status, body, close = await _read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
+                answers.append((status, latencies[-1]))
                 statuses[status] += 1
+                if status >= 400:
+                    error_codes[_error_code(body)] += 1
                 if bodies is not None:
                     bodies.append((status, body))
                 if close:
@@ -532,7 +572,27 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
         after = cpu_seconds(pid)
         if after is not None:
             cpu[name] = after - before[name]
-    return LoadStats(sum(statuses.values()), elapsed, concurrency, statuses, latencies, cpu)
+    return LoadStats(sum(statuses.values()), elapsed, concurrency, statuses, latencies, cpu, answers=answers,
+                     error_codes=error_codes)
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+async def send_once(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
+                    pids: dict[str, int | None] | None = None) -> LoadStats:
+    """Every request exactly once (check-ins, claims — a repeat would be refused), with wrk when it
+    is available, else with the asyncio client. Both sides of a row go through this, so they
+    share the generator; the answers are matched to their requests (per-status latencies)."""
+    from benchmarks.wrk import ensure_wrk, run_wrk_once
+
+    if await asyncio.to_thread(ensure_wrk) is not None:
+        return await asyncio.to_thread(run_wrk_once, port, requests, concurrency=concurrency, pids=pids)
+    return await run_load(port, requests, concurrency=concurrency, pids=pids)
 
 
 async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int, seconds: float,
@@ -569,5 +629,4 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                        pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)
     bare = await drive(base.port, baseline, concurrency=concurrency, seconds=seconds, pids={"baseline": base.pid})
-    return Result.from_loads(name, mine, bare, concurrency=concurrency, client_bound=mine.client_bound,
-                             loadavg_1m_at_end=round(os.getloadavg()[0], 2), **extra)
+    return Result.from_loads(name, mine, bare, concurrency=concurrency, **extra)
