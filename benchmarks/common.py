@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "benchmarks" / "results.json"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,12 +172,21 @@ def write_json(results: Sequence[Result], path: Path = RESULTS_PATH) -> Path:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process (Linux /proc), or None."""
+    """User + system CPU time of a live process and its live descendants (a Celery worker's pool
+    processes do its work), or None."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return None
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14 and 15)
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @dataclass
