@@ -230,7 +230,8 @@ async def _ours_push(env: BenchEnv, stack: Stack, token: str, followers: list[Ob
     return done, holding
 
 
-async def _ours_pull(env: BenchEnv, stack: Stack, token: str, followers: list[ObjectId], side: Side) -> tuple[bool, int]:
+async def _ours_pull(env: BenchEnv, stack: Stack, token: str, followers: list[ObjectId],
+                     side: Side) -> tuple[bool, int]:
     """One post by an author above the threshold, timed until it is marked done; returns (marked done,
     feeds holding it — 0 expected: the readers pull)."""
     from solomo.core.keys import home_key

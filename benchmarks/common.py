@@ -112,7 +112,8 @@ def _pair(ours: float | None, base: float | None) -> str:
 
 def table_rows(results: Sequence[Result]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     header = ("benchmark", "ours", "baseline", "unit", "ratio", "p50 ms (ours / base)", "p99 ms (ours / base)")
-    rows = [(r.name + (" — FAILED" if r.failures else ""), _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
+    rows = [(r.name + (" — FAILED" if r.failures else ""), _fmt(r.ours),
+              _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
              _pair(r.p99_ms, r.baseline_p99_ms)) for r in results]
     return header, rows
 
