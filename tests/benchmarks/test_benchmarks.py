@@ -114,13 +114,14 @@ def test_soak_compare_history_finds_lost_and_duplicate_events() -> None:
 def test_soak_counts_lost_against_what_the_clients_expected() -> None:
     """Not the server's records: posts by followed users, offers from followed stores within radius."""
     world = soak.World(0.0, 0.0, [], [], [])
-    world.published = [("author", "p1", 10.0), ("author", "p2", 20.0), ("stranger", "p3", 10.0)]
+    world.published = [("author", "p1"), ("author", "p2"), ("stranger", "p3")]
+    world.fanout_windows = {"p1": (10.0, 10.1), "p2": (20.0, 20.1), "p3": (10.0, 10.1)}
     world.live_offers = [("o-near", "s1", 0.0, 0.0, 1500.0), ("o-far", "s1", 0.1, 0.0, 1500.0),
                          ("o-unfollowed", "s2", 0.0, 0.0, 1500.0)]
     a = soak.Client(0, "a", "t", 0.0, 0.001, follows_users={"author"}, follows_stores={"s1"})
     a.feed_posts.update(["p1", "p1"])  # p2 never came, p1 came twice
     b = soak.Client(1, "b", "t", 0.0, 0.0, follows_users={"author"}, follows_stores={"s1"}, resumed=True,
-                    blind_gap=(15.0, 25.0))  # away without last_event_id while p2 was written
+                    away=(15.0, 25.0))  # offline while p2 was fanned out: no feed.new for it
     b.feed_posts.update(["p1"])
     b.offers.update(["o-near"])
     result = soak.compare_expected([a, b], world)
