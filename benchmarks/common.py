@@ -3,11 +3,13 @@
 * :class:`BenchEnv` starts embedded MongoDB + Redis (temporary, non-persistent, free ports) and, on
   demand, uvicorn processes (the API ``solomo.asgi:app`` or any other ASGI app) and a Celery worker
   process; everything it started is stopped, in reverse order, when the ``async with`` ends.
-* :func:`run_load` drives a server with a fixed number of concurrent keep-alive HTTP/1.1
-  connections (raw asyncio streams: a much cheaper client than a full HTTP library, so the client
-  is less likely to be the bottleneck) and measures throughput, latency percentiles and the CPU
-  time each process spent — from which :attr:`LoadStats.client_bound` tells whether the client
-  itself was the limit.
+* :func:`drive` (a time-based load of repeatable requests) and :func:`send_once` (each request
+  exactly once) use wrk when it is available, else :func:`run_load`: a fixed number of concurrent
+  keep-alive HTTP/1.1 connections on raw asyncio streams. Either measures throughput, latency
+  percentiles and the CPU time each process spent (process trees, via psutil) — from which
+  :attr:`LoadStats.client_bound` tells whether the client itself was the limit (≥ 80 % of a core).
+* Every row's notes carry the generator, CPU per process, whether the client was the limit and
+  the 1-minute load average; a row that failed its own checks lists them in ``Result.failures``.
 * :class:`Result`, :func:`print_table` and :func:`write_json` (``benchmarks/results.json``,
   git-ignored).
 """

@@ -2,10 +2,18 @@
 
 :func:`ensure_wrk` finds the binary, or installs Debian's ``wrk`` package with ``apt-get`` when it
 is missing and the harness runs as root; if that fails the harness falls back to its asyncio
-client (:func:`benchmarks.common.run_load`). :func:`run_wrk` sends a fixed list of raw requests
-round robin (a generated Lua script returns them from ``request()``), for a fixed time, over N
-keep-alive connections on one wrk thread, and returns a :class:`~benchmarks.common.LoadStats`
-with wrk's own latency percentiles, the answers counted by status and wrk's CPU time.
+client (:func:`benchmarks.common.run_load`) — for both sides of a row alike. Two ways to drive it:
+
+* :func:`run_wrk` sends a fixed list of raw requests round robin (a generated Lua script returns
+  them from ``request()``), for a fixed time, over N keep-alive connections on one wrk thread —
+  for repeatable reads; percentiles are wrk's own;
+* :func:`run_wrk_once` sends each request of a list exactly once (check-ins, claims: a repeat
+  would be refused) and stops when the last answer is in; each request carries an
+  ``X-Request-ID`` that the servers echo, so every answer is matched to its request and the
+  latencies can be split by status.
+
+Both return a :class:`~benchmarks.common.LoadStats` with the answers counted by status and wrk's
+CPU time beside the named server processes'.
 """
 
 from __future__ import annotations
