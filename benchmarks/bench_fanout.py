@@ -39,14 +39,15 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, cpu_seconds, free_port
-from solomo.embedded import _die_with_parent
+from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, cpu_seconds
+from solomo.embedded import _die_with_parent, free_port
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -180,7 +181,7 @@ def _post(port: int, token: str, text: str) -> tuple[float, str]:
         return time.perf_counter(), body["id"]
 
 
-def _cpu(pids: dict[str, int | None]) -> dict[str, float]:
+def _cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items() if pid}
 
 

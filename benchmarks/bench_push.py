@@ -29,14 +29,15 @@ import secrets
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
-from benchmarks.common import ROOT, BenchEnv, Result, cpu_seconds, free_port, is_client_bound, percentile
-from solomo.embedded import _die_with_parent
+from benchmarks.common import ROOT, BenchEnv, Result, cpu_seconds, is_client_bound, percentile
+from solomo.embedded import _die_with_parent, free_port
 
 SIZES = (1_000, 10_000)
 ROUNDS = 5
@@ -153,11 +154,11 @@ class Rounds:
         return out
 
 
-def _cpu(pids: dict[str, int | None]) -> dict[str, float]:
+def _cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items() if pid}
 
 
-async def measure_round(pool: ClientPool, match: str, trigger: Any, pids: dict[str, int | None],
+async def measure_round(pool: ClientPool, match: str, trigger: Any, pids: Mapping[str, int | None],
                         side: Rounds) -> None:
     """Arms every socket for ``match``, fires ``trigger()``, collects the arrivals and the CPU."""
     await pool.all({"op": "arm", "match": match})

@@ -258,9 +258,9 @@ def run_wrk_once(port: int, requests: Sequence[HttpRequest], *, concurrency: int
     workdir = Path(tempfile.mkdtemp(prefix="solomo-wrk-"))
     script, records = workdir / "once.lua", workdir / "records.txt"
     script.write_text(once_script(raw, ids, records))
-    pids = {k: v for k, v in (pids or {}).items() if v}
+    live = {k: v for k, v in (pids or {}).items() if v is not None}
     try:
-        before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+        before = {name: cpu_seconds(pid) or 0.0 for name, pid in live.items()}
         usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(
             [binary, "-t", "1", "-c", str(min(concurrency, len(requests))), "-d", f"{round(timeout)}s",
@@ -277,14 +277,14 @@ def run_wrk_once(port: int, requests: Sequence[HttpRequest], *, concurrency: int
             if line.startswith(_DONE_MARK):
                 proc.send_signal(signal.SIGINT)  # all answered: stop the idle connections now
         watchdog.cancel()
-        stderr = proc.stderr.read() if proc.stderr else ""
+        errors_text = proc.stderr.read() if proc.stderr else ""
         proc.wait()
-        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        after = {name: cpu_seconds(pid) for name, pid in live.items()}
         usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        line = next((ln for ln in out if ln.startswith(_MARK)), None)
-        if line is None:
-            raise RuntimeError(f"wrk failed ({proc.returncode}): {''.join(out)[-1000:]} {stderr[-1000:]}")
-        doc = json.loads(line[len(_MARK):])
+        summary = next((ln for ln in out if ln.startswith(_MARK)), None)
+        if summary is None:
+            raise RuntimeError(f"wrk failed ({proc.returncode}): {''.join(out)[-1000:]} {errors_text[-1000:]}")
+        doc = json.loads(summary[len(_MARK):])
         rows = [ln.split() for ln in records.read_text().splitlines() if ln.strip()]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
