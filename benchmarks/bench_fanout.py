@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from redis.asyncio import Redis
 
-from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, cpu_seconds
+from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, client_limit_note, cpu_seconds
 from solomo.embedded import _die_with_parent, free_port
 
 if TYPE_CHECKING:
@@ -283,8 +283,11 @@ async def _drop_feeds(env: BenchEnv, followers: list[ObjectId]) -> None:
 
 
 def _row(name: str, n: int, ours: Side, base: Side, unit: str, **extra: Any) -> Result:
+    base_notes = base.notes("in_redis_")
+    client = base_notes.get("in_redis_cpu%_client", 0.0)
     return Result.compare(name, n / ours.median, n / base.median, unit, followers=n, repeats=len(ours.seconds),
-                          **extra, **ours.notes(""), **base.notes("in_redis_"))
+                          generator="one POST, the Celery worker fans out; baseline: EVALSHA from the harness",
+                          **extra, **ours.notes(""), **base_notes, in_redis_client_limit=client_limit_note(client))
 
 
 async def run(env: BenchEnv) -> list[Result]:

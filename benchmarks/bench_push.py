@@ -179,6 +179,7 @@ def push_row(n: int, ours: Rounds, base: Rounds, processes: int) -> Result:
         baseline_latency=(percentile(base.latencies, 50) * 1000, percentile(base.latencies, 99) * 1000)
         if base.latencies else (None, None),
         failures=ours.failures("ours") + base.failures("bare broadcast"),
+        generator=f"{processes} push_clients processes (websockets), {n:,} sockets, {len(ours.missing)} rounds",
         client_processes=processes, frame_bytes=ours.frame_bytes, **ours.notes(""), **base.notes("bare_"),
         goal="ratio >= 0.5, p99 < 1000 ms")
 

@@ -136,8 +136,35 @@ def print_table(results: Sequence[Result], out: Any = None, *, notes: bool = Tru
             print(f"    FAILED: {failure}", file=out)
 
 
-def markdown_table(results: Sequence[Result]) -> str:
+_BASELINE_PREFIXES = ("baseline_", "in_redis_", "bare_")
+
+
+def short_notes(result: Result) -> str:
+    """The notes a reader needs beside the figures: generator, CPU per process (% of a core) on
+    each side, whether a client was the limit, the load average, any failure."""
+    extra = result.extra
+    parts = []
+    if "generator" in extra:
+        parts.append(str(extra["generator"]))
+    ours = {k.removeprefix("cpu%_"): v for k, v in extra.items() if k.startswith("cpu%_")}
+    base = {k.split("cpu%_", 1)[1]: v for k, v in extra.items()
+            if k.startswith(_BASELINE_PREFIXES) and "cpu%_" in k}
+    for label, cpu in (("CPU %", ours), ("baseline CPU %", base)):
+        if cpu:
+            parts.append(f"{label}: " + ", ".join(f"{name} {_fmt(float(v))}" for name, v in cpu.items()))
+    limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
+    parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
+    if "loadavg_1m" in extra:
+        parts.append(f"load {extra['loadavg_1m']}")
+    parts += [f"FAILED: {f}" for f in result.failures]
+    return "; ".join(parts)
+
+
+def markdown_table(results: Sequence[Result], *, notes: bool = True) -> str:
     header, rows = table_rows(results)
+    if notes:
+        header = (*header, "notes")
+        rows = [(*row, short_notes(r)) for row, r in zip(rows, results, strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
