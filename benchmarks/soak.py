@@ -359,7 +359,7 @@ async def post_offer(world: World, http: Any, rng: random.Random) -> None:
                                       "stock": 50,
                                       "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()})
     world.offers += status == 201
-    if status == 201 and body and body.get("status") == "live":
+    if status == 201 and body and body.get("status", "live") == "live":  # no status: live (older shape)
         store = next(s for s in world.stores if str(s["_id"]) == store_id)
         lng, lat = store["location"]["coordinates"]
         world.live_offers.append((body["id"], store_id, lat, lng, float(body["radius_m"])))
