@@ -637,8 +637,8 @@ async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
                 pids: dict[str, int | None] | None = None) -> LoadStats:
     """Cycle ``requests`` for ``seconds`` with wrk when it is available, else with the asyncio client.
 
-    Only for requests that may be repeated (reads, the baseline): a request that must be sent once
-    (a check-in, a claim) goes through :func:`run_load` without ``seconds``.
+    Only for requests that may be repeated (reads): a request that must be sent once (a check-in,
+    a claim) goes through :func:`send_once`, and so does its baseline.
     """
     from benchmarks.wrk import ensure_wrk, run_wrk
 
