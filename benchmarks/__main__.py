@@ -4,6 +4,7 @@ Every ``benchmarks/bench_<name>.py`` module exposing ``async def run(env) -> lis
 benchmark; all of them share one :class:`~benchmarks.common.BenchEnv` (servers started once).
 ``--scale`` multiplies every size and duration (``--scale 0.1`` for a quick look); HTTP load goes
 through ``wrk`` (installed with apt-get when missing) or, failing that, the asyncio client.
+The exit status is 1 when a row failed its own checks (e.g. a socket missed an offer).
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(results)} figures in {time.perf_counter() - started:.0f} s, scale {args.scale:g}\n")
     print_table(results)
     print(f"\nwritten to {write_json(results, args.json)}")
-    return 0
+    failed = [r for r in results if r.failures]
+    for r in failed:
+        print(f"FAILED: {r.name}: {'; '.join(r.failures)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

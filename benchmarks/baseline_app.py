@@ -4,6 +4,9 @@
 200 with its query parameters as JSON. A request costs what the framework, the HTTP server and
 JSON cost — nothing else (no auth, no database). A benchmark's ratio
 ``ours / baseline`` says how much of that ceiling the real endpoint keeps.
+
+Like the API, it answers an incoming ``X-Request-ID`` with the same header: the load generator
+that sends each request once matches answers to requests by it (``benchmarks.wrk``).
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
+def _request_id(request: Request) -> dict[str, str] | None:
+    rid = request.headers.get("x-request-id")
+    return {"x-request-id": rid} if rid else None
+
+
 async def echo(request: Request) -> Response:
     body = orjson.loads(await request.body())
     return Response(orjson.dumps({"ok": True, "keys": sorted(body)}), status_code=201,
-                    media_type="application/json")
+                    media_type="application/json", headers=_request_id(request))
 
 
 async def echo_query(request: Request) -> Response:
-    return Response(orjson.dumps({"ok": True, "query": dict(request.query_params)}), media_type="application/json")
+    return Response(orjson.dumps({"ok": True, "query": dict(request.query_params)}), media_type="application/json",
+                    headers=_request_id(request))
 
 
 async def ready(request: Request) -> Response:

@@ -1,39 +1,106 @@
-"""Fan-out: one post by an author with 10,000 and 100,000 followers, from the 201 until every
-follower's home feed holds it, in follower-feed inserts per second.
+"""Fan-out: a post into its followers' home feeds, beside an in-Redis ``ZADD`` of the same entries.
 
-Beside it, measured in the same run against the same Redis: a raw redis-py pipelined ``ZADD`` of
-the same number of entries to the same number of (fresh) keys, 1,000 commands per round trip —
-the ceiling of "just write them". The ratio ours / raw is the figure (goal ≥ 1.0; one round trip
-per follower reaches about 0.07).
+Rows (sizes at ``--scale 1``; with another scale the threshold is scaled too and the notes say so):
 
-Set-up (not timed): the followers are inserted in bulk into ``follows`` and each gets an existing
-(active) home feed. The API and the Celery worker are processes of their own with the hybrid
-threshold lifted (else a 100,000-follower author would be merged at read time, not fanned out) and
-their own broker database, so no other benchmark's worker takes the task. The clock starts when
-the 201 arrives; the post is done when the last follower in fan-out order holds it (polled every
-millisecond in Redis), and every follower's feed is then checked.
+* ``fan-out to 10,000 followers (vs in-Redis ZADD)`` — production defaults: 10,000 is the hybrid
+  threshold (``SOLOMO_FANOUT_MAX_FOLLOWERS``), the largest audience still pushed;
+* ``fan-out to 100,000 followers, threshold raised to 100,000 (vs in-Redis ZADD)`` — API and worker
+  restarted with the threshold raised explicitly, so the 100,000 are pushed;
+* ``post by a 100,000-follower author, default threshold: pull (vs in-Redis ZADD to all)`` — what
+  such a post costs with the defaults: the author is switched to pull (readers merge the author's
+  posts at read time), so the write ends without touching the followers' feeds. Its figure is
+  followers covered per second of write work, beside the in-Redis push to all of them.
+
+Ours: from the post's 201 until the last follower in fan-out order holds it (polled every
+millisecond in Redis; for the pull row, until the post is marked ``fanout: done``), every follower's
+feed checked afterwards. It goes through the Celery worker: the followers read from MongoDB in
+batches of ``fanout_chunk`` (5,000), one Lua call per batch that also trims each feed, skips readers
+whose feed expired and reports who is online, a progress checkpoint every few batches.
+
+Baseline, same redis-server, same run, interleaved with ours: a minimal Lua script that only
+``ZADD``s the same score and a post id into the same feed keys, ``fanout_chunk`` keys per call, from
+this process — the cost of "just write them" inside Redis, with nothing else around it. The ratio
+ours / in-Redis is the figure (goal ≥ 0.8). Each side's CPU is recorded: ours the API, the worker,
+mongod and redis-server; the baseline redis-server and this process (the caller).
+
+Set-up (not timed): followers bulk-inserted into ``follows``, each with an existing (active) home
+feed; nobody online (the online check in the Lua call is skipped, as for a quiet audience). The API
+and worker are processes of their own on broker database 3, so no other benchmark's worker takes
+the task. Each size runs ``REPEATS`` posts; the row shows the median.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
+import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import redis as sync_redis
 from bson import ObjectId
+from redis.asyncio import Redis
 
-from benchmarks.common import BenchEnv, Child, Result, _wait_http, free_port
+from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, client_limit_note, cpu_seconds
 from solomo.core import tasknames
-from solomo.embedded import _die_with_parent
+from solomo.embedded import _die_with_parent, free_port
 
-SIZES = (10_000, 100_000)
-RAW_BATCH = 1000
-OVERRIDES = {"SOLOMO_FANOUT_MAX_FOLLOWERS": str(10**9), "SOLOMO_LOG_LEVEL": "WARNING"}
+if TYPE_CHECKING:
+    from solomo.core.services import Services
+
+PUSHED = 10_000
+"""Followers of the pushed author at the default threshold (at ``--scale 1`` the threshold itself)."""
+LARGE = 100_000
+REPEATS = 3
+BROKER_DB = 3
+
+# KEYS: feeds. ARGV: score, member. Only the ZADDs our fan-out's Lua call makes, nothing else.
+BASELINE_LUA = """
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[1], ARGV[2]) end
+return #KEYS
+"""
+
+
+@dataclass
+class Stack:
+    """An API process and a Celery worker with their own settings and broker."""
+
+    api: Child
+    worker: Child
+    threshold: int
+
+    def stop(self, env: BenchEnv) -> None:
+        for child in (self.worker, self.api):
+            child.stop()
+            env.children.remove(child)
+
+
+@dataclass
+class Side:
+    """One side's repeated measurements: seconds per run and CPU seconds per process."""
+
+    seconds: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def add(self, seconds: float, cpu: dict[str, float]) -> None:
+        self.seconds.append(seconds)
+        for name, value in cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + value
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def notes(self, prefix: str) -> dict[str, Any]:
+        total = sum(self.seconds)
+        out: dict[str, Any] = {f"{prefix}seconds": [round(s, 4) for s in self.seconds]}
+        out.update({f"{prefix}cpu%_{name}": round(100 * value / total, 1) for name, value in self.cpu.items()})
+        return out
 
 
 def _db_url(redis_url: str, db: int) -> str:
@@ -42,10 +109,6 @@ def _db_url(redis_url: str, db: int) -> str:
 
 
 def _spawn(env: BenchEnv, name: str, args: list[str], environ: dict[str, str], port: int | None = None) -> Child:
-    import subprocess
-
-    from benchmarks.common import ROOT
-
     log = env.tmp / f"{name}.log"
     with open(log, "ab") as fh:
         process = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=fh, stderr=subprocess.STDOUT,
@@ -55,20 +118,22 @@ def _spawn(env: BenchEnv, name: str, args: list[str], environ: dict[str, str], p
     return child
 
 
-async def _processes(env: BenchEnv) -> tuple[Child, Any]:
-    """Our own API and worker on broker db 3; returns (api, a TaskQueue on that broker)."""
+async def _stack(env: BenchEnv, name: str, threshold: int) -> Stack:
+    """API + worker on broker db 3 with this hybrid threshold (no override when it is the default)."""
     from solomo.core.queue import TaskQueue
     from workers.app import make_celery
 
     settings = env.settings()
-    broker = _db_url(settings.effective_redis_url, 3)
-    environ = {**env.environ, **OVERRIDES, "SOLOMO_BROKER_URL": broker}
+    broker = _db_url(settings.effective_redis_url, BROKER_DB)
+    environ = {**env.environ, "SOLOMO_BROKER_URL": broker}
+    if threshold != settings.fanout_max_followers:
+        environ["SOLOMO_FANOUT_MAX_FOLLOWERS"] = str(threshold)
     port = free_port()
-    api = _spawn(env, "fanout-api", [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
-                                     "--port", str(port), "--no-access-log", "--log-level", "warning"], environ, port)
-    worker = _spawn(env, "fanout-worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-                                           "-Q", "fanout,maintenance", "--concurrency", "1", "--loglevel", "WARNING",
-                                           "--without-gossip", "--without-mingle"], environ)
+    api = _spawn(env, f"{name}-api", [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
+                                      "--port", str(port), "--no-access-log", "--log-level", "warning"], environ, port)
+    worker = _spawn(env, f"{name}-worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+                                            "-Q", "fanout,maintenance", "--concurrency", "1", "--loglevel", "WARNING",
+                                            "--without-gossip", "--without-mingle"], environ)
     await asyncio.to_thread(_wait_http, api, "/readyz", 60.0)
     queue = TaskQueue(make_celery(settings.model_copy(update={"broker_url": broker})))
     services = await env.services()
@@ -76,31 +141,36 @@ async def _processes(env: BenchEnv) -> tuple[Child, Any]:
     await queue.send(tasknames.PING, key)
     for _ in range(600):
         if await services.redis.get(key) == "pong":
-            return api, queue
+            return Stack(api, worker, threshold)
         if worker.process.poll() is not None:
             break
         await asyncio.sleep(0.1)
     raise RuntimeError(f"fan-out worker did not start: {worker.log.read_text()[-2000:]}")
 
 
-async def _seed(services: Any, n: int) -> tuple[str, list[ObjectId]]:
+async def _followers(services: Services, n: int) -> list[ObjectId]:
+    """n readers, each with an existing (READY) home feed."""
     from feed.timeline import MARKER, READY
     from solomo.core.keys import home_key
 
-    author = await services.accounts.create_user(f"fo_{uuid.uuid4().hex[:12]}", "password123")
-    token = await services.accounts.issue_token(author["_id"])
     followers = [ObjectId() for _ in range(n)]
-    for start in range(0, n, 10_000):
-        await services.db.follows.insert_many(
-            [{"follower_id": f, "target_type": "user", "target_id": author["_id"], "created_ms": 0}
-             for f in followers[start:start + 10_000]], ordered=False)
-    await services.db.users.update_one({"_id": author["_id"]}, {"$set": {"followers_count": n}})
     for start in range(0, n, 5000):
         async with services.redis.pipeline(transaction=False) as pipe:
             for f in followers[start:start + 5000]:
                 pipe.zadd(home_key(f), {MARKER: READY})
             await pipe.execute()
-    return token, followers
+    return followers
+
+
+async def _author(services: Services, followers: list[ObjectId]) -> str:
+    """A fresh author followed by all of ``followers``; returns their token."""
+    author = await services.accounts.create_user(f"fo_{uuid.uuid4().hex[:12]}", "password123")
+    for start in range(0, len(followers), 10_000):
+        await services.db.follows.insert_many(
+            [{"follower_id": f, "target_type": "user", "target_id": author["_id"], "created_ms": 0}
+             for f in followers[start:start + 10_000]], ordered=False)
+    await services.db.users.update_one({"_id": author["_id"]}, {"$set": {"followers_count": len(followers)}})
+    return str(await services.accounts.issue_token(author["_id"]))
 
 
 def _post(port: int, token: str, text: str) -> tuple[float, str]:
@@ -112,55 +182,171 @@ def _post(port: int, token: str, text: str) -> tuple[float, str]:
         return time.perf_counter(), body["id"]
 
 
-def _raw_zadd(url: str, n: int) -> float:
-    """Seconds for a pipelined ZADD of n entries into n fresh keys (1,000 per round trip)."""
-    client = sync_redis.Redis.from_url(url)
-    keys = [f"bench:raw:{uuid.uuid4().hex[:8]}:{i}" for i in range(n)]
-    member, score = ObjectId().__str__(), time.time() * 1000
-    t0 = time.perf_counter()
-    for start in range(0, n, RAW_BATCH):
-        pipe = client.pipeline(transaction=False)
-        for key in keys[start:start + RAW_BATCH]:
-            pipe.zadd(key, {member: score})
-        pipe.execute()
-    seconds = time.perf_counter() - t0
-    for start in range(0, n, 10_000):
-        client.unlink(*keys[start:start + 10_000])
-    client.close()
-    return seconds
+def _cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items() if pid}
 
 
-async def _measure(env: BenchEnv, api: Child, n: int) -> Result:
+def _cpu_delta(before: dict[str, float], pids: dict[str, int | None]) -> dict[str, float]:
+    after = _cpu(pids)
+    return {name: after[name] - before[name] for name in before if name in after}
+
+
+async def _fanout_state(services: Services, post_id: str) -> dict[str, Any]:
+    doc = await services.db.posts.find_one({"_id": ObjectId(post_id)}, {"fanout": 1})
+    return doc or {}
+
+
+async def _wait_done(services: Services, post_id: str, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await _fanout_state(services, post_id)).get("fanout") == "done":
+            return True
+        await asyncio.sleep(0.002)
+    return False
+
+
+async def _ours_push(env: BenchEnv, stack: Stack, token: str, followers: list[ObjectId], side: Side,
+                     label: str) -> tuple[bool, int]:
+    """One post, timed until the last follower holds it; returns (marked done, feeds holding it)."""
     from solomo.core.keys import home_key
 
     services = await env.services()
-    token, followers = await _seed(services, n)
     last_key = home_key(followers[-1])
-    assert api.port is not None
-    t_201, post_id = await asyncio.to_thread(_post, api.port, token, f"hello {n} followers #bench")
-    for _ in range(60_000):  # polled every 2 ms, at most two minutes
+    pids = {"api": stack.api.pid, "worker": stack.worker.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}
+    assert stack.api.port is not None
+    before = _cpu(pids)
+    t_201, post_id = await asyncio.to_thread(_post, stack.api.port, token, f"hello {label} #bench")
+    for _ in range(120_000):  # polled every millisecond, at most two minutes
         if await services.redis.zscore(last_key, post_id) is not None:
             break
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.001)
     seconds = time.perf_counter() - t_201
-    for _ in range(5000):
-        doc = await services.db.posts.find_one({"_id": ObjectId(post_id)}, {"fanout": 1})
-        if doc["fanout"] == "done":
-            break
-        await asyncio.sleep(0.01)
+    side.add(seconds, _cpu_delta(before, pids))
+    done = await _wait_done(services, post_id)
+    holding = 0
+    for start in range(0, len(followers), 10_000):
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for f in followers[start:start + 10_000]:
+                pipe.zscore(home_key(f), post_id)
+            holding += sum(s is not None for s in await pipe.execute())
+    return done, holding
+
+
+async def _ours_pull(env: BenchEnv, stack: Stack, token: str, followers: list[ObjectId],
+                     side: Side) -> tuple[bool, int]:
+    """One post by an author above the threshold, timed until it is marked done; returns (marked done,
+    feeds holding it — 0 expected: the readers pull)."""
+    from solomo.core.keys import home_key
+
+    services = await env.services()
+    pids = {"api": stack.api.pid, "worker": stack.worker.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}
+    assert stack.api.port is not None
+    before = _cpu(pids)
+    t_201, post_id = await asyncio.to_thread(_post, stack.api.port, token, "hello pull readers #bench")
+    done = await _wait_done(services, post_id)
+    side.add(time.perf_counter() - t_201, _cpu_delta(before, pids))
     async with services.redis.pipeline(transaction=False) as pipe:
-        for f in followers:
+        for f in followers[:1000]:
             pipe.zscore(home_key(f), post_id)
         holding = sum(s is not None for s in await pipe.execute())
-    raw_seconds = await asyncio.to_thread(_raw_zadd, env.settings().effective_redis_url, n)
-    for start in range(0, n, 10_000):
+    return done, holding
+
+
+async def _in_redis(env: BenchEnv, followers: list[ObjectId], chunk: int, side: Side) -> None:
+    """The baseline: the same ZADDs, ``chunk`` keys per Lua call, inside the same redis-server."""
+    from solomo.core.keys import home_key
+
+    client = Redis.from_url(env.settings().effective_redis_url)
+    try:
+        script = client.register_script(BASELINE_LUA)
+        keys = [home_key(f) for f in followers]
+        member, score = str(ObjectId()), int(time.time() * 1000)
+        await script(keys=keys[:1], args=[score, member])  # loaded (SCRIPT LOAD) before the clock starts
+        pids = {"redis": env.redis_pid}
+        before, client_cpu = _cpu(pids), time.process_time()
+        t0 = time.perf_counter()
+        for start in range(0, len(keys), chunk):
+            await script(keys=keys[start:start + chunk], args=[score, member])
+        seconds = time.perf_counter() - t0
+        cpu = _cpu_delta(before, pids)
+        cpu["client"] = time.process_time() - client_cpu
+        side.add(seconds, cpu)
+    finally:
+        await client.aclose()
+
+
+async def _drop_feeds(env: BenchEnv, followers: list[ObjectId]) -> None:
+    from solomo.core.keys import home_key
+
+    services = await env.services()
+    for start in range(0, len(followers), 10_000):
         await services.redis.unlink(*[home_key(f) for f in followers[start:start + 10_000]])
-    return Result.compare(f"fan-out to {n:,} followers (vs raw pipelined ZADD)", n / seconds, n / raw_seconds,
-                          "inserts/s",
-                          seconds=round(seconds, 3), raw_seconds=round(raw_seconds, 3), feeds_holding=holding,
-                          followers=n, fanout_done=doc["fanout"] == "done")
+
+
+def _row(name: str, n: int, ours: Side, base: Side, unit: str, **extra: Any) -> Result:
+    base_notes = base.notes("in_redis_")
+    client = base_notes.get("in_redis_cpu%_client", 0.0)
+    return Result.compare(name, n / ours.median, n / base.median, unit, followers=n, repeats=len(ours.seconds),
+                          generator="one POST, the Celery worker fans out; baseline: EVALSHA from the harness",
+                          **extra, **ours.notes(""), **base_notes, in_redis_client_limit=client_limit_note(client))
 
 
 async def run(env: BenchEnv) -> list[Result]:
-    api, _queue = await _processes(env)
-    return [await _measure(env, api, env.size(n, 100)) for n in SIZES]
+    services = await env.services()
+    default_threshold = env.settings().fanout_max_followers
+    chunk = env.settings().fanout_chunk
+    threshold = env.size(default_threshold, 100)
+    scaled = "" if threshold == default_threshold else f"sizes and threshold scaled by {env.scale:g}"
+    pushed, large = env.size(PUSHED, 100), env.size(LARGE, 1000)
+    repeats = REPEATS if env.scale >= 0.05 else 1
+    common = {"fanout_chunk": chunk, "online_followers": 0, "scale_note": scaled or "production defaults"}
+    results: list[Result] = []
+    failures: list[str] = []
+
+    # 1. production defaults: pushed at the threshold, and a pull author above it
+    stack = await _stack(env, "fanout-default", threshold)
+    small = await _followers(services, pushed)
+    token = await _author(services, small)
+    ours, base = Side(), Side()
+    for i in range(repeats):
+        done, holding = await _ours_push(env, stack, token, small, ours, f"{pushed} followers {i}")
+        if not done or holding != pushed:
+            failures.append(f"{pushed:,} followers: post {i} done={done}, {holding:,} feeds hold it")
+        await _in_redis(env, small, chunk, base)
+    results.append(_row(f"fan-out to {pushed:,} followers (vs in-Redis ZADD)", pushed, ours, base, "inserts/s",
+                        threshold=threshold, mode="push", feeds_holding=holding, fanout_done=done, **common))
+    results[-1].failures = failures
+    await _drop_feeds(env, small)
+
+    big = await _followers(services, large)
+    pull_token = await _author(services, big)
+    pull = Side()
+    pull_failures: list[str] = []
+    for _ in range(repeats):
+        done, holding = await _ours_pull(env, stack, pull_token, big, pull)
+        if not done or holding:
+            pull_failures.append(f"pull post done={done}, {holding} of the first 1,000 feeds hold it (expected 0)")
+    stack.stop(env)
+
+    # 2. the threshold raised: the same audience pushed
+    stack = await _stack(env, "fanout-raised", large)
+    push_token = await _author(services, big)
+    ours, base = Side(), Side()
+    failures = []
+    for i in range(repeats):
+        done, holding = await _ours_push(env, stack, push_token, big, ours, f"{large} followers {i}")
+        if not done or holding != large:
+            failures.append(f"{large:,} followers: post {i} done={done}, {holding:,} feeds hold it")
+        await _in_redis(env, big, chunk, base)
+    stack.stop(env)
+    results.append(_row(f"fan-out to {large:,} followers, threshold raised to {large:,} (vs in-Redis ZADD)", large,
+                        ours, base, "inserts/s", threshold=large, mode="push", feeds_holding=holding,
+                        fanout_done=done, **common))
+    results[-1].failures = failures
+    results.append(_row(f"post by a {large:,}-follower author, default threshold {threshold:,}: pull "
+                        f"(vs in-Redis ZADD to all)", large, pull, base, "followers/s", threshold=threshold,
+                        mode="pull: the write skips the followers' feeds, readers merge the author's posts",
+                        **common))
+    results[-1].failures = pull_failures
+    await _drop_feeds(env, big)
+    return results

@@ -1,18 +1,21 @@
-"""Push: one offer to 1,000 and 10,000 connected followers near a store, until every socket has it.
+"""Push: offers to 1,000 and 10,000 connected followers near a store, until every socket has each.
 
 Ours: the followers (bulk-inserted users, tokens, follows and live positions) hold real WebSocket
-connections to the API process (uvicorn + Starlette). The clock starts when the offer's POST is
-sent; it goes through the Celery worker (targeting: GEOSEARCH, online and follower filters, one
-Lua publish per 500 users), Redis pub/sub, the API process's hub and each socket's queue. Per
-client the latency is when its ``offer`` frame arrived; deliveries per second = N / (last − start).
+connections to the API process (uvicorn + Starlette). For each of ``ROUNDS`` offers the clock
+starts when the offer's POST is sent; it goes through the Celery worker (targeting: GEOSEARCH,
+online and follower filters, one Lua publish per 500 users), Redis pub/sub, the API process's hub
+and each socket's queue. A delivery's latency is when its socket got the ``offer`` frame; p50/p99
+are over every delivery of every round, deliveries per second = all deliveries / the rounds' time
+(each round's time: until its last delivery).
 
-Baseline, same run, same client code: a bare ``websockets`` server process (this module run with
-``--baseline PORT``) that ``broadcast()``s a message of the same size to the same number of
-clients when one of them sends ``go``. Goal: p99 under 1 s at 10,000 and at least half the bare
-server's deliveries per second.
+The sockets are held by several client processes (:mod:`benchmarks.push_clients`; 2 for 1,000
+sockets, 4 for 10,000), each process's CPU recorded, so a client-bound run shows. The row FAILS
+(``Result.failures``, and ``python -m benchmarks`` exits 1) when any socket misses any offer.
 
-The client is one asyncio process holding all sockets (``websockets`` client, no compression);
-on a 2-core machine it competes with the servers for CPU, for ours and the baseline alike.
+Baseline, same run, same client processes holding the same number of sockets: a bare
+``websockets`` server process (this module run with ``--baseline PORT SIZE``) that ``broadcast()``s
+a message of the same size to every client when one of them sends ``go:<round>``, as many rounds.
+Goal: p99 under 1 s at 10,000 and at least half the bare server's deliveries per second.
 """
 
 from __future__ import annotations
@@ -26,57 +29,160 @@ import secrets
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
-from benchmarks.common import BenchEnv, Result, free_port, percentile
+from benchmarks.common import ROOT, BenchEnv, Result, cpu_seconds, is_client_bound, percentile
 from solomo.core.timeutil import ms_of
+from solomo.embedded import _die_with_parent, free_port
 
 SIZES = (1_000, 10_000)
-CONNECT_PARALLEL = 200
+ROUNDS = 5
 TIMEOUT_S = 60.0
 
 
-async def open_clients(url_for: Any, n: int) -> list[Any]:
-    from websockets.asyncio.client import connect
-
-    sem = asyncio.Semaphore(CONNECT_PARALLEL)
-
-    async def one(i: int) -> Any:
-        async with sem:
-            return await connect(url_for(i), proxy=None, compression=None, open_timeout=60, ping_interval=None,
-                                 max_queue=64)
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
+def client_processes(n: int) -> int:
+    """Socket-holding processes for n sockets: 2 up to a few thousand, then 4."""
+    return 4 if n > 2000 else 2
 
 
-async def close_clients(clients: list[Any]) -> None:
-    for ws in clients:
-        ws.transport.abort()
-    await asyncio.sleep(0.2)
+# --- the client processes ----------------------------------------------------------------------
 
 
-async def wait_first(clients: list[Any], accept: Any, started: float) -> tuple[list[float], int]:
-    """Per client, seconds from ``started`` until its first frame that ``accept`` takes; and the frame size."""
-    arrived: list[float] = []
-    size = 0
+class ClientPool:
+    """``count`` :mod:`benchmarks.push_clients` processes; commands go to all of them at once."""
 
-    async def one(ws: Any) -> None:
-        nonlocal size
-        while True:
-            frame = await ws.recv()
-            if accept(frame):
-                arrived.append(time.perf_counter() - started)
-                size = len(frame)
-                return
+    def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
+        self.procs = procs
 
-    tasks = [asyncio.create_task(one(ws)) for ws in clients]
-    _, pending = await asyncio.wait(tasks, timeout=TIMEOUT_S)
-    for task in pending:
-        task.cancel()
-    return arrived, size
+    @classmethod
+    async def start(cls, env: BenchEnv, count: int) -> ClientPool:
+        procs = []
+        for i in range(count):
+            log = open(env.tmp / f"push-clients-{i}.log", "ab")
+            procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.push_clients", cwd=ROOT, env=env.environ,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log, limit=2**26,
+                preexec_fn=_die_with_parent))
+            log.close()
+        return cls(procs)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {f"client{i + 1}": p.pid for i, p in enumerate(self.procs)}
+
+    async def ask(self, proc: asyncio.subprocess.Process, cmd: dict[str, Any]) -> dict[str, Any]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await proc.stdin.drain()
+        line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"push client {proc.pid} exited (see push-clients-*.log)")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def all(self, cmd: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(self.ask(p, cmd) for p in self.procs)))
+
+    async def open(self, urls: list[str]) -> None:
+        shares = [urls[i::len(self.procs)] for i in range(len(self.procs))]
+        replies = await asyncio.gather(*(self.ask(p, {"op": "open", "urls": share})
+                                         for p, share in zip(self.procs, shares, strict=True)))
+        opened = sum(r["opened"] for r in replies)
+        if opened != len(urls):
+            raise RuntimeError(f"opened {opened} of {len(urls)} sockets")
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@dataclass
+class Rounds:
+    """Deliveries of one side over its rounds: latency (s) per delivery, misses, CPU per process."""
+
+    expected: int
+    latencies: list[float] = field(default_factory=list)
+    round_seconds: list[float] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+    frame_bytes: int = 0
+
+    def add(self, started: float, replies: list[dict[str, Any]], cpu: dict[str, float], wall: float) -> None:
+        arrived = [t - started for r in replies for t in r["arrived"]]
+        self.latencies += arrived
+        self.round_seconds.append(max(arrived, default=0.0))
+        self.missing.append(sum(r["missing"] for r in replies))
+        self.frame_bytes = max([self.frame_bytes, *(r["frame_bytes"] for r in replies)])
+        for name, value in cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + value
+        self.wall += wall
+
+    @property
+    def rate(self) -> float:
+        total = sum(self.round_seconds)
+        return len(self.latencies) / total if total else 0.0
+
+    def cpu_percent(self) -> dict[str, float]:
+        return {name: round(100 * s / self.wall, 1) for name, s in self.cpu.items()} if self.wall else {}
+
+    def failures(self, side: str) -> list[str]:
+        return [f"{side}: round {i + 1}: {m} of {self.expected:,} sockets missed the offer"
+                for i, m in enumerate(self.missing) if m]
+
+    def notes(self, prefix: str) -> dict[str, Any]:
+        cpu = self.cpu_percent()
+        clients = {k: v for k, v in cpu.items() if k.startswith("client")}
+        busiest = max(clients.values(), default=0.0)
+        out: dict[str, Any] = {f"{prefix}delivered": f"{len(self.latencies)}/{self.expected * len(self.missing)}",
+                               f"{prefix}rounds": len(self.missing),
+                               f"{prefix}round_ms": [round(s * 1000, 1) for s in self.round_seconds]}
+        out.update({f"{prefix}cpu%_{k}": v for k, v in cpu.items()})
+        out[f"{prefix}client_limit"] = (f"YES: a client process used {busiest:.0f}% of a core"
+                                        if is_client_bound(busiest) else f"no (busiest client {busiest:.0f}%)")
+        return out
+
+
+def _cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items() if pid}
+
+
+async def measure_round(pool: ClientPool, match: str, trigger: Any, pids: Mapping[str, int | None],
+                        side: Rounds) -> None:
+    """Arms every socket for ``match``, fires ``trigger()``, collects the arrivals and the CPU."""
+    await pool.all({"op": "arm", "match": match})
+    before = _cpu(pids)
+    started = time.perf_counter()
+    await trigger()
+    replies = await pool.all({"op": "collect", "timeout": TIMEOUT_S})
+    wall = time.perf_counter() - started
+    after = _cpu(pids)
+    side.add(started, replies, {k: after[k] - before[k] for k in before if k in after}, wall)
+
+
+def push_row(n: int, ours: Rounds, base: Rounds, processes: int) -> Result:
+    """The row: ours beside the bare broadcast; failed when any socket missed any offer on either side."""
+    return Result.compare(
+        f"offer push to {n:,} sockets (vs bare websockets broadcast)", ours.rate, base.rate or None, "deliveries/s",
+        latency=(percentile(ours.latencies, 50) * 1000, percentile(ours.latencies, 99) * 1000),
+        baseline_latency=(percentile(base.latencies, 50) * 1000, percentile(base.latencies, 99) * 1000)
+        if base.latencies else (None, None),
+        failures=ours.failures("ours") + base.failures("bare broadcast"),
+        generator=f"{processes} push_clients processes (websockets), {n:,} sockets, {len(ours.missing)} rounds",
+        client_processes=processes, frame_bytes=ours.frame_bytes, **ours.notes(""), **base.notes("bare_"),
+        goal="ratio >= 0.5, p99 < 1000 ms")
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -119,8 +225,8 @@ async def seed(env: BenchEnv, n: int) -> tuple[str, str, list[str], list[str]]:
     return merchant_token, str(store["_id"]), [str(o) for o in ids], tokens
 
 
-def post_offer(base_url: str, token: str, store_id: str) -> int:
-    body = json.dumps({"title": "Half-price tea, today only", "description": "Show this at the counter",
+def post_offer(base_url: str, token: str, store_id: str, title: str) -> int:
+    body = json.dumps({"title": title, "description": "Show this at the counter",
                        "radius_m": 1000, "stock": None,
                        "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}).encode()
     req = urllib.request.Request(base_url + f"/v1/stores/{store_id}/offers", data=body, method="POST",
@@ -132,36 +238,44 @@ def post_offer(base_url: str, token: str, store_id: str) -> int:
 # --- ours and the baseline ---------------------------------------------------------------------
 
 
-async def measure_ours(env: BenchEnv, n: int) -> tuple[list[float], int]:
+async def measure_ours(env: BenchEnv, pool: ClientPool, n: int, rounds: int) -> Rounds:
     from solomo.core.keys import ONLINE
 
     api = await env.api()
-    await env.worker()
+    worker = await env.worker()
     await env.drain_queues()
     services = await env.services()
     merchant_token, store_id, user_ids, tokens = await seed(env, n)
     ws_base = api.base_url.replace("http://", "ws://")
-    clients = await open_clients(lambda i: f"{ws_base}/v1/ws?token={tokens[i]}", n)
+    await pool.open([f"{ws_base}/v1/ws?token={t}" for t in tokens])
+    side = Rounds(n)
     try:
         deadline = time.monotonic() + 60
         while not all(await services.redis.smismember(ONLINE, user_ids)):
             if time.monotonic() > deadline:
                 raise RuntimeError("clients did not all come online")
             await asyncio.sleep(0.1)
-        started = time.perf_counter()
-        waiter = asyncio.create_task(wait_first(clients, lambda f: '"type":"offer"' in f, started))
-        status = await asyncio.to_thread(post_offer, api.base_url, merchant_token, store_id)
-        assert status == 201, status
-        arrived, size = await waiter
+        pids = {"api": api.pid, "worker": worker.pid, "redis": env.redis_pid, "mongod": env.mongod_pid,
+                **pool.pids}
+        for r in range(rounds):
+            title = f"Half-price tea, today only {secrets.token_hex(6)}"
+
+            async def trigger(title: str = title) -> None:
+                status = await asyncio.to_thread(post_offer, api.base_url, merchant_token, store_id, title)
+                assert status == 201, status
+
+            await measure_round(pool, title, trigger, pids, side)
+            del r
     finally:
-        await close_clients(clients)
-    return arrived, size
+        await pool.all({"op": "close"})
+    return side
 
 
-async def measure_baseline(env: BenchEnv, n: int, size: int) -> list[float]:
+async def measure_baseline(env: BenchEnv, pool: ClientPool, n: int, rounds: int, size: int) -> Rounds:
     port = free_port()
-    child = env._spawn("push-baseline", [sys.executable, "-m", "benchmarks.bench_push", "--baseline", str(port),
-                                         str(size)], port)
+    server = env._spawn("push-baseline", [sys.executable, "-m", "benchmarks.bench_push", "--baseline", str(port),
+                                          str(size)], port)
+    side = Rounds(n)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -170,38 +284,40 @@ async def measure_baseline(env: BenchEnv, n: int, size: int) -> list[float]:
                 writer.close()
                 break
             except OSError:
-                if time.monotonic() > deadline or child.process.poll() is not None:
+                if time.monotonic() > deadline or server.process.poll() is not None:
                     raise RuntimeError("baseline server did not start") from None
                 await asyncio.sleep(0.1)
-        clients = await open_clients(lambda i: f"ws://127.0.0.1:{port}/", n)
+        await pool.open([f"ws://127.0.0.1:{port}/"] * n)
         try:
             await asyncio.sleep(0.5)
-            started = time.perf_counter()
-            waiter = asyncio.create_task(wait_first(clients, lambda f: f.startswith('{"id"'), started))
-            await clients[0].send("go")
-            arrived, _ = await waiter
+            pids = {"server": server.pid, **pool.pids}
+            for r in range(rounds):
+                proc = pool.procs[0]
+
+                async def trigger(r: int = r, proc: Any = proc) -> None:
+                    await pool.ask(proc, {"op": "send", "text": f"go:{r}"})
+
+                await measure_round(pool, f'"round":{r},', trigger, pids, side)
         finally:
-            await close_clients(clients)
+            await pool.all({"op": "close"})
     finally:
-        child.stop()
-    return arrived
+        server.stop()
+        env.children.remove(server)
+    return side
 
 
 async def run(env: BenchEnv) -> list[Result]:
     results: list[Result] = []
+    rounds = ROUNDS if env.scale >= 0.05 else 2
     for n in (env.size(size, 20) for size in SIZES):
-        ours, size = await measure_ours(env, n)
-        base = await measure_baseline(env, n, size or 400)
-        ours_rate = len(ours) / max(ours) if ours else 0.0
-        base_rate = len(base) / max(base) if base else 0.0
-        results.append(Result.compare(
-            f"offer push to {n:,} sockets (vs bare websockets broadcast)", ours_rate, base_rate or None,
-            "deliveries/s", latency=(percentile(ours, 50) * 1000, percentile(ours, 99) * 1000),
-            baseline_latency=(percentile(base, 50) * 1000, percentile(base, 99) * 1000) if base else (None, None),
-            delivered=f"{len(ours)}/{n}", bare_delivered=f"{len(base)}/{n}",
-            max_ms=round(max(ours, default=0) * 1000, 1),
-            bare_max_ms=round(max(base, default=0) * 1000, 1), frame_bytes=size,
-            goal="ratio >= 0.5, p99 < 1000 ms"))
+        processes = client_processes(n)
+        pool = await ClientPool.start(env, processes)
+        try:
+            ours = await measure_ours(env, pool, n, rounds)
+            base = await measure_baseline(env, pool, n, rounds, ours.frame_bytes or 400)
+        finally:
+            await pool.stop()
+        results.append(push_row(n, ours, base, processes))
     return results
 
 
@@ -212,14 +328,17 @@ async def _serve_baseline(port: int, size: int) -> None:
     from websockets.asyncio.server import broadcast, serve
 
     clients: set[Any] = set()
-    message = '{"id":"1-0","type":"offer","data":{"pad":"' + "x" * max(0, size - 45) + '"}}'
+
+    def message(round_: str) -> str:
+        head = '{"id":"1-0","type":"offer","round":' + round_ + ',"data":{"pad":"'
+        return head + "x" * max(0, size - len(head) - 3) + '"}}'
 
     async def handler(ws: Any) -> None:
         clients.add(ws)
         try:
             async for frame in ws:
-                if frame == "go":
-                    broadcast(clients, message)
+                if isinstance(frame, str) and frame.startswith("go:"):
+                    broadcast(clients, message(frame[3:]))
         finally:
             clients.discard(ws)
 

@@ -3,11 +3,13 @@
 * :class:`BenchEnv` starts embedded MongoDB + Redis (temporary, non-persistent, free ports) and, on
   demand, uvicorn processes (the API ``solomo.asgi:app`` or any other ASGI app) and a Celery worker
   process; everything it started is stopped, in reverse order, when the ``async with`` ends.
-* :func:`run_load` drives a server with a fixed number of concurrent keep-alive HTTP/1.1
-  connections (raw asyncio streams: a much cheaper client than a full HTTP library, so the client
-  is less likely to be the bottleneck) and measures throughput, latency percentiles and the CPU
-  time each process spent — from which :attr:`LoadStats.client_bound` tells whether the client
-  itself was the limit.
+* :func:`drive` (a time-based load of repeatable requests) and :func:`send_once` (each request
+  exactly once) use wrk when it is available, else :func:`run_load`: a fixed number of concurrent
+  keep-alive HTTP/1.1 connections on raw asyncio streams. Either measures throughput, latency
+  percentiles and the CPU time each process spent (process trees, via psutil) — from which
+  :attr:`LoadStats.client_bound` tells whether the client itself was the limit (≥ 80 % of a core).
+* Every row's notes carry the generator, CPU per process, whether the client was the limit and
+  the 1-minute load average; a row that failed its own checks lists them in ``Result.failures``.
 * :class:`Result`, :func:`print_table` and :func:`write_json` (``benchmarks/results.json``,
   git-ignored).
 """
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_PATH = ROOT / "benchmarks" / "results.json"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,22 +69,28 @@ class Result:
     baseline_p50_ms: float | None = None
     baseline_p99_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    """Why the row failed its own checks (e.g. a socket missed an offer); ``python -m benchmarks``
+    then exits with status 1."""
 
     @classmethod
     def compare(cls, name: str, ours: float, baseline: float | None, unit: str, *,
                 latency: tuple[float | None, float | None] = (None, None),
-                baseline_latency: tuple[float | None, float | None] = (None, None), **extra: Any) -> Result:
+                baseline_latency: tuple[float | None, float | None] = (None, None),
+                failures: Sequence[str] = (), **extra: Any) -> Result:
         ratio = ours / baseline if baseline else None
+        extra.setdefault("loadavg_1m", round(os.getloadavg()[0], 2))
         return cls(name, ours, baseline, unit, ratio, latency[0], latency[1], baseline_latency[0],
-                   baseline_latency[1], extra)
+                   baseline_latency[1], extra, list(failures))
 
     @classmethod
     def from_loads(cls, name: str, ours: LoadStats, baseline: LoadStats | None, *,
                    ok: tuple[int, ...] = (200, 201), **extra: Any) -> Result:
-        """A throughput row (req/s) with both sides' p50/p99 and how each load was generated."""
-        for prefix, stats in (("", ours), ("baseline_", baseline)):
+        """A throughput row (req/s) with both sides' p50/p99 and how each load was generated;
+        ``ok``: the statuses ours should answer (the baseline answers 200/201)."""
+        for prefix, stats, expected in (("", ours, ok), ("baseline_", baseline, (200, 201))):
             if stats is not None:
-                extra.update(stats.summary(prefix, ok))
+                extra.update(stats.summary(prefix, expected))
         return cls.compare(name, ours.rate, baseline.rate if baseline else None, "req/s",
                            latency=(ours.percentile(50), ours.percentile(99)),
                            baseline_latency=(baseline.percentile(50), baseline.percentile(99)) if baseline
@@ -108,7 +115,8 @@ def _pair(ours: float | None, base: float | None) -> str:
 
 def table_rows(results: Sequence[Result]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     header = ("benchmark", "ours", "baseline", "unit", "ratio", "p50 ms (ours / base)", "p99 ms (ours / base)")
-    rows = [(r.name, _fmt(r.ours), _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
+    rows = [(r.name + (" — FAILED" if r.failures else ""), _fmt(r.ours),
+              _fmt(r.baseline), r.unit, _fmt(r.ratio), _pair(r.p50_ms, r.baseline_p50_ms),
              _pair(r.p99_ms, r.baseline_p99_ms)) for r in results]
     return header, rows
 
@@ -125,10 +133,39 @@ def print_table(results: Sequence[Result], out: Any = None, *, notes: bool = Tru
         if notes and result.extra:
             text = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in result.extra.items())
             print(f"    {text}", file=out)
+        for failure in result.failures:
+            print(f"    FAILED: {failure}", file=out)
 
 
-def markdown_table(results: Sequence[Result]) -> str:
+_BASELINE_PREFIXES = ("baseline_", "in_redis_", "bare_")
+
+
+def short_notes(result: Result) -> str:
+    """The notes a reader needs beside the figures: generator, CPU per process (% of a core) on
+    each side, whether a client was the limit, the load average, any failure."""
+    extra = result.extra
+    parts = []
+    if "generator" in extra:
+        parts.append(str(extra["generator"]))
+    ours = {k.removeprefix("cpu%_"): v for k, v in extra.items() if k.startswith("cpu%_")}
+    base = {k.split("cpu%_", 1)[1]: v for k, v in extra.items()
+            if k.startswith(_BASELINE_PREFIXES) and "cpu%_" in k}
+    for label, cpu in (("CPU %", ours), ("baseline CPU %", base)):
+        if cpu:
+            parts.append(f"{label}: " + ", ".join(f"{name} {_fmt(float(v))}" for name, v in cpu.items()))
+    limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
+    parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
+    if "loadavg_1m" in extra:
+        parts.append(f"load {extra['loadavg_1m']}")
+    parts += [f"FAILED: {f}" for f in result.failures]
+    return "; ".join(parts)
+
+
+def markdown_table(results: Sequence[Result], *, notes: bool = True) -> str:
     header, rows = table_rows(results)
+    if notes:
+        header = (*header, "notes")
+        rows = [(*row, short_notes(r)) for row, r in zip(rows, results, strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -166,12 +203,21 @@ def write_json(results: Sequence[Result], path: Path = RESULTS_PATH) -> Path:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process (Linux /proc), or None."""
+    """User + system CPU time of a live process and its live descendants (a Celery worker's pool
+    processes do its work), or None."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return None
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14 and 15)
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @dataclass
@@ -414,6 +460,10 @@ class LoadStats:
     """Precomputed latency percentiles (wrk's); else they come from ``latencies_ms``."""
     generator: str = "asyncio"
     socket_errors: dict[str, int] = field(default_factory=dict)
+    answers: list[tuple[int, float]] = field(default_factory=list)
+    """(status, latency ms) per request, when the generator matched answers to requests."""
+    error_codes: Counter[str] = field(default_factory=Counter)
+    """``error.code`` of the 4xx/5xx answers' bodies, counted."""
 
     @property
     def rate(self) -> float:
@@ -430,8 +480,16 @@ class LoadStats:
 
     @property
     def client_bound(self) -> bool:
-        """The client used ≥ 90 % of a core: it, not the server, may have been the limit."""
-        return self.cpu_percent().get("client", 0.0) >= 90.0
+        """The client used ≥ 80 % of a core: it, not the server, may have been the limit."""
+        return is_client_bound(self.cpu_percent().get("client", 0.0))
+
+    def by_status(self, *codes: int) -> LoadStats:
+        """Only the answers with these statuses, over the same run (its rate = their count / the
+        whole run's time); needs per-request :attr:`answers`."""
+        mine = [(s, ms) for s, ms in self.answers if s in codes]
+        return LoadStats(len(mine), self.seconds, self.concurrency, Counter(s for s, _ in mine),
+                         [ms for _, ms in mine], self.cpu_seconds, generator=self.generator,
+                         socket_errors=self.socket_errors, answers=mine, error_codes=self.error_codes)
 
     def count(self, *codes: int) -> int:
         return sum(self.statuses.get(c, 0) for c in codes)
@@ -441,12 +499,27 @@ class LoadStats:
         out: dict[str, Any] = {f"{prefix}requests": self.requests, f"{prefix}seconds": round(self.seconds, 2),
                                f"{prefix}generator": f"{self.generator} c={self.concurrency}"}
         out.update({f"{prefix}cpu%_{k}": v for k, v in self.cpu_percent().items()})
+        out[f"{prefix}client_limit"] = client_limit_note(self.cpu_percent().get("client", 0.0))
         bad = {code: n for code, n in self.statuses.items() if code not in ok}
         if bad:
             out[f"{prefix}other_statuses"] = dict(sorted(bad.items()))
         if self.socket_errors:
             out[f"{prefix}socket_errors"] = self.socket_errors
         return out
+
+
+CLIENT_BOUND_PERCENT = 80.0
+
+
+def is_client_bound(cpu_percent: float) -> bool:
+    """A load generator at ≥ 80 % of a core may itself have been the limit."""
+    return cpu_percent >= CLIENT_BOUND_PERCENT
+
+
+def client_limit_note(cpu_percent: float) -> str:
+    if is_client_bound(cpu_percent):
+        return f"YES: the client used {cpu_percent:.0f}% of a core, it may have been the limit"
+    return f"no ({cpu_percent:.0f}% of a core)"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -503,6 +576,8 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
         deadline = time.perf_counter() + seconds
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
+    answers: list[tuple[int, float]] = []
+    error_codes: Counter[str] = Counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -514,7 +589,10 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
                 writer.write(raw)
                 status, body, close = await _read_response(reader)
                 latencies.append((time.perf_counter() - t0) * 1000)
+                answers.append((status, latencies[-1]))
                 statuses[status] += 1
+                if status >= 400:
+                    error_codes[_error_code(body)] += 1
                 if bodies is not None:
                     bodies.append((status, body))
                 if close:
@@ -533,15 +611,35 @@ async def run_load(port: int, requests: Iterable[HttpRequest], *, concurrency: i
         after = cpu_seconds(pid)
         if after is not None:
             cpu[name] = after - before[name]
-    return LoadStats(sum(statuses.values()), elapsed, concurrency, statuses, latencies, cpu)
+    return LoadStats(sum(statuses.values()), elapsed, concurrency, statuses, latencies, cpu, answers=answers,
+                     error_codes=error_codes)
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
+async def send_once(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
+                    pids: dict[str, int | None] | None = None) -> LoadStats:
+    """Every request exactly once (check-ins, claims — a repeat would be refused), with wrk when it
+    is available, else with the asyncio client. Both sides of a row go through this, so they
+    share the generator; the answers are matched to their requests (per-status latencies)."""
+    from benchmarks.wrk import ensure_wrk, run_wrk_once
+
+    if await asyncio.to_thread(ensure_wrk) is not None:
+        return await asyncio.to_thread(run_wrk_once, port, requests, concurrency=concurrency, pids=pids)
+    return await run_load(port, requests, concurrency=concurrency, pids=pids)
 
 
 async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int, seconds: float,
                 pids: dict[str, int | None] | None = None) -> LoadStats:
     """Cycle ``requests`` for ``seconds`` with wrk when it is available, else with the asyncio client.
 
-    Only for requests that may be repeated (reads, the baseline): a request that must be sent once
-    (a check-in, a claim) goes through :func:`run_load` without ``seconds``.
+    Only for requests that may be repeated (reads): a request that must be sent once (a check-in,
+    a claim) goes through :func:`send_once`, and so does its baseline.
     """
     from benchmarks.wrk import ensure_wrk, run_wrk
 
@@ -570,5 +668,4 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                        pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)
     bare = await drive(base.port, baseline, concurrency=concurrency, seconds=seconds, pids={"baseline": base.pid})
-    return Result.from_loads(name, mine, bare, concurrency=concurrency, client_bound=mine.client_bound,
-                             loadavg_1m_at_end=round(os.getloadavg()[0], 2), **extra)
+    return Result.from_loads(name, mine, bare, concurrency=concurrency, **extra)

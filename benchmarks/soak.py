@@ -22,11 +22,23 @@ following 8 users and 2 stores. The load starts once every client is online.
 What is checked at the end (exit status 1 if any fails):
 
 * **zero 5xx**: every HTTP answer is counted per route;
-* **zero lost events**: after the load stops, the queues drain and the posts' fan-outs finish,
-  every event the server recorded in a user's history stream ``events:{uid}`` after the load
-  started — offers, ``feed.new``, notifications, whatever the server sent — must have reached
-  that user's client, for every client that stayed connected the whole time *and* for those
-  that resumed (their gap is replayed); no client may get the same event id twice;
+* **zero lost events, counted against what each client expected** (not against the server's own
+  records): after the load stops, the queues drain and the posts' fan-outs finish, every client
+  re-sends its last position, and then
+
+  - every post acknowledged as published (201) during the load whose author the client follows
+    must have reached it as a ``feed.new`` event — for the clients that stayed connected and for
+    those that dropped and resumed with ``last_event_id``. ``feed.new`` goes to the followers
+    online when the fan-out runs, so for a resumed client a post whose fan-out (from its
+    ``created_at`` to its ``fanout_done_at`` in MongoDB) overlapped the time it was away, or ended
+    within a second before it left (still in flight on the dropped socket), is not expected;
+  - every live offer (201) from a store the client follows whose radius (less 25 m) holds the
+    client's last position must have reached it as an ``offer`` event (targeting, or the arrival
+    path when that position is re-sent);
+
+  no client may get the same event id, the same post's ``feed.new`` or the same offer twice;
+* the server's own history streams ``events:{uid}`` are compared too: every event recorded there
+  after the load started must have reached the client;
 * the API process's memory (RSS) at the start of the load, at the end and its peak, sampled
   every few seconds — it must not grow without bound (reported; the run fails only on a
   doubling, which no steady state explains).
@@ -69,6 +81,11 @@ MIX: dict[str, float] = {
     "checkin": 0.08, "post": 0.2, "like": 0.2, "comment": 0.1, "home": 0.25, "local": 0.17,
 }
 DRAIN_TIMEOUT_S = 30.0
+OFFER_RADIUS_M = 1500
+RADIUS_MARGIN_M = 25.0
+IN_FLIGHT_S = 1.0
+"""A resumed client may have lost, with its dropped socket, what was fanned out this long before."""
+"""An offer is expected only well inside its radius: the server measures with its own formula."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +115,16 @@ class Client:
     resumed: bool = False
     closed_by_server: int | None = None
     """Close code when the server (not this script) ended the socket."""
+    follows_users: set[str] = field(default_factory=set)
+    follows_stores: set[str] = field(default_factory=set)
+    feed_posts: Counter[str] = field(default_factory=Counter)
+    """``feed.new`` events received, by post id."""
+    offers: Counter[str] = field(default_factory=Counter)
+    """``offer`` events received, by offer id."""
+    away: tuple[float, float] | None = None
+    """Epoch seconds when a resumed client dropped its socket and when it was back."""
+    resumed_blind: bool = False
+    """It had received nothing when it dropped, so it resumed without ``last_event_id``."""
 
     @property
     def last_id(self) -> str | None:
@@ -113,6 +140,12 @@ class World:
     """(token, store id) of each store, by owner."""
     stores: list[dict[str, Any]]
     post_ids: list[str] = field(default_factory=list)
+    published: list[tuple[str, str]] = field(default_factory=list)
+    """(author uid, post id) of every post acknowledged as published."""
+    fanout_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Post id → epoch seconds of its creation and of the end of its fan-out (read after the drain)."""
+    live_offers: list[tuple[str, str, float, float, float]] = field(default_factory=list)
+    """(offer id, store id, lat, lng, radius m) of every offer acknowledged as live."""
     checked_in: set[int] = field(default_factory=set)
     routes: dict[str, RouteStats] = field(default_factory=lambda: defaultdict(RouteStats))
     offers: int = 0
@@ -155,6 +188,10 @@ async def seed(services: Any, n_clients: int, rng: random.Random) -> World:
         ordered=False)
     clients = [Client(i, str(uid), token, *point_near(rng, lat0, lng0, AREA_M))
                for i, (uid, token) in enumerate(users)]
+    by_uid = {c.uid: c for c in clients}
+    for f in follows:
+        client = by_uid[str(f["follower_id"])]
+        (client.follows_users if f["target_type"] == "user" else client.follows_stores).add(str(f["target_id"]))
     return World(lat0, lng0, clients, owners, stores)
 
 
@@ -182,6 +219,10 @@ async def listen(client: Client, ws: Any) -> None:
                 msg = orjson.loads(frame)
                 client.received.append(msg["id"])
                 client.types[msg["type"]] += 1
+                if msg["type"] == "feed.new":
+                    client.feed_posts[msg["data"]["post_id"]] += 1
+                elif msg["type"] == "offer":
+                    client.offers[msg["data"]["id"]] += 1
     except ConnectionClosed:
         pass
     if ws is client.ws and ws.close_code is not None and not getattr(ws, "_soak_dropped", False):
@@ -194,8 +235,12 @@ async def send_location(client: Client, rng: random.Random, world: World) -> Non
     if _distance_m(lat, lng, world.lat, world.lng) > AREA_M:
         lat, lng = point_near(rng, world.lat, world.lng, AREA_M)
     client.lat, client.lng = lat, lng
+    await send_position(client)
+
+
+async def send_position(client: Client) -> None:
     with contextlib.suppress(Exception):
-        await client.ws.send(orjson.dumps({"type": "location", "lat": lat, "lng": lng}).decode())
+        await client.ws.send(orjson.dumps({"type": "location", "lat": client.lat, "lng": client.lng}).decode())
 
 
 def _distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -218,9 +263,12 @@ async def drop_and_resume(base_ws: str, client: Client, listeners: list[asyncio.
     old = client.ws
     old._soak_dropped = True
     old.transport.abort()
+    left = time.time()
+    client.resumed_blind = client.last_id is None
     await asyncio.sleep(1.0)
     await connect(base_ws, client, client.last_id)
     client.resumed = True
+    client.away = (left, time.time())
     listeners.append(asyncio.create_task(listen(client, client.ws)))
 
 
@@ -263,6 +311,8 @@ async def action(kind: str, world: World, http: Any, rng: random.Random) -> None
                                       {"store_id": str(store["_id"]), "lat": lat, "lng": lng, "accuracy_m": 10})
             if status == 201 and body:
                 world.post_ids.append(body["post"]["id"])
+                if body["post"].get("status") == "published":
+                    world.published.append((client.uid, body["post"]["id"]))
             return
     if kind in ("like", "comment") and not world.post_ids:
         kind = "post"
@@ -277,6 +327,8 @@ async def action(kind: str, world: World, http: Any, rng: random.Random) -> None
         status, answer = await call(world, http, "POST /v1/posts", "POST", "/v1/posts", client.token, body)
         if status == 201 and answer:
             world.post_ids.append(answer["id"])
+            if answer.get("status") == "published":
+                world.published.append((client.uid, answer["id"]))
     elif kind == "like":
         pid = rng.choice(world.post_ids[-200:])
         await call(world, http, "POST /v1/posts/{id}/like", "POST", f"/v1/posts/{pid}/like", client.token)
@@ -303,10 +355,15 @@ async def _username(world: World, http: Any, client: Client) -> str:
 
 async def post_offer(world: World, http: Any, rng: random.Random) -> None:
     token, store_id = rng.choice(world.merchants)
-    status, _ = await call(world, http, "POST /v1/stores/{id}/offers", "POST", f"/v1/stores/{store_id}/offers",
-                           token, {"title": f"Soak deal {rng.randrange(1000)}", "radius_m": 1500, "stock": 50,
-                                   "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()})
+    status, body = await call(world, http, "POST /v1/stores/{id}/offers", "POST", f"/v1/stores/{store_id}/offers",
+                              token, {"title": f"Soak deal {rng.randrange(1000)}", "radius_m": OFFER_RADIUS_M,
+                                      "stock": 50,
+                                      "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()})
     world.offers += status == 201
+    if status == 201 and body and body.get("status", "live") == "live":  # no status: live (older shape)
+        store = next(s for s in world.stores if str(s["_id"]) == store_id)
+        lng, lat = store["location"]["coordinates"]
+        world.live_offers.append((body["id"], store_id, lat, lng, float(body["radius_m"])))
 
 
 async def open_loop(rate: float, seconds: float, fire: Any, stop: asyncio.Event) -> list[asyncio.Task[None]]:
@@ -360,7 +417,60 @@ async def recorded_events(services: Any, clients: list[Client], since_ms: int) -
     return out
 
 
-def compare(clients: list[Client], recorded: dict[str, list[str]]) -> dict[str, Any]:
+def compare_expected(clients: list[Client], world: World) -> dict[str, Any]:
+    """Lost = what a client expected (see the module docstring) and did not get; duplicates = the
+    same post's ``feed.new`` or the same offer received more than once."""
+    groups = ("stayed", "resumed")
+    required = {t: dict.fromkeys(groups, 0) for t in ("feed.new", "offer")}
+    lost = {t: dict.fromkeys(groups, 0) for t in ("feed.new", "offer")}
+    duplicates = 0
+    examples: list[str] = []
+    for c in clients:
+        if c.closed_by_server is not None:
+            continue
+        group = "resumed" if c.resumed else "stayed"
+        duplicates += sum(n - 1 for got in (c.feed_posts, c.offers) for n in got.values() if n > 1)
+        want_posts = [pid for author, pid in world.published if author in c.follows_users
+                      and not _fanned_out_while_away(world.fanout_windows.get(pid), c.away)]
+        want_offers = [oid for oid, store, lat, lng, radius in world.live_offers if store in c.follows_stores
+                       and _distance_m(c.lat, c.lng, lat, lng) <= radius - RADIUS_MARGIN_M]
+        for kind, want, got in (("feed.new", want_posts, c.feed_posts), ("offer", want_offers, c.offers)):
+            missing = [x for x in want if x not in got]
+            required[kind][group] += len(want)
+            lost[kind][group] += len(missing)
+            if missing and len(examples) < 5:
+                examples.append(f"{c.uid} {kind}: {missing[:3]}")
+    return {"required": required, "lost": lost, "duplicates": duplicates, "examples": examples}
+
+
+def _fanned_out_while_away(window: tuple[float, float] | None, away: tuple[float, float] | None) -> bool:
+    if away is None:
+        return False
+    if window is None:  # fan-out never finished: expected (and lost) unless the client was away
+        return False
+    start, end = window
+    return start <= away[1] and end >= away[0] - IN_FLIGHT_S
+
+
+async def fanout_windows(services: Any, post_ids: list[str]) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    ids = [ObjectId(p) for p in post_ids]
+    async for doc in services.db.posts.find({"_id": {"$in": ids}}, {"created_at": 1, "fanout_done_at": 1}):
+        if doc.get("fanout_done_at") is not None:
+            out[str(doc["_id"])] = (_epoch(doc["created_at"]), _epoch(doc["fanout_done_at"]))
+    return out
+
+
+def _epoch(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def compare_history(clients: list[Client], recorded: dict[str, list[str]]) -> dict[str, Any]:
+    """Against the server's own history streams: recorded for a client after the load started, not received.
+
+    A client that dropped before receiving anything resumed without ``last_event_id``, so nothing
+    recorded before it was back can be replayed to it: those entries are not required.
+    """
     lost: dict[str, int] = {"stayed": 0, "resumed": 0}
     required: dict[str, int] = {"stayed": 0, "resumed": 0}
     duplicates = 0
@@ -372,6 +482,9 @@ def compare(clients: list[Client], recorded: dict[str, list[str]]) -> dict[str, 
         got = set(c.received)
         duplicates += len(c.received) - len(got)
         want = recorded.get(c.uid, [])
+        if c.resumed_blind and c.away:
+            back_ms = int(c.away[1] * 1000)
+            want = [e for e in want if int(e.split("-")[0]) >= back_ms]
         missing = [e for e in want if e not in got]
         required[group] += len(want)
         lost[group] += len(missing)
@@ -467,12 +580,19 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*actions, *offers, *movers, resume_task)
             log("draining …")
             drain_s = await drain(env, services, since)
+            world.fanout_windows = await fanout_windows(services, [pid for _, pid in world.published])
+            for i, c in enumerate(world.clients):  # last positions again: the offers' arrival path
+                await send_position(c)
+                if i % 200 == 199:
+                    await asyncio.sleep(0.5)
             # give the last published events a moment to travel pub/sub → hub → socket
-            for _ in range(40):
-                result = compare(world.clients, await recorded_events(services, world.clients, since_ms))
-                if not sum(result["lost"].values()):
+            for _ in range(60):
+                expected = compare_expected(world.clients, world)
+                history = compare_history(world.clients, await recorded_events(services, world.clients, since_ms))
+                if not _lost(expected) and not sum(history["lost"].values()):
                     break
                 await asyncio.sleep(0.25)
+            result = {**expected, "history": history}
             rss_end = rss(api.pid)
             await memory_task
         for c in world.clients:
@@ -482,6 +602,14 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
         return report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
+
+
+def _lost(expected: dict[str, Any]) -> int:
+    return sum(n for by_group in expected["lost"].values() for n in by_group.values())
+
+
+def _required(expected: dict[str, Any]) -> int:
+    return sum(n for by_group in expected["required"].values() for n in by_group.values())
 
 
 def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], load_s: float, drain_s: float,
@@ -501,8 +629,9 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
         types.update(c.types)
     closed = Counter(c.closed_by_server for c in world.clients if c.closed_by_server is not None)
     peak = max((m for _, m in memory), default=rss_end)
-    lost = sum(events["lost"].values())
-    ok = (fivexx == 0 and transport == 0 and lost == 0 and events["duplicates"] == 0 and not closed
+    history = events["history"]
+    ok = (fivexx == 0 and transport == 0 and _lost(events) == 0 and events["duplicates"] == 0
+          and sum(history["lost"].values()) == 0 and history["duplicates"] == 0 and not closed
           and rss_end < 2 * rss_start)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
@@ -540,14 +669,19 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
           f"connected, {cl['dropped_and_resumed']} dropped and resumed with last_event_id, closed by the server: "
           f"{cl['closed_by_server'] or 0}", file=out)
     print(f"events delivered: {ev['delivered_by_type']}", file=out)
-    print(f"events recorded for clients that stayed connected: {ev['required']['stayed']:,}, lost: "
-          f"{ev['lost']['stayed']}; for resumed clients: {ev['required']['resumed']:,}, lost: "
-          f"{ev['lost']['resumed']}; duplicates: {ev['duplicates']}", file=out)
+    for kind in ("feed.new", "offer"):
+        req, lost = ev["required"][kind], ev["lost"][kind]
+        print(f"{kind} events the clients expected: stayed connected {req['stayed']:,} (lost {lost['stayed']}), "
+              f"resumed {req['resumed']:,} (lost {lost['resumed']})", file=out)
+    hist = ev["history"]
+    print(f"duplicates (same post or offer twice): {ev['duplicates']}; server history streams: "
+          f"{sum(hist['required'].values()):,} recorded, {sum(hist['lost'].values())} not delivered, "
+          f"{hist['duplicates']} event ids twice", file=out)
     for name, r in doc["routes"].items():
         for body in r["5xx_bodies"]:
             print(f"  5xx on {name}: {body}", file=out)
-    if ev["examples"]:
-        print(f"  missing, e.g.: {ev['examples']}", file=out)
+    if ev["examples"] or hist["examples"]:
+        print(f"  missing, e.g.: {ev['examples'] + hist['examples']}", file=out)
     print(f"API process RSS: {mem['start']} MiB at start, {mem['end']} MiB at end, peak {mem['peak']} MiB", file=out)
     print(f"load {doc['load_seconds']} s, drain {doc['drain_seconds']} s — {'OK' if doc['ok'] else 'FAILED'}",
           file=out)

@@ -1,18 +1,23 @@
 """The benchmark harness, every benchmark module and the soak run at a tiny size (no timing asserts).
 
 What is asserted is that each produces its figures against real servers and that their own
-checks hold: the voucher race hands out exactly the stock, the soak sees no 5xx and loses no event.
+checks hold: the voucher race hands out exactly the stock, every push socket gets every offer (a
+miss fails the row and the harness's exit status), the soak sees no 5xx and loses no event the
+clients expected. wrk is required in CI (``make test`` installs it): without it these tests fail
+there instead of skipping.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,10 +25,42 @@ from bson import ObjectId
 
 from benchmarks import __main__ as bench_main
 from benchmarks import soak
+from benchmarks.bench_push import Rounds, push_row
 from benchmarks.bench_vouchers import OversoldError, check
-from benchmarks.common import HttpRequest, Result, markdown_table, percentile, print_table, write_json
-from benchmarks.wrk import ensure_wrk, lua_script, run_wrk
+from benchmarks.common import HttpRequest, Result, json_request, markdown_table, percentile, print_table, write_json
+from benchmarks.wrk import ensure_wrk, lua_script, run_wrk, run_wrk_once
 from solomo.embedded import free_port
+
+
+def require_wrk() -> str | None:
+    """wrk's path; in CI its absence is a failure (``make test`` installs it), elsewhere a skip."""
+    found = shutil.which("wrk")
+    if found is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("wrk is not installed: make test installs it (apt-get install wrk); CI must not skip this")
+        pytest.skip("wrk is not installed (make test installs it)")
+    return found
+
+
+@pytest.fixture
+def bare_app() -> Iterator[subprocess.Popen[bytes]]:
+    """The benchmarks' bare Starlette app in its own uvicorn process; ``.port`` is set on it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(port),
+                             "--log-level", "warning", "--no-access-log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.port = port  # type: ignore[attr-defined]
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -52,6 +89,7 @@ def test_result_table_and_json(tmp_path) -> None:
     out = Out()
     print_table(rows, out)
     assert "note=x" in out.text and "p99 ms" in out.text
+    assert "loadavg_1m=" in out.text  # every row says how busy the machine was
     doc = json.loads(write_json(rows, tmp_path / "r.json").read_text())
     assert [r["name"] for r in doc["results"]] == ["a", "b"] and doc["machine"]["cpus"] >= 1
 
@@ -63,14 +101,58 @@ def test_lua_script_escapes_raw_requests() -> None:
     assert "function request()" in script and "WRK-JSON" in script
 
 
-def test_soak_compare_finds_lost_and_duplicate_events() -> None:
+def test_soak_compare_history_finds_lost_and_duplicate_events() -> None:
     a = soak.Client(0, "u1", "t", 0.0, 0.0, received=["1-0", "2-0", "2-0"])
     b = soak.Client(1, "u2", "t", 0.0, 0.0, received=["5-0"], resumed=True)
     c = soak.Client(2, "u3", "t", 0.0, 0.0, received=[], closed_by_server=4429)
-    result = soak.compare([a, b, c], {"u1": ["1-0", "2-0", "3-0"], "u2": ["5-0"], "u3": ["9-0"]})
+    result = soak.compare_history([a, b, c], {"u1": ["1-0", "2-0", "3-0"], "u2": ["5-0"], "u3": ["9-0"]})
     assert result["lost"] == {"stayed": 1, "resumed": 0}
     assert result["required"] == {"stayed": 3, "resumed": 1}
     assert result["duplicates"] == 1
+
+
+def test_soak_counts_lost_against_what_the_clients_expected() -> None:
+    """Not the server's records: posts by followed users, offers from followed stores within radius."""
+    world = soak.World(0.0, 0.0, [], [], [])
+    world.published = [("author", "p1"), ("author", "p2"), ("stranger", "p3")]
+    world.fanout_windows = {"p1": (10.0, 10.1), "p2": (20.0, 20.1), "p3": (10.0, 10.1)}
+    world.live_offers = [("o-near", "s1", 0.0, 0.0, 1500.0), ("o-far", "s1", 0.1, 0.0, 1500.0),
+                         ("o-unfollowed", "s2", 0.0, 0.0, 1500.0)]
+    a = soak.Client(0, "a", "t", 0.0, 0.001, follows_users={"author"}, follows_stores={"s1"})
+    a.feed_posts.update(["p1", "p1"])  # p2 never came, p1 came twice
+    b = soak.Client(1, "b", "t", 0.0, 0.0, follows_users={"author"}, follows_stores={"s1"}, resumed=True,
+                    away=(15.0, 25.0))  # offline while p2 was fanned out: no feed.new for it
+    b.feed_posts.update(["p1"])
+    b.offers.update(["o-near"])
+    result = soak.compare_expected([a, b], world)
+    assert result["required"] == {"feed.new": {"stayed": 2, "resumed": 1}, "offer": {"stayed": 1, "resumed": 1}}
+    assert result["lost"] == {"feed.new": {"stayed": 1, "resumed": 0}, "offer": {"stayed": 1, "resumed": 0}}
+    assert result["duplicates"] == 1
+
+
+def test_a_push_row_fails_when_a_socket_misses_an_offer(monkeypatch) -> None:
+    def rounds(missing: list[int]) -> Rounds:
+        side = Rounds(3)
+        for i, m in enumerate(missing):
+            side.add(100.0 + i, [{"arrived": [100.0 + i + 0.01] * (3 - m), "missing": m, "frame_bytes": 400}],
+                     {"client1": 0.01}, 0.05)
+        return side
+
+    good = push_row(3, rounds([0, 0]), rounds([0, 0]), 1)
+    assert not good.failures and good.extra["delivered"] == "6/6"
+    bad = push_row(3, rounds([0, 1]), rounds([0, 0]), 1)
+    assert bad.failures == ["ours: round 2: 1 of 3 sockets missed the offer"]
+    assert bad.extra["delivered"] == "5/6"
+
+    def fake_run_all(rows: list[Result]) -> object:
+        async def run_all(names: list[str], scale: float = 1.0, min_seconds: float = 2.0) -> list[Result]:
+            return rows
+        return run_all
+
+    monkeypatch.setattr(bench_main, "run_all", fake_run_all([good, bad]))
+    assert bench_main.main(["--json", os.devnull]) == 1  # a failed row fails make bench
+    monkeypatch.setattr(bench_main, "run_all", fake_run_all([good]))
+    assert bench_main.main(["--json", os.devnull]) == 0
 
 
 async def test_voucher_check_refuses_anything_but_exactly_the_stock(services) -> None:
@@ -91,24 +173,10 @@ async def test_voucher_check_refuses_anything_but_exactly_the_stock(services) ->
         await check(services, offer_id, 2, {201: 2, 409: 7, 500: 1}, ["sold_out"] * 7)
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
-def test_wrk_drives_the_bare_endpoint(tmp_path) -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        reqs = [HttpRequest("GET", f"/echo?i={i}") for i in range(3)] + [HttpRequest("GET", "/nowhere")]
-        stats = run_wrk(port, reqs, concurrency=4, seconds=1, pids={"server": proc.pid})
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def test_wrk_drives_the_bare_endpoint(bare_app) -> None:
+    require_wrk()
+    reqs = [HttpRequest("GET", f"/echo?i={i}") for i in range(3)] + [HttpRequest("GET", "/nowhere")]
+    stats = run_wrk(bare_app.port, reqs, concurrency=4, seconds=1, pids={"server": bare_app.pid})
     assert stats.generator == "wrk" and stats.requests > 20
     assert set(stats.statuses) == {200, 404} and sum(stats.statuses.values()) >= stats.requests
     assert 3 * stats.statuses[404] == pytest.approx(stats.statuses[200], rel=0.1)  # round robin over the list
@@ -116,33 +184,67 @@ def test_wrk_drives_the_bare_endpoint(tmp_path) -> None:
     assert stats.cpu_seconds["server"] > 0
 
 
-async def test_every_benchmark_runs_at_a_tiny_size(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("SOLOMO_BENCH_NO_WRK", "1")  # the asyncio client: no apt-get from a test
+def test_wrk_sends_each_request_exactly_once(bare_app) -> None:
+    """The generator of the check-in and claim rows (ours and the baseline): every request once,
+    each answer matched to its request (per-status latencies), then wrk is stopped."""
+    require_wrk()
+    reqs = [json_request("POST", "/echo", {"i": i}) for i in range(300)] + [HttpRequest("GET", "/nowhere")]
+    started = time.perf_counter()
+    stats = run_wrk_once(bare_app.port, reqs, concurrency=8, pids={"server": bare_app.pid})
+    assert time.perf_counter() - started < 30  # stopped when the last answer came, not at wrk's -d
+    assert stats.requests == 301 and stats.statuses == {201: 300, 404: 1}
+    assert stats.generator.startswith("wrk")
+    assert len(stats.by_status(201).latencies_ms) == 300  # the bare app echoes X-Request-ID
+    assert stats.socket_errors == {"answers_without_request_id": 1}  # its 404 page does not
+    assert 0 < stats.by_status(201).percentile(50) <= stats.by_status(201).percentile(99)
+    assert stats.cpu_seconds["server"] > 0 and "client" in stats.cpu_seconds
+
+
+async def test_every_benchmark_runs_at_a_tiny_size() -> None:
+    """With wrk (required in CI) so the send-once generator and every new baseline run for real."""
+    require_wrk()
     ensure_wrk.cache_clear()
     try:
         names = bench_main.discover()
-        results = await bench_main.run_all(names, scale=0.002, min_seconds=0.5)
+        results = await bench_main.run_all(names, scale=0.002, min_seconds=2.0)
     finally:
         ensure_wrk.cache_clear()
     assert {"checkins", "fanout", "feed_read", "local_feed", "nearby_stores", "push", "vouchers"} <= set(names)
-    by_prefix = Counter(r.name.split(",")[0].split(" (")[0].split(" to ")[0] for r in results)
-    assert by_prefix == {"check-in writes": 1, "fan-out": 2, "home feed": 1, "local feed": 1, "nearby stores": 1,
-                         "offer push": 2, "voucher claims": 1}, by_prefix
+    kinds = Counter(next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "local feed",
+                                     "nearby stores", "offer push", "voucher claims, winning",
+                                     "voucher claims, sold-out") if r.name.startswith(k)) for r in results)
+    assert kinds == {"check-in writes": 1, "fan-out to": 2, "post by a": 1, "home feed": 1, "local feed": 1,
+                     "nearby stores": 1, "offer push": 2, "voucher claims, winning": 1,
+                     "voucher claims, sold-out": 1}, kinds
     for r in results:
+        assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
+        assert "loadavg_1m" in r.extra, r
     for r in results:
         if r.unit == "req/s":
             assert r.p50_ms is not None and r.p99_ms is not None and r.p50_ms <= r.p99_ms
             assert r.extra.get("other_statuses") is None, r  # every answer was the expected one
-    vouchers = next(r for r in results if r.name.startswith("voucher"))
-    assert vouchers.extra["answers_201"] == vouchers.extra["stock"] == vouchers.extra["vouchers_in_db"]
-    assert vouchers.extra["answers_409"] > 0
+            assert r.extra.get("baseline_other_statuses") is None, r
+            assert r.extra["generator"] == r.extra["baseline_generator"], r  # the same generator on both sides
+            assert "client_limit" in r.extra and "baseline_client_limit" in r.extra, r
+    checkins = next(r for r in results if r.name.startswith("check-in"))
+    assert checkins.extra["generator"].startswith("wrk, each request once"), checkins
+    won = next(r for r in results if r.name.startswith("voucher claims, winning"))
+    assert won.extra["answers_201"] == won.extra["stock"] == won.extra["vouchers_in_db"] == won.extra["requests"]
+    sold_out = next(r for r in results if r.name.startswith("voucher claims, sold-out"))
+    assert sold_out.extra["answers_201"] == sold_out.extra["stock"] == sold_out.extra["vouchers_in_db"]
+    assert sold_out.extra["answers_409"] == sold_out.extra["requests"] > 0  # the row holds only the 409s
     for r in results:
         if r.name.startswith("fan-out"):
+            assert "in-Redis ZADD" in r.name and r.extra["mode"] == "push", r
             assert r.extra["feeds_holding"] == r.extra["followers"] and r.extra["fanout_done"], r
+            assert r.extra["in_redis_seconds"] and "in_redis_cpu%_redis" in r.extra and "cpu%_worker" in r.extra, r
+        if r.name.startswith("post by a"):
+            assert r.extra["mode"].startswith("pull") and r.extra["followers"] > r.extra["threshold"], r
         if r.name.startswith("offer push"):
             got, of = r.extra["delivered"].split("/")
             assert got == of and r.extra["bare_delivered"] == r.extra["delivered"], r
+            assert r.extra["client_processes"] >= 2 and "cpu%_client2" in r.extra and "bare_cpu%_client2" in r.extra
 
 
 async def test_soak_runs_and_checks_itself(tmp_path) -> None:
@@ -151,7 +253,10 @@ async def test_soak_runs_and_checks_itself(tmp_path) -> None:
     doc = await soak.soak(args)
     assert doc["http_5xx"] == 0 and doc["http_transport_errors"] == 0
     assert sum(r["requests"] for r in doc["routes"].values()) >= 20
-    assert sum(doc["events"]["required"].values()) > 0  # the zero-lost check was not vacuous
-    assert doc["events"]["lost"] == {"stayed": 0, "resumed": 0} and doc["events"]["duplicates"] == 0
+    events = doc["events"]
+    assert sum(events["required"]["feed.new"].values()) > 0  # the zero-lost check was not vacuous
+    assert events["lost"] == {"feed.new": {"stayed": 0, "resumed": 0}, "offer": {"stayed": 0, "resumed": 0}}
+    assert events["duplicates"] == 0
+    assert events["history"]["lost"] == {"stayed": 0, "resumed": 0} and events["history"]["duplicates"] == 0
     assert doc["clients"]["dropped_and_resumed"] == 3
     assert doc["api_rss_mib"]["start"] > 0 and doc["ok"], doc
