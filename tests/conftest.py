@@ -110,6 +110,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(report.nodeid)
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Remembers modules skipped whole (``pytest.importorskip``, a module-level ``pytest.skip``)."""
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI (``CI=true``, set by ``.ci/run``) a skipped test fails the run: whatever it needed must be
     installed there, so that no check is silently missing. Local runs stay lenient."""

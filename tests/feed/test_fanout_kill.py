@@ -1,4 +1,4 @@
-"""SLOW (~40 s): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
+"""SLOW (~60 s): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
 followers, restarted, and the fan-out finishes from its checkpoint. Counted where a duplicate or a
 loss would show (a sorted set holds a member once, so "every feed holds the post" alone cannot fail):
 
