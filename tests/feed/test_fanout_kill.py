@@ -52,6 +52,7 @@ CHUNK = 20
 ONLINE_EVERY = 10  # fake followers at positions 0, 10, 20 … are online (a simulated API process holds them)
 PROBE_EVERY, PROBE_AT = 50, 25  # followers at 25, 75, 125 … have no feed until just before the restart
 SOCKET_EVERY, SOCKET_AT, SOCKETS = 15, 7, 24  # real accounts with sockets at 7, 22, 37 … 352
+KILL_AFTER = CHECKPOINT_EVERY * CHUNK + CHUNK // 2  # an online follower in the batch after the first checkpoint
 MENTIONED = 3  # the first sockets' owners are mentioned in the post
 LIKERS = 5
 pytestmark = pytest.mark.slow
@@ -124,6 +125,7 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
     online_fake = [i for i in range(FOLLOWERS) if i % ONLINE_EVERY == 0]
     online = {str(followers[i]): i for i in online_fake} | {a.id: i for i, a in real_at.items()}
     assert not set(probes) & (set(online_fake) | set(real_at)) and not set(online_fake) & set(real_at)
+    assert KILL_AFTER in online_fake
     await services.db.follows.insert_many(
         [{"_id": fid, "follower_id": f, "target_type": "user", "target_id": aid, "created_at": None, "created_ms": 0}
          for fid, f in zip(follow_ids, followers, strict=True)], ordered=False)
@@ -182,10 +184,11 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
         await queue.send("fanout.post", member)
 
         async def under_way() -> bool:
-            post = await services.db.posts.find_one({"_id": pid}, {"fanout_progress": 1})
-            return bool(post and post.get("fanout_progress", {}).get("user"))
+            # the first batch after the first checkpoint has been announced: the kill lands between
+            # two checkpoints, after work the resumed run will have to redo
+            return bool(await services.redis.xlen(event_history(followers[KILL_AFTER])))
 
-        await wait_until(under_way, timeout=30, interval=0.005)
+        await wait_until(under_way, timeout=30, interval=0.002)
         worker.kill()
         post = await services.db.posts.find_one({"_id": pid})
         partial = await holders()
