@@ -17,6 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/solomo dev
 
+# what the tests drive outside Python: chromium and a CJK font (end-to-end tests), wrk (benchmark test)
 browser:
 	sh scripts/ensure-browser.sh
 

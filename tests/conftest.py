@@ -15,6 +15,7 @@ from solomo.embedded import EmbeddedServers, free_port
 
 _servers: EmbeddedServers | None = None
 _tmp: Path | None = None
+_skipped: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,3 +101,33 @@ def live_server(settings) -> Iterator[str]:
         yield server.base_url
     finally:
         server.stop()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remembers skipped tests (an expected failure, ``xfail``, is not a skip)."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Remembers modules skipped whole (``pytest.importorskip``, a module-level ``pytest.skip``)."""
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (``CI=true``, set by ``.ci/run``) a skipped test fails the run: whatever it needed must be
+    installed there, so that no check is silently missing. Local runs stay lenient."""
+    if _in_ci() and _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _in_ci() and _skipped:
+        terminalreporter.write_line(
+            f"CI: {len(_skipped)} skipped test(s) fail the run (install what they need): " + ", ".join(_skipped),
+            red=True)

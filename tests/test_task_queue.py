@@ -80,7 +80,17 @@ async def test_a_worker_runs_what_the_api_sends(services, celery_worker):
 
 
 async def test_other_brokers_go_through_celery():
-    tasks = TaskQueue(Celery("scratch", broker="memory://"))
+    app = Celery("scratch", broker="memory://")
+    queue = f"scratch_{uuid.uuid4().hex[:8]}"
+    app.conf.task_routes = {"scratch.*": {"queue": queue}}
+    tasks = TaskQueue(app)
     assert tasks._broker is None
-    await tasks.send("scratch.job", 1)  # through send_task in a thread; the memory broker takes it
+    await tasks.send("scratch.job", 1, "two")  # through send_task in a thread; the memory broker takes it
     await tasks.aclose()
+    # delivered: the memory broker's queue holds exactly that task, with its arguments
+    with app.connection_for_read() as conn:
+        message = conn.SimpleQueue(queue).get(timeout=2)
+        message.ack()
+        assert message.headers["task"] == "scratch.job"
+        assert message.decode()[0] == [1, "two"]
+        assert conn.SimpleQueue(queue).qsize() == 0

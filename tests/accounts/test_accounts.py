@@ -52,10 +52,15 @@ async def test_wrong_password(client):
     {"username": {"$gt": ""}, "password": "password123"},
     {"username": "okname4", "password": 12345678},
 ])
-async def test_register_rejects_bad_input(client, body):
+async def test_register_rejects_bad_input(client, services, body):
+    users_before = await services.db.users.count_documents({})
     resp = await client.post("/v1/auth/register", json=body)
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "invalid"
+    # refused before MongoDB: no account document was written, under that name or any other
+    assert await services.db.users.count_documents({}) == users_before
+    if isinstance(body.get("username"), str):
+        assert await services.db.users.count_documents({"username": body["username"]}) == 0
 
 
 async def test_operator_in_login_never_reaches_mongo(client):

@@ -1,18 +1,22 @@
-"""Drill: Redis is flushed (FLUSHALL: feeds, broker queues, rate limits, event history all gone) and
-stopped for a few seconds while clients keep calling, then started again on the same port.
+"""Drill: the redis-server is SIGKILLed while clients keep posting, liking, checking in and claiming
+vouchers, stays down a few seconds, and is started again on the same port *empty* (no persistence:
+feeds, broker queues, rate limits, event history all gone, as after a crash of a cache-only Redis).
 
-A separate mongod + redis-server pair, a separate uvicorn process and a ``celery worker -B``
-subprocess (with beat, whose sweeper is the fan-out outbox) serve this drill. Before the outage a
-small social graph (everyone follows everyone), posts, likes and check-ins are made and
-acknowledged. The drill asserts:
+A separate mongod + redis-server pair (not the session's: other tests are unaffected), a separate
+uvicorn process and a ``celery worker -B`` subprocess (with beat, whose sweeper is the fan-out
+outbox) serve this drill. Before the outage a small social graph (everyone follows everyone), a
+merchant's stores and limited offers, posts and check-ins are made. Every client loops over: read
+the home feed, post, like, check in at its next store, claim the next offer, read ``/v1/me``. The
+drill asserts:
 
-- during the outage every answer is a success or 503 ``unavailable`` (never a 500), within a few
-  seconds (never a hang); ``/readyz`` says 503;
+- during the outage every error answer is 503 ``unavailable`` (never a 500, never a hang) except the
+  business refusal a claim may get anyway (409 ``sold_out``); ``/readyz`` says 503;
 - after Redis is back the same API process and worker recover by themselves;
-- nothing acknowledged is lost or duplicated: every acknowledged post is in each reader's home feed
-  exactly once — through the API and in the rebuilt Redis feed (regenerated from MongoDB) — posts
-  acknowledged after the restart are fanned out (by the task or by the sweeper re-sending what the
-  flush lost), and likes and check-ins are counted once each.
+- every acknowledged write (2xx) is in MongoDB: posts, likes, check-ins, vouchers;
+- feeds regenerate: every acknowledged post is in each reader's home feed exactly once — through the
+  API and in the Redis feed rebuilt from MongoDB — and every post reaches "fan-out done";
+- counters are exact: each post's ``like_count`` = its like documents, each store's
+  ``checkins_count`` = its check-ins, each offer's ``claimed`` = its vouchers ≤ its stock.
 """
 
 from __future__ import annotations
@@ -39,10 +43,14 @@ from feed.timeline import MARKER, READY
 from solomo.core.keys import home_key
 from solomo.core.settings import load_settings
 from solomo.embedded import EmbeddedServers, free_port
+from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_REDIS_OUTAGE_S", "5"))
 USERS = 5
+STORES = 80  # a check-in each at a new store (the same store again would meet the one-hour cooldown)
+OFFERS = 80
+STOCK = 3  # fewer than USERS: claims race for the last vouchers, and sold_out answers come too
 MAX_ANSWER_S = 6.0
 RECOVERY_S = 20.0
 CONVERGE_S = 60.0  # beat's sweeper runs every 15 s; a lost fan-out is re-sent on its next run
@@ -78,6 +86,10 @@ class Drill:
     posts: dict[str, str] = field(default_factory=dict)  # acknowledged post id → author id
     posts_after_restart: set[str] = field(default_factory=set)
     likes: set[tuple[str, str]] = field(default_factory=set)  # acknowledged (post id, user id)
+    checkins: dict[str, tuple[str, str]] = field(default_factory=dict)  # acknowledged id → (store, user)
+    vouchers: dict[str, tuple[str, str]] = field(default_factory=dict)  # acknowledged id → (offer, user)
+    stores: list[dict] = field(default_factory=list)
+    offers: list[dict] = field(default_factory=list)
     stop: bool = False
 
 
@@ -92,7 +104,7 @@ class Stack:
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="solomo-rdrill-"))
-    servers = EmbeddedServers(tmp, free_port(), free_port(), persistent=True)
+    servers = EmbeddedServers(tmp, free_port(), free_port(), persistent=False)  # Redis restarts empty
     api: LiveServer | None = None
     worker: WorkerProcess | None = None
     try:
@@ -136,10 +148,17 @@ async def _call(drill: Drill, http: httpx2.AsyncClient, op: str, method: str, ur
     return resp
 
 
+def _sold_out(o: Outcome) -> bool:
+    """The one refusal a claim may meet whatever Redis does: the offer's stock is gone."""
+    return (o.op, o.status, o.code) == ("claim", 409, "sold_out")
+
+
 async def _client(drill: Drill, http: httpx2.AsyncClient, me: User) -> None:
     n = 0
+    stores, offers = iter(drill.stores), iter(drill.offers)
     while not drill.stop:
         n += 1
+        seen = len(drill.outcomes)
         await _call(drill, http, "home", "GET", "/v1/feed/home?limit=50", headers=me.headers)
         if n % 3 == 0:
             phase = drill.phase
@@ -156,8 +175,21 @@ async def _client(drill: Drill, http: httpx2.AsyncClient, me: User) -> None:
             resp = await _call(drill, http, "like", "POST", f"/v1/posts/{pid}/like", headers=me.headers)
             if resp is not None and resp.status_code == 200:
                 drill.likes.add((pid, me.id))
+        store = next(stores, None) if n % 2 == 0 else None
+        if store is not None:
+            resp = await _call(drill, http, "checkin", "POST", "/v1/checkins", headers=me.headers,
+                               json={"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]})
+            if resp is not None and resp.status_code == 201:
+                drill.checkins[resp.json()["checkin"]["id"]] = (store["id"], me.id)
+                drill.posts[resp.json()["post"]["id"]] = me.id  # a check-in is a post too
+        offer = next(offers, None)
+        if offer is not None:
+            resp = await _call(drill, http, "claim", "POST", f"/v1/offers/{offer['id']}/claim", headers=me.headers)
+            if resp is not None and resp.status_code in (200, 201):
+                drill.vouchers[resp.json()["id"]] = (offer["id"], me.id)
         await _call(drill, http, "me", "GET", "/v1/me", headers=me.headers)
-        await asyncio.sleep(0.05)
+        refused = any(o.status == 503 for o in drill.outcomes[seen:])
+        await asyncio.sleep(0.3 if refused else 0.05)  # quick 503s must not use up the stores and offers
 
 
 async def _setup(http: httpx2.AsyncClient, drill: Drill) -> tuple[list[User], dict]:
@@ -175,17 +207,27 @@ async def _setup(http: httpx2.AsyncClient, drill: Drill) -> tuple[list[User], di
                                                       "password": "password123", "role": "merchant"})
     merchant = User(resp.json()["user"]["id"], resp.json()["token"])
     lat, lng = random_point()
-    resp = await http.post("/v1/stores", json={"name": "Drill Cafe", "lat": lat, "lng": lng}, headers=merchant.headers)
-    assert resp.status_code == 201, resp.text
-    store = resp.json()
+    for i in range(STORES + 1):  # all in one spot (a mall): moving between them breaks no travel rule
+        resp = await http.post("/v1/stores", json={"name": f"Drill Cafe {i}", "lat": lat, "lng": lng},
+                               headers=merchant.headers)
+        assert resp.status_code == 201, resp.text
+        drill.stores.append({**resp.json(), "lat": lat, "lng": lng})
+    store = drill.stores.pop()  # everyone checks in here before the outage
+    for i in range(OFFERS):
+        resp = await http.post(f"/v1/stores/{store['id']}/offers", headers=merchant.headers,
+                               json={"title": f"Drill offer {i}", "radius_m": 500, "expires_at": in_minutes(60),
+                                     "stock": STOCK})
+        assert resp.status_code == 201, resp.text
+        drill.offers.append(resp.json())
     for u in users:
         assert (await http.get("/v1/feed/home", headers=u.headers)).status_code == 200  # active readers
         resp = await http.post("/v1/posts", json={"text": "before the outage"}, headers=u.headers)
         assert resp.status_code == 201, resp.text
         drill.posts[resp.json()["id"]] = u.id
-        resp = await http.post("/v1/checkins", json={"store_id": store["id"], "lat": lat, "lng": lng},
-                               headers=u.headers)
+        resp = await http.post("/v1/checkins", json={"store_id": store["id"], "lat": store["lat"],
+                                                      "lng": store["lng"]}, headers=u.headers)
         assert resp.status_code == 201, resp.text
+        drill.checkins[resp.json()["checkin"]["id"]] = (store["id"], u.id)
         drill.posts[resp.json()["post"]["id"]] = u.id  # a check-in is a post too
     return users, store
 
@@ -204,7 +246,7 @@ async def _home_ids(http: httpx2.AsyncClient, user: User) -> list[str]:
             return ids
 
 
-async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
+async def test_redis_killed_and_restarted_empty_loses_nothing(stack: Stack):
     drill = Drill()
     redis_srv = stack.servers.redis
     assert redis_srv is not None and stack.servers.mongo is not None
@@ -215,18 +257,24 @@ async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
         tasks = [asyncio.create_task(_client(drill, http, u)) for u in users]
         try:
             await asyncio.sleep(3)
+            sentinel = Redis.from_url(redis_srv.url)
+            await sentinel.set("drill:sentinel", "1")  # gone after the restart: Redis came back empty
+            await sentinel.aclose()
             drill.phase = "outage"
             down_at = time.monotonic()
-            r = Redis.from_url(redis_srv.url)
-            await r.flushall()
-            await r.aclose()
-            await asyncio.to_thread(redis_srv.stop)
+            writes_before = len(drill.posts) + len(drill.likes) + len(drill.checkins) + len(drill.vouchers)
+            assert redis_srv.proc.process is not None
+            redis_srv.proc.process.kill()  # SIGKILL mid-traffic: no shutdown, nothing saved
+            await asyncio.to_thread(redis_srv.proc.process.wait, 10)
             await asyncio.sleep(OUTAGE_S / 2)
             ready_during = (await http.get("/readyz")).status_code
             await asyncio.sleep(OUTAGE_S / 2)
             drill.phase = "restarting"
             up_began = time.monotonic()
             await asyncio.to_thread(redis_srv.start)
+            sentinel = Redis.from_url(redis_srv.url)
+            kept = await sentinel.exists("drill:sentinel")
+            await sentinel.aclose()
             drill.phase = "after"
             seen = len(drill.outcomes)
             recovered_after = await seconds_until(
@@ -246,10 +294,19 @@ async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
         for o in drill.outcomes:
             by = summary.setdefault(o.phase, {})
             by[str(o.status)] = by.get(str(o.status), 0) + 1
-        print(f"\nredis outage drill: {summary}; readyz during outage {ready_during}; "
-              f"API recovered {recovered_after:.2f}s after redis-server was back; {len(drill.posts)} posts and "
-              f"{len(drill.likes)} likes acknowledged ({len(drill.posts_after_restart)} posts after the restart)")
-        bad = [o for o in drill.outcomes if o.status is None or (o.status >= 400 and o.status != 503)]
+        ops: dict[str, dict[str, int]] = {}
+        for o in drill.outcomes:
+            if down_at <= o.started < up_began:
+                by = ops.setdefault(o.op, {})
+                by[str(o.status)] = by.get(str(o.status), 0) + 1
+        print(f"\nredis kill drill: {summary}; during the outage by operation: {ops}; readyz during outage "
+              f"{ready_during}; Redis came back {'with its data' if kept else 'empty'}; API recovered "
+              f"{recovered_after:.2f}s after redis-server was back; acknowledged: {len(drill.posts)} posts "
+              f"({len(drill.posts_after_restart)} after the restart), {len(drill.likes)} likes, "
+              f"{len(drill.checkins)} check-ins, {len(drill.vouchers)} vouchers")
+        assert not kept, "redis-server came back with its data: the drill did not lose Redis"
+        bad = [o for o in drill.outcomes if o.status is None or (o.status >= 400 and o.status != 503
+                                                                 and not _sold_out(o))]
         assert not bad, bad[:5]
         assert all(o.code == "unavailable" for o in drill.outcomes if o.status == 503)
         outage = [o for o in drill.outcomes if down_at <= o.started < up_began]
@@ -257,8 +314,13 @@ async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
         assert max(o.seconds for o in drill.outcomes) <= MAX_ANSWER_S, max(o.seconds for o in drill.outcomes)
         assert ready_during == 503
         steady = [o for o in drill.outcomes if o.started >= steady_from]
-        assert steady and all(o.status is not None and o.status < 400 for o in steady), summary
+        unsteady = [o for o in steady if o.status is None or (o.status >= 400 and not _sold_out(o))]
+        assert steady and not unsteady, unsteady[:5]
         assert drill.posts_after_restart, "no post was acknowledged after the restart"
+        writes_after = len(drill.posts) + len(drill.likes) + len(drill.checkins) + len(drill.vouchers)
+        assert writes_after > writes_before
+        for op in ("post", "like", "checkin", "claim"):  # each kind of write was in flight when Redis died
+            assert any(o.op == op for o in outage), (op, ops)
 
         # every acknowledged post reaches MongoDB's "fan-out done" (the task, or the sweeper's re-send)
         authored = {"author_id": {"$in": [ObjectId(u.id) for u in users]}}
@@ -300,7 +362,20 @@ async def test_redis_flushed_and_restarted_loses_nothing(stack: Stack):
             assert post["like_count"] == likes
         for pid, uid in drill.likes:
             assert await db.likes.count_documents({"post_id": ObjectId(pid), "user_id": ObjectId(uid)}) == 1
-        stored = await db.stores.find_one({"_id": ObjectId(store["id"])})
-        checkins = await db.checkins.count_documents({"store_id": ObjectId(store["id"])})
-        assert stored["checkins_count"] == checkins == USERS
+        for cid, (sid, uid) in drill.checkins.items():
+            assert await db.checkins.count_documents(
+                {"_id": ObjectId(cid), "store_id": ObjectId(sid), "user_id": ObjectId(uid)}) == 1, cid
+        for s in [*drill.stores, store]:
+            stored = await db.stores.find_one({"_id": ObjectId(s["id"])})
+            checkins = await db.checkins.count_documents({"store_id": ObjectId(s["id"])})
+            assert stored["checkins_count"] == checkins, (s["id"], stored["checkins_count"], checkins)
+        assert (await db.stores.find_one({"_id": ObjectId(store["id"])}))["checkins_count"] == USERS
+        # vouchers: each acknowledged claim stored once, each offer's counter = its vouchers, never oversold
+        for vid, (oid, uid) in drill.vouchers.items():
+            assert await db.vouchers.count_documents(
+                {"_id": ObjectId(vid), "offer_id": ObjectId(oid), "user_id": ObjectId(uid)}) == 1, vid
+        for offer in drill.offers:
+            stored = await db.offers.find_one({"_id": ObjectId(offer["id"])}, {"claimed": 1})
+            vouchers = await db.vouchers.count_documents({"offer_id": ObjectId(offer["id"])})
+            assert stored["claimed"] == vouchers <= STOCK, (offer["id"], stored["claimed"], vouchers)
     await mongo.close()

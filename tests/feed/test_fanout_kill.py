@@ -1,6 +1,19 @@
-"""SLOW (~30 s): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
-followers, restarted, and the sweeper (Celery beat, embedded with ``-B``) finishes the job: every
-follower's feed then holds the post exactly once.
+"""SLOW (~60 s): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
+followers, restarted, and the fan-out finishes from its checkpoint. Counted where a duplicate or a
+loss would show (a sorted set holds a member once, so "every feed holds the post" alone cannot fail):
+
+- ``feed.new`` events per online follower: in each one's history stream ``events:{uid}`` (2,000
+  followers held online by a simulated API process) and as frames received by real WebSocket
+  clients of the live uvicorn server (accounts spread over the first few hundred followers, where
+  the kill lands), held open through the whole drill;
+- mention notifications per mentioned user (history and frames), the topic's trend counts (posts
+  per topic, posts per author), and the post's ``like_count`` against its like documents while
+  followers like it during the outage and the resumed run;
+- the resume: the checkpoint (``fanout_progress.user``) is read from MongoDB after the kill; every
+  50th follower had no feed (an inactive reader) and all of them get one (READY, empty) before the
+  restart. A resumed run writes only past the checkpoint, so those before it stay without the post
+  while those after it get it; a run that started over would fill them all. The ``feed.new`` events
+  recorded after the restart are likewise only for online followers past the checkpoint.
 
 The worker listens on its own broker database (db 2), so the in-process test worker of other tests
 cannot take the task; it fans out in small batches (``SOLOMO_FANOUT_CHUNK=20``) so the kill lands
@@ -9,23 +22,40 @@ mid-way, and with a 1 s sweep age so that beat's 15 s schedule picks the post up
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import time
+import uuid
+from collections import Counter
+from typing import Any
 
 import pytest
 from bson import ObjectId
 
+from feed.fanout import CHECKPOINT_EVERY
 from feed.posts import build_post, insert_post
 from feed.timeline import MARKER, READY
+from feed.trends import bucket_of
 from solomo.core import tasknames
-from solomo.core.keys import home_key
+from solomo.core.keys import event_history, home_key, trend_authors, trend_posts
+from solomo.core.presence import Presence
 from solomo.core.queue import TaskQueue
 from solomo.core.settings import load_settings
 from tests.feed.helpers import principal
-from tests.support import WorkerProcess, register, wait_until
+from tests.realtime.wsclient import open_ws
+from tests.support import Account, WorkerProcess, make_account, register, wait_until
 from workers.app import make_celery
 
 FOLLOWERS = 20_000
+CHUNK = 20
+ONLINE_EVERY = 10  # fake followers at positions 0, 10, 20 … are online (a simulated API process holds them)
+PROBE_EVERY, PROBE_AT = 50, 25  # followers at 25, 75, 125 … have no feed until just before the restart
+SOCKET_EVERY, SOCKET_AT, SOCKETS = 15, 7, 24  # real accounts with sockets at 7, 22, 37 … 352
+KILL_AFTER = CHECKPOINT_EVERY * CHUNK + CHUNK // 2  # an online follower in the batch after the first checkpoint
+MENTIONED = 3  # the first sockets' owners are mentioned in the post
+LIKERS = 5
 pytestmark = pytest.mark.slow
 
 
@@ -34,25 +64,108 @@ def _broker_db2(redis_url: str) -> str:
     return f"{head}/2"
 
 
-async def test_killed_worker_mid_fanout_loses_nothing(client, services, settings, tmp_path):
+class Sockets:
+    """Real WebSocket clients of the live server; every frame each one receives, in order."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conns: list[Any] = []
+
+    async def open(self, base_url: str, accounts: list[Account]) -> None:
+        for acct in accounts:
+            ws = await open_ws(base_url, acct.token)
+            self.frames[acct.id] = []
+            self._conns.append(ws)
+            self._tasks.append(asyncio.create_task(self._read(ws, self.frames[acct.id])))
+
+    @staticmethod
+    async def _read(ws: Any, into: list[dict[str, Any]]) -> None:
+        async for raw in ws:
+            into.append(json.loads(raw))
+
+    def count(self, uid: str, type: str, **data: str) -> int:
+        return sum(1 for f in self.frames[uid] if f.get("type") == type
+                   and all(f.get("data", {}).get(k) == v for k, v in data.items()))
+
+    async def close(self) -> None:
+        for ws in self._conns:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _history(redis: Any, uids: list[str], type: str, **data: str) -> dict[str, list[int]]:
+    """uid → the stream times (ms) of that user's recorded events of ``type`` matching ``data``."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for uid in uids:
+            pipe.xrange(event_history(uid))
+        streams = await pipe.execute()
+    out: dict[str, list[int]] = {}
+    for uid, entries in zip(uids, streams, strict=True):
+        times = []
+        for event_id, fields in entries:
+            payload = json.loads(fields["data"])
+            if fields["type"] == type and all(payload.get(k) == v for k, v in data.items()):
+                times.append(int(str(event_id).split("-")[0]))
+        out[uid] = times
+    return out
+
+
+async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services, settings, live_server, tmp_path):
     author = await register(client)
     aid = ObjectId(author.id)
-    followers = [ObjectId() for _ in range(FOLLOWERS)]
+    real = [await make_account(services, "user") for _ in range(SOCKETS)]
+    real_at = {SOCKET_AT + i * SOCKET_EVERY: acct for i, acct in enumerate(real)}
+    followers = [ObjectId(real_at[i].id) if i in real_at else ObjectId() for i in range(FOLLOWERS)]
+    follow_ids = [ObjectId() for _ in range(FOLLOWERS)]  # increasing: the fan-out's order is position order
+    position = {f: i for i, f in enumerate(follow_ids)}
+    probes = [i for i in range(FOLLOWERS) if i % PROBE_EVERY == PROBE_AT]
+    online_fake = [i for i in range(FOLLOWERS) if i % ONLINE_EVERY == 0]
+    online = {str(followers[i]): i for i in online_fake} | {a.id: i for i, a in real_at.items()}
+    assert not set(probes) & (set(online_fake) | set(real_at)) and not set(online_fake) & set(real_at)
+    assert KILL_AFTER in online_fake
     await services.db.follows.insert_many(
-        [{"follower_id": f, "target_type": "user", "target_id": aid, "created_at": None, "created_ms": 0}
-         for f in followers], ordered=False)
+        [{"_id": fid, "follower_id": f, "target_type": "user", "target_id": aid, "created_at": None, "created_ms": 0}
+         for fid, f in zip(follow_ids, followers, strict=True)], ordered=False)
     await services.db.users.update_one({"_id": aid}, {"$set": {"followers_count": FOLLOWERS}})
+    probe_set = set(probes)
     async with services.redis.pipeline(transaction=False) as pipe:
-        for f in followers:  # active readers: their feeds exist
-            pipe.zadd(home_key(f), {MARKER: READY})
+        for i, f in enumerate(followers):  # active readers: their feeds exist (the probes' do not, yet)
+            if i not in probe_set:
+                pipe.zadd(home_key(f), {MARKER: READY})
         await pipe.execute()
 
+    # 2,000 followers online in a simulated API process (heartbeating, so no sweep drops them)
+    sim = Presence(services.redis, f"drill-{uuid.uuid4().hex[:8]}")
+    await sim.apply({str(followers[i]): True for i in online_fake})
+
+    async def heartbeat() -> None:
+        while True:
+            await sim.heartbeat()
+            await asyncio.sleep(5)
+
+    beating = asyncio.create_task(heartbeat())
+    sockets = Sockets()
+    await sockets.open(live_server, real)
+
+    async def all_online() -> bool:
+        return all(await services.redis.smismember("rt:online", list(online)))
+
+    await wait_until(all_online, timeout=15)
+
     broker = _broker_db2(settings.effective_redis_url)
-    env = {**os.environ, "SOLOMO_BROKER_URL": broker, "SOLOMO_FANOUT_CHUNK": "20",
+    env = {**os.environ, "SOLOMO_BROKER_URL": broker, "SOLOMO_FANOUT_CHUNK": str(CHUNK),
            "SOLOMO_FANOUT_MAX_FOLLOWERS": str(FOLLOWERS * 10), "SOLOMO_FANOUT_SWEEP_AFTER_S": "1"}
     worker = WorkerProcess(env, tmp_path)
     queue = TaskQueue(make_celery(load_settings(broker_url=broker)))
-    doc = await build_post(services, principal(author), "to twenty thousand")
+    mentioned = real[:MENTIONED]
+    tag = f"drill{uuid.uuid4().hex[:8]}"
+    text = f"to twenty thousand #{tag} " + " ".join(f"@{m.username}" for m in mentioned)
+    doc = await build_post(services, principal(author), text)
+    assert len(doc["mention_ids"]) == MENTIONED and len(doc["topics"]) == 1
     await insert_post(services, doc)
     pid, member = doc["_id"], str(doc["_id"])
 
@@ -62,36 +175,115 @@ async def test_killed_worker_mid_fanout_loses_nothing(client, services, settings
                 pipe.zscore(home_key(f), member)
             return sum(s is not None for s in await pipe.execute())
 
+    async def like(acct: Account) -> None:
+        for _ in range(2):  # twice: a like is idempotent, the counter must not move the second time
+            resp = await client.post(f"/v1/posts/{member}/like", headers=acct.headers)
+            assert resp.status_code == 200, resp.text
+
     try:
         worker.start()
         await queue.send(tasknames.FANOUT_POST, member)
 
         async def under_way() -> bool:
-            post = await services.db.posts.find_one({"_id": pid}, {"fanout_progress": 1})
-            return bool(post and post.get("fanout_progress", {}).get("user"))
+            # the first batch after the first checkpoint has been announced: the kill lands between
+            # two checkpoints, after work the resumed run will have to redo
+            return bool(await services.redis.xlen(event_history(followers[KILL_AFTER])))
 
-        await wait_until(under_way, timeout=30, interval=0.005)
+        await wait_until(under_way, timeout=30, interval=0.002)
         worker.kill()
         post = await services.db.posts.find_one({"_id": pid})
         partial = await holders()
         assert post["fanout"] == "pending", "the fan-out finished before the kill: nothing was proved"
-        assert 0 < partial < FOLLOWERS
+        checkpoint = post["fanout_progress"]["user"]
+        assert isinstance(checkpoint, ObjectId), checkpoint
+        resume_at = position[checkpoint] + 1  # followers [0, resume_at) are done for good
+        assert resume_at <= partial + len([p for p in probes if p < resume_at]) and partial < FOLLOWERS
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for i in probes:  # readers who come back now: empty, READY feeds
+                pipe.zadd(home_key(followers[i]), {MARKER: READY})
+            await pipe.execute()
+        await asyncio.gather(*[like(a) for a in real[-LIKERS:-LIKERS + 2]])  # while no worker runs
+        restarted_ms = int(time.time() * 1000)
         started = time.monotonic()
         worker.start()  # the killed task's message is unacked; beat's sweeper re-sends the post
+        await asyncio.gather(*[like(a) for a in real[-LIKERS + 2:]])  # during the resumed run
 
         async def done() -> bool:
             post = await services.db.posts.find_one({"_id": pid}, {"fanout": 1})
             return post["fanout"] == "done"
 
         await wait_until(done, timeout=45, interval=0.2)
-        print(f"killed after {partial} of {FOLLOWERS} feeds; finished {time.monotonic() - started:.1f}s after restart")
+        finished_s = time.monotonic() - started
+        await asyncio.sleep(3)  # anything a second run would add (a re-delivered message) shows up too
+
+        async def frames_in() -> bool:
+            return all(sockets.count(a.id, "feed.new", post_id=member) for a in real)
+
+        await wait_until(frames_in, timeout=15)
+        await asyncio.sleep(1)
     finally:
         worker.stop()
-    assert await holders() == FOLLOWERS
+        await sockets.close()
+        beating.cancel()
+        await sim.leave()
+
+    # every active reader holds the post, once
     async with services.redis.pipeline(transaction=False) as pipe:
         for f in followers:
-            pipe.zcard(home_key(f))
-        sizes = await pipe.execute()
-    assert set(sizes) == {2}  # the marker and the post, exactly once
+            pipe.zrange(home_key(f), 0, -1)
+        feeds = await pipe.execute()
+    active = [feeds[i] for i in range(FOLLOWERS) if i not in probe_set]
+    assert all(Counter(m)[member] == 1 and len(m) == 2 for m in active), "a reader's feed lacks the post"
+
+    # the resume started at the checkpoint: probes before it were not rewritten, those after it were
+    before = [i for i in probes if i < resume_at]
+    after = [i for i in probes if i >= resume_at]
+    assert before and after
+    assert all(feeds[i] == [MARKER] for i in before), "the resumed run redid followers before its checkpoint"
+    assert all(feeds[i] == [MARKER, member] for i in after), "the resumed run skipped followers after its checkpoint"
+
+    # feed.new, per online follower: recorded once in the history, delivered once to each socket
+    history = await _history(services.redis, list(online), "feed.new", post_id=member)
+    per_user = {uid: len(times) for uid, times in history.items()}
+    assert all(per_user.values()), [uid for uid, n in per_user.items() if not n][:5]
+    after_restart = {uid for uid, times in history.items() if max(times) >= restarted_ms}
+    assert all(online[uid] >= resume_at for uid in after_restart), "events re-sent to followers before the checkpoint"
+    for acct in real:
+        assert sockets.count(acct.id, "feed.new", post_id=member) == per_user[acct.id], acct.id
+    # a run resumed at the checkpoint redoes the batches after it that the killed run had already done
+    # (at most CHECKPOINT_EVERY): a duplicate there is the known bug below, anywhere else a failure
+    redo_end = resume_at + CHECKPOINT_EVERY * CHUNK
+    twice = {uid: online[uid] for uid, n in per_user.items() if n > 1}
+    assert all(n <= 2 for n in per_user.values()), max(per_user.values())
+    assert all(resume_at <= i < redo_end for i in twice.values()), sorted(twice.values())[:10]
+
+    # mentions: one notification each, in the history and on the socket
+    mentions = await _history(services.redis, [m.id for m in mentioned], "notification", kind="mention",
+                              post_id=member)
+    assert {uid: len(t) for uid, t in mentions.items()} == {m.id: 1 for m in mentioned}
+    assert [sockets.count(m.id, "notification", kind="mention", post_id=member) for m in mentioned] == [1] * MENTIONED
+
+    # trends: the post counted once for its topic and author
+    key, bucket = doc["topics"][0]["key"], bucket_of(doc["created_ms"])
+    assert await services.redis.hget(trend_posts(bucket), key) == "1"
+    assert await services.redis.hgetall(trend_authors(bucket, key)) == {author.id: "1"}
+
+    # counters: one like each, counted once
+    stored = await services.db.posts.find_one({"_id": pid}, {"like_count": 1})
+    assert stored["like_count"] == await services.db.likes.count_documents({"post_id": pid}) == LIKERS
+
+    print(f"\nkilled after {partial} of {FOLLOWERS} feeds, checkpoint at follower {resume_at}; finished "
+          f"{finished_s:.1f}s after restart; feed.new per online follower: {dict(Counter(per_user.values()))} "
+          f"over {len(online)} ({len(after_restart)} recorded after the restart); "
+          f"probes kept empty {len(before)}, filled {len(after)}; {len(twice)} duplicates in the redo window")
+    histories = [event_history(u) for u in online]
     for start in range(0, FOLLOWERS, 1000):
-        await services.redis.delete(*[home_key(f) for f in followers[start:start + 1000]])
+        await services.redis.delete(*[home_key(f) for f in followers[start:start + 1000]],
+                                    *histories[start // 10:(start + 1000) // 10])
+
+    if twice:
+        pytest.xfail(
+            f"KNOWN BUG (issue 11 drills): {len(twice)} online followers got feed.new twice. feed/fanout.py _push "
+            "publishes feed.new for every online reader of each batch it writes; a run resumed at the checkpoint "
+            "re-writes up to CHECKPOINT_EVERY batches the killed run had done, and re-announces them. Fix: publish "
+            "feed.new once per (post, user), e.g. services.events.publish_each(..., once_key=<per-post set>)")

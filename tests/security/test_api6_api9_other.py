@@ -49,11 +49,16 @@ async def test_limited_offer_is_never_oversold(api, world: World, services, leak
     assert await services.db.vouchers.count_documents({"offer_id": ObjectId(offer["id"])}) == 3
 
 
-async def test_one_report_per_user_and_post(api, world: World):
+async def test_one_report_per_user_and_post(api, world: World, services):
     url = f"/v1/posts/{world.bob_post['id']}/reports"
     first = await api.post(url, json={"reason": "spam"}, headers=world.merchant.headers)
-    second = await api.post(url, json={"reason": "abuse"}, headers=world.merchant.headers)
-    assert first.status_code == 201 and second.status_code == 409
+    answers = await asyncio.gather(*[api.post(url, json={"reason": "abuse"}, headers=world.merchant.headers)
+                                     for _ in range(4)])
+    assert first.status_code == 201 and [r.status_code for r in answers] == [409] * 4
+    # the record, not only the answers: one report document for this reporter and post
+    stored = await services.db.reports.count_documents({"post_id": ObjectId(world.bob_post["id"]),
+                                                        "reporter_id": ObjectId(world.merchant.id)})
+    assert stored == 1
 
 
 async def test_checkin_cooldown_cannot_be_raced(api, world: World, services, leak_scanner):
