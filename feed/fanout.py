@@ -34,8 +34,16 @@ from feed.timeline import Timelines
 from geo.cells import cells_for_point
 from solomo.accounts import user_summary
 from solomo.core import tasknames
-from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, UserSummary, notify, publish_event
-from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, topic_key
+from solomo.core.eventtypes import (
+    FeedNew,
+    MentionNotification,
+    PostDeleted,
+    UserSummary,
+    notify,
+    publish_each_event,
+    publish_event,
+)
+from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, feed_new_sent, home_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -44,6 +52,8 @@ log = logging.getLogger("solomo.feed.fanout")
 
 CELL_CAP = 500
 CHECKPOINT_EVERY = 4
+FEED_NEW_ONCE_TTL_S = 86400
+"""How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 TOPIC_CAP = 1000
 
@@ -54,6 +64,18 @@ def cell_keys(post: dict[str, Any]) -> list[str]:
         return []
     lng, lat = loc["coordinates"]
     return [cell_key(c) for c in cells_for_point(lat, lng)]
+
+
+async def _announce(services: Services, post_id: str, online: list[str]) -> None:
+    """``feed.new`` to the online readers of one batch, once per (post, reader): a fan-out resumed
+    at its checkpoint rewrites (harmlessly) batches the killed run had done, and must not announce
+    them again. Best effort, like every event: the feed itself is already written."""
+    event = FeedNew(post_id=post_id)
+    try:
+        await publish_each_event(services, [(uid, event) for uid in online], once_key=feed_new_sent(post_id),
+                                 once_ttl_s=FEED_NEW_ONCE_TTL_S)
+    except Exception as exc:
+        log.warning("could not announce post %s to %d readers: %s", post_id, len(online), exc)
 
 
 def _audiences(post: dict[str, Any]) -> list[tuple[TargetType, ObjectId]]:
@@ -157,7 +179,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
             written, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
             _count_entries("home" if target_type == "user" else "store", written)
             if online:
-                await publish_event(services, online, FeedNew(post_id=member))
+                await _announce(services, member, online)
             since_checkpoint += 1
             if since_checkpoint >= CHECKPOINT_EVERY:
                 since_checkpoint = 0

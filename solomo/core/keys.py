@@ -38,6 +38,11 @@ def cell_rebuild_lock(cell: str) -> str:
     return f"feed:cell:rebuild:{cell}"
 
 
+def feed_new_sent(post_id: Id) -> str:
+    """The users already told ``feed.new`` about a post (a resumed fan-out does not tell them twice)."""
+    return f"feed:new:{post_id}"
+
+
 def topic_key(topic: str) -> str:
     """``topic:{normalized topic}``: a topic's timeline."""
     return f"topic:{topic}"

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
+    transaction_timeout_s: float = Field(5.0, gt=0, le=60, description="Upper bound of one MongoDB transaction, "
+                                         "retries included: past it the request answers 503 instead of waiting")
     fanout_chunk: int = Field(5000, description="Followers per Lua call in a fan-out: fewer round trips "
                               "(measured: 5,000 beats 1,000 by about 25 %), each call holding Redis ~10 ms")
     fanout_max_followers: int = 10_000

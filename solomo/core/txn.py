@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 if TYPE_CHECKING:
@@ -46,6 +47,11 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
     gets a fresh :class:`Txn`: only the tasks of the attempt that committed are sent. Any exception
     ``body`` raises aborts the transaction and propagates unchanged, as do MongoDB's own errors
     (the app answers 503 for those).
+
+    The whole transaction, retries included, is bounded by ``settings.transaction_timeout_s``
+    (``pymongo.timeout``): the driver would otherwise keep retrying a transaction whose primary
+    is gone for up to two minutes, and the request would hang until MongoDB came back instead of
+    answering 503 (found by the MongoDB drill, ``tests/faults/test_mongo_outage.py``).
     """
     committed: Txn | None = None
 
@@ -54,8 +60,9 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
         committed = Txn(session)
         return await body(committed)
 
-    async with services.mongo.start_session() as session:
-        result = await session.with_transaction(attempt)
+    with pymongo.timeout(services.settings.transaction_timeout_s):
+        async with services.mongo.start_session() as session:
+            result = await session.with_transaction(attempt)
     assert committed is not None
     for name, args in committed.tasks:
         await send_task(services, name, *args)
