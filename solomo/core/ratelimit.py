@@ -57,7 +57,8 @@ def limiter(services: Services) -> MovingWindowRateLimiter:
 
 
 @functools.cache
-def _default_specs() -> dict[str, str]:
+def default_specs() -> dict[str, str]:
+    """Every action's default limits (what ``SOLOMO_RATE_LIMITS`` overrides key by key)."""
     factory = Settings.model_fields["rate_limits"].default_factory
     return factory() if factory is not None else {}  # type: ignore[call-arg]
 
@@ -67,7 +68,7 @@ def limits_for(services: Services, action: str) -> tuple[RateLimitItem, ...]:
     default (the variable replaces the whole mapping), so a partial override never breaks a route."""
     spec = services.settings.rate_limits.get(action)
     if spec is None:
-        spec = _default_specs().get(action)
+        spec = default_specs().get(action)
     if spec is None:
         raise LookupError(f"no rate limit configured for action {action!r}")
     return parse_limits(spec) if spec.strip() else ()

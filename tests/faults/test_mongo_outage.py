@@ -38,7 +38,7 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from solomo.core.settings import load_settings
+from solomo.core.ratelimit import default_specs
 from solomo.embedded import EmbeddedServers, free_port
 from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
@@ -52,7 +52,6 @@ STOCK = 3  # fewer than SOCIAL: claims race for the last vouchers
 DB = "solomo_drill"
 CONVERGE_S = 60.0  # beat's sweeper runs every 15 s
 MAX_ANSWER_S = 6.0  # serverSelectionTimeoutMS (3 s) plus slack for a loaded 2-core machine
-TRANSACTIONAL = {"like", "checkin", "claim"}  # writes made with session.with_transaction
 RECOVERY_S = 30.0
 PASSWORD = "password123"
 
@@ -103,7 +102,7 @@ def stack() -> Iterator[Stack]:
     try:
         servers.start()
         assert servers.mongo and servers.redis
-        unlimited = {action: "" for action in load_settings().rate_limits}  # the drill is not about limits
+        unlimited = {action: "" for action in default_specs()}  # the drill is not about limits
         env = {
             "SOLOMO_MONGO_URL": servers.mongo.url, "SOLOMO_REDIS_URL": servers.redis.url,
             "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",

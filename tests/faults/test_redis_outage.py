@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 
 from feed.timeline import MARKER, READY
 from solomo.core.keys import home_key
-from solomo.core.settings import load_settings
+from solomo.core.ratelimit import default_specs
 from solomo.embedded import EmbeddedServers, free_port
 from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
@@ -110,7 +110,7 @@ def stack() -> Iterator[Stack]:
     try:
         servers.start()
         assert servers.mongo and servers.redis
-        unlimited = {action: "" for action in load_settings().rate_limits}  # the drill is not about limits
+        unlimited = {action: "" for action in default_specs()}  # the drill is not about limits
         env = {
             "SOLOMO_MONGO_URL": servers.mongo.url, "SOLOMO_REDIS_URL": servers.redis.url,
             "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",
