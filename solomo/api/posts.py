@@ -72,6 +72,7 @@ class CommentPage(Page[CommentOut]):
 
 @endpoint("POST /v1/posts",
           summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
+          idempotent=True,
           errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments.")
@@ -111,6 +112,7 @@ async def unlike(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("POST /v1/posts/{post_id}/comments",
           summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
+          idempotent=True,
           errors={422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body
