@@ -9,19 +9,22 @@ header then goes through :func:`run_once`. One MongoDB document per (user, key),
    template, the concrete path and the body bytes.
 2. the winner runs the handler, then stores its answer (``state: "done"``, status, body) — for a
    success or a client error (4xx but 429, whose retry should run again). A 5xx, a 429 or an
-   exception releases the key (deletes the reservation) so that a retry runs again.
+   exception releases the key (deletes the reservation) so that a retry runs again — unless the
+   request already committed a transaction (below).
 3. a duplicate finds the document: another fingerprint → 422 ``idempotency_key_reused``; done →
    the stored answer with ``Idempotent-Replayed: true``; in progress → it polls for up to
    :data:`WAIT_S` seconds and replays the answer, or answers 409 ``idempotency_in_progress``
    (with ``Retry-After``) if the first request is still running.
 
 Guarantees and their window: concurrent duplicates and sequential retries never both run the
-handler. A process that dies mid-request leaves the reservation in progress: its duplicates get
-409 until the key expires and the handler never runs again for it, since its write may have
-committed (a client that must go on uses a new key). What is not covered: a handler that fails
-(5xx) *after* its write committed — say Redis down while a comment's notification is sent —
-releases the key, so a retry writes again; the routes' writes happen last, so this needs a
-backing store failing between the commit and the answer.
+handler. Every :func:`solomo.core.txn.run_transaction` inside the request also sets ``wrote`` on
+the reservation, in the same transaction (:func:`mark_written`): a request that fails after such
+a commit keeps its key in progress instead of releasing it. A process that dies mid-request
+leaves its reservation in progress too. Either way, its repeats get 409 until the key expires and
+the handler never runs again for it, since its write may have committed (a client that must go on
+uses a new key). Not covered: a 5xx after a write made outside a transaction (a post's or an
+offer's single insert) releases the key, so a retry writes again; those handlers do nothing that
+can fail after their insert but register a new offer in Redis (``offers.live``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,6 +47,7 @@ from starlette.responses import Response
 
 from solomo.core.errors import ApiError, BadRequest, Conflict, Invalid
 from solomo.core.jsonio import JSONResponse
+from solomo.core.mongo import Session
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -63,6 +68,10 @@ INDEXES = {
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=int(TTL.total_seconds()), name="ttl_24h"),
     ],
 }
+
+
+_running: ContextVar[ObjectId | None] = ContextVar("idempotency_reservation", default=None)
+"""The reservation of the request this task is answering, while its handler runs."""
 
 
 def parse_key(raw: str | None) -> str | None:
@@ -101,6 +110,7 @@ async def run_once(services: Services, request: Request, run: Callable[[], Await
     reservation = await _reserve_or_replay(services, request)
     if isinstance(reservation, Response):
         return reservation
+    running = _running.set(reservation)
     try:
         try:
             response = await run()
@@ -110,6 +120,8 @@ async def run_once(services: Services, request: Request, run: Callable[[], Await
         with anyio.CancelScope(shield=True):  # a cancelled request still frees its key
             await _release(services, reservation)
         raise
+    finally:
+        _running.reset(running)
     body = getattr(response, "body", None)
     if stores(response.status_code) and isinstance(body, bytes):
         await services.db.idempotency.update_one(
@@ -157,4 +169,14 @@ def _replay(first: dict[str, Any]) -> Response:
 
 
 async def _release(services: Services, reservation: ObjectId) -> None:
-    await services.db.idempotency.delete_one({"_id": reservation, "state": "in_progress"})
+    """Frees the key for a retry, unless a transaction of this request committed a write."""
+    await services.db.idempotency.delete_one({"_id": reservation, "state": "in_progress", "wrote": {"$ne": True}})
+
+
+async def mark_written(services: Services, session: Session) -> None:
+    """Inside a transaction: if it runs for a request holding a key, records on the reservation
+    that the request wrote — committed or rolled back with the write itself."""
+    reservation = _running.get()
+    if reservation is not None:
+        await services.db.idempotency.update_one({"_id": reservation}, {"$set": {"wrote": True}},
+                                                 session=session)

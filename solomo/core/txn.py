@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from solomo.core.idempotency import mark_written
+
 if TYPE_CHECKING:
     from solomo.core.services import Services
 
@@ -52,6 +54,7 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
     async def attempt(session: AsyncClientSession) -> T:
         nonlocal committed
         committed = Txn(session)
+        await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
         return await body(committed)
 
     async with services.mongo.start_session() as session:

@@ -15,6 +15,7 @@ import httpx2
 import pytest
 from bson import ObjectId
 
+from solomo.core.errors import Unavailable
 from tests.offers.helpers import in_minutes
 from tests.security.conftest import World, account, error_code
 from tests.support import Account, random_point
@@ -226,3 +227,56 @@ async def test_openapi_documents_the_header(api):
         assert "idempotency_key_reused" in op["responses"]["422"]["description"]
         assert "idempotency_in_progress" in op["responses"]["409"]["description"]
     assert not any(p.get("in") == "header" for p in doc["paths"]["/v1/stores"]["post"].get("parameters", []))
+
+
+async def test_a_failure_before_the_write_frees_the_key(api, services, leak_scanner, world: World, monkeypatch):
+    from feed import comments
+
+    async def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("redis is down")
+
+    alice = await fresh(services, leak_scanner)
+    headers = with_key(alice, key())
+    path = f"/v1/posts/{world.bob_post['id']}/comments"
+    with monkeypatch.context() as patched:
+        patched.setattr(comments, "create_comment", unavailable)
+        assert (await api.post(path, json={"text": "try again"}, headers=headers)).status_code == 503
+    resp = await api.post(path, json={"text": "try again"}, headers=headers)
+    assert resp.status_code == 201, resp.text
+    assert "idempotent-replayed" not in resp.headers
+    assert await services.db.comments.count_documents({"author_id": ObjectId(alice.id)}) == 1
+
+
+async def test_a_failure_after_a_committed_write_keeps_the_key(api, services, leak_scanner, world: World,
+                                                               monkeypatch):
+    from feed import comments
+    from solomo.core import idempotency
+
+    async def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("redis is down")
+
+    monkeypatch.setattr(idempotency, "WAIT_S", 0.3)
+    alice = await fresh(services, leak_scanner)
+    headers = with_key(alice, key())
+    path = f"/v1/posts/{world.bob_post['id']}/comments"
+    with monkeypatch.context() as patched:
+        patched.setattr(comments, "hydrate_comments", unavailable)  # fails after the comment's transaction
+        assert (await api.post(path, json={"text": "written once"}, headers=headers)).status_code == 503
+    resp = await api.post(path, json={"text": "written once"}, headers=headers)
+    assert resp.status_code == 409 and error_code(resp) == "idempotency_in_progress"
+    assert await services.db.comments.count_documents({"author_id": ObjectId(alice.id)}) == 1
+
+
+async def test_a_refused_transaction_does_not_hold_the_key(api, services, leak_scanner):
+    """check_in refuses ``too_far`` inside its checks; ``checkin_too_soon`` (429) inside its
+    transaction: rolled back with the write, the mark does not keep the key."""
+    merchant, alice = await fresh(services, leak_scanner, "merchant"), await fresh(services, leak_scanner)
+    lat, lng = random_point()
+    store = (await api.post("/v1/stores", json={"name": "Twice Cafe", "lat": lat, "lng": lng},
+                            headers=merchant.headers)).json()
+    body = {"store_id": store["id"], "lat": lat, "lng": lng}
+    assert (await api.post("/v1/checkins", json=body, headers=with_key(alice, key()))).status_code == 201
+    headers = with_key(alice, key())
+    assert (await api.post("/v1/checkins", json=body, headers=headers)).status_code == 429
+    record = await services.db.idempotency.find_one({"user_id": ObjectId(alice.id), "key": headers["Idempotency-Key"]})
+    assert record is None
