@@ -188,6 +188,8 @@ def endpoint(
                 if isinstance(auth, tuple) and principal.role not in auth:
                     raise Forbidden(f"this route is for {' or '.join(auth)} accounts")
             key = idempotency.parse_key(request.headers.get(idempotency.KEY_HEADER)) if idempotent else None
+            if rate is not None and key is None:
+                await enforce(services, rate, principal)
             ctx = Ctx(request, services, principal, path=dict(request.path_params))
             if query is not None:
                 ctx.query = parse_query(request, query)
@@ -195,14 +197,14 @@ def endpoint(
             if body is not None:
                 raw = await read_raw_body(request, services.settings.max_body_bytes)
                 ctx.body = parse_json_body(raw, body)
+            if key is None:
+                return as_response(await handler(ctx), status)
 
-            async def run() -> Response:
+            async def run() -> Response:  # with a key, a run counts toward the rate limit, a replay does not
                 if rate is not None:
                     await enforce(services, rate, principal)
                 return as_response(await handler(ctx), status)
 
-            if key is None:
-                return await run()
             assert principal is not None
             once = idempotency.Request(principal.id, key,
                                        idempotency.fingerprint(method, path, request.url.path, raw))
