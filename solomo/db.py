@@ -12,6 +12,7 @@ from solomo.core.mongo import Client, Database
 from solomo.core.settings import Settings
 
 INDEX_MODULES = [
+    "solomo.core.idempotency",
     "solomo.accounts",
     "checkins.indexes",
     "feed.indexes",

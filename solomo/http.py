@@ -9,6 +9,7 @@ validation, so that the app's routes (:func:`routes_in`) and the OpenAPI documen
     async def register(ctx: Ctx) -> dict[str, Any]: ...
 
 ``auth`` is ``None`` (public), ``"any"`` (any signed-in account) or a tuple of roles.
+``idempotent=True`` makes a write honour ``Idempotency-Key`` (see :mod:`solomo.core.idempotency`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from solomo.core import idempotency
 from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
 from solomo.core.ratelimit import enforce
@@ -70,6 +72,8 @@ class EndpointSpec:
     """The OpenAPI ``operationId``: unique, stable snake_case (see :func:`endpoint`)."""
     method: str = "GET"
     path: str = "/"
+    idempotent: bool = False
+    """Accepts ``Idempotency-Key`` (:mod:`solomo.core.idempotency`)."""
 
 
 def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -86,7 +90,8 @@ def validate_model(model: type[BaseModel], data: Any) -> Any:
         raise Invalid("request is not valid", details=_format_errors(exc)) from None
 
 
-async def read_json_body(request: Request, model: type[BaseModel], limit: int) -> Any:
+async def read_raw_body(request: Request, limit: int) -> bytes:
+    """The body's bytes, refused unless JSON and at most ``limit`` bytes (counted as it arrives)."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise ApiError("send JSON with Content-Type: application/json",
@@ -104,7 +109,10 @@ async def read_json_body(request: Request, model: type[BaseModel], limit: int) -
         if size > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_json_body(raw: bytes, model: type[BaseModel]) -> Any:
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object")
     try:
@@ -141,6 +149,7 @@ def endpoint(
     description: str = "",
     rate: str | None = None,
     operation_id: str | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """``route``: ``"METHOD /path/{param}"``, where the handler answers (:func:`routes_in` collects them).
 
@@ -148,11 +157,19 @@ def endpoint(
     authentication (429 ``rate_limited`` with ``Retry-After``; see :mod:`solomo.core.ratelimit`).
 
     ``operation_id``: the OpenAPI ``operationId``; by default ``<first tag>_<handler name>``
-    (``feeds_home``), so give one only where the handler's name reads badly in a client."""
+    (``feeds_home``), so give one only where the handler's name reads badly in a client.
+
+    ``idempotent``: a request with an ``Idempotency-Key`` header runs at most once per (caller,
+    key) for 24 h; its repeats get the first answer (:mod:`solomo.core.idempotency`). Validation
+    errors are answered before the key is looked at; the rate limit counts only runs, not replays."""
     method, _, path = route.partition(" ")
     assert method in HTTP_METHODS and path.startswith("/"), f"route {route!r} is not 'METHOD /path'"
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description,
-                        method=method, path=path)
+                        method=method, path=path, idempotent=idempotent)
+    if idempotent:
+        assert auth is not None, "idempotency keys are per caller: the route must authenticate"
+        for code, error in ((409, "idempotency_in_progress"), (422, "idempotency_key_reused")):
+            spec.errors[code] = ", ".join(filter(None, (spec.errors.get(code), error)))
     if rate is not None:
         assert auth is not None, "rate limits are per caller: the route must authenticate"
         spec.errors.setdefault(429, "rate_limited")
@@ -170,24 +187,42 @@ def endpoint(
                 principal = await services.authenticator.authenticate(request.headers.get("authorization"))
                 if isinstance(auth, tuple) and principal.role not in auth:
                     raise Forbidden(f"this route is for {' or '.join(auth)} accounts")
-            if rate is not None:
+            key = idempotency.parse_key(request.headers.get(idempotency.KEY_HEADER)) if idempotent else None
+            if rate is not None and key is None:
                 await enforce(services, rate, principal)
             ctx = Ctx(request, services, principal, path=dict(request.path_params))
             if query is not None:
                 ctx.query = parse_query(request, query)
+            raw = b""
             if body is not None:
-                ctx.body = await read_json_body(request, body, services.settings.max_body_bytes)
-            result = await handler(ctx)
-            if isinstance(result, Response):
-                return result
-            if result is None:
-                return Response(status_code=204 if status == 200 else status)
-            return JSONResponse(result, status_code=status)
+                raw = await read_raw_body(request, services.settings.max_body_bytes)
+                ctx.body = parse_json_body(raw, body)
+            if key is None:
+                return as_response(await handler(ctx), status)
+
+            async def run() -> Response:  # with a key, a run counts toward the rate limit, a replay does not
+                if rate is not None:
+                    await enforce(services, rate, principal)
+                return as_response(await handler(ctx), status)
+
+            assert principal is not None
+            once = idempotency.Request(principal.id, key,
+                                       idempotency.fingerprint(method, path, request.url.path, raw))
+            return await idempotency.run_once(services, once, run)
 
         asgi_endpoint.spec = spec  # type: ignore[attr-defined]
         return asgi_endpoint
 
     return wrap
+
+
+def as_response(result: Any, status: int) -> Response:
+    """A handler's result as its answer: a Response as is, ``None`` as no content, else JSON."""
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204 if status == 200 else status)
+    return JSONResponse(result, status_code=status)
 
 
 def routes_in(module: ModuleType) -> list[BaseRoute]:

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from solomo import __version__
 from solomo.api.models import ErrorOut
+from solomo.core import idempotency
 from solomo.http import EndpointSpec
 
 REF = "#/components/schemas/{model}"
@@ -24,6 +25,16 @@ _STATIC_DOCS: dict[tuple[str, str], dict[str, Any]] = {
                          "responses": {"200": {"description": "Ready"},
                                        "503": {"description": "Not ready", "content": {"application/json": {
                                            "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}}},
+}
+
+IDEMPOTENCY_KEY_PARAM: dict[str, Any] = {
+    "name": idempotency.KEY_HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": idempotency.KEY_PATTERN},
+    "description": "Any value of 1..64 printable ASCII characters, new for each new write. Repeating the "
+                   "request with the same key within 24 hours returns its first answer (same status and body, "
+                   f"header `{idempotency.REPLAYED_HEADER}: true`) and writes nothing again; the same key "
+                   "with another body or route is 422 idempotency_key_reused; while the first request still "
+                   "runs a repeat waits a few seconds, then answers 409 idempotency_in_progress.",
 }
 
 _ERROR_TEXT = {
@@ -83,6 +94,8 @@ def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
             op["description"] = spec.description
         params = [{"name": m.group(1), "in": "path", "required": True, "schema": {"type": "string"}}
                   for m in _PARAM.finditer(path)]
+        if spec.idempotent:
+            params.append(IDEMPOTENCY_KEY_PARAM)
         if spec.query is not None:
             qschema = spec.query.model_json_schema(ref_template=REF, mode="validation")
             required = set(qschema.get("required", []))

@@ -50,7 +50,7 @@ class CheckinPage(Page[CheckinOut]):
 
 @endpoint("POST /v1/checkins",
           summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
-          tags=["checkins"], rate="checkin",
+          tags=["checkins"], rate="checkin", idempotent=True,
           errors={404: "store not found", 422: "too_far, impossible_travel or invalid input",
                   429: "checkin_too_soon (see Retry-After)"},
           description="Refused with 422 too_far beyond checkin_radius_m + min(accuracy_m, 100) metres, "

@@ -90,7 +90,7 @@ class StoreStatsOut(BaseModel):
 
 @endpoint("POST /v1/stores/{store_id}/offers",
           summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
-          errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create",
+          errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create", idempotent=True,
           description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
                       "and later to followers who come within it while it is live; nobody gets it twice.")
 async def post_offer(ctx: Ctx) -> dict[str, Any]:
@@ -122,6 +122,7 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
 @endpoint("POST /v1/offers/{offer_id}/claim",
           summary="Claim a voucher for an offer", response=VoucherOut, status=201, tags=["offers"], rate="claim",
           errors={404: "not_found", 409: "sold_out", 410: "offer_expired"}, operation_id="offers_claim",
+          idempotent=True,
           description="201 with a new voucher; 200 with the same voucher when you already claimed this offer.")
 async def post_claim(ctx: Ctx) -> dict[str, Any] | JSONResponse:
     voucher, created = await claim(ctx.services, ctx.user.id, parse_id(ctx.path["offer_id"], "offer"))

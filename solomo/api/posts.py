@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from feed import comments, likes
-from feed.hydrate import hydrate_post
+from feed.hydrate import hydrate_post, post_created
 from feed.posts import create_post, delete_post, get_visible_post, load_store
 from solomo.api.models import Lat, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
 from solomo.core.ids import parse_id
@@ -72,6 +72,7 @@ class CommentPage(Page[CommentOut]):
 
 @endpoint("POST /v1/posts",
           summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
+          idempotent=True,
           errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments.")
@@ -79,7 +80,7 @@ async def publish(ctx: Ctx) -> dict[str, Any]:
     body: PostIn = ctx.body
     store = await load_store(ctx.services, parse_id(body.store_id, "store")) if body.store_id else None
     doc = await create_post(ctx.services, ctx.user, body.text, store=store, lat=body.lat, lng=body.lng)
-    return await hydrate_post(ctx.services, doc, ctx.user.id)
+    return post_created(doc, ctx.user, store)  # no query after the write: nothing can fail it (Idempotency-Key)
 
 
 @endpoint("GET /v1/posts/{post_id}",
@@ -111,6 +112,7 @@ async def unlike(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("POST /v1/posts/{post_id}/comments",
           summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
+          idempotent=True,
           errors={422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body

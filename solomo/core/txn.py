@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from solomo.core.idempotency import mark_written
+
 if TYPE_CHECKING:
     from solomo.core.services import Services
 
@@ -58,6 +60,7 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
     async def attempt(session: AsyncClientSession) -> T:
         nonlocal committed
         committed = Txn(session)
+        await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
         return await body(committed)
 
     with pymongo.timeout(services.settings.transaction_timeout_s):
