@@ -15,7 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from geo.geojson import geo_point
-from geo.privacy import public_point
+from geo.privacy import coarsen
 from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
@@ -87,7 +87,7 @@ async def build_post(
         store_lng, store_lat = store["location"]["coordinates"]
         location = geo_point(store_lat, store_lng)
     elif lat is not None and lng is not None:  # the exact fix is not kept: no rule needs it
-        location = geo_point(*public_point((lat, lng), None))
+        location = geo_point(*coarsen(lat, lng))
     created = created_at or datetime.now(UTC)
     doc: dict[str, Any] = {
         "_id": ObjectId(),

@@ -17,7 +17,7 @@ GRID_DECIMALS = 3
 
 
 def coarsen(lat: float, lng: float) -> tuple[float, float]:
-    """(lat, lng) snapped to the public grid; longitude 180 and -180 stay inside [-180, 180]."""
+    """(lat, lng) snapped to the public grid (a valid position stays valid: ±90 and ±180 are grid points)."""
     return round(lat, GRID_DECIMALS), round(lng, GRID_DECIMALS)
 
 
