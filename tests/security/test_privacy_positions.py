@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 from bson import ObjectId
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feed.hydrate import hydrate_post
 from feed.locations import migrate_public_locations
@@ -34,6 +36,14 @@ def grid_point() -> tuple[float, float]:
 
 def same_point(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return abs(a[0] - b[0]) < 1e-9 and abs(a[1] - b[1]) < 1e-9
+
+
+@given(st.floats(-90, 90), st.floats(-180, 180))
+def test_the_grid_is_about_100_m_stable_and_valid(lat, lng):
+    snapped = coarsen(lat, lng)
+    assert coarsen(*snapped) == snapped  # snapping again (migration, read path) changes nothing
+    assert -90 <= snapped[0] <= 90 and -180 <= snapped[1] <= 180
+    assert abs(snapped[0] - lat) <= 0.0005 + 1e-12 and abs(snapped[1] - lng) <= 0.0005 + 1e-12  # <= ~56 m each way
 
 
 async def test_checkin_fix_is_seen_only_by_its_user(api, services, leak_scanner: LeakScanner):
