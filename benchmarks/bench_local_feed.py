@@ -25,6 +25,7 @@ from bson import ObjectId
 from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
 from benchmarks.seed import auth, bulk_users, point_near, random_center
 from geo.geojson import geo_point
+from geo.privacy import coarsen
 from solomo.core.timeutil import ms_of
 
 POSTS = 100_000
@@ -40,11 +41,12 @@ ADD_PIPELINE = 1000
 
 
 def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: int) -> dict[str, Any]:
-    """A published, already fanned-out located post in the shared ``posts`` shape."""
+    """A published, already fanned-out located post in the shared ``posts`` shape (located at its
+    public position, snapped to the grid, as ``feed.posts.build_post`` stores it)."""
     return {
         "_id": ObjectId(), "author_id": author_id, "text": f"local bench post {i}", "topics": [], "topic_keys": [],
         "mention_ids": [], "mentions": [], "store_id": None, "store_owner_post": False,
-        "location": geo_point(lat, lng), "kind": "post", "checkin_id": None,
+        "location": geo_point(*coarsen(lat, lng)), "kind": "post", "checkin_id": None,
         "status": "published", "flags": [], "fanout": "done", "like_count": 0, "comment_count": 0,
         "created_at": created, "created_ms": ms_of(created),
     }

@@ -68,7 +68,8 @@ def default_text(store_name: str) -> str:
 
 
 def checkin_public(doc: dict[str, Any]) -> dict[str, Any]:
-    """The contract's Checkin (plus ``accuracy_m`` and ``post_id``)."""
+    """The contract's Checkin (plus ``accuracy_m`` and ``post_id``) as its own user sees it: with
+    the device fix."""
     lng, lat = doc["location"]["coordinates"]
     return {
         "id": str(doc["_id"]),
@@ -81,6 +82,14 @@ def checkin_public(doc: dict[str, Any]) -> dict[str, Any]:
         "post_id": str(doc["post_id"]) if doc.get("post_id") else None,
         "created_at": rfc3339(doc["created_at"]),
     }
+
+
+def checkin_seen_by_others(doc: dict[str, Any], store_point: tuple[float, float] | None) -> dict[str, Any]:
+    """The Checkin for anyone but its user (contract: Privacy): located at the store (``None`` if
+    the store is gone), no distance or accuracy, the time to the second."""
+    lat, lng = store_point if store_point is not None else (None, None)
+    return {**checkin_public(doc), "lat": lat, "lng": lng, "distance_m": None, "accuracy_m": None,
+            "created_at": rfc3339(doc["created_at"], timespec="seconds")}
 
 
 async def check_in(

@@ -1,5 +1,6 @@
 """A user's check-ins, newest first, paged by ``(created_at, id)``: the cursor carries the time in
-milliseconds (see docs/design.md, Cursors)."""
+milliseconds (see docs/design.md, Cursors). Their user sees each device fix; anyone else sees the
+store's location (contract: Privacy)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from checkins.checkin import checkin_public, checkin_seen_by_others
+from checkins.stores import store_latlng
 from solomo.core.pagination import Position, datetime_ms, keyset_page, ms_datetime
 
 if TYPE_CHECKING:
@@ -19,3 +22,16 @@ async def user_checkins(
     """One page of check-in documents and the position after it (None on the last page)."""
     return await keyset_page(services.db.checkins, {"user_id": user_id}, score_field="created_at", descending=True,
                              position=after, limit=limit, to_stored=ms_datetime, to_score=datetime_ms)
+
+
+async def shape_checkins(services: Services, docs: list[dict[str, Any]],
+                         viewer_id: ObjectId) -> list[dict[str, Any]]:
+    """The Checkins of one page as ``viewer_id`` may see them (the stores in one query)."""
+    others = [d for d in docs if d["user_id"] != viewer_id]
+    points: dict[ObjectId, tuple[float, float]] = {}
+    if others:
+        store_ids = list({d["store_id"] for d in others})
+        points = {s["_id"]: store_latlng(s)
+                  async for s in services.db.stores.find({"_id": {"$in": store_ids}}, {"location": 1})}
+    return [checkin_public(d) if d["user_id"] == viewer_id else checkin_seen_by_others(d, points.get(d["store_id"]))
+            for d in docs]

@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 
 from checkins.stores import store_summary
+from geo.privacy import shown_point
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
 from solomo.core.jsonio import rfc3339
@@ -42,8 +43,8 @@ def _summaries(services: Services) -> SummaryCache:
 
 def _post_public(doc: dict[str, Any], author: dict[str, Any], store: dict[str, Any] | None,
                  liked: bool) -> dict[str, Any]:
-    loc = doc.get("location")
-    lng, lat = loc["coordinates"] if loc else (None, None)
+    store_point = (store["lat"], store["lng"]) if store else None
+    lat, lng = shown_point(doc.get("location"), store_point)
     return {
         "id": str(doc["_id"]),
         "author": author,

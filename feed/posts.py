@@ -15,6 +15,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from geo.geojson import geo_point
+from geo.privacy import coarsen
 from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
@@ -63,7 +64,10 @@ async def build_post(
     checkin_id: ObjectId | None = None,
     created_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Validate and build (not store) a post document."""
+    """Validate and build (not store) a post document.
+
+    Its ``location`` is the public position (contract: Privacy): the store's when there is a
+    store, else (``lat``, ``lng``) snapped to the grid of :mod:`geo.privacy`."""
     if not text.strip():
         raise Invalid("text must not be empty", code="invalid")
     if (lat is None) != (lng is None):
@@ -78,8 +82,12 @@ async def build_post(
     verdict, flagged = await screen_text(services, text)
     names = extract_mentions(text)[:MAX_MENTIONS]
     mentioned = await services.accounts.by_usernames(names) if names else []
-    if lat is None and store is not None:
-        lng, lat = store["location"]["coordinates"]
+    location = None
+    if store is not None:  # a post about a store is located at the store, wherever it was written
+        store_lng, store_lat = store["location"]["coordinates"]
+        location = geo_point(store_lat, store_lng)
+    elif lat is not None and lng is not None:  # the exact fix is not kept: no rule needs it
+        location = geo_point(*coarsen(lat, lng))
     created = created_at or datetime.now(UTC)
     doc: dict[str, Any] = {
         "_id": ObjectId(),
@@ -91,7 +99,7 @@ async def build_post(
         "mentions": [m["username"] for m in mentioned],
         "store_id": store["_id"] if store else None,
         "store_owner_post": bool(store and store.get("owner_id") == author.id),
-        "location": geo_point(lat, lng) if lat is not None and lng is not None else None,
+        "location": location,
         "kind": kind,
         "checkin_id": checkin_id,
         "status": "pending_review" if verdict == "review" else VISIBLE,

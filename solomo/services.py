@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from feed.locations import migrate_public_locations
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
@@ -36,7 +37,7 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
     redis = redis_client(settings)
     hashing = PasswordHashing(settings.password_time_cost, settings.password_memory_kib)
     token_cache = TokenCache(redis)
-    return Services(
+    services = Services(
         settings=settings,
         mongo=mongo,
         db=db,
@@ -47,3 +48,6 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
         tasks=TaskQueue(make_celery(settings)),
         events=EventPublisher(redis, settings.event_history),
     )
+    if create_indexes:  # the API's start-up: data migrations run with the indexes (idempotent)
+        await migrate_public_locations(services)
+    return services

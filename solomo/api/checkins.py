@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from checkins.checkin import check_in, checkin_public
-from checkins.history import user_checkins
+from checkins.history import shape_checkins, user_checkins
 from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
 from feed.hydrate import post_created
 from solomo.api.models import Lat, Lng, StrictBody
@@ -31,12 +31,13 @@ class CheckinOut(BaseModel):
     id: str
     user_id: str
     store_id: str
-    lat: float
-    lng: float
-    distance_m: float
-    accuracy_m: float | None
+    lat: float | None = Field(description="The device fix for the check-in's own user; the store's latitude "
+                                          "for everyone else (null if the store is gone)")
+    lng: float | None = Field(description="As lat")
+    distance_m: float | None = Field(description="From the fix to the store; null for everyone but its user")
+    accuracy_m: float | None = Field(description="The fix's reported accuracy; null for everyone but its user")
     post_id: str | None
-    created_at: str
+    created_at: str = Field(description="RFC 3339; whole seconds for everyone but its user")
 
 
 class CheckinCreatedOut(BaseModel):
@@ -67,10 +68,12 @@ async def create(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/users/{user_id}/checkins",
           summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
-          errors={400: "invalid_cursor"})
+          errors={400: "invalid_cursor"},
+          description="The user sees their own device fixes; everyone else sees each check-in at its store's "
+                      "location, with null distance_m and accuracy_m.")
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit,
                                       after=ctx.services.cursors.decode_position(ctx.query.cursor))
-    return ctx.services.cursors.page([checkin_public(d) for d in docs], after)
+    return ctx.services.cursors.page(await shape_checkins(ctx.services, docs, ctx.user.id), after)
 

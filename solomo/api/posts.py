@@ -19,8 +19,9 @@ class PostIn(StrictBody):
     text: str = Field(min_length=1, max_length=2000,
                       description="1..2000 characters; #话题# and #tag topics (at most 20), @username mentions")
     store_id: ObjectIdStr | None = Field(None, description="The store the post is about")
-    lat: Lat | None = None
-    lng: Lng | None = None
+    lat: Lat | None = Field(None, description="Where the post was written; stored and shown only snapped to a "
+                                              "~100 m grid (3 decimals), and ignored when store_id is given")
+    lng: Lng | None = Field(None, description="As lat")
 
 
 class PostOut(BaseModel):
@@ -30,8 +31,9 @@ class PostOut(BaseModel):
     topics: list[str]
     mentions: list[str]
     store: StoreSummaryOut | None
-    lat: float | None
-    lng: float | None
+    lat: float | None = Field(description="The public position: the store's, else the author's position snapped "
+                                          "to a ~100 m grid; the same for every reader, the author included")
+    lng: float | None = Field(description="As lat")
     like_count: int
     comment_count: int
     liked_by_me: bool

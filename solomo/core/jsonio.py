@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from bson import ObjectId
@@ -18,9 +18,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def rfc3339(value: datetime) -> str:
-    """UTC, millisecond precision, with a trailing Z."""
-    return aware(value).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def rfc3339(value: datetime, timespec: Literal["milliseconds", "seconds"] = "milliseconds") -> str:
+    """UTC, millisecond precision (or whole seconds, truncated), with a trailing Z."""
+    return aware(value).astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def dumps(value: Any) -> bytes:

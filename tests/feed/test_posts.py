@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
+from geo.privacy import coarsen
 from tests.feed.helpers import post
 from tests.support import random_point, register, unique_name
 
@@ -20,7 +21,7 @@ async def test_create_post_shape_topics_mentions_location(client, services):
     assert body["author"] == {"id": author.id, "username": author.username, "display_name": author.username}
     assert body["topics"] == ["上海美食", "Coffee"]
     assert body["mentions"] == [mentioned.username]
-    assert (body["lat"], body["lng"]) == (lat, lng)
+    assert (body["lat"], body["lng"]) == coarsen(lat, lng)  # the public position (contract: Privacy)
     assert body["status"] == "published" and body["store"] is None
     assert body["like_count"] == 0 and body["liked_by_me"] is False
     doc = await services.db.posts.find_one({"_id": ObjectId(body["id"])})
