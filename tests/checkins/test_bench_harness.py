@@ -31,4 +31,5 @@ def test_percentiles_and_results(tmp_path):
     result = Result.compare("x", 10.0, 40.0, "req/s", note="n")
     assert result.ratio == 0.25
     path = write_json([result], tmp_path / "r.json")
-    assert json.loads(path.read_text())["results"][0]["extra"] == {"note": "n"}
+    extra = json.loads(path.read_text())["results"][0]["extra"]
+    assert extra["note"] == "n" and isinstance(extra["loadavg_1m"], float | int)  # every row records the load
