@@ -118,3 +118,31 @@ async def test_suspended_users_open_page_signs_out(phone, client, services, live
     await form.locator(".error:not([hidden])").wait_for()
     assert await form.locator(".error").inner_text() == "This account is suspended."
     mod.assert_clean()
+
+
+async def test_a_post_whose_answer_the_network_lost_is_written_once(phone, client, services):
+    """The composer's POST reaches the server, but the answer is lost on the way back (the phone
+    changed networks): the client sends it again with the same Idempotency-Key, the server answers
+    with the first answer, and the post exists once."""
+    author = await register(client)
+    p = await phone()
+    await p.login(author.username)
+    await p.page.wait_for_function("document.body.dataset.view === '#/home'")
+    keys: list[str | None] = []
+
+    async def lose_first_answer(route) -> None:  # the request is delivered; its answer is not
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            await route.fetch()
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+    await p.page.route("**/v1/posts", lose_first_answer)
+    text = f"once only {unique_name('i')}"
+    await p.page.locator("form.compose textarea").fill(text)
+    await p.page.locator("form.compose button[type=submit]").click()
+    await p.page.locator("article.post", has_text=text).first.wait_for()
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    assert await services.db.posts.count_documents({"text": text}) == 1
+    assert not p.bad_responses, p.bad_responses

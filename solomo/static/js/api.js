@@ -23,6 +23,15 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+// A write is sent with an Idempotency-Key and, when the network drops it, sent again with the same
+// key (at most twice more): the server answers a repeat with the first answer, never a second write.
+const WRITE_RETRIES = 2;
+
+function newKey() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
 export async function request(method, path, body, { auth = true, query } = {}) {
   let url = path;
   if (query) {
@@ -36,11 +45,16 @@ export async function request(method, path, body, { auth = true, query } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && session.token) headers.Authorization = `Bearer ${session.token}`;
+  const write = method === "POST" && auth;
+  if (write) headers["Idempotency-Key"] = newKey();
   let resp;
-  try {
-    resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch {
-    throw new ApiError(0, "network", t("err.network"));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      break;
+    } catch {
+      if (!write || attempt >= WRITE_RETRIES) throw new ApiError(0, "network", t("err.network"));
+    }
   }
   if (resp.status === 204) return null;
   let data = null;
