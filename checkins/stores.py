@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from geo.geojson import geo_point
+from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.ids import parse_id
@@ -61,6 +62,7 @@ async def create_store(
     address = (address or "").strip() or None
     if address is not None and len(address) > ADDRESS_MAX:
         raise Invalid(f"address must be at most {ADDRESS_MAX} characters")
+    await screen_profile_text(services, name, address)
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "name": name,

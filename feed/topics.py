@@ -14,22 +14,13 @@ from typing import Any
 from feed.fanout import TOPIC_CAP
 from feed.paging import MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
-from feed.text import MAX_TOPIC_CHARS, parse_topic_param
 from feed.timeline import MARKER, READY, Timelines
-from solomo.core.errors import Invalid
 from solomo.core.keys import topic_key
 from solomo.core.pagination import Position
 from solomo.core.services import Services
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120
-
-
-def topic_from_param(value: str) -> str:
-    key = parse_topic_param(value)
-    if not key or len(key) > MAX_TOPIC_CHARS or "#" in key:
-        raise Invalid(f"a topic is 1..{MAX_TOPIC_CHARS} characters", code="invalid_topic")
-    return key
 
 
 async def rebuild_topic(services: Services, key: str) -> int:

@@ -5,9 +5,13 @@ previous kept character in the original text (``joined``):
 
 - NFKC folds full-width and compatibility forms (``ｓｐａｍ`` → ``spam``, ``①`` → ``1``);
 - ``casefold`` removes case (``SPAM``, ``Straße`` → ``strasse``);
-- every character that is not a letter, digit or combining mark is dropped — spaces,
-  punctuation, symbols, emoji, zero-width and control characters — so ``s.p.a.m``, ``s p a m``
-  and ``敏 感`` become ``spam`` and ``敏感``.
+- first of all, invisible characters (every ``Default_Ignorable_Code_Point`` and format
+  character, :mod:`solomo.core.invisible`) are removed as if never typed: a combining grapheme
+  joiner (U+034F), a Hangul filler (U+3164), a variation selector or a zero-width space inside a
+  word neither hides the word nor splits it (``cl`` U+200B ``ass`` is still ``class``);
+- every other character that is not a letter, digit or combining mark is dropped — spaces,
+  punctuation, symbols, emoji and control characters — so ``s.p.a.m``, ``s p a m`` and ``敏 感``
+  become ``spam`` and ``敏感``.
 
 The ``joined`` flags keep just enough of the dropped separators to decide word boundaries for
 words in space-separated scripts (see :func:`is_bounded_word`): ``ass`` must not fire inside
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+
+from solomo.core.invisible import strip_invisible
 
 # Latin, IPA, Greek and Cyrillic: scripts that separate words with spaces. Words made only of
 # these characters match on word boundaries; anything else (Chinese, Japanese …) matches as a
@@ -89,7 +95,8 @@ def _recompose(chars: list[str], joined: list[bool]) -> tuple[list[str], list[bo
 
 
 def normalize(text: str) -> Normalized:
-    out, joined = _keep(fold(text))
+    # before folding, so that an invisible character cannot keep a mark from composing with its base
+    out, joined = _keep(fold(strip_invisible(text)))
     key = "".join(out)
     for _ in range(3):  # almost always zero rounds: only when a dropped separator split a cluster
         if fold(key) == key:

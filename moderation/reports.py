@@ -22,6 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
+from moderation.screen import screen_note
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Conflict, Invalid, NotFound
@@ -50,6 +51,7 @@ async def report_post(
     """Files a report; returns (report, whether this report hid the post)."""
     if reason not in REASONS:
         raise Invalid(f"reason must be one of {', '.join(REASONS)}")
+    await screen_note(services, note)
     post = await services.db.posts.find_one({"_id": post_id}, {"author_id": 1, "status": 1})
     if post is None or post.get("status") == "deleted":
         raise NotFound("post not found")

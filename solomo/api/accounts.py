@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from moderation.screen import screen_profile_text
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import StrictBody, UserOut
 from solomo.core import ratelimit
@@ -38,12 +39,14 @@ class AuthOut(BaseModel):
 
 @endpoint("POST /v1/auth/register",
           summary="Create an account", body=RegisterIn, response=AuthOut, status=201, auth=None,
-          tags=["accounts"], errors={409: "username_taken", 429: "rate_limited"},
+          tags=["accounts"], errors={409: "username_taken", 422: "content_rejected", 429: "rate_limited"},
           description="New accounts are limited per client address (settings.rate_limits.register): "
-                      "429 rate_limited with Retry-After.")
+                      "429 rate_limited with Retry-After. The display name passes the word filter: a block "
+                      "or review word → 422 content_rejected (names have no review queue).")
 async def register(ctx: Ctx) -> dict[str, Any]:
     body: RegisterIn = ctx.body
     await ratelimit.enforce(ctx.services, "register", ratelimit.client_ip(ctx.request))
+    await screen_profile_text(ctx.services, body.display_name)
     doc = await ctx.services.accounts.create_user(body.username, body.password, body.role, body.display_name)
     token = await ctx.services.accounts.issue_token(doc["_id"])
     return {"user": user_public(doc), "token": token}

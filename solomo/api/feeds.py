@@ -12,7 +12,8 @@ from feed.hydrate import hydrate_posts
 from feed.local import read_local
 from feed.paging import MongoSource, collect
 from feed.posts import load_store, visibility_filter, visible_to
-from feed.topics import read_topic, topic_from_param
+from feed.text import TOPIC_RULES, parse_topic_param
+from feed.topics import read_topic
 from solomo.api.models import Lat, LaxQuery, Lng
 from solomo.api.posts import PostPage
 from solomo.core.ids import parse_id
@@ -68,10 +69,11 @@ async def local(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/topics/{topic}/posts",
           summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
-          response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"})
+          response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"},
+          description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES)
 async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
-    key = topic_from_param(ctx.path["topic"])
+    key = parse_topic_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
     return await _page(ctx, await read_topic(ctx.services, key, before, q.limit))
 

@@ -151,10 +151,11 @@ class AuditQuery(PageQuery):
 
 @endpoint("POST /v1/posts/{post_id}/reports",
           summary="Report a post", body=ReportIn, response=ReportOut, status=201, tags=TAGS, rate="report",
-          errors={404: "not_found", 409: "already_reported", 422: "cannot_report_own_post"},
+          errors={404: "not_found", 409: "already_reported", 422: "cannot_report_own_post, content_rejected"},
           description="One report per user and post: a second one is 409 already_reported. When a post's "
                       "undecided reports reach the configured threshold it is hidden at once and waits in the "
-                      "moderation queue.")
+                      "moderation queue. A note with a block word → 422 content_rejected; review words are "
+                      "accepted (only moderators read notes).")
 async def report_post(ctx: Ctx) -> dict[str, Any]:
     post_id = parse_id(ctx.path["post_id"], "post")
     report, _ = await reports.report_post(ctx.services, ctx.user, post_id, ctx.body.reason, ctx.body.note)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from feed import comments, likes
 from feed.hydrate import hydrate_post, post_created
 from feed.posts import create_post, delete_post, get_visible_post, load_store
+from feed.text import TOPIC_RULES
 from solomo.api.models import Lat, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
 from solomo.core.ids import parse_id
 from solomo.core.pagination import Page, PageQuery
@@ -75,9 +76,10 @@ class CommentPage(Page[CommentOut]):
 @endpoint("POST /v1/posts",
           summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
           idempotent=True,
-          errors={404: "not_found (store)", 422: "invalid, empty_topic, too_many_topics, content_rejected"},
+          errors={404: "not_found (store)",
+                  422: "invalid, empty_topic, invalid_topic, too_many_topics, content_rejected"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
-                      "local cells and topic listings follow within moments.")
+                      "local cells and topic listings follow within moments. " + TOPIC_RULES)
 async def publish(ctx: Ctx) -> dict[str, Any]:
     body: PostIn = ctx.body
     store = await load_store(ctx.services, parse_id(body.store_id, "store")) if body.store_id else None

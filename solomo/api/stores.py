@@ -57,7 +57,9 @@ class NearbyQuery(PageQuery):
 
 @endpoint("POST /v1/stores",
           summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
-          tags=["stores"])
+          tags=["stores"], errors={422: "content_rejected"},
+          description="The name and address pass the word filter: a block or review word → 422 "
+                      "content_rejected (store names and addresses have no review queue).")
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: StoreIn = ctx.body
     doc = await create_store(ctx.services, ctx.user.id, name=b.name, lat=b.lat, lng=b.lng, category=b.category,
