@@ -112,16 +112,18 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
             hub.remove(conn)
             await refuse(ws, *problem)
             return
+        await claim_slot(conn, hub)  # before the client sees it open: a later socket is newer
         await ws.accept()
     except BaseException:
         hub.remove(conn)
+        with contextlib.suppress(Exception):
+            await hub.release_slot(conn)
         raise
     SOCKETS_CONNECTED.inc()
     conn.start()
     reader = asyncio.create_task(read_messages(conn, services, hub), name=f"ws-read-{principal.sid}")
     watcher = asyncio.create_task(watch_token(conn, services, token), name=f"ws-token-{principal.sid}")
     try:
-        await claim_slot(conn, hub)
         if last_event_id is not None:
             last = await replay(conn, services, last_event_id)
             conn.go_live(event_key(last) if last else after)
