@@ -173,7 +173,10 @@ class Hub:
             command = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return
-        code, reason = int(command.get("code", 4403)), str(command.get("reason", ""))
+        try:
+            code, reason = int(command.get("code", 4403)), str(command.get("reason", ""))
+        except (AttributeError, TypeError, ValueError):  # not a command of ours: ignored, never fatal
+            return
         if command.get("op") == "disconnect":  # with "token": only the sockets opened with it (logout)
             self.close_user(str(command.get("user_id")), code, reason, command.get("token"))
         elif command.get("op") == "evict":

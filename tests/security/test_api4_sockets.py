@@ -58,12 +58,12 @@ async def test_sixth_socket_closes_the_oldest_with_4409_across_processes(live_se
     sixth = await open_ws(second_server, user.token)  # the oldest is in the other process
     code, _ = await close_code(socks[0])
     assert code == 4409
-    for ws in socks[1:] + [sixth]:
+    for ws in [*socks[1:], sixth]:
         assert await still_open(ws)
     seventh = await open_ws(second_server, user.token)  # the oldest now is in this process
     code, _ = await close_code(socks[1])
     assert code == 4409
-    for ws in socks[2:] + [sixth, seventh]:
+    for ws in [*socks[2:], sixth, seventh]:
         assert await still_open(ws)
         await ws.close()
     # closed sockets free their slots: five new ones all stay open
