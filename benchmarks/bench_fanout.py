@@ -48,6 +48,7 @@ from redis.asyncio import Redis
 
 from benchmarks.common import ROOT, BenchEnv, Child, Result, _wait_http, client_limit_note, cpu_seconds
 from solomo.core import tasknames
+from solomo.core.serving import UVICORN_FLAGS
 from solomo.embedded import _die_with_parent, free_port
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ async def _stack(env: BenchEnv, name: str, threshold: int) -> Stack:
         environ["SOLOMO_FANOUT_MAX_FOLLOWERS"] = str(threshold)
     port = free_port()
     api = _spawn(env, f"{name}-api", [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
-                                      "--port", str(port), "--no-access-log", "--log-level", "warning"], environ, port)
+                                      "--port", str(port), *UVICORN_FLAGS, "--log-level", "warning"], environ, port)
     worker = _spawn(env, f"{name}-worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker",
                                             "-Q", "fanout,maintenance", "--concurrency", "1", "--loglevel", "WARNING",
                                             "--without-gossip", "--without-mingle"], environ)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from solomo.core import tasknames
+from solomo.core.serving import UVICORN_FLAGS
 from solomo.embedded import EmbeddedServers, _die_with_parent, free_port
 
 if TYPE_CHECKING:
@@ -356,7 +357,7 @@ class BenchEnv:
         """Any ASGI app in its own uvicorn process with the API's flags (one process, h11, no access log)."""
         port = free_port()
         args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                "--no-access-log", "--log-level", "warning", "--ws", "websockets-sansio"]
+                *UVICORN_FLAGS, "--log-level", "warning"]
         child = self._spawn(name, args, port)
         await asyncio.to_thread(_wait_http, child, ready_path, 60.0)
         return child

@@ -4,8 +4,9 @@
   ``account_suspended`` for every one of them from the next request on (it reads the status
   each time), so nothing it tries — posting, commenting, checking in, claiming — gets through;
   unsuspending makes the same tokens work again. Its open sockets are closed with 4403 in every
-  API process (``solomo.core.control.disconnect_user``). Its posts stay as they are; a
-  moderator hides or removes them separately if needed.
+  API process: at once by a pub/sub message (``solomo.core.control.disconnect_user``), and, if
+  that is lost, by the ``socket_close`` outbox the suspension writes in its own transaction.
+  Its posts stay as they are; a moderator hides or removes them separately if needed.
 - Moderators cannot be suspended through the API (403 ``forbidden``), by another moderator or by
   themselves: moderator accounts are managed from the command line, where they are created.
 - ``suspend`` needs an active account and ``unsuspend`` a suspended one (else 409
@@ -23,6 +24,8 @@ from pymongo import ReturnDocument
 
 from moderation import audit
 from solomo.accounts import Principal
+from solomo.core.closecodes import FORBIDDEN
+from solomo.core.control import SOCKET_CLOSE, close_command, disconnect_user
 from solomo.core.errors import Conflict, Forbidden, Invalid, NotFound
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
@@ -31,7 +34,6 @@ log = logging.getLogger("solomo.moderation")
 
 USER_ACTIONS: tuple[str, ...] = ("suspend", "unsuspend")
 _TRANSITIONS = {"suspend": ("active", "suspended"), "unsuspend": ("suspended", "active")}
-SUSPENDED_CLOSE_CODE = 4403
 
 
 async def moderate_user(
@@ -53,12 +55,16 @@ async def moderate_user(
         current = user.get("status", "active")
         if current != before:
             raise Conflict(f"cannot {action} an account that is {current}", code="invalid_transition")
+        now = datetime.now(UTC)
+        change: dict[str, Any] = {"status": after,
+                                  "suspension": {"action": action, "by": moderator.id, "reason": reason, "at": now}}
+        if action == "suspend":  # the outbox: every hub closes the sockets even if the message below is lost
+            close = close_command(FORBIDDEN, "account suspended", now)
+            update: dict[str, Any] = {"$set": {**change, SOCKET_CLOSE: close}}
+        else:  # a socket opened after unsuspending must not be closed by a leftover command
+            update = {"$set": change, "$unset": {SOCKET_CLOSE: ""}}
         doc = await services.db.users.find_one_and_update(
-            {"_id": user_id, "status": before},
-            {"$set": {"status": after,
-                      "suspension": {"action": action, "by": moderator.id, "reason": reason,
-                                     "at": datetime.now(UTC)}}},
-            return_document=ReturnDocument.AFTER, session=session,
+            {"_id": user_id, "status": before}, update, return_document=ReturnDocument.AFTER, session=session,
         )
         if doc is None:
             raise Conflict("the account changed meanwhile; try again", code="conflict")
@@ -74,15 +80,12 @@ async def moderate_user(
 
 
 async def close_sockets(services: Services, user_id: str) -> bool:
-    """Closes the user's sockets everywhere, if the real-time package provides it (its absence
-    is not an error: the token already fails, and a socket re-checks on reconnect)."""
+    """The fast path: closes the user's sockets everywhere at once. Best effort: the suspension's
+    ``socket_close`` outbox (``solomo.core.control``) closes them within a poll interval if this
+    message is lost."""
     try:
-        from solomo.core.control import disconnect_user
-    except ImportError:
-        return False
-    try:
-        await disconnect_user(services, user_id, SUSPENDED_CLOSE_CODE)
-    except Exception as exc:  # the suspension is committed either way; only the push is lost
+        await disconnect_user(services, user_id, FORBIDDEN)
+    except Exception as exc:  # the suspension is committed either way; the outbox repairs the push
         log.warning("could not close sockets of %s: %s", user_id, exc)
         return False
     return True

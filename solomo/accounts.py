@@ -29,6 +29,8 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from solomo.core.closecodes import UNAUTHORIZED
+from solomo.core.control import SOCKET_CLOSE, close_command, publish_disconnect
 from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
@@ -42,7 +44,12 @@ ROLES: tuple[str, ...] = ("user", "merchant", "moderator")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,32}$")
 
 INDEXES = {
-    "users": [IndexModel([("username_lower", ASCENDING)], unique=True, name="username_unique")],
+    "users": [
+        IndexModel([("username_lower", ASCENDING)], unique=True, name="username_unique"),
+        # the few users with a pending socket close (solomo.core.control), read by every hub
+        IndexModel([(f"{SOCKET_CLOSE}.at", ASCENDING)], name="socket_close_pending",
+                   partialFilterExpression={SOCKET_CLOSE: {"$exists": True}}),
+    ],
     "tokens": [
         IndexModel([("user_id", ASCENDING)], name="by_user"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="ttl"),
@@ -166,9 +173,16 @@ class Accounts:
         doc = await self.db.tokens.find_one_and_delete({"_id": hashed}, {"user_id": 1})
         await self.token_cache.forget(doc["user_id"] if doc else None, hashed)
 
-    async def revoke_all(self, user_id: ObjectId) -> None:
+    async def revoke_all(self, user_id: ObjectId, reason: str = "tokens revoked") -> None:
+        """Revokes every token of the user; their sockets close with 4401 at once (best effort: a
+        socket that misses it fails its next token re-check, ``settings.ws_recheck_s``)."""
         await self.db.tokens.delete_many({"user_id": user_id})
         await self.token_cache.forget(user_id)
+        if self.token_cache.redis is not None:
+            try:
+                await publish_disconnect(self.token_cache.redis, str(user_id), UNAUTHORIZED, reason)
+            except RedisError as exc:
+                log.warning("could not close the sockets of %s: %s", user_id, exc)
 
     async def get(self, user_id: ObjectId) -> dict[str, Any]:
         doc = await self.db.users.find_one({"_id": user_id, "status": {"$ne": "deleted"}})
@@ -184,9 +198,11 @@ class Accounts:
         return await cursor.to_list(None)
 
     async def delete_user(self, user_id: ObjectId) -> None:
-        """Marks an account deleted and revokes its tokens (used by the CLI and tests)."""
-        await self.db.users.update_one({"_id": user_id}, {"$set": {"status": "deleted"}})
-        await self.revoke_all(user_id)
+        """Marks an account deleted and revokes its tokens (used by the CLI and tests); its sockets
+        close at once, and through the ``socket_close`` outbox if that message is lost."""
+        await self.db.users.update_one({"_id": user_id}, {"$set": {
+            "status": "deleted", SOCKET_CLOSE: close_command(UNAUTHORIZED, "account deleted")}})
+        await self.revoke_all(user_id, "account deleted")
 
 
 TOKEN_CACHE_TTL_S = 60.0
@@ -300,11 +316,13 @@ class Authenticator:
         self.db = db
         self.cache = token_cache or TokenCache(None)
 
-    async def principal_for_token(self, token: str) -> Principal:
+    async def principal_for_token(self, token: str, *, fresh: bool = False) -> Principal:
+        """``fresh``: read MongoDB, not the cache (a socket just registered re-checks this way,
+        so a suspension that raced its handshake is seen)."""
         if not token or len(token) > 256:
             raise Unauthorized("missing or invalid token")
         hashed = hash_token(token)
-        cached, generation = await self.cache.lookup(hashed)
+        cached, generation = (None, None) if fresh else await self.cache.lookup(hashed)
         if cached is not None:
             return cached
         tok = await self._token_with_user(hashed)

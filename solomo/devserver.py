@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import TextIO
 
+from solomo.core.serving import UVICORN_FLAGS
 from solomo.core.settings import Settings
 from solomo.embedded import EmbeddedServers, ManagedProcess, port_open
 
@@ -76,7 +77,7 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
         ], logs / "celery.log")
         api = ManagedProcess("uvicorn", [
             sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", settings.host,
-            "--port", str(settings.port), "--ws", "websockets-sansio", "--no-access-log",
+            "--port", str(settings.port), *UVICORN_FLAGS,
         ], logs / "api.log")
         for child in (worker, api):
             _start_with_env(child, env)

@@ -91,14 +91,14 @@ class LiveServer:
         self.log = Path(os.environ.get("SOLOMO_DATA_DIR", "/tmp")) / f"uvicorn-{port}.log"
 
     def start(self, timeout: float = 30.0) -> None:
+        from solomo.core.serving import UVICORN_FLAGS
         from solomo.embedded import _die_with_parent
 
         env = {**os.environ, **self.extra_env}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--ws", "websockets-sansio", "--no-access-log",
-                 "--log-level", "warning"],
+                 "--port", str(self.port), *UVICORN_FLAGS, "--log-level", "warning"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout

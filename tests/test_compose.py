@@ -17,6 +17,7 @@ import click
 import pytest
 import yaml
 
+from solomo.core.serving import UVICORN_FLAGS, WS_MAX_MESSAGE_BYTES
 from solomo.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +121,11 @@ def test_api_command_is_a_valid_uvicorn_invocation(services):
     assert command[0] == "uvicorn"
     params = uvicorn.main.make_context("uvicorn", command[1:]).params
     assert params["app"] == "solomo.asgi:app" and params["ws"] == "websockets-sansio"
+    # the same flags as every other start (solomo.core.serving): 64 KiB messages, enforced by uvicorn
+    flags = uvicorn.main.make_context("uvicorn", ["solomo.asgi:app", *UVICORN_FLAGS]).params
+    assert {k: params[k] for k in ("ws", "ws_max_size", "access_log")} == {
+        k: flags[k] for k in ("ws", "ws_max_size", "access_log")}
+    assert params["ws_max_size"] == WS_MAX_MESSAGE_BYTES
     assert params["host"] == "0.0.0.0"
     module, _, attr = params["app"].partition(":")
     from starlette.applications import Starlette
@@ -190,3 +196,18 @@ def test_dockerignore_keeps_the_context_small():
     assert not copied & ignored
     for package in ("solomo", "checkins", "feed", "geo", "offers", "moderation", "workers"):
         assert package in copied, package
+
+
+def test_every_uvicorn_start_in_the_code_uses_the_shared_flags():
+    """Whoever starts uvicorn (dev server, tests, benchmarks) passes ``UVICORN_FLAGS``, so no
+    process serves sockets with uvicorn's 16 MiB default message size."""
+    starts = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        if ".venv" in path.parts or ".solomo" in path.parts:
+            continue
+        text = path.read_text()
+        for match in re.finditer(r'"-m",\s*"uvicorn"', text):
+            starts.append(path.relative_to(ROOT))
+            call = text[match.end():match.end() + 300]
+            assert "*UVICORN_FLAGS" in call, f"{path.relative_to(ROOT)}: uvicorn started without UVICORN_FLAGS"
+    assert len(starts) >= 4, starts

@@ -52,13 +52,16 @@ def offers_sweep() -> None:
 
 @app.task(name=names.REALTIME_SWEEP)
 def realtime_sweep() -> None:
-    """Expire stale live positions; drop API processes that stopped heartbeating from rt:online."""
+    """Expire stale live positions; drop API processes that stopped heartbeating from rt:online;
+    mark done the socket closes every hub has had time to apply (the outbox)."""
     from geo.positions import expire_positions
+    from solomo.core.control import clear_done_closes
     from solomo.core.presence import sweep
 
     async def job(services: Services) -> None:
         await expire_positions(services.redis, services.settings.position_ttl_s)
         await sweep(services.redis)
+        await clear_done_closes(services.db)
 
     _run(job)
 

@@ -99,6 +99,12 @@ def proc_users(pid: str) -> str:
     return f"rt:proc:{pid}:users"
 
 
+def user_sockets(user_id: Id) -> str:
+    """zset ``{process id}|{socket id}`` → opened at (ms): a user's open sockets in every API
+    process, so the oldest beyond the cap is closed (``solomo/realtime/slots.py``)."""
+    return f"rt:socks:{user_id}"
+
+
 def event_history(user_id: Id) -> str:
     """``events:{user id}``: a user's bounded event stream (stream id = event id)."""
     return f"events:{user_id}"

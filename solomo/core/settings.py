@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # --- real time ---------------------------------------------------------------
     event_history: int = 200
     ws_queue_size: int = 256
+    ws_max_sockets_per_user: int = Field(5, ge=1, description="Open sockets per user in all API processes; "
+                                         "one more closes the oldest with 4409")
+    ws_recheck_s: float = Field(30.0, gt=0, le=60, description="Each socket re-checks its token (expiry, "
+                                "revocation, account status) this often; closed within a minute at the latest")
+    ws_close_poll_s: float = Field(5.0, gt=0, le=60, description="Each API process reads the pending "
+                                   "socket closes (suspensions, deletions: the outbox) this often")
     position_ttl_s: int = 900
 
     # --- moderation --------------------------------------------------------------

@@ -39,9 +39,11 @@ def frame_type(frame: str) -> str:
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, user_id: str, queue_size: int, *, live: bool = True) -> None:
+    def __init__(self, ws: WebSocket, user_id: str, queue_size: int, *, live: bool = True, slot: str = "") -> None:
         self.ws = ws
         self.user_id = user_id
+        self.slot = slot
+        """``{process id}|{socket id}``: its place in the user's cap (:mod:`solomo.realtime.slots`)."""
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.done = asyncio.Event()
         self.close_code = 1000

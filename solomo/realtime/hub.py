@@ -1,9 +1,15 @@
 """The per-process hub: one Redis subscription, routing events to this process's sockets.
 
 Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.core.events`)
-and ``rt:control`` (commands such as "disconnect this user", see
+and ``rt:control`` (commands such as "disconnect this user" or "close these sockets", see
 :mod:`solomo.core.control`). There is no Redis connection per socket. Routing is a dict
 lookup and a non-blocking put on each socket's bounded queue.
+
+Each socket holds one of its user's slots (:mod:`solomo.realtime.slots`); the oldest beyond the
+cap is closed with 4409, here or, through ``rt:control``, in the process that holds it. Every
+``settings.ws_close_poll_s`` the hub also reads the pending socket closes that suspensions and
+deletions record in MongoDB (the outbox in :mod:`solomo.core.control`): a lost control message
+delays a close by one poll, never forever.
 
 If the subscription breaks, events published meanwhile never reach this process; the hub then
 closes its sockets with 1012 so clients reconnect with ``last_event_id`` and replay the gap.
@@ -22,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from solomo.core.closecodes import GOING_AWAY
+from solomo.core.closecodes import GOING_AWAY, TOO_MANY_SOCKETS
+from solomo.core.control import pending_closes, publish_evict
 from solomo.core.events import event_key
 from solomo.core.keys import CONTROL_CHANNEL
 from solomo.core.keys import EVENTS_CHANNEL as CHANNEL
@@ -30,6 +37,7 @@ from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
 from solomo.core.services import Services
 from solomo.realtime.connection import Connection, frame_type
+from solomo.realtime.slots import Slots, slot_process
 
 log = logging.getLogger("solomo.realtime")
 
@@ -43,6 +51,9 @@ class Hub:
         self.redis = services.redis
         self.pid = pid or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.by_user: dict[str, set[Connection]] = {}
+        self.by_slot: dict[str, Connection] = {}
+        self.slots = Slots(self.redis, services.settings.ws_max_sockets_per_user)
+        self.close_poll_s = services.settings.ws_close_poll_s
         self.presence = Presence(self.redis, self.pid, stale_after_s=max(45.0, heartbeat_s * 4))
         self.location_listeners: list[LocationListener] = []
         self.heartbeat_s = heartbeat_s
@@ -60,6 +71,7 @@ class Hub:
             asyncio.create_task(self._listen(), name="rt-listen"),
             asyncio.create_task(self._flush_presence(), name="rt-presence"),
             asyncio.create_task(self._heartbeat(), name="rt-heartbeat"),
+            asyncio.create_task(self._poll_closes(), name="rt-close-poll"),
         ]
         async with asyncio.timeout(10):
             await self._subscribed.wait()
@@ -85,6 +97,7 @@ class Hub:
     def add(self, conn: Connection) -> None:
         group = self.by_user.setdefault(conn.user_id, set())
         group.add(conn)
+        self.by_slot[conn.slot] = conn
         if len(group) == 1:
             self._mark(conn.user_id, True)
 
@@ -93,9 +106,35 @@ class Hub:
         if group is None or conn not in group:
             return
         group.discard(conn)
+        self.by_slot.pop(conn.slot, None)
         if not group:
             del self.by_user[conn.user_id]
             self._mark(conn.user_id, False)
+
+    async def claim_slot(self, conn: Connection) -> None:
+        """Counts ``conn`` against its user's cap; closes (4409) the oldest sockets beyond it."""
+        evicted = await self.slots.claim(conn.user_id, conn.slot)
+        remote = [slot for slot in evicted if not self._evict(slot)]
+        if remote:
+            await publish_evict(self.redis, remote, TOO_MANY_SOCKETS, "too many sockets")
+
+    async def release_slot(self, conn: Connection) -> None:
+        await self.slots.release(conn.user_id, conn.slot)
+
+    def _evict(self, slot: str, code: int = TOO_MANY_SOCKETS, reason: str = "too many sockets") -> bool:
+        """Closes the socket holding ``slot`` if it is in this process; False: it is elsewhere."""
+        if slot_process(slot) != self.pid:
+            return False
+        conn = self.by_slot.get(slot)
+        if conn is not None:
+            conn.finish(code, reason)
+        return True
+
+    def close_user(self, user_id: str, code: int, reason: str, token_hash: str | None = None) -> None:
+        """Closes the user's sockets here (only those opened with ``token_hash``, if given)."""
+        for conn in list(self.by_user.get(user_id, ())):
+            if token_hash is None or conn.token_hash == token_hash:
+                conn.finish(code, reason[:120])
 
     def connection_count(self) -> int:
         return sum(len(g) for g in self.by_user.values())
@@ -134,12 +173,15 @@ class Hub:
             command = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return
-        if command.get("op") == "disconnect":
-            token = command.get("token")  # only the sockets opened with this token (logout)
-            for conn in list(self.by_user.get(str(command.get("user_id")), ())):
-                if token is not None and conn.token_hash != token:
-                    continue
-                conn.finish(int(command.get("code", 4403)), str(command.get("reason", ""))[:120])
+        try:
+            code, reason = int(command.get("code", 4403)), str(command.get("reason", ""))
+        except (AttributeError, TypeError, ValueError):  # not a command of ours: ignored, never fatal
+            return
+        if command.get("op") == "disconnect":  # with "token": only the sockets opened with it (logout)
+            self.close_user(str(command.get("user_id")), code, reason, command.get("token"))
+        elif command.get("op") == "evict":
+            for slot in command.get("sockets") or ():
+                self._evict(str(slot), code, reason)
 
     def _running(self) -> bool:
         # a call, not an attribute test: the flag changes while this coroutine awaits
@@ -192,6 +234,20 @@ class Hub:
                     self._dirty.setdefault(uid, present)
                 await asyncio.sleep(1.0)
                 self._dirty_event.set()
+
+    async def _poll_closes(self) -> None:
+        """The outbox side of closing an account's sockets (see the module docstring)."""
+        while not self._stopping:
+            await asyncio.sleep(self.close_poll_s)
+            if not self.by_user:
+                continue
+            try:
+                for user_id, code, reason in await pending_closes(self.services.db):
+                    self.close_user(user_id, code, reason)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next poll retries; the sockets' token re-check backs it up
+                log.warning("reading pending socket closes failed: %s", exc)
 
     async def _heartbeat(self) -> None:
         while not self._stopping:

@@ -8,7 +8,16 @@ newer than the last replayed id (stream ids only grow, so anything older was in 
 Client messages: ``{"type": "ping"}`` → ``{"type": "pong"}``; ``{"type": "location", "lat", "lng"}``
 stores the live position and runs the hub's location listeners (offers for late arrivals).
 Anything else gets ``{"type": "error", "data": {"code", "message"}}``; floods are limited per socket
-and, if they go on, closed with 4429.
+and, if they go on, closed with 4429. Location messages, which cost the most, have their own
+tighter limit per socket (so per user at most ``ws_max_sockets_per_user`` times that); one over it
+gets a ``rate_limited`` error and changes nothing. A message over 64 KiB closes the socket with
+1009 (uvicorn's ``--ws-max-size`` refuses it first; this check covers a server started without).
+
+Limits on the socket's life: its token is checked again right after it joins the hub, from
+MongoDB (a suspension or logout that raced the handshake missed the pub/sub message meant for
+it), then every ``settings.ws_recheck_s`` through the token cache: expiry, revocation, deletion
+and suspension close it (4401 or 4403) within that interval, even when the fast pub/sub message
+was lost. Each socket takes one of its user's slots; the oldest beyond the cap closes with 4409.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Any, Literal, cast
 
 import orjson
@@ -33,9 +43,11 @@ from solomo.core.events import event_key, frame
 from solomo.core.keys import event_history as history_key
 from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
 from solomo.core.services import Services
+from solomo.core.serving import WS_MAX_MESSAGE_BYTES
 from solomo.realtime.connection import Connection
 from solomo.realtime.hub import Hub
 from solomo.realtime.limits import TokenBucket
+from solomo.realtime.slots import new_slot
 
 log = logging.getLogger("solomo.realtime")
 
@@ -44,6 +56,8 @@ RATE_PER_S = 10.0
 BURST = 20
 MAX_STRIKES = 20
 """Messages refused by the rate limit before the socket is closed with 4429."""
+LOCATION_RATE_PER_S = 1.0
+LOCATION_BURST = 5
 REPLAY_PAGE = 100
 PONG = '{"type":"pong"}'
 
@@ -74,10 +88,7 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
     try:
         principal = await services.authenticator.principal_for_token(token)
     except ApiError as exc:
-        if exc.code == "account_suspended":
-            await refuse(ws, codes.FORBIDDEN, "account suspended")
-        else:
-            await refuse(ws, codes.UNAUTHORIZED, "missing or invalid token")
+        await refuse(ws, *refusal(exc))
         return
     after = None
     if last_event_id is not None:
@@ -89,17 +100,29 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
 
     # join the hub before the handshake completes: whatever is published once the client sees
     # the socket open is delivered (queued until the pump starts)
-    conn = Connection(ws, principal.sid, services.settings.ws_queue_size, live=after is None)
+    conn = Connection(ws, principal.sid, services.settings.ws_queue_size, live=after is None,
+                      slot=new_slot(hub.pid))
     conn.token_hash = hash_token(token)
     hub.add(conn)
     try:
+        # from MongoDB: a suspension or logout between the check above and hub.add sent its
+        # close command while this socket could not hear it
+        problem = await token_problem(services, token, fresh=True)
+        if problem is not None:
+            hub.remove(conn)
+            await refuse(ws, *problem)
+            return
+        await claim_slot(conn, hub)  # before the client sees it open: a later socket is newer
         await ws.accept()
     except BaseException:
         hub.remove(conn)
+        with contextlib.suppress(Exception):
+            await hub.release_slot(conn)
         raise
     SOCKETS_CONNECTED.inc()
     conn.start()
     reader = asyncio.create_task(read_messages(conn, services, hub), name=f"ws-read-{principal.sid}")
+    watcher = asyncio.create_task(watch_token(conn, services, token), name=f"ws-token-{principal.sid}")
     try:
         if last_event_id is not None:
             last = await replay(conn, services, last_event_id)
@@ -111,11 +134,53 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
     finally:
         hub.remove(conn)
         SOCKETS_CONNECTED.dec()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for task in (reader, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if not conn.peer_closed:
             await conn.close()
+        with contextlib.suppress(Exception):  # a slot left behind goes with its process or the cap
+            await hub.release_slot(conn)
+
+
+def refusal(exc: ApiError) -> tuple[int, str]:
+    """The close code and reason for a token the authenticator refused."""
+    if exc.code == "account_suspended":
+        return codes.FORBIDDEN, "account suspended"
+    return codes.UNAUTHORIZED, "missing or invalid token"
+
+
+async def token_problem(services: Services, token: str, *, fresh: bool = False) -> tuple[int, str] | None:
+    """Why the socket must close now (code, reason), or None while its token is good. A backing
+    store that fails says nothing: the socket stays, and the next check decides."""
+    try:
+        await services.authenticator.principal_for_token(token, fresh=fresh)
+    except ApiError as exc:
+        return refusal(exc)
+    except (RedisError, PyMongoError) as exc:
+        log.warning("could not re-check a socket's token: %s", exc)
+    return None
+
+
+async def watch_token(conn: Connection, services: Services, token: str) -> None:
+    """Re-checks the token every ``ws_recheck_s`` (the first time after a random part of it, so
+    sockets opened together do not check together)."""
+    interval = services.settings.ws_recheck_s
+    await asyncio.sleep(interval * random.uniform(0.5, 1.0))
+    while not conn.done.is_set():
+        problem = await token_problem(services, token)
+        if problem is not None:
+            conn.finish(*problem)
+            return
+        await asyncio.sleep(interval)
+
+
+async def claim_slot(conn: Connection, hub: Hub) -> None:
+    try:
+        await hub.claim_slot(conn)
+    except RedisError as exc:  # the cap waits for Redis; the socket itself works without it
+        log.warning("could not count the socket of %s against its cap: %s", conn.user_id, exc)
 
 
 async def replay(conn: Connection, services: Services, last_event_id: str) -> str | None:
@@ -138,6 +203,7 @@ async def replay(conn: Connection, services: Services, last_event_id: str) -> st
 
 async def read_messages(conn: Connection, services: Services, hub: Hub) -> None:
     bucket = TokenBucket(RATE_PER_S, BURST)
+    locations = TokenBucket(LOCATION_RATE_PER_S, LOCATION_BURST)
     strikes = 0
     try:
         while not conn.done.is_set():
@@ -145,6 +211,9 @@ async def read_messages(conn: Connection, services: Services, hub: Hub) -> None:
             if message["type"] == "websocket.disconnect":
                 conn.peer_closed = True
                 conn.finish(int(message.get("code") or 1005), "peer closed")
+                return
+            if too_big(message):
+                conn.finish(codes.MESSAGE_TOO_BIG, f"messages are at most {WS_MAX_MESSAGE_BYTES} bytes")
                 return
             if not bucket.take():
                 strikes += 1
@@ -154,7 +223,7 @@ async def read_messages(conn: Connection, services: Services, hub: Hub) -> None:
                     conn.finish(codes.FLOODING, "too many messages")
                 continue
             try:
-                await handle(conn, services, hub, message.get("text"))
+                await handle(conn, services, hub, message.get("text"), locations)
             except (RedisError, PyMongoError) as exc:
                 # A backing store hiccup fails this one message, never the reader: a reader that
                 # died silently would leave an open socket nobody reads (and pongs never seen).
@@ -168,7 +237,17 @@ async def read_messages(conn: Connection, services: Services, hub: Hub) -> None:
         conn.finish(1011, "internal error")
 
 
-async def handle(conn: Connection, services: Services, hub: Hub, text: str | None) -> None:
+def too_big(message: Any) -> bool:
+    data = message.get("bytes")
+    if data is not None:
+        return len(data) > WS_MAX_MESSAGE_BYTES
+    text = message.get("text") or ""
+    # a character is 1..4 bytes in UTF-8: encode only when the length alone does not decide
+    return len(text) > WS_MAX_MESSAGE_BYTES or (
+        len(text) * 4 > WS_MAX_MESSAGE_BYTES and len(text.encode()) > WS_MAX_MESSAGE_BYTES)
+
+
+async def handle(conn: Connection, services: Services, hub: Hub, text: str | None, locations: TokenBucket) -> None:
     if text is None:
         conn.send(error_frame("bad_request", "send JSON text frames"))
         return
@@ -184,7 +263,11 @@ async def handle(conn: Connection, services: Services, hub: Hub, text: str | Non
     if kind == "ping":
         conn.send(PONG)
     elif kind == "location":
-        await on_location(conn, services, hub, message)
+        if locations.take():
+            await on_location(conn, services, hub, message)
+        else:
+            conn.send(error_frame("rate_limited", f"at most {LOCATION_RATE_PER_S:g} location a second; "
+                                                  "this one was ignored"))
     else:
         conn.send(error_frame("unknown_type", "known message types: ping, location"))
 

@@ -29,6 +29,7 @@ from benchmarks.bench_push import Rounds, push_row
 from benchmarks.bench_vouchers import OversoldError, check
 from benchmarks.common import HttpRequest, Result, json_request, markdown_table, percentile, print_table, write_json
 from benchmarks.wrk import ensure_wrk, lua_script, run_wrk, run_wrk_once
+from solomo.core.serving import UVICORN_FLAGS
 from solomo.embedded import free_port
 
 
@@ -47,7 +48,7 @@ def bare_app() -> Iterator[subprocess.Popen[bytes]]:
     """The benchmarks' bare Starlette app in its own uvicorn process; ``.port`` is set on it."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.baseline_app:app", "--port", str(port),
-                             "--log-level", "warning", "--no-access-log"],
+                             *UVICORN_FLAGS, "--log-level", "warning"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.port = port  # type: ignore[attr-defined]
     try:
