@@ -57,7 +57,8 @@ class NearbyQuery(PageQuery):
 
 @endpoint("POST /v1/stores",
           summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
-          tags=["stores"])
+          tags=["stores"], errors={429: "rate_limited"},
+          description="A merchant has at most 20 stores: the 21st is 429 rate_limited.")
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: StoreIn = ctx.body
     doc = await create_store(ctx.services, ctx.user.id, name=b.name, lat=b.lat, lng=b.lng, category=b.category,
