@@ -5,6 +5,5 @@ Read in this order: ``normalize`` (evasion-proof text keys) → ``words`` (the l
 posts and comments call) → ``reports`` (auto-hide at the threshold) → ``queue`` → ``actions``
 (post transitions) → ``comments`` (comments held for review: their queue and decisions) →
 ``offers`` (offers held for review: approve or remove) → ``users`` (suspension) → ``audit``
-(append-only log, written in the same transaction as every
-change). Rate limits live in :mod:`solomo.core.ratelimit`.
+(append-only log, written in the same transaction as every change). Rate limits live in :mod:`solomo.core.ratelimit`.
 """
