@@ -17,9 +17,10 @@ from bson import ObjectId
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
-from solomo.core.errors import Invalid, NotFound
+from solomo.core.errors import Invalid, NotFound, RateLimited
 from solomo.core.ids import parse_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.txn import Txn, run_transaction
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -31,6 +32,10 @@ CATEGORIES: tuple[str, ...] = (
 NAME_MAX = 80
 ADDRESS_MAX = 200
 RADIUS_MIN_M, RADIUS_MAX_M, RADIUS_DEFAULT_M = 20, 2000, 200
+MAX_PER_OWNER = 20
+"""The contract's abuse limit: 20 stores per merchant (429 ``rate_limited``)."""
+STORE_CAP_RETRY_S = 86400
+"""The cap does not lift with time; Retry-After (required on a 429) says "not today"."""
 
 
 def store_latlng(doc: dict[str, Any]) -> tuple[float, float]:
@@ -77,7 +82,16 @@ async def create_store(
         "mayor_id": None,
         "created_at": datetime.now(UTC),
     }
-    await services.db.stores.insert_one(doc)
+
+    async def insert(txn: Txn) -> None:
+        # bumping a counter on the owner first makes concurrent creates by one merchant conflict,
+        # so the count below always sees the other's store (the driver retries the loser)
+        await services.db.users.update_one({"_id": owner_id}, {"$inc": {"stores_created": 1}}, session=txn.session)
+        if await services.db.stores.count_documents({"owner_id": owner_id}, session=txn.session) >= MAX_PER_OWNER:
+            raise RateLimited(f"a merchant may have at most {MAX_PER_OWNER} stores", retry_after=STORE_CAP_RETRY_S)
+        await services.db.stores.insert_one(doc, session=txn.session)
+
+    await run_transaction(services, insert)
     return doc
 
 

@@ -4,6 +4,6 @@ Read in this order: ``normalize`` (evasion-proof text keys) → ``words`` (the l
 → ``matcher`` (per-process Aho-Corasick, refreshed from a Redis version) → ``screen`` (what
 posts and comments call) → ``reports`` (auto-hide at the threshold) → ``queue`` → ``actions``
 (post transitions) → ``comments`` (comments held for review: their queue and decisions) →
-``users`` (suspension) → ``audit`` (append-only log, written in the same transaction as every
-change). Rate limits live in :mod:`solomo.core.ratelimit`.
+``offers`` (offers held for review: approve or remove) → ``users`` (suspension) → ``audit``
+(append-only log, written in the same transaction as every change). Rate limits live in :mod:`solomo.core.ratelimit`.
 """

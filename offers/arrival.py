@@ -1,49 +1,91 @@
 """Followers who come within a live offer's radius later get it once, when their location arrives.
 
-Called by the WebSocket session for every ``location`` message (a hub location listener). The
-common case — no live offer around — costs one GEOSEARCH; MongoDB is asked only about candidate
-offers this user has not received yet.
+Called by the WebSocket session for every ``location`` message (a hub location listener). Its
+work is bounded whatever the number of live offers around:
+
+* :func:`offers.live.covering` looks at no more than :data:`offers.live.SCAN_CAP` offers and
+  answers most messages from its per-cell cache;
+* offers already judged for this user (sent, from a store they do not follow, no longer live) are
+  remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
+  offers new to the user — at most three queries (offers, follows, stores) of at most the cap each.
+  Following a store forgets the user's judgements (:func:`forget_judged`), so an offer of a store
+  followed a moment ago is not held back by an earlier "not followed".
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from bson import ObjectId
 
 from offers import live
 from offers.offers import live_query
 from offers.targeting import send_offer
-from solomo.core.keys import offer_delivered
+from solomo.core.keys import offer_delivered, offers_judged
 from solomo.core.services import Services
+
+JUDGED_TTL_S = 600
+CELLS_KEY = "offers.live_cells"
+
+
+def live_cells(services: Services) -> live.LiveCells:
+    """This process's per-cell cache of live offers."""
+    cells = services.extras.get(CELLS_KEY)
+    if cells is None:
+        cells = services.extras[CELLS_KEY] = live.LiveCells()
+    return cast(live.LiveCells, cells)
+
+
+async def forget_judged(services: Services, user_id: ObjectId | str) -> None:
+    await services.redis.delete(offers_judged(user_id))
+
+
+async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str, float]]) -> dict[str, float]:
+    """The candidates neither judged lately nor already delivered to the user."""
+    judged = await services.redis.smismember(offers_judged(user_id), [o for o, _ in candidates])
+    left = [(o, d) for (o, d), seen in zip(candidates, judged, strict=True) if not seen]
+    if not left:
+        return {}
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for offer_id, _ in left:
+            pipe.sismember(offer_delivered(offer_id), user_id)
+        already = await pipe.execute()
+    fresh = {o: d for (o, d), got in zip(left, already, strict=True) if not got}
+    if len(fresh) < len(left):
+        await _remember(services, user_id, [o for o, _ in left if o not in fresh])
+    return fresh
+
+
+async def _remember(services: Services, user_id: str, offer_ids: list[str]) -> None:
+    if offer_ids:
+        key = offers_judged(user_id)
+        async with services.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, *offer_ids)
+            pipe.expire(key, JUDGED_TTL_S)
+            await pipe.execute()
 
 
 async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: float) -> int:
     """Push every live offer covering (lat, lng) from a store the user follows and not yet sent."""
-    candidates = await live.covering(services.redis, lat, lng)
+    candidates = await live.covering(services.redis, lat, lng, cells=live_cells(services))
     if not candidates:
         return 0
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for offer_id, _ in candidates:
-            pipe.sismember(offer_delivered(offer_id), user_id)
-        already = await pipe.execute()
-    fresh = {offer_id: dist for (offer_id, dist), got in zip(candidates, already, strict=True) if not got}
+    fresh = await _unjudged(services, user_id, candidates)
     if not fresh:
         return 0
     offers = await services.db.offers.find(
         {"_id": {"$in": [ObjectId(o) for o in fresh]}, **live_query(datetime.now(UTC))}).to_list(None)
-    if not offers:
-        return 0
+    sent = 0
     store_ids = list({o["store_id"] for o in offers})
     followed = {d["target_id"] async for d in services.db.follows.find(
         {"follower_id": ObjectId(user_id), "target_type": "store", "target_id": {"$in": store_ids}},
-        {"target_id": 1, "_id": 0})}
-    if not followed:
-        return 0
-    stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": list(followed)}})}
-    sent = 0
-    for offer in offers:
-        store = stores.get(offer["store_id"])
-        if store is not None:
-            sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])])])
+        {"target_id": 1, "_id": 0})} if store_ids else set()
+    if followed:
+        stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": list(followed)}})}
+        for offer in offers:
+            store = stores.get(offer["store_id"])
+            if store is not None:
+                sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])])])
+    await _remember(services, user_id, list(fresh))  # judged: sent, not followed, or not live
     return sent

@@ -1,28 +1,88 @@
 """The live-offer index in Redis, for followers who come within an offer's radius later.
 
 ``offers:live`` is a GEO set of offer ids at their store's point; ``offers:live:meta`` holds
-``"{radius_m}:{expires_ms}"`` per offer. A location update asks :func:`covering` for the offers
-whose radius covers the point: one GEOSEARCH (bounded by the largest radius) and one HMGET,
-no MongoDB. Expired entries are dropped when met and by :func:`sweep`.
+``"{radius_m}:{expires_ms}"`` per offer; ``offers:live:version`` moves on every change of the
+index. A location update asks :func:`covering` for the offers whose radius covers the point.
+
+The work per location message is bounded whatever one merchant publishes:
+
+* one GEOSEARCH looks at the :data:`SCAN_CAP` offers nearest to the point's cell (``COUNT``), and
+  one HMGET reads their radius and expiry;
+* a :class:`LiveCells` cache (per process, one entry per geohash cell of precision
+  :data:`CELL_PRECISION`, about 1.2 x 0.6 km) keeps that answer for :data:`CELL_TTL_S` seconds
+  while the index version is unchanged, so most messages cost one GET and a filter in memory.
+
+Expired entries are dropped when a cell is read from Redis and by :func:`sweep`.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
 
+from geo.cells import bounds, encode
+from geo.distance import fast_m
 from solomo.core import timeutil
-from solomo.core.keys import LIVE_OFFERS, LIVE_OFFERS_META
+from solomo.core.keys import LIVE_OFFERS, LIVE_OFFERS_META, LIVE_OFFERS_VERSION
 
 MAX_RADIUS_M = 5000
+SCAN_CAP = 200
+"""The most offers one location message looks at: the nearest to its cell. With the per-store
+limits (5 live) a crowd of stores this size around one point is already far beyond real use."""
+CELL_PRECISION = 6
+CELL_TTL_S = 5.0
+MAX_CELLS = 4096
+MAX_LAT = 85.05112878
+
+
+@dataclass(frozen=True)
+class LiveOffer:
+    offer_id: str
+    lat: float
+    lng: float
+    radius_m: float
+    expires_ms: int
+
+
+@dataclass
+class _Entry:
+    version: str | None
+    fetched: float
+    offers: list[LiveOffer]
+
+
+class LiveCells:
+    """Per-process cache: geohash cell → the live offers within reach of any point in it."""
+
+    def __init__(self, ttl_s: float = CELL_TTL_S, max_cells: int = MAX_CELLS) -> None:
+        self.ttl_s = ttl_s
+        self.max_cells = max_cells
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def get(self, cell: str, version: str | None) -> list[LiveOffer] | None:
+        entry = self._entries.get(cell)
+        if entry is None or entry.version != version or time.monotonic() - entry.fetched > self.ttl_s:
+            return None
+        self._entries.move_to_end(cell)
+        return entry.offers
+
+    def put(self, cell: str, version: str | None, offers: list[LiveOffer]) -> None:
+        self._entries[cell] = _Entry(version, time.monotonic(), offers)
+        self._entries.move_to_end(cell)
+        while len(self._entries) > self.max_cells:
+            self._entries.popitem(last=False)
 
 
 async def register(redis: Redis, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int) -> None:
-    lat = max(-85.05112878, min(85.05112878, lat))
+    lat = max(-MAX_LAT, min(MAX_LAT, lat))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.geoadd(LIVE_OFFERS, (lng, lat, offer_id))
         pipe.hset(LIVE_OFFERS_META, offer_id, f"{radius_m}:{expires_ms}")
+        pipe.incr(LIVE_OFFERS_VERSION)
         await pipe.execute()
 
 
@@ -31,31 +91,56 @@ async def unregister(redis: Redis, offer_ids: list[str]) -> None:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(LIVE_OFFERS, *offer_ids)
             pipe.hdel(LIVE_OFFERS_META, *offer_ids)
+            pipe.incr(LIVE_OFFERS_VERSION)
             await pipe.execute()
 
 
-async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = None) -> list[tuple[str, float]]:
-    """``(offer id, distance m)`` of live offers whose radius covers the point."""
-    lat = max(-85.05112878, min(85.05112878, lat))
-    found = await redis.geosearch(LIVE_OFFERS, longitude=lng, latitude=lat, radius=MAX_RADIUS_M, unit="m",
-                                  withdist=True)
+async def _read_cell(redis: Redis, cell: str, now: int) -> list[LiveOffer]:
+    """The :data:`SCAN_CAP` live offers nearest to the cell's centre that could cover a point in it."""
+    south, west, north, east = bounds(cell)
+    lat, lng = max(-MAX_LAT, min(MAX_LAT, (south + north) / 2)), (west + east) / 2
+    reach = MAX_RADIUS_M + fast_m(south, west, north, east) / 2
+    found = await redis.geosearch(LIVE_OFFERS, longitude=lng, latitude=lat, radius=reach, unit="m",
+                                  sort="ASC", count=SCAN_CAP, withcoord=True)
     if not found:
         return []
-    rows = cast(list[tuple[str, float]], found)  # withdist: (member, distance) pairs, decoded
-    now = timeutil.now_ms() if now_ms is None else now_ms
+    rows = cast(list[tuple[str, tuple[float, float]]], found)  # withcoord: (member, (lng, lat)), decoded
     metas = cast(list[str | None], await redis.hmget(LIVE_OFFERS_META, [offer_id for offer_id, _ in rows]))
-    out: list[tuple[str, float]] = []
+    out: list[LiveOffer] = []
     stale: list[str] = []
-    for (offer_id, dist), meta in zip(rows, metas, strict=True):
-        if meta is None:
+    for (offer_id, (o_lng, o_lat)), meta in zip(rows, metas, strict=True):
+        radius, _, expires = (meta or "").partition(":")
+        if meta is None or int(expires) <= now:
             stale.append(offer_id)
-            continue
-        radius, _, expires = meta.partition(":")
-        if int(expires) <= now:
-            stale.append(offer_id)
-        elif float(dist) <= float(radius):
-            out.append((offer_id, float(dist)))
+        else:
+            out.append(LiveOffer(offer_id, float(o_lat), float(o_lng), float(radius), int(expires)))
     await unregister(redis, stale)
+    return out
+
+
+async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = None,
+                   cells: LiveCells | None = None) -> list[tuple[str, float]]:
+    """``(offer id, distance m)`` of live offers whose radius covers the point (at most
+    :data:`SCAN_CAP`); with ``cells``, a cell read less than :data:`CELL_TTL_S` ago at the current
+    index version is answered from memory."""
+    lat = max(-MAX_LAT, min(MAX_LAT, lat))
+    now = timeutil.now_ms() if now_ms is None else now_ms
+    cell = encode(lat, lng, CELL_PRECISION)
+    offers: list[LiveOffer] | None = None
+    version: str | None = None
+    if cells is not None:
+        version = cast(str | None, await redis.get(LIVE_OFFERS_VERSION))
+        offers = cells.get(cell, version)
+    if offers is None:
+        offers = await _read_cell(redis, cell, now)
+        if cells is not None:
+            cells.put(cell, version, offers)
+    out: list[tuple[str, float]] = []
+    for offer in offers:
+        if offer.expires_ms > now:
+            dist = fast_m(lat, lng, offer.lat, offer.lng)
+            if dist <= offer.radius_m:
+                out.append((offer.offer_id, dist))
     return out
 
 

@@ -1,9 +1,16 @@
 """Offers: a merchant's time-limited deal at their store, with a push radius and optional stock.
 
-Creating one writes the document (``targeting: "pending"``), registers it in the live index
-(:mod:`offers.live`, for followers who arrive later) and enqueues the targeting task
+Creating one screens its title and description against the word lists (a block word → 422
+``content_rejected``), checks the store's limits (:mod:`offers.limits`) and writes the document
+in one transaction. A live offer (``targeting: "pending"``) is registered in the live index
+(:mod:`offers.live`, for followers who arrive later) and the targeting task is enqueued
 (:mod:`offers.targeting`); the maintenance sweep re-enqueues targeting still pending, so a lost
-broker message delays the push but never loses it.
+broker message delays the push but never loses it. An offer matching a review word is stored
+``status: "pending_review"`` (``targeting: "held"``): not indexed, not pushed, not claimable,
+until a moderator approves it (:mod:`moderation.offers`).
+
+The stored ``status`` is ``live``, ``pending_review`` or ``removed`` (by a moderator; older
+documents have none: live). The public status adds time and stock: see :func:`offer_status`.
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ from bson import ObjectId
 
 from checkins.stores import store_latlng, store_summary
 from geo.geojson import geo_point
+from moderation.screen import screen_text
 from offers import live
+from offers.limits import claim_offer_place
 from offers.stores import owned_store
+from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
-from solomo.core.txn import send_task
+from solomo.core.txn import Txn, run_transaction, send_task
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
 MAX_LIFETIME = timedelta(days=90)
@@ -42,10 +52,31 @@ def sold_out(doc: dict[str, Any]) -> bool:
     return doc.get("stock") is not None and int(doc.get("claimed", 0)) >= int(doc["stock"])
 
 
+HELD = ("pending_review", "removed", "ended")
+"""Stored statuses of offers nobody may be pushed or claim."""
+
+
+def stored_status(doc: dict[str, Any]) -> str:
+    return str(doc.get("status", "live"))
+
+
+def offer_status(doc: dict[str, Any], now: datetime | None = None) -> str:
+    """The contract's status: ``pending_review``; ``ended`` (ended or removed); ``expired``;
+    ``sold_out``; else ``live``."""
+    stored = stored_status(doc)
+    if stored == "pending_review":
+        return "pending_review"
+    if stored in ("removed", "ended"):
+        return "ended"
+    if not is_live(doc, now):
+        return "expired"
+    return "sold_out" if sold_out(doc) else "live"
+
+
 def live_query(now: datetime) -> dict[str, Any]:
-    """The MongoDB filter for offers still claimable at ``now``: not expired (:func:`is_live`)
-    and not sold out (:func:`sold_out`)."""
-    return {"expires_at": {"$gt": now},
+    """The MongoDB filter for offers still claimable at ``now``: not held (:data:`HELD`), not
+    expired (:func:`is_live`) and not sold out (:func:`sold_out`)."""
+    return {"expires_at": {"$gt": now}, "status": {"$nin": list(HELD)},
             "$expr": {"$or": [{"$eq": ["$stock", None]}, {"$lt": ["$claimed", "$stock"]}]}}
 
 
@@ -58,6 +89,7 @@ def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
         "radius_m": doc["radius_m"],
         "stock": doc.get("stock"),
         "claimed": int(doc.get("claimed", 0)),
+        "status": offer_status(doc),
         "expires_at": rfc3339(doc["expires_at"]),
         "created_at": rfc3339(doc["created_at"]),
     }
@@ -74,11 +106,13 @@ async def create_offer(
     expires_at: datetime,
     stock: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Insert an offer for the owner's store and start its push; returns ``(offer, store)``."""
+    """Insert an offer for the owner's store and start its push (or hold it for review);
+    returns ``(offer, store)``."""
     store = await owned_store(services, store_id, owner_id)
     title = title.strip()
     if not title:
         raise Invalid("title must not be blank")
+    description = (description or "").strip()
     if not RADIUS_MIN_M <= radius_m <= RADIUS_MAX_M:
         raise Invalid(f"radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
     if stock is not None and stock < 1:
@@ -89,13 +123,15 @@ async def create_offer(
         raise Invalid("expires_at must be in the future")
     if expires_at > now + MAX_LIFETIME:
         raise Invalid(f"an offer may run at most {MAX_LIFETIME.days} days")
+    verdict, review_words = await screen_text(services, f"{title}\n{description}")
+    held = verdict == "review"
     lat, lng = store_latlng(store)
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "store_id": store["_id"],
         "owner_id": owner_id,
         "title": title,
-        "description": (description or "").strip(),
+        "description": description,
         "radius_m": radius_m,
         "stock": stock,
         "claimed": 0,
@@ -104,17 +140,33 @@ async def create_offer(
         "expires_at": expires_at,
         "created_at": now,
         "created_ms": ms_of(now),
-        "targeting": "pending",
+        "status": "pending_review" if held else "live",
+        "targeting": "held" if held else "pending",
     }
-    await services.db.offers.insert_one(doc)
+    if held:
+        doc["flags"] = [{"source": "words", "words": review_words, "at": now}]
+
+    async def insert(txn: Txn) -> None:
+        await claim_offer_place(services, txn.session, store["_id"], now)
+        await services.db.offers.insert_one(doc, session=txn.session)
+
+    await run_transaction(services, insert)
+    if held:
+        return doc, store
     await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
     await send_task(services, tasknames.OFFERS_TARGET, str(doc["_id"]))  # else the sweep re-sends it
     return doc, store
 
 
-async def get_offer(services: Services, offer_id: ObjectId) -> tuple[dict[str, Any], dict[str, Any]]:
+async def get_offer(services: Services, offer_id: ObjectId,
+                    viewer: Principal | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The offer and its store. With a ``viewer``, an offer held for review or removed is 404 to
+    everyone but its owner and moderators."""
     doc = await services.db.offers.find_one({"_id": offer_id})
     if doc is None:
+        raise NotFound("offer not found")
+    if (viewer is not None and stored_status(doc) in ("pending_review", "removed")
+            and viewer.id != doc.get("owner_id") and viewer.role != "moderator"):
         raise NotFound("offer not found")
     store = await services.db.stores.find_one({"_id": doc["store_id"]})
     if store is None:

@@ -22,7 +22,7 @@ from bson import ObjectId
 
 from geo.positions import users_within
 from offers import live
-from offers.offers import expires_ms, is_live, offer_public, sold_out
+from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
 from solomo.core.eventtypes import OfferEvent, publish_each_event
 from solomo.core.ids import maybe_id
 from solomo.core.keys import offer_delivered
@@ -84,6 +84,8 @@ async def target_offer(services: Services, offer_id: str) -> int:
     oid = maybe_id(offer_id)
     offer = await services.db.offers.find_one({"_id": oid}) if oid else None
     if offer is None:
+        return 0
+    if stored_status(offer) != "live":  # held for review (its approval sends this task again) or removed
         return 0
     if not is_live(offer) or sold_out(offer):
         await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})

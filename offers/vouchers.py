@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from offers import codes
-from offers.offers import is_live, live_query, sold_out
+from offers.offers import is_live, live_query, sold_out, stored_status
 from offers.stores import owned_store
 from solomo.core import ratelimit
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
@@ -100,6 +100,10 @@ async def claim(services: Services, user_id: ObjectId, offer_id: ObjectId) -> tu
 
 
 def _check_claimable(offer: dict[str, Any]) -> None:
+    if stored_status(offer) == "pending_review":
+        raise NotFound("offer not found")  # not published yet
+    if stored_status(offer) in ("removed", "ended"):
+        raise Gone("this offer has ended", code="offer_ended")
     if not is_live(offer):
         raise Gone("this offer has expired", code="offer_expired")
     if sold_out(offer):

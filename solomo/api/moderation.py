@@ -11,10 +11,13 @@ from feed.comments import hydrate_comments
 from feed.hydrate import hydrate_post, hydrate_posts
 from moderation import actions, audit, reports, users, words
 from moderation import comments as comment_mod
+from moderation import offers as offer_mod
 from moderation.matcher import word_filter
 from moderation.queue import queue_page
+from offers.offers import get_offer, offer_public
 from solomo.accounts import user_public
 from solomo.api.models import StrictBody, UserOut
+from solomo.api.offers import OfferOut
 from solomo.api.posts import CommentOut, PostOut
 from solomo.core.ids import parse_id
 from solomo.core.pagination import Page, PageQuery
@@ -73,6 +76,11 @@ class CommentActionIn(StrictBody):
     reason: Reason
 
 
+class OfferActionIn(StrictBody):
+    action: Literal["approve", "remove"]
+    reason: Reason
+
+
 class UserActionIn(StrictBody):
     action: Literal["suspend", "unsuspend"]
     reason: Reason
@@ -113,7 +121,13 @@ class QueueItemOut(BaseModel):
     queued_at: str
 
 
-class QueuePage(Page[QueueItemOut]):
+class OfferQueueItemOut(BaseModel):
+    offer: OfferOut
+    flags: list[dict[str, Any]] = Field(description='Automatic flags, e.g. {"source": "words", "words": [...]}')
+    queued_at: str
+
+
+class QueuePage(Page[QueueItemOut | OfferQueueItemOut]):
     pass
 
 
@@ -132,7 +146,7 @@ class AuditOut(BaseModel):
     id: str
     moderator_id: str | None = Field(description="null for automatic actions (auto_hide)")
     action: str
-    target_type: Literal["post", "comment", "user", "words"]
+    target_type: Literal["post", "comment", "user", "offer", "words"]
     target_id: str
     reason: str
     before: Any
@@ -145,7 +159,7 @@ class AuditPage(Page[AuditOut]):
 
 
 class AuditQuery(PageQuery):
-    target_type: Literal["post", "comment", "user", "words"] | None = None
+    target_type: Literal["post", "comment", "user", "offer", "words"] | None = None
     target_id: str | None = Field(None, max_length=64)
 
 
@@ -166,8 +180,10 @@ async def report_post(ctx: Ctx) -> dict[str, Any]:
           summary="The review queue, oldest first", query=PageQuery, response=QueuePage, auth=MOD, tags=TAGS,
           errors={400: "invalid_cursor"},
           description="Posts waiting for a decision: pending_review ones and reported ones (auto-hidden "
-                      "included) with their open reports and automatic flags. Comments held for review wait "
-                      "in their own queue, GET /v1/moderation/comments.")
+                      "included) with their open reports and automatic flags; and offers held for review "
+                      "(`{\"offer\": Offer, \"flags\", \"queued_at\"}` items, decided with "
+                      "POST /v1/moderation/offers/{offer_id}). Comments held for review wait in their own "
+                      "queue, GET /v1/moderation/comments.")
 async def queue(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     cursors = ctx.services.cursors
@@ -228,6 +244,18 @@ async def moderate_comment(ctx: Ctx) -> dict[str, Any]:
     comment_id = parse_id(ctx.path["comment_id"], "comment")
     doc = await comment_mod.moderate_comment(ctx.services, ctx.user, comment_id, ctx.body.action, ctx.body.reason)
     return (await hydrate_comments(ctx.services, [doc]))[0]
+
+
+@endpoint("POST /v1/moderation/offers/{offer_id}",
+          summary="Decide on an offer", body=OfferActionIn, response=OfferOut, auth=MOD, tags=TAGS,
+          errors={404: "not_found", 409: "invalid_transition"},
+          description="approve: pending_review → live, and the offer is pushed as if just created; remove: "
+                      "pending_review or live → ended for everyone (nobody is pushed it or can claim it). "
+                      "Anything else is 409 invalid_transition. Audited with target_type offer.")
+async def moderate_offer(ctx: Ctx) -> dict[str, Any]:
+    offer_id = parse_id(ctx.path["offer_id"], "offer")
+    await offer_mod.moderate_offer(ctx.services, ctx.user, offer_id, ctx.body.action, ctx.body.reason)
+    return offer_public(*await get_offer(ctx.services, offer_id))
 
 
 @endpoint("POST /v1/moderation/users/{user_id}",

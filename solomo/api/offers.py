@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,8 @@ class OfferOut(BaseModel):
     radius_m: int
     stock: int | None
     claimed: int
+    status: Literal["live", "pending_review", "ended", "expired", "sold_out"] = Field(
+        description="pending_review: held for a moderator (a review word matched), not pushed yet")
     expires_at: str
     created_at: str
 
@@ -90,9 +92,14 @@ class StoreStatsOut(BaseModel):
 
 @endpoint("POST /v1/stores/{store_id}/offers",
           summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
-          errors={403: "forbidden", 404: "not_found"}, operation_id="offers_create", idempotent=True,
+          errors={403: "forbidden", 404: "not_found", 409: "too_many_live_offers", 422: "invalid, content_rejected",
+                  429: "rate_limited"}, operation_id="offers_create", idempotent=True,
           description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
-                      "and later to followers who come within it while it is live; nobody gets it twice.")
+                      "and later to followers who come within it while it is live; nobody gets it twice. "
+                      "Title and description pass the word filter: a block word is 422 content_rejected; a "
+                      "review word creates the offer with status pending_review, pushed only once a "
+                      "moderator approves it. A store has at most 5 live offers (409 too_many_live_offers) "
+                      "and 20 offers in any 24 hours (429 rate_limited with Retry-After).")
 async def post_offer(ctx: Ctx) -> dict[str, Any]:
     body: OfferIn = ctx.body
     doc, store = await create_offer(ctx.services, ctx.user.id, ctx.path["store_id"], title=body.title,
@@ -104,7 +111,7 @@ async def post_offer(ctx: Ctx) -> dict[str, Any]:
 @endpoint("GET /v1/offers/{offer_id}",
           summary="An offer", response=OfferOut, tags=["offers"], errors={404: "not_found"})
 async def get_one(ctx: Ctx) -> dict[str, Any]:
-    doc, store = await get_offer(ctx.services, parse_id(ctx.path["offer_id"], "offer"))
+    doc, store = await get_offer(ctx.services, parse_id(ctx.path["offer_id"], "offer"), ctx.user)
     return offer_public(doc, store)
 
 

@@ -57,9 +57,10 @@ class NearbyQuery(PageQuery):
 
 @endpoint("POST /v1/stores",
           summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
-          tags=["stores"], errors={422: "content_rejected"},
+          tags=["stores"], errors={422: "content_rejected", 429: "rate_limited"},
           description="The name and address pass the word filter: a block or review word → 422 "
-                      "content_rejected (store names and addresses have no review queue).")
+                      "content_rejected (store names and addresses have no review queue). A merchant has at most "
+                      "20 stores: the 21st is 429 rate_limited.")
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: StoreIn = ctx.body
     doc = await create_store(ctx.services, ctx.user.id, name=b.name, lat=b.lat, lng=b.lng, category=b.category,

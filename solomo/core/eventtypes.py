@@ -123,6 +123,7 @@ class OfferEvent(Event):
     radius_m: int
     stock: int | None
     claimed: int
+    status: str
     expires_at: str
     created_at: str
     distance_m: float

@@ -78,6 +78,14 @@ POSITIONS_SEEN = "pos:seen"
 
 LIVE_OFFERS = "offers:live"
 LIVE_OFFERS_META = "offers:live:meta"
+LIVE_OFFERS_VERSION = "offers:live:version"
+"""A counter bumped on every change of the live index: processes' per-cell caches check it."""
+
+
+def offers_judged(user_id: Id) -> str:
+    """Offers already judged for a user on arrival (sent, not followed, not live): a set with a
+    short TTL, so each location message asks MongoDB only about offers new to this user."""
+    return f"offers:judged:{user_id}"
 
 
 def offer_delivered(offer_id: Id) -> str:

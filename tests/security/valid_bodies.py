@@ -32,6 +32,7 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/moderation/posts/{post_id}"): {"action": "approve", "reason": "checked"},
         ("POST", "/v1/moderation/users/{user_id}"): {"action": "unsuspend", "reason": "checked"},
         ("POST", "/v1/moderation/comments/{comment_id}"): {"action": "approve", "reason": "checked"},
+        ("POST", "/v1/moderation/offers/{offer_id}"): {"action": "approve", "reason": "checked"},
         ("PUT", "/v1/moderation/words"): {"block": [], "review": [], "reason": "checked"},
     }
     key = (method, path)

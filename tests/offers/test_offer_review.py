@@ -1,0 +1,118 @@
+"""Offers held for review (a review word in their text): no push until a moderator approves,
+the moderation queue lists them as ``{"offer": Offer, ...}`` items, decisions are audited; and the
+arrival path's memory of judged offers (forgotten on a follow; new offers seen at once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from geo.positions import set_position
+from offers import live
+from offers.arrival import deliver_on_arrival
+from offers.targeting import target_offer
+from solomo.core import tasknames
+from solomo.core.keys import ONLINE
+from tests.moderation.conftest import extra_words  # noqa: F401  (the fixture)
+from tests.moderation.helpers import token
+from tests.offers.helpers import create_offer, follow_store, merchant_with_store
+from tests.support import make_account, offset, register
+
+
+class _Held:
+    """Stands in for ``services.tasks.send``: records the tasks instead of running them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
+        self.sent.append((name, args))
+
+
+async def test_review_word_holds_the_offer_until_a_moderator_approves(client, services, monkeypatch,
+                                                                     extra_words):  # noqa: F811
+    review = token("zr")
+    await extra_words(review=[review])
+    merchant, store = await merchant_with_store(client)
+    follower = await register(client)
+    await follow_store(client, follower, store["id"])
+    await set_position(services.redis, follower.id, *offset(store["lat"], store["lng"], north_m=100))
+    await services.redis.sadd(ONLINE, follower.id)
+    moderator = await make_account(services, "moderator")
+    held = _Held()
+    monkeypatch.setattr(services.tasks, "send", held.send)
+    try:
+        offer = await create_offer(client, merchant, store["id"], description=f"a {review} deal")
+        assert offer["status"] == "pending_review"
+        assert held.sent == []  # not targeted
+        assert await target_offer(services, offer["id"]) == 0  # a stray task pushes nothing either
+        assert await deliver_on_arrival(services, follower.id, store["lat"], store["lng"]) == 0
+
+        queue = (await client.get("/v1/moderation/queue", params={"limit": 100}, headers=moderator.headers)).json()
+        items = [i for i in queue["items"] if "offer" in i and i["offer"]["id"] == offer["id"]]
+        assert len(items) == 1 and items[0]["offer"] == offer
+        assert items[0]["flags"][0]["source"] == "words" and items[0]["queued_at"]
+        assert all("post" in i or "offer" in i for i in queue["items"])
+
+        resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=merchant.headers,
+                                 json={"action": "approve", "reason": "mine"})
+        assert resp.status_code == 403
+        resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
+                                 json={"action": "approve", "reason": "harmless"})
+        assert resp.status_code == 200 and resp.json()["status"] == "live", resp.text
+        assert held.sent == [(tasknames.OFFERS_TARGET, (offer["id"],))]
+        assert await target_offer(services, offer["id"]) == 1  # now it is pushed
+        again = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
+                                  json={"action": "approve", "reason": "twice"})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    finally:
+        await services.redis.srem(ONLINE, follower.id)
+    queue = (await client.get("/v1/moderation/queue", params={"limit": 100}, headers=moderator.headers)).json()
+    assert offer["id"] not in [i["offer"]["id"] for i in queue["items"] if "offer" in i]
+    audit = (await client.get("/v1/moderation/audit", params={"target_type": "offer", "target_id": offer["id"]},
+                              headers=moderator.headers)).json()["items"]
+    assert [(a["action"], a["before"], a["after"]) for a in audit] == [
+        ("approve", {"status": "pending_review"}, {"status": "live"})]
+
+
+async def test_a_removed_offer_ends_for_everyone(client, services):
+    merchant, store = await merchant_with_store(client)
+    offer = await create_offer(client, merchant, store["id"])
+    moderator = await make_account(services, "moderator")
+    resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
+                             json={"action": "remove", "reason": "scam"})
+    assert resp.status_code == 200 and resp.json()["status"] == "ended"
+    assert await services.redis.hget(live.LIVE_OFFERS_META, offer["id"]) is None
+    user = await register(client)
+    resp = await client.post(f"/v1/offers/{offer['id']}/claim", headers=user.headers)
+    assert resp.status_code == 410 and resp.json()["error"]["code"] == "offer_ended"
+    assert (await client.get(f"/v1/offers/{offer['id']}", headers=user.headers)).status_code == 404
+    resp = await client.post(f"/v1/moderation/offers/{ObjectId()}", headers=moderator.headers,
+                             json={"action": "remove", "reason": "x"})
+    assert resp.status_code == 404
+
+
+async def test_arrival_judgements_follow_a_new_follow_and_a_new_offer(client, services):
+    merchant, store = await merchant_with_store(client)
+    await create_offer(client, merchant, store["id"], radius_m=1000)
+    user = await register(client)
+    here = offset(store["lat"], store["lng"], north_m=200)
+    assert await deliver_on_arrival(services, user.id, *here) == 0  # not a follower: judged and remembered
+    await follow_store(client, user, store["id"])
+    assert await deliver_on_arrival(services, user.id, *here) == 1  # the follow forgot that judgement
+    assert await deliver_on_arrival(services, user.id, *here) == 0  # once only
+    await create_offer(client, merchant, store["id"], radius_m=1000, title="second")
+    assert await deliver_on_arrival(services, user.id, *here) == 1  # the cell's cache saw the new offer
+
+
+def test_cell_cache_answers_while_fresh_and_the_version_holds():
+    cells = live.LiveCells(ttl_s=60, max_cells=2)
+    offer = live.LiveOffer("o1", 1.0, 2.0, 500, 2**60)
+    cells.put("a", "1", [offer])
+    assert cells.get("a", "1") == [offer]
+    assert cells.get("a", "2") is None  # the index changed
+    cells.put("b", "1", [])
+    cells.put("c", "1", [])
+    assert cells.get("a", "1") is None  # the least recently used cell left
+    assert live.LiveCells(ttl_s=0.0).get("a", "1") is None
