@@ -65,7 +65,8 @@ class Settings(BaseSettings):
             "claim": "60/minute",
             "failed_redemption": "10/minute",  # per store: unknown or another store's codes (guessing)
             "follow": "120/minute;2000/hour",  # follow/unfollow, users and stores
-            "login": "10/minute;100/hour",  # failed logins per username (checked before the password hash)
+            "login": "10/minute;100/hour",  # failed logins per username and address (before the password hash)
+            "login_failed_ip": "30/minute;300/hour",  # failed logins per client address, any username
             "login_ip": "100/minute",  # login attempts per client address
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
         },
