@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     position_ttl_s: int = 900
 
     # --- moderation --------------------------------------------------------------
-    report_threshold: int = 3
+    report_threshold: int = Field(3, description="Reports from established accounts that hide a post automatically")
+    report_min_account_age_h: int = Field(24, description="A reporter's account must be this old (and have a post "
+                                          "or a check-in) for the report to count toward the automatic hide")
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {
             "post": "30/minute;500/hour",
