@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"
     os.environ["SOLOMO_SECRET_KEY"] = "test-secret"
     os.environ.setdefault("SOLOMO_LOG_LEVEL", "WARNING")
+    from tests.support import METRICS_TOKEN
+
+    os.environ.setdefault("SOLOMO_METRICS_TOKEN", METRICS_TOKEN)  # /metrics on the app needs it
     # The suite registers thousands of accounts from one client address; the per-address limit on
     # registration is tested on its own (tests/moderation/test_ratelimit.py sets it low there).
     os.environ.setdefault("SOLOMO_RATE_LIMITS", '{"register": "100000/minute"}')

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     log_format: str = Field("json", pattern="^(json|plain)$",
                             description="json: one JSON object per line; plain: a short line for a person")
     worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
+    metrics_port: int | None = Field(None, description="API process: also serve /metrics, without a token, on "
+                                     "this internal port (never publish it)")
+    metrics_token: str | None = Field(None, description="GET /metrics on the public port needs "
+                                      "'Authorization: Bearer <token>'; unset: 404 there")
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
