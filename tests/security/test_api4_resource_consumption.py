@@ -157,3 +157,46 @@ async def test_metrics_need_the_token(api, app, monkeypatch):
     for headers in ({}, METRICS_HEADERS):
         resp = await api.get("/metrics", headers=headers)
         assert resp.status_code == 404 and error_code(resp) == "not_found"
+
+
+async def _calls(services, command: str) -> int:
+    stats = await services.redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_spam_topics_do_not_grow_hot_topic_work_or_redis(services):
+    """2,000 made-up topics, each used by three accounts, and one by a single account 2,000 times:
+    the hour's top stays capped, every trend key expires, and a ranking's work stays bounded
+    (while a real burst by five authors still trends)."""
+    import time
+    import uuid
+
+    from bson import ObjectId
+
+    from feed import trends
+    from solomo.core.keys import trend_top
+
+    now_ms = int(time.time() * 1000)
+    spam = [f"spam{uuid.uuid4().hex[:10]}" for _ in range(2000)]
+    lone = ObjectId()
+    for author in (ObjectId(), ObjectId(), ObjectId(), lone):
+        for i in range(0, len(spam), 100):
+            topics = [{"key": t, "display": t} for t in spam[i:i + 100]]
+            await trends.record(services, {"_id": ObjectId(), "author_id": author, "created_ms": now_ms,
+                                           "topics": topics})
+    burst = f"burst{uuid.uuid4().hex[:8]}"
+    for _ in range(5):
+        await trends.record(services, {"_id": ObjectId(), "author_id": ObjectId(), "created_ms": now_ms,
+                                       "topics": [{"key": burst, "display": burst.upper()}]})
+    bucket = trends.bucket_of(now_ms)
+    assert await services.redis.zcard(trend_top(bucket)) <= trends.TOP_K
+    hlen_before, hgetall_before = await _calls(services, "hlen"), await _calls(services, "hgetall")
+    hot = await trends.compute_hot(services, 100)
+    hlen_calls = await _calls(services, "hlen") - hlen_before
+    # a constant: 2,000 or 200,000 spam topics, at most MAX_CANDIDATES topics × 12 hours are looked at
+    assert hlen_calls <= trends.MAX_CANDIDATES * (trends.LOOKBACK + trends.WINDOW), hlen_calls
+    assert await _calls(services, "hgetall") == hgetall_before  # no whole-bucket reads
+    assert hot[0]["topic"] == burst.upper() and hot[0]["post_count"] == 5
+    forever = [key async for key in services.redis.scan_iter(match="trend:*", count=1000)
+               if await services.redis.ttl(key) < 0]
+    assert forever == [], forever[:5]
