@@ -54,7 +54,8 @@ WINDOW = 6
 LOOKBACK = 6
 HALF_LIFE_H = 2.0
 MIN_AUTHORS = 2
-KEEP_S = 2 * 86400
+KEEP_S = (LOOKBACK + WINDOW + 1) * BUCKET_S
+"""Counts are kept as long as a ranking reads them (the scored hours and their history), no longer."""
 TOP_K = 200
 """Topics kept per hour in ``trend:{bucket}:top``: the ones with most unique authors."""
 MAX_CANDIDATES = 300
