@@ -13,14 +13,21 @@ by the post's own creation hour and guarded per post, so a retried fan-out count
 a retracted post is taken back out.
 
 Keys (all expire after :data:`KEEP_S`): ``trend:{bucket}:a:{topic}`` hash author → posts,
-``trend:{bucket}:n`` hash topic → posts, ``trend:display`` hash topic → display form,
-``trend:seen:{post}`` the per-post guard.
+``trend:{bucket}:n`` hash topic → posts, ``trend:{bucket}:top`` zset topic → unique authors,
+``trend:{bucket}:d`` hash topic → display form, ``trend:seen:{post}`` the per-post guard.
 
-The ranking costs one ``HLEN`` per candidate topic and hour, so it is computed at most every
-:data:`HOT_FRESH_S` seconds across all API processes: the top :data:`HOT_MAX` are kept in
-``trend:hot`` (JSON, with the time they were computed) and every request is served from there. When
-the ranking is stale, the one request that takes ``trend:hot:lock`` recomputes it while the others
-keep serving the previous one.
+The work of a ranking must not grow with spam (thousands of made-up topics), so the candidates are
+kept incrementally: each post's count updates its topics' unique authors in the hour's
+``trend:{bucket}:top`` — only topics with :data:`MIN_AUTHORS` authors enter, and the zset is
+trimmed to the :data:`TOP_K` with most authors (a topic trimmed out comes back with its exact count
+when its next author posts). A ranking reads the :data:`LOOKBACK` recent tops (at most
+``LOOKBACK × TOP_K`` entries), scores at most :data:`MAX_CANDIDATES` of them with one ``HLEN`` per
+hour of history, and reads post counts and display forms for the few it returns.
+
+It is still computed at most every :data:`HOT_FRESH_S` seconds across all API processes: the top
+:data:`HOT_MAX` are kept in ``trend:hot`` (JSON, with the time they were computed) and every request
+is served from there. When the ranking is stale, the one request that takes ``trend:hot:lock``
+recomputes it while the others keep serving the previous one.
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ from typing import Any
 
 import orjson
 
-from solomo.core.keys import TREND_DISPLAY, TREND_HOT, TREND_HOT_LOCK, trend_authors, trend_posts, trend_seen
+from solomo.core.keys import (
+    TREND_HOT,
+    TREND_HOT_LOCK,
+    trend_authors,
+    trend_display,
+    trend_posts,
+    trend_seen,
+    trend_top,
+)
 from solomo.core.services import Services
 
 BUCKET_S = 3600
@@ -39,31 +54,51 @@ WINDOW = 6
 LOOKBACK = 6
 HALF_LIFE_H = 2.0
 MIN_AUTHORS = 2
-KEEP_S = 2 * 86400
-MAX_CANDIDATES = 2000
+KEEP_S = (LOOKBACK + WINDOW + 1) * BUCKET_S
+"""Counts are kept as long as a ranking reads them (the scored hours and their history), no longer."""
+TOP_K = 200
+"""Topics kept per hour in ``trend:{bucket}:top``: the ones with most unique authors."""
+MAX_CANDIDATES = 300
+"""Topics scored per ranking (best first by their best recent hour)."""
 HOT_FRESH_S = 5.0
 """A served ranking is at most this old (plus one computation), and is recomputed at most this often."""
 HOT_KEEP_S = 300
 HOT_MAX = 100
 """Entries kept in the cached ranking: the route's largest ``limit``."""
 
-# KEYS: posts-per-topic hash, seen guard, display hash, then one author hash per topic.
-# ARGV: +1 / -1, author, keep seconds, then (topic key, display) per topic.
+# KEYS: posts-per-topic hash, seen guard, display hash, top zset, then one author hash per topic.
+# ARGV: +1 / -1, author, keep seconds, top K, min authors, then (topic key, display) per topic.
 _COUNT_LUA = """
 local delta, author, keep = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local top_k, min_authors = tonumber(ARGV[4]), tonumber(ARGV[5])
 if delta > 0 then
   if redis.call('SET', KEYS[2], '1', 'NX', 'EX', keep) == false then return 0 end
 else
   if redis.call('DEL', KEYS[2]) == 0 then return 0 end
 end
-for i = 4, #KEYS do
-  local topic, display = ARGV[4 + (i - 4) * 2], ARGV[5 + (i - 4) * 2]
-  if redis.call('HINCRBY', KEYS[i], author, delta) <= 0 then redis.call('HDEL', KEYS[i], author) end
+for i = 5, #KEYS do
+  local topic, display = ARGV[6 + (i - 5) * 2], ARGV[7 + (i - 5) * 2]
+  local mine = redis.call('HINCRBY', KEYS[i], author, delta)
+  if mine <= 0 then redis.call('HDEL', KEYS[i], author) end
   redis.call('EXPIRE', KEYS[i], keep)
   if redis.call('HINCRBY', KEYS[1], topic, delta) <= 0 then redis.call('HDEL', KEYS[1], topic) end
-  if delta > 0 then redis.call('HSETNX', KEYS[3], topic, display) end
+  -- the unique authors change only with an author's first post or their last one taken out
+  if (delta > 0 and mine == 1) or (delta < 0 and mine <= 0) then
+    local authors = redis.call('HLEN', KEYS[i])
+    if authors < min_authors then
+      redis.call('ZREM', KEYS[4], topic)
+    elseif delta > 0 then
+      redis.call('ZADD', KEYS[4], authors, topic)
+      redis.call('HSETNX', KEYS[3], topic, display)
+    else
+      redis.call('ZADD', KEYS[4], 'XX', authors, topic)
+    end
+  end
 end
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(top_k + 1))
 redis.call('EXPIRE', KEYS[1], keep)
+redis.call('EXPIRE', KEYS[3], keep)
+redis.call('EXPIRE', KEYS[4], keep)
 return 1
 """
 
@@ -77,9 +112,9 @@ async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
     if not topics:
         return False
     bucket = bucket_of(post["created_ms"])
-    keys = [trend_posts(bucket), trend_seen(post["_id"]), TREND_DISPLAY,
+    keys = [trend_posts(bucket), trend_seen(post["_id"]), trend_display(bucket), trend_top(bucket),
             *(trend_authors(bucket, t["key"]) for t in topics)]
-    args: list[Any] = [delta, str(post["author_id"]), KEEP_S]
+    args: list[Any] = [delta, str(post["author_id"]), KEEP_S, TOP_K, MIN_AUTHORS]
     for t in topics:
         args.extend((t["key"], t["display"]))
     script = services.redis.register_script(_COUNT_LUA)
@@ -140,7 +175,8 @@ async def refresh_hot(services: Services) -> list[dict[str, Any]]:
 
 
 async def compute_hot(services: Services, limit: int, now_s: float | None = None) -> list[dict[str, Any]]:
-    """``[{"topic", "score", "post_count"}]``, best first; ``post_count`` over the last LOOKBACK hours."""
+    """``[{"topic", "score", "post_count"}]``, best first; ``post_count`` over the last LOOKBACK hours.
+    The work is bounded by :data:`TOP_K` and :data:`MAX_CANDIDATES`, whatever the number of topics."""
     now_s = time.time() if now_s is None else now_s
     current = int(now_s // BUCKET_S)
     recent = list(range(current - LOOKBACK + 1, current + 1))
@@ -148,15 +184,16 @@ async def compute_hot(services: Services, limit: int, now_s: float | None = None
     redis = services.redis
     async with redis.pipeline(transaction=False) as pipe:
         for b in recent:
-            pipe.hgetall(trend_posts(b))
-        counts = await pipe.execute()
-    posts: dict[str, int] = {}
-    for per_bucket in counts:
-        for topic, n in per_bucket.items():
-            posts[topic] = posts.get(topic, 0) + int(n)
-    candidates = sorted(posts, key=lambda t: posts[t], reverse=True)[:MAX_CANDIDATES]
+            pipe.zrange(trend_top(b), 0, TOP_K - 1, desc=True, withscores=True)
+        tops = await pipe.execute()
+    best: dict[str, float] = {}
+    for top in tops:
+        for topic, authors in top:
+            best[topic] = max(best.get(topic, 0.0), float(authors))
+    candidates = sorted(best, key=lambda t: (-best[t], t))[:MAX_CANDIDATES]
     if not candidates:
         return []
+    # exact unique authors per hour, history included (a bucket's top may have trimmed the topic)
     buckets = list(range(first, current + 1))
     async with redis.pipeline(transaction=False) as pipe:
         for topic in candidates:
@@ -170,7 +207,15 @@ async def compute_hot(services: Services, limit: int, now_s: float | None = None
         if score > 0:
             scored.append((score, topic))
     scored.sort(reverse=True)
-    top = scored[:limit]
-    displays = await redis.hmget(TREND_DISPLAY, [t for _, t in top]) if top else []
-    return [{"topic": display or topic, "score": round(score, 4), "post_count": posts[topic]}
-            for (score, topic), display in zip(top, displays, strict=True)]
+    top_topics = [t for _, t in scored[:limit]]
+    if not top_topics:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for b in reversed(recent):  # newest hour first: its display form wins
+            pipe.hmget(trend_posts(b), top_topics)
+            pipe.hmget(trend_display(b), top_topics)
+        rows = await pipe.execute()
+    posts = [sum(int(row[j] or 0) for row in rows[0::2]) for j in range(len(top_topics))]
+    displays = [next((row[j] for row in rows[1::2] if row[j]), None) for j in range(len(top_topics))]
+    return [{"topic": displays[j] or topic, "score": round(score, 4), "post_count": posts[j]}
+            for j, (score, topic) in enumerate(scored[:limit])]

@@ -84,7 +84,7 @@ async def moderate_post(
         after = next_status(action, post)
         now = datetime.now(UTC)
         update: dict[str, Any] = {
-            "$set": {"status": after, "open_reports": 0,
+            "$set": {"status": after, "open_reports": 0, "hide_votes": 0,
                      "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}},
             "$unset": {"queued_ms": ""},
         }

@@ -4,9 +4,12 @@
   rather than a silent 200, so a client can tell the user it was already counted.
 - Only a published post someone else wrote can be reported: one's own post is 422
   ``cannot_report_own_post``; a post the reporter cannot see (hidden, removed, pending) is 404.
-- The report, the post's counters, the queue entry and — when the post's *open* reports (those
-  since the last moderator decision) reach the threshold — the automatic hide, its flag and its
-  audit entry are written in one transaction; the hide also puts the post in the fan-out outbox
+- Every report queues the post for a moderator, but only reports from established accounts
+  (:mod:`moderation.reporters`: old enough, and with a post or a check-in) count toward the
+  automatic hide (``hide_votes``), so a handful of fresh accounts cannot hide anyone's post.
+- The report, the post's counters, the queue entry and — when the post's open weighing reports
+  (those since the last moderator decision) reach the threshold — the automatic hide, its flag and
+  its audit entry are written in one transaction; the hide also puts the post in the fan-out outbox
   (``fanout: "pending"``), and the retract task is enqueued after the commit as the fast path.
 """
 
@@ -22,6 +25,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from moderation import audit
+from moderation.reporters import is_established
 from moderation.screen import screen_note
 from solomo.accounts import Principal
 from solomo.core import tasknames
@@ -60,25 +64,30 @@ async def report_post(
     if post["status"] != "published":
         raise NotFound("post not found")
     threshold = services.settings.report_threshold
+    weighs = await is_established(services, reporter.id)
 
     async def body(txn: Txn) -> tuple[dict[str, Any], bool]:
         session = txn.session
         now = datetime.now(UTC)
         report = {"_id": ObjectId(), "post_id": post_id, "reporter_id": reporter.id, "reason": reason,
-                  "note": note, "created_at": now}
+                  "note": note, "created_at": now, "weighs": weighs}
         try:
             await services.db.reports.insert_one(report, session=session)
         except DuplicateKeyError:
             raise Conflict("you already reported this post", code="already_reported") from None
         updated = await services.db.posts.find_one_and_update(
             {"_id": post_id},
-            {"$inc": {"report_count": 1, "open_reports": 1}, "$min": {"queued_ms": ms_of(now)}},
-            projection={"status": 1, "open_reports": 1}, return_document=ReturnDocument.AFTER, session=session,
+            {"$inc": {"report_count": 1, "open_reports": 1, "hide_votes": int(weighs)},
+             "$min": {"queued_ms": ms_of(now)}},
+            projection={"status": 1, "open_reports": 1, "hide_votes": 1}, return_document=ReturnDocument.AFTER,
+            session=session,
         )
-        if updated is None or updated["status"] != "published" or updated["open_reports"] < threshold:
+        if (not weighs or updated is None or updated["status"] != "published"
+                or updated["hide_votes"] < threshold):
             return report, False
         reasons = await _open_reasons(services, post_id, session)
-        flag = {"source": "reports", "count": updated["open_reports"], "reasons": reasons, "at": now}
+        flag = {"source": "reports", "count": updated["open_reports"], "weighing": updated["hide_votes"],
+                "reasons": reasons, "at": now}
         await services.db.posts.update_one(
             {"_id": post_id, "status": "published"},
             {"$set": {"status": "hidden", **outbox_fields(now)}, "$unset": {"fanout_progress": ""},
@@ -86,7 +95,7 @@ async def report_post(
         )
         await audit.record(
             services, session, moderator_id=None, action="auto_hide", target_type="post", target_id=post_id,
-            reason=f"{updated['open_reports']} reports (threshold {threshold})",
+            reason=f"{updated['hide_votes']} reports from established accounts (threshold {threshold})",
             before={"status": "published"}, after={"status": "hidden"},
         )
         txn.after_commit(tasknames.FANOUT_RETRACT, str(post_id))

@@ -12,9 +12,15 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (it must be set before the process imports
 ``GET /metrics`` of any of them reports the sum over all — several uvicorn workers, or an API and
 Celery prefork children sharing a volume. Without it, the process's own registry is served.
 
-HTTP latency is labelled by the route *template* (``/v1/posts/{post_id}``), never the raw path,
-so the number of series stays bounded whatever clients send. The Celery queue depth is not kept
-by anyone: it is read from the broker (``LLEN`` of each queue) when Prometheus scrapes.
+HTTP latency is labelled by the route *template* (``/v1/posts/{post_id}``, or one ``<unmatched>``),
+never the raw path, and by a known method (anything else is ``other``), so the number of series
+stays bounded whatever clients send. The Celery queue depth is not kept by anyone: it is read from
+the broker (``LLEN`` of each queue) when Prometheus scrapes.
+
+**Who may scrape**: ``GET /metrics`` on the public app answers only with ``Authorization: Bearer
+<SOLOMO_METRICS_TOKEN>`` (403 otherwise), and is 404 when no token is set. ``SOLOMO_METRICS_PORT``
+serves the same metrics without a token on a second, internal port (a thread of the API process;
+compose exposes it to the internal network only).
 
 **Logs** are one JSON object per line (``configure_logging``), with the request id of the
 request being served (``current_request_id()``), taken from a sane incoming ``X-Request-ID`` or
@@ -28,6 +34,7 @@ WebSocket and lifespan traffic straight through.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import os
 import re
@@ -47,9 +54,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from solomo.core.errors import Forbidden, NotFound
 from solomo.core.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
 
 if TYPE_CHECKING:
+    from redis import Redis as SyncRedis
     from redis.asyncio import Redis
     from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,6 +70,8 @@ log = logging.getLogger("solomo.access")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "x-request-id"
 UNMATCHED_ROUTE = "<unmatched>"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # Kombu's Redis transport keeps messages of priority p > 0 in "<queue>\x06\x16<p>".
 _PRIORITY_SEP = "\x06\x16"
@@ -173,6 +184,11 @@ def route_template(scope: Scope, root_path: str) -> str:
     return UNMATCHED_ROUTE
 
 
+def method_label(method: str) -> str:
+    """A known HTTP method, or ``other``: a client choosing the method must not choose new series."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
 class ObservabilityMiddleware:
     """Request id, access log line, latency histogram and status counter for each HTTP request."""
 
@@ -220,8 +236,9 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - start
             route = route_template(scope, root_path)
             method = str(scope.get("method", "GET"))
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            label = method_label(method)
+            HTTP_LATENCY.labels(label, route).observe(elapsed)
+            HTTP_REQUESTS.labels(label, route, str(status)).inc()
             log.info(
                 "%s %s %s", method, scope.get("path", ""), status,
                 extra={"method": method, "path": scope.get("path", ""), "route": route, "status": status,
@@ -256,17 +273,33 @@ def base_registry() -> CollectorRegistry:
     return registry
 
 
+def _queue_lists(name: str) -> list[str]:
+    """The broker lists of one Celery queue: the queue itself and one per priority level."""
+    return [name, *(f"{name}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS)]
+
+
+def _sum_depths(names: list[str], counts: list[Any]) -> dict[str, int]:
+    per = 1 + len(_PRIORITY_STEPS)
+    return {name: int(sum(counts[i * per:(i + 1) * per])) for i, name in enumerate(names)}
+
+
 async def queue_depths(broker: Redis, queues: Iterable[str]) -> dict[str, int]:
     """Messages waiting in each Celery queue (all priority levels) on a Redis broker."""
     names = list(queues)
     pipe = broker.pipeline(transaction=False)
     for name in names:
-        pipe.llen(name)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(f"{name}{_PRIORITY_SEP}{step}")
-    counts = await pipe.execute()
-    per = 1 + len(_PRIORITY_STEPS)
-    return {name: int(sum(counts[i * per:(i + 1) * per])) for i, name in enumerate(names)}
+        for key in _queue_lists(name):
+            pipe.llen(key)
+    return _sum_depths(names, await pipe.execute())
+
+
+def queue_depths_sync(broker: SyncRedis, names: list[str]) -> dict[str, int]:
+    """:func:`queue_depths` for the internal port's serving thread (a blocking client)."""
+    pipe = broker.pipeline(transaction=False)
+    for name in names:
+        for key in _queue_lists(name):
+            pipe.llen(key)
+    return _sum_depths(names, pipe.execute())
 
 
 class _QueueDepthCollector(Collector):
@@ -284,13 +317,40 @@ class _QueueDepthCollector(Collector):
         yield up
 
 
+class _LiveQueueDepthCollector(Collector):
+    """The queue depths read at each scrape of the internal port (its server is a thread)."""
+
+    def __init__(self, broker: SyncRedis, names: list[str]) -> None:
+        self.broker, self.names = broker, names
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        depths: dict[str, int] | None
+        try:
+            depths = queue_depths_sync(self.broker, self.names)
+        except Exception:  # the scrape goes on; solomo_broker_up says the broker did not answer
+            logging.getLogger("solomo.observability").warning("queue depth unavailable", exc_info=True)
+            depths = None
+        yield from _QueueDepthCollector(depths).collect()
+
+
 def _queue_names(app: Starlette) -> list[str]:
     services = app.state.services
     return [q.name for q in services.tasks.celery.conf.task_queues or []]
 
 
+def _authorized(request: Request) -> None:
+    """404 when the public port serves no metrics (no token set), 403 without the right token."""
+    token: str | None = request.app.state.settings.metrics_token
+    if not token:
+        raise NotFound("not found")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Forbidden("metrics need the metrics token", code="forbidden")
+
+
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition: process (or all processes') metrics plus the queue depths."""
+    _authorized(request)
     depths: dict[str, int] | None
     broker: Redis | None = request.app.state.services.extras.get("broker_redis")
     try:
@@ -315,16 +375,47 @@ def install(app: Starlette, settings: Settings) -> None:
 
 
 async def start(app: Starlette) -> None:
-    """Lifecycle hook: a client for the broker's database, for the queue-depth gauge."""
+    """Lifecycle hook: a client for the broker's database, for the queue-depth gauge, and the
+    internal metrics port when ``SOLOMO_METRICS_PORT`` is set."""
     from redis.asyncio import Redis
 
     settings = app.state.settings
     app.state.services.extras["broker_redis"] = Redis.from_url(
         settings.effective_broker_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
     )
+    if settings.metrics_port:
+        start_internal_metrics(app, settings.metrics_port)
+
+
+def start_internal_metrics(app: Starlette, port: int) -> None:
+    """Serves this process's (or, in multiprocess mode, all processes') metrics with the queue
+    depths on ``port`` without a token. With several processes per host only the first binds the
+    port — in multiprocess mode it reports them all."""
+    from prometheus_client import start_http_server
+    from redis import Redis as SyncRedis
+
+    settings = app.state.settings
+    broker = SyncRedis.from_url(settings.effective_broker_url, decode_responses=True,
+                                socket_connect_timeout=2, socket_timeout=2)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(base_registry())
+    registry.register(_LiveQueueDepthCollector(broker, _queue_names(app)))
+    try:
+        server, _ = start_http_server(port, addr="0.0.0.0", registry=registry)  # as the worker's
+    except OSError as exc:
+        broker.close()
+        logging.getLogger("solomo.observability").warning("metrics port %s not served here: %s", port, exc)
+        return
+    app.state.services.extras["metrics_server"] = (server, broker)
 
 
 async def stop(app: Starlette) -> None:
+    internal = app.state.services.extras.pop("metrics_server", None)
+    if internal is not None:
+        server, sync_broker = internal
+        server.shutdown()
+        server.server_close()
+        sync_broker.close()
     broker = app.state.services.extras.pop("broker_redis", None)
     if broker is not None:
         await broker.aclose()

@@ -26,9 +26,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"
     os.environ["SOLOMO_SECRET_KEY"] = "test-secret"
     os.environ.setdefault("SOLOMO_LOG_LEVEL", "WARNING")
-    # The suite registers thousands of accounts from one client address; the per-address limit on
-    # registration is tested on its own (tests/moderation/test_ratelimit.py sets it low there).
-    os.environ.setdefault("SOLOMO_RATE_LIMITS", '{"register": "100000/minute"}')
+    from tests.support import METRICS_TOKEN
+
+    os.environ.setdefault("SOLOMO_METRICS_TOKEN", METRICS_TOKEN)  # /metrics on the app needs it
+    # The suite registers thousands of accounts, and fails many logins on purpose, from one client
+    # address; the per-address limits are tested on their own (tests/moderation/test_ratelimit.py
+    # and tests/security/test_api2_authentication.py set them low there).
+    os.environ.setdefault("SOLOMO_RATE_LIMITS", '{"register": "100000/minute", "login_failed_ip": "100000/minute"}')
     if os.environ.get("SOLOMO_MONGO_URL") and os.environ.get("SOLOMO_REDIS_URL"):
         return
     _tmp = Path(tempfile.mkdtemp(prefix="solomo-test-"))

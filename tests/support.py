@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = "test-metrics-token"
+"""The session's ``SOLOMO_METRICS_TOKEN`` (tests/conftest.py): ``/metrics`` on the app needs it."""
+METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @dataclass

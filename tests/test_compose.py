@@ -136,6 +136,26 @@ def test_api_command_is_a_valid_uvicorn_invocation(services):
     assert any(str(p).endswith(f":{params['port']}") for p in services["api"]["ports"])
 
 
+def test_metrics_are_never_on_a_published_port(services):
+    """The API serves /metrics on its internal port (exposed, not published); its public port has none
+    (no token set), and no service publishes a metrics port."""
+    import uvicorn
+
+    api, worker = services["api"], services["worker"]
+    port = str(api["environment"]["SOLOMO_METRICS_PORT"])
+    assert port in [str(p) for p in api["expose"]]
+    assert str(worker["environment"]["SOLOMO_WORKER_METRICS_PORT"]) in [str(p) for p in worker["expose"]]
+    params = uvicorn.main.make_context("uvicorn", api["command"][1:]).params
+    assert int(port) != params["port"]
+    for name, service in services.items():
+        assert "SOLOMO_METRICS_TOKEN" not in (service.get("environment") or {}), name
+        published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+        assert port not in published and "9100" not in published, name
+    loaded = Settings(**{k[len("SOLOMO_"):].lower(): v for k, v in api["environment"].items()
+                         if k != "SOLOMO_SECRET_KEY"})
+    assert loaded.metrics_port == int(port)
+
+
 def _celery_params(command: list[str]) -> tuple[str, dict[str, Any]]:
     from celery.bin.base import CLIContext
     from celery.bin.celery import celery

@@ -55,19 +55,25 @@ async def register(ctx: Ctx) -> dict[str, Any]:
 @endpoint("POST /v1/auth/login",
           summary="Log in", body=LoginIn, response=AuthOut, auth=None, tags=["accounts"],
           errors={401: "invalid_credentials, account_suspended", 429: "rate_limited"},
-          description="Throttled against password guessing: failed logins per username "
-                      "(settings.rate_limits.login) and all attempts per client address (login_ip) → 429 "
-                      "rate_limited with Retry-After, answered before the password is checked.")
+          description="Throttled against password guessing, per client address: failed logins per "
+                      "username and address (settings.rate_limits.login), failed logins per address "
+                      "(login_failed_ip) and all attempts per address (login_ip) → 429 rate_limited with "
+                      "Retry-After, answered before the password is checked. Failures from other addresses "
+                      "never lock an account's owner out.")
 async def login(ctx: Ctx) -> dict[str, Any]:
     body: LoginIn = ctx.body
-    services, username = ctx.services, body.username.lower()
-    await ratelimit.enforce(services, "login_ip", ratelimit.client_ip(ctx.request))
-    await ratelimit.ensure_room(services, "login", username)
+    services, ip = ctx.services, ratelimit.client_ip(ctx.request)
+    # per username *and* address: someone guessing from elsewhere cannot lock the owner out
+    pair = ratelimit.login_key(body.username, ip)
+    await ratelimit.enforce(services, "login_ip", ip)
+    await ratelimit.ensure_room(services, "login_failed_ip", ip)
+    await ratelimit.ensure_room(services, "login", pair)
     try:
         doc, token = await services.accounts.login(body.username, body.password)
     except ApiError as exc:
         if exc.code == "invalid_credentials":
-            await ratelimit.count(services, "login", username)
+            await ratelimit.count(services, "login", pair)
+            await ratelimit.count(services, "login_failed_ip", ip)
         raise
     return {"user": user_public(doc), "token": token}
 

@@ -52,15 +52,26 @@ def topic_key(topic: str) -> str:
 
 TREND_HOT = "trend:hot"
 TREND_HOT_LOCK = "trend:hot:lock"
-TREND_DISPLAY = "trend:display"
 
 
 def trend_posts(bucket: int) -> str:
+    """Hash topic → posts in one hour (expires)."""
     return f"trend:{bucket}:n"
 
 
 def trend_authors(bucket: int, topic: str) -> str:
+    """Hash author → posts of one topic in one hour (expires)."""
     return f"trend:{bucket}:a:{topic}"
+
+
+def trend_top(bucket: int) -> str:
+    """Zset topic → unique authors in one hour, only the top few (capped, expires)."""
+    return f"trend:{bucket}:top"
+
+
+def trend_display(bucket: int) -> str:
+    """Hash topic → its display form, for the topics of one hour's top (expires)."""
+    return f"trend:{bucket}:d"
 
 
 def trend_seen(post_id: Id) -> str:

@@ -10,9 +10,11 @@ Limits come from ``settings.rate_limits`` (``{"action": "30/minute;500/hour"}``,
 ``SOLOMO_RATE_LIMITS`` as JSON); defaults are generous for humans and for the test suite, and a
 test that wants to see the limit passes its own low ``limit=`` to :func:`enforce` (or sets the
 setting). Actions without an account: ``login`` counts *failed* logins per lower-cased username
-(:func:`ensure_room` before the password hash, :func:`count` after a failure, so guessing one
-account's password is slow while its owner can still sign in), ``login_ip`` every login attempt
-per client address, ``register`` new accounts per client address.
+and client address (:func:`login_key`; :func:`ensure_room` before the password hash, :func:`count`
+after a failure, so guessing one account's password is slow while its owner, from an address that
+has not failed, can still sign in), ``login_failed_ip`` failed logins per client address (one
+address trying many usernames), ``login_ip`` every login attempt per client address, ``register``
+new accounts per client address.
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ async def count(services: Services, action: str, who: Any, *, limit: str | None 
     rl = limiter(services)
     for item in _items(services, action, limit):
         await rl.hit(item, action, key)
+
+
+def login_key(username: str, ip: str) -> str:
+    """The key of failed logins for one username from one address (an address holds no ``/``)."""
+    return f"{ip}/{username.lower()}"
 
 
 def client_ip(request: Any) -> str:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     log_format: str = Field("json", pattern="^(json|plain)$",
                             description="json: one JSON object per line; plain: a short line for a person")
     worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
+    metrics_port: int | None = Field(None, description="API process: also serve /metrics, without a token, on "
+                                     "this internal port (never publish it)")
+    metrics_token: str | None = Field(None, description="GET /metrics on the public port needs "
+                                      "'Authorization: Bearer <token>'; unset: 404 there")
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
@@ -62,7 +66,9 @@ class Settings(BaseSettings):
     position_ttl_s: int = 900
 
     # --- moderation --------------------------------------------------------------
-    report_threshold: int = 3
+    report_threshold: int = Field(3, description="Reports from established accounts that hide a post automatically")
+    report_min_account_age_h: int = Field(24, description="A reporter's account must be this old (and have a post "
+                                          "or a check-in) for the report to count toward the automatic hide")
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {
             "post": "30/minute;500/hour",
@@ -73,7 +79,8 @@ class Settings(BaseSettings):
             "claim": "60/minute",
             "failed_redemption": "10/minute",  # per store: unknown or another store's codes (guessing)
             "follow": "120/minute;2000/hour",  # follow/unfollow, users and stores
-            "login": "10/minute;100/hour",  # failed logins per username (checked before the password hash)
+            "login": "10/minute;100/hour",  # failed logins per username and address (before the password hash)
+            "login_failed_ip": "30/minute;300/hour",  # failed logins per client address, any username
             "login_ip": "100/minute",  # login attempts per client address
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
         },

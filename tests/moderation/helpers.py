@@ -24,6 +24,16 @@ async def make_post(services: Any, acct: Account, text: str | None = None, **kwa
     return await create_post(services, principal(acct), text or f"hello {uuid.uuid4().hex[:8]}", **kwargs)
 
 
+async def establish(services: Any, acct: Account) -> Account:
+    """Makes an account one whose reports count toward the automatic hide: a day old, with a post."""
+    from datetime import UTC, datetime, timedelta
+
+    age = timedelta(hours=services.settings.report_min_account_age_h, minutes=1)
+    await services.db.users.update_one({"_id": ObjectId(acct.id)}, {"$set": {"created_at": datetime.now(UTC) - age}})
+    await make_post(services, acct)
+    return acct
+
+
 def token(prefix: str = "zq") -> str:
     """A random ASCII word no other test text contains."""
     return prefix + "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:10])

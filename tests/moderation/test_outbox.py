@@ -12,6 +12,7 @@ from feed.fanout import fanout_post, sweep_pending
 from feed.home import rebuild_home
 from solomo.core import tasknames
 from solomo.core.keys import home_key
+from tests.moderation.helpers import establish
 from tests.support import Account, random_point, register
 
 
@@ -101,11 +102,11 @@ async def test_every_status_change_enters_the_outbox(client, services, moderator
 async def test_auto_hide_enters_the_outbox(client, services, monkeypatch):
     monkeypatch.setattr(services.settings, "report_threshold", 2)
     _, reader, post_id = await _published_post_in_readers_feed(client, services)
+    reporters = [await establish(services, await register(client)) for _ in range(2)]
     lost = LostTasks()
     with monkeypatch.context() as m:
         m.setattr(services.tasks, "send", lost.send)
-        for _ in range(2):
-            reporter = await register(client)
+        for reporter in reporters:
             resp = await client.post(f"/v1/posts/{post_id}/reports", headers=reporter.headers, json={"reason": "spam"})
             assert resp.status_code == 201, resp.text
     doc = await services.db.posts.find_one({"_id": ObjectId(post_id)})

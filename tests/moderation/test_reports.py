@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from bson import ObjectId
 
-from tests.moderation.helpers import make_post
+from tests.moderation.helpers import establish, make_post
 from tests.support import register
 
 
@@ -58,7 +60,7 @@ async def test_threshold_hides_post_and_enqueues_retract(client, services, setti
     post = await make_post(services, author)
     pid = post["_id"]
     threshold = settings.report_threshold
-    reporters = [await register(client) for _ in range(threshold + 1)]
+    reporters = [await establish(services, await register(client)) for _ in range(threshold + 1)]
     for i, r in enumerate(reporters[:threshold]):
         resp = await client.post(f"/v1/posts/{pid}/reports", headers=r.headers, json={"reason": "abuse"})
         assert resp.status_code == 201
@@ -84,7 +86,7 @@ async def test_concurrent_reports_hide_exactly_once(client, services, settings, 
 
     author = await register(client)
     post = await make_post(services, author)
-    reporters = [await register(client) for _ in range(settings.report_threshold + 2)]
+    reporters = [await establish(services, await register(client)) for _ in range(settings.report_threshold + 2)]
     resps = await asyncio.gather(*[
         client.post(f"/v1/posts/{post['_id']}/reports", headers=r.headers, json={"reason": "spam"})
         for r in reporters])
@@ -94,6 +96,46 @@ async def test_concurrent_reports_hide_exactly_once(client, services, settings, 
     assert doc["status"] == "hidden" and doc["report_count"] == codes.count(201)
     assert await services.db.reports.count_documents({"post_id": post["_id"]}) == codes.count(201)
     assert await services.db.audit.count_documents({"target_id": str(post["_id"]), "action": "auto_hide"}) == 1
+
+
+async def test_fresh_or_idle_accounts_queue_but_do_not_hide(client, services, settings, moderator):
+    """Throwaway accounts (new, or old but never active) put a post in the queue but cannot hide it."""
+    author = await register(client)
+    post = await make_post(services, author)
+    pid = post["_id"]
+    fresh = [await register(client) for _ in range(settings.report_threshold)]
+    idle = await register(client)  # old enough, but no post or check-in
+    age = timedelta(hours=settings.report_min_account_age_h + 1)
+    await services.db.users.update_one({"_id": ObjectId(idle.id)}, {"$set": {"created_at": datetime.now(UTC) - age}})
+    for r in [*fresh, idle]:
+        resp = await client.post(f"/v1/posts/{pid}/reports", headers=r.headers, json={"reason": "spam"})
+        assert resp.status_code == 201, resp.text
+    doc = await services.db.posts.find_one({"_id": pid})
+    assert doc["status"] == "published" and doc["open_reports"] == len(fresh) + 1 and not doc.get("hide_votes")
+    item = await find_in_queue(client, moderator, str(pid))
+    assert item["post"]["status"] == "published" and len(item["reports"]) == len(fresh) + 1
+    # established reporters do hide it, at the threshold of their own reports
+    established = [await establish(services, await register(client)) for _ in range(settings.report_threshold)]
+    for i, r in enumerate(established):
+        resp = await client.post(f"/v1/posts/{pid}/reports", headers=r.headers, json={"reason": "abuse"})
+        assert resp.status_code == 201, resp.text
+        doc = await services.db.posts.find_one({"_id": pid})
+        assert doc["status"] == ("hidden" if i == settings.report_threshold - 1 else "published"), i
+    assert doc["flags"][-1]["weighing"] == settings.report_threshold
+
+
+async def test_a_decision_resets_the_weighing_reports(client, services, settings, moderator):
+    author = await register(client)
+    post = await make_post(services, author)
+    reporters = [await establish(services, await register(client)) for _ in range(settings.report_threshold)]
+    for r in reporters[:-1]:
+        await client.post(f"/v1/posts/{post['_id']}/reports", headers=r.headers, json={"reason": "spam"})
+    resp = await client.post(f"/v1/moderation/posts/{post['_id']}", headers=moderator.headers,
+                             json={"action": "approve", "reason": "fine"})
+    assert resp.status_code == 200, resp.text
+    await client.post(f"/v1/posts/{post['_id']}/reports", headers=reporters[-1].headers, json={"reason": "spam"})
+    doc = await services.db.posts.find_one({"_id": post["_id"]})
+    assert doc["status"] == "published" and doc["hide_votes"] == 1
 
 
 async def find_in_queue(client, moderator, post_id: str) -> dict:

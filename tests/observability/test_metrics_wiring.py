@@ -17,7 +17,7 @@ from solomo.embedded import free_port
 from tests.feed.helpers import principal
 from tests.observability.test_observability import sample
 from tests.realtime.wsclient import close_code, open_ws, recv_type
-from tests.support import LiveServer, make_account, offset, random_point, wait_until
+from tests.support import METRICS_HEADERS, LiveServer, make_account, offset, random_point, wait_until
 
 
 async def test_fanout_updates_lag_and_entries(client, services):
@@ -26,14 +26,14 @@ async def test_fanout_updates_lag_and_entries(client, services):
     assert resp.status_code == 204
     await rebuild_home(services, ObjectId(reader.id))  # an active reader: the fan-out writes her feed
     await rebuild_home(services, ObjectId(author.id))
-    before = (await client.get("/metrics")).text
+    before = (await client.get("/metrics", headers=METRICS_HEADERS)).text
     lat, lng = offset(*random_point(), 10, 10)
     doc = await build_post(services, principal(author), "metrics #wiring", lat=lat, lng=lng)
     await insert_post(services, doc)
     await asyncio.sleep(0.2)
     assert await fanout_post(services, doc["_id"]) == "published"
     assert await services.redis.zscore(home_key(reader.id), str(doc["_id"])) is not None
-    after = (await client.get("/metrics")).text
+    after = (await client.get("/metrics", headers=METRICS_HEADERS)).text
 
     def delta(name: str, **labels: str) -> float:
         return (sample(after, name, **labels) or 0) - (sample(before, name, **labels) or 0)
@@ -45,12 +45,13 @@ async def test_fanout_updates_lag_and_entries(client, services):
     assert 0.2 <= lag < 30, lag
     # the post is done: running the task again (a retry) is not counted as lag a second time
     assert await fanout_post(services, doc["_id"]) == "published"
-    again = (await client.get("/metrics")).text
+    again = (await client.get("/metrics", headers=METRICS_HEADERS)).text
     assert sample(again, "solomo_fanout_lag_seconds_count") == sample(after, "solomo_fanout_lag_seconds_count")
 
 
 def _metrics(base_url: str) -> str:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(urllib.request.Request(base_url + "/metrics", headers=METRICS_HEADERS),
+                                timeout=10) as resp:
         return resp.read().decode()
 
 

@@ -25,7 +25,7 @@ from solomo.observability import (
     queue_depths,
     request_id_from,
 )
-from tests.support import LiveServer, register
+from tests.support import METRICS_HEADERS, LiveServer, register
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -61,14 +61,14 @@ async def test_request_id_echoed_or_generated(client):
 
 async def test_latency_labelled_by_route_template(client):
     acct = await register(client)
-    before = (await client.get("/metrics")).text
+    before = (await client.get("/metrics", headers=METRICS_HEADERS)).text
     key = {"method": "GET", "route": "/v1/users/{user_id}"}
     count_before = sample(before, "solomo_http_request_duration_seconds_count", **key) or 0
     for _ in range(3):
         assert (await client.get(f"/v1/users/{acct.id}", headers=acct.headers)).status_code == 200
     raw = f"/nope/{uuid.uuid4().hex}"
     assert (await client.get(raw)).status_code == 404
-    resp = await client.get("/metrics")
+    resp = await client.get("/metrics", headers=METRICS_HEADERS)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
     text = resp.text
     assert sample(text, "solomo_http_request_duration_seconds_count", **key) == count_before + 3
@@ -87,7 +87,7 @@ async def test_latency_labelled_by_route_template(client):
 async def test_queue_depth_read_from_broker(client, settings):
     from redis.asyncio import Redis
 
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=METRICS_HEADERS)).text
     assert sample(text, "solomo_broker_up") == 1
     for queue in ("fanout", "maintenance"):
         assert sample(text, "solomo_celery_queue_depth", queue=queue) is not None, queue
@@ -215,7 +215,7 @@ def test_websocket_streaming_and_crash_pass_through():
 
 
 def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=METRICS_HEADERS), timeout=10) as resp:
         return resp.status, resp.read().decode()
 
 
@@ -289,3 +289,25 @@ def test_celery_worker_serves_metrics_and_logs_json(tmp_path: Path):
     entries = [json.loads(line) for line in lines]
     assert any("ready" in e["msg"] for e in entries), log.read_text()[-2000:]
     assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
+
+
+def test_internal_metrics_port_without_token_and_no_public_metrics(tmp_path: Path):
+    """SOLOMO_METRICS_PORT serves the metrics (queue depths included) with no token; with no token
+    set, the public port has no /metrics at all."""
+    import urllib.error
+
+    port, internal = free_port(), free_port()
+    server = LiveServer(port, extra_env={"SOLOMO_METRICS_PORT": str(internal), "SOLOMO_METRICS_TOKEN": ""})
+    try:
+        server.start()
+        assert _get(server.base_url + "/healthz")[0] == 200
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(server.base_url + "/metrics", timeout=10)
+        assert exc.value.code == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{internal}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        assert sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200") == 1
+        assert sample(text, "solomo_celery_queue_depth", queue="fanout") is not None
+        assert sample(text, "solomo_broker_up") == 1
+    finally:
+        server.stop()

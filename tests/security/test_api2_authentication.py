@@ -130,6 +130,35 @@ async def test_tokens_are_random_and_stored_hashed(api, services):
     assert user["password_hash"].startswith("$argon2id$") and "password123" not in user["password_hash"]
 
 
+
+async def test_failed_logins_elsewhere_do_not_lock_the_owner_out(app, services, leak_scanner):
+    """20 wrong passwords for one username from address A: A is limited, the owner at B signs in."""
+    from tests.moderation.test_ratelimit import client_at, random_ip
+
+    acct = await account(services, leak_scanner)
+    attacker, owner = random_ip(), random_ip()
+    async with client_at(app, attacker) as c:
+        codes = [(await c.post("/v1/auth/login", json={"username": acct.username, "password": "wrong-password"}))
+                 .status_code for _ in range(20)]
+        assert set(codes) == {401, 429} and codes[0] == 401 and codes[-1] == 429
+        resp = await c.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+        assert resp.status_code == 429 and error_code(resp) == "rate_limited" and "Retry-After" in resp.headers
+    async with client_at(app, owner) as c:
+        resp = await c.post("/v1/auth/login", json={"username": acct.username.upper(), "password": "password123"})
+        assert resp.status_code == 200, resp.text
+        leak_scanner.tokens.add(resp.json()["token"])
+
+
+async def test_one_address_guessing_many_usernames_is_limited(app, services, monkeypatch):
+    from tests.moderation.test_ratelimit import client_at, random_ip
+
+    monkeypatch.setitem(services.settings.rate_limits, "login_failed_ip", "5/minute")
+    async with client_at(app, random_ip()) as c:
+        codes = [(await c.post("/v1/auth/login", json={"username": f"nobody{i}", "password": "wrong-password"}))
+                 .status_code for i in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+
+
 # --- the socket --------------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ Bounded everywhere a client chooses a size: request bodies (413, whether or not 
 declares a length), page sizes (``limit`` 1..100 on every list, walked from the OpenAPI document),
 cursors, radii, list fields (bulk ids, word lists), text lengths, topics per post; writes are rate
 limited per account (429 with ``Retry-After``); a socket's messages are limited in size and rate,
-and a flooding socket is closed with 4429.
+and a flooding socket is closed with 4429. Clients cannot grow the metrics: labels are known methods
+and route templates only, and ``/metrics`` answers only with its token (or on an internal port).
 """
 
 from __future__ import annotations
@@ -112,3 +113,90 @@ async def test_socket_message_size_and_rate(live_server, services, leak_scanner)
     assert any(e["data"]["code"] == "rate_limited" for e in errors)
     pongs = sum(1 for f in frames if '"pong"' in f)
     assert 1 <= pongs <= 40, pongs  # the burst, not the flood, was answered
+
+
+def _series(name: str) -> set[tuple[tuple[str, str], ...]]:
+    """The label sets of one metric family in this process's registry."""
+    from prometheus_client import REGISTRY
+
+    return {tuple(sorted(sample.labels.items())) for family in REGISTRY.collect() if family.name == name
+            for sample in family.samples if sample.name == name + "_total"}
+
+
+async def test_clients_cannot_grow_the_metric_series(api, world: World):
+    import random
+    import string
+
+    from solomo.observability import KNOWN_METHODS
+
+    paths = ["/v1/me", f"/v1/users/{world.bob.id}", "/nope", "/v1/posts/x/y/z"]
+    for path in paths:  # every (route, status) a random method can reach, once
+        await api.request("BREW", path, headers=world.alice.headers)
+    before = _series("solomo_http_requests")
+    methods = {"".join(random.choices(string.ascii_uppercase, k=12)) for _ in range(50)}
+    for method in methods:
+        resp = await api.request(method, random.choice(paths) + "?x=" + method, headers=world.alice.headers)
+        assert resp.status_code in (404, 405), (method, resp.status_code)
+    after = _series("solomo_http_requests")
+    assert after == before, after - before  # 50 methods, 50 paths: not one new series
+    labels = [dict(s) for s in after]
+    assert {d["method"] for d in labels} <= KNOWN_METHODS | {"other"}
+    assert not {d["route"] for d in labels} & set(paths[2:])  # unmatched paths share one label
+
+
+async def test_metrics_need_the_token(api, app, monkeypatch):
+    from tests.support import METRICS_HEADERS
+
+    assert (await api.get("/metrics", headers=METRICS_HEADERS)).status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_HEADERS["Authorization"][:-1]},
+                    {"Authorization": "Basic " + METRICS_HEADERS["Authorization"].split()[1]}):
+        resp = await api.get("/metrics", headers=headers)
+        assert resp.status_code == 403 and error_code(resp) == "forbidden", headers
+        assert "solomo_http" not in resp.text
+    monkeypatch.setattr(app.state.settings, "metrics_token", None)  # no token: the public app has no /metrics
+    for headers in ({}, METRICS_HEADERS):
+        resp = await api.get("/metrics", headers=headers)
+        assert resp.status_code == 404 and error_code(resp) == "not_found"
+
+
+async def _calls(services, command: str) -> int:
+    stats = await services.redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_spam_topics_do_not_grow_hot_topic_work_or_redis(services):
+    """2,000 made-up topics, each used by three accounts, and one by a single account 2,000 times:
+    the hour's top stays capped, every trend key expires, and a ranking's work stays bounded
+    (while a real burst by five authors still trends)."""
+    import time
+    import uuid
+
+    from bson import ObjectId
+
+    from feed import trends
+    from solomo.core.keys import trend_top
+
+    now_ms = int(time.time() * 1000)
+    spam = [f"spam{uuid.uuid4().hex[:10]}" for _ in range(2000)]
+    lone = ObjectId()
+    for author in (ObjectId(), ObjectId(), ObjectId(), lone):
+        for i in range(0, len(spam), 100):
+            topics = [{"key": t, "display": t} for t in spam[i:i + 100]]
+            await trends.record(services, {"_id": ObjectId(), "author_id": author, "created_ms": now_ms,
+                                           "topics": topics})
+    burst = f"burst{uuid.uuid4().hex[:8]}"
+    for _ in range(5):
+        await trends.record(services, {"_id": ObjectId(), "author_id": ObjectId(), "created_ms": now_ms,
+                                       "topics": [{"key": burst, "display": burst.upper()}]})
+    bucket = trends.bucket_of(now_ms)
+    assert await services.redis.zcard(trend_top(bucket)) <= trends.TOP_K
+    hlen_before = await _calls(services, "hlen")
+    hot = await trends.compute_hot(services, 100)
+    hlen_calls = await _calls(services, "hlen") - hlen_before
+    # a constant: 2,000 or 200,000 spam topics, at most MAX_CANDIDATES topics × 12 hours are looked at
+    assert hlen_calls <= trends.MAX_CANDIDATES * (trends.LOOKBACK + trends.WINDOW), hlen_calls
+    by_topic = {h["topic"]: h for h in hot}  # (other tests' bursts may trend too)
+    assert by_topic[burst.upper()]["post_count"] == 5
+    forever = [key async for key in services.redis.scan_iter(match="trend:*", count=1000)
+               if await services.redis.ttl(key) < 0]
+    assert forever == [], forever[:5]

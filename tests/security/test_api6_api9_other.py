@@ -3,7 +3,8 @@
 - **API6 Unrestricted Access to Sensitive Business Flows** — the flows worth automating against
   are claiming vouchers and gaming check-ins/reports. Checked: concurrent claims by one account give
   one voucher; a limited offer is never oversold under concurrent claimers; one report per user and
-  post; the check-in cooldown holds.
+  post; throwaway accounts (fresh, or never active) queue a post but cannot hide it; the check-in
+  cooldown holds.
 - **API7 Server Side Request Forgery** — does not apply: no route takes a URL or fetches anything
   on a client's behalf (no avatars by URL, no webhooks, no link previews); geodesy is local math.
 - **API9 Improper Inventory Management** — checked: every route the app serves is either in the
@@ -60,6 +61,23 @@ async def test_one_report_per_user_and_post(api, world: World, services):
                                                         "reporter_id": ObjectId(world.merchant.id)})
     assert stored == 1
 
+
+
+async def test_throwaway_accounts_cannot_hide_a_post(api, world: World, services, leak_scanner):
+    from tests.moderation.helpers import establish, make_post
+
+    post = await make_post(services, world.bob)
+    url = f"/v1/posts/{post['_id']}/reports"
+    threshold = services.settings.report_threshold
+    for _ in range(threshold):
+        fresh = await account(services, leak_scanner)
+        assert (await api.post(url, json={"reason": "abuse"}, headers=fresh.headers)).status_code == 201
+    doc = await services.db.posts.find_one({"_id": post["_id"]})
+    assert doc["status"] == "published" and "queued_ms" in doc  # queued for a moderator, still visible
+    for _ in range(threshold):
+        established = await establish(services, await account(services, leak_scanner))
+        assert (await api.post(url, json={"reason": "abuse"}, headers=established.headers)).status_code == 201
+    assert (await services.db.posts.find_one({"_id": post["_id"]}))["status"] == "hidden"
 
 async def test_checkin_cooldown_cannot_be_raced(api, world: World, services, leak_scanner):
     visitor = await account(services, leak_scanner)
