@@ -46,8 +46,10 @@ class Settings(BaseSettings):
 
     # --- feed ----------------------------------------------------------------------
     feed_cap: int = 800
-    transaction_timeout_s: float = Field(5.0, gt=0, le=60, description="Upper bound of one MongoDB transaction, "
-                                         "retries included: past it the request answers 503 instead of waiting")
+    transaction_retry_s: float = Field(60.0, gt=0, le=120, description="How long a transaction is retried "
+                                       "after write conflicts with concurrent ones")
+    transaction_outage_s: float = Field(2.0, ge=0, le=60, description="How long a transaction is retried while "
+                                        "MongoDB is unreachable (an election); then the request answers 503")
     fanout_chunk: int = Field(5000, description="Followers per Lua call in a fan-out: fewer round trips "
                               "(measured: 5,000 beats 1,000 by about 25 %), each call holding Redis ~10 ms")
     fanout_max_followers: int = 10_000

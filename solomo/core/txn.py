@@ -11,13 +11,17 @@ task delays the Redis side of a change, never its correctness.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from solomo.core.idempotency import mark_written
 
@@ -26,6 +30,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("solomo.core.txn")
+TRANSIENT = "TransientTransactionError"
+UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+MAX_TIME_EXPIRED = 50
+RETRY_JITTER_S = 0.01
 
 
 class Txn:
@@ -45,31 +53,61 @@ class Txn:
 async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]]) -> T:
     """Runs ``body`` in one MongoDB transaction, then sends the tasks it collected.
 
-    The driver re-runs ``body`` after a transient error (a write conflict, say), so each attempt
-    gets a fresh :class:`Txn`: only the tasks of the attempt that committed are sent. Any exception
-    ``body`` raises aborts the transaction and propagates unchanged, as do MongoDB's own errors
-    (the app answers 503 for those).
+    A transient error (a write conflict with a concurrent transaction, a primary stepping down)
+    re-runs ``body``, so each attempt gets a fresh :class:`Txn`: only the tasks of the attempt that
+    committed are sent. Any exception ``body`` raises aborts the transaction and propagates
+    unchanged, as do MongoDB's own errors (the app answers 503 for those).
 
-    The whole transaction, retries included, is bounded by ``settings.transaction_timeout_s``
-    (``pymongo.timeout``): the driver would otherwise keep retrying a transaction whose primary
-    is gone for up to two minutes, and the request would hang until MongoDB came back instead of
-    answering 503 (found by the MongoDB drill, ``tests/faults/test_mongo_outage.py``).
+    The retry loop is PyMongo's ``with_transaction`` with two budgets instead of its one of two
+    minutes: contention (write conflicts) is retried for ``transaction_retry_s``, since 500
+    claims racing for one offer do all succeed or sell out given time; but an unreachable MongoDB
+    only for ``transaction_outage_s`` — enough to ride out an election, short enough that a
+    request in flight when the primary dies answers 503 within seconds instead of hanging until
+    MongoDB is back (found by the MongoDB drill, ``tests/faults/test_mongo_outage.py``).
     """
-    committed: Txn | None = None
+    started = time.monotonic()
+    settings = services.settings
 
-    async def attempt(session: AsyncClientSession) -> T:
-        nonlocal committed
-        committed = Txn(session)
-        await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
-        return await body(committed)
+    def may_retry(exc: PyMongoError) -> bool:
+        budget = settings.transaction_outage_s if isinstance(exc, ConnectionFailure) else settings.transaction_retry_s
+        return time.monotonic() - started < budget
 
-    with pymongo.timeout(services.settings.transaction_timeout_s):
-        async with services.mongo.start_session() as session:
-            result = await session.with_transaction(attempt)
-    assert committed is not None
-    for name, args in committed.tasks:
+    async with services.mongo.start_session() as session:
+        while True:
+            txn = Txn(session)
+            await session.start_transaction()
+            try:
+                await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
+                result = await body(txn)
+            except Exception as exc:
+                if session.in_transaction:
+                    with contextlib.suppress(PyMongoError):
+                        await session.abort_transaction()
+                if isinstance(exc, PyMongoError) and exc.has_error_label(TRANSIENT) and may_retry(exc):
+                    await asyncio.sleep(random.uniform(0, RETRY_JITTER_S))  # spread racing retries
+                    continue
+                raise
+            if await _commit(session, may_retry):
+                break
+            await asyncio.sleep(random.uniform(0, RETRY_JITTER_S))
+    for name, args in txn.tasks:
         await send_task(services, name, *args)
     return result
+
+
+async def _commit(session: AsyncClientSession, may_retry: Callable[[PyMongoError], bool]) -> bool:
+    """Commits; False when the whole transaction must run again (a transient commit error)."""
+    while True:
+        try:
+            await session.commit_transaction()
+            return True
+        except PyMongoError as exc:
+            if (exc.has_error_label(UNKNOWN_COMMIT) and may_retry(exc)
+                    and not (isinstance(exc, OperationFailure) and exc.code == MAX_TIME_EXPIRED)):
+                continue  # the commit may have happened: committing again is safe
+            if exc.has_error_label(TRANSIENT) and may_retry(exc):
+                return False
+            raise
 
 
 async def send_task(services: Services, name: str, *args: Any) -> bool:
