@@ -33,15 +33,16 @@ SEED_BATCH = 100
 
 async def _seed(services: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
     """(token, store) pairs: a fresh user next to their own fresh store."""
-    from checkins.stores import MAX_PER_OWNER, create_store
+    from checkins.stores import create_store
 
-    # a merchant may own MAX_PER_OWNER stores: as many merchants as that takes
-    merchants = await bulk_users(services, -(-count // MAX_PER_OWNER), role="merchant")
+    # a merchant may own max_stores_per_merchant stores: as many merchants as that takes
+    per_owner = services.settings.max_stores_per_merchant
+    merchants = await bulk_users(services, -(-count // per_owner), role="merchant")
     users = await bulk_users(services, count)
     rng = random.Random(1)
 
     async def one(i: int) -> dict[str, Any]:
-        return await create_store(services, merchants[i // MAX_PER_OWNER][0], name=f"Bench store {i}",
+        return await create_store(services, merchants[i // per_owner][0], name=f"Bench store {i}",
                                   lat=rng.uniform(-60, 60), lng=rng.uniform(-170, 170), category="food")
 
     stores: list[dict[str, Any]] = []

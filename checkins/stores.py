@@ -32,8 +32,6 @@ CATEGORIES: tuple[str, ...] = (
 NAME_MAX = 80
 ADDRESS_MAX = 200
 RADIUS_MIN_M, RADIUS_MAX_M, RADIUS_DEFAULT_M = 20, 2000, 200
-MAX_PER_OWNER = 20
-"""The contract's abuse limit: 20 stores per merchant (429 ``rate_limited``)."""
 STORE_CAP_RETRY_S = 86400
 """The cap does not lift with time; Retry-After (required on a 429) says "not today"."""
 
@@ -87,8 +85,9 @@ async def create_store(
         # bumping a counter on the owner first makes concurrent creates by one merchant conflict,
         # so the count below always sees the other's store (the driver retries the loser)
         await services.db.users.update_one({"_id": owner_id}, {"$inc": {"stores_created": 1}}, session=txn.session)
-        if await services.db.stores.count_documents({"owner_id": owner_id}, session=txn.session) >= MAX_PER_OWNER:
-            raise RateLimited(f"a merchant may have at most {MAX_PER_OWNER} stores", retry_after=STORE_CAP_RETRY_S)
+        cap = services.settings.max_stores_per_merchant  # the contract's abuse limit (429 rate_limited)
+        if await services.db.stores.count_documents({"owner_id": owner_id}, session=txn.session) >= cap:
+            raise RateLimited(f"a merchant may have at most {cap} stores", retry_after=STORE_CAP_RETRY_S)
         await services.db.stores.insert_one(doc, session=txn.session)
 
     await run_transaction(services, insert)

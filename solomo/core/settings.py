@@ -69,6 +69,10 @@ class Settings(BaseSettings):
 
     # --- moderation --------------------------------------------------------------
     report_threshold: int = Field(3, description="Reports from established accounts that hide a post automatically")
+    # --- abuse limits of the contract ("Stores and offers, continued") ---------------------------
+    max_stores_per_merchant: int = Field(20, ge=1)
+    max_live_offers_per_store: int = Field(5, ge=1)
+    max_offers_per_store_per_day: int = Field(20, ge=1)
     report_min_account_age_h: int = Field(24, description="A reporter's account must be this old (and have a post "
                                           "or a check-in) for the report to count toward the automatic hide")
     rate_limits: dict[str, str] = Field(

@@ -110,6 +110,9 @@ def stack() -> Iterator[Stack]:
             "SOLOMO_FANOUT_SWEEP_AFTER_S": "2",
             # the drill's clients all come from 127.0.0.1 at thousands of requests a minute: no limits
             "SOLOMO_RATE_LIMITS": json.dumps(unlimited),
+            # nor about the abuse caps: one merchant opens a store per check-in and many offers
+            "SOLOMO_MAX_STORES_PER_MERCHANT": "1000", "SOLOMO_MAX_LIVE_OFFERS_PER_STORE": "1000",
+            "SOLOMO_MAX_OFFERS_PER_STORE_PER_DAY": "1000",
         }
         api = LiveServer(free_port(), extra_env=env)
         api.start()

@@ -116,6 +116,9 @@ def stack() -> Iterator[Stack]:
             "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",
             "SOLOMO_MONGO_DB": DB, "SOLOMO_DATA_DIR": str(tmp), "SOLOMO_LOG_LEVEL": "WARNING",
             "SOLOMO_FANOUT_SWEEP_AFTER_S": "2", "SOLOMO_RATE_LIMITS": json.dumps(unlimited),
+            # nor about the abuse caps: one merchant opens a store per check-in and many offers
+            "SOLOMO_MAX_STORES_PER_MERCHANT": "1000", "SOLOMO_MAX_LIVE_OFFERS_PER_STORE": "1000",
+            "SOLOMO_MAX_OFFERS_PER_STORE_PER_DAY": "1000",
         }
         api = LiveServer(free_port(), extra_env=env)
         api.start()
