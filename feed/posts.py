@@ -134,7 +134,8 @@ async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) 
         raise Forbidden("only its author can delete a post")
     result = await services.db.posts.update_one(
         {"_id": post_id, "status": {"$ne": "deleted"}},
-        {"$set": {"status": "deleted", "fanout": "pending", "deleted_at": datetime.now(UTC)}},
+        {"$set": {"status": "deleted", "fanout": "pending", "deleted_at": datetime.now(UTC)},
+         "$unset": {"fanout_progress": ""}, "$inc": {"status_version": 1}},
     )
     if result.modified_count:
         await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))

@@ -17,9 +17,10 @@ takes the post out of the queue, closes its open reports and is audited, all in 
 transaction. After the commit the feeds are brought in line by the feed package's idempotent
 tasks: ``fanout.retract`` when a post becomes hidden or removed, ``fanout.restore`` when a hidden
 or removed post is published again, and the normal ``fanout.post`` for an approved
-``pending_review`` post. Every status change also marks the post ``fanout: "pending"`` in the same
-transaction (the outbox), so if that task is lost the sweep's ``fanout.post`` — which pushes a
-published post and retracts any other — repairs the feeds.
+``pending_review`` post. Every status change also marks the post ``fanout: "pending"`` and
+increments its ``status_version`` in the same transaction (the outbox), so if that task is lost the
+sweep's ``fanout.post`` — which pushes a published post and retracts any other — repairs the feeds,
+and a task that ran against an older status (a late retract after a restore) applies the new one.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ async def moderate_post(
         if after != before:  # the outbox: the sweep re-sends the feed work if the fast-path task is lost
             update["$set"].update(outbox_fields(now))
             update["$unset"]["fanout_progress"] = ""
+            update["$inc"] = {"status_version": 1}  # a fan-out task that read the old status redoes its work
         doc = await services.db.posts.find_one_and_update(
             {"_id": post_id, "status": before}, update, return_document=ReturnDocument.AFTER, session=session)
         if doc is None:  # not expected: a racing writer makes the driver retry the transaction
