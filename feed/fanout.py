@@ -36,8 +36,15 @@ from feed.timeline import Timelines
 from geo.cells import cells_for_point
 from solomo.accounts import user_summary
 from solomo.core import tasknames
-from solomo.core.eventtypes import FeedNew, MentionNotification, PostDeleted, UserSummary, notify, publish_event
-from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, topic_key
+from solomo.core.eventtypes import (
+    FeedNew,
+    MentionNotification,
+    PostDeleted,
+    UserSummary,
+    publish_each_event,
+    publish_event,
+)
+from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, home_key, mentions_sent, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -48,6 +55,9 @@ CELL_CAP = 500
 CHECKPOINT_EVERY = 4
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 TOPIC_CAP = 1000
+MENTIONS_ONCE_TTL_S = 7 * 86400
+"""How long a post's mention dedupe set outlives its last write: far longer than the sweep needs
+to re-run a fan-out that crashed between sending and marking."""
 SYNC_ROUNDS = 3
 """Rounds of one task before it leaves a post whose status keeps changing to the sweep."""
 
@@ -211,20 +221,26 @@ async def _finish(services: Services, post: dict[str, Any]) -> bool:
 
 
 async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
-    """Once per post (guarded in MongoDB), when it is first published."""
+    """Once per post, when it is first published. Sent first, marked after: a crash in between
+    makes the re-run send again, and the per-post dedupe set in Redis (written in the same script
+    as each event) skips whoever was already told, so nobody is told twice and nobody is lost.
+    A Redis failure raises, so the task is retried and the post stays pending for the sweep."""
+    if post.get("mentions_notified"):
+        return
     mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
     if not mentioned:
-        return
-    claimed = await services.db.posts.update_one({"_id": post["_id"], "mentions_notified": {"$ne": True}},
-                                                 {"$set": {"mentions_notified": True}})
-    if not claimed.modified_count:
         return
     author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
     if author is None:  # not expected: accounts are marked deleted, never removed
         return
     event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
-    for uid in mentioned:
-        await notify(services, uid, event)
+    await publish_each_event(services, [(str(uid), event) for uid in mentioned],
+                             once_key=mentions_sent(post["_id"]), once_ttl_s=MENTIONS_ONCE_TTL_S)
+    await _mark_mentions_notified(services, post["_id"])
+
+
+async def _mark_mentions_notified(services: Services, post_id: ObjectId) -> None:
+    await services.db.posts.update_one({"_id": post_id}, {"$set": {"mentions_notified": True}})
 
 
 async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:

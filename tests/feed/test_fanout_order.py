@@ -15,29 +15,12 @@ from feed.home import rebuild_home
 from feed.timeline import Timelines
 from solomo.core import tasknames
 from solomo.core.keys import home_key
+from tests.feed.helpers import HeldTasks
 from tests.support import Account, make_account, random_point, register
 
 FEED_TASKS = {tasknames.FANOUT_POST: fanout_post, tasknames.FANOUT_RETRACT: fanout_post,
               tasknames.FANOUT_RESTORE: fanout_post}
 """What the worker runs for each fan-out task (``workers/tasks.py``)."""
-
-
-class HeldTasks:
-    """Stands in for ``services.tasks.send``: tasks are kept here, and the test runs them when it wants."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
-        self.sent.append((name, str(args[0]) if args else ""))
-
-    def take(self, name: str) -> str:
-        """The oldest held task ``name`` (its post id), removed from the list."""
-        for i, (n, pid) in enumerate(self.sent):
-            if n == name:
-                del self.sent[i]
-                return pid
-        raise AssertionError(f"no {name} task was sent: {self.sent}")
 
 
 async def run_task(services: Any, name: str, post_id: str) -> str:
@@ -46,9 +29,7 @@ async def run_task(services: Any, name: str, post_id: str) -> str:
 
 @pytest.fixture
 def held(services, monkeypatch) -> HeldTasks:
-    tasks = HeldTasks()
-    monkeypatch.setattr(services.tasks, "send", tasks.send)
-    return tasks
+    return HeldTasks.install(services, monkeypatch)
 
 
 async def _post_in_fans_feeds(client, services, held: HeldTasks, fans: int = 3) -> tuple[list[Account], str]:
