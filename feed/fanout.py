@@ -197,7 +197,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     return await _checkpoint(services, post, field, "done")
 
 
-def same_version(post: dict[str, Any]) -> dict[str, Any]:
+def _same_version(post: dict[str, Any]) -> dict[str, Any]:
     """The filter matching the post only while its status is still the one in ``post``: every status
     change increments ``status_version`` (absent on posts never changed, i.e. 0)."""
     version = int(post.get("status_version", 0))
@@ -207,7 +207,7 @@ def same_version(post: dict[str, Any]) -> dict[str, Any]:
 async def _checkpoint(services: Services, post: dict[str, Any], field: str, value: Any) -> bool:
     """Progress belongs to one status version: a status change unsets it in its own write, and a
     checkpoint is written only while the version is the one the push started from."""
-    result = await services.db.posts.update_one(same_version(post), {"$set": {field: value}})
+    result = await services.db.posts.update_one(_same_version(post), {"$set": {field: value}})
     return result.matched_count == 1
 
 
@@ -215,7 +215,7 @@ async def _finish(services: Services, post: dict[str, Any]) -> bool:
     """Done, unless the status changed meanwhile (then the post stays pending and the caller
     reads it again); returns whether it was marked."""
     result = await services.db.posts.update_one(
-        same_version(post),
+        _same_version(post),
         {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
     return result.matched_count == 1
 
@@ -224,7 +224,7 @@ async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
     """Once per post, when it is first published. Sent first, marked after: a crash in between
     makes the re-run send again, and the per-post dedupe set in Redis (written in the same script
     as each event) skips whoever was already told, so nobody is told twice and nobody is lost.
-    A Redis failure raises, so the task is retried and the post stays pending for the sweep."""
+    A Redis failure raises: the task fails before marking anything, and the sweep re-sends the post."""
     if post.get("mentions_notified"):
         return
     mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
