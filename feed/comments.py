@@ -3,7 +3,8 @@
 A reply names a comment of the same post; replying to a reply attaches to that reply's parent
 (threads stay one level deep, as on Weibo). ``posts.comment_count`` counts published comments and
 moves in the same transaction as the comment's status. Deleting a comment (its author, the post's
-author or a moderator) also deletes its replies.
+author or a moderator) also deletes its replies; a moderator deleting someone else's comment is
+audited in the same transaction, like every moderator action.
 
 A comment matching a review word waits as ``pending_review``: shown to its author and to
 moderators (who also see ``removed`` ones) until a moderator decides
@@ -20,6 +21,7 @@ from bson import ObjectId
 
 from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
+from moderation import audit
 from moderation.screen import screen_text
 from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
@@ -36,6 +38,8 @@ log = logging.getLogger("solomo.comments")
 MAX_COMMENT_CHARS = 500
 MODERATOR_VISIBLE = ("published", "pending_review", "removed")
 """The comments a moderator sees: all but deleted ones."""
+MODERATOR_DELETE_REASON = "deleted through DELETE /v1/comments/{id}"
+"""The audit entry's reason when a moderator deletes someone else's comment (the route takes no body)."""
 
 
 def _visible(doc: dict[str, Any], viewer_id: ObjectId | None, role: str | None = None) -> bool:
@@ -146,11 +150,16 @@ async def delete_comment(services: Services, user: Principal, comment_id: Object
         session = txn.session
         targets = {"$or": [{"_id": comment_id}, {"reply_to": comment_id}], "status": {"$ne": "deleted"}}
         published = await services.db.comments.count_documents({**targets, "status": VISIBLE}, session=session)
-        await services.db.comments.update_many(targets, {"$set": {"status": "deleted",
-                                                                  "deleted_at": datetime.now(UTC)}}, session=session)
+        result = await services.db.comments.update_many(
+            targets, {"$set": {"status": "deleted", "deleted_at": datetime.now(UTC)}}, session=session)
         if published:
             await services.db.posts.update_one({"_id": doc["post_id"]}, {"$inc": {"comment_count": -published}},
                                                session=session)
+        if user.role == "moderator" and doc["author_id"] != user.id:  # a moderator action, whatever the route
+            await audit.record(services, session, moderator_id=user.id, action="delete", target_type="comment",
+                               target_id=comment_id, reason=MODERATOR_DELETE_REASON, before={"status": doc["status"]},
+                               after={"status": "deleted", "post_id": str(doc["post_id"]),
+                                      "replies_deleted": max(0, result.modified_count - 1)})
 
     await run_transaction(services, body)
 

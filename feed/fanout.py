@@ -11,8 +11,10 @@ Followers are read in large batches through a covered index and written with one
 batch (ZADD + trim into the keys that exist, plus which of those readers are online). After each
 batch the position is checkpointed in the post (``fanout_progress``), so a worker killed mid-way
 resumes where it stopped; re-writing the batch in flight is harmless (a sorted set holds a
-member once). ``fanout: "done"`` is set only at the end, and only if the status did not change
-meanwhile — the sweeper re-sends every post still pending (the outbox).
+member once). ``fanout: "done"`` is set only at the end, and only if the post's ``status_version``
+did not change meanwhile — else the run reads the post again and applies its new status, so a late
+or redelivered retract can never leave a restored post out of the feeds; the sweeper re-sends
+every post still pending (the outbox).
 """
 
 from __future__ import annotations
@@ -39,11 +41,10 @@ from solomo.core.eventtypes import (
     MentionNotification,
     PostDeleted,
     UserSummary,
-    notify,
     publish_each_event,
     publish_event,
 )
-from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, feed_new_sent, home_key, topic_key
+from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, feed_new_sent, home_key, mentions_sent, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -56,6 +57,11 @@ FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 TOPIC_CAP = 1000
+MENTIONS_ONCE_TTL_S = 7 * 86400
+"""How long a post's mention dedupe set outlives its last write: far longer than the sweep needs
+to re-run a fan-out that crashed between sending and marking."""
+SYNC_ROUNDS = 3
+"""Rounds of one task before it leaves a post whose status keeps changing to the sweep."""
 
 
 def cell_keys(post: dict[str, Any]) -> list[str]:
@@ -122,10 +128,31 @@ async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[ObjectId]]]
 
 
 async def fanout_post(services: Services, post_id: ObjectId) -> str:
-    """Brings feeds in line with the post's status; returns what it did (for logs and tests)."""
-    post = await services.db.posts.find_one({"_id": post_id})
-    if post is None:
-        return "missing"
+    """Brings feeds in line with the post's *current* status; returns what it did (for logs and tests).
+
+    This is the work of every fan-out task (``fanout.post``, ``fanout.retract``, ``fanout.restore``:
+    their names say why they were sent, not what they do), so they can run in any order, twice or
+    concurrently. Each round reads the post, applies its status, then marks the fan-out done only if
+    ``status_version`` (incremented by every status change, in the same write) is still the one it
+    read; otherwise a decision landed meanwhile and the round may have undone part of its work (a late
+    retract after a restore), so the post is read again and the new status applied."""
+    outcome = "missing"
+    for _ in range(SYNC_ROUNDS):
+        post = await services.db.posts.find_one({"_id": post_id})
+        if post is None:
+            return "missing"
+        outcome = await _apply(services, post)
+        if outcome != "changed" and await _finish(services, post):
+            if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
+                FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
+            return outcome
+    log.info("post %s kept changing status during its fan-out; left pending for the sweep", post_id)
+    return outcome
+
+
+async def _apply(services: Services, post: dict[str, Any]) -> str:
+    """One round: the Redis side of the post's status as read; "changed" when a checkpoint found a
+    newer status version (the caller reads the post again)."""
     status = post["status"]
     if status != VISIBLE:
         keep_author = status in ("pending_review", "hidden")
@@ -133,7 +160,6 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             await Timelines(services.redis).add([home_key(post["author_id"])], int(post["created_ms"]),
                                                 str(post["_id"]), services.settings.feed_cap)
         await _retract(services, post, keep_author=keep_author)
-        await _finish(services, post)
         return "retracted"
     timelines = Timelines(services.redis)
     score, member = int(post["created_ms"]), str(post["_id"])
@@ -150,10 +176,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         if progress.get(target_type) == "done" or await _pull_mode(services, target_type, target_id):
             continue
         if not await _push(services, timelines, post, target_type, target_id, progress.get(target_type)):
-            return await fanout_post(services, post_id)  # deleted or hidden meanwhile: undo instead
-    await _finish(services, post)
-    if post.get("fanout") == "pending":  # a repeated run of a finished fan-out is not lag
-        FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
+            return "changed"
     return "published"
 
 
@@ -167,7 +190,7 @@ def _count_entries(target: str, written: int) -> None:
 async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: TargetType,
                 target_id: ObjectId, after: ObjectId | None) -> bool:
     """Writes the post into every active follower's feed, one Lua call per batch; False when the
-    post stopped being published meanwhile. Progress is checkpointed every CHECKPOINT_EVERY batches."""
+    post's status changed meanwhile (its version moved). Progress is checkpointed every CHECKPOINT_EVERY batches."""
     score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
@@ -183,38 +206,55 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
             since_checkpoint += 1
             if since_checkpoint >= CHECKPOINT_EVERY:
                 since_checkpoint = 0
-                if not await _checkpoint(services, post["_id"], field, last):
+                if not await _checkpoint(services, post, field, last):
                     return False
-    return await _checkpoint(services, post["_id"], field, "done")
+    return await _checkpoint(services, post, field, "done")
 
 
-async def _checkpoint(services: Services, post_id: ObjectId, field: str, value: Any) -> bool:
-    result = await services.db.posts.update_one({"_id": post_id, "status": VISIBLE}, {"$set": {field: value}})
+def _same_version(post: dict[str, Any]) -> dict[str, Any]:
+    """The filter matching the post only while its status is still the one in ``post``: every status
+    change increments ``status_version`` (absent on posts never changed, i.e. 0)."""
+    version = int(post.get("status_version", 0))
+    return {"_id": post["_id"], "status_version": version if version else {"$in": [0, None]}}
+
+
+async def _checkpoint(services: Services, post: dict[str, Any], field: str, value: Any) -> bool:
+    """Progress belongs to one status version: a status change unsets it in its own write, and a
+    checkpoint is written only while the version is the one the push started from."""
+    result = await services.db.posts.update_one(_same_version(post), {"$set": {field: value}})
     return result.matched_count == 1
 
 
-async def _finish(services: Services, post: dict[str, Any]) -> None:
-    """Done, unless the status changed meanwhile (then the post stays pending for the next run)."""
-    await services.db.posts.update_one(
-        {"_id": post["_id"], "status": post["status"]},
+async def _finish(services: Services, post: dict[str, Any]) -> bool:
+    """Done, unless the status changed meanwhile (then the post stays pending and the caller
+    reads it again); returns whether it was marked."""
+    result = await services.db.posts.update_one(
+        _same_version(post),
         {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
+    return result.matched_count == 1
 
 
 async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
-    """Once per post (guarded in MongoDB), when it is first published."""
+    """Once per post, when it is first published. Sent first, marked after: a crash in between
+    makes the re-run send again, and the per-post dedupe set in Redis (written in the same script
+    as each event) skips whoever was already told, so nobody is told twice and nobody is lost.
+    A Redis failure raises: the task fails before marking anything, and the sweep re-sends the post."""
+    if post.get("mentions_notified"):
+        return
     mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
     if not mentioned:
-        return
-    claimed = await services.db.posts.update_one({"_id": post["_id"], "mentions_notified": {"$ne": True}},
-                                                 {"$set": {"mentions_notified": True}})
-    if not claimed.modified_count:
         return
     author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
     if author is None:  # not expected: accounts are marked deleted, never removed
         return
     event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
-    for uid in mentioned:
-        await notify(services, uid, event)
+    await publish_each_event(services, [(str(uid), event) for uid in mentioned],
+                             once_key=mentions_sent(post["_id"]), once_ttl_s=MENTIONS_ONCE_TTL_S)
+    await _mark_mentions_notified(services, post["_id"])
+
+
+async def _mark_mentions_notified(services: Services, post_id: ObjectId) -> None:
+    await services.db.posts.update_one({"_id": post_id}, {"$set": {"mentions_notified": True}})
 
 
 async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:
@@ -234,24 +274,6 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
                 await publish_event(services, online, PostDeleted(post_id=member))
     if holders:
         await publish_event(services, holders, PostDeleted(post_id=member))
-
-
-async def retract_post(services: Services, post_id: ObjectId) -> None:
-    """Removes a post from every home feed, geo-cell feed and topic listing, whatever its status,
-    and tells online holders (``post.deleted``). A hidden or pending post stays in its author's own feed."""
-    post = await services.db.posts.find_one({"_id": post_id})
-    if post is None:
-        return
-    await _retract(services, post, keep_author=post["status"] in ("pending_review", "hidden"))
-    if post["status"] != VISIBLE:
-        await _finish(services, post)
-
-
-async def restore_post(services: Services, post_id: ObjectId) -> str:
-    """Puts a post back everywhere its (now published) status allows: a full, fresh fan-out."""
-    await services.db.posts.update_one({"_id": post_id}, {"$set": {"fanout": "pending"},
-                                                          "$unset": {"fanout_progress": ""}})
-    return await fanout_post(services, post_id)
 
 
 async def sweep_pending(services: Services, older_than_s: float | None = None, limit: int = 500) -> int:

@@ -31,14 +31,17 @@ OWN_VISIBLE = ("published", "pending_review", "hidden")
 
 
 MODERATOR_VISIBLE = ("published", "pending_review", "hidden", "removed")
-"""What a moderator can open by id: everything but an author's own deletion."""
+"""What a moderator can open by id: everything but an author's own deletion — unless that deletion
+would have destroyed evidence (``evidence``, below)."""
+HELD = ("pending_review", "hidden")
+"""Statuses a moderator put on the post (or the filter did): deleting it keeps it as evidence."""
 
 
 def visible_to(doc: dict[str, Any], viewer_id: ObjectId | None, role: str | None = None) -> bool:
     status = doc.get("status")
     if status == VISIBLE:
         return True
-    if role == "moderator" and status in MODERATOR_VISIBLE:
+    if role == "moderator" and (status in MODERATOR_VISIBLE or (status == "deleted" and doc.get("evidence"))):
         return True
     return viewer_id is not None and doc.get("author_id") == viewer_id and status in OWN_VISIBLE
 
@@ -135,14 +138,24 @@ async def get_visible_post(services: Services, post_id: ObjectId, viewer_id: Obj
 
 
 async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) -> None:
-    """The author deletes a post: it leaves every feed (through the retract task; the sweeper
-    re-sends it if the broker loses it, since ``fanout`` goes back to pending)."""
+    """The author deletes a post: it leaves every feed and listing (through the retract task; the
+    sweeper re-sends it if the broker loses it, since ``fanout`` goes back to pending).
+
+    A post under review, hidden, or with open reports is kept as ``evidence``: moderators still open
+    it and it stays in their queue (a held one keeps its place, ``queued_ms`` = its creation) until
+    they decide. One pipeline update, so a report or decision racing the deletion is judged on the
+    same state as the deletion."""
     doc = await get_visible_post(services, post_id, user_id)
     if doc["author_id"] != user_id:
         raise Forbidden("only its author can delete a post")
+    evidence = {"$or": [{"$in": ["$status", list(HELD)]}, {"$gt": [{"$ifNull": ["$open_reports", 0]}, 0]}]}
     result = await services.db.posts.update_one(
         {"_id": post_id, "status": {"$ne": "deleted"}},
-        {"$set": {"status": "deleted", "fanout": "pending", "deleted_at": datetime.now(UTC)}},
+        [{"$set": {"status": "deleted", "deleted_from": "$status", "deleted_at": datetime.now(UTC),
+                   "fanout": "pending", "evidence": evidence,
+                   "status_version": {"$add": [{"$ifNull": ["$status_version", 0]}, 1]},
+                   "queued_ms": {"$cond": [{"$eq": ["$status", "pending_review"]}, "$created_ms", "$queued_ms"]}}},
+         {"$unset": "fanout_progress"}],
     )
     if result.modified_count:
         await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))

@@ -1,25 +1,32 @@
 """Moderator decisions on posts: approve, hide, remove, restore (one post or many).
 
-Allowed transitions (anything else is 409 ``invalid_transition``; a missing or author-deleted
-post is 404):
+Allowed transitions (anything else is 409 ``invalid_transition``; a missing post, or one its author
+deleted that was not kept as evidence, is 404):
 
 ============  ==============================================  ===========
 action        from                                            to
 ============  ==============================================  ===========
 approve       pending_review, hidden, published *in queue*    published
+approve       deleted (kept as evidence) *in queue*           deleted
 hide          published, pending_review                       hidden
-remove        published, pending_review, hidden               removed
+remove        published, pending_review, hidden,              removed
+              deleted (kept as evidence)
 restore       hidden, removed                                 published
 ============  ==============================================  ===========
+
+A post its author deleted while it was under review, hidden or reported is kept as ``evidence``
+(see :func:`feed.posts.delete_post`): approving closes its reports and leaves it deleted, removing
+records the verdict; it can never be published again.
 
 ``hidden`` is still shown to its author, ``removed`` to nobody but moderators. Every decision
 takes the post out of the queue, closes its open reports and is audited, all in one
 transaction. After the commit the feeds are brought in line by the feed package's idempotent
 tasks: ``fanout.retract`` when a post becomes hidden or removed, ``fanout.restore`` when a hidden
 or removed post is published again, and the normal ``fanout.post`` for an approved
-``pending_review`` post. Every status change also marks the post ``fanout: "pending"`` in the same
-transaction (the outbox), so if that task is lost the sweep's ``fanout.post`` — which pushes a
-published post and retracts any other — repairs the feeds.
+``pending_review`` post. Every status change also marks the post ``fanout: "pending"`` and
+increments its ``status_version`` in the same transaction (the outbox), so if that task is lost the
+sweep's ``fanout.post`` — which pushes a published post and retracts any other — repairs the feeds,
+and a task that ran against an older status (a late retract after a restore) applies the new one.
 """
 
 from __future__ import annotations
@@ -42,9 +49,10 @@ from solomo.core.txn import Txn, outbox_fields, run_transaction
 MAX_BULK = 100
 
 TRANSITIONS: dict[str, dict[str, str]] = {
-    "approve": {"pending_review": "published", "hidden": "published", "published": "published"},
+    "approve": {"pending_review": "published", "hidden": "published", "published": "published",
+                "deleted": "deleted"},
     "hide": {"published": "hidden", "pending_review": "hidden"},
-    "remove": {"published": "removed", "pending_review": "removed", "hidden": "removed"},
+    "remove": {"published": "removed", "pending_review": "removed", "hidden": "removed", "deleted": "removed"},
     "restore": {"hidden": "published", "removed": "published"},
 }
 
@@ -52,7 +60,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 def next_status(action: str, post: dict[str, Any]) -> str:
     current = post["status"]
     target = TRANSITIONS.get(action, {}).get(current)
-    if action == "approve" and current == "published" and "queued_ms" not in post:
+    if action == "approve" and current in ("published", "deleted") and "queued_ms" not in post:
         target = None  # nothing waits for a decision
     if target is None:
         raise Conflict(f"cannot {action} a post that is {current}", code="invalid_transition")
@@ -78,7 +86,7 @@ async def moderate_post(
     async def body(txn: Txn) -> dict[str, Any]:
         session = txn.session
         post = await services.db.posts.find_one({"_id": post_id}, session=session)
-        if post is None or post.get("status") == "deleted":
+        if post is None or (post.get("status") == "deleted" and not post.get("evidence")):
             raise NotFound("post not found")
         before = post["status"]
         after = next_status(action, post)
@@ -91,6 +99,7 @@ async def moderate_post(
         if after != before:  # the outbox: the sweep re-sends the feed work if the fast-path task is lost
             update["$set"].update(outbox_fields(now))
             update["$unset"]["fanout_progress"] = ""
+            update["$inc"] = {"status_version": 1}  # a fan-out task that read the old status redoes its work
         doc = await services.db.posts.find_one_and_update(
             {"_id": post_id, "status": before}, update, return_document=ReturnDocument.AFTER, session=session)
         if doc is None:  # not expected: a racing writer makes the driver retry the transaction

@@ -93,12 +93,13 @@ async def moderate_comment(services: Services, moderator: Principal, comment_id:
 async def comment_queue_page(services: Services, viewer_id: ObjectId, *, limit: int,
                              after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     """Comments held for review, oldest first, each with its post (null when the author deleted
-    it) and its automatic flags; paged by ``(created_ms, id)``. Returns the items and the position
-    after them."""
+    it, unless it was kept as evidence) and its automatic flags; paged by ``(created_ms, id)``.
+    Returns the items and the position after them."""
     docs, nxt = await keyset_page(services.db.comments, {"status": "pending_review"}, score_field="created_ms",
                                   descending=False, position=after, limit=limit)
     post_docs = await services.db.posts.find(
-        {"_id": {"$in": list({d["post_id"] for d in docs})}, "status": {"$ne": "deleted"}}).to_list(None)
+        {"_id": {"$in": list({d["post_id"] for d in docs})},
+         "$or": [{"status": {"$ne": "deleted"}}, {"evidence": True}]}).to_list(None)
     posts = {p["id"]: p for p in await hydrate_posts(services, post_docs, viewer_id)}
     comments = await hydrate_comments(services, docs)
     items = [

@@ -4,7 +4,9 @@ A post waits when it is ``pending_review`` (a review word matched; it waits sinc
 or when it has reports not yet decided (``queued_ms``: the time of the first open report — set
 by :mod:`moderation.reports`, cleared by every decision in :mod:`moderation.actions`). The two
 sources are read through their own indexes and merged by ``(since_ms, id)``, which is also the
-signed cursor, so the order is stable while new items arrive.
+signed cursor, so the order is stable while new items arrive. A post its author deleted while it
+waited stays (``evidence``; a held one gets ``queued_ms`` = its creation, keeping its place), shown
+with status ``deleted``, until a moderator decides.
 
 Offers held for review (``pending_review``: a review word in the title or description) wait in
 the same queue, since their creation, as ``{"offer": Offer, "flags", "queued_at"}`` items; they
@@ -46,8 +48,9 @@ async def queue_page(services: Services, viewer_id: ObjectId, *, limit: int,
     posts, count = services.db.posts, lookahead(limit)
     pending = await keyset_rows(posts, {"status": "pending_review"}, score_field="created_ms", descending=False,
                                 position=after, count=count)
-    reported = await keyset_rows(
-        posts, {"queued_ms": {"$exists": True}, "status": {"$nin": ["pending_review", "deleted"]}},
+    reported = await keyset_rows(  # an author's deletion leaves the queue, unless it kept the post as evidence
+        posts, {"queued_ms": {"$exists": True},
+                "$or": [{"status": {"$nin": ["pending_review", "deleted"]}}, {"status": "deleted", "evidence": True}]},
         score_field="queued_ms", descending=False, position=after, count=count)
     offers = await keyset_rows(services.db.offers, {"status": "pending_review"}, score_field="created_ms",
                                descending=False, position=after, count=count)

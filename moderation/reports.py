@@ -91,7 +91,7 @@ async def report_post(
         await services.db.posts.update_one(
             {"_id": post_id, "status": "published"},
             {"$set": {"status": "hidden", **outbox_fields(now)}, "$unset": {"fanout_progress": ""},
-             "$push": {"flags": flag}}, session=session,
+             "$push": {"flags": flag}, "$inc": {"status_version": 1}}, session=session,
         )
         await audit.record(
             services, session, moderator_id=None, action="auto_hide", target_type="post", target_id=post_id,

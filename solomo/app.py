@@ -17,7 +17,7 @@ from solomo import observability
 from solomo.api import ROUTE_MODULES
 from solomo.core.errors import EXCEPTION_HANDLERS
 from solomo.core.jsonio import JSONResponse
-from solomo.core.settings import Settings, load_settings
+from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.http import routes_in
 from solomo.openapi import build_openapi
 from solomo.routing import most_specific_first, with_method_guards
@@ -43,6 +43,7 @@ def collect_routes() -> list[BaseRoute]:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    require_secret_key(settings, "the API")
     routes = collect_routes()
     document: dict[str, Any] = {}
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from solomo.core.serving import UVICORN_FLAGS
-from solomo.core.settings import Settings
+from solomo.core.settings import Settings, has_secret_key
 from solomo.embedded import EmbeddedServers, ManagedProcess, port_open
 
 
@@ -28,6 +29,31 @@ def _wait_ready(url: str, timeout: float, alive: Callable[[], bool]) -> bool:
             pass
         time.sleep(0.25)
     return False
+
+
+SECRET_KEY_FILE = "secret_key"
+"""In the data folder: the key ``solomo dev`` signs with when SOLOMO_SECRET_KEY is not set."""
+
+
+def dev_secret_key(settings: Settings) -> str:
+    """The key every process of ``solomo dev`` runs with: SOLOMO_SECRET_KEY when set; else the one kept
+    in the data folder (readable by its owner only), generated on the first start and reused after,
+    so cursors handed out before a restart stay valid."""
+    if has_secret_key(settings):
+        return settings.secret_key
+    path = settings.data_dir / SECRET_KEY_FILE
+    if path.is_file():
+        os.chmod(path, 0o600)
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # also when the file existed (empty) with other bits
+        out.write(key + "\n")
+    return key
 
 
 def console_log_format(settings: Settings, console: TextIO) -> str:
@@ -50,7 +76,7 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
 
     servers: EmbeddedServers | None = None
     children: list[ManagedProcess] = []
-    env = dict(os.environ)
+    env = {**os.environ, "SOLOMO_SECRET_KEY": dev_secret_key(settings)}
     logs = settings.data_dir / "logs"
     try:
         if settings.uses_embedded:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from solomo.core.settings import Settings, has_secret_key
+from solomo.devserver import SECRET_KEY_FILE, dev_secret_key
 from solomo.embedded import free_port
 from tests.support import ROOT
 
@@ -80,6 +83,24 @@ def test_dev_starts_everything_and_stops_cleanly(tmp_path: Path):
             proc.wait()
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    # no SOLOMO_SECRET_KEY in its environment: it made one, for its owner's eyes only
+    key_file = tmp_path / "data" / SECRET_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_text().strip()) >= 32
+
+
+def test_dev_secret_key_is_made_once_and_reused(tmp_path: Path):
+    settings = Settings(secret_key="", data_dir=tmp_path / "data")  # SOLOMO_SECRET_KEY unset
+    key = dev_secret_key(settings)
+    key_file = tmp_path / "data" / SECRET_KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() == key and len(key) >= 32
+    assert has_secret_key(Settings(secret_key=key))
+    assert dev_secret_key(settings) == key  # the next start signs with the same key
+    key_file.chmod(0o644)
+    assert dev_secret_key(settings) == key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert dev_secret_key(Settings(data_dir=tmp_path / "other")) == "test-secret"  # SOLOMO_SECRET_KEY wins
+    assert not (tmp_path / "other").exists()
+    assert dev_secret_key(Settings(secret_key="", data_dir=tmp_path / "third")) != key  # one per data folder
 
 
 @pytest.mark.timeout(240)
@@ -120,7 +141,6 @@ class _Console(io.StringIO):
 
 
 def test_dev_console_is_plain_on_a_terminal_and_log_files_stay_json():
-    from solomo.core.settings import Settings
     from solomo.devserver import console_log_format
 
     assert console_log_format(Settings(), _Console(tty=True)) == "plain"

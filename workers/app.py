@@ -7,16 +7,26 @@ Tasks are acknowledged after they finish and re-queued if the worker dies (``ack
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, bootsteps
 from celery.signals import worker_shutdown
 from kombu.entity import Queue
 
 from solomo.core import tasknames as names
-from solomo.core.settings import Settings, load_settings
+from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.observability import instrument_celery
 
 FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"
+
+
+class RequireSecretKey(bootsteps.Step):  # type: ignore[misc]  # celery is untyped
+    """The worker's first step: it refuses to start with the default secret key, like the API."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        require_secret_key(parent.app.conf.solomo_settings, "the Celery worker")
+        super().__init__(parent, **kwargs)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -41,6 +51,7 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     app.conf.solomo_settings = settings
+    app.steps["worker"].add(RequireSecretKey)
     return app
 
 

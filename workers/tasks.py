@@ -81,22 +81,24 @@ def fanout_post(post_id: str) -> None:
 
 @app.task(name=names.FANOUT_RETRACT)
 def fanout_retract(post_id: str) -> None:
-    """Remove a post from every feed and tell online holders (post.deleted)."""
+    """Sent when a post is hidden, removed or deleted: brings the feeds in line with the post's
+    current status (so a late one after a restore pushes it back), telling holders (post.deleted)."""
     from bson import ObjectId
 
-    from feed.fanout import retract_post
+    from feed.fanout import fanout_post as fanout
 
-    _run(lambda services: retract_post(services, ObjectId(post_id)))
+    _run(lambda services: fanout(services, ObjectId(post_id)))
 
 
 @app.task(name=names.FANOUT_RESTORE)
 def fanout_restore(post_id: str) -> None:
-    """Put a (re)published post back into every feed."""
+    """Sent when a hidden or removed post is published again: brings the feeds in line with its
+    current status (the same idempotent work as fanout.post)."""
     from bson import ObjectId
 
-    from feed.fanout import restore_post
+    from feed.fanout import fanout_post as fanout
 
-    _run(lambda services: restore_post(services, ObjectId(post_id)))
+    _run(lambda services: fanout(services, ObjectId(post_id)))
 
 
 @app.task(name=names.REBUILD_HOME)

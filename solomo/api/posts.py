@@ -38,7 +38,8 @@ class PostOut(BaseModel):
     like_count: int
     comment_count: int
     liked_by_me: bool
-    status: str = Field(description="published | pending_review | hidden | removed")
+    status: str = Field(description="published | pending_review | hidden | removed | deleted (moderators only: a "
+                                    "post its author deleted while under review, hidden or reported)")
     kind: str = Field(description="post | checkin")
     created_at: str
 
@@ -90,7 +91,8 @@ async def publish(ctx: Ctx) -> dict[str, Any]:
 @endpoint("GET /v1/posts/{post_id}",
           summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
           description="Published posts for everyone; pending_review and hidden ones for their author too; "
-                      "moderators open any post that its author has not deleted.")
+                      "moderators open any post that its author has not deleted, and those its author deleted "
+                      "while they were under review, hidden or reported (status deleted).")
 async def get_one(ctx: Ctx) -> dict[str, Any]:
     doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
     return await hydrate_post(ctx.services, doc, ctx.user.id)

@@ -129,6 +129,12 @@ def event_history(user_id: Id) -> str:
     return f"events:{user_id}"
 
 
+def mentions_sent(post_id: Id) -> str:
+    """``post:{post id}:mentioned``: the users already notified of their mention in a post (the
+    dedupe set of ``publish_each_event``, with a TTL), so a re-run of its fan-out tells nobody twice."""
+    return f"post:{post_id}:mentioned"
+
+
 # --- rate limits and moderation ------------------------------------------------------------------
 
 RATE_LIMIT_PREFIX = "rl"

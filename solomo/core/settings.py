@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 64 * 1024
-    secret_key: str = Field("dev-only-change-me", description="Signs cursors; set in production")
+    secret_key: str = Field("", description="Signs cursors: required (the API and the worker refuse to start "
+                            "without one); `solomo dev` generates one and keeps it in the data folder")
     token_ttl_days: int = 30
     password_time_cost: int = Field(3, description="argon2id passes (tests lower it)")
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
@@ -122,3 +123,25 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+INSECURE_SECRET_KEYS = frozenset({"", "dev-only-change-me"})
+"""Keys nobody may run with: unset, and the default of earlier versions (published in the source)."""
+
+
+class InsecureSecretKey(RuntimeError):
+    """The API or the worker was started without a secret key of its own."""
+
+
+def has_secret_key(settings: Settings) -> bool:
+    return settings.secret_key.strip() not in INSECURE_SECRET_KEYS
+
+
+def require_secret_key(settings: Settings, process: str) -> None:
+    """Refuses to start ``process`` with the default key: anyone could forge what it signs."""
+    if not has_secret_key(settings):
+        raise InsecureSecretKey(
+            f"{process}: SOLOMO_SECRET_KEY is not set (or is the published default), so anyone could forge "
+            "what it signs. Set it to a long random string shared by every API process and worker, e.g. "
+            "`export SOLOMO_SECRET_KEY=$(openssl rand -hex 32)`; `make run` (solomo dev) generates one and "
+            "keeps it in its data folder.")

@@ -125,8 +125,10 @@ async def send_task(services: Services, name: str, *args: Any) -> bool:
 
 def outbox_fields(now: datetime) -> dict[str, Any]:
     """What a status change ``$set``s on a post (with ``$unset: {"fanout_progress": ""}``, for a
-    fresh run) in its own transaction, so that ``feed.fanout.sweep_pending`` brings the feeds in
-    line even if the post-commit task is lost: its ``fanout.post`` pushes a published post and
-    retracts any other. ``fanout_swept_at = now`` gives the fast-path task one sweep interval
-    before the sweep re-sends the work, so a healthy broker does not fan the post out twice."""
+    fresh run, and ``$inc: {"status_version": 1}``, so a fan-out task that read the older status
+    applies the new one rather than mark its work done) in its own transaction, so that
+    ``feed.fanout.sweep_pending`` brings the feeds in line even if the post-commit task is lost: its
+    ``fanout.post`` pushes a published post and retracts any other. ``fanout_swept_at = now`` gives
+    the fast-path task one sweep interval before the sweep re-sends the work, so a healthy broker
+    does not fan the post out twice."""
     return {"fanout": "pending", "fanout_swept_at": now}

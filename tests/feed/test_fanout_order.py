@@ -1,0 +1,153 @@
+"""Fan-out tasks run in any order, twice or concurrently, and the feeds still match the post's
+status: every status change moves ``status_version``, and a task that finds it moved applies the
+new status again instead of marking its stale work done."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from feed.fanout import fanout_post
+from feed.home import rebuild_home
+from feed.timeline import Timelines
+from solomo.core import tasknames
+from solomo.core.keys import home_key
+from tests.feed.helpers import HeldTasks
+from tests.support import Account, make_account, random_point, register
+
+FEED_TASKS = {tasknames.FANOUT_POST: fanout_post, tasknames.FANOUT_RETRACT: fanout_post,
+              tasknames.FANOUT_RESTORE: fanout_post}
+"""What the worker runs for each fan-out task (``workers/tasks.py``)."""
+
+
+async def run_task(services: Any, name: str, post_id: str) -> str:
+    return await FEED_TASKS[name](services, ObjectId(post_id))
+
+
+@pytest.fixture
+def held(services, monkeypatch) -> HeldTasks:
+    return HeldTasks.install(services, monkeypatch)
+
+
+async def _post_in_fans_feeds(client, services, held: HeldTasks, fans: int = 3) -> tuple[list[Account], str]:
+    author = await register(client)
+    readers = [await register(client) for _ in range(fans)]
+    for r in readers:
+        assert (await client.post(f"/v1/users/{author.id}/follow", headers=r.headers)).status_code == 204
+        await rebuild_home(services, ObjectId(r.id))
+    lat, lng = random_point()
+    resp = await client.post("/v1/posts", json={"text": "order", "lat": lat, "lng": lng}, headers=author.headers)
+    assert resp.status_code == 201, resp.text
+    post_id = resp.json()["id"]
+    assert await run_task(services, tasknames.FANOUT_POST, held.take(tasknames.FANOUT_POST)) == "published"
+    assert await _holders(services, readers, post_id) == len(readers)
+    return readers, post_id
+
+
+async def _holders(services, readers: list[Account], post_id: str) -> int:
+    return sum([await services.redis.zscore(home_key(r.id), post_id) is not None for r in readers])
+
+
+async def _decide(client, moderator: Account, post_id: str, action: str) -> None:
+    resp = await client.post(f"/v1/moderation/posts/{post_id}", headers=moderator.headers,
+                             json={"action": action, "reason": "order test"})
+    assert resp.status_code == 200, resp.text
+
+
+async def _assert_in_line(services, readers: list[Account], post_id: str) -> None:
+    doc = await services.db.posts.find_one({"_id": ObjectId(post_id)})
+    expected = len(readers) if doc["status"] == "published" else 0
+    assert await _holders(services, readers, post_id) == expected, doc["status"]
+    assert doc["fanout"] == "done"
+
+
+async def test_every_status_change_moves_the_version(client, services, held):
+    moderator = await make_account(services, "moderator")
+    _, post_id = await _post_in_fans_feeds(client, services, held, fans=1)
+
+    async def version() -> int:
+        return int((await services.db.posts.find_one({"_id": ObjectId(post_id)})).get("status_version", 0))
+
+    await _decide(client, moderator, post_id, "hide")
+    assert await version() == 1
+    await _decide(client, moderator, post_id, "restore")
+    assert await version() == 2
+
+
+async def test_late_retract_after_restore_leaves_the_post_in_feeds(client, services, held):
+    moderator = await make_account(services, "moderator")
+    readers, post_id = await _post_in_fans_feeds(client, services, held)
+    await _decide(client, moderator, post_id, "hide")
+    await _decide(client, moderator, post_id, "restore")
+    # the restore's task runs first, the hide's retract arrives late (redelivered, or a slow worker)
+    await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+    await run_task(services, tasknames.FANOUT_RETRACT, held.take(tasknames.FANOUT_RETRACT))
+    await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
+
+
+async def test_restore_twice_and_retract_twice(client, services, held):
+    moderator = await make_account(services, "moderator")
+    readers, post_id = await _post_in_fans_feeds(client, services, held)
+    await _decide(client, moderator, post_id, "hide")
+    retract = held.take(tasknames.FANOUT_RETRACT)
+    for _ in range(2):
+        await run_task(services, tasknames.FANOUT_RETRACT, retract)
+        await _assert_in_line(services, readers, post_id)
+    await _decide(client, moderator, post_id, "restore")
+    restore = held.take(tasknames.FANOUT_RESTORE)
+    for _ in range(2):
+        await run_task(services, tasknames.FANOUT_RESTORE, restore)
+        await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
+
+
+async def test_retract_racing_a_restore_on_another_worker(client, services, held, monkeypatch):
+    """The retract read the post while hidden; before its removal lands, a moderator restores it
+    and the restore task runs to the end. The removal then lands: the retract must put it back."""
+    moderator = await make_account(services, "moderator")
+    readers, post_id = await _post_in_fans_feeds(client, services, held)
+    await _decide(client, moderator, post_id, "hide")
+    retract = held.take(tasknames.FANOUT_RETRACT)
+    original = Timelines.remove
+    raced = False
+
+    async def remove_after_a_restore(self: Timelines, *args: Any, **kwargs: Any) -> Any:
+        nonlocal raced
+        if not raced:
+            raced = True
+            with monkeypatch.context() as m:
+                m.setattr(Timelines, "remove", original)
+                await _decide(client, moderator, post_id, "restore")
+                await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+            assert await _holders(services, readers, post_id) == len(readers)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Timelines, "remove", remove_after_a_restore)
+    await run_task(services, tasknames.FANOUT_RETRACT, retract)
+    monkeypatch.undo()
+    assert raced
+    await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.02])
+async def test_concurrent_retract_and_restore_end_in_line(client, services, held, monkeypatch, delay_s):
+    """The hide's retract runs while a moderator restores the post and the restore task runs."""
+    monkeypatch.setattr(services.settings, "fanout_chunk", 1)  # many awaits: the two runs interleave
+    moderator = await make_account(services, "moderator")
+    readers, post_id = await _post_in_fans_feeds(client, services, held, fans=4)
+    await _decide(client, moderator, post_id, "hide")
+    retract = held.take(tasknames.FANOUT_RETRACT)
+
+    async def restore() -> None:
+        await asyncio.sleep(delay_s)
+        await _decide(client, moderator, post_id, "restore")
+        await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+
+    await asyncio.gather(run_task(services, tasknames.FANOUT_RETRACT, retract), restore())
+    await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
