@@ -68,7 +68,7 @@ function offerForm(store, onSent) {
     if (description.value.trim()) body.description = description.value;
     try {
       const offer = await busy(send, api.post(`/v1/stores/${enc(store.id)}/offers`, body));
-      toast(t("merchant.offer_sent"));
+      toast(t(offer.status === "pending_review" ? "merchant.offer_held" : "merchant.offer_sent"));
       form.reset();
       onSent(offer);
     } catch (err) {

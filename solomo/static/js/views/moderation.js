@@ -22,7 +22,39 @@ export async function suspendUser(userId, action, reason) {
   return api.post(`/v1/moderation/users/${enc(userId)}`, { action, reason });
 }
 
+// An offer held for review (a review word in its title or description): approve pushes it,
+// remove ends it. It is not part of the bulk selection (that route decides posts).
+function offerItem(item, onDone) {
+  const { offer } = item;
+  const reason = h("input", { name: "reason", placeholder: t("mod.reason"), maxlength: "500" });
+  const buttons = ["approve", "remove"].map((action) => h(`button.small.act-${action}`, {
+    type: "button",
+    onclick: async (e) => {
+      if (!reason.value.trim()) {
+        toast(t("mod.reason_required"), "error");
+        reason.focus();
+        return;
+      }
+      try {
+        await busy(e.currentTarget, api.post(`/v1/moderation/offers/${enc(offer.id)}`,
+          { action, reason: reason.value.trim() }));
+        onDone(offer.id);
+      } catch (err) {
+        toast(err.words, "error");
+      }
+    },
+  }, t(`mod.${action}`)));
+  const flags = (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
+    : [f.source, (f.words || []).join(", ")].filter(Boolean).join(": ")));
+  return h("div.queue-item.offer-item", { dataset: { offerId: offer.id } },
+    h("div.card.offer-held", {}, h("div.muted.small", {}, `${t("mod.held_offer")} · ${offer.store.name}`),
+      h("strong", {}, offer.title), offer.description ? h("p", {}, offer.description) : null),
+    flags.length ? h("div.small", {}, h("strong", {}, t("mod.flags")), h("ul", {}, flags)) : null,
+    reason, h("div.row.wrap.actions", {}, buttons));
+}
+
 function queueItem(item, selection, onDone) {
+  if (item.offer) return offerItem(item, onDone);
   const { post } = item;
   const check = h("input", { type: "checkbox", class: "select", "aria-label": post.id });
   check.addEventListener("change", () => {
@@ -87,10 +119,10 @@ export async function queueView(root) {
     bulkBtn.textContent = t("mod.bulk", { n: selection.size });
     bulkBtn.disabled = selection.size === 0;
   };
-  const remove = (postId) => {
-    selection.delete(postId);
+  const remove = (id) => {  // a decided post or offer leaves the list
+    selection.delete(id);
     selection.changed();
-    list.querySelector(`[data-post-id="${CSS.escape(postId)}"]`)?.remove();
+    list.querySelector(`[data-post-id="${CSS.escape(id)}"], [data-offer-id="${CSS.escape(id)}"]`)?.remove();
     if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
   };
   selectAll.addEventListener("change", () => {
