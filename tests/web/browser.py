@@ -84,6 +84,16 @@ class PhonePage:
         await form.locator("button[type=submit]").click()
         await self.page.wait_for_selector("nav.tabs")
 
+    async def page_until(self, locator: Any, pages: int = 50) -> None:
+        """Press the list's "more" button until ``locator`` shows (the shared test database may hold
+        older items ahead of ours), then scroll to it."""
+        for _ in range(pages):
+            if await locator.count():
+                break
+            await self.page.locator("button.more").click()
+            await self.page.wait_for_timeout(100)
+        await locator.scroll_into_view_if_needed()
+
     async def wait_socket_open(self) -> None:
         await self.page.wait_for_selector("body[data-socket='open']", timeout=LIVE_TIMEOUT_MS)
 

@@ -38,12 +38,7 @@ async def test_a_held_offer_is_approved_from_the_moderation_queue(phone, client,
     await mod.login(moderator.username)
     await mod.page.wait_for_function("document.body.dataset.view === '#/mod/queue'")
     item = mod.page.locator(f".queue-item.offer-item[data-offer-id='{offer_id}']")
-    for _ in range(50):  # the shared test database may hold older items: page until ours shows
-        if await item.count():
-            break
-        await mod.page.locator("button.more").click()
-        await mod.page.wait_for_timeout(100)
-    await item.scroll_into_view_if_needed()
+    await mod.page_until(item)
     assert title in await item.inner_text()
     await mod.screenshot(screenshots / "moderator_held_offer.png")
     await item.locator("input[name=reason]").fill("checked with the shop")

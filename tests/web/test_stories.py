@@ -189,12 +189,7 @@ async def test_removed_post_vanishes_from_a_followers_open_page(phone, client, s
     await mod.login(moderator.username)
     await mod.page.wait_for_function("document.body.dataset.view === '#/mod/queue'")
     item = mod.page.locator(f".queue-item[data-post-id='{post_id}']")
-    for _ in range(50):  # the shared test database may hold older reports: page until ours shows
-        if await item.count():
-            break
-        await mod.page.locator("button.more").click()
-        await mod.page.wait_for_timeout(100)
-    await item.scroll_into_view_if_needed()
+    await mod.page_until(item)
     assert "Spam" in await item.inner_text()
     await mod.screenshot(screenshots / "moderator_queue_item.png")
     await item.locator("input[name=reason]").fill("scam link")
