@@ -104,3 +104,16 @@ class PhonePage:
 
     async def close(self) -> None:
         await self.context.close()
+
+
+async def quiet_moderation_queue(services: Any, *, keep: Any) -> None:
+    """Takes every item but ``keep`` (a post or offer ObjectId) out of the moderation queue, in the
+    test database only: the suite leaves thousands of reported and held items behind, more than a
+    browser can page through. Done in MongoDB directly (no feed task is needed: nothing here is
+    published), so the worker stays free for the test's own events."""
+    await services.db.posts.update_many({"_id": {"$ne": keep}, "queued_ms": {"$exists": True}},
+                                        {"$unset": {"queued_ms": ""}})
+    await services.db.posts.update_many({"_id": {"$ne": keep}, "status": "pending_review"},
+                                        {"$set": {"status": "removed"}})
+    await services.db.offers.update_many({"_id": {"$ne": keep}, "status": "pending_review"},
+                                         {"$set": {"status": "removed"}})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tests.moderation.conftest import extra_words  # noqa: F401  (the fixture)
 from tests.moderation.helpers import token
 from tests.support import make_account, random_point, register, unique_name
+from tests.web.browser import quiet_moderation_queue
 
 
 async def test_a_held_offer_is_approved_from_the_moderation_queue(phone, client, services, screenshots,
@@ -34,6 +35,7 @@ async def test_a_held_offer_is_approved_from_the_moderation_queue(phone, client,
     assert held is not None and held["status"] == "pending_review"
     offer_id = str(held["_id"])
 
+    await quiet_moderation_queue(services, keep=held["_id"])
     mod = await phone()
     await mod.login(moderator.username)
     await mod.page.wait_for_function("document.body.dataset.view === '#/mod/queue'")

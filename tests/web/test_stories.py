@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
+from bson import ObjectId
+
 from tests.support import make_account, offset, random_point, register, unique_name, wait_until
-from tests.web.browser import LIVE_TIMEOUT_MS
+from tests.web.browser import LIVE_TIMEOUT_MS, quiet_moderation_queue
 from tests.web.guards import require_routes, require_websocket
 
 
@@ -185,6 +187,7 @@ async def test_removed_post_vanishes_from_a_followers_open_page(phone, client, s
     await card.wait_for()
     await reader.wait_socket_open()
 
+    await quiet_moderation_queue(services, keep=ObjectId(post_id))
     mod = await phone()
     await mod.login(moderator.username)
     await mod.page.wait_for_function("document.body.dataset.view === '#/mod/queue'")
