@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -33,7 +34,9 @@ log = logging.getLogger("solomo.core.txn")
 TRANSIENT = "TransientTransactionError"
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 MAX_TIME_EXPIRED = 50
-RETRY_JITTER_S = 0.01
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.005, 0.5
+"""Retries wait a random share of an exponentially growing step (as PyMongo's own loop does): racing
+transactions on one document spread out instead of conflicting again at once."""
 
 
 class Txn:
@@ -73,7 +76,9 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
         return time.monotonic() - started < budget
 
     async with services.mongo.start_session() as session:
-        while True:
+        for retry in itertools.count():
+            if retry:
+                await asyncio.sleep(random.random() * min(BACKOFF_FIRST_S * 1.5 ** retry, BACKOFF_MAX_S))
             txn = Txn(session)
             await session.start_transaction()
             try:
@@ -84,12 +89,10 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
                     with contextlib.suppress(PyMongoError):
                         await session.abort_transaction()
                 if isinstance(exc, PyMongoError) and exc.has_error_label(TRANSIENT) and may_retry(exc):
-                    await asyncio.sleep(random.uniform(0, RETRY_JITTER_S))  # spread racing retries
                     continue
                 raise
             if await _commit(session, may_retry):
                 break
-            await asyncio.sleep(random.uniform(0, RETRY_JITTER_S))
     for name, args in txn.tasks:
         await send_task(services, name, *args)
     return result
