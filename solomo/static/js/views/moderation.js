@@ -22,12 +22,11 @@ export async function suspendUser(userId, action, reason) {
   return api.post(`/v1/moderation/users/${enc(userId)}`, { action, reason });
 }
 
-// An offer held for review (a review word in its title or description): approve pushes it,
-// remove ends it. It is not part of the bulk selection (that route decides posts).
-function offerItem(item, onDone) {
-  const { offer } = item;
+// A reason field and one button per action; a button with a reason runs `decide(action, reason)`,
+// then `onDone()`. Shared by the post and offer items of the queue.
+function decisionControls(actions, decide, onDone) {
   const reason = h("input", { name: "reason", placeholder: t("mod.reason"), maxlength: "500" });
-  const buttons = ["approve", "remove"].map((action) => h(`button.small.act-${action}`, {
+  const buttons = actions.map((action) => h(`button.small.act-${action}`, {
     type: "button",
     onclick: async (e) => {
       if (!reason.value.trim()) {
@@ -36,16 +35,29 @@ function offerItem(item, onDone) {
         return;
       }
       try {
-        await busy(e.currentTarget, api.post(`/v1/moderation/offers/${enc(offer.id)}`,
-          { action, reason: reason.value.trim() }));
-        onDone(offer.id);
+        await busy(e.currentTarget, decide(action, reason.value.trim()));
+        onDone();
       } catch (err) {
         toast(err.words, "error");
       }
     },
   }, t(`mod.${action}`)));
-  const flags = (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
+  return { reason, buttons };
+}
+
+function flagList(item) {
+  return (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
     : [f.source, (f.words || []).join(", ")].filter(Boolean).join(": ")));
+}
+
+// An offer held for review (a review word in its title or description): approve pushes it,
+// remove ends it. It is not part of the bulk selection (that route decides posts).
+function offerItem(item, onDone) {
+  const { offer } = item;
+  const { reason, buttons } = decisionControls(["approve", "remove"],
+    (action, why) => api.post(`/v1/moderation/offers/${enc(offer.id)}`, { action, reason: why }),
+    () => onDone(offer.id));
+  const flags = flagList(item);
   return h("div.queue-item.offer-item", { dataset: { offerId: offer.id } },
     h("div.card.offer-held", {}, h("div.muted.small", {}, `${t("mod.held_offer")} · ${offer.store.name}`),
       h("strong", {}, offer.title), offer.description ? h("p", {}, offer.description) : null),
@@ -62,23 +74,8 @@ function queueItem(item, selection, onDone) {
     else selection.delete(post.id);
     selection.changed();
   });
-  const reason = h("input", { name: "reason", placeholder: t("mod.reason"), maxlength: "500" });
-  const buttons = ACTIONS.map((action) => h(`button.small.act-${action}`, {
-    type: "button",
-    onclick: async (e) => {
-      if (!reason.value.trim()) {
-        toast(t("mod.reason_required"), "error");
-        reason.focus();
-        return;
-      }
-      try {
-        await busy(e.currentTarget, moderatePost(post.id, action, reason.value.trim()));
-        onDone(post.id);
-      } catch (err) {
-        toast(err.words, "error");
-      }
-    },
-  }, t(`mod.${action}`)));
+  const { reason, buttons } = decisionControls(ACTIONS, (action, why) => moderatePost(post.id, action, why),
+    () => onDone(post.id));
   const suspend = h("button.small.link.suspend-author", {
     type: "button",
     onclick: async (e) => {
@@ -96,8 +93,7 @@ function queueItem(item, selection, onDone) {
   }, t("mod.suspend_author"));
   const reports = (item.reports || []).map((r) => h("li", {}, `${t(`report.${r.reason}`)}${r.note ? ": " : ""}`,
     r.note || ""));
-  const flags = (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
-    : [f.source, (f.words || []).join(", ")].filter(Boolean).join(": ")));
+  const flags = flagList(item);
   return h("div.queue-item", { dataset: { postId: post.id } },
     h("div.row", {}, check, h("div.grow", {}, postCard(post, { actions: false }))),
     reports.length ? h("div.small", {}, h("strong", {}, `${t("mod.reports")} (${reports.length})`), h("ul", {}, reports))
