@@ -164,10 +164,16 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
+    # One access line per request, ours (``solomo.access``, with the request id and the route
+    # template). uvicorn logs its own whenever its access logger has a handler anywhere up the
+    # tree — ``--no-access-log`` notwithstanding — so that logger is cut off from the root.
+    uv_access = logging.getLogger("uvicorn.access")
+    uv_access.handlers.clear()
+    uv_access.propagate = False
 
 
 # --- the middleware ----------------------------------------------------------------------------

@@ -86,8 +86,9 @@ async def wait_until(predicate: Callable[[], Awaitable[Any]], timeout: float = 1
 class LiveServer:
     """uvicorn in a child process with this session's environment (same MongoDB/Redis)."""
 
-    def __init__(self, port: int, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int, extra_env: dict[str, str] | None = None, log_level: str = "warning") -> None:
         self.port = port
+        self.log_level = log_level
         self.base_url = f"http://127.0.0.1:{port}"
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -101,7 +102,7 @@ class LiveServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "solomo.asgi:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), *UVICORN_FLAGS, "--log-level", "warning"],
+                 "--port", str(self.port), *UVICORN_FLAGS, "--log-level", self.log_level],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import re
+import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -309,5 +311,31 @@ def test_internal_metrics_port_without_token_and_no_public_metrics(tmp_path: Pat
         assert sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200") == 1
         assert sample(text, "solomo_celery_queue_depth", queue="fanout") is not None
         assert sample(text, "solomo_broker_up") == 1
+    finally:
+        server.stop()
+
+
+def test_a_served_request_is_logged_once():
+    """uvicorn with ``--no-access-log``, the app's JSON log at INFO: one request → one access line
+    (ours, with its request id), not a second one from uvicorn's own access logger."""
+    port = free_port()
+    server = LiveServer(port, extra_env={"SOLOMO_LOG_LEVEL": "INFO", "SOLOMO_LOG_FORMAT": "json"}, log_level="info")
+    marker = f"/no-such-page-{uuid.uuid4().hex}"  # in both access lines' path, and nowhere else
+    try:
+        server.start()
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(server.base_url + marker, timeout=10)
+        assert missing.value.code == 404
+        deadline = time.monotonic() + 5
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            lines = [line for line in server.log.read_text().splitlines() if marker in line]
+            if lines:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)  # a second line, if any, is written right after the first
+        lines = [line for line in server.log.read_text().splitlines() if marker in line]
+        assert len(lines) == 1, lines
+        assert json.loads(lines[0])["logger"] == "solomo.access"
     finally:
         server.stop()
