@@ -46,7 +46,7 @@ from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_OUTAGE_S", "10"))
 CLIENTS = 2  # registering
 SOCIAL = 4  # posting, liking, checking in, claiming
-STORES = 80  # a check-in each at a new store (the same store again would meet the one-hour cooldown)
+STORES = 120  # a check-in each at a new store (the same store again would meet the one-hour cooldown)
 OFFERS = 80
 STOCK = 3  # fewer than SOCIAL: claims race for the last vouchers
 DB = "solomo_drill"
@@ -187,7 +187,9 @@ async def _social(drill: Drill, base_url: str, token: str, user_id: str) -> None
                 resp = await _call(drill, http, "like", "POST", f"/v1/posts/{pid}/like", headers=headers)
                 if resp is not None and resp.status_code == 200:
                     drill.likes.add((pid, user_id))
-            store = next(stores, None) if n % 2 == 0 else None
+            # every round checks in, so each kind of write is in flight when mongod dies (a round
+            # can take the whole outage: each call waits for server selection)
+            store = next(stores, None)
             if store is not None:
                 resp = await _call(drill, http, "checkin", "POST", "/v1/checkins", headers=headers,
                                    json={"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]})
