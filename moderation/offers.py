@@ -16,11 +16,13 @@ offer leaves the live index at once: nobody is pushed it or can claim it any mor
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from redis.exceptions import RedisError
 
 from moderation import audit
 from offers import live
@@ -66,5 +68,8 @@ async def moderate_offer(services: Services, moderator: Principal, offer_id: Obj
 
     doc = await run_transaction(services, body)
     if stored_status(doc) == "removed":
-        await live.unregister(services.redis, [str(offer_id)])
+        # best effort after the commit: a stale live-index entry is never pushed or claimed (both
+        # read the status in MongoDB) and leaves the index when the offer expires
+        with contextlib.suppress(RedisError):
+            await live.unregister(services.redis, [str(offer_id)])
     return doc

@@ -15,10 +15,12 @@ documents have none: live). The public status adds time and stock: see :func:`of
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from redis.exceptions import RedisError
 
 from checkins.stores import store_latlng, store_summary
 from geo.geojson import geo_point
@@ -34,6 +36,8 @@ from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
 from solomo.core.txn import Txn, run_transaction, send_task
+
+log = logging.getLogger("solomo.offers")
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
 MAX_LIFETIME = timedelta(days=90)
@@ -153,7 +157,10 @@ async def create_offer(
     await run_transaction(services, insert)
     if held:
         return doc, store
-    await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
+    try:  # arrivals see the offer at once; the targeting task (or its sweep) registers it anyway
+        await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
+    except RedisError as exc:  # the offer is committed: answer 201, never a 503 for a durable write
+        log.warning("offer %s not in the live index yet (%s); targeting will add it", doc["_id"], exc)
     await send_task(services, tasknames.OFFERS_TARGET, str(doc["_id"]))  # else the sweep re-sends it
     return doc, store
 

@@ -137,3 +137,18 @@ async def test_expires_at_at_the_edge_of_the_calendar_is_422(client, services, w
                              json={"title": "t", "radius_m": 100, "expires_at": when})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid"
     assert await services.db.offers.count_documents({"store_id": ObjectId(store["id"])}) == 0
+
+
+async def test_an_offer_committed_while_the_live_index_fails_is_still_a_201(client, services, monkeypatch):
+    """The offer is durable once its transaction commits: a failure to add it to the live index
+    right after (Redis hiccup) is repaired by its targeting task, not answered as a 503 that would
+    invite a retry and a second offer."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise RedisConnectionError("redis went away")
+
+    merchant, store = await merchant_with_store(client)
+    monkeypatch.setattr(live, "register", unreachable)
+    offer = await create_offer(client, merchant, store["id"])  # asserts the 201
+    assert await services.db.offers.count_documents({"_id": ObjectId(offer["id"])}) == 1
