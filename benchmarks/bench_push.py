@@ -239,7 +239,7 @@ def post_offer(base_url: str, token: str, store_id: str, title: str) -> int:
 
 
 async def measure_ours(env: BenchEnv, pool: ClientPool, n: int, rounds: int) -> Rounds:
-    from solomo.core.keys import ONLINE
+    from solomo.core.presence import is_online
 
     api = await env.api()
     worker = await env.worker()
@@ -251,7 +251,7 @@ async def measure_ours(env: BenchEnv, pool: ClientPool, n: int, rounds: int) -> 
     side = Rounds(n)
     try:
         deadline = time.monotonic() + 60
-        while not all(await services.redis.smismember(ONLINE, user_ids)):
+        while not all(await is_online(services.redis, user_ids)):
             if time.monotonic() > deadline:
                 raise RuntimeError("clients did not all come online")
             await asyncio.sleep(0.1)

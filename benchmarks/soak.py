@@ -37,7 +37,7 @@ What is checked at the end (exit status 1 if any fails):
     path when that position is re-sent);
 
   no client may get the same event id, the same post's ``feed.new`` or the same offer twice;
-* the server's own history streams ``events:{uid}`` are compared too: every event recorded there
+* the server's own history streams (``keys.event_history``) are compared too: every event recorded there
   after the load started must have reached the client;
 * the API process's memory (RSS) at the start of the load, at the end and its peak, sampled
   every few seconds — it must not grow without bound (reported; the run fails only on a
@@ -68,6 +68,7 @@ from pymongo import UpdateOne
 
 from benchmarks.common import ROOT, BenchEnv, machine, percentile
 from benchmarks.seed import bulk_users, point_near, random_center
+from solomo.core.keys import event_history
 from solomo.core.timeutil import ms_of
 
 RESULTS = ROOT / "benchmarks" / "results-soak.json"
@@ -410,7 +411,7 @@ async def recorded_events(services: Any, clients: list[Client], since_ms: int) -
         chunk = clients[start:start + 500]
         async with services.redis.pipeline(transaction=False) as pipe:
             for c in chunk:
-                pipe.xrange(f"events:{c.uid}", min=f"{since_ms}-0", max="+")
+                pipe.xrange(event_history(c.uid), min=f"{since_ms}-0", max="+")
             rows = await pipe.execute()
         for c, entries in zip(chunk, rows, strict=True):
             out[c.uid] = [eid for eid, _ in entries]
@@ -540,11 +541,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await send_location(c, rng, world)
             if i % 200 == 199 and not args.burst:
                 await asyncio.sleep(0.5)
-        from solomo.core.keys import ONLINE
+        from solomo.core.presence import is_online
 
         deadline = time.monotonic() + 60
         uids = [c.uid for c in world.clients]
-        while not all(await services.redis.smismember(ONLINE, uids)):
+        while not all(await is_online(services.redis, uids)):
             if time.monotonic() > deadline:
                 raise RuntimeError("the clients did not all come online")
             await asyncio.sleep(0.2)

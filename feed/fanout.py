@@ -8,7 +8,8 @@
 * removed / deleted — gone everywhere.
 
 Followers are read in large batches through a covered index and written with one Lua call per
-batch (ZADD + trim into the keys that exist, plus which of those readers are online). After each
+reader bucket of each batch, pipelined (ZADD + trim into the keys that exist, plus which of those
+readers are online; see :mod:`solomo.core.keys` for the buckets). After each
 batch the position is checkpointed in the post (``fanout_progress``), so a worker killed mid-way
 resumes where it stopped; re-writing the batch in flight is harmless (a sorted set holds a
 member once). ``fanout: "done"`` is set only at the end, and only if the post's ``status_version``
@@ -44,7 +45,7 @@ from solomo.core.eventtypes import (
     publish_each_event,
     publish_event,
 )
-from solomo.core.keys import HOME_PREFIX, ONLINE, cell_key, feed_new_sent, home_key, mentions_sent, topic_key
+from solomo.core.keys import cell_key, feed_new_sent, home_key, mentions_sent, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -78,8 +79,8 @@ async def _announce(services: Services, post_id: str, online: list[str]) -> None
     them again. Best effort, like every event: the feed itself is already written."""
     event = FeedNew(post_id=post_id)
     try:
-        await publish_each_event(services, [(uid, event) for uid in online], once_key=feed_new_sent(post_id),
-                                 once_ttl_s=FEED_NEW_ONCE_TTL_S)
+        await publish_each_event(services, [(uid, event) for uid in online],
+                                 once_key=lambda bucket: feed_new_sent(post_id, bucket), once_ttl_s=FEED_NEW_ONCE_TTL_S)
     except Exception as exc:
         log.warning("could not announce post %s to %d readers: %s", post_id, len(online), exc)
 
@@ -163,9 +164,9 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
         return "retracted"
     timelines = Timelines(services.redis)
     score, member = int(post["created_ms"]), str(post["_id"])
-    own, _ = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
-    topics, _ = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
-    cells, _ = await timelines.add(cell_keys(post), score, member, CELL_CAP)
+    own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
+    topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
+    cells = await timelines.add(cell_keys(post), score, member, CELL_CAP)
     _count_entries("home", own)
     _count_entries("topic", topics)
     _count_entries("cell", cells)
@@ -189,8 +190,9 @@ def _count_entries(target: str, written: int) -> None:
 
 async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: TargetType,
                 target_id: ObjectId, after: ObjectId | None) -> bool:
-    """Writes the post into every active follower's feed, one Lua call per batch; False when the
-    post's status changed meanwhile (its version moved). Progress is checkpointed every CHECKPOINT_EVERY batches."""
+    """Writes the post into every active follower's feed, one pipelined round of Lua calls (one per
+    reader bucket) per batch; False when the post's status changed meanwhile (its version moved).
+    Progress is checkpointed every CHECKPOINT_EVERY batches."""
     score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
@@ -198,8 +200,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     batches = _prefetched(follower_batches(services, target_type, target_id, services.settings.fanout_chunk, after))
     async with contextlib.aclosing(batches):
         async for last, followers in batches:
-            keys = [f"{HOME_PREFIX}{f}" for f in followers]
-            written, online = await timelines.add(keys, score, member, cap, HOME_PREFIX, ONLINE)
+            written, online = await timelines.add_to_homes([str(f) for f in followers], score, member, cap)
             _count_entries("home" if target_type == "user" else "store", written)
             if online:
                 await _announce(services, member, online)
@@ -249,7 +250,8 @@ async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
         return
     event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
     await publish_each_event(services, [(str(uid), event) for uid in mentioned],
-                             once_key=mentions_sent(post["_id"]), once_ttl_s=MENTIONS_ONCE_TTL_S)
+                             once_key=lambda bucket: mentions_sent(post["_id"], bucket),
+                             once_ttl_s=MENTIONS_ONCE_TTL_S)
     await _mark_mentions_notified(services, post["_id"])
 
 
@@ -262,14 +264,14 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
     member = str(post["_id"])
     holders: list[str] = []
     if not keep_author:
-        holders += await timelines.remove([home_key(post["author_id"])], member, [str(post["author_id"])], ONLINE)
+        holders += await timelines.remove_from_homes([str(post["author_id"])], member)
     await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])] + cell_keys(post), member)
     await trends.forget(services, post)
     for target_type, target_id in _audiences(post):
         async for _, followers in _prefetched(follower_batches(
                 services, target_type, target_id, services.settings.fanout_chunk)):
             owners = [str(f) for f in followers]
-            online = await timelines.remove([home_key(f) for f in owners], member, owners, ONLINE)
+            online = await timelines.remove_from_homes(owners, member)
             if online:
                 await publish_event(services, online, PostDeleted(post_id=member))
     if holders:

@@ -1,6 +1,6 @@
 """Home feeds: one capped timeline per reader, written by the fan-out, read with a merge.
 
-* A reader's feed lives in ``feed:home:{uid}`` (see :mod:`feed.timeline`). It expires after
+* A reader's feed lives in ``keys.home_key(uid)`` (see :mod:`feed.timeline`). It expires after
   ``inactive_days`` without a read, so the fan-out (which writes only existing keys) skips
   inactive readers for free; a Redis flush looks the same. Either way the next read is served
   from MongoDB straight away and a rebuild is queued (``fanout.rebuild_home``).

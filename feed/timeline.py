@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
-from solomo.core.keys import ONLINE
+from solomo.core.keys import by_bucket, by_hash_tag, home_key, online_key
 from solomo.core.pagination import Position
+from solomo.core.redistypes import RedisClient
+from solomo.core.scripts import LuaScript
 
 MARKER = "~"
 BUILDING = 0
@@ -33,86 +33,109 @@ MIN_SCORE = "(1"  # excludes the marker
 
 Entry = tuple[float, str]
 
-# KEYS: timelines, then the online set last. ARGV: score, member, cap, owner offset: when > 0, the
-# owner's id is the key from that offset on (``feed:home:<uid>``) and the owners of written keys who
-# are in the online set are returned. Returns {written count, online ids...}.
-_ADD_LUA = """
-local score, member, cap, off = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local online_key = KEYS[#KEYS]
-local check = off > 0 and redis.call('SCARD', online_key) > 0
+# KEYS: timelines (one hash tag), then that tag's online set when owners are given. ARGV: score,
+# member, cap, then the owner id of each timeline (none for cells and topics). Adds the member to
+# each existing timeline and trims it; returns {written count, ids of owners who are online...}.
+_ADD = LuaScript("timeline_add", """
+local score, member, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local owners = #ARGV > 3
+local last = owners and #KEYS - 1 or #KEYS
 local written, online = 0, {}
-for i = 1, #KEYS - 1 do
+for i = 1, last do
   local key = KEYS[i]
   if redis.call('EXISTS', key) == 1 then
     redis.call('ZADD', key, score, member)
     redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
     written = written + 1
   end
-  if check then
-    local uid = string.sub(key, off)
-    if redis.call('SISMEMBER', online_key, uid) == 1 then online[#online + 1] = uid end
-  end
+  if owners and redis.call('SISMEMBER', KEYS[#KEYS], ARGV[3 + i]) == 1 then online[#online + 1] = ARGV[3 + i] end
 end
 table.insert(online, 1, written)
 return online
-"""
+""")
 
-# KEYS: timelines, then the online set. ARGV: member, then one uid (or '') per key.
-# Removes the member; returns the ids of owners that held it and are online.
-_REMOVE_LUA = """
+# KEYS: timelines (one hash tag), then that tag's online set when owners are given. ARGV: member,
+# then the owner id of each timeline. Removes the member; returns the online owners that held it.
+_REMOVE = LuaScript("timeline_remove", """
 local member = ARGV[1]
-local online_key = KEYS[#KEYS]
+local owners = #ARGV > 1
+local last = owners and #KEYS - 1 or #KEYS
 local out = {}
-for i = 1, #KEYS - 1 do
+for i = 1, last do
   local removed = redis.call('ZREM', KEYS[i], member)
-  local uid = ARGV[1 + i]
-  if removed == 1 and uid ~= '' and redis.call('SISMEMBER', online_key, uid) == 1 then
-    out[#out + 1] = uid
+  if removed == 1 and owners and redis.call('SISMEMBER', KEYS[#KEYS], ARGV[1 + i]) == 1 then
+    out[#out + 1] = ARGV[1 + i]
   end
 end
 return out
-"""
-
+""")
 
 # KEYS[1]: a timeline. ARGV: cap, then score, member pairs. Adds them only if the key exists.
-_ADD_MANY_LUA = """
+_ADD_MANY = LuaScript("timeline_add_many", """
 local key, cap = KEYS[1], tonumber(ARGV[1])
 if redis.call('EXISTS', key) == 0 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('ZADD', key, ARGV[i], ARGV[i + 1]) end
 redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
 return 1
-"""
+""")
 
 
 class Timelines:
-    """Operations on timeline keys; one instance per :class:`Redis` client (scripts registered once)."""
+    """Operations on timeline keys. Writes to many keys are one script call per hash tag (a reader
+    bucket, or one cell or topic), all pipelined: one round trip on one Redis, one per master on a
+    cluster."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
-        self._add = redis.register_script(_ADD_LUA)
-        self._remove = redis.register_script(_REMOVE_LUA)
-        self._add_many = redis.register_script(_ADD_MANY_LUA)
 
-    async def add(self, keys: Sequence[str], score: int, member: str, cap: int,
-                  owner_prefix: str = "", online_key: str = ONLINE) -> tuple[int, list[str]]:
-        """Adds ``member`` to every existing key and trims it, in one round trip.
+    async def add(self, keys: Sequence[str], score: int, member: str, cap: int) -> int:
+        """Adds ``member`` to every existing key and trims it; returns how many keys were written."""
+        groups = by_hash_tag(keys)
+        if not groups:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                _ADD.queue(pipe, group, [score, member, cap])
+            results = await pipe.execute()
+        return sum(int(r[0]) for r in results)
 
-        With ``owner_prefix`` (keys are ``prefix + user id``) the owners found in the online set are
-        returned too; returns (keys written, online owners).
-        """
-        if not keys:
+    async def add_to_homes(self, owners: Sequence[str], score: int, member: str,
+                           cap: int) -> tuple[int, list[str]]:
+        """Adds ``member`` to the existing home feeds of ``owners``; returns (feeds written, the
+        owners who are online), one script call per bucket."""
+        buckets = by_bucket(owners)
+        if not buckets:
             return 0, []
-        args: list[Any] = [score, member, cap, len(owner_prefix) + 1 if owner_prefix else 0]
-        result = await self._add(keys=[*keys, online_key], args=args)
-        return int(result[0]), [str(u) for u in result[1:]]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bucket, uids in buckets.items():
+                _ADD.queue(pipe, [*(home_key(u) for u in uids), online_key(bucket)], [score, member, cap, *uids])
+            results = await pipe.execute()
+        written, online = 0, list[str]()
+        for result in results:
+            written += int(result[0])
+            online.extend(str(u) for u in result[1:])
+        return written, online
 
-    async def remove(self, keys: Sequence[str], member: str, owners: Sequence[str] | None = None,
-                     online_key: str = ONLINE) -> list[str]:
-        """Removes ``member`` from every key; returns the online owners that held it."""
-        if not keys:
+    async def remove(self, keys: Sequence[str], member: str) -> None:
+        """Removes ``member`` from every key."""
+        groups = by_hash_tag(keys)
+        if not groups:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                _REMOVE.queue(pipe, group, [member])
+            await pipe.execute()
+
+    async def remove_from_homes(self, owners: Sequence[str], member: str) -> list[str]:
+        """Removes ``member`` from the home feeds of ``owners``; returns the online owners that held it."""
+        buckets = by_bucket(owners)
+        if not buckets:
             return []
-        args: list[Any] = [member, *(owners if owners is not None else [""] * len(keys))]
-        return [str(u) for u in await self._remove(keys=[*keys, online_key], args=args)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for bucket, uids in buckets.items():
+                _REMOVE.queue(pipe, [*(home_key(u) for u in uids), online_key(bucket)], [member, *uids])
+            results = await pipe.execute()
+        return [str(u) for result in results for u in result]
 
     async def state(self, key: str) -> int | None:
         score = await self.redis.zscore(key, MARKER)
@@ -152,7 +175,7 @@ class Timelines:
             args.extend((score, member))
         if len(args) == 1:
             return False
-        return bool(await self._add_many(keys=[key], args=args))
+        return bool(await _ADD_MANY(self.redis, [key], args))
 
     def queue_read(self, pipe: Any, key: str, before: Position | None, count: int) -> None:
         """Queues the first round of :meth:`read` on a pipeline (see :meth:`read_rows`)."""

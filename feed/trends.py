@@ -12,21 +12,22 @@ A topic needs :data:`MIN_AUTHORS` distinct authors in a bucket to count at all. 
 by the post's own creation hour and guarded per post, so a retried fan-out counts a post once and
 a retracted post is taken back out.
 
-Keys (all expire after :data:`KEEP_S`): ``trend:{bucket}:a:{topic}`` hash author → posts,
-``trend:{bucket}:n`` hash topic → posts, ``trend:{bucket}:top`` zset topic → unique authors,
-``trend:{bucket}:d`` hash topic → display form, ``trend:seen:{post}`` the per-post guard.
+Keys (all expire after :data:`KEEP_S`; one hash tag ``{trend}``, see :mod:`solomo.core.keys`):
+``{trend}:<hour>:a:<topic>`` hash author → posts, ``{trend}:<hour>:n`` hash topic → posts,
+``{trend}:<hour>:top`` zset topic → unique authors, ``{trend}:<hour>:d`` hash topic → display form,
+``{trend}:seen:<post>`` the per-post guard.
 
 The work of a ranking must not grow with spam (thousands of made-up topics), so the candidates are
 kept incrementally: each post's count updates its topics' unique authors in the hour's
-``trend:{bucket}:top`` — only topics with :data:`MIN_AUTHORS` authors enter, and the zset is
+``{trend}:<hour>:top`` — only topics with :data:`MIN_AUTHORS` authors enter, and the zset is
 trimmed to the :data:`TOP_K` with most authors (a topic trimmed out comes back with its exact count
 when its next author posts). A ranking reads the :data:`LOOKBACK` recent tops (at most
 ``LOOKBACK × TOP_K`` entries), scores at most :data:`MAX_CANDIDATES` of them with one ``HLEN`` per
 hour of history, and reads post counts and display forms for the few it returns.
 
 It is still computed at most every :data:`HOT_FRESH_S` seconds across all API processes: the top
-:data:`HOT_MAX` are kept in ``trend:hot`` (JSON, with the time they were computed) and every request
-is served from there. When the ranking is stale, the one request that takes ``trend:hot:lock``
+:data:`HOT_MAX` are kept in ``{trend}:hot`` (JSON, with the time they were computed) and every request
+is served from there. When the ranking is stale, the one request that takes ``{trend}:hot:lock``
 recomputes it while the others keep serving the previous one.
 """
 
@@ -47,6 +48,7 @@ from solomo.core.keys import (
     trend_seen,
     trend_top,
 )
+from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 
 BUCKET_S = 3600
@@ -57,7 +59,7 @@ MIN_AUTHORS = 2
 KEEP_S = (LOOKBACK + WINDOW + 1) * BUCKET_S
 """Counts are kept as long as a ranking reads them (the scored hours and their history), no longer."""
 TOP_K = 200
-"""Topics kept per hour in ``trend:{bucket}:top``: the ones with most unique authors."""
+"""Topics kept per hour in ``{trend}:<hour>:top``: the ones with most unique authors."""
 MAX_CANDIDATES = 300
 """Topics scored per ranking (best first by their best recent hour)."""
 HOT_FRESH_S = 5.0
@@ -68,7 +70,7 @@ HOT_MAX = 100
 
 # KEYS: posts-per-topic hash, seen guard, display hash, top zset, then one author hash per topic.
 # ARGV: +1 / -1, author, keep seconds, top K, min authors, then (topic key, display) per topic.
-_COUNT_LUA = """
+_COUNT = LuaScript("trends_count", """
 local delta, author, keep = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local top_k, min_authors = tonumber(ARGV[4]), tonumber(ARGV[5])
 if delta > 0 then
@@ -100,7 +102,7 @@ redis.call('EXPIRE', KEYS[1], keep)
 redis.call('EXPIRE', KEYS[3], keep)
 redis.call('EXPIRE', KEYS[4], keep)
 return 1
-"""
+""")
 
 
 def bucket_of(ms: int | float) -> int:
@@ -117,8 +119,7 @@ async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
     args: list[Any] = [delta, str(post["author_id"]), KEEP_S, TOP_K, MIN_AUTHORS]
     for t in topics:
         args.extend((t["key"], t["display"]))
-    script = services.redis.register_script(_COUNT_LUA)
-    return bool(await script(keys=keys, args=args))
+    return bool(await _COUNT(services.redis, keys, args))
 
 
 async def record(services: Services, post: dict[str, Any]) -> bool:

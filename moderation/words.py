@@ -25,6 +25,7 @@ from moderation import audit
 from moderation.normalize import word_key
 from solomo.core.errors import Invalid
 from solomo.core.keys import WORDS_VERSION
+from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -34,11 +35,11 @@ DOC_ID = "lists"
 MAX_WORDS = 5000
 MAX_WORD_CHARS = 64
 # Only raises the version in Redis, so an older writer finishing late never rolls it back.
-_SET_IF_GREATER = """
+_SET_IF_GREATER = LuaScript("words_version_set_if_greater", """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
-"""
+""")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ async def replace_lists(services: Services, lists: WordLists, session: AsyncClie
 
 
 async def publish_version(services: Services, version: int) -> None:
-    await services.redis.eval(_SET_IF_GREATER, 1, WORDS_VERSION, version)
+    await _SET_IF_GREATER(services.redis, [WORDS_VERSION], [version])
 
 
 AUDIT_DIFF_MAX = 200

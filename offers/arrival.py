@@ -22,7 +22,7 @@ from bson import ObjectId
 from offers import live
 from offers.offers import live_query
 from offers.targeting import send_offer
-from solomo.core.keys import offer_delivered, offers_judged
+from solomo.core.keys import bucket_of, offer_delivered, offers_judged
 from solomo.core.services import Services
 
 JUDGED_TTL_S = 600
@@ -47,9 +47,10 @@ async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str
     left = [(o, d) for (o, d), seen in zip(candidates, judged, strict=True) if not seen]
     if not left:
         return {}
+    bucket = bucket_of(user_id)
     async with services.redis.pipeline(transaction=False) as pipe:
         for offer_id, _ in left:
-            pipe.sismember(offer_delivered(offer_id), user_id)
+            pipe.sismember(offer_delivered(offer_id, bucket), user_id)
         already = await pipe.execute()
     fresh = {o: d for (o, d), got in zip(left, already, strict=True) if not got}
     if len(fresh) < len(left):

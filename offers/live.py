@@ -1,7 +1,7 @@
 """The live-offer index in Redis, for followers who come within an offer's radius later.
 
-``offers:live`` is a GEO set of offer ids at their store's point; ``offers:live:meta`` holds
-``"{radius_m}:{expires_ms}"`` per offer; ``offers:live:version`` moves on every change of the
+``{offers}:live`` is a GEO set of offer ids at their store's point; ``{offers}:live:meta`` holds
+``"{radius_m}:{expires_ms}"`` per offer; ``{offers}:live:version`` moves on every change of the
 index. A location update asks :func:`covering` for the offers whose radius covers the point.
 
 The work per location message is bounded whatever one merchant publishes:
@@ -22,12 +22,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio import Redis
-
 from geo.cells import bounds, encode
 from geo.distance import fast_m
 from solomo.core import timeutil
 from solomo.core.keys import LIVE_OFFERS, LIVE_OFFERS_META, LIVE_OFFERS_VERSION
+from solomo.core.redistypes import RedisClient
 
 MAX_RADIUS_M = 5000
 SCAN_CAP = 200
@@ -77,7 +76,7 @@ class LiveCells:
             self._entries.popitem(last=False)
 
 
-async def register(redis: Redis, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int) -> None:
+async def register(redis: RedisClient, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int) -> None:
     lat = max(-MAX_LAT, min(MAX_LAT, lat))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.geoadd(LIVE_OFFERS, (lng, lat, offer_id))
@@ -86,7 +85,7 @@ async def register(redis: Redis, offer_id: str, lat: float, lng: float, radius_m
         await pipe.execute()
 
 
-async def unregister(redis: Redis, offer_ids: list[str]) -> None:
+async def unregister(redis: RedisClient, offer_ids: list[str]) -> None:
     if offer_ids:
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(LIVE_OFFERS, *offer_ids)
@@ -95,7 +94,7 @@ async def unregister(redis: Redis, offer_ids: list[str]) -> None:
             await pipe.execute()
 
 
-async def _read_cell(redis: Redis, cell: str, now: int) -> list[LiveOffer]:
+async def _read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]:
     """The :data:`SCAN_CAP` live offers nearest to the cell's centre that could cover a point in it."""
     south, west, north, east = bounds(cell)
     lat, lng = max(-MAX_LAT, min(MAX_LAT, (south + north) / 2)), (west + east) / 2
@@ -118,7 +117,7 @@ async def _read_cell(redis: Redis, cell: str, now: int) -> list[LiveOffer]:
     return out
 
 
-async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = None,
+async def covering(redis: RedisClient, lat: float, lng: float, now_ms: int | None = None,
                    cells: LiveCells | None = None) -> list[tuple[str, float]]:
     """``(offer id, distance m)`` of live offers whose radius covers the point (at most
     :data:`SCAN_CAP`); with ``cells``, a cell read less than :data:`CELL_TTL_S` ago at the current
@@ -144,7 +143,7 @@ async def covering(redis: Redis, lat: float, lng: float, now_ms: int | None = No
     return out
 
 
-async def sweep(redis: Redis, now_ms: int | None = None) -> int:
+async def sweep(redis: RedisClient, now_ms: int | None = None) -> int:
     """Drop expired offers from the index; returns how many."""
     now = timeutil.now_ms() if now_ms is None else now_ms
     expired: list[str] = []

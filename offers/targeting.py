@@ -1,7 +1,7 @@
 """Pushing an offer to the store's followers who are near it, exactly once each.
 
 Targeting (the Celery task ``offers.target``) intersects three sets: users with a fresh live
-position within the radius (Redis GEOSEARCH), users online now (``rt:online``) and the store's
+position within the radius (Redis GEOSEARCH), users online now (``rt:online:{b<n>}``) and the store's
 followers (MongoDB ``follows``, queried for just those candidates). Each gets an ``offer`` event
 (the Offer plus ``distance_m``) through :func:`solomo.core.eventtypes.publish_each_event` with the dedupe set
 ``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
@@ -25,7 +25,7 @@ from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
 from solomo.core.eventtypes import OfferEvent, publish_each_event
 from solomo.core.ids import maybe_id
-from solomo.core.keys import offer_delivered
+from solomo.core.keys import BUCKETS, offer_delivered
 from solomo.core.presence import is_online
 from solomo.core.services import Services
 
@@ -64,12 +64,22 @@ async def send_offer(services: Services, offer: dict[str, Any], store: dict[str,
     if not recipients:
         return 0
     items = offer_events(offer, store, recipients)
-    key = offer_delivered(str(offer["_id"]))
-    sent = await publish_each_event(services, items, once_key=key, once_ttl_s=delivered_ttl_s(offer))
+    offer_id = str(offer["_id"])
+    sent = await publish_each_event(services, items, once_key=lambda bucket: offer_delivered(offer_id, bucket),
+                                    once_ttl_s=delivered_ttl_s(offer))
     if sent:
-        total = await services.redis.scard(key)
-        await services.db.offers.update_one({"_id": offer["_id"]}, {"$max": {"pushed": int(total)}})
+        total = await delivered_count(services, offer_id)
+        await services.db.offers.update_one({"_id": offer["_id"]}, {"$max": {"pushed": total}})
     return len(sent)
+
+
+async def delivered_count(services: Services, offer_id: str) -> int:
+    """Users the offer reached: the sizes of its per-bucket delivery sets (an exact count however
+    often the task ran, hence ``$max`` above)."""
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for bucket in range(BUCKETS):
+            pipe.scard(offer_delivered(offer_id, bucket))
+        return sum(int(n) for n in await pipe.execute())
 
 
 async def target_offer(services: Services, offer_id: str) -> int:

@@ -26,7 +26,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from solomo.core.closecodes import UNAUTHORIZED
@@ -35,6 +34,8 @@ from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthoriz
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
 from solomo.core.mongo import Database
+from solomo.core.redistypes import RedisClient
+from solomo.core.scripts import LuaScript
 from solomo.core.timeutil import aware
 
 log = logging.getLogger("solomo.accounts")
@@ -208,19 +209,32 @@ class Accounts:
 TOKEN_CACHE_TTL_S = 60.0
 
 
+# KEYS: the generation, the entry, the user's set (one hash tag). ARGV: the generation read before
+# the MongoDB reads, the entry, its ttl (ms), the token hash, the set's ttl (s).
+_FILL = LuaScript("token_cache_fill", """
+local seen = redis.call('GET', KEYS[1]) or ''
+if seen ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return 1
+""")
+
+
 class TokenCache:
     """token hash → :class:`Principal` in Redis, for :data:`TOKEN_CACHE_TTL_S` at most.
 
-    Keys: ``auth:tok:{hash}`` (the principal), ``auth:user:{uid}`` (the hashes cached for a user,
-    so a user's entries can all be deleted) and ``auth:gen``, a counter every invalidation bumps.
+    Keys (one hash tag, ``{auth}``): ``{auth}:tok:<hash>`` (the principal), ``{auth}:user:<uid>``
+    (the hashes cached for a user, so a user's entries can all be deleted) and ``{auth}:gen``, a
+    counter every invalidation bumps.
 
     A fill must not store what an invalidation has just deleted: a request that read an active
     user from MongoDB just before a suspension could otherwise write its stale answer back after
     the suspension's delete. So a filler reads ``auth:gen`` *before* its MongoDB reads and stores
     only if it is unchanged (one script: compare, then set). An invalidation runs after its
-    MongoDB write, bumps the counter and deletes the user's entries, also in one script: a fill
-    that read MongoDB before that write either finds the counter changed or wrote an entry that
-    the invalidation then deletes.
+    MongoDB write, bumps the counter, *then* lists the user's entries and deletes them: a fill
+    that read MongoDB before that write either finds the counter changed or wrote an entry before
+    the bump, which the invalidation then lists and deletes.
 
     With no Redis (``redis=None``) or when Redis fails, tokens are simply checked in MongoDB.
     """
@@ -229,32 +243,9 @@ class TokenCache:
     USER_PREFIX = TOKEN_USER_PREFIX
     GEN = TOKEN_GENERATION
 
-    _FILL = """
-local seen = redis.call('GET', KEYS[1]) or ''
-if seen ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-return 1
-"""
-    # KEYS: gen, the user's set (or none). ARGV: entry prefix, then token hashes to drop as well.
-    _FORGET = """
-redis.call('INCR', KEYS[1])
-local prefix = ARGV[1]
-if KEYS[2] then
-  for _, h in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', prefix .. h) end
-  redis.call('DEL', KEYS[2])
-end
-for i = 2, #ARGV do redis.call('DEL', prefix .. ARGV[i]) end
-return 1
-"""
-
-    def __init__(self, redis: Redis | None, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
+    def __init__(self, redis: RedisClient | None, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
-        if redis is not None:
-            self._fill = redis.register_script(self._FILL)
-            self._forget = redis.register_script(self._FORGET)
 
     async def lookup(self, hashed: str) -> tuple[Principal | None, str | None]:
         """(the cached principal, or None; the generation to fill with on a miss, None: do not
@@ -289,8 +280,8 @@ return 1
             return
         value = orjson.dumps([principal.sid, principal.username, principal.display_name, principal.role])
         try:
-            await self._fill(keys=[self.GEN, self.PREFIX + hashed, self.USER_PREFIX + principal.sid],
-                             args=[generation, value, ttl_ms, hashed, int(self.ttl_s) * 2 + 1])
+            await _FILL(self.redis, [self.GEN, self.PREFIX + hashed, self.USER_PREFIX + principal.sid],
+                        [generation, value, ttl_ms, hashed, int(self.ttl_s) * 2 + 1])
         except RedisError as exc:
             log.warning("token cache unavailable: %s", exc)
 
@@ -302,9 +293,21 @@ return 1
         """
         if self.redis is None:
             return
-        keys = [self.GEN] + ([self.USER_PREFIX + str(user_id)] if user_id is not None else [])
+        user_set = self.USER_PREFIX + str(user_id) if user_id is not None else None
         try:
-            await self._forget(keys=keys, args=[self.PREFIX, *hashes])
+            # First the generation (a fill that read MongoDB before the caller's write can no longer
+            # store), then the user's entries as they are now: every entry stored before the bump.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(self.GEN)
+                if user_set is not None:
+                    pipe.smembers(user_set)
+                result = await pipe.execute()
+            cached = [str(h) for h in result[1]] if user_set is not None else []
+            doomed = [self.PREFIX + h for h in dict.fromkeys([*cached, *hashes])]
+            if user_set is not None:
+                doomed.append(user_set)
+            if doomed:
+                await self.redis.delete(*doomed)
         except RedisError as exc:
             log.error("could not drop cached tokens of %s: %s", user_id, exc)
 

@@ -5,24 +5,39 @@ Opened in the lifespan (API) or per worker process (Celery).
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.locations import migrate_public_locations
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
+from solomo.core.redistypes import RedisClient
 from solomo.core.services import Services
 from solomo.core.settings import Settings
 from solomo.db import ensure_indexes, mongo_client
 
 
-def redis_client(settings: Settings) -> Redis:
+def redis_client(settings: Settings) -> RedisClient:
+    """The data Redis: one server, or with ``SOLOMO_REDIS_CLUSTER`` a Redis Cluster found from the
+    node that ``SOLOMO_REDIS_URL`` names (redis-py follows slot moves and failovers itself)."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(
+            settings.effective_redis_url, decode_responses=True, max_connections=512,
+            socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+        )
     # A blocking pool: under a burst, callers wait (up to 5 s) for a free connection instead of
-    # failing with "Too many connections".
+    # failing with "Too many connections". One retry on a dropped connection: after a restart of
+    # redis-server a pooled connection is stale, and the first command on it would fail.
     pool = BlockingConnectionPool.from_url(
         settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5,
         socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1,
+                    supported_errors=(RedisConnectionError, RedisTimeoutError)),
     )
     return Redis.from_pool(pool)
 

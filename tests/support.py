@@ -175,3 +175,35 @@ async def seconds_until(predicate: Callable[[], bool], timeout: float, interval:
         if predicate():
             return time.monotonic() - start
     return None
+
+
+async def mark_online(services: Any, *user_ids: str) -> None:
+    """As if each user had a socket open in some API process (their bucket's online set)."""
+    from solomo.core.keys import online_key_of
+
+    for uid in user_ids:
+        await services.redis.sadd(online_key_of(uid), uid)
+
+
+async def mark_offline(services: Any, *user_ids: str) -> None:
+    from solomo.core.keys import online_key_of
+
+    for uid in user_ids:
+        await services.redis.srem(online_key_of(uid), uid)
+
+
+async def online(services: Any, *user_ids: str) -> list[bool]:
+    """Whether each user is in the online sets (what the fan-out and targeting read)."""
+    from solomo.core.presence import is_online
+
+    return await is_online(services.redis, list(user_ids))
+
+
+async def delivered_to(services: Any, offer_id: str) -> set[str]:
+    """The users an offer was delivered to (its per-bucket dedupe sets)."""
+    from solomo.core.keys import BUCKETS, offer_delivered
+
+    out: set[str] = set()
+    for bucket in range(BUCKETS):
+        out.update(await services.redis.smembers(offer_delivered(offer_id, bucket)))
+    return out

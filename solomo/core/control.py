@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from solomo.core.closecodes import FORBIDDEN
 from solomo.core.keys import CONTROL_CHANNEL
 from solomo.core.mongo import Database
+from solomo.core.redistypes import RedisClient
 from solomo.core.services import Services
 
 SOCKET_CLOSE = "socket_close"
@@ -39,7 +39,7 @@ async def disconnect_user(services: Services, user_id: str, code: int = FORBIDDE
     return await publish_disconnect(services.redis, user_id, code, reason, token_hash=token_hash)
 
 
-async def publish_disconnect(redis: Redis, user_id: str, code: int, reason: str, *,
+async def publish_disconnect(redis: RedisClient, user_id: str, code: int, reason: str, *,
                              token_hash: str | None = None) -> int:
     command: dict[str, Any] = {"op": "disconnect", "user_id": str(user_id), "code": int(code), "reason": reason}
     if token_hash is not None:
@@ -47,7 +47,7 @@ async def publish_disconnect(redis: Redis, user_id: str, code: int, reason: str,
     return int(await redis.publish(CONTROL_CHANNEL, orjson.dumps(command)))
 
 
-async def publish_evict(redis: Redis, sockets: list[str], code: int, reason: str) -> int:
+async def publish_evict(redis: RedisClient, sockets: list[str], code: int, reason: str) -> int:
     """Close these sockets (``{process id}|{socket id}``, see ``keys.user_sockets``) wherever they are."""
     command = {"op": "evict", "sockets": sockets, "code": int(code), "reason": reason}
     return int(await redis.publish(CONTROL_CHANNEL, orjson.dumps(command)))

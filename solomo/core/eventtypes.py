@@ -23,6 +23,7 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from solomo.core.events import OnceKey
     from solomo.core.services import Services
 
 log = logging.getLogger("solomo.core.eventtypes")
@@ -155,10 +156,12 @@ async def notify(services: Services, user_id: ObjectId | str, notification: Noti
 
 
 async def publish_each_event(services: Services, items: Sequence[tuple[str, Event]], *,
-                             once_key: str | None = None, once_ttl_s: int = 86400) -> list[tuple[str, str]]:
-    """One event per ``(user id, event)``, all of one type; with ``once_key`` users already in
-    that set are skipped. Returns ``(user id, event id)`` for the events recorded; raises on a
-    Redis failure (the caller's task is retried, and the dedupe set keeps that exactly-once)."""
+                             once_key: OnceKey | None = None,
+                             once_ttl_s: int = 86400) -> list[tuple[str, str]]:
+    """One event per ``(user id, event)``, all of one type; with ``once_key`` (the dedupe set of a
+    reader bucket) users already in their bucket's set are skipped. Returns ``(user id, event id)``
+    for the events recorded; raises on a Redis failure (the caller's task is retried, and the dedupe
+    set keeps that exactly-once)."""
     if not items:
         return []
     types = {event.event_type for _, event in items}

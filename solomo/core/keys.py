@@ -4,25 +4,79 @@ Modules import the names and builders from here and never spell a key themselves
 key layout (hash tags for Redis Cluster, say) is made once. A Lua script gets its keys in
 ``KEYS`` from these builders.
 
-Data keys live in the data Redis (``SOLOMO_REDIS_URL``); the Celery broker is separate.
+Data keys live in the data Redis (``SOLOMO_REDIS_URL``, one server or a Redis Cluster); the
+Celery broker is separate.
+
+The layout is cluster-safe (docs/scaling.md, "Key layout"): keys that one Lua script or one
+transaction touches together share a hash tag ``{…}``, so they live in one slot. Per-reader keys
+(home feed, event history, online set, dedupe sets of per-reader events) carry the reader's
+*bucket* tag ``{b<n>}``, n = :func:`bucket_of` (a stable hash of the user id modulo
+:data:`BUCKETS`): a fan-out chunk becomes one script call per bucket, pipelined, and the buckets
+spread over the cluster's masters. Shared structures have one tag each (``{auth}``, ``{pos}``,
+``{offers}``, ``{trend}``). Geo cells and topics are one key each. Changing :data:`BUCKETS` moves
+every per-reader key: feeds rebuild from MongoDB, like after any Redis loss.
 """
 
 from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
 
 from bson import ObjectId
 
 Id = ObjectId | str
 
+BUCKETS = 64
+"""Per-reader keys are spread over this many hash tags (more buckets: more masters can share the
+per-reader keys, but more script calls per fan-out chunk)."""
+
+
+def bucket_of(user_id: Id) -> int:
+    """The user's bucket: stable across processes and releases (CRC-32 of the id's hex text)."""
+    return zlib.crc32(str(user_id).encode()) % BUCKETS
+
+
+def bucket_tag(bucket: int) -> str:
+    return f"{{b{bucket}}}"
+
+
+def by_bucket(user_ids: Iterable[Id]) -> dict[int, list[str]]:
+    """User ids (as text, order kept) grouped by bucket."""
+    out: dict[int, list[str]] = {}
+    for uid in user_ids:
+        text = str(uid)
+        out.setdefault(bucket_of(text), []).append(text)
+    return out
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes for ``key``: the text inside its first non-empty ``{…}``, else the
+    whole key (keys with the same hash tag are in one slot)."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
+def by_hash_tag(keys: Iterable[str]) -> list[list[str]]:
+    """Keys grouped so that each group can go to one script call (order of first appearance)."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(hash_tag(key), []).append(key)
+    return list(groups.values())
+
 # --- feeds (feed/) -------------------------------------------------------------------------------
 
-HOME_PREFIX = "feed:home:"
-"""``feed:home:{user id}``: a reader's home timeline (zset, score = created_ms, member = post id)."""
 PULL_CACHE = "feed:pull"
 """Recent posts of pull authors (too many followers to push to), merged into home feeds at read."""
 
 
 def home_key(user_id: Id) -> str:
-    return f"{HOME_PREFIX}{user_id}"
+    """``feed:home:{b<n>}:<user id>``: a reader's home timeline (zset, score = created_ms, member =
+    post id)."""
+    return f"feed:home:{bucket_tag(bucket_of(user_id))}:{user_id}"
 
 
 def home_rebuild_lock(user_id: Id) -> str:
@@ -38,9 +92,10 @@ def cell_rebuild_lock(cell: str) -> str:
     return f"feed:cell:rebuild:{cell}"
 
 
-def feed_new_sent(post_id: Id) -> str:
-    """The users already told ``feed.new`` about a post (a resumed fan-out does not tell them twice)."""
-    return f"feed:new:{post_id}"
+def feed_new_sent(post_id: Id, bucket: int) -> str:
+    """The users of one bucket already told ``feed.new`` about a post (a resumed fan-out does not
+    tell them twice); in the bucket's slot, beside their event histories."""
+    return f"feed:new:{bucket_tag(bucket)}:{post_id}"
 
 
 def topic_key(topic: str) -> str:
@@ -50,46 +105,48 @@ def topic_key(topic: str) -> str:
 
 # --- hot topics (feed/trends.py) -----------------------------------------------------------------
 
-TREND_HOT = "trend:hot"
-TREND_HOT_LOCK = "trend:hot:lock"
+# One tag: a post's counting script touches the hour's hashes, the topic's author hash and the seen
+# guard together. (``hour`` is an hour number, not a reader bucket.)
+TREND_HOT = "{trend}:hot"
+TREND_HOT_LOCK = "{trend}:hot:lock"
 
 
-def trend_posts(bucket: int) -> str:
+def trend_posts(hour: int) -> str:
     """Hash topic → posts in one hour (expires)."""
-    return f"trend:{bucket}:n"
+    return f"{{trend}}:{hour}:n"
 
 
-def trend_authors(bucket: int, topic: str) -> str:
+def trend_authors(hour: int, topic: str) -> str:
     """Hash author → posts of one topic in one hour (expires)."""
-    return f"trend:{bucket}:a:{topic}"
+    return f"{{trend}}:{hour}:a:{topic}"
 
 
-def trend_top(bucket: int) -> str:
+def trend_top(hour: int) -> str:
     """Zset topic → unique authors in one hour, only the top few (capped, expires)."""
-    return f"trend:{bucket}:top"
+    return f"{{trend}}:{hour}:top"
 
 
-def trend_display(bucket: int) -> str:
+def trend_display(hour: int) -> str:
     """Hash topic → its display form, for the topics of one hour's top (expires)."""
-    return f"trend:{bucket}:d"
+    return f"{{trend}}:{hour}:d"
 
 
 def trend_seen(post_id: Id) -> str:
-    return f"trend:seen:{post_id}"
+    return f"{{trend}}:seen:{post_id}"
 
 
 # --- live positions (geo/) ---------------------------------------------------------------------
 
-POSITIONS = "pos:users"
+POSITIONS = "{pos}:users"
 """GEO set of users' live positions (used for offer targeting only; never shown)."""
-POSITIONS_SEEN = "pos:seen"
+POSITIONS_SEEN = "{pos}:seen"
 """zset user → last position update (ms), for expiry."""
 
 # --- offers (offers/) ----------------------------------------------------------------------------
 
-LIVE_OFFERS = "offers:live"
-LIVE_OFFERS_META = "offers:live:meta"
-LIVE_OFFERS_VERSION = "offers:live:version"
+LIVE_OFFERS = "{offers}:live"
+LIVE_OFFERS_META = "{offers}:live:meta"
+LIVE_OFFERS_VERSION = "{offers}:live:version"
 """A counter bumped on every change of the live index: processes' per-cell caches check it."""
 
 
@@ -99,23 +156,32 @@ def offers_judged(user_id: Id) -> str:
     return f"offers:judged:{user_id}"
 
 
-def offer_delivered(offer_id: Id) -> str:
-    """The set of users an offer was delivered to (nobody gets it twice)."""
-    return f"offer:{offer_id}:delivered"
+def offer_delivered(offer_id: Id, bucket: int) -> str:
+    """The users of one bucket an offer was delivered to (nobody gets it twice); in the bucket's
+    slot, beside their event histories."""
+    return f"offer:{bucket_tag(bucket)}:{offer_id}:delivered"
 
 
 # --- real time (solomo/realtime, solomo/core/events.py, presence.py, control.py) -------------------
 
 EVENTS_CHANNEL = "rt:events"
 CONTROL_CHANNEL = "rt:control"
-ONLINE = "rt:online"
-"""Users with an open socket in any API process."""
 PROCS = "rt:procs"
 """zset API process id → last heartbeat (ms)."""
 
 
-def proc_users(pid: str) -> str:
-    return f"rt:proc:{pid}:users"
+def online_key(bucket: int) -> str:
+    """``rt:online:{b<n>}``: the users of one bucket with an open socket in any API process."""
+    return f"rt:online:{bucket_tag(bucket)}"
+
+
+def online_key_of(user_id: Id) -> str:
+    return online_key(bucket_of(user_id))
+
+
+def proc_users(pid: str, bucket: int) -> str:
+    """The users of one bucket with a socket in one API process."""
+    return f"rt:proc:{bucket_tag(bucket)}:{pid}"
 
 
 def user_sockets(user_id: Id) -> str:
@@ -125,14 +191,14 @@ def user_sockets(user_id: Id) -> str:
 
 
 def event_history(user_id: Id) -> str:
-    """``events:{user id}``: a user's bounded event stream (stream id = event id)."""
-    return f"events:{user_id}"
+    """``events:{b<n>}:<user id>``: a user's bounded event stream (stream id = event id)."""
+    return f"events:{bucket_tag(bucket_of(user_id))}:{user_id}"
 
 
-def mentions_sent(post_id: Id) -> str:
-    """``post:{post id}:mentioned``: the users already notified of their mention in a post (the
-    dedupe set of ``publish_each_event``, with a TTL), so a re-run of its fan-out tells nobody twice."""
-    return f"post:{post_id}:mentioned"
+def mentions_sent(post_id: Id, bucket: int) -> str:
+    """The users of one bucket already notified of their mention in a post (the dedupe set of
+    ``publish_each_event``, with a TTL), so a re-run of its fan-out tells nobody twice."""
+    return f"post:{bucket_tag(bucket)}:{post_id}:mentioned"
 
 
 # --- rate limits and moderation ------------------------------------------------------------------
@@ -144,6 +210,7 @@ WORDS_VERSION = "words:version"
 
 # --- accounts (solomo/accounts.py TokenCache) ---------------------------------------------------
 
-TOKEN_PREFIX = "auth:tok:"
-TOKEN_USER_PREFIX = "auth:user:"
-TOKEN_GENERATION = "auth:gen"
+# One tag: forgetting a user's tokens touches their index and every cached token in one script.
+TOKEN_PREFIX = "{auth}:tok:"
+TOKEN_USER_PREFIX = "{auth}:user:"
+TOKEN_GENERATION = "{auth}:gen"

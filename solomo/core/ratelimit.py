@@ -25,8 +25,9 @@ import time
 from typing import Any, cast
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 from solomo.core.errors import RateLimited
 from solomo.core.keys import RATE_LIMIT_PREFIX
@@ -43,17 +44,23 @@ def parse_limits(spec: str) -> tuple[RateLimitItem, ...]:
 
 
 def limiter(services: Services) -> MovingWindowRateLimiter:
-    """One limiter per process (per worker thread), on the app's Redis connection pool."""
+    """One limiter per process (per worker thread): on the app's Redis connection pool, or on a
+    Redis Cluster through the library's cluster storage (each window is one key, so it is
+    cluster-safe as it is)."""
     rl = services.extras.get(EXTRAS_KEY)
     if rl is None:
-        # the app's pool (the library's option types do not name it, hence the plain dict)
-        pool: dict[str, Any] = {"connection_pool": services.redis.connection_pool}
-        storage = RedisStorage(
-            "async+" + services.settings.effective_redis_url,
-            implementation="redispy",
-            key_prefix=RATE_LIMIT_PREFIX,
-            **pool,
-        )
+        settings = services.settings
+        storage: RedisStorage
+        if settings.redis_cluster:
+            host_port = settings.effective_redis_url.split("://", 1)[1].split("/", 1)[0]
+            storage = RedisClusterStorage(f"async+redis+cluster://{host_port}", implementation="redispy",
+                                          key_prefix=RATE_LIMIT_PREFIX)
+        else:
+            assert isinstance(services.redis, Redis)  # not a cluster: one server, one pool
+            # the app's pool (the library's option types do not name it, hence the plain dict)
+            pool: dict[str, Any] = {"connection_pool": services.redis.connection_pool}
+            storage = RedisStorage("async+" + settings.effective_redis_url, implementation="redispy",
+                                   key_prefix=RATE_LIMIT_PREFIX, **pool)
         rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)
     return cast(MovingWindowRateLimiter, rl)
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-
 from solomo.core.cache import SummaryCache
 from solomo.core.events import EventPublisher
 from solomo.core.mongo import Client, Database
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
+from solomo.core.redistypes import RedisClient
 from solomo.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ class Services:
     settings: Settings
     mongo: Client
     db: Database
-    redis: Redis
+    redis: RedisClient
     accounts: Accounts
     authenticator: Authenticator
     cursors: CursorCodec

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # --- servers -----------------------------------------------------------------
     mongo_url: str | None = Field(None, description="External MongoDB URL; unset = embedded mongod")
     redis_url: str | None = Field(None, description="External Redis URL (data); unset = embedded redis-server")
+    redis_cluster: bool = Field(False, description="SOLOMO_REDIS_CLUSTER=true: SOLOMO_REDIS_URL names any node "
+                                "of a Redis Cluster")
     broker_url: str | None = Field(None, description="Celery broker URL; default: the Redis URL with db 1")
     mongo_db: str = "solomo"
     data_dir: Path = PROJECT_ROOT / ".solomo"

@@ -254,7 +254,7 @@ class Hub:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self.presence.heartbeat()
-                # re-assert our users: a sweep elsewhere may have rebuilt rt:online while we were slow
+                # re-assert our users: a sweep elsewhere may have rebuilt the online sets while we were slow
                 if self.by_user:
                     for uid in list(self.by_user):
                         self._dirty.setdefault(uid, True)

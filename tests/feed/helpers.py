@@ -8,6 +8,7 @@ import orjson
 from bson import ObjectId
 
 from solomo.accounts import Principal
+from solomo.core.keys import event_history, home_key
 from tests.support import Account, random_point, wait_until
 
 
@@ -59,7 +60,7 @@ async def fanned_out(services: Any, post_id: str, timeout: float = 15.0) -> None
 
 
 async def home_members(services: Any, account: Account) -> list[str]:
-    return [m for m in await services.redis.zrevrange(f"feed:home:{account.id}", 0, -1) if m != "~"]
+    return [m for m in await services.redis.zrevrange(home_key(account.id), 0, -1) if m != "~"]
 
 
 async def ready_home(client: Any, services: Any, account: Account) -> None:
@@ -67,13 +68,13 @@ async def ready_home(client: Any, services: Any, account: Account) -> None:
     await ids(client, account)
 
     async def ready() -> bool:
-        return await services.redis.zscore(f"feed:home:{account.id}", "~") == 1
+        return await services.redis.zscore(home_key(account.id), "~") == 1
 
     await wait_until(ready, timeout=15)
 
 
 async def events(services: Any, account: Account, type: str | None = None) -> list[dict[str, Any]]:
-    rows = await services.redis.xrange(f"events:{account.id}")
+    rows = await services.redis.xrange(event_history(account.id))
     out = [{"type": f["type"], "data": orjson.loads(f["data"])} for _, f in rows]
     return [e for e in out if type is None or e["type"] == type]
 

@@ -13,6 +13,7 @@ from feed import fanout, follows
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
 from solomo.core.errors import BadRequest
+from solomo.core.keys import home_key
 from solomo.core.pagination import CursorCodec, Position
 from tests.feed.helpers import events, fanned_out, follow, home_members, ids, post, principal, ready_home
 from tests.support import random_point, register
@@ -52,7 +53,7 @@ async def test_retried_follow_repairs_a_lost_backfill(client, services, celery_w
     await ready_home(client, services, reader)
     assert await follows.follow(services, ObjectId(reader.id), "user", ObjectId(target.id)) is True
     # the follow committed but its backfill never reached Redis (it failed after the commit)
-    await services.redis.zrem(f"feed:home:{reader.id}", old["id"])
+    await services.redis.zrem(home_key(reader.id), old["id"])
     assert old["id"] not in await home_members(services, reader)
     await follow(client, reader, target)  # the client's retry: already following, 204
     assert old["id"] in await home_members(services, reader)

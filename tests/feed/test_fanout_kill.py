@@ -2,7 +2,7 @@
 followers, restarted, and the fan-out finishes from its checkpoint. Counted where a duplicate or a
 loss would show (a sorted set holds a member once, so "every feed holds the post" alone cannot fail):
 
-- ``feed.new`` events per online follower: in each one's history stream ``events:{uid}`` (2,000
+- ``feed.new`` events per online follower: in each one's history stream (``keys.event_history``) (2,000
   followers held online by a simulated API process) and as frames received by real WebSocket
   clients of the live uvicorn server (accounts spread over the first few hundred followers, where
   the kill lands), held open through the whole drill;
@@ -46,6 +46,7 @@ from solomo.core.settings import load_settings
 from tests.feed.helpers import principal
 from tests.realtime.wsclient import open_ws
 from tests.support import Account, WorkerProcess, make_account, register, wait_until
+from tests.support import online as online_now
 from workers.app import make_celery
 
 FOLLOWERS = 20_000
@@ -152,7 +153,7 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
     await sockets.open(live_server, real)
 
     async def all_online() -> bool:
-        return all(await services.redis.smismember("rt:online", list(online)))
+        return all(await online_now(services, *online))
 
     await wait_until(all_online, timeout=15)
 

@@ -20,7 +20,7 @@ from tests.feed.helpers import (
     principal,
     ready_home,
 )
-from tests.support import register, wait_until
+from tests.support import mark_offline, mark_online, register, wait_until
 
 
 async def test_followers_get_posts_authors_see_their_own(client, services, celery_worker):
@@ -44,12 +44,12 @@ async def test_online_followers_get_feed_new(client, services, celery_worker):
     for reader in (online, offline):
         await ready_home(client, services, reader)
         await follow(client, reader, author)
-    await services.redis.sadd("rt:online", online.id)
+    await mark_online(services, online.id)
     try:
         p = await post(client, author, "ping")
         await fanned_out(services, p["id"])
     finally:
-        await services.redis.srem("rt:online", online.id)
+        await mark_offline(services, online.id)
     assert [e["data"] for e in await events(services, online, "feed.new")] == [{"post_id": p["id"]}]
     assert await events(services, offline, "feed.new") == []
 
@@ -99,12 +99,12 @@ async def test_deleted_post_leaves_every_feed_and_online_holders_hear(client, se
     await fanned_out(services, p["id"])
     for fan in fans:
         assert await home_members(services, fan) == [p["id"]]
-    await services.redis.sadd("rt:online", fans[0].id)
+    await mark_online(services, fans[0].id)
     try:
         assert (await client.delete(f"/v1/posts/{p['id']}", headers=author.headers)).status_code == 204
         await fanned_out(services, p["id"])
     finally:
-        await services.redis.srem("rt:online", fans[0].id)
+        await mark_offline(services, fans[0].id)
     for fan in fans:
         assert await home_members(services, fan) == []
         assert await ids(client, fan) == []

@@ -13,11 +13,10 @@ from offers import live
 from offers.arrival import deliver_on_arrival
 from offers.targeting import target_offer
 from solomo.core import tasknames
-from solomo.core.keys import ONLINE
 from tests.moderation.conftest import extra_words  # noqa: F401  (the fixture)
 from tests.moderation.helpers import token
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
-from tests.support import make_account, offset, register
+from tests.support import make_account, mark_offline, mark_online, offset, register
 
 
 class _Held:
@@ -38,7 +37,7 @@ async def test_review_word_holds_the_offer_until_a_moderator_approves(client, se
     follower = await register(client)
     await follow_store(client, follower, store["id"])
     await set_position(services.redis, follower.id, *offset(store["lat"], store["lng"], north_m=100))
-    await services.redis.sadd(ONLINE, follower.id)
+    await mark_online(services, follower.id)
     moderator = await make_account(services, "moderator")
     held = _Held()
     monkeypatch.setattr(services.tasks, "send", held.send)
@@ -67,7 +66,7 @@ async def test_review_word_holds_the_offer_until_a_moderator_approves(client, se
                                   json={"action": "approve", "reason": "twice"})
         assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
     finally:
-        await services.redis.srem(ONLINE, follower.id)
+        await mark_offline(services, follower.id)
     queue = (await client.get("/v1/moderation/queue", params={"limit": 100}, headers=moderator.headers)).json()
     assert offer["id"] not in [i["offer"]["id"] for i in queue["items"] if "offer" in i]
     audit = (await client.get("/v1/moderation/audit", params={"target_type": "offer", "target_id": offer["id"]},

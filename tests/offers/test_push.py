@@ -8,10 +8,9 @@ from bson import ObjectId
 
 from geo.positions import get_position
 from offers.targeting import target_offer
-from solomo.core.keys import offer_delivered
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws, quiet_for, recv_type
-from tests.support import offset, register, wait_until
+from tests.support import delivered_to, offset, online, register, wait_until
 
 
 async def located(live_server, services, acct, lat, lng):
@@ -56,7 +55,7 @@ async def test_offer_reaches_near_followers_only_and_late_arrivals_once(live_ser
     assert await target_offer(services, offer["id"]) == 0
     await ws_near.send(json.dumps({"type": "location", "lat": lat, "lng": lng}))
     assert await quiet_for(ws_near, 0.5, "offer") == []
-    assert sorted(await services.redis.smembers(offer_delivered(offer["id"]))) == sorted([near.id, far.id])
+    assert await delivered_to(services, offer["id"]) == {near.id, far.id}
     doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     assert doc["pushed"] == 2 and doc["targeting"] == "done"
     stats = (await client.get(f"/v1/stores/{store['id']}/stats", headers=merchant.headers)).json()
@@ -74,7 +73,7 @@ async def test_offline_follower_gets_it_on_reconnect_with_location(live_server, 
     await wait_until(lambda: _offline(services, fan.id))
     offer = await create_offer(client, merchant, store["id"], radius_m=300)
     await wait_until(lambda: _targeted(services, offer["id"]))
-    assert not await services.redis.sismember(offer_delivered(offer["id"]), fan.id)  # not online: not pushed
+    assert fan.id not in await delivered_to(services, offer["id"])  # not online: not pushed
     ws = await open_ws(live_server, fan.token)
     lat, lng = offset(store["lat"], store["lng"], north_m=90)
     await ws.send(json.dumps({"type": "location", "lat": lat, "lng": lng}))
@@ -98,7 +97,7 @@ async def test_expired_offer_is_not_pushed_to_arrivals(live_server, client, serv
 
 
 async def _offline(services, uid):
-    return not await services.redis.sismember("rt:online", uid)
+    return not (await online(services, uid))[0]
 
 
 async def _targeted(services, offer_id):

@@ -10,9 +10,8 @@ from bson import ObjectId
 from geo.positions import set_position
 from offers.targeting import offer_events, target_offer
 from solomo.core import tasknames
-from solomo.core.keys import ONLINE, offer_delivered
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
-from tests.support import offset, register
+from tests.support import delivered_to, mark_offline, mark_online, offset, register
 
 
 class _Held:
@@ -34,19 +33,19 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         await follow_store(client, acct, store["id"])
     for acct, north in ((near_on, 100), (near_off, 150), (far_on, 3000), (stranger, 50)):
         await set_position(services.redis, acct.id, *offset(lat, lng, north_m=north))
-    await services.redis.sadd(ONLINE, near_on.id, far_on.id, stranger.id)
+    await mark_online(services, near_on.id, far_on.id, stranger.id)
     try:
         held = _Held()
         monkeypatch.setattr(services.tasks, "send", held.send)
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
         assert (tasknames.OFFERS_TARGET, (offer["id"],)) in held.sent
         assert await target_offer(services, offer["id"]) == 1
-        assert await services.redis.smembers(offer_delivered(offer["id"])) == {near_on.id}
+        assert await delivered_to(services, offer["id"]) == {near_on.id}
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
         assert doc["pushed"] == 1 and doc["targeting"] == "done"
         assert await target_offer(services, offer["id"]) == 0  # a re-run sends nothing again
     finally:
-        await services.redis.srem(ONLINE, near_on.id, far_on.id, stranger.id)
+        await mark_offline(services, near_on.id, far_on.id, stranger.id)
 
 
 async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypatch):

@@ -7,10 +7,9 @@ import json
 
 from solomo.core.control import disconnect_user
 from solomo.core.events import event_key
-from solomo.core.keys import ONLINE
 from solomo.embedded import free_port
 from tests.realtime.wsclient import close_code, open_ws, quiet_for, recv_json, recv_type
-from tests.support import LiveServer, register, wait_until
+from tests.support import LiveServer, online, register, wait_until
 
 
 async def ready(ws) -> None:
@@ -93,10 +92,10 @@ async def test_two_api_processes_deliver_to_sockets_on_either(live_server, clien
         # presence spans processes: b stays online until its last socket (in either process) closes
         await ws_b2.close()
         await asyncio.sleep(0.3)
-        assert await services.redis.sismember(ONLINE, b.id)
+        assert (await online(services, b.id))[0]
         await ws_b.close()
         await wait_until(lambda: _not_online(services, b.id))
-        assert await services.redis.sismember(ONLINE, a.id)
+        assert (await online(services, a.id))[0]
 
         # a moderator's disconnect reaches sockets in every process
         c = await register(client)
@@ -115,11 +114,11 @@ async def test_two_api_processes_deliver_to_sockets_on_either(live_server, clien
 
 
 async def _all_online(services, ids: list[str]) -> bool:
-    return all(await services.redis.smismember(ONLINE, ids))
+    return all(await online(services, *ids))
 
 
 async def _not_online(services, uid: str) -> bool:
-    return not await services.redis.sismember(ONLINE, uid)
+    return not (await online(services, uid))[0]
 
 
 async def test_slow_client_is_closed_and_never_delays_others(client, services):

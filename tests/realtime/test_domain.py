@@ -7,10 +7,10 @@ import uuid
 
 from geo.positions import expire_positions, get_position, set_position, users_within
 from solomo.core.events import event_key
-from solomo.core.keys import ONLINE, proc_users
+from solomo.core.keys import BUCKETS, POSITIONS, bucket_of, bucket_tag, proc_users
 from solomo.core.keys import event_history as history_key
 from solomo.core.presence import Presence, sweep
-from tests.support import offset, random_point
+from tests.support import offset, online, random_point
 
 
 def uid() -> str:
@@ -32,13 +32,35 @@ async def test_publish_records_bounded_ordered_history(services):
 
 
 async def test_publish_each_once_skips_users_already_reached(services):
-    a, b, key = uid(), uid(), f"test:once:{uuid.uuid4().hex}"
+    a, b, name = uid(), uid(), uuid.uuid4().hex
+
+    def key(bucket: int) -> str:
+        return f"test:once:{bucket_tag(bucket)}:{name}"
+
     first = await services.events.publish_each("offer", [(a, {"d": 1}), (b, {"d": 2})], once_key=key)
-    assert [u for u, _ in first] == [a, b]
+    assert sorted(u for u, _ in first) == sorted([a, b])
     again = await services.events.publish_each("offer", [(a, {"d": 1}), (b, {"d": 2})], once_key=key)
     assert again == []
     assert await services.redis.xlen(history_key(a)) == 1
-    assert 0 < await services.redis.ttl(key) <= 86400
+    assert 0 < await services.redis.ttl(key(bucket_of(a))) <= 86400
+
+
+async def test_publish_each_spans_every_bucket_once(services):
+    """Many users land in every bucket (one script call each, one pipeline): each gets exactly
+    their own payload once, and a repeat reaches nobody."""
+    users = [uid() for _ in range(BUCKETS * 4)]
+    assert len({bucket_of(u) for u in users}) > BUCKETS // 2
+    name = uuid.uuid4().hex
+
+    def key(bucket: int) -> str:
+        return f"test:once:{bucket_tag(bucket)}:{name}"
+
+    sent = await services.events.publish_each("offer", [(u, {"for": u}) for u in users], once_key=key)
+    assert sorted(u for u, _ in sent) == sorted(users)
+    assert await services.events.publish_each("offer", [(u, {"for": u}) for u in users], once_key=key) == []
+    for u in users[:20]:
+        [(_, fields)] = await services.redis.xrange(history_key(u))
+        assert u in fields["data"]
 
 
 def test_event_key_rejects_garbage():
@@ -56,18 +78,18 @@ async def test_presence_counts_processes_and_sweeps_dead_ones(services):
     p1, p2 = Presence(services.redis, "test-" + uid()), Presence(services.redis, "test-" + uid())
     await p1.apply({user: True, shared: True})
     await p2.apply({shared: True})
-    assert await services.redis.smismember(ONLINE, [user, shared]) == [1, 1]
+    assert await online(services, user, shared) == [True, True]
     await p1.apply({shared: False})
-    assert await services.redis.sismember(ONLINE, shared)  # p2 still holds it
+    assert await online(services, shared) == [True]  # p2 still holds it
     await p2.apply({shared: False})
-    assert not await services.redis.sismember(ONLINE, shared)
+    assert await online(services, shared) == [False]
     # p1 "crashes": it stops heartbeating; a sweep after the staleness bound removes its users
     assert await sweep(services.redis, now_ms=int(time.time() * 1000)) == 0
-    assert await services.redis.sismember(ONLINE, user)
+    assert await online(services, user) == [True]
     await services.redis.zadd("rt:procs", {p1.pid: int(time.time() * 1000) - 120_000})  # its last heartbeat
     assert await sweep(services.redis, stale_after_ms=60_000) == 1
-    assert not await services.redis.sismember(ONLINE, user)
-    assert not await services.redis.exists(proc_users(p1.pid))
+    assert await online(services, user) == [False]
+    assert not await services.redis.exists(proc_users(p1.pid, bucket_of(user)))
 
 
 async def test_live_positions_expire(services):
@@ -81,8 +103,8 @@ async def test_live_positions_expire(services):
     assert [u for u, _ in found] == [near] and 95 < found[0][1] < 105
     assert await get_position(services.redis, stale, 900, now=now) is None
     assert await expire_positions(services.redis, 900, now=now) >= 1
-    assert await services.redis.zscore("pos:users", stale) is None
-    assert await services.redis.zscore("pos:users", near) is not None
+    assert await services.redis.zscore(POSITIONS, stale) is None
+    assert await services.redis.zscore(POSITIONS, near) is not None
 
 
 async def test_a_live_frame_the_replay_already_sent_is_not_sent_again():

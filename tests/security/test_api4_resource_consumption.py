@@ -197,6 +197,6 @@ async def test_spam_topics_do_not_grow_hot_topic_work_or_redis(services):
     assert hlen_calls <= trends.MAX_CANDIDATES * (trends.LOOKBACK + trends.WINDOW), hlen_calls
     by_topic = {h["topic"]: h for h in hot}  # (other tests' bursts may trend too)
     assert by_topic[burst.upper()]["post_count"] == 5
-    forever = [key async for key in services.redis.scan_iter(match="trend:*", count=1000)
+    forever = [key async for key in services.redis.scan_iter(match="{trend}:*", count=1000)
                if await services.redis.ttl(key) < 0]
     assert forever == [], forever[:5]

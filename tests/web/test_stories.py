@@ -11,6 +11,7 @@ import re
 
 from bson import ObjectId
 
+from solomo.core.keys import POSITIONS
 from tests.support import make_account, offset, random_point, register, unique_name, wait_until
 from tests.web.browser import LIVE_TIMEOUT_MS, quiet_moderation_queue
 from tests.web.guards import require_routes, require_websocket
@@ -110,7 +111,7 @@ async def test_offer_pops_up_is_claimed_and_redeemed(phone, client, services, li
     await fan.wait_socket_open()
 
     async def positioned():
-        return (await services.redis.geopos("pos:users", user.id))[0]
+        return (await services.redis.geopos(POSITIONS, user.id))[0]
 
     await wait_until(positioned, timeout=10)
 
