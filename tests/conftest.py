@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from solomo.embedded import EmbeddedServers, free_port
+from solomo.embedded import EmbeddedRedisCluster, EmbeddedServers, free_port
 
 _servers: EmbeddedServers | None = None
+_cluster: EmbeddedRedisCluster | None = None
 _tmp: Path | None = None
 _skipped: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Start the servers before any solomo/workers module reads settings from the environment."""
-    global _servers, _tmp
+    global _servers, _tmp, _cluster
     os.environ.setdefault("SOLOMO_MONGO_DB", "solomo_test")
     os.environ["SOLOMO_PASSWORD_TIME_COST"] = "1"
     os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"
@@ -41,9 +42,23 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SOLOMO_MONGO_URL"] = _servers.mongo.url
     os.environ["SOLOMO_REDIS_URL"] = _servers.redis.url
     os.environ["SOLOMO_DATA_DIR"] = str(_tmp)
+    if on_cluster():
+        # the second pass of `make test`: the data on a real six-node Redis Cluster; the broker
+        # stays the plain embedded Redis (Celery cannot use a cluster)
+        _cluster = EmbeddedRedisCluster(_tmp).start()
+        os.environ.setdefault("SOLOMO_BROKER_URL", _servers.redis.url.rsplit("/", 1)[0] + "/1")
+        os.environ["SOLOMO_REDIS_URL"] = _cluster.url
+        os.environ["SOLOMO_REDIS_CLUSTER"] = "true"
+
+
+def on_cluster() -> bool:
+    """``SOLOMO_TEST_REDIS=cluster``: this run's data Redis is a Redis Cluster."""
+    return os.environ.get("SOLOMO_TEST_REDIS", "").strip().lower() == "cluster"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cluster is not None:
+        _cluster.stop()
     if _servers is not None:
         _servers.stop()
     if _tmp is not None:
