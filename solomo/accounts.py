@@ -221,6 +221,15 @@ return 1
 """)
 
 
+# KEYS: the generation, the user's set of cached hashes (or nothing). Bumps the generation and
+# returns the hashes cached for the user.
+_BUMP = LuaScript("token_cache_bump", """
+redis.call('INCR', KEYS[1])
+if KEYS[2] then return redis.call('SMEMBERS', KEYS[2]) end
+return {}
+""")
+
+
 class TokenCache:
     """token hash → :class:`Principal` in Redis, for :data:`TOKEN_CACHE_TTL_S` at most.
 
@@ -297,12 +306,7 @@ class TokenCache:
         try:
             # First the generation (a fill that read MongoDB before the caller's write can no longer
             # store), then the user's entries as they are now: every entry stored before the bump.
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(self.GEN)
-                if user_set is not None:
-                    pipe.smembers(user_set)
-                result = await pipe.execute()
-            cached = [str(h) for h in result[1]] if user_set is not None else []
+            cached = [str(h) for h in await _BUMP(self.redis, [self.GEN, *([user_set] if user_set else [])])]
             doomed = [self.PREFIX + h for h in dict.fromkeys([*cached, *hashes])]
             if user_set is not None:
                 doomed.append(user_set)

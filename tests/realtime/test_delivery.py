@@ -103,8 +103,7 @@ async def test_two_api_processes_deliver_to_sockets_on_either(live_server, clien
         ws_c2 = await open_ws(second.base_url, c.token)
         await ready(ws_c1)
         await ready(ws_c2)
-        heard = await disconnect_user(services, c.id)
-        assert heard >= 2
+        await disconnect_user(services, c.id)  # (PUBLISH's count is per node on a cluster: not asserted)
         assert (await close_code(ws_c1))[0] == 4403
         assert (await close_code(ws_c2))[0] == 4403
         await ws_a.close()
