@@ -69,31 +69,119 @@ def test_compose_matches_the_specification(tmp_path):
     assert validate(bad).returncode != 0
 
 
+APP_SERVICES = ("api", "worker", "beat")
+
+
+def _command_value(command: list[str], flag: str) -> str:
+    return str(command[command.index(flag) + 1])
+
+
+def cluster_nodes(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items()
+            if isinstance(s.get("command"), list) and "--cluster-enabled" in s["command"]}
+
+
+def rs_members(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items()
+            if isinstance(s.get("command"), list) and s["command"][:1] == ["mongod"]}
+
+
+def job_script(service: dict[str, Any]) -> str:
+    command = service["command"]
+    return command if isinstance(command, str) else " ".join(str(c) for c in command)
+
+
 def test_expected_services(services):
-    assert {"mongo", "redis", "api", "worker", "beat"} <= set(services)
-    assert services["mongo"]["image"].split(":")[0] == "mongo"
-    assert services["redis"]["image"].split(":")[0] == "redis"
-    assert services["api"]["deploy"]["replicas"] == 2
-    assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
-    for name in ("api", "worker", "beat"):
+    assert {"broker", "redis-cluster-init", "mongo-init", *APP_SERVICES} <= set(services)
+    assert services["api"]["deploy"]["replicas"] >= 2
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert services["beat"]["deploy"]["replicas"] == 1  # exactly one scheduler
+    for name in APP_SERVICES:
         deps = services[name]["depends_on"]
-        assert deps["mongo"]["condition"] == deps["redis"]["condition"] == "service_healthy", name
+        assert deps["mongo-init"]["condition"] == "service_completed_successfully", name
+        assert deps["redis-cluster-init"]["condition"] == "service_completed_successfully", name
+        assert deps["broker"]["condition"] == "service_healthy", name
         assert services[name]["image"] == services["api"]["image"]
+    for name, service in services.items():  # every long-running service is checked or says why not
+        if service.get("restart") != "no":
+            assert "healthcheck" in service, name
+    # the app waits for the servers only through the jobs, and each job waits for every server it forms
+    init_deps = set(services["redis-cluster-init"]["depends_on"])
+    assert init_deps == set(cluster_nodes(services))
+    assert set(services["mongo-init"]["depends_on"]) == set(rs_members(services))
+    for job in ("redis-cluster-init", "mongo-init"):
+        assert services[job]["restart"] == "no", job
+        assert all(d["condition"] == "service_healthy" for d in services[job]["depends_on"].values()), job
 
 
-def test_mongo_is_a_replica_set_initiated_by_its_healthcheck(services):
-    mongo = services["mongo"]
-    command = mongo["command"]
-    rs_name = command[command.index("--replSet") + 1]
-    port = command[command.index("--port") + 1]
-    check = " ".join(mongo["healthcheck"]["test"])
-    assert "rs.initiate(" in check and f"_id: '{rs_name}'" in check and "isWritablePrimary" in check
-    member = re.search(r"host: '([^']+)'", check)
-    assert member, check
+def test_redis_cluster_of_six_nodes_formed_once(services):
+    nodes = cluster_nodes(services)
+    assert len(nodes) == 6
+    for name, node in nodes.items():
+        command = node["command"]
+        assert command[0] == "redis-server" and node["image"].split(":")[0] == "redis", name
+        assert _command_value(command, "--cluster-enabled") == "yes", name
+        assert _command_value(command, "--cluster-node-timeout") == "2000", name
+        assert _command_value(command, "--appendonly") == "yes", name
+        assert _command_value(command, "--cluster-announce-hostname") == name, name  # the slot map names services
+        assert any(str(v).endswith(":/data") for v in node["volumes"]), name
+    volumes = [v for node in nodes.values() for v in node["volumes"]]
+    assert len(set(volumes)) == 6  # a volume per node
+    script = job_script(services["redis-cluster-init"])
+    assert "--cluster create" in script and "--cluster-yes" in script
+    assert re.search(r"--cluster-replicas 1\b", script)  # three masters, one replica each
+    hosts = re.search(r"for host in ([\w -]+);", script)
+    assert hosts and hosts.group(1).split() == sorted(nodes)  # the job checks and joins every node
+    # idempotent: a node that knows another node or serves a slot means "formed", and the job stops
+    assert "cluster_known_nodes:1" in script and "cluster_slots_assigned:0" in script
+    assert script.index("exit 0") < script.index("--cluster create")
+
+
+def test_broker_is_a_separate_plain_redis(services):
+    broker = services["broker"]
+    assert broker["image"].split(":")[0] == "redis"
+    assert "--cluster-enabled" not in broker["command"]
+    assert "broker" not in cluster_nodes(services)
+    assert _command_value(broker["command"], "--maxmemory-policy") == "noeviction"  # never drop a task
+    env = services["api"]["environment"]
+    broker_url = urlsplit(env["SOLOMO_BROKER_URL"])
+    data_url = urlsplit(env["SOLOMO_REDIS_URL"])
+    assert broker_url.hostname == "broker" and broker_url.scheme == "redis"
+    assert data_url.hostname in cluster_nodes(services)  # any node: the client finds the rest
+    assert data_url.path in ("", "/0", "/")  # a cluster has database 0 only
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["SOLOMO_BROKER_URL"] == env["SOLOMO_BROKER_URL"], name
+
+
+def test_mongo_replica_set_of_three_members(services):
+    members = rs_members(services)
+    assert len(members) == 3
+    names = {_command_value(m["command"], "--replSet") for m in members.values()}
+    assert len(names) == 1
+    rs_name = names.pop()
+    for name, member in members.items():
+        assert member["image"] == "mongo:6.0", name  # the embedded mongod the tests run is 6.0
+        assert "--bind_ip_all" in member["command"], name
+    script = job_script(services["mongo-init"])
+    assert "rs.initiate(" in script and f"_id: '{rs_name}'" in script
+    assert "NotYetInitialized" in script  # initiates only a set that does not exist yet
+    hosts = re.findall(r"host: '([^']+)'", script)
+    ports = {f"{name}:{_command_value(m['command'], '--port')}" for name, m in members.items()}
+    assert sorted(hosts) == sorted(ports)
+    timeout = re.search(r"electionTimeoutMillis: (\d+)", script)
+    assert timeout and 1000 <= int(timeout.group(1)) <= 10000
     url = urlsplit(services["api"]["environment"]["SOLOMO_MONGO_URL"])
-    # clients reach the member under the name the replica set advertises
-    assert url.netloc == member.group(1) == f"mongo:{port}"
-    assert parse_qs(url.query)["replicaSet"] == [rs_name]
+    # clients reach the members under the names the replica set advertises
+    assert sorted(url.netloc.split(",")) == sorted(hosts)
+    query = parse_qs(url.query)
+    assert query["replicaSet"] == [rs_name]
+    assert query["w"] == ["majority"] and query["retryWrites"] == ["true"]
+    from pymongo.uri_parser import parse_uri
+
+    parsed = parse_uri(url.geturl())  # the driver accepts it as it is
+    assert len(parsed["nodelist"]) == 3
+    assert {k.lower(): v for k, v in parsed["options"].items()} == {"replicaset": rs_name, "w": "majority",
+                                                                     "retrywrites": True}
 
 
 def test_every_solomo_variable_is_a_setting(services):
@@ -105,13 +193,39 @@ def test_every_solomo_variable_is_a_setting(services):
             if key.startswith(prefix):
                 assert key[len(prefix):].lower() in fields, f"{name}: {key} is not a Settings field"
                 seen.add(key)
-    assert {"SOLOMO_MONGO_URL", "SOLOMO_REDIS_URL", "SOLOMO_BROKER_URL", "SOLOMO_SECRET_KEY"} <= seen
+    assert {"SOLOMO_MONGO_URL", "SOLOMO_REDIS_URL", "SOLOMO_REDIS_CLUSTER", "SOLOMO_BROKER_URL",
+            "SOLOMO_SECRET_KEY"} <= seen
+    assert {"redis_cluster", "broker_url"} <= fields
     env = services["api"]["environment"]
     # the secret key has no default in compose: `docker compose up` refuses to start without one
     assert re.fullmatch(r"\$\{SOLOMO_SECRET_KEY:\?.+\}", env["SOLOMO_SECRET_KEY"])
-    assert urlsplit(env["SOLOMO_REDIS_URL"]).path != urlsplit(env["SOLOMO_BROKER_URL"]).path  # data db != broker db
     loaded = Settings(**{k[len(prefix):].lower(): v for k, v in env.items() if k != "SOLOMO_SECRET_KEY"})
     assert not loaded.uses_embedded
+    assert loaded.model_dump()["redis_cluster"] is True
+    assert loaded.effective_broker_url == env["SOLOMO_BROKER_URL"]
+    assert urlsplit(loaded.effective_broker_url).hostname != urlsplit(loaded.effective_redis_url).hostname
+
+
+def test_every_app_command_exists(services):
+    """Each service running the app image starts a command the code has: uvicorn on the ASGI app,
+    a Celery subcommand of ``workers.app``, or a subcommand of the ``solomo`` CLI."""
+    import typer.main
+
+    from solomo.cli import cli
+
+    solomo_cli = typer.main.get_command(cli)
+    subcommands = solomo_cli.commands  # a TyperGroup
+    for name, service in services.items():
+        if service.get("image") != services["api"]["image"]:
+            continue
+        command = service["command"]
+        if command[0] == "celery":
+            _celery_params(command)
+        elif command[0] == "solomo":
+            assert command[1] in subcommands, f"{name}: solomo has no subcommand {command[1]}"
+        else:
+            assert command[0] == "uvicorn", f"{name}: unknown command {command[0]}"
+    assert {"dev", "seed", "users"} <= set(subcommands) and "beat" not in subcommands  # the check reads the CLI
 
 
 def test_api_command_is_a_valid_uvicorn_invocation(services):
