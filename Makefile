@@ -21,8 +21,13 @@ run: $(STAMP)
 browser:
 	sh scripts/ensure-browser.sh
 
+# Two passes: everything on one embedded Redis, then the Redis-heavy packages again with the data on
+# a real six-node Redis Cluster (tests/conftest.py starts it; the broker stays a plain Redis).
+CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins
+
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	SOLOMO_TEST_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 # ruff (style), mypy (types: strict, see [tool.mypy]) and import-linter (the layer rule:
 # entry points → api/realtime → composition root → domain → accounts → core)

@@ -3,7 +3,8 @@
 * ``offers``: 2dsphere on ``location`` (the store's point) with ``expires_at`` for the nearby
   listing; ``(store_id, _id)`` for a store's offers (stats); ``(targeting, created_at)`` for the
   sweep that re-sends a targeting task lost on its way to the broker; ``(status, created_ms, _id)``
-  for the offers waiting in the moderation queue (``pending_review``), oldest first.
+  for the offers waiting in the moderation queue (``pending_review``), oldest first; ``expires_at``
+  for the sweep that restores live offers missing from the Redis index.
 * ``vouchers``: one per (offer, user) — the "one per user" rule; the code is unique (lookup at
   the counter); ``(user_id, created_ms, _id)`` for "my vouchers"; ``(offer_id, status)`` for stats.
 """
@@ -16,6 +17,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("store_id", ASCENDING), ("_id", DESCENDING)], name="by_store"),
         IndexModel([("targeting", ASCENDING), ("created_at", ASCENDING)], name="by_targeting"),
         IndexModel([("status", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="by_status_age"),
+        IndexModel([("expires_at", ASCENDING)], name="by_expiry"),
     ],
     "vouchers": [
         IndexModel([("offer_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="one_per_user"),

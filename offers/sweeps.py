@@ -1,10 +1,16 @@
-"""Periodic upkeep (Celery beat): targeting lost on its way to the broker, expired live offers."""
+"""Periodic upkeep (Celery beat): targeting lost on its way to the broker, expired live offers, and
+live offers missing from the Redis index (MongoDB is the truth: after a Redis flush, a failover that
+lost recent writes or an upgrade of the key layout, the index is rebuilt within one sweep)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from typing import Any, cast
+
 from offers import live
+from offers.offers import HELD, expires_ms, sold_out
+from solomo.core.keys import LIVE_OFFERS_META
 from solomo.core import tasknames
 from solomo.core.services import Services
 from solomo.core.txn import send_task
@@ -27,3 +33,36 @@ async def resend_pending_targeting(services: Services, limit: int = 500) -> int:
 
 async def sweep_live(services: Services) -> int:
     return await live.sweep(services.redis)
+
+
+RESTORE_BATCH = 500
+
+
+async def restore_live(services: Services) -> int:
+    """Registers every live offer that MongoDB has and the Redis index lacks; returns how many.
+
+    Bounded: live offers are capped per store (``max_live_offers_per_store``), read in batches
+    through the expiry index, one HMGET per batch."""
+    now = datetime.now(UTC)
+    cursor = services.db.offers.find(
+        {"expires_at": {"$gt": now}, "status": {"$nin": list(HELD)}},
+        {"location": 1, "radius_m": 1, "expires_at": 1, "stock": 1, "claimed": 1}).sort("expires_at", 1)
+    restored, batch = 0, list[dict[str, Any]]()
+    async for doc in cursor:
+        if not sold_out(doc):
+            batch.append(doc)
+        if len(batch) >= RESTORE_BATCH:
+            restored += await _restore(services, batch)
+            batch = []
+    return restored + await _restore(services, batch)
+
+
+async def _restore(services: Services, docs: list[dict[str, Any]]) -> int:
+    if not docs:
+        return 0
+    known = cast(list[str | None], await services.redis.hmget(LIVE_OFFERS_META, [str(d["_id"]) for d in docs]))
+    missing = [d for d, meta in zip(docs, known, strict=True) if meta is None]
+    for doc in missing:
+        lng, lat = doc["location"]["coordinates"]
+        await live.register(services.redis, str(doc["_id"]), lat, lng, int(doc["radius_m"]), expires_ms(doc))
+    return len(missing)

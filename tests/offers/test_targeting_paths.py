@@ -8,6 +8,8 @@ from typing import Any
 from bson import ObjectId
 
 from geo.positions import set_position
+from offers import live
+from offers.sweeps import restore_live
 from offers.targeting import offer_events, target_offer
 from solomo.core import tasknames
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
@@ -71,3 +73,23 @@ def test_events_share_the_offer_and_differ_by_distance():
     assert (ea.distance_m, eb.distance_m) == (12.3, 56.8)
     assert ea.model_copy(update={"distance_m": 0.0}) == eb.model_copy(update={"distance_m": 0.0})
     assert ea.data()["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}
+
+
+async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(client, services, monkeypatch):
+    """MongoDB is the truth: an offer dropped from the live index (a Redis flush, a failover that lost
+    the write, an upgrade of the key layout) is back after one sweep, so later arrivals still get it;
+    an ended or sold-out one is not put back."""
+    merchant, store = await merchant_with_store(client)
+    lat, lng = store["lat"], store["lng"]
+    monkeypatch.setattr(services.tasks, "send", _Held().send)
+    offer = await create_offer(client, merchant, store["id"], radius_m=500)
+    gone = await create_offer(client, merchant, store["id"], radius_m=500)
+    await target_offer(services, offer["id"])
+    await target_offer(services, gone["id"])
+    assert {offer["id"], gone["id"]} <= {o for o, _ in await live.covering(services.redis, lat, lng)}
+    await services.db.offers.update_one({"_id": ObjectId(gone["id"])}, {"$set": {"stock": 1, "claimed": 1}})
+    await live.unregister(services.redis, [offer["id"], gone["id"]])  # what a flush leaves
+    assert await live.covering(services.redis, lat, lng) == []
+    assert await restore_live(services) >= 1
+    found = {o for o, _ in await live.covering(services.redis, lat, lng)}
+    assert offer["id"] in found and gone["id"] not in found
