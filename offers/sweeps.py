@@ -5,13 +5,12 @@ lost recent writes or an upgrade of the key layout, the index is rebuilt within 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
 from typing import Any, cast
 
 from offers import live
 from offers.offers import HELD, expires_ms, sold_out
-from solomo.core.keys import LIVE_OFFERS_META
 from solomo.core import tasknames
+from solomo.core.keys import LIVE_OFFERS_META
 from solomo.core.services import Services
 from solomo.core.txn import send_task
 
