@@ -13,6 +13,14 @@ import httpx2
 from solomo.core.ratelimit import default_specs
 
 NOT_THE_ERROR_BODY = "<not the error body>"
+FIGURES: list[str] = []
+"""The drills' figures (times to recover, losses, duplicates), shown at the end of the pytest run by
+``tests/faults/conftest.py`` even when the output is captured."""
+
+
+def report(line: str) -> None:
+    FIGURES.append(line)
+    print(line)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from solomo.embedded import EmbeddedMongoReplicaSet
-from tests.faults.drill import NOT_THE_ERROR_BODY, Outcome, call, stats, unlimited_settings
+from tests.faults.drill import NOT_THE_ERROR_BODY, Outcome, call, report, stats, unlimited_settings
 from tests.offers.helpers import in_minutes
 from tests.support import random_point, seconds_until
 
@@ -184,7 +184,9 @@ async def test_mongo_election_answers_503_and_loses_nothing(replset: EmbeddedMon
     drill = Drill()
     users = await _setup(drill, http)
     tasks = [asyncio.create_task(_client(drill, http, uid, headers)) for uid, headers in users]
-    try:
+    try:  # the clients are under way (a first round of writes through), then some more load
+        warm = await seconds_until(lambda: sum(map(_is_success, drill.outcomes)) >= 2 * CLIENTS, RECOVERY_S)
+        assert warm is not None, stats(drill.outcomes)
         await asyncio.sleep(STEADY_S)
 
         def step_down() -> float:
@@ -219,7 +221,7 @@ async def test_mongo_election_answers_503_and_loses_nothing(replset: EmbeddedMon
     by_phase: dict[str, list[Outcome]] = {}
     for o in drill.outcomes:
         by_phase.setdefault(o.phase, []).append(o)
-    print(f"\nmongo election drill: stepdown: new primary {down_elected:.2f}s, first write {down_recovered:.2f}s; "
+    report(f"mongo election drill: stepdown: new primary {down_elected:.2f}s, first write {down_recovered:.2f}s; "
           f"SIGKILL of the new primary: new primary {kill_elected:.2f}s, first write {kill_recovered:.2f}s; "
           f"killed member rejoined {rejoined:.1f}s after restart; "
           f"answers by phase: { {p: stats(os_) for p, os_ in by_phase.items()} }; "
@@ -285,7 +287,8 @@ async def _check_records(drill: Drill, db: Any, user_ids: list[str]) -> None:
         doc = await db.offers.find_one({"_id": oid}, {"claimed": 1})
         issued = sum(1 for v in vouchers if v["offer_id"] == oid)
         assert doc.get("claimed", 0) == issued <= STOCK, (offer["id"], doc, issued)
-    print(f"written although answered 503 (the answer lost with the primary): {extra_checkins} check-ins, "
-          f"{extra_vouchers} vouchers; refused with 503: {refused}; lost: 0; duplicates: 0")
+    report(f"mongo election drill: written although answered 503 (the answer lost with the primary): "
+           f"{extra_checkins} check-ins, {extra_vouchers} vouchers; refused with 503: {refused}; lost: 0; "
+           "duplicates: 0")
     assert 0 <= extra_checkins <= refused["checkin"] and 0 <= extra_vouchers <= refused["claim"], \
         (extra_checkins, extra_vouchers, refused)
