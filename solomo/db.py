@@ -21,14 +21,22 @@ INDEX_MODULES = [
 ]
 
 
+DURABILITY: dict[str, Any] = {
+    "w": "majority",  # acknowledged only once a majority holds it: an election cannot roll it back
+    "journal": True,  # ... and in those members' journals (a SIGKILL right after loses nothing)
+    "retryWrites": True,  # a write cut off by an election is retried once on the new primary
+    "retryReads": True,
+    "readPreference": "primary",  # read your own writes; secondaries may lag
+}
+"""Also right for the embedded single-member set: its majority is itself."""
+
+
 def mongo_client(settings: Settings, **kwargs: Any) -> Client:
-    return AsyncMongoClient(
-        settings.effective_mongo_url,
-        tz_aware=True,
-        serverSelectionTimeoutMS=3000,
-        connectTimeoutMS=3000,
-        **kwargs,
-    )
+    """The client for ``settings``; ``kwargs`` add to (or, for a test, override) the defaults."""
+    options: dict[str, Any] = {
+        "tz_aware": True, "serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000, **DURABILITY, **kwargs,
+    }
+    return AsyncMongoClient(settings.effective_mongo_url, **options)
 
 
 async def ensure_indexes(db: Database) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
 
@@ -449,3 +449,189 @@ def embedded_for(settings_data_dir: Path, mongo_port: int, redis_port: int) -> I
     with EmbeddedServers(settings_data_dir, mongo_port, redis_port) as servers:
         assert servers.mongo and servers.redis
         yield servers.mongo.url, servers.redis.url
+
+
+@dataclass
+class EmbeddedMongoReplicaSet:
+    """Three ``mongod`` as one replica set on free loopback ports, for the election drill and
+    tests. Short election settings (1 s timeout, 0.5 s heartbeats) elect a new primary in about
+    two seconds instead of ten to twelve."""
+
+    data_dir: Path
+    name: str = "rs3"
+    cache_gb: float = 0.25
+    ports: list[int] = field(default_factory=lambda: _free_ports(3))
+    procs: dict[int, ManagedProcess] = field(default_factory=dict)
+    killed: set[int] = field(default_factory=set)  # members down on purpose (kill), not by a crash
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"mongodb://{hosts}/?replicaSet={self.name}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        if len(set(self.ports)) != len(self.ports):
+            raise EmbeddedError(f"members need distinct ports: {self.ports}")
+        try:
+            for port in self.ports:
+                self._spawn(port)
+            self._initiate(timeout)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, port: int) -> None:
+        dbpath = self.data_dir / f"mongo-{port}"
+        dbpath.mkdir(parents=True, exist_ok=True)
+        proc = ManagedProcess(
+            f"mongod:{port}",
+            [
+                str(mongod_binary()), "--replSet", self.name, "--bind_ip", "127.0.0.1",
+                "--port", str(port), "--dbpath", str(dbpath),
+                "--wiredTigerCacheSizeGB", str(self.cache_gb),
+                "--setParameter", "diagnosticDataCollectionEnabled=false",
+                # SIGTERM would otherwise wait in "quiesce mode" for 15 s per member
+                "--setParameter", "shutdownTimeoutMillisForSignaledShutdown=0",
+                "--oplogSize", "128",
+            ],
+            self.data_dir / f"mongod-{port}.log",
+        )
+        self.procs[port] = proc
+        proc.start()
+
+    def _initiate(self, timeout: float) -> None:
+        config = {
+            "_id": self.name,
+            "members": [{"_id": i, "host": f"127.0.0.1:{port}"} for i, port in enumerate(self.ports)],
+            "settings": {"electionTimeoutMillis": 1000, "heartbeatIntervalMillis": 500},
+        }
+        deadline = time.monotonic() + timeout
+        with self._direct(self.ports[0]) as client:
+            while True:
+                self._check_alive()
+                try:
+                    client.admin.command("replSetInitiate", config)
+                    return
+                except OperationFailure as exc:
+                    if exc.code == 23:  # AlreadyInitialized: a retry after a lost answer
+                        return
+                    if time.monotonic() > deadline:
+                        raise
+                except PyMongoError:  # not listening yet, or the others not yet reachable
+                    if time.monotonic() > deadline:
+                        raise EmbeddedError(f"replica set {self.name} was not initiated in {timeout}s") from None
+                time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def _direct(self, port: int, timeout_ms: int = 500) -> Iterator[MongoClient[dict[str, Any]]]:
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            f"mongodb://127.0.0.1:{port}/?directConnection=true",
+            serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=5000,
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def _check_alive(self) -> None:
+        for port, proc in self.procs.items():
+            if port not in self.killed and not proc.alive():
+                raise EmbeddedError(f"mongod on port {port} exited; see {proc.log_path}")
+
+    def states(self) -> dict[int, str]:
+        """Each live member's own view of its state (``PRIMARY``, ``SECONDARY``, …); dead ones absent."""
+        out: dict[int, str] = {}
+        for port, proc in self.procs.items():
+            if not proc.alive():
+                continue
+            with contextlib.suppress(PyMongoError), self._direct(port) as client:
+                hello = client.admin.command("hello")
+                out[port] = "PRIMARY" if hello.get("isWritablePrimary") else (
+                    "SECONDARY" if hello.get("secondary") else "OTHER")
+        return out
+
+    def primary_port(self) -> int | None:
+        """The port of the member that says it is the writable primary, if any."""
+        return next((port for port, state in self.states().items() if state == "PRIMARY"), None)
+
+    def wait_primary(self, timeout: float = 30.0, *, other_than: int | None = None) -> int:
+        """Waits until some member (not ``other_than``) is the writable primary; returns its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            port = self.primary_port()
+            if port is not None and port != other_than:
+                return port
+            time.sleep(0.1)
+        raise EmbeddedError(f"replica set {self.name} had no primary within {timeout}s")
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Waits until every member not killed is primary or secondary, one of them primary (a
+        majority write is then acknowledged by two members, and a step-down finds a successor)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            states = self.states()
+            if (sorted(states) == sorted(p for p in self.ports if p not in self.killed)
+                    and set(states.values()) <= {"PRIMARY", "SECONDARY"} and "PRIMARY" in states.values()):
+                return
+            time.sleep(0.1)
+        raise EmbeddedError(f"replica set {self.name} was not healthy within {timeout}s: {self.states()}")
+
+    def step_down(self, seconds: int = 10) -> int:
+        """``replSetStepDown`` on the current primary (it may not stand again for ``seconds``);
+        returns the port that was primary."""
+        port = self.primary_port()
+        if port is None:
+            raise EmbeddedError("no primary to step down")
+        with self._direct(port) as client:
+            # a primary may drop its connections as it steps down: the answer can be lost
+            with contextlib.suppress(ConnectionFailure):
+                client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=5)
+        return port
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one member: no clean shutdown, as when its machine dies."""
+        proc = self.procs[port]
+        self.killed.add(port)
+        if proc.alive():
+            assert proc.process is not None
+            proc.process.kill()
+            proc.process.wait(10)
+
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Starts a killed member again on its port and data; returns once it has rejoined the set
+        (primary or secondary again)."""
+        self.procs[port].stop()
+        self._spawn(port)
+        self.killed.discard(port)
+        deadline = time.monotonic() + timeout
+        while self.states().get(port) not in ("PRIMARY", "SECONDARY"):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"mongod on port {port} did not rejoin {self.name} within {timeout}s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stops every member by its pid, even when one of them resists."""
+        for proc in self.procs.values():  # all at once: each takes about a second to shut down
+            if proc.alive() and proc.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.process.terminate()
+        errors = []
+        for proc in self.procs.values():
+            try:
+                proc.stop()
+            except Exception as exc:  # the others must still be stopped
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from solomo.core.idempotency import mark_written
 
@@ -66,14 +66,26 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
     claims racing for one offer do all succeed or sell out given time; but an unreachable MongoDB
     only for ``transaction_outage_s`` — enough to ride out an election, short enough that a
     request in flight when the primary dies answers 503 within seconds instead of hanging until
-    MongoDB is back (found by the MongoDB drill, ``tests/faults/test_mongo_outage.py``).
+    MongoDB is back (found by the MongoDB drill, ``tests/faults/test_mongo_outage.py``). That
+    budget counts from the first connection error, not from the start: a transaction that waited
+    out write conflicts for seconds still rides out an election that begins then (found by the
+    election drill, ``tests/faults/test_mongo_election.py``). A server-selection timeout is not
+    retried: no primary for ``serverSelectionTimeoutMS`` (3 s) is longer than an election (about
+    1 s here), so MongoDB is down and the request answers 503 at once.
     """
     started = time.monotonic()
     settings = services.settings
+    outage_since: float | None = None
 
     def may_retry(exc: PyMongoError) -> bool:
-        budget = settings.transaction_outage_s if isinstance(exc, ConnectionFailure) else settings.transaction_retry_s
-        return time.monotonic() - started < budget
+        nonlocal outage_since
+        now = time.monotonic()
+        if isinstance(exc, ServerSelectionTimeoutError):
+            return False
+        if isinstance(exc, ConnectionFailure):  # not writable primary, a connection cut: an election
+            outage_since = now if outage_since is None else outage_since
+            return now - outage_since < settings.transaction_outage_s
+        return now - started < settings.transaction_retry_s
 
     async with services.mongo.start_session() as session:
         for retry in itertools.count():

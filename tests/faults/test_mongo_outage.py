@@ -21,7 +21,6 @@ checking in at a merchant's stores and claiming its limited offers. The drill as
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import shutil
@@ -38,8 +37,8 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from solomo.core.ratelimit import default_specs
 from solomo.embedded import EmbeddedServers, free_port
+from tests.faults.drill import NOT_THE_ERROR_BODY, Outcome, as_env, call, stats, unlimited_settings
 from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
@@ -54,21 +53,6 @@ CONVERGE_S = 60.0  # beat's sweeper runs every 15 s
 MAX_ANSWER_S = 6.0  # serverSelectionTimeoutMS (3 s) plus slack for a loaded 2-core machine
 RECOVERY_S = 30.0
 PASSWORD = "password123"
-
-
-@dataclass
-class Outcome:
-    phase: str
-    op: str
-    status: int | None  # None: no HTTP answer (timeout / connection error)
-    code: str | None
-    started: float
-    ended: float
-    error: str = ""
-
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.started
 
 
 @dataclass
@@ -102,17 +86,12 @@ def stack() -> Iterator[Stack]:
     try:
         servers.start()
         assert servers.mongo and servers.redis
-        unlimited = {action: "" for action in default_specs()}  # the drill is not about limits
         env = {
             "SOLOMO_MONGO_URL": servers.mongo.url, "SOLOMO_REDIS_URL": servers.redis.url,
             "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",
             "SOLOMO_MONGO_DB": DB, "SOLOMO_DATA_DIR": str(tmp), "SOLOMO_LOG_LEVEL": "WARNING",
             "SOLOMO_FANOUT_SWEEP_AFTER_S": "2",
-            # the drill's clients all come from 127.0.0.1 at thousands of requests a minute: no limits
-            "SOLOMO_RATE_LIMITS": json.dumps(unlimited),
-            # nor about the abuse caps: one merchant opens a store per check-in and many offers
-            "SOLOMO_MAX_STORES_PER_MERCHANT": "1000", "SOLOMO_MAX_LIVE_OFFERS_PER_STORE": "1000",
-            "SOLOMO_MAX_OFFERS_PER_STORE_PER_DAY": "1000",
+            **as_env(unlimited_settings()),  # the drill is about MongoDB, not limits nor abuse caps
         }
         api = LiveServer(free_port(), extra_env=env)
         api.start()
@@ -129,21 +108,7 @@ def stack() -> Iterator[Stack]:
 
 
 async def _call(drill: Drill, http: httpx2.AsyncClient, op: str, method: str, url: str, **kw) -> httpx2.Response | None:
-    phase = drill.phase
-    start = time.monotonic()
-    try:
-        resp = await http.request(method, url, **kw)
-    except httpx2.HTTPError as exc:
-        drill.outcomes.append(Outcome(phase, op, None, None, start, time.monotonic(), repr(exc)))
-        return None
-    code = None
-    if resp.status_code >= 400:
-        try:
-            code = resp.json()["error"]["code"]
-        except (ValueError, KeyError, TypeError):
-            code = "<not the error body>"
-    drill.outcomes.append(Outcome(phase, op, resp.status_code, code, start, time.monotonic()))
-    return resp
+    return await call(drill.outcomes, drill.phase, http, op, method, url, **kw)
 
 
 async def _client(drill: Drill, base_url: str) -> None:
@@ -283,7 +248,7 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
     by_phase: dict[str, list[Outcome]] = {}
     for o in drill.outcomes:
         by_phase.setdefault(o.phase, []).append(o)
-    summary = {p: _stats(os_) for p, os_ in by_phase.items()}
+    summary = {p: stats(os_) for p, os_ in by_phase.items()}
     ops: dict[str, dict[str, int]] = {}
     for o in drill.outcomes:
         if kill_at <= o.started < restart_began:
@@ -300,7 +265,7 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
     # request answers within MAX_ANSWER_S, none hangs until MongoDB is back
     hung = [o for o in drill.outcomes if o.status is None or o.seconds > MAX_ANSWER_S]
     assert not hung, [(o.op, o.status, round(o.seconds, 1), o.error) for o in hung][:5]
-    assert not [o for o in drill.outcomes if o.code == "<not the error body>"]
+    assert not [o for o in drill.outcomes if o.code == NOT_THE_ERROR_BODY]
     assert all(o.status is not None and (o.status < 400 or _sold_out(o))
                for o in drill.outcomes if o.ended < kill_at), summary
     outage = [o for o in drill.outcomes if kill_at <= o.started < restart_began]
@@ -381,11 +346,3 @@ async def _check_records(drill: Drill, db: Any, social: list[tuple[str, str]]) -
     while pending := await db.posts.count_documents({"author_id": {"$in": authors}, "fanout": {"$ne": "done"}}):
         assert time.monotonic() < deadline, f"{pending} posts were never fanned out"
         await asyncio.sleep(0.5)
-
-
-def _stats(outcomes: list[Outcome]) -> dict[str, object]:
-    statuses: dict[str, int] = {}
-    for o in outcomes:
-        key = str(o.status) if o.status is not None else "none"
-        statuses[key] = statuses.get(key, 0) + 1
-    return {"n": len(outcomes), "status": statuses, "max_s": round(max((o.seconds for o in outcomes), default=0), 2)}
