@@ -249,28 +249,49 @@ class EmbeddedRedisCluster:
 
     def start(self, timeout: float = 30.0) -> EmbeddedRedisCluster:
         """Starts the nodes, forms the cluster and waits until it is ok; stops every node on failure."""
-        if not self.ports:
-            taken: set[int] = set()
-            for _ in range(6):
-                port = free_cluster_port(taken)
-                taken |= {port, port + _BUS_OFFSET}
-                self.ports.append(port)
-        if len(self.ports) != 6 or len(set(self.ports)) != 6:
+        chosen = not self.ports
+        if not chosen and (len(self.ports) != 6 or len(set(self.ports)) != 6):
             raise EmbeddedError(f"a cluster needs six distinct ports, got {self.ports}")
         deadline = time.monotonic() + timeout
         try:
-            for port in self.ports:
-                if (self.node_dir(port) / "nodes.conf").exists():  # create would refuse a used node
-                    raise EmbeddedError(f"{self.node_dir(port)} already holds a cluster node: use a fresh data_dir")
-                self._start_node(port)
-            for port in self.ports:
-                self._wait_ping(port, deadline)
+            # ports chosen here may be taken by another program between the check and the bind: then
+            # the nodes are started again on other ports (bounded)
+            for attempt in range(3 if chosen else 1):
+                if chosen:
+                    self.ports = self._choose_ports()
+                try:
+                    self._launch(deadline)
+                    break
+                except EmbeddedError:
+                    if attempt == (2 if chosen else 0):
+                        raise
+                    self.stop()
+                    self.nodes.clear()
             self._create(deadline)
             self.wait_ok(max(0.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
         return self
+
+    @staticmethod
+    def _choose_ports() -> list[int]:
+        ports: list[int] = []
+        taken: set[int] = set()
+        for _ in range(6):
+            port = free_cluster_port(taken)
+            taken |= {port, port + _BUS_OFFSET}
+            ports.append(port)
+        return ports
+
+    def _launch(self, deadline: float) -> None:
+        """Starts the six nodes and waits until each answers."""
+        for port in self.ports:
+            if (self.node_dir(port) / "nodes.conf").exists():  # create would refuse a used node
+                raise EmbeddedError(f"{self.node_dir(port)} already holds a cluster node: use a fresh data_dir")
+            self._start_node(port)
+        for port in self.ports:
+            self._wait_ping(port, deadline)
 
     def _start_node(self, port: int) -> None:
         ndir = self.node_dir(port)
@@ -392,6 +413,12 @@ class EmbeddedRedisCluster:
     def stop(self) -> None:
         for proc in self.nodes.values():
             proc.stop()
+
+    def __enter__(self) -> EmbeddedRedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _redis_ping(port: int) -> bool:

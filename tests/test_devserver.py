@@ -278,6 +278,8 @@ def test_each_server_without_a_url_is_embedded_and_the_broker_is_never_the_data_
     external = cluster.model_copy(update={"mongo_url": "mongodb://db/", "broker_url": "redis://broker:6379/0"})
     assert external.embedded_ports == (None, None, None) and not external.uses_embedded
     assert external.effective_broker_url == "redis://broker:6379/0"
+    with pytest.raises(ValueError, match="SOLOMO_REDIS_URL"):  # the embedded Redis is no cluster
+        Settings(redis_url=None, redis_cluster=True)
 
 
 def test_embedded_for_starts_only_what_does_not_answer(tmp_path: Path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',
     )
+
+    @model_validator(mode="after")
+    def _cluster_is_external(self) -> Settings:
+        # the embedded data Redis is a single node: cluster mode against it could only fail later
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("SOLOMO_REDIS_CLUSTER=true needs SOLOMO_REDIS_URL (the address of any node of the "
+                             "cluster); the embedded Redis is not a cluster")
+        return self
 
     @property
     def effective_mongo_url(self) -> str:
