@@ -104,8 +104,8 @@ class Side:
         return out
 
 
-def _db_url(redis_url: str, db: int) -> str:
-    head, _, _ = redis_url.rpartition("/")
+def _db_url(url: str, db: int) -> str:
+    head, _, _ = url.rpartition("/")
     return f"{head}/{db}"
 
 
@@ -125,7 +125,7 @@ async def _stack(env: BenchEnv, name: str, threshold: int) -> Stack:
     from workers.app import make_celery
 
     settings = env.settings()
-    broker = _db_url(settings.effective_redis_url, BROKER_DB)
+    broker = _db_url(settings.effective_broker_url, BROKER_DB)
     environ = {**env.environ, "SOLOMO_BROKER_URL": broker}
     if threshold != settings.fanout_max_followers:
         environ["SOLOMO_FANOUT_MAX_FOLLOWERS"] = str(threshold)

@@ -283,12 +283,13 @@ class BenchEnv:
             await asyncio.to_thread(self._stop_processes)
 
     def _start_servers(self) -> None:
-        self.servers = EmbeddedServers(self.tmp, free_port(), free_port(), persistent=False).start()
-        assert self.servers.mongo and self.servers.redis
+        self.servers = EmbeddedServers(self.tmp, free_port(), free_port(), free_port(), persistent=False).start()
+        assert self.servers.mongo and self.servers.redis and self.servers.broker
         self.environ = {
             **os.environ,
             "SOLOMO_MONGO_URL": self.servers.mongo.url,
             "SOLOMO_REDIS_URL": self.servers.redis.url,
+            "SOLOMO_BROKER_URL": self.servers.broker.url,
             "SOLOMO_MONGO_DB": "solomo_bench",
             "SOLOMO_DATA_DIR": str(self.tmp),
             "SOLOMO_SECRET_KEY": "bench-secret",
@@ -319,9 +320,10 @@ class BenchEnv:
         """Settings of the API processes, for opening :class:`Services` in the harness."""
         from solomo.core.settings import load_settings
 
-        assert self.servers and self.servers.mongo and self.servers.redis
+        assert self.servers and self.servers.mongo and self.servers.redis and self.servers.broker
         return load_settings(
-            mongo_url=self.servers.mongo.url, redis_url=self.servers.redis.url, mongo_db="solomo_bench",
+            mongo_url=self.servers.mongo.url, redis_url=self.servers.redis.url,
+            broker_url=self.servers.broker.url, mongo_db="solomo_bench",
             secret_key="bench-secret", password_time_cost=1, password_memory_kib=1024,
         )
 

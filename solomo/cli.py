@@ -28,14 +28,17 @@ def _connected_settings() -> Iterator[Settings]:
         return
     from solomo.embedded import embedded_for
 
-    with embedded_for(settings.data_dir, settings.embedded_mongo_port, settings.embedded_redis_port) as (m, r):
-        yield load_settings(mongo_url=m, redis_url=r)
+    mongo_port, redis_port, broker_port = settings.embedded_ports
+    with embedded_for(settings.data_dir, mongo_port=mongo_port, redis_port=redis_port,
+                      broker_port=broker_port) as urls:
+        yield load_settings(**urls)
 
 
 @cli.command()
 def dev(workers: int = typer.Option(1, help="Celery worker processes"),
         seed: bool = typer.Option(True, help="Seed the demo city into an empty database")) -> None:
-    """Start embedded MongoDB and Redis, a Celery worker with beat, and the API."""
+    """Start MongoDB, the data Redis and the broker Redis (each embedded unless its SOLOMO_*_URL is set),
+    a Celery worker with beat, and the API."""
     from solomo.devserver import run_dev
 
     raise typer.Exit(run_dev(load_settings(), workers=workers, seed=seed))

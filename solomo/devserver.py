@@ -1,5 +1,6 @@
-"""``solomo dev``: the whole service on one machine — embedded MongoDB and Redis, a Celery worker
-(with beat), the API — stopped in reverse order on Ctrl-C or SIGTERM, leaving no process behind."""
+"""``solomo dev``: the whole service on one machine — embedded MongoDB, data Redis and broker Redis
+(each unless its SOLOMO_*_URL names an external one), a Celery worker (with beat), the API — stopped
+in reverse order on Ctrl-C or SIGTERM, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -79,18 +80,26 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
     env = {**os.environ, "SOLOMO_SECRET_KEY": dev_secret_key(settings)}
     logs = settings.data_dir / "logs"
     try:
-        if settings.uses_embedded:
-            if port_open(settings.embedded_mongo_port) or port_open(settings.embedded_redis_port):
-                print(f"ports {settings.embedded_mongo_port}/{settings.embedded_redis_port} are busy: "
-                      "is another `make run` going?", file=sys.stderr)
+        if settings.uses_embedded:  # whichever of the three servers has no SOLOMO_*_URL is started here
+            mongo_port, redis_port, broker_port = settings.embedded_ports
+            wanted = {"MongoDB": mongo_port, "Redis": redis_port, "broker Redis": broker_port}
+            embedded = {name: port for name, port in wanted.items() if port is not None}
+            busy = [str(port) for port in embedded.values() if port_open(port)]
+            if busy:
+                print(f"port(s) {', '.join(busy)} busy: is another `make run` going?", file=sys.stderr)
                 return 1
-            print(f"starting MongoDB :{settings.embedded_mongo_port} and Redis :{settings.embedded_redis_port}"
-                  f" (data in {settings.data_dir})")
-            servers = EmbeddedServers(settings.data_dir, settings.embedded_mongo_port,
-                                      settings.embedded_redis_port, persistent=True).start()
-            assert servers.mongo and servers.redis
-            env["SOLOMO_MONGO_URL"] = servers.mongo.url
-            env["SOLOMO_REDIS_URL"] = servers.redis.url
+            external = [name for name, port in wanted.items() if port is None]
+            if settings.redis_cluster and "Redis" in external:
+                external[external.index("Redis")] = "Redis Cluster"
+            print("starting " + ", ".join(f"{name} :{port}" for name, port in embedded.items())
+                  + (f"; external {', '.join(external)}" if external else "") + f" (data in {settings.data_dir})")
+            servers = EmbeddedServers(settings.data_dir, mongo_port, redis_port, broker_port, persistent=True).start()
+            if servers.mongo is not None:
+                env["SOLOMO_MONGO_URL"] = servers.mongo.url
+            if servers.redis is not None:
+                env["SOLOMO_REDIS_URL"] = servers.redis.url
+            if servers.broker is not None:
+                env["SOLOMO_BROKER_URL"] = servers.broker.url
         if seed:
             # the seed's summary is for the person at this console: it prints there, in its format
             seed_proc = ManagedProcess("seed", [sys.executable, "-m", "solomo.cli", "seed", "--if-empty"], None)

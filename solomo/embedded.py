@@ -166,6 +166,7 @@ class EmbeddedRedis:
     data_dir: Path
     port: int
     persistent: bool = True
+    name: str = "redis"  # its dir data_dir/<name> and log data_dir/<name>.log: "redis" (data), "broker"
     proc: ManagedProcess = field(init=False)
 
     @property
@@ -173,7 +174,7 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> None:
-        rdir = self.data_dir / "redis"
+        rdir = self.data_dir / self.name
         rdir.mkdir(parents=True, exist_ok=True)
         args = [
             str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -181,7 +182,7 @@ class EmbeddedRedis:
             "--maxclients", "10000", "--save", "",
         ]
         args += ["--appendonly", "yes" if self.persistent else "no"]
-        self.proc = ManagedProcess("redis-server", args, self.data_dir / "redis.log")
+        self.proc = ManagedProcess("redis-server", args, self.data_dir / f"{self.name}.log")
         self.proc.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -248,28 +249,49 @@ class EmbeddedRedisCluster:
 
     def start(self, timeout: float = 30.0) -> EmbeddedRedisCluster:
         """Starts the nodes, forms the cluster and waits until it is ok; stops every node on failure."""
-        if not self.ports:
-            taken: set[int] = set()
-            for _ in range(6):
-                port = free_cluster_port(taken)
-                taken |= {port, port + _BUS_OFFSET}
-                self.ports.append(port)
-        if len(self.ports) != 6 or len(set(self.ports)) != 6:
+        chosen = not self.ports
+        if not chosen and (len(self.ports) != 6 or len(set(self.ports)) != 6):
             raise EmbeddedError(f"a cluster needs six distinct ports, got {self.ports}")
         deadline = time.monotonic() + timeout
         try:
-            for port in self.ports:
-                if (self.node_dir(port) / "nodes.conf").exists():  # create would refuse a used node
-                    raise EmbeddedError(f"{self.node_dir(port)} already holds a cluster node: use a fresh data_dir")
-                self._start_node(port)
-            for port in self.ports:
-                self._wait_ping(port, deadline)
+            # ports chosen here may be taken by another program between the check and the bind: then
+            # the nodes are started again on other ports (bounded)
+            for attempt in range(3 if chosen else 1):
+                if chosen:
+                    self.ports = self._choose_ports()
+                try:
+                    self._launch(deadline)
+                    break
+                except EmbeddedError:
+                    if attempt == (2 if chosen else 0):
+                        raise
+                    self.stop()
+                    self.nodes.clear()
             self._create(deadline)
             self.wait_ok(max(0.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
         return self
+
+    @staticmethod
+    def _choose_ports() -> list[int]:
+        ports: list[int] = []
+        taken: set[int] = set()
+        for _ in range(6):
+            port = free_cluster_port(taken)
+            taken |= {port, port + _BUS_OFFSET}
+            ports.append(port)
+        return ports
+
+    def _launch(self, deadline: float) -> None:
+        """Starts the six nodes and waits until each answers."""
+        for port in self.ports:
+            if (self.node_dir(port) / "nodes.conf").exists():  # create would refuse a used node
+                raise EmbeddedError(f"{self.node_dir(port)} already holds a cluster node: use a fresh data_dir")
+            self._start_node(port)
+        for port in self.ports:
+            self._wait_ping(port, deadline)
 
     def _start_node(self, port: int) -> None:
         ndir = self.node_dir(port)
@@ -392,6 +414,12 @@ class EmbeddedRedisCluster:
         for proc in self.nodes.values():
             proc.stop()
 
+    def __enter__(self) -> EmbeddedRedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def _redis_ping(port: int) -> bool:
     try:
@@ -404,31 +432,39 @@ def _redis_ping(port: int) -> bool:
 
 @dataclass
 class EmbeddedServers:
-    """Both servers; a context manager that always stops what it started."""
+    """The servers a SoLoMo deployment needs: mongod, the data Redis and the Celery broker's own Redis.
+    A port of None leaves that server out (it is external). A context manager that always stops what
+    it started."""
 
     data_dir: Path
-    mongo_port: int
-    redis_port: int
+    mongo_port: int | None
+    redis_port: int | None
+    broker_port: int | None = None
     persistent: bool = True
     mongo: EmbeddedMongo | None = None
     redis: EmbeddedRedis | None = None
+    broker: EmbeddedRedis | None = None
 
     def start(self) -> EmbeddedServers:
         try:
-            self.redis = EmbeddedRedis(self.data_dir, self.redis_port, self.persistent)
-            self.redis.start()
-            self.mongo = EmbeddedMongo(self.data_dir, self.mongo_port)
-            self.mongo.start()
+            if self.redis_port is not None:
+                self.redis = EmbeddedRedis(self.data_dir, self.redis_port, self.persistent)
+                self.redis.start()
+            if self.broker_port is not None:
+                self.broker = EmbeddedRedis(self.data_dir, self.broker_port, self.persistent, name="broker")
+                self.broker.start()
+            if self.mongo_port is not None:
+                self.mongo = EmbeddedMongo(self.data_dir, self.mongo_port)
+                self.mongo.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        if self.mongo is not None and hasattr(self.mongo, "proc"):
-            self.mongo.stop()
-        if self.redis is not None and hasattr(self.redis, "proc"):
-            self.redis.stop()
+        for server in (self.mongo, self.broker, self.redis):
+            if server is not None and hasattr(server, "proc"):
+                server.stop()
 
     def __enter__(self) -> EmbeddedServers:
         return self.start()
@@ -438,17 +474,24 @@ class EmbeddedServers:
 
 
 @contextlib.contextmanager
-def embedded_for(settings_data_dir: Path, mongo_port: int, redis_port: int) -> Iterator[tuple[str, str]]:
-    """Yield (mongo_url, redis_url), starting embedded servers unless they already answer."""
-    if port_open(mongo_port) and _redis_ping(redis_port):
-        yield (
-            f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true",
-            f"redis://127.0.0.1:{redis_port}/0",
-        )
-        return
-    with EmbeddedServers(settings_data_dir, mongo_port, redis_port) as servers:
-        assert servers.mongo and servers.redis
-        yield servers.mongo.url, servers.redis.url
+def embedded_for(settings_data_dir: Path, *, mongo_port: int | None, redis_port: int | None,
+                 broker_port: int | None) -> Iterator[dict[str, str]]:
+    """Yield the URLs of the embedded servers asked for (a port of None: that one is external, not
+    touched) as settings overrides (``mongo_url``, ``redis_url``, ``broker_url``). One that already
+    answers on its port (a running ``make run``) is used as it is; the others are started for the
+    duration and stopped after."""
+    mongo = mongo_port if mongo_port is not None and not port_open(mongo_port) else None
+    redis = redis_port if redis_port is not None and not _redis_ping(redis_port) else None
+    broker = broker_port if broker_port is not None and not _redis_ping(broker_port) else None
+    urls: dict[str, str] = {}
+    if mongo_port is not None:
+        urls["mongo_url"] = EmbeddedMongo(settings_data_dir, mongo_port).url
+    if redis_port is not None:
+        urls["redis_url"] = EmbeddedRedis(settings_data_dir, redis_port).url
+    if broker_port is not None:
+        urls["broker_url"] = EmbeddedRedis(settings_data_dir, broker_port, name="broker").url
+    with EmbeddedServers(settings_data_dir, mongo, redis, broker):
+        yield urls
 
 
 @dataclass

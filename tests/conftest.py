@@ -1,4 +1,4 @@
-"""Test session: real embedded MongoDB and Redis (or external ones from SOLOMO_*_URL), the app
+"""Test session: real embedded MongoDB, data Redis and broker Redis (or external ones from SOLOMO_*_URL), the app
 through ASGI, a real Celery worker thread, and a real uvicorn process for socket tests."""
 
 from __future__ import annotations
@@ -34,19 +34,29 @@ def pytest_configure(config: pytest.Config) -> None:
     # address; the per-address limits are tested on their own (tests/moderation/test_ratelimit.py
     # and tests/security/test_api2_authentication.py set them low there).
     os.environ.setdefault("SOLOMO_RATE_LIMITS", '{"register": "100000/minute", "login_failed_ip": "100000/minute"}')
-    if os.environ.get("SOLOMO_MONGO_URL") and os.environ.get("SOLOMO_REDIS_URL"):
+    # each server named by a SOLOMO_*_URL is used as it is; the others are started here (the broker
+    # is always a Redis of its own, never the data Redis)
+    def wanted(var: str) -> int | None:
+        return None if os.environ.get(var) else free_port()
+
+    mongo_port, redis_port, broker_port = wanted("SOLOMO_MONGO_URL"), wanted("SOLOMO_REDIS_URL"), \
+        wanted("SOLOMO_BROKER_URL")
+    cluster = on_cluster() and redis_port is not None
+    if cluster:
+        redis_port = None  # the data Redis is the cluster started below
+    if mongo_port is None and redis_port is None and broker_port is None and not cluster:
         return
     _tmp = Path(tempfile.mkdtemp(prefix="solomo-test-"))
-    _servers = EmbeddedServers(_tmp, free_port(), free_port(), persistent=False).start()
-    assert _servers.mongo and _servers.redis
-    os.environ["SOLOMO_MONGO_URL"] = _servers.mongo.url
-    os.environ["SOLOMO_REDIS_URL"] = _servers.redis.url
+    _servers = EmbeddedServers(_tmp, mongo_port, redis_port, broker_port, persistent=False).start()
+    for var, server in (("SOLOMO_MONGO_URL", _servers.mongo), ("SOLOMO_REDIS_URL", _servers.redis),
+                        ("SOLOMO_BROKER_URL", _servers.broker)):
+        if server is not None:
+            os.environ[var] = server.url
     os.environ["SOLOMO_DATA_DIR"] = str(_tmp)
-    if on_cluster():
+    if cluster:
         # the second pass of `make test`: the data on a real six-node Redis Cluster; the broker
-        # stays the plain embedded Redis (Celery cannot use a cluster)
+        # stays a plain Redis of its own (Celery cannot use a cluster)
         _cluster = EmbeddedRedisCluster(_tmp).start()
-        os.environ.setdefault("SOLOMO_BROKER_URL", _servers.redis.url.rsplit("/", 1)[0] + "/1")
         os.environ["SOLOMO_REDIS_URL"] = _cluster.url
         os.environ["SOLOMO_REDIS_CLUSTER"] = "true"
 

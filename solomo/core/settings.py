@@ -1,14 +1,15 @@
 """Settings read from the environment (prefix ``SOLOMO_``), with documented defaults.
 
-When ``SOLOMO_MONGO_URL`` / ``SOLOMO_REDIS_URL`` are unset, the service uses the embedded
-``mongod`` and ``redis-server`` on the loopback ports below (see :mod:`solomo.embedded`).
+Each of ``SOLOMO_MONGO_URL``, ``SOLOMO_REDIS_URL`` and ``SOLOMO_BROKER_URL`` left unset means the
+embedded ``mongod`` / data ``redis-server`` / broker ``redis-server`` on the loopback ports below
+(see :mod:`solomo.embedded`); ``solomo dev`` starts whichever of them is not external.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,11 +23,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="External Redis URL (data); unset = embedded redis-server")
     redis_cluster: bool = Field(False, description="SOLOMO_REDIS_CLUSTER=true: SOLOMO_REDIS_URL names any node "
                                 "of a Redis Cluster")
-    broker_url: str | None = Field(None, description="Celery broker URL; default: the Redis URL with db 1")
+    broker_url: str | None = Field(None, description="Celery broker: its own non-cluster Redis, never the data "
+                                   "Redis; unset = embedded redis-server on embedded_broker_port")
     mongo_db: str = "solomo"
     data_dir: Path = PROJECT_ROOT / ".solomo"
     embedded_mongo_port: int = 27117
     embedded_redis_port: int = 6479
+    embedded_broker_port: int = 6480
 
     # --- HTTP --------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -97,6 +100,14 @@ class Settings(BaseSettings):
                     '"" disables one',
     )
 
+    @model_validator(mode="after")
+    def _cluster_is_external(self) -> Settings:
+        # the embedded data Redis is a single node: cluster mode against it could only fail later
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("SOLOMO_REDIS_CLUSTER=true needs SOLOMO_REDIS_URL (the address of any node of the "
+                             "cluster); the embedded Redis is not a cluster")
+        return self
+
     @property
     def effective_mongo_url(self) -> str:
         if self.mongo_url:
@@ -112,15 +123,22 @@ class Settings(BaseSettings):
 
     @property
     def effective_broker_url(self) -> str:
-        if self.broker_url:
-            return self.broker_url
-        base = self.effective_redis_url
-        head, _, tail = base.rpartition("/")
-        return f"{head}/1" if tail.isdigit() else base.rstrip("/") + "/1"
+        # kombu has no Redis Cluster transport, and the broker's queues must not compete with the
+        # data Redis for memory: the broker is always a Redis of its own
+        return self.broker_url or f"redis://127.0.0.1:{self.embedded_broker_port}/0"
+
+    @property
+    def embedded_ports(self) -> tuple[int | None, int | None, int | None]:
+        """Ports of the embedded (mongod, data Redis, broker Redis): None for each one that is external."""
+        return (
+            None if self.mongo_url else self.embedded_mongo_port,
+            None if self.redis_url else self.embedded_redis_port,
+            None if self.broker_url else self.embedded_broker_port,
+        )
 
     @property
     def uses_embedded(self) -> bool:
-        return not (self.mongo_url and self.redis_url)
+        return any(port is not None for port in self.embedded_ports)
 
 
 def load_settings(**overrides: object) -> Settings:

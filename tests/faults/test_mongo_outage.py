@@ -1,6 +1,6 @@
 """Drill: MongoDB dies (SIGKILL) for ten seconds under load and comes back on the same port and data.
 
-A separate mongod + redis-server pair, a separate uvicorn process and a ``celery worker -B``
+A separate mongod, data redis-server and broker redis-server, a separate uvicorn process and a ``celery worker -B``
 subprocess (fan-out, with beat's sweeper as the outbox) serve this drill, so the session's shared
 servers are untouched. Over real HTTP throughout, registration clients keep registering, logging in
 and reading ``/v1/me``, and social clients (accounts that follow each other) keep posting, liking,
@@ -80,15 +80,15 @@ class Stack:
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="solomo-drill-"))
-    servers = EmbeddedServers(tmp, free_port(), free_port(), persistent=True)
+    servers = EmbeddedServers(tmp, free_port(), free_port(), free_port(), persistent=True)
     api: LiveServer | None = None
     worker: WorkerProcess | None = None
     try:
         servers.start()
-        assert servers.mongo and servers.redis
+        assert servers.mongo and servers.redis and servers.broker
         env = {
             "SOLOMO_MONGO_URL": servers.mongo.url, "SOLOMO_REDIS_URL": servers.redis.url,
-            "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",
+            "SOLOMO_BROKER_URL": servers.broker.url,
             "SOLOMO_MONGO_DB": DB, "SOLOMO_DATA_DIR": str(tmp), "SOLOMO_LOG_LEVEL": "WARNING",
             "SOLOMO_FANOUT_SWEEP_AFTER_S": "2",
             **as_env(unlimited_settings()),  # the drill is about MongoDB, not limits nor abuse caps

@@ -1,8 +1,9 @@
 """Drill: the redis-server is SIGKILLed while clients keep posting, liking, checking in and claiming
 vouchers, stays down a few seconds, and is started again on the same port *empty* (no persistence:
-feeds, broker queues, rate limits, event history all gone, as after a crash of a cache-only Redis).
+feeds, rate limits, event history all gone, as after a crash of a cache-only Redis). The Celery broker
+is a Redis of its own, as deployed, and stays up.
 
-A separate mongod + redis-server pair (not the session's: other tests are unaffected), a separate
+A separate mongod, data redis-server and broker redis-server (not the session's: other tests are unaffected), a separate
 uvicorn process and a ``celery worker -B`` subprocess (with beat, whose sweeper is the fan-out
 outbox) serve this drill. Before the outage a small social graph (everyone follows everyone), a
 merchant's stores and limited offers, posts and check-ins are made. Every client loops over: read
@@ -104,16 +105,16 @@ class Stack:
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     tmp = Path(tempfile.mkdtemp(prefix="solomo-rdrill-"))
-    servers = EmbeddedServers(tmp, free_port(), free_port(), persistent=False)  # Redis restarts empty
+    servers = EmbeddedServers(tmp, free_port(), free_port(), free_port(), persistent=False)  # Redis restarts empty
     api: LiveServer | None = None
     worker: WorkerProcess | None = None
     try:
         servers.start()
-        assert servers.mongo and servers.redis
+        assert servers.mongo and servers.redis and servers.broker
         unlimited = {action: "" for action in default_specs()}  # the drill is not about limits
         env = {
             "SOLOMO_MONGO_URL": servers.mongo.url, "SOLOMO_REDIS_URL": servers.redis.url,
-            "SOLOMO_BROKER_URL": servers.redis.url.rpartition("/")[0] + "/1",
+            "SOLOMO_BROKER_URL": servers.broker.url,
             "SOLOMO_MONGO_DB": DB, "SOLOMO_DATA_DIR": str(tmp), "SOLOMO_LOG_LEVEL": "WARNING",
             "SOLOMO_FANOUT_SWEEP_AFTER_S": "2", "SOLOMO_RATE_LIMITS": json.dumps(unlimited),
             # nor about the abuse caps: one merchant opens a store per check-in and many offers

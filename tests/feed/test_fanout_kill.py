@@ -15,7 +15,7 @@ loss would show (a sorted set holds a member once, so "every feed holds the post
   while those after it get it; a run that started over would fill them all. The ``feed.new`` events
   recorded after the restart are likewise only for online followers past the checkpoint.
 
-The worker listens on its own broker database (db 2), so the in-process test worker of other tests
+The worker listens on its own database of the broker Redis (db 2), so the in-process test worker of other tests
 cannot take the task; it fans out in small batches (``SOLOMO_FANOUT_CHUNK=20``) so the kill lands
 mid-way, and with a 1 s sweep age so that beat's 15 s schedule picks the post up on its first run.
 """
@@ -60,8 +60,8 @@ LIKERS = 5
 pytestmark = pytest.mark.slow
 
 
-def _broker_db2(redis_url: str) -> str:
-    head, _, _ = redis_url.rpartition("/")
+def _broker_db2(broker_url: str) -> str:
+    head, _, _ = broker_url.rpartition("/")
     return f"{head}/2"
 
 
@@ -157,7 +157,7 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
 
     await wait_until(all_online, timeout=15)
 
-    broker = _broker_db2(settings.effective_redis_url)
+    broker = _broker_db2(settings.effective_broker_url)
     env = {**os.environ, "SOLOMO_BROKER_URL": broker, "SOLOMO_FANOUT_CHUNK": str(CHUNK),
            "SOLOMO_FANOUT_MAX_FOLLOWERS": str(FOLLOWERS * 10), "SOLOMO_FANOUT_SWEEP_AFTER_S": "1"}
     worker = WorkerProcess(env, tmp_path)

@@ -93,8 +93,9 @@ def target(settings) -> Iterator[Target]:
     from solomo.app import create_app
 
     base = settings.effective_redis_url.rpartition("/")[0]
+    broker = settings.effective_broker_url.rpartition("/")[0]  # the broker is a Redis of its own
     fuzz_settings = settings.model_copy(update={
-        "mongo_db": f"{settings.mongo_db}_fuzz", "redis_url": f"{base}/3", "broker_url": f"{base}/4",
+        "mongo_db": f"{settings.mongo_db}_fuzz", "redis_url": f"{base}/3", "broker_url": f"{broker}/4",
         # every logout case logs in afresh for its throw-away token: more than the per-address limit allows
         "rate_limits": {**settings.rate_limits, "login_ip": ""},
     })

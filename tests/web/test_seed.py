@@ -28,7 +28,7 @@ async def empty_services(settings):
     name = f"seed_{uuid.uuid4().hex[:8]}"
     # log_level INFO, as in `make run`: the seed's app sets the root level from it (caplog restores it)
     isolated = load_settings(mongo_db=name, redis_url=_with_db(settings.effective_redis_url, 2),
-                             broker_url=_with_db(settings.effective_redis_url, 3), log_level="INFO")
+                             broker_url=_with_db(settings.effective_broker_url, 3), log_level="INFO")
     services = await open_services(isolated)
     try:
         yield services
