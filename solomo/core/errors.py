@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from redis.exceptions import AskError, ClusterError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -144,5 +145,12 @@ EXCEPTION_HANDLERS = {
     PyMongoError: database_error_handler,
     RedisConnectionError: unavailable_handler,
     RedisTimeoutError: unavailable_handler,
+    # a Redis Cluster while slots move (a master died, its replica not yet promoted): CLUSTERDOWN,
+    # a slot no live master serves, TRYAGAIN, redirections that did not settle within the client's
+    # retries ("TTL exhausted" is a ClusterError; MOVED/ASK are AskError) — all pass in seconds
+    ClusterError: unavailable_handler,
+    SlotNotCoveredError: unavailable_handler,
+    TryAgainError: unavailable_handler,
+    AskError: unavailable_handler,
     Exception: unexpected_handler,
 }

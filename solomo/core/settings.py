@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(False, description="SOLOMO_REDIS_CLUSTER=true: SOLOMO_REDIS_URL names any node "
                                 "of a Redis Cluster")
     broker_url: str | None = Field(None, description="Celery broker URL; default: the Redis URL with db 1")
+    broker_visibility_timeout_s: int = Field(300, ge=1, description="A task taken by a worker that died "
+                                             "(acks late) goes back to the queue this long after it was delivered; "
+                                             "longer than any task runs, else a running task is delivered twice")
     mongo_db: str = "solomo"
     data_dir: Path = PROJECT_ROOT / ".solomo"
     embedded_mongo_port: int = 27117
