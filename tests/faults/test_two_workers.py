@@ -42,7 +42,7 @@ from tests.support import WorkerProcess, register, wait_until
 from tests.support import online as online_now
 
 FOLLOWERS = 20_000
-CHUNK = 50
+CHUNK = 200
 ONLINE_EVERY = 10
 VISIBILITY_S = 8  # > the time from delivery to the kill; the survivor scans every second
 BROKER_DB = 4
