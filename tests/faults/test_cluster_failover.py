@@ -32,6 +32,7 @@ import pytest
 from bson import ObjectId
 
 from solomo.core.keys import BUCKETS, home_key, online_key
+from tests.faults.drill import report
 from tests.faults.fanout_drill import (
     fanout_state,
     feed_faults,
@@ -197,7 +198,7 @@ async def test_master_killed_mid_fanout_loses_nothing(cluster_stack, tmp_path, c
         if rec.name == "solomo.core.errors":
             why = rec.getMessage().split(": ", 1)[-1][:40]
             reasons[why] = reasons.get(why, 0) + 1
-    print(f"\ncluster failover drill: killed master :{victim} (serving {buckets} of {BUCKETS} reader buckets) "
+    report(f"cluster failover drill: killed master :{victim} (serving {buckets} of {BUCKETS} reader buckets) "
           f"at follower {resume_at} of {FOLLOWERS}; cluster ok after {cluster_ok_s:.1f}s; API reads {statuses}, "
           f"503 for {reasons}, first 200 after the kill in {recover_s:.2f}s "
           f"(every reader by {max(first_ok.values()) - killed:.2f}s), "

@@ -28,6 +28,7 @@ from bson import ObjectId
 
 from solomo.core.keys import BUCKETS, feed_new_sent
 from solomo.core.presence import Presence
+from tests.faults.drill import report
 from tests.faults.fanout_drill import (
     event_times,
     fanout_state,
@@ -151,7 +152,7 @@ async def test_killed_worker_mid_task_the_other_finishes(cluster_stack, tmp_path
     for bucket in range(BUCKETS):
         told |= set(await services.redis.smembers(feed_new_sent(member, bucket)))
     assert told == set(online), (len(told), len(online))
-    print(f"\ntwo-worker drill: killed {victim.log.stem} (pid {victim.pid}) holding task {task_id[:8]} after "
+    report(f"two-worker drill: killed {victim.log.stem} (pid {victim.pid}) holding task {task_id[:8]} after "
           f"{partial} of {FOLLOWERS} feeds (checkpoint at follower {resume_at}); {survivor.log.stem} got the same "
           f"message back from the broker (visibility timeout {VISIBILITY_S}s) and finished {done_s:.1f}s after the "
           f"kill; feeds: 0 missing, 0 duplicates; feed.new: {len(online)} online followers told once each")
