@@ -128,25 +128,33 @@ class LiveServer:
 
 
 class WorkerProcess:
-    """``celery worker -B`` (solo pool) in a child process with the given environment.
+    """``celery worker`` (solo pool), with beat (``-B``) unless ``beat=False``, in a child process
+    with the given environment.
 
     The child leads its own process group (``_die_with_parent``), so :meth:`kill` takes the
     worker and its forked beat process down together, as a machine crash would."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, log_name: str = "celery-worker.log") -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, log_name: str = "celery-worker.log", *,
+                 beat: bool = True) -> None:
         self.env = env
         self.workdir = workdir
         self.log = workdir / log_name
+        self.beat = beat
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def start(self) -> None:
         from solomo.embedded import _die_with_parent
 
+        beat = ["-B", "-s", str(self.workdir / f"{self.log.stem}.beat-schedule")] if self.beat else []
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "solo",
-                 "--loglevel", "WARNING", "-B", "-s", str(self.workdir / "beat-schedule"), "--without-gossip",
-                 "--without-mingle", "--without-heartbeat"],
+                 "--loglevel", "WARNING", *beat, "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     def kill(self) -> None:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from solomo.core import tasknames as names
 from solomo.core.services import Services
 from workers import runtime
@@ -15,6 +19,16 @@ from workers.app import app
 
 def _run(job: Any) -> Any:
     return runtime.run(app.conf.solomo_settings, job)
+
+
+FANOUT_RETRY: dict[str, Any] = {
+    # A Redis failover (a cluster master died: its slots move in a few seconds) or a restart: the
+    # fan-out is sent again after 1, 2, 4 … s (jittered, at most 5 times) and resumes at its
+    # checkpoint, instead of waiting for the sweep (≥ fanout_sweep_after_s), which stays the outbox
+    # for everything else.
+    "autoretry_for": (RedisConnectionError, RedisTimeoutError, ClusterError, SlotNotCoveredError, TryAgainError),
+    "retry_backoff": 1, "retry_backoff_max": 8, "retry_jitter": True, "max_retries": 5,
+}
 
 
 @app.task(name=names.PING)
@@ -71,7 +85,7 @@ def realtime_sweep() -> None:
 # --- social feed: fan-out (issue 3) ---------------------------------------------------------
 
 
-@app.task(name=names.FANOUT_POST)
+@app.task(name=names.FANOUT_POST, **FANOUT_RETRY)
 def fanout_post(post_id: str) -> None:
     """Bring feeds, cells and topics in line with the post's status (push, or pull back)."""
     from bson import ObjectId
@@ -81,7 +95,7 @@ def fanout_post(post_id: str) -> None:
     _run(lambda services: fanout(services, ObjectId(post_id)))
 
 
-@app.task(name=names.FANOUT_RETRACT)
+@app.task(name=names.FANOUT_RETRACT, **FANOUT_RETRY)
 def fanout_retract(post_id: str) -> None:
     """Sent when a post is hidden, removed or deleted: brings the feeds in line with the post's
     current status (so a late one after a restore pushes it back), telling holders (post.deleted)."""
@@ -92,7 +106,7 @@ def fanout_retract(post_id: str) -> None:
     _run(lambda services: fanout(services, ObjectId(post_id)))
 
 
-@app.task(name=names.FANOUT_RESTORE)
+@app.task(name=names.FANOUT_RESTORE, **FANOUT_RETRY)
 def fanout_restore(post_id: str) -> None:
     """Sent when a hidden or removed post is published again: brings the feeds in line with its
     current status (the same idempotent work as fanout.post)."""

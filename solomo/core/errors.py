@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from redis.exceptions import AskError, ClusterError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -131,6 +132,25 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(503, "unavailable", "the database is unavailable; retry shortly", {"Retry-After": "2"})
 
 
+def _raised_in_redis_client(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside redis-py itself (its innermost frame is there)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
+
+
+async def redis_client_failure_handler(request: Request, exc: Exception) -> Response:
+    """redis-py's cluster client, refreshing its view after a failover, closes every connection, also
+    one another request is using: that request fails with "'NoneType' object has no attribute
+    'writelines'" instead of a ConnectionError (redis-py 8). Transient: 503. An AttributeError
+    raised anywhere else is a bug, re-raised to :func:`unexpected_handler` (500)."""
+    if not _raised_in_redis_client(exc):
+        raise exc
+    log.warning("Redis connection closed under a command on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "unavailable", "a backing service is unavailable; retry shortly", {"Retry-After": "2"})
+
+
 async def unexpected_handler(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "internal error")
@@ -144,5 +164,13 @@ EXCEPTION_HANDLERS = {
     PyMongoError: database_error_handler,
     RedisConnectionError: unavailable_handler,
     RedisTimeoutError: unavailable_handler,
+    # a Redis Cluster while slots move (a master died, its replica not yet promoted): CLUSTERDOWN,
+    # a slot no live master serves, TRYAGAIN, redirections that did not settle within the client's
+    # retries ("TTL exhausted" is a ClusterError; MOVED/ASK are AskError) — all pass in seconds
+    ClusterError: unavailable_handler,
+    SlotNotCoveredError: unavailable_handler,
+    TryAgainError: unavailable_handler,
+    AskError: unavailable_handler,
+    AttributeError: redis_client_failure_handler,
     Exception: unexpected_handler,
 }

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
                                 "of a Redis Cluster")
     broker_url: str | None = Field(None, description="Celery broker: its own non-cluster Redis, never the data "
                                    "Redis; unset = embedded redis-server on embedded_broker_port")
+    broker_visibility_timeout_s: int = Field(300, ge=1, description="A task taken by a worker that died "
+                                             "(acks late) goes back to the queue this long after it was delivered; "
+                                             "longer than any task runs, else a running task is delivered twice")
     mongo_db: str = "solomo"
     data_dir: Path = PROJECT_ROOT / ".solomo"
     embedded_mongo_port: int = 27117

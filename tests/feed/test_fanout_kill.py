@@ -15,9 +15,11 @@ loss would show (a sorted set holds a member once, so "every feed holds the post
   while those after it get it; a run that started over would fill them all. The ``feed.new`` events
   recorded after the restart are likewise only for online followers past the checkpoint.
 
-The worker listens on its own database of the broker Redis (db 2), so the in-process test worker of other tests
-cannot take the task; it fans out in small batches (``SOLOMO_FANOUT_CHUNK=20``) so the kill lands
-mid-way, and with a 1 s sweep age so that beat's 15 s schedule picks the post up on its first run.
+The seeding, the worker's environment and the read-back are shared with the other fan-out drills
+(tests/faults/fanout_drill.py). The worker listens on its own broker database (db 2 of the session's
+broker Redis), so the in-process test worker of other tests cannot take the task; it fans out in
+small batches (``SOLOMO_FANOUT_CHUNK=20``) so the kill lands mid-way, and with a 1 s sweep age so
+that beat's 15 s schedule picks the post up on its first run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections import Counter
@@ -36,18 +37,31 @@ from bson import ObjectId
 
 from feed.fanout import CHECKPOINT_EVERY
 from feed.posts import build_post, insert_post
-from feed.timeline import MARKER, READY
+from feed.timeline import MARKER
 from feed.trends import bucket_of
 from solomo.core import tasknames
-from solomo.core.keys import event_history, home_key, trend_authors, trend_posts
+from solomo.core.keys import event_history, trend_authors, trend_posts
 from solomo.core.presence import Presence
 from solomo.core.queue import TaskQueue
 from solomo.core.settings import load_settings
+from tests.faults.fanout_drill import (
+    clear_broker,
+    drill_broker,
+    drop_keys,
+    event_times,
+    feeds,
+    holders,
+    make_ready,
+    seed_audience,
+    worker_env,
+)
 from tests.feed.helpers import principal
 from tests.realtime.wsclient import open_ws
 from tests.support import Account, WorkerProcess, make_account, register, wait_until
 from tests.support import online as online_now
 from workers.app import make_celery
+
+BROKER_DB = 2
 
 FOLLOWERS = 20_000
 CHUNK = 20
@@ -58,11 +72,6 @@ KILL_AFTER = CHECKPOINT_EVERY * CHUNK + CHUNK // 2  # an online follower in the 
 MENTIONED = 3  # the first sockets' owners are mentioned in the post
 LIKERS = 5
 pytestmark = pytest.mark.slow
-
-
-def _broker_db2(broker_url: str) -> str:
-    head, _, _ = broker_url.rpartition("/")
-    return f"{head}/2"
 
 
 class Sockets:
@@ -98,46 +107,21 @@ class Sockets:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _history(redis: Any, uids: list[str], type: str, **data: str) -> dict[str, list[int]]:
-    """uid → the stream times (ms) of that user's recorded events of ``type`` matching ``data``."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for uid in uids:
-            pipe.xrange(event_history(uid))
-        streams = await pipe.execute()
-    out: dict[str, list[int]] = {}
-    for uid, entries in zip(uids, streams, strict=True):
-        times = []
-        for event_id, fields in entries:
-            payload = json.loads(fields["data"])
-            if fields["type"] == type and all(payload.get(k) == v for k, v in data.items()):
-                times.append(int(str(event_id).split("-")[0]))
-        out[uid] = times
-    return out
-
-
 async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services, settings, live_server, tmp_path):
     author = await register(client)
     aid = ObjectId(author.id)
     real = [await make_account(services, "user") for _ in range(SOCKETS)]
     real_at = {SOCKET_AT + i * SOCKET_EVERY: acct for i, acct in enumerate(real)}
     followers = [ObjectId(real_at[i].id) if i in real_at else ObjectId() for i in range(FOLLOWERS)]
-    follow_ids = [ObjectId() for _ in range(FOLLOWERS)]  # increasing: the fan-out's order is position order
-    position = {f: i for i, f in enumerate(follow_ids)}
     probes = [i for i in range(FOLLOWERS) if i % PROBE_EVERY == PROBE_AT]
     online_fake = [i for i in range(FOLLOWERS) if i % ONLINE_EVERY == 0]
     online = {str(followers[i]): i for i in online_fake} | {a.id: i for i, a in real_at.items()}
     assert not set(probes) & (set(online_fake) | set(real_at)) and not set(online_fake) & set(real_at)
     assert KILL_AFTER in online_fake
-    await services.db.follows.insert_many(
-        [{"_id": fid, "follower_id": f, "target_type": "user", "target_id": aid, "created_at": None, "created_ms": 0}
-         for fid, f in zip(follow_ids, followers, strict=True)], ordered=False)
-    await services.db.users.update_one({"_id": aid}, {"$set": {"followers_count": FOLLOWERS}})
     probe_set = set(probes)
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for i, f in enumerate(followers):  # active readers: their feeds exist (the probes' do not, yet)
-            if i not in probe_set:
-                pipe.zadd(home_key(f), {MARKER: READY})
-        await pipe.execute()
+    # active readers: their feeds exist (the probes' do not, yet)
+    audience = await seed_audience(services, aid, followers, ready=lambda i: i not in probe_set)
+    position = audience.position
 
     # 2,000 followers online in a simulated API process (heartbeating, so no sweep drops them)
     sim = Presence(services.redis, f"drill-{uuid.uuid4().hex[:8]}")
@@ -157,10 +141,9 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
 
     await wait_until(all_online, timeout=15)
 
-    broker = _broker_db2(settings.effective_broker_url)
-    env = {**os.environ, "SOLOMO_BROKER_URL": broker, "SOLOMO_FANOUT_CHUNK": str(CHUNK),
-           "SOLOMO_FANOUT_MAX_FOLLOWERS": str(FOLLOWERS * 10), "SOLOMO_FANOUT_SWEEP_AFTER_S": "1"}
-    worker = WorkerProcess(env, tmp_path)
+    broker = drill_broker(settings, BROKER_DB)
+    await clear_broker(broker)
+    worker = WorkerProcess(worker_env(broker, chunk=CHUNK, max_followers=FOLLOWERS * 10), tmp_path)
     queue = TaskQueue(make_celery(load_settings(broker_url=broker)))
     mentioned = real[:MENTIONED]
     tag = f"drill{uuid.uuid4().hex[:8]}"
@@ -169,12 +152,6 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
     assert len(doc["mention_ids"]) == MENTIONED and len(doc["topics"]) == 1
     await insert_post(services, doc)
     pid, member = doc["_id"], str(doc["_id"])
-
-    async def holders() -> int:
-        async with services.redis.pipeline(transaction=False) as pipe:
-            for f in followers:
-                pipe.zscore(home_key(f), member)
-            return sum(s is not None for s in await pipe.execute())
 
     async def like(acct: Account) -> None:
         for _ in range(2):  # twice: a like is idempotent, the counter must not move the second time
@@ -193,16 +170,13 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
         await wait_until(under_way, timeout=30, interval=0.002)
         worker.kill()
         post = await services.db.posts.find_one({"_id": pid})
-        partial = await holders()
+        partial = await holders(services.redis, followers, member)
         assert post["fanout"] == "pending", "the fan-out finished before the kill: nothing was proved"
         checkpoint = post["fanout_progress"]["user"]
         assert isinstance(checkpoint, ObjectId), checkpoint
         resume_at = position[checkpoint] + 1  # followers [0, resume_at) are done for good
         assert resume_at <= partial + len([p for p in probes if p < resume_at]) and partial < FOLLOWERS
-        async with services.redis.pipeline(transaction=False) as pipe:
-            for i in probes:  # readers who come back now: empty, READY feeds
-                pipe.zadd(home_key(followers[i]), {MARKER: READY})
-            await pipe.execute()
+        await make_ready(services.redis, [followers[i] for i in probes])  # readers who come back now
         await asyncio.gather(*[like(a) for a in real[-LIKERS:-LIKERS + 2]])  # while no worker runs
         restarted_ms = int(time.time() * 1000)
         started = time.monotonic()
@@ -229,22 +203,19 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
         await sim.leave()
 
     # every active reader holds the post, once
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for f in followers:
-            pipe.zrange(home_key(f), 0, -1)
-        feeds = await pipe.execute()
-    active = [feeds[i] for i in range(FOLLOWERS) if i not in probe_set]
+    got = await feeds(services.redis, followers)
+    active = [got[i] for i in range(FOLLOWERS) if i not in probe_set]
     assert all(Counter(m)[member] == 1 and len(m) == 2 for m in active), "a reader's feed lacks the post"
 
     # the resume started at the checkpoint: probes before it were not rewritten, those after it were
     before = [i for i in probes if i < resume_at]
     after = [i for i in probes if i >= resume_at]
     assert before and after
-    assert all(feeds[i] == [MARKER] for i in before), "the resumed run redid followers before its checkpoint"
-    assert all(feeds[i] == [MARKER, member] for i in after), "the resumed run skipped followers after its checkpoint"
+    assert all(got[i] == [MARKER] for i in before), "the resumed run redid followers before its checkpoint"
+    assert all(got[i] == [MARKER, member] for i in after), "the resumed run skipped followers after its checkpoint"
 
     # feed.new, per online follower: recorded once in the history, delivered once to each socket
-    history = await _history(services.redis, list(online), "feed.new", post_id=member)
+    history = await event_times(services.redis, list(online), "feed.new", post_id=member)
     per_user = {uid: len(times) for uid, times in history.items()}
     assert all(per_user.values()), [uid for uid, n in per_user.items() if not n][:5]
     after_restart = {uid for uid, times in history.items() if max(times) >= restarted_ms}
@@ -257,7 +228,7 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
     assert not twice, f"{len(twice)} online followers got feed.new twice, at {sorted(twice.values())[:10]}"
 
     # mentions: one notification each, in the history and on the socket
-    mentions = await _history(services.redis, [m.id for m in mentioned], "notification", kind="mention",
+    mentions = await event_times(services.redis, [m.id for m in mentioned], "notification", kind="mention",
                               post_id=member)
     assert {uid: len(t) for uid, t in mentions.items()} == {m.id: 1 for m in mentioned}
     assert [sockets.count(m.id, "notification", kind="mention", post_id=member) for m in mentioned] == [1] * MENTIONED
@@ -275,8 +246,5 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
           f"{finished_s:.1f}s after restart; feed.new per online follower: {dict(Counter(per_user.values()))} "
           f"over {len(online)} ({len(after_restart)} recorded after the restart); "
           f"probes kept empty {len(before)}, filled {len(after)}; {len(twice)} duplicates in the redo window")
-    histories = [event_history(u) for u in online]
-    for start in range(0, FOLLOWERS, 1000):
-        await services.redis.delete(*[home_key(f) for f in followers[start:start + 1000]],
-                                    *histories[start // 10:(start + 1000) // 10])
+    await drop_keys(services.redis, [*audience.keys, *(event_history(u) for u in online)])
 
