@@ -14,8 +14,9 @@ Rows (sizes at ``--scale 1``; with another scale the threshold is scaled too and
 Ours: from the post's 201 until the last follower in fan-out order holds it (polled every
 millisecond in Redis; for the pull row, until the post is marked ``fanout: done``), every follower's
 feed checked afterwards. It goes through the Celery worker: the followers read from MongoDB in
-batches of ``fanout_chunk`` (5,000), one Lua call per batch that also trims each feed, skips readers
-whose feed expired and reports who is online, a progress checkpoint every few batches.
+batches of ``fanout_chunk`` (5,000), each batch one pipelined round of Lua calls, one per reader
+bucket (64), that also trim each feed, skip readers whose feed expired and report who is online, a
+progress checkpoint every few batches. The same on a Redis Cluster: :mod:`benchmarks.bench_fanout_cluster`.
 
 Baseline, same redis-server, same run, interleaved with ours: a minimal Lua script that only
 ``ZADD``s the same score and a post id into the same feed keys, ``fanout_chunk`` keys per call, from

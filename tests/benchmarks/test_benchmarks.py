@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -210,13 +211,15 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
         results = await bench_main.run_all(names, scale=0.002, min_seconds=2.0)
     finally:
         ensure_wrk.cache_clear()
-    assert {"checkins", "fanout", "feed_read", "local_feed", "nearby_stores", "push", "vouchers"} <= set(names)
-    kinds = Counter(next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "local feed",
+    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "local_feed", "nearby_stores", "push",
+            "vouchers"} <= set(names)
+    kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
+                    next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "local feed",
                                      "nearby stores", "offer push", "voucher claims, winning",
                                      "voucher claims, sold-out") if r.name.startswith(k)) for r in results)
-    assert kinds == {"check-in writes": 1, "fan-out to": 2, "post by a": 1, "home feed": 1, "local feed": 1,
-                     "nearby stores": 1, "offer push": 2, "voucher claims, winning": 1,
-                     "voucher claims, sold-out": 1}, kinds
+    assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
+                     "home feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
+                     "voucher claims, winning": 1, "voucher claims, sold-out": 1}, kinds
     for r in results:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
@@ -236,7 +239,16 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert sold_out.extra["answers_201"] == sold_out.extra["stock"] == sold_out.extra["vouchers_in_db"]
     assert sold_out.extra["answers_409"] == sold_out.extra["requests"] > 0  # the row holds only the 409s
     for r in results:
-        if r.name.startswith("fan-out"):
+        if r.name.startswith("fan-out") and "on a Redis Cluster" in r.name:
+            assert "in-Redis ZADD per bucket" in r.name and r.extra["mode"] == "push", r
+            assert r.extra["feeds_holding"] == r.extra["followers"] and r.extra["fanout_done"], r
+            assert r.extra["masters"] == 3 and r.extra["script_calls_per_chunk"] > 1, r  # really per bucket
+            assert r.extra["in_redis_seconds"] and "in_redis_cpu%_redis_masters" in r.extra, r
+            assert "cpu%_redis_masters" in r.extra and "cpu%_mongod" in r.extra and "cpu%_harness" in r.extra, r
+            for port in r.extra["cluster_ports"]:  # every node was stopped when the benchmark ended
+                with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+        elif r.name.startswith("fan-out"):
             assert "in-Redis ZADD" in r.name and r.extra["mode"] == "push", r
             assert r.extra["feeds_holding"] == r.extra["followers"] and r.extra["fanout_done"], r
             assert r.extra["in_redis_seconds"] and "in_redis_cpu%_redis" in r.extra and "cpu%_worker" in r.extra, r
