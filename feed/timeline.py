@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from solomo.core.keys import by_bucket, by_hash_tag, home_key, online_key
+from solomo.core.keys import by_bucket, by_hash_tag, home_key, home_key_in, online_key
 from solomo.core.pagination import Position
 from solomo.core.redistypes import RedisClient
 from solomo.core.scripts import LuaScript
@@ -115,7 +115,7 @@ class Timelines:
             return 0, []
         async with self.redis.pipeline(transaction=False) as pipe:
             for bucket, uids in buckets.items():
-                keys = [home_key(u) for u in uids]
+                keys = [home_key_in(bucket, u) for u in uids]
                 prefix = len(keys[0]) - len(uids[0])  # each key ends with its owner's id
                 _ADD.queue(pipe, [*keys, online_key(bucket)], [score, member, cap, prefix])
             results = await pipe.execute()

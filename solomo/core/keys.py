@@ -76,7 +76,12 @@ PULL_CACHE = "feed:pull"
 def home_key(user_id: Id) -> str:
     """``feed:home:{b<n>}:<user id>``: a reader's home timeline (zset, score = created_ms, member =
     post id)."""
-    return f"feed:home:{bucket_tag(bucket_of(user_id))}:{user_id}"
+    return home_key_in(bucket_of(user_id), user_id)
+
+
+def home_key_in(bucket: int, user_id: Id) -> str:
+    """:func:`home_key` when the bucket is known already (the fan-out groups readers by bucket)."""
+    return f"feed:home:{{b{bucket}}}:{user_id}"
 
 
 def home_rebuild_lock(user_id: Id) -> str:
