@@ -142,7 +142,7 @@ class Timelines:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for bucket, uids in buckets.items():
-                _REMOVE.queue(pipe, [*(home_key(u) for u in uids), online_key(bucket)], [member, *uids])
+                _REMOVE.queue(pipe, [*(home_key_in(bucket, u) for u in uids), online_key(bucket)], [member, *uids])
             results = await pipe.execute()
         return [str(u) for result in results for u in result]
 
