@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from solomo.core.keys import by_bucket, by_hash_tag, home_key, home_key_in, online_key
+from solomo.core.keys import by_bucket, by_hash_tag, home_key_in, online_key
 from solomo.core.pagination import Position
 from solomo.core.redistypes import RedisClient
 from solomo.core.scripts import LuaScript
