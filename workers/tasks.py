@@ -76,7 +76,7 @@ def realtime_sweep() -> None:
 
     async def job(services: Services) -> None:
         await expire_positions(services.redis, services.settings.position_ttl_s)
-        await sweep(services.redis)
+        await sweep(services.redis, stale_after_ms=int(services.settings.ws_process_stale_s * 1000))
         await clear_done_closes(services.db)
 
     _run(job)

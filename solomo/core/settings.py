@@ -74,6 +74,10 @@ class Settings(BaseSettings):
                                 "revocation, account status) this often; closed within a minute at the latest")
     ws_close_poll_s: float = Field(5.0, gt=0, le=60, description="Each API process reads the pending "
                                    "socket closes (suspensions, deletions: the outbox) this often")
+    ws_heartbeat_s: float = Field(10.0, gt=0, le=60, description="Each API process refreshes its presence "
+                                  "this often and sweeps the processes that stopped")
+    ws_process_stale_s: float = Field(45.0, gt=0, le=600, description="An API process silent this long is "
+                                      "dead: its users leave the online sets (at least 3 heartbeats)")
     position_ttl_s: int = 900
 
     # --- moderation --------------------------------------------------------------
@@ -109,6 +113,13 @@ class Settings(BaseSettings):
         if self.redis_cluster and not self.redis_url:
             raise ValueError("SOLOMO_REDIS_CLUSTER=true needs SOLOMO_REDIS_URL (the address of any node of the "
                              "cluster); the embedded Redis is not a cluster")
+        return self
+
+    @model_validator(mode="after")
+    def _stale_after_heartbeats(self) -> Settings:
+        # a process that misses one or two heartbeats (a pause, a slow Redis) is not dead yet
+        if self.ws_process_stale_s < 3 * self.ws_heartbeat_s:
+            raise ValueError("ws_process_stale_s must be at least 3 × ws_heartbeat_s")
         return self
 
     @property

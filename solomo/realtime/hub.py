@@ -42,11 +42,10 @@ from solomo.realtime.slots import Slots, slot_process
 log = logging.getLogger("solomo.realtime")
 
 LocationListener = Callable[[Any, str, float, float], Awaitable[Any]]
-HEARTBEAT_S = 10.0
 
 
 class Hub:
-    def __init__(self, services: Services, *, pid: str | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, services: Services, *, pid: str | None = None) -> None:
         self.services = services
         self.redis = services.redis
         self.pid = pid or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -54,9 +53,9 @@ class Hub:
         self.by_slot: dict[str, Connection] = {}
         self.slots = Slots(self.redis, services.settings.ws_max_sockets_per_user)
         self.close_poll_s = services.settings.ws_close_poll_s
-        self.presence = Presence(self.redis, self.pid, stale_after_s=max(45.0, heartbeat_s * 4))
+        self.presence = Presence(self.redis, self.pid, stale_after_s=services.settings.ws_process_stale_s)
         self.location_listeners: list[LocationListener] = []
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = services.settings.ws_heartbeat_s
         self._dirty: dict[str, bool] = {}
         self._dirty_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
