@@ -19,6 +19,7 @@ new accounts per client address.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import time
@@ -35,6 +36,7 @@ from solomo.core.services import Services
 from solomo.core.settings import Settings
 
 EXTRAS_KEY = "solomo.ratelimiter"
+CONNECTED_KEY = "solomo.ratelimiter.connected"
 
 
 @functools.lru_cache(maxsize=256)
@@ -63,6 +65,21 @@ def limiter(services: Services) -> MovingWindowRateLimiter:
                                    key_prefix=RATE_LIMIT_PREFIX, **pool)
         rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)
     return cast(MovingWindowRateLimiter, rl)
+
+
+async def connected_limiter(services: Services) -> MovingWindowRateLimiter:
+    """:func:`limiter`, its cluster client connected by one caller first. redis-py's async
+    ``RedisCluster`` (the library's own, created lazily) learns the topology on its first command
+    and then recycles the connections that concurrent first commands are opening: a burst of
+    requests to a fresh API process failed with ``AttributeError`` (a 500). One PING under a lock
+    does that first contact alone; until it succeeds (Redis down) the next caller tries again."""
+    rl = limiter(services)
+    if services.settings.redis_cluster and not services.extras.get(CONNECTED_KEY):
+        lock = services.extras.setdefault(CONNECTED_KEY + ".lock", asyncio.Lock())
+        async with lock:
+            if not services.extras.get(CONNECTED_KEY):
+                services.extras[CONNECTED_KEY] = await rl.storage.check()
+    return rl
 
 
 @functools.cache
@@ -103,7 +120,7 @@ async def enforce(services: Services, action: str, principal: Any, *, limit: str
     with ``Retry-After`` once any of its limits is used up. ``limit`` overrides the configured
     spec (tests)."""
     key = _key(principal)
-    rl = limiter(services)
+    rl = await connected_limiter(services)
     for item in _items(services, action, limit):
         if not await rl.hit(item, action, key):
             raise await _refuse(rl, item, action, key)
@@ -113,7 +130,7 @@ async def ensure_room(services: Services, action: str, who: Any, *, limit: str |
     """429 if ``who`` has used up ``action``, without counting anything. With :func:`count`, this
     limits only some outcomes (failed logins) while checking before the costly work."""
     key = _key(who)
-    rl = limiter(services)
+    rl = await connected_limiter(services)
     for item in _items(services, action, limit):
         if not await rl.test(item, action, key):
             raise await _refuse(rl, item, action, key)
@@ -122,7 +139,7 @@ async def ensure_room(services: Services, action: str, who: Any, *, limit: str |
 async def count(services: Services, action: str, who: Any, *, limit: str | None = None) -> None:
     """Counts one ``action`` by ``who`` without refusing (the next :func:`ensure_room` will)."""
     key = _key(who)
-    rl = limiter(services)
+    rl = await connected_limiter(services)
     for item in _items(services, action, limit):
         await rl.hit(item, action, key)
 
