@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from redis.asyncio import RedisCluster
 
 from solomo.core.closecodes import GOING_AWAY, TOO_MANY_SOCKETS
 from solomo.core.control import pending_closes, publish_evict
@@ -215,8 +216,18 @@ class Hub:
                         conn.finish(GOING_AWAY, "event subscription lost; reconnect with last_event_id")
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+                await self._notice_topology()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _notice_topology(self) -> None:
+        """On a Redis Cluster a subscription goes to the master that the client last knew for the
+        channel's slot: once that master died, every new one would try the dead node again until
+        some other command happened to refresh the client's view. A keyed command on that slot
+        makes redis-py notice (and re-read the slots), so the next attempt finds the new master."""
+        if isinstance(self.redis, RedisCluster):
+            with contextlib.suppress(Exception):
+                await self.redis.exists(CHANNEL)
 
     async def _flush_presence(self) -> None:
         while not self._stopping:

@@ -16,6 +16,10 @@ share is split between sockets on A and on B. The drill proves, counting every f
 
 The API processes run with a short heartbeat (``SOLOMO_WS_HEARTBEAT_S``) and staleness
 (``SOLOMO_WS_PROCESS_STALE_S``) so the sweep comes within seconds.
+
+Two shorter tests share the cluster: a fresh process's first burst of rate-limited requests (the
+limiter's own cluster client once failed them with a 500), and the hub subscribing again by itself
+after the master of its channel's slot is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from bson import ObjectId
 from redis.asyncio import Redis
 
 from solomo.core import ratelimit
-from solomo.core.keys import PROCS, bucket_of, event_history, online_key
+from solomo.core.keys import EVENTS_CHANNEL, PROCS, bucket_of, event_history, online_key
 from solomo.core.presence import is_online
 from solomo.core.redistypes import RedisClient
 from solomo.core.settings import load_settings
 from solomo.embedded import EmbeddedRedisCluster, free_port
-from solomo.services import redis_client
+from solomo.realtime.hub import Hub
+from solomo.services import open_services, redis_client
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws
 from tests.support import Account, LiveServer, WorkerProcess, offset, register, wait_until
@@ -195,6 +200,7 @@ async def test_two_api_processes_and_two_workers_on_a_cluster(cluster, data, ser
             assert len({bucket_of(f.id) for f in followers}) >= 8
             authors = [await register(http_b) for _ in range(4)]
             merchant, store = await merchant_with_store(http_b)
+            timings["accounts"] = time.monotonic() - t0
             lat, lng = store["lat"], store["lng"]
 
             async def follow_all(f: Account) -> None:
@@ -205,6 +211,7 @@ async def test_two_api_processes_and_two_workers_on_a_cluster(cluster, data, ser
                 await follow_store(http_b, f, store["id"])
 
             await asyncio.gather(*(follow_all(f) for f in followers))
+            timings["follows"] = time.monotonic() - t0
 
             # presence across processes: one user online through A, then (A closed) through B
             probe = Socket(side_a[0], "A")
@@ -217,6 +224,7 @@ async def test_two_api_processes_and_two_workers_on_a_cluster(cluster, data, ser
             await probe.close()
             await wait_until(lambda: _none(data, [probe.acct.id]), WAIT_S)
 
+            timings["probe"] = time.monotonic() - t0
             sockets.extend(Socket(f, "A" if f in side_a else "B") for f in followers)
             await asyncio.gather(*(s.open(api_a.base_url if s.side == "A" else api_b.base_url,
                                           *offset(lat, lng, north_m=50 + 5 * n)) for n, s in enumerate(sockets)))
@@ -305,3 +313,51 @@ async def _each(socks: list[Socket], type: str, key: str, value: str) -> bool:
 async def _fanned_out(services: Any, post_id: str) -> bool:
     doc = await services.db.posts.find_one({"_id": ObjectId(post_id)}, {"fanout": 1})
     return bool(doc and doc.get("fanout") == "done")
+
+
+class RecordingHub(Hub):
+    """The real hub; it also keeps every ``rt:events`` payload it routes."""
+
+    def __init__(self, services: Any) -> None:
+        super().__init__(services)
+        self.seen: list[str] = []
+
+    def route(self, payload: str) -> int:
+        self.seen.append(payload)
+        return super().route(payload)
+
+
+async def test_hub_resubscribes_after_the_master_of_its_channel_dies(cluster):
+    """Last in the module (it kills a master; the node rejoins at the end). The hub's subscription
+    lives on the master of the channel's slot; after that master is SIGKILLed the hub subscribes on
+    the promoted replica by itself — no other command on its client (heartbeat every 60 s here) has
+    to refresh the client's view of the cluster first."""
+    own = load_settings(redis_url=cluster.url, redis_cluster=True, ws_heartbeat_s=60, ws_process_stale_s=180)
+    services = await open_services(own, create_indexes=False)
+    hub = RecordingHub(services)
+    await hub.start()
+    dead = cluster.master_port_for_key(EVENTS_CHANNEL)
+    try:
+        cluster.kill(dead)
+        await asyncio.to_thread(cluster.wait_ok, 30)
+        new = cluster.master_port_for_key(EVENTS_CHANNEL)
+        assert new != dead
+
+        async def subscribed() -> bool:
+            async with Redis(port=new, decode_responses=True) as node:
+                return dict(await node.pubsub_numsub(EVENTS_CHANNEL)).get(EVENTS_CHANNEL, 0) >= 1
+
+        await wait_until(subscribed, 20)
+        uid = str(ObjectId())
+
+        async def delivered() -> bool:
+            with contextlib.suppress(Exception):  # the publisher's client may still be catching up
+                await services.events.publish([uid], "feed.new", {"post_id": "p"})
+            return any(line.startswith(uid + " ") for p in hub.seen for line in p.split("\n"))
+
+        await wait_until(delivered, 10, interval=0.5)
+    finally:
+        await hub.stop()
+        await services.close()
+        cluster.restart(dead)
+        await asyncio.to_thread(cluster.wait_ok, 30)
