@@ -30,7 +30,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -48,6 +48,8 @@ from solomo.core.settings import load_settings
 from solomo.embedded import EmbeddedRedisCluster, free_port
 from solomo.realtime.hub import Hub
 from solomo.services import open_services, redis_client
+from tests.faults.drill import report
+from tests.faults.fanout_drill import clear_broker, drill_broker
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws
 from tests.support import Account, LiveServer, WorkerProcess, offset, register, wait_until
@@ -55,17 +57,14 @@ from tests.support import Account, LiveServer, WorkerProcess, offset, register, 
 FOLLOWERS = 24
 PER_MASTER_SIDE = 2  # each master's buckets: at least this many followers on A and on B
 HEARTBEAT_S, STALE_S = 0.5, 5.0  # A's users are swept 5 to 6 s after the kill
-BROKER_DB = 7  # reserved for this drill (the fan-out kill drill uses 2, the fuzz app 3 and 4)
+BROKER_DB = 7  # of the session's broker Redis, this drill's own (the other drills use 2 to 4)
 WAIT_S = 15.0
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedisCluster]:
-    servers = EmbeddedRedisCluster(tmp_path_factory.mktemp("twoapi-cluster")).start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
+def cluster(redis_cluster: EmbeddedRedisCluster) -> EmbeddedRedisCluster:
+    """This module's own cluster (tests/faults/conftest.py)."""
+    return redis_cluster
 
 
 @pytest.fixture
@@ -174,16 +173,16 @@ async def test_first_burst_of_rate_limited_calls_on_a_cluster(cluster):
 async def test_two_api_processes_and_two_workers_on_a_cluster(cluster, data, services, settings, tmp_path: Path):
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    broker = settings.effective_broker_url.rpartition("/")[0] + f"/{BROKER_DB}"
-    async with Redis.from_url(broker) as broker_redis:  # nothing left from an earlier run
-        await broker_redis.flushdb()
+    broker = drill_broker(settings, BROKER_DB)
+    await clear_broker(broker)
     env = {"SOLOMO_REDIS_URL": cluster.url, "SOLOMO_REDIS_CLUSTER": "true", "SOLOMO_BROKER_URL": broker,
            "SOLOMO_WS_HEARTBEAT_S": str(HEARTBEAT_S), "SOLOMO_WS_PROCESS_STALE_S": str(STALE_S)}
     api_a, api_b = LiveServer(free_port(), extra_env=env), LiveServer(free_port(), extra_env=env)
     workers = []
     for n in (1, 2):
         (tmp_path / f"w{n}").mkdir()
-        workers.append(WorkerProcess({**os.environ, **env}, tmp_path / f"w{n}", f"worker{n}.log"))
+        # beat runs once, in the first (as in compose)
+        workers.append(WorkerProcess({**os.environ, **env}, tmp_path / f"w{n}", f"worker{n}.log", beat=n == 1))
     sockets: list[Socket] = []
     try:
         # uvicorn's own bounded wait for /readyz; 60 s covers a start on a busy 2-core machine
@@ -294,8 +293,8 @@ async def test_two_api_processes_and_two_workers_on_a_cluster(cluster, data, ser
         for worker in workers:
             worker.stop()
     timings["total"] = time.monotonic() - t0
-    print("two-API drill:", {k: round(v, 2) for k, v in timings.items()},
-          f"followers={len(sockets)} (A {len(on_a)}, B {len(sockets) - len(on_a)})")
+    report(f"two API processes on the cluster: {len(sockets)} followers (A {len(on_a)}, B {len(sockets) - len(on_a)}), "
+           "each event once, none missed; seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
 
 
 async def _all(data: RedisClient, uids: list[str]) -> bool:
