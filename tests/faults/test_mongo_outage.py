@@ -50,7 +50,10 @@ OFFERS = 80
 STOCK = 3  # fewer than SOCIAL: claims race for the last vouchers
 DB = "solomo_drill"
 CONVERGE_S = 60.0  # beat's sweeper runs every 15 s
-MAX_ANSWER_S = 6.0  # serverSelectionTimeoutMS (3 s) plus slack for a loaded 2-core machine
+MAX_ANSWER_S = 6.0
+"""The longest wait, from the kill, for any answer: the outage budget (``transaction_outage_s``, 2 s,
+counted from the first connection error) plus serverSelectionTimeoutMS (3 s), plus slack for a loaded
+2-core machine."""
 RECOVERY_S = 30.0
 PASSWORD = "password123"
 
@@ -263,7 +266,9 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
     assert not [o for o in drill.outcomes if o.status is not None and o.status >= 500 and o.status != 503]
     # a transactional write in flight when mongod dies is bounded (run_transaction's timeout): every
     # request answers within MAX_ANSWER_S, none hangs until MongoDB is back
-    hung = [o for o in drill.outcomes if o.status is None or o.seconds > MAX_ANSWER_S]
+    # (measured from the later of its start and the kill: a write that had been waiting out write
+    # conflicts before mongod died still gets the outage's short budget from then on)
+    hung = [o for o in drill.outcomes if o.status is None or o.ended - max(o.started, kill_at) > MAX_ANSWER_S]
     assert not hung, [(o.op, o.status, round(o.seconds, 1), o.error) for o in hung][:5]
     assert not [o for o in drill.outcomes if o.code == NOT_THE_ERROR_BODY]
     assert all(o.status is not None and (o.status < 400 or _sold_out(o))
