@@ -21,6 +21,11 @@ INDEX_MODULES = [
 ]
 
 
+SERVER_SELECTION_MS = 2000
+"""How long an operation waits for a primary: longer than an election (about 1 s with the set's
+settings, docs/scaling.md), short enough that a request during an outage answers 503 within a few
+seconds (PyMongo's own retry of a write or commit can wait this twice)."""
+
 DURABILITY: dict[str, Any] = {
     "w": "majority",  # acknowledged only once a majority holds it: an election cannot roll it back
     "journal": True,  # ... and in those members' journals (a SIGKILL right after loses nothing)
@@ -34,7 +39,8 @@ DURABILITY: dict[str, Any] = {
 def mongo_client(settings: Settings, **kwargs: Any) -> Client:
     """The client for ``settings``; ``kwargs`` add to (or, for a test, override) the defaults."""
     options: dict[str, Any] = {
-        "tz_aware": True, "serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000, **DURABILITY, **kwargs,
+        "tz_aware": True, "serverSelectionTimeoutMS": SERVER_SELECTION_MS, "connectTimeoutMS": 3000,
+        **DURABILITY, **kwargs,
     }
     return AsyncMongoClient(settings.effective_mongo_url, **options)
 

@@ -18,9 +18,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger("solomo.core.txn")
 TRANSIENT = "TransientTransactionError"
+ABORT_TIMEOUT_S = 0.5
+"""The longest an abort may take (found by the MongoDB drill: an unbounded one after the primary died
+added a second server-selection wait to the 503)."""
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
 MAX_TIME_EXPIRED = 50
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.005, 0.5
@@ -70,7 +75,7 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
     budget counts from the first connection error, not from the start: a transaction that waited
     out write conflicts for seconds still rides out an election that begins then (found by the
     election drill, ``tests/faults/test_mongo_election.py``). A server-selection timeout is not
-    retried: no primary for ``serverSelectionTimeoutMS`` (3 s) is longer than an election (about
+    retried: no primary for ``serverSelectionTimeoutMS`` (2 s) is longer than an election (about
     1 s here), so MongoDB is down and the request answers 503 at once.
     """
     started = time.monotonic()
@@ -94,27 +99,42 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
             txn = Txn(session)
             await session.start_transaction()
             try:
-                await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
-                result = await body(txn)
+                with _outage_bound(outage_since, settings.transaction_outage_s):
+                    await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
+                    result = await body(txn)
             except Exception as exc:
                 if session.in_transaction:
-                    with contextlib.suppress(PyMongoError):
+                    # bounded: with the primary gone, an abort would wait a whole server selection
+                    # (2 s) for nothing; the server drops an abandoned transaction by itself
+                    with contextlib.suppress(PyMongoError), pymongo.timeout(ABORT_TIMEOUT_S):
                         await session.abort_transaction()
                 if isinstance(exc, PyMongoError) and exc.has_error_label(TRANSIENT) and may_retry(exc):
                     continue
                 raise
-            if await _commit(session, may_retry):
+            if await _commit(session, may_retry, lambda: _outage_bound(outage_since, settings.transaction_outage_s)):
                 break
     for name, args in txn.tasks:
         await send_task(services, name, *args)
     return result
 
 
-async def _commit(session: AsyncClientSession, may_retry: Callable[[PyMongoError], bool]) -> bool:
+def _outage_bound(outage_since: float | None, outage_s: float) -> AbstractContextManager[object]:
+    """Once a connection error was seen, every later operation of the transaction (server selection
+    included) runs under what is left of the outage budget: without it, each retry could wait a
+    whole ``serverSelectionTimeoutMS`` and PyMongo's own retry of a commit another one (found by the
+    MongoDB drill: answers 6 s after the kill instead of within the budget)."""
+    if outage_since is None:
+        return contextlib.nullcontext()
+    return pymongo.timeout(max(0.05, outage_s - (time.monotonic() - outage_since)))
+
+
+async def _commit(session: AsyncClientSession, may_retry: Callable[[PyMongoError], bool],
+                  bound: Callable[[], AbstractContextManager[object]]) -> bool:
     """Commits; False when the whole transaction must run again (a transient commit error)."""
     while True:
         try:
-            await session.commit_transaction()
+            with bound():
+                await session.commit_transaction()
             return True
         except PyMongoError as exc:
             if (exc.has_error_label(UNKNOWN_COMMIT) and may_retry(exc)

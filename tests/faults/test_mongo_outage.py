@@ -52,7 +52,8 @@ DB = "solomo_drill"
 CONVERGE_S = 60.0  # beat's sweeper runs every 15 s
 MAX_ANSWER_S = 6.0
 """The longest wait, from the kill, for any answer: the outage budget (``transaction_outage_s``, 2 s,
-counted from the first connection error) plus serverSelectionTimeoutMS (3 s), plus slack for a loaded
+counted from the first connection error, and bounding every operation after it) plus PyMongo's own
+retry of a commit (one serverSelectionTimeoutMS, 2 s), plus slack for a loaded
 2-core machine."""
 RECOVERY_S = 30.0
 PASSWORD = "password123"
