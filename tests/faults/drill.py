@@ -47,14 +47,18 @@ async def call(outcomes: list[Outcome], phase: str, http: httpx2.AsyncClient, op
     except Exception as exc:  # a transport error or an exception out of an ASGI app: recorded
         outcomes.append(Outcome(phase, op, None, None, start, time.monotonic(), repr(exc)))
         return None
-    code = None
-    if resp.status_code >= 400:
-        try:
-            code = resp.json()["error"]["code"]
-        except (ValueError, KeyError, TypeError):
-            code = NOT_THE_ERROR_BODY
-    outcomes.append(Outcome(phase, op, resp.status_code, code, start, time.monotonic()))
+    outcomes.append(Outcome(phase, op, resp.status_code, error_code(resp), start, time.monotonic()))
     return resp
+
+
+def error_code(resp: httpx2.Response) -> str | None:
+    """The JSON error body's code of a 4xx/5xx (``NOT_THE_ERROR_BODY`` when it has none), else None."""
+    if resp.status_code < 400:
+        return None
+    try:
+        return str(resp.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return NOT_THE_ERROR_BODY
 
 
 def unlimited_settings() -> dict[str, Any]:

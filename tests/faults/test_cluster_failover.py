@@ -32,7 +32,7 @@ import pytest
 from bson import ObjectId
 
 from solomo.core.keys import BUCKETS, home_key, online_key
-from tests.faults.drill import report
+from tests.faults.drill import error_code, report
 from tests.faults.fanout_drill import (
     fanout_state,
     feed_faults,
@@ -72,13 +72,7 @@ async def _read_loop(client, acct: Account, into: list[Read], stop: asyncio.Even
         except TimeoutError:
             into.append(Read(acct.id, started, time.monotonic(), None, None))
             continue
-        code = None
-        if resp.status_code >= 400:
-            try:
-                code = resp.json()["error"]["code"]
-            except (ValueError, KeyError, TypeError):
-                code = "<not the error body>"
-        into.append(Read(acct.id, started, time.monotonic(), resp.status_code, code))
+        into.append(Read(acct.id, started, time.monotonic(), resp.status_code, error_code(resp)))
         await asyncio.sleep(0.05)
 
 

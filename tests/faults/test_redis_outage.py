@@ -44,6 +44,7 @@ from feed.timeline import MARKER, READY
 from solomo.core.keys import home_key
 from solomo.core.ratelimit import default_specs
 from solomo.embedded import EmbeddedServers, free_port
+from tests.faults.drill import Outcome, call
 from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
@@ -67,17 +68,6 @@ class User:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
-
-
-@dataclass
-class Outcome:
-    phase: str
-    op: str
-    status: int | None
-    code: str | None
-    seconds: float
-    started: float
-    error: str = ""
 
 
 @dataclass
@@ -136,20 +126,7 @@ def stack() -> Iterator[Stack]:
 
 
 async def _call(drill: Drill, http: httpx2.AsyncClient, op: str, method: str, url: str, **kw) -> httpx2.Response | None:
-    phase, start = drill.phase, time.monotonic()
-    try:
-        resp = await http.request(method, url, **kw)
-    except httpx2.HTTPError as exc:
-        drill.outcomes.append(Outcome(phase, op, None, None, time.monotonic() - start, start, repr(exc)))
-        return None
-    code = None
-    if resp.status_code >= 400:
-        try:
-            code = resp.json()["error"]["code"]
-        except (ValueError, KeyError, TypeError):
-            code = "<not the error body>"
-    drill.outcomes.append(Outcome(phase, op, resp.status_code, code, time.monotonic() - start, start))
-    return resp
+    return await call(drill.outcomes, drill.phase, http, op, method, url, **kw)
 
 
 def _sold_out(o: Outcome) -> bool:
