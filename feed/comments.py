@@ -19,6 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from feed import postcache
 from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation import audit
@@ -85,6 +86,7 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
 
     await run_transaction(services, body)
     if doc["status"] == VISIBLE:
+        await postcache.invalidate(services, [post_id])  # its comment_count moved
         await _notify(services, user, post, doc, parent)
     return doc
 
@@ -146,7 +148,7 @@ async def delete_comment(services: Services, user: Principal, comment_id: Object
     if not allowed:
         raise Forbidden("only the comment's author, the post's author or a moderator can delete it")
 
-    async def body(txn: Txn) -> None:
+    async def body(txn: Txn) -> bool:
         session = txn.session
         targets = {"$or": [{"_id": comment_id}, {"reply_to": comment_id}], "status": {"$ne": "deleted"}}
         published = await services.db.comments.count_documents({**targets, "status": VISIBLE}, session=session)
@@ -160,8 +162,10 @@ async def delete_comment(services: Services, user: Principal, comment_id: Object
                                target_id=comment_id, reason=MODERATOR_DELETE_REASON, before={"status": doc["status"]},
                                after={"status": "deleted", "post_id": str(doc["post_id"]),
                                       "replies_deleted": max(0, result.modified_count - 1)})
+        return bool(published)
 
-    await run_transaction(services, body)
+    if await run_transaction(services, body):
+        await postcache.invalidate(services, [doc["post_id"]])  # its comment_count moved
 
 
 async def hydrate_comments(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 import orjson
 from bson import ObjectId
 
-from feed.paging import MongoSource, RedisSource, Source, collect
+from feed.paging import Loader, MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Timelines
 from solomo.core import tasknames
@@ -79,7 +79,9 @@ async def mark_pull(services: Services, target_type: Literal["user", "store"], t
 
 
 async def read_home(services: Services, reader: ObjectId, before: Position | None,
-                    limit: int) -> tuple[list[dict[str, Any]], Position | None]:
+                    limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+    """A page of the reader's home feed (documents or post views); ``load``: how posts named by the
+    timeline are loaded (the API passes :meth:`feed.hydrate.PageLoader.load`: the post cache)."""
     timelines = Timelines(services.redis)
     key = home_key(reader)
     want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
@@ -106,7 +108,7 @@ async def read_home(services: Services, reader: ObjectId, before: Position | Non
     else:
         sources = [MongoSource(services.db, home_query(reader, *await _followed(services, reader)))]
         await request_rebuild(services, reader)
-    return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader))
+    return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader), load)
 
 
 async def request_rebuild(services: Services, reader: ObjectId) -> None:

@@ -1,12 +1,16 @@
-"""Post documents → the contract's Post, for a whole page at once: authors, stores and the
-viewer's likes, one query per kind (never one per item), the three run concurrently.
+"""Post documents (or their cached views) → the contract's Post, for a whole page at once.
+
+A page costs, when everything is cached, two Redis round trips: the timeline slice (the feed's
+module), then one pipeline (:class:`PageLoader`) with the posts' views (:mod:`feed.postcache`),
+the viewer's likes among them (:mod:`feed.likedset`) and the summaries' generation. Whatever
+missed is read from MongoDB, one query per kind (never one per item), and cached.
 
 Author and store *summaries* (``username``/``display_name``; store ``name`` and location) are
-kept in a small per-process cache (:class:`SummaryCache`, on ``services.summaries``): nothing in
-SoLoMo changes those fields after creation, so a page usually costs only the likes query. Entries
-expire after :data:`solomo.core.cache.SUMMARY_TTL_S` all the same, which bounds how stale a summary could get if a
-rename feature is ever added (it should then call :meth:`SummaryCache.forget`). Like counts and
-``liked_by_me`` are never cached.
+kept in a small per-process cache (:class:`SummaryCache`, on ``services.summaries``), expiring
+after :data:`solomo.core.cache.SUMMARY_TTL_S`. A change of a name must call
+:func:`names_changed`: it bumps ``keys.SUMMARIES_GEN``, which every hydration reads in the same
+pipeline as the likes, and a process that sees it move drops its whole summary cache. Like counts
+and ``liked_by_me`` come from the post cache and the likes set, both kept exact on change.
 
 :func:`post_created` shapes a post its caller has just written, from the documents in hand
 (no query at all: a brand-new post has no likes).
@@ -20,10 +24,12 @@ from typing import Any
 from bson import ObjectId
 
 from checkins.stores import store_summary
+from feed import likedset, postcache
+from feed.postcache import VIEW, to_view
 from geo.privacy import shown_point
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
-from solomo.core.jsonio import rfc3339
+from solomo.core.keys import SUMMARIES_GEN
 from solomo.core.services import Services
 
 
@@ -41,25 +47,25 @@ def _summaries(services: Services) -> SummaryCache:
     return cache if cache is not None else SummaryCache(ttl_s=0)
 
 
-def _post_public(doc: dict[str, Any], author: dict[str, Any], store: dict[str, Any] | None,
+def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, Any] | None,
                  liked: bool) -> dict[str, Any]:
     store_point = (store["lat"], store["lng"]) if store else None
-    lat, lng = shown_point(doc.get("location"), store_point)
+    lat, lng = shown_point(view["location"], store_point)
     return {
-        "id": str(doc["_id"]),
+        "id": str(view["_id"]),
         "author": author,
-        "text": doc["text"],
-        "topics": [t["display"] for t in doc.get("topics", [])],
-        "mentions": list(doc.get("mentions", [])),
+        "text": view["text"],
+        "topics": view["topic_names"],
+        "mentions": view["mentions"],
         "store": store,
         "lat": lat,
         "lng": lng,
-        "like_count": int(doc.get("like_count", 0)),
-        "comment_count": int(doc.get("comment_count", 0)),
+        "like_count": view["like_count"],
+        "comment_count": view["comment_count"],
         "liked_by_me": liked,
-        "status": doc["status"],
-        "kind": doc.get("kind", "post"),
-        "created_at": rfc3339(doc["created_at"]),
+        "status": view["status"],
+        "kind": view["kind"],
+        "created_at": view[VIEW],
     }
 
 
@@ -89,31 +95,87 @@ async def _load_summaries(services: Services, kind: str, ids: list[ObjectId]) ->
     return out
 
 
-async def hydrate_posts(services: Services, docs: list[dict[str, Any]],
-                        viewer_id: ObjectId | None) -> list[dict[str, Any]]:
+class PageLoader:
+    """Loads a page's posts for :func:`feed.paging.collect` (``load=loader.load``): the views, the
+    viewer's likes among them and the summaries' generation in one pipeline, MongoDB for what
+    missed. :func:`hydrate_posts` (``loader=``) then needs no round trip for those posts.
+
+    Usable by any feed: ``loader = PageLoader(services, viewer_id)``, ``docs, nxt = await
+    collect(db, sources, before, limit, accept, load=loader.load)``, ``await hydrate_posts(services,
+    docs, viewer_id, loader)``."""
+
+    def __init__(self, services: Services, viewer_id: ObjectId | None) -> None:
+        self.services = services
+        self.viewer_id = viewer_id
+        self.liked: dict[ObjectId, bool] = {}
+        self.generation: str | None = None
+        self.synced = False
+
+    async def load(self, post_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+        async with self.services.redis.pipeline(transaction=False) as pipe:
+            postcache.queue_read(pipe, post_ids)
+            if self.viewer_id is not None:
+                likedset.queue_read(pipe, self.viewer_id, post_ids)
+            pipe.get(SUMMARIES_GEN)
+            rows = await pipe.execute()
+        n = len(post_ids)
+        found, missed = postcache.parse_read(post_ids, rows[:n])
+        self.generation, self.synced = rows[-1], True
+        liked = likedset.parse_read(post_ids, rows[n:n + 2]) if self.viewer_id is not None else set()
+        if liked is None and self.viewer_id is not None:  # not built (or too big): MongoDB, beside the misses
+            filled, liked = await asyncio.gather(postcache.fill(self.services, missed),
+                                                 likedset.build(self.services, self.viewer_id, post_ids))
+        else:
+            filled = await postcache.fill(self.services, missed)
+        found.update(filled)
+        assert liked is not None
+        for pid in post_ids:
+            self.liked[pid] = pid in liked
+        return found
+
+
+async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids: list[ObjectId],
+                        loader: PageLoader | None) -> set[ObjectId]:
+    """The liked posts among ``post_ids``; also brings the summary cache in line with the shared
+    generation. Whatever ``loader`` knows already costs nothing; the rest is one pipeline."""
+    liked = {pid for pid in post_ids if loader is not None and loader.liked.get(pid)}
+    unknown = [pid for pid in post_ids if loader is None or pid not in loader.liked] if viewer_id else []
+    if loader is not None and loader.synced and not unknown:
+        _summaries(services).sync(loader.generation)
+        return liked
+    async with services.redis.pipeline(transaction=False) as pipe:
+        if viewer_id is not None and unknown:
+            likedset.queue_read(pipe, viewer_id, unknown)
+        pipe.get(SUMMARIES_GEN)
+        rows = await pipe.execute()
+    _summaries(services).sync(rows[-1])
+    if viewer_id is not None and unknown:
+        known = likedset.parse_read(unknown, rows[:2])
+        liked |= known if known is not None else await likedset.build(services, viewer_id, unknown)
+    return liked
+
+
+async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_id: ObjectId | None,
+                        loader: PageLoader | None = None) -> list[dict[str, Any]]:
+    """The Posts for ``docs`` (post documents or views) as ``viewer_id`` sees them; ``loader``: the
+    :class:`PageLoader` that loaded them, if any (it knows the viewer's likes already)."""
     if not docs:
         return []
-    author_ids = list({d["author_id"] for d in docs})
-    store_ids = list({d["store_id"] for d in docs if d.get("store_id")})
-    post_ids = [d["_id"] for d in docs]
-
-    async def load_liked() -> set[ObjectId]:
-        if viewer_id is None:
-            return set()
-        return {lk["post_id"] async for lk in services.db.likes.find(
-            {"user_id": viewer_id, "post_id": {"$in": post_ids}}, {"post_id": 1, "_id": 0})}
+    views = [to_view(d) for d in docs]
+    author_ids = list({v["author_id"] for v in views})
+    store_ids = list({v["store_id"] for v in views if v["store_id"]})
+    liked = await _viewer_state(services, viewer_id, [v["_id"] for v in views], loader)
 
     async def no_stores() -> dict[ObjectId, dict[str, Any] | None]:
         return {}
 
-    authors, stores, liked = await asyncio.gather(
+    authors, stores = await asyncio.gather(
         _load_summaries(services, "user", author_ids),
-        _load_summaries(services, "store", store_ids) if store_ids else no_stores(),
-        load_liked())
+        _load_summaries(services, "store", store_ids) if store_ids else no_stores())
     return [
-        _post_public(d, _author_summary(authors.get(d["author_id"]), d["author_id"]),
-                     _copy(stores.get(d["store_id"])) if d.get("store_id") else None, d["_id"] in liked)
-        for d in docs
+        _post_public(v, _author_summary(authors.get(v["author_id"]), v["author_id"]),
+                     _copy(stores.get(v["store_id"])) if v["store_id"] else None, v["_id"] in liked)
+        for v in views
     ]
 
 
@@ -125,4 +187,10 @@ def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] |
     """The Post for a document its ``author`` has just inserted (``store``: its store document,
     if any), as :func:`hydrate_post` would give it to the author — without a query."""
     assert doc["author_id"] == author.id and doc.get("store_id") == (store["_id"] if store else None)
-    return _post_public(doc, author.summary(), store_summary(store) if store else None, False)
+    return _post_public(to_view(doc), author.summary(), store_summary(store) if store else None, False)
+
+
+async def names_changed(services: Services) -> None:
+    """Call after an author's display name or a store's name changes (committed): every process
+    drops its summary cache at its next page."""
+    await services.redis.incr(SUMMARIES_GEN)

@@ -1,5 +1,9 @@
 """Likes: one per user and post; ``posts.like_count`` moves in the same transaction as the like
-document is inserted or deleted, and only when it really was, so counts never drift."""
+document is inserted or deleted, and only when it really was, so counts never drift.
+
+After the commit, a real change updates the caches that feeds read: the post's cached view is
+invalidated (its count moved) and the liker's likes set gets the post added or removed
+(:mod:`feed.postcache`, :mod:`feed.likedset`)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from feed import likedset, postcache
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
 from solomo.core.eventtypes import LikeNotification, UserSummary, notify
@@ -19,6 +24,11 @@ from solomo.core.txn import Txn, run_transaction
 async def _count(services: Services, post_id: ObjectId) -> int:
     doc = await services.db.posts.find_one({"_id": post_id}, {"like_count": 1})
     return int(doc.get("like_count", 0)) if doc else 0
+
+
+async def _changed(services: Services, user: Principal, post_id: ObjectId, liked: bool) -> None:
+    await postcache.invalidate(services, [post_id])
+    await likedset.changed(services, user.id, post_id, liked)
 
 
 async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
@@ -35,6 +45,8 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
         await run_transaction(services, body)
     except DuplicateKeyError:
         created = False
+    if created:
+        await _changed(services, user, post_id, liked=True)
     if created and post["author_id"] != user.id:
         who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
         await notify(services, post["author_id"], LikeNotification(post_id=str(post_id), user=who))
@@ -44,11 +56,13 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
 async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     await get_visible_post(services, post_id, user.id)
 
-    async def body(txn: Txn) -> None:
+    async def body(txn: Txn) -> bool:
         session = txn.session
         result = await services.db.likes.delete_one({"post_id": post_id, "user_id": user.id}, session=session)
         if result.deleted_count:
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
+        return bool(result.deleted_count)
 
-    await run_transaction(services, body)
+    if await run_transaction(services, body):
+        await _changed(services, user, post_id, liked=False)
     return {"like_count": await _count(services, post_id), "liked_by_me": False}

@@ -11,7 +11,7 @@ posts arrive at the head.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bson import ObjectId
@@ -21,6 +21,8 @@ from solomo.core.ids import maybe_id
 from solomo.core.pagination import Position, cut_page, keyset_rows, lookahead
 
 Candidate = tuple[float, ObjectId, dict[str, Any] | None]
+Loader = Callable[[list[ObjectId]], Awaitable[dict[ObjectId, dict[str, Any]]]]
+"""Loads posts by id (missing ones left out): MongoDB by default, the post cache for feeds."""
 MAX_ROUNDS = 12
 """A page scans at most this many rounds of candidates (a feed full of deleted posts cannot make
 one request scan forever); a short page then still carries a cursor to continue from."""
@@ -77,8 +79,11 @@ async def collect(
     before: Position | None,
     limit: int,
     accept: Callable[[dict[str, Any]], bool],
+    load: Loader | None = None,
 ) -> tuple[list[dict[str, Any]], Position | None]:
-    """(documents for the page, position for next_cursor or None)."""
+    """(documents for the page, position for next_cursor or None). ``load`` loads the candidates
+    that came without their document (default: one MongoDB query); it may return post views
+    (:mod:`feed.postcache`), which carry every field ``accept`` and the cursor need."""
     results: list[dict[str, Any]] = []
     pos = before
     want = lookahead(limit)
@@ -94,7 +99,8 @@ async def collect(
         missing = [c[1] for c in top if c[2] is None]
         loaded: dict[ObjectId, dict[str, Any]] = {}
         if missing:
-            loaded = {d["_id"]: d async for d in db.posts.find({"_id": {"$in": missing}})}
+            loaded = await load(missing) if load is not None else {
+                d["_id"]: d async for d in db.posts.find({"_id": {"$in": missing}})}
         for _score, pid, doc in top:
             doc = doc or loaded.get(pid)
             if doc is not None and accept(doc):

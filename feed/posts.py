@@ -13,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from feed import postcache
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from geo.geojson import geo_point
 from geo.privacy import coarsen
@@ -158,6 +159,7 @@ async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) 
          {"$unset": "fanout_progress"}],
     )
     if result.modified_count:
+        await postcache.invalidate(services, [post_id])  # feeds' cached view of the post
         await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
 
 

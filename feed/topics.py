@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from feed.fanout import TOPIC_CAP
-from feed.paging import MongoSource, RedisSource, collect
+from feed.paging import Loader, MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.timeline import MARKER, READY, Timelines
 from solomo.core.keys import topic_key
@@ -36,7 +36,8 @@ async def rebuild_topic(services: Services, key: str) -> int:
 
 
 async def read_topic(services: Services, key: str, before: Position | None,
-                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
+                     limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+    """A page of a topic's listing (documents or post views); ``load`` as in :func:`feed.home.read_home`."""
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
     async with services.redis.pipeline(transaction=False) as pipe:
@@ -51,4 +52,4 @@ async def read_topic(services: Services, key: str, before: Position | None,
     truncated = size >= TOPIC_CAP
     fallback = MongoSource(services.db, {"topic_keys": key, "status": VISIBLE}) if truncated else None
     return await collect(services.db, [RedisSource(timelines, rkey, fallback)], before, limit,
-                         lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []))
+                         lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []), load)

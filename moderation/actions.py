@@ -37,6 +37,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from feed import postcache
 from moderation import audit
 from moderation.reports import close_reports
 from solomo.accounts import Principal
@@ -111,7 +112,9 @@ async def moderate_post(
             txn.after_commit(task, str(post_id))
         return doc
 
-    return await run_transaction(services, body)
+    doc = await run_transaction(services, body)
+    await postcache.invalidate(services, [post_id])  # feeds' cached view of the post (its status)
+    return doc
 
 
 async def moderate_many(

@@ -26,6 +26,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
+from feed import postcache
 from feed.comments import hydrate_comments, notify_published
 from feed.hydrate import hydrate_posts
 from moderation import audit
@@ -85,6 +86,8 @@ async def moderate_comment(services: Services, moderator: Principal, comment_id:
         return doc, before
 
     doc, before = await run_transaction(services, body)
+    if count_delta(before, doc["status"]):
+        await postcache.invalidate(services, [doc["post_id"]])  # its comment_count moved
     if before != PUBLISHED and doc["status"] == PUBLISHED:
         await notify_published(services, doc)
     return doc

@@ -24,6 +24,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from feed import postcache
 from moderation import audit
 from moderation.reporters import is_established
 from moderation.screen import screen_note
@@ -101,7 +102,10 @@ async def report_post(
         txn.after_commit(tasknames.FANOUT_RETRACT, str(post_id))
         return report, True
 
-    return await run_transaction(services, body)
+    report, hidden = await run_transaction(services, body)
+    if hidden:
+        await postcache.invalidate(services, [post_id])  # feeds' cached view of the post (its status)
+    return report, hidden
 
 
 async def _open_reasons(services: Services, post_id: ObjectId, session: AsyncClientSession) -> dict[str, int]:

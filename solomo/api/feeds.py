@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from feed import trends
 from feed.home import read_home
-from feed.hydrate import hydrate_posts
+from feed.hydrate import PageLoader, hydrate_posts
 from feed.local import read_local
 from feed.paging import MongoSource, collect
 from feed.posts import load_store, visibility_filter, visible_to
@@ -41,9 +41,10 @@ class HotOut(BaseModel):
     items: list[HotTopicOut]
 
 
-async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None]) -> dict[str, Any]:
+async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None],
+                loader: PageLoader | None = None) -> dict[str, Any]:
     docs, nxt = result
-    return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id), nxt)
+    return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id, loader), nxt)
 
 
 _CURSOR = {400: "invalid_cursor"}
@@ -55,7 +56,8 @@ _CURSOR = {400: "invalid_cursor"}
 async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit))
+    loader = PageLoader(ctx.services, ctx.user.id)  # the page from the post cache
+    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit, loader.load), loader)
 
 
 @endpoint("GET /v1/feed/local",
@@ -75,7 +77,8 @@ async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     key = parse_topic_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
-    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit))
+    loader = PageLoader(ctx.services, ctx.user.id)
+    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load), loader)
 
 
 @endpoint("GET /v1/topics/hot",

@@ -19,6 +19,14 @@ class SummaryCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._items: OrderedDict[tuple[str, ObjectId], tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self.generation: str | None = None
+
+    def sync(self, generation: str | None) -> None:
+        """Drops every entry when the shared generation (``keys.SUMMARIES_GEN``) moved: a name changed
+        somewhere, and every process must read names afresh."""
+        if generation != self.generation:
+            self._items.clear()
+            self.generation = generation
 
     def get(self, kind: str, oid: ObjectId) -> tuple[bool, dict[str, Any] | None]:
         """(found, summary)."""

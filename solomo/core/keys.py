@@ -219,3 +219,22 @@ WORDS_VERSION = "words:version"
 TOKEN_PREFIX = "{auth}:tok:"
 TOKEN_USER_PREFIX = "{auth}:user:"
 TOKEN_GENERATION = "{auth}:gen"
+
+# --- rendered posts and viewers' likes (feed/postcache.py, feed/likedset.py) -----------------------
+
+
+def post_cache_key(post_id: Id) -> str:
+    """``pc:<post id>``: hash ``b`` → the post's cached view (JSON), ``g`` → its generation (bumped
+    by every change, so a fill that read MongoDB before the change is refused). One key per post,
+    each in its own slot: a page reads them with one pipeline (grouped by node on a cluster)."""
+    return f"pc:{post_id}"
+
+
+def liked_key(user_id: Id) -> str:
+    """``liked:{b<n>}:<user id>``: the post ids a user has liked (a set with a state marker member,
+    see :mod:`feed.likedset`), in the reader's bucket slot beside their home feed."""
+    return f"liked:{bucket_tag(bucket_of(user_id))}:{user_id}"
+
+
+SUMMARIES_GEN = "summaries:gen"
+"""Bumped when an author's or store's name changes: every process then drops its summary cache."""

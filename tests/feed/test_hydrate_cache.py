@@ -21,6 +21,7 @@ class _Services:
 
     db: Any
     summaries: SummaryCache
+    redis: Any
 
 
 async def _store(client, merchant) -> dict:
@@ -36,7 +37,7 @@ async def test_summaries_are_cached_and_likes_are_not(client, services):
     store = await _store(client, merchant)
     created = await post(client, author, "hello", store_id=store["id"])
     doc = await services.db.posts.find_one({"_id": ObjectId(created["id"])})
-    own = _Services(services.db, SummaryCache())
+    own = _Services(services.db, SummaryCache(), services.redis)
     first = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
     assert first == {**created, "liked_by_me": False}
     # names changed behind the cache's back (nothing in SoLoMo does this) are not seen ...
@@ -60,7 +61,7 @@ async def test_entries_expire_and_the_cache_is_bounded(client, services):
     a, b = await register(client), await register(client)
     docs = [await services.db.posts.find_one({"_id": ObjectId((await post(client, who, "x"))["id"])})
             for who in (a, b)]
-    own = _Services(services.db, SummaryCache(ttl_s=0.2, max_entries=1))
+    own = _Services(services.db, SummaryCache(ttl_s=0.2, max_entries=1), services.redis)
     await hydrate_posts(own, docs, None)
     # only one entry is kept (which one depends on the order the page's authors were filled in)
     cached = {acct.username: own.summaries.get("user", ObjectId(acct.id)) for acct in (a, b)}
@@ -74,7 +75,7 @@ async def test_entries_expire_and_the_cache_is_bounded(client, services):
 async def test_a_handed_out_post_does_not_change_the_cache(client, services):
     author = await register(client)
     doc = await services.db.posts.find_one({"_id": ObjectId((await post(client, author, "x"))["id"])})
-    own = _Services(services.db, SummaryCache())
+    own = _Services(services.db, SummaryCache(), services.redis)
     out = (await hydrate_posts(own, [doc], None))[0]
     out["author"]["username"] = "mallory"
     again = (await hydrate_posts(own, [doc], None))[0]
@@ -85,7 +86,7 @@ async def test_unknown_authors_are_not_remembered(client, services):
     ghost = ObjectId()
     doc = {"_id": ObjectId(), "author_id": ghost, "text": "t", "status": "published",
            "created_at": ObjectId().generation_time}
-    own = _Services(services.db, SummaryCache())
+    own = _Services(services.db, SummaryCache(), services.redis)
     out = (await hydrate_posts(own, [doc], None))[0]
     assert out["author"] == {"id": str(ghost), "username": "", "display_name": ""}
     assert own.summaries.get("user", ghost) == (False, None)
