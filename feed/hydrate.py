@@ -113,13 +113,12 @@ class PageLoader:
 
     async def load(self, post_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
         async with self.services.redis.pipeline(transaction=False) as pipe:
-            postcache.queue_read(pipe, post_ids)
+            n = postcache.queue_read(self.services, pipe, post_ids)
             if self.viewer_id is not None:
                 likedset.queue_read(pipe, self.viewer_id, post_ids)
             pipe.get(SUMMARIES_GEN)
             rows = await pipe.execute()
-        n = len(post_ids)
-        found, missed = postcache.parse_read(post_ids, rows[:n])
+        found, missed = postcache.parse_read(self.services, post_ids, rows[:n])
         self.generation, self.synced = rows[-1], True
         liked = likedset.parse_read(post_ids, rows[n:n + 2]) if self.viewer_id is not None else set()
         if liked is None and self.viewer_id is not None:  # not built (or too big): MongoDB, beside the misses

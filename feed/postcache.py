@@ -8,11 +8,16 @@ not in it: they are added when the page is rendered (:mod:`feed.hydrate`).
 
 MongoDB stays the truth. Correctness rests on one rule: **every change to a post's document calls
 :func:`invalidate` after it is committed** (delete, moderation decision, auto-hide, like, unlike,
-comment counts). :func:`invalidate` bumps the key's generation ``g`` and drops the view; a reader
-that misses remembers the generation it saw *before* reading MongoDB and stores its view only if
-the generation is still the same (:data:`_FILL`), so a view read before a change can never be
-stored after it. Views also expire (:data:`VIEW_TTL_S`), which bounds the harm of a lost
-invalidation (Redis down at that moment). A Redis flush only costs a refill from MongoDB.
+comment counts). :func:`invalidate` bumps the post's generation key and drops its view; a reader
+that misses reads the generation *before* reading MongoDB and stores its view only if the
+generation is still the same (:data:`_FILL`), so a view read before a change can never be stored
+after it.
+
+Keys (:func:`solomo.core.keys.post_view_key`, ``post_gen_key``) carry one of
+:data:`~solomo.core.keys.POST_BUCKETS` hash tags: a page's views are one ``MGET`` on one Redis and
+one per tag on a cluster (pipelined, grouped by node by redis-py). Views also expire
+(:data:`VIEW_TTL_S`), which bounds the harm of a lost invalidation (Redis down at that moment).
+A Redis flush only costs a refill from MongoDB.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import orjson
 from bson import ObjectId
 
 from solomo.core.jsonio import rfc3339
-from solomo.core.keys import post_cache_key
+from solomo.core.keys import by_hash_tag, post_gen_key, post_view_key
 from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 
@@ -36,21 +41,20 @@ VIEW = "created_at_text"
 
 _IDS = ("_id", "author_id", "store_id")
 
-# KEYS[1]: a post's cache key. ARGV: the generation seen before reading MongoDB ('' for none), the
-# view, its TTL. Stores the view only if no invalidation happened since.
+# KEYS: a post's view key, its generation key. ARGV: the generation read before reading MongoDB
+# ('' for none), the view, its TTL. Stores the view only if no invalidation happened since.
 _FILL = LuaScript("postcache_fill", """
-local g = redis.call('HGET', KEYS[1], 'g') or ''
+local g = redis.call('GET', KEYS[2]) or ''
 if g ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'b', ARGV[2])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1
 """)
 
-# KEYS[1]: a post's cache key. ARGV: TTL. Bumps the generation and drops the view.
+# KEYS: a post's view key, its generation key. ARGV: TTL. Bumps the generation, drops the view.
 _INVALIDATE = LuaScript("postcache_invalidate", """
-redis.call('HINCRBY', KEYS[1], 'g', 1)
-redis.call('HDEL', KEYS[1], 'b')
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+redis.call('DEL', KEYS[1])
 return 1
 """)
 
@@ -89,36 +93,65 @@ def decode(raw: str | bytes) -> dict[str, Any]:
     return view
 
 
-def queue_read(pipe: Any, post_ids: Iterable[ObjectId]) -> None:
-    """Queues one ``HMGET b g`` per post (see :func:`parse_read`)."""
-    for pid in post_ids:
-        pipe.hmget(post_cache_key(pid), "b", "g")
+def _mget_groups(services: Services, keys: list[str]) -> list[list[str]]:
+    """One group on one Redis; one group per hash tag on a cluster (MGET needs one slot)."""
+    return by_hash_tag(keys) if services.settings.redis_cluster else [keys]
 
 
-def parse_read(post_ids: list[ObjectId], rows: list[Any]) -> tuple[dict[ObjectId, dict[str, Any]],
-                                                                     dict[ObjectId, str]]:
-    """(views found, generation seen for each post that missed)."""
+def queue_read(services: Services, pipe: Any, post_ids: list[ObjectId]) -> int:
+    """Queues the ``MGET`` of the posts' views; returns how many results to hand :func:`parse_read`."""
+    groups = _mget_groups(services, [post_view_key(pid) for pid in post_ids])
+    for group in groups:
+        pipe.mget(group)
+    return len(groups)
+
+
+def parse_read(services: Services, post_ids: list[ObjectId],
+               rows: list[Any]) -> tuple[dict[ObjectId, dict[str, Any]], list[ObjectId]]:
+    """(views found, posts that missed)."""
+    if len(rows) == 1:
+        bodies = rows[0]
+    else:  # groups by hash tag: put the answers back in key order
+        by_key = {k: v for group, values in zip(
+            _mget_groups(services, [post_view_key(pid) for pid in post_ids]), rows, strict=True)
+            for k, v in zip(group, values, strict=True)}
+        bodies = [by_key[post_view_key(pid)] for pid in post_ids]
     found: dict[ObjectId, dict[str, Any]] = {}
-    missed: dict[ObjectId, str] = {}
-    for pid, (body, gen) in zip(post_ids, rows, strict=True):
+    missed: list[ObjectId] = []
+    for pid, body in zip(post_ids, bodies, strict=True):
         if body is not None:
             found[pid] = decode(body)
         else:
-            missed[pid] = gen or ""
+            missed.append(pid)
     return found, missed
 
 
-async def fill(services: Services, missed: dict[ObjectId, str]) -> dict[ObjectId, dict[str, Any]]:
+async def generations(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, str]:
+    """The posts' generations ('' for none): read before MongoDB by whoever fills."""
+    keys = [post_gen_key(pid) for pid in post_ids]
+    async with services.redis.pipeline(transaction=False) as pipe:
+        groups = _mget_groups(services, keys)
+        for group in groups:
+            pipe.mget(group)
+        rows = await pipe.execute()
+    values = {k: v for group, vals in zip(groups, rows, strict=True) for k, v in zip(group, vals, strict=True)}
+    return {pid: values[key] or "" for pid, key in zip(post_ids, keys, strict=True)}
+
+
+async def fill(services: Services, missed: list[ObjectId],
+               seen: dict[ObjectId, str] | None = None) -> dict[ObjectId, dict[str, Any]]:
     """Reads the missed posts from MongoDB and stores their views (unless invalidated meanwhile);
-    returns the views of the posts that exist."""
+    returns the views of the posts that exist. ``seen``: their generations, if read already."""
     if not missed:
         return {}
-    docs = [d async for d in services.db.posts.find({"_id": {"$in": list(missed)}})]
+    if seen is None:
+        seen = await generations(services, missed)  # before MongoDB: that is the guard
+    docs = [d async for d in services.db.posts.find({"_id": {"$in": missed}})]
     views = {d["_id"]: to_view(d) for d in docs}
     if views:
         async with services.redis.pipeline(transaction=False) as pipe:
             for pid, view in views.items():
-                _FILL.queue(pipe, [post_cache_key(pid)], [missed[pid], encode(view), VIEW_TTL_S])
+                _FILL.queue(pipe, [post_view_key(pid), post_gen_key(pid)], [seen[pid], encode(view), VIEW_TTL_S])
             await pipe.execute()
     return views
 
@@ -128,19 +161,19 @@ async def load(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, d
     if not post_ids:
         return {}
     async with services.redis.pipeline(transaction=False) as pipe:
-        queue_read(pipe, post_ids)
+        queue_read(services, pipe, post_ids)
         rows = await pipe.execute()
-    found, missed = parse_read(post_ids, rows)
+    found, missed = parse_read(services, post_ids, rows)
     found.update(await fill(services, missed))
     return found
 
 
 async def invalidate(services: Services, post_ids: Iterable[ObjectId]) -> None:
     """Call after committing any change to these posts' documents (see the module's rule)."""
-    keys = [post_cache_key(pid) for pid in post_ids]
-    if not keys:
+    ids = list(post_ids)
+    if not ids:
         return
     async with services.redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            _INVALIDATE.queue(pipe, [key], [VIEW_TTL_S])
+        for pid in ids:
+            _INVALIDATE.queue(pipe, [post_view_key(pid), post_gen_key(pid)], [VIEW_TTL_S])
         await pipe.execute()

@@ -222,12 +222,24 @@ TOKEN_GENERATION = "{auth}:gen"
 
 # --- rendered posts and viewers' likes (feed/postcache.py, feed/likedset.py) -----------------------
 
+POST_BUCKETS = 16
+"""Cached posts are spread over this many hash tags ``{p<n>}``: a page's views are one ``MGET`` on
+one Redis, one per tag on a cluster (a post's view and generation keys share its tag)."""
 
-def post_cache_key(post_id: Id) -> str:
-    """``pc:<post id>``: hash ``b`` → the post's cached view (JSON), ``g`` → its generation (bumped
-    by every change, so a fill that read MongoDB before the change is refused). One key per post,
-    each in its own slot: a page reads them with one pipeline (grouped by node on a cluster)."""
-    return f"pc:{post_id}"
+
+def post_bucket(post_id: Id) -> int:
+    return zlib.crc32(str(post_id).encode()) % POST_BUCKETS
+
+
+def post_view_key(post_id: Id) -> str:
+    """``pc:{p<n>}:<post id>``: the post's cached view (JSON, see :mod:`feed.postcache`)."""
+    return f"pc:{{p{post_bucket(post_id)}}}:{post_id}"
+
+
+def post_gen_key(post_id: Id) -> str:
+    """``pcg:{p<n>}:<post id>``: the post's cache generation, bumped by every change, so that a fill
+    that read MongoDB before the change is refused."""
+    return f"pcg:{{p{post_bucket(post_id)}}}:{post_id}"
 
 
 def liked_key(user_id: Id) -> str:

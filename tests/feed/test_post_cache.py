@@ -1,0 +1,226 @@
+"""The post cache and the likes sets behind home and topic pages (feed/postcache.py, feed/likedset.py):
+a cached page equals MongoDB's answer, and no change leaves a stale post, count or like behind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from bson import ObjectId
+
+from feed import likedset, postcache
+from feed.hydrate import hydrate_posts, names_changed
+from feed.paging import MongoSource, collect
+from feed.posts import VISIBLE, visible_to
+from solomo.core.keys import liked_key, post_view_key
+from tests.feed.helpers import fanned_out, follow, page, post, ready_home
+from tests.moderation.helpers import establish
+from tests.support import make_account, register
+
+
+def _topic() -> str:
+    return f"pc{uuid.uuid4().hex[:10]}"
+
+
+async def _cached(services: Any, post_id: str) -> bool:
+    return bool(await services.redis.exists(post_view_key(post_id)))
+
+
+async def _truth(services: Any, query: dict[str, Any], viewer: str) -> list[dict[str, Any]]:
+    """The page as MongoDB alone answers it (no post cache, no likes set)."""
+    docs, _ = await collect(services.db, [MongoSource(services.db, query)], None, 20,
+                            lambda d: visible_to(d, ObjectId(viewer)))
+    liked = {lk["post_id"] async for lk in services.db.likes.find({"user_id": ObjectId(viewer)})}
+    out = await hydrate_posts(services, docs, None)  # no viewer: nothing cached about likes is used
+    for item, doc in zip(out, docs, strict=True):
+        item["liked_by_me"] = doc["_id"] in liked
+    return out
+
+
+async def _topic_page(client: Any, who: Any, topic: str) -> list[dict[str, Any]]:
+    return (await page(client, who, f"/v1/topics/{topic}/posts", limit=20))["items"]
+
+
+async def _home_setup(client: Any, services: Any, n: int = 3) -> tuple[Any, Any, list[dict[str, Any]]]:
+    author, fan = await register(client), await register(client)
+    await ready_home(client, services, fan)
+    await follow(client, fan, author)
+    posts = [await post(client, author, f"cached {i}") for i in range(n)]
+    for p in posts:
+        await fanned_out(services, p["id"])
+    return author, fan, posts
+
+
+async def test_a_cached_page_equals_mongodbs_answer(client, services):
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    posts = [await post(client, author, f"same #{topic} {i}") for i in range(4)]
+    resp = await client.post(f"/v1/posts/{posts[1]['id']}/like", headers=reader.headers)
+    assert resp.status_code == 200
+    cold = await _topic_page(client, reader, topic)
+    assert all([await _cached(services, p["id"]) for p in posts])
+    warm = await _topic_page(client, reader, topic)
+    truth = await _truth(services, {"topic_keys": topic, "status": VISIBLE}, reader.id)
+    assert cold == warm == truth
+    assert [p["liked_by_me"] for p in warm] == [False, False, True, False]
+    assert warm[2]["like_count"] == 1
+
+
+async def test_home_page_from_the_cache_equals_mongodbs_answer(client, services, celery_worker):
+    author, fan, posts = await _home_setup(client, services)
+    cold = (await page(client, fan, "/v1/feed/home"))["items"]
+    warm = (await page(client, fan, "/v1/feed/home"))["items"]
+    assert all([await _cached(services, p["id"]) for p in posts])
+    assert cold == warm == await _truth(services, {"author_id": ObjectId(author.id)}, fan.id)
+    assert [p["id"] for p in warm] == [p["id"] for p in reversed(posts)]
+
+
+async def test_a_deleted_post_leaves_the_page_at_once(client, services, celery_worker):
+    author, fan, posts = await _home_setup(client, services)
+    await page(client, fan, "/v1/feed/home")  # cached
+    resp = await client.delete(f"/v1/posts/{posts[1]['id']}", headers=author.headers)
+    assert resp.status_code == 204
+    # the fan-out's retract may not have run yet: the cached view alone must not show it
+    items = (await page(client, fan, "/v1/feed/home"))["items"]
+    assert posts[1]["id"] not in [p["id"] for p in items]
+    assert len(items) == 2
+
+
+async def test_moderation_removal_and_restore_reach_the_page_at_once(client, services):
+    author, reader = await register(client), await register(client)
+    moderator = await make_account(services, "moderator")
+    topic = _topic()
+    posts = [await post(client, author, f"judged #{topic} {i}") for i in range(3)]
+    await _topic_page(client, reader, topic)  # cached
+    for action, present in (("remove", False), ("restore", True), ("hide", False)):
+        resp = await client.post(f"/v1/moderation/posts/{posts[0]['id']}",
+                                 json={"action": action, "reason": "test"}, headers=moderator.headers)
+        assert resp.status_code == 200, resp.text
+        ids = [p["id"] for p in await _topic_page(client, reader, topic)]
+        assert (posts[0]["id"] in ids) is present, action
+
+
+async def test_auto_hide_by_reports_reaches_the_page(client, services, settings):
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    target = await post(client, author, f"reported #{topic}")
+    await _topic_page(client, reader, topic)  # cached
+    for _ in range(settings.report_threshold):
+        reporter = await establish(services, await register(client))
+        resp = await client.post(f"/v1/posts/{target['id']}/reports", json={"reason": "spam"},
+                                 headers=reporter.headers)
+        assert resp.status_code == 201, resp.text
+    assert (await services.db.posts.find_one({"_id": ObjectId(target["id"])}))["status"] == "hidden"
+    assert target["id"] not in [p["id"] for p in await _topic_page(client, reader, topic)]
+
+
+async def test_likes_and_comments_move_counts_and_liked_by_me(client, services):
+    author, reader, other = await register(client), await register(client), await register(client)
+    topic = _topic()
+    target = await post(client, author, f"counted #{topic}")
+    url = f"/v1/posts/{target['id']}"
+    assert (await _topic_page(client, reader, topic))[0]["like_count"] == 0  # cached, likes set built
+    assert (await client.post(f"{url}/like", headers=reader.headers)).status_code == 200
+    assert (await client.post(f"{url}/like", headers=other.headers)).status_code == 200
+    mine, theirs = (await _topic_page(client, reader, topic))[0], (await _topic_page(client, other, topic))[0]
+    assert (mine["like_count"], mine["liked_by_me"], theirs["liked_by_me"]) == (2, True, True)
+    assert (await client.delete(f"{url}/like", headers=reader.headers)).status_code == 200
+    mine, theirs = (await _topic_page(client, reader, topic))[0], (await _topic_page(client, other, topic))[0]
+    assert (mine["like_count"], mine["liked_by_me"], theirs["liked_by_me"]) == (1, False, True)
+    resp = await client.post(f"{url}/comments", json={"text": "nice"}, headers=reader.headers)
+    assert resp.status_code == 201
+    assert (await _topic_page(client, reader, topic))[0]["comment_count"] == 1
+    assert (await client.delete(f"/v1/comments/{resp.json()['id']}", headers=reader.headers)).status_code == 204
+    assert (await _topic_page(client, reader, topic))[0]["comment_count"] == 0
+
+
+async def test_a_rename_reaches_every_page(client, services):
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    await post(client, author, f"named #{topic}")
+    assert (await _topic_page(client, reader, topic))[0]["author"]["display_name"] == author.username
+    await services.db.users.update_one({"_id": ObjectId(author.id)}, {"$set": {"display_name": "Renamed"}})
+    await names_changed(services)  # what a rename must call after its commit
+    assert (await _topic_page(client, reader, topic))[0]["author"]["display_name"] == "Renamed"
+
+
+async def test_a_redis_flush_only_costs_a_refill(client, services, celery_worker):
+    _author, fan, posts = await _home_setup(client, services)
+    await client.post(f"/v1/posts/{posts[0]['id']}/like", headers=fan.headers)
+    before = (await page(client, fan, "/v1/feed/home"))["items"]
+    await services.redis.flushdb()  # the data Redis (every node of a cluster); the broker survives
+    assert (await page(client, fan, "/v1/feed/home"))["items"] == before
+    await ready_home(client, services, fan)
+    assert (await page(client, fan, "/v1/feed/home"))["items"] == before
+    assert (await page(client, fan, "/v1/feed/home"))["items"] == before  # from the refilled cache
+    assert await _cached(services, posts[0]["id"])
+
+
+async def test_concurrent_likes_and_reads_end_consistent(client, services):
+    author = await register(client)
+    likers = [await register(client) for _ in range(4)]
+    topic = _topic()
+    target = await post(client, author, f"busy #{topic}")
+    url = f"/v1/posts/{target['id']}/like"
+
+    async def churn(who: Any, rounds: int) -> None:
+        for i in range(rounds):
+            resp = await (client.post(url, headers=who.headers) if i % 2 == 0 else
+                          client.delete(url, headers=who.headers))
+            assert resp.status_code == 200
+
+    async def read(who: Any) -> None:
+        for _ in range(6):
+            await _topic_page(client, who, topic)
+
+    await asyncio.gather(*(churn(w, 3 + i % 2) for i, w in enumerate(likers)), *(read(w) for w in likers))
+    truth = await services.db.likes.count_documents({"post_id": ObjectId(target["id"])})
+    assert truth == sum(1 for i in range(len(likers)) if (3 + i % 2) % 2 == 1)
+    for i, who in enumerate(likers):
+        item = (await _topic_page(client, who, topic))[0]
+        assert item["like_count"] == truth
+        assert item["liked_by_me"] is ((3 + i % 2) % 2 == 1)
+
+
+async def test_a_fill_that_read_before_a_change_is_refused(client, services):
+    author = await register(client)
+    created = await post(client, author, "raced")
+    pid = ObjectId(created["id"])
+    await postcache.invalidate(services, [pid])
+    seen = await postcache.generations(services, [pid])  # a reader missed and read the generation ...
+    await postcache.invalidate(services, [pid])  # ... a change commits meanwhile ...
+    await postcache.fill(services, [pid], seen)  # ... so what it read is not stored
+    assert not await _cached(services, created["id"])
+    await postcache.load(services, [pid])  # the next reader stores a fresh view
+    assert await _cached(services, created["id"])
+
+
+async def test_a_likes_set_build_raced_by_a_like_is_dropped(client, services):
+    author, reader = await register(client), await register(client)
+    created = await post(client, author, "liked while building")
+    pid, uid = ObjectId(created["id"]), ObjectId(reader.id)
+    key = liked_key(uid)
+    await services.redis.delete(key)
+    token = "t" + uuid.uuid4().hex
+    assert await likedset._BEGIN(services.redis, [key], [token, 60])  # a build read MongoDB: no like yet
+    assert (await client.post(f"/v1/posts/{created['id']}/like", headers=reader.headers)).status_code == 200
+    assert not await likedset._FINISH(services.redis, [key], [token, 60, likedset.READY])  # its result is void
+    assert await likedset.liked_among(services, uid, [pid]) == {pid}  # rebuilt from MongoDB
+    assert await services.redis.sismember(key, likedset.READY)
+    assert (await client.delete(f"/v1/posts/{created['id']}/like", headers=reader.headers)).status_code == 200
+    assert await likedset.liked_among(services, uid, [pid]) == set()  # applied to the complete set
+
+
+async def test_too_many_likes_are_not_cached(client, services, monkeypatch):
+    author, reader = await register(client), await register(client)
+    posts = [await post(client, author, f"many {i}") for i in range(3)]
+    for p in posts:
+        assert (await client.post(f"/v1/posts/{p['id']}/like", headers=reader.headers)).status_code == 200
+    uid = ObjectId(reader.id)
+    await services.redis.delete(liked_key(uid))
+    monkeypatch.setattr(likedset, "LIKED_MAX", 2)
+    ids = [ObjectId(p["id"]) for p in posts]
+    assert await likedset.liked_among(services, uid, ids) == set(ids)
+    assert await services.redis.smembers(liked_key(uid)) == {likedset.TOO_MANY}
+    assert await likedset.liked_among(services, uid, ids[:1]) == set(ids[:1])  # MongoDB answers
