@@ -1,10 +1,13 @@
-"""Home-feed reads: a 20-item page at 64 concurrent clients, beside the bare endpoint.
+"""Home-feed and topic-feed reads: a 20-item page at 64 concurrent clients, beside the bare endpoint.
 
 Set-up (not timed): 40 authors with 50 posts each (2,000 posts, some with topics, mentions and
 locations), 256 readers following 10 authors each, every reader's feed built (READY), some likes
 so ``liked_by_me`` has work to do. Each request is ``GET /v1/feed/home?limit=20`` with a reader's
-token (round robin): token check, the Redis page, one posts query, one batched hydration (authors,
-stores, the reader's likes), JSON out.
+token (round robin): token check, the Redis page (timeline slice), one pipeline for the cached
+post views and the reader's likes among them (MongoDB only on a miss), JSON out.
+
+The topic row reads ``GET /v1/topics/bench<n>/posts?limit=20`` (seven topics of about 285 posts
+each, round robin over readers and topics): the same hydration behind a topic listing.
 
 The baseline is the harness's bare Starlette endpoint (``GET /echo?limit=20``, a small JSON
 answer) under the same uvicorn flags and the same load generator (wrk when available): the
@@ -78,5 +81,9 @@ async def run(env: BenchEnv) -> list[Result]:
     tokens = await _seed(services, env.size(AUTHORS, FOLLOWS_EACH), env.size(READERS, 8))
     ours = [HttpRequest("GET", "/v1/feed/home?limit=20", headers=auth(t)) for t in tokens]
     base = [HttpRequest("GET", "/echo?limit=20", headers=auth(t)) for t in tokens]
+    topics = [HttpRequest("GET", f"/v1/topics/bench{i % 7}/posts?limit=20", headers=auth(t))
+              for i, t in enumerate(tokens)]
     return [await compare_reads(env, "home feed, 20/page", ours, base, concurrency=CONCURRENCY,
+                                seconds=env.seconds(SECONDS), check=full_pages, readers=len(tokens)),
+            await compare_reads(env, "topic feed, 20/page", topics, base, concurrency=CONCURRENCY,
                                 seconds=env.seconds(SECONDS), check=full_pages, readers=len(tokens))]

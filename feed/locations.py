@@ -18,6 +18,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from feed import postcache
 from feed.fanout import CELL_CAP, cell_keys
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
@@ -70,6 +71,7 @@ async def _rewrite(services: Services, batch: list[tuple[dict[str, Any], dict[st
     result = await services.db.posts.bulk_write(
         [UpdateOne({"_id": doc["_id"], "location": doc["location"]}, {"$set": {"location": public}})
          for doc, public in batch], ordered=False)
+    await postcache.invalidate(services, [doc["_id"] for doc, _ in batch])  # cached views hold the location
     timelines = Timelines(services.redis)
     for doc, public in batch:
         before, after = cell_keys(doc), cell_keys({"location": public})
