@@ -214,11 +214,11 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert {"checkins", "fanout", "fanout_cluster", "feed_read", "local_feed", "nearby_stores", "push",
             "vouchers"} <= set(names)
     kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
-                    next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "local feed",
-                                     "nearby stores", "offer push", "voucher claims, winning",
+                    next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "topic feed",
+                                     "local feed", "nearby stores", "offer push", "voucher claims, winning",
                                      "voucher claims, sold-out") if r.name.startswith(k)) for r in results)
     assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
-                     "home feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
+                     "home feed": 1, "topic feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
                      "voucher claims, winning": 1, "voucher claims, sold-out": 1}, kinds
     for r in results:
         assert not r.failures, r
