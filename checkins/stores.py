@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from checkins import geoindex
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
@@ -90,7 +91,12 @@ async def create_store(
             raise RateLimited(f"a merchant may have at most {cap} stores", retry_after=STORE_CAP_RETRY_S)
         await services.db.stores.insert_one(doc, session=txn.session)
 
-    await run_transaction(services, insert)
+    await geoindex.add(services, doc)  # before the insert: the index is a superset (checkins.geoindex)
+    try:
+        await run_transaction(services, insert)
+    except BaseException:
+        await geoindex.discard(services, doc)
+        raise
     return doc
 
 
