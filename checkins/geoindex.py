@@ -117,15 +117,36 @@ async def _rebuild_in_background(services: Services) -> None:
         await services.redis.delete(STORES_GEO_LOCK)
 
 
-async def usable(services: Services) -> bool:
-    """Whether reads may use the index; starts a background rebuild (one per cluster) when it is
-    missing or due for repair."""
+def _search_args(category: str | None, lat: float, lng: float, radius_m: float, count: int) -> list[Any]:
+    return ["GEOSEARCH", stores_geo(category), "FROMLONLAT", lng, lat, "BYRADIUS", radius_m, "m",
+            "ASC", "COUNT", count, "WITHDIST"]
+
+
+Hit = tuple[str, float]
+"""A member and its distance by Redis's reckoning (metres)."""
+
+
+def _hits(reply: list[Any]) -> list[Hit]:
+    return [(name.decode() if isinstance(name, bytes) else name, float(dist)) for name, dist in reply]
+
+
+async def search(services: Services, category: str | None, lat: float, lng: float, radius_m: float,
+                 count: int) -> list[Hit]:
+    """The ``count`` members nearest to the point within ``radius_m`` (Redis's distances), nearest first."""
+    return _hits(await services.redis.execute_command(*_search_args(category, lat, lng, radius_m, count)))
+
+
+async def search_if_usable(services: Services, category: str | None, lat: float, lng: float, radius_m: float,
+                           count: int) -> list[Hit] | None:
+    """:func:`search` in the same round trip as the markers; None when the index is not ready (read
+    MongoDB). Starts a background rebuild (one per cluster) when the index is missing or due for repair."""
     async with services.redis.pipeline(transaction=False) as pipe:
         pipe.exists(STORES_GEO_READY)
         pipe.exists(STORES_GEO_FRESH)
-        ready, fresh = await pipe.execute()
+        pipe.execute_command(*_search_args(category, lat, lng, radius_m, count))
+        ready, fresh, reply = await pipe.execute()
     if not (ready and fresh) and await services.redis.set(STORES_GEO_LOCK, "1", nx=True, ex=LOCK_TTL_S):
         task = asyncio.create_task(_rebuild_in_background(services), name="stores-geo-rebuild")
         _background.add(task)
         task.add_done_callback(_background.discard)
-    return bool(ready)
+    return _hits(reply) if ready else None

@@ -35,7 +35,6 @@ from bson import ObjectId
 
 from checkins import geoindex
 from geo.geojson import geo_point
-from solomo.core.keys import stores_geo
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
 if TYPE_CHECKING:
@@ -52,6 +51,8 @@ SLACK_M = 2.0
 """Bound on Redis's rounding: a 52-bit geohash puts a point at most 0.34 m from its true place
 (the query point too), so 2 m is generous."""
 FIRST_COUNT = 32
+StorePage = tuple[list[dict[str, Any]], Position | None]
+"""Store documents (with ``distance_m``) and the position after them, or None."""
 
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:
@@ -86,8 +87,12 @@ async def nearby_stores(
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of store documents (each with ``distance_m``) and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
-    if radius_m <= INDEX_MAX_RADIUS_M and await geoindex.usable(services):
-        return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit, after=after)
+    if radius_m <= INDEX_MAX_RADIUS_M:
+        count = max(FIRST_COUNT, 2 * lookahead(limit))
+        hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(radius_m), count)
+        if hits is not None:
+            return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
+                                     after=after, first=(count, hits))
     return await _from_mongo(services, lat, lng, radius_m=radius_m, category=category, limit=limit, after=after)
 
 
@@ -99,20 +104,25 @@ def spherical_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * MONGO_EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
+def _search_m(radius_m: float) -> float:
+    """Redis's radius that holds every store within ``radius_m`` exactly."""
+    return radius_m * K + SLACK_M
+
+
 async def _from_index(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
-                      limit: int, after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
-    key = stores_geo(category)
-    search_m = radius_m * K + SLACK_M
-    count = max(FIRST_COUNT, 2 * lookahead(limit))
+                      limit: int, after: Position | None,
+                      first: tuple[int, list[geoindex.Hit]] | None = None) -> StorePage:
+    """The page from the index; ``first`` is a search already made (its ``COUNT`` and reply)."""
+    count, hits = first or (max(FIRST_COUNT, 2 * lookahead(limit)), None)
     while True:
-        reply = await services.redis.execute_command(
-            "GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", search_m, "m", "ASC", "COUNT", count, "WITHDIST")
+        if hits is None:
+            hits = await geoindex.search(services, category, lat, lng, _search_m(radius_m), count)
         complete_below = math.inf
-        if len(reply) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
-            complete_below = (float(reply[-1][1]) - SLACK_M) / K
+        if len(hits) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
+            complete_below = (hits[-1][1] - SLACK_M) / K
         rows: list[tuple[float, ObjectId]] = []
-        for name, _ in reply:
-            oid, slat, slng = geoindex.parse_member(name.decode() if isinstance(name, bytes) else name)
+        for name, _ in hits:
+            oid, slat, slng = geoindex.parse_member(name)
             d = spherical_m(lat, lng, slat, slng)
             if d <= radius_m and d < complete_below and (after is None or (d, oid) > (after.score, after.id)):
                 rows.append((d, oid))
@@ -120,7 +130,7 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         page = await _documents(services, rows, lookahead(limit))
         if len(page) == lookahead(limit) or complete_below == math.inf:
             return cut_page(page, limit, _position)
-        count *= 2
+        count, hits = count * 2, None
 
 
 async def _documents(services: Services, rows: list[tuple[float, ObjectId]], want: int) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ async def test_index_pages_equal_mongo_pages(services):
     lat, lng = random_point()
     await _stores_around(services, lat, lng, 60, rng)
     await geoindex.rebuild(services)
-    assert await geoindex.usable(services)
+    assert await geoindex.search_if_usable(services, None, lat, lng, 10.0, 1) is not None
     for limit in (1, 3, 7, 20, 100):
         for radius, category in ((1000.0, None), (1500.0, "cafe"), (300.0, "bar"), (2000.0, None)):
             mongo = await _walk(_from_mongo, services, lat, lng, limit=limit, radius_m=radius, category=category)
@@ -66,7 +66,8 @@ async def test_index_drops_members_without_a_store(services):
     real = [await create_store(services, ObjectId(merchant.id), name=f"r{i}", lat=a, lng=b)
             for i, (a, b) in enumerate(point_at(lat, lng, 100 * (i + 1), 45) for i in range(5))]
     ghost_lat, ghost_lng = point_at(lat, lng, 150, 45)
-    ghost = {"_id": ObjectId(), "category": "other", "location": {"type": "Point", "coordinates": [ghost_lng, ghost_lat]}}
+    ghost = {"_id": ObjectId(), "category": "other",
+             "location": {"type": "Point", "coordinates": [ghost_lng, ghost_lat]}}
     await geoindex.add(services, ghost)  # a create that crashed between the index and the insert
     await geoindex.rebuild(services)
     for limit in (1, 2, 5):
