@@ -108,3 +108,24 @@ async def test_wiped_index_falls_back_then_rebuilds(services):
     assert await wait_until(rebuilt, timeout=30)
     docs, _ = await _from_index(services, lat, lng, radius_m=1000.0, category=None, limit=10, after=None)
     assert [d["_id"] for d in docs] == [s["_id"] for s in made]
+
+
+async def test_index_page_brings_mayors_and_hides_deleted_ones(client, services):
+    from checkins.checkin import check_in
+    from tests.checkins.helpers import principal
+
+    merchant = await make_account(services, "merchant")
+    kept, gone = await make_account(services, "user"), await make_account(services, "user")
+    lat, lng = random_point()
+    stores = [await create_store(services, ObjectId(merchant.id), name=f"m{i}", lat=a, lng=b)
+              for i, (a, b) in enumerate(point_at(lat, lng, 100 * (i + 1), 0) for i in range(3))]
+    await check_in(services, principal(kept), stores[0]["_id"], *point_at(lat, lng, 100, 0))
+    await check_in(services, principal(gone), stores[1]["_id"], *point_at(lat, lng, 200, 0))
+    await services.accounts.delete_user(ObjectId(gone.id))
+    await geoindex.rebuild(services)
+    resp = await client.get("/v1/stores/nearby", params={"lat": lat, "lng": lng}, headers=merchant.headers)
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    assert [s["name"] for s in items] == ["m0", "m1", "m2"]
+    assert items[0]["mayor"] == {"id": kept.id, "username": kept.username, "display_name": kept.username}
+    assert items[1]["mayor"] is None and items[2]["mayor"] is None
