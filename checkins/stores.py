@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins import geoindex
+from checkins.mayor import empty_seat
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
@@ -81,6 +82,7 @@ async def create_store(
         "mayor_id": None,
         "created_at": datetime.now(UTC),
     }
+    doc["seat"] = empty_seat(doc["created_at"])
 
     async def insert(txn: Txn) -> None:
         # bumping a counter on the owner first makes concurrent creates by one merchant conflict,
