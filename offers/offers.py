@@ -16,7 +16,6 @@ documents have none: live). The public status adds time and stock: see :func:`of
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,8 +33,6 @@ from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
 from solomo.core.txn import Txn, run_transaction
-
-log = logging.getLogger("solomo.offers")
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
 MAX_LIFETIME = timedelta(days=90)
