@@ -130,9 +130,9 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
                 full.add(i)
                 full_frontier = max(oldest[i], full_frontier or oldest[i])
             elif trimmed[i]:
-                floor = (mine[-1].score, mine[-1].post_id) if mine else pos
-                if floor is not None:  # (None: an empty cell on the first page)
-                    trimmed_floor = max(floor, trimmed_floor or floor)
+                # (a trimmed cell left empty by removals knows nothing: MongoDB from the top)
+                floor = (mine[-1].score, mine[-1].post_id) if mine else (pos or TOP)
+                trimmed_floor = max(floor, trimmed_floor or floor)
         cut = max((k for k in (full_frontier, trimmed_floor) if k is not None), default=None)
         trusted = sorted((e for e in entries if cut is None or (e.score, e.post_id) >= cut),
                          key=lambda e: (e.score, e.post_id), reverse=True)
@@ -153,7 +153,7 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
             break  # every cell read to its end: the end of the feed
         # a cell stays in the next round if it may hold entries older than the cut
         active = [i for i in active if i in full or (i in oldest and oldest[i] < cut)]
-        pos = cut
+        pos = cut if pos is None else min(cut, pos)  # never back up (ties: the next round reads more)
         per_cell = min(CELL_CAP, per_cell * 2)
     else:
         # rounds exhausted with a short page: a cursor to carry on from where the scan stopped
@@ -165,8 +165,12 @@ def _text(member: Any) -> str:
     return member.decode() if isinstance(member, bytes) else str(member)
 
 
+TOP: Key = (float("inf"), "")
+"""Above every entry: a merge cut here trusts nothing of the cells."""
+
+
 def _position(key: Key | None) -> Position | None:
-    return None if key is None else Position(key[0], ObjectId(key[1]))
+    return None if key is None or key == TOP else Position(key[0], ObjectId(key[1]))
 
 
 async def _load_visible(services: Services, circle: Circle, entries: list[Entry]) -> list[dict[str, Any]]:
