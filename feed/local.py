@@ -19,6 +19,9 @@ its cells are rebuilt in the background; so is a circle needing more than 16 cel
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
@@ -47,9 +50,13 @@ from solomo.core.timeutil import now_ms
 
 MAX_ROUNDS = 5
 """Cell rounds per page (a cell full of removed posts cannot make one request read forever)."""
+FIRST_EXTRA = 12
+"""Entries read per cell in the first round beyond the page: most pages then need one round."""
 MONGO_SLACK = 1.001
 """MongoDB's circle is widened a little; the same exact test as the cells' then decides."""
 
+M_PER_DEG = math.radians(EARTH_MEAN_RADIUS_M)
+"""Metres per degree of a great circle on the haversine's sphere."""
 Key = tuple[float, str]
 """(created_ms, post id hex): the feed's order (hex ids sort like the ids)."""
 
@@ -59,6 +66,17 @@ class Circle:
         self.lat, self.lng, self.radius_m = lat, lng, radius_m
 
     def holds(self, lat: float, lng: float) -> bool:
+        """Within the radius by the haversine distance; a flat estimate settles the clear cases
+        first (it is within a percent of the haversine for the distances read from a cell)."""
+        dlat = lat - self.lat
+        if abs(dlat) * M_PER_DEG > self.radius_m * 1.02:
+            return False
+        dlng = (lng - self.lng + 180.0) % 360.0 - 180.0
+        flat = M_PER_DEG * math.hypot(dlat, dlng * math.cos(math.radians((lat + self.lat) / 2)))
+        if flat < self.radius_m * 0.98 - 1.0:
+            return True
+        if flat > self.radius_m * 1.02 + 1.0:
+            return False
         return fast_m(self.lat, self.lng, lat, lng) <= self.radius_m
 
     def holds_post(self, doc: dict[str, Any]) -> bool:
@@ -79,7 +97,7 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
     if cells is None:
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     keys = [local_cell_key(c.name) for c in cells]
-    per_cell = min(CELL_CAP, 2 * want)
+    per_cell = min(CELL_CAP, want + FIRST_EXTRA)
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.zscore(key, MARKER)
@@ -116,32 +134,32 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
                 rows_of = dict(zip(active, await pipe.execute(), strict=True))
         full_frontier: Key | None = None  # newest last entry of a cell that may hold more
         trimmed_floor: Key | None = None  # oldest entry of a trimmed cell that ran out
-        entries: list[Entry] = []
+        rows_all: list[tuple[float, str]] = []
         oldest: dict[int, Key] = {}
         full: set[int] = set()
         for i in active:
             rows = rows_of[i]
-            mine = [e for m, s in rows if (e := parse_entry(_text(m), float(s))) is not None
-                    and (pos is None or (e.score, e.post_id) < pos)]
-            entries += mine
+            # (score, member) sorts like (score, id): the member starts with the 24-digit id
+            rows_all += [(float(score), _text(member)) for member, score in rows]
             if rows:
-                oldest[i] = (float(rows[-1][1]), _text(rows[-1][0]).split("|", 1)[0])
+                oldest[i] = (float(rows[-1][1]), _text(rows[-1][0])[:24])
             if len(rows) >= per_cell:
                 full.add(i)
                 full_frontier = max(oldest[i], full_frontier or oldest[i])
             elif trimmed[i]:
                 # (a trimmed cell left empty by removals knows nothing: MongoDB from the top)
-                floor = (mine[-1].score, mine[-1].post_id) if mine else (pos or TOP)
+                last = oldest.get(i)
+                floor = last if last is not None and (pos is None or last < pos) else (pos or TOP)
                 trimmed_floor = max(floor, trimmed_floor or floor)
         cut = max((k for k in (full_frontier, trimmed_floor) if k is not None), default=None)
-        trusted = sorted((e for e in entries if cut is None or (e.score, e.post_id) >= cut),
-                         key=lambda e: (e.score, e.post_id), reverse=True)
-        near = [e for e in trusted if circle.holds(e.lat, e.lng)]
-        taken = 0
-        while len(results) < want and taken < len(near):
+        trusted = sorted((r for r in rows_all if (pos is None or r < pos) and (cut is None or r >= cut)),
+                         reverse=True)
+        near = _near(circle, trusted)
+        while len(results) < want:
             # usually once: only posts removed since their fan-out wrote them make it go again
-            batch = near[taken:taken + want - len(results)]
-            taken += len(batch)
+            batch = list(itertools.islice(near, want - len(results)))
+            if not batch:
+                break
             results += await _load_visible(services, circle, batch)
         if len(results) >= want:
             break
@@ -159,6 +177,14 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
         # rounds exhausted with a short page: a cursor to carry on from where the scan stopped
         return results, _position(pos)
     return cut_page(results, limit, post_position)
+
+
+def _near(circle: Circle, rows: list[tuple[float, str]]) -> Iterator[Entry]:
+    """The entries of ``rows`` (newest first) within the circle, parsed only as far as they are used."""
+    for score, member in rows:
+        entry = parse_entry(member, score)
+        if entry is not None and circle.holds(entry.lat, entry.lng):
+            yield entry
 
 
 def _text(member: Any) -> str:
