@@ -2,20 +2,20 @@
 
 Set-up (not timed): 100,000 published posts by 500 authors, spread uniformly over a disc of
 10 km around a random city centre and over the past week, bulk-inserted into MongoDB; then the
-geo-cell timelines are built the way the fan-out builds them: every cell a post falls in is an
-existing (READY) timeline, and each post, oldest first, goes through the Lua script behind
-:meth:`feed.timeline.Timelines.add` for :func:`feed.fanout.cell_keys` — the very call
-``fanout_post`` makes, capped at ``CELL_CAP`` — pipelined 1,000 posts a round trip.
+grid-cell timelines of every level are written in the state the fan-out leaves them in when the
+cells existed before the posts (:mod:`feed.localcells`: each cell's newest ``CELL_CAP`` entries,
+marked TRIMMED when it had more), pipelined (the fan-out's own script, once per post and level,
+would take minutes for a million writes without measuring anything the reads depend on).
 
 Each request is a reader at a random point within 8 km of the centre (so the 2 km circle lies in
-the populated disc) asking for the newest 20 located posts within 2 km: token check, covering
-cells, merged Redis pages, exact-distance filter, MongoDB past a full cell's end, hydration.
+the populated disc) asking for the newest 20 located posts within 2 km: token check, the covering
+cells' newest entries in one pipeline, merge and exact-distance filter on the entries' public
+positions, the page's documents in one query, hydration.
 The baseline is the bare Starlette ``GET /echo`` with the same query string.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -55,8 +55,7 @@ def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: 
 
 async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float, dict[str, float]]:
     """Inserts ``n`` located posts around a random centre and builds their cells; returns the centre."""
-    from feed.fanout import CELL_CAP, cell_keys
-    from feed.timeline import Timelines
+    from feed.localcells import CELL_CAP, COMPLETE, MARKER, TRIMMED, post_cells
 
     lat0, lng0 = random_center(rng)
     authors = [uid for uid, _ in await bulk_users(services, AUTHORS)]
@@ -70,17 +69,38 @@ async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float,
         await services.db.posts.insert_many(docs[start:start + INSERT_BATCH], ordered=False)
     inserted = time.perf_counter() - t0
 
-    timelines = Timelines(services.redis)
     t0 = time.perf_counter()
-    for key in sorted({k for d in docs for k in cell_keys(d)}):  # cells exist (READY) before the fan-out writes
-        await timelines.begin_rebuild(key)
-        await timelines.finish_rebuild(key, [], CELL_CAP)
-    docs.sort(key=lambda d: d["created_ms"])  # in creation order, as the fan-out would have met them
-    for start in range(0, n, ADD_PIPELINE):
-        # the fan-out's own write (Timelines.add: ZADD + trim into existing keys), ADD_PIPELINE posts at once
-        await asyncio.gather(*(timelines.add(cell_keys(doc), doc["created_ms"], str(doc["_id"]), CELL_CAP)
-                               for doc in docs[start:start + ADD_PIPELINE]))
+    cells: dict[str, list[tuple[str, int]]] = {}
+    for doc in docs:
+        found = post_cells(doc)
+        assert found is not None
+        keys, member = found
+        for key in keys:
+            cells.setdefault(key, []).append((member, int(doc["created_ms"])))
+    items = list(cells.items())
+    for start in range(0, len(items), ADD_PIPELINE):
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for key, entries in items[start:start + ADD_PIPELINE]:
+                entries.sort(key=lambda e: e[1], reverse=True)
+                state = TRIMMED if len(entries) > CELL_CAP else COMPLETE
+                pipe.zadd(key, {MARKER: state, **dict(entries[:CELL_CAP])})
+            await pipe.execute()
     return lat0, lng0, {"insert_s": round(inserted, 1), "cells_s": round(time.perf_counter() - t0, 1)}
+
+
+async def cover_readers(services: Any, points: list[tuple[float, float]]) -> None:
+    """The readers' covering cells that hold no post exist too (empty, COMPLETE: what a rebuild
+    leaves), as in a city where people have read before: a missing cell would send its reads to
+    MongoDB while a rebuild task (no worker runs here) is awaited."""
+    from feed.localcells import COMPLETE, MARKER
+    from geo.cells import covering_grid
+    from solomo.core.keys import local_cell_key
+
+    keys = {local_cell_key(c.name) for lat, lng in points for c in covering_grid(lat, lng, RADIUS_M) or []}
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for key in sorted(keys):
+            pipe.zadd(key, {MARKER: COMPLETE}, nx=True)
+        await pipe.execute()
 
 
 def full_pages(bodies: list[tuple[int, bytes]]) -> dict[str, Any]:
@@ -95,6 +115,7 @@ async def run(env: BenchEnv) -> list[Result]:
     lat0, lng0, timings = await seed(services, n, rng)
     readers = await bulk_users(services, env.size(READERS, 8))
     points = [point_near(rng, lat0, lng0, READ_WITHIN_M) for _ in range(len(readers))]
+    await cover_readers(services, points)
     query = [f"lat={lat:.6f}&lng={lng:.6f}&radius_m={RADIUS_M}&limit=20" for lat, lng in points]
     ours = [HttpRequest("GET", f"/v1/feed/local?{q}", headers=auth(tok)) for q, (_, tok) in zip(query, readers,
                                                                                                 strict=True)]

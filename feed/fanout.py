@@ -29,12 +29,11 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import trends
+from feed import localcells, trends
 from feed.follows import TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
-from geo.cells import cells_for_point
 from solomo.accounts import user_summary
 from solomo.core import tasknames
 from solomo.core.eventtypes import (
@@ -45,14 +44,13 @@ from solomo.core.eventtypes import (
     publish_each_event,
     publish_event,
 )
-from solomo.core.keys import cell_key, feed_new_sent, home_key, mentions_sent, topic_key
+from solomo.core.keys import feed_new_sent, home_key, mentions_sent, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
 
 log = logging.getLogger("solomo.feed.fanout")
 
-CELL_CAP = 500
 CHECKPOINT_EVERY = 4
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
@@ -63,14 +61,6 @@ MENTIONS_ONCE_TTL_S = 7 * 86400
 to re-run a fan-out that crashed between sending and marking."""
 SYNC_ROUNDS = 3
 """Rounds of one task before it leaves a post whose status keeps changing to the sweep."""
-
-
-def cell_keys(post: dict[str, Any]) -> list[str]:
-    loc = post.get("location")
-    if not loc:
-        return []
-    lng, lat = loc["coordinates"]
-    return [cell_key(c) for c in cells_for_point(lat, lng)]
 
 
 async def _announce(services: Services, post_id: str, online: list[str]) -> None:
@@ -166,7 +156,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     score, member = int(post["created_ms"]), str(post["_id"])
     own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
-    cells = await timelines.add(cell_keys(post), score, member, CELL_CAP)
+    cells = await localcells.add_post(services.redis, post)
     _count_entries("home", own)
     _count_entries("topic", topics)
     _count_entries("cell", cells)
@@ -265,7 +255,8 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
     holders: list[str] = []
     if not keep_author:
         holders += await timelines.remove_from_homes([str(post["author_id"])], member)
-    await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])] + cell_keys(post), member)
+    await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])], member)
+    await localcells.remove_post(services.redis, post)
     await trends.forget(services, post)
     for target_type, target_id in _audiences(post):
         async for _, followers in _prefetched(follower_batches(

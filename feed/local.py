@@ -1,138 +1,215 @@
-"""Local feeds: located posts near a point, newest first.
+"""Local feeds: located posts within a radius of a point, newest first, with the contract's cursor.
 
-The fan-out writes each located post into one geo cell per level (:mod:`geo.cells`). A read
-takes the cells of one level covering the circle, merges their timelines and keeps the posts
-within the exact (great-circle) distance; past the trimmed end of a full cell the read continues
-from MongoDB's 2dsphere index, the source of truth.
+A page is read from the few cells of the grid level that fits the radius (:func:`geo.cells.covering_grid`:
+at most 9 cells in practice, 16 allowed) in one Redis pipeline: each cell's newest entries below the
+cursor (``ZREVRANGEBYSCORE … LIMIT``), with its state. The entries are merged by time and filtered
+by exact distance on the public position each entry carries (:mod:`feed.localcells`), then the
+documents of the page's posts are loaded in one query, which also drops any post removed since the
+fan-out wrote it. When the filters leave the page short, the next round reads deeper (twice as many
+per cell, at most :data:`MAX_ROUNDS`); a short page after that still carries a cursor.
 
-A read that finds a cell missing (never read, expired, or lost in a Redis flush) is served by
-that exact circle query in MongoDB — the same answer — and the missing cells are rebuilt in the
-background (``fanout.rebuild_cells``, once per cell at a time), so a cold area never waits for up
-to :data:`MAX_CELLS` rebuilds. Cell keys come from client coordinates, so they expire:
-:data:`CELL_TTL_S` after the last read, or :data:`EMPTY_TTL_S` after a rebuild that found
-nothing and was not read again. Expiry is safe: the fan-out only writes keys that exist.
+A merge is trusted only down to the *cut*: the newest of the last entries of the cells that
+returned all they were asked for (older entries of another cell may still be unread), and the
+oldest entry of any TRIMMED cell that ran out (older posts of that cell were dropped by its cap).
+Past a TRIMMED cell's end the page continues from MongoDB (:func:`feed.nearquery.newest_in_area`:
+the 2dsphere index bounded by the cursor and a time window, with a limit) — never a scan of the
+whole circle. A cold area (a covering cell missing or being rebuilt) is served the same way, and
+its cells are rebuilt in the background; so is a circle needing more than 16 cells (near a pole).
 """
 
 from __future__ import annotations
 
-import asyncio
+import itertools
+import math
+from collections.abc import Iterator
 from typing import Any
 
-from geopy.distance import great_circle
+from bson import ObjectId
 
-from feed.fanout import CELL_CAP
-from feed.paging import MongoSource, RedisSource, Source, collect
+from feed.localcells import (
+    CELL_CAP,
+    CELL_TTL_S,
+    COMPLETE,
+    MARKER,
+    MIN_ENTRY_SCORE,
+    TRIMMED,
+    Entry,
+    parse_entry,
+    public_latlng,
+    request_rebuilds,
+)
+from feed.nearquery import newest_in_area
+from feed.paging import post_position
 from feed.posts import VISIBLE
-from feed.timeline import MARKER, READY, Timelines
-from geo.cells import bounds, covering_cells, encode
-from solomo.core import tasknames
-from solomo.core.keys import cell_key, cell_rebuild_lock
-from solomo.core.pagination import Position
+from geo.cells import covering_grid
+from geo.distance import EARTH_MEAN_RADIUS_M, fast_m
+from solomo.core.keys import local_cell_key
+from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.services import Services
-from solomo.core.txn import send_task
+from solomo.core.timeutil import now_ms
 
-EARTH_RADIUS_M = 6_371_008.8
-CELL_TTL_S = 86400
-EMPTY_TTL_S = 120
-LOCK_TTL_S = 60
-"""A cell's rebuild is queued at most once in this time (the lock expires if the task is lost)."""
-REBUILD_CONCURRENCY = 4
+MAX_ROUNDS = 5
+"""Cell rounds per page (a cell full of removed posts cannot make one request read forever)."""
+FIRST_EXTRA = 12
+"""Entries read per cell in the first round beyond the page: most pages then need one round."""
+MONGO_SLACK = 1.001
+"""MongoDB's circle is widened a little; the same exact test as the cells' then decides."""
 
-
-MAX_CELLS = 64
-"""Beyond this many covering cells (a huge circle near a pole) the read goes to MongoDB alone."""
-
-
-def _cell_polygon(cell: str) -> dict[str, Any]:
-    """The cell grown by a margin: 2dsphere edges are great circles, not parallels, so the exact
-    membership test is done on the geohash of each result instead."""
-    south, west, north, east = bounds(cell)
-    margin = (north - south) * 0.05
-    south, north = max(-90.0, south - margin), min(90.0, north + margin)
-    west, east = max(-180.0, west - margin), min(180.0, east + margin)
-    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-    return {"type": "Polygon", "coordinates": [ring]}
+M_PER_DEG = math.radians(EARTH_MEAN_RADIUS_M)
+"""Metres per degree of a great circle on the haversine's sphere."""
+Key = tuple[float, str]
+"""(created_ms, post id hex): the feed's order (hex ids sort like the ids)."""
 
 
-async def rebuild_cell(services: Services, cell: str) -> int:
-    """Builds one cell's timeline from MongoDB; returns the number of posts found."""
-    timelines = Timelines(services.redis)
-    key = cell_key(cell)
-    await timelines.begin_rebuild(key, EMPTY_TTL_S)
-    entries = []
-    cursor = services.db.posts.find(
-        {"location": {"$geoWithin": {"$geometry": _cell_polygon(cell)}}, "status": VISIBLE},
-        {"created_ms": 1, "location": 1}).sort([("created_ms", -1), ("_id", -1)])
-    async for row in cursor:
-        lng, lat = row["location"]["coordinates"]
-        if encode(lat, lng, len(cell)) == cell:
-            entries.append((float(row["created_ms"]), str(row["_id"])))
-            if len(entries) >= CELL_CAP:
-                break
-    await timelines.finish_rebuild(key, entries, CELL_CAP, CELL_TTL_S if entries else EMPTY_TTL_S)
-    return len(entries)
+class Circle:
+    def __init__(self, lat: float, lng: float, radius_m: float) -> None:
+        self.lat, self.lng, self.radius_m = lat, lng, radius_m
 
+    def holds(self, lat: float, lng: float) -> bool:
+        """Within the radius by the haversine distance; a flat estimate settles the clear cases
+        first (it is within a percent of the haversine for the distances read from a cell)."""
+        dlat = lat - self.lat
+        if abs(dlat) * M_PER_DEG > self.radius_m * 1.02:
+            return False
+        dlng = (lng - self.lng + 180.0) % 360.0 - 180.0
+        flat = M_PER_DEG * math.hypot(dlat, dlng * math.cos(math.radians((lat + self.lat) / 2)))
+        if flat < self.radius_m * 0.98 - 1.0:
+            return True
+        if flat > self.radius_m * 1.02 + 1.0:
+            return False
+        return fast_m(self.lat, self.lng, lat, lng) <= self.radius_m
 
-async def rebuild_cells(services: Services, cells: list[str]) -> int:
-    """Rebuilds cells a few at a time and releases their locks; returns the posts found in all."""
-    gate = asyncio.Semaphore(REBUILD_CONCURRENCY)
+    def holds_post(self, doc: dict[str, Any]) -> bool:
+        point = public_latlng(doc)
+        return doc.get("status") == VISIBLE and point is not None and self.holds(*point)
 
-    async def one(cell: str) -> int:
-        async with gate:
-            try:
-                return await rebuild_cell(services, cell)
-            finally:
-                await services.redis.delete(cell_rebuild_lock(cell))
-
-    return sum(await asyncio.gather(*(one(c) for c in cells)))
-
-
-async def request_rebuilds(services: Services, cells: list[str]) -> list[str]:
-    """Queues one background rebuild for the cells not already queued; returns those queued."""
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for cell in cells:
-            pipe.set(cell_rebuild_lock(cell), "1", nx=True, ex=LOCK_TTL_S)
-        taken = await pipe.execute()
-    mine = [cell for cell, ok in zip(cells, taken, strict=True) if ok]
-    if mine and not await send_task(services, tasknames.REBUILD_CELLS, mine):
-        # the read is served anyway; the next one queues again
-        await services.redis.delete(*(cell_rebuild_lock(c) for c in mine))
-        return []
-    return mine
-
-
-def circle_query(lat: float, lng: float, radius_m: float) -> dict[str, Any]:
-    return {"location": {"$geoWithin": {"$centerSphere": [[lng, lat], radius_m / EARTH_RADIUS_M]}},
-            "status": VISIBLE}
+    def area(self) -> dict[str, Any]:
+        radians = self.radius_m * MONGO_SLACK / EARTH_MEAN_RADIUS_M + 1 / EARTH_MEAN_RADIUS_M
+        return {"$geoWithin": {"$centerSphere": [[self.lng, self.lat], radians]}}
 
 
 async def read_local(services: Services, lat: float, lng: float, radius_m: float, before: Position | None,
                      limit: int) -> tuple[list[dict[str, Any]], Position | None]:
-    timelines = Timelines(services.redis)
-    cells = covering_cells(lat, lng, radius_m)
-    exact = MongoSource(services.db, circle_query(lat, lng, radius_m))
-    if len(cells) > MAX_CELLS:
-        return await collect(services.db, [exact], before, limit, lambda d: _within(d, lat, lng, radius_m))
-    keys = [cell_key(c) for c in cells]
+    """(documents for the page, position for next_cursor or None)."""
+    circle = Circle(lat, lng, radius_m)
+    want = lookahead(limit)
+    cells = covering_grid(lat, lng, radius_m)
+    if cells is None:
+        return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
+    keys = [local_cell_key(c.name) for c in cells]
+    per_cell = min(CELL_CAP, want + FIRST_EXTRA)
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.zscore(key, MARKER)
-            pipe.zcard(key)
+            _queue_rows(pipe, key, before, per_cell)
             pipe.expire(key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
-        rows = await pipe.execute()
-    states, sizes = rows[0::3], rows[1::3]
-    missing = [cell for cell, state in zip(cells, states, strict=True) if state is None or int(state) != READY]
-    if missing:
-        await request_rebuilds(services, missing)
-        return await collect(services.db, [exact], before, limit, lambda d: _within(d, lat, lng, radius_m))
-    sources: list[Source] = [RedisSource(timelines, key, exact if size - 1 >= CELL_CAP else None)
-                             for key, size in zip(keys, sizes, strict=True)]
-    return await collect(services.db, sources, before, limit, lambda d: _within(d, lat, lng, radius_m))
+        replies = await pipe.execute()
+    states = [None if s is None else int(s) for s in replies[0::3]]
+    if any(s not in (COMPLETE, TRIMMED) for s in states):
+        await request_rebuilds(services, [c for c, s in zip(cells, states, strict=True)
+                                          if s not in (COMPLETE, TRIMMED)])
+        return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
+    trimmed = [s == TRIMMED for s in states]
+    return await _merge_pages(services, circle, keys, trimmed, replies[1::3], before, per_cell, limit)
 
 
-def _within(doc: dict[str, Any], lat: float, lng: float, radius_m: float) -> bool:
-    loc = doc.get("location")
-    if doc.get("status") != VISIBLE or not loc:
-        return False
-    plng, plat = loc["coordinates"]
-    return bool(great_circle((lat, lng), (plat, plng)).meters <= radius_m)
+def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> None:
+    top = "+inf" if before is None else repr(before.score)  # inclusive: ties are sorted out by id
+    pipe.zrevrangebyscore(key, top, MIN_ENTRY_SCORE, start=0, num=count, withscores=True)
+
+
+async def _merge_pages(services: Services, circle: Circle, keys: list[str], trimmed: list[bool],
+                       first_rows: list[Any], before: Position | None, per_cell: int,
+                       limit: int) -> tuple[list[dict[str, Any]], Position | None]:
+    want = lookahead(limit)
+    results: list[dict[str, Any]] = []
+    pos: Key | None = None if before is None else (before.score, str(before.id))
+    active = list(range(len(keys)))
+    rows_of: dict[int, Any] = dict(enumerate(first_rows))
+    for round_no in range(MAX_ROUNDS):
+        if round_no:
+            async with services.redis.pipeline(transaction=False) as pipe:
+                for i in active:
+                    _queue_rows(pipe, keys[i], _position(pos), per_cell)
+                rows_of = dict(zip(active, await pipe.execute(), strict=True))
+        full_frontier: Key | None = None  # newest last entry of a cell that may hold more
+        trimmed_floor: Key | None = None  # oldest entry of a trimmed cell that ran out
+        rows_all: list[tuple[float, str]] = []
+        oldest: dict[int, Key] = {}
+        full: set[int] = set()
+        for i in active:
+            rows = rows_of[i]
+            # (score, member) sorts like (score, id): the member starts with the 24-digit id
+            rows_all += [(float(score), _text(member)) for member, score in rows]
+            if rows:
+                oldest[i] = (float(rows[-1][1]), _text(rows[-1][0])[:24])
+            if len(rows) >= per_cell:
+                full.add(i)
+                full_frontier = max(oldest[i], full_frontier or oldest[i])
+            elif trimmed[i]:
+                # (a trimmed cell left empty by removals knows nothing: MongoDB from the top)
+                last = oldest.get(i)
+                floor = last if last is not None and (pos is None or last < pos) else (pos or TOP)
+                trimmed_floor = max(floor, trimmed_floor or floor)
+        cut = max((k for k in (full_frontier, trimmed_floor) if k is not None), default=None)
+        trusted = sorted((r for r in rows_all if (pos is None or r < pos) and (cut is None or r >= cut)),
+                         reverse=True)
+        near = _near(circle, trusted)
+        while len(results) < want:
+            # usually once: only posts removed since their fan-out wrote them make it go again
+            batch = list(itertools.islice(near, want - len(results)))
+            if not batch:
+                break
+            results += await _load_visible(services, circle, batch)
+        if len(results) >= want:
+            break
+        if cut is not None and cut == trimmed_floor:
+            # below the oldest entry of a trimmed cell the cells are incomplete: MongoDB, one bounded query
+            results += await _from_mongo(services, circle, _position(cut), want - len(results))
+            break
+        if cut is None:
+            break  # every cell read to its end: the end of the feed
+        # a cell stays in the next round if it may hold entries older than the cut
+        active = [i for i in active if i in full or (i in oldest and oldest[i] < cut)]
+        pos = cut if pos is None else min(cut, pos)  # never back up (ties: the next round reads more)
+        per_cell = min(CELL_CAP, per_cell * 2)
+    else:
+        # rounds exhausted with a short page: a cursor to carry on from where the scan stopped
+        return results, _position(pos)
+    return cut_page(results, limit, post_position)
+
+
+def _near(circle: Circle, rows: list[tuple[float, str]]) -> Iterator[Entry]:
+    """The entries of ``rows`` (newest first) within the circle, parsed only as far as they are used."""
+    for score, member in rows:
+        entry = parse_entry(member, score)
+        if entry is not None and circle.holds(entry.lat, entry.lng):
+            yield entry
+
+
+def _text(member: Any) -> str:
+    return member.decode() if isinstance(member, bytes) else str(member)
+
+
+TOP: Key = (float("inf"), "")
+"""Above every entry: a merge cut here trusts nothing of the cells."""
+
+
+def _position(key: Key | None) -> Position | None:
+    return None if key is None or key == TOP else Position(key[0], ObjectId(key[1]))
+
+
+async def _load_visible(services: Services, circle: Circle, entries: list[Entry]) -> list[dict[str, Any]]:
+    """The documents of ``entries`` in their order, keeping those still visible and within the circle
+    (MongoDB is the truth: a post removed after its fan-out is dropped here)."""
+    if not entries:
+        return []
+    ids = [ObjectId(e.post_id) for e in entries]
+    docs = {d["_id"]: d async for d in services.db.posts.find({"_id": {"$in": ids}})}
+    return [d for oid in ids if (d := docs.get(oid)) is not None and circle.holds_post(d)]
+
+
+async def _from_mongo(services: Services, circle: Circle, before: Position | None,
+                      count: int) -> list[dict[str, Any]]:
+    return await newest_in_area(services.db, circle.area(), before, count, accept=circle.holds_post,
+                                now_ms=now_ms())

@@ -18,10 +18,8 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from feed import postcache
-from feed.fanout import CELL_CAP, cell_keys
+from feed import localcells, postcache
 from feed.posts import VISIBLE
-from feed.timeline import Timelines
 from geo.geojson import geo_point
 from geo.privacy import public_point
 from solomo.core.services import Services
@@ -33,8 +31,8 @@ BATCH = 500
 async def migrate_public_locations(services: Services, *, force: bool = False) -> int:
     """Rewrites every located post's ``location`` to its public position; returns posts changed.
 
-    Published posts whose geo cell changed move to their new cell timelines (only cells that
-    exist are written, as the fan-out does). ``force`` runs it even if the marker says done."""
+    Published posts move to their new cell entries (only cells that exist are written, as the
+    fan-out does). ``force`` runs it even if the marker says done."""
     db = services.db
     if not force and await db.migrations.find_one({"_id": MIGRATION_ID}) is not None:
         return 0
@@ -72,11 +70,10 @@ async def _rewrite(services: Services, batch: list[tuple[dict[str, Any], dict[st
         [UpdateOne({"_id": doc["_id"], "location": doc["location"]}, {"$set": {"location": public}})
          for doc, public in batch], ordered=False)
     await postcache.invalidate(services, [doc["_id"] for doc, _ in batch])  # cached views hold the location
-    timelines = Timelines(services.redis)
     for doc, public in batch:
-        before, after = cell_keys(doc), cell_keys({"location": public})
-        if before == after or doc.get("status") != VISIBLE:
+        if doc.get("status") != VISIBLE:
             continue
-        await timelines.remove([k for k in before if k not in after], str(doc["_id"]))
-        await timelines.add([k for k in after if k not in before], int(doc["created_ms"]), str(doc["_id"]), CELL_CAP)
+        # the cell entries carry the position: every level's entry moves (only cells that exist are written)
+        await localcells.remove_post(services.redis, doc)
+        await localcells.add_post(services.redis, {**doc, "location": public})
     return int(result.modified_count)

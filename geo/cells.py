@@ -1,20 +1,22 @@
-"""Geohash cells: the keys of the local (geo-cell) feeds and the cells that cover a circle.
+"""Geohash cells (live offers) and the grid levels of the local feed.
 
-A located post is written into one cell at each of :data:`LEVELS` (coarse to fine). A reader
-picks the finest level whose cells covering the circle's bounding box number at most
-:data:`MAX_COVER`, so a 500 m query reads a handful of small cells and a 50 km query a handful
-of large ones. Covering is conservative (bounding box, not the circle): the caller filters by
-exact distance afterwards.
+Geohashes (:func:`encode`, :func:`bounds`) serve the live-offer cache. The local feed uses a
+quadtree of *grid levels* instead (:class:`GridCell`): at level ``k`` the globe is cut into
+``2**(k+1)`` columns by ``2**k`` rows, cells square in degrees, each level halving the side of the
+one before (a geohash step multiplies the area by 32, too coarse to fit a radius). A located post
+is written into its cell at every level of :data:`GRID_LEVELS`; a reader picks the finest level
+whose cells are at least ``radius`` wide and tall around the circle, so its bounding box (``2r``)
+spans at most 3 x 3 cells, and drops the cells the circle does not reach (:func:`covering_grid`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
+
+from geo.distance import fast_m
 
 _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
-LEVELS: tuple[int, ...] = (4, 5, 6)
-"""Geohash precisions written for every located post: ~39x20 km, ~4.9x4.9 km, ~1.2x0.6 km."""
-MAX_COVER = 16
 EARTH_M_PER_DEG = 111_320.0
 
 
@@ -68,47 +70,6 @@ def encode(lat: float, lng: float, precision: int) -> str:
     return _encode_indices(ix, iy, precision)
 
 
-def cells_for_point(lat: float, lng: float) -> list[str]:
-    """The cells (one per level) a post located here is written to."""
-    return [encode(lat, lng, p) for p in LEVELS]
-
-
-def _cover_at(lat: float, lng: float, radius_m: float, precision: int, limit: int) -> list[str] | None:
-    lng_bits = _bits(precision)[0]
-    dlat = radius_m / EARTH_M_PER_DEG
-    south, north = max(-90.0, lat - dlat), min(90.0, lat + dlat)
-    coslat = min(math.cos(math.radians(south)), math.cos(math.radians(north)))
-    if coslat < 1e-6 or radius_m / (EARTH_M_PER_DEG * coslat) >= 180.0:
-        dlng = 180.0  # the circle reaches a pole or wraps the globe: every longitude
-    else:
-        dlng = radius_m / (EARTH_M_PER_DEG * coslat)
-    _, iy0 = _indices(south, 0.0, precision)
-    _, iy1 = _indices(north, 0.0, precision)
-    ncols = 1 << lng_bits
-    if dlng >= 180.0:
-        cols = list(range(ncols))
-    else:
-        ix0 = math.floor((lng - dlng + 180.0) / 360.0 * ncols)
-        ix1 = math.floor((lng + dlng + 180.0) / 360.0 * ncols)
-        cols = sorted({ix % ncols for ix in range(ix0, ix1 + 1)})
-    if len(cols) * (iy1 - iy0 + 1) > limit:
-        return None
-    return [_encode_indices(ix, iy, precision) for iy in range(iy0, iy1 + 1) for ix in cols]
-
-
-def covering_cells(lat: float, lng: float, radius_m: float, max_cells: int = MAX_COVER) -> list[str]:
-    """Cells of one level that together cover the circle: the finest level with at most
-    ``max_cells`` cells, else the coarsest level (however many cells it takes)."""
-    for precision in sorted(LEVELS, reverse=True):
-        cells = _cover_at(lat, lng, radius_m, precision, max_cells)
-        if cells is not None:
-            return cells
-    coarsest = min(LEVELS)
-    cells = _cover_at(lat, lng, radius_m, coarsest, 1 << 30)
-    assert cells is not None
-    return cells
-
-
 def decode_indices(cell: str) -> tuple[int, int]:
     """(column, row) of a geohash at its own precision."""
     ix = iy = 0
@@ -131,3 +92,123 @@ def bounds(cell: str) -> tuple[float, float, float, float]:
     ix, iy = decode_indices(cell)
     west, south = -180.0 + ix * width, -90.0 + iy * height
     return south, west, south + height, west + width
+
+
+# --- grid levels of the local feed ---------------------------------------------------------------
+
+GRID_LEVELS: tuple[int, ...] = tuple(range(7, 18))
+"""Levels written for every located post: cells from 1.4° (156 km tall) down to 0.0014° (153 m),
+so any radius of the contract (up to 50 km) finds a level whose cells are at least as wide as it
+up to latitude ±60°, and the finest matches the public grid (about 100 m)."""
+MAX_GRID_COVER = 16
+"""A covering of more cells (a wide circle near a pole) is not served from cells."""
+PRUNE_SLACK = 1.02
+"""The nearest point of a cell is found on a lat/lng rectangle, not along great circles; this slack
+(plus 10 m) keeps every cell the circle may touch."""
+
+
+class GridCell(NamedTuple):
+    level: int
+    col: int
+    row: int
+
+    @property
+    def name(self) -> str:
+        """``<level>:<col>:<row>``: the cell's text form (in its Redis key and in rebuild tasks)."""
+        return f"{self.level}:{self.col}:{self.row}"
+
+
+def grid_side_deg(level: int) -> float:
+    """A cell's side, in degrees of latitude and of longitude alike."""
+    return 180.0 / (1 << level)
+
+
+def grid_cell(lat: float, lng: float, level: int) -> GridCell:
+    """The cell of ``level`` holding (lat, lng) (the north and east edges belong to the last cell)."""
+    side = grid_side_deg(level)
+    cols, rows = 1 << (level + 1), 1 << level
+    col = min(int((lng + 180.0) / side), cols - 1)
+    row = min(int((lat + 90.0) / side), rows - 1)
+    return GridCell(level, col, row)
+
+
+def grid_cells_for_point(lat: float, lng: float) -> list[GridCell]:
+    """The cells (one per level) a post located at its public position (lat, lng) is written to."""
+    return [grid_cell(lat, lng, level) for level in GRID_LEVELS]
+
+
+def parse_grid_cell(name: str) -> GridCell | None:
+    """The cell named ``<level>:<col>:<row>``; None for anything else (an old task's geohash)."""
+    parts = name.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    level, col, row = (int(p) for p in parts)
+    if level not in GRID_LEVELS or col >= 1 << (level + 1) or row >= 1 << level:
+        return None
+    return GridCell(level, col, row)
+
+
+def grid_bounds(cell: GridCell) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of a cell, in degrees."""
+    side = grid_side_deg(cell.level)
+    south, west = -90.0 + cell.row * side, -180.0 + cell.col * side
+    return south, west, south + side, west + side
+
+
+def _half_width_deg(lat: float, radius_m: float) -> tuple[float, float]:
+    """(dlat, dlng) of the circle's bounding box, dlng measured at its poleward edge; dlng is 180
+    when the circle reaches a pole or wraps the globe."""
+    dlat = radius_m / EARTH_M_PER_DEG
+    south, north = max(-90.0, lat - dlat), min(90.0, lat + dlat)
+    coslat = min(math.cos(math.radians(south)), math.cos(math.radians(north)))
+    if coslat < 1e-6 or radius_m / (EARTH_M_PER_DEG * coslat) >= 180.0:
+        return dlat, 180.0
+    return dlat, radius_m / (EARTH_M_PER_DEG * coslat)
+
+
+def grid_level_for(lat: float, radius_m: float) -> int:
+    """The finest level whose cells are at least ``radius_m`` tall and wide (at the circle's
+    poleward edge): the 2r bounding box then spans at most 3 cells each way. The coarsest level
+    when none is (a wide circle near a pole)."""
+    dlat, dlng = _half_width_deg(lat, radius_m)
+    need_deg = max(dlat, dlng)
+    for level in sorted(GRID_LEVELS, reverse=True):
+        if grid_side_deg(level) >= need_deg:
+            return level
+    return min(GRID_LEVELS)
+
+
+def _cell_distance_m(lat: float, lng: float, cell: GridCell) -> float:
+    """Distance from the point to the nearest point of the cell's lat/lng rectangle (approximate:
+    the caller allows :data:`PRUNE_SLACK`)."""
+    south, west, north, east = grid_bounds(cell)
+    near_lat = min(max(lat, south), north)
+    if west <= lng <= east:
+        near_lng = lng
+    else:  # the nearer edge, across the antimeridian if that is shorter
+        to_west, to_east = (west - lng) % 360.0, (lng - east) % 360.0
+        near_lng = west if to_west <= to_east else east
+    return fast_m(lat, lng, near_lat, near_lng)
+
+
+def covering_grid(lat: float, lng: float, radius_m: float) -> list[GridCell] | None:
+    """The cells of one level holding every point within ``radius_m``: those of the circle's
+    bounding box that the circle reaches. None when more than :data:`MAX_GRID_COVER` would be
+    needed. Conservative: the caller filters by exact distance."""
+    level = grid_level_for(lat, radius_m)
+    side = grid_side_deg(level)
+    dlat, dlng = _half_width_deg(lat, radius_m)
+    cols, rows = 1 << (level + 1), 1 << level
+    row0 = max(0, int((max(-90.0, lat - dlat) + 90.0) / side))
+    row1 = min(rows - 1, int((min(90.0, lat + dlat) + 90.0) / side))
+    if dlng >= 180.0:
+        return None  # every longitude: far more cells than a page should read
+    col0 = math.floor((lng - dlng + 180.0) / side)
+    col1 = math.floor((lng + dlng + 180.0) / side)
+    col_range = sorted({c % cols for c in range(col0, col1 + 1)})
+    if len(col_range) * (row1 - row0 + 1) > 4 * MAX_GRID_COVER:
+        return None
+    reach = radius_m * PRUNE_SLACK + 10.0
+    cells = [GridCell(level, c, r) for r in range(row0, row1 + 1) for c in col_range
+             if _cell_distance_m(lat, lng, GridCell(level, c, r)) <= reach]
+    return cells if len(cells) <= MAX_GRID_COVER else None

@@ -130,7 +130,7 @@ def rebuild_home(user_id: str) -> None:
 @app.task(name=names.REBUILD_CELLS)
 def rebuild_cells(cells: list[str]) -> None:
     """Build the geo-cell timelines a local read found missing (that read was served from MongoDB)."""
-    from feed.local import rebuild_cells as rebuild
+    from feed.localcells import rebuild_cells as rebuild
 
     _run(lambda services: rebuild(services, [str(c) for c in cells]))
 

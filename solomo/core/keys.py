@@ -88,15 +88,6 @@ def home_rebuild_lock(user_id: Id) -> str:
     return f"feed:rebuild:{user_id}"
 
 
-def cell_key(cell: str) -> str:
-    """``feed:cell:{geohash}``: the local timeline of one geo cell."""
-    return f"feed:cell:{cell}"
-
-
-def cell_rebuild_lock(cell: str) -> str:
-    return f"feed:cell:rebuild:{cell}"
-
-
 def feed_new_sent(post_id: Id, bucket: int) -> str:
     """The users of one bucket already told ``feed.new`` about a post (a resumed fan-out does not
     tell them twice); in the bucket's slot, beside their event histories."""
@@ -267,3 +258,18 @@ def liked_key(user_id: Id) -> str:
 
 SUMMARIES_GEN = "summaries:gen"
 """Bumped when an author's or store's name changes: every process then drops its summary cache."""
+
+
+# --- local feed grid cells (feed/localcells.py) --------------------------------------------------
+
+
+def local_cell_key(cell: str) -> str:
+    """``feed:local:<level>:<col>:<row>``: one grid cell's local timeline (zset, score = created_ms,
+    member = ``<post id>|<public lat>|<public lng>``), capped. No hash tag: every cell is its own
+    slot, read in one pipeline."""
+    return f"feed:local:{cell}"
+
+
+def local_cell_rebuild_lock(cell: str) -> str:
+    """Held while a rebuild of the cell is queued (expires if the task is lost)."""
+    return f"feed:local:rebuild:{cell}"

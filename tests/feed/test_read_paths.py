@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from feed import local, topics, trends
+from feed import localcells, topics, trends
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
-from geo.cells import covering_cells
-from solomo.core.keys import TREND_HOT, TREND_HOT_LOCK, cell_key, cell_rebuild_lock, topic_key
+from geo.cells import covering_grid
+from solomo.core.keys import TREND_HOT, TREND_HOT_LOCK, local_cell_key, local_cell_rebuild_lock, topic_key
 from tests.feed.helpers import all_ids, fanned_out, ids, post, principal
 from tests.support import offset, random_point, register, wait_until
 
@@ -50,9 +50,10 @@ async def test_cold_local_read_is_served_from_mongodb_and_cells_rebuilt_in_backg
     for p in made:
         await fanned_out(services, p["id"])
     expected = [p["id"] for p in reversed(made)]  # 100 m to 2828 m away: all inside the circle
-    cells = covering_cells(lat, lng, radius)
-    keys = [cell_key(c) for c in cells]
-    locks = [cell_rebuild_lock(c) for c in cells]
+    cells = covering_grid(lat, lng, radius)
+    assert cells is not None
+    keys = [local_cell_key(c.name) for c in cells]
+    locks = [local_cell_rebuild_lock(c.name) for c in cells]
 
     # a rebuild of every cell is already queued (the locks are held): the read must not build them itself
     for lock in locks:
@@ -73,7 +74,7 @@ async def test_cold_local_read_is_served_from_mongodb_and_cells_rebuilt_in_backg
     warm = await all_ids(client, reader, "/v1/feed/local", limit=2, lat=lat, lng=lng, radius_m=radius)
     assert warm == cold  # the same answer either way
     for key in keys:
-        assert 0 < await services.redis.ttl(key) <= local.CELL_TTL_S
+        assert 0 < await services.redis.ttl(key) <= localcells.CELL_TTL_S
 
     # the warm read comes from the cells: a post not fanned out yet is not in them (MongoDB has it)
     doc = await build_post(services, principal(author), "sneaked", lat=lat, lng=lng)
@@ -85,15 +86,15 @@ async def test_cold_local_read_is_served_from_mongodb_and_cells_rebuilt_in_backg
 
 async def test_empty_cells_are_short_lived_and_reads_refresh_cells(client, services):
     lat, lng = random_point()
-    cell = covering_cells(lat, lng, 500)[0]
-    key = cell_key(cell)
-    assert await local.rebuild_cells(services, [cell]) == 0
-    assert 0 < await services.redis.ttl(key) <= local.EMPTY_TTL_S
+    cells = covering_grid(lat, lng, 500)
+    assert cells is not None
+    key = local_cell_key(cells[0].name)
+    assert await localcells.rebuild_cells(services, [cells[0].name]) == 0
+    assert 0 < await services.redis.ttl(key) <= localcells.EMPTY_TTL_S
     reader = await register(client)
-    for c in covering_cells(lat, lng, 500):
-        await local.rebuild_cell(services, c)
+    await localcells.rebuild_cells(services, [c.name for c in cells])
     assert await ids(client, reader, "/v1/feed/local", lat=lat, lng=lng, radius_m=500) == []
-    assert await services.redis.ttl(key) > local.CELL_TTL_S - 60  # read again: kept like a used area
+    assert await services.redis.ttl(key) > localcells.CELL_TTL_S - 60  # read again: kept like a used area
 
 
 async def test_hot_topics_are_served_from_a_cached_ranking(client, services, monkeypatch):

@@ -1,4 +1,4 @@
-"""Pure functions: topics, mentions, empty topics, geohash cells and their covering."""
+"""Pure functions: topics, mentions, empty topics, geohash cells, grid levels and their covering."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from geopy.distance import great_circle
 
 from feed.text import extract_mentions, extract_topics, has_empty_topic, normalize_topic, parse_topic_param
-from geo.cells import LEVELS, bounds, cells_for_point, covering_cells, encode
+from geo.cells import GRID_LEVELS, bounds, covering_grid, encode, grid_bounds, grid_cell, grid_cells_for_point
 from tests.support import offset, random_point
 
 
@@ -42,27 +42,41 @@ def test_geohash_known_value_and_bounds():
     assert encode(57.64911, 10.40744, 11) == "u4pruydqqvj"
     for _ in range(50):
         lat, lng = random_point()
-        for p in LEVELS:
+        for p in (4, 5, 6):
             south, west, north, east = bounds(encode(lat, lng, p))
             assert south <= lat < north and west <= lng < east
-    assert len(cells_for_point(10, 10)) == len(LEVELS)
 
 
-def test_covering_contains_every_point_of_the_circle():
-    for radius in (300, 2000, 12000, 50000):
+def test_grid_cells_hold_their_point_at_every_level():
+    for _ in range(50):
         lat, lng = random_point()
-        cells = covering_cells(lat, lng, radius)
-        precision = len(cells[0])
-        assert len(cells) <= 16 or precision == min(LEVELS)
-        for k in range(36):
-            bearing = math.radians(k * 10)
+        cells = grid_cells_for_point(lat, lng)
+        assert [c.level for c in cells] == list(GRID_LEVELS)
+        for cell in cells:
+            south, west, north, east = grid_bounds(cell)
+            assert south <= lat < north and west <= lng < east
+    assert grid_cell(90.0, 180.0, 10) == grid_cell(89.9999, 179.9999, 10)  # the edges belong to the last cell
+
+
+@pytest.mark.parametrize("radius", [1, 50, 300, 1000, 2000, 2500, 12000, 50000])
+def test_covering_is_at_most_nine_cells_of_one_level_and_holds_the_circle(radius):
+    for _ in range(20):
+        lat, lng = random_point()
+        cells = covering_grid(lat, lng, radius)
+        assert cells is not None and 1 <= len(cells) <= 9, (lat, lng, radius, cells)
+        level = cells[0].level
+        assert {c.level for c in cells} == {level}
+        for k in range(72):
+            bearing = math.radians(k * 5)
             plat, plng = offset(lat, lng, north_m=radius * 0.999 * math.cos(bearing),
                                 east_m=radius * 0.999 * math.sin(bearing))
             if great_circle((lat, lng), (plat, plng)).meters <= radius:
-                assert encode(plat, plng, precision) in cells
+                assert grid_cell(plat, plng, level) in cells
 
 
-def test_covering_across_the_antimeridian():
-    cells = covering_cells(0.0, 179.999, 3000)
-    assert encode(0.0, -179.999, len(cells[0])) in cells
-    assert encode(0.0, 179.999, len(cells[0])) in cells
+def test_covering_across_the_antimeridian_and_near_a_pole():
+    cells = covering_grid(0.0, 179.999, 3000)
+    assert cells is not None
+    level = cells[0].level
+    assert grid_cell(0.0, -179.999, level) in cells and grid_cell(0.0, 179.999, level) in cells
+    assert covering_grid(89.99, 0.0, 50000) is None  # every longitude: served from MongoDB instead
