@@ -39,7 +39,7 @@ from feed.localcells import (
     request_rebuilds,
 )
 from feed.nearquery import newest_in_area
-from feed.paging import post_position
+from feed.paging import Loader, post_position
 from feed.posts import VISIBLE
 from geo.cells import covering_grid
 from geo.distance import EARTH_MEAN_RADIUS_M, fast_m
@@ -89,8 +89,9 @@ class Circle:
 
 
 async def read_local(services: Services, lat: float, lng: float, radius_m: float, before: Position | None,
-                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
-    """(documents for the page, position for next_cursor or None)."""
+                     limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+    """(documents for the page, position for next_cursor or None). ``load`` loads the posts the cells
+    name (a :class:`feed.hydrate.PageLoader`'s ``load``: the post cache); MongoDB by id without it."""
     circle = Circle(lat, lng, radius_m)
     want = lookahead(limit)
     cells = covering_grid(lat, lng, radius_m)
@@ -110,7 +111,7 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
                                           if s not in (COMPLETE, TRIMMED)])
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     trimmed = [s == TRIMMED for s in states]
-    return await _merge_pages(services, circle, keys, trimmed, replies[1::3], before, per_cell, limit)
+    return await _merge_pages(services, circle, keys, trimmed, replies[1::3], before, per_cell, limit, load)
 
 
 def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> None:
@@ -120,7 +121,7 @@ def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> Non
 
 async def _merge_pages(services: Services, circle: Circle, keys: list[str], trimmed: list[bool],
                        first_rows: list[Any], before: Position | None, per_cell: int,
-                       limit: int) -> tuple[list[dict[str, Any]], Position | None]:
+                       limit: int, load: Loader | None) -> tuple[list[dict[str, Any]], Position | None]:
     want = lookahead(limit)
     results: list[dict[str, Any]] = []
     pos: Key | None = None if before is None else (before.score, str(before.id))
@@ -160,7 +161,7 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
             batch = list(itertools.islice(near, want - len(results)))
             if not batch:
                 break
-            results += await _load_visible(services, circle, batch)
+            results += await _load_visible(services, circle, batch, load)
         if len(results) >= want:
             break
         if cut is not None and cut == trimmed_floor:
@@ -199,13 +200,18 @@ def _position(key: Key | None) -> Position | None:
     return None if key is None or key == TOP else Position(key[0], ObjectId(key[1]))
 
 
-async def _load_visible(services: Services, circle: Circle, entries: list[Entry]) -> list[dict[str, Any]]:
-    """The documents of ``entries`` in their order, keeping those still visible and within the circle
-    (MongoDB is the truth: a post removed after its fan-out is dropped here)."""
+async def _load_visible(services: Services, circle: Circle, entries: list[Entry],
+                        load: Loader | None) -> list[dict[str, Any]]:
+    """The documents (or cached views) of ``entries`` in their order, keeping those still visible and
+    within the circle (a post removed after its fan-out is dropped here: the post cache is invalidated
+    by every committed change, MongoDB is read on a miss)."""
     if not entries:
         return []
     ids = [ObjectId(e.post_id) for e in entries]
-    docs = {d["_id"]: d async for d in services.db.posts.find({"_id": {"$in": ids}})}
+    if load is not None:
+        docs = await load(ids)
+    else:
+        docs = {d["_id"]: d async for d in services.db.posts.find({"_id": {"$in": ids}})}
     return [d for oid in ids if (d := docs.get(oid)) is not None and circle.holds_post(d)]
 
 

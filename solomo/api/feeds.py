@@ -66,7 +66,9 @@ async def home(ctx: Ctx) -> dict[str, Any]:
 async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit))
+    loader = PageLoader(ctx.services, ctx.user.id)
+    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit, loader.load),
+                       loader)
 
 
 @endpoint("GET /v1/topics/{topic}/posts",
