@@ -523,6 +523,14 @@ async def sample_memory(pid: int, samples: list[tuple[float, int]], stop: asynci
 METRICS_TOKEN = "soak-metrics"
 STALL_GAUGE = "solomo_event_loop_max_stall_seconds"
 LAG_HISTOGRAM = "solomo_event_loop_lag_seconds"
+GC_HISTOGRAM = "solomo_gc_pause_seconds"
+
+
+def gc_totals(text: str) -> dict[str, tuple[float, float]]:
+    """Per generation: (collections, seconds spent in them) so far."""
+    counts = metric_samples(text, GC_HISTOGRAM + "_count")
+    sums = metric_samples(text, GC_HISTOGRAM + "_sum")
+    return {head.split('"')[1]: (counts[head], sums.get(head, 0.0)) for head in counts}
 
 
 def metric_samples(text: str, name: str) -> dict[str, float]:
@@ -629,7 +637,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         async with httpx2.AsyncClient(base_url=api.base_url, timeout=30,
                                       limits=httpx2.Limits(max_connections=64)) as http:
             memory_task = asyncio.create_task(sample_memory(api.pid, memory, stop))
-            lag_before = lag_buckets(await scrape(http))
+            first = await scrape(http)
+            lag_before, gc_before = lag_buckets(first), gc_totals(first)
             api_stalls: list[float] = []
             own_stalls: list[float] = []
             stall_tasks = [asyncio.create_task(sample_stalls(http, api_stalls, stop)),
@@ -660,6 +669,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 "api_ticks": ticks,
                 "client_longest_stall_ms": round(max(own_stalls, default=0.0) * 1000, 1),
                 "client_lag_p99_ms": round(percentile(own_stalls, 99) * 1000, 1),
+                "api_gc": {gen: {"collections": int(n - gc_before.get(gen, (0, 0))[0]),
+                                 "ms": round((t - gc_before.get(gen, (0, 0))[1]) * 1000, 1)}
+                           for gen, (n, t) in sorted(gc_totals(final).items())},
             }
             log("draining …")
             drain_s = await drain(env, services, since)
@@ -773,6 +785,8 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "
               f"stall {loop['client_longest_stall_ms']} ms, p99 lag {loop['client_lag_p99_ms']} ms", file=out)
+        print("API garbage collections during the load: " + ", ".join(
+            f"gen {gen} {g['collections']}× {g['ms']} ms" for gen, g in loop.get("api_gc", {}).items()), file=out)
     print(f"load {doc['load_seconds']} s, drain {doc['drain_seconds']} s — {'OK' if doc['ok'] else 'FAILED'}",
           file=out)
 
