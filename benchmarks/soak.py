@@ -544,8 +544,14 @@ def metric_samples(text: str, name: str) -> dict[str, float]:
 
 
 async def scrape(http: Any) -> str:
-    resp = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-    resp.raise_for_status()
+    """The API's metrics text; empty when it did not answer (the report then lacks those figures,
+    the run goes on)."""
+    try:
+        resp = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        resp.raise_for_status()
+    except Exception as exc:
+        log(f"could not read the API's metrics: {type(exc).__name__}")
+        return ""
     return str(resp.text)
 
 
@@ -572,8 +578,9 @@ def lag_p99(before: dict[float, float], after: dict[float, float]) -> tuple[floa
 async def sample_stalls(http: Any, stalls: list[float], stop: asyncio.Event, every: float = 2.0) -> None:
     """The API's longest recent stall, every ``every`` s (the gauge's window is longer)."""
     while not stop.is_set():
-        with contextlib.suppress(Exception):
-            stalls.append(metric_samples(await scrape(http), STALL_GAUGE).get("", 0.0))
+        text = await scrape(http)
+        if text:
+            stalls.append(metric_samples(text, STALL_GAUGE).get("", 0.0))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 
