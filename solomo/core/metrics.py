@@ -51,9 +51,10 @@ EVENT_LOOP_MAX_STALL = Gauge(
     "The longest event-loop stall of the last window (solomo.core.looplag.WINDOW_S seconds)",
     multiprocess_mode="livemax",
 )
-GC_PAUSE = Histogram(
-    "solomo_gc_pause_seconds",
-    "How long one garbage collection of the API process held everything, by generation",
+GC_CPU = Histogram(
+    "solomo_gc_cpu_seconds",
+    "CPU time of one garbage collection of the API process (its thread's, so time the process was "
+    "not scheduled is not counted), by generation",
     ["generation"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )

@@ -102,7 +102,7 @@ async def test_metrics_report_the_event_loop_and_the_collector(client):
     text = (await client.get("/metrics", headers=METRICS_HEADERS)).text
     assert sample(text, "solomo_event_loop_max_stall_seconds") is not None
     assert "# TYPE solomo_event_loop_lag_seconds histogram" in text
-    assert (sample(text, "solomo_gc_pause_seconds_count", generation="2") or 0) >= 1
+    assert (sample(text, "solomo_gc_cpu_seconds_count", generation="2") or 0) >= 1
 
 
 def test_freeze_startup_objects_leaves_nothing_for_the_collector_to_scan():
