@@ -158,9 +158,10 @@ class JsonFormatter(logging.Formatter):
         rid = current_request_id()
         if rid is not None:
             entry["request_id"] = rid
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__
+        for key in sorted(fields.keys() - _RECORD_FIELDS):  # the extras (set difference in C), in a stable order
+            if not key.startswith("_"):
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -198,7 +199,7 @@ class _JsonHandler(logging.Handler):
     def __init__(self, stream: Any = None) -> None:
         super().__init__()
         self._fixed = stream
-        self._pending: deque[str] = deque()
+        self._pending: deque[tuple[Any, str]] = deque()  # (the stream when logged, the line)
         self._dropped = 0
         self._wake = threading.Event()
         self._writing = threading.Lock()  # one writer at a time: lines keep their order
@@ -223,7 +224,9 @@ class _JsonHandler(logging.Handler):
         if len(self._pending) >= self.MAX_PENDING:
             self._dropped += 1
             return
-        self._pending.append(line)  # before the check below: the writer drains after clearing
+        # the stream as it is now (pytest swaps sys.stderr per test), before the check below: the
+        # writer drains after clearing
+        self._pending.append((self.stream, line))
         if record.levelno >= logging.ERROR or self._closed:
             self.flush()
             return
@@ -250,20 +253,21 @@ class _JsonHandler(logging.Handler):
     def flush(self) -> None:
         """Writes every queued line now (in the calling thread)."""
         with self._writing:
-            lines = []
+            batches: list[tuple[Any, list[str]]] = []
             while self._pending:
-                lines.append(self._pending.popleft())
+                stream, line = self._pending.popleft()
+                if not batches or batches[-1][0] is not stream:
+                    batches.append((stream, []))
+                batches[-1][1].append(line)
             if self._dropped:
-                lines.append(f"{self._dropped} log lines dropped: the log writer could not keep up")
+                batches.append((self.stream, [f"{self._dropped} log lines dropped: the log writer could not keep up"]))
                 self._dropped = 0
-            if not lines:
-                return
-            try:
-                stream = self.stream
-                stream.write("\n".join(lines) + "\n")
-                stream.flush()
-            except Exception:  # a closed or broken stream: nothing better to do with these lines
-                pass
+            for stream, lines in batches:
+                try:
+                    stream.write("\n".join(lines) + "\n")
+                    stream.flush()
+                except Exception:  # a closed or broken stream: nothing better to do with these lines
+                    pass
 
     def close(self) -> None:
         self._closed = True
