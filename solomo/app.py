@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Route
 
 from solomo import observability
 from solomo.api import ROUTE_MODULES
-from solomo.core import looplag
 from solomo.core.errors import EXCEPTION_HANDLERS
 from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings, require_secret_key
@@ -64,7 +63,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for hook in hooks:
                 await hook.start(app)
                 started.append(hook)
-            looplag.freeze_startup_objects()  # what lives as long as the process: no GC scans
             yield
         finally:
             for hook in reversed(started):

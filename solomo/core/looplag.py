@@ -9,7 +9,8 @@ microseconds each.
 
 Garbage collections are timed too (``solomo_gc_cpu_seconds`` by generation, from
 ``gc.callbacks``; the collecting thread's CPU time, so a busy machine's preemption is not blamed on
-the collector): a full collection scans every tracked object (see :func:`freeze_startup_objects`).
+the collector). In the soak a full collection cost ~0.5 s of CPU, with or without ``gc.freeze()``
+of the start-up objects (measured: docs/benchmarks.md) — the sockets' own objects dominate.
 """
 
 from __future__ import annotations
@@ -73,14 +74,6 @@ class GcTimer:
             self.started = time.thread_time()
         else:
             self.children[info["generation"]].observe(time.thread_time() - self.started)
-
-
-def freeze_startup_objects() -> None:
-    """Moves everything alive now (modules, classes, schemas, compiled routes: objects that live
-    as long as the process) out of the collector's reach (``gc.freeze``). A full collection used to
-    scan them all, every time: 300–400 ms on a busy 2-core machine, which was the soak's p99."""
-    gc.collect()
-    gc.freeze()
 
 
 def start() -> tuple[asyncio.Task[None], GcTimer]:

@@ -10,7 +10,6 @@ import logging
 import re
 import threading
 
-from solomo.core import looplag
 from solomo.core.looplag import StallWindow
 from solomo.observability import JsonFormatter, _JsonHandler, new_request_id
 from tests.observability.test_observability import sample
@@ -103,11 +102,3 @@ async def test_metrics_report_the_event_loop_and_the_collector(client):
     assert sample(text, "solomo_event_loop_max_stall_seconds") is not None
     assert "# TYPE solomo_event_loop_lag_seconds histogram" in text
     assert (sample(text, "solomo_gc_cpu_seconds_count", generation="2") or 0) >= 1
-
-
-def test_freeze_startup_objects_leaves_nothing_for_the_collector_to_scan():
-    looplag.freeze_startup_objects()
-    try:
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
