@@ -10,7 +10,7 @@ microseconds each.
 Garbage collections are timed too (``solomo_gc_cpu_seconds`` by generation, from
 ``gc.callbacks``; the collecting thread's CPU time, so a busy machine's preemption is not blamed on
 the collector). In the soak a full collection cost ~0.5 s of CPU, with or without ``gc.freeze()``
-of the start-up objects (measured: docs/benchmarks.md) — the sockets' own objects dominate.
+of the start-up objects: the sockets' own objects dominate.
 """
 
 from __future__ import annotations
