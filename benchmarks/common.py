@@ -355,12 +355,14 @@ class BenchEnv:
             self._baseline = await self.uvicorn("benchmarks.baseline_app:app", "baseline")
         return self._baseline
 
-    async def uvicorn(self, app: str, name: str, ready_path: str = "/readyz") -> Child:
-        """Any ASGI app in its own uvicorn process with the API's flags (one process, h11, no access log)."""
+    async def uvicorn(self, app: str, name: str, ready_path: str = "/readyz",
+                      environ: dict[str, str] | None = None) -> Child:
+        """Any ASGI app in its own uvicorn process with the API's flags (one process, no uvicorn
+        access log); ``environ``: variables set on top of the harness's (e.g. the log level)."""
         port = free_port()
         args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
                 *UVICORN_FLAGS, "--log-level", "warning"]
-        child = self._spawn(name, args, port)
+        child = self._spawn(name, args, port, environ)
         await asyncio.to_thread(_wait_http, child, ready_path, 60.0)
         return child
 
@@ -390,11 +392,13 @@ class BenchEnv:
         await asyncio.sleep(0.5)  # the task in hand
         return time.perf_counter() - t0
 
-    def _spawn(self, name: str, args: list[str], port: int | None = None) -> Child:
+    def _spawn(self, name: str, args: list[str], port: int | None = None,
+               environ: dict[str, str] | None = None) -> Child:
         log = self.tmp / f"{name}.log"
         with open(log, "ab") as fh:
-            process = subprocess.Popen(args, cwd=ROOT, env=self.environ, stdout=fh, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(args, cwd=ROOT, env={**self.environ, **(environ or {})}, stdout=fh,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       preexec_fn=_die_with_parent)
         child = Child(name, process, log, port)
         self.children.append(child)
         return child
@@ -653,14 +657,14 @@ async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
 
 async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], baseline: Sequence[HttpRequest], *,
                         concurrency: int, seconds: float, warmup: int = 200,
-                        check: Any = None, **extra: Any) -> Result:
+                        check: Any = None, api: Child | None = None, **extra: Any) -> Result:
     """A repeatable read against the API beside the bare endpoint: same server flags, same generator.
 
     ``warmup`` requests go first through the asyncio client (their answers are passed to
     ``check(bodies) -> dict`` for notes such as "full pages"); then each side is driven for
-    ``seconds`` with :func:`drive`.
+    ``seconds`` with :func:`drive`. ``api``: another API process than :meth:`BenchEnv.api`'s.
     """
-    api, base = await env.api(), await env.baseline()
+    api, base = api or await env.api(), await env.baseline()
     warmup = env.size(warmup, 10)
     bodies: list[tuple[int, bytes]] = []
     await run_load(api.port, list(itertools.islice(itertools.cycle(ours), warmup)), concurrency=concurrency,

@@ -41,7 +41,13 @@ What is checked at the end (exit status 1 if any fails):
   after the load started must have reached the client;
 * the API process's memory (RSS) at the start of the load, at the end and its peak, sampled
   every few seconds — it must not grow without bound (reported; the run fails only on a
-  doubling, which no steady state explains).
+  doubling, which no steady state explains);
+* the API's event loop: its longest stall during the load (the gauge
+  ``solomo_event_loop_max_stall_seconds`` — the longest of the last 10 s — read from ``/metrics``
+  every 2 s) and the p99 of its lag (``solomo_event_loop_lag_seconds``, the histogram's change over
+  the load; a bucket bound). This process's own loop (2,000 sockets' worth of clients) is
+  measured the same way, so a slow client is not mistaken for a slow server (reported, not
+  checked).
 
 Latency p50/p99 per route are printed beside the counts, and everything is written as JSON to
 ``benchmarks/results-soak.json`` (git-ignored).
@@ -53,6 +59,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import random
 import sys
 import time
@@ -513,6 +520,80 @@ async def sample_memory(pid: int, samples: list[tuple[float, int]], stop: asynci
 # the run
 
 
+METRICS_TOKEN = "soak-metrics"
+STALL_GAUGE = "solomo_event_loop_max_stall_seconds"
+LAG_HISTOGRAM = "solomo_event_loop_lag_seconds"
+GC_HISTOGRAM = "solomo_gc_cpu_seconds"
+
+
+def gc_totals(text: str) -> dict[str, tuple[float, float]]:
+    """Per generation: (collections, seconds spent in them) so far."""
+    counts = metric_samples(text, GC_HISTOGRAM + "_count")
+    sums = metric_samples(text, GC_HISTOGRAM + "_sum")
+    return {head.split('"')[1]: (counts[head], sums.get(head, 0.0)) for head in counts}
+
+
+def metric_samples(text: str, name: str) -> dict[str, float]:
+    """``{labels-or-empty: value}`` of one metric's samples in Prometheus text format."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            out[head[len(name):]] = float(value)
+    return out
+
+
+async def scrape(http: Any) -> str:
+    """The API's metrics text; empty when it did not answer (the report then lacks those figures,
+    the run goes on)."""
+    try:
+        resp = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        resp.raise_for_status()
+    except Exception as exc:
+        log(f"could not read the API's metrics: {type(exc).__name__}")
+        return ""
+    return str(resp.text)
+
+
+def lag_buckets(text: str) -> dict[float, float]:
+    """Cumulative counts of the lag histogram by upper bound."""
+    out = {}
+    for head, value in metric_samples(text, LAG_HISTOGRAM + "_bucket").items():
+        bound = head.split('le="', 1)[1].split('"', 1)[0]
+        out[math.inf if bound == "+Inf" else float(bound)] = value
+    return out
+
+
+def lag_p99(before: dict[float, float], after: dict[float, float]) -> tuple[float, int]:
+    """(the bucket bound under which 99 % of the ticks' lags fell during the load, the ticks)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0
+    for bound, cumulative in zip(bounds, counts, strict=True):
+        if total and cumulative >= 0.99 * total:
+            return bound, int(total)
+    return math.inf, int(total)
+
+
+async def sample_stalls(http: Any, stalls: list[float], stop: asyncio.Event, every: float = 2.0) -> None:
+    """The API's longest recent stall, every ``every`` s (the gauge's window is longer)."""
+    while not stop.is_set():
+        text = await scrape(http)
+        if text:
+            stalls.append(metric_samples(text, STALL_GAUGE).get("", 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def own_loop_stalls(stalls: list[float], stop: asyncio.Event, tick: float = 0.05) -> None:
+    """This process's loop: how late each tick wakes up (the clients' side of a slow answer)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        due = loop.time() + tick
+        await asyncio.sleep(tick)
+        stalls.append(max(0.0, loop.time() - due))
+
+
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     import httpx2
 
@@ -520,6 +601,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     async with BenchEnv(keep_dir=args.keep) as env:
         if args.keep:
             log(f"logs and data kept in {env.tmp}")
+        env.environ["SOLOMO_METRICS_TOKEN"] = METRICS_TOKEN  # the stall gauge is read from /metrics
         api = await env.api()
         await env.worker()
         services = await env.services()
@@ -559,9 +641,17 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             f"per client, an offer every {args.offer_every:g} s")
         kinds, weights = list(MIX), list(MIX.values())
         resumers = rng.sample(world.clients, round(len(world.clients) * args.resume_share))
+        # the metrics are read on a connection of their own: a pool full of slow actions must not hide them
         async with httpx2.AsyncClient(base_url=api.base_url, timeout=30,
-                                      limits=httpx2.Limits(max_connections=64)) as http:
+                                      limits=httpx2.Limits(max_connections=64)) as http, \
+                httpx2.AsyncClient(base_url=api.base_url, timeout=30) as metrics_http:
             memory_task = asyncio.create_task(sample_memory(api.pid, memory, stop))
+            first = await scrape(metrics_http)
+            lag_before, gc_before = lag_buckets(first), gc_totals(first)
+            api_stalls: list[float] = []
+            own_stalls: list[float] = []
+            stall_tasks = [asyncio.create_task(sample_stalls(metrics_http, api_stalls, stop)),
+                           asyncio.create_task(own_loop_stalls(own_stalls, stop))]
             movers = [asyncio.create_task(mover(c, random.Random(rng.random()), world, args.move_every, stop))
                       for c in world.clients]
 
@@ -578,7 +668,20 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 open_loop(1 / args.offer_every, args.seconds, lambda: post_offer(world, http, rng), stop))
             load_s = time.perf_counter() - started
             stop.set()
-            await asyncio.gather(*actions, *offers, *movers, resume_task)
+            await asyncio.gather(*actions, *offers, *movers, resume_task, *stall_tasks)
+            final = await scrape(metrics_http)
+            api_stalls.append(metric_samples(final, STALL_GAUGE).get("", 0.0))
+            p99_bound, ticks = lag_p99(lag_before, lag_buckets(final))
+            loop_report = {
+                "api_longest_stall_ms": round(max(api_stalls, default=0.0) * 1000, 1),
+                "api_lag_p99_ms_at_most": p99_bound * 1000 if p99_bound != math.inf else None,
+                "api_ticks": ticks,
+                "client_longest_stall_ms": round(max(own_stalls, default=0.0) * 1000, 1),
+                "client_lag_p99_ms": round(percentile(own_stalls, 99) * 1000, 1),
+                "api_gc": {gen: {"collections": int(n - gc_before.get(gen, (0, 0))[0]),
+                                 "ms": round((t - gc_before.get(gen, (0, 0))[1]) * 1000, 1)}
+                           for gen, (n, t) in sorted(gc_totals(final).items())},
+            }
             log("draining …")
             drain_s = await drain(env, services, since)
             world.fanout_windows = await fanout_windows(services, [pid for _, pid in world.published])
@@ -602,7 +705,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         for task in listeners:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
-        return report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
+        doc = report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
+        doc["event_loop"] = loop_report
+        return doc
 
 
 def _lost(expected: dict[str, Any]) -> int:
@@ -684,6 +789,13 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
     if ev["examples"] or hist["examples"]:
         print(f"  missing, e.g.: {ev['examples'] + hist['examples']}", file=out)
     print(f"API process RSS: {mem['start']} MiB at start, {mem['end']} MiB at end, peak {mem['peak']} MiB", file=out)
+    loop = doc.get("event_loop")
+    if loop:
+        print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
+              f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "
+              f"stall {loop['client_longest_stall_ms']} ms, p99 lag {loop['client_lag_p99_ms']} ms", file=out)
+        print("API garbage collections during the load (their CPU time): " + ", ".join(
+            f"gen {gen} {g['collections']}× {g['ms']} ms" for gen, g in loop.get("api_gc", {}).items()), file=out)
     print(f"load {doc['load_seconds']} s, drain {doc['drain_seconds']} s — {'OK' if doc['ok'] else 'FAILED'}",
           file=out)
 

@@ -27,6 +27,14 @@ request being served (``current_request_id()``), taken from a sane incoming ``X-
 generated, and echoed in the response header. ``SOLOMO_LOG_FORMAT=plain`` prints one short line
 per record instead (:class:`PlainFormatter`), for a person at a terminal (``solomo dev``).
 
+**Cost**: the access line, the metrics and the request id are on every request, so each is cheap
+(measured with ``benchmarks/bench_healthz.py``; docs/benchmarks.md): a record is formatted on the
+loop with orjson, but written by a writer thread, many lines per ``write`` (:class:`_JsonHandler`:
+no file or pipe write blocks the event loop); the access record skips the caller lookup; the
+metric children of a route are looked up once; a generated request id is a per-process random
+prefix and a counter, not a fresh ``uuid4``. The event loop's own health is measured too
+(:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
+
 :class:`ObservabilityMiddleware` is a pure ASGI middleware: it never buffers bodies and passes
 WebSocket and lifespan traffic straight through.
 """
@@ -35,15 +43,18 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 import logging
 import os
 import re
+import secrets
 import sys
+import threading
 import time
-import uuid
+import weakref
+from collections import deque
 from collections.abc import Iterable
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -54,6 +65,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from solomo.core import looplag
 from solomo.core.errors import Forbidden, NotFound
 from solomo.core.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
 
@@ -91,11 +103,32 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+class _Ids:
+    """Generated request ids: 32 hex digits, a random per-process prefix then a counter — unique
+    without a ``uuid4`` (a system call for randomness) per request. A forked child draws a new
+    prefix (``os.register_at_fork``)."""
+
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+
+    @classmethod
+    def reseed(cls) -> None:
+        cls.prefix = secrets.token_hex(8)
+        cls.counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_Ids.reseed)
+
+
+def new_request_id() -> str:
+    return f"{_Ids.prefix}{next(_Ids.counter):016x}"
+
+
 def request_id_from(header: str | None) -> str:
     """An incoming id when it is short and plain (no spaces, no control characters), else a new one."""
     if header and _SANE_REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -104,9 +137,20 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, request id, any ``extra=`` fields."""
 
+    _second = -1
+    _stamp = ""
+
+    def _ts(self, created: float) -> str:
+        """``2026-12-02T15:04:05.123Z``: the date and time of the second are formatted once per second."""
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": self._ts(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -114,9 +158,10 @@ class JsonFormatter(logging.Formatter):
         rid = current_request_id()
         if rid is not None:
             entry["request_id"] = rid
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__
+        for key in sorted(fields.keys() - _RECORD_FIELDS):  # the extras (set difference in C), in a stable order
+            if not key.startswith("_"):
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -137,13 +182,30 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
-class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _JsonHandler(logging.Handler):
     """The handler this module installs (configuring twice replaces it). Without a fixed stream it
-    writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work."""
+    writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work.
+
+    A record is formatted where it is logged and queued; a writer thread writes what is queued,
+    many lines per ``write``, so a slow disk or a full pipe never blocks the event loop, and a
+    busy process makes one system call per batch instead of one per line. An ERROR (or worse) is
+    written at once, by the thread that logged it, with everything queued before it; ``flush()``
+    (and so ``logging.shutdown()`` at exit) writes everything queued. At most
+    :attr:`MAX_PENDING` lines wait: beyond, lines are dropped and the next write says how many."""
+
+    MAX_PENDING = 100_000
+    BATCH_WAIT_S = 0.02
 
     def __init__(self, stream: Any = None) -> None:
-        super().__init__(stream)
-        self._fixed = stream  # StreamHandler stored sys.stderr when stream was None
+        super().__init__()
+        self._fixed = stream
+        self._pending: deque[tuple[Any, str]] = deque()  # (the stream when logged, the line)
+        self._dropped = 0
+        self._wake = threading.Event()
+        self._writing = threading.Lock()  # one writer at a time: lines keep their order
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        _HANDLERS.add(self)
 
     @property
     def stream(self) -> Any:
@@ -153,6 +215,84 @@ class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, value: Any) -> None:
         self._fixed = value
 
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if len(self._pending) >= self.MAX_PENDING:
+            self._dropped += 1
+            return
+        # the stream as it is now (pytest swaps sys.stderr per test), before the check below: the
+        # writer drains after clearing
+        self._pending.append((self.stream, line))
+        if record.levelno >= logging.ERROR or self._closed:
+            self.flush()
+            return
+        if self._thread is None:
+            self._start_writer()
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _start_writer(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="solomo-log-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            # let a batch gather: while the event stays set, emit() does not signal (a notify per
+            # line cost 3 % of a busy /healthz); a line waits BATCH_WAIT_S at most
+            time.sleep(self.BATCH_WAIT_S)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes every queued line now (in the calling thread)."""
+        with self._writing:
+            batches: list[tuple[Any, list[str]]] = []
+            while self._pending:
+                stream, line = self._pending.popleft()
+                if not batches or batches[-1][0] is not stream:
+                    batches.append((stream, []))
+                batches[-1][1].append(line)
+            if self._dropped:
+                batches.append((self.stream, [f"{self._dropped} log lines dropped: the log writer could not keep up"]))
+                self._dropped = 0
+            for stream, lines in batches:
+                try:
+                    stream.write("\n".join(lines) + "\n")
+                    stream.flush()
+                except Exception:  # a closed or broken stream: nothing better to do with these lines
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+        super().close()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's queue is the parent's to write; no writer runs here yet."""
+        self._pending.clear()
+        self._thread = None
+        self._writing = threading.Lock()
+        self._wake = threading.Event()
+
+
+_HANDLERS: weakref.WeakSet[_JsonHandler] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for handler in list(_HANDLERS):
+        handler.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
 
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Root logger → one handler on stderr (JSON or plain text); uvicorn's loggers join it."""
@@ -160,8 +300,14 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     for handler in list(root.handlers):
         if isinstance(handler, _JsonHandler):
             root.removeHandler(handler)
+            handler.close()  # writes what it had queued; its writer thread ends
     handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
+    # Neither formatter prints a record's thread, process or process name: do not look them up
+    # for every record (the logging HOWTO's "Optimization"; os.getpid() is a system call).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
@@ -195,11 +341,41 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
+class _RouteSeries:
+    """The metric children of one (method label, route template): looked up once, not per request
+    (``labels()`` takes a lock and builds a key each time). Bounded: routes are templates, methods
+    a fixed set, statuses the few an app answers."""
+
+    __slots__ = ("latency", "method", "route", "statuses")
+
+    def __init__(self, method: str, route: str) -> None:
+        self.method, self.route = method, route
+        self.latency = HTTP_LATENCY.labels(method, route)
+        self.statuses: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        counter = self.statuses.get(status)
+        if counter is None:
+            counter = self.statuses[status] = HTTP_REQUESTS.labels(self.method, self.route, str(status))
+        counter.inc()
+
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
+_ACCESS_MESSAGE = "%s %s %s"
+
+
 class ObservabilityMiddleware:
     """Request id, access log line, latency histogram and status counter for each HTTP request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._series: dict[tuple[str, str], _RouteSeries] = {}
+
+    def _route_series(self, method: str, route: str) -> _RouteSeries:
+        series = self._series.get((method, route))
+        if series is None:
+            series = self._series[(method, route)] = _RouteSeries(method, route)
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -224,9 +400,9 @@ class ObservabilityMiddleware:
             nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
-                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
-                message = {**message, "headers": headers}
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID_KEY]
+                headers.append((_REQUEST_ID_KEY, rid.encode()))
+                message["headers"] = headers
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
             await send(message)
@@ -242,21 +418,24 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - start
             route = route_template(scope, root_path)
             method = str(scope.get("method", "GET"))
-            label = method_label(method)
-            HTTP_LATENCY.labels(label, route).observe(elapsed)
-            HTTP_REQUESTS.labels(label, route, str(status)).inc()
-            log.info(
-                "%s %s %s", method, scope.get("path", ""), status,
-                extra={"method": method, "path": scope.get("path", ""), "route": route, "status": status,
-                       "duration_ms": round(elapsed * 1000, 3), "complete": finished},
-            )
+            series = self._route_series(method_label(method), route)
+            series.latency.observe(elapsed)
+            series.count(status)
+            if log.isEnabledFor(logging.INFO):
+                path = scope.get("path", "")
+                # makeRecord + handle: the access line needs no caller lookup (Logger.info's findCaller)
+                log.handle(log.makeRecord(
+                    log.name, logging.INFO, __file__, 0, _ACCESS_MESSAGE, (method, path, status), None,
+                    extra={"method": method, "path": path, "route": route, "status": status,
+                           "duration_ms": round(elapsed * 1000, 3), "complete": finished},
+                ))
             _request_id.reset(token)
 
 
 def _header(scope: Scope, name: str) -> str | None:
     wanted = name.encode()
-    for key, value in scope.get("headers", []):
-        if key.lower() == wanted:
+    for key, value in scope.get("headers", ()):
+        if key == wanted or key.lower() == wanted:
             return str(value.decode("latin-1"))
     return None
 
@@ -389,6 +568,7 @@ async def start(app: Starlette) -> None:
     app.state.services.extras["broker_redis"] = Redis.from_url(
         settings.effective_broker_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
     )
+    app.state.services.extras["looplag"] = looplag.start()
     if settings.metrics_port:
         start_internal_metrics(app, settings.metrics_port)
 
@@ -416,6 +596,9 @@ def start_internal_metrics(app: Starlette, port: int) -> None:
 
 
 async def stop(app: Starlette) -> None:
+    watcher = app.state.services.extras.pop("looplag", None)
+    if watcher is not None:
+        await looplag.stop(watcher)
     internal = app.state.services.extras.pop("metrics_server", None)
     if internal is not None:
         server, sync_broker = internal

@@ -40,3 +40,21 @@ EVENTS_DROPPED = Counter(
 SLOW_CLIENT_CLOSES = Counter(
     "solomo_ws_slow_client_closes", "Sockets closed because their bounded queue overflowed"
 )
+
+EVENT_LOOP_LAG = Histogram(
+    "solomo_event_loop_lag_seconds",
+    "How late the API's event loop ran a timer due every tick: how long something held the loop",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+EVENT_LOOP_MAX_STALL = Gauge(
+    "solomo_event_loop_max_stall_seconds",
+    "The longest event-loop stall of the last window (solomo.core.looplag.WINDOW_S seconds)",
+    multiprocess_mode="livemax",
+)
+GC_CPU = Histogram(
+    "solomo_gc_cpu_seconds",
+    "CPU time of one garbage collection of the API process (its thread's, so time the process was "
+    "not scheduled is not counted), by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

@@ -211,15 +211,16 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
         results = await bench_main.run_all(names, scale=0.002, min_seconds=2.0)
     finally:
         ensure_wrk.cache_clear()
-    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "local_feed", "nearby_stores", "push",
+    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "local_feed", "nearby_stores", "push",
             "vouchers"} <= set(names)
     kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
                     next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "topic feed",
                                      "local feed", "nearby stores", "offer push", "voucher claims, winning",
-                                     "voucher claims, sold-out") if r.name.startswith(k)) for r in results)
+                                     "voucher claims, sold-out", "/healthz") if r.name.startswith(k))
+                    for r in results)
     assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
                      "home feed": 1, "topic feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
-                     "voucher claims, winning": 1, "voucher claims, sold-out": 1}, kinds
+                     "voucher claims, winning": 1, "voucher claims, sold-out": 1, "/healthz": 1}, kinds
     for r in results:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
@@ -231,6 +232,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
             assert r.extra.get("baseline_other_statuses") is None, r
             assert r.extra["generator"] == r.extra["baseline_generator"], r  # the same generator on both sides
             assert "client_limit" in r.extra and "baseline_client_limit" in r.extra, r
+    healthz = next(r for r in results if r.name.startswith("/healthz"))
+    assert healthz.extra["access_log_lines"] >= healthz.extra["requests"]  # logged as `make run` logs
     checkins = next(r for r in results if r.name.startswith("check-in"))
     assert checkins.extra["generator"].startswith("wrk, each request once"), checkins
     won = next(r for r in results if r.name.startswith("voucher claims, winning"))
@@ -273,3 +276,5 @@ async def test_soak_runs_and_checks_itself(tmp_path) -> None:
     assert events["history"]["lost"] == {"stayed": 0, "resumed": 0} and events["history"]["duplicates"] == 0
     assert doc["clients"]["dropped_and_resumed"] == 3
     assert doc["api_rss_mib"]["start"] > 0 and doc["ok"], doc
+    loop = doc["event_loop"]  # read from the API's /metrics: the monitor ran through the load
+    assert loop["api_ticks"] > 0 and loop["api_longest_stall_ms"] >= 0 and "2" in loop["api_gc"], loop

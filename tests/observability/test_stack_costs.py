@@ -1,0 +1,104 @@
+"""What makes the stack cheap keeps its promises: the batched log writer loses and reorders nothing,
+generated request ids stay unique, the stall monitor and the GC timer report."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import logging
+import re
+import threading
+
+from solomo.core.looplag import StallWindow
+from solomo.observability import JsonFormatter, _JsonHandler, new_request_id
+from tests.observability.test_observability import sample
+from tests.support import METRICS_HEADERS
+
+
+def _record(msg: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.getLogger("t").makeRecord("t", level, __file__, 1, msg, (), None)
+
+
+class _Stream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.written = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        self.written.set()
+        return super().write(text)
+
+
+def test_log_writer_writes_every_line_in_order_in_batches():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    for i in range(2000):
+        handler.handle(_record(f"line {i}"))
+    handler.close()  # flushes what is still queued
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["msg"] for line in lines] == [f"line {i}" for i in range(2000)]
+    assert stream.writes < 2000  # batched: fewer writes than lines
+
+
+def test_log_writer_thread_writes_without_a_flush():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    try:
+        handler.handle(_record("by the writer thread"))
+        assert stream.written.wait(10)
+        assert stream.getvalue() == "by the writer thread\n"
+    finally:
+        handler.close()
+
+
+def test_an_error_is_written_at_once_after_what_was_queued():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    try:
+        handler._thread = threading.current_thread()  # no writer thread: only the error's own flush writes
+        handler.handle(_record("queued"))
+        handler.handle(_record("failed", logging.ERROR))
+        assert stream.getvalue() == "queued\nfailed\n"
+    finally:
+        handler._thread = None
+        handler.close()
+
+
+def test_a_full_queue_drops_lines_and_says_how_many():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    handler.MAX_PENDING = 3
+    handler._thread = threading.current_thread()  # nothing drains the queue
+    for i in range(5):
+        handler.handle(_record(f"l{i}"))
+    handler._thread = None
+    handler.close()
+    assert stream.getvalue().splitlines() == ["l0", "l1", "l2",
+                                              "2 log lines dropped: the log writer could not keep up"]
+
+
+def test_generated_request_ids_are_unique_hex():
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
+
+
+def test_stall_window_keeps_the_longest_of_the_last_window():
+    window = StallWindow(window_s=10.0, slots=10)
+    assert window.add(100.0, 0.3) == 0.3
+    assert window.add(101.5, 0.01) == 0.3  # still inside the window
+    assert window.add(105.0, 0.02) == 0.3
+    assert window.add(110.5, 0.01) == 0.02  # the 0.3 s stall is more than 10 s old
+    assert window.add(125.0, 0.0) == 0.0
+
+
+async def test_metrics_report_the_event_loop_and_the_collector(client):
+    gc.collect()  # at least one timed collection of each generation
+    text = (await client.get("/metrics", headers=METRICS_HEADERS)).text
+    assert sample(text, "solomo_event_loop_max_stall_seconds") is not None
+    assert "# TYPE solomo_event_loop_lag_seconds histogram" in text
+    assert (sample(text, "solomo_gc_cpu_seconds_count", generation="2") or 0) >= 1
