@@ -219,3 +219,28 @@ WORDS_VERSION = "words:version"
 TOKEN_PREFIX = "{auth}:tok:"
 TOKEN_USER_PREFIX = "{auth}:user:"
 TOKEN_GENERATION = "{auth}:gen"
+
+# --- voucher claim gate (offers/gate.py) ---------------------------------------------------------
+# One hash tag per offer ({o:<offer id>}): the gate script touches all of one offer's keys at once,
+# and the offers of a flash sale spread over the cluster's masters.
+
+
+def claim_gate(offer_id: Id) -> str:
+    """Hash ``stock``, ``exp`` (expiry, ms), ``closed`` (an error code once the offer ended or sold
+    out for good): the claim gate of one offer, built from MongoDB."""
+    return f"claim:{{o:{offer_id}}}:gate"
+
+
+def claim_holders(offer_id: Id) -> str:
+    """Set of the users whose voucher for the offer is committed in MongoDB."""
+    return f"claim:{{o:{offer_id}}}:holders"
+
+
+def claim_pending(offer_id: Id) -> str:
+    """Zset user → reserved at (ms): claims let through the gate whose MongoDB write is in flight."""
+    return f"claim:{{o:{offer_id}}}:pending"
+
+
+def claim_holders_build(offer_id: Id, nonce: str) -> str:
+    """A holders set being filled from MongoDB by one rebuild, renamed into place by the gate script."""
+    return f"claim:{{o:{offer_id}}}:holders:build:{nonce}"
