@@ -206,15 +206,20 @@ async def _chunks(cursor: Any) -> Any:
         yield chunk
 
 
-async def reconcile(services: Services, offer: dict[str, Any], stale_after_ms: int = RESERVATION_TTL_MS) -> str:
-    """The sweep's repair of one stock-limited offer's gate: drops reservations older than
-    ``stale_after_ms`` (their holder died), and rebuilds the gate when its holders count fewer
-    vouchers than MongoDB's ``claimed`` (a confirm was lost). Returns what it did: ``none``
-    (no gate), ``ok`` or ``rebuilt``."""
-    held = int(await RECONCILE(services.redis, _keys(offer["_id"]), [stale_after_ms]))
-    if held < 0:
-        return "none"
-    if held < int(offer.get("claimed", 0)):
+async def reconcile(services: Services, offers: list[dict[str, Any]],
+                    stale_after_ms: int = RESERVATION_TTL_MS) -> dict[str, int]:
+    """The sweep's repair of the gates of ``offers`` (documents read from MongoDB with ``_id``,
+    ``status``, ``stock``, ``claimed``, ``expires_at``), one pipeline: drops reservations older than
+    ``stale_after_ms`` (their holder died: the slot is claimable again), and rebuilds a gate whose
+    holders count fewer vouchers than MongoDB's ``claimed`` (a confirm was lost). Returns
+    ``{"gates": seen, "rebuilt": n}``."""
+    if not offers:
+        return {"gates": 0, "rebuilt": 0}
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for offer in offers:
+            RECONCILE.queue(pipe, _keys(offer["_id"]), [stale_after_ms])
+        held = [int(n) for n in await pipe.execute()]
+    stale = [o for o, n in zip(offers, held, strict=True) if 0 <= n < int(o.get("claimed", 0))]
+    for offer in stale:
         await build(services, offer, force=True)
-        return "rebuilt"
-    return "ok"
+    return {"gates": sum(1 for n in held if n >= 0), "rebuilt": len(stale)}
