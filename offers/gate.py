@@ -107,7 +107,8 @@ local gate, holders, pending = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', gate) == 0 then return 0 end
 redis.call('HSET', gate, 'closed', ARGV[1])
 redis.call('DEL', pending)
-for _, key in ipairs({gate, holders}) do redis.call('PEXPIRE', key, ARGV[2]) end
+redis.call('PEXPIRE', gate, ARGV[2])
+redis.call('PEXPIRE', holders, ARGV[2])
 return 1
 """)
 
@@ -125,9 +126,8 @@ else
   redis.call('DEL', holders)
 end
 redis.call('HSET', gate, 'stock', stock, 'exp', exp, 'closed', closed)
-for _, key in ipairs({gate, holders}) do
-  if redis.call('EXISTS', key) == 1 then redis.call('PEXPIREAT', key, expire_at) end
-end
+redis.call('PEXPIREAT', gate, expire_at)
+redis.call('PEXPIREAT', holders, expire_at)
 return 1
 """)
 

@@ -73,6 +73,7 @@ class VoucherWriter:
         """Commits ``doc`` (a voucher) with the ``claimed`` move; raises :class:`NotClaimable`,
         ``DuplicateKeyError`` or MongoDB's error for this voucher alone."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieved)  # a claim cancelled meanwhile leaves no unread error behind
         queue = self.queues.get(offer_id)
         if queue is None:
             self.queues[offer_id] = [(doc, done)]
@@ -114,6 +115,11 @@ class VoucherWriter:
             raise
         for _, done in group:
             _settle(done, None)
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
