@@ -84,7 +84,8 @@ if taken >= stock then
   if taken >= stock then return 'sold_out' end
 end
 redis.call('ZADD', pending, now, user)
-redis.call('PEXPIRE', pending, redis.call('PTTL', gate))
+local ttl = redis.call('PTTL', gate)
+if ttl > 0 then redis.call('PEXPIRE', pending, ttl) end
 return 'reserved'
 """)
 

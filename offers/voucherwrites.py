@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from offers.offers import live_query
 from solomo.core.services import Services
@@ -33,6 +34,11 @@ GROUP_MAX = 256
 
 class NotClaimable(Exception):
     """MongoDB refused the ``claimed`` move: the offer ended, expired or has too little stock left."""
+
+
+PER_VOUCHER = (NotClaimable, DuplicateKeyError, BulkWriteError)
+"""Failures of a group that may concern only some of its vouchers (too little stock for all, a user
+who already holds one, a code collision): the group is retried voucher by voucher."""
 
 
 def _within_stock(n: int) -> dict[str, Any]:
@@ -102,17 +108,19 @@ class VoucherWriter:
     async def _write_group(self, offer_id: ObjectId, group: list[_Waiter]) -> None:
         try:
             await _commit(self.services, offer_id, [doc for doc, _ in group])
-        except Exception as exc:
+        except PER_VOUCHER as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
                 return
             for waiter in group:  # each on its own: every claim gets its own answer
                 await self._write_group(offer_id, [waiter])
             return
-        except BaseException as exc:  # cancelled (shutdown): every waiter learns it
+        except BaseException as exc:  # MongoDB down (no use retrying each), or cancelled: all learn it
             for _, done in group:
                 _settle(done, exc)
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            return
         for _, done in group:
             _settle(done, None)
 
