@@ -135,6 +135,8 @@ def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
         return
     if exc is None:
         done.set_result(None)
+    elif isinstance(exc, asyncio.CancelledError):
+        done.cancel()
     else:
         done.set_exception(exc)
 
