@@ -13,7 +13,8 @@ Order of work for ``POST /v1/checkins``:
    b. read the previous check-ins (any store / this store) and apply the cooldown and travel rules;
    c. insert the check-in and its post (``fanout: "pending"``: the outbox);
    d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
-   e. recount the mayor and store ``mayor_id`` if the seat changes.
+   e. decide the mayor — from the store's ``seat`` when it can tell, else by recounting the 60-day
+      standings (:mod:`checkins.mayor`) — and write it with the counters.
 
 4. After the commit, enqueue the post's fan-out (``Txn.after_commit``; the outbox sweep re-sends
    it if this fails).
@@ -32,8 +33,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from checkins import rules
-from checkins.mayor import recompute_mayor
+from checkins import mayor, rules
 from checkins.stores import get_store, store_latlng
 from feed.posts import build_post, insert_post
 from geo.distance import geodesic_m
@@ -143,7 +143,7 @@ async def check_in(
             {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
             upsert=True, session=session)
         counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
-        counted = await _count_visit(services, store, counters, now, session)
+        counted = await _count_visit(services, store, counters, user.id, now, session)
         txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))
         return counted
 
@@ -159,34 +159,37 @@ async def check_in(
     return CheckinResult(checkin, post, store)
 
 
-async def _count_visit(services: Services, store: dict[str, Any], counters: dict[str, int], now: datetime,
-                       session: AsyncClientSession) -> dict[str, Any]:
-    """Counts the visit and stores the mayor the standings now give; returns the updated store.
+async def _count_visit(services: Services, store: dict[str, Any], counters: dict[str, int], user_id: ObjectId,
+                       now: datetime, session: AsyncClientSession) -> dict[str, Any]:
+    """Counts the visit and stores the mayor (:mod:`checkins.mayor`); returns the updated store.
 
-    The standings are counted first, for the sitting mayor read with the store before the
-    transaction, so that one update writes the counters and the seat together — guarded by that
-    mayor still sitting. If the seat moved meanwhile, the counters are written first and the
-    standings recounted for the actual sitting mayor (the general path). Either way the store
-    document is written, so concurrent check-ins at one store conflict and run one after another.
+    The seat is decided first from the store read before the transaction — from its ``seat``
+    alone when that can tell, else by recounting — so that one update writes the counters and the
+    seat together, guarded by that seat still being the current one (``mayor_id`` and ``seat.seq``).
+    If it moved meanwhile, the counters are written first and the standings recounted for the
+    actual seat (the general path). Either way the store document is written, so concurrent
+    check-ins at one store conflict and run one after another.
     """
     db = services.db
-    sitting = store.get("mayor_id")
-    mayor = await recompute_mayor(services, store["_id"], sitting, now, session=session)
-    update: dict[str, Any] = {"$inc": counters}
-    if mayor != sitting:
-        update["$set"] = {"mayor_id": mayor}
-    counted = await db.stores.find_one_and_update({"_id": store["_id"], "mayor_id": sitting}, update,
-                                                  return_document=ReturnDocument.AFTER, session=session)
+    sitting, seat = store.get("mayor_id"), store.get("seat")
+    day = utc_day(now)
+    decided = await mayor.quick_decision(services, store["_id"], sitting, seat, user_id, day, now, session)
+    if decided is None:
+        decided = await mayor.full_decision(services, store["_id"], sitting, seat, now, session)
+    chosen, after = decided
+    guard = {"_id": store["_id"], "mayor_id": sitting, "seat.seq": seat["seq"] if seat else None}
+    update = {"$inc": counters, "$set": {"mayor_id": chosen, "seat": after}}
+    counted = await db.stores.find_one_and_update(guard, update, return_document=ReturnDocument.AFTER, session=session)
     if counted is not None:
         return counted
     counted = await db.stores.find_one_and_update({"_id": store["_id"]}, {"$inc": counters},
                                                   return_document=ReturnDocument.AFTER, session=session)
     if counted is None:
         raise NotFound("store not found")
-    mayor = await recompute_mayor(services, store["_id"], counted.get("mayor_id"), now, session=session)
-    if mayor != counted.get("mayor_id"):
-        await db.stores.update_one({"_id": store["_id"]}, {"$set": {"mayor_id": mayor}}, session=session)
-        counted["mayor_id"] = mayor
+    chosen, after = await mayor.full_decision(services, store["_id"], counted.get("mayor_id"), counted.get("seat"),
+                                              now, session)
+    await db.stores.update_one({"_id": store["_id"]}, {"$set": {"mayor_id": chosen, "seat": after}}, session=session)
+    counted.update(mayor_id=chosen, seat=after)
     return counted
 
 

@@ -3,8 +3,29 @@
 Days are UTC calendar days (the check-in's ``day`` field). Ties keep the sitting mayor; when the
 seat is open or the sitting mayor has fallen behind, the leader wins, and among leaders with the
 same number of days the one whose first check-in in the window is oldest (who has been coming
-longest), then the smaller id. The standings are recomputed inside each check-in's transaction,
-so the seat always reflects the check-ins committed with it.
+longest), then the smaller id. The seat is decided inside each check-in's transaction, so it
+always reflects the check-ins committed with it.
+
+Deciding without recounting the store. The store keeps a ``seat`` document beside ``mayor_id``:
+``seq`` (bumped by every decision), ``as_of`` (the decision's time), ``count`` (the mayor's days
+then; 0 with no mayor) and ``days`` (the mayor's ``{d: day, at: last check-in that day}`` in the
+window). Every decision leaves the invariant **I**: at ``as_of`` nobody had more days than
+``count``. Days only leave the window as time passes, so for anyone who has not checked in since
+(the seat's ``seq`` proves nobody has), I still holds at any later ``now``. Hence, for user ``U``
+checking in at ``now >= as_of`` (:func:`quick_decision`):
+
+* no mayor (``count`` 0): nobody had a day in the window, so ``U`` has exactly today → ``U`` is seated;
+* ``U`` is the mayor: if their days now (the seat's days plus today) are still ``>= count``, they
+  are ``>=`` everybody's → they keep the seat;
+* another mayor ``M`` whose days now still equal ``count`` (none aged out): ``U``'s days are
+  counted (their own check-ins here, one indexed read); ``U <= M`` → ``M`` keeps the seat (ties
+  keep it), ``U > M`` → ``U`` leads everybody strictly → ``U`` is seated.
+
+Anything else (a store without a seat: data from before it existed; the mayor lost a day; a
+clock behind ``as_of``) recounts the standings over the window (:func:`full_decision`), which
+re-establishes I. Decisions stay serial per store: every check-in writes the store document (its
+counters), so concurrent check-ins at one store conflict and run one after another, and the write
+is guarded by the seat's ``seq`` read before the transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +41,32 @@ if TYPE_CHECKING:
     from solomo.core.services import Services
 
 WINDOW = timedelta(days=60)
+Day = dict[str, Any]
+"""``{"d": "YYYY-MM-DD", "at": datetime}``: a UTC day and the last check-in of it."""
+Decision = tuple["ObjectId | None", dict[str, Any]]
+"""The mayor and the new ``seat`` document."""
+
+
+def days_in_window(days: list[Day], now: datetime) -> int:
+    cutoff = now - WINDOW
+    return sum(1 for day in days if day["at"] >= cutoff)
+
+
+def with_visit(days: list[Day], day: str, at: datetime) -> list[Day]:
+    """``days`` with a check-in at ``at`` on ``day``, without the days that left the window."""
+    cutoff = at - WINDOW
+    out = [d for d in days if d["at"] >= cutoff and d["d"] != day]
+    last = max([at, *(d["at"] for d in days if d["d"] == day)])
+    return sorted([*out, {"d": day, "at": last}], key=lambda d: d["d"])
+
+
+def new_seat(previous: dict[str, Any] | None, count: int, days: list[Day], now: datetime) -> dict[str, Any]:
+    return {"seq": (previous or {}).get("seq", 0) + 1, "as_of": now, "count": count, "days": days}
+
+
+def empty_seat(now: datetime) -> dict[str, Any]:
+    """The seat of a new store: nobody has a day, so invariant I holds."""
+    return {"seq": 0, "as_of": now, "count": 0, "days": []}
 
 
 def decide_mayor(sitting_id: ObjectId | None, sitting_days: int,
@@ -33,8 +80,10 @@ def decide_mayor(sitting_id: ObjectId | None, sitting_days: int,
 def _standings_pipeline(store_id: ObjectId, sitting_id: ObjectId | None, now: datetime) -> list[dict[str, Any]]:
     return [
         {"$match": {"store_id": store_id, "created_at": {"$gte": now - WINDOW}}},
-        {"$group": {"_id": {"u": "$user_id", "d": "$day"}, "first": {"$min": "$created_at"}}},
-        {"$group": {"_id": "$_id.u", "days": {"$sum": 1}, "first": {"$min": "$first"}}},
+        {"$group": {"_id": {"u": "$user_id", "d": "$day"}, "first": {"$min": "$created_at"},
+                    "last": {"$max": "$created_at"}}},
+        {"$group": {"_id": "$_id.u", "days": {"$sum": 1}, "first": {"$min": "$first"},
+                    "list": {"$push": {"d": "$_id.d", "at": "$last"}}}},
         {"$facet": {
             "leader": [{"$sort": {"days": -1, "first": 1, "_id": 1}}, {"$limit": 1}],
             "sitting": [{"$match": {"_id": sitting_id}}],
@@ -47,25 +96,75 @@ async def recompute_mayor(
     session: AsyncClientSession | None = None,
 ) -> ObjectId | None:
     """Recount the standings and return who should hold the seat (does not write it)."""
+    return (await full_decision(services, store_id, sitting_id, None, now, session))[0]
+
+
+async def full_decision(services: Services, store_id: ObjectId, sitting_id: ObjectId | None,
+                        seat: dict[str, Any] | None, now: datetime,
+                        session: AsyncClientSession | None = None) -> Decision:
+    """Recount the standings over the window: the mayor and the seat after ``seat``."""
     cursor = await services.db.checkins.aggregate(_standings_pipeline(store_id, sitting_id, now), session=session)
     result = (await cursor.to_list(1))[0]
     leader = result["leader"][0] if result["leader"] else None
     sitting = result["sitting"][0] if result["sitting"] else None
-    return decide_mayor(
+    mayor = decide_mayor(
         sitting_id, sitting["days"] if sitting else 0,
         leader["_id"] if leader else None, leader["days"] if leader else 0,
     )
+    chosen = sitting if mayor is not None and mayor == sitting_id else leader if mayor is not None else None
+    days = sorted(chosen["list"], key=lambda d: d["d"]) if chosen else []
+    return mayor, new_seat(seat, len(days), days, now)
+
+
+async def user_days(services: Services, store_id: ObjectId, user_id: ObjectId, now: datetime,
+                    session: AsyncClientSession | None) -> list[Day]:
+    """One user's days at one store in the window (their own check-ins: the ``by_user_store`` index)."""
+    last: dict[str, datetime] = {}
+    cursor = services.db.checkins.find(
+        {"user_id": user_id, "store_id": store_id, "created_at": {"$gte": now - WINDOW}},
+        {"day": 1, "created_at": 1, "_id": 0}, session=session)
+    async for row in cursor:
+        last[row["day"]] = max(row["created_at"], last.get(row["day"], row["created_at"]))
+    return [{"d": d, "at": at} for d, at in sorted(last.items())]
+
+
+async def quick_decision(services: Services, store_id: ObjectId, sitting_id: ObjectId | None,
+                         seat: dict[str, Any] | None, user_id: ObjectId, day: str, now: datetime,
+                         session: AsyncClientSession | None) -> Decision | None:
+    """The decision after ``user_id``'s check-in at ``now`` (already inserted) from the seat alone
+    (see the module's note), or None when only a full recount can tell."""
+    if seat is None or now < seat["as_of"]:
+        return None
+    if sitting_id is None:
+        if seat["count"] != 0:
+            return None
+        return user_id, new_seat(seat, 1, [{"d": day, "at": now}], now)
+    if sitting_id == user_id:
+        days = with_visit(seat["days"], day, now)
+        count = days_in_window(days, now)
+        return (user_id, new_seat(seat, count, days, now)) if count >= seat["count"] else None
+    mayor_count = days_in_window(seat["days"], now)
+    if mayor_count != seat["count"]:
+        return None
+    mine = await user_days(services, store_id, user_id, now, session)
+    if len(mine) <= mayor_count:
+        kept = [d for d in seat["days"] if d["at"] >= now - WINDOW]
+        return sitting_id, new_seat(seat, mayor_count, kept, now)
+    return user_id, new_seat(seat, len(mine), mine, now)
 
 
 async def refresh_mayor(services: Services, store_id: ObjectId, now: datetime,
                         session: AsyncClientSession | None = None) -> ObjectId | None:
     """Recompute and store ``mayor_id`` (e.g. after check-ins age out of the window); returns it."""
-    store = await services.db.stores.find_one({"_id": store_id}, {"mayor_id": 1}, session=session)
+    store = await services.db.stores.find_one({"_id": store_id}, {"mayor_id": 1, "seat": 1}, session=session)
     if store is None:
         return None
-    mayor = await recompute_mayor(services, store_id, store.get("mayor_id"), now, session=session)
-    if mayor != store.get("mayor_id"):
-        await services.db.stores.update_one({"_id": store_id}, {"$set": {"mayor_id": mayor}}, session=session)
+    seat = store.get("seat")
+    mayor, after = await full_decision(services, store_id, store.get("mayor_id"), seat, now, session=session)
+    # guarded: a check-in deciding meanwhile wins (its decision is newer than this recount)
+    await services.db.stores.update_one(
+        {"_id": store_id, "mayor_id": store.get("mayor_id"), "seat.seq": seat["seq"] if seat else None},
+        {"$set": {"mayor_id": mayor, "seat": after}}, session=session)
     return mayor
 
 

@@ -13,14 +13,27 @@ The rows read are then cut like every list's (:func:`solomo.core.pagination.cut_
 
 Distances are MongoDB's spherical ones (what the ordering uses), so ``distance_m`` always grows
 down the list; they are within about 0.5 % of the geodesic.
+
+Radii up to :data:`INDEX_MAX_RADIUS_M` are answered from the Redis GEO index
+(:mod:`checkins.geoindex`) when it is ready: ``GEOSEARCH … ASC COUNT c`` gives the ``c`` nearest
+members by Redis's own distance, which differs from the exact spherical one (computed here from the
+member's exact position, with MongoDB's Earth radius) by the ratio of the two radii ``K`` and at most
+:data:`SLACK_M` of geohash rounding. So when the reply was cut at ``c`` members and its last one is
+at Redis distance ``D``, every store left out is at least ``(D - SLACK_M) / K`` away exactly: the
+candidates nearer than that are complete and are ordered, cut at the cursor and paged exactly like
+MongoDB's rows; if fewer than a page remain, ``c`` doubles. The page's documents then come from
+MongoDB by id (the truth: counters and mayors are never stale), which also drops members whose
+store does not exist. Larger radii (``GEOSEARCH`` scans every member in the circle) stay on MongoDB.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from checkins import geoindex
 from geo.geojson import geo_point
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
@@ -30,6 +43,16 @@ if TYPE_CHECKING:
 RADIUS_DEFAULT_M = 1000.0
 RADIUS_MAX_M = 50_000.0
 _ANNULUS_M = 0.001  # distances of co-located stores are bit-identical; this only widens the index scan
+INDEX_MAX_RADIUS_M = 5000.0
+MONGO_EARTH_RADIUS_M = 6_378_100.0  # MongoDB's spherical distances (so both paths agree)
+REDIS_EARTH_RADIUS_M = 6_372_797.560856  # Redis GEO's haversine
+K = REDIS_EARTH_RADIUS_M / MONGO_EARTH_RADIUS_M
+SLACK_M = 2.0
+"""Bound on Redis's rounding: a 52-bit geohash puts a point at most 0.34 m from its true place
+(the query point too), so 2 m is generous."""
+FIRST_COUNT = 32
+StorePage = tuple[list[dict[str, Any]], Position | None]
+"""Store documents (with ``distance_m``) and the position after them, or None."""
 
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:
@@ -64,6 +87,66 @@ async def nearby_stores(
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of store documents (each with ``distance_m``) and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
+    if radius_m <= INDEX_MAX_RADIUS_M:
+        count = max(FIRST_COUNT, 2 * lookahead(limit))
+        hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(radius_m), count)
+        if hits is not None:
+            return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
+                                     after=after, first=(count, hits))
+    return await _from_mongo(services, lat, lng, radius_m=radius_m, category=category, limit=limit, after=after)
+
+
+def spherical_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance on MongoDB's sphere (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * MONGO_EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _search_m(radius_m: float) -> float:
+    """Redis's radius that holds every store within ``radius_m`` exactly."""
+    return radius_m * K + SLACK_M
+
+
+async def _from_index(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
+                      limit: int, after: Position | None,
+                      first: tuple[int, list[geoindex.Hit]] | None = None) -> StorePage:
+    """The page from the index; ``first`` is a search already made (its ``COUNT`` and reply)."""
+    count, hits = first or (max(FIRST_COUNT, 2 * lookahead(limit)), None)
+    while True:
+        if hits is None:
+            hits = await geoindex.search(services, category, lat, lng, _search_m(radius_m), count)
+        complete_below = math.inf
+        if len(hits) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
+            complete_below = (hits[-1][1] - SLACK_M) / K
+        rows: list[tuple[float, ObjectId]] = []
+        for name, _ in hits:
+            oid, slat, slng = geoindex.parse_member(name)
+            d = spherical_m(lat, lng, slat, slng)
+            if d <= radius_m and d < complete_below and (after is None or (d, oid) > (after.score, after.id)):
+                rows.append((d, oid))
+        rows.sort()
+        page = await _documents(services, rows, lookahead(limit))
+        if len(page) == lookahead(limit) or complete_below == math.inf:
+            return cut_page(page, limit, _position)
+        count, hits = count * 2, None
+
+
+async def _documents(services: Services, rows: list[tuple[float, ObjectId]], want: int) -> list[dict[str, Any]]:
+    """The documents of the first ``want`` rows whose store exists, in row order, with ``distance_m``."""
+    out: list[dict[str, Any]] = []
+    start = 0
+    while len(out) < want and start < len(rows):
+        chunk = rows[start:start + want - len(out)]
+        start += len(chunk)
+        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": [oid for _, oid in chunk]}})}
+        out += [{**docs[oid], "distance_m": d} for d, oid in chunk if oid in docs]
+    return out
+
+
+async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
+                      limit: int, after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     start = after.score - _ANNULUS_M if after else 0.0
     pipeline = [_geo_near(lat, lng, min_m=start, max_m=radius_m, category=category), *_after(after),
                 {"$limit": lookahead(limit)}]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from checkins import geoindex
+from checkins.mayor import empty_seat
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
@@ -80,6 +82,7 @@ async def create_store(
         "mayor_id": None,
         "created_at": datetime.now(UTC),
     }
+    doc["seat"] = empty_seat(doc["created_at"])
 
     async def insert(txn: Txn) -> None:
         # bumping a counter on the owner first makes concurrent creates by one merchant conflict,
@@ -90,7 +93,12 @@ async def create_store(
             raise RateLimited(f"a merchant may have at most {cap} stores", retry_after=STORE_CAP_RETRY_S)
         await services.db.stores.insert_one(doc, session=txn.session)
 
-    await run_transaction(services, insert)
+    await geoindex.add(services, doc)  # before the insert: the index is a superset (checkins.geoindex)
+    try:
+        await run_transaction(services, insert)
+    except BaseException:
+        await geoindex.discard(services, doc)
+        raise
     return doc
 
 

@@ -2,9 +2,10 @@
 
 Creating one screens its title and description against the word lists (a block word → 422
 ``content_rejected``), checks the store's limits (:mod:`offers.limits`) and writes the document
-in one transaction. A live offer (``targeting: "pending"``) is registered in the live index
-(:mod:`offers.live`, for followers who arrive later) and the targeting task is enqueued
-(:mod:`offers.targeting`); the maintenance sweep re-enqueues targeting still pending, so a lost
+in one transaction. A live offer (``targeting: "pending"``) is pushed by
+:func:`offers.targeting.start_push`: targeted in the request for a small audience, else registered
+in the live index (:mod:`offers.live`, for followers who arrive later) and handed to the targeting
+task; the maintenance sweep re-enqueues targeting still pending, so a lost
 broker message delays the push but never loses it. An offer matching a review word is stored
 ``status: "pending_review"`` (``targeting: "held"``): not indexed, not pushed, not claimable,
 until a moderator approves it (:mod:`moderation.offers`).
@@ -15,29 +16,23 @@ documents have none: live). The public status adds time and stock: see :func:`of
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from redis.exceptions import RedisError
 
 from checkins.stores import store_latlng, store_summary
 from geo.geojson import geo_point
 from moderation.screen import screen_text
-from offers import live
 from offers.limits import claim_offer_place
 from offers.stores import owned_store
 from solomo.accounts import Principal
-from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
-from solomo.core.txn import Txn, run_transaction, send_task
-
-log = logging.getLogger("solomo.offers")
+from solomo.core.txn import Txn, run_transaction
 
 RADIUS_MIN_M, RADIUS_MAX_M = 50, 5000
 MAX_LIFETIME = timedelta(days=90)
@@ -157,11 +152,9 @@ async def create_offer(
     await run_transaction(services, insert)
     if held:
         return doc, store
-    try:  # arrivals see the offer at once; the targeting task (or its sweep) registers it anyway
-        await live.register(services.redis, str(doc["_id"]), lat, lng, radius_m, expires_ms(doc))
-    except RedisError as exc:  # the offer is committed: answer 201, never a 503 for a durable write
-        log.warning("offer %s not in the live index yet (%s); targeting will add it", doc["_id"], exc)
-    await send_task(services, tasknames.OFFERS_TARGET, str(doc["_id"]))  # else the sweep re-sends it
+    from offers.targeting import start_push  # imported here: targeting builds on this module
+
+    await start_push(services, doc, store)  # inline for a small audience, else the task; never raises
     return doc, store
 
 

@@ -1,11 +1,19 @@
 """Pushing an offer to the store's followers who are near it, exactly once each.
 
-Targeting (the Celery task ``offers.target``) intersects three sets: users with a fresh live
-position within the radius (Redis GEOSEARCH), users online now (``rt:online:{b<n>}``) and the store's
-followers (MongoDB ``follows``, queried for just those candidates). Each gets an ``offer`` event
-(the Offer plus ``distance_m``) through :func:`solomo.core.eventtypes.publish_each_event` with the dedupe set
+Targeting intersects three sets: users with a fresh live position within the radius (Redis
+GEOSEARCH), users online now (``rt:online:{b<n>}``) and the store's followers (MongoDB ``follows``,
+queried for just those candidates). Each gets an ``offer`` event (the Offer plus ``distance_m``,
+encoded once with only the distance per user: :func:`offer_events`) with the dedupe set
 ``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
 (:mod:`offers.arrival`), never sees the offer twice.
+
+Where it runs: :func:`start_push`, right after the offer's transaction commits. A store with at
+most :data:`INLINE_MAX_FOLLOWERS` followers is targeted there and then, in the request (the Celery
+hop and pickup would be most of such a small push's latency); a bigger audience, or an inline
+attempt that fails, goes to the task (sent with :func:`solomo.core.txn.send_task`, the one way to
+enqueue), which keeps the API's event loop free of its work. The offer stays ``targeting:
+"pending"`` until a run completes, so a process that dies mid-way is covered by the sweep's
+re-send (:mod:`offers.sweeps`); the dedupe sets make any second run harmless.
 
 ``pushed`` on the offer document follows the dedupe set's size (``$max``, so retries and
 concurrent writers only ever move it forward).
@@ -14,23 +22,32 @@ concurrent writers only ever move it forward).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
 from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
-from solomo.core.eventtypes import OfferEvent, publish_each_event
+from solomo.core import tasknames
+from solomo.core.eventtypes import OfferEvent
 from solomo.core.ids import maybe_id
 from solomo.core.keys import BUCKETS, offer_delivered
 from solomo.core.presence import is_online
 from solomo.core.services import Services
+from solomo.core.txn import send_task
+
+log = logging.getLogger("solomo.offers")
 
 FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400
+INLINE_MAX_FOLLOWERS = 2000
+"""Stores with at most this many followers have a new offer targeted inline (see the module
+docstring): the audience, and so the request's extra work, is bounded by it."""
 
 
 def delivered_ttl_s(offer: dict[str, Any]) -> int:
@@ -38,38 +55,52 @@ def delivered_ttl_s(offer: dict[str, Any]) -> int:
     return max(60, int(expires_ms(offer) / 1000 - time.time()) + DELIVERED_GRACE_S)
 
 
-def offer_events(offer: dict[str, Any], store: dict[str, Any],
-                 recipients: list[tuple[str, float]]) -> list[tuple[str, OfferEvent]]:
-    """``(user id, offer event)`` for each recipient: the Offer is shaped once, only the distance varies."""
-    shaped = OfferEvent(**offer_public(offer, store), distance_m=0.0)
-    return [(uid, shaped.model_copy(update={"distance_m": round(dist, 1)})) for uid, dist in recipients]
+def offer_events(offer: dict[str, Any], store: dict[str, Any], recipients: list[tuple[str, float]]
+                 ) -> tuple[tuple[str, str], list[tuple[str, str]]]:
+    """The recipients' ``offer`` events as ``(shared, parts)`` for
+    :meth:`solomo.core.events.EventPublisher.publish_shared`: the Offer is shaped (checked by
+    :class:`OfferEvent`) and encoded once; each ``(user id, part)`` carries only the distance, so a
+    user's data ``shared[0] + part + shared[1]`` is their ``OfferEvent`` as JSON (``distance_m`` is
+    the model's last field)."""
+    shaped = OfferEvent(**offer_public(offer, store), distance_m=0.0).data()
+    del shaped["distance_m"]
+    text = orjson.dumps(shaped).decode()
+    shared = (text[:-1] + ',"distance_m":', "}")
+    return shared, [(uid, orjson.dumps(round(dist, 1)).decode()) for uid, dist in recipients]
 
 
 async def followers_among(services: Services, store_id: ObjectId, user_ids: list[str]) -> set[str]:
-    """Which of ``user_ids`` follow the store (queried in chunks, only for the candidates)."""
-    out: set[str] = set()
+    """Which of ``user_ids`` follow the store (only the candidates, in chunks read concurrently)."""
     oids = [oid for oid in (maybe_id(u) for u in user_ids) if oid is not None]
-    for start in range(0, len(oids), FOLLOWER_CHUNK):
-        chunk = oids[start:start + FOLLOWER_CHUNK]
+
+    async def chunk(start: int) -> list[str]:
         cursor = services.db.follows.find(
-            {"follower_id": {"$in": chunk}, "target_type": "store", "target_id": store_id},
-            {"follower_id": 1, "_id": 0})
-        out.update([str(d["follower_id"]) async for d in cursor])
-    return out
+            {"follower_id": {"$in": oids[start:start + FOLLOWER_CHUNK]}, "target_type": "store",
+             "target_id": store_id}, {"follower_id": 1, "_id": 0})
+        return [str(d["follower_id"]) for d in await cursor.to_list(None)]
+
+    found = await asyncio.gather(*(chunk(start) for start in range(0, len(oids), FOLLOWER_CHUNK)))
+    return {uid for part in found for uid in part}
 
 
 async def send_offer(services: Services, offer: dict[str, Any], store: dict[str, Any],
-                     recipients: list[tuple[str, float]]) -> int:
-    """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new."""
-    if not recipients:
-        return 0
-    items = offer_events(offer, store, recipients)
+                     recipients: list[tuple[str, float]], *, done: bool = False) -> int:
+    """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new.
+    ``done``: also mark the offer's targeting done (in the same update as ``pushed``)."""
     offer_id = str(offer["_id"])
-    sent = await publish_each_event(services, items, once_key=lambda bucket: offer_delivered(offer_id, bucket),
-                                    once_ttl_s=delivered_ttl_s(offer))
+    sent = []
+    if recipients:  # raises on a Redis failure: the task is retried, the dedupe sets keep it once
+        shared, parts = offer_events(offer, store, recipients)
+        sent = await services.events.publish_shared(
+            OfferEvent.event_type, shared, parts, once_key=lambda bucket: offer_delivered(offer_id, bucket),
+            once_ttl_s=delivered_ttl_s(offer))
+    update: dict[str, Any] = {}
     if sent:
-        total = await delivered_count(services, offer_id)
-        await services.db.offers.update_one({"_id": offer["_id"]}, {"$max": {"pushed": total}})
+        update["$max"] = {"pushed": await delivered_count(services, offer_id)}
+    if done:
+        update["$set"] = {"targeting": "done", "targeted_at": datetime.now(UTC)}
+    if update:
+        await services.db.offers.update_one({"_id": offer["_id"]}, update)
     return len(sent)
 
 
@@ -82,8 +113,38 @@ async def delivered_count(services: Services, offer_id: str) -> int:
         return sum(int(n) for n in await pipe.execute())
 
 
+async def start_push(services: Services, offer: dict[str, Any], store: dict[str, Any]) -> None:
+    """After the offer's transaction committed: target it here for a small audience, else (or if
+    that fails) register it for arrivals and enqueue the task. Never raises: the offer is durable
+    and still ``targeting: "pending"``, so the sweep re-sends what a failure here left undone."""
+    offer_id = str(offer["_id"])
+    if int(store.get("followers_count", 0)) <= INLINE_MAX_FOLLOWERS:
+        try:
+            await _target(services, offer, store)
+            return
+        except Exception as exc:  # Redis or MongoDB trouble: the task (retried, deduplicated) takes over
+            log.warning("inline targeting of offer %s failed (%s); the task takes over", offer_id, exc)
+    try:  # arrivals see the offer at once; the task registers it anyway
+        lng, lat = offer["location"]["coordinates"]
+        await live.register(services.redis, offer_id, lat, lng, offer["radius_m"], expires_ms(offer))
+    except Exception as exc:
+        log.warning("offer %s not in the live index yet (%s); targeting will add it", offer_id, exc)
+    await send_task(services, tasknames.OFFERS_TARGET, offer_id)  # else the sweep re-sends it
+
+
 async def target_offer(services: Services, offer_id: str) -> int:
-    """The targeting task's body: idempotent; returns how many followers got the offer now.
+    """The targeting task's body: idempotent; returns how many followers got the offer now."""
+    oid = maybe_id(offer_id)
+    offer = await services.db.offers.find_one({"_id": oid}) if oid else None
+    if offer is None:
+        return 0
+    if offer.get("targeting") == "done":  # targeted inline (or by an earlier run): nothing left to send
+        return 0
+    return await _target(services, offer, None)
+
+
+async def _target(services: Services, offer: dict[str, Any], store: dict[str, Any] | None) -> int:
+    """Target ``offer`` (its store already read, or None to read it here); returns how many got it.
 
     The push's latency is this function's critical path, so reads that do not depend on each
     other run concurrently: the store, with (re-)registering the offer in the live index and then
@@ -91,10 +152,6 @@ async def target_offer(services: Services, offer_id: str) -> int:
     leaves no gap for a follower arriving meanwhile); then who of those is online, with who of
     them follows the store.
     """
-    oid = maybe_id(offer_id)
-    offer = await services.db.offers.find_one({"_id": oid}) if oid else None
-    if offer is None:
-        return 0
     if stored_status(offer) != "live":  # held for review (its approval sends this task again) or removed
         return 0
     if not is_live(offer) or sold_out(offer):
@@ -106,18 +163,17 @@ async def target_offer(services: Services, offer_id: str) -> int:
         await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer))
         return await users_within(services.redis, lat, lng, offer["radius_m"], services.settings.position_ttl_s)
 
-    store, near = await asyncio.gather(services.db.stores.find_one({"_id": offer["store_id"]}),
-                                       register_then_search())
-    if store is None:
+    async def read_store() -> dict[str, Any] | None:
+        return store if store is not None else await services.db.stores.find_one({"_id": offer["store_id"]})
+
+    found, near = await asyncio.gather(read_store(), register_then_search())
+    if found is None:
         await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})
         return 0
-    sent = 0
+    recipients: list[tuple[str, float]] = []
     if near:
         ids = [uid for uid, _ in near]
         online, followers = await asyncio.gather(is_online(services.redis, ids),
-                                                 followers_among(services, store["_id"], ids))
+                                                 followers_among(services, found["_id"], ids))
         recipients = [(uid, d) for (uid, d), on in zip(near, online, strict=True) if on and uid in followers]
-        sent = await send_offer(services, offer, store, recipients)
-    await services.db.offers.update_one({"_id": offer["_id"]},
-                                        {"$set": {"targeting": "done", "targeted_at": datetime.now(UTC)}})
-    return sent
+    return await send_offer(services, offer, found, recipients, done=True)

@@ -10,9 +10,14 @@ event is either in the history *and* announced, or neither. ``once_key`` adds th
 set to the same script: a user gets at most one event per dedupe key however often a task is retried (at-least-once
 inside, exactly-once as the user sees it).
 
-Wire format on ``rt:events`` (one message per chunk, not one per user): lines of
-``"{uid} {event id} {frame}"`` where ``frame`` is the exact JSON text sent to the socket, so an
-API process routes a line without re-encoding anything.
+Wire format on ``rt:events``: one message per script call (a reader bucket, at most :data:`CHUNK`
+users), not one per user. What the users' frames share is in it once: line 1 is the ``head``
+(``","type":<type>,"data":`` and the shared start of the data), line 2 the ``tail`` (the shared end
+of the data and the frame's closing brace); then one line per user, ``"{uid} {event id} {part}"``,
+where ``part`` is that user's own piece of the data (empty when everyone gets the same). A user's
+frame is ``'{"id":"' + event id + head + part + tail``: the exact JSON text sent to the socket,
+built by an API process only for the users it holds, nothing re-encoded. An offer to 10,000 users
+carries each user's distance, not 10,000 copies of the offer.
 """
 
 from __future__ import annotations
@@ -32,26 +37,28 @@ HISTORY_TTL_S = 7 * 24 * 3600
 """A user's history stream expires this long after their last event (the age bound)."""
 
 # KEYS: the dedupe set or nothing, then the history stream of each user (one bucket: one hash tag).
-# ARGV: maxlen, history ttl, dedupe ttl, channel, type, type as JSON, then pairs (uid, data JSON) in
-# the order of the streams. Returns a flat list uid, id for every event recorded.
+# ARGV: maxlen, history ttl, dedupe ttl, channel, type, data prefix, data suffix, frame head, frame
+# tail, then pairs (uid, data part) in the order of the streams. A user's data is prefix .. part ..
+# suffix. Returns a flat list uid, id for every event recorded.
 _PUBLISH = LuaScript("events_publish", """
-local out, lines = {}, {}
-local dedupe = (#KEYS > (#ARGV - 6) / 2) and KEYS[1] or nil
+local out = {}
+local lines = {ARGV[8], ARGV[9]}
+local dedupe = (#KEYS > (#ARGV - 9) / 2) and KEYS[1] or nil
 local first = dedupe and 1 or 0
-for i = 7, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   local uid = ARGV[i]
   if dedupe == nil or redis.call('SADD', dedupe, uid) == 1 then
-    local key = KEYS[first + (i - 5) / 2]
-    local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[5], 'data', ARGV[i + 1])
+    local key = KEYS[first + (i - 8) / 2]
+    local id = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[5],
+      'data', ARGV[6] .. ARGV[i + 1] .. ARGV[7])
     redis.call('EXPIRE', key, ARGV[2])
     out[#out + 1] = uid
     out[#out + 1] = id
-    lines[#lines + 1] = uid .. ' ' .. id .. ' {"id":"' .. id .. '","type":' .. ARGV[6]
-      .. ',"data":' .. ARGV[i + 1] .. '}'
+    lines[#lines + 1] = uid .. ' ' .. id .. ' ' .. ARGV[i + 1]
   end
 end
 if dedupe then redis.call('EXPIRE', dedupe, ARGV[3]) end
-if #lines > 0 then redis.call('PUBLISH', ARGV[4], table.concat(lines, '\\n')) end
+if #lines > 2 then redis.call('PUBLISH', ARGV[4], table.concat(lines, '\\n')) end
 return out
 """)
 
@@ -82,8 +89,7 @@ class EventPublisher:
     async def publish(self, user_ids: Iterable[str], type: str, data: dict[str, Any]) -> list[str]:
         """Record and announce one event for each user; returns the event ids in order."""
         users = list(dict.fromkeys(str(u) for u in user_ids))
-        payload = orjson.dumps(data).decode()
-        recorded = await self._run(None, type, [(uid, payload) for uid in users], 0)
+        recorded = await self._run(None, type, (orjson.dumps(data).decode(), ""), [(uid, "") for uid in users], 0)
         return [eid for _, eid in recorded]
 
     async def publish_each(
@@ -94,23 +100,34 @@ class EventPublisher:
         dedupe set are skipped. Returns ``(user id, event id)`` for the events actually recorded.
         """
         pairs = [(str(uid), orjson.dumps(data).decode()) for uid, data in items]
-        return await self._run(once_key, type, pairs, once_ttl_s)
+        return await self._run(once_key, type, ("", ""), pairs, once_ttl_s)
+
+    async def publish_shared(
+        self, type: str, shared: tuple[str, str], parts: Sequence[tuple[str, str]], *,
+        once_key: OnceKey | None = None, once_ttl_s: int = 86400,
+    ) -> list[tuple[str, str]]:
+        """Like :meth:`publish_each`, for data that is mostly the same for everyone: a user's data
+        is the JSON text ``shared[0] + part + shared[1]`` for each ``(user id, part)``, so the
+        shared text is encoded and announced once per message (see the wire format above)."""
+        return await self._run(once_key, type, shared, [(str(uid), part) for uid, part in parts], once_ttl_s)
 
     async def _run(
-        self, once_key: OnceKey | None, type: str, pairs: list[tuple[str, str]], dedupe_ttl: int
+        self, once_key: OnceKey | None, type: str, shared: tuple[str, str], pairs: list[tuple[str, str]],
+        dedupe_ttl: int,
     ) -> list[tuple[str, str]]:
         """One script call per reader bucket (and at most :data:`CHUNK` users), pipelined."""
         if not pairs:
             return []
-        payloads: dict[str, list[str]] = {}
-        for uid, payload in pairs:
-            payloads.setdefault(uid, []).append(payload)
-        type_json = orjson.dumps(type).decode()
-        head: list[Any] = [self.history, HISTORY_TTL_S, max(1, dedupe_ttl), CHANNEL, type, type_json]
+        parts: dict[str, list[str]] = {}
+        for uid, part in pairs:
+            parts.setdefault(uid, []).append(part)
+        prefix, suffix = shared
+        head: list[Any] = [self.history, HISTORY_TTL_S, max(1, dedupe_ttl), CHANNEL, type, prefix, suffix,
+                           f'","type":{orjson.dumps(type).decode()},"data":{prefix}', f"{suffix}}}"]
         out: list[tuple[str, str]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
-            for bucket, uids in by_bucket(dict.fromkeys(uid for uid, _ in pairs)).items():
-                rows = [(uid, payload) for uid in uids for payload in payloads[uid]]
+            for bucket, uids in by_bucket(parts).items():
+                rows = [(uid, part) for uid in uids for part in parts[uid]]
                 for start in range(0, len(rows), CHUNK):
                     chunk = rows[start:start + CHUNK]
                     keys = [event_history(uid) for uid, _ in chunk]

@@ -220,6 +220,22 @@ TOKEN_PREFIX = "{auth}:tok:"
 TOKEN_USER_PREFIX = "{auth}:user:"
 TOKEN_GENERATION = "{auth}:gen"
 
+# --- stores near a point (checkins/geoindex.py) --------------------------------------------------
+
+# One tag: a store's members in the all-stores and per-category indexes are added together, and the
+# markers vanish with the data they vouch for (one slot, one node).
+STORES_GEO_READY = "{storegeo}:ready"
+"""Set once the index holds every store of MongoDB; missing (Redis lost it) → reads use MongoDB."""
+STORES_GEO_FRESH = "{storegeo}:fresh"
+"""Expires after a while: the next read re-adds every store (repairs a partial loss), still served."""
+STORES_GEO_LOCK = "{storegeo}:lock"
+"""One rebuild at a time (expires if its process dies)."""
+
+
+def stores_geo(category: str | None) -> str:
+    """The GEO set of every store, or of one category's stores; members carry their exact position."""
+    return "{storegeo}:all" if category is None else f"{{storegeo}}:cat:{category}"
+
 # --- voucher claim gate (offers/gate.py) ---------------------------------------------------------
 # One hash tag per offer ({o:<offer id>}): the gate script touches all of one offer's keys at once,
 # and the offers of a flash sale spread over the cluster's masters.

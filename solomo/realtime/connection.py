@@ -120,10 +120,12 @@ class Connection:
         self._pump = asyncio.create_task(self._run_pump(), name=f"ws-pump-{self.user_id}")
 
     async def _run_pump(self) -> None:
+        queue, send = self.queue, self.ws.send_text
         try:
             while True:
-                frame = await self.queue.get()
-                await self.ws.send_text(frame)
+                await send(await queue.get())
+                while not queue.empty():  # a burst: no wake-up per frame
+                    await send(queue.get_nowait())
         except asyncio.CancelledError:
             raise
         except Exception:  # the peer went away mid-send

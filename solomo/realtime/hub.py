@@ -145,27 +145,33 @@ class Hub:
 
     # -- routing --------------------------------------------------------------------------------
     def route(self, payload: str) -> int:
-        """Deliver one ``rt:events`` message (lines of ``uid id frame``) to local sockets."""
-        delivered = 0
+        """Deliver one ``rt:events`` message to local sockets: a head and a tail line shared by its
+        frames, then lines of ``uid id part`` (wire format: :mod:`solomo.core.events`). A frame is
+        built only for a user held here, once however many of their sockets are here."""
+        lines = payload.split("\n")
+        if len(lines) < 3:
+            return 0
+        head, tail = lines[0], lines[1]
         by_user = self.by_user
-        queued: dict[str, int] = {}  # by event type, counted once per message (cheap on big broadcasts)
-        for line in payload.split("\n"):
+        delivered = queued = 0
+        for i in range(2, len(lines)):
+            line = lines[i]
             uid, _, rest = line.partition(" ")
             conns = by_user.get(uid)
             if not conns:
                 continue
-            eid, _, frame = rest.partition(" ")
+            eid, _, part = rest.partition(" ")
             try:
                 key = event_key(eid)
             except ValueError:
                 continue
-            for conn in list(conns):
+            frame = '{"id":"' + eid + head + part + tail
+            for conn in conns:  # deliver() never changes the set: a finished socket leaves it later
                 if conn.deliver(key, frame):
-                    kind = frame_type(frame)
-                    queued[kind] = queued.get(kind, 0) + 1
+                    queued += 1
                 delivered += 1
-        for kind, count in queued.items():
-            EVENTS_DELIVERED.labels(type=kind).inc(count)
+        if queued:  # by event type, counted once per message (cheap on big broadcasts)
+            EVENTS_DELIVERED.labels(type=frame_type('{"id":""' + head)).inc(queued)
         return delivered
 
     def control(self, payload: str) -> None:

@@ -101,7 +101,7 @@ async def test_seat_and_counters_when_the_seat_moved_meanwhile(client, services)
     assert fresh["mayor_id"] == ObjectId(b.id)
 
     async def body(txn):
-        return await _count_visit(services, stale, {"checkins_count": 1, "unique_visitors": 0},
+        return await _count_visit(services, stale, {"checkins_count": 1, "unique_visitors": 0}, ObjectId(c.id),
                                   base + timedelta(days=5), txn.session)
 
     counted = await run_transaction(services, body)

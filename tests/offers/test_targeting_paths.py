@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from geo.positions import set_position
-from offers import live
+from offers import live, targeting
 from offers.sweeps import restore_live
 from offers.targeting import offer_events, target_offer
 from solomo.core import tasknames
@@ -17,7 +17,8 @@ from tests.support import delivered_to, mark_offline, mark_online, offset, regis
 
 
 class _Held:
-    """Stands in for ``services.tasks.send`` so that no worker targets the offer before the test does."""
+    """Stands in for ``services.tasks.send`` so that no worker targets the offer before the test does
+    (with :func:`as_large_audience`: the offer goes to the task, not inline)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
@@ -26,7 +27,13 @@ class _Held:
         self.sent.append((name, args))
 
 
+def as_large_audience(monkeypatch) -> None:
+    """Every store counts as a large audience: its offers are targeted by the task, never inline."""
+    monkeypatch.setattr(targeting, "INLINE_MAX_FOLLOWERS", -1)
+
+
 async def test_near_online_followers_get_it_once(client, services, monkeypatch):
+    as_large_audience(monkeypatch)
     merchant, store = await merchant_with_store(client)
     lat, lng = store["lat"], store["lng"]
     accounts = [await register(client) for _ in range(4)]
@@ -51,6 +58,7 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
 
 
 async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypatch):
+    as_large_audience(monkeypatch)
     merchant, store = await merchant_with_store(client)
     monkeypatch.setattr(services.tasks, "send", _Held().send)
     offer = await create_offer(client, merchant, store["id"], radius_m=500)
@@ -64,15 +72,23 @@ async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypat
 def test_events_share_the_offer_and_differ_by_distance():
     from datetime import UTC, datetime
 
+    import orjson
+
+    from solomo.core.eventtypes import OfferEvent
+
     now = datetime.now(UTC)
-    offer = {"_id": ObjectId(), "title": "t", "description": "", "radius_m": 100, "stock": None, "claimed": 0,
-             "expires_at": now, "created_at": now}
+    offer = {"_id": ObjectId(), "title": "t \"quoted\"", "description": "", "radius_m": 100, "stock": None,
+             "claimed": 0, "expires_at": now, "created_at": now}
     store = {"_id": ObjectId(), "name": "s", "location": {"type": "Point", "coordinates": [2.0, 1.0]}}
-    (a, ea), (b, eb) = offer_events(offer, store, [("a", 12.34), ("b", 56.78)])
-    assert (a, b) == ("a", "b")
-    assert (ea.distance_m, eb.distance_m) == (12.3, 56.8)
-    assert ea.model_copy(update={"distance_m": 0.0}) == eb.model_copy(update={"distance_m": 0.0})
-    assert ea.data()["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}
+    (prefix, suffix), parts = offer_events(offer, store, [("a", 12.34), ("b", 56.78), ("c", 0.0)])
+    assert [uid for uid, _ in parts] == ["a", "b", "c"]
+    datas = [orjson.loads(prefix + part + suffix) for _, part in parts]
+    assert [d["distance_m"] for d in datas] == [12.3, 56.8, 0.0]
+    for data in datas:  # exactly the catalogue's payload, field for field and in order
+        expected = OfferEvent.model_validate(data).data()
+        assert list(data) == list(expected) and data == expected
+    assert datas[0]["store"] == {"id": str(store["_id"]), "name": "s", "lat": 1.0, "lng": 2.0}
+    assert datas[0]["title"] == 't "quoted"'
 
 
 async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(client, services, monkeypatch):
