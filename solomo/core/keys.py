@@ -236,6 +236,7 @@ def stores_geo(category: str | None) -> str:
     """The GEO set of every store, or of one category's stores; members carry their exact position."""
     return "{storegeo}:all" if category is None else f"{{storegeo}}:cat:{category}"
 
+
 # --- voucher claim gate (offers/gate.py) ---------------------------------------------------------
 # One hash tag per offer ({o:<offer id>}): the gate script touches all of one offer's keys at once,
 # and the offers of a flash sale spread over the cluster's masters.
