@@ -25,7 +25,7 @@ from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
 from moderation import audit
-from offers import live
+from offers import gate, live
 from offers.offers import stored_status
 from solomo.accounts import Principal
 from solomo.core import tasknames
@@ -72,4 +72,6 @@ async def moderate_offer(services: Services, moderator: Principal, offer_id: Obj
         # read the status in MongoDB) and leaves the index when the offer expires
         with contextlib.suppress(RedisError):
             await live.unregister(services.redis, [str(offer_id)])
+        with contextlib.suppress(RedisError):  # claims answer 410 from Redis (MongoDB refuses them anyway)
+            await gate.close(services, offer_id, "offer_ended")
     return doc

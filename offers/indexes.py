@@ -5,7 +5,8 @@
   sweep that re-sends a targeting task lost on its way to the broker; ``(status, created_ms, _id)``
   for the offers waiting in the moderation queue (``pending_review``), oldest first; ``expires_at``
   for the sweep that restores live offers missing from the Redis index.
-* ``vouchers``: one per (offer, user) — the "one per user" rule; the code is unique (lookup at
+* ``vouchers``: one per (offer, user) — the "one per user" rule, and the covered read of an offer's
+  holders when its claim gate is built (:mod:`offers.gate`); the code is unique (lookup at
   the counter); ``(user_id, created_ms, _id)`` for "my vouchers"; ``(offer_id, status)`` for stats.
 """
 

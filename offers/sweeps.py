@@ -1,13 +1,14 @@
-"""Periodic upkeep (Celery beat): targeting lost on its way to the broker, expired live offers, and
+"""Periodic upkeep (Celery beat): targeting lost on its way to the broker, expired live offers,
 live offers missing from the Redis index (MongoDB is the truth: after a Redis flush, a failover that
-lost recent writes or an upgrade of the key layout, the index is rebuilt within one sweep)."""
+lost recent writes or an upgrade of the key layout, the index is rebuilt within one sweep), and the
+claim gates' repair (:func:`reconcile_gates`: slots of claims whose process died, lost confirms)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from offers import live
+from offers import gate, live
 from offers.offers import HELD, expires_ms, sold_out
 from solomo.core import tasknames
 from solomo.core.keys import LIVE_OFFERS_META
@@ -65,3 +66,28 @@ async def _restore(services: Services, docs: list[dict[str, Any]]) -> int:
         lng, lat = doc["location"]["coordinates"]
         await live.register(services.redis, str(doc["_id"]), lat, lng, int(doc["radius_m"]), expires_ms(doc))
     return len(missing)
+
+
+GATE_BATCH = 500
+
+
+async def reconcile_gates(services: Services, stale_after_ms: int = gate.RESERVATION_TTL_MS) -> dict[str, int]:
+    """Repairs the claim gate of every live stock-limited offer (:func:`offers.gate.reconcile`):
+    a reservation older than ``stale_after_ms`` is given back, so stock held by a claim whose
+    process died is claimable again; a gate missing a committed voucher is rebuilt. Bounded like
+    :func:`restore_live`: live offers are capped per store, read in batches, one pipeline each."""
+    now = datetime.now(UTC)
+    cursor = services.db.offers.find(
+        {"expires_at": {"$gt": now}, "status": {"$nin": list(HELD)}, "stock": {"$ne": None}},
+        {"status": 1, "stock": 1, "claimed": 1, "expires_at": 1}).sort("expires_at", 1)
+    total = {"gates": 0, "rebuilt": 0}
+    batch: list[dict[str, Any]] = []
+    async for doc in cursor:
+        batch.append(doc)
+        if len(batch) >= GATE_BATCH:
+            for k, n in (await gate.reconcile(services, batch, stale_after_ms)).items():
+                total[k] += n
+            batch = []
+    for k, n in (await gate.reconcile(services, batch, stale_after_ms)).items():
+        total[k] += n
+    return total

@@ -55,13 +55,14 @@ def target_offer(offer_id: str) -> None:
 @app.task(name=names.OFFERS_SWEEP)
 def offers_sweep() -> None:
     """Re-send targeting lost on its way to the broker; drop expired offers from the live index and
-    put back live ones it lost."""
-    from offers.sweeps import resend_pending_targeting, restore_live, sweep_live
+    put back live ones it lost; repair the claim gates."""
+    from offers.sweeps import reconcile_gates, resend_pending_targeting, restore_live, sweep_live
 
     async def job(services: Services) -> None:
         await resend_pending_targeting(services)
         await sweep_live(services)
         await restore_live(services)
+        await reconcile_gates(services)
 
     _run(job)
 

@@ -273,3 +273,29 @@ def local_cell_key(cell: str) -> str:
 def local_cell_rebuild_lock(cell: str) -> str:
     """Held while a rebuild of the cell is queued (expires if the task is lost)."""
     return f"feed:local:rebuild:{cell}"
+
+
+# --- voucher claim gate (offers/gate.py) ---------------------------------------------------------
+# One hash tag per offer ({o:<offer id>}): the gate script touches all of one offer's keys at once,
+# and the offers of a flash sale spread over the cluster's masters.
+
+
+def claim_gate(offer_id: Id) -> str:
+    """Hash ``stock``, ``exp`` (expiry, ms), ``closed`` (an error code once the offer ended or sold
+    out for good): the claim gate of one offer, built from MongoDB."""
+    return f"claim:{{o:{offer_id}}}:gate"
+
+
+def claim_holders(offer_id: Id) -> str:
+    """Set of the users whose voucher for the offer is committed in MongoDB."""
+    return f"claim:{{o:{offer_id}}}:holders"
+
+
+def claim_pending(offer_id: Id) -> str:
+    """Zset user → reserved at (ms): claims let through the gate whose MongoDB write is in flight."""
+    return f"claim:{{o:{offer_id}}}:pending"
+
+
+def claim_holders_build(offer_id: Id, nonce: str) -> str:
+    """A holders set being filled from MongoDB by one rebuild, renamed into place by the gate script."""
+    return f"claim:{{o:{offer_id}}}:holders:build:{nonce}"
