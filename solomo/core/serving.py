@@ -5,11 +5,6 @@
 (``tests/test_compose.py`` checks them against this module). ``--ws-max-size`` makes uvicorn's
 WebSocket parser refuse a larger frame from its header (close 1009) instead of buffering up to
 its 16 MiB default; the session checks the same cap again for a server started without it.
-
-The event loop and the HTTP parser are uvicorn's defaults (``--loop auto --http auto``): uvloop and
-httptools, which the project depends on, where they are installed (h11 and asyncio's own loop
-otherwise). With them one process answers about twice as many requests, the API and the bare
-baseline alike (``benchmarks/bench_healthz.py``; docs/benchmarks.md).
 """
 
 from __future__ import annotations
