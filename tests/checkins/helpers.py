@@ -62,3 +62,9 @@ async def counts(services: Any, account: Account, store_id: str | None = None) -
 
 def days_ago(n: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=n)
+
+
+def day_start_ago(n: int) -> datetime:
+    """UTC midnight ``n`` days ago: a test that adds hours to it stays on that (UTC) calendar day,
+    whatever the time the test runs (``days_ago(n) + 7 h`` crosses midnight after 17:00)."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=n)

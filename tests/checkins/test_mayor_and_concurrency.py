@@ -11,7 +11,16 @@ from checkins.checkin import check_in
 from checkins.mayor import refresh_mayor
 from solomo.core import tasknames
 from solomo.core.errors import ApiError
-from tests.checkins.helpers import backdate_checkins, checkin, counts, days_ago, new_store, point_at, principal
+from tests.checkins.helpers import (
+    backdate_checkins,
+    checkin,
+    counts,
+    day_start_ago,
+    days_ago,
+    new_store,
+    point_at,
+    principal,
+)
 from tests.support import register
 
 
@@ -25,7 +34,7 @@ async def test_mayor_most_days_and_ties_keep_the_seat(client, services):
     a, b = await register(client), await register(client)
     pa, pb = principal(a), principal(b)
     sid, lat, lng = store["id"], store["lat"], store["lng"]
-    base = days_ago(10)
+    base = day_start_ago(10)
     await check_in(services, pa, sid, lat, lng, now=base)
     assert await _mayor(services, store) == pa.id
     await check_in(services, pb, sid, lat, lng, now=base + timedelta(hours=1))

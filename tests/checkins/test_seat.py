@@ -15,7 +15,7 @@ from bson import ObjectId
 
 from checkins.checkin import check_in
 from checkins.mayor import WINDOW, days_in_window, recompute_mayor, refresh_mayor
-from tests.checkins.helpers import checkin, days_ago, new_store, principal
+from tests.checkins.helpers import checkin, day_start_ago, days_ago, new_store, principal
 from tests.support import random_point, register
 
 GAPS_H = [1, 2, 5, 20, 24, 30, 72, 240, 600, 24 * 59, 24 * 61]
@@ -106,7 +106,7 @@ async def test_two_challengers_race_for_the_seat(client, services):
     m, a, b = [await register(client) for _ in range(3)]
     for account, hours in ((m, 0), (a, 1), (b, 2)):
         for day in (9, 8):
-            await check_in(services, principal(account), sid, lat, lng, now=days_ago(day) + timedelta(hours=hours))
+            await check_in(services, principal(account), sid, lat, lng, now=day_start_ago(day) + timedelta(hours=hours))
     assert (await _store_doc(services, sid))["mayor_id"] == ObjectId(m.id)
     responses = await asyncio.gather(checkin(client, a, store), checkin(client, b, store))
     assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
