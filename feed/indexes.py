@@ -8,6 +8,7 @@
   follower_id)`` covers the fan-out's batched follower reads; newest-first follower/following lists.
 * ``likes``: unique ``(post_id, user_id)`` (also serves ``liked_by_me`` for a page).
 * ``comments``: ``(post_id, created_ms, _id)`` oldest first; ``reply_to`` for cascading deletes.
+* ``blocks`` / ``mutes``: unique per pair, the reverse direction of blocks, newest-first lists.
 * ``users`` / ``stores``: partial ``feed_pull`` (the authors merged at read time).
 """
 
@@ -39,6 +40,15 @@ INDEXES: dict[str, list[IndexModel]] = {
     "comments": [
         IndexModel([("post_id", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="by_post_oldest"),
         IndexModel([("reply_to", ASCENDING)], name="by_parent"),
+    ],
+    "blocks": [
+        IndexModel([("blocker_id", ASCENDING), ("blocked_id", ASCENDING)], unique=True, name="block_unique"),
+        IndexModel([("blocked_id", ASCENDING), ("blocker_id", ASCENDING)], name="by_blocked"),
+        IndexModel([("blocker_id", ASCENDING), *_NEWEST], name="blocks_newest"),
+    ],
+    "mutes": [
+        IndexModel([("muter_id", ASCENDING), ("muted_id", ASCENDING)], unique=True, name="mute_unique"),
+        IndexModel([("muter_id", ASCENDING), *_NEWEST], name="mutes_newest"),
     ],
     "users": [
         IndexModel([("feed_pull", ASCENDING)], name="feed_pull", partialFilterExpression={"feed_pull": True}),
