@@ -1,8 +1,10 @@
 """Pushing an offer to the store's followers who are near it, exactly once each.
 
 Targeting intersects three sets: users with a fresh live position within the radius (Redis
-GEOSEARCH), users online now (``rt:online:{b<n>}``) and the store's followers (MongoDB ``follows``,
-queried for just those candidates). Each gets an ``offer`` event (the Offer plus ``distance_m``,
+GEOSEARCH), users online now (``rt:online:{b<n>}``) — or, with no open socket, holding a Web Push
+subscription (their last known position while fresh; :mod:`push.dispatch` turns their event into a
+push message) — and the store's followers (MongoDB ``follows``, queried for just those
+candidates). Each gets an ``offer`` event (the Offer plus ``distance_m``,
 encoded once with only the distance per user: :func:`offer_events`) with the dedupe set
 ``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
 (:mod:`offers.arrival`), never sees the offer twice.
@@ -33,6 +35,7 @@ from bson import ObjectId
 from geo.positions import users_within
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
+from push.subscriptions import subscribed_users
 from solomo.core import tasknames
 from solomo.core.eventtypes import OfferEvent
 from solomo.core.ids import maybe_id
@@ -175,5 +178,9 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
         ids = [uid for uid, _ in near]
         online, followers = await asyncio.gather(is_online(services.redis, ids),
                                                  followers_among(services, found["_id"], ids))
-        recipients = [(uid, d) for (uid, d), on in zip(near, online, strict=True) if on and uid in followers]
+        reach = {uid for uid, on in zip(ids, online, strict=True) if on and uid in followers}
+        away = [uid for uid in ids if uid in followers and uid not in reach]
+        if away:  # no open socket: reached by Web Push when subscribed (push.dispatch sends the event)
+            reach |= await subscribed_users(services, away)
+        recipients = [(uid, d) for uid, d in near if uid in reach]
     return await send_offer(services, offer, found, recipients, done=True)

@@ -107,7 +107,7 @@ def run_dev(settings: Settings, *, workers: int = 1, seed: bool = True) -> int:
             _run_child_once(seed_proc, {**env, "SOLOMO_LOG_FORMAT": console_log_format(settings, sys.stdout)})
         worker = ManagedProcess("celery", [
             sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-B",
-            "-Q", "fanout,maintenance", "--concurrency", str(workers), "--loglevel", "INFO",
+            "-Q", "fanout,maintenance,push", "--concurrency", str(workers), "--loglevel", "INFO",
             "--schedule", str(settings.data_dir / "celerybeat-schedule"),
         ], logs / "celery.log")
         api = ManagedProcess("uvicorn", [

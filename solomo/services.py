@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.locations import migrate_public_locations
+from push.dispatch import install as install_push
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
@@ -63,6 +64,7 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
         tasks=TaskQueue(make_celery(settings)),
         events=EventPublisher(redis, settings.event_history),
     )
+    install_push(services)  # Web Push for users without a socket: one sink on the event path
     if create_indexes:  # the API's start-up: data migrations run with the indexes (idempotent)
         await migrate_public_locations(services)
     return services

@@ -33,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # The suite registers thousands of accounts, and fails many logins on purpose, from one client
     # address; the per-address limits are tested on their own (tests/moderation/test_ratelimit.py
     # and tests/security/test_api2_authentication.py set them low there).
+    # Web Push: the push receiver of tests/push listens on this loopback port, the one allow-listed
+    os.environ.setdefault("SOLOMO_TEST_PUSH_PORT", str(free_port()))
+    os.environ.setdefault("SOLOMO_PUSH_ALLOWED_HOSTS", f"127.0.0.1:{os.environ['SOLOMO_TEST_PUSH_PORT']}")
     os.environ.setdefault("SOLOMO_RATE_LIMITS", '{"register": "100000/minute", "login_failed_ip": "100000/minute"}')
     # each server named by a SOLOMO_*_URL is used as it is; the others are started here (the broker
     # is always a Redis of its own, never the data Redis)

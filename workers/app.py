@@ -19,6 +19,7 @@ from solomo.observability import instrument_celery
 
 FANOUT_QUEUE = "fanout"
 MAINTENANCE_QUEUE = "maintenance"
+PUSH_QUEUE = "push"
 
 
 class RequireSecretKey(bootsteps.Step):  # type: ignore[misc]  # celery is untyped
@@ -47,8 +48,9 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
         task_default_queue=FANOUT_QUEUE,
-        task_queues=[Queue(FANOUT_QUEUE), Queue(MAINTENANCE_QUEUE)],
-        task_routes={f"{names.MAINTENANCE_PREFIX}*": {"queue": MAINTENANCE_QUEUE}},
+        task_queues=[Queue(FANOUT_QUEUE), Queue(MAINTENANCE_QUEUE), Queue(PUSH_QUEUE)],
+        task_routes={f"{names.MAINTENANCE_PREFIX}*": {"queue": MAINTENANCE_QUEUE},
+                     f"{names.PUSH_PREFIX}*": {"queue": PUSH_QUEUE}},
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

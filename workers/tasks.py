@@ -152,3 +152,22 @@ def refresh_mayors() -> None:
     from checkins.mayor import refresh_mayors as refresh
 
     _run(lambda services: refresh(services, datetime.now(UTC)))
+
+
+# --- web push (issue 16) ----------------------------------------------------------------------
+
+
+@app.task(name=names.PUSH_DELIVER)
+def push_deliver(items: list[list[Any]]) -> None:
+    """Send event frames ([user id, frame, ttl s]) to their users' push subscriptions."""
+    from push.sender import deliver
+
+    _run(lambda services: deliver(services, items))
+
+
+@app.task(name=names.PUSH_SEND)
+def push_send(subscription_id: str, frame: str, ttl_s: int, attempt: int) -> None:
+    """One more attempt of one message to one subscription (a 429/5xx before)."""
+    from push.sender import send_again
+
+    _run(lambda services: send_again(services, subscription_id, frame, int(ttl_s), int(attempt)))

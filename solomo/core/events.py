@@ -23,7 +23,7 @@ carries each user's distance, not 10,000 copies of the offer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -67,6 +67,18 @@ OnceKey = Callable[[int], str]
 one set per bucket, so it shares the slot of the histories it guards."""
 
 
+class RecordedSink(Protocol):
+    """Told of the events just recorded (Web Push for users without a socket, :mod:`push.dispatch`);
+    set on the publisher by the composition root. ``wants`` is asked first, so frames are built only
+    for the types it takes (a fan-out's ``feed.new`` costs nothing)."""
+
+    def wants(self, type: str) -> bool: ...
+
+    async def recorded(self, type: str, frames: list[tuple[str, str]]) -> None:
+        """``(user id, frame)`` of each event recorded; must not raise."""
+        ...
+
+
 def event_key(event_id: str) -> tuple[int, int]:
     """A stream id ``"<ms>-<seq>"`` as a sortable pair; raises ValueError when malformed."""
     ms, sep, seq = event_id.partition("-")
@@ -85,6 +97,8 @@ class EventPublisher:
     def __init__(self, redis: RedisClient, history: int = 200) -> None:
         self.redis = redis
         self.history = history
+        self.sink: RecordedSink | None = None
+        """The one place Web Push joins the event path: every ``publish*`` ends in :meth:`_run`."""
 
     async def publish(self, user_ids: Iterable[str], type: str, data: dict[str, Any]) -> list[str]:
         """Record and announce one event for each user; returns the event ids in order."""
@@ -137,4 +151,21 @@ class EventPublisher:
             results = await pipe.execute()
         for flat in results:
             out.extend((str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2))
+        if self.sink is not None and out and self.sink.wants(type):
+            await self.sink.recorded(type, _frames(out, parts, head[7], head[8]))
         return out
+
+
+def _frames(recorded: list[tuple[str, str]], parts: dict[str, list[str]], head: str, tail: str
+            ) -> list[tuple[str, str]]:
+    """``(user id, frame)`` of each recorded event. A user's rows are consecutive and recorded in
+    order, and the dedupe set records at most their first: each recorded id takes the user's next
+    unused part."""
+    used: dict[str, int] = {}
+    out: list[tuple[str, str]] = []
+    for uid, event_id in recorded:
+        n = used.get(uid, 0)
+        used[uid] = n + 1
+        options = parts[uid]
+        out.append((uid, '{"id":"' + event_id + head + options[min(n, len(options) - 1)] + tail))
+    return out

@@ -80,6 +80,23 @@ class Settings(BaseSettings):
                                       "dead: its users leave the online sets (at least 3 heartbeats)")
     position_ttl_s: int = 900
 
+    # --- web push (issue 16) -----------------------------------------------------------
+    vapid_private_key: str = Field("", description="The VAPID key pair's private half (PEM, or the raw 32-byte "
+                                   "scalar in base64url) shared by every API process and worker; unset = made "
+                                   "once and kept in {data_dir}/vapid_private.pem (mode 0600)")
+    vapid_subject: str = Field("mailto:push@solomo.example", pattern="^(mailto:[^@\\s]+@[^@\\s]+|https://\\S+)$",
+                               description="The contact push services see in the VAPID token (mailto: or https:)")
+    push_allowed_hosts: str = Field("", description="Comma-separated host:port push services allowed although "
+                                    "not public (http allowed for them): tests, a private push service")
+    push_max_subscriptions: int = Field(10, ge=1, le=100, description="Push subscriptions per user; a new one "
+                                        "beyond it replaces the oldest")
+    push_timeout_s: float = Field(10.0, gt=0, le=60, description="Bound of one request to a push service")
+    push_ttl_s: int = Field(86400, ge=0, le=28 * 86400, description="How long a push service keeps a message "
+                            "for a device that is offline (offers: until they expire, if sooner)")
+    push_max_attempts: int = Field(5, ge=1, le=20, description="Sends of one message on 429/5xx/network errors")
+    push_retry_max_s: int = Field(240, ge=1, description="A retry asked for later than this (Retry-After) is "
+                                  "given up: a delayed task must stay well within the broker's visibility timeout")
+
     # --- moderation --------------------------------------------------------------
     report_threshold: int = Field(3, description="Reports from established accounts that hide a post automatically")
     # --- abuse limits of the contract ("Stores and offers, continued") ---------------------------

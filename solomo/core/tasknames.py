@@ -35,3 +35,14 @@ REALTIME_SWEEP: Final = "maintenance.realtime_sweep"
 """Expire stale live positions and dead API processes' presence; mark applied socket closes done."""
 REFRESH_MAYORS: Final = "maintenance.refresh_mayors"
 """Mayors whose standing aged out of the window lose (or pass on) their seat."""
+
+# --- web push (issue 16) ---
+PUSH_PREFIX: Final = "push."
+"""Every task under this prefix runs on the push queue (``workers/app.py``): requests to outside
+push services, however slow, never hold up the fan-out."""
+PUSH_DELIVER: Final = "push.deliver"
+"""Send event frames as Web Push messages to every subscription of their users; args: list of
+[user id, frame, ttl s]."""
+PUSH_SEND: Final = "push.send"
+"""One more attempt of one message to one subscription (after 429/5xx); args: subscription id, frame,
+ttl s, attempt."""

@@ -1,0 +1,83 @@
+"""Push subscriptions: MongoDB ``push_subscriptions``, one document per browser endpoint.
+
+``{_id, endpoint (unique), user_id, p256dh, auth (base64url as the browser gave them), created_at,
+updated_at}``. An endpoint belongs to one user: subscribing it again (another account signed in
+on the same browser) moves it to the new user, so the previous one stops receiving on that device.
+A user keeps at most ``push_max_subscriptions``; a new one beyond that replaces the oldest (old
+browsers are rarely unsubscribed). Both writes run in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from push.endpoints import check_endpoint, check_keys
+from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "push_subscriptions": [
+        IndexModel([("endpoint", ASCENDING)], unique=True, name="endpoint_unique"),
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="by_user_newest"),
+    ],
+}
+"""Created at start-up by :mod:`solomo.db`."""
+
+
+async def subscribe(services: Services, user_id: ObjectId, endpoint: str, p256dh: str, auth: str) -> None:
+    """Stores (or refreshes) the subscription after every check passed; raises 422 before any write."""
+    check_endpoint(services.settings, endpoint)
+    check_keys(p256dh, auth)
+    limit = services.settings.push_max_subscriptions
+    now = datetime.now(UTC)
+
+    async def body(txn: Txn) -> None:
+        coll = services.db.push_subscriptions
+        await coll.update_one(
+            {"endpoint": endpoint},
+            {"$set": {"user_id": user_id, "p256dh": p256dh, "auth": auth, "updated_at": now},
+             "$setOnInsert": {"created_at": now}},
+            upsert=True, session=txn.session)
+        extra = await coll.find({"user_id": user_id}, {"_id": 1}, session=txn.session) \
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).skip(limit).to_list(None)
+        if extra:
+            await coll.delete_many({"_id": {"$in": [d["_id"] for d in extra]}}, session=txn.session)
+
+    await run_transaction(services, body)
+
+
+async def unsubscribe(services: Services, user_id: ObjectId, endpoint: str) -> None:
+    """Removes the user's subscription of that endpoint (nothing when there is none: idempotent)."""
+    await services.db.push_subscriptions.delete_one({"endpoint": endpoint, "user_id": user_id})
+
+
+async def subscribed_users(services: Services, user_ids: list[str]) -> set[str]:
+    """Which of ``user_ids`` have at least one subscription."""
+    oids = [ObjectId(u) for u in user_ids if ObjectId.is_valid(u)]
+    if not oids:
+        return set()
+    found = await services.db.push_subscriptions.distinct("user_id", {"user_id": {"$in": oids}})
+    return {str(u) for u in found}
+
+
+async def of_users(services: Services, user_ids: list[str]) -> list[dict[str, Any]]:
+    """Every subscription of ``user_ids``."""
+    oids = [ObjectId(u) for u in user_ids if ObjectId.is_valid(u)]
+    if not oids:
+        return []
+    return await services.db.push_subscriptions.find({"user_id": {"$in": oids}}).to_list(None)
+
+
+async def drop(services: Services, sub: dict[str, Any]) -> None:
+    """The push service said the subscription is gone (404/410): forget it (unless it was renewed
+    with other keys meanwhile)."""
+    await services.db.push_subscriptions.delete_one({"_id": sub["_id"], "p256dh": sub["p256dh"]})
+
+
+async def for_user(services: Services, user_id: ObjectId) -> list[dict[str, Any]]:
+    return await services.db.push_subscriptions.find({"user_id": user_id}).sort("created_at", DESCENDING) \
+        .to_list(None)
