@@ -4,11 +4,21 @@ fetched from elsewhere), plus the two small routes only the client needs:
 - ``GET /web/qr.svg?text=`` — a QR code (SVG, drawn by ``segno``) for a voucher code, so an
   ``<img>`` can show it without a bearer token; it encodes only the text the page already holds.
 - ``GET /v1/me/stores`` — the signed-in merchant's stores (the contract has no such list).
+
+The installable app (issue 16): ``GET /manifest.webmanifest`` (``application/manifest+json``) and
+``GET /sw.js``, the service worker, served from the root so that its scope is the whole app. Its
+text is ``static/sw.js`` after two generated lines: the shell's files (everything under
+``static/`` a page can load, so a view added later is cached without editing a list) and a
+version hashed from their contents (a deploy that changes any of them installs a new worker, which
+replaces the old cache).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +39,36 @@ QR_MAX_CHARS = 256
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
+SHELL_SUFFIXES = (".js", ".css", ".svg", ".png", ".webmanifest")
+"""What the service worker caches on install: the page's own files (not the worker itself)."""
+
+
 async def index(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+
+
+async def manifest(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "manifest.webmanifest", media_type="application/manifest+json",
+                        headers=NO_CACHE)
+
+
+@lru_cache(maxsize=1)
+def service_worker_text() -> bytes:
+    files = sorted(p for p in STATIC_DIR.rglob("*") if p.is_file() and p.suffix in SHELL_SUFFIXES
+                   and p.name != "sw.js")
+    digest = hashlib.sha256()
+    for path in [*files, STATIC_DIR / "index.html", STATIC_DIR / "sw.js"]:
+        digest.update(path.relative_to(STATIC_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    shell = ["/", "/manifest.webmanifest", *(f"/static/{p.relative_to(STATIC_DIR).as_posix()}" for p in files)]
+    head = (f"const SHELL_VERSION = {json.dumps(digest.hexdigest()[:16])};\n"
+            f"const SHELL = {json.dumps(shell)};\n")
+    return head.encode() + (STATIC_DIR / "sw.js").read_bytes()
+
+
+async def service_worker(request: Request) -> Response:
+    # no-cache: the browser checks for a new worker on every visit (it would anyway after 24 h)
+    return Response(service_worker_text(), media_type="text/javascript",
+                    headers={**NO_CACHE, "Service-Worker-Allowed": "/"})
 
 
 class QrQuery(LaxQuery):
@@ -95,6 +133,8 @@ async def my_stores(ctx: Ctx) -> dict[str, Any]:
 
 extra_routes: list[BaseRoute] = [
     Route("/", index, methods=["GET"], include_in_schema=False),
+    Route("/manifest.webmanifest", manifest, methods=["GET"], include_in_schema=False),
+    Route("/sw.js", service_worker, methods=["GET"], include_in_schema=False),
     Route("/web/qr.svg", qr, methods=["GET"], include_in_schema=False),
     Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

@@ -15,6 +15,7 @@ import { auditView, queueView, usersView, wordsView } from "./views/moderation.j
 import { offerPopup, walletView } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
+import { initPwa, offerPage, pushSignOut } from "./views/push.js";
 import { nearbyView, storeView } from "./views/stores.js";
 
 const NAV = {
@@ -37,6 +38,7 @@ const ROUTES = [
   [/^#\/user\/([^/]+)\/(followers|following)$/, (root, m) => peopleListView(root, decodeURIComponent(m[1]), m[2])],
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
+  [/^#\/offer\/([^/]+)$/, (root, m) => offerPage(root, decodeURIComponent(m[1]))],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
@@ -132,6 +134,7 @@ function signedIn(user, token) {
 }
 
 function logout() {
+  pushSignOut();
   api.post("/v1/auth/logout").catch(() => {});
   stopSocket();
   session.signOut();
@@ -230,6 +233,7 @@ async function main() {
     if (/^#\/(nearby|local)$/.test(location.hash)) render();
   });
   window.addEventListener("hashchange", render);
+  initPwa();
   const located = initLocation();
   if (!session.location) await located;
   if (session.token) {

@@ -108,6 +108,15 @@ const STRINGS = {
     "err.payload_too_large": "That is too long.",
     "err.invalid": "Please check what you entered.",
     "err.unavailable": "The service is busy. Try again shortly.",
+    // web push and the installable app (issue 16)
+    "push.app": "SoLoMo", "push.enable": "Notifications when the app is closed",
+    "push.on": "On: offers nearby, mentions, comments, replies and new followers reach this device.",
+    "push.off": "Off.", "push.denied": "Notifications are blocked for this site in the browser's settings.",
+    "push.unsupported": "This browser cannot receive push notifications.",
+    "push.failed": "Could not turn on notifications on this device.",
+    "push.mention": "{user} mentioned you", "push.comment": "{user} commented on your post",
+    "push.reply": "{user} replied to your comment", "push.follow": "{user} started following you",
+    "push.other": "Something new for you", "push.offline": "You are offline. Showing what this device has saved.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -215,6 +224,15 @@ const STRINGS = {
     "err.payload_too_large": "内容太长了。",
     "err.invalid": "请检查输入的内容。",
     "err.unavailable": "服务繁忙，请稍后再试。",
+    // web push and the installable app (issue 16)
+    "push.app": "SoLoMo", "push.enable": "应用关闭时也接收通知",
+    "push.on": "已开启：附近的优惠、@提及、评论、回复和新粉丝会推送到这台设备。",
+    "push.off": "已关闭。", "push.denied": "浏览器设置中已禁止本站的通知。",
+    "push.unsupported": "这个浏览器不支持推送通知。",
+    "push.failed": "无法在这台设备上开启通知。",
+    "push.mention": "{user} 提到了你", "push.comment": "{user} 评论了你的动态",
+    "push.reply": "{user} 回复了你的评论", "push.follow": "{user} 关注了你",
+    "push.other": "你有新消息", "push.offline": "你已离线，正在显示这台设备保存的内容。",
   },
 };
 

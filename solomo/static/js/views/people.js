@@ -7,6 +7,7 @@ import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { locationLabel, openLocationPicker } from "./location.js";
 import { postList } from "./posts.js";
+import { pushSwitch } from "./push.js";
 import { followButton } from "./stores.js";
 
 function profileCard(user, extra = []) {
@@ -85,6 +86,7 @@ export async function meView(root, { onLanguage, onLogout }) {
         h("button.lang-switch", { type: "button", onclick: onLanguage }, t("lang.switch"))),
       h("div.row.spread", {}, h("span", {}, t("me.location")),
         h("button.link", { type: "button", onclick: openLocationPicker }, loc)),
+      pushSwitch(),
       h("a.button", { href: `#/user/${enc(user.id)}` }, t("user.posts")),
       h("button.danger.logout", { type: "button", onclick: onLogout }, t("auth.logout"))));
   root.append(wrap);
