@@ -71,11 +71,11 @@ def fit(frame: str) -> bytes | None:
     text = data.get("description") if isinstance(data, dict) else None
     if not isinstance(text, str) or not text:
         return None
-    over = len(raw) - MAX_PLAINTEXT
-    cut = text
-    while cut and len(cut.encode()) > len(text.encode()) - over - 3:
-        cut = cut[:-1]
-    data["description"] = cut + "…"
+    budget = len(text.encode()) - (len(raw) - MAX_PLAINTEXT) - len("…".encode())
+    if budget < 0:
+        return None
+    # cut at a byte budget, dropping a character split in two (UTF-8 keeps the rest valid)
+    data["description"] = text.encode()[:budget].decode(errors="ignore") + "…"
     raw = orjson.dumps(doc)
     return raw if len(raw) <= MAX_PLAINTEXT else None
 
