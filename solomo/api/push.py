@@ -30,6 +30,10 @@ class SubscriptionIn(StrictBody):
     expirationTime: float | None = Field(None, description="Sent by PushSubscription.toJSON(); ignored")
 
 
+class SubscriptionOut(BaseModel):
+    endpoint: str
+
+
 class UnsubscribeIn(StrictBody):
     endpoint: str = Field(min_length=1, max_length=4096)
 
@@ -42,7 +46,8 @@ async def push_key(ctx: Ctx) -> dict[str, Any]:
 
 
 @endpoint("POST /v1/push/subscriptions",
-          summary="Subscribe this browser to Web Push", body=SubscriptionIn, status=201, tags=TAGS, errors=_ERRORS,
+          summary="Subscribe this browser to Web Push", body=SubscriptionIn, response=SubscriptionOut, status=201,
+          tags=TAGS, errors=_ERRORS,
           description="Offers and notifications of kind mention, comment, reply and follow reach the user while "
                       "no socket of theirs is open, as Web Push messages whose decrypted body is the event frame "
                       "`{id, type, data}`. The endpoint must be `https` on a public host (port 443), unless its "

@@ -7,10 +7,12 @@ loudly until it gets an entry here: new routes cannot slip past the checks unnot
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
 from tests.offers.helpers import in_minutes
+from tests.push.receiver import Browser
 from tests.security.conftest import World
 
 
@@ -34,7 +36,14 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/moderation/comments/{comment_id}"): {"action": "approve", "reason": "checked"},
         ("POST", "/v1/moderation/offers/{offer_id}"): {"action": "approve", "reason": "checked"},
         ("PUT", "/v1/moderation/words"): {"block": [], "review": [], "reason": "checked"},
+        # web push (issue 16): the allow-listed loopback receiver's address (tests/conftest.py)
+        ("POST", "/v1/push/subscriptions"): {"endpoint": _push_endpoint(), "keys": Browser().keys()},
+        ("DELETE", "/v1/push/subscriptions"): {"endpoint": _push_endpoint()},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"
     return dict(bodies[key])
+
+
+def _push_endpoint() -> str:
+    return f"http://127.0.0.1:{os.environ['SOLOMO_TEST_PUSH_PORT']}/push/security"
