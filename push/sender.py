@@ -209,7 +209,8 @@ async def deliver(services: Services, items: list[list[Any]]) -> int:
     """The ``push.deliver`` task: ``items`` are ``[user id, frame, ttl s]``; each frame goes to every
     subscription of its user. Returns how many requests were accepted (2xx)."""
     messages = [Message(str(uid), str(frame), int(ttl)) for uid, frame, ttl in items]
-    subs = await subscriptions.of_users(services, list({m.user_id for m in messages}))
+    subs = await subscriptions.live_only(services, await subscriptions.of_users(
+        services, list({m.user_id for m in messages})))
     by_user: dict[str, list[dict[str, Any]]] = {}
     for sub in subs:
         by_user.setdefault(str(sub["user_id"]), []).append(sub)
@@ -235,9 +236,10 @@ async def send_again(services: Services, sub_id: str, frame: str, ttl_s: int, at
 
     if not ObjectId.is_valid(sub_id):
         return False
-    sub = await services.db.push_subscriptions.find_one({"_id": ObjectId(sub_id)})
-    if sub is None:  # unsubscribed or dropped meanwhile
+    found = await services.db.push_subscriptions.find_one({"_id": ObjectId(sub_id)})
+    if found is None or not await subscriptions.live_only(services, [found]):  # gone or signed out meanwhile
         return False
+    sub = found
     raw = frame.encode()
     outcome = (await _send_all(services, [(sub, raw, ttl_s, attempt)]))[0]
     if outcome.retry_in_s is not None:

@@ -1,10 +1,14 @@
 """Push subscriptions: MongoDB ``push_subscriptions``, one document per browser endpoint.
 
-``{_id, endpoint (unique), user_id, p256dh, auth (base64url as the browser gave them), created_at,
-updated_at}``. An endpoint belongs to one user: subscribing it again (another account signed in
-on the same browser) moves it to the new user, so the previous one stops receiving on that device.
-A user keeps at most ``push_max_subscriptions``; a new one beyond that replaces the oldest (old
-browsers are rarely unsubscribed). Both writes run in one transaction.
+``{_id, endpoint (unique), user_id, token_id, p256dh, auth (base64url as the browser gave them),
+created_at, updated_at}``. ``token_id`` is the session that subscribed (``tokens._id``): once it
+is revoked or expired (signing out, a password change ending other sessions, account deletion) the
+device gets nothing more, and the sender deletes the subscription (:func:`live_only`).
+
+An endpoint belongs to one user: subscribing it again (another account signed in on the same
+browser) moves it to the new user, so the previous one stops receiving on that device. A user
+keeps at most ``push_max_subscriptions``; a new one beyond that replaces the oldest (old browsers
+are rarely unsubscribed). Both writes run in one transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 """Created at start-up by :mod:`solomo.db`."""
 
 
-async def subscribe(services: Services, user_id: ObjectId, endpoint: str, p256dh: str, auth: str) -> None:
+async def subscribe(services: Services, user_id: ObjectId, token_id: str, endpoint: str, p256dh: str,
+                    auth: str) -> None:
     """Stores (or refreshes) the subscription after every check passed; raises 422 before any write."""
     check_endpoint(services.settings, endpoint)
     check_keys(p256dh, auth)
@@ -39,7 +44,7 @@ async def subscribe(services: Services, user_id: ObjectId, endpoint: str, p256dh
         coll = services.db.push_subscriptions
         await coll.update_one(
             {"endpoint": endpoint},
-            {"$set": {"user_id": user_id, "p256dh": p256dh, "auth": auth, "updated_at": now},
+            {"$set": {"user_id": user_id, "token_id": token_id, "p256dh": p256dh, "auth": auth, "updated_at": now},
              "$setOnInsert": {"created_at": now}},
             upsert=True, session=txn.session)
         extra = await coll.find({"user_id": user_id}, {"_id": 1}, session=txn.session) \
@@ -76,6 +81,24 @@ async def drop(services: Services, sub: dict[str, Any]) -> None:
     """The push service said the subscription is gone (404/410): forget it (unless it was renewed
     with other keys meanwhile)."""
     await services.db.push_subscriptions.delete_one({"_id": sub["_id"], "p256dh": sub["p256dh"]})
+
+
+async def live_only(services: Services, subs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``subs`` whose session is still valid; the others are deleted (their device signed out)."""
+    token_ids = list({s["token_id"] for s in subs if s.get("token_id")})
+    live: set[str] = set()
+    if token_ids:
+        cursor = services.db.tokens.find({"_id": {"$in": token_ids}, "expires_at": {"$gt": datetime.now(UTC)}},
+                                         {"_id": 1})
+        live = {str(d["_id"]) async for d in cursor}
+    kept: list[dict[str, Any]] = []
+    ended: list[dict[str, Any]] = []
+    for sub in subs:
+        (kept if sub.get("token_id") in live else ended).append(sub)
+    if ended:
+        await services.db.push_subscriptions.delete_many(
+            {"_id": {"$in": [s["_id"] for s in ended]}, "token_id": {"$nin": list(live)}})
+    return kept
 
 
 async def for_user(services: Services, user_id: ObjectId) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from push import subscriptions, vapid
+from solomo.accounts import hash_token
 from solomo.api.models import StrictBody
 from solomo.http import Ctx, endpoint
 
@@ -55,10 +56,13 @@ async def push_key(ctx: Ctx) -> dict[str, Any]:
                       "otherwise 422 `invalid_endpoint`, decided without any request or DNS lookup. `keys.p256dh` "
                       "must be a P-256 point and `keys.auth` 16 bytes (422 `invalid_keys`). Subscribing an "
                       "endpoint again refreshes it (and moves it to this user); a user keeps at most "
-                      "`SOLOMO_PUSH_MAX_SUBSCRIPTIONS` (10), a new one replacing the oldest.")
+                      "`SOLOMO_PUSH_MAX_SUBSCRIPTIONS` (10), a new one replacing the oldest. A subscription lasts "
+                      "as long as the session (token) that made it: signing out ends it.")
 async def subscribe(ctx: Ctx) -> dict[str, Any]:
     body: SubscriptionIn = ctx.body
-    await subscriptions.subscribe(ctx.services, ctx.user.id, body.endpoint, body.keys.p256dh, body.keys.auth)
+    token = ctx.request.headers["authorization"].partition(" ")[2].strip()  # authenticated: present
+    await subscriptions.subscribe(ctx.services, ctx.user.id, hash_token(token), body.endpoint, body.keys.p256dh,
+                                  body.keys.auth)
     return {"endpoint": body.endpoint}
 
 

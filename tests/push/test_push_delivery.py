@@ -149,3 +149,22 @@ async def _not(value):
 
 async def _all(value):
     return all(await value)
+
+
+async def test_signing_out_ends_the_devices_pushes(client, services, receiver):
+    """A subscription lasts as long as the session that made it: after logout the next event is not
+    sent, and the subscription is deleted instead."""
+    user = await register(client)
+    _browser, path = await subscribed(client, receiver, user)
+    second = await client.post("/v1/auth/login", json={"username": user.username, "password": "password123"})
+    other_browser, other_path = await subscribed(client, receiver, type(user)(
+        user.id, user.username, second.json()["token"], user.role, user.user))
+    assert (await client.post("/v1/auth/logout", headers=user.headers)).status_code == 204
+    fan = await register(client)
+    assert (await client.post(f"/v1/users/{user.id}/follow", headers=fan.headers)).status_code == 204
+    # the session still signed in gets it, in the same delivery the ended one is dropped
+    (msg,) = await arrivals(receiver, other_path)
+    assert other_browser.decrypt(msg.body)["data"]["kind"] == "follow"
+    assert receiver.at(path) == []
+    left = [d["endpoint"] async for d in services.db.push_subscriptions.find({"user_id": ObjectId(user.id)})]
+    assert left == [receiver.base + other_path]
