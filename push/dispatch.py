@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from push import subscriptions
+from push import subscriptions, vapid
 from solomo.core import tasknames
 from solomo.core.presence import is_online
 from solomo.core.services import Services
@@ -88,5 +88,7 @@ class PushSink:
 
 
 def install(services: Services) -> None:
-    """Called once by the composition root: Web Push joins the event path."""
+    """Called once by the composition root: Web Push joins the event path. The VAPID key is loaded
+    (or made) here, so a malformed ``SOLOMO_VAPID_PRIVATE_KEY`` stops the start, not a request."""
+    vapid.private_key(services.settings)
     services.events.sink = PushSink(services)
