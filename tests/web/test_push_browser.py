@@ -1,6 +1,7 @@
 """The installable app in a real browser: the manifest and the service worker register, the
 shell opens offline and says so, and the me page's notification switch subscribes (or, where the
-browser has no push service — headless Chromium — says it could not, storing nothing)."""
+browser has no push service — headless Chromium — says it could not, storing nothing), and the
+worker shows a real event frame delivered through DevTools as a notification in the page's words."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 from bson import ObjectId
 from PIL import Image
 
-from tests.support import register
+from solomo.core.events import frame
+from solomo.core.keys import event_history
+from tests.support import register, wait_until
 
 SHOTS = Path("/work/notes/shots")
 
@@ -69,6 +72,35 @@ async def test_installable_app_offline_shell_and_switch(phone, client, services)
         assert not await switch.is_checked() and stored is None
         assert "Could not turn on" in await page.page.locator(".push-status").inner_text()
     await page.screenshot(SHOTS / "push-me-switch.png")
+
+    # the worker's push handler, fed a real event frame (the user's history) through Chromium's
+    # DevTools (the push service's side of a delivery): it shows the notification, in the page's
+    # words, leading to the follower
+    fan = await register(client)
+    assert (await client.post(f"/v1/users/{user.id}/follow", headers=fan.headers)).status_code == 204
+    (event_id, fields), = await services.redis.xrevrange(event_history(user.id), count=1)
+    assert fields["type"] == "notification"
+    cdp = await page.context.new_cdp_session(page.page)
+    registrations: list[dict] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    await cdp.send("ServiceWorker.enable")
+
+    async def registered():
+        return next((r for r in registrations if r["scopeURL"] == page.base_url + "/" and not r["isDeleted"]), None)
+
+    reg = await wait_until(registered, timeout=10)
+    await cdp.send("ServiceWorker.deliverPushMessage", {
+        "origin": page.base_url, "registrationId": reg["registrationId"],
+        "data": frame(event_id, fields["type"], fields["data"])})
+    async def shown():
+        return await page.page.evaluate("""() => navigator.serviceWorker.ready.then((r) => r.getNotifications())
+            .then((list) => list.map((n) => ({title: n.title, body: n.body, url: n.data.url})))""")
+
+    (note,) = await wait_until(shown, timeout=10)
+    await cdp.send("ServiceWorker.disable")
+    await cdp.detach()
+    assert note["body"] == f"{fan.user['display_name']} started following you"
+    assert note["url"] == f"/#/user/{fan.id}" and note["title"] == "SoLoMo"
 
     # offline: the shell still opens, from the worker's cache, and says it is offline
     await page.context.set_offline(True)
