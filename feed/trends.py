@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -70,7 +71,7 @@ HOT_MAX = 100
 
 # KEYS: posts-per-topic hash, seen guard, display hash, top zset, then one author hash per topic.
 # ARGV: +1 / -1, author, keep seconds, top K, min authors, then (topic key, display) per topic.
-_COUNT = LuaScript("trends_count", """
+COUNT = LuaScript("trends_count", """
 local delta, author, keep = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local top_k, min_authors = tonumber(ARGV[4]), tonumber(ARGV[5])
 if delta > 0 then
@@ -109,17 +110,26 @@ def bucket_of(ms: int | float) -> int:
     return int(ms // 1000 // BUCKET_S)
 
 
-async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
-    topics = post.get("topics") or []
-    if not topics:
-        return False
-    bucket = bucket_of(post["created_ms"])
-    keys = [trend_posts(bucket), trend_seen(post["_id"]), trend_display(bucket), trend_top(bucket),
-            *(trend_authors(bucket, t["key"]) for t in topics)]
-    args: list[Any] = [delta, str(post["author_id"]), KEEP_S, TOP_K, MIN_AUTHORS]
+def count_call(post: dict[str, Any], delta: int, *, posts: str, seen: str, display: str, top: str,
+               authors: Callable[[str], str], top_k: int, min_authors: int) -> tuple[list[str], list[Any]]:
+    """(KEYS, ARGV) of :data:`COUNT` for one post in one scope of counting (these global trends, or
+    one area of :mod:`feed.localtrends`): the key builders name that scope's keys of the post's hour."""
+    topics = post["topics"]
+    keys = [posts, seen, display, top, *(authors(t["key"]) for t in topics)]
+    args: list[Any] = [delta, str(post["author_id"]), KEEP_S, top_k, min_authors]
     for t in topics:
         args.extend((t["key"], t["display"]))
-    return bool(await _COUNT(services.redis, keys, args))
+    return keys, args
+
+
+async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
+    if not post.get("topics"):
+        return False
+    bucket = bucket_of(post["created_ms"])
+    keys, args = count_call(post, delta, posts=trend_posts(bucket), seen=trend_seen(post["_id"]),
+                            display=trend_display(bucket), top=trend_top(bucket),
+                            authors=lambda topic: trend_authors(bucket, topic), top_k=TOP_K, min_authors=MIN_AUTHORS)
+    return bool(await COUNT(services.redis, keys, args))
 
 
 async def record(services: Services, post: dict[str, Any]) -> bool:
@@ -132,7 +142,7 @@ async def forget(services: Services, post: dict[str, Any]) -> bool:
     return await _count(services, post, -1)
 
 
-def _score(authors: list[int], now_s: float, first_bucket: int) -> float:
+def score_hours(authors: list[int], now_s: float, first_bucket: int) -> float:
     """``authors[i]`` = unique authors in bucket ``first_bucket + i``; the last LOOKBACK are scored."""
     best = 0.0
     for i in range(len(authors) - LOOKBACK, len(authors)):
@@ -204,7 +214,7 @@ async def compute_hot(services: Services, limit: int, now_s: float | None = None
     scored = []
     for i, topic in enumerate(candidates):
         authors = [int(x) for x in lens[i * len(buckets):(i + 1) * len(buckets)]]
-        score = _score(authors, now_s, first)
+        score = score_hours(authors, now_s, first)
         if score > 0:
             scored.append((score, topic))
     scored.sort(reverse=True)

@@ -299,3 +299,47 @@ def claim_pending(offer_id: Id) -> str:
 def claim_holders_build(offer_id: Id, nonce: str) -> str:
     """A holders set being filled from MongoDB by one rebuild, renamed into place by the gate script."""
     return f"claim:{{o:{offer_id}}}:holders:build:{nonce}"
+
+
+# --- local hot topics (feed/localtrends.py) ------------------------------------------------------
+# One hash tag per area ({lt:<level>:<col>:<row>}, a geo/cells grid cell): a post's counting script
+# touches only its area's keys, and the areas of a country spread over the cluster's masters.
+
+
+def local_trend_tag(area: str) -> str:
+    return f"{{lt:{area}}}"
+
+
+def local_trend_posts(area: str, hour: int) -> str:
+    """Hash topic → posts in one area and hour (expires)."""
+    return f"{local_trend_tag(area)}:{hour}:n"
+
+
+def local_trend_authors(area: str, hour: int, topic: str) -> str:
+    """Hash author → posts of one topic in one area and hour (expires)."""
+    return f"{local_trend_tag(area)}:{hour}:a:{topic}"
+
+
+def local_trend_top(area: str, hour: int) -> str:
+    """Zset topic → unique authors in one area and hour, the top few only (capped, expires)."""
+    return f"{local_trend_tag(area)}:{hour}:top"
+
+
+def local_trend_display(area: str, hour: int) -> str:
+    """Hash topic → display form in one area and hour (expires)."""
+    return f"{local_trend_tag(area)}:{hour}:d"
+
+
+def local_trend_seen(area: str, post_id: Id) -> str:
+    """Set while the post is counted in the area: a retried fan-out counts it once."""
+    return f"{local_trend_tag(area)}:seen:{post_id}"
+
+
+def local_trend_ranking(area: str) -> str:
+    """The area's cached ranking (JSON: each candidate topic's unique authors per hour)."""
+    return f"{local_trend_tag(area)}:hot"
+
+
+def local_trend_ranking_lock(area: str) -> str:
+    """Held by the one request recomputing the area's ranking (expires)."""
+    return f"{local_trend_tag(area)}:hot:lock"
