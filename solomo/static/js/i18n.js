@@ -108,6 +108,11 @@ const STRINGS = {
     "err.payload_too_large": "That is too long.",
     "err.invalid": "Please check what you entered.",
     "err.unavailable": "The service is busy. Try again shortly.",
+    // local topics
+    "lt.scope": "Where", "lt.everywhere": "Everywhere", "lt.nearby": "Nearby", "lt.near_me": "Near me",
+    "lt.around": "Within {km} km of {where}", "lt.change": "Change",
+    "lt.hot_near": "Trending nearby", "lt.none_near": "Nothing is trending around here right now.",
+    "lt.empty_near": "No posts with this topic near you yet.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -215,6 +220,11 @@ const STRINGS = {
     "err.payload_too_large": "内容太长了。",
     "err.invalid": "请检查输入的内容。",
     "err.unavailable": "服务繁忙，请稍后再试。",
+    // local topics
+    "lt.scope": "范围", "lt.everywhere": "全部", "lt.nearby": "同城", "lt.near_me": "附近",
+    "lt.around": "{where} 周边 {km} 公里", "lt.change": "切换位置",
+    "lt.hot_near": "同城热门", "lt.none_near": "附近暂时没有热门话题。",
+    "lt.empty_near": "附近还没有这个话题的微博。",
   },
 };
 
