@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -71,7 +70,7 @@ HOT_MAX = 100
 
 # KEYS: posts-per-topic hash, seen guard, display hash, top zset, then one author hash per topic.
 # ARGV: +1 / -1, author, keep seconds, top K, min authors, then (topic key, display) per topic.
-COUNT = LuaScript("trends_count", """
+_COUNT = LuaScript("trends_count", """
 local delta, author, keep = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local top_k, min_authors = tonumber(ARGV[4]), tonumber(ARGV[5])
 if delta > 0 then
@@ -110,26 +109,17 @@ def bucket_of(ms: int | float) -> int:
     return int(ms // 1000 // BUCKET_S)
 
 
-def count_call(post: dict[str, Any], delta: int, *, posts: str, seen: str, display: str, top: str,
-               authors: Callable[[str], str], top_k: int, min_authors: int) -> tuple[list[str], list[Any]]:
-    """(KEYS, ARGV) of :data:`COUNT` for one post in one scope of counting (these global trends, or
-    one area of :mod:`feed.localtrends`): the key builders name that scope's keys of the post's hour."""
-    topics = post["topics"]
-    keys = [posts, seen, display, top, *(authors(t["key"]) for t in topics)]
-    args: list[Any] = [delta, str(post["author_id"]), KEEP_S, top_k, min_authors]
-    for t in topics:
-        args.extend((t["key"], t["display"]))
-    return keys, args
-
-
 async def _count(services: Services, post: dict[str, Any], delta: int) -> bool:
-    if not post.get("topics"):
+    topics = post.get("topics") or []
+    if not topics:
         return False
     bucket = bucket_of(post["created_ms"])
-    keys, args = count_call(post, delta, posts=trend_posts(bucket), seen=trend_seen(post["_id"]),
-                            display=trend_display(bucket), top=trend_top(bucket),
-                            authors=lambda topic: trend_authors(bucket, topic), top_k=TOP_K, min_authors=MIN_AUTHORS)
-    return bool(await COUNT(services.redis, keys, args))
+    keys = [trend_posts(bucket), trend_seen(post["_id"]), trend_display(bucket), trend_top(bucket),
+            *(trend_authors(bucket, t["key"]) for t in topics)]
+    args: list[Any] = [delta, str(post["author_id"]), KEEP_S, TOP_K, MIN_AUTHORS]
+    for t in topics:
+        args.extend((t["key"], t["display"]))
+    return bool(await _COUNT(services.redis, keys, args))
 
 
 async def record(services: Services, post: dict[str, Any]) -> bool:

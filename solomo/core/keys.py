@@ -302,44 +302,53 @@ def claim_holders_build(offer_id: Id, nonce: str) -> str:
 
 
 # --- local hot topics (feed/localtrends.py) ------------------------------------------------------
-# One hash tag per area ({lt:<level>:<col>:<row>}, a geo/cells grid cell): a post's counting script
-# touches only its area's keys, and the areas of a country spread over the cluster's masters.
+# Counting: one hash tag per grid level and hour ({lt:<level>:<hour>}), so that the script counting
+# a post can see whether its author already counts for the topic in another area of that level
+# (each author counts in one area only, whatever union of areas a ranking merges). The tags rotate
+# every hour over the cluster's slots. Each area's served ranking has a tag of its own
+# ({lth:<area>}). ``area`` is a geo/cells grid cell name ``<level>:<col>:<row>``.
 
 
-def local_trend_tag(area: str) -> str:
-    return f"{{lt:{area}}}"
+def local_trend_tag(level: int, hour: int) -> str:
+    return f"{{lt:{level}:{hour}}}"
 
 
-def local_trend_posts(area: str, hour: int) -> str:
+def local_trend_seen(level: int, hour: int, post_id: Id) -> str:
+    """Set while the post is counted at this level: a retried fan-out counts it once."""
+    return f"{local_trend_tag(level, hour)}:seen:{post_id}"
+
+
+def local_trend_authors(level: int, hour: int, topic: str) -> str:
+    """Hash of one topic's authors at a level and hour: ``<author>`` → the area they count in,
+    ``<author>|<area>`` → their posts there (expires)."""
+    return f"{local_trend_tag(level, hour)}:a:{topic}"
+
+
+def local_trend_posts(level: int, hour: int, area: str) -> str:
     """Hash topic → posts in one area and hour (expires)."""
-    return f"{local_trend_tag(area)}:{hour}:n"
+    return f"{local_trend_tag(level, hour)}:n:{area}"
 
 
-def local_trend_authors(area: str, hour: int, topic: str) -> str:
-    """Hash author → posts of one topic in one area and hour (expires)."""
-    return f"{local_trend_tag(area)}:{hour}:a:{topic}"
+def local_trend_unique(level: int, hour: int, area: str) -> str:
+    """Hash topic → authors counted in one area and hour (exact; expires)."""
+    return f"{local_trend_tag(level, hour)}:u:{area}"
 
 
-def local_trend_top(area: str, hour: int) -> str:
-    """Zset topic → unique authors in one area and hour, the top few only (capped, expires)."""
-    return f"{local_trend_tag(area)}:{hour}:top"
+def local_trend_top(level: int, hour: int, area: str) -> str:
+    """Zset topic → authors counted in one area and hour, the top few only (capped, expires)."""
+    return f"{local_trend_tag(level, hour)}:top:{area}"
 
 
-def local_trend_display(area: str, hour: int) -> str:
+def local_trend_display(level: int, hour: int, area: str) -> str:
     """Hash topic → display form in one area and hour (expires)."""
-    return f"{local_trend_tag(area)}:{hour}:d"
-
-
-def local_trend_seen(area: str, post_id: Id) -> str:
-    """Set while the post is counted in the area: a retried fan-out counts it once."""
-    return f"{local_trend_tag(area)}:seen:{post_id}"
+    return f"{local_trend_tag(level, hour)}:d:{area}"
 
 
 def local_trend_ranking(area: str) -> str:
-    """The area's cached ranking (JSON: each candidate topic's unique authors per hour)."""
-    return f"{local_trend_tag(area)}:hot"
+    """The area's served ranking (JSON: each candidate topic's authors per hour; expires)."""
+    return f"{{lth:{area}}}:hot"
 
 
 def local_trend_ranking_lock(area: str) -> str:
     """Held by the one request recomputing the area's ranking (expires)."""
-    return f"{local_trend_tag(area)}:hot:lock"
+    return f"{{lth:{area}}}:hot:lock"

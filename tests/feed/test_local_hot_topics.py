@@ -22,6 +22,7 @@ from solomo.core.keys import (
     local_trend_ranking,
     local_trend_seen,
     local_trend_top,
+    local_trend_unique,
 )
 from tests.feed.helpers import all_ids, fanned_out, post, principal
 from tests.support import Account, offset, random_point, register, wait_until
@@ -111,6 +112,24 @@ async def test_unique_authors_and_the_radius(client, services):
     assert crowd not in await near(services, TIANANMEN)
 
 
+async def test_an_author_counts_once_whatever_areas_they_post_from(client, services):
+    """Posting one tag from many districts (made-up positions, say) does not make one account many
+    authors of the merged ranking."""
+    topic = tag("spread")
+    spammer, other = await register(client), await register(client)
+    spots = [offset(*PEOPLES_SQUARE, north, east) for north, east in
+             ((0, 0), (16000, 0), (-16000, 0), (0, 17000), (0, -17000), (11000, 11000), (-11000, -11000))]
+    radius = 20000
+    level = localtrends.areas_for(*PEOPLES_SQUARE, radius)[0].level
+    assert len({grid_cell(*coarsen(*spot), level) for spot in spots}) >= 4  # really several areas
+    for spot in spots:
+        await publish(services, spammer, f"#{topic}# buy now", *spot)
+    assert topic not in await near(services, PEOPLES_SQUARE, radius)  # one author: below the rule
+    await publish(services, other, f"#{topic}#", *PEOPLES_SQUARE)
+    got = (await near(services, PEOPLES_SQUARE, radius))[topic]
+    assert got["score"] == (2 - 1) ** 2 and got["post_count"] == len(spots) + 1
+
+
 async def test_removed_hidden_deleted_posts_take_their_counts_away(client, services):
     topic = tag("gone")
     authors = [await register(client) for _ in range(4)]
@@ -121,11 +140,14 @@ async def test_removed_hidden_deleted_posts_take_their_counts_away(client, servi
                                                                  "$inc": {"status_version": 1}})
         await fanout_post(services, doc["_id"])
     assert topic not in await near(services, PEOPLES_SQUARE)  # one author left: below the rule
-    area = grid_cell(*coarsen(*PEOPLES_SQUARE), max(localtrends.AREA_LEVELS)).name
+    level = max(localtrends.AREA_LEVELS)
+    area = grid_cell(*coarsen(*PEOPLES_SQUARE), level).name
     hour = trends.bucket_of(docs[0]["created_ms"])
-    assert await services.redis.hget(local_trend_posts(area, hour), topic) == "1"
-    assert await services.redis.hlen(local_trend_authors(area, hour, topic)) == 1
-    assert await services.redis.zscore(local_trend_top(area, hour), topic) == 1
+    assert await services.redis.hget(local_trend_posts(level, hour, area), topic) == "1"
+    assert await services.redis.hget(local_trend_unique(level, hour, area), topic) == "1"
+    assert await services.redis.hgetall(local_trend_authors(level, hour, topic)) == {
+        authors[3].id: area, f"{authors[3].id}|{area}": "1"}
+    assert await services.redis.zscore(local_trend_top(level, hour, area), topic) == 1
     # a restored post counts again
     await services.db.posts.update_one({"_id": docs[0]["_id"]}, {"$set": {"status": "published"},
                                                                  "$inc": {"status_version": 1}})
@@ -142,13 +164,15 @@ async def test_retried_fanouts_do_not_double_count(client, services):
         assert await localtrends.record(services, docs[0]) == 0
     got = await near(services, TIANANMEN)
     assert got[topic]["post_count"] == 2 and got[topic]["score"] == 1
-    area = grid_cell(*coarsen(*TIANANMEN), min(localtrends.AREA_LEVELS)).name
-    assert await services.redis.exists(local_trend_seen(area, docs[0]["_id"]))
+    level = min(localtrends.AREA_LEVELS)
+    area = grid_cell(*coarsen(*TIANANMEN), level).name
+    hour = trends.bucket_of(docs[0]["created_ms"])
+    assert await services.redis.exists(local_trend_seen(level, hour, docs[0]["_id"]))
     # a repeated retraction takes the post out once
     assert await localtrends.forget(services, docs[0]) == len(localtrends.AREA_LEVELS)
     assert await localtrends.forget(services, docs[0]) == 0
-    hour = trends.bucket_of(docs[0]["created_ms"])
-    assert await services.redis.hget(local_trend_posts(area, hour), topic) == "1"
+    assert await services.redis.hget(local_trend_posts(level, hour, area), topic) == "1"
+    assert await services.redis.hget(local_trend_unique(level, hour, area), topic) == "1"
 
 
 async def test_keys_expire_and_each_area_hour_is_capped(client, services):
@@ -164,13 +188,14 @@ async def test_keys_expire_and_each_area_hour_is_capped(client, services):
     hour = trends.bucket_of(first["created_ms"])
     for level in localtrends.AREA_LEVELS:
         area = grid_cell(*coarsen(*point), level).name
-        assert await services.redis.zcard(local_trend_top(area, hour)) == localtrends.AREA_TOP_K
+        assert await services.redis.zcard(local_trend_top(level, hour, area)) == localtrends.AREA_TOP_K
         topic = first["topics"][0]["key"]
-        for key in (local_trend_top(area, hour), local_trend_posts(area, hour),
-                    local_trend_authors(area, hour, topic), local_trend_seen(area, first["_id"])):
+        for key in (local_trend_top(level, hour, area), local_trend_posts(level, hour, area),
+                    local_trend_unique(level, hour, area), local_trend_authors(level, hour, topic),
+                    local_trend_seen(level, hour, first["_id"])):
             assert 0 < await services.redis.ttl(key) <= trends.KEEP_S, key
     # a ranking reads the capped tops only, and keeps the best few per area
-    got = await localtrends.compute_areas(services, [grid_cell(*coarsen(*point), 11).name], time.time())
+    got = await localtrends.compute_areas(services, [grid_cell(*coarsen(*point), 11)], time.time())
     assert len(next(iter(got.values()))["topics"]) == localtrends.AREA_TOPICS
 
 
@@ -188,12 +213,13 @@ async def test_counted_at_the_public_position(client, services):
     author = await register(client)
     doc = await publish(services, author, f"#{tag('edge')}", *fix)
     counted = localtrends.post_areas(doc)
-    assert grid_cell(*coarsen(*fix), level).name in counted
-    assert grid_cell(*fix, level).name not in counted
+    assert grid_cell(*coarsen(*fix), level) in counted
+    assert grid_cell(*fix, level) not in counted
     hour = trends.bucket_of(doc["created_ms"])
     topic = doc["topics"][0]["key"]
-    assert await services.redis.hget(local_trend_posts(grid_cell(*coarsen(*fix), level).name, hour), topic) == "1"
-    assert await services.redis.hget(local_trend_posts(grid_cell(*fix, level).name, hour), topic) is None
+    public_area, fix_area = grid_cell(*coarsen(*fix), level).name, grid_cell(*fix, level).name
+    assert await services.redis.hget(local_trend_posts(level, hour, public_area), topic) == "1"
+    assert await services.redis.hget(local_trend_posts(level, hour, fix_area), topic) is None
 
 
 async def test_topic_posts_near_a_point(client, services, celery_worker):
