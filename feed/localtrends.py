@@ -25,7 +25,9 @@ are at most :data:`MAX_AREAS` (:func:`areas_for`); each area's cached ranking â€
 post counts and display forms â€” read in one pipeline; stale or missing ones recomputed from the
 area's hourly tops (one ``ZRANGE`` per hour, never a whole hour's hashes) by the request that takes
 the area's lock, the others serving the previous ranking. The rankings are merged by summing authors
-per hour (exact, by the attribution above) and scored with :func:`feed.trends.score_hours`.
+per hour (exact, by the attribution above) and scored with :func:`feed.trends.score_hours`; the
+merged ranking is kept :data:`NEAR_FRESH_S` seconds for the next requests whose circles reach the
+same areas, so a warm request is one ``GET``, like the global list's.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from geo.cells import GridCell, cells_within, grid_cell
 from solomo.core.keys import (
     local_trend_authors,
     local_trend_display,
+    local_trend_near,
     local_trend_posts,
     local_trend_ranking,
     local_trend_ranking_lock,
@@ -62,6 +65,10 @@ AREA_TOPICS = 50
 AREA_FRESH_S = 10.0
 """An area's served ranking is at most this old (plus one computation)."""
 AREA_KEEP_S = 300
+NEAR_FRESH_S = 5
+"""A merged ranking (per set of areas) is served this long before it is merged again."""
+NEAR_MAX = 100
+"""Entries kept in a merged ranking: the route's largest ``limit``."""
 HOURS = trends.LOOKBACK + trends.WINDOW
 """Hours of authors in a ranking: the scored ones and their history."""
 DEFAULT_RADIUS_M = 20_000
@@ -269,9 +276,16 @@ def merge(rankings: list[dict[str, Any]], limit: int, now_s: float) -> list[dict
 
 async def hot_near(services: Services, lat: float, lng: float, radius_m: float, limit: int,
                    now_s: float | None = None) -> list[dict[str, Any]]:
-    """What trends around (lat, lng): from the areas' cached rankings; an explicit ``now_s``
-    computes them afresh for that moment instead (tests)."""
+    """What trends around (lat, lng). Served like the global list: one ``GET`` of the merged ranking
+    of the circle's areas while it is :data:`NEAR_FRESH_S` fresh, else merged again from the areas'
+    cached rankings. An explicit ``now_s`` computes everything afresh for that moment (tests)."""
     areas = areas_for(lat, lng, radius_m)
     if now_s is not None:
         return merge(list((await compute_areas(services, areas, now_s)).values()), limit, now_s)
-    return merge(await _rankings(services, areas), limit, time.time())
+    key = local_trend_near(c.name for c in areas)
+    cached = await services.redis.get(key)
+    if cached is not None:
+        return list(orjson.loads(cached)[:limit])
+    items = merge(await _rankings(services, areas), NEAR_MAX, time.time())
+    await services.redis.set(key, orjson.dumps(items), ex=NEAR_FRESH_S)
+    return items[:limit]

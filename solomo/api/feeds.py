@@ -6,15 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from feed import localtrends, trends
+from feed import localtrends, topicnear, trends
 from feed.home import read_home
 from feed.hydrate import PageLoader, hydrate_posts
 from feed.local import read_local
 from feed.paging import MongoSource, collect
 from feed.posts import load_store, visibility_filter, visible_to
 from feed.text import TOPIC_RULES, parse_topic_param
-from feed.topicnear import DEFAULT_RADIUS_M as DEFAULT_NEAR_RADIUS_M
-from feed.topicnear import read_topic_near
 from feed.topics import read_topic
 from solomo.api.models import Lat, LaxQuery, Lng
 from solomo.api.posts import PostPage
@@ -51,7 +49,7 @@ class HotIn(LaxQuery):
 class TopicIn(PageQuery):
     lat: Lat | None = Field(None, description="With lng: only the topic's located posts near this point")
     lng: Lng | None = None
-    radius_m: float | None = Field(None, gt=0, le=50000,
+    radius_m: float | None = Field(None, gt=0, le=topicnear.MAX_RADIUS_M,
                                    description="Metres around the point (default 5000, at most 50000)")
 
     _point = model_validator(mode="after")(_whole_point)
@@ -109,9 +107,9 @@ async def topic(ctx: Ctx) -> dict[str, Any]:
     before = ctx.services.cursors.decode_position(q.cursor)
     loader = PageLoader(ctx.services, ctx.user.id)
     if q.lat is not None and q.lng is not None:
-        radius = q.radius_m or DEFAULT_NEAR_RADIUS_M
-        return await _page(ctx, await read_topic_near(ctx.services, key, q.lat, q.lng, radius, before, q.limit,
-                                                      loader.load), loader)
+        radius = q.radius_m or topicnear.DEFAULT_RADIUS_M
+        near = await topicnear.read_topic_near(ctx.services, key, q.lat, q.lng, radius, before, q.limit, loader.load)
+        return await _page(ctx, near, loader)
     return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load), loader)
 
 

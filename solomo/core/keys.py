@@ -19,6 +19,7 @@ every per-reader key: feeds rebuild from MongoDB, like after any Redis loss.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable
 
@@ -352,3 +353,10 @@ def local_trend_ranking(area: str) -> str:
 def local_trend_ranking_lock(area: str) -> str:
     """Held by the one request recomputing the area's ranking (expires)."""
     return f"{{lth:{area}}}:hot:lock"
+
+
+def local_trend_near(areas: Iterable[str]) -> str:
+    """A merged ranking of one set of areas (JSON, a few seconds): requests whose circles reach the
+    same areas share it. Named by a digest of the area names (client input: it expires)."""
+    digest = hashlib.sha1("|".join(sorted(areas)).encode()).hexdigest()[:20]
+    return f"lt:near:{digest}"

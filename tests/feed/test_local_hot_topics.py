@@ -18,6 +18,7 @@ from geo.distance import fast_m
 from geo.privacy import coarsen
 from solomo.core.keys import (
     local_trend_authors,
+    local_trend_near,
     local_trend_posts,
     local_trend_ranking,
     local_trend_seen,
@@ -68,7 +69,7 @@ async def test_two_cities_see_different_lists_through_the_worker(client, service
         assert resp.status_code == 200, resp.text
         return [h["topic"] for h in resp.json()["items"]]
 
-    # served from the areas' cached rankings (at most AREA_FRESH_S old): polled, bounded
+    # served from cached rankings (at most AREA_FRESH_S + NEAR_FRESH_S old): polled, bounded
     async def sees(point: tuple[float, float], present: str, absent: str) -> bool:
         got = await topics_at(point)
         assert absent not in got
@@ -80,16 +81,19 @@ async def test_two_cities_see_different_lists_through_the_worker(client, service
         "/v1/topics/hot", params={"lat": PEOPLES_SQUARE[0], "lng": PEOPLES_SQUARE[1], "limit": 100},
         headers=reader.headers)).json()["items"]}
     assert items[shanghai]["post_count"] == 4 and items[shanghai]["score"] > 0
+    areas = localtrends.areas_for(*PEOPLES_SQUARE, localtrends.DEFAULT_RADIUS_M)
+    merged = local_trend_near(a.name for a in areas)  # the circle's merged ranking, just served
+    assert 0 < await services.redis.ttl(merged) <= localtrends.NEAR_FRESH_S
+    assert shanghai in await services.redis.get(merged)
     # far from both: neither; everywhere (no point): both, from the global list
     assert not {shanghai, beijing} & set(await topics_at((22.54, 114.06)))  # Shenzhen
     await trends.refresh_hot(services)
     everywhere = [h["topic"] for h in (await client.get("/v1/topics/hot", params={"limit": 100},
                                                         headers=reader.headers)).json()["items"]]
     assert shanghai in everywhere and beijing in everywhere
-    # the ranking an area serves is cached, bounded in time
-    area = localtrends.areas_for(*PEOPLES_SQUARE, localtrends.DEFAULT_RADIUS_M)[0].name
-    ttl = await services.redis.ttl(local_trend_ranking(area))
-    assert 0 < ttl <= localtrends.AREA_KEEP_S
+    # each area's ranking is cached too, bounded in time
+    for area in areas:
+        assert 0 < await services.redis.ttl(local_trend_ranking(area.name)) <= localtrends.AREA_KEEP_S
 
 
 async def test_unique_authors_and_the_radius(client, services):
