@@ -165,12 +165,13 @@ async def forget(services: Services, post: dict[str, Any]) -> int:
 
 def areas_for(lat: float, lng: float, radius_m: float) -> list[GridCell]:
     """The areas a ranking around (lat, lng) merges: those of the finest counted level that the
-    circle reaches, at most :data:`MAX_AREAS` (near a pole, the coarsest level's nearest ones)."""
+    circle reaches, at most :data:`MAX_AREAS` (a wide circle near a pole: the coarsest area of its
+    centre only)."""
     for level in sorted(AREA_LEVELS, reverse=True):
         cells = cells_within(lat, lng, radius_m, level, MAX_AREAS)
         if cells is not None:
             return cells
-    return [grid_cell(lat, lng, min(AREA_LEVELS))]  # a circle over a pole: the area of its centre
+    return [grid_cell(lat, lng, min(AREA_LEVELS))]
 
 
 def _hours(now_s: float) -> tuple[int, list[int]]:

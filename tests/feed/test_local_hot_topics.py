@@ -317,6 +317,21 @@ async def test_topic_near_reads_an_index_not_the_circle(client, services):
     assert all(isinstance(d["_id"], ObjectId) for d in docs)
 
 
+def test_merge_aligns_rankings_computed_in_different_hours():
+    """An area's cached ranking may date from the previous hour: its hours are shifted into place."""
+    now_s = (trends.bucket_of(time.time() * 1000) + 0.5) * trends.BUCKET_S
+    first = int(now_s // trends.BUCKET_S) - localtrends.HOURS + 1
+    fresh = {"first": first, "topics": [["k", "K", 2, [0] * (localtrends.HOURS - 1) + [2]]]}
+    # computed an hour ago: its last hour is the current one's previous hour; this hour adds 1 author
+    old = {"first": first - 1, "topics": [["k", "K", 1, [0] * (localtrends.HOURS - 1) + [1]]]}
+    again = {"first": first, "topics": [["k", "K", 1, [0] * (localtrends.HOURS - 1) + [1]]]}
+    assert localtrends.merge([fresh, again], 10, now_s) == [{"topic": "K", "score": 4.0, "post_count": 3}]
+    # the old ranking's 1 author lands in the previous hour: history, not this hour
+    got = localtrends.merge([fresh, old], 10, now_s)
+    assert got == [{"topic": "K", "score": (2 - 1) ** 2 / 1, "post_count": 3}]
+    assert localtrends.merge([], 10, now_s) == []
+
+
 async def test_bad_points_are_422(client):
     reader = await register(client)
     bad = ({"lat": 31.2}, {"lng": 121.4}, {"radius_m": 1000}, {"lat": 31.2, "lng": 121.4, "radius_m": 0},
