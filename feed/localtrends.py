@@ -16,7 +16,8 @@ posting a tag from sixteen made-up positions is one author, not sixteen. (The pr
 posts in another area of that hour do not count there; and when every post in the area they count
 in is taken out, they count nowhere until their next post.) A level's counting keys of one hour share
 a hash tag, so the one script that counts a post sees the author's attribution and the area's counts
-together. Inside an area a topic enters the hourly top with its first author; the global rule's
+together. Inside an area a topic enters the hourly top with its first post (scored by the authors
+counted there, possibly 0, so that its posts still add to the merged post count); the global rule's
 :data:`feed.trends.MIN_AUTHORS` applies to the merged counts.
 
 Reading (``GET /v1/topics/hot`` with a point): the finest level whose areas reached by the circle
