@@ -3,7 +3,8 @@
 ``fanout_post`` makes every Redis structure agree with the post's status and is idempotent:
 
 * published — pushed to the author's own feed, to every active follower of the author (and, for a
-  store owner's post about their store, of the store), to its geo cells and topics; trends count it;
+  store owner's post about their store, of the store), to its geo cells and topics; trends count it
+  (globally, and in its areas: :mod:`feed.localtrends`);
 * pending_review / hidden — kept in the author's own feed only, gone from everyone else's;
 * removed / deleted — gone everywhere.
 
@@ -29,7 +30,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import localcells, trends
+from feed import localcells, localtrends, trends
 from feed.follows import TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
@@ -161,6 +162,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     _count_entries("topic", topics)
     _count_entries("cell", cells)
     await trends.record(services, post)
+    await localtrends.record(services, post)
     await _notify_mentions(services, post)
     progress = post.get("fanout_progress") or {}
     for target_type, target_id in _audiences(post):
@@ -258,6 +260,7 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
     await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])], member)
     await localcells.remove_post(services.redis, post)
     await trends.forget(services, post)
+    await localtrends.forget(services, post)
     for target_type, target_id in _audiences(post):
         async for _, followers in _prefetched(follower_batches(
                 services, target_type, target_id, services.settings.fanout_chunk)):

@@ -2,7 +2,8 @@
 
 * ``posts``: ``(author_id, created_ms, _id)`` user feeds, home-feed rebuilds and pulls;
   ``(store_id, …)`` store feeds and store-owner posts; ``(topic_keys, …)`` topic listings;
-  ``(location 2dsphere, created_ms)`` local fallbacks and cell rebuilds; a partial index on
+  ``(location 2dsphere, created_ms)`` local fallbacks and cell rebuilds; ``(topic_keys, location
+  2dsphere, created_ms)`` a topic's posts near a point (:mod:`feed.topicnear`); a partial index on
   pending fan-outs for the sweeper (the outbox).
 * ``follows``: unique ``(follower_id, target_type, target_id)``; ``(target_type, target_id, _id,
   follower_id)`` covers the fan-out's batched follower reads; newest-first follower/following lists.
@@ -14,6 +15,8 @@
 
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 
+TOPIC_NEAR_INDEX = "by_topic_location_newest"
+
 _NEWEST = [("created_ms", DESCENDING), ("_id", DESCENDING)]
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -22,6 +25,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("store_id", ASCENDING), *_NEWEST], name="by_store_newest"),
         IndexModel([("topic_keys", ASCENDING), *_NEWEST], name="by_topic_newest"),
         IndexModel([("location", GEOSPHERE), ("created_ms", DESCENDING)], name="location_2dsphere_newest"),
+        IndexModel([("topic_keys", ASCENDING), ("location", GEOSPHERE), ("created_ms", DESCENDING)],
+                   name=TOPIC_NEAR_INDEX),
         IndexModel([("fanout", ASCENDING), ("created_at", ASCENDING)], name="fanout_pending",
                    partialFilterExpression={"fanout": "pending"}),
     ],

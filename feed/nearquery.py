@@ -42,9 +42,11 @@ def _below(before: Position | None, lo: float | None) -> dict[str, Any]:
 
 async def newest_in_area(db: Any, area: dict[str, Any], before: Position | None, count: int, *,
                          accept: Callable[[dict[str, Any]], bool], now_ms: int,
-                         projection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Up to ``count`` visible posts whose ``location`` matches the geo condition ``area`` and that
-    ``accept`` keeps, strictly older than ``before``, newest first."""
+                         projection: dict[str, Any] | None = None, match: dict[str, Any] | None = None,
+                         hint: str | None = None) -> list[dict[str, Any]]:
+    """Up to ``count`` visible posts whose ``location`` matches the geo condition ``area`` (and the
+    conditions of ``match``) and that ``accept`` keeps, strictly older than ``before``, newest first;
+    ``hint`` names the index to use (one whose bounds cover ``match`` too)."""
     out: list[dict[str, Any]] = []
     hi = before
     top = float(before.score) if before is not None else float(now_ms + HOUR_MS)  # a clock-skew margin
@@ -52,8 +54,9 @@ async def newest_in_area(db: Any, area: dict[str, Any], before: Position | None,
         lo = None if window is None else top - window
         while len(out) < count:
             need = count - len(out)
-            query = {"location": area, "status": VISIBLE, **_below(hi, lo)}
-            docs = await db.posts.find(query, projection).sort(NEWEST).limit(need).to_list(None)
+            query = {**(match or {}), "location": area, "status": VISIBLE, **_below(hi, lo)}
+            cursor = db.posts.find(query, projection).sort(NEWEST).limit(need)
+            docs = await (cursor.hint(hint) if hint else cursor).to_list(None)
             out.extend(d for d in docs if accept(d))
             if len(docs) < need:
                 break  # this window is exhausted

@@ -132,7 +132,7 @@ async def forget(services: Services, post: dict[str, Any]) -> bool:
     return await _count(services, post, -1)
 
 
-def _score(authors: list[int], now_s: float, first_bucket: int) -> float:
+def score_hours(authors: list[int], now_s: float, first_bucket: int) -> float:
     """``authors[i]`` = unique authors in bucket ``first_bucket + i``; the last LOOKBACK are scored."""
     best = 0.0
     for i in range(len(authors) - LOOKBACK, len(authors)):
@@ -204,7 +204,7 @@ async def compute_hot(services: Services, limit: int, now_s: float | None = None
     scored = []
     for i, topic in enumerate(candidates):
         authors = [int(x) for x in lens[i * len(buckets):(i + 1) * len(buckets)]]
-        score = _score(authors, now_s, first)
+        score = score_hours(authors, now_s, first)
         if score > 0:
             scored.append((score, topic))
     scored.sort(reverse=True)

@@ -195,7 +195,12 @@ def covering_grid(lat: float, lng: float, radius_m: float) -> list[GridCell] | N
     """The cells of one level holding every point within ``radius_m``: those of the circle's
     bounding box that the circle reaches. None when more than :data:`MAX_GRID_COVER` would be
     needed. Conservative: the caller filters by exact distance."""
-    level = grid_level_for(lat, radius_m)
+    return cells_within(lat, lng, radius_m, grid_level_for(lat, radius_m), MAX_GRID_COVER)
+
+
+def cells_within(lat: float, lng: float, radius_m: float, level: int, max_cells: int) -> list[GridCell] | None:
+    """The cells of ``level`` that the circle reaches (a superset: the nearest point of each cell is
+    found with :data:`PRUNE_SLACK`); None when more than ``max_cells`` would be needed."""
     side = grid_side_deg(level)
     dlat, dlng = _half_width_deg(lat, radius_m)
     cols, rows = 1 << (level + 1), 1 << level
@@ -206,9 +211,9 @@ def covering_grid(lat: float, lng: float, radius_m: float) -> list[GridCell] | N
     col0 = math.floor((lng - dlng + 180.0) / side)
     col1 = math.floor((lng + dlng + 180.0) / side)
     col_range = sorted({c % cols for c in range(col0, col1 + 1)})
-    if len(col_range) * (row1 - row0 + 1) > 4 * MAX_GRID_COVER:
+    if len(col_range) * (row1 - row0 + 1) > 4 * max_cells:
         return None
     reach = radius_m * PRUNE_SLACK + 10.0
     cells = [GridCell(level, c, r) for r in range(row0, row1 + 1) for c in col_range
              if _cell_distance_m(lat, lng, GridCell(level, c, r)) <= reach]
-    return cells if len(cells) <= MAX_GRID_COVER else None
+    return cells if len(cells) <= max_cells else None

@@ -99,6 +99,17 @@ STORE_NEWS = [
     (3, "本周五午夜场：经典老电影重映 #电影#"),
     (9, "秋季限定蟹粉小笼上市 #上海美食#"),
 ]
+# Local topics (同城热门): a second city whose topics trend there and everywhere, but not in the
+# nearby tab at People's Square. (username, text, metres north, metres east of the Forbidden City)
+ELSEWHERE = (39.9163, 116.3972)
+ELSEWHERE_POSTS = [
+    ("lilei", "出差到北京，故宫下雪了 #北京初雪#", 0, 0),
+    ("ben_travels", "Snow on the Forbidden City roofs, unreal #北京初雪# #travel", 150, -200),
+    ("david_w", "Beijing in the snow, everyone is out with a camera #北京初雪#", -900, 400),
+    ("frank_li", "胡同里的烤红薯，雪天必备 #北京美食# #北京初雪#", 1200, -1500),
+    ("chloe", "Jianbing for breakfast before the museum #北京美食#", -400, 2500),
+    ("liuyang", "雪后的景山公园，人不多 #北京初雪#", 800, 100),
+]
 COMMENTS = ["太棒了！", "同感 👍", "下次一起去", "Looks great!", "在哪里？", "收藏了", "Need to try this"]
 
 
@@ -199,6 +210,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["posts"] = len(posts) + counts["checkins"]
     counts["likes"], counts["comments"] = await _reactions(api, rng, posts, city)
     counts["offers"] = await _offers(api, stores, city)
+    counts["posts"] += await _elsewhere(api, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -283,6 +295,18 @@ async def _reactions(api: _Api, rng: random.Random, posts: list[dict[str, Any]],
                            {"text": "谢谢！Thanks!", "reply_to": first["id"]})
             comments += 1
     return likes, comments
+
+
+async def _elsewhere(api: _Api, city: _City) -> int:
+    """Posts in a second city (see :data:`ELSEWHERE_POSTS`): hot topics differ between the two."""
+    import math
+
+    by_name = {u.username: u for u in city.users}
+    for username, text, north, east in ELSEWHERE_POSTS:
+        lat = ELSEWHERE[0] + north / 111_320.0
+        lng = ELSEWHERE[1] + east / (111_320.0 * math.cos(math.radians(ELSEWHERE[0])))
+        await api.call("POST", "/v1/posts", by_name[username], {"text": text, "lat": lat, "lng": lng})
+    return len(ELSEWHERE_POSTS)
 
 
 async def _offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:

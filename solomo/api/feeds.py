@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from feed import trends
+from feed import localtrends, topicnear, trends
 from feed.home import read_home
 from feed.hydrate import PageLoader, hydrate_posts
 from feed.local import read_local
@@ -27,8 +27,32 @@ class LocalIn(PageQuery):
     radius_m: float = Field(2000, gt=0, le=50000, description="Metres (default 2000, at most 50000)")
 
 
+def _whole_point(q: Any) -> Any:
+    # a point is lat and lng together; a radius only with a point (else 422, like every point route)
+    if (q.lat is None) != (q.lng is None):
+        raise ValueError("lat and lng go together")
+    if q.radius_m is not None and q.lat is None:
+        raise ValueError("radius_m needs lat and lng")
+    return q
+
+
 class HotIn(LaxQuery):
     limit: int = Field(20, ge=1, le=100, description="How many topics (1..100)")
+    lat: Lat | None = Field(None, description="With lng: what trends around this point (同城热门)")
+    lng: Lng | None = None
+    radius_m: float | None = Field(None, gt=0, le=localtrends.MAX_RADIUS_M,
+                                   description="Metres around the point (default 20000, at most 50000)")
+
+    _point = model_validator(mode="after")(_whole_point)
+
+
+class TopicIn(PageQuery):
+    lat: Lat | None = Field(None, description="With lng: only the topic's located posts near this point")
+    lng: Lng | None = None
+    radius_m: float | None = Field(None, gt=0, le=topicnear.MAX_RADIUS_M,
+                                   description="Metres around the point (default 5000, at most 50000)")
+
+    _point = model_validator(mode="after")(_whole_point)
 
 
 class HotTopicOut(BaseModel):
@@ -72,22 +96,34 @@ async def local(ctx: Ctx) -> dict[str, Any]:
 
 
 @endpoint("GET /v1/topics/{topic}/posts",
-          summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
-          response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"},
-          description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES)
+          summary="Posts with a topic, newest first (case and width insensitive); near a point if given",
+          query=TopicIn, response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"},
+          description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES
+          + " With lat and lng: only the topic's located posts within radius_m (default 5000) of the point, "
+            "by their public position.")
 async def topic(ctx: Ctx) -> dict[str, Any]:
-    q: PageQuery = ctx.query
+    q: TopicIn = ctx.query
     key = parse_topic_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
     loader = PageLoader(ctx.services, ctx.user.id)
+    if q.lat is not None and q.lng is not None:
+        radius = q.radius_m or topicnear.DEFAULT_RADIUS_M
+        near = await topicnear.read_topic_near(ctx.services, key, q.lat, q.lng, radius, before, q.limit, loader.load)
+        return await _page(ctx, near, loader)
     return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load), loader)
 
 
 @endpoint("GET /v1/topics/hot",
           summary="Trending topics: unique authors now against the hours before, decayed", query=HotIn,
-          response=HotOut, tags=["feeds"])
+          response=HotOut, tags=["feeds"],
+          description="With lat and lng: trending among located posts around the point (同城热门; radius_m "
+                      "default 20000), counted by district-sized areas and merged over those the circle reaches.")
 async def hot(ctx: Ctx) -> dict[str, Any]:
-    return {"items": await trends.hot(ctx.services, ctx.query.limit)}
+    q: HotIn = ctx.query
+    if q.lat is not None and q.lng is not None:
+        radius = q.radius_m or localtrends.DEFAULT_RADIUS_M
+        return {"items": await localtrends.hot_near(ctx.services, q.lat, q.lng, radius, q.limit)}
+    return {"items": await trends.hot(ctx.services, q.limit)}
 
 
 @endpoint("GET /v1/users/{user_id}/posts",

@@ -19,6 +19,7 @@ every per-reader key: feeds rebuild from MongoDB, like after any Redis loss.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable
 
@@ -299,3 +300,63 @@ def claim_pending(offer_id: Id) -> str:
 def claim_holders_build(offer_id: Id, nonce: str) -> str:
     """A holders set being filled from MongoDB by one rebuild, renamed into place by the gate script."""
     return f"claim:{{o:{offer_id}}}:holders:build:{nonce}"
+
+
+# --- local hot topics (feed/localtrends.py) ------------------------------------------------------
+# Counting: one hash tag per grid level and hour ({lt:<level>:<hour>}), so that the script counting
+# a post can see whether its author already counts for the topic in another area of that level
+# (each author counts in one area only, whatever union of areas a ranking merges). The tags rotate
+# every hour over the cluster's slots. Each area's served ranking has a tag of its own
+# ({lth:<area>}). ``area`` is a geo/cells grid cell name ``<level>:<col>:<row>``.
+
+
+def local_trend_tag(level: int, hour: int) -> str:
+    return f"{{lt:{level}:{hour}}}"
+
+
+def local_trend_seen(level: int, hour: int, post_id: Id) -> str:
+    """Set while the post is counted at this level: a retried fan-out counts it once."""
+    return f"{local_trend_tag(level, hour)}:seen:{post_id}"
+
+
+def local_trend_authors(level: int, hour: int, topic: str) -> str:
+    """Hash of one topic's authors at a level and hour: ``<author>`` → the area they count in,
+    ``<author>|<area>`` → their posts there (expires)."""
+    return f"{local_trend_tag(level, hour)}:a:{topic}"
+
+
+def local_trend_posts(level: int, hour: int, area: str) -> str:
+    """Hash topic → posts in one area and hour (expires)."""
+    return f"{local_trend_tag(level, hour)}:n:{area}"
+
+
+def local_trend_unique(level: int, hour: int, area: str) -> str:
+    """Hash topic → authors counted in one area and hour (exact; expires)."""
+    return f"{local_trend_tag(level, hour)}:u:{area}"
+
+
+def local_trend_top(level: int, hour: int, area: str) -> str:
+    """Zset topic → authors counted in one area and hour, the top few only (capped, expires)."""
+    return f"{local_trend_tag(level, hour)}:top:{area}"
+
+
+def local_trend_display(level: int, hour: int, area: str) -> str:
+    """Hash topic → display form in one area and hour (expires)."""
+    return f"{local_trend_tag(level, hour)}:d:{area}"
+
+
+def local_trend_ranking(area: str) -> str:
+    """The area's served ranking (JSON: each candidate topic's authors per hour; expires)."""
+    return f"{{lth:{area}}}:hot"
+
+
+def local_trend_ranking_lock(area: str) -> str:
+    """Held by the one request recomputing the area's ranking (expires)."""
+    return f"{{lth:{area}}}:hot:lock"
+
+
+def local_trend_near(areas: Iterable[str]) -> str:
+    """A merged ranking of one set of areas (JSON, a few seconds): requests whose circles reach the
+    same areas share it. Named by a digest of the area names (client input: it expires)."""
+    digest = hashlib.sha1("|".join(sorted(areas)).encode()).hexdigest()[:20]
+    return f"lt:near:{digest}"

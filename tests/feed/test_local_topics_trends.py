@@ -121,7 +121,7 @@ async def test_hot_topics_unique_authors_now_against_before(client, services):
     assert by_topic[tag]["score"] == (5 - 1) ** 2
     assert steady not in by_topic and loner not in by_topic
     # the same burst six hours later has decayed (half-life two hours)
-    later = trends._score([0] * 6 + [5] + [0] * 5, now_s=(trends.bucket_of(time.time() * 1000) + 6) * 3600.0,
+    later = trends.score_hours([0] * 6 + [5] + [0] * 5, now_s=(trends.bucket_of(time.time() * 1000) + 6) * 3600.0,
                           first_bucket=trends.bucket_of(time.time() * 1000) - 6)
     assert 0 < later < 16 / 4
     await trends.refresh_hot(services)  # the route serves the cached ranking (see test_hot_topics_cached)

@@ -90,6 +90,9 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert keys["人民广场"] >= 5 and keys["上海美食"] >= 3 and keys["shanghai"] >= 1 and keys["foodie"] >= 1
     assert any(p.get("store_owner_post") for p in posts)
     assert all(p["status"] == "published" for p in posts)
+    elsewhere = [p for p in posts if "北京初雪" in p["topic_keys"]]  # local topics: a second city's own topic
+    assert len({p["author_id"] for p in elsewhere}) >= 3
+    assert all(geodesic_m(*p["location"]["coordinates"][::-1], *CENTER) > 1_000_000 for p in elsewhere)
 
     follows = await db.follows.find().to_list(None)
     following = Counter((f["follower_id"], f["target_type"]) for f in follows)

@@ -8,7 +8,7 @@ import { icon } from "./icons.js";
 import { LiveSocket } from "./realtime.js";
 import { session } from "./session.js";
 import { authView } from "./views/auth.js";
-import { homeFeedOnScreen, homeView, hotTopicsView, localView, topicView } from "./views/feeds.js";
+import { homeFeedOnScreen, homeView, localView } from "./views/feeds.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { merchantHome } from "./views/merchant.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
@@ -17,6 +17,7 @@ import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
 import { initPwa, offerPage, pushSignOut } from "./views/push.js";
 import { nearbyView, storeView } from "./views/stores.js";
+import { hotTopicsView, topicView } from "./views/topics.js";
 
 const NAV = {
   user: [["home", "home"], ["nearby", "pin"], ["topics", "hash"], ["wallet", "ticket"], ["me", "user"]],
@@ -32,6 +33,8 @@ const ROUTES = [
   [/^#\/local$/, (root) => localView(root)],
   [/^#\/nearby$/, (root) => nearbyView(root)],
   [/^#\/topics$/, (root) => hotTopicsView(root)],
+  [/^#\/topics\/near$/, (root) => hotTopicsView(root, true)],
+  [/^#\/topic\/([^/]+)\/near$/, (root, m) => topicView(root, decodeURIComponent(m[1]), true)],
   [/^#\/topic\/(.+)$/, (root, m) => topicView(root, decodeURIComponent(m[1]))],
   [/^#\/post\/([^/]+)$/, (root, m) => postPage(root, decodeURIComponent(m[1]))],
   [/^#\/user\/([^/]+)$/, (root, m) => userView(root, decodeURIComponent(m[1]))],

@@ -117,6 +117,11 @@ const STRINGS = {
     "push.mention": "{user} mentioned you", "push.comment": "{user} commented on your post",
     "push.reply": "{user} replied to your comment", "push.follow": "{user} started following you",
     "push.other": "Something new for you", "push.offline": "You are offline. Showing what this device has saved.",
+    // local topics
+    "lt.scope": "Where", "lt.everywhere": "Everywhere", "lt.nearby": "Nearby", "lt.near_me": "Near me",
+    "lt.around": "Within {km} km of {where}", "lt.change": "Change",
+    "lt.hot_near": "Trending nearby", "lt.none_near": "Nothing is trending around here right now.",
+    "lt.empty_near": "No posts with this topic near you yet.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -233,6 +238,11 @@ const STRINGS = {
     "push.mention": "{user} 提到了你", "push.comment": "{user} 评论了你的动态",
     "push.reply": "{user} 回复了你的评论", "push.follow": "{user} 关注了你",
     "push.other": "你有新消息", "push.offline": "你已离线，正在显示这台设备保存的内容。",
+    // local topics
+    "lt.scope": "范围", "lt.everywhere": "全部", "lt.nearby": "同城", "lt.near_me": "附近",
+    "lt.around": "{where} 周边 {km} 公里", "lt.change": "切换位置",
+    "lt.hot_near": "同城热门", "lt.none_near": "附近暂时没有热门话题。",
+    "lt.empty_near": "附近还没有这个话题的微博。",
   },
 };
 

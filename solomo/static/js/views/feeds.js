@@ -1,6 +1,7 @@
-// Home (people and stores you follow, with a composer and live arrivals), local and topic feeds.
+// Home (people and stores you follow, with a composer and live arrivals) and local feeds; topics
+// are in topics.js.
 
-import { api, enc } from "../api.js";
+import { api } from "../api.js";
 import { busy, h, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
@@ -50,34 +51,5 @@ export function localView(root) {
   const loc = session.location;
   const list = postList((cursor) => api.get("/v1/feed/local", { lat: loc.lat, lng: loc.lng, cursor }));
   root.append(h("div.page.local", {}, h("h2", {}, t("feed.local")), list.el));
-  return list.ready;
-}
-
-export async function hotTopicsView(root) {
-  const input = h("input", { name: "topic", placeholder: t("topics.placeholder"), maxlength: "32" });
-  const open = h("button", { type: "submit" }, t("topics.open"));
-  const form = h("form.row.topic-search", {}, h("span.hash", {}, "#"), input, open);
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const topic = input.value.trim().replace(/^#|#$/g, "");
-    if (topic) location.hash = `#/topic/${enc(topic)}`;
-  });
-  const listEl = h("ol.hot-topics");
-  root.append(h("div.page", {}, form, h("h2", {}, t("topics.hot")), listEl));
-  try {
-    const res = await api.get("/v1/topics/hot", { limit: 20 });
-    if (!res.items.length) listEl.append(h("li.empty", {}, t("topics.none")));
-    for (const item of res.items) {
-      listEl.append(h("li", {}, h("a.topic", { href: `#/topic/${enc(item.topic)}` }, `#${item.topic}#`),
-        h("span.muted", {}, t("topics.posts", { n: item.post_count }))));
-    }
-  } catch (err) {
-    listEl.append(h("li.empty", {}, err.words));
-  }
-}
-
-export function topicView(root, topic) {
-  const list = postList((cursor) => api.get(`/v1/topics/${enc(topic)}/posts`, { cursor }));
-  root.append(h("div.page", {}, h("h2.topic-title", {}, `#${topic}#`), list.el));
   return list.ready;
 }
