@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.locations import migrate_public_locations
+from search.backfill import backfill_search
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
@@ -65,4 +66,5 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
     )
     if create_indexes:  # the API's start-up: data migrations run with the indexes (idempotent)
         await migrate_public_locations(services)
+        await backfill_search(services)
     return services
