@@ -15,6 +15,7 @@ import { auditView, queueView, usersView, wordsView } from "./views/moderation.j
 import { offerPopup, walletView } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
+import { searchLink, searchView } from "./views/search.js";
 import { nearbyView, storeView } from "./views/stores.js";
 
 const NAV = {
@@ -37,6 +38,7 @@ const ROUTES = [
   [/^#\/user\/([^/]+)\/(followers|following)$/, (root, m) => peopleListView(root, decodeURIComponent(m[1]), m[2])],
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
+  [/^#\/search$/, (root) => searchView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
@@ -58,7 +60,7 @@ function header() {
     h("span.loc-text", {}, locationLabel()));
   const langBtn = h("button.lang-switch", { type: "button", onclick: switchLanguage }, t("lang.switch"));
   return h("header.topbar", {}, h("a.logo", { href: "#/" }, t("app.name")), live,
-    session.user && session.role !== "moderator" ? loc : null, langBtn);
+    session.user && session.role !== "moderator" ? loc : null, session.user ? searchLink() : null, langBtn);
 }
 
 function nav(current) {

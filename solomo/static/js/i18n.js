@@ -108,6 +108,11 @@ const STRINGS = {
     "err.payload_too_large": "That is too long.",
     "err.invalid": "Please check what you entered.",
     "err.unavailable": "The service is busy. Try again shortly.",
+    // search
+    "search.title": "Search", "search.placeholder": "Stores, people, posts, #topics — 咖啡, kafei, rmgc …",
+    "search.tab.stores": "Stores", "search.tab.users": "People", "search.tab.posts": "Posts",
+    "search.tab.topics": "Topics", "search.hint": "Type a name: Chinese, pinyin (kafei) or initials (rmgc) work.",
+    "search.none": "Nothing found.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -215,6 +220,11 @@ const STRINGS = {
     "err.payload_too_large": "内容太长了。",
     "err.invalid": "请检查输入的内容。",
     "err.unavailable": "服务繁忙，请稍后再试。",
+    // search
+    "search.title": "搜索", "search.placeholder": "搜门店、用户、微博、#话题 —— 咖啡、kafei、rmgc …",
+    "search.tab.stores": "门店", "search.tab.users": "用户", "search.tab.posts": "微博",
+    "search.tab.topics": "话题", "search.hint": "输入名称：中文、拼音（kafei）或首字母（rmgc）都可以。",
+    "search.none": "没有找到。",
   },
 };
 
