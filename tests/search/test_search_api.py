@@ -226,3 +226,29 @@ async def test_store_point_parameters_are_checked(client: Any) -> None:
                    {"lat": 31.2, "lng": 121.4, "radius_m": 60000}, {"category": "nope"}):
         resp = await client.get("/v1/search/stores", params={"q": "x", **params}, headers=user.headers)
         assert resp.status_code == 422, (params, resp.text)
+
+
+async def test_stores_at_one_distance_page_in_id_order(client: Any, monkeypatch: Any) -> None:
+    """Several stores at one address: a batch of $geoNear cuts their group anywhere, so it is read
+    again in id order — small batches here make every boundary fall inside a group."""
+    from search import tiers
+
+    merchant = await register(client, "merchant")
+    user = await register(client)
+    lat, lng = random_point()
+    t = tag()
+    made = []
+    for i, metres in enumerate([0, 0, 40, 40, 40, 40, 90, 90]):
+        slat, slng = offset(lat, lng, north_m=metres) if metres else (lat, lng)
+        made.append(await new_store(client, merchant, slat, slng, name=f"{t} shop {i}"))
+    params = {"q": t, "lat": lat, "lng": lng}
+    whole = [s["id"] for s in await walk(client, user, "/v1/search/stores", 100, **params)]
+    assert sorted(whole) == sorted(s["id"] for s in made)
+    distances = [s["distance_m"] for s in (await get(client, user, "/v1/search/stores", **params))["items"]]
+    assert distances == sorted(distances)
+    monkeypatch.setattr(tiers, "BATCH", 3)
+    for limit in (1, 2, 3):
+        assert [s["id"] for s in await walk(client, user, "/v1/search/stores", limit, **params)] == whole
+    monkeypatch.setattr(tiers, "MAX_SCAN", 2)  # a page cut short by the scan bound goes on from there
+    assert [s["id"] for s in await walk(client, user, "/v1/search/stores", 5, **params)] == whole
+    assert [s["id"] for s in await walk(client, user, "/v1/search/stores", 5, q=t)] == sorted(whole)
