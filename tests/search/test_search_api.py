@@ -252,3 +252,29 @@ async def test_stores_at_one_distance_page_in_id_order(client: Any, monkeypatch:
     monkeypatch.setattr(tiers, "MAX_SCAN", 2)  # a page cut short by the scan bound goes on from there
     assert [s["id"] for s in await walk(client, user, "/v1/search/stores", 5, **params)] == whole
     assert [s["id"] for s in await walk(client, user, "/v1/search/stores", 5, q=t)] == sorted(whole)
+
+
+async def test_hostile_queries_find_only_real_matches(client: Any) -> None:
+    """Operators, regular expressions and quotes in q are text: whatever comes back holds it."""
+    from search.stores import tier_of_name
+    from solomo.core.searchkeys import fold, runs
+
+    merchant = await register(client, "merchant")
+    lat, lng = random_point()
+    named = await new_store(client, merchant, lat, lng, name="$gt")
+    hostile = ["$gt", "$ne", ".*", "a' || '1'=='1", '{"$ne": null}', "$where", "^", "\\", "(", "[a-z]+"]
+    for q in hostile:
+        for path in ("stores", "users", "posts", "topics"):
+            resp = await client.get(f"/v1/search/{path}", params={"q": q, "limit": 100}, headers=merchant.headers)
+            assert resp.status_code == 200, (q, path, resp.text)
+            items = resp.json()["items"]
+            folded = fold(q)
+            if path == "stores":
+                assert all(tier_of_name(s["name"], folded, runs(folded)) is not None for s in items), (q, items)
+            elif path == "users":
+                assert all(u["username"].lower().startswith(q.lower()) or folded in fold(u["display_name"])
+                           for u in items), (q, items)
+            elif path == "topics":
+                assert all(fold(i["topic"]).startswith(folded.lstrip("#")) for i in items), (q, items)
+    near = await get(client, merchant, "/v1/search/stores", q="$gt", lat=lat, lng=lng)
+    assert near["items"][0]["id"] == named["id"]  # the literal name is found, first (nearest of its tier)
