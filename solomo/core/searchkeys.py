@@ -115,7 +115,8 @@ def store_keys(name: str) -> list[str]:
     folded = fold(name)
     keys: dict[str, None] = {}
     for n in range(1, min(len(folded), MAX_NAME_PREFIX) + 1):
-        _add(keys, "n:" + folded[:n])
+        if folded[n - 1] != " ":  # a trimmed query never ends with a space
+            _add(keys, "n:" + folded[:n])
     _text_keys(keys, folded)
     _pinyin_keys(keys, folded)
     return list(keys)
@@ -165,11 +166,6 @@ def substring_keys(folded: str) -> list[str]:
     if len(folded) == 1:
         return ["s:" + folded]
     return list(dict.fromkeys("s:" + folded[i:i + 2] for i in range(len(folded) - 1)))
-
-
-def pinyin_of(text: str) -> str:
-    """The joined pinyin of the Han characters of ``text`` (``人民`` → ``renmin``)."""
-    return "".join(s for s in lazy_pinyin("".join(_HAN.findall(text))) if s.isascii() and s.isalpha())
 
 
 def words_of(folded: str) -> list[str]:
