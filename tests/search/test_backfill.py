@@ -40,3 +40,22 @@ async def test_backfill_gives_old_documents_their_keys_once(client: Any, service
     await backfill_search(services, force=True)  # idempotent: nothing counted twice
     assert (await services.db.topic_counts.find_one({"key": f"{t}旧话题"}))["post_count"] == 1
     assert await backfill_search(services) == 0  # the marker: later start-ups skip the scans
+
+
+async def test_topic_counts_converge_under_concurrent_syncs(client: Any, services: Any) -> None:
+    """The fan-out may run twice or concurrently: the count moves once per status change."""
+    import asyncio
+
+    from search.topics import sync_post
+
+    t = "zq" + uuid.uuid4().hex[:8]
+    author = await register(client)
+    written = await post(client, author, f"#{t}并发#")
+    pid = ObjectId(written["id"])
+    await asyncio.gather(*(sync_post(services, pid) for _ in range(6)))
+    assert (await services.db.topic_counts.find_one({"key": f"{t}并发"}))["post_count"] == 1
+    await services.db.posts.update_one({"_id": pid}, {"$set": {"status": "removed"}})
+    await asyncio.gather(*(sync_post(services, pid) for _ in range(6)))
+    assert (await services.db.topic_counts.find_one({"key": f"{t}并发"}))["post_count"] == 0
+    resp = await client.get("/v1/search/topics", params={"q": t}, headers=author.headers)
+    assert resp.json()["items"] == []  # a topic with no published post is not offered

@@ -45,6 +45,7 @@ async def test_typing_pinyin_finds_the_chinese_store(phone, client, screenshots,
     await box.fill(tag)
     await page.page.wait_for_function(f"document.body.dataset.search === 'topics:{tag}'")
     await page.page.locator("li.search-topic", has_text=f"#{tag}咖啡#").wait_for()
+    await page.screenshot(SHOTS / "search-topics-zh.png")
     await page.page.locator("button.search-tab[data-tab='users']").click()
     await box.fill(merchant.username)
     await page.page.wait_for_function(f"document.body.dataset.search === 'users:{merchant.username}'")
