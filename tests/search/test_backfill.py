@@ -12,7 +12,8 @@ from search.backfill import backfill_search
 from solomo.core.searchkeys import post_keys, store_keys
 from tests.checkins.helpers import new_store
 from tests.feed.helpers import post
-from tests.support import random_point, register
+from tests.search.test_search_api import random_point
+from tests.support import register
 
 
 async def test_backfill_gives_old_documents_their_keys_once(client: Any, services: Any) -> None:

@@ -6,6 +6,7 @@ so the session's other data never enters its results.
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +18,20 @@ from search.stores import reindex_store
 from search.users import reindex_user
 from tests.checkins.helpers import new_store
 from tests.feed.helpers import post
-from tests.support import Account, make_account, offset, random_point, register, wait_until
+from tests.support import Account, make_account, offset, register, wait_until
 
 
 def tag() -> str:
     return "zq" + uuid.uuid4().hex[:8]
+
+
+_SPOTS = random.SystemRandom()
+
+
+def random_point() -> tuple[float, float]:
+    """A spot of this test's own: the system's randomness, which no test's seeding of the random
+    module can repeat (another test's store of the same name at the same spot would be as near)."""
+    return _SPOTS.uniform(-60, 60), _SPOTS.uniform(-170, 170)
 
 
 async def get(client: Any, account: Account, path: str, **params: Any) -> dict[str, Any]:

@@ -7,9 +7,11 @@ import uuid
 from pathlib import Path
 
 from tests.feed.helpers import post
-from tests.support import offset, random_point, register
+from tests.search.test_search_api import random_point
+from tests.support import offset, register
 
 SHOTS = Path("/work/notes/shots")
+DEVICE_LOCATION = "window.solomo && window.solomo.session.location?.source === 'device'"
 
 
 async def test_typing_pinyin_finds_the_chinese_store(phone, client, screenshots, celery_worker) -> None:
@@ -27,6 +29,7 @@ async def test_typing_pinyin_finds_the_chinese_store(phone, client, screenshots,
 
     page = await phone(lat=lat, lng=lng, locale="zh-CN")
     await page.login(user.username)
+    await page.page.wait_for_function(DEVICE_LOCATION)  # distances from the phone's own position
     await page.page.locator("a.search-link").click()
     await page.page.wait_for_function("document.body.dataset.view === '#/search'")
     box = page.page.locator("input.search-input")
@@ -38,7 +41,11 @@ async def test_typing_pinyin_finds_the_chinese_store(phone, client, screenshots,
     await box.fill("")
     await box.press_sequentially("kafei", delay=60)
     await page.page.wait_for_function("document.body.dataset.search === 'stores:kafei'")
-    assert await page.page.locator("li.search-store").first.get_attribute("data-store-id") == store["id"]
+    rows = page.page.locator("li.search-store")
+    names = [text.split("\n")[0] for text in await rows.all_inner_texts()]
+    ours = names.index("人民广场咖啡")  # the nearest store of that name among the pinyin matches
+    assert await rows.nth(ours).get_attribute("data-store-id") == store["id"]
+    assert all(n.lower().startswith("kafei") for n in names[:ours])  # a name starting with q ranks first
     await page.screenshot(SHOTS / "search-stores-zh.png")
 
     await page.page.locator("button.search-tab[data-tab='topics']").click()
@@ -56,6 +63,7 @@ async def test_typing_pinyin_finds_the_chinese_store(phone, client, screenshots,
 
     en = await phone(lat=lat, lng=lng)
     await en.login(user.username)
+    await en.page.wait_for_function(DEVICE_LOCATION)
     await en.route("#/search")
     await en.page.locator("button.search-tab[data-tab='stores']").click()
     await en.page.locator("input.search-input").press_sequentially("renmin", delay=40)

@@ -118,7 +118,10 @@ export function searchView(root) {
 
   input.addEventListener("input", () => run(DEBOUNCE_MS));
   more.addEventListener("click", () => run(0, cursor));
+  // a position that arrives (or changes) after the list was drawn re-sorts the stores by distance
+  const offLocation = session.onLocation(() => { if (tab === "stores") run(0); });
   onLeave(() => {
+    offLocation();
     clearTimeout(timer);
     if (inflight) inflight.abort();
   });
