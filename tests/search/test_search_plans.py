@@ -59,3 +59,15 @@ async def test_user_post_and_topic_queries_walk_their_indexes(services: Any) -> 
                                     "sort": {"post_count": -1, "_id": -1}, "limit": 21})
     assert_index(plan, "prefix_most_used")
     assert not any(stage == "SORT" for stage, _ in plan), plan
+
+
+async def test_nearby_stores_keep_their_own_index(services: Any) -> None:
+    """The key index is a second 2dsphere index on ``location``: the nearby list (no key in its
+    query) must still walk ``location_2dsphere_category``, not every key of every store."""
+    for query in ({}, {"category": "cafe"}):
+        stage = {"near": {"type": "Point", "coordinates": [121.47, 31.23]}, "distanceField": "d",
+                 "key": "location", "spherical": True, "maxDistance": 1000}
+        near = {"$geoNear": {**stage, "query": query} if query else stage}
+        plan = await explain(services, {"aggregate": "stores", "pipeline": [near, {"$limit": 21}], "cursor": {}})
+        assert_index(plan, "location_2dsphere_category")
+        assert not any(name == "search_keys_location" for _, name in plan), plan
