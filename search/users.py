@@ -23,6 +23,8 @@ async def search_users(services: Services, q: str, *, position: Position | None,
     """A page of user documents: username prefix matches, then display names containing ``q``."""
     trimmed = parse_q(q)
     lowered, folded = trimmed.lower(), fold(trimmed)
+    if not folded:  # nothing visible (zero-width characters only): nothing to look for
+        return [], None
     keys = substring_keys(folded)
     filters: list[dict[str, Any] | None] = [
         {"search_keys": "u:" + lowered} if _USERNAME.fullmatch(lowered) else None,

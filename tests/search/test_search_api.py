@@ -272,7 +272,8 @@ async def test_hostile_queries_find_only_real_matches(client: Any) -> None:
     merchant = await register(client, "merchant")
     lat, lng = random_point()
     named = await new_store(client, merchant, lat, lng, name="$gt")
-    hostile = ["$gt", "$ne", ".*", "a' || '1'=='1", '{"$ne": null}', "$where", "^", "\\", "(", "[a-z]+"]
+    hostile = ["$gt", "$ne", ".*", "a' || '1'=='1", '{"$ne": null}', "$where", "^", "\\", "(", "[a-z]+",
+               "\u200b", "\u200b\u200d", "#", "＃", "!!"]
     for q in hostile:
         for path in ("stores", "users", "posts", "topics"):
             resp = await client.get(f"/v1/search/{path}", params={"q": q, "limit": 100}, headers=merchant.headers)
