@@ -22,6 +22,7 @@ from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound, RateLimited
 from solomo.core.ids import parse_id
 from solomo.core.jsonio import rfc3339
+from solomo.core.searchkeys import store_keys
 from solomo.core.txn import Txn, run_transaction
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ async def create_store(
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "name": name,
+        "search_keys": store_keys(name),
         "category": category,
         "address": address,
         "owner_id": owner_id,

@@ -35,6 +35,7 @@ from feed.follows import TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
+from search import topics as search_topics
 from solomo.accounts import user_summary
 from solomo.core import tasknames
 from solomo.core.eventtypes import (
@@ -134,6 +135,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         if post is None:
             return "missing"
         outcome = await _apply(services, post)
+        await search_topics.sync_post(services, post_id)  # topic counts follow the status (search.topics)
         if outcome != "changed" and await _finish(services, post):
             if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
                 FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))

@@ -21,6 +21,7 @@ from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.searchkeys import post_keys
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
 from solomo.core.txn import send_task
@@ -97,6 +98,7 @@ async def build_post(
         "_id": ObjectId(),
         "author_id": author.id,
         "text": text,
+        "search_keys": post_keys(text),
         "topics": [{"key": t.key, "display": t.display} for t in topics],
         "topic_keys": [t.key for t in topics],
         "mention_ids": [m["_id"] for m in mentioned],

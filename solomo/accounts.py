@@ -37,6 +37,7 @@ from solomo.core.keys import TOKEN_GENERATION, TOKEN_PREFIX, TOKEN_USER_PREFIX
 from solomo.core.mongo import Database
 from solomo.core.redistypes import RedisClient
 from solomo.core.scripts import LuaScript
+from solomo.core.searchkeys import user_keys
 from solomo.core.timeutil import aware
 
 log = logging.getLogger("solomo.accounts")
@@ -135,11 +136,12 @@ class Accounts:
             raise Invalid("password must be at least 8 characters", code="invalid")
         if role not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        shown = (display_name or "").strip() or username
         doc = {
             "_id": ObjectId(),
             "username": username,
             "username_lower": username.lower(),
-            "display_name": (display_name or "").strip() or username,
+            "display_name": shown,
             "role": role,
             "password_hash": await self.hashing.hash(password),
             "status": "active",
@@ -147,6 +149,7 @@ class Accounts:
             "following_count": 0,
             "created_at": datetime.now(UTC),
         }
+        doc["search_keys"] = user_keys(username, shown)  # search (solomo.core.searchkeys)
         try:
             await self.db.users.insert_one(doc)
         except DuplicateKeyError:

@@ -19,6 +19,7 @@ INDEX_MODULES = [
     "offers.indexes",
     "moderation.indexes",
     "push.subscriptions",
+    "search.indexes",
 ]
 
 

@@ -211,6 +211,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["likes"], counts["comments"] = await _reactions(api, rng, posts, city)
     counts["offers"] = await _offers(api, stores, city)
     counts["posts"] += await _elsewhere(api, city)
+    counts["stores"] += await _search_demo(api, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -318,6 +319,32 @@ async def _offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
             "title": title, "description": description, "radius_m": radius, "expires_at": expires,
             "stock": stock})
     return len(specs)
+
+
+# Search (issue 16): a few more places whose names people look up by pinyin or initials
+# (chuancai, wpj, yuyuan), and a topic family for the topic prefix search (#咖啡…).
+SEARCH_STORES = [
+    ("渝信川菜 Yuxin Sichuan", "food", "黄河路 123 号", 3, 460, 90),
+    ("外婆家 Grandma's Kitchen", "food", "西藏中路 300 号", 3, 260, 640),
+    ("豫园茶馆 Yuyuan Teahouse", "cafe", "福佑路 8 号", 0, -380, 820),
+]
+SEARCH_POSTS = [
+    ("emma_eats", "Spicy boiled fish at 渝信川菜, worth the queue #川菜#"),
+    ("lilei", "豫园茶馆的下午茶很安静，适合看书 #咖啡探店#"),
+]
+
+
+async def _search_demo(api: _Api, city: _City) -> int:
+    """The search screen's demo data; returns the stores added. Stores and posts get their search
+    keys where they are written; the topic counts follow from the posts' fan-out."""
+    people = {p.username: p for p in city.merchants + city.users}
+    for name, category, address, owner, north, east in SEARCH_STORES:
+        lat, lng = _offset(north, east)
+        await api.call("POST", "/v1/stores", city.merchants[owner], {
+            "name": name, "lat": lat, "lng": lng, "category": category, "address": address})
+    for username, text in SEARCH_POSTS:
+        await api.call("POST", "/v1/posts", people[username], {"text": text})
+    return len(SEARCH_STORES)
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed.locations import migrate_public_locations
 from push.dispatch import install as install_push
+from search.backfill import backfill_search
 from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
@@ -67,4 +68,5 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
     install_push(services)  # Web Push for users without a socket: one sink on the event path
     if create_indexes:  # the API's start-up: data migrations run with the indexes (idempotent)
         await migrate_public_locations(services)
+        await backfill_search(services)
     return services

@@ -13,6 +13,7 @@ ROUTE_MODULES = [
     "solomo.api.offers",
     "solomo.api.moderation",
     "solomo.api.push",
+    "solomo.api.search",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

@@ -212,15 +212,17 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     finally:
         ensure_wrk.cache_clear()
     assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "local_feed", "nearby_stores", "push",
-            "vouchers"} <= set(names)
+            "search", "vouchers"} <= set(names)
     kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
                     next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "topic feed",
                                      "local feed", "nearby stores", "offer push", "voucher claims, winning",
-                                     "voucher claims, sold-out", "/healthz") if r.name.startswith(k))
+                                     "voucher claims, sold-out", "/healthz", "store search", "post search")
+                         if r.name.startswith(k))
                     for r in results)
     assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
                      "home feed": 1, "topic feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
-                     "voucher claims, winning": 1, "voucher claims, sold-out": 1, "/healthz": 1}, kinds
+                     "voucher claims, winning": 1, "voucher claims, sold-out": 1, "/healthz": 1,
+                     "store search": 1, "post search": 1}, kinds
     for r in results:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r

@@ -132,7 +132,10 @@ async def test_injection_in_every_query_parameter_and_path_id(api, world: World,
             for payload in HOSTILE_STRINGS + [json.dumps(o) for o in OPERATOR_OBJECTS]:
                 resp = await api.get(url, params={**base, param["name"]: payload}, headers=caller.headers)
                 assert resp.status_code < 500, (path, param["name"], payload, resp.text)
-                if resp.status_code == 200 and param["name"] not in ("limit",):
+                # search's q is text to look for: a store named "$gt" is rightly found by q=$gt (that its
+                # answers are real matches, never an operator's, is tests/search/test_search_api.py's)
+                searched = path.startswith("/v1/search/") and param["name"] == "q"
+                if resp.status_code == 200 and param["name"] not in ("limit",) and not searched:
                     assert resp.json().get("items", []) == [], (path, param["name"], payload, resp.text)
                 checked += 1
             # PHP/Express-style operator syntax in the parameter name is an unknown parameter

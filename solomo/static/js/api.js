@@ -32,7 +32,7 @@ function newKey() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
-export async function request(method, path, body, { auth = true, query } = {}) {
+export async function request(method, path, body, { auth = true, query, signal } = {}) {
   let url = path;
   if (query) {
     const params = new URLSearchParams();
@@ -50,7 +50,7 @@ export async function request(method, path, body, { auth = true, query } = {}) {
   let resp;
   for (let attempt = 0; ; attempt++) {
     try {
-      resp = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      resp = await fetch(url, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
       break;
     } catch {
       if (!write || attempt >= WRITE_RETRIES) throw new ApiError(0, "network", t("err.network"));
@@ -76,7 +76,8 @@ export async function request(method, path, body, { auth = true, query } = {}) {
 }
 
 export const api = {
-  get: (path, query) => request("GET", path, undefined, { query }),
+  // `signal` (an AbortController's) cancels a read nobody waits for any more (search as you type)
+  get: (path, query, signal = undefined) => request("GET", path, undefined, { query, signal }),
   post: (path, body = undefined) => request("POST", path, body),
   put: (path, body) => request("PUT", path, body),
   del: (path) => request("DELETE", path),

@@ -16,6 +16,7 @@ import { offerPopup, walletView } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
 import { initPwa, offerPage, pushSignOut } from "./views/push.js";
+import { searchLink, searchView } from "./views/search.js";
 import { nearbyView, storeView } from "./views/stores.js";
 import { hotTopicsView, topicView } from "./views/topics.js";
 
@@ -42,6 +43,7 @@ const ROUTES = [
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
   [/^#\/offer\/([^/]+)$/, (root, m) => offerPage(root, decodeURIComponent(m[1]))],
+  [/^#\/search$/, (root) => searchView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
@@ -63,7 +65,7 @@ function header() {
     h("span.loc-text", {}, locationLabel()));
   const langBtn = h("button.lang-switch", { type: "button", onclick: switchLanguage }, t("lang.switch"));
   return h("header.topbar", {}, h("a.logo", { href: "#/" }, t("app.name")), live,
-    session.user && session.role !== "moderator" ? loc : null, langBtn);
+    session.user && session.role !== "moderator" ? loc : null, session.user ? searchLink() : null, langBtn);
 }
 
 function nav(current) {

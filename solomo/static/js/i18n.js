@@ -122,6 +122,11 @@ const STRINGS = {
     "lt.around": "Within {km} km of {where}", "lt.change": "Change",
     "lt.hot_near": "Trending nearby", "lt.none_near": "Nothing is trending around here right now.",
     "lt.empty_near": "No posts with this topic near you yet.",
+    // search
+    "search.title": "Search", "search.placeholder": "Stores, people, posts, #topics — 咖啡, kafei, rmgc …",
+    "search.tab.stores": "Stores", "search.tab.users": "People", "search.tab.posts": "Posts",
+    "search.tab.topics": "Topics", "search.hint": "Type a name: Chinese, pinyin (kafei) or initials (rmgc) work.",
+    "search.none": "Nothing found.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -243,6 +248,11 @@ const STRINGS = {
     "lt.around": "{where} 周边 {km} 公里", "lt.change": "切换位置",
     "lt.hot_near": "同城热门", "lt.none_near": "附近暂时没有热门话题。",
     "lt.empty_near": "附近还没有这个话题的微博。",
+    // search
+    "search.title": "搜索", "search.placeholder": "搜门店、用户、微博、#话题 —— 咖啡、kafei、rmgc …",
+    "search.tab.stores": "门店", "search.tab.users": "用户", "search.tab.posts": "微博",
+    "search.tab.topics": "话题", "search.hint": "输入名称：中文、拼音（kafei）或首字母（rmgc）都可以。",
+    "search.none": "没有找到。",
   },
 };
 

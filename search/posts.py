@@ -1,0 +1,86 @@
+"""Post search (contract: Search): published posts holding every word of ``q`` (Chinese by
+substring, other words by word prefix), newest first; the authors the viewer blocks or mutes, and
+those who block the viewer, are left out (``feed.blocks.hidden_authors``).
+
+One key drives the scan: the query's most selective key (:func:`_driver`), read newest first
+from the ``(search_keys, created_ms, _id)`` index in rounds of :data:`ROUND` entries. MongoDB
+checks the other keys, the status and the author in the same round (``$setIsSubset`` and friends
+after the ``$limit``, so a round examines exactly ``ROUND`` index entries); the survivors are
+loaded through the post cache and their text checked (bigrams can match a text that does not hold
+the substring). At most :data:`MAX_ROUNDS` rounds per page: a page cut short there carries the
+cursor of the last entry read. Removal needs no index work: the status is read at query time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from feed.blocks import hidden_authors
+from feed.hydrate import PageLoader
+from feed.posts import VISIBLE
+from search.query import parse_q
+from solomo.core.pagination import Position, cut_page, lookahead
+from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
+from solomo.core.services import Services
+
+ROUND = 500
+MAX_ROUNDS = 4
+
+
+def _driver(keys: list[str]) -> str:
+    """The key likely to hold the fewest posts: a bigram, or a word prefix of 3+ letters, before
+    one character or a short prefix."""
+    def weight(key: str) -> int:
+        kind, body = key[0], key[2:]
+        return 12 if kind == "b" else 2 if kind == "c" else len(body) + (8 if len(body) >= 3 else 0)
+    return max(keys, key=weight)
+
+
+def _matches(view: dict[str, Any], q_runs: list[Run], hidden: frozenset[ObjectId]) -> bool:
+    if view.get("status") != VISIBLE or view["author_id"] in hidden:
+        return False
+    text = fold(view["text"])
+    return all(contains_run(text, run) for run in q_runs)
+
+
+async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, position: Position | None,
+                       limit: int) -> tuple[list[dict[str, Any]], Position | None, PageLoader]:
+    """(post views for the page, position after it, the loader that read them: hand it to
+    ``hydrate_posts``)."""
+    q_runs = runs(fold(parse_q(q)))
+    loader = PageLoader(services, viewer_id)
+    if not q_runs:  # nothing but punctuation and spaces: no word to look for
+        return [], None, loader
+    keys = list(dict.fromkeys(k for run in q_runs for k in run_keys(run)))
+    driver = _driver(keys)
+    hidden = await hidden_authors(services, viewer_id)
+    check: list[dict[str, Any]] = [{"$eq": ["$status", VISIBLE]}]
+    if len(keys) > 1:
+        check.append({"$setIsSubset": [keys, "$search_keys"]})
+    if hidden:
+        check.append({"$not": [{"$in": ["$author_id", list(hidden)]}]})
+    want, out, pos = lookahead(limit), [], position
+    for _ in range(MAX_ROUNDS):
+        match: dict[str, Any] = {"search_keys": driver}
+        if pos is not None:
+            ms = int(pos.score)
+            match["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]
+        pipeline: list[dict[str, Any]] = [
+            {"$match": match}, {"$sort": {"created_ms": -1, "_id": -1}}, {"$limit": ROUND},
+            {"$project": {"created_ms": 1, "ok": {"$and": check}}},
+        ]
+        rows = await (await services.db.posts.aggregate(pipeline, hint="search_keys_newest")).to_list(None)
+        ids = [r["_id"] for r in rows if r["ok"]]
+        views = await loader.load(ids) if ids else {}
+        for pid in ids:
+            view = views.get(pid)
+            if view is not None and _matches(view, q_runs, hidden):
+                out.append(view)
+                if len(out) == want:
+                    return (*cut_page(out, limit, lambda v: Position(float(v["created_ms"]), v["_id"])), loader)
+        if len(rows) < ROUND:
+            return out, None, loader
+        pos = Position(float(rows[-1]["created_ms"]), rows[-1]["_id"])
+    return out, pos, loader

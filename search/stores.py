@@ -1,0 +1,109 @@
+"""Store search (contract: Search): name prefix, then Chinese substrings and Latin word prefixes,
+then pinyin, then pinyin initials; within each kind nearest first when a point is given.
+
+Tiers (:mod:`search.tiers`), decided on the store's folded name:
+
+0. the name starts with the query (``人民广场`` → ``人民广场咖啡``);
+1. every run of the query is in the name directly: a CJK substring, or the prefix of a word;
+2. as 1, a Latin word of the query may also start the name's pinyin at some syllable (``kafei``);
+3. as 2, or start the initials of the name's syllables (``rmgc``).
+
+:func:`reindex_store` is the one call an edit of a store's name must make (``PATCH /v1/stores/{id}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from search import tiers
+from search.query import parse_q
+from solomo.core.pagination import Position
+from solomo.core.searchkeys import (
+    MAX_INITIALS,
+    MAX_NAME_PREFIX,
+    MAX_PINYIN,
+    Run,
+    contains_run,
+    fold,
+    pinyin_match,
+    run_keys,
+    runs,
+    store_keys,
+)
+from solomo.core.services import Services
+
+_HIDE_KEYS = {"search_keys": 0}
+_KIND_TIER = {"full": 2, "initials": 3}
+
+
+def _tier_filters(folded_q: str, q_runs: list[Run]) -> list[dict[str, Any] | None]:
+    prefix: dict[str, Any] = {"search_keys": "n:" + folded_q[:MAX_NAME_PREFIX]}
+    if not q_runs:  # punctuation only: the name prefix is the only way to match
+        return [prefix, None, None, None]
+    words = [r for r in q_runs if r.kind == "word"]
+
+    def level(t: int) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = []
+        for run in q_runs:
+            keys = run_keys(run)
+            if run.kind == "word" and t >= 2:
+                keys += ["p:" + run.text[:MAX_PINYIN]] + (["i:" + run.text[:MAX_INITIALS]] if t >= 3 else [])
+                parts.append({"search_keys": {"$in": keys}})
+            else:
+                parts.append({"search_keys": {"$all": keys}} if len(keys) > 1 else {"search_keys": keys[0]})
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    return [prefix, level(1), level(2) if words else None, level(3) if words else None]
+
+
+def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
+    """The store's tier for the query (None: no match)."""
+    folded = fold(name)
+    if folded.startswith(folded_q):
+        return 0
+    worst = 1
+    for run in q_runs:
+        if contains_run(folded, run):
+            continue
+        kind = pinyin_match(folded, run.text) if run.kind == "word" and run.text.isascii() else None
+        if kind is None:
+            return None
+        worst = max(worst, _KIND_TIER[kind])
+    return worst if q_runs else None
+
+
+async def search_stores(services: Services, q: str, *, lat: float | None = None, lng: float | None = None,
+                        radius_m: float | None = None, category: str | None = None,
+                        position: Position | None, limit: int) -> tiers.Result:
+    """A page of store documents (with ``distance_m`` when a point is given), best match first."""
+    folded_q = fold(parse_q(q))
+    q_runs = runs(folded_q)
+    filters = _tier_filters(folded_q, q_runs)
+    extra: dict[str, Any] = {"category": category} if category else {}
+
+    def tier_of(doc: dict[str, Any]) -> int | None:
+        return tier_of_name(doc["name"], folded_q, q_runs)
+
+    if lat is not None and lng is not None:
+        return await tiers.by_distance(services.db.stores, filters, tier_of, lat=lat, lng=lng, radius_m=radius_m,
+                                       extra=extra, position=position, limit=limit, projection=_HIDE_KEYS)
+    return await tiers.by_id(services.db.stores, filters, tier_of, extra=extra, position=position, limit=limit,
+                             projection=_HIDE_KEYS)
+
+
+async def reindex_store(services: Services, store_id: ObjectId) -> None:
+    """Recomputes a store's keys from its current name. Call it after every committed change of a
+    store's name (``PATCH /v1/stores/{id}``): the rename is searchable as soon as it returns.
+
+    The write is guarded by the name it was computed from, so a concurrent rename cannot leave the
+    keys of the older name behind (the loser recomputes)."""
+    for _ in range(5):
+        doc = await services.db.stores.find_one({"_id": store_id}, {"name": 1})
+        if doc is None:
+            return
+        result = await services.db.stores.update_one({"_id": store_id, "name": doc["name"]},
+                                                     {"$set": {"search_keys": store_keys(doc["name"])}})
+        if result.matched_count:
+            return

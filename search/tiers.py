@@ -1,0 +1,170 @@
+"""Ranked lists by *tiers*: the best kind of match first, then nearest (or oldest id), paged by the
+one keyset pager.
+
+A search defines tiers ``0..n`` of decreasing quality, each a MongoDB filter on ``search_keys`` that
+holds every document of that tier (and maybe some of better tiers, or false positives), and
+``tier_of(doc)``, the document's true tier decided on its text. Tier ``t`` is read in its order and
+keeps only the documents whose true tier is ``t``: every document appears once, in the first
+tier that truly matches it.
+
+The position is ``(score, id)``: without a point the score is the tier and the order ``(tier, _id)``;
+with a point it is ``tier * TIER_SPAN + distance in millimetres``, so the order is (tier, distance,
+id). Work is bounded: at most :data:`MAX_SCAN` candidates per request; a page cut short by that
+bound still carries the cursor of the last candidate read, so the client goes on from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from geo.geojson import geo_point
+from solomo.core.errors import BadRequest
+from solomo.core.pagination import Collection, Position, cut_page, lookahead
+
+TIER_SPAN = 10**11
+"""Millimetres: more than half the Earth's circumference (2 * 10**10 mm), so the tier dominates."""
+BATCH = 100
+MAX_SCAN = 2000
+_GROUP_M = 0.0006  # the annulus holding every distance that rounds to one millimetre
+
+TierOf = Callable[[dict[str, Any]], int | None]
+Result = tuple[list[dict[str, Any]], Position | None]
+
+
+def _and(*filters: dict[str, Any]) -> dict[str, Any]:
+    parts = [f for f in filters if f]
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _split(position: Position | None, *, geo: bool, tiers: int) -> tuple[int, int]:
+    """(tier, millimetres) of a position; 400 ``invalid_cursor`` for one this list never issued."""
+    if position is None:
+        return 0, 0
+    score = int(position.score)
+    tier, mm = divmod(score, TIER_SPAN) if geo else (score, 0)
+    if score != position.score or not 0 <= tier < tiers:
+        raise BadRequest("cursor is not valid", code="invalid_cursor")
+    return tier, mm
+
+
+async def by_id(collection: Collection, tiers: list[dict[str, Any] | None], tier_of: TierOf, *,
+                extra: dict[str, Any], position: Position | None, limit: int,
+                projection: dict[str, Any] | None = None) -> Result:
+    """A page in the order (tier, _id)."""
+    want, out, scanned = lookahead(limit), [], 0
+    start, _ = _split(position, geo=False, tiers=len(tiers))
+    for t in range(start, len(tiers)):
+        keys = tiers[t]
+        if keys is None:
+            continue
+        last = position.id if position is not None and t == start else None
+        while True:
+            filt = _and(keys, extra, {"_id": {"$gt": last}} if last is not None else {})
+            batch = await collection.find(filt, projection).sort("_id", 1).limit(BATCH).to_list(None)
+            for doc in batch:
+                scanned += 1
+                last = doc["_id"]
+                if tier_of(doc) == t:
+                    doc["_tier"] = t
+                    out.append(doc)
+                    if len(out) == want:
+                        return cut_page(out, limit, lambda d: Position(float(d["_tier"]), d["_id"]))
+            if len(batch) < BATCH:
+                break
+            if scanned >= MAX_SCAN and last is not None:
+                return out, Position(float(t), last)
+    return out, None
+
+
+async def by_distance(collection: Collection, tiers: list[dict[str, Any] | None], tier_of: TierOf, *,
+                      lat: float, lng: float, radius_m: float | None, extra: dict[str, Any],
+                      position: Position | None, limit: int, projection: dict[str, Any] | None = None) -> Result:
+    """A page in the order (tier, distance in mm, _id); each document gets ``distance_m``."""
+    want, out, scanned = lookahead(limit), [], 0
+    start, start_mm = _split(position, geo=True, tiers=len(tiers))
+    for t in range(start, len(tiers)):
+        keys = tiers[t]
+        if keys is None:
+            continue
+        near = _Near(collection, _and(keys, extra), lat, lng, radius_m, projection)
+        after = (start_mm, position.id) if position is not None and t == start else None
+        async for mm, oid, row in near.candidates(after):
+            scanned += 1
+            if tier_of(row) == t:
+                row["_score"] = t * TIER_SPAN + mm
+                out.append(row)
+                if len(out) == want:
+                    return cut_page(out, limit, lambda d: Position(float(d["_score"]), d["_id"]))
+            if scanned >= MAX_SCAN:
+                return out, Position(float(t * TIER_SPAN + mm), oid)
+    return out, None
+
+
+def _mm(row: dict[str, Any]) -> int:
+    return round(float(row["distance_m"]) * 1000)
+
+
+class _Near:
+    """One tier's documents nearest first, in the exact order (mm, _id), from ``$geoNear``."""
+
+    def __init__(self, collection: Collection, query: dict[str, Any], lat: float, lng: float,
+                 radius_m: float | None, projection: dict[str, Any] | None) -> None:
+        self.collection, self.query, self.point = collection, query, geo_point(lat, lng)
+        self.radius_m, self.projection = radius_m, projection
+
+    async def _read(self, min_m: float, max_m: float | None, *, after_id: Any = None, by_id: bool = False,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+        query = _and(self.query, {"_id": {"$gt": after_id}} if after_id is not None else {})
+        stage: dict[str, Any] = {"near": self.point, "distanceField": "distance_m", "key": "location",
+                                 "spherical": True, "query": query}
+        if max_m is not None:
+            stage["maxDistance"] = max_m
+        if min_m > 0:
+            stage["minDistance"] = min_m
+        pipeline: list[dict[str, Any]] = [{"$geoNear": stage}]
+        if by_id:  # a thin annulus: only the stores at one distance (give or take a millimetre)
+            pipeline.append({"$sort": {"_id": 1}})
+        pipeline.append({"$limit": limit or BATCH})
+        if self.projection:
+            pipeline.append({"$project": self.projection})
+        return await (await self.collection.aggregate(pipeline)).to_list(None)
+
+    async def candidates(self, after: tuple[int, Any] | None) -> AsyncIterator[tuple[int, Any, dict[str, Any]]]:
+        """(mm, id, document) strictly after ``after``, in order.
+
+        ``$geoNear`` orders by exact distance and its ``$limit`` may cut a group of equal (rounded)
+        distances anywhere: a full batch yields only the distances below its last one, and that
+        last distance's group is then read whole, in id order, through a thin annulus."""
+        lo_mm, count = (after[0] if after else 0), BATCH
+        while True:
+            # from just below the distances that round to lo_mm (the float error is far below a mm)
+            rows = await self._read(max(0.0, (lo_mm - 0.5) / 1000 - 1e-9), self.radius_m, limit=count)
+            cands = sorted((c for c in ((_mm(r), r["_id"], r) for r in rows) if c[0] >= lo_mm),
+                           key=lambda c: (c[0], c[1]))
+            full = len(rows) == count
+            if full and not cands:  # only a group sitting exactly on the half millimetre below lo_mm
+                if count >= MAX_SCAN:
+                    return
+                count *= 2
+                continue
+            count = BATCH
+            top = cands[-1][0] if full and cands else None
+            for c in cands:
+                if (top is None or c[0] < top) and (after is None or (c[0], c[1]) > after):
+                    yield c
+            if top is None:
+                return
+            last_id = after[1] if after is not None and after[0] == top else None
+            while True:
+                max_m = top / 1000 + _GROUP_M
+                group = await self._read(max(0.0, top / 1000 - _GROUP_M),
+                                         max_m if self.radius_m is None else min(self.radius_m, max_m),
+                                         after_id=last_id, by_id=True)
+                for row in group:
+                    if _mm(row) == top:
+                        yield top, row["_id"], row
+                if len(group) < BATCH:
+                    break
+                last_id = group[-1]["_id"]
+            lo_mm, after = top + 1, None

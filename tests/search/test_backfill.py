@@ -1,0 +1,62 @@
+"""The start-up backfill: documents without keys get them, published posts their topic counts;
+running it again changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from bson import ObjectId
+
+from search.backfill import backfill_search
+from solomo.core.searchkeys import post_keys, store_keys
+from tests.checkins.helpers import new_store
+from tests.feed.helpers import post
+from tests.search.test_search_api import random_point
+from tests.support import register
+
+
+async def test_backfill_gives_old_documents_their_keys_once(client: Any, services: Any) -> None:
+    t = "zq" + uuid.uuid4().hex[:8]
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant, *random_point(), name=f"人民广场咖啡 {t}")
+    written = await post(client, merchant, f"#{t}旧话题# 老咖啡")
+    sid, pid = ObjectId(store["id"]), ObjectId(written["id"])
+    # as written before search existed: no keys, topics never counted
+    await services.db.stores.update_one({"_id": sid}, {"$unset": {"search_keys": ""}})
+    await services.db.users.update_one({"_id": ObjectId(merchant.id)}, {"$unset": {"search_keys": ""}})
+    await services.db.posts.update_one({"_id": pid}, {"$unset": {"search_keys": "", "topics_counted": ""}})
+    await services.db.topic_counts.delete_many({"key": f"{t}旧话题"})
+
+    assert await backfill_search(services, force=True) >= 3
+    assert (await services.db.stores.find_one({"_id": sid}))["search_keys"] == store_keys(f"人民广场咖啡 {t}")
+    assert (await services.db.posts.find_one({"_id": pid}))["search_keys"] == post_keys(written["text"])
+    user = await services.db.users.find_one({"_id": ObjectId(merchant.id)})
+    assert "u:" + merchant.username.lower() in user["search_keys"]
+    topic = await services.db.topic_counts.find_one({"key": f"{t}旧话题"})
+    assert topic["post_count"] == 1
+    resp = await client.get("/v1/search/stores", params={"q": f"rmgc {t}"}, headers=merchant.headers)
+    assert [s["id"] for s in resp.json()["items"]] == [store["id"]]
+
+    await backfill_search(services, force=True)  # idempotent: nothing counted twice
+    assert (await services.db.topic_counts.find_one({"key": f"{t}旧话题"}))["post_count"] == 1
+    assert await backfill_search(services) == 0  # the marker: later start-ups skip the scans
+
+
+async def test_topic_counts_converge_under_concurrent_syncs(client: Any, services: Any) -> None:
+    """The fan-out may run twice or concurrently: the count moves once per status change."""
+    import asyncio
+
+    from search.topics import sync_post
+
+    t = "zq" + uuid.uuid4().hex[:8]
+    author = await register(client)
+    written = await post(client, author, f"#{t}并发#")
+    pid = ObjectId(written["id"])
+    await asyncio.gather(*(sync_post(services, pid) for _ in range(6)))
+    assert (await services.db.topic_counts.find_one({"key": f"{t}并发"}))["post_count"] == 1
+    await services.db.posts.update_one({"_id": pid}, {"$set": {"status": "removed"}})
+    await asyncio.gather(*(sync_post(services, pid) for _ in range(6)))
+    assert (await services.db.topic_counts.find_one({"key": f"{t}并发"}))["post_count"] == 0
+    resp = await client.get("/v1/search/topics", params={"q": t}, headers=author.headers)
+    assert resp.json()["items"] == []  # a topic with no published post is not offered
