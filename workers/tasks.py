@@ -152,3 +152,17 @@ def refresh_mayors() -> None:
     from checkins.mayor import refresh_mayors as refresh
 
     _run(lambda services: refresh(services, datetime.now(UTC)))
+
+
+# --- photos (issue 15) ------------------------------------------------------------------------
+
+
+@app.task(name=names.MEDIA_EXPIRE)
+def media_expire() -> None:
+    """Delete uploads never attached to a post (nor made an avatar) within a day, with their files."""
+    from media.expiry import expire_unattached
+
+    async def job(services: Services) -> None:
+        await expire_unattached(services)
+
+    _run(job)
