@@ -108,6 +108,15 @@ const STRINGS = {
     "err.payload_too_large": "That is too long.",
     "err.invalid": "Please check what you entered.",
     "err.unavailable": "The service is busy. Try again shortly.",
+    // photos
+    "photos.add": "Photo", "photos.remove": "Remove this photo", "photos.open": "Photo {i} of {n}",
+    "photos.viewer": "Photos", "photos.prev": "Previous photo", "photos.next": "Next photo",
+    "photos.too_many": "At most {n} photos per post.", "photos.waiting": "Waiting for the photos to upload…",
+    "photos.remove_failed": "A photo failed to upload: remove it or try again.",
+    "err.invalid_image": "This picture is damaged or too large (at most 40 megapixels).",
+    "err.invalid_media": "A photo can no longer be used: upload it again.",
+    "err.unsupported_media_type": "Only JPEG, PNG, WebP, GIF and HEIC photos can be uploaded.",
+    "err.photo_too_large": "Photos can be at most 10 MB.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -215,6 +224,15 @@ const STRINGS = {
     "err.payload_too_large": "内容太长了。",
     "err.invalid": "请检查输入的内容。",
     "err.unavailable": "服务繁忙，请稍后再试。",
+    // photos
+    "photos.add": "图片", "photos.remove": "删除这张图片", "photos.open": "第 {i} 张，共 {n} 张",
+    "photos.viewer": "图片", "photos.prev": "上一张", "photos.next": "下一张",
+    "photos.too_many": "每条微博最多 {n} 张图片。", "photos.waiting": "图片上传中，请稍候…",
+    "photos.remove_failed": "有图片上传失败：请删除后重试。",
+    "err.invalid_image": "图片已损坏或太大（最多 4000 万像素）。",
+    "err.invalid_media": "有图片已无法使用，请重新上传。",
+    "err.unsupported_media_type": "只能上传 JPEG、PNG、WebP、GIF 或 HEIC 图片。",
+    "err.photo_too_large": "图片不能超过 10 MB。",
   },
 };
 
