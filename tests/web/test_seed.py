@@ -90,6 +90,10 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert keys["人民广场"] >= 5 and keys["上海美食"] >= 3 and keys["shanghai"] >= 1 and keys["foodie"] >= 1
     assert any(p.get("store_owner_post") for p in posts)
     assert all(p["status"] == "published" for p in posts)
+    with_photos = [p for p in posts if p.get("media")]  # photos (issue 15): a nine-grid, a check-in's
+    assert len(with_photos) >= 3 and max(len(p["media"]) for p in with_photos) == 9
+    assert any(p["kind"] == "checkin" for p in with_photos)
+    assert await db.media.count_documents({"status": "attached"}) == sum(len(p["media"]) for p in with_photos)
 
     follows = await db.follows.find().to_list(None)
     following = Counter((f["follower_id"], f["target_type"]) for f in follows)
