@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ META_TTL_S = 30.0
 META_MAX = 50_000
 THUMB_CACHE_BYTES = 64 * 1024 * 1024
 THUMB_CACHE_ITEM_MAX = 512 * 1024
+STREAM_OVER_BYTES = 1024 * 1024
+"""Answers longer than this are streamed chunk by chunk instead of read whole into memory."""
+STREAM_CHUNK = 255 * 1024
 HIDDEN_POST_STATUSES = ("removed", "deleted")
 SERVED_STATUSES = ("pending", "attached", "avatar")
 
@@ -144,3 +148,17 @@ async def read_bytes(services: Services, file: MediaFile, start: int = 0, end: i
     if file.thumb and whole:
         caches.put_thumb(file.file_id, data)
     return data
+
+
+async def stream_bytes(services: Services, file: MediaFile, start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes ``start`` to ``end`` (exclusive), one GridFS chunk's worth at a time."""
+    stream = await bucket(services).open_download_stream(file.file_id)
+    if start:
+        await stream.seek(start)
+    remaining = end - start
+    while remaining > 0:
+        chunk = await stream.read(min(STREAM_CHUNK, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk

@@ -1,16 +1,24 @@
-"""Routes: photos — upload (``POST /v1/media``) and the files (``GET /media/<key>.<ext>``)."""
+"""Routes: photos — upload (``POST /v1/media``) and the files (``GET /media/<key>.<ext>``).
+
+The files are not API routes: their URLs are opaque (the Media's ``url`` / ``thumb_url``), public
+and off ``/v1`` like the web client's static files, so they are plain Starlette routes
+(``extra_routes``) outside the OpenAPI document; the upload route's description tells clients what
+a GET on them answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
-from media.serving import find_file, publicly_visible, read_bytes
+from media.serving import STREAM_OVER_BYTES, MediaFile, find_file, publicly_visible, read_bytes, stream_bytes
 from media.store import media_public
 from media.uploads import check_quota, upload
 from solomo.api.models import MediaOut
 from solomo.core.errors import ApiError, NotFound
+from solomo.core.services import Services
 from solomo.http import Ctx, endpoint, read_upload
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -26,27 +34,26 @@ PRIVATE = "private, no-store"
           description="multipart/form-data with one part `file`. The type is recognised from the bytes. "
                       "Orientation is applied and every metadata block (EXIF, GPS, XMP, comments) stripped before "
                       "anyone can fetch it; HEIC is served as JPEG. Attach it within 24 hours "
-                      "(`media_ids` of a post or check-in) or it is deleted.")
+                      "(`media_ids` of a post or check-in) or it is deleted. A GET on its `url` or `thumb_url` "
+                      "(public, no token) answers the image with its Content-Type, a strong ETag and "
+                      "Cache-Control: public, max-age=31536000, immutable; If-None-Match → 304; one byte range "
+                      "(Range: bytes=a-b) → 206, past the end → 416 range_not_satisfiable; 404 once its post is "
+                      "removed or deleted (moderators, with their Authorization header, still get it).")
 async def create(ctx: Ctx) -> dict[str, Any]:
     await check_quota(ctx.services, ctx.user.id)
     data = await read_upload(ctx.request, "file", ctx.services.settings.media_max_bytes)
     return media_public(await upload(ctx.services, ctx.user.id, data))
 
 
-@endpoint("GET /media/{name}",
-          summary="A photo or its thumbnail (the url / thumb_url of a Media)", auth=None, tags=["media"],
-          errors={404: "not_found (unknown, or its post was removed or deleted)", 416: "range_not_satisfiable"},
-          description="The image with its Content-Type, a strong ETag and Cache-Control: public, "
-                      "max-age=31536000, immutable; If-None-Match → 304; one byte range (Range: bytes=a-b) → 206. "
-                      "Moderators (Authorization header) also get the photos of removed and deleted posts.")
-async def file(ctx: Ctx) -> Response:
-    services, request = ctx.services, ctx.request
-    found = await find_file(services, ctx.path["name"])
+async def file(request: Request) -> Response:
+    """``GET /media/<key>.<ext>``: the picture or (``.t.``) its thumbnail."""
+    services: Services = request.app.state.services
+    found = await find_file(services, request.path_params["name"])
     if found is None:
         raise NotFound("no such photo")
     cache = IMMUTABLE
     if not await publicly_visible(services, found):
-        if not await _moderator(ctx):
+        if not await _moderator(services, request):
             raise NotFound("no such photo")
         cache = PRIVATE
     headers = {"ETag": found.etag, "Cache-Control": cache, "Accept-Ranges": "bytes"}
@@ -54,20 +61,31 @@ async def file(ctx: Ctx) -> Response:
         return Response(status_code=304, headers=headers)
     span = _range(request.headers.get("range"), request.headers.get("if-range"), found.etag, found.length)
     if span is None:
-        data = await read_bytes(services, found)
-        return Response(data, media_type=found.content_type, headers=headers)
+        return await _body(services, found, 0, found.length, 200, headers)
     start, end = span
-    data = await read_bytes(services, found, start, end)
     headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.length}"
-    return Response(data, status_code=206, media_type=found.content_type, headers=headers)
+    return await _body(services, found, start, end, 206, headers)
 
 
-async def _moderator(ctx: Ctx) -> bool:
-    header = ctx.request.headers.get("authorization")
+extra_routes = [Route("/media/{name}", file, methods=["GET"])]
+
+
+async def _body(services: Services, found: MediaFile, start: int, end: int, status: int,
+                headers: dict[str, str]) -> Response:
+    if end - start <= STREAM_OVER_BYTES:
+        data = await read_bytes(services, found, start, end)
+        return Response(data, status_code=status, media_type=found.content_type, headers=headers)
+    headers["Content-Length"] = str(end - start)
+    return StreamingResponse(stream_bytes(services, found, start, end), status_code=status,
+                             media_type=found.content_type, headers=headers)
+
+
+async def _moderator(services: Services, request: Request) -> bool:
+    header = request.headers.get("authorization")
     if not header:
         return False
     try:
-        principal = await ctx.services.authenticator.authenticate(header)
+        principal = await services.authenticator.authenticate(header)
     except ApiError:
         return False  # a bad token reads as no token here: the photo stays hidden
     return principal.role == "moderator"

@@ -36,7 +36,8 @@ from solomo.core.errors import ApiError, Invalid
 pillow_heif.register_heif_opener()  # adds "HEIF" to Pillow's formats (HEIC is HEIF with HEVC)
 
 FORMATS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 90, "optimize": True},
+    # no "optimize" for full JPEGs: a third of a 12-megapixel photo's processing time for ~5 % of bytes
+    "JPEG": {"quality": 90},
     "PNG": {"optimize": True},
     "WEBP": {"quality": 90},
     "GIF": {},
@@ -160,7 +161,9 @@ def process_image(data: bytes) -> ProcessedImage:
     full = _encode(clean, out_fmt, FORMATS[out_fmt], icc)
     alpha = _has_alpha(clean)
     thumb_img = clean.convert("RGBA" if alpha else "RGB")
-    thumb_img.thumbnail((THUMB_MAX_SIDE, THUMB_MAX_SIDE), Image.Resampling.LANCZOS)
+    # reducing_gap: a cheap integer shrink first, then Lanczos over the last factor of 2 (4x faster on
+    # a camera photo, the same look at 400 px)
+    thumb_img.thumbnail((THUMB_MAX_SIDE, THUMB_MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     thumb_fmt = "WEBP" if alpha else "JPEG"
     thumb = _encode(thumb_img, thumb_fmt, THUMB_OPTIONS[thumb_fmt], icc)
     return ProcessedImage(full, thumb, blurhash_of(thumb_img))

@@ -132,8 +132,26 @@ async def test_serving_headers_304_and_ranges(client):
     thumb = await client.get(media["thumb_url"])
     assert thumb.headers["content-type"] == "image/jpeg" and thumb.headers["etag"] != etag
     key = media["url"].rsplit("/", 1)[1].split(".")[0]
-    for bad in (f"/media/{key}.png", f"/media/{key[:-1]}A.jpg", "/media/../../etc/passwd", "/media/x"):
+    other = key[:-1] + ("B" if key[-1] == "A" else "A")  # a key one character off
+    for bad in (f"/media/{key}.png", f"/media/{other}.jpg", "/media/../../etc/passwd", "/media/x"):
         assert (await client.get(bad)).status_code == 404, bad
+
+
+async def test_a_large_picture_is_streamed_whole_and_by_range(client):
+    from PIL import Image, ImageFilter
+
+    from media.serving import STREAM_OVER_BYTES
+
+    alice = await register(client)
+    noisy = Image.effect_noise((2400, 1800), 60).convert("RGB").filter(ImageFilter.GaussianBlur(1))
+    media = await uploaded(client, alice, encoded(noisy, "JPEG", quality=95))
+    whole = await client.get(media["url"])
+    assert whole.status_code == 200 and len(whole.content) > STREAM_OVER_BYTES  # the streamed path
+    assert int(whole.headers["content-length"]) == len(whole.content)
+    assert whole.content[:2] == b"\xff\xd8" and whole.content[-2:] == b"\xff\xd9"
+    start = 300 * 1024 - 7  # across GridFS chunk boundaries
+    part = await client.get(media["url"], headers={"Range": f"bytes={start}-"})
+    assert part.status_code == 206 and part.content == whole.content[start:]
 
 
 async def test_photos_of_removed_and_deleted_posts_answer_404_but_to_moderators(client, services):
@@ -191,13 +209,16 @@ async def test_unused_uploads_expire_through_the_beat_task(client, services, cel
     doc = await services.db.media.find_one({"_id": ObjectId(old["id"])})
     await services.tasks.send(tasknames.MEDIA_EXPIRE)
 
-    async def gone() -> bool:
-        return await services.db.media.find_one({"_id": ObjectId(old["id"])}) is None
+    files = services.db["mediafs.files"]
+    file_ids = [doc["full"]["file_id"], doc["thumb"]["file_id"]]
+    assert await files.count_documents({"_id": {"$in": file_ids}}) == 2
+
+    async def gone() -> bool:  # the document first, then its files
+        return (await services.db.media.find_one({"_id": ObjectId(old["id"])}) is None
+                and await files.count_documents({"_id": {"$in": file_ids}}) == 0)
 
     await wait_until(gone, timeout=20)
     assert (await client.get(old["url"])).status_code == 404
-    files = services.db["mediafs.files"]
-    assert await files.count_documents({"_id": {"$in": [doc["full"]["file_id"], doc["thumb"]["file_id"]]}}) == 0
     assert await services.db["mediafs.chunks"].count_documents({"files_id": doc["full"]["file_id"]}) == 0
     remaining = await services.db.media.count_documents(
         {"_id": {"$in": [ObjectId(m["id"]) for m in (fresh, used, avatar)]}})
