@@ -77,8 +77,21 @@ function layered(className, hash, src, attrs = {}) {
   const img = h("img", { alt: "", decoding: "async", ...attrs });
   const box = h(className, {}, blurCanvas(hash), img);
   img.addEventListener("load", () => box.classList.add("loaded"));
+  img.addEventListener("error", () => withToken(img), { once: true });
   if (src) img.src = src;
   return { box, img };
+}
+
+// Photos of a removed or deleted post answer 404 to everyone but moderators, who must send their
+// token — which an <img> cannot: a moderator's page fetches such a picture and shows the blob.
+async function withToken(img) {
+  if (session.role !== "moderator" || !img.src || img.src.startsWith("blob:")) return;
+  try {
+    const resp = await fetch(img.src, { headers: { Authorization: `Bearer ${session.token}` } });
+    if (resp.ok) img.src = URL.createObjectURL(await resp.blob());
+  } catch {
+    // the placeholder stays
+  }
 }
 
 // --- the nine-grid ----------------------------------------------------------------------------
