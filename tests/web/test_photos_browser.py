@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.support import register, unique_name
+from tests.support import random_point, register, unique_name
 from tests.web.browser import LIVE_TIMEOUT_MS
 from tests.web.guards import require_routes, require_websocket
 
 
-def photo(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+def photo(colour: tuple[int, int, int], size: tuple[int, int], fmt: str = "JPEG") -> bytes:
     img = Image.new("RGB", size, colour)
     img.paste((255, 255, 255), (size[0] // 3, size[1] // 3, size[0] // 2, size[1] // 2))
     out = io.BytesIO()
-    img.save(out, format="JPEG", quality=85)
+    img.save(out, format=fmt)
     return out.getvalue()
 
 
@@ -103,4 +103,47 @@ async def test_two_photos_reach_a_followers_open_page(phone, client, live_server
     await bob_page.page.keyboard.press("Escape")
     assert await viewer.count() == 0
     bob_page.assert_clean()
+    alice_page.assert_clean()
+
+
+async def test_a_check_in_with_a_photo(phone, client, live_server, shots):
+    await require_routes(client, "POST /v1/media", "POST /v1/checkins", "GET /v1/stores/{id}")
+    merchant, alice = await register(client, role="merchant"), await register(client)
+    lat, lng = random_point()
+    resp = await client.post("/v1/stores", headers=merchant.headers, json={
+        "name": unique_name("Cafe"), "lat": lat, "lng": lng, "category": "cafe"})
+    assert resp.status_code == 201, resp.text
+    store = resp.json()
+    alice_page = await phone(lat=lat, lng=lng)
+    await alice_page.login(alice.username)
+    await alice_page.route(f"#/store/{store['id']}")
+    page = alice_page.page
+    await page.locator(".store-head button.checkin").click()
+    form = page.locator("form.checkin-form")
+    await form.locator("input.photo-input").set_input_files(
+        [{"name": "cup.png", "mimeType": "image/png", "buffer": photo((120, 80, 50), (640, 640), "PNG")}])
+    await page.wait_for_selector("form.checkin-form .photo-pick.done")
+    await alice_page.screenshot(shots / "photos-checkin.png")
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_selector(f".toast:has-text('Checked in at {store['name']}')")
+    checkins = (await client.get(f"/v1/stores/{store['id']}/posts", headers=alice.headers)).json()["items"]
+    assert len(checkins) == 1 and len(checkins[0]["media"]) == 1 and checkins[0]["kind"] == "checkin"
+
+    # nine photos: the 3 × 3 grid
+    ids = []
+    for i in range(9):
+        resp = await client.post("/v1/media", headers=alice.headers, files={"file": (
+            f"{i}.jpg", photo((30 + 25 * i, 140, 230 - 20 * i), (500, 300 + 40 * i)), "image/jpeg")})
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["id"])
+    resp = await client.post("/v1/posts", headers=alice.headers, json={"text": "九宫格 #nine", "media_ids": ids})
+    assert resp.status_code == 201, resp.text
+    await alice_page.route(f"#/post/{resp.json()['id']}")
+    grid = page.locator(".photo-grid.grid-three")
+    await grid.wait_for()
+    assert await grid.locator("button.photo-cell").count() == 9
+    await page.wait_for_function(
+        "(el) => [...el.querySelectorAll('img')].every((i) => i.complete && i.naturalWidth > 0)",
+        arg=await grid.element_handle())
+    await alice_page.screenshot(shots / "photos-ninegrid.png")
     alice_page.assert_clean()
