@@ -1,11 +1,11 @@
 """Serving photos: ``GET /media/<key>.<ext>`` (the picture) and ``/media/<key>.t.<ext>`` (its thumbnail).
 
 The URL is the only credential (``<img>`` sends no bearer token), so its key is 128 random bits.
-Each GET reads the media document — from a small per-process cache (:data:`META_TTL_S`) — and, for
-an attached photo, its post's status from the post cache (:mod:`feed.postcache`, kept exact by the
-rule that every change to a post invalidates it): a removed or deleted post's photos answer 404
-at once, or within :data:`META_TTL_S` for a photo first fetched before it was attached — inside
-the contract's minute. Moderators (``Authorization`` header) still get them, uncacheable.
+Each GET reads the media document — attached photos and avatars from a small per-process cache
+(:data:`META_TTL_S`: their post never changes), unattached ones from MongoDB — and, for an attached
+photo, its post's status from the post cache (:mod:`feed.postcache`, kept exact by the rule that
+every change to a post invalidates it): a removed or deleted post's photos answer 404 at once (the
+contract allows a minute). Moderators (``Authorization`` header) still get them, uncacheable.
 
 The bytes never change for a key: strong ``ETag`` (a hash of the bytes), a year of ``immutable``
 caching, 304 on ``If-None-Match``, and a single byte range served straight from GridFS (seek to
@@ -103,7 +103,9 @@ async def _media_doc(services: Services, key: str) -> dict[str, Any] | None:
             {"key": key}, {"status": 1, "post_id": 1, "full": 1, "thumb": 1})
         if doc is not None and doc["status"] not in SERVED_STATUSES:
             doc = None  # still uploading: not cached, it is about to exist
-        else:
+        elif doc is None or doc["status"] != "pending":
+            # a pending photo is not cached: it may be attached any moment, and its post's status must
+            # then count at once (only its uploader knows its URLs yet, so these reads are few)
             caches.put_meta(key, doc)
     return doc
 

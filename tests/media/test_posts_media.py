@@ -158,6 +158,8 @@ async def test_photos_of_removed_and_deleted_posts_answer_404_but_to_moderators(
     alice = await register(client)
     moderator = await make_account(services, "moderator")
     pics = await photos(client, alice, 2)
+    one_preview = await client.get(pics[0]["url"])  # fetched while unattached (the uploader's preview)
+    assert one_preview.status_code == 200
     one = (await post(client, alice, text="soon removed", media_ids=[pics[0]["id"]])).json()
     two = (await post(client, alice, text="soon deleted", media_ids=[pics[1]["id"]])).json()
     for p in (one, two):
@@ -225,3 +227,15 @@ async def test_unused_uploads_expire_through_the_beat_task(client, services, cel
     assert remaining == 3
     for m in (fresh, used, avatar):
         assert (await client.get(m["thumb_url"])).status_code == 200
+
+
+async def test_a_retried_post_with_photos_gets_its_first_answer(client, services):
+    alice = await register(client)
+    pics = await photos(client, alice, 2)
+    body = {"text": "once", "media_ids": [m["id"] for m in pics]}
+    headers = {**alice.headers, "Idempotency-Key": f"photos-{ObjectId()}"}
+    first = await client.post("/v1/posts", json=body, headers=headers)
+    again = await client.post("/v1/posts", json=body, headers=headers)  # the photos are taken now: a replay
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers.get("idempotent-replayed") == "true"
+    assert await services.db.posts.count_documents({"author_id": ObjectId(alice.id)}) == 1
