@@ -108,7 +108,10 @@ def _decode(data: bytes) -> tuple[Image.Image, str, bytes | None]:
                 upright = ImageOps.exif_transpose(img)  # decodes the first frame only
                 out_fmt = _served_format(fmt, upright)
                 pixels = upright if upright.mode in _MODES[out_fmt] else upright.convert(_rgb_mode(upright, out_fmt))
-                clean = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())
+                # a fresh image holding the pixels only (no info dict: nothing the encoder could copy
+                # out of it); paste copies the pixel memory once, without an intermediate bytes buffer
+                clean = Image.new(pixels.mode, pixels.size)
+                clean.paste(pixels)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise (UnsupportedMediaType("not an image this service accepts (JPEG, PNG, WebP, GIF or HEIC)")
                if isinstance(exc, UnidentifiedImageError)
