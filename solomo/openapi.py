@@ -125,7 +125,7 @@ def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
             codes |= {403}
             op["x-roles"] = list(spec.auth)  # only these roles; any other account gets 403
         for code in sorted(codes):
-            text = _ERROR_TEXT.get(code, "Error")
+            text = "Unsupported media type" if code == 415 and spec.upload else _ERROR_TEXT.get(code, "Error")
             if code in spec.errors:
                 text = f"{text}: {spec.errors[code]}"
             responses[str(code)] = {"description": text, "content": {
