@@ -25,6 +25,7 @@ it is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,9 +36,10 @@ from pymongo.errors import DuplicateKeyError
 
 from checkins import mayor, rules
 from checkins.stores import get_store, store_latlng
-from feed.posts import build_post, insert_post
+from feed.posts import attach_and_insert, build_post
 from geo.distance import geodesic_m
 from geo.geojson import geo_point
+from media.attach import attachable, parse_media_ids
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
@@ -102,6 +104,7 @@ async def check_in(
     accuracy_m: float = rules.ACCURACY_DEFAULT_M,
     text: str | None = None,
     now: datetime | None = None,
+    media_ids: Sequence[str] | None = None,
 ) -> CheckinResult:
     """Check ``user`` in at a store, or raise ``too_far`` / ``checkin_too_soon`` / ``impossible_travel``.
 
@@ -117,8 +120,9 @@ async def check_in(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
     checkin_id = ObjectId()
+    media = await attachable(services, user.id, parse_media_ids(media_ids))
     post = await build_post(services, user, text if text is not None else default_text(store["name"]),
-                            store=store, kind="checkin", checkin_id=checkin_id, created_at=now)
+                            store=store, kind="checkin", checkin_id=checkin_id, created_at=now, media=media)
     checkin: dict[str, Any] = {
         "_id": checkin_id,
         "user_id": user.id,
@@ -138,7 +142,7 @@ async def check_in(
             {"_id": user.id}, {"$inc": {"n": 1}, "$set": {"at": now}}, upsert=True, session=session)
         await _apply_history_rules(services, user.id, store["_id"], here, session)
         await db.checkins.insert_one(checkin, session=session)
-        await insert_post(services, post, session=session)
+        await attach_and_insert(services, txn, post)  # with its photos, if any
         visitor = await db.store_visitors.update_one(
             {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
             upsert=True, session=session)

@@ -27,6 +27,7 @@ from checkins.stores import store_summary
 from feed import likedset, postcache
 from feed.postcache import VIEW, to_view
 from geo.privacy import shown_point
+from media.store import media_public
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
 from solomo.core.keys import SUMMARIES_GEN
@@ -65,6 +66,7 @@ def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, 
         "liked_by_me": liked,
         "status": view["status"],
         "kind": view["kind"],
+        "media": [media_public(m) for m in view.get("media", [])],  # .get: views cached before photos
         "created_at": view[VIEW],
     }
 

@@ -77,6 +77,7 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
         "like_count": int(doc.get("like_count", 0)),
         "comment_count": int(doc.get("comment_count", 0)),
         "kind": doc.get("kind", "post"),
+        "media": list(doc.get("media", [])),  # photos' copies (media.store.embedded): JSON already
         VIEW: rfc3339(doc["created_at"]),
     }
 

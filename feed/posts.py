@@ -7,6 +7,7 @@ acknowledged post always reaches its readers even if the broker or a worker fail
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from feed import postcache
 from feed.text import MAX_MENTIONS, MAX_TOPICS, extract_mentions, extract_topics, has_empty_topic
 from geo.geojson import geo_point
 from geo.privacy import coarsen
+from media.attach import attach, attachable, parse_media_ids
 from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
@@ -24,7 +26,7 @@ from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.searchkeys import post_keys
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
-from solomo.core.txn import send_task
+from solomo.core.txn import Txn, run_transaction, send_task
 
 MAX_POST_CHARS = 2000
 VISIBLE = "published"
@@ -68,13 +70,16 @@ async def build_post(
     kind: str = "post",
     checkin_id: ObjectId | None = None,
     created_at: datetime | None = None,
+    media: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Validate and build (not store) a post document.
 
     Its ``location`` is the public position (contract: Privacy): the store's when there is a
-    store, else (``lat``, ``lng``) snapped to the grid of :mod:`geo.privacy`."""
-    if not text.strip():
-        raise Invalid("text must not be empty", code="invalid")
+    store, else (``lat``, ``lng``) snapped to the grid of :mod:`geo.privacy`. ``media``: the
+    photos' copies (:func:`media.attach.attachable`); the caller attaches them in the transaction
+    that inserts the post (:func:`insert_post_with_media`)."""
+    if not text.strip() and not media:
+        raise Invalid("text must not be empty (unless the post has photos)", code="invalid")
     if (lat is None) != (lng is None):
         raise Invalid("give both lat and lng, or neither", code="invalid")
     if has_empty_topic(text):
@@ -116,6 +121,8 @@ async def build_post(
         "created_at": created,
         "created_ms": ms_of(created),
     }
+    if media:
+        doc["media"] = media
     return doc
 
 
@@ -123,10 +130,28 @@ async def insert_post(services: Services, doc: dict[str, Any], session: AsyncCli
     await services.db.posts.insert_one(doc, session=session)
 
 
-async def create_post(services: Services, author: Principal, text: str, **kwargs: Any) -> dict[str, Any]:
-    doc = await build_post(services, author, text, **kwargs)
-    await insert_post(services, doc)
-    await send_task(services, tasknames.FANOUT_POST, str(doc["_id"]))  # else the outbox sweep sends it
+async def attach_and_insert(services: Services, txn: Txn, doc: dict[str, Any]) -> None:
+    """Inside a transaction: the post's photos become its own (422 ``invalid_media`` if one was
+    used meanwhile, aborting the whole write), then the post is inserted."""
+    media_ids = [ObjectId(m["id"]) for m in doc.get("media", [])]
+    await attach(services, txn.session, doc["author_id"], media_ids, doc["_id"])
+    await insert_post(services, doc, session=txn.session)
+
+
+async def create_post(services: Services, author: Principal, text: str, *, media_ids: Sequence[str] | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+    media = await attachable(services, author.id, parse_media_ids(media_ids))
+    doc = await build_post(services, author, text, media=media, **kwargs)
+    if not media:
+        await insert_post(services, doc)
+        await send_task(services, tasknames.FANOUT_POST, str(doc["_id"]))  # else the outbox sweep sends it
+        return doc
+
+    async def write(txn: Txn) -> None:  # the photos and the post together, or neither
+        await attach_and_insert(services, txn, doc)
+        txn.after_commit(tasknames.FANOUT_POST, str(doc["_id"]))
+
+    await run_transaction(services, write)
     return doc
 
 

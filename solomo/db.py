@@ -20,6 +20,7 @@ INDEX_MODULES = [
     "moderation.indexes",
     "push.subscriptions",
     "search.indexes",
+    "media.indexes",
 ]
 
 

@@ -22,6 +22,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -74,6 +76,9 @@ class EndpointSpec:
     path: str = "/"
     idempotent: bool = False
     """Accepts ``Idempotency-Key`` (:mod:`solomo.core.idempotency`)."""
+    upload: str | None = None
+    """The body is ``multipart/form-data`` with one file part of this name (read by the handler
+    with :func:`read_upload`, after its own checks); documented as such in OpenAPI."""
 
 
 def _format_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -150,6 +155,7 @@ def endpoint(
     rate: str | None = None,
     operation_id: str | None = None,
     idempotent: bool = False,
+    upload: str | None = None,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """``route``: ``"METHOD /path/{param}"``, where the handler answers (:func:`routes_in` collects them).
 
@@ -165,7 +171,8 @@ def endpoint(
     method, _, path = route.partition(" ")
     assert method in HTTP_METHODS and path.startswith("/"), f"route {route!r} is not 'METHOD /path'"
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description,
-                        method=method, path=path, idempotent=idempotent)
+                        method=method, path=path, idempotent=idempotent, upload=upload)
+    assert upload is None or body is None, "a route takes JSON or an upload, not both"
     if idempotent:
         assert auth is not None, "idempotency keys are per caller: the route must authenticate"
         for code, error in ((409, "idempotency_in_progress"), (422, "idempotency_key_reused")):
@@ -234,3 +241,77 @@ def routes_in(module: ModuleType) -> list[BaseRoute]:
         if spec is not None and getattr(value, "__module__", None) == module.__name__:
             found.append(Route(spec.path, value, methods=[spec.method]))
     return found + list(getattr(module, "extra_routes", []))
+
+
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+"""What a multipart body may add to its file: boundaries, part headers, small other fields."""
+
+
+async def read_upload(request: Request, part: str, limit: int) -> bytes:
+    """The bytes of the ``multipart/form-data`` file part named ``part``, parsed as the body streams
+    in: 413 as soon as the part passes ``limit`` bytes (or the body ``limit`` plus
+    :data:`UPLOAD_OVERHEAD_BYTES`, or a declared Content-Length says it will), never buffering more;
+    415 for another content type; 400 for a malformed body; 422 when the part is missing or repeated.
+    Other parts are skipped (counted toward the body's limit)."""
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise ApiError(f"send multipart/form-data with one part named {part!r}", status=415,
+                       code="unsupported_media_type")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise BadRequest("the multipart body has no boundary")
+    body_limit = limit + UPLOAD_OVERHEAD_BYTES
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("bad Content-Length")
+        if int(declared) > body_limit:
+            raise PayloadTooLarge(f"files are at most {limit} bytes")
+    wanted = part.encode()
+    state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "current": False, "found": 0, "size": 0}
+    chunks: list[bytes] = []
+
+    def on_part_begin() -> None:
+        state["headers"], state["current"] = {}, False
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["field"].lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        _, disposition = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        if disposition.get(b"name") == wanted:
+            state["found"] += 1
+            if state["found"] > 1:
+                raise Invalid(f"send one part named {part!r}, not several")
+            state["current"] = True
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["current"]:
+            state["size"] += end - start
+            if state["size"] > limit:
+                raise PayloadTooLarge(f"files are at most {limit} bytes")
+            chunks.append(data[start:end])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
+    total = 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > body_limit:
+                raise PayloadTooLarge(f"files are at most {limit} bytes")
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError:
+        raise BadRequest("the multipart body is malformed") from None
+    if not state["found"]:
+        raise Invalid(f"a part named {part!r} is required")
+    return b"".join(chunks)

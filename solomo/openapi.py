@@ -107,12 +107,16 @@ def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
         if spec.body is not None:
             op["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": ref(spec.body, "validation")}}}
+        if spec.upload is not None:
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": [spec.upload],
+                "properties": {spec.upload: {"type": "string", "format": "binary"}}}}}}
         ok: dict[str, Any] = {"description": "OK" if spec.status < 300 else "Done"}
         if spec.response is not None:
             ok["content"] = {"application/json": {"schema": ref(spec.response, "serialization")}}
         responses: dict[str, Any] = {str(spec.status): ok}
         codes = {400, 404, 422, 503} | set(spec.errors)
-        if spec.body is not None:
+        if spec.body is not None or spec.upload is not None:
             codes |= {413, 415}
         if spec.auth is not None:
             codes |= {401}
@@ -121,7 +125,7 @@ def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
             codes |= {403}
             op["x-roles"] = list(spec.auth)  # only these roles; any other account gets 403
         for code in sorted(codes):
-            text = _ERROR_TEXT.get(code, "Error")
+            text = "Unsupported media type" if code == 415 and spec.upload else _ERROR_TEXT.get(code, "Error")
             if code in spec.errors:
                 text = f"{text}: {spec.errors[code]}"
             responses[str(code)] = {"description": text, "content": {

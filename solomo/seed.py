@@ -207,6 +207,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["checkins"] = await _history(services, rng, stores, city)
     counts["follows"] = await _follows(api, rng, stores, city)
     posts = await _today(api, rng, stores, city)
+    counts["photos"] = await _photo_posts(api, rng, stores, city)
     counts["posts"] = len(posts) + counts["checkins"]
     counts["likes"], counts["comments"] = await _reactions(api, rng, posts, city)
     counts["offers"] = await _offers(api, stores, city)
@@ -358,3 +359,102 @@ def _summary(url: str, counts: dict[str, int], city: _City) -> str:
         "Tip: pick 'People's Square' in the location picker (the pin at the top) to be in the middle of it.",
     ]
     return "\n".join(lines)
+
+
+# --- photos (issue 15) ----------------------------------------------------------------------------
+# Pictures drawn with Pillow here and now (nothing downloaded), uploaded through POST /v1/media
+# like a phone's, then posted: a sunset nine-grid, latte art, a check-in with its dumplings.
+
+
+def _picture(kind: str, seed: int, size: tuple[int, int] = (960, 720)) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    w, hgt = size
+    img = Image.new("RGB", size)
+    draw = ImageDraw.Draw(img)
+    if kind == "sunset":  # sky gradient, a sun, the skyline in silhouette
+        top, bottom = (40 + rng.randint(0, 40), 30, 90 + rng.randint(0, 60)), (250, 140 + rng.randint(0, 60), 60)
+        for y in range(hgt):
+            f = y / hgt
+            draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * f) for a, b in zip(top, bottom, strict=True)))
+        cx, r = rng.randint(w // 4, 3 * w // 4), rng.randint(50, 90)
+        draw.ellipse([cx - r, hgt * 0.62 - r, cx + r, hgt * 0.62 + r], fill=(255, 210, 120))
+        x = 0
+        while x < w:
+            bw, bh = rng.randint(30, 90), rng.randint(hgt // 6, hgt // 2)
+            draw.rectangle([x, hgt - bh, x + bw, hgt], fill=(25, 20, 35))
+            if rng.random() < 0.3:  # a tower
+                draw.rectangle([x + bw // 2 - 4, hgt - bh - 80, x + bw // 2 + 4, hgt - bh], fill=(25, 20, 35))
+            x += bw + rng.randint(0, 8)
+    elif kind == "latte":  # a cup from above, a heart in the foam, on a wooden table
+        draw.rectangle([0, 0, w, hgt], fill=(120, 80, 50))
+        for y in range(0, hgt, 24):
+            draw.line([(0, y), (w, y + rng.randint(-6, 6))], fill=(105, 68, 42), width=3)
+        cx, cy = w // 2, hgt // 2
+        draw.ellipse([cx - 250, cy - 250, cx + 250, cy + 250], fill=(245, 245, 240))
+        draw.ellipse([cx - 200, cy - 200, cx + 200, cy + 200], fill=(150, 95, 50))
+        draw.ellipse([cx - 95, cy - 80, cx + 5, cy + 20], fill=(240, 225, 200))
+        draw.ellipse([cx - 5, cy - 80, cx + 95, cy + 20], fill=(240, 225, 200))
+        draw.polygon([(cx - 92, cy - 15), (cx + 92, cy - 15), (cx, cy + 110)], fill=(240, 225, 200))
+    else:  # dumplings in a bamboo steamer
+        draw.rectangle([0, 0, w, hgt], fill=(60, 40, 30))
+        cx, cy = w // 2, hgt // 2
+        draw.ellipse([cx - 320, cy - 320, cx + 320, cy + 320], fill=(200, 160, 90))
+        draw.ellipse([cx - 290, cy - 290, cx + 290, cy + 290], fill=(230, 215, 170))
+        for i in range(7):
+            px, py = (cx, cy) if i == 0 else (cx + int(170 * _cos(i)), cy + int(170 * _sin(i)))
+            draw.ellipse([px - 75, py - 70, px + 75, py + 70], fill=(250, 248, 240), outline=(215, 205, 185), width=4)
+            draw.ellipse([px - 12, py - 12, px + 12, py + 12], fill=(235, 225, 205))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def _cos(i: int) -> float:
+    import math
+
+    return math.cos(i * math.pi / 3)
+
+
+def _sin(i: int) -> float:
+    import math
+
+    return math.sin(i * math.pi / 3)
+
+
+async def _upload_photos(api: _Api, who: Person, kind: str, n: int, seed: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        resp = await api.client.post("/v1/media", headers={"Authorization": f"Bearer {who.token}"},
+                                     files={"file": (f"{kind}{i}.jpg", _picture(kind, seed + i), "image/jpeg")})
+        if resp.status_code != 201:
+            raise SeedError(f"POST /v1/media answered {resp.status_code}: {resp.text[:300]}")
+        ids.append(resp.json()["id"])
+    return ids
+
+
+async def _photo_posts(api: _Api, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:
+    """Posts and a check-in with photos; returns how many photos."""
+    users = {u.username: u for u in city.users}
+    made = 0
+    sunset = await _upload_photos(api, users["ben_travels"], "sunset", 9, 100)
+    lat, lng = _offset(300, 900)
+    await api.call("POST", "/v1/posts", users["ben_travels"], {
+        "text": "外滩日落九宫格 Nine sunsets from the Bund #上海# #sunset", "lat": lat, "lng": lng,
+        "media_ids": sunset})
+    latte = await _upload_photos(api, users["meimei"], "latte", 2, 200)
+    await api.call("POST", "/v1/posts", users["meimei"], {
+        "text": "今天的拉花是爱心 ❤️ #咖啡续命#", "store_id": stores[0]["id"], "media_ids": latte})
+    dumplings = await _upload_photos(api, users["lilei"], "dumplings", 1, 300)
+    store = stores[10]
+    await api.call("POST", "/v1/checkins", users["lilei"], {
+        "store_id": store["id"], "lat": store["lat"], "lng": store["lng"], "accuracy_m": 10,
+        "text": "刚出笼的小笼包 #上海美食#", "media_ids": dumplings})
+    made = len(sunset) + len(latte) + len(dumplings)
+    for user in rng.sample(city.users, 5):  # a few likes, so the photos look seen
+        posts = await api.call("GET", f"/v1/users/{users['ben_travels'].id}/posts", user)
+        await api.call("POST", f"/v1/posts/{posts['items'][0]['id']}/like", user)
+    return made

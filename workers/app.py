@@ -59,6 +59,7 @@ def make_celery(settings: Settings) -> Celery:
             "sweep-offers": {"task": names.OFFERS_SWEEP, "schedule": 30.0},
             "sweep-realtime": {"task": names.REALTIME_SWEEP, "schedule": 60.0},
             "refresh-mayors": {"task": names.REFRESH_MAYORS, "schedule": 3600.0},
+            "expire-media": {"task": names.MEDIA_EXPIRE, "schedule": 600.0},
         },
         timezone="UTC",
     )

@@ -171,3 +171,17 @@ def push_send(subscription_id: str, frame: str, ttl_s: int, attempt: int) -> Non
     from push.sender import send_again
 
     _run(lambda services: send_again(services, subscription_id, frame, int(ttl_s), int(attempt)))
+
+
+# --- photos (issue 15) ------------------------------------------------------------------------
+
+
+@app.task(name=names.MEDIA_EXPIRE)
+def media_expire() -> None:
+    """Delete uploads never attached to a post (nor made an avatar) within a day, with their files."""
+    from media.expiry import expire_unattached
+
+    async def job(services: Services) -> None:
+        await expire_unattached(services)
+
+    _run(job)

@@ -14,6 +14,7 @@ ROUTE_MODULES = [
     "solomo.api.moderation",
     "solomo.api.push",
     "solomo.api.search",
+    "solomo.api.media",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

@@ -10,7 +10,7 @@ from checkins.checkin import check_in, checkin_public
 from checkins.history import shape_checkins, user_checkins
 from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
 from feed.hydrate import post_created
-from solomo.api.models import Lat, Lng, StrictBody
+from solomo.api.models import MEDIA_IDS_DESCRIPTION, Lat, Lng, StrictBody
 from solomo.api.posts import PostOut
 from solomo.core.ids import parse_id
 from solomo.core.pagination import Page, PageQuery
@@ -25,6 +25,7 @@ class CheckinIn(StrictBody):
                               description="Reported GPS accuracy in metres; at most 100 of it widens the radius")
     text: str | None = Field(None, min_length=1, max_length=2000,
                              description='Post text; default "checked in at <store name>"')
+    media_ids: list[str] | None = Field(None, description=MEDIA_IDS_DESCRIPTION)
 
 
 class CheckinOut(BaseModel):
@@ -52,7 +53,7 @@ class CheckinPage(Page[CheckinOut]):
 @endpoint("POST /v1/checkins",
           summary="Check in at a store", body=CheckinIn, response=CheckinCreatedOut, status=201,
           tags=["checkins"], rate="checkin", idempotent=True,
-          errors={404: "store not found", 422: "too_far, impossible_travel or invalid input",
+          errors={404: "store not found", 422: "too_far, impossible_travel, invalid_media or invalid input",
                   429: "checkin_too_soon (see Retry-After)"},
           description="Refused with 422 too_far beyond checkin_radius_m + min(accuracy_m, 100) metres, "
                       "429 checkin_too_soon within an hour of the previous check-in at the same store, "
@@ -61,7 +62,7 @@ class CheckinPage(Page[CheckinOut]):
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: CheckinIn = ctx.body
     result = await check_in(ctx.services, ctx.user, parse_id(b.store_id, "store"), b.lat, b.lng,
-                            accuracy_m=b.accuracy_m, text=b.text)
+                            accuracy_m=b.accuracy_m, text=b.text, media_ids=b.media_ids)
     return {"checkin": checkin_public(result.checkin),
             "post": post_created(result.post, ctx.user, result.store)}
 

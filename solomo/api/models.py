@@ -76,3 +76,21 @@ class StoreSummaryOut(BaseModel):
 
 class UserPage(Page[UserOut]):
     pass
+
+
+class MediaOut(BaseModel):
+    """A photo (contract: Media)."""
+
+    id: str
+    type: str = Field(description='"image"')
+    width: int
+    height: int
+    url: str = Field(description="The picture (orientation applied, metadata stripped): unguessable, public, "
+                                 "immutable; 404 once its post is removed or deleted")
+    thumb_url: str = Field(description="At most 400 px on its longer side")
+    blurhash: str = Field(description="A BlurHash placeholder to draw while the picture loads")
+    created_at: str
+
+
+MEDIA_IDS_DESCRIPTION = ("Up to 9 of your own uploads (POST /v1/media) not used yet, shown in this order; "
+                         "else 422 invalid_media")

@@ -10,15 +10,26 @@ from feed import comments, likes
 from feed.hydrate import hydrate_post, post_created
 from feed.posts import create_post, delete_post, get_visible_post, load_store
 from feed.text import TOPIC_RULES
-from solomo.api.models import Lat, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
+from solomo.api.models import (
+    MEDIA_IDS_DESCRIPTION,
+    Lat,
+    Lng,
+    MediaOut,
+    ObjectIdStr,
+    StoreSummaryOut,
+    StrictBody,
+    UserSummaryOut,
+)
 from solomo.core.ids import parse_id
 from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
 
 class PostIn(StrictBody):
-    text: str = Field(min_length=1, max_length=2000,
-                      description="1..2000 characters; #话题# and #tag topics (at most 20), @username mentions")
+    text: str = Field("", max_length=2000,
+                      description="1..2000 characters (may be empty when media_ids is not); #话题# and #tag topics "
+                                  "(at most 20), @username mentions")
+    media_ids: list[str] | None = Field(None, description=MEDIA_IDS_DESCRIPTION)
     store_id: ObjectIdStr | None = Field(None, description="The store the post is about")
     lat: Lat | None = Field(None, description="Where the post was written; stored and shown only snapped to a "
                                               "~100 m grid (3 decimals), and ignored when store_id is given")
@@ -41,6 +52,7 @@ class PostOut(BaseModel):
     status: str = Field(description="published | pending_review | hidden | removed | deleted (moderators only: a "
                                     "post its author deleted while under review, hidden or reported)")
     kind: str = Field(description="post | checkin")
+    media: list[MediaOut] = Field(description="Photos, in the author's order (the nine-grid)")
     created_at: str
 
 
@@ -78,13 +90,14 @@ class CommentPage(Page[CommentOut]):
           summary="Publish a post", body=PostIn, response=PostOut, status=201, tags=["posts"], rate="post",
           idempotent=True,
           errors={404: "not_found (store)",
-                  422: "invalid, empty_topic, invalid_topic, too_many_topics, content_rejected"},
+                  422: "invalid, empty_topic, invalid_topic, too_many_topics, content_rejected, invalid_media"},
           description="The post is stored with its fan-out pending before the 201; followers' home feeds, "
                       "local cells and topic listings follow within moments. " + TOPIC_RULES)
 async def publish(ctx: Ctx) -> dict[str, Any]:
     body: PostIn = ctx.body
     store = await load_store(ctx.services, parse_id(body.store_id, "store")) if body.store_id else None
-    doc = await create_post(ctx.services, ctx.user, body.text, store=store, lat=body.lat, lng=body.lng)
+    doc = await create_post(ctx.services, ctx.user, body.text, store=store, lat=body.lat, lng=body.lng,
+                            media_ids=body.media_ids)
     return post_created(doc, ctx.user, store)  # no query after the write: nothing can fail it (Idempotency-Key)
 
 

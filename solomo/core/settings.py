@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     max_offers_per_store_per_day: int = Field(20, ge=1)
     report_min_account_age_h: int = Field(24, description="A reporter's account must be this old (and have a post "
                                           "or a check-in) for the report to count toward the automatic hide")
+    # --- media (photos) -----------------------------------------------------------
+    media_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest upload (contract: 10 MB); "
+                                 "a larger body is refused while it arrives (413)")
+    media_daily_quota: int = Field(200, ge=1, description="Uploads per user in any 24 hours (429 rate_limited), "
+                                   "beside the per-minute rate limit of action 'media'")
+    media_decode_concurrency: int = Field(2, ge=1, description="Images decoded at once per API process (each "
+                                          "may take ~200 MB at 40 megapixels); more uploads wait their turn")
+    media_unattached_ttl_h: float = Field(24.0, gt=0, description="Uploads never attached to a post (or made "
+                                          "an avatar) are deleted this long after upload")
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {
             "post": "30/minute;500/hour",
@@ -119,6 +128,7 @@ class Settings(BaseSettings):
             "login_failed_ip": "30/minute;300/hour",  # failed logins per client address, any username
             "login_ip": "100/minute",  # login attempts per client address
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
+            "media": "30/minute;300/hour",  # photo uploads (the daily quota is media_daily_quota)
         },
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',

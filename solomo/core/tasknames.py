@@ -46,3 +46,5 @@ PUSH_DELIVER: Final = "push.deliver"
 PUSH_SEND: Final = "push.send"
 """One more attempt of one message to one subscription (after 429/5xx); args: subscription id, frame,
 ttl s, attempt."""
+MEDIA_EXPIRE: Final = "maintenance.media_expire"
+"""Delete photos uploaded but never attached (or made an avatar) within media_unattached_ttl_h."""

@@ -93,6 +93,10 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     elsewhere = [p for p in posts if "北京初雪" in p["topic_keys"]]  # local topics: a second city's own topic
     assert len({p["author_id"] for p in elsewhere}) >= 3
     assert all(geodesic_m(*p["location"]["coordinates"][::-1], *CENTER) > 1_000_000 for p in elsewhere)
+    with_photos = [p for p in posts if p.get("media")]  # photos (issue 15): a nine-grid, a check-in's
+    assert len(with_photos) >= 3 and max(len(p["media"]) for p in with_photos) == 9
+    assert any(p["kind"] == "checkin" for p in with_photos)
+    assert await db.media.count_documents({"status": "attached"}) == sum(len(p["media"]) for p in with_photos)
 
     follows = await db.follows.find().to_list(None)
     following = Counter((f["follower_id"], f["target_type"]) for f in follows)

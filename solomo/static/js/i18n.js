@@ -127,6 +127,15 @@ const STRINGS = {
     "search.tab.stores": "Stores", "search.tab.users": "People", "search.tab.posts": "Posts",
     "search.tab.topics": "Topics", "search.hint": "Type a name: Chinese, pinyin (kafei) or initials (rmgc) work.",
     "search.none": "Nothing found.",
+    // photos
+    "photos.add": "Photo", "photos.remove": "Remove this photo", "photos.open": "Photo {i} of {n}",
+    "photos.viewer": "Photos", "photos.prev": "Previous photo", "photos.next": "Next photo",
+    "photos.too_many": "At most {n} photos per post.", "photos.waiting": "Waiting for the photos to upload…",
+    "photos.remove_failed": "A photo failed to upload: remove it or try again.",
+    "err.invalid_image": "This picture is damaged or too large (at most 40 megapixels).",
+    "err.invalid_media": "A photo can no longer be used: upload it again.",
+    "err.unsupported_media_type": "Only JPEG, PNG, WebP, GIF and HEIC photos can be uploaded.",
+    "err.photo_too_large": "Photos can be at most 10 MB.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -253,6 +262,15 @@ const STRINGS = {
     "search.tab.stores": "门店", "search.tab.users": "用户", "search.tab.posts": "微博",
     "search.tab.topics": "话题", "search.hint": "输入名称：中文、拼音（kafei）或首字母（rmgc）都可以。",
     "search.none": "没有找到。",
+    // photos
+    "photos.add": "图片", "photos.remove": "删除这张图片", "photos.open": "第 {i} 张，共 {n} 张",
+    "photos.viewer": "图片", "photos.prev": "上一张", "photos.next": "下一张",
+    "photos.too_many": "每条微博最多 {n} 张图片。", "photos.waiting": "图片上传中，请稍候…",
+    "photos.remove_failed": "有图片上传失败：请删除后重试。",
+    "err.invalid_image": "图片已损坏或太大（最多 4000 万像素）。",
+    "err.invalid_media": "有图片已无法使用，请重新上传。",
+    "err.unsupported_media_type": "只能上传 JPEG、PNG、WebP、GIF 或 HEIC 图片。",
+    "err.photo_too_large": "图片不能超过 10 MB。",
   },
 };
 

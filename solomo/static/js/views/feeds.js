@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { busy, h, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
+import { photoPicker, photosReady } from "./photos.js";
 import { postList } from "./posts.js";
 
 // The home feed currently on screen, so live `feed.new` events can put posts into it.
@@ -18,12 +19,15 @@ function composer(onPosted) {
   const text = h("textarea", { name: "text", rows: "3", maxlength: "2000", placeholder: t("feed.compose") });
   const withLoc = h("input", { type: "checkbox", name: "with_location", checked: true });
   const send = h("button.primary", { type: "submit" }, t("feed.publish"));
-  const form = h("form.compose", {}, text,
+  const photos = photoPicker();
+  const form = h("form.compose", {}, text, photos.el,
     h("div.row.spread", {}, h("label.check", {}, withLoc, " ", t("feed.with_location")), send));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    if (!text.value.trim()) return;
+    if (!text.value.trim() && !photos.count()) return;
+    if (!(await busy(send, photosReady(photos)))) return;
     const body = { text: text.value };
+    if (photos.ids().length) body.media_ids = photos.ids();
     if (withLoc.checked && session.location) {
       body.lat = session.location.lat;
       body.lng = session.location.lng;
@@ -31,6 +35,7 @@ function composer(onPosted) {
     try {
       const post = await busy(send, api.post("/v1/posts", body));
       text.value = "";
+      photos.reset();
       toast(t("feed.posted"));
       onPosted(post);
     } catch (err) {

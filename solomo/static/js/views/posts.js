@@ -6,6 +6,7 @@ import { busy, clear, field, h, modal, toast } from "../dom.js";
 import { formatTime, t } from "../i18n.js";
 import { icon } from "../icons.js";
 import { session } from "../session.js";
+import { photoGrid } from "./photos.js";
 
 // Splits post text into text, topic and mention pieces. Weibo topics are "#…#" (1..32 chars,
 // one line, no space just inside); "#tag" is a run of letters, digits or _; mentions "@name".
@@ -68,6 +69,7 @@ export function postCard(post, { onRemoved, compact = false, actions = true } = 
     meta.push(h(`span.badge.status-${post.status}`, {}, t(`post.status.${post.status}`)));
   }
   card.append(head, h("p.text", {}, richText(post.text)));
+  if (post.media && post.media.length) card.append(photoGrid(post.media));
   if (meta.length) card.append(h("div.post-meta", {}, meta));
   if (!actions) return card;
 

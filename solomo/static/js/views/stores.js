@@ -6,6 +6,7 @@ import { busy, field, h, modal, toast } from "../dom.js";
 import { has, t } from "../i18n.js";
 import { session } from "../session.js";
 import { merchantConsole } from "./merchant.js";
+import { photoPicker, photosReady } from "./photos.js";
 import { postList } from "./posts.js";
 
 // The server's fixed set (checkins.stores.CATEGORIES); names are translated.
@@ -48,13 +49,16 @@ export function checkinDialog(store, onDone) {
   const text = h("textarea", { name: "text", rows: "2", maxlength: "2000", placeholder: t("checkin.text") });
   const send = h("button.primary", { type: "submit" }, t("checkin.button"));
   const errorEl = h("p.error", { role: "alert", hidden: true });
-  const form = h("form.stack.checkin-form", {}, text, errorEl, send);
+  const photos = photoPicker();
+  const form = h("form.stack.checkin-form", {}, text, photos.el, errorEl, send);
   const dlg = modal(`${t("checkin.button")} · ${store.name}`, form);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const loc = session.location;
     const body = { store_id: store.id, lat: loc.lat, lng: loc.lng, accuracy_m: Math.min(loc.accuracy || 20, 1000) };
     if (text.value.trim()) body.text = text.value;
+    if (!(await busy(send, photosReady(photos)))) return;
+    if (photos.ids().length) body.media_ids = photos.ids();
     try {
       const res = await busy(send, api.post("/v1/checkins", body));
       dlg.close();
