@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from feed import trends
+from feed.blocks import Screen, walled_off
 from feed.home import read_home
 from feed.hydrate import PageLoader, hydrate_posts
 from feed.local import read_local
@@ -56,8 +57,9 @@ _CURSOR = {400: "invalid_cursor"}
 async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)  # the page from the post cache
-    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit, loader.load), loader)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)  # the page from the post cache
+    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit, loader.load, screen), loader)
 
 
 @endpoint("GET /v1/feed/local",
@@ -66,9 +68,10 @@ async def home(ctx: Ctx) -> dict[str, Any]:
 async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)
-    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit, loader.load),
-                       loader)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)
+    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit, loader.load,
+                                             screen), loader)
 
 
 @endpoint("GET /v1/topics/{topic}/posts",
@@ -79,8 +82,9 @@ async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     key = parse_topic_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)
-    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load), loader)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)
+    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load, screen), loader)
 
 
 @endpoint("GET /v1/topics/hot",
@@ -92,11 +96,13 @@ async def hot(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/users/{user_id}/posts",
           summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
-          errors=_CURSOR)
+          errors=_CURSOR, description="Empty between two users one of whom blocks the other.")
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     before = ctx.services.cursors.decode_position(q.cursor)
+    if await walled_off(ctx.services, ctx.user.id, user["_id"], ctx.user.role):
+        return ctx.services.cursors.page([], None)
     source = MongoSource(ctx.services.db, {"author_id": user["_id"], **visibility_filter(ctx.user.id, user["_id"])})
     return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
                                           lambda d: visible_to(d, ctx.user.id)))

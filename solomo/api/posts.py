@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from feed import comments, likes
+from feed.blocks import open_post
 from feed.hydrate import hydrate_post, post_created
-from feed.posts import create_post, delete_post, get_visible_post, load_store
+from feed.posts import create_post, delete_post, load_store
 from feed.text import TOPIC_RULES
 from solomo.api.models import Lat, Lng, ObjectIdStr, StoreSummaryOut, StrictBody, UserSummaryOut
 from solomo.core.ids import parse_id
@@ -92,9 +93,10 @@ async def publish(ctx: Ctx) -> dict[str, Any]:
           summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
           description="Published posts for everyone; pending_review and hidden ones for their author too; "
                       "moderators open any post that its author has not deleted, and those its author deleted "
-                      "while they were under review, hidden or reported (status deleted).")
+                      "while they were under review, hidden or reported (status deleted). 404 between two users "
+                      "one of whom blocks the other.")
 async def get_one(ctx: Ctx) -> dict[str, Any]:
-    doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
+    doc = await open_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
@@ -105,7 +107,8 @@ async def delete(ctx: Ctx) -> None:
 
 
 @endpoint("POST /v1/posts/{post_id}/like",
-          summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
+          summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like",
+          errors={403: "blocked (the author blocks you, or you block the author)"})
 async def like(ctx: Ctx) -> dict[str, Any]:
     return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
@@ -119,7 +122,8 @@ async def unlike(ctx: Ctx) -> dict[str, Any]:
 @endpoint("POST /v1/posts/{post_id}/comments",
           summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
           idempotent=True,
-          errors={422: "invalid, invalid_reply_to, content_rejected"})
+          errors={403: "blocked (you and the post's or the replied comment's author: one blocks the other)",
+                  422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body
     doc = await comments.create_comment(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"),

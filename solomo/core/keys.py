@@ -299,3 +299,12 @@ def claim_pending(offer_id: Id) -> str:
 def claim_holders_build(offer_id: Id, nonce: str) -> str:
     """A holders set being filled from MongoDB by one rebuild, renamed into place by the gate script."""
     return f"claim:{{o:{offer_id}}}:holders:build:{nonce}"
+
+
+# --- blocks and mutes (feed/blocks.py) -----------------------------------------------------------
+
+
+def shut_out_key(user_id: Id) -> str:
+    """``shut:{b<n>}:<user id>``: the authors a viewer must not see in feeds (blocked either way or
+    muted), a set of id hexes with a state member (see :mod:`feed.blocks`), in the reader's slot."""
+    return f"shut:{bucket_tag(bucket_of(user_id))}:{user_id}"
