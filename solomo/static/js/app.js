@@ -8,6 +8,7 @@ import { icon } from "./icons.js";
 import { LiveSocket } from "./realtime.js";
 import { session } from "./session.js";
 import { authView } from "./views/auth.js";
+import { shutOutListView } from "./views/blocking.js";
 import { homeFeedOnScreen, homeView, hotTopicsView, localView, topicView } from "./views/feeds.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { merchantHome } from "./views/merchant.js";
@@ -38,6 +39,7 @@ const ROUTES = [
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
+  [/^#\/me\/(blocks|mutes)$/, (root, m) => shutOutListView(root, m[1])],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],
