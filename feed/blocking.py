@@ -26,7 +26,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, follows
-from solomo.core.errors import Conflict, Invalid
+from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
@@ -107,7 +107,9 @@ async def let_in(services: Services, kind: Kind, owner_id: ObjectId, target_id: 
     removed by the block are not restored (as on Weibo: following again is the user's choice)."""
     if owner_id == target_id:
         raise Invalid(f"you cannot {kind} yourself", code=f"cannot_{kind}_self")
-    await services.accounts.get(target_id)
+    # a deleted account can still be let in: its row would otherwise count toward the cap for ever
+    if await services.db.users.find_one({"_id": target_id}, {"_id": 1}) is None:
+        raise NotFound("user not found")
     shape = _SHAPES[kind]
 
     async def body(txn: Txn) -> bool:

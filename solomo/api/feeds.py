@@ -49,11 +49,13 @@ async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None],
 
 
 _CURSOR = {400: "invalid_cursor"}
+_SHUT_OUT = ("Posts of users you block or mute, and of users who block you, are left out while the page is "
+             "collected: a page is still full when more posts follow.")
 
 
 @endpoint("GET /v1/feed/home",
           summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
-          response=PostPage, tags=["feeds"], errors=_CURSOR)
+          response=PostPage, tags=["feeds"], errors=_CURSOR, description=_SHUT_OUT)
 async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
@@ -64,7 +66,7 @@ async def home(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/feed/local",
           summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
-          tags=["feeds"], errors=_CURSOR)
+          tags=["feeds"], errors=_CURSOR, description=_SHUT_OUT)
 async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
@@ -77,7 +79,8 @@ async def local(ctx: Ctx) -> dict[str, Any]:
 @endpoint("GET /v1/topics/{topic}/posts",
           summary="Posts with a topic, newest first (case and width insensitive)", query=PageQuery,
           response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"},
-          description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES)
+          description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES
+                      + " " + _SHUT_OUT)
 async def topic(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     key = parse_topic_param(ctx.path["topic"])
@@ -110,12 +113,14 @@ async def of_user(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/stores/{store_id}/posts",
           summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
-          tags=["feeds"], errors=_CURSOR)
+          tags=["feeds"], errors=_CURSOR,
+          description="Without the posts of users you block, mute or are blocked by (as the other feeds).")
 async def of_store(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     store = await load_store(ctx.services, parse_id(ctx.path["store_id"], "store"))
     before = ctx.services.cursors.decode_position(q.cursor)
     source = MongoSource(ctx.services.db, {"store_id": store["_id"], **visibility_filter(ctx.user.id)})
     return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
-                                          lambda d: visible_to(d, ctx.user.id)))
+                                          lambda d: visible_to(d, ctx.user.id),
+                                          screen=Screen(ctx.services, ctx.user.id)))
 

@@ -235,14 +235,26 @@ async def test_local_and_topic_feeds_filtered_both_ways_with_full_pages(client, 
     assert await all_ids(client, b, topic_path, limit=20) == everything
 
 
-async def test_mute_is_one_way_in_topic_feeds(client, services):
+async def test_mute_is_one_way_in_topic_and_store_feeds(client, services):
     a, m = await register(client), await register(client)
+    merchant = await register(client, role="merchant")
+    lat, lng = random_point()
+    store = (await client.post("/v1/stores", json={"name": "Muted corner", "lat": lat, "lng": lng},
+                               headers=merchant.headers)).json()
     topic = f"mut{ObjectId()}"
     a_posts = await _posts(services, a, 2, 10, f"#{topic}#")
     m_posts = await _posts(services, m, 2, 0, f"#{topic}#")
+    at_store = {}
+    for who in (a, m):
+        doc = await build_post(services, principal(who), "at the store",
+                               store=await services.db.stores.find_one({"_id": ObjectId(store["id"])}))
+        await insert_post(services, doc)
+        at_store[who.id] = str(doc["_id"])
     assert (await _shut(client, a, "mute", m)).status_code == 204
     assert await ids(client, a, f"/v1/topics/{topic}/posts") == a_posts
     assert await ids(client, m, f"/v1/topics/{topic}/posts") == m_posts + a_posts
+    assert await ids(client, a, f"/v1/stores/{store['id']}/posts") == [at_store[a.id]]
+    assert await ids(client, m, f"/v1/stores/{store['id']}/posts") == [at_store[m.id], at_store[a.id]]
     assert (await client.get(f"/v1/posts/{m_posts[0]}", headers=a.headers)).status_code == 200  # mute hides less
     assert (await client.post(f"/v1/posts/{a_posts[0]}/like", headers=m.headers)).status_code == 200
 
@@ -273,3 +285,14 @@ async def test_screen_cache_is_rebuilt_after_each_change(client, services):
     assert await services.redis.smembers(shut_out_key(a.id)) == {"~", b.id}
     assert (await _shut(client, b, "block", a, "DELETE")).status_code == 204
     assert await Screen(services, ObjectId(a.id)).ready() == frozenset()
+
+
+async def test_a_deleted_account_can_still_be_unblocked(client, services):
+    a, gone = await register(client), await register(client)
+    assert (await _shut(client, a, "block", gone)).status_code == 204
+    await services.accounts.delete_user(ObjectId(gone.id))
+    assert await all_ids(client, a, "/v1/me/blocks") == []
+    await _error(await _shut(client, a, "block", gone), 404, "not_found")
+    assert (await _shut(client, a, "block", gone, "DELETE")).status_code == 204
+    assert (await services.db.users.find_one({"_id": ObjectId(a.id)}))["blocks_count"] == 0
+    assert await services.db.blocks.count_documents({"blocker_id": ObjectId(a.id)}) == 0
