@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+
 from solomo.accounts import Principal
 from solomo.core.services import Services
 
@@ -199,6 +201,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["posts"] = len(posts) + counts["checkins"]
     counts["likes"], counts["comments"] = await _reactions(api, rng, posts, city)
     counts["offers"] = await _offers(api, stores, city)
+    counts["blocks/mutes"] = await _shut_out(services, api, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -294,6 +297,21 @@ async def _offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
             "title": title, "description": description, "radius_m": radius, "expires_at": expires,
             "stock": stock})
     return len(specs)
+
+
+async def _shut_out(services: Services, api: _Api, city: _City) -> int:
+    """The first user mutes one person and blocks another, so the me page's two lists are not empty.
+    The block goes to someone with no follow either way: the demo's follow graph stays as seeded."""
+    me = city.users[0]
+    await api.call("POST", f"/v1/users/{city.users[-1].id}/mute", me)
+    for other in reversed(city.users[1:-1]):
+        ids = [ObjectId(me.id), ObjectId(other.id)]
+        linked = await services.db.follows.find_one({"target_type": "user", "follower_id": {"$in": ids},
+                                                     "target_id": {"$in": ids}}, {"_id": 1})
+        if linked is None:
+            await api.call("POST", f"/v1/users/{other.id}/block", me)
+            return 2
+    return 1
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:
