@@ -136,8 +136,9 @@ async def notify_published(services: Services, doc: dict[str, Any]) -> None:
 async def list_comments(services: Services, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,
                         limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """Oldest first; the cursor names the last comment seen. Moderators (``role``) also see the
-    comments held for review and removed ones, on any post not deleted by its author."""
-    await get_visible_post(services, post_id, viewer_id, role)
+    comments held for review and removed ones, on any post not deleted by its author. 404 between
+    the post's author and a user one of whom blocks the other, as for the post itself."""
+    await blocks.open_post(services, post_id, viewer_id, role)
     query: dict[str, Any] = {"post_id": post_id, **visibility_query(viewer_id, role)}
     return await keyset_page(services.db.comments, query, score_field="created_ms", descending=False,
                              position=after, limit=limit)

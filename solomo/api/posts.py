@@ -136,7 +136,8 @@ async def comment(ctx: Ctx) -> dict[str, Any]:
           errors={400: "invalid_cursor", 404: "not_found"},
           description="Published comments, plus your own comments held for review (status pending_review). "
                       "Moderators see every comment but deleted ones (pending_review and removed included), "
-                      "on any post its author has not deleted.")
+                      "on any post its author has not deleted. 404 when you and the post's author: one blocks the "
+                      "other.")
 async def list_comments(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     after = ctx.services.cursors.decode_position(q.cursor)

@@ -147,6 +147,8 @@ async def test_interactions_between_blocked_users_are_403_and_posts_walled_off(c
         await _error(await client.post(f"/v1/posts/{target_post['id']}/comments", json={"text": "x"},
                                        headers=actor.headers), 403, "blocked")
         await _error(await client.get(f"/v1/posts/{target_post['id']}", headers=actor.headers), 404, "not_found")
+        await _error(await client.get(f"/v1/posts/{target_post['id']}/comments", headers=actor.headers),
+                     404, "not_found")
         author = a if target_post is a_post else b
         assert await page(client, actor, f"/v1/users/{author.id}/posts") == {"items": [], "next_cursor": None}
     await _error(await client.post(f"/v1/posts/{c_post['id']}/comments",
