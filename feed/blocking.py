@@ -12,7 +12,8 @@ The read side (who is shut out, the feeds' :class:`feed.blocks.Screen`) is :mod:
   transaction (:func:`feed.follows.follow` reads the block there, and both write the same user
   documents, so one of the two transactions retries and sees the other).
 * Every committed change drops the cached screens of the users whose feeds change
-  (:func:`feed.blocks.invalidate`): both for a block, the muter for a mute.
+  (:func:`feed.blocks.invalidate`): both for a block, the muter for a mute. A repeat drops them
+  too, so retrying a request whose answer was lost after the commit also repairs the caches.
 * Moderators cannot be blocked or muted (422): their decisions and answers must reach everyone.
 """
 
@@ -94,8 +95,8 @@ async def shut_out(services: Services, kind: Kind, owner_id: ObjectId, target_id
         await run_transaction(services, body)
     except (DuplicateKeyError, _Exists):
         created = False
-    if created:
-        await blocks.invalidate(services, _affected(kind, owner_id, target_id))
+    # also on a repeat: a retry after the commit whose invalidation failed (Redis down) repairs it
+    await blocks.invalidate(services, _affected(kind, owner_id, target_id))
     if kind == "block":  # also when it existed: a retried block finishes an interrupted one
         await follows.unfollow(services, owner_id, "user", target_id)
         await follows.unfollow(services, target_id, "user", owner_id)
@@ -122,8 +123,7 @@ async def let_in(services: Services, kind: Kind, owner_id: ObjectId, target_id: 
         return True
 
     removed = await run_transaction(services, body)
-    if removed:
-        await blocks.invalidate(services, _affected(kind, owner_id, target_id))
+    await blocks.invalidate(services, _affected(kind, owner_id, target_id))  # on a repeat too, as above
     return removed
 
 

@@ -68,6 +68,8 @@ async def test_block_from_profile_then_undo_from_the_list(phone, client, service
 
     # the blocker undoes it from the me page's list
     await me.route("#/me")
+    await me.page.evaluate("document.querySelectorAll('.toast').forEach((el) => el.remove())")
+    await me.screenshot(shots / "blocks-me.png")
     await me.page.locator(".shut-out-links a[href='#/me/blocks']").click()
     row = me.page.locator(f".shut-out-list li.person[data-user-id='{blocked.id}']")
     await row.wait_for()
