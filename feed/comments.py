@@ -19,7 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import postcache
+from feed import blocks, postcache
 from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation import audit
@@ -68,6 +68,10 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
         parent = await services.db.comments.find_one({"_id": parent_id}) if parent_id else None
         if parent is None or parent["post_id"] != post_id or not _visible(parent, user.id):
             raise Invalid("reply_to must be a comment on the same post", code="invalid_reply_to")
+    # neither on the post of someone who blocks (or is blocked by) the commenter, nor in reply to them
+    await blocks.ensure_not_blocked(services, user.id, post["author_id"])
+    if parent is not None:
+        await blocks.ensure_not_blocked(services, user.id, parent["author_id"])
     verdict, flagged = await screen_text(services, text)
     now = datetime.now(UTC)
     doc = {
@@ -132,8 +136,9 @@ async def notify_published(services: Services, doc: dict[str, Any]) -> None:
 async def list_comments(services: Services, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,
                         limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """Oldest first; the cursor names the last comment seen. Moderators (``role``) also see the
-    comments held for review and removed ones, on any post not deleted by its author."""
-    await get_visible_post(services, post_id, viewer_id, role)
+    comments held for review and removed ones, on any post not deleted by its author. 404 between
+    the post's author and a user one of whom blocks the other, as for the post itself."""
+    await blocks.open_post(services, post_id, viewer_id, role)
     query: dict[str, Any] = {"post_id": post_id, **visibility_query(viewer_id, role)}
     return await keyset_page(services.db.comments, query, score_field="created_ms", descending=False,
                              position=after, limit=limit)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from feed import home
+from feed import blocks, home
 from offers.arrival import forget_judged
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
@@ -48,10 +48,13 @@ def _counter_updates(target_type: TargetType) -> tuple[str, str | None]:
 
 
 async def follow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
-    """Idempotent; returns True when a new follow was recorded."""
+    """Idempotent; returns True when a new follow was recorded. 403 ``blocked`` between users one
+    of whom blocks the other (:mod:`feed.blocking`)."""
     if target_type == "user" and follower_id == target_id:
         raise Invalid("you cannot follow yourself", code="cannot_follow_self")
     await _target(services, target_type, target_id)
+    if target_type == "user":
+        await blocks.ensure_not_blocked(services, follower_id, target_id)
     now = datetime.now(UTC)
     doc = {"_id": ObjectId(), "follower_id": follower_id, "target_type": target_type, "target_id": target_id,
            "created_at": now, "created_ms": ms_of(now)}
@@ -59,6 +62,10 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
 
     async def body(txn: Txn) -> None:
         session = txn.session
+        if target_type == "user":
+            # again inside the transaction: a block committed meanwhile wrote one of the user documents
+            # this transaction writes, so a conflict re-runs this body, which then sees it
+            await blocks.ensure_not_blocked(services, follower_id, target_id, session=session)
         await services.db.follows.insert_one(doc, session=session)
         await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": 1}},
                                                  session=session)

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 import orjson
 from bson import ObjectId
 
+from feed.blocks import Screen
 from feed.paging import Loader, MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Timelines
@@ -79,9 +80,11 @@ async def mark_pull(services: Services, target_type: Literal["user", "store"], t
 
 
 async def read_home(services: Services, reader: ObjectId, before: Position | None,
-                    limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+                    limit: int, load: Loader | None = None,
+                    screen: Screen | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """A page of the reader's home feed (documents or post views); ``load``: how posts named by the
-    timeline are loaded (the API passes :meth:`feed.hydrate.PageLoader.load`: the post cache)."""
+    timeline are loaded (the API passes :meth:`feed.hydrate.PageLoader.load`: the post cache);
+    ``screen``: the authors the reader blocks, mutes or is blocked by, left out of the page."""
     timelines = Timelines(services.redis)
     key = home_key(reader)
     want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
@@ -108,7 +111,7 @@ async def read_home(services: Services, reader: ObjectId, before: Position | Non
     else:
         sources = [MongoSource(services.db, home_query(reader, *await _followed(services, reader)))]
         await request_rebuild(services, reader)
-    return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader), load)
+    return await collect(services.db, sources, before, limit, lambda d: visible_to(d, reader), load, screen)
 
 
 async def request_rebuild(services: Services, reader: ObjectId) -> None:

@@ -25,6 +25,7 @@ from bson import ObjectId
 
 from checkins.stores import store_summary
 from feed import likedset, postcache
+from feed.blocks import Screen
 from feed.postcache import VIEW, to_view
 from geo.privacy import shown_point
 from media.store import media_public
@@ -106,20 +107,26 @@ class PageLoader:
     collect(db, sources, before, limit, accept, load=loader.load)``, ``await hydrate_posts(services,
     docs, viewer_id, loader)``."""
 
-    def __init__(self, services: Services, viewer_id: ObjectId | None) -> None:
+    def __init__(self, services: Services, viewer_id: ObjectId | None, screen: Screen | None = None) -> None:
         self.services = services
         self.viewer_id = viewer_id
+        self.screen = screen  # the viewer's blocked/muted authors: read in the first pipeline too
         self.liked: dict[ObjectId, bool] = {}
         self.generation: str | None = None
         self.synced = False
 
     async def load(self, post_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+        screen = self.screen if self.screen is not None and not self.screen.loaded else None
         async with self.services.redis.pipeline(transaction=False) as pipe:
             n = postcache.queue_read(self.services, pipe, post_ids)
             if self.viewer_id is not None:
                 likedset.queue_read(pipe, self.viewer_id, post_ids)
+            if screen is not None:
+                screen.queue_read(pipe)
             pipe.get(SUMMARIES_GEN)
             rows = await pipe.execute()
+        if screen is not None:
+            await screen.take(rows.pop(-2))
         found, missed = postcache.parse_read(self.services, post_ids, rows[:n])
         self.generation, self.synced = rows[-1], True
         liked = likedset.parse_read(post_ids, rows[n:n + 2]) if self.viewer_id is not None else set()

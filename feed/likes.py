@@ -13,7 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from feed import likedset, postcache
+from feed import blocks, likedset, postcache
 from feed.posts import get_visible_post
 from solomo.accounts import Principal
 from solomo.core.eventtypes import LikeNotification, UserSummary, notify
@@ -33,6 +33,7 @@ async def _changed(services: Services, user: Principal, post_id: ObjectId, liked
 
 async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
+    await blocks.ensure_not_blocked(services, user.id, post["author_id"])  # an unlike stays possible
     doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": datetime.now(UTC)}
 
     async def body(txn: Txn) -> None:

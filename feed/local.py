@@ -26,6 +26,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from feed.blocks import Screen
 from feed.localcells import (
     CELL_CAP,
     CELL_TTL_S,
@@ -52,6 +53,8 @@ MAX_ROUNDS = 5
 """Cell rounds per page (a cell full of removed posts cannot make one request read forever)."""
 FIRST_EXTRA = 12
 """Entries read per cell in the first round beyond the page: most pages then need one round."""
+MAX_BATCH = 200
+"""The most entries one load of a page reads (loads after skips double up to it)."""
 MONGO_SLACK = 1.001
 """MongoDB's circle is widened a little; the same exact test as the cells' then decides."""
 
@@ -62,8 +65,9 @@ Key = tuple[float, str]
 
 
 class Circle:
-    def __init__(self, lat: float, lng: float, radius_m: float) -> None:
+    def __init__(self, lat: float, lng: float, radius_m: float, screen: Screen | None = None) -> None:
         self.lat, self.lng, self.radius_m = lat, lng, radius_m
+        self.screen = screen  # read (screen.ready()) before holds_post is asked
 
     def holds(self, lat: float, lng: float) -> bool:
         """Within the radius by the haversine distance; a flat estimate settles the clear cases
@@ -81,7 +85,8 @@ class Circle:
 
     def holds_post(self, doc: dict[str, Any]) -> bool:
         point = public_latlng(doc)
-        return doc.get("status") == VISIBLE and point is not None and self.holds(*point)
+        return (doc.get("status") == VISIBLE and point is not None and self.holds(*point)
+                and not (self.screen is not None and self.screen.hides(doc)))
 
     def area(self) -> dict[str, Any]:
         radians = self.radius_m * MONGO_SLACK / EARTH_MEAN_RADIUS_M + 1 / EARTH_MEAN_RADIUS_M
@@ -89,10 +94,12 @@ class Circle:
 
 
 async def read_local(services: Services, lat: float, lng: float, radius_m: float, before: Position | None,
-                     limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+                     limit: int, load: Loader | None = None,
+                     screen: Screen | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """(documents for the page, position for next_cursor or None). ``load`` loads the posts the cells
-    name (a :class:`feed.hydrate.PageLoader`'s ``load``: the post cache); MongoDB by id without it."""
-    circle = Circle(lat, lng, radius_m)
+    name (a :class:`feed.hydrate.PageLoader`'s ``load``: the post cache); MongoDB by id without it.
+    ``screen``: the viewer's blocked and muted authors, left out while collecting."""
+    circle = Circle(lat, lng, radius_m, screen)
     want = lookahead(limit)
     cells = covering_grid(lat, lng, radius_m)
     if cells is None:
@@ -156,9 +163,12 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
         trusted = sorted((r for r in rows_all if (pos is None or r < pos) and (cut is None or r >= cut)),
                          reverse=True)
         near = _near(circle, trusted)
+        size = 0
         while len(results) < want:
-            # usually once: only posts removed since their fan-out wrote them make it go again
-            batch = list(itertools.islice(near, want - len(results)))
+            # usually once: only posts removed since their fan-out wrote them, or hidden authors, make it
+            # go again, and then with twice as many entries each time (bounded: a few round trips)
+            size = max(want - len(results), min(size * 2, MAX_BATCH))
+            batch = list(itertools.islice(near, size))
             if not batch:
                 break
             results += await _load_visible(services, circle, batch, load)
@@ -212,10 +222,14 @@ async def _load_visible(services: Services, circle: Circle, entries: list[Entry]
         docs = await load(ids)
     else:
         docs = {d["_id"]: d async for d in services.db.posts.find({"_id": {"$in": ids}})}
+    if circle.screen is not None:
+        await circle.screen.ready()  # no round trip when the loader's pipeline read it already
     return [d for oid in ids if (d := docs.get(oid)) is not None and circle.holds_post(d)]
 
 
 async def _from_mongo(services: Services, circle: Circle, before: Position | None,
                       count: int) -> list[dict[str, Any]]:
+    if circle.screen is not None:
+        await circle.screen.ready()
     return await newest_in_area(services.db, circle.area(), before, count, accept=circle.holds_post,
                                 now_ms=now_ms())

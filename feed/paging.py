@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 
+from feed.blocks import Screen
 from feed.timeline import Timelines
 from solomo.core.ids import maybe_id
 from solomo.core.pagination import Position, cut_page, keyset_rows, lookahead
@@ -26,6 +27,8 @@ Loader = Callable[[list[ObjectId]], Awaitable[dict[ObjectId, dict[str, Any]]]]
 MAX_ROUNDS = 12
 """A page scans at most this many rounds of candidates (a feed full of deleted posts cannot make
 one request scan forever); a short page then still carries a cursor to continue from."""
+MAX_FETCH = 200
+"""The most candidates one round reads per source (rounds after skips double up to it)."""
 
 
 class Source(Protocol):
@@ -80,36 +83,45 @@ async def collect(
     limit: int,
     accept: Callable[[dict[str, Any]], bool],
     load: Loader | None = None,
+    screen: Screen | None = None,
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """(documents for the page, position for next_cursor or None). ``load`` loads the candidates
     that came without their document (default: one MongoDB query); it may return post views
-    (:mod:`feed.postcache`), which carry every field ``accept`` and the cursor need."""
+    (:mod:`feed.postcache`), which carry every field ``accept`` and the cursor need. ``screen``: the
+    viewer's blocked and muted authors, left out while collecting (so the page stays full).
+
+    A round that had to skip candidates reads twice as many next time (up to :data:`MAX_FETCH`), so
+    a timeline where most entries are hidden still fills its page in a few round trips."""
     results: list[dict[str, Any]] = []
     pos = before
     want = lookahead(limit)
+    fetch = want
     for _ in range(MAX_ROUNDS):
-        batches = await asyncio.gather(*(s.fetch(pos, want) for s in sources))
+        batches = await asyncio.gather(*(s.fetch(pos, fetch) for s in sources))
         merged: dict[ObjectId, Candidate] = {}
         for batch in batches:
             for cand in batch:
                 have = merged.get(cand[1])
                 if have is None or (have[2] is None and cand[2] is not None):
                     merged[cand[1]] = cand
-        top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:want]
+        top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:fetch]
         missing = [c[1] for c in top if c[2] is None]
         loaded: dict[ObjectId, dict[str, Any]] = {}
         if missing:
             loaded = await load(missing) if load is not None else {
                 d["_id"]: d async for d in db.posts.find({"_id": {"$in": missing}})}
+        if screen is not None:
+            await screen.ready()  # no round trip when the loader's pipeline read it already
         for _score, pid, doc in top:
             doc = doc or loaded.get(pid)
-            if doc is not None and accept(doc):
+            if doc is not None and accept(doc) and not (screen is not None and screen.hides(doc)):
                 results.append(doc)
                 if len(results) == want:
                     break
-        if len(results) == want or len(top) < want:
+        if len(results) == want or len(top) < fetch:
             break
         pos = Position(top[-1][0], top[-1][1])
+        fetch = min(fetch * 2, max(want, MAX_FETCH))
     else:
         # rounds exhausted with a short page: hand the client a cursor to carry on from the scan's end
         return results, pos

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feed.blocks import Screen
 from feed.indexes import TOPIC_NEAR_INDEX
 from feed.local import Circle
 from feed.nearquery import newest_in_area
@@ -46,12 +47,14 @@ class TopicNearSource:
 
 async def read_topic_near(services: Services, key: str, lat: float, lng: float, radius_m: float,
                           before: Position | None, limit: int,
-                          load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
-    """A page of the topic's posts within ``radius_m`` of (lat, lng); ``load`` as in
+                          load: Loader | None = None,
+                          screen: Screen | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+    """A page of the topic's posts within ``radius_m`` of (lat, lng); ``load`` and ``screen`` as in
     :func:`feed.topics.read_topic`."""
     circle = Circle(lat, lng, radius_m)
 
     def accept(doc: dict[str, Any]) -> bool:  # checked again on the loaded view (a change since the query)
         return doc.get("status") == VISIBLE and key in doc.get("topic_keys", []) and circle.holds_post(doc)
 
-    return await collect(services.db, [TopicNearSource(services, key, circle)], before, limit, accept, load)
+    return await collect(services.db, [TopicNearSource(services, key, circle)], before, limit, accept, load,
+                         screen=screen)

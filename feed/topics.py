@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feed.blocks import Screen
 from feed.fanout import TOPIC_CAP
 from feed.paging import Loader, MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
@@ -36,8 +37,10 @@ async def rebuild_topic(services: Services, key: str) -> int:
 
 
 async def read_topic(services: Services, key: str, before: Position | None,
-                     limit: int, load: Loader | None = None) -> tuple[list[dict[str, Any]], Position | None]:
-    """A page of a topic's listing (documents or post views); ``load`` as in :func:`feed.home.read_home`."""
+                     limit: int, load: Loader | None = None,
+                     screen: Screen | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+    """A page of a topic's listing (documents or post views); ``load`` and ``screen`` as in
+    :func:`feed.home.read_home`."""
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
     async with services.redis.pipeline(transaction=False) as pipe:
@@ -52,4 +55,4 @@ async def read_topic(services: Services, key: str, before: Position | None,
     truncated = size >= TOPIC_CAP
     fallback = MongoSource(services.db, {"topic_keys": key, "status": VISIBLE}) if truncated else None
     return await collect(services.db, [RedisSource(timelines, rkey, fallback)], before, limit,
-                         lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []), load)
+                         lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []), load, screen)

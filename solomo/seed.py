@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+
 from solomo.accounts import Principal
 from solomo.core.services import Services
 
@@ -213,6 +215,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["offers"] = await _offers(api, stores, city)
     counts["posts"] += await _elsewhere(api, city)
     counts["stores"] += await _search_demo(api, city)
+    counts["blocks/mutes"] = await _shut_out(services, api, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -346,6 +349,21 @@ async def _search_demo(api: _Api, city: _City) -> int:
     for username, text in SEARCH_POSTS:
         await api.call("POST", "/v1/posts", people[username], {"text": text})
     return len(SEARCH_STORES)
+
+
+async def _shut_out(services: Services, api: _Api, city: _City) -> int:
+    """The first user mutes one person and blocks another, so the me page's two lists are not empty.
+    The block goes to someone with no follow either way: the demo's follow graph stays as seeded."""
+    me = city.users[0]
+    await api.call("POST", f"/v1/users/{city.users[-1].id}/mute", me)
+    for other in reversed(city.users[1:-1]):
+        ids = [ObjectId(me.id), ObjectId(other.id)]
+        linked = await services.db.follows.find_one({"target_type": "user", "follower_id": {"$in": ids},
+                                                     "target_id": {"$in": ids}}, {"_id": 1})
+        if linked is None:
+            await api.call("POST", f"/v1/users/{other.id}/block", me)
+            return 2
+    return 1
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

@@ -15,6 +15,7 @@ ROUTE_MODULES = [
     "solomo.api.push",
     "solomo.api.search",
     "solomo.api.media",
+    "solomo.api.blocking",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from feed import localtrends, topicnear, trends
+from feed.blocks import Screen, walled_off
 from feed.home import read_home
 from feed.hydrate import PageLoader, hydrate_posts
 from feed.local import read_local
@@ -72,27 +73,31 @@ async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None],
 
 
 _CURSOR = {400: "invalid_cursor"}
+_SHUT_OUT = ("Posts of users you block or mute, and of users who block you, are left out while the page is "
+             "collected: a page is still full when more posts follow.")
 
 
 @endpoint("GET /v1/feed/home",
           summary="Home feed: your posts, the users you follow, the stores you follow", query=PageQuery,
-          response=PostPage, tags=["feeds"], errors=_CURSOR)
+          response=PostPage, tags=["feeds"], errors=_CURSOR, description=_SHUT_OUT)
 async def home(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)  # the page from the post cache
-    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit, loader.load), loader)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)  # the page from the post cache
+    return await _page(ctx, await read_home(ctx.services, ctx.user.id, before, q.limit, loader.load, screen), loader)
 
 
 @endpoint("GET /v1/feed/local",
           summary="Located posts within radius_m, newest first", query=LocalIn, response=PostPage,
-          tags=["feeds"], errors=_CURSOR)
+          tags=["feeds"], errors=_CURSOR, description=_SHUT_OUT)
 async def local(ctx: Ctx) -> dict[str, Any]:
     q: LocalIn = ctx.query
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)
-    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit, loader.load),
-                       loader)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)
+    return await _page(ctx, await read_local(ctx.services, q.lat, q.lng, q.radius_m, before, q.limit, loader.load,
+                                             screen), loader)
 
 
 @endpoint("GET /v1/topics/{topic}/posts",
@@ -100,17 +105,19 @@ async def local(ctx: Ctx) -> dict[str, Any]:
           query=TopicIn, response=PostPage, tags=["feeds"], errors={**_CURSOR, 422: "invalid_topic"},
           description="The topic is normalized exactly as in posts (#话题#, #tag or the bare topic). " + TOPIC_RULES
           + " With lat and lng: only the topic's located posts within radius_m (default 5000) of the point, "
-            "by their public position.")
+            "by their public position. " + _SHUT_OUT)
 async def topic(ctx: Ctx) -> dict[str, Any]:
     q: TopicIn = ctx.query
     key = parse_topic_param(ctx.path["topic"])
     before = ctx.services.cursors.decode_position(q.cursor)
-    loader = PageLoader(ctx.services, ctx.user.id)
+    screen = Screen(ctx.services, ctx.user.id)
+    loader = PageLoader(ctx.services, ctx.user.id, screen)
     if q.lat is not None and q.lng is not None:
         radius = q.radius_m or topicnear.DEFAULT_RADIUS_M
-        near = await topicnear.read_topic_near(ctx.services, key, q.lat, q.lng, radius, before, q.limit, loader.load)
+        near = await topicnear.read_topic_near(ctx.services, key, q.lat, q.lng, radius, before, q.limit, loader.load,
+                                               screen)
         return await _page(ctx, near, loader)
-    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load), loader)
+    return await _page(ctx, await read_topic(ctx.services, key, before, q.limit, loader.load, screen), loader)
 
 
 @endpoint("GET /v1/topics/hot",
@@ -128,11 +135,13 @@ async def hot(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/users/{user_id}/posts",
           summary="A user's posts, newest first", query=PageQuery, response=PostPage, tags=["feeds"],
-          errors=_CURSOR)
+          errors=_CURSOR, description="Empty between two users one of whom blocks the other.")
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
     before = ctx.services.cursors.decode_position(q.cursor)
+    if await walled_off(ctx.services, ctx.user.id, user["_id"], ctx.user.role):
+        return ctx.services.cursors.page([], None)
     source = MongoSource(ctx.services.db, {"author_id": user["_id"], **visibility_filter(ctx.user.id, user["_id"])})
     return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
                                           lambda d: visible_to(d, ctx.user.id)))
@@ -140,12 +149,14 @@ async def of_user(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("GET /v1/stores/{store_id}/posts",
           summary="Posts at a store (check-ins included), newest first", query=PageQuery, response=PostPage,
-          tags=["feeds"], errors=_CURSOR)
+          tags=["feeds"], errors=_CURSOR,
+          description="Without the posts of users you block, mute or are blocked by (as the other feeds).")
 async def of_store(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     store = await load_store(ctx.services, parse_id(ctx.path["store_id"], "store"))
     before = ctx.services.cursors.decode_position(q.cursor)
     source = MongoSource(ctx.services.db, {"store_id": store["_id"], **visibility_filter(ctx.user.id)})
     return await _page(ctx, await collect(ctx.services.db, [source], before, q.limit,
-                                          lambda d: visible_to(d, ctx.user.id)))
+                                          lambda d: visible_to(d, ctx.user.id),
+                                          screen=Screen(ctx.services, ctx.user.id)))
 

@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from feed import comments, likes
+from feed.blocks import open_post
 from feed.hydrate import hydrate_post, post_created
-from feed.posts import create_post, delete_post, get_visible_post, load_store
+from feed.posts import create_post, delete_post, load_store
 from feed.text import TOPIC_RULES
 from solomo.api.models import (
     MEDIA_IDS_DESCRIPTION,
@@ -105,9 +106,10 @@ async def publish(ctx: Ctx) -> dict[str, Any]:
           summary="A post", response=PostOut, tags=["posts"], errors={404: "not_found"},
           description="Published posts for everyone; pending_review and hidden ones for their author too; "
                       "moderators open any post that its author has not deleted, and those its author deleted "
-                      "while they were under review, hidden or reported (status deleted).")
+                      "while they were under review, hidden or reported (status deleted). 404 between two users "
+                      "one of whom blocks the other.")
 async def get_one(ctx: Ctx) -> dict[str, Any]:
-    doc = await get_visible_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
+    doc = await open_post(ctx.services, parse_id(ctx.path["post_id"], "post"), ctx.user.id, ctx.user.role)
     return await hydrate_post(ctx.services, doc, ctx.user.id)
 
 
@@ -118,7 +120,8 @@ async def delete(ctx: Ctx) -> None:
 
 
 @endpoint("POST /v1/posts/{post_id}/like",
-          summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like")
+          summary="Like a post (idempotent)", response=LikeOut, tags=["posts"], rate="like",
+          errors={403: "blocked (the author blocks you, or you block the author)"})
 async def like(ctx: Ctx) -> dict[str, Any]:
     return await likes.like(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"))
 
@@ -132,7 +135,8 @@ async def unlike(ctx: Ctx) -> dict[str, Any]:
 @endpoint("POST /v1/posts/{post_id}/comments",
           summary="Comment on a post", body=CommentIn, response=CommentOut, status=201, tags=["posts"], rate="comment",
           idempotent=True,
-          errors={422: "invalid, invalid_reply_to, content_rejected"})
+          errors={403: "blocked (you and the post's or the replied comment's author: one blocks the other)",
+                  422: "invalid, invalid_reply_to, content_rejected"})
 async def comment(ctx: Ctx) -> dict[str, Any]:
     body: CommentIn = ctx.body
     doc = await comments.create_comment(ctx.services, ctx.user, parse_id(ctx.path["post_id"], "post"),
@@ -145,7 +149,8 @@ async def comment(ctx: Ctx) -> dict[str, Any]:
           errors={400: "invalid_cursor", 404: "not_found"},
           description="Published comments, plus your own comments held for review (status pending_review). "
                       "Moderators see every comment but deleted ones (pending_review and removed included), "
-                      "on any post its author has not deleted.")
+                      "on any post its author has not deleted. 404 when you and the post's author: one blocks the "
+                      "other.")
 async def list_comments(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     after = ctx.services.cursors.decode_position(q.cursor)

@@ -360,3 +360,10 @@ def local_trend_near(areas: Iterable[str]) -> str:
     same areas share it. Named by a digest of the area names (client input: it expires)."""
     digest = hashlib.sha1("|".join(sorted(areas)).encode()).hexdigest()[:20]
     return f"lt:near:{digest}"
+# --- blocks and mutes (feed/blocks.py) -----------------------------------------------------------
+
+
+def shut_out_key(user_id: Id) -> str:
+    """``shut:{b<n>}:<user id>``: the authors a viewer must not see in feeds (blocked either way or
+    muted), a set of id hexes with a state member (see :mod:`feed.blocks`), in the reader's slot."""
+    return f"shut:{bucket_tag(bucket_of(user_id))}:{user_id}"

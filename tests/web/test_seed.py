@@ -107,6 +107,7 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert await db.comments.count_documents({"reply_to": {"$ne": None}}) >= 1
     assert await db.offers.count_documents({}) == 2
     assert await db.reports.count_documents({}) >= 1
+    assert await db.blocks.count_documents({}) == 1 and await db.mutes.count_documents({}) == 1
 
     # a second run, and any database that has users, is left alone
     before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}

@@ -9,6 +9,7 @@ import { LiveSocket } from "./realtime.js";
 import { session } from "./session.js";
 import { authView } from "./views/auth.js";
 import { homeFeedOnScreen, homeView, localView } from "./views/feeds.js";
+import { shutOutListView } from "./views/blocking.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { merchantHome } from "./views/merchant.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
@@ -45,6 +46,7 @@ const ROUTES = [
   [/^#\/offer\/([^/]+)$/, (root, m) => offerPage(root, decodeURIComponent(m[1]))],
   [/^#\/search$/, (root) => searchView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
+  [/^#\/me\/(blocks|mutes)$/, (root, m) => shutOutListView(root, m[1])],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],

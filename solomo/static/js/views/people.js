@@ -5,6 +5,7 @@ import { api, enc } from "../api.js";
 import { h, onLeave } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
+import { shutOutButtons, shutOutLinks } from "./blocking.js";
 import { locationLabel, openLocationPicker } from "./location.js";
 import { postList } from "./posts.js";
 import { pushSwitch } from "./push.js";
@@ -35,6 +36,7 @@ export async function userView(root, userId) {
   const self = session.user && session.user.id === user.id;
   const extra = [];
   if (!self) extra.push(followButton("user", user.id));
+  if (!self && user.role !== "moderator") extra.push(shutOutButtons(user));
   if (session.role === "moderator" && !self) {
     extra.push(h("a.button.small", { href: `#/mod/users/${enc(user.id)}` }, t("user.suspend")));
   }
@@ -88,6 +90,7 @@ export async function meView(root, { onLanguage, onLogout }) {
         h("button.link", { type: "button", onclick: openLocationPicker }, loc)),
       pushSwitch(),
       h("a.button", { href: `#/user/${enc(user.id)}` }, t("user.posts")),
+      shutOutLinks(),
       h("button.danger.logout", { type: "button", onclick: onLogout }, t("auth.logout"))));
   root.append(wrap);
   onLeave(off);
