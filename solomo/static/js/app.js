@@ -11,6 +11,7 @@ import { authView } from "./views/auth.js";
 import { homeFeedOnScreen, homeView, hotTopicsView, localView, topicView } from "./views/feeds.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { merchantHome } from "./views/merchant.js";
+import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
 import { offerPopup, walletView } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
@@ -37,6 +38,7 @@ const ROUTES = [
   [/^#\/user\/([^/]+)\/(followers|following)$/, (root, m) => peopleListView(root, decodeURIComponent(m[1]), m[2])],
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
+  [/^#\/notifications$/, (root) => inboxView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
@@ -58,7 +60,7 @@ function header() {
     h("span.loc-text", {}, locationLabel()));
   const langBtn = h("button.lang-switch", { type: "button", onclick: switchLanguage }, t("lang.switch"));
   return h("header.topbar", {}, h("a.logo", { href: "#/" }, t("app.name")), live,
-    session.user && session.role !== "moderator" ? loc : null, langBtn);
+    session.user && session.role !== "moderator" ? loc : null, session.user ? bell() : null, langBtn);
 }
 
 function nav(current) {
@@ -73,6 +75,7 @@ function nav(current) {
 }
 
 function updateSocketStatus(state) {
+  if (state === "open" && document.body.dataset.socket !== "open") refreshUnread(); // missed while away
   document.body.dataset.socket = state;
   const dot = document.querySelector(".live-dot");
   if (dot) {
@@ -149,8 +152,6 @@ function forceSignOut(words) {
 
 // The event types and their fields are documented in docs/design.md ("Real-time events"); the
 // catalogue in solomo/core/eventtypes.py defines them; only those fields are read here.
-const NOTIFICATION_KINDS = ["like", "comment", "mention", "follow"];
-
 async function onEvent(frame) {
   const data = frame.data || {};
   switch (frame.type) {
@@ -179,18 +180,12 @@ async function onEvent(frame) {
         el.remove();
       }
       break;
-    case "notification": {
-      // every kind carries `user` (who acted); like, comment and mention carry `post_id`, follow does not
-      const known = NOTIFICATION_KINDS.includes(data.kind);
-      const el = toast(known ? t(`notif.${data.kind}`, { user: data.user.display_name }) : t("notif.other"),
-        "notification", 5000);
-      if (known && data.kind !== "follow") {
-        el.addEventListener("click", () => { location.hash = `#/post/${data.post_id}`; });
-      }
+    case "notification":
+      onNotification(data); // the Notification plus the unread total: bell, toast, open inbox
       break;
-    }
     case "offer":
       if (session.role === "user" || session.role === "merchant") offerPopup(data);
+      refreshUnread(); // a delivered offer is also in the inbox
       break;
     default:
       break;
