@@ -210,6 +210,17 @@ async def record_offers(services: Services, offer: dict[str, Any], user_ids: Ite
     return written
 
 
+async def forget_actor(services: Services, recipient_id: ObjectId, actor_id: ObjectId) -> None:
+    """The recipient blocked or muted the actor: what the actor did leaves the recipient's inbox —
+    entries of theirs alone are deleted, groups lose them (and count one fewer) — so lists and
+    unread counts agree with the silence from now on. For ``feed.blocking`` to call after a block
+    or mute commits; idempotent (a second call finds nothing)."""
+    coll = services.db.notifications
+    await coll.delete_many({"recipient_id": recipient_id, "actor_ids": actor_id, "actor_count": {"$lte": 1}})
+    await coll.update_many({"recipient_id": recipient_id, "actor_ids": actor_id},
+                           {"$pull": {"actor_ids": actor_id}, "$inc": {"actor_count": -1}})
+
+
 async def _trim(services: Services, recipient_id: ObjectId) -> None:
     """Drops the recipient's entries beyond the newest :data:`INBOX_CAP` (a covered index scan)."""
     coll = services.db.notifications

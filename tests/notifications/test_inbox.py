@@ -95,6 +95,23 @@ async def test_nobody_hears_of_their_own_actions_nor_of_users_they_block_or_mute
     assert [(n["kind"], n["actors"][0]["id"]) for n in await inbox(client, author)] == [("like", fan.id)]
 
 
+async def test_blocking_or_muting_later_takes_their_past_actions_out_of_the_inbox(client, services):
+    author, pest, fan = [await register(client) for _ in range(3)]
+    p = await post(client, author, "before the block")
+    other = await post(client, author, "theirs alone")
+    await like(client, fan, p["id"])
+    await like(client, pest, p["id"])
+    await like(client, pest, other["id"])
+    await follow(client, pest, author)
+    assert (await unread(client, author))["total"] == 4
+    for _ in range(2):  # idempotent
+        await recorder.forget_actor(services, ObjectId(author.id), ObjectId(pest.id))
+    got = await inbox(client, author)
+    assert [(n["post"]["id"], n["actor_count"], [a["id"] for a in n["actors"]]) for n in got] == [
+        (p["id"], 1, [fan.id])]
+    assert (await unread(client, author))["total"] == 1
+
+
 async def test_comment_reply_and_mention_each_reach_their_user_once(client, services):
     author, fan, replier, named = [await register(client) for _ in range(4)]
     p = await post(client, author, "discuss")

@@ -34,6 +34,7 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/moderation/comments/{comment_id}"): {"action": "approve", "reason": "checked"},
         ("POST", "/v1/moderation/offers/{offer_id}"): {"action": "approve", "reason": "checked"},
         ("PUT", "/v1/moderation/words"): {"block": [], "review": [], "reason": "checked"},
+        ("POST", "/v1/notifications/read"): {},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"
