@@ -8,10 +8,12 @@ from typing import Any
 
 from bson import ObjectId
 
+from feed.fanout import fanout_post
 from notifications import recorder
 from offers.targeting import send_offer
+from solomo.core import tasknames
 from solomo.core.timeutil import ms_of
-from tests.feed.helpers import events, follow, post
+from tests.feed.helpers import HeldTasks, events, follow, post
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws, recv_type
 from tests.support import Account, register, wait_until
@@ -131,6 +133,24 @@ async def test_comment_reply_and_mention_each_reach_their_user_once(client, serv
     again = await comment(client, fan, p["id"], "answer", reply_to=mine["id"])
     assert [(n["kind"], n["comment"]["id"]) for n in (await inbox(client, author))[:1]] == [("reply", again["id"])]
     assert len(await inbox(client, author)) == 3
+
+
+async def test_a_posts_mentions_are_recorded_once_by_its_fan_out(client, services, monkeypatch):
+    held = HeldTasks.install(services, monkeypatch)
+    author, named, blocker = [await register(client) for _ in range(3)]
+    now = datetime.now(UTC)
+    await services.db.blocks.insert_one({"_id": ObjectId(), "blocker_id": ObjectId(blocker.id),
+                                         "blocked_id": ObjectId(author.id), "created_at": now,
+                                         "created_ms": ms_of(now)})
+    p = await post(client, author, f"hi @{named.username} @{blocker.username} @{author.username}")
+    assert held.take(tasknames.FANOUT_POST) == p["id"]
+    for _ in range(2):  # the task, then a redelivery
+        await fanout_post(services, ObjectId(p["id"]))
+    got = await inbox(client, named)
+    assert [(n["kind"], n["post"]["id"], n["comment"], [a["id"] for a in n["actors"]]) for n in got] == [
+        ("mention", p["id"], None, [author.id])]
+    assert len(await events(services, named, "notification")) == 1
+    assert await inbox(client, blocker) == [] and await inbox(client, author) == []
 
 
 async def test_follow_unfollow_follow_is_one_notification(client, services):
