@@ -39,8 +39,10 @@ async def render_entries(services: Services, viewer_id: ObjectId,
     post_ids = list({e["post_id"] for e in entries if e.get("post_id")})
     comment_ids = list({e["comment_id"] for e in entries if e.get("comment_id")})
     offer_ids = list({e["offer_id"] for e in entries if e.get("offer_id")})
+    # a deleted account leaves the actors shown (its likes and posts are gone too; it still counts)
     actors = {u["_id"]: user_summary(u) async for u in services.db.users.find(
-        {"_id": {"$in": actor_ids}}, {"username": 1, "display_name": 1})} if actor_ids else {}
+        {"_id": {"$in": actor_ids}, "status": {"$ne": "deleted"}}, {"username": 1, "display_name": 1})
+              } if actor_ids else {}
     posts = await _posts(services, viewer_id, post_ids)
     comments: dict[str, dict[str, Any]] = {}
     if comment_ids:

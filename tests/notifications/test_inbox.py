@@ -114,6 +114,16 @@ async def test_blocking_or_muting_later_takes_their_past_actions_out_of_the_inbo
     assert (await unread(client, author))["total"] == 1
 
 
+async def test_a_deleted_account_is_no_longer_shown_as_an_actor(client, services):
+    author, gone, fan = [await register(client) for _ in range(3)]
+    p = await post(client, author, "who was it")
+    await like(client, gone, p["id"])
+    await like(client, fan, p["id"])
+    await services.accounts.delete_user(ObjectId(gone.id))  # what the CLI (and DELETE /v1/me) do
+    [group] = await inbox(client, author)
+    assert [a["id"] for a in group["actors"]] == [fan.id]
+
+
 async def test_comment_reply_and_mention_each_reach_their_user_once(client, services):
     author, fan, replier, named = [await register(client) for _ in range(4)]
     p = await post(client, author, "discuss")

@@ -49,7 +49,7 @@ export async function refreshUnread() {
 
 function who(n) {
   const first = n.actors[0];
-  return first ? first.display_name || first.username : "";
+  return first ? first.display_name || first.username : t("inbox.someone");
 }
 
 // "小明 liked your post" / "小明 and 3 others liked your post".
