@@ -9,6 +9,7 @@
   kind and subject, so concurrent first likes of a post make one group.
 * ``seen_actor``: ``(recipient_id, kind, subject, actor_ids)``: "was this actor already counted
   for this subject", the dedupe of like/unlike/like and follow/unfollow/follow.
+* ``by_actor``: ``actor_ids`` (multikey, at most 200 per entry): an erased account leaves every inbox.
 * ``expires``: TTL on ``expires_at`` (the retention).
 """
 
@@ -26,6 +27,7 @@ INDEXES: dict[str, list[IndexModel]] = {
                    unique=True, partialFilterExpression={"open": True}),
         IndexModel([("recipient_id", ASCENDING), ("kind", ASCENDING), ("subject", ASCENDING),
                     ("actor_ids", ASCENDING)], name="seen_actor"),
+        IndexModel([("actor_ids", ASCENDING)], name="by_actor"),
         IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
     ],
 }

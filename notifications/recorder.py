@@ -215,9 +215,21 @@ async def forget_actor(services: Services, recipient_id: ObjectId, actor_id: Obj
     entries of theirs alone are deleted, groups lose them (and count one fewer) — so lists and
     unread counts agree with the silence from now on. For ``feed.blocking`` to call after a block
     or mute commits; idempotent (a second call finds nothing)."""
+    await _drop_actor(services, {"recipient_id": recipient_id}, actor_id)
+
+
+async def erase_user(services: Services, user_id: ObjectId) -> None:
+    """Account erasure (``DELETE /v1/me``): the user's own inbox goes, and they leave everyone
+    else's (entries of theirs alone are deleted, groups lose them). Idempotent: a step of the
+    erasure list, which may run again after an interruption."""
+    await services.db.notifications.delete_many({"recipient_id": user_id})
+    await _drop_actor(services, {}, user_id)
+
+
+async def _drop_actor(services: Services, scope: dict[str, Any], actor_id: ObjectId) -> None:
     coll = services.db.notifications
-    await coll.delete_many({"recipient_id": recipient_id, "actor_ids": actor_id, "actor_count": {"$lte": 1}})
-    await coll.update_many({"recipient_id": recipient_id, "actor_ids": actor_id},
+    await coll.delete_many({**scope, "actor_ids": actor_id, "actor_count": {"$lte": 1}})
+    await coll.update_many({**scope, "actor_ids": actor_id},
                            {"$pull": {"actor_ids": actor_id}, "$inc": {"actor_count": -1}})
 
 

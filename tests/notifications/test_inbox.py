@@ -114,14 +114,21 @@ async def test_blocking_or_muting_later_takes_their_past_actions_out_of_the_inbo
     assert (await unread(client, author))["total"] == 1
 
 
-async def test_a_deleted_account_is_no_longer_shown_as_an_actor(client, services):
+async def test_a_deleted_account_leaves_the_inboxes(client, services):
     author, gone, fan = [await register(client) for _ in range(3)]
     p = await post(client, author, "who was it")
     await like(client, gone, p["id"])
     await like(client, fan, p["id"])
-    await services.accounts.delete_user(ObjectId(gone.id))  # what the CLI (and DELETE /v1/me) do
+    await follow(client, author, gone)
+    await services.accounts.delete_user(ObjectId(gone.id))  # the tombstone: no longer shown at once
     [group] = await inbox(client, author)
-    assert [a["id"] for a in group["actors"]] == [fan.id]
+    assert ([a["id"] for a in group["actors"]], group["actor_count"]) == ([fan.id], 2)
+    for _ in range(2):  # then the erasure step (idempotent): their inbox goes, they leave others'
+        await recorder.erase_user(services, ObjectId(gone.id))
+    [group] = await inbox(client, author)
+    assert ([a["id"] for a in group["actors"]], group["actor_count"]) == ([fan.id], 1)
+    assert await services.db.notifications.count_documents(
+        {"$or": [{"recipient_id": ObjectId(gone.id)}, {"actor_ids": ObjectId(gone.id)}]}) == 0
 
 
 async def test_comment_reply_and_mention_each_reach_their_user_once(client, services):
