@@ -1,7 +1,7 @@
 // The notifications inbox: the bell in the header with the unread total (set by every
-// `notification` event, whose `total` is the server's count, and read again from
-// GET /v1/notifications/unread when the socket (re)opens or an offer arrives), and the inbox page:
-// entries newest first, likes and reposts of one post grouped ("小明 and 3 others liked your
+// `notification` event, whose `total` is the server's count, and asked of
+// GET /v1/notifications/unread again when the socket (re)opens or an offer arrives), and the inbox
+// page: entries newest first, likes and reposts of one post grouped ("小明 and 3 others liked your
 // post"), tap → the post (the follower, the store), mark all read. Event fields: docs/design.md.
 
 import { api, enc } from "../api.js";
