@@ -24,9 +24,10 @@ from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation import audit
 from moderation.screen import screen_text
+from notifications import recorder
 from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
-from solomo.core.eventtypes import CommentNotification, MentionNotification, UserSummary, notify
+from solomo.core.eventtypes import NotificationKind
 from solomo.core.ids import maybe_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
@@ -97,22 +98,20 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
 
 async def _notify(services: Services, user: Principal, post: dict[str, Any], doc: dict[str, Any],
                   parent: dict[str, Any] | None) -> None:
-    who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
-    post_id, comment_id = str(post["_id"]), str(doc["_id"])
+    """Each user hears of a comment once, the most specific way: the replied-to comment's author as
+    ``reply``, then the post's author as ``comment``, then the users it mentions as ``mention``."""
+    post_id, comment_id = post["_id"], doc["_id"]
     told = {user.id}
-    if post["author_id"] not in told:
-        await notify(services, post["author_id"], CommentNotification(post_id=post_id, comment_id=comment_id, user=who))
-        told.add(post["author_id"])
-    if parent is not None and parent["author_id"] not in told:
-        await notify(services, parent["author_id"], CommentNotification(
-            reply=True, post_id=post_id, comment_id=comment_id, user=who))
-        told.add(parent["author_id"])
+    audience: list[tuple[ObjectId, NotificationKind]] = []
+    if parent is not None:
+        audience.append((parent["author_id"], "reply"))
+    audience.append((post["author_id"], "comment"))
     names = extract_mentions(doc["text"])[:MAX_MENTIONS]
-    for mentioned in await services.accounts.by_usernames(names) if names else []:
-        if mentioned["_id"] not in told:
-            await notify(services, mentioned["_id"], MentionNotification(
-                post_id=post_id, comment_id=comment_id, user=who))
-            told.add(mentioned["_id"])
+    audience += [(m["_id"], "mention") for m in (await services.accounts.by_usernames(names) if names else [])]
+    for recipient, kind in audience:
+        if recipient not in told:
+            told.add(recipient)
+            await recorder.record(services, kind, recipient, user.id, post_id=post_id, comment_id=comment_id)
 
 
 async def notify_published(services: Services, doc: dict[str, Any]) -> None:

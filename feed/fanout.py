@@ -35,18 +35,11 @@ from feed.follows import TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
+from notifications import recorder
 from search import topics as search_topics
-from solomo.accounts import user_summary
 from solomo.core import tasknames
-from solomo.core.eventtypes import (
-    FeedNew,
-    MentionNotification,
-    PostDeleted,
-    UserSummary,
-    publish_each_event,
-    publish_event,
-)
-from solomo.core.keys import feed_new_sent, home_key, mentions_sent, topic_key
+from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
+from solomo.core.keys import feed_new_sent, home_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -58,9 +51,6 @@ FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 TOPIC_CAP = 1000
-MENTIONS_ONCE_TTL_S = 7 * 86400
-"""How long a post's mention dedupe set outlives its last write: far longer than the sweep needs
-to re-run a fan-out that crashed between sending and marking."""
 SYNC_ROUNDS = 3
 """Rounds of one task before it leaves a post whose status keeps changing to the sweep."""
 
@@ -230,22 +220,15 @@ async def _finish(services: Services, post: dict[str, Any]) -> bool:
 
 
 async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
-    """Once per post, when it is first published. Sent first, marked after: a crash in between
-    makes the re-run send again, and the per-post dedupe set in Redis (written in the same script
-    as each event) skips whoever was already told, so nobody is told twice and nobody is lost.
-    A Redis failure raises: the task fails before marking anything, and the sweep re-sends the post."""
+    """Once per post, when it is first published. Recorded first, marked after: a crash in between
+    makes the re-run record again, and the inbox counts each (post, mentioned user) once and
+    announces an entry until its event is out (:mod:`notifications.recorder`), so nobody is told
+    twice and nobody is lost. A failure raises (``strict``): the task fails before marking anything,
+    and the sweep re-sends the post."""
     if post.get("mentions_notified"):
         return
-    mentioned = [m for m in post.get("mention_ids", []) if m != post["author_id"]]
-    if not mentioned:
-        return
-    author = await services.db.users.find_one({"_id": post["author_id"]}, {"username": 1, "display_name": 1})
-    if author is None:  # not expected: accounts are marked deleted, never removed
-        return
-    event = MentionNotification(post_id=str(post["_id"]), user=UserSummary(**user_summary(author)))
-    await publish_each_event(services, [(str(uid), event) for uid in mentioned],
-                             once_key=lambda bucket: mentions_sent(post["_id"], bucket),
-                             once_ttl_s=MENTIONS_ONCE_TTL_S)
+    for uid in post.get("mention_ids", []):
+        await recorder.record(services, "mention", uid, post["author_id"], post_id=post["_id"], strict=True)
     await _mark_mentions_notified(services, post["_id"])
 
 

@@ -19,10 +19,9 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, home
+from notifications import recorder
 from offers.arrival import forget_judged
-from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound
-from solomo.core.eventtypes import FollowNotification, UserSummary, notify
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
@@ -82,10 +81,8 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
     await home.backfill_followed(services, follower_id, target_type, target_id)
     if target_type == "store":  # the store's live offers may now be for this user: judge them again
         await forget_judged(services, follower_id)
-    if target_type == "user":
-        follower = await services.db.users.find_one({"_id": follower_id}, {"username": 1, "display_name": 1})
-        if follower is not None:
-            await notify(services, target_id, FollowNotification(user=UserSummary(**user_summary(follower))))
+    if target_type == "user":  # follow, unfollow, follow again: still one notification
+        await recorder.record(services, "follow", target_id, follower_id)
     return True
 
 

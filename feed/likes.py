@@ -3,7 +3,8 @@ document is inserted or deleted, and only when it really was, so counts never dr
 
 After the commit, a real change updates the caches that feeds read: the post's cached view is
 invalidated (its count moved) and the liker's likes set gets the post added or removed
-(:mod:`feed.postcache`, :mod:`feed.likedset`)."""
+(:mod:`feed.postcache`, :mod:`feed.likedset`), and the post's author hears of it
+(:mod:`notifications.recorder`: their own likes and repeats are not news)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, likedset, postcache
 from feed.posts import get_visible_post
+from notifications import recorder
 from solomo.accounts import Principal
-from solomo.core.eventtypes import LikeNotification, UserSummary, notify
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -48,9 +49,8 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
         created = False
     if created:
         await _changed(services, user, post_id, liked=True)
-    if created and post["author_id"] != user.id:
-        who = UserSummary(id=user.sid, username=user.username, display_name=user.display_name)
-        await notify(services, post["author_id"], LikeNotification(post_id=str(post_id), user=who))
+    if created:  # a like after an unlike is a new document, but the inbox counts each liker once
+        await recorder.record(services, "like", post["author_id"], user.id, post_id=post_id)
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 

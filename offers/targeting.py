@@ -33,6 +33,7 @@ import orjson
 from bson import ObjectId
 
 from geo.positions import users_within
+from notifications import recorder
 from offers import live
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
 from push.subscriptions import subscribed_users
@@ -97,6 +98,8 @@ async def send_offer(services: Services, offer: dict[str, Any], store: dict[str,
         sent = await services.events.publish_shared(
             OfferEvent.event_type, shared, parts, once_key=lambda bucket: offer_delivered(offer_id, bucket),
             once_ttl_s=delivered_ttl_s(offer))
+    if sent:
+        await _to_inboxes(services, offer, [uid for uid, _ in sent])
     update: dict[str, Any] = {}
     if sent:
         update["$max"] = {"pushed": await delivered_count(services, offer_id)}
@@ -105,6 +108,16 @@ async def send_offer(services: Services, offer: dict[str, Any], store: dict[str,
     if update:
         await services.db.offers.update_one({"_id": offer["_id"]}, update)
     return len(sent)
+
+
+async def _to_inboxes(services: Services, offer: dict[str, Any], user_ids: list[str]) -> None:
+    """The users just reached keep the offer in their notifications inbox. After the delivery and
+    best effort: the ``offer`` event is out (and its dedupe set would skip these users on a retry),
+    so a failure here is logged, not raised."""
+    try:
+        await recorder.record_offers(services, offer, user_ids)
+    except Exception as exc:
+        log.warning("offer %s: inbox entries for %d users not written: %s", offer["_id"], len(user_ids), exc)
 
 
 async def delivered_count(services: Services, offer_id: str) -> int:

@@ -21,6 +21,7 @@ INDEX_MODULES = [
     "push.subscriptions",
     "search.indexes",
     "media.indexes",
+    "notifications.indexes",
 ]
 
 

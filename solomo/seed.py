@@ -216,6 +216,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["posts"] += await _elsewhere(api, city)
     counts["stores"] += await _search_demo(api, city)
     counts["blocks/mutes"] = await _shut_out(services, api, city)
+    counts["notifications"] = await _inbox(services, api, rng, posts, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -364,6 +365,26 @@ async def _shut_out(services: Services, api: _Api, city: _City) -> int:
             await api.call("POST", f"/v1/users/{other.id}/block", me)
             return 2
     return 1
+MENTION_LINES = ["@{name} 你也来看看！", "@{name} 下次一起去？", "@{name} look at this!"]
+INBOX_READ_AFTER = 4
+"""Each demo user has read all but their newest few notifications: the inbox shows both states."""
+
+
+async def _inbox(services: Services, api: _Api, rng: random.Random, posts: list[dict[str, Any]],
+                 city: _City) -> int:
+    """Notifications arise from the seeded likes, comments, replies and follows (each went through
+    the recorder); here a few comments mention friends, and everyone has read their older ones.
+    Returns how many inbox entries the city holds."""
+    for user in city.users:
+        friend = rng.choice([u for u in city.users if u is not user])
+        target = rng.choice([p for p in posts if p["author"]["id"] != user.id])
+        await api.call("POST", f"/v1/posts/{target['id']}/comments", friend,
+                       {"text": rng.choice(MENTION_LINES).format(name=user.username)})
+    for person in city.users + city.merchants:
+        page = await api.call("GET", f"/v1/notifications?limit={INBOX_READ_AFTER + 1}", person)
+        if len(page["items"]) > INBOX_READ_AFTER:
+            await api.call("POST", "/v1/notifications/read", person, {"up_to": page["items"][-1]["id"]})
+    return await services.db.notifications.count_documents({})
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

@@ -16,6 +16,7 @@ ROUTE_MODULES = [
     "solomo.api.search",
     "solomo.api.media",
     "solomo.api.blocking",
+    "solomo.api.notifications",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

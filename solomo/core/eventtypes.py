@@ -2,15 +2,14 @@
 
 Every event a user receives on ``/v1/ws`` (frame ``{"id", "type", "data"}``) is one of the
 :data:`EVENTS` below: the class names the ``type`` (``event_type``) and its fields are the
-``data``. Models forbid unknown fields, so a misspelt field fails where the event is built; a
-field marked "omitted when absent" is left out of ``data`` rather than sent as ``null``.
+``data``. Models forbid unknown fields, so a misspelt field fails where the event is built.
 ``docs/design.md`` ("Real-time events") documents each type — who emits it, who receives it,
 when — and ``tests/realtime/test_event_catalogue.py`` keeps that table and this module in step.
 
-:func:`publish_event` and :func:`notify` are best effort: they run after the write they report
-is committed, and a failure is logged, never raised (MongoDB is the record; the event history is
-a convenience). :func:`publish_each_event` (offers, with a dedupe set) raises, so that its task
-is retried.
+:func:`publish_event` is best effort: it runs after the write it reports is committed, and a
+failure is logged, never raised (MongoDB is the record; the event history is a convenience).
+:func:`publish_each_event` (with a dedupe set) raises, so that its task is retried. Notifications
+are published by :func:`notifications.record.announce` only (the inbox entry is their record).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from bson import ObjectId
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from solomo.core.events import OnceKey
@@ -58,10 +57,6 @@ class Event(Payload):
         return self.model_dump(mode="json")
 
 
-def _absent(value: Any) -> bool:
-    return value is None
-
-
 class FeedNew(Event):
     """A post arrived in the reader's home feed."""
 
@@ -76,41 +71,27 @@ class PostDeleted(Event):
     post_id: str
 
 
-class LikeNotification(Event):
+NOTIFICATION_KINDS = ("like", "comment", "reply", "mention", "repost", "follow", "offer")
+"""The kinds of the inbox (contract: Notifications), in the order the unread counts list them."""
+
+NotificationKind = Literal["like", "comment", "reply", "mention", "repost", "follow", "offer"]
+
+
+class NotificationEvent(Event):
+    """An inbox entry was created or gained an actor (:mod:`notifications.record`): the contract's
+    Notification as the receiver sees it, plus the receiver's new unread ``total``."""
+
     event_type: ClassVar[str] = "notification"
-    kind: Literal["like"] = "like"
-    post_id: str
-    user: UserSummary
-
-
-class CommentNotification(Event):
-    event_type: ClassVar[str] = "notification"
-    kind: Literal["comment"] = "comment"
-    reply: Literal[True] | None = Field(default=None, exclude_if=_absent)
-    """True when the comment replies to the receiver's comment; omitted when absent."""
-    post_id: str
-    comment_id: str
-    user: UserSummary
-
-
-class MentionNotification(Event):
-    event_type: ClassVar[str] = "notification"
-    kind: Literal["mention"] = "mention"
-    post_id: str
-    comment_id: str | None = Field(default=None, exclude_if=_absent)
-    """The comment that mentions the receiver; omitted for a mention in the post itself."""
-    user: UserSummary
-
-
-class FollowNotification(Event):
-    event_type: ClassVar[str] = "notification"
-    kind: Literal["follow"] = "follow"
-    user: UserSummary
-
-
-Notification = LikeNotification | CommentNotification | MentionNotification | FollowNotification
-NOTIFICATIONS: tuple[type[Event], ...] = (LikeNotification, CommentNotification, MentionNotification,
-                                          FollowNotification)
+    id: str
+    kind: NotificationKind
+    actors: list[UserSummary]
+    actor_count: int
+    post: dict[str, Any] | None
+    comment: dict[str, Any] | None
+    offer: dict[str, Any] | None
+    read: bool
+    updated_at: str
+    total: int
 
 
 class OfferEvent(Event):
@@ -130,8 +111,8 @@ class OfferEvent(Event):
     distance_m: float
 
 
-EVENTS: tuple[type[Event], ...] = (FeedNew, PostDeleted, *NOTIFICATIONS, OfferEvent)
-"""Every event payload model; several share a ``type`` (``notification``, told apart by ``kind``)."""
+EVENTS: tuple[type[Event], ...] = (FeedNew, PostDeleted, NotificationEvent, OfferEvent)
+"""Every event payload model."""
 
 
 def event_types() -> list[str]:
@@ -148,11 +129,6 @@ async def publish_event(services: Services, user_ids: Iterable[ObjectId | str], 
         await services.events.publish(users, event.event_type, event.data())
     except Exception as exc:  # events are best effort; the write they describe is already durable
         log.warning("could not publish %s to %d users: %s", event.event_type, len(users), exc)
-
-
-async def notify(services: Services, user_id: ObjectId | str, notification: Notification) -> None:
-    """One ``notification`` event to one user; best effort."""
-    await publish_event(services, [user_id], notification)
 
 
 async def publish_each_event(services: Services, items: Sequence[tuple[str, Event]], *,

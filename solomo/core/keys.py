@@ -192,12 +192,6 @@ def event_history(user_id: Id) -> str:
     return f"events:{bucket_tag(bucket_of(user_id))}:{user_id}"
 
 
-def mentions_sent(post_id: Id, bucket: int) -> str:
-    """The users of one bucket already notified of their mention in a post (the dedupe set of
-    ``publish_each_event``, with a TTL), so a re-run of its fan-out tells nobody twice."""
-    return f"post:{bucket_tag(bucket)}:{post_id}:mentioned"
-
-
 # --- rate limits and moderation ------------------------------------------------------------------
 
 RATE_LIMIT_PREFIX = "rl"

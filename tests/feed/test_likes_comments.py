@@ -20,7 +20,7 @@ async def test_likes_idempotent_and_notify_once(client, services):
     assert got.json()["liked_by_me"] is True and got.json()["like_count"] == 1
     assert (await client.get(f"/v1/posts/{p['id']}", headers=author.headers)).json()["liked_by_me"] is False
     likes = [e for e in await events(services, author, "notification") if e["data"]["kind"] == "like"]
-    assert len(likes) == 1 and likes[0]["data"]["post_id"] == p["id"]
+    assert len(likes) == 1 and likes[0]["data"]["post"]["id"] == p["id"]
     for _ in range(2):
         resp = await client.delete(f"/v1/posts/{p['id']}/like", headers=fan.headers)
         assert resp.status_code == 200 and resp.json() == {"like_count": 0, "liked_by_me": False}
@@ -73,8 +73,8 @@ async def test_comments_replies_and_counts(client, services):
     assert (await client.get(f"/v1/posts/{p['id']}", headers=author.headers)).json()["comment_count"] == 3
     kinds = [e["data"]["kind"] for e in await events(services, author, "notification")]
     assert kinds.count("comment") == 3
-    replied = [e["data"] for e in await events(services, fan, "notification") if e["data"].get("reply")]
-    assert [r["comment_id"] for r in replied] == [reply["id"]]
+    replied = [e["data"] for e in await events(services, fan, "notification") if e["data"]["kind"] == "reply"]
+    assert [r["comment"]["id"] for r in replied] == [reply["id"]]
 
 
 async def test_bad_comments_write_nothing(client, services):

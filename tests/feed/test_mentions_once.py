@@ -1,6 +1,6 @@
 """Mention notifications of a post: sent before the post is marked ``mentions_notified`` (a crash
 in between re-sends instead of losing them) and deduplicated per post and user (a re-run sends
-no second one)."""
+no second one): the inbox entry is written first and announced until its event is out."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ async def _mentioning_post(client, services, monkeypatch) -> tuple[list[Account]
 
 async def _mentions(services, account: Account, post_id: str) -> int:
     return sum(1 for e in await events(services, account, "notification")
-               if e["data"]["kind"] == "mention" and e["data"]["post_id"] == post_id)
+               if e["data"]["kind"] == "mention" and e["data"]["post"]["id"] == post_id)
 
 
 async def test_crash_before_sending_sends_them_on_the_rerun(client, services, monkeypatch):

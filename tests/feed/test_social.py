@@ -34,7 +34,7 @@ async def test_follow_notifies_once(client, services):
     await follow(client, a, b)
     await follow(client, a, b)
     got = [e for e in await events(services, b, "notification") if e["data"]["kind"] == "follow"]
-    assert len(got) == 1 and got[0]["data"]["user"]["id"] == a.id
+    assert len(got) == 1 and [u["id"] for u in got[0]["data"]["actors"]] == [a.id]
 
 
 async def test_bad_follows(client, services):

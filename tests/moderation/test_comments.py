@@ -85,7 +85,7 @@ async def test_held_comment_is_seen_queued_and_approved(client, services, modera
     for who, kind in ((author, "comment"), (reader, "mention")):
         events = await services.redis.xrange(history_key(who.id))
         data = [orjson.loads(f["data"]) for _, f in events if f.get("type") == "notification"]
-        assert any(d["kind"] == kind and d["comment_id"] == cid for d in data), (who, kind)
+        assert any(d["kind"] == kind and d["comment"]["id"] == cid for d in data), (who, kind)
 
     again = await decide(client, moderator, cid, "approve")
     assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"

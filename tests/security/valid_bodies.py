@@ -39,6 +39,7 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         # web push (issue 16): the allow-listed loopback receiver's address (tests/conftest.py)
         ("POST", "/v1/push/subscriptions"): {"endpoint": _push_endpoint(), "keys": Browser().keys()},
         ("DELETE", "/v1/push/subscriptions"): {"endpoint": _push_endpoint()},
+        ("POST", "/v1/notifications/read"): {},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"

@@ -3,7 +3,9 @@ the socket resuming after a drop; a suspended user's open page signing out."""
 
 from __future__ import annotations
 
-from solomo.core.eventtypes import FollowNotification, LikeNotification, UserSummary, notify
+from bson import ObjectId
+
+from notifications import recorder
 from tests.support import make_account, register, unique_name
 from tests.web.browser import LIVE_TIMEOUT_MS
 from tests.web.guards import require_routes, require_websocket
@@ -69,16 +71,17 @@ async def test_socket_resumes_with_last_event_id_after_a_drop(phone, client, ser
     p = await phone()
     await p.login(account.username)
     await p.wait_socket_open()
-    actor = UserSummary(id="0" * 24, username="first_fan", display_name="First Fan")
-    await notify(services, account.id, FollowNotification(user=actor))
+    me = ObjectId(account.id)
+    fan = await services.accounts.create_user(unique_name("f"), "password123", "user", "First Fan")
+    away = await services.accounts.create_user(unique_name("f"), "password123", "user", "While Away")
+    await recorder.record(services, "follow", me, fan["_id"], strict=True)
     await p.page.wait_for_selector(".toast.notification:has-text('First Fan followed you')", timeout=LIVE_TIMEOUT_MS)
     last = await p.page.evaluate(f"localStorage.getItem('solomo.last_event.{account.id}')")
     assert last
 
     await p.page.evaluate("window.solomo.socket.stop()")
     await p.page.wait_for_selector("body[data-socket='closed']")
-    missed = actor.model_copy(update={"display_name": "While Away"})
-    await notify(services, account.id, FollowNotification(user=missed))
+    await recorder.record(services, "follow", me, away["_id"], strict=True)
     await p.page.evaluate("window.solomo.socket.start()")
     await p.wait_socket_open()
     await p.page.wait_for_selector(".toast.notification:has-text('While Away followed you')", timeout=LIVE_TIMEOUT_MS)
@@ -87,7 +90,8 @@ async def test_socket_resumes_with_last_event_id_after_a_drop(phone, client, ser
     # an unplanned drop: the client reconnects by itself
     await p.page.evaluate("window.solomo.socket.drop()")
     await p.wait_socket_open()
-    await notify(services, account.id, LikeNotification(post_id="0" * 24, user=actor))
+    mine = await client.post("/v1/posts", json={"text": "like this"}, headers=account.headers)
+    await recorder.record(services, "like", me, fan["_id"], post_id=ObjectId(mine.json()["id"]), strict=True)
     await p.page.wait_for_selector(".toast.notification:has-text('First Fan liked your post')", timeout=LIVE_TIMEOUT_MS)
     p.assert_clean()
 

@@ -109,6 +109,13 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert await db.reports.count_documents({}) >= 1
     assert await db.blocks.count_documents({}) == 1 and await db.mutes.count_documents({}) == 1
 
+    # every demo user's inbox has something, newest unread on top, older ones read
+    for u in users:
+        if u["role"] == "user":
+            inbox = await db.notifications.find({"recipient_id": u["_id"]}).to_list(None)
+            assert "mention" in {n["kind"] for n in inbox} and len(inbox) >= 2, u["username"]
+            assert {True, False} <= {n["read"] for n in inbox} or len(inbox) <= 4, u["username"]
+
     # a second run, and any database that has users, is left alone
     before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}
     again = await seed_demo_city(services)

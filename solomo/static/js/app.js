@@ -12,6 +12,7 @@ import { homeFeedOnScreen, homeView, localView } from "./views/feeds.js";
 import { shutOutListView } from "./views/blocking.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { merchantHome } from "./views/merchant.js";
+import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
 import { offerPopup, walletView } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
@@ -45,6 +46,7 @@ const ROUTES = [
   [/^#\/wallet$/, (root) => walletView(root)],
   [/^#\/offer\/([^/]+)$/, (root, m) => offerPage(root, decodeURIComponent(m[1]))],
   [/^#\/search$/, (root) => searchView(root)],
+  [/^#\/notifications$/, (root) => inboxView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/me\/(blocks|mutes)$/, (root, m) => shutOutListView(root, m[1])],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
@@ -67,7 +69,8 @@ function header() {
     h("span.loc-text", {}, locationLabel()));
   const langBtn = h("button.lang-switch", { type: "button", onclick: switchLanguage }, t("lang.switch"));
   return h("header.topbar", {}, h("a.logo", { href: "#/" }, t("app.name")), live,
-    session.user && session.role !== "moderator" ? loc : null, session.user ? searchLink() : null, langBtn);
+    session.user && session.role !== "moderator" ? loc : null, session.user ? searchLink() : null,
+    session.user ? bell() : null, langBtn);
 }
 
 function nav(current) {
@@ -82,6 +85,7 @@ function nav(current) {
 }
 
 function updateSocketStatus(state) {
+  if (state === "open" && document.body.dataset.socket !== "open") refreshUnread(); // missed while away
   document.body.dataset.socket = state;
   const dot = document.querySelector(".live-dot");
   if (dot) {
@@ -159,8 +163,6 @@ function forceSignOut(words) {
 
 // The event types and their fields are documented in docs/design.md ("Real-time events"); the
 // catalogue in solomo/core/eventtypes.py defines them; only those fields are read here.
-const NOTIFICATION_KINDS = ["like", "comment", "mention", "follow"];
-
 async function onEvent(frame) {
   const data = frame.data || {};
   switch (frame.type) {
@@ -189,18 +191,12 @@ async function onEvent(frame) {
         el.remove();
       }
       break;
-    case "notification": {
-      // every kind carries `user` (who acted); like, comment and mention carry `post_id`, follow does not
-      const known = NOTIFICATION_KINDS.includes(data.kind);
-      const el = toast(known ? t(`notif.${data.kind}`, { user: data.user.display_name }) : t("notif.other"),
-        "notification", 5000);
-      if (known && data.kind !== "follow") {
-        el.addEventListener("click", () => { location.hash = `#/post/${data.post_id}`; });
-      }
+    case "notification":
+      onNotification(data); // the Notification plus the unread total: bell, toast, open inbox
       break;
-    }
     case "offer":
       if (session.role === "user" || session.role === "merchant") offerPopup(data);
+      refreshUnread(); // a delivered offer is also in the inbox
       break;
     default:
       break;
