@@ -45,6 +45,7 @@ async def empty_services(settings):
 
 async def test_seed_builds_a_living_city(client, empty_services, caplog):
     await require_routes(client, "POST /v1/stores", "POST /v1/checkins", "POST /v1/users/{id}/follow",
+                         "POST /v1/posts/{id}/repost",
                          "POST /v1/stores/{id}/follow", "POST /v1/posts", "POST /v1/posts/{id}/like",
                          "POST /v1/posts/{id}/comments", "POST /v1/stores/{id}/offers", "POST /v1/posts/{id}/reports")
     from solomo.seed import seed_demo_city
@@ -100,6 +101,11 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert await db.comments.count_documents({"reply_to": {"$ne": None}}) >= 1
     assert await db.offers.count_documents({}) == 2
     assert await db.reports.count_documents({}) >= 1
+    reposts = [p for p in posts if p.get("repost_of")]  # reposts, one a //@ chain, counted on their originals
+    assert len(reposts) >= 4 and any(p.get("repost_via") and "//@" in p["text"] for p in reposts)
+    by_id = {p["_id"]: p for p in posts}
+    assert all(by_id[r["repost_of"]]["repost_count"] >= 1 and not by_id[r["repost_of"]].get("repost_of")
+               for r in reposts)
 
     # a second run, and any database that has users, is left alone
     before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}

@@ -108,6 +108,14 @@ const STRINGS = {
     "err.payload_too_large": "That is too long.",
     "err.invalid": "Please check what you entered.",
     "err.unavailable": "The service is busy. Try again shortly.",
+    // reposts
+    "repost.button": "Repost", "repost.title": "Repost", "repost.send": "Repost", "repost.done": "Reposted",
+    "repost.comment": "Add a comment (optional)", "repost.default": "Repost",
+    "repost.unavailable": "The original post is no longer available.",
+    "repost.counts": "{reposts} reposts · {comments} comments · {likes} likes",
+    "repost.list": "Reposts", "repost.none": "No reposts yet.",
+    "err.blocked": "You cannot do that: one of you has blocked the other.",
+    "err.not_repostable": "Only published posts can be reposted.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -215,6 +223,14 @@ const STRINGS = {
     "err.payload_too_large": "内容太长了。",
     "err.invalid": "请检查输入的内容。",
     "err.unavailable": "服务繁忙，请稍后再试。",
+    // reposts
+    "repost.button": "转发", "repost.title": "转发微博", "repost.send": "转发", "repost.done": "已转发",
+    "repost.comment": "说说你的想法（可不填）", "repost.default": "转发微博",
+    "repost.unavailable": "抱歉，原微博已无法查看。",
+    "repost.counts": "转发 {reposts} · 评论 {comments} · 赞 {likes}",
+    "repost.list": "转发", "repost.none": "还没有人转发。",
+    "err.blocked": "无法操作：你们之间存在拉黑关系。",
+    "err.not_repostable": "只有已发布的微博可以转发。",
   },
 };
 
