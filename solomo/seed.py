@@ -312,7 +312,7 @@ REPOSTS = [
 async def _reposts(api: _Api, posts: list[dict[str, Any]], city: _City) -> int:
     """A few reposts with comments, one a chain (a repost of a repost of a repost: Weibo's //@)."""
     people = {p.username: p for p in city.users + city.merchants}
-    first_by = {}
+    first_by: dict[str, dict[str, Any]] = {}
     for post in posts:
         first_by.setdefault(post["author"]["username"], post)
     previous: dict[str, Any] | None = None
