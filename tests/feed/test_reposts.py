@@ -119,6 +119,20 @@ async def test_counts_never_drift_under_concurrent_reposts_and_deletions(client,
     assert (await get_post(client, author, root["id"]))["repost_count"] == expect_root
 
 
+async def test_reposts_racing_the_originals_deletion_write_all_or_nothing(client, services):
+    author = await register(client)
+    users = [await register(client) for _ in range(8)]
+    root = await post(client, author, "about to vanish")
+    answers = await asyncio.gather(*(repost(client, u, root["id"], "quick") for u in users),
+                                   client.delete(f"/v1/posts/{root['id']}", headers=author.headers))
+    assert answers[-1].status_code == 204
+    made = [r.json()["id"] for r in answers[:-1] if r.status_code == 201]
+    assert all(r.status_code in (201, 404) for r in answers[:-1]), [r.text for r in answers[:-1]]
+    stored = [str(d["_id"]) async for d in services.db.posts.find({"repost_of": ObjectId(root["id"])})]
+    assert sorted(stored) == sorted(made)  # a 404 wrote nothing, every 201 is there
+    assert await counts(services, root["id"]) == [len(made)]
+
+
 async def test_idempotency_key(client, services):
     alice, bob = await register(client), await register(client)
     root = await post(client, alice, "once")
