@@ -78,6 +78,8 @@ async def test_repost_with_comment_reaches_a_followers_open_page(phone, client, 
     gone = zh_page.page.locator("article.post", has_text="+1").first.locator(".repost-original.unavailable")
     await gone.wait_for()
     assert await gone.inner_text() == "抱歉，原微博已无法查看。"
+    card = zh_page.page.locator("article.post", has_text="+1").first
+    assert await card.locator("button.repost-btn").is_disabled()  # nothing left to repost
     await zh_page.screenshot(screenshots / "reposts-unavailable-zh.png")
     for p in (bob_page, carol_page, zh_page):
         p.assert_clean()

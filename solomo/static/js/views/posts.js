@@ -73,7 +73,7 @@ export function postCard(post, { onRemoved, compact = false, actions = true, emb
   if (meta.length) card.append(h("div.post-meta", {}, meta));
   if (!actions) return card;
 
-  const bar = h("footer.post-actions", {}, likeBtn, post.status === "published" ? repostButton(post) : null,
+  const bar = h("footer.post-actions", {}, likeBtn, repostButton(post),
     h("a.comments-link", { href: `#/post/${enc(post.id)}` }, icon("comment", 16),
       t("post.comments", { n: post.comment_count })));
   const mine = session.user && post.author.id === session.user.id;

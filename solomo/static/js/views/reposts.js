@@ -32,9 +32,15 @@ export function originalEmbed(original) {
       reposts: original.repost_count, comments: original.comment_count, likes: original.like_count })));
 }
 
-// The button in a post's action bar: the count, and the sheet on tap.
+// Only published posts whose original is still there can be reposted (the server says 404/422 else).
+function canRepost(post) {
+  return post.status === "published" && !(post.repost_of && post.repost_of.status === "unavailable");
+}
+
+// The button in a post's action bar: the count, and the sheet on tap (greyed out, count still
+// shown, when the post cannot be reposted).
 export function repostButton(post) {
-  const btn = h("button.repost-btn", { type: "button", "aria-label": t("repost.button") });
+  const btn = h("button.repost-btn", { type: "button", "aria-label": t("repost.button"), disabled: !canRepost(post) });
   const render = () => {
     btn.replaceChildren(icon("repost", 16), ` ${post.repost_count || 0}`);
   };
