@@ -14,6 +14,14 @@ and ``liked_by_me`` come from the post cache and the likes set, both kept exact 
 
 :func:`post_created` shapes a post its caller has just written, from the documents in hand
 (no query at all: a brand-new post has no likes).
+
+A repost's ``repost_of`` is resolved here, per viewer and at read time, from its root original's
+cached view: the original as a Post while the viewer may see it, else ``{"id", "status":
+"unavailable"}`` (deleted, removed, hidden or held for others, or a block between the viewer and
+its author). So a moderator's removal or an author's deletion, which invalidate the original's
+view, show in every repost at once without rewriting any of them. The originals not on the page
+are read in the one pipeline that brings the viewer's state (no extra round trip when a pipeline
+was due anyway); blocks are one indexed MongoDB query, only for a page with reposts.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from checkins.stores import store_summary
 from feed import likedset, postcache
 from feed.blocks import Screen
 from feed.postcache import VIEW, to_view
+from feed.posts import visible_to
 from geo.privacy import shown_point
 from media.store import media_public
 from solomo.accounts import Principal, user_summary
@@ -64,7 +73,9 @@ def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, 
         "lng": lng,
         "like_count": view["like_count"],
         "comment_count": view["comment_count"],
+        "repost_count": view.get("repost_count", 0),
         "liked_by_me": liked,
+        "repost_of": None,  # a repost's original: set by hydrate_posts / post_created
         "status": view["status"],
         "kind": view["kind"],
         "media": [media_public(m) for m in view.get("media", [])],  # .get: views cached before photos
@@ -143,24 +154,42 @@ class PageLoader:
 
 
 async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids: list[ObjectId],
-                        loader: PageLoader | None) -> set[ObjectId]:
-    """The liked posts among ``post_ids``; also brings the summary cache in line with the shared
-    generation. Whatever ``loader`` knows already costs nothing; the rest is one pipeline."""
-    liked = {pid for pid in post_ids if loader is not None and loader.liked.get(pid)}
-    unknown = [pid for pid in post_ids if loader is None or pid not in loader.liked] if viewer_id else []
-    if loader is not None and loader.synced and not unknown:
+                        loader: PageLoader | None, originals: list[ObjectId],
+                        ) -> tuple[set[ObjectId], dict[ObjectId, dict[str, Any]]]:
+    """The liked posts among ``post_ids`` and ``originals``, and the views of ``originals`` (reposts'
+    roots not on the page); also brings the summary cache in line with the shared generation.
+    Whatever ``loader`` knows already costs nothing; the rest is one pipeline."""
+    ids = post_ids + originals
+    liked = {pid for pid in ids if loader is not None and loader.liked.get(pid)}
+    unknown = [pid for pid in ids if loader is None or pid not in loader.liked] if viewer_id else []
+    if loader is not None and loader.synced and not unknown and not originals:
         _summaries(services).sync(loader.generation)
-        return liked
+        return liked, {}
     async with services.redis.pipeline(transaction=False) as pipe:
+        n = postcache.queue_read(services, pipe, originals) if originals else 0
         if viewer_id is not None and unknown:
             likedset.queue_read(pipe, viewer_id, unknown)
         pipe.get(SUMMARIES_GEN)
         rows = await pipe.execute()
     _summaries(services).sync(rows[-1])
+    views: dict[ObjectId, dict[str, Any]] = {}
+    if originals:
+        views, missed = postcache.parse_read(services, originals, rows[:n])
+        views.update(await postcache.fill(services, missed))
     if viewer_id is not None and unknown:
-        known = likedset.parse_read(unknown, rows[:2])
+        known = likedset.parse_read(unknown, rows[n:n + 2])
         liked |= known if known is not None else await likedset.build(services, viewer_id, unknown)
-    return liked
+    return liked, views
+
+
+async def _blocked(services: Services, viewer_id: ObjectId | None, authors: list[ObjectId]) -> set[ObjectId]:
+    """The ``authors`` with a block either way between them and the viewer (contract: Blocks)."""
+    if viewer_id is None or not authors:
+        return set()
+    query = {"$or": [{"blocker_id": viewer_id, "blocked_id": {"$in": authors}},
+                     {"blocked_id": viewer_id, "blocker_id": {"$in": authors}}]}
+    return {d["blocked_id"] if d["blocker_id"] == viewer_id else d["blocker_id"]
+            async for d in services.db.blocks.find(query, {"blocker_id": 1, "blocked_id": 1})}
 
 
 async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_id: ObjectId | None,
@@ -170,32 +199,51 @@ async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_i
     if not docs:
         return []
     views = [to_view(d) for d in docs]
-    author_ids = list({v["author_id"] for v in views})
-    store_ids = list({v["store_id"] for v in views if v["store_id"]})
-    liked = await _viewer_state(services, viewer_id, [v["_id"] for v in views], loader)
+    by_id = {v["_id"]: v for v in views}
+    roots = list(dict.fromkeys(v["repost_of"] for v in views if v.get("repost_of")))
+    liked, loaded = await _viewer_state(services, viewer_id, list(by_id), loader,
+                                        [r for r in roots if r not in by_id])
+    originals = {r: v for r in roots if (v := by_id.get(r) or loaded.get(r)) is not None and visible_to(v, viewer_id)}
+    shown = views + list(originals.values())
+    author_ids = list({v["author_id"] for v in shown})
+    store_ids = list({v["store_id"] for v in shown if v["store_id"]})
 
     async def no_stores() -> dict[ObjectId, dict[str, Any] | None]:
         return {}
 
-    authors, stores = await asyncio.gather(
+    authors, stores, blocked = await asyncio.gather(
         _load_summaries(services, "user", author_ids),
-        _load_summaries(services, "store", store_ids) if store_ids else no_stores())
-    return [
-        _post_public(v, _author_summary(authors.get(v["author_id"]), v["author_id"]),
-                     _copy(stores.get(v["store_id"])) if v["store_id"] else None, v["_id"] in liked)
-        for v in views
-    ]
+        _load_summaries(services, "store", store_ids) if store_ids else no_stores(),
+        _blocked(services, viewer_id, list({v["author_id"] for v in originals.values()} - {viewer_id})))
+
+    def render(v: dict[str, Any]) -> dict[str, Any]:
+        return _post_public(v, _author_summary(authors.get(v["author_id"]), v["author_id"]),
+                            _copy(stores.get(v["store_id"])) if v["store_id"] else None, v["_id"] in liked)
+
+    out = []
+    for v in views:
+        post = render(v)
+        if (root := v.get("repost_of")) is not None:
+            original = originals.get(root)
+            post["repost_of"] = (render(original) if original is not None and original["author_id"] not in blocked
+                                 else {"id": str(root), "status": "unavailable"})
+        out.append(post)
+    return out
 
 
 async def hydrate_post(services: Services, doc: dict[str, Any], viewer_id: ObjectId | None) -> dict[str, Any]:
     return (await hydrate_posts(services, [doc], viewer_id))[0]
 
 
-def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] | None) -> dict[str, Any]:
+def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] | None,
+                 original: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Post for a document its ``author`` has just inserted (``store``: its store document,
-    if any), as :func:`hydrate_post` would give it to the author — without a query."""
+    if any; ``original``: a repost's original, as a Post shaped before the write), as
+    :func:`hydrate_post` would give it to the author — without a query."""
     assert doc["author_id"] == author.id and doc.get("store_id") == (store["_id"] if store else None)
-    return _post_public(to_view(doc), author.summary(), store_summary(store) if store else None, False)
+    post = _post_public(to_view(doc), author.summary(), store_summary(store) if store else None, False)
+    post["repost_of"] = original
+    return post
 
 
 async def names_changed(services: Services) -> None:

@@ -4,7 +4,8 @@
   ``(store_id, …)`` store feeds and store-owner posts; ``(topic_keys, …)`` topic listings;
   ``(location 2dsphere, created_ms)`` local fallbacks and cell rebuilds; ``(topic_keys, location
   2dsphere, created_ms)`` a topic's posts near a point (:mod:`feed.topicnear`); a partial index on
-  pending fan-outs for the sweeper (the outbox).
+  pending fan-outs for the sweeper (the outbox); partial ``(repost_of, …)`` and ``(repost_via, …)``
+  for the reposts of a post (only reposts carry those fields).
 * ``follows``: unique ``(follower_id, target_type, target_id)``; ``(target_type, target_id, _id,
   follower_id)`` covers the fan-out's batched follower reads; newest-first follower/following lists.
 * ``likes``: unique ``(post_id, user_id)`` (also serves ``liked_by_me`` for a page).
@@ -29,6 +30,10 @@ INDEXES: dict[str, list[IndexModel]] = {
                    name=TOPIC_NEAR_INDEX),
         IndexModel([("fanout", ASCENDING), ("created_at", ASCENDING)], name="fanout_pending",
                    partialFilterExpression={"fanout": "pending"}),
+        IndexModel([("repost_of", ASCENDING), *_NEWEST], name="reposts_newest",
+                   partialFilterExpression={"repost_of": {"$exists": True}}),
+        IndexModel([("repost_via", ASCENDING), *_NEWEST], name="reposts_via_newest",
+                   partialFilterExpression={"repost_via": {"$exists": True}}),
     ],
     "follows": [
         IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), ("target_id", ASCENDING)],

@@ -3,8 +3,8 @@ in Redis, so a page is served from Redis alone (Mastodon's rendered-status cache
 
 A view holds what the pager filters on (``_id``, ``author_id``, ``store_id``, ``status``,
 ``topic_keys``, ``location``, ``created_ms``) and what a Post shows (text, topic names, mentions,
-counters, kind, the creation time as text). Author and store summaries and ``liked_by_me`` are
-not in it: they are added when the page is rendered (:mod:`feed.hydrate`).
+counters, kind, the creation time as text, a repost's ``repost_of`` id). Author and store summaries
+and ``liked_by_me`` are not in it: they are added when the page is rendered (:mod:`feed.hydrate`).
 
 MongoDB stays the truth. Correctness rests on one rule: **every change to a post's document calls
 :func:`invalidate` after it is committed** (delete, moderation decision, auto-hide, like, unlike,
@@ -39,7 +39,7 @@ VIEW_TTL_S = 900
 VIEW = "created_at_text"
 """The field that tells a view from a MongoDB document (views carry the creation time as text)."""
 
-_IDS = ("_id", "author_id", "store_id")
+_IDS = ("_id", "author_id", "store_id", "repost_of")
 
 # KEYS: a post's view key, its generation key. ARGV: the generation read before reading MongoDB
 # ('' for none), the view, its TTL. Stores the view only if no invalidation happened since.
@@ -76,6 +76,8 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
         "mentions": list(doc.get("mentions", [])),
         "like_count": int(doc.get("like_count", 0)),
         "comment_count": int(doc.get("comment_count", 0)),
+        "repost_count": int(doc.get("repost_count", 0)),
+        "repost_of": doc.get("repost_of"),  # a repost's root original: rendered per viewer (feed.hydrate)
         "kind": doc.get("kind", "post"),
         "media": list(doc.get("media", [])),  # photos' copies (media.store.embedded): JSON already
         VIEW: rfc3339(doc["created_at"]),

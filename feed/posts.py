@@ -8,6 +8,7 @@ acknowledged post always reaches its readers even if the broker or a worker fail
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,24 @@ HELD = ("pending_review", "hidden")
 """Statuses a moderator put on the post (or the filter did): deleting it keeps it as evidence."""
 
 
+@dataclass(frozen=True)
+class RepostOf:
+    """What makes a post a repost (contract: Reposts): ``root_id`` the original it shows (never a
+    repost itself), ``via_id`` the repost that was reposted (None when the root was), ``chain`` the
+    ``//@name: text`` of that repost, appended after the repost's own text."""
+
+    root_id: ObjectId
+    via_id: ObjectId | None = None
+    chain: str = ""
+
+
+def with_chain(own: str, chain: str) -> str:
+    """A repost's stored text, Weibo-style: ``own //@previous_author: previous text``, cut to
+    :data:`MAX_POST_CHARS`."""
+    text = f"{own} {chain}" if own and chain else own or chain
+    return text[:MAX_POST_CHARS]
+
+
 def visible_to(doc: dict[str, Any], viewer_id: ObjectId | None, role: str | None = None) -> bool:
     status = doc.get("status")
     if status == VISIBLE:
@@ -71,6 +90,7 @@ async def build_post(
     checkin_id: ObjectId | None = None,
     created_at: datetime | None = None,
     media: list[dict[str, Any]] | None = None,
+    repost: RepostOf | None = None,
 ) -> dict[str, Any]:
     """Validate and build (not store) a post document.
 
@@ -78,7 +98,7 @@ async def build_post(
     store, else (``lat``, ``lng``) snapped to the grid of :mod:`geo.privacy`. ``media``: the
     photos' copies (:func:`media.attach.attachable`); the caller attaches them in the transaction
     that inserts the post (:func:`insert_post_with_media`)."""
-    if not text.strip() and not media:
+    if not text.strip() and not media and repost is None:
         raise Invalid("text must not be empty (unless the post has photos)", code="invalid")
     if (lat is None) != (lng is None):
         raise Invalid("give both lat and lng, or neither", code="invalid")
@@ -102,7 +122,7 @@ async def build_post(
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "author_id": author.id,
-        "text": text,
+        "text": with_chain(text if text.strip() else "", repost.chain) if repost else text,
         "search_keys": post_keys(text),
         "topics": [{"key": t.key, "display": t.display} for t in topics],
         "topic_keys": [t.key for t in topics],
@@ -118,11 +138,16 @@ async def build_post(
         "fanout": "pending",
         "like_count": 0,
         "comment_count": 0,
+        "repost_count": 0,
         "created_at": created,
         "created_ms": ms_of(created),
     }
     if media:
         doc["media"] = media
+    if repost is not None:
+        doc["repost_of"] = repost.root_id
+        if repost.via_id is not None:
+            doc["repost_via"] = repost.via_id
     return doc
 
 
@@ -177,17 +202,45 @@ async def delete_post(services: Services, post_id: ObjectId, user_id: ObjectId) 
     if doc["author_id"] != user_id:
         raise Forbidden("only its author can delete a post")
     evidence = {"$or": [{"$in": ["$status", list(HELD)]}, {"$gt": [{"$ifNull": ["$open_reports", 0]}, 0]}]}
-    result = await services.db.posts.update_one(
-        {"_id": post_id, "status": {"$ne": "deleted"}},
-        [{"$set": {"status": "deleted", "deleted_from": "$status", "deleted_at": datetime.now(UTC),
-                   "fanout": "pending", "evidence": evidence,
-                   "status_version": {"$add": [{"$ifNull": ["$status_version", 0]}, 1]},
-                   "queued_ms": {"$cond": [{"$eq": ["$status", "pending_review"]}, "$created_ms", "$queued_ms"]}}},
-         {"$unset": "fanout_progress"}],
-    )
-    if result.modified_count:
-        await postcache.invalidate(services, [post_id])  # feeds' cached view of the post
+
+    async def mark_deleted(session: AsyncClientSession | None) -> bool:
+        result = await services.db.posts.update_one(
+            {"_id": post_id, "status": {"$ne": "deleted"}},
+            [{"$set": {"status": "deleted", "deleted_from": "$status", "deleted_at": datetime.now(UTC),
+                       "fanout": "pending", "evidence": evidence,
+                       "status_version": {"$add": [{"$ifNull": ["$status_version", 0]}, 1]},
+                       "queued_ms": {"$cond": [{"$eq": ["$status", "pending_review"]}, "$created_ms", "$queued_ms"]}}},
+             {"$unset": "fanout_progress"}],
+            session=session,
+        )
+        return bool(result.modified_count)
+
+    async def repost_deleted(txn: Txn) -> bool:
+        # the originals' repost_count moves with the deletion itself, and only when it happened
+        deleted = await mark_deleted(txn.session)
+        if deleted:
+            await move_repost_counts(services, doc, -1, txn.session)
+        return deleted
+
+    reposted = repost_targets(doc)
+    deleted = await run_transaction(services, repost_deleted) if reposted else await mark_deleted(None)
+    if deleted:
+        await postcache.invalidate(services, [post_id, *reposted])  # feeds' cached views (status, counts)
         await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
+
+
+def repost_targets(doc: dict[str, Any]) -> list[ObjectId]:
+    """The posts whose ``repost_count`` counts this one: its root original and, when it reposted
+    a repost, that repost (Weibo counts both); empty for a post that is no repost."""
+    return [p for p in (doc.get("repost_of"), doc.get("repost_via")) if p is not None]
+
+
+async def move_repost_counts(services: Services, doc: dict[str, Any], delta: int,
+                             session: AsyncClientSession) -> None:
+    """Moves the ``repost_count`` of :func:`repost_targets` by ``delta`` inside the caller's
+    transaction (the one that creates or deletes the repost ``doc``)."""
+    await services.db.posts.update_many({"_id": {"$in": repost_targets(doc)}}, {"$inc": {"repost_count": delta}},
+                                        session=session)
 
 
 async def load_store(services: Services, store_id: ObjectId) -> dict[str, Any]:

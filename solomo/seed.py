@@ -1,6 +1,7 @@
 """The demo city: a few merchants' stores around People's Square, Shanghai, people who follow
 each other and the stores, three weeks of check-ins, posts with ``#话题#`` and ``#tag`` topics,
-likes, comments, live offers and a report for the moderator — so a newcomer sees a living feed.
+likes, comments, reposts (one a //@ chain), live offers and a report for the moderator — so a
+newcomer sees a living feed.
 
 Everything goes through the service's own rules: today's activity through the public routes (an
 in-process client over :func:`solomo.app.create_app`), the history through the domain functions
@@ -217,6 +218,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["stores"] += await _search_demo(api, city)
     counts["blocks/mutes"] = await _shut_out(services, api, city)
     counts["notifications"] = await _inbox(services, api, rng, posts, city)
+    counts["reposts"] = await _reposts(api, posts, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -385,6 +387,29 @@ async def _inbox(services: Services, api: _Api, rng: random.Random, posts: list[
         if len(page["items"]) > INBOX_READ_AFTER:
             await api.call("POST", "/v1/notifications/read", person, {"up_to": page["items"][-1]["id"]})
     return await services.db.notifications.count_documents({})
+# (reposter, whose post — an author's username, or the previous repost "^" —, own text): a chain
+# of three on xiaoming's pigeons, and two single reposts
+REPOSTS = [
+    ("amy_sh", "xiaoming", "So many pigeons! Going there now #人民广场#"),
+    ("meimei", "^", "哈哈 我也看到了"),
+    ("lilei", "^", ""),
+    ("ben_travels", "lilei", "Adding this to my list #travel"),
+    ("hanmeimei", "lin_coffee", "桂花拿铁！周末约起来 @meimei"),
+]
+
+
+async def _reposts(api: _Api, posts: list[dict[str, Any]], city: _City) -> int:
+    """A few reposts with comments, one a chain (a repost of a repost of a repost: Weibo's //@)."""
+    people = {p.username: p for p in city.users + city.merchants}
+    first_by: dict[str, dict[str, Any]] = {}
+    for post in posts:
+        first_by.setdefault(post["author"]["username"], post)
+    previous: dict[str, Any] | None = None
+    for reposter, of, text in REPOSTS:
+        target = previous if of == "^" else first_by[of]
+        assert target is not None
+        previous = await api.call("POST", f"/v1/posts/{target['id']}/repost", people[reposter], {"text": text})
+    return len(REPOSTS)
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

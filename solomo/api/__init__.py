@@ -17,6 +17,7 @@ ROUTE_MODULES = [
     "solomo.api.media",
     "solomo.api.blocking",
     "solomo.api.notifications",
+    "solomo.api.reposts",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

@@ -37,6 +37,11 @@ class PostIn(StrictBody):
     lng: Lng | None = Field(None, description="As lat")
 
 
+class UnavailableOut(BaseModel):
+    id: str
+    status: str = Field(description='"unavailable": the original is deleted, or the reader may not see it')
+
+
 class PostOut(BaseModel):
     id: str
     author: UserSummaryOut
@@ -49,7 +54,11 @@ class PostOut(BaseModel):
     lng: float | None = Field(description="As lat")
     like_count: int
     comment_count: int
+    repost_count: int = Field(description="Reposts of this post not deleted by their authors (of a repost: "
+                                          "those made of it)")
     liked_by_me: bool
+    repost_of: PostOut | UnavailableOut | None = Field(description="A repost's root original as the reader "
+                                                                   "sees it, or unavailable; null for a post")
     status: str = Field(description="published | pending_review | hidden | removed | deleted (moderators only: a "
                                     "post its author deleted while under review, hidden or reported)")
     kind: str = Field(description="post | checkin")

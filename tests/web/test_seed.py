@@ -45,6 +45,7 @@ async def empty_services(settings):
 
 async def test_seed_builds_a_living_city(client, empty_services, caplog):
     await require_routes(client, "POST /v1/stores", "POST /v1/checkins", "POST /v1/users/{id}/follow",
+                         "POST /v1/posts/{id}/repost",
                          "POST /v1/stores/{id}/follow", "POST /v1/posts", "POST /v1/posts/{id}/like",
                          "POST /v1/posts/{id}/comments", "POST /v1/stores/{id}/offers", "POST /v1/posts/{id}/reports")
     from solomo.seed import seed_demo_city
@@ -115,6 +116,11 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
             inbox = await db.notifications.find({"recipient_id": u["_id"]}).to_list(None)
             assert "mention" in {n["kind"] for n in inbox} and len(inbox) >= 2, u["username"]
             assert {True, False} <= {n["read"] for n in inbox} or len(inbox) <= 4, u["username"]
+    reposts = [p for p in posts if p.get("repost_of")]  # reposts, one a //@ chain, counted on their originals
+    assert len(reposts) >= 4 and any(p.get("repost_via") and "//@" in p["text"] for p in reposts)
+    by_id = {p["_id"]: p for p in posts}
+    assert all(by_id[r["repost_of"]]["repost_count"] >= 1 and not by_id[r["repost_of"]].get("repost_of")
+               for r in reposts)
 
     # a second run, and any database that has users, is left alone
     before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}

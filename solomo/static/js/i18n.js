@@ -167,6 +167,14 @@ const STRINGS = {
     "inbox.kind.all": "All", "inbox.kind.like": "Likes", "inbox.kind.comment": "Comments",
     "inbox.kind.reply": "Replies", "inbox.kind.mention": "Mentions", "inbox.kind.repost": "Reposts",
     "inbox.kind.follow": "Followers", "inbox.kind.offer": "Offers",
+    // reposts
+    "repost.button": "Repost", "repost.title": "Repost", "repost.send": "Repost", "repost.done": "Reposted",
+    "repost.comment": "Add a comment (optional)", "repost.default": "Repost",
+    "repost.unavailable": "The original post is no longer available.",
+    "repost.counts": "{reposts} reposts · {comments} comments · {likes} likes",
+    "repost.list": "Reposts", "repost.none": "No reposts yet.",
+    "err.blocked": "You cannot do that: one of you has blocked the other.",
+    "err.not_repostable": "Only published posts can be reposted.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -332,6 +340,14 @@ const STRINGS = {
     "inbox.kind.all": "全部", "inbox.kind.like": "赞", "inbox.kind.comment": "评论",
     "inbox.kind.reply": "回复", "inbox.kind.mention": "@我", "inbox.kind.repost": "转发",
     "inbox.kind.follow": "粉丝", "inbox.kind.offer": "优惠",
+    // reposts
+    "repost.button": "转发", "repost.title": "转发微博", "repost.send": "转发", "repost.done": "已转发",
+    "repost.comment": "说说你的想法（可不填）", "repost.default": "转发微博",
+    "repost.unavailable": "抱歉，原微博已无法查看。",
+    "repost.counts": "转发 {reposts} · 评论 {comments} · 赞 {likes}",
+    "repost.list": "转发", "repost.none": "还没有人转发。",
+    "err.blocked": "无法操作：你们之间存在拉黑关系。",
+    "err.not_repostable": "只有已发布的微博可以转发。",
   },
 };
 

@@ -14,6 +14,7 @@ const PATHS = {
   log: "M6 3h9l4 4v14H6zM9 11h7M9 15h7M9 7h3",
   ban: "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM5.6 5.6l12.8 12.8",
   comment: "M4 5h16v11H9l-5 4z",
+  repost: "M17 2l4 4-4 4M3 11V9a3 3 0 0 1 3-3h15M7 22l-4-4 4-4M21 13v2a3 3 0 0 1-3 3H3",
 };
 
 export function icon(name, size = 22) {

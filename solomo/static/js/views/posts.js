@@ -7,6 +7,7 @@ import { formatTime, t } from "../i18n.js";
 import { icon } from "../icons.js";
 import { session } from "../session.js";
 import { photoGrid } from "./photos.js";
+import { originalEmbed, repostButton, repostsSection, repostText } from "./reposts.js";
 
 // Splits post text into text, topic and mention pieces. Weibo topics are "#…#" (1..32 chars,
 // one line, no space just inside); "#tag" is a run of letters, digits or _; mentions "@name".
@@ -36,7 +37,7 @@ export function userLink(user) {
     h("strong", {}, user.display_name || user.username), " ", h("span.muted", {}, `@${user.username}`));
 }
 
-export function postCard(post, { onRemoved, compact = false, actions = true } = {}) {
+export function postCard(post, { onRemoved, compact = false, actions = true, embed = true } = {}) {
   const card = h("article.post", { dataset: { postId: post.id, status: post.status } });
   const likeBtn = h("button.like", { type: "button", "aria-pressed": String(Boolean(post.liked_by_me)) });
   const renderLike = () => {
@@ -68,12 +69,13 @@ export function postCard(post, { onRemoved, compact = false, actions = true } = 
   if (post.status && post.status !== "published") {
     meta.push(h(`span.badge.status-${post.status}`, {}, t(`post.status.${post.status}`)));
   }
-  card.append(head, h("p.text", {}, richText(post.text)));
+  card.append(head, h("p.text", {}, post.repost_of ? repostText(post) : richText(post.text)));
   if (post.media && post.media.length) card.append(photoGrid(post.media));
+  if (post.repost_of && embed) card.append(originalEmbed(post.repost_of));
   if (meta.length) card.append(h("div.post-meta", {}, meta));
   if (!actions) return card;
 
-  const bar = h("footer.post-actions", {}, likeBtn,
+  const bar = h("footer.post-actions", {}, likeBtn, repostButton(post),
     h("a.comments-link", { href: `#/post/${enc(post.id)}` }, icon("comment", 16),
       t("post.comments", { n: post.comment_count })));
   const mine = session.user && post.author.id === session.user.id;
@@ -120,7 +122,7 @@ function reportDialog(post) {
 }
 
 // A paged list of posts: `load(cursor)` returns a contract page. Returns {el, prepend, reload}.
-export function postList(load, { empty = t("feed.empty") } = {}) {
+export function postList(load, { empty = t("feed.empty"), card: cardOptions = {} } = {}) {
   const list = h("div.post-list");
   const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
   const emptyEl = h("p.empty", { hidden: true }, empty);
@@ -131,7 +133,7 @@ export function postList(load, { empty = t("feed.empty") } = {}) {
   const add = (post, atTop = false) => {
     if (ids.has(post.id)) return;
     ids.add(post.id);
-    const card = postCard(post, { onRemoved: () => ids.delete(post.id) });
+    const card = postCard(post, { ...cardOptions, onRemoved: () => ids.delete(post.id) });
     if (atTop) list.prepend(card);
     else list.append(card);
     emptyEl.hidden = true;
@@ -231,6 +233,6 @@ export async function postPage(root, postId) {
     }
   });
 
-  wrap.append(h("h3", {}, t("comment.title")), commentsEl, moreBtn, form);
+  wrap.append(h("h3", {}, t("comment.title")), commentsEl, moreBtn, form, repostsSection(post));
   await load();
 }
