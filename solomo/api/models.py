@@ -62,6 +62,8 @@ class UserSummaryOut(BaseModel):
 
 class UserOut(UserSummaryOut):
     role: str
+    bio: str = Field(description="0..160 characters, empty when unset")
+    avatar_url: str | None = Field(description="The profile photo, null when unset")
     followers_count: int
     following_count: int
     created_at: str

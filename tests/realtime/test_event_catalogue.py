@@ -76,7 +76,8 @@ def test_payloads_keep_their_wire_format():
     assert CommentNotification(reply=True, post_id="p", comment_id="c", user=who).data()["reply"] is True
     assert "comment_id" not in MentionNotification(post_id="p", user=who).data()
     offer = OfferEvent(id="o", store={"id": "s", "name": "S", "lat": 1.0, "lng": 2.0}, title="t", description="",
-                       radius_m=100, stock=None, claimed=0, status="live", expires_at="x", created_at="y",
+                       radius_m=100, stock=None, claimed=0, audience="followers", status="live", expires_at="x",
+                       created_at="y",
                        distance_m=1.5)
     assert offer.data()["stock"] is None  # null is part of the Offer, not omitted
 
