@@ -12,6 +12,7 @@ ROUTE_MODULES = [
     "solomo.api.feeds",
     "solomo.api.offers",
     "solomo.api.moderation",
+    "solomo.api.profile",
     "solomo.api.realtime",
     "solomo.api.web",
 ]
