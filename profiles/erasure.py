@@ -17,7 +17,10 @@ What stays, and why:
 * ``audit`` entries naming the user (append-only record of moderators' decisions);
 * stores the user owned stay (a business, not personal data); their live offers end;
 * vouchers and reports keep their counts for the stores and moderators, with the user's id
-  replaced by a fresh one that points at nobody (anonymised).
+  replaced by a fresh one that points at nobody (anonymised);
+* rate-limit windows (``rl:…`` keys: counts only) until their window passes;
+* a fan-out task running at the very moment of the deletion may still write the user into a post's
+  "already sent feed.new" set (:func:`solomo.core.keys.feed_new_sent`), which expires within a day.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from feed import postcache
+from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
 from geo.positions import forget as forget_position
 from offers import gate, live
@@ -65,6 +69,40 @@ async def _tokens(services: Services, user_id: ObjectId) -> None:
     await services.accounts.revoke_all(user_id, "account deleted")
 
 
+async def _reader_marks(services: Services, user_id: ObjectId) -> None:
+    """The "already sent feed.new" sets list the user as a reader of each post in their home feed
+    (capped); read before anything retracts posts from it."""
+    uid, bucket = str(user_id), keys.bucket_of(user_id)
+    for post_id in await services.redis.zrange(keys.home_key(uid), 0, -1):
+        await services.redis.srem(keys.feed_new_sent(str(post_id), bucket), uid)
+
+
+async def _told_others(services: Services, user_id: ObjectId) -> None:
+    """Notifications the user's actions sent (follow, like, comment, mention) sit in their receivers'
+    event histories (bounded streams) with the user's summary: those entries are deleted. The
+    receivers are found from the data the later steps erase (so this step runs before them): users
+    the user follows, authors of posts the user liked or commented, users the user's posts mention."""
+    receivers: set[ObjectId] = set()
+    async for f in services.db.follows.find({"follower_id": user_id, "target_type": "user"}, {"target_id": 1}):
+        receivers.add(f["target_id"])
+    post_ids = {d["post_id"] async for d in services.db.likes.find({"user_id": user_id}, {"post_id": 1})}
+    post_ids |= {d["post_id"] async for d in services.db.comments.find({"author_id": user_id}, {"post_id": 1})}
+    for start in range(0, len(post_ids), BATCH):
+        chunk = list(post_ids)[start:start + BATCH]
+        receivers |= {p["author_id"] async for p in services.db.posts.find({"_id": {"$in": chunk}}, {"author_id": 1})}
+    async for p in services.db.posts.find({"author_id": user_id, "mention_ids.0": {"$exists": True}},
+                                          {"mention_ids": 1}):
+        receivers.update(p.get("mention_ids", []))
+    receivers.discard(user_id)
+    uid = str(user_id)
+    for receiver in receivers:
+        key = keys.event_history(str(receiver))
+        entries = cast(list[tuple[Any, dict[str, str]]], await services.redis.xrange(key) or [])
+        doomed = [entry_id for entry_id, fields in entries if fields and uid in str(fields.get("data", ""))]
+        if doomed:
+            await services.redis.xdel(key, *doomed)
+
+
 async def _ids(cursor: Any) -> list[ObjectId]:
     return [d["_id"] async for d in cursor]
 
@@ -86,7 +124,9 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
                       "queued_ms": {"$cond": [{"$eq": ["$status", "pending_review"]}, "$created_ms", "$queued_ms"]}}},
             {"$unset": "fanout_progress"}])
         await postcache.invalidate(services, ids)
+        bucket = keys.bucket_of(user_id)
         for post_id in ids:
+            await services.redis.srem(keys.feed_new_sent(post_id, bucket), str(user_id))  # told as its author
             await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
     # not evidence: nothing of the text is kept
     await services.db.posts.update_many({"author_id": user_id, "status": "deleted", "evidence": {"$ne": True},
@@ -126,7 +166,9 @@ async def _likes(services: Services, user_id: ObjectId) -> None:
 
 
 async def _follows(services: Services, user_id: ObjectId) -> None:
-    """Follows both ways removed, with the other side's counters."""
+    """Follows both ways removed, with the other side's counters. A follower's home feed drops the
+    user's posts here (``feed.home.remove_unfollowed``), as on an unfollow: the retract tasks sent by
+    :func:`_posts` find the readers through these very follows, which are gone by the time they run."""
     while True:
         docs = await services.db.follows.find({"$or": [{"follower_id": user_id},
                                                        {"target_type": "user", "target_id": user_id}]}
@@ -140,6 +182,9 @@ async def _follows(services: Services, user_id: ObjectId) -> None:
             else:
                 await services.db.users.update_one({"_id": d["follower_id"]}, {"$inc": {"following_count": -1}})
         await services.db.follows.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        for d in docs:
+            if d["follower_id"] != user_id:
+                await remove_unfollowed(services, d["follower_id"], "user", user_id)
 
 
 async def _checkins(services: Services, user_id: ObjectId) -> None:
@@ -187,7 +232,11 @@ async def _offers_delivered(services: Services, user_id: ObjectId) -> None:
 
 async def _owned_offers(services: Services, user_id: ObjectId) -> None:
     """A merchant leaving: the live offers of their stores end (vouchers stay redeemable)."""
-    ids = await _ids(services.db.offers.find({"owner_id": user_id, "status": {"$in": ["live", "pending_review"]},
+    stores = await _ids(services.db.stores.find({"owner_id": user_id}, {"_id": 1}))
+    if not stores:
+        return
+    ids = await _ids(services.db.offers.find({"store_id": {"$in": stores},
+                                              "status": {"$in": ["live", "pending_review"]},
                                               "expires_at": {"$gt": datetime.now(UTC)}}, {"_id": 1}))
     if ids:
         await services.db.offers.update_many({"_id": {"$in": ids}}, {"$set": {"status": "ended",
@@ -199,8 +248,8 @@ async def _owned_offers(services: Services, user_id: ObjectId) -> None:
 
 async def _reports(services: Services, user_id: ObjectId) -> None:
     """Reports the user filed stay for the moderators, anonymised."""
-    async for doc in services.db.reports.find({"user_id": user_id}, {"_id": 1}):
-        await services.db.reports.update_one({"_id": doc["_id"]}, {"$set": {"user_id": ObjectId()}})
+    async for doc in services.db.reports.find({"reporter_id": user_id}, {"_id": 1}):
+        await services.db.reports.update_one({"_id": doc["_id"]}, {"$set": {"reporter_id": ObjectId()}})
 
 
 async def _blocks_and_mutes(services: Services, user_id: ObjectId) -> None:
@@ -214,15 +263,25 @@ async def _idempotency(services: Services, user_id: ObjectId) -> None:
 
 
 async def _mentions(services: Services, user_id: ObjectId) -> None:
-    """The "already told of this mention" sets of posts that mentioned the user."""
+    """Others' posts that mentioned the user: the "already told" sets forget the user, and the
+    posts' ``mention_ids`` drop the id (their text, the authors' own words, is theirs)."""
     bucket = keys.bucket_of(user_id)
-    async for post in services.db.posts.find({"mention_ids": user_id}, {"_id": 1}):
-        await services.redis.srem(keys.mentions_sent(post["_id"], bucket), str(user_id))
+    query = {"mention_ids": user_id, "mention_ids.0": {"$exists": True}}  # the partial index's filter
+    while True:
+        ids = await _ids(services.db.posts.find(query, {"_id": 1}).limit(BATCH))
+        if not ids:
+            break
+        for post_id in ids:
+            await services.redis.srem(keys.mentions_sent(post_id, bucket), str(user_id))
+        await services.db.posts.update_many({"_id": {"$in": ids}}, {"$pull": {"mention_ids": user_id}})
+        await postcache.invalidate(services, ids)
 
 
 STEPS: list[Step] = [
     _tombstone,
     _tokens,
+    _reader_marks,  # these two read what the steps after them erase
+    _told_others,
     _posts,
     _comments,
     _likes,

@@ -18,6 +18,7 @@ INDEX_MODULES = [
     "feed.indexes",
     "offers.indexes",
     "moderation.indexes",
+    "profiles.indexes",
 ]
 
 
