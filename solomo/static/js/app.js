@@ -10,6 +10,7 @@ import { session } from "./session.js";
 import { authView } from "./views/auth.js";
 import { homeFeedOnScreen, homeView, hotTopicsView, localView, topicView } from "./views/feeds.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
+import { deleteAccountView, passwordView, profileEditView, storeEditView, storeOffersView } from "./views/manage.js";
 import { merchantHome } from "./views/merchant.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
 import { offerPopup, walletView } from "./views/offers.js";
@@ -38,6 +39,11 @@ const ROUTES = [
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
   [/^#\/wallet$/, (root) => walletView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
+  [/^#\/me\/profile$/, (root) => profileEditView(root)],
+  [/^#\/me\/password$/, (root) => passwordView(root)],
+  [/^#\/me\/delete$/, (root) => deleteAccountView(root, { onDeleted: leaveDeleted })],
+  [/^#\/store\/([^/]+)\/edit$/, (root, m) => storeEditView(root, decodeURIComponent(m[1])), ["merchant"]],
+  [/^#\/store\/([^/]+)\/offers$/, (root, m) => storeOffersView(root, decodeURIComponent(m[1]))],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],
@@ -133,6 +139,14 @@ function signedIn(user, token) {
 
 function logout() {
   api.post("/v1/auth/logout").catch(() => {});
+  stopSocket();
+  session.signOut();
+  location.hash = "#/login";
+  render();
+}
+
+// The account is gone (its tokens too): forget it here without calling logout.
+function leaveDeleted() {
   stopSocket();
   session.signOut();
   location.hash = "#/login";

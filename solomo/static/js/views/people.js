@@ -86,6 +86,7 @@ export async function meView(root, { onLanguage, onLogout }) {
       h("div.row.spread", {}, h("span", {}, t("me.location")),
         h("button.link", { type: "button", onclick: openLocationPicker }, loc)),
       h("a.button", { href: `#/user/${enc(user.id)}` }, t("user.posts")),
+      h("a.button.edit-profile", { href: "#/me/profile" }, t("manage.profile")),
       h("button.danger.logout", { type: "button", onclick: onLogout }, t("auth.logout"))));
   root.append(wrap);
   onLeave(off);
