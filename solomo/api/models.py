@@ -69,6 +69,12 @@ class UserOut(UserSummaryOut):
     created_at: str
 
 
+class MeOut(UserOut):
+    """The signed-in user: the User plus settings only they see."""
+
+    offers_from_unfollowed: bool = Field(description="Offers from stores you do not follow (default true)")
+
+
 class StoreSummaryOut(BaseModel):
     id: str
     name: str

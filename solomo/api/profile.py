@@ -10,7 +10,7 @@ from profiles.erasure import erase_account
 from profiles.password import change_password
 from profiles.profile import BIO_MAX, DISPLAY_NAME_MAX, me_public, update_profile
 from solomo.accounts import hash_token
-from solomo.api.models import ObjectIdStr, StrictBody, UserOut
+from solomo.api.models import MeOut, ObjectIdStr, StrictBody
 from solomo.http import Ctx, endpoint
 
 
@@ -29,10 +29,6 @@ class ProfileIn(StrictBody):
         if v is None:
             raise ValueError("may be left out but not null")
         return v
-
-
-class MeOut(UserOut):
-    offers_from_unfollowed: bool = Field(description="Your setting: offers from stores you do not follow")
 
 
 class PasswordIn(StrictBody):

@@ -24,6 +24,7 @@ async def test_profile_edit_and_rename_shows_in_posts_at_once(client, services):
     assert me["offers_from_unfollowed"] is False
     got = await client.get(f"/v1/posts/{post.json()['id']}", headers=acct.headers)
     assert got.json()["author"]["display_name"] == "小明"
+    assert (await client.get("/v1/me", headers=acct.headers)).json()["offers_from_unfollowed"] is False
     other = await register(client)
     seen = (await client.get(f"/v1/users/{acct.id}", headers=other.headers)).json()
     assert seen["bio"] == "喝咖啡" and "offers_from_unfollowed" not in seen

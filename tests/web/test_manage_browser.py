@@ -30,10 +30,12 @@ async def test_profile_password_and_account_deletion(phone, client, services):
     form = page.page.locator("form.profile-form")
     await form.locator("input[name=display_name]").fill("小明")
     await form.locator("textarea[name=bio]").fill("住在人民广场附近，爱喝咖啡。")
+    await form.locator("input[name=offers_from_unfollowed]").uncheck()
     await form.locator("button[type=submit]").click()
     await page.page.locator(".toast", has_text="已保存").wait_for()
     doc = await services.db.users.find_one({"_id": ObjectId(user.id)})
     assert doc["display_name"] == "小明" and doc["bio"] == "住在人民广场附近，爱喝咖啡。"
+    assert doc["offers_from_unfollowed"] is False
     await _shot(page, "manage-profile.png")
 
     await page.page.locator("a.password-link").click()

@@ -127,6 +127,7 @@ const STRINGS = {
     "manage.status.live": "Live", "manage.status.pending_review": "In review", "manage.status.ended": "Ended",
     "manage.status.expired": "Expired", "manage.status.sold_out": "Sold out",
     "err.invalid_transition": "That is no longer possible.", "err.invalid_media": "Choose an image you uploaded.",
+    "manage.offers_from_unfollowed": "Offers from nearby stores I don't follow",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -253,6 +254,7 @@ const STRINGS = {
     "manage.status.live": "进行中", "manage.status.pending_review": "审核中", "manage.status.ended": "已结束",
     "manage.status.expired": "已过期", "manage.status.sold_out": "已抢光",
     "err.invalid_transition": "这个操作已无法进行。", "err.invalid_media": "请选择你上传的图片。",
+    "manage.offers_from_unfollowed": "接收未关注的附近商家的优惠",
   },
 };
 

@@ -32,13 +32,17 @@ export async function profileEditView(root) {
   bio.value = user.bio || "";
   const count = h("span.muted.small.bio-count", {}, `${bio.value.length}/160`);
   bio.addEventListener("input", () => { count.textContent = `${bio.value.length}/160`; });
+  const unfollowed = h("input", { name: "offers_from_unfollowed", type: "checkbox",
+    checked: user.offers_from_unfollowed !== false });
   const save = h("button.primary", { type: "submit" }, t("manage.save"));
   const form = h("form.stack.card.profile-form", {}, field(t("manage.display_name"), name),
-    field(t("manage.bio"), bio), count, save);
+    field(t("manage.bio"), bio), count,
+    h("label.row.switch-row", {}, unfollowed, h("span", {}, t("manage.offers_from_unfollowed"))), save);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const me = await busy(save, patch("/v1/me", { display_name: name.value, bio: bio.value }));
+      const me = await busy(save, patch("/v1/me", { display_name: name.value, bio: bio.value,
+        offers_from_unfollowed: unfollowed.checked }));
       session.updateUser({ ...session.user, ...me });
       toast(t("manage.saved"));
     } catch (err) {
