@@ -8,12 +8,14 @@ this store" or "what is it called" follows in the same request:
 * the Redis GEO index of nearby stores (:mod:`checkins.geoindex`): the new members are added
   *before* the MongoDB update (the index stays a superset), the old ones dropped after it;
 * the store's offers, in MongoDB and in the live-offer index (:func:`offers.storemoves.store_moved`);
+* the posts at the store, which show the store's position (:func:`feed.storeposts.move_store_posts`):
+  local feeds, topics near a point and the cached post views;
 * the per-process summary caches of posts (``feed.hydrate.names_changed``), when the name or the
   position changed (a StoreSummary carries both);
 * search: the marked ``REINDEX_STORE`` call site in :func:`update_store` (wired when search lands).
 
-Posts written at the store keep the public position they were written with (their ``location``):
-a moved store's past posts stay on the local feed where they were posted.
+Saving the same position again re-runs every "follow the move" step, so an edit whose Redis part
+failed half-way is completed by saving again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pymongo import ReturnDocument
 from checkins import geoindex
 from checkins.stores import ADDRESS_MAX, CATEGORIES, NAME_MAX, RADIUS_MAX_M, RADIUS_MIN_M, store_latlng
 from feed.hydrate import names_changed
+from feed.storeposts import move_store_posts
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from offers.storemoves import store_moved
@@ -85,6 +88,7 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
     await geoindex.moved(services, store, doc)
     if moving:
         await store_moved(services, doc["_id"], lat, lng)
+        await move_store_posts(services, doc["_id"], lat, lng)
     if "name" in change or moving:
         await names_changed(services)
     # REINDEX_STORE (LEAD, when search lands): the one place search must learn of an edited store —

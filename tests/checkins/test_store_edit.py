@@ -14,7 +14,7 @@ from solomo.core.keys import stores_geo
 from tests.checkins.helpers import new_store
 from tests.offers.helpers import create_offer, follow_store
 from tests.realtime.wsclient import open_ws, recv_type
-from tests.support import offset, random_point, register
+from tests.support import offset, random_point, register, wait_until
 
 
 async def _nearby_ids(client, acct, lat, lng, **params) -> list[str]:
@@ -130,3 +130,34 @@ async def test_store_edit_bad_bodies(client, raw):
     resp = await client.patch(f"/v1/stores/{store['id']}", content=raw, headers={
         **merchant.headers, "content-type": "application/json"})
     assert resp.status_code in (400, 422), resp.text
+
+
+async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, celery_worker):
+    merchant = await register(client, "merchant")
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng)
+    post = await client.post("/v1/posts", json={"text": "at the shop", "store_id": store["id"]},
+                             headers=merchant.headers)
+    assert post.status_code == 201, post.text
+    post_id = post.json()["id"]
+    reader = await register(client)
+
+    async def local_ids(at_lat: float, at_lng: float) -> list[str]:
+        resp = await client.get("/v1/feed/local", params={"lat": at_lat, "lng": at_lng, "radius_m": 300},
+                                headers=reader.headers)
+        assert resp.status_code == 200, resp.text
+        return [p["id"] for p in resp.json()["items"]]
+
+    async def in_old_place() -> bool:  # read until the fan-out wrote it (and the cells exist)
+        return post_id in await local_ids(lat, lng)
+
+    await wait_until(in_old_place)
+    new_lat, new_lng = offset(lat, lng, north_m=-4000)
+    assert post_id not in await local_ids(new_lat, new_lng)  # builds the new place's cells, without it
+    resp = await client.patch(f"/v1/stores/{store['id']}", json={"lat": new_lat, "lng": new_lng},
+                              headers=merchant.headers)
+    assert resp.status_code == 200, resp.text
+    assert post_id in await local_ids(new_lat, new_lng)
+    assert post_id not in await local_ids(lat, lng)
+    got = (await client.get(f"/v1/posts/{post_id}", headers=reader.headers)).json()
+    assert (got["lat"], got["lng"]) == (new_lat, new_lng)

@@ -109,6 +109,9 @@ async def test_store_offer_list_live_for_everybody_all_for_owner(client, service
         if cursor is None:
             break
     assert seen == [o["id"] for o in items]
+    # the owner may also give up on the held one: it leaves the moderation queue (ended)
+    resp = await client.post(f"/v1/offers/{held['id']}/end", headers=merchant.headers)
+    assert resp.status_code == 200 and resp.json()["status"] == "ended"
 
 
 async def test_store_offer_list_bad_input(client):
