@@ -122,3 +122,25 @@ async def test_store_offer_list_bad_input(client):
         assert resp.status_code == status, (params, resp.text)
     resp = await client.get("/v1/stores/" + "0" * 24 + "/offers", headers=merchant.headers)
     assert resp.status_code == 404
+
+
+async def test_targeting_that_read_the_offer_before_its_end_pushes_nothing(client, services):
+    """The targeting task read the offer while it was live; the owner ends it; the task goes on."""
+    from geo.positions import set_position
+    from offers.targeting import _target
+    from tests.support import delivered_to, mark_offline, mark_online
+
+    merchant, store = await merchant_with_store(client)
+    fan = await register(client)
+    await follow_store(client, fan, store["id"])
+    offer = await create_offer(client, merchant, store["id"], radius_m=300)  # nobody online yet: no push
+    stale = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
+    assert (await client.post(f"/v1/offers/{offer['id']}/end", headers=merchant.headers)).status_code == 200
+    await set_position(services.redis, fan.id, store["lat"], store["lng"])
+    await mark_online(services, fan.id)
+    try:
+        assert await _target(services, stale, None) == 0
+    finally:
+        await mark_offline(services, fan.id)
+    assert fan.id not in await delivered_to(services, offer["id"])
+    assert await services.redis.hget(keys.LIVE_OFFERS_META, offer["id"]) is None
