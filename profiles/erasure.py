@@ -3,8 +3,10 @@
 Erasure is ONE ordered list of steps, :data:`STEPS`: each step takes ``(services, user_id)``,
 erases one kind of data wherever it lives (MongoDB and Redis), and is idempotent, so a deletion
 cut off half-way (a crash, an outage: the request answers 503) is finished by running the list
-again — the tombstone (step one) keeps the account from being used meanwhile, and
-:func:`erase_account` re-runs every step for a user already marked deleted. Packages added later
+again. The tombstone (step one) keeps the account from being used meanwhile and records
+``erasure: "pending"``, which only the end of the list clears; the maintenance task
+``maintenance.erasure_sweep`` (every 5 minutes) runs the list again for such accounts
+(:func:`resume_pending`). Packages added later
 append their step here (media, notifications, blocks, push subscriptions: see
 docs/design.md "Profile and account"); ``tests/accounts/test_erasure.py`` lists every MongoDB
 collection and Redis key after a deletion, so a collection without a step fails it.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
@@ -56,7 +58,7 @@ async def _tombstone(services: Services, user_id: ObjectId) -> None:
     """First: the account is deleted (login refused, tokens answer 401) before anything is erased."""
     now = datetime.now(UTC)
     await services.db.users.update_one({"_id": user_id}, [
-        {"$set": {"status": "deleted", "deleted_at": {"$ifNull": ["$deleted_at", now]},
+        {"$set": {"status": "deleted", "deleted_at": {"$ifNull": ["$deleted_at", now]}, "erasure": "pending",
                   SOCKET_CLOSE: close_command(UNAUTHORIZED, "account deleted", now)}},
         {"$unset": ["display_name", "bio", "avatar_media_id", "avatar_url", "password_hash", "followers_count",
                     "following_count", "offers_from_unfollowed", "last_seen_at", "stores_created", "suspension",
@@ -310,3 +312,25 @@ async def erase_account(services: Services, user_id: ObjectId, password: str) ->
 async def run_steps(services: Services, user_id: ObjectId) -> None:
     for step in STEPS:
         await step(services, user_id)
+    await services.db.users.update_one({"_id": user_id}, {"$unset": {"erasure": ""}})
+
+
+RESUME_AFTER = timedelta(minutes=2)
+"""An erasure still pending this long after its deletion was cut short (a request takes seconds)."""
+RESUME_BATCH = 20
+
+
+async def resume_pending(services: Services, now: datetime | None = None) -> int:
+    """Runs the steps again for deleted accounts whose erasure did not finish; returns how many.
+    Bounded per run (:data:`RESUME_BATCH`, through a partial index); one failing account does not
+    stop the others (it stays pending for the next run)."""
+    before = (now or datetime.now(UTC)) - RESUME_AFTER
+    done = 0
+    async for doc in services.db.users.find({"erasure": "pending", "deleted_at": {"$lt": before}},
+                                            {"_id": 1}).limit(RESUME_BATCH):
+        try:
+            await run_steps(services, doc["_id"])
+            done += 1
+        except Exception:
+            log.exception("erasure of %s failed again; the next sweep retries", doc["_id"])
+    return done

@@ -8,6 +8,9 @@ vouchers by user and blocks by blocker or blocked; these add the rest.
 from pymongo import ASCENDING, IndexModel
 
 INDEXES: dict[str, list[IndexModel]] = {
+    # the few deleted accounts whose erasure a failure cut short (maintenance.erasure_sweep)
+    "users": [IndexModel([("deleted_at", ASCENDING)], name="erasure_pending",
+                         partialFilterExpression={"erasure": "pending"})],
     "comments": [IndexModel([("author_id", ASCENDING)], name="by_author")],
     "reports": [IndexModel([("reporter_id", ASCENDING)], name="by_reporter")],
     "store_visitors": [IndexModel([("user_id", ASCENDING)], name="by_user")],

@@ -57,6 +57,7 @@ def make_celery(settings: Settings) -> Celery:
             "sweep-offers": {"task": names.OFFERS_SWEEP, "schedule": 30.0},
             "sweep-realtime": {"task": names.REALTIME_SWEEP, "schedule": 60.0},
             "refresh-mayors": {"task": names.REFRESH_MAYORS, "schedule": 3600.0},
+            "sweep-erasures": {"task": names.ERASURE_SWEEP, "schedule": 300.0},
         },
         timezone="UTC",
     )

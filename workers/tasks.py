@@ -152,3 +152,11 @@ def refresh_mayors() -> None:
     from checkins.mayor import refresh_mayors as refresh
 
     _run(lambda services: refresh(services, datetime.now(UTC)))
+
+
+@app.task(name=names.ERASURE_SWEEP)
+def erasure_sweep() -> None:
+    """Finish account erasures a failure cut short (the deleted account's steps run again)."""
+    from profiles.erasure import resume_pending
+
+    _run(resume_pending)

@@ -215,3 +215,34 @@ async def test_delete_account_bad_input(client, services):
     resp = await client.request("DELETE", "/v1/me", json={"password": "password123"})
     assert resp.status_code == 401
     assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+
+
+async def test_an_erasure_cut_short_is_finished_by_the_sweep(client, services, celery_worker):
+    """The deletion's request died after the tombstone (an outage): the account is unusable at once,
+    and the maintenance sweep runs the steps again through the real worker."""
+    from datetime import UTC, datetime, timedelta
+
+    from profiles.erasure import STEPS
+    from solomo.core import tasknames
+
+    victim, friend = await register(client), await register(client)
+    assert (await client.post(f"/v1/users/{friend.id}/follow", headers=victim.headers)).status_code == 204
+    post = await client.post("/v1/posts", json={"text": "left behind"}, headers=victim.headers)
+    oid = ObjectId(victim.id)
+    await STEPS[0](services, oid)  # only the tombstone was written
+    assert (await client.post("/v1/auth/login", json={"username": victim.username,
+                                                      "password": "password123"})).status_code == 401
+    assert (await services.db.users.find_one({"_id": oid}))["erasure"] == "pending"
+    assert await services.db.follows.count_documents({"follower_id": oid}) == 1
+    await services.db.users.update_one({"_id": oid}, {"$set": {"deleted_at": datetime.now(UTC) - timedelta(minutes=5)}})
+    await services.tasks.send(tasknames.ERASURE_SWEEP)
+
+    async def finished() -> bool:
+        doc = await services.db.users.find_one({"_id": oid})
+        return "erasure" not in doc
+
+    await wait_until(finished, timeout=30)
+    assert await services.db.follows.count_documents({"follower_id": oid}) == 0
+    assert await services.db.tokens.count_documents({"user_id": oid}) == 0
+    assert (await services.db.posts.find_one({"_id": ObjectId(post.json()["id"])}))["status"] == "deleted"
+    assert (await client.get("/v1/me", headers=friend.headers)).json()["followers_count"] == 0
