@@ -33,6 +33,7 @@ from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from offers.storemoves import store_moved
 from offers.stores import owned_store
+from solomo.core import ratelimit
 from solomo.core.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
     await screen_profile_text(services, change.get("name"), change.get("address"))
     if not change:
         return store
+    if moving:  # a move rewrites the store's posts and offers: bounded per store (429 rate_limited)
+        await ratelimit.enforce(services, "store_move", store["_id"])
     after = {**store, **change}
     if moving or "category" in change:
         await geoindex.add(services, after)  # before the write: the index stays a superset

@@ -8,8 +8,8 @@ location, and local reads keep an entry only if the view is inside the circle), 
 the local-feed cells that exist (the entry carries the position: removed at the old point, written
 at the new one, as the fan-out writes them).
 
-Bounded per batch (:data:`BATCH` posts, through the ``(store_id, created_ms)`` index); the edit route
-is rate-limited (``store_edit``), so one merchant cannot make this run without end.
+Bounded per batch (:data:`BATCH` posts, along the ``(store_id, created_ms, _id)`` index); moves are limited per
+store (``store_move``), so one merchant cannot make this run without end.
 """
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ async def move_store_posts(services: Services, store_id: ObjectId, lat: float, l
     """Moves every post at the store to ``(lat, lng)``; returns how many were moved."""
     point = geo_point(lat, lng)
     moved = 0
-    after: ObjectId | None = None
-    while True:
+    last: dict[str, Any] | None = None
+    while True:  # newest first along the (store_id, created_ms, _id) index, a batch at a time
         query: dict[str, Any] = {"store_id": store_id}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        docs = await services.db.posts.find(query, {"location": 1, "status": 1, "created_ms": 1}
-                                            ).sort("_id", 1).limit(BATCH).to_list(None)
+        if last is not None:
+            query["$or"] = [{"created_ms": {"$lt": last["created_ms"]}},
+                            {"created_ms": last["created_ms"], "_id": {"$lt": last["_id"]}}]
+        docs = await services.db.posts.find(query, {"location": 1, "status": 1, "created_ms": 1}).sort(
+            [("created_ms", -1), ("_id", -1)]).limit(BATCH).to_list(None)
         if not docs:
             return moved
-        after = docs[-1]["_id"]
+        last = docs[-1]
         stale = [d for d in docs if d.get("location") != point]
         if not stale:
             continue

@@ -42,6 +42,7 @@ from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
 from geo.positions import forget as forget_position
 from offers import gate, live
+from profiles.password import verify_password
 from solomo.core import keys, tasknames
 from solomo.core.closecodes import UNAUTHORIZED
 from solomo.core.control import SOCKET_CLOSE, close_command
@@ -304,8 +305,9 @@ STEPS: list[Step] = [
 
 
 async def erase_account(services: Services, user_id: ObjectId, password: str) -> None:
-    """Checks the password (403 ``invalid_credentials``), then runs :data:`STEPS`."""
-    await services.accounts.check_password(user_id, password)
+    """Checks the password (403 ``invalid_credentials``, limited like a password change), then runs
+    :data:`STEPS`."""
+    await verify_password(services, user_id, password)
     await run_steps(services, user_id)
 
 

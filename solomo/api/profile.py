@@ -56,21 +56,23 @@ async def patch_me(ctx: Ctx) -> dict[str, Any]:
 
 
 @endpoint("POST /v1/me/password",
-          summary="Change your password", body=PasswordIn, status=204, tags=["profile"], rate="password",
-          errors={403: "invalid_credentials", 422: "invalid"}, operation_id="profile_change_password",
+          summary="Change your password", body=PasswordIn, status=204, tags=["profile"],
+          errors={403: "invalid_credentials", 422: "invalid", 429: "rate_limited"},
+          operation_id="profile_change_password",
           description="Every other token of the account stops working at once (its sockets close with 4401); "
-                      "the token making the change keeps working. A wrong old password → 403 invalid_credentials.")
+                      "the token making the change keeps working. A wrong old password → 403 invalid_credentials; "
+                      "too many wrong ones → 429 rate_limited (settings.rate_limits.password).")
 async def post_password(ctx: Ctx) -> None:
     b: PasswordIn = ctx.body
     await change_password(ctx.services, ctx.user.id, _token_hash(ctx), b.old_password, b.new_password)
 
 
 @endpoint("DELETE /v1/me",
-          summary="Delete your account", body=DeleteIn, status=204, tags=["profile"], rate="password",
-          errors={403: "invalid_credentials"}, operation_id="profile_delete",
+          summary="Delete your account", body=DeleteIn, status=204, tags=["profile"],
+          errors={403: "invalid_credentials", 429: "rate_limited"}, operation_id="profile_delete",
           description="Tokens revoked and sockets closed at once; posts and comments leave every feed; check-ins "
                       "(with their device fixes), the live position, likes and follows are erased; vouchers and "
                       "reports are anonymised. The username stays reserved. A wrong password → 403 "
-                      "invalid_credentials.")
+                      "invalid_credentials (limited as for a password change).")
 async def delete_me(ctx: Ctx) -> None:
     await erase_account(ctx.services, ctx.user.id, ctx.body.password)

@@ -103,3 +103,27 @@ async def test_password_change_revokes_other_tokens_at_once(live_server, client,
                                                       "password": "password123"})).status_code == 401
     assert (await client.post("/v1/auth/login", json={"username": acct.username,
                                                       "password": "newpassword1"})).status_code == 200
+
+
+async def test_wrong_passwords_are_limited_per_user(client, services):
+    acct = await register(client)
+    from solomo.core.ratelimit import limits_for
+
+    limit = min(item.amount for item in limits_for(services, "password"))
+    for i in range(limit):
+        path, method, body = (("/v1/me/password", "POST", {"old_password": f"wrong-{i}-pass", "new_password": "x" * 9})
+                              if i % 2 else ("/v1/me", "DELETE", {"password": f"wrong-{i}-pass"}))
+        resp = await client.request(method, path, json=body, headers=acct.headers)
+        assert resp.status_code == 403, resp.text
+    right = await client.post("/v1/me/password", json={"old_password": "password123", "new_password": "y" * 9},
+                              headers=acct.headers)
+    assert right.status_code == 429 and right.json()["error"]["code"] == "rate_limited"
+    assert right.headers.get("retry-after")
+    # refused before the check: the password did not change, the account is intact
+    assert (await client.post("/v1/auth/login", json={"username": acct.username,
+                                                      "password": "password123"})).status_code == 200
+    # bad bodies do not count (validation answers first)
+    other = await register(client)
+    for _ in range(limit + 2):
+        resp = await client.post("/v1/me/password", json={"old_password": "password123"}, headers=other.headers)
+        assert resp.status_code == 422

@@ -161,3 +161,24 @@ async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, cele
     assert post_id not in await local_ids(lat, lng)
     got = (await client.get(f"/v1/posts/{post_id}", headers=reader.headers)).json()
     assert (got["lat"], got["lng"]) == (new_lat, new_lng)
+
+
+async def test_moves_are_limited_per_store(client, services):
+    from solomo.core.ratelimit import limits_for
+
+    limit = min(item.amount for item in limits_for(services, "store_move"))
+    merchant = await register(client, "merchant")
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng)
+    for i in range(limit):
+        resp = await client.patch(f"/v1/stores/{store['id']}", json={"lat": lat + (i + 1) * 1e-4},
+                                  headers=merchant.headers)
+        assert resp.status_code == 200, resp.text
+    refused = await client.patch(f"/v1/stores/{store['id']}", json={"lat": lat - 1e-3, "name": "Elsewhere"},
+                                 headers=merchant.headers)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["location"]["coordinates"][1] == lat + limit * 1e-4 and doc["name"] != "Elsewhere"
+    # other edits are not moves: still allowed
+    resp = await client.patch(f"/v1/stores/{store['id']}", json={"name": "Renamed"}, headers=merchant.headers)
+    assert resp.status_code == 200 and resp.json()["name"] == "Renamed"

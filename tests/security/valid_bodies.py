@@ -34,6 +34,11 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/moderation/comments/{comment_id}"): {"action": "approve", "reason": "checked"},
         ("POST", "/v1/moderation/offers/{offer_id}"): {"action": "approve", "reason": "checked"},
         ("PUT", "/v1/moderation/words"): {"block": [], "review": [], "reason": "checked"},
+        ("PATCH", "/v1/me"): {"bio": "hello"},
+        # wrong passwords: sent as they are, these change nothing (403)
+        ("POST", "/v1/me/password"): {"old_password": "not-the-password", "new_password": "newpassword1"},
+        ("DELETE", "/v1/me"): {"password": "not-the-password"},
+        ("PATCH", "/v1/stores/{store_id}"): {"address": "1 Main St"},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"
