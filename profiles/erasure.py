@@ -6,10 +6,10 @@ cut off half-way (a crash, an outage: the request answers 503) is finished by ru
 again. The tombstone (step one) keeps the account from being used meanwhile and records
 ``erasure: "pending"``, which only the end of the list clears; the maintenance task
 ``maintenance.erasure_sweep`` (every 5 minutes) runs the list again for such accounts
-(:func:`resume_pending`). Packages added later
-append their step here (media, notifications, blocks, push subscriptions: see
-docs/design.md "Profile and account"); ``tests/accounts/test_erasure.py`` lists every MongoDB
-collection and Redis key after a deletion, so a collection without a step fails it.
+(:func:`resume_pending`). Packages added later append their step here (media, notifications, push
+subscriptions: see docs/design.md "Profile, account and store management");
+``tests/accounts/test_erasure.py`` lists every MongoDB collection and Redis key after a deletion,
+so a collection without a step fails it.
 
 What stays, and why:
 
@@ -113,7 +113,7 @@ async def _ids(cursor: Any) -> list[ObjectId]:
 async def _posts(services: Services, user_id: ObjectId) -> None:
     """Every post leaves every feed as an author's deletion does (``feed.posts.delete_post``): status
     ``deleted``, its fan-out retracted by the retract task (the outbox sweep re-sends a lost one).
-    The text and place go too, except for posts moderators hold as evidence."""
+    The text goes too, except for posts moderators hold as evidence."""
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                 {"_id": 1}).limit(BATCH))
