@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from feed import postcache
 from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
+from feed.posts import VISIBLE
 from geo.positions import forget as forget_position
 from offers import gate, live
 from profiles.password import verify_password
@@ -47,7 +48,7 @@ from solomo.core import keys, tasknames
 from solomo.core.closecodes import UNAUTHORIZED
 from solomo.core.control import SOCKET_CLOSE, close_command
 from solomo.core.services import Services
-from solomo.core.txn import send_task
+from solomo.core.txn import Txn, run_transaction, send_task
 
 log = logging.getLogger("profiles.erasure")
 
@@ -137,54 +138,74 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
 
 
 async def _comments(services: Services, user_id: ObjectId) -> None:
-    """Comments leave their posts (status ``deleted``, text erased); the posts' counts move down."""
+    """Comments leave their posts (status ``deleted``, text erased); the posts' counts move down in the
+    same transaction, so a re-run after a failure never counts a comment twice."""
     while True:
         docs = await services.db.comments.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                {"post_id": 1, "status": 1}).limit(BATCH).to_list(None)
         if not docs:
             break
-        await services.db.comments.update_many({"_id": {"$in": [d["_id"] for d in docs]}},
-                                               {"$set": {"status": "deleted", "deleted_at": datetime.now(UTC)}})
         published: dict[ObjectId, int] = {}
         for d in docs:
-            if d.get("status", "published") == "published":
+            if d.get("status", VISIBLE) == VISIBLE:
                 published[d["post_id"]] = published.get(d["post_id"], 0) + 1
-        for post_id, n in published.items():
-            await services.db.posts.update_one({"_id": post_id}, {"$inc": {"comment_count": -n}})
+
+        async def batch(txn: Txn, docs: list[dict[str, Any]] = docs,
+                        published: dict[ObjectId, int] = published) -> None:
+            await services.db.comments.update_many({"_id": {"$in": [d["_id"] for d in docs]}},
+                                                   {"$set": {"status": "deleted", "deleted_at": datetime.now(UTC)}},
+                                                   session=txn.session)
+            for post_id, n in published.items():
+                await services.db.posts.update_one({"_id": post_id}, {"$inc": {"comment_count": -n}},
+                                                   session=txn.session)
+
+        await run_transaction(services, batch)
         await postcache.invalidate(services, list(published))
     await services.db.comments.update_many({"author_id": user_id, "text": {"$ne": ""}}, {"$set": {"text": ""}})
 
 
 async def _likes(services: Services, user_id: ObjectId) -> None:
-    """Likes removed, like counts moved down, the user's liked-set cache dropped."""
+    """Likes removed with their counts (one transaction a batch), the user's liked-set cache dropped."""
     while True:
         docs = await services.db.likes.find({"user_id": user_id}, {"post_id": 1}).limit(BATCH).to_list(None)
         if not docs:
             break
         post_ids = [d["post_id"] for d in docs]
-        await services.db.likes.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-        await services.db.posts.update_many({"_id": {"$in": post_ids}}, {"$inc": {"like_count": -1}})
+
+        async def batch(txn: Txn, docs: list[dict[str, Any]] = docs, post_ids: list[ObjectId] = post_ids) -> None:
+            await services.db.likes.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=txn.session)
+            await services.db.posts.update_many({"_id": {"$in": post_ids}}, {"$inc": {"like_count": -1}},
+                                                session=txn.session)
+
+        await run_transaction(services, batch)
         await postcache.invalidate(services, post_ids)
     await services.redis.delete(keys.liked_key(user_id))
 
 
 async def _follows(services: Services, user_id: ObjectId) -> None:
-    """Follows both ways removed, with the other side's counters. A follower's home feed drops the
-    user's posts here (``feed.home.remove_unfollowed``), as on an unfollow: the retract tasks sent by
-    :func:`_posts` find the readers through these very follows, which are gone by the time they run."""
+    """Follows both ways removed with the other side's counters (one transaction a batch). A
+    follower's home feed drops the user's posts here (``feed.home.remove_unfollowed``), as on an
+    unfollow: the retract tasks sent by :func:`_posts` find the readers through these very follows,
+    which are gone by the time they run."""
     while True:
         docs = await services.db.follows.find({"$or": [{"follower_id": user_id},
                                                        {"target_type": "user", "target_id": user_id}]}
                                               ).limit(BATCH).to_list(None)
         if not docs:
             break
-        for d in docs:
-            if d["follower_id"] == user_id:
-                coll = "users" if d["target_type"] == "user" else "stores"
-                await services.db[coll].update_one({"_id": d["target_id"]}, {"$inc": {"followers_count": -1}})
-            else:
-                await services.db.users.update_one({"_id": d["follower_id"]}, {"$inc": {"following_count": -1}})
-        await services.db.follows.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+
+        async def batch(txn: Txn, docs: list[dict[str, Any]] = docs) -> None:
+            for d in docs:
+                if d["follower_id"] == user_id:
+                    coll = "users" if d["target_type"] == "user" else "stores"
+                    await services.db[coll].update_one({"_id": d["target_id"]}, {"$inc": {"followers_count": -1}},
+                                                       session=txn.session)
+                else:
+                    await services.db.users.update_one({"_id": d["follower_id"]},
+                                                       {"$inc": {"following_count": -1}}, session=txn.session)
+            await services.db.follows.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=txn.session)
+
+        await run_transaction(services, batch)
         for d in docs:
             if d["follower_id"] != user_id:
                 await remove_unfollowed(services, d["follower_id"], "user", user_id)
