@@ -16,8 +16,10 @@ Markers (one hash tag with the sets, so they live and die together):
 * ``fresh`` — expires after :data:`FRESH_S`; the next read then re-adds every store in the
   background while still reading the index (``GEOADD`` only adds: a partial loss is repaired).
 
-Stores are never moved or deleted today; a future ``PATCH`` of a position must call :func:`discard`
-with the old document and :func:`add` with the new one.
+A store edited by its owner (``PATCH /v1/stores/{id}``, :mod:`checkins.storeedit`) keeps the superset:
+:func:`add` of the new document before the MongoDB update, :func:`moved` (old members that are not
+new ones) after it; a read in between sees both members and keeps only the one at the document's
+position (:mod:`checkins.nearby`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,26 @@ async def discard(services: Services, doc: dict[str, Any]) -> None:
             await pipe.execute()
     except Exception:  # the create's own error is what the client must see
         log.warning("could not drop store %s from the geo index", doc["_id"], exc_info=True)
+
+
+def _entries(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(stores_geo(None), member(doc)), (stores_geo(doc.get("category", "other")), member(doc))}
+
+
+async def moved(services: Services, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """After a committed edit of position or category: drop the old document's members that the new
+    one does not have (best effort: a leftover is filtered out by the reads and by the next rebuild
+    of a wiped index)."""
+    stale = _entries(old) - _entries(new)
+    if not stale:
+        return
+    try:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for key, name in stale:
+                pipe.zrem(key, name)
+            await pipe.execute()
+    except Exception:  # the edit is committed; reads already ignore a member off the store's position
+        log.warning("could not drop the old members of store %s", old["_id"], exc_info=True)
 
 
 async def rebuild(services: Services) -> int:

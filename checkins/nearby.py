@@ -120,29 +120,40 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         complete_below = math.inf
         if len(hits) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
             complete_below = (hits[-1][1] - SLACK_M) / K
-        rows: list[tuple[float, ObjectId]] = []
+        rows: list[tuple[float, ObjectId, float, float]] = []
         for name, _ in hits:
             oid, slat, slng = geoindex.parse_member(name)
             d = spherical_m(lat, lng, slat, slng)
             if d <= radius_m and d < complete_below and (after is None or (d, oid) > (after.score, after.id)):
-                rows.append((d, oid))
+                rows.append((d, oid, slat, slng))
         rows.sort()
-        page = await _documents(services, rows, lookahead(limit))
+        page = await _documents(services, rows, lookahead(limit), category)
         if len(page) == lookahead(limit) or complete_below == math.inf:
             return cut_page(page, limit, _position)
         count, hits = count * 2, None
 
 
-async def _documents(services: Services, rows: list[tuple[float, ObjectId]], want: int) -> list[dict[str, Any]]:
-    """The documents of the first ``want`` rows whose store exists, in row order, with ``distance_m``."""
+async def _documents(services: Services, rows: list[tuple[float, ObjectId, float, float]],
+                     want: int, category: str | None) -> list[dict[str, Any]]:
+    """The documents of the first ``want`` rows whose store exists *at the member's position* (and
+    in ``category``), in row order, with ``distance_m``: an edited store's old member (left until
+    its edit has committed, :func:`checkins.geoindex.moved`) is not the store any more."""
     out: list[dict[str, Any]] = []
     start = 0
     while len(out) < want and start < len(rows):
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
-        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": [oid for _, oid in chunk]}})}
-        out += [{**docs[oid], "distance_m": d} for d, oid in chunk if oid in docs]
+        ids = [row[1] for row in chunk]
+        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": ids}})}
+        out += [{**docs[oid], "distance_m": d} for d, oid, slat, slng in chunk
+                if oid in docs and _at(docs[oid], slat, slng)
+                and (category is None or docs[oid].get("category", "other") == category)]
     return out
+
+
+def _at(doc: dict[str, Any], lat: float, lng: float) -> bool:
+    d_lng, d_lat = doc["location"]["coordinates"]
+    return float(d_lat) == lat and float(d_lng) == lng
 
 
 async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,

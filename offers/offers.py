@@ -88,6 +88,8 @@ def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
         "radius_m": doc["radius_m"],
         "stock": doc.get("stock"),
         "claimed": int(doc.get("claimed", 0)),
+        # who it is pushed to; "followers" is the only audience so far (older documents have none)
+        "audience": str(doc.get("audience", "followers")),
         "status": offer_status(doc),
         "expires_at": rfc3339(doc["expires_at"]),
         "created_at": rfc3339(doc["created_at"]),

@@ -196,4 +196,14 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
         if away:  # no open socket: reached by Web Push when subscribed (push.dispatch sends the event)
             reach |= await subscribed_users(services, away)
         recipients = [(uid, d) for uid, d in near if uid in reach]
+    if recipients and not await _still_live(services, offer["_id"]):
+        # ended (or removed) while it was being targeted: the owner's end unregistered it before this
+        # run registered it again above, so take it out once more and push nothing
+        await live.unregister(services.redis, [str(offer["_id"])])
+        return 0
     return await send_offer(services, offer, found, recipients, done=True)
+
+
+async def _still_live(services: Services, offer_id: ObjectId) -> bool:
+    doc = await services.db.offers.find_one({"_id": offer_id}, {"status": 1})
+    return doc is not None and stored_status(doc) == "live"

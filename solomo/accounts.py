@@ -84,6 +84,8 @@ def user_public(doc: dict[str, Any]) -> dict[str, Any]:
         "username": doc["username"],
         "display_name": doc.get("display_name") or doc["username"],
         "role": doc["role"],
+        "bio": doc.get("bio") or "",
+        "avatar_url": doc.get("avatar_url"),
         "followers_count": int(doc.get("followers_count", 0)),
         "following_count": int(doc.get("following_count", 0)),
         "created_at": rfc3339(doc["created_at"]),
@@ -188,6 +190,32 @@ class Accounts:
                 await publish_disconnect(self.token_cache.redis, str(user_id), UNAUTHORIZED, reason)
             except RedisError as exc:
                 log.warning("could not close the sockets of %s: %s", user_id, exc)
+
+    async def revoke_others(self, user_id: ObjectId, keep_hash: str, reason: str = "password changed") -> None:
+        """Revokes every token of the user but ``keep_hash`` (the caller's), at once in every API
+        process: MongoDB first, then the cached entries (all of the user's: the kept one is simply
+        checked afresh), then the other tokens' sockets close with 4401 (best effort, as in
+        :meth:`revoke_all`)."""
+        await self.db.tokens.delete_many({"user_id": user_id, "_id": {"$ne": keep_hash}})
+        await self.token_cache.forget(user_id)
+        if self.token_cache.redis is not None:
+            try:
+                await publish_disconnect(self.token_cache.redis, str(user_id), UNAUTHORIZED, reason, keep=keep_hash)
+            except RedisError as exc:
+                log.warning("could not close the sockets of %s: %s", user_id, exc)
+
+    async def check_password(self, user_id: ObjectId, password: str) -> dict[str, Any]:
+        """The active account if ``password`` is its password; else 403 ``invalid_credentials``
+        (the caller is signed in: a 401 would tell a client its token is bad)."""
+        doc = await self.get(user_id)
+        if not await self.hashing.verify(doc.get("password_hash"), password):
+            raise ApiError("the password is wrong", status=403, code="invalid_credentials")
+        return doc
+
+    async def set_password(self, user_id: ObjectId, password: str) -> None:
+        if len(password) < 8:
+            raise Invalid("password must be at least 8 characters", code="invalid")
+        await self.db.users.update_one({"_id": user_id}, {"$set": {"password_hash": await self.hashing.hash(password)}})
 
     async def get(self, user_id: ObjectId) -> dict[str, Any]:
         doc = await self.db.users.find_one({"_id": user_id, "status": {"$ne": "deleted"}})

@@ -219,6 +219,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["blocks/mutes"] = await _shut_out(services, api, city)
     counts["notifications"] = await _inbox(services, api, rng, posts, city)
     counts["reposts"] = await _reposts(api, posts, city)
+    counts["offers"] += await _profiles_and_past_offers(api, stores, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -410,6 +411,27 @@ async def _reposts(api: _Api, posts: list[dict[str, Any]], city: _City) -> int:
         assert target is not None
         previous = await api.call("POST", f"/v1/posts/{target['id']}/repost", people[reposter], {"text": text})
     return len(REPOSTS)
+
+
+BIOS = {
+    "xiaoming": "住在人民广场附近，爱喝咖啡，周末逛博物馆。",
+    "amy_sh": "New in Shanghai. Coffee, museums and long walks.",
+    "meimei": "甜品探店 🍰 只推荐真心喜欢的",
+}
+
+
+async def _profiles_and_past_offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
+    """Issue 16: a few bios on profiles, and an offer the first store ended early, so the merchant's
+    offer list shows statuses. Returns the offers added."""
+    for person in city.users:
+        if person.username in BIOS:
+            await api.call("PATCH", "/v1/me", person, {"bio": BIOS[person.username]})
+    expires = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    owner = city.merchants[STORES[0][3]]
+    offer = await api.call("POST", f"/v1/stores/{stores[0]['id']}/offers", owner, {
+        "title": "开业周：买咖啡送曲奇 Opening week: free cookie", "radius_m": 800, "expires_at": expires, "stock": 50})
+    await api.call("POST", f"/v1/offers/{offer['id']}/end", owner)
+    return 1
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

@@ -185,3 +185,11 @@ def media_expire() -> None:
         await expire_unattached(services)
 
     _run(job)
+
+
+@app.task(name=names.ERASURE_SWEEP)
+def erasure_sweep() -> None:
+    """Finish account erasures a failure cut short (the deleted account's steps run again)."""
+    from profiles.erasure import resume_pending
+
+    _run(resume_pending)

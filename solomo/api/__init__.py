@@ -18,6 +18,7 @@ ROUTE_MODULES = [
     "solomo.api.blocking",
     "solomo.api.notifications",
     "solomo.api.reposts",
+    "solomo.api.profile",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

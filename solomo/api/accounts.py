@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from moderation.screen import screen_profile_text
+from profiles.profile import me_public
 from solomo.accounts import hash_token, user_public
-from solomo.api.models import StrictBody, UserOut
+from solomo.api.models import MeOut, StrictBody, UserOut
 from solomo.core import ratelimit
 from solomo.core.closecodes import UNAUTHORIZED
 from solomo.core.control import disconnect_user
@@ -93,9 +94,9 @@ async def logout(ctx: Ctx) -> None:
 
 
 @endpoint("GET /v1/me",
-          summary="The signed-in account", response=UserOut, tags=["accounts"])
+          summary="The signed-in account", response=MeOut, tags=["accounts"])
 async def me(ctx: Ctx) -> dict[str, Any]:
-    return user_public(await ctx.services.accounts.get(ctx.user.id))
+    return me_public(await ctx.services.accounts.get(ctx.user.id))
 
 
 @endpoint("GET /v1/users/{user_id}",

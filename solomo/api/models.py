@@ -62,9 +62,17 @@ class UserSummaryOut(BaseModel):
 
 class UserOut(UserSummaryOut):
     role: str
+    bio: str = Field(description="0..160 characters, empty when unset")
+    avatar_url: str | None = Field(description="The profile photo, null when unset")
     followers_count: int
     following_count: int
     created_at: str
+
+
+class MeOut(UserOut):
+    """The signed-in user: the User plus settings only they see."""
+
+    offers_from_unfollowed: bool = Field(description="Offers from stores you do not follow (default true)")
 
 
 class StoreSummaryOut(BaseModel):

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from offers.ending import end_offer, store_offers
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
 from offers.stats import store_stats
 from offers.vouchers import claim, my_vouchers, redeem, voucher_public
@@ -32,8 +33,10 @@ class OfferOut(BaseModel):
     radius_m: int
     stock: int | None
     claimed: int
+    audience: Literal["followers"] = Field(description="Who it is pushed to: the store's followers")
     status: Literal["live", "pending_review", "ended", "expired", "sold_out"] = Field(
-        description="pending_review: held for a moderator (a review word matched), not pushed yet")
+        description="pending_review: held for a moderator (a review word matched), not pushed yet; "
+                    "ended: its owner ended it (or a moderator removed it)")
     expires_at: str
     created_at: str
 
@@ -43,6 +46,10 @@ class NearbyOfferOut(OfferOut):
 
 
 class OfferPage(Page[NearbyOfferOut]):
+    pass
+
+
+class StoreOfferPage(Page[OfferOut]):
     pass
 
 
@@ -163,3 +170,26 @@ async def list_mine(ctx: Ctx) -> dict[str, Any]:
 async def stats(ctx: Ctx) -> dict[str, Any]:
     return await store_stats(ctx.services, ctx.user.id, ctx.path["store_id"])
 
+
+
+@endpoint("GET /v1/stores/{store_id}/offers",
+          summary="A store's offers, newest first", query=PageQuery, response=StoreOfferPage, tags=["offers"],
+          errors={400: "invalid_cursor", 404: "not_found"}, operation_id="offers_of_store",
+          description="The store's owner sees every offer (held for review, ended, expired, sold out); "
+                      "everybody else sees the live ones only.")
+async def list_for_store(ctx: Ctx) -> dict[str, Any]:
+    q: PageQuery = ctx.query
+    items, after = await store_offers(ctx.services, ctx.user.id, ctx.path["store_id"], q.limit,
+                                      ctx.services.cursors.decode_position(q.cursor))
+    return ctx.services.cursors.page(items, after)
+
+
+@endpoint("POST /v1/offers/{offer_id}/end",
+          summary="End your offer now", response=OfferOut, tags=["offers"], operation_id="offers_end",
+          errors={403: "forbidden", 404: "not_found", 409: "invalid_transition"},
+          description="Status ended at once: claims answer 410 offer_ended, nobody else is pushed it, vouchers "
+                      "already claimed stay redeemable until they expire. Ending an ended offer answers it "
+                      "again; an expired or removed one is 409 invalid_transition.")
+async def end(ctx: Ctx) -> dict[str, Any]:
+    doc = await end_offer(ctx.services, ctx.user.id, parse_id(ctx.path["offer_id"], "offer"))
+    return offer_public(*await get_offer(ctx.services, doc["_id"]))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
+from checkins.storeedit import update_store
 from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
 from solomo.api.models import Lat, Lng, StrictBody, UserSummaryOut
 from solomo.core.pagination import Page, PageQuery
@@ -23,6 +24,24 @@ class StoreIn(StrictBody):
     category: Category = Field("other", description="One of a fixed set; default other")
     address: str | None = Field(None, max_length=200)
     checkin_radius_m: int = Field(200, ge=20, le=2000, description="Check-in radius in metres (20..2000)")
+
+
+class StorePatchIn(StrictBody):
+    """Only the fields sent change; only ``address`` may be null (clears it)."""
+
+    name: str | None = Field(None, min_length=1, max_length=80)
+    category: Category | None = Field(None, description="One of a fixed set")
+    address: str | None = Field(None, max_length=200, description="null or empty clears it")
+    checkin_radius_m: int | None = Field(None, ge=20, le=2000, description="Check-in radius in metres (20..2000)")
+    lat: Lat | None = None
+    lng: Lng | None = None
+
+    @field_validator("name", "category", "checkin_radius_m", "lat", "lng", mode="before")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("may be left out but not null")
+        return v
 
 
 class StoreOut(BaseModel):
@@ -86,3 +105,18 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
         item["distance_m"] = round(doc["distance_m"], 1)
     return ctx.services.cursors.page(items, after)
 
+
+
+@endpoint("PATCH /v1/stores/{store_id}",
+          summary="Edit your store", body=StorePatchIn, response=StoreOut, tags=["stores"],
+          errors={403: "forbidden", 404: "not_found", 422: "invalid, content_rejected", 429: "rate_limited"},
+          description="Only the fields sent change (address null clears it). Nearby stores, the store's offers "
+                      "(nearby and pushed on arrival), the posts at the store (local feeds) and the names shown in "
+                      "posts follow at once. Moves are limited per store (settings.rate_limits.store_move: 429 "
+                      "rate_limited). The name and address pass the word filter: a block or review word → 422 "
+                      "content_rejected.")
+async def patch(ctx: Ctx) -> dict[str, Any]:
+    b: StorePatchIn = ctx.body
+    fields = {k: getattr(b, k) for k in b.model_fields_set}
+    doc = await update_store(ctx.services, ctx.user.id, ctx.path["store_id"], **fields)
+    return await hydrate_store(ctx.services, doc)

@@ -40,12 +40,15 @@ async def disconnect_user(services: Services, user_id: str, code: int = FORBIDDE
 
 
 async def publish_disconnect(redis: RedisClient, user_id: str, code: int, reason: str, *,
-                             token_hash: str | None = None) -> int:
+                             token_hash: str | None = None, keep: str | None = None) -> int:
     """Returns PUBLISH's count: the subscribers of the node that took it (on a Redis Cluster the
-    message reaches every node's subscribers, but each node counts only its own)."""
+    message reaches every node's subscribers, but each node counts only its own). ``keep``: a token
+    hash whose sockets stay open (every other one closes)."""
     command: dict[str, Any] = {"op": "disconnect", "user_id": str(user_id), "code": int(code), "reason": reason}
     if token_hash is not None:
         command["token"] = token_hash
+    if keep is not None:
+        command["keep"] = keep
     return int(await redis.publish(CONTROL_CHANNEL, orjson.dumps(command)))
 
 

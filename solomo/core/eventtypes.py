@@ -105,6 +105,7 @@ class OfferEvent(Event):
     radius_m: int
     stock: int | None
     claimed: int
+    audience: str
     status: str
     expires_at: str
     created_at: str

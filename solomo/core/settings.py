@@ -129,6 +129,8 @@ class Settings(BaseSettings):
             "login_ip": "100/minute",  # login attempts per client address
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
             "media": "30/minute;300/hour",  # photo uploads (the daily quota is media_daily_quota)
+            "store_move": "10/minute;100/day",  # per store: a move rewrites the store's posts and offers
+            "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
         },
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',

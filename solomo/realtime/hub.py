@@ -130,10 +130,12 @@ class Hub:
             conn.finish(code, reason)
         return True
 
-    def close_user(self, user_id: str, code: int, reason: str, token_hash: str | None = None) -> None:
-        """Closes the user's sockets here (only those opened with ``token_hash``, if given)."""
+    def close_user(self, user_id: str, code: int, reason: str, token_hash: str | None = None,
+                   keep: str | None = None) -> None:
+        """Closes the user's sockets here (only those opened with ``token_hash``, if given; all but
+        those opened with ``keep``, if given: a password change keeps the changer's own token)."""
         for conn in list(self.by_user.get(user_id, ())):
-            if token_hash is None or conn.token_hash == token_hash:
+            if (token_hash is None or conn.token_hash == token_hash) and (keep is None or conn.token_hash != keep):
                 conn.finish(code, reason[:120])
 
     def connection_count(self) -> int:
@@ -183,8 +185,9 @@ class Hub:
             code, reason = int(command.get("code", 4403)), str(command.get("reason", ""))
         except (AttributeError, TypeError, ValueError):  # not a command of ours: ignored, never fatal
             return
-        if command.get("op") == "disconnect":  # with "token": only the sockets opened with it (logout)
-            self.close_user(str(command.get("user_id")), code, reason, command.get("token"))
+        if command.get("op") == "disconnect":  # with "token": only the sockets opened with it (logout);
+            # with "keep": all but those (a password change)
+            self.close_user(str(command.get("user_id")), code, reason, command.get("token"), command.get("keep"))
         elif command.get("op") == "evict":
             for slot in command.get("sockets") or ():
                 self._evict(str(slot), code, reason)

@@ -15,7 +15,7 @@ async def test_register_login_me(client):
     body = resp.json()
     assert body["user"]["username"] == name and body["user"]["role"] == "user"
     assert body["user"]["display_name"] == "Li Lei"
-    assert set(body["user"]) == {"id", "username", "display_name", "role", "followers_count",
+    assert set(body["user"]) == {"id", "username", "display_name", "role", "bio", "avatar_url", "followers_count",
                                  "following_count", "created_at"}
     assert body["user"]["created_at"].endswith("Z")
     login = await client.post("/v1/auth/login", json={"username": name.upper(), "password": "password123"})

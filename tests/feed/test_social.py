@@ -104,8 +104,8 @@ async def test_follower_and_following_pages(client, services):
     assert following == [fans[1].id, star.id]
     resp = await client.get(f"/v1/users/{star.id}/followers", params={"limit": 2}, headers=star.headers)
     body = resp.json()
-    assert set(body["items"][0]) == {"id", "username", "display_name", "role", "followers_count",
-                                     "following_count", "created_at"}
+    assert set(body["items"][0]) == {"id", "username", "display_name", "role", "bio", "avatar_url",
+                                     "followers_count", "following_count", "created_at"}
     tampered = body["next_cursor"][:-2] + ("AA" if not body["next_cursor"].endswith("AA") else "BB")
     for cursor in (tampered, "garbage", "x" * 600):
         resp = await client.get(f"/v1/users/{star.id}/followers", params={"cursor": cursor}, headers=star.headers)

@@ -14,8 +14,8 @@ from tests.support import offset, register
 async def test_create_and_read_offer(client):
     merchant, store = await merchant_with_store(client)
     offer = await create_offer(client, merchant, store["id"], description="2pm-5pm", stock=10)
-    assert set(offer) == {"id", "store", "title", "description", "radius_m", "stock", "claimed", "status",
-                          "expires_at", "created_at"}
+    assert set(offer) == {"id", "store", "title", "description", "radius_m", "stock", "claimed", "audience",
+                          "status", "expires_at", "created_at"}
     assert offer["status"] == "live"
     assert offer["store"] == {"id": store["id"], "name": store["name"], "lat": store["lat"], "lng": store["lng"]}
     assert offer["stock"] == 10 and offer["claimed"] == 0 and offer["expires_at"].endswith("Z")

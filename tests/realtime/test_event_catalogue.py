@@ -72,7 +72,8 @@ def test_payloads_keep_their_wire_format():
     with pytest.raises(ValidationError):
         NotificationEvent(**{**note.model_dump(), "kind": "poke"})
     offer = OfferEvent(id="o", store={"id": "s", "name": "S", "lat": 1.0, "lng": 2.0}, title="t", description="",
-                       radius_m=100, stock=None, claimed=0, status="live", expires_at="x", created_at="y",
+                       radius_m=100, stock=None, claimed=0, audience="followers", status="live", expires_at="x",
+                       created_at="y",
                        distance_m=1.5)
     assert offer.data()["stock"] is None  # null is part of the Offer, not omitted
 

@@ -85,9 +85,10 @@ async def test_refused_mass_assignment_changed_nothing(api, world: World, servic
 
 async def test_answers_show_only_public_properties(api, world: World):
     me = (await api.get("/v1/me", headers=world.alice.headers)).json()
-    assert set(me) == {"id", "username", "display_name", "role", "followers_count", "following_count", "created_at"}
+    assert set(me) == {"id", "username", "display_name", "role", "bio", "avatar_url", "followers_count",
+                       "following_count", "created_at", "offers_from_unfollowed"}
     other = (await api.get(f"/v1/users/{world.alice.id}", headers=world.bob.headers)).json()
-    assert set(other) == set(me)
+    assert set(other) == set(me) - {"offers_from_unfollowed"}  # a setting only its owner sees
     post = (await api.get(f"/v1/posts/{world.post['id']}", headers=world.bob.headers)).json()
     assert not {"author_id", "flags", "fanout", "mention_ids", "topic_keys", "created_ms"} & set(post)
     assert set(post["author"]) == {"id", "username", "display_name"}

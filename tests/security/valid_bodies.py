@@ -40,6 +40,11 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/push/subscriptions"): {"endpoint": _push_endpoint(), "keys": Browser().keys()},
         ("DELETE", "/v1/push/subscriptions"): {"endpoint": _push_endpoint()},
         ("POST", "/v1/notifications/read"): {},
+        ("PATCH", "/v1/me"): {"bio": "hello"},
+        # wrong passwords: sent as they are, these change nothing (403)
+        ("POST", "/v1/me/password"): {"old_password": "not-the-password", "new_password": "newpassword1"},
+        ("DELETE", "/v1/me"): {"password": "not-the-password"},
+        ("PATCH", "/v1/stores/{store_id}"): {"address": "1 Main St"},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"

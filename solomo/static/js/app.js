@@ -11,6 +11,7 @@ import { authView } from "./views/auth.js";
 import { homeFeedOnScreen, homeView, localView } from "./views/feeds.js";
 import { shutOutListView } from "./views/blocking.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
+import { deleteAccountView, passwordView, profileEditView, storeEditView, storeOffersView } from "./views/manage.js";
 import { merchantHome } from "./views/merchant.js";
 import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
@@ -49,6 +50,11 @@ const ROUTES = [
   [/^#\/notifications$/, (root) => inboxView(root)],
   [/^#\/me$/, (root) => meView(root, { onLanguage: switchLanguage, onLogout: logout })],
   [/^#\/me\/(blocks|mutes)$/, (root, m) => shutOutListView(root, m[1])],
+  [/^#\/me\/profile$/, (root) => profileEditView(root)],
+  [/^#\/me\/password$/, (root) => passwordView(root)],
+  [/^#\/me\/delete$/, (root) => deleteAccountView(root, { onDeleted: leaveDeleted })],
+  [/^#\/store\/([^/]+)\/edit$/, (root, m) => storeEditView(root, decodeURIComponent(m[1])), ["merchant"]],
+  [/^#\/store\/([^/]+)\/offers$/, (root, m) => storeOffersView(root, decodeURIComponent(m[1]))],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],
@@ -147,6 +153,14 @@ function signedIn(user, token) {
 function logout() {
   pushSignOut();
   api.post("/v1/auth/logout").catch(() => {});
+  stopSocket();
+  session.signOut();
+  location.hash = "#/login";
+  render();
+}
+
+// The account is gone (its tokens too): forget it here without calling logout.
+function leaveDeleted() {
   stopSocket();
   session.signOut();
   location.hash = "#/login";

@@ -91,6 +91,7 @@ export async function meView(root, { onLanguage, onLogout }) {
       pushSwitch(),
       h("a.button", { href: `#/user/${enc(user.id)}` }, t("user.posts")),
       shutOutLinks(),
+      h("a.button.edit-profile", { href: "#/me/profile" }, t("manage.profile")),
       h("button.danger.logout", { type: "button", onclick: onLogout }, t("auth.logout"))));
   root.append(wrap);
   onLeave(off);

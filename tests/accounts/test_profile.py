@@ -1,0 +1,129 @@
+"""PATCH /v1/me and POST /v1/me/password (issue 16), against the real servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bson import ObjectId
+
+from tests.realtime.wsclient import open_ws, recv_json
+from tests.support import register
+
+
+async def test_profile_edit_and_rename_shows_in_posts_at_once(client, services):
+    acct = await register(client)
+    post = await client.post("/v1/posts", json={"text": "hi"}, headers=acct.headers)
+    assert (await client.get(f"/v1/posts/{post.json()['id']}", headers=acct.headers)).json()["author"][
+        "display_name"] == acct.username  # cached summary now
+    resp = await client.patch("/v1/me", headers=acct.headers,
+                              json={"display_name": " 小明 ", "bio": "喝咖啡", "offers_from_unfollowed": False})
+    assert resp.status_code == 200, resp.text
+    me = resp.json()
+    assert (me["display_name"], me["bio"], me["avatar_url"]) == ("小明", "喝咖啡", None)
+    assert me["offers_from_unfollowed"] is False
+    got = await client.get(f"/v1/posts/{post.json()['id']}", headers=acct.headers)
+    assert got.json()["author"]["display_name"] == "小明"
+    assert (await client.get("/v1/me", headers=acct.headers)).json()["offers_from_unfollowed"] is False
+    other = await register(client)
+    seen = (await client.get(f"/v1/users/{acct.id}", headers=other.headers)).json()
+    assert seen["bio"] == "喝咖啡" and "offers_from_unfollowed" not in seen
+    # a new post made with the same (cached) token carries the new name
+    again = await client.post("/v1/posts", json={"text": "again"}, headers=acct.headers)
+    assert again.json()["author"]["display_name"] == "小明"
+    # avatar null clears; bio "" is allowed
+    resp = await client.patch("/v1/me", json={"avatar_media_id": None, "bio": ""}, headers=acct.headers)
+    assert resp.status_code == 200 and resp.json()["bio"] == "" and resp.json()["avatar_url"] is None
+
+
+@pytest.mark.parametrize("body", [
+    {"display_name": ""}, {"display_name": "   "}, {"display_name": "x" * 33}, {"display_name": None},
+    {"bio": "x" * 161}, {"bio": None}, {"offers_from_unfollowed": "no"}, {"offers_from_unfollowed": None},
+    {"avatar_media_id": "nope"}, {"avatar_media_id": "0" * 24}, {"username": "other"}, {"role": "moderator"},
+    {"display_name": "blockword"}, {"bio": "say reviewword"},
+])
+async def test_profile_bad_input_writes_nothing(client, services, body):
+    acct = await register(client)
+    before = await services.db.users.find_one({"_id": ObjectId(acct.id)})
+    resp = await client.patch("/v1/me", json=body, headers=acct.headers)
+    assert resp.status_code == 422, resp.text
+    if body.get("display_name") == "blockword" or "reviewword" in str(body.get("bio")):
+        assert resp.json()["error"]["code"] == "content_rejected"
+    if body.get("avatar_media_id") == "0" * 24:
+        assert resp.json()["error"]["code"] == "invalid_media"
+    assert await services.db.users.find_one({"_id": ObjectId(acct.id)}) == before
+
+
+async def test_profile_needs_a_token(client):
+    assert (await client.patch("/v1/me", json={"bio": "x"})).status_code == 401
+
+
+async def test_password_change_revokes_other_tokens_at_once(live_server, client, services):
+    acct = await register(client)
+    login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+    other_token = login.json()["token"]
+    other = {"Authorization": f"Bearer {other_token}"}
+    assert (await client.get("/v1/me", headers=other)).status_code == 200  # now in the token cache
+    ws_other = await open_ws(live_server, other_token)
+    ws_mine = await open_ws(live_server, acct.token)
+    for ws in (ws_other, ws_mine):
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv_json(ws))["type"] == "pong"
+
+    wrong = await client.post("/v1/me/password", json={"old_password": "not-it-at-all", "new_password": "newpassword1"},
+                              headers=acct.headers)
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "invalid_credentials"
+    short = await client.post("/v1/me/password", json={"old_password": "password123", "new_password": "short"},
+                              headers=acct.headers)
+    assert short.status_code == 422
+    assert (await client.get("/v1/me", headers=other)).status_code == 200  # refusals changed nothing
+
+    resp = await client.post("/v1/me/password", json={"old_password": "password123", "new_password": "newpassword1"},
+                             headers=acct.headers)
+    assert resp.status_code == 204, resp.text
+    # the other token: refused at once (its cache entry is gone), also by the live server's process
+    assert (await client.get("/v1/me", headers=other)).status_code == 401
+    import httpx2
+
+    async with httpx2.AsyncClient(base_url=live_server) as remote:
+        assert (await remote.get("/v1/me", headers=other)).status_code == 401
+        assert (await remote.get("/v1/me", headers=acct.headers)).status_code == 200
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+    # its socket closes with 4401; the changer's stays open
+    from websockets.exceptions import ConnectionClosed
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await recv_json(ws_other, timeout=5)
+    assert closed.value.rcvd.code == 4401
+    await ws_mine.send(json.dumps({"type": "ping"}))
+    assert (await recv_json(ws_mine))["type"] == "pong"
+    await ws_mine.close()
+    # old password refused, new one works
+    assert (await client.post("/v1/auth/login", json={"username": acct.username,
+                                                      "password": "password123"})).status_code == 401
+    assert (await client.post("/v1/auth/login", json={"username": acct.username,
+                                                      "password": "newpassword1"})).status_code == 200
+
+
+async def test_wrong_passwords_are_limited_per_user(client, services):
+    acct = await register(client)
+    from solomo.core.ratelimit import limits_for
+
+    limit = min(item.amount for item in limits_for(services, "password"))
+    for i in range(limit):
+        path, method, body = (("/v1/me/password", "POST", {"old_password": f"wrong-{i}-pass", "new_password": "x" * 9})
+                              if i % 2 else ("/v1/me", "DELETE", {"password": f"wrong-{i}-pass"}))
+        resp = await client.request(method, path, json=body, headers=acct.headers)
+        assert resp.status_code == 403, resp.text
+    right = await client.post("/v1/me/password", json={"old_password": "password123", "new_password": "y" * 9},
+                              headers=acct.headers)
+    assert right.status_code == 429 and right.json()["error"]["code"] == "rate_limited"
+    assert right.headers.get("retry-after")
+    # refused before the check: the password did not change, the account is intact
+    assert (await client.post("/v1/auth/login", json={"username": acct.username,
+                                                      "password": "password123"})).status_code == 200
+    # bad bodies do not count (validation answers first)
+    other = await register(client)
+    for _ in range(limit + 2):
+        resp = await client.post("/v1/me/password", json={"old_password": "password123"}, headers=other.headers)
+        assert resp.status_code == 422
