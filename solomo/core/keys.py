@@ -354,6 +354,8 @@ def local_trend_near(areas: Iterable[str]) -> str:
     same areas share it. Named by a digest of the area names (client input: it expires)."""
     digest = hashlib.sha1("|".join(sorted(areas)).encode()).hexdigest()[:20]
     return f"lt:near:{digest}"
+
+
 # --- blocks and mutes (feed/blocks.py) -----------------------------------------------------------
 
 
