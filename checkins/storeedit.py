@@ -12,7 +12,7 @@ this store" or "what is it called" follows in the same request:
   local feeds, topics near a point and the cached post views;
 * the per-process summary caches of posts (``feed.hydrate.names_changed``), when the name or the
   position changed (a StoreSummary carries both);
-* search: the marked ``REINDEX_STORE`` call site in :func:`update_store` (wired when search lands).
+* search: :func:`search.stores.reindex_store` (the name's keys).
 
 Saving the same position again re-runs every "follow the move" step, so an edit whose Redis part
 failed half-way is completed by saving again.
@@ -33,6 +33,7 @@ from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from offers.storemoves import store_moved
 from offers.stores import owned_store
+from search.stores import reindex_store
 from solomo.core import ratelimit
 from solomo.core.errors import Invalid, NotFound
 
@@ -94,7 +95,5 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
         await move_store_posts(services, doc["_id"], lat, lng)
     if "name" in change or moving:
         await names_changed(services)
-    # REINDEX_STORE (LEAD, when search lands): the one place search must learn of an edited store —
-    # call the search branch's "reindex this store" with ``doc`` here (name, address, category and
-    # position may have changed).
+    await reindex_store(services, doc["_id"])  # searchable by its new name at once
     return doc

@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from gridfs.errors import NoFile
 from pymongo.errors import PyMongoError
 
@@ -24,9 +25,11 @@ BATCH = 500
 UNUSED = ("uploading", "pending")
 
 
-async def discard(services: Services, doc: dict[str, Any]) -> bool:
-    """Deletes an unused media document and its files; False if it was used (or gone) meanwhile."""
-    gone = await services.db.media.delete_one({"_id": doc["_id"], "status": {"$in": list(UNUSED)}})
+async def discard(services: Services, doc: dict[str, Any], *, any_status: bool = False) -> bool:
+    """Deletes an unused media document and its files; False if it was used (or gone) meanwhile.
+    ``any_status``: whatever it is used for (the owner's account is being erased)."""
+    query: dict[str, Any] = {"_id": doc["_id"]} if any_status else {"_id": doc["_id"], "status": {"$in": list(UNUSED)}}
+    gone = await services.db.media.delete_one(query)
     if not gone.deleted_count:
         return False
     files = bucket(services)
@@ -50,5 +53,18 @@ async def expire_unattached(services: Services, now: datetime | None = None, bat
             {"full.file_id": 1, "thumb.file_id": 1}).limit(batch).to_list()
         for doc in docs:
             removed += await discard(services, doc)
+        if len(docs) < batch:
+            return removed
+
+
+async def erase_owner(services: Services, owner_id: ObjectId, batch: int = BATCH) -> int:
+    """Account erasure: every photo the user uploaded, used or not, and its files (their posts are
+    tombstones by then, so nothing shows them). Returns how many; safe to run again."""
+    removed = 0
+    while True:
+        docs = await services.db.media.find({"owner_id": owner_id},
+                                            {"full.file_id": 1, "thumb.file_id": 1}).limit(batch).to_list()
+        for doc in docs:
+            removed += await discard(services, doc, any_status=True)
         if len(docs) < batch:
             return removed

@@ -42,6 +42,8 @@ from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
 from feed.posts import VISIBLE
 from geo.positions import forget as forget_position
+from media.expiry import erase_owner
+from notifications import recorder
 from offers import gate, live
 from profiles.password import verify_password
 from solomo.core import keys, tasknames
@@ -64,7 +66,7 @@ async def _tombstone(services: Services, user_id: ObjectId) -> None:
                   SOCKET_CLOSE: close_command(UNAUTHORIZED, "account deleted", now)}},
         {"$unset": ["display_name", "bio", "avatar_media_id", "avatar_url", "password_hash", "followers_count",
                     "following_count", "offers_from_unfollowed", "last_seen_at", "stores_created", "suspension",
-                    "feed_pull"]},
+                    "feed_pull", "search_keys"]},
     ])
 
 
@@ -289,16 +291,28 @@ async def _idempotency(services: Services, user_id: ObjectId) -> None:
 async def _mentions(services: Services, user_id: ObjectId) -> None:
     """Others' posts that mentioned the user: the "already told" sets forget the user, and the
     posts' ``mention_ids`` drop the id (their text, the authors' own words, is theirs)."""
-    bucket = keys.bucket_of(user_id)
     query = {"mention_ids": user_id, "mention_ids.0": {"$exists": True}}  # the partial index's filter
     while True:
         ids = await _ids(services.db.posts.find(query, {"_id": 1}).limit(BATCH))
         if not ids:
             break
-        for post_id in ids:
-            await services.redis.srem(keys.mentions_sent(post_id, bucket), str(user_id))
         await services.db.posts.update_many({"_id": {"$in": ids}}, {"$pull": {"mention_ids": user_id}})
         await postcache.invalidate(services, ids)
+
+
+async def _media(services: Services, user_id: ObjectId) -> None:
+    """The user's photos (used or not) and their GridFS files; an avatar with them."""
+    await erase_owner(services, user_id)
+
+
+async def _notifications(services: Services, user_id: ObjectId) -> None:
+    """The user's inbox, and the user as an actor in others' entries."""
+    await recorder.erase_user(services, user_id)
+
+
+async def _push_subscriptions(services: Services, user_id: ObjectId) -> None:
+    """The user's devices' push endpoints and keys."""
+    await services.db.push_subscriptions.delete_many({"user_id": user_id})
 
 
 STEPS: list[Step] = [
@@ -319,8 +333,9 @@ STEPS: list[Step] = [
     _blocks_and_mutes,
     _idempotency,
     _mentions,
-    # LEAD: append the steps of the collections merged with issues 15/16 here (media uploads,
-    # notifications, push subscriptions; reposts are posts), one function each as above.
+    _media,
+    _notifications,
+    _push_subscriptions,
 ]
 """Every erasure step, in order (the tombstone first: the account is unusable from the start)."""
 

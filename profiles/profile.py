@@ -14,7 +14,9 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from feed.hydrate import names_changed
+from media.attach import claim_avatar, release_avatar
 from moderation.screen import screen_profile_text
+from search.users import reindex_user
 from solomo.accounts import user_public
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.services import Services
@@ -48,14 +50,11 @@ async def update_profile(services: Services, user_id: ObjectId, *, display_name:
         change["offers_from_unfollowed"] = bool(offers_from_unfollowed)
     if avatar_media_id is None:
         unset.update({"avatar_media_id": "", "avatar_url": ""})
-    elif avatar_media_id is not UNSET:
-        # AVATAR (LEAD, when media lands): replace this refusal with
-        #     media = await claim_avatar(services, user_id, avatar_media_id)
-        # (the media branch's function: 422 invalid_media unless it is the caller's image upload) and
-        #     change.update({"avatar_media_id": <its id>, "avatar_url": <its thumb or url>})
-        # Until then no upload can exist, so every id is one the caller did not upload.
-        raise Invalid("avatar_media_id is not an image you uploaded", code="invalid_media")
     await screen_profile_text(services, change.get("display_name"), change.get("bio"))
+    previous = await services.db.users.find_one({"_id": user_id}, {"avatar_media_id": 1})
+    if avatar_media_id is not None and avatar_media_id is not UNSET:  # after the checks: nothing claimed on a 422
+        media = await claim_avatar(services, user_id, avatar_media_id)
+        change.update({"avatar_media_id": media["id"], "avatar_url": media["thumb_url"]})
     update: dict[str, Any] = {}
     if change:
         update["$set"] = change
@@ -70,4 +69,8 @@ async def update_profile(services: Services, user_id: ObjectId, *, display_name:
     if "display_name" in change:
         await services.accounts.token_cache.forget(user_id)  # cached principals carry the name
         await names_changed(services)
+        await reindex_user(services, user_id)  # searchable by the new name at once
+    old_avatar = (previous or {}).get("avatar_media_id")
+    if old_avatar is not None and avatar_media_id is not UNSET and str(old_avatar) != str(doc.get("avatar_media_id")):
+        await release_avatar(services, user_id, ObjectId(str(old_avatar)))  # the old picture expires a day later
     return doc

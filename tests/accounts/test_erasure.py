@@ -38,6 +38,12 @@ MONGO: dict[str, str] = {
     "audit": "kept: the append-only record of moderators' decisions",
     "words": "no user data",
     "migrations": "no user data",
+    "media": "erased with their files (profiles.erasure._media)",
+    "mediafs.files": "erased with their media documents",
+    "mediafs.chunks": "erased with their media documents",
+    "notifications": "the user's inbox erased, the user dropped from others' entries",
+    "push_subscriptions": "erased",
+    "topic_counts": "no user data (topic names and counts)",
 }
 """Every collection there is, and what erasure leaves in it."""
 
