@@ -37,7 +37,7 @@ import orjson
 from bson import ObjectId
 from redis.exceptions import RedisError
 
-from feed import postcache
+from feed import blocks, postcache
 from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
 from feed.posts import VISIBLE
@@ -279,8 +279,17 @@ async def _reports(services: Services, user_id: ObjectId) -> None:
 
 
 async def _blocks_and_mutes(services: Services, user_id: ObjectId) -> None:
+    """Both directions; the cached shut-out sets of everyone involved are dropped (they list ids)."""
+    others: set[ObjectId] = {user_id}
+    async for doc in services.db.blocks.find({"$or": [{"blocker_id": user_id}, {"blocked_id": user_id}]},
+                                             {"blocker_id": 1, "blocked_id": 1}):
+        others.update((doc["blocker_id"], doc["blocked_id"]))
+    async for doc in services.db.mutes.find({"$or": [{"muter_id": user_id}, {"muted_id": user_id}]},
+                                            {"muter_id": 1, "muted_id": 1}):
+        others.update((doc["muter_id"], doc["muted_id"]))
     await services.db.blocks.delete_many({"$or": [{"blocker_id": user_id}, {"blocked_id": user_id}]})
     await services.db.mutes.delete_many({"$or": [{"muter_id": user_id}, {"muted_id": user_id}]})
+    await blocks.invalidate(services, sorted(others))
 
 
 async def _idempotency(services: Services, user_id: ObjectId) -> None:
