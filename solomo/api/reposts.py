@@ -23,7 +23,7 @@ class RepostIn(StrictBody):
 
 @endpoint("POST /v1/posts/{post_id}/repost",
           summary="Repost a post (转发), with an optional comment", body=RepostIn, response=PostOut, status=201,
-          tags=["posts"], rate="post", idempotent=True,
+          tags=["posts"], rate="repost", idempotent=True,
           errors={403: "blocked (a block either way with the author of the post or of its original)",
                   404: "not_found (no such post, or one you cannot see, or its original is gone)",
                   422: "invalid, not_repostable (not published), empty_topic, invalid_topic, too_many_topics, "

@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {
             "post": "30/minute;500/hour",
+            "repost": "30/minute;500/hour",  # its own budget: a burst of reposts does not block posting
             "comment": "60/minute;1000/hour",
             "like": "300/minute",
             "report": "20/minute;200/hour",

@@ -25,6 +25,7 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/checkins"): {"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]},
         ("POST", "/v1/posts"): {"text": "hello there"},
         ("POST", "/v1/posts/{post_id}/comments"): {"text": "nice"},
+        ("POST", "/v1/posts/{post_id}/repost"): {"text": "worth a look"},
         ("POST", "/v1/stores/{store_id}/offers"): {"title": "Two for one", "radius_m": 500,
                                                    "expires_at": in_minutes(30)},
         ("POST", "/v1/stores/{store_id}/redemptions"): {"code": "ZZZZZ-ZZZZZ"},
