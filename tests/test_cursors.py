@@ -67,7 +67,7 @@ async def world(client, services) -> World:
     return World(user, merchant, moderator,
                  path={"user_id": user.id, "store_id": store.json()["id"], "post_id": post.json()["id"],
                        "topic": topic},
-                 query={"lat": lat, "lng": lng})
+                 query={"lat": lat, "lng": lng, "q": "paging"})
 
 
 async def list_routes(client) -> list[tuple[str, dict[str, Any]]]:

@@ -72,12 +72,14 @@ function describe(frame, strings) {
       url: `/#/offer/${encodeURIComponent(data.id)}`, tag: `offer-${data.id}` };
   }
   if (frame && frame.type === "notification") {
-    const who = data.user ? data.user.display_name : "";
+    const actor = data.actors && data.actors.length ? data.actors[0] : data.user;
+    const who = actor ? actor.display_name : "";
     const kind = data.kind === "comment" && data.reply ? "reply" : data.kind;
     const body = fill(strings[`push.${kind}`] || strings["push.other"] || "{user}", { user: who });
     let url = "/#/home";
-    if (data.post_id) url = `/#/post/${encodeURIComponent(data.post_id)}`;
-    else if (data.user) url = `/#/user/${encodeURIComponent(data.user.id)}`;
+    const postId = data.post ? data.post.id : data.post_id;
+    if (postId) url = `/#/post/${encodeURIComponent(postId)}`;
+    else if (actor) url = `/#/user/${encodeURIComponent(actor.id)}`;
     return { title: app, body, url, tag: frame.id ? `event-${frame.id}` : undefined };
   }
   return { title: app, body: strings["push.other"] || "", url: "/#/home" };

@@ -79,7 +79,7 @@ async def test_offer_and_mention_reach_a_closed_app(client, services, receiver, 
     got = await arrivals(receiver, path, 2)
     mention = browser.decrypt(got[1].body)
     assert mention["type"] == "notification" and mention["data"]["kind"] == "mention"
-    assert mention["data"]["post_id"] == resp.json()["id"] and mention["data"]["user"]["id"] == author.id
+    assert mention["data"]["post"]["id"] == resp.json()["id"] and mention["data"]["actors"][0]["id"] == author.id
     check_vapid(got[1].headers["authorization"], public_key, receiver.base)
 
 
