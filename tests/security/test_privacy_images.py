@@ -10,19 +10,7 @@ from PIL import ExifTags, Image, PngImagePlugin
 
 from solomo.core.errors import ApiError
 from solomo.core.images import MAX_PIXELS, strip_metadata
-
-SECRET = "secret-street-42"
-GPS = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (31.0, 14.0, 3.5),
-       ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (121.0, 28.0, 9.25)}
-
-
-def exif_with_gps(orientation: int = 1) -> Image.Exif:
-    exif = Image.Exif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Make] = "PhoneCo"
-    exif[ExifTags.Base.BodySerialNumber] = SECRET
-    exif.get_ifd(ExifTags.IFD.GPSInfo).update(GPS)
-    return exif
+from tests.media.helpers import SECRET, exif_with_gps
 
 
 def picture(mode: str = "RGB", size: tuple[int, int] = (40, 20)) -> Image.Image:
