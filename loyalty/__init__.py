@@ -1,0 +1,1 @@
+"""Loyalty points: one programme across partner stores (ledger, balances, spend codes, settlement)."""
