@@ -36,6 +36,7 @@ from pymongo.errors import DuplicateKeyError
 
 from checkins import mayor, rules
 from checkins.stores import get_store, store_latlng
+from checkins.visitdays import count_visit_day
 from feed.posts import attach_and_insert, build_post
 from geo.distance import geodesic_m
 from geo.geojson import geo_point
@@ -146,6 +147,7 @@ async def check_in(
         visitor = await db.store_visitors.update_one(
             {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
             upsert=True, session=session)
+        await count_visit_day(services, txn, store, user.id, now)  # the store's day rollup (insights)
         counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
         counted = await _count_visit(services, store, counters, user.id, now, session)
         txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))

@@ -1,5 +1,5 @@
 """The owner edits a store (``PATCH /v1/stores/{id}``): name, category, address, check-in radius,
-position.
+position, time zone.
 
 Values are checked as at creation (:func:`checkins.stores.create_store`); the name and address pass
 the profile word filter (no review queue: names show at once). Everything that answers "where is
@@ -26,7 +26,9 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from checkins import geoindex
+from checkins.localtime import parse_timezone
 from checkins.stores import ADDRESS_MAX, CATEGORIES, NAME_MAX, RADIUS_MAX_M, RADIUS_MIN_M, store_latlng
+from checkins.visitdays import rebuild_store
 from feed.hydrate import names_changed
 from feed.storeposts import move_store_posts
 from geo.geojson import geo_point
@@ -46,7 +48,7 @@ UNSET: Any = object()
 
 async def update_store(services: Services, owner_id: ObjectId, store_id: str, *, name: Any = UNSET,
                        category: Any = UNSET, address: Any = UNSET, checkin_radius_m: Any = UNSET,
-                       lat: Any = UNSET, lng: Any = UNSET) -> dict[str, Any]:
+                       lat: Any = UNSET, lng: Any = UNSET, timezone: Any = UNSET) -> dict[str, Any]:
     """Applies the given fields to the owner's store; returns the updated document.
     404 unknown store, 403 someone else's, 422 a bad value or a blocked word."""
     store = await owned_store(services, store_id, owner_id)
@@ -69,6 +71,8 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
         if not RADIUS_MIN_M <= checkin_radius_m <= RADIUS_MAX_M:
             raise Invalid(f"checkin_radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
         change["checkin_radius_m"] = checkin_radius_m
+    if timezone is not UNSET:  # insights' days and hours follow it from now on (they are computed per read)
+        change["timezone"] = parse_timezone(timezone)
     moving = lat is not UNSET or lng is not UNSET
     if moving:
         old_lat, old_lng = store_latlng(store)
@@ -96,4 +100,6 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
     if "name" in change or moving:
         await names_changed(services)
     await reindex_store(services, doc["_id"])  # searchable by its new name at once
+    if change.get("timezone", store.get("timezone")) != store.get("timezone"):
+        await rebuild_store(services, doc)  # the day rollups follow the store's new calendar
     return doc

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins import geoindex
+from checkins.localtime import DEFAULT_TIMEZONE, parse_timezone
 from checkins.mayor import empty_seat
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
@@ -54,6 +55,7 @@ async def create_store(
     category: str = "other",
     address: str | None = None,
     checkin_radius_m: int = RADIUS_DEFAULT_M,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> dict[str, Any]:
     """Insert a store owned by ``owner_id``; values are re-checked here so direct callers are safe too."""
     name = name.strip()
@@ -68,6 +70,7 @@ async def create_store(
     address = (address or "").strip() or None
     if address is not None and len(address) > ADDRESS_MAX:
         raise Invalid(f"address must be at most {ADDRESS_MAX} characters")
+    timezone = parse_timezone(timezone)
     await screen_profile_text(services, name, address)
     doc: dict[str, Any] = {
         "_id": ObjectId(),
@@ -78,6 +81,7 @@ async def create_store(
         "owner_id": owner_id,
         "location": geo_point(lat, lng),
         "checkin_radius_m": checkin_radius_m,
+        "timezone": timezone,
         "checkins_count": 0,
         "unique_visitors": 0,
         "followers_count": 0,
@@ -131,6 +135,7 @@ def store_public(doc: dict[str, Any], mayor_doc: dict[str, Any] | None) -> dict[
         "address": doc.get("address"),
         "owner_id": str(doc["owner_id"]),
         "checkin_radius_m": doc["checkin_radius_m"],
+        "timezone": str(doc.get("timezone") or DEFAULT_TIMEZONE),
         "checkins_count": int(doc.get("checkins_count", 0)),
         "followers_count": int(doc.get("followers_count", 0)),
         "mayor": user_summary(mayor_doc) if mayor_doc else None,

@@ -11,6 +11,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from checkins.visitdays import backfill_visit_days
 from feed.locations import migrate_public_locations
 from push.dispatch import install as install_push
 from search.backfill import backfill_search
@@ -69,4 +70,5 @@ async def open_services(settings: Settings, *, create_indexes: bool = True) -> S
     if create_indexes:  # the API's start-up: data migrations run with the indexes (idempotent)
         await migrate_public_locations(services)
         await backfill_search(services)
+        await backfill_visit_days(services)
     return services

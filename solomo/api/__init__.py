@@ -6,6 +6,7 @@ ROUTE_MODULES = [
     "solomo.api.health",
     "solomo.api.accounts",
     "solomo.api.stores",
+    "solomo.api.insights",
     "solomo.api.checkins",
     "solomo.api.social",
     "solomo.api.posts",

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from checkins.localtime import DEFAULT_TIMEZONE
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
 from checkins.storeedit import update_store
 from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
@@ -24,6 +25,8 @@ class StoreIn(StrictBody):
     category: Category = Field("other", description="One of a fixed set; default other")
     address: str | None = Field(None, max_length=200)
     checkin_radius_m: int = Field(200, ge=20, le=2000, description="Check-in radius in metres (20..2000)")
+    timezone: str = Field(DEFAULT_TIMEZONE, max_length=64,
+                          description="IANA time zone name (default Asia/Shanghai): the store's days and hours")
 
 
 class StorePatchIn(StrictBody):
@@ -35,8 +38,9 @@ class StorePatchIn(StrictBody):
     checkin_radius_m: int | None = Field(None, ge=20, le=2000, description="Check-in radius in metres (20..2000)")
     lat: Lat | None = None
     lng: Lng | None = None
+    timezone: str | None = Field(None, max_length=64, description="IANA time zone name")
 
-    @field_validator("name", "category", "checkin_radius_m", "lat", "lng", mode="before")
+    @field_validator("name", "category", "checkin_radius_m", "lat", "lng", "timezone", mode="before")
     @classmethod
     def _not_null(cls, v: Any) -> Any:
         if v is None:
@@ -53,6 +57,7 @@ class StoreOut(BaseModel):
     address: str | None
     owner_id: str
     checkin_radius_m: int
+    timezone: str = Field(description="IANA time zone name: the store's days and hours (insights, points)")
     checkins_count: int
     followers_count: int
     mayor: UserSummaryOut | None = Field(description="Most distinct check-in days in the last 60 days")
@@ -76,14 +81,15 @@ class NearbyQuery(PageQuery):
 
 @endpoint("POST /v1/stores",
           summary="Create a store", body=StoreIn, response=StoreOut, status=201, auth=("merchant",),
-          tags=["stores"], errors={422: "content_rejected", 429: "rate_limited"},
+          tags=["stores"], errors={422: "invalid, content_rejected", 429: "rate_limited"},
           description="The name and address pass the word filter: a block or review word → 422 "
                       "content_rejected (store names and addresses have no review queue). A merchant has at most "
                       "20 stores: the 21st is 429 rate_limited.")
 async def create(ctx: Ctx) -> dict[str, Any]:
     b: StoreIn = ctx.body
     doc = await create_store(ctx.services, ctx.user.id, name=b.name, lat=b.lat, lng=b.lng, category=b.category,
-                             address=b.address, checkin_radius_m=b.checkin_radius_m)
+                             address=b.address, checkin_radius_m=b.checkin_radius_m,
+                             timezone=b.timezone)
     return await hydrate_store(ctx.services, doc)
 
 
@@ -110,7 +116,8 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
 @endpoint("PATCH /v1/stores/{store_id}",
           summary="Edit your store", body=StorePatchIn, response=StoreOut, tags=["stores"],
           errors={403: "forbidden", 404: "not_found", 422: "invalid, content_rejected", 429: "rate_limited"},
-          description="Only the fields sent change (address null clears it). Nearby stores, the store's offers "
+          description="Only the fields sent change (address null clears it; an unknown timezone is 422 invalid). "
+                      "Nearby stores, the store's offers "
                       "(nearby and pushed on arrival), the posts at the store (local feeds) and the names shown in "
                       "posts follow at once. Moves are limited per store (settings.rate_limits.store_move: 429 "
                       "rate_limited). The name and address pass the word filter: a block or review word → 422 "

@@ -1,0 +1,112 @@
+"""Per-store, per-local-day rollups of check-ins: what a store's insights read instead of the check-ins.
+
+Two kinds of documents, both written inside the check-in's transaction by :func:`count_visit_day`
+(one call in :func:`checkins.checkin.check_in`, after its ``store_visitors`` upsert):
+
+* ``store_days`` — one per (store, store-local day): ``checkins``, ``hours`` (``{"0".."23": n}``, by
+  store-local hour), ``unique`` (distinct visitors that day) and ``new`` (visitors whose first
+  visit ever at the store was that day). Returning visitors of a day are ``unique - new``.
+* ``store_visitors`` (one per store and user; ``first_at`` is set by the check-in) gains
+  ``last_day`` and ``prev_day``: the newest and the second-newest distinct local days the user
+  visited. Because an insights window always ends today, "visited on at least two distinct days of
+  the window" is exactly ``prev_day >= first day of the window``, and "visited in the window" is
+  ``last_day >= first day``: the repeat rate is two index counts, whatever the store's size.
+
+Why this is exact: the rollup writes are part of the check-in's transaction, so a refused or
+retried attempt leaves none of them (an aborted attempt's ``$inc`` never commits); concurrent
+check-ins at one store conflict on the store document anyway and run one after another. A user's
+check-ins at one store commit in time order (the one-hour rule is decided on the user's serial
+history), so comparing with ``last_day`` tells the first check-in of a day.
+
+The days and hours are those of the store's ``timezone`` when the check-in was counted; changing
+the time zone rebuilds the store's rollups (:func:`rebuild_store`). :func:`backfill_visit_days`
+builds them at start-up for check-ins counted before rollups existed (a marker in ``migrations``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument, UpdateOne
+
+from checkins.localtime import store_zone
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
+    from solomo.core.txn import Txn
+
+MIGRATION_ID = "checkins.visit_days.v1"
+BATCH = 1000
+
+
+def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
+    local = at.astimezone(store_zone(store))
+    return local.strftime("%Y-%m-%d"), local.hour
+
+
+async def count_visit_day(services: Services, txn: Txn, store: dict[str, Any], user_id: ObjectId,
+                          at: datetime) -> None:
+    """Counts one check-in of ``user_id`` at ``store`` at ``at`` in the store's day rollup (inside
+    the check-in's transaction ``txn``, after the ``store_visitors`` row exists)."""
+    db, session = services.db, txn.session
+    day, hour = _day_hour(store, at)
+    # newest two distinct days: a new day shifts last_day into prev_day; the same day changes nothing
+    shift = {"$and": [{"$ne": ["$last_day", day]}, {"$lt": [{"$ifNull": ["$last_day", ""]}, day]}]}
+    before = await db.store_visitors.find_one_and_update(
+        {"store_id": store["_id"], "user_id": user_id},
+        [{"$set": {"prev_day": {"$ifNull": [{"$cond": [shift, "$last_day", "$prev_day"]}, None]},
+                   "last_day": {"$cond": [shift, day, "$last_day"]}}}],
+        projection={"last_day": 1, "prev_day": 1}, return_document=ReturnDocument.BEFORE, session=session)
+    seen = (before or {}).get("last_day")
+    first_today = seen != day and (before or {}).get("prev_day") != day
+    new = seen is None
+    await db.store_days.update_one(
+        {"store_id": store["_id"], "day": day},
+        {"$inc": {"checkins": 1, f"hours.{hour}": 1, "unique": int(first_today), "new": int(new)}},
+        upsert=True, session=session)
+
+
+async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
+    """Recomputes ``store``'s rollups from its check-ins (after a time zone change, or the backfill)."""
+    db = services.db
+    days: dict[str, dict[str, Any]] = defaultdict(lambda: {"checkins": 0, "hours": defaultdict(int),
+                                                           "unique": 0, "new": 0})
+    visitors: dict[ObjectId, list[str]] = defaultdict(list)  # the distinct days of each user, in order
+    cursor = db.checkins.find({"store_id": store["_id"]}, {"user_id": 1, "created_at": 1, "_id": 0},
+                              sort=[("store_id", 1), ("created_at", 1)], hint="by_store_window")
+    async for c in cursor:
+        day, hour = _day_hour(store, c["created_at"])
+        row, seen = days[day], visitors[c["user_id"]]
+        row["checkins"] += 1
+        row["hours"][str(hour)] += 1
+        if not seen or seen[-1] != day:
+            row["unique"] += 1
+            row["new"] += int(not seen)
+            seen.append(day)
+    await db.store_days.delete_many({"store_id": store["_id"]})
+    if days:
+        await db.store_days.insert_many(
+            [{"store_id": store["_id"], "day": d, "checkins": r["checkins"], "hours": dict(r["hours"]),
+              "unique": r["unique"], "new": r["new"]} for d, r in days.items()], ordered=False)
+    ops = [UpdateOne({"store_id": store["_id"], "user_id": u},
+                     {"$set": {"last_day": seen[-1], "prev_day": seen[-2] if len(seen) > 1 else None}})
+           for u, seen in visitors.items()]
+    for i in range(0, len(ops), BATCH):
+        await db.store_visitors.bulk_write(ops[i:i + BATCH], ordered=False)
+
+
+async def backfill_visit_days(services: Services, *, force: bool = False) -> int:
+    """Rollups for every store with check-ins, once (idempotent: a rebuild replaces them); returns
+    the stores rebuilt."""
+    db = services.db
+    if not force and await db.migrations.find_one({"_id": MIGRATION_ID}) is not None:
+        return 0
+    done = 0
+    async for store in db.stores.find({"checkins_count": {"$gt": 0}}, {"timezone": 1}):
+        await rebuild_store(services, store)
+        done += 1
+    await db.migrations.update_one({"_id": MIGRATION_ID}, {"$set": {"done_at": datetime.now(UTC)}}, upsert=True)
+    return done

@@ -1,0 +1,136 @@
+"""A store's own numbers for its owner (``GET /v1/stores/{id}/insights``; contract: Store insights).
+
+The window is the last ``days`` days of the store's calendar (its ``timezone``), today included:
+``[start, end)`` in UTC from :func:`checkins.localtime.day_range_utc`. Each figure:
+
+* ``days``: one row per local day of the window, zeros included, read from the ``store_days``
+  rollups (:mod:`checkins.visitdays`): ``checkins``; ``unique_visitors`` (distinct users that
+  day); ``new_visitors`` (users whose first check-in ever at the store was that day);
+  ``returning_visitors`` = unique − new (they had visited on an earlier day).
+* ``hours``: check-ins of the window by store-local hour (0..23), summed from the same rollups.
+* ``repeat_rate``: of the distinct users who checked in during the window, the share who checked
+  in on at least two distinct local days of the window (0 when nobody came); a ratio in [0, 1],
+  rounded to 4 decimals. Two index counts on ``store_visitors`` (``last_day`` / ``prev_day``).
+* ``top_topics``: the topics of the published posts at the store created in the window, by
+  number of posts (ties by topic), at most :data:`TOP_TOPICS`.
+* ``offers``: the store's offers live at some time in the window (created before its end, expiring
+  after its start), newest first, at most :data:`offers.stats.MAX_OFFERS`, each with its audience
+  and the funnel of :func:`offers.stats.offer_funnels` (pushed → claimed → redeemed, all time).
+* ``points``: points issued at the store (sum of positive ledger entries) and spent there (minus
+  the sum of negative ones) in the window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+
+from checkins.localtime import day_range_utc, today
+from feed.posts import VISIBLE
+from offers.stats import MAX_OFFERS, offer_funnels
+from offers.stores import owned_store
+from solomo.core.errors import Invalid
+
+if TYPE_CHECKING:
+    from solomo.core.services import Services
+
+DAYS_MIN, DAYS_MAX, DAYS_DEFAULT = 1, 365, 30
+TOP_TOPICS = 10
+
+
+async def store_insights(services: Services, owner_id: ObjectId, store_id: ObjectId | str,
+                         days: int = DAYS_DEFAULT, *, now: datetime | None = None) -> dict[str, Any]:
+    """The insights of the owner's store over the last ``days`` local days (404 / 403 / 422)."""
+    if not DAYS_MIN <= days <= DAYS_MAX:
+        raise Invalid(f"days must be {DAYS_MIN}..{DAYS_MAX}")
+    store = await owned_store(services, store_id, owner_id)
+    last = today(store, now)
+    first = last - timedelta(days=days - 1)
+    start, end = day_range_utc(store, first, last)
+    dates = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    daily, hours = await _days(services, store["_id"], dates)
+    issued, spent = await _points(services, store["_id"], start, end)
+    return {
+        "days": daily,
+        "hours": hours,
+        "repeat_rate": await _repeat_rate(services, store["_id"], dates[0]),
+        "top_topics": await _top_topics(services, store["_id"], start, end),
+        "offers": await _offers(services, store["_id"], start, end),
+        "points": {"issued": issued, "spent": spent},
+    }
+
+
+async def _days(services: Services, store_id: ObjectId, dates: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
+    rows = {r["day"]: r async for r in services.db.store_days.find(
+        {"store_id": store_id, "day": {"$gte": dates[0], "$lte": dates[-1]}}, {"_id": 0, "store_id": 0})}
+    hours = [0] * 24
+    daily = []
+    for date in dates:
+        row = rows.get(date, {})
+        for hour, n in row.get("hours", {}).items():
+            hours[int(hour)] += int(n)
+        unique, new = int(row.get("unique", 0)), int(row.get("new", 0))
+        daily.append({"date": date, "checkins": int(row.get("checkins", 0)), "unique_visitors": unique,
+                      "new_visitors": new, "returning_visitors": unique - new})
+    return daily, hours
+
+
+async def _repeat_rate(services: Services, store_id: ObjectId, first_day: str) -> float:
+    visitors = services.db.store_visitors
+    came = await visitors.count_documents({"store_id": store_id, "last_day": {"$gte": first_day}})
+    if not came:
+        return 0.0
+    again = await visitors.count_documents({"store_id": store_id, "prev_day": {"$gte": first_day}})
+    return round(again / came, 4)
+
+
+async def _top_topics(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    cursor = await services.db.posts.aggregate([
+        # served by the partial index of posts with topics (insights.indexes): check-in posts
+        # without a topic, the bulk of a store's posts, are never read
+        {"$match": {"store_id": store_id, "created_ms": {"$gte": start_ms, "$lt": end_ms},
+                    "topic_keys.0": {"$exists": True}, "status": VISIBLE}},
+        {"$project": {"_id": 0, "topic_keys": 1}},
+        {"$unwind": "$topic_keys"},
+        {"$group": {"_id": "$topic_keys", "n": {"$sum": 1}}},
+        {"$sort": {"n": -1, "_id": 1}},
+        {"$limit": TOP_TOPICS},
+    ], hint="insights_store_topics")
+    return [{"topic": r["_id"], "post_count": int(r["n"])} async for r in cursor]
+
+
+async def _offers(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    offers = await services.db.offers.find(
+        {"store_id": store_id, "created_at": {"$lt": end}, "expires_at": {"$gt": start}},
+        {"title": 1, "audience": 1, "pushed": 1}).sort("_id", -1).limit(MAX_OFFERS).to_list(None)
+    funnels = await offer_funnels(services, offers)
+    # "followers" is the audience of offers written before audiences existed
+    return [{"offer_id": f["offer_id"], "title": o["title"], "audience": _audience(o.get("audience")),
+             "pushed": f["pushed"], "claimed": f["claimed"], "redeemed": f["redeemed"]}
+            for o, f in zip(offers, funnels, strict=True)]
+
+
+def _audience(value: Any) -> str:
+    if isinstance(value, dict):  # a structured audience names its kind
+        return str(value.get("kind") or value.get("type") or "followers")
+    return str(value or "followers")
+
+
+async def _points(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> tuple[int, int]:
+    """(issued, spent) at the store in ``[start, end)``.
+
+    Reads the agreed ``points_ledger`` schema directly until ``loyalty.settlement.points_totals``
+    lands (the lead swaps this body for that call at merge)."""
+    cursor = await services.db.points_ledger.aggregate([
+        {"$match": {"store_id": store_id, "created_at": {"$gte": start, "$lt": end}}},
+        {"$group": {"_id": None,
+                    "issued": {"$sum": {"$cond": [{"$gt": ["$points", 0]}, "$points", 0]}},
+                    "spent": {"$sum": {"$cond": [{"$lt": ["$points", 0]}, "$points", 0]}}}},
+    ])
+    row = await cursor.to_list(1)
+    if not row:
+        return 0, 0
+    return int(row[0]["issued"]), -int(row[0]["spent"])

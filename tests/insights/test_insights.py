@@ -1,0 +1,267 @@
+"""Store insights against a small hand-built history: each figure, time zones, bad input, authorization."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bson import ObjectId
+
+from checkins.checkin import check_in
+from checkins.localtime import today
+from checkins.visitdays import backfill_visit_days, rebuild_store
+from solomo.core.errors import ApiError
+from tests.checkins.helpers import checkin, new_store, principal
+from tests.offers.helpers import create_offer
+from tests.support import Account, register
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def at(day: date, hh: int, mm: int, zone: ZoneInfo = SHANGHAI) -> datetime:
+    return datetime.combine(day, time(hh, mm), tzinfo=zone).astimezone(UTC)
+
+
+async def insights(client: Any, owner: Account, store: dict[str, Any], days: int | None = None) -> dict[str, Any]:
+    query = "" if days is None else f"?days={days}"
+    resp = await client.get(f"/v1/stores/{store['id']}/insights{query}", headers=owner.headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def rollups(services: Any, store_id: str) -> tuple[list[Any], list[Any]]:
+    sid = ObjectId(store_id)
+    days = await services.db.store_days.find({"store_id": sid}, {"_id": 0}).sort("day", 1).to_list(None)
+    for d in days:
+        d["hours"] = {h: n for h, n in d["hours"].items() if n}
+    visitors = await services.db.store_visitors.find({"store_id": sid}, {"_id": 0, "first_at": 0}).sort(
+        "user_id", 1).to_list(None)
+    return days, visitors
+
+
+async def _history(client: Any, services: Any) -> tuple[Account, dict[str, Any], date, list[Account]]:
+    """a: D 23:20 and D+1 00:30 Shanghai (two local days, one UTC day), D+2 09:00; b: D+1 10:00 and
+    12:00 (one day); today is D+3."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    assert store["timezone"] == "Asia/Shanghai"
+    a, b = await register(client), await register(client)
+    d = today({"timezone": "Asia/Shanghai"}) - timedelta(days=3)
+    lat, lng = store["lat"], store["lng"]
+    for who, when in ((a, at(d, 23, 20)), (a, at(d + timedelta(days=1), 0, 30)),
+                      (b, at(d + timedelta(days=1), 10, 0)), (b, at(d + timedelta(days=1), 12, 0)),
+                      (a, at(d + timedelta(days=2), 9, 0))):
+        await check_in(services, principal(who), store["id"], lat, lng, now=when)
+    return merchant, store, d, [a, b]
+
+
+def row(day: date, checkins: int, unique: int, new: int) -> dict[str, Any]:
+    return {"date": day.isoformat(), "checkins": checkins, "unique_visitors": unique, "new_visitors": new,
+            "returning_visitors": unique - new}
+
+
+async def test_days_hours_and_visitors_follow_the_store_local_calendar(client, services):
+    merchant, store, d, _ = await _history(client, services)
+    week = await insights(client, merchant, store, 7)
+    assert [r["date"] for r in week["days"]] == [(d + timedelta(days=i - 3)).isoformat() for i in range(7)]
+    assert week["days"][3:] == [row(d, 1, 1, 1), row(d + timedelta(days=1), 3, 2, 1),
+                                row(d + timedelta(days=2), 1, 1, 0), row(d + timedelta(days=3), 0, 0, 0)]
+    assert week["days"][:3] == [row(d + timedelta(days=i - 3), 0, 0, 0) for i in range(3)]
+    expected_hours = [0] * 24
+    for hour in (23, 0, 10, 12, 9):
+        expected_hours[hour] += 1
+    assert week["hours"] == expected_hours
+    assert week["repeat_rate"] == 0.5  # a came on 3 days, b on one
+    # the window moves the figures: D+1..D+3 still has a on two days; D+2..D+3 only one day of a
+    assert (await insights(client, merchant, store, 3))["repeat_rate"] == 0.5
+    two = await insights(client, merchant, store, 2)
+    assert two["repeat_rate"] == 0.0 and two["days"][0] == row(d + timedelta(days=2), 1, 1, 0)
+    assert two["hours"][9] == 1 and sum(two["hours"]) == 1
+    default = await insights(client, merchant, store)
+    assert len(default["days"]) == 30 and default["days"][-1]["date"] == (d + timedelta(days=3)).isoformat()
+    assert sum(r["checkins"] for r in default["days"]) == 5
+
+
+async def test_another_time_zone_and_changing_it_rebuilds_the_rollups(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant, timezone="America/New_York")
+    assert store["timezone"] == "America/New_York"
+    ny = ZoneInfo("America/New_York")
+    c = await register(client)
+    d = today({"timezone": "America/New_York"}) - timedelta(days=2)
+    late, early = at(d, 23, 30, ny), at(d + timedelta(days=1), 0, 45, ny)
+    for when in (late, early):
+        await check_in(services, principal(c), store["id"], store["lat"], store["lng"], now=when)
+    got = await insights(client, merchant, store, 3)
+    assert got["days"][:2] == [row(d, 1, 1, 1), row(d + timedelta(days=1), 1, 1, 0)]
+    assert got["hours"][23] == 1 and got["hours"][0] == 1 and got["repeat_rate"] == 1.0
+    # in Shanghai (12 or 13 hours ahead) both instants fall on one local afternoon
+    resp = await client.patch(f"/v1/stores/{store['id']}", json={"timezone": "Asia/Shanghai"},
+                              headers=merchant.headers)
+    assert resp.status_code == 200 and resp.json()["timezone"] == "Asia/Shanghai"
+    moved = await insights(client, merchant, store, 5)
+    sh_day = late.astimezone(SHANGHAI).date()
+    assert sh_day == early.astimezone(SHANGHAI).date()
+    assert [r for r in moved["days"] if r["checkins"]] == [row(sh_day, 2, 1, 1)]
+    assert moved["hours"][late.astimezone(SHANGHAI).hour] == 1 and moved["repeat_rate"] == 0.0
+
+
+async def test_rollups_written_by_check_ins_equal_a_rebuild_from_the_check_ins(client, services):
+    _, store, _, _ = await _history(client, services)
+    incremental = await rollups(services, store["id"])
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    await rebuild_store(services, doc)
+    assert await rollups(services, store["id"]) == incremental
+    # the start-up backfill (forced: the marker is set) rebuilds the same
+    await services.db.store_days.delete_many({"store_id": doc["_id"]})
+    assert await backfill_visit_days(services) == 0  # already done once: skipped
+    assert await backfill_visit_days(services, force=True) >= 1
+    assert await rollups(services, store["id"]) == incremental
+
+
+async def test_concurrent_check_ins_and_retried_transactions_count_exactly(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    users = [await register(client) for _ in range(16)]
+    # one store document: concurrent check-ins conflict on it and are retried by the transaction loop
+    answers = await asyncio.gather(*(checkin(client, u, store) for u in users))
+    assert [r.status_code for r in answers] == [201] * 16
+    again = await asyncio.gather(*(checkin(client, u, store) for u in users))  # refused: the one-hour rule
+    assert {r.status_code for r in again} == {429} or {r.json()["error"]["code"] for r in again} == {
+        "checkin_too_soon"}
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=5)
+    sid = store["id"]
+
+    async def one(u: Account) -> None:
+        await check_in(services, principal(u), sid, store["lat"], store["lng"], now=later)
+
+    await asyncio.gather(*(one(u) for u in users[:8]))
+    days, visitors = await rollups(services, sid)
+    assert sum(d["checkins"] for d in days) == 24
+    assert sum(d["new"] for d in days) == 16
+    local_days = {d["day"] for d in days}
+    assert sum(d["unique"] for d in days) == (16 if len(local_days) == 1 else 24)
+    assert len(visitors) == 16 and all(v["last_day"] for v in visitors)
+    doc = await services.db.stores.find_one({"_id": ObjectId(sid)})
+    assert doc["checkins_count"] == 24
+    await rebuild_store(services, doc)
+    assert await rollups(services, sid) == (days, visitors)
+
+
+async def test_a_refused_check_in_leaves_the_rollups_alone(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    u = await register(client)
+    assert (await checkin(client, u, store)).status_code == 201
+    before = await rollups(services, store["id"])
+    try:
+        await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
+    except ApiError as exc:
+        assert exc.code == "checkin_too_soon"
+    else:
+        raise AssertionError("a second check-in within the hour was accepted")
+    assert await rollups(services, store["id"]) == before
+
+
+async def test_top_topics_count_published_posts_of_the_window(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    d = today({"timezone": "Asia/Shanghai"}) - timedelta(days=1)
+    texts = ["#coffee #cake", "#Coffee again", "#cake", "#tea", "#coffee"]
+    users = [await register(client) for _ in texts]
+    posts = []
+    for i, (u, text) in enumerate(zip(users, texts, strict=True)):
+        result = await check_in(services, principal(u), store["id"], store["lat"], store["lng"], text=text,
+                                now=at(d, 8 + i, 0))
+        posts.append(result.post["_id"])
+    old = await register(client)  # a post long before the window
+    await check_in(services, principal(old), store["id"], store["lat"], store["lng"], text="#tea #old",
+                   now=at(d - timedelta(days=40), 12, 0))
+    await services.db.posts.update_one({"_id": posts[3]}, {"$set": {"status": "removed"}})  # #tea removed
+    got = await insights(client, merchant, store, 7)
+    assert got["top_topics"] == [{"topic": "coffee", "post_count": 3}, {"topic": "cake", "post_count": 2}]
+    year = await insights(client, merchant, store, 60)
+    assert {"topic": "tea", "post_count": 1} in year["top_topics"] and {"topic": "old", "post_count": 1} in \
+        year["top_topics"]
+
+
+async def test_offer_funnels_of_the_window(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    live = await create_offer(client, merchant, store["id"], title="Half-price tea")
+    old = await create_offer(client, merchant, store["id"], title="Long gone")
+    long_ago = datetime.now(UTC) - timedelta(days=100)
+    await services.db.offers.update_one({"_id": ObjectId(old["id"])}, {"$set": {
+        "created_at": long_ago, "expires_at": long_ago + timedelta(days=1)}})
+    oid = ObjectId(live["id"])
+    await services.db.offers.update_one({"_id": oid}, {"$set": {"pushed": 7}})
+    for i, status in enumerate(["claimed", "claimed", "redeemed", "expired"]):
+        await services.db.vouchers.insert_one({"offer_id": oid, "user_id": ObjectId(), "code": f"T{oid}{i}",
+                                               "status": status, "store_id": ObjectId(store["id"])})
+    got = await insights(client, merchant, store)
+    assert got["offers"] == [{"offer_id": live["id"], "title": "Half-price tea", "audience": live["audience"],
+                              "pushed": 7, "claimed": 3, "redeemed": 1}]
+    assert [o["offer_id"] for o in (await insights(client, merchant, store, 365))["offers"]] == [old["id"], live["id"]]
+    stats = (await client.get(f"/v1/stores/{store['id']}/stats", headers=merchant.headers)).json()
+    funnel = {o["offer_id"]: o for o in stats["offers"]}[live["id"]]
+    assert (funnel["pushed"], funnel["claimed"], funnel["redeemed"]) == (7, 3, 1)  # one counting, both routes
+
+
+async def test_points_issued_and_spent_in_the_window(client, services):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    sid = ObjectId(store["id"])
+    now = datetime.now(UTC)
+    ledger = [(sid, 10, now - timedelta(hours=1)), (sid, 5, now - timedelta(days=2)),
+              (sid, -8, now - timedelta(days=3)),
+              (sid, -2, now - timedelta(minutes=5)), (sid, 100, now - timedelta(days=45)),
+              (ObjectId(), 50, now - timedelta(hours=2))]
+    await services.db.points_ledger.insert_many([
+        {"user_id": ObjectId(), "store_id": s, "kind": "checkin" if p > 0 else "spend", "points": p,
+         "created_at": when, "day": when.astimezone(SHANGHAI).date().isoformat()} for s, p, when in ledger])
+    assert (await insights(client, merchant, store))["points"] == {"issued": 15, "spent": 10}
+    assert (await insights(client, merchant, store, 365))["points"] == {"issued": 115, "spent": 10}
+
+
+async def test_an_empty_window(client):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    got = await insights(client, merchant, store, 1)
+    assert got == {"days": [row(today({"timezone": "Asia/Shanghai"}), 0, 0, 0)], "hours": [0] * 24,
+                   "repeat_rate": 0.0, "top_topics": [], "offers": [], "points": {"issued": 0, "spent": 0}}
+
+
+async def test_bad_input_and_authorization(client):
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    url = f"/v1/stores/{store['id']}/insights"
+    for days in ("0", "10000", "-1", "abc", "1.5"):
+        resp = await client.get(f"{url}?days={days}", headers=merchant.headers)
+        assert resp.status_code == 422 and "error" in resp.json(), (days, resp.text)
+    other = await register(client, "merchant")
+    resp = await client.get(url, headers=other.headers)
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden"
+    user = await register(client)
+    assert (await client.get(url, headers=user.headers)).status_code == 403
+    assert (await client.get(url)).status_code == 401
+    for unknown in (str(ObjectId()), "nope"):
+        resp = await client.get(f"/v1/stores/{unknown}/insights", headers=merchant.headers)
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+async def test_store_time_zone_is_validated(client, services):
+    merchant = await register(client, "merchant")
+    body = {"name": "Cafe", "lat": 31.2, "lng": 121.4}
+    for bad in ("Mars/Olympus", "", 8, None):
+        resp = await client.post("/v1/stores", json={**body, "timezone": bad}, headers=merchant.headers)
+        assert resp.status_code == 422, (bad, resp.text)
+    store = await new_store(client, merchant, timezone="Europe/London")
+    for bad in ("Mars/Olympus", None, "UTC+8"):
+        resp = await client.patch(f"/v1/stores/{store['id']}", json={"timezone": bad}, headers=merchant.headers)
+        assert resp.status_code == 422, (bad, resp.text)
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["timezone"] == "Europe/London"
+    got = (await client.get(f"/v1/stores/{store['id']}", headers=merchant.headers)).json()
+    assert got["timezone"] == "Europe/London"
