@@ -5,9 +5,8 @@
 * ``checkins``: ``(user_id, created_at, _id)`` newest first for a user's list and their previous
   check-in (travel rule); ``(user_id, store_id, created_at)`` for the one-hour rule;
   ``(store_id, created_at, user_id, day)`` covers the mayor aggregation (60-day window).
-* ``store_visitors``: one document per (store, user) ever seen — the unique-visitor counter;
-  ``(store_id, last_day)`` and ``(store_id, prev_day)`` count a window's visitors and repeat
-  visitors (:mod:`checkins.visitdays`).
+* ``store_visitors``: one document per (store, user) ever seen — the unique-visitor counter (and
+  each visitor's newest two visit days, :mod:`checkins.visitdays`).
 * ``store_days``: unique ``(store_id, day)``, one rollup per store-local day.
 * ``checkin_guards``: one document per user, keyed by ``_id``; no extra index.
 """
@@ -28,8 +27,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "store_visitors": [
         IndexModel([("store_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="store_user_unique"),
-        IndexModel([("store_id", ASCENDING), ("last_day", ASCENDING)], name="by_store_last_day"),
-        IndexModel([("store_id", ASCENDING), ("prev_day", ASCENDING)], name="by_store_prev_day"),
     ],
     "store_days": [
         IndexModel([("store_id", ASCENDING), ("day", ASCENDING)], unique=True, name="store_day_unique"),

@@ -10,7 +10,10 @@ Two kinds of documents, both written inside the check-in's transaction by :func:
   ``last_day`` and ``prev_day``: the newest and the second-newest distinct local days the user
   visited. Because an insights window always ends today, "visited on at least two distinct days of
   the window" is exactly ``prev_day >= first day of the window``, and "visited in the window" is
-  ``last_day >= first day``: the repeat rate is two index counts, whatever the store's size.
+  ``last_day >= first day``. So each ``store_days`` row also tallies ``last_of`` (visitors whose
+  newest day it is) and ``prev_of`` (whose second-newest day it is), moved along as visitors come
+  back: the window's visitors are the sum of ``last_of`` over its days, its repeat visitors the
+  sum of ``prev_of`` — the repeat rate comes from the same ≤ 365 rows as everything else.
 
 Why this is exact: the rollup writes are part of the check-in's transaction, so a refused or
 retried attempt leaves none of them (an aborted attempt's ``$inc`` never commits); concurrent
@@ -60,13 +63,27 @@ async def count_visit_day(services: Services, txn: Txn, store: dict[str, Any], u
         [{"$set": {"prev_day": {"$ifNull": [{"$cond": [shift, "$last_day", "$prev_day"]}, None]},
                    "last_day": {"$cond": [shift, day, "$last_day"]}}}],
         projection={"last_day": 1, "prev_day": 1}, return_document=ReturnDocument.BEFORE, session=session)
-    seen = (before or {}).get("last_day")
-    first_today = seen != day and (before or {}).get("prev_day") != day
-    new = seen is None
-    await db.store_days.update_one(
-        {"store_id": store["_id"], "day": day},
-        {"$inc": {"checkins": 1, f"hours.{hour}": 1, "unique": int(first_today), "new": int(new)}},
-        upsert=True, session=session)
+    seen, prev = (before or {}).get("last_day"), (before or {}).get("prev_day")
+    first_today = seen != day and prev != day
+    shifted = seen is None or seen < day
+    inc: dict[str, dict[str, int]] = {day: {"checkins": 1, f"hours.{hour}": 1, "unique": int(first_today),
+                                            "new": int(seen is None)}}
+    if shifted and seen != day:
+        # the user's newest day moves to today and the newest becomes the second-newest: the
+        # per-day tallies of "newest" and "second-newest" days follow (see the module's docstring)
+        _add(inc, day, "last_of", 1)
+        if seen is not None:
+            _add(inc, seen, "last_of", -1)
+            _add(inc, seen, "prev_of", 1)
+        if prev is not None:
+            _add(inc, prev, "prev_of", -1)
+    for d in sorted(inc):  # one write per day touched, always in the same order
+        await db.store_days.update_one({"store_id": store["_id"], "day": d}, {"$inc": inc[d]}, upsert=True,
+                                       session=session)
+
+
+def _add(inc: dict[str, dict[str, int]], day: str, key: str, n: int) -> None:
+    inc.setdefault(day, {})[key] = inc.get(day, {}).get(key, 0) + n
 
 
 async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
@@ -86,11 +103,16 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
             row["unique"] += 1
             row["new"] += int(not seen)
             seen.append(day)
+    for seen in visitors.values():
+        days[seen[-1]]["last_of"] = days[seen[-1]].get("last_of", 0) + 1
+        if len(seen) > 1:
+            days[seen[-2]]["prev_of"] = days[seen[-2]].get("prev_of", 0) + 1
     await db.store_days.delete_many({"store_id": store["_id"]})
     if days:
         await db.store_days.insert_many(
             [{"store_id": store["_id"], "day": d, "checkins": r["checkins"], "hours": dict(r["hours"]),
-              "unique": r["unique"], "new": r["new"]} for d, r in days.items()], ordered=False)
+              "unique": r["unique"], "new": r["new"], "last_of": r.get("last_of", 0), "prev_of": r.get("prev_of", 0)}
+             for d, r in days.items()], ordered=False)
     ops = [UpdateOne({"store_id": store["_id"], "user_id": u},
                      {"$set": {"last_day": seen[-1], "prev_day": seen[-2] if len(seen) > 1 else None}})
            for u, seen in visitors.items()]

@@ -10,7 +10,7 @@ The window is the last ``days`` days of the store's calendar (its ``timezone``),
 * ``hours``: check-ins of the window by store-local hour (0..23), summed from the same rollups.
 * ``repeat_rate``: of the distinct users who checked in during the window, the share who checked
   in on at least two distinct local days of the window (0 when nobody came); a ratio in [0, 1],
-  rounded to 4 decimals. Two index counts on ``store_visitors`` (``last_day`` / ``prev_day``).
+  rounded to 4 decimals; from the rollups' ``last_of`` / ``prev_of`` tallies.
 * ``top_topics``: the topics of the published posts at the store created in the window, by
   number of posts (ties by topic), at most :data:`TOP_TOPICS`.
 * ``offers``: the store's offers live at some time in the window (created before its end, expiring
@@ -50,40 +50,36 @@ async def store_insights(services: Services, owner_id: ObjectId, store_id: Objec
     first = last - timedelta(days=days - 1)
     start, end = day_range_utc(store, first, last)
     dates = [(first + timedelta(days=i)).isoformat() for i in range(days)]
-    daily, hours = await _days(services, store["_id"], dates)
+    daily, hours, repeat_rate = await _days(services, store["_id"], dates)
     issued, spent = await _points(services, store["_id"], start, end)
     return {
         "days": daily,
         "hours": hours,
-        "repeat_rate": await _repeat_rate(services, store["_id"], dates[0]),
+        "repeat_rate": repeat_rate,
         "top_topics": await _top_topics(services, store["_id"], start, end),
         "offers": await _offers(services, store["_id"], start, end),
         "points": {"issued": issued, "spent": spent},
     }
 
 
-async def _days(services: Services, store_id: ObjectId, dates: list[str]) -> tuple[list[dict[str, Any]], list[int]]:
+async def _days(services: Services, store_id: ObjectId,
+                dates: list[str]) -> tuple[list[dict[str, Any]], list[int], float]:
+    """The daily rows, the hours and the repeat rate, from the window's ``store_days`` rollups."""
     rows = {r["day"]: r async for r in services.db.store_days.find(
         {"store_id": store_id, "day": {"$gte": dates[0], "$lte": dates[-1]}}, {"_id": 0, "store_id": 0})}
     hours = [0] * 24
     daily = []
+    came = again = 0  # visitors whose newest / second-newest visit day is in the window
     for date in dates:
         row = rows.get(date, {})
         for hour, n in row.get("hours", {}).items():
             hours[int(hour)] += int(n)
         unique, new = int(row.get("unique", 0)), int(row.get("new", 0))
+        came += int(row.get("last_of", 0))
+        again += int(row.get("prev_of", 0))
         daily.append({"date": date, "checkins": int(row.get("checkins", 0)), "unique_visitors": unique,
                       "new_visitors": new, "returning_visitors": unique - new})
-    return daily, hours
-
-
-async def _repeat_rate(services: Services, store_id: ObjectId, first_day: str) -> float:
-    visitors = services.db.store_visitors
-    came = await visitors.count_documents({"store_id": store_id, "last_day": {"$gte": first_day}})
-    if not came:
-        return 0.0
-    again = await visitors.count_documents({"store_id": store_id, "prev_day": {"$gte": first_day}})
-    return round(again / came, 4)
+    return daily, hours, round(again / came, 4) if came else 0.0
 
 
 async def _top_topics(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> list[dict[str, Any]]:

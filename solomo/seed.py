@@ -79,6 +79,7 @@ STORES = [
     ("鲜果超市 Fresh Mart", "grocery", "云南中路 12 号", 3, -150, 700),
 ]
 
+VISIT_TOPICS = ["coffee", "周末去哪儿", "打卡", "上海美食", "friends"]
 CHECKIN_LINES = [
     "#人民广场# 今天阳光真好 ☀️", "又来打卡了 #咖啡续命#", "周末和朋友来这里 #周末去哪儿#",
     "Great spot for a break #shanghai", "排队半小时，值得！#美食#", "带爸妈来逛逛 #上海博物馆#",
@@ -208,6 +209,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["stores"] = len(stores)
 
     counts["checkins"] = await _history(services, rng, stores, city)
+    counts["checkins"] += await _three_months(services, rng, stores, city)
     counts["follows"] = await _follows(api, rng, stores, city)
     posts = await _today(api, rng, stores, city)
     counts["photos"] = await _photo_posts(api, rng, stores, city)
@@ -247,6 +249,49 @@ async def _history(services: Services, rng: random.Random, stores: list[dict[str
         lat, lng = store["lat"] + rng.uniform(-0.0002, 0.0002), store["lng"] + rng.uniform(-0.0002, 0.0002)
         await check_in(services, user.principal(), store["id"], lat, lng, accuracy_m=15.0, text=text, now=at)
     return len(plan)
+
+
+async def _three_months(services: Services, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:
+    """Ninety days of past visits so the merchants' insights look alive: each user has a few
+    favourite stores and a habit (how often, at which hours), busier at weekends; loaded in bulk
+    (:func:`checkins.bulkvisits.load_visits`: the documents a check-in writes, then the rollups).
+    One visit per user, store and day at most, never on a day the three-week history used."""
+    from bson import ObjectId
+
+    from checkins.bulkvisits import load_visits
+    from checkins.mayor import refresh_mayor
+
+    now = datetime.now(UTC)
+    taken = {(c["user_id"], c["store_id"], c["day"]) async for c in services.db.checkins.find(
+        {}, {"user_id": 1, "store_id": 1, "day": 1})}
+    plan: dict[ObjectId, list[tuple[ObjectId, datetime, list[str]]]] = {}
+    for user in city.users:
+        uid = ObjectId(user.id)
+        favourites = rng.sample(stores, 3)
+        habit = rng.choice([(8, 10), (11, 14), (17, 21), (19, 23)])  # morning, lunch, after work, night owl
+        for store in stores:
+            rate = rng.uniform(0.2, 0.45) if store in favourites else 0.03
+            for day in range(1, 91):
+                at = now - timedelta(days=day)
+                weekend = (at + timedelta(hours=8)).weekday() >= 5
+                if rng.random() > rate * (1.6 if weekend else 1.0):
+                    continue
+                hour = rng.randint(*habit) if rng.random() < 0.7 else rng.randint(8, 22)
+                local = at.replace(hour=(hour - 8) % 24, minute=rng.randint(0, 59), second=rng.randint(0, 59),
+                                   microsecond=0)  # that Shanghai hour on the day (UTC+8)
+                sid = ObjectId(store["id"])
+                if (uid, sid, local.strftime("%Y-%m-%d")) in taken or local >= now - timedelta(hours=12):
+                    continue
+                taken.add((uid, sid, local.strftime("%Y-%m-%d")))
+                topics = [rng.choice(VISIT_TOPICS)] if rng.random() < 0.15 else []
+                plan.setdefault(sid, []).append((uid, local, topics))
+    loaded = 0
+    for sid, visits in plan.items():
+        doc = await services.db.stores.find_one({"_id": sid})
+        if doc is not None:
+            loaded += await load_visits(services, doc, visits)
+            await refresh_mayor(services, sid, now)  # the 60-day standings now include these visits
+    return loaded
 
 
 async def _follows(api: _Api, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:

@@ -11,7 +11,7 @@ from solomo.core.errors import NotFound
 from tests.checkins.helpers import new_store, point_at
 from tests.support import make_account, random_point, register, unique_name
 
-STORE_KEYS = {"id", "name", "lat", "lng", "category", "address", "owner_id", "checkin_radius_m",
+STORE_KEYS = {"id", "name", "lat", "lng", "category", "address", "owner_id", "checkin_radius_m", "timezone",
               "checkins_count", "followers_count", "mayor", "created_at"}
 
 

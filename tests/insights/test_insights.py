@@ -34,8 +34,9 @@ async def insights(client: Any, owner: Account, store: dict[str, Any], days: int
 async def rollups(services: Any, store_id: str) -> tuple[list[Any], list[Any]]:
     sid = ObjectId(store_id)
     days = await services.db.store_days.find({"store_id": sid}, {"_id": 0}).sort("day", 1).to_list(None)
-    for d in days:
+    for d in days:  # a tally moved down to 0 and one never written are the same
         d["hours"] = {h: n for h, n in d["hours"].items() if n}
+        d["last_of"], d["prev_of"] = d.get("last_of", 0), d.get("prev_of", 0)
     visitors = await services.db.store_visitors.find({"store_id": sid}, {"_id": 0, "first_at": 0}).sort(
         "user_id", 1).to_list(None)
     return days, visitors

@@ -12,6 +12,7 @@ import { homeFeedOnScreen, homeView, localView } from "./views/feeds.js";
 import { shutOutListView } from "./views/blocking.js";
 import { initLocation, locationLabel, openLocationPicker } from "./views/location.js";
 import { deleteAccountView, passwordView, profileEditView, storeEditView, storeOffersView } from "./views/manage.js";
+import { insightsView } from "./views/insights.js";
 import { merchantHome } from "./views/merchant.js";
 import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
@@ -55,6 +56,7 @@ const ROUTES = [
   [/^#\/me\/delete$/, (root) => deleteAccountView(root, { onDeleted: leaveDeleted })],
   [/^#\/store\/([^/]+)\/edit$/, (root, m) => storeEditView(root, decodeURIComponent(m[1])), ["merchant"]],
   [/^#\/store\/([^/]+)\/offers$/, (root, m) => storeOffersView(root, decodeURIComponent(m[1]))],
+  [/^#\/store\/([^/]+)\/insights$/, (root, m) => insightsView(root, decodeURIComponent(m[1])), ["merchant"]],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],

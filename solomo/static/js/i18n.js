@@ -195,6 +195,15 @@ const STRINGS = {
     "manage.status.expired": "Expired", "manage.status.sold_out": "Sold out",
     "err.invalid_transition": "That is no longer possible.", "err.invalid_media": "Choose an image you uploaded.",
     "manage.offers_from_unfollowed": "Offers from nearby stores I don't follow",
+    // store insights (issue 17)
+    "insights.link": "Insights", "insights.title": "Insights · {name}", "insights.back": "Back to store",
+    "insights.timezone": "Days and hours in {tz}", "insights.days": "{n} days",
+    "insights.checkins": "Check-ins", "insights.new": "New visitors", "insights.repeat": "Repeat rate",
+    "insights.points": "Points issued / spent",
+    "insights.repeat_help": "Repeat rate: the share of this period's visitors who came on two or more different days.",
+    "insights.daily": "Check-ins per day", "insights.daily_legend": "{unique} visitor-days, {returning} of them returning",
+    "insights.hours": "Check-ins by hour", "insights.offers": "Offers of the period",
+    "insights.topics": "Top topics at the store", "insights.no_topics": "No topics in this period.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -388,6 +397,15 @@ const STRINGS = {
     "manage.status.expired": "已过期", "manage.status.sold_out": "已抢光",
     "err.invalid_transition": "这个操作已无法进行。", "err.invalid_media": "请选择你上传的图片。",
     "manage.offers_from_unfollowed": "接收未关注的附近商家的优惠",
+    // store insights (issue 17)
+    "insights.link": "经营数据", "insights.title": "经营数据 · {name}", "insights.back": "返回门店",
+    "insights.timezone": "按 {tz} 时区统计日期和时段", "insights.days": "{n} 天",
+    "insights.checkins": "签到", "insights.new": "新访客", "insights.repeat": "回头率",
+    "insights.points": "积分 发放 / 消费",
+    "insights.repeat_help": "回头率：本期访客中，在两个或更多不同日子到店的比例。",
+    "insights.daily": "每日签到", "insights.daily_legend": "共 {unique} 人次·天，其中回头客 {returning}",
+    "insights.hours": "各时段签到", "insights.offers": "本期优惠",
+    "insights.topics": "门店热门话题", "insights.no_topics": "本期没有话题。",
   },
 };
 

@@ -21,7 +21,8 @@ export async function merchantHome(root) {
           h("div.muted.small", {}, [categoryName(s.category), s.address].filter(Boolean).join(" · ")),
           h("div.muted.small", {}, t("stores.checkins", { n: s.checkins_count }), " · ",
             t("stores.followers", { n: s.followers_count }))),
-        h("a.button.small", { href: `#/store/${enc(s.id)}` }, t("merchant.console"))));
+        h("div.stack.store-actions", {}, h("a.button.small", { href: `#/store/${enc(s.id)}` }, t("merchant.console")),
+          h("a.button.small.insights-link", { href: `#/store/${enc(s.id)}/insights` }, t("insights.link")))));
     }
   } catch (err) {
     list.append(h("li.empty", {}, err.words));

@@ -136,7 +136,8 @@ export async function storeView(root, storeId) {
       h("button.primary.checkin", { type: "button", onclick: () => checkinDialog(store) }, t("checkin.button")))));
   wrap.append(h("div.row.store-links", {},
     mine ? h("a.button.small.edit-store", { href: `#/store/${enc(store.id)}/edit` }, t("manage.store_edit")) : null,
-    h("a.button.small.store-offers", { href: `#/store/${enc(store.id)}/offers` }, t("manage.offers_link"))));
+    h("a.button.small.store-offers", { href: `#/store/${enc(store.id)}/offers` }, t("manage.offers_link")),
+    mine ? h("a.button.small.insights-link", { href: `#/store/${enc(store.id)}/insights` }, t("insights.link")) : null));
   if (mine) wrap.append(merchantConsole(store));
   const list = postList((cursor) => api.get(`/v1/stores/${enc(store.id)}/posts`, { cursor }));
   wrap.append(h("h3", {}, t("stores.posts")), list.el);
