@@ -3,12 +3,12 @@ check-ins, beside the bare ``GET /echo``; goal p99 ≤ 200 ms.
 
 Set-up (not timed): one merchant's store (``create_store``), 100,000 check-ins by 20,000 visitors
 spread over the last 365 days (more in the evening and at weekends, a fifth of the visitors coming
-back often), each with its check-in post (one in ten carries topics), bulk-inserted in exactly the
-documents :func:`checkins.checkin.check_in` writes; the ``store_visitors`` rows with ``first_at``;
-then the day rollups through the start-up backfill path (:func:`checkins.visitdays.rebuild_store`),
-and 200 points-ledger entries. Before the load, the same figures computed straight from the
-``checkins`` collection (the alternative to rollups: one aggregation on the ``by_store_window``
-index) are timed in-process, so the table carries both.
+back often), each with its check-in post (one in ten carries topics), bulk-inserted by
+:func:`checkins.bulkvisits.load_visits` in exactly the documents :func:`checkins.checkin.check_in`
+writes, the ``store_visitors`` rows and the day rollups through the start-up backfill path
+(:func:`checkins.visitdays.rebuild_store`); and 200 points-ledger entries. Before the load, the
+same figures computed straight from the ``checkins`` collection (the alternative to rollups: one
+aggregation on the ``by_store_window`` index) are timed in-process, so the table carries both.
 """
 
 from __future__ import annotations
@@ -23,17 +23,13 @@ from bson import ObjectId
 
 from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
 from benchmarks.seed import auth, bulk_users, random_center
-from checkins.checkin import default_text, utc_day
+from checkins.bulkvisits import load_visits
 from checkins.localtime import local_day
-from checkins.visitdays import rebuild_store
-from geo.geojson import geo_point
-from solomo.core.searchkeys import post_keys
 
 CHECKINS = 100_000
 VISITORS = 20_000
 CONCURRENCY = 8
 SECONDS = 8.0
-INSERT_BATCH = 10_000
 HOUR_WEIGHTS = [1, 1, 0, 0, 0, 0, 1, 3, 6, 6, 5, 6, 9, 8, 5, 4, 5, 7, 10, 11, 9, 7, 4, 2]
 ZONE = "Asia/Shanghai"
 TOPICS = ["coffee", "brunch", "latte", "cake", "friends", "work", "rainy", "music"]
@@ -51,37 +47,14 @@ def _times(rng: random.Random, n: int, now: datetime) -> list[datetime]:
 
 
 async def seed(services: Any, store: dict[str, Any], n: int, visitors: int, rng: random.Random) -> None:
-    db = services.db
+    """``n`` check-ins (and posts) through :func:`checkins.bulkvisits.load_visits`, then the ledger."""
     users = [ObjectId() for _ in range(visitors)]
     regulars = users[: visitors // 5]
-    lng, lat = store["location"]["coordinates"]
     now = datetime.now(UTC)
-    first: dict[ObjectId, datetime] = {}
-    times = _times(rng, n, now)
-    for start in range(0, n, INSERT_BATCH):
-        checkins, posts = [], []
-        for at in times[start:start + INSERT_BATCH]:
-            user = rng.choice(regulars) if rng.random() < 0.6 else rng.choice(users)
-            first.setdefault(user, at)
-            cid, pid = ObjectId(), ObjectId()
-            topics = rng.sample(TOPICS, 2) if rng.random() < 0.1 else []
-            text = " ".join(f"#{t}" for t in topics) or default_text(store["name"])
-            checkins.append({"_id": cid, "user_id": user, "store_id": store["_id"], "location": geo_point(lat, lng),
-                             "distance_m": 8.5, "accuracy_m": 20.0, "post_id": pid, "day": utc_day(at),
-                             "created_at": at})
-            posts.append({"_id": pid, "author_id": user, "text": text, "search_keys": post_keys(text),
-                          "topics": [{"key": t, "display": t} for t in topics], "topic_keys": topics,
-                          "mention_ids": [], "mentions": [], "store_id": store["_id"], "store_owner_post": False,
-                          "location": store["location"], "kind": "checkin", "checkin_id": cid, "status": "published",
-                          "flags": [], "fanout": "done", "like_count": 0, "comment_count": 0, "repost_count": 0,
-                          "created_at": at, "created_ms": int(at.timestamp() * 1000)})
-        await db.checkins.insert_many(checkins, ordered=False)
-        await db.posts.insert_many(posts, ordered=False)
-    await db.store_visitors.insert_many([{"store_id": store["_id"], "user_id": u, "first_at": at}
-                                         for u, at in first.items()], ordered=False)
-    await db.stores.update_one({"_id": store["_id"]}, {"$set": {"checkins_count": n, "unique_visitors": len(first)}})
-    await rebuild_store(services, store)
-    await db.points_ledger.insert_many([
+    visits = [(rng.choice(regulars) if rng.random() < 0.6 else rng.choice(users), at,
+               rng.sample(TOPICS, 2) if rng.random() < 0.1 else []) for at in _times(rng, n, now)]
+    await load_visits(services, store, visits)
+    await services.db.points_ledger.insert_many([
         {"user_id": rng.choice(users), "store_id": store["_id"], "kind": "checkin" if i % 4 else "spend",
          "points": 10 if i % 4 else -25, "created_at": at, "day": local_day(store, at)}
         for i, at in enumerate(_times(rng, 200, now))], ordered=False)

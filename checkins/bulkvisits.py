@@ -2,8 +2,8 @@
 
 :func:`load_visits` writes, for each ``(user_id, at)``, exactly the documents
 :func:`checkins.checkin.check_in` writes — the check-in and its check-in post (default text, or
-the given topics), the ``store_visitors`` row with ``first_at`` — and the store's counters, then
-builds the store's day rollups with the start-up backfill's path
+the given topics, published and counted in the topic counts), the ``store_visitors`` row with
+``first_at`` — and the store's counters, then builds the store's day and topic rollups with the start-up backfill's path
 (:func:`checkins.visitdays.rebuild_store`). The check-in rules are not applied (the caller's
 history is taken as it is) and no fan-out is sent (the posts are marked done): tens of thousands
 of visits load in seconds.
@@ -11,6 +11,7 @@ of visits load in seconds.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from pymongo import UpdateOne
 
 from checkins.checkin import default_text, utc_day
 from checkins.visitdays import rebuild_store
-from solomo.core.searchkeys import post_keys
+from solomo.core.searchkeys import post_keys, topic_prefixes
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -36,7 +37,8 @@ def _post(store: dict[str, Any], user_id: ObjectId, checkin_id: ObjectId, post_i
             "mention_ids": [], "mentions": [], "store_id": store["_id"],
             "store_owner_post": store.get("owner_id") == user_id, "location": store["location"], "kind": "checkin",
             "checkin_id": checkin_id, "status": "published", "flags": [], "fanout": "done", "like_count": 0,
-            "comment_count": 0, "repost_count": 0, "created_at": at, "created_ms": int(at.timestamp() * 1000)}
+            "comment_count": 0, "repost_count": 0, "created_at": at, "created_ms": int(at.timestamp() * 1000),
+            "topics_counted": bool(topics)}
 
 
 async def load_visits(services: Services, store: dict[str, Any],
@@ -46,6 +48,7 @@ async def load_visits(services: Services, store: dict[str, Any],
     db = services.db
     lng, lat = store["location"]["coordinates"]
     first: dict[ObjectId, datetime] = {}
+    topic_posts: dict[str, int] = defaultdict(int)
     ordered = sorted(visits, key=lambda v: v[1])
     for start in range(0, len(ordered), BATCH):
         checkins, posts = [], []
@@ -56,6 +59,8 @@ async def load_visits(services: Services, store: dict[str, Any],
                              "location": {"type": "Point", "coordinates": [lng, lat]}, "distance_m": 8.0,
                              "accuracy_m": 20.0, "post_id": pid, "day": utc_day(at), "created_at": at})
             posts.append(_post(store, user_id, cid, pid, at, topics))
+            for topic in topics:
+                topic_posts[topic] += 1
         if checkins:
             await db.checkins.insert_many(checkins, ordered=False)
             await db.posts.insert_many(posts, ordered=False)
@@ -63,6 +68,12 @@ async def load_visits(services: Services, store: dict[str, Any],
            for u, at in first.items()]
     for start in range(0, len(ops), BATCH):
         await db.store_visitors.bulk_write(ops[start:start + BATCH], ordered=False)
+    # the posts are published and counted (``topics_counted``): so are their topics (search.topics)
+    for topic, n in topic_posts.items():
+        await db.topic_counts.update_one(
+            {"key": topic.lower()},
+            {"$setOnInsert": {"display": topic, "prefixes": topic_prefixes(topic.lower())}, "$inc": {"post_count": n}},
+            upsert=True)
     unique = await db.store_visitors.count_documents({"store_id": store["_id"]})
     await db.stores.update_one({"_id": store["_id"]}, {"$inc": {"checkins_count": len(ordered)},
                                                        "$set": {"unique_visitors": unique}})

@@ -7,7 +7,8 @@
   ``(store_id, created_at, user_id, day)`` covers the mayor aggregation (60-day window).
 * ``store_visitors``: one document per (store, user) ever seen — the unique-visitor counter (and
   each visitor's newest two visit days, :mod:`checkins.visitdays`).
-* ``store_days``: unique ``(store_id, day)``, one rollup per store-local day.
+* ``store_days``: unique ``(store_id, day)``, one rollup per store-local day; ``store_topic_days``:
+  unique ``(store_id, day, topic)``, the window's top topics.
 * ``checkin_guards``: one document per user, keyed by ``_id``; no extra index.
 """
 
@@ -27,6 +28,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "store_visitors": [
         IndexModel([("store_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="store_user_unique"),
+    ],
+    "store_topic_days": [
+        IndexModel([("store_id", ASCENDING), ("day", ASCENDING), ("topic", ASCENDING)], unique=True,
+                   name="store_day_topic_unique"),
     ],
     "store_days": [
         IndexModel([("store_id", ASCENDING), ("day", ASCENDING)], unique=True, name="store_day_unique"),

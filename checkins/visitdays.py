@@ -21,6 +21,11 @@ check-ins at one store conflict on the store document anyway and run one after a
 check-ins at one store commit in time order (the one-hour rule is decided on the user's serial
 history), so comparing with ``last_day`` tells the first check-in of a day.
 
+* ``store_topic_days`` — one per (store, local day, topic): ``n`` published posts at the store
+  written that day carry the topic; moved by :func:`count_store_topics` inside
+  :func:`search.topics.sync_post`'s transaction (the one place a post's topics are counted or
+  uncounted, after publication, hiding, removal, restoring or deletion).
+
 The days and hours are those of the store's ``timezone`` when the check-in was counted; changing
 the time zone rebuilds the store's rollups (:func:`rebuild_store`). :func:`backfill_visit_days`
 builds them at start-up for check-ins counted before rollups existed (a marker in ``migrations``).
@@ -86,6 +91,22 @@ def _add(inc: dict[str, dict[str, int]], day: str, key: str, n: int) -> None:
     inc.setdefault(day, {})[key] = inc.get(day, {}).get(key, 0) + n
 
 
+async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any], delta: int) -> None:
+    """Moves the ``store_topic_days`` tallies of a post at a store by ``delta`` (±1) for each of its
+    topics, on the store-local day the post was written. Called by :func:`search.topics.sync_post`
+    in the transaction that flips the post's ``topics_counted`` (published or not), so the tallies
+    count exactly the published posts, like the global topic counts."""
+    if not post.get("store_id") or not post.get("topic_keys"):
+        return
+    store = await services.db.stores.find_one({"_id": post["store_id"]}, {"timezone": 1}, session=txn.session)
+    if store is None:
+        return
+    day, _ = _day_hour(store, post["created_at"])
+    for topic in post["topic_keys"]:
+        await services.db.store_topic_days.update_one({"store_id": store["_id"], "day": day, "topic": topic},
+                                                      {"$inc": {"n": delta}}, upsert=True, session=txn.session)
+
+
 async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
     """Recomputes ``store``'s rollups from its check-ins (after a time zone change, or the backfill)."""
     db = services.db
@@ -118,6 +139,20 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
            for u, seen in visitors.items()]
     for i in range(0, len(ops), BATCH):
         await db.store_visitors.bulk_write(ops[i:i + BATCH], ordered=False)
+    await _rebuild_topics(services, store)
+
+
+async def _rebuild_topics(services: Services, store: dict[str, Any]) -> None:
+    tallies: dict[tuple[str, str], int] = defaultdict(int)
+    async for post in services.db.posts.find({"store_id": store["_id"], "topics_counted": True},
+                                             {"topic_keys": 1, "created_at": 1, "_id": 0}):
+        day, _ = _day_hour(store, post["created_at"])
+        for topic in post.get("topic_keys") or []:
+            tallies[(day, topic)] += 1
+    await services.db.store_topic_days.delete_many({"store_id": store["_id"]})
+    if tallies:
+        await services.db.store_topic_days.insert_many(
+            [{"store_id": store["_id"], "day": d, "topic": t, "n": n} for (d, t), n in tallies.items()], ordered=False)
 
 
 async def backfill_visit_days(services: Services, *, force: bool = False) -> int:
@@ -127,7 +162,7 @@ async def backfill_visit_days(services: Services, *, force: bool = False) -> int
     if not force and await db.migrations.find_one({"_id": MIGRATION_ID}) is not None:
         return 0
     done = 0
-    async for store in db.stores.find({"checkins_count": {"$gt": 0}}, {"timezone": 1}):
+    async for store in db.stores.find({}, {"timezone": 1}):
         await rebuild_store(services, store)
         done += 1
     await db.migrations.update_one({"_id": MIGRATION_ID}, {"$set": {"done_at": datetime.now(UTC)}}, upsert=True)

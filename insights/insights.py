@@ -12,7 +12,8 @@ The window is the last ``days`` days of the store's calendar (its ``timezone``),
   in on at least two distinct local days of the window (0 when nobody came); a ratio in [0, 1],
   rounded to 4 decimals; from the rollups' ``last_of`` / ``prev_of`` tallies.
 * ``top_topics``: the topics of the published posts at the store created in the window, by
-  number of posts (ties by topic), at most :data:`TOP_TOPICS`.
+  number of posts (ties by topic), at most :data:`TOP_TOPICS`; summed from the
+  ``store_topic_days`` tallies, which follow each post's publication state.
 * ``offers``: the store's offers live at some time in the window (created before its end, expiring
   after its start), newest first, at most :data:`offers.stats.MAX_OFFERS`, each with its audience
   and the funnel of :func:`offers.stats.offer_funnels` (pushed → claimed → redeemed, all time).
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins.localtime import day_range_utc, today
-from feed.posts import VISIBLE
 from offers.stats import MAX_OFFERS, offer_funnels
 from offers.stores import owned_store
 from solomo.core.errors import Invalid
@@ -56,7 +56,7 @@ async def store_insights(services: Services, owner_id: ObjectId, store_id: Objec
         "days": daily,
         "hours": hours,
         "repeat_rate": repeat_rate,
-        "top_topics": await _top_topics(services, store["_id"], start, end),
+        "top_topics": await _top_topics(services, store["_id"], dates[0], dates[-1]),
         "offers": await _offers(services, store["_id"], start, end),
         "points": {"issued": issued, "spent": spent},
     }
@@ -82,19 +82,14 @@ async def _days(services: Services, store_id: ObjectId,
     return daily, hours, round(again / came, 4) if came else 0.0
 
 
-async def _top_topics(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    cursor = await services.db.posts.aggregate([
-        # served by the partial index of posts with topics (insights.indexes): check-in posts
-        # without a topic, the bulk of a store's posts, are never read
-        {"$match": {"store_id": store_id, "created_ms": {"$gte": start_ms, "$lt": end_ms},
-                    "topic_keys.0": {"$exists": True}, "status": VISIBLE}},
-        {"$project": {"_id": 0, "topic_keys": 1}},
-        {"$unwind": "$topic_keys"},
-        {"$group": {"_id": "$topic_keys", "n": {"$sum": 1}}},
+async def _top_topics(services: Services, store_id: ObjectId, first: str, last: str) -> list[dict[str, Any]]:
+    cursor = await services.db.store_topic_days.aggregate([
+        {"$match": {"store_id": store_id, "day": {"$gte": first, "$lte": last}}},
+        {"$group": {"_id": "$topic", "n": {"$sum": "$n"}}},
+        {"$match": {"n": {"$gt": 0}}},
         {"$sort": {"n": -1, "_id": 1}},
         {"$limit": TOP_TOPICS},
-    ], hint="insights_store_topics")
+    ])
     return [{"topic": r["_id"], "post_count": int(r["n"])} async for r in cursor]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from checkins.visitdays import count_store_topics
 from feed import postcache
 from feed.posts import VISIBLE
 from feed.text import normalize_topic
@@ -48,8 +49,8 @@ async def sync_post(services: Services, post_id: ObjectId) -> bool:
     await _ensure_topics(services, post["topics"])
 
     async def body(txn: Txn) -> bool:
-        doc = await services.db.posts.find_one({"_id": post_id}, {"status": 1, "topic_keys": 1, "topics_counted": 1},
-                                               session=txn.session)
+        doc = await services.db.posts.find_one({"_id": post_id}, {"status": 1, "topic_keys": 1, "topics_counted": 1,
+                                                                  "store_id": 1, "created_at": 1}, session=txn.session)
         if doc is None:
             return False
         counted, should = bool(doc.get("topics_counted")), doc.get("status") == VISIBLE
@@ -60,6 +61,7 @@ async def sync_post(services: Services, post_id: ObjectId) -> bool:
         await services.db.topic_counts.update_many({"key": {"$in": doc.get("topic_keys", [])}},
                                                    {"$inc": {"post_count": 1 if should else -1}},
                                                    session=txn.session)
+        await count_store_topics(services, txn, doc, 1 if should else -1)  # a store's insights (top topics)
         return True
 
     moved = await run_transaction(services, body)

@@ -23,7 +23,6 @@ INDEX_MODULES = [
     "media.indexes",
     "notifications.indexes",
     "profiles.indexes",
-    "insights.indexes",
 ]
 
 

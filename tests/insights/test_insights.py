@@ -12,6 +12,7 @@ from bson import ObjectId
 from checkins.checkin import check_in
 from checkins.localtime import today
 from checkins.visitdays import backfill_visit_days, rebuild_store
+from search.topics import sync_post
 from solomo.core.errors import ApiError
 from tests.checkins.helpers import checkin, new_store, principal
 from tests.offers.helpers import create_offer
@@ -180,7 +181,11 @@ async def test_top_topics_count_published_posts_of_the_window(client, services):
     old = await register(client)  # a post long before the window
     await check_in(services, principal(old), store["id"], store["lat"], store["lng"], text="#tea #old",
                    now=at(d - timedelta(days=40), 12, 0))
+    old_post = (await services.db.posts.find_one({"author_id": ObjectId(old.id)}))["_id"]
+    for post_id in [*posts, old_post]:  # what each post's fan-out does (feed.fanout): its topics are counted
+        await sync_post(services, post_id)  # (a no-op if a worker's fan-out got there first)
     await services.db.posts.update_one({"_id": posts[3]}, {"$set": {"status": "removed"}})  # #tea removed
+    await sync_post(services, posts[3])  # ... and the retraction's fan-out uncounts it
     got = await insights(client, merchant, store, 7)
     assert got["top_topics"] == [{"topic": "coffee", "post_count": 3}, {"topic": "cake", "post_count": 2}]
     year = await insights(client, merchant, store, 60)
