@@ -55,7 +55,7 @@ export function lineChart(points, { width = 340, height = 150, key = "checkins",
   const y = (v) => pad.top + hgt - (v / top) * hgt;
   const root = svg("svg", { class: "chart line-chart", viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
     "data-points": points.length });
-  for (const v of [0, top / 2, top]) {
+  for (const v of top % 2 === 0 ? [0, top / 2, top] : [0, top]) {
     root.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "grid" }),
       svg("text", { x: pad.left - 4, y: y(v) + 3, class: "axis", "text-anchor": "end" }, String(Math.round(v))));
   }
