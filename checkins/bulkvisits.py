@@ -11,6 +11,7 @@ of visits load in seconds.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,7 +27,8 @@ from solomo.core.searchkeys import post_keys, topic_prefixes
 if TYPE_CHECKING:
     from solomo.core.services import Services
 
-BATCH = 5000
+BATCH = 2000
+PARALLEL = 4
 
 
 def _post(store: dict[str, Any], user_id: ObjectId, checkin_id: ObjectId, post_id: ObjectId, at: datetime,
@@ -50,30 +52,35 @@ async def load_visits(services: Services, store: dict[str, Any],
     first: dict[ObjectId, datetime] = {}
     topic_posts: dict[str, int] = defaultdict(int)
     ordered = sorted(visits, key=lambda v: v[1])
-    for start in range(0, len(ordered), BATCH):
-        checkins, posts = [], []
-        for user_id, at, topics in ordered[start:start + BATCH]:
-            first.setdefault(user_id, at)
-            cid, pid = ObjectId(), ObjectId()
-            checkins.append({"_id": cid, "user_id": user_id, "store_id": store["_id"],
-                             "location": {"type": "Point", "coordinates": [lng, lat]}, "distance_m": 8.0,
-                             "accuracy_m": 20.0, "post_id": pid, "day": utc_day(at), "created_at": at})
-            posts.append(_post(store, user_id, cid, pid, at, topics))
-            for topic in topics:
-                topic_posts[topic] += 1
-        if checkins:
-            await db.checkins.insert_many(checkins, ordered=False)
-            await db.posts.insert_many(posts, ordered=False)
-    ops = [UpdateOne({"store_id": store["_id"], "user_id": u}, {"$min": {"first_at": at}}, upsert=True)
-           for u, at in first.items()]
-    for start in range(0, len(ops), BATCH):
-        await db.store_visitors.bulk_write(ops[start:start + BATCH], ordered=False)
+    checkins, posts = [], []
+    for user_id, at, topics in ordered:
+        first.setdefault(user_id, at)
+        cid, pid = ObjectId(), ObjectId()
+        checkins.append({"_id": cid, "user_id": user_id, "store_id": store["_id"],
+                         "location": {"type": "Point", "coordinates": [lng, lat]}, "distance_m": 8.0,
+                         "accuracy_m": 20.0, "post_id": pid, "day": utc_day(at), "created_at": at})
+        posts.append(_post(store, user_id, cid, pid, at, topics))
+        for topic in topics:
+            topic_posts[topic] += 1
+    # a few batches in flight at once: mongod spreads the index work over its cores
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def insert(collection: str, docs: list[dict[str, Any]]) -> None:
+        async with gate:
+            await db[collection].insert_many(docs, ordered=False)
+
+    await asyncio.gather(*(insert(name, docs[i:i + BATCH]) for name, docs in (("checkins", checkins), ("posts", posts))
+                           for i in range(0, len(docs), BATCH)))
     # the posts are published and counted (``topics_counted``): so are their topics (search.topics)
     for topic, n in topic_posts.items():
         await db.topic_counts.update_one(
             {"key": topic.lower()},
             {"$setOnInsert": {"display": topic, "prefixes": topic_prefixes(topic.lower())}, "$inc": {"post_count": n}},
             upsert=True)
+    ops = [UpdateOne({"store_id": store["_id"], "user_id": u}, {"$min": {"first_at": at}}, upsert=True)
+           for u, at in first.items()]
+    for start in range(0, len(ops), BATCH):
+        await db.store_visitors.bulk_write(ops[start:start + BATCH], ordered=False)
     unique = await db.store_visitors.count_documents({"store_id": store["_id"]})
     await db.stores.update_one({"_id": store["_id"]}, {"$inc": {"checkins_count": len(ordered)},
                                                        "$set": {"unique_visitors": unique}})

@@ -44,6 +44,8 @@ MONGO: dict[str, str] = {
     "notifications": "the user's inbox erased, the user dropped from others' entries",
     "push_subscriptions": "erased",
     "topic_counts": "no user data (topic names and counts)",
+    "store_days": "no user data (a store's anonymous counts per local day)",
+    "store_topic_days": "no user data (a store's topic counts per local day)",
 }
 """Every collection there is, and what erasure leaves in it."""
 
