@@ -8,7 +8,8 @@
 * ``store_visitors``: one document per (store, user) ever seen — the unique-visitor counter (and
   each visitor's newest two visit days, :mod:`checkins.visitdays`).
 * ``store_days``: unique ``(store_id, day)``, one rollup per store-local day; ``store_topic_days``:
-  unique ``(store_id, day, topic)``, the window's top topics.
+  unique ``(store_id, day, topic)``, and the same with ``n`` so the window's top topics are
+  summed from the index alone.
 * ``checkin_guards``: one document per user, keyed by ``_id``; no extra index.
 """
 
@@ -32,6 +33,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "store_topic_days": [
         IndexModel([("store_id", ASCENDING), ("day", ASCENDING), ("topic", ASCENDING)], unique=True,
                    name="store_day_topic_unique"),
+        IndexModel([("store_id", ASCENDING), ("day", ASCENDING), ("topic", ASCENDING), ("n", ASCENDING)],
+                   name="store_day_topic_n"),
     ],
     "store_days": [
         IndexModel([("store_id", ASCENDING), ("day", ASCENDING)], unique=True, name="store_day_unique"),
