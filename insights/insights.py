@@ -54,7 +54,7 @@ async def store_insights(services: Services, owner_id: ObjectId, store_id: Objec
     # four independent reads: in flight together, the answer waits for the slowest, not their sum
     (daily, hours, repeat_rate), top_topics, offers, (issued, spent) = await asyncio.gather(
         _days(services, store["_id"], dates), _top_topics(services, store["_id"], dates[0], dates[-1]),
-        _offers(services, store["_id"], start, end), _points(services, store["_id"], start, end))
+        _offers(services, store["_id"], start, end), _points(services, store, start, end))
     return {
         "days": daily,
         "hours": hours,
@@ -114,13 +114,13 @@ def _audience(value: Any) -> str:
     return str(value or "followers")
 
 
-async def _points(services: Services, store_id: ObjectId, start: datetime, end: datetime) -> tuple[int, int]:
+async def _points(services: Services, store: dict[str, Any], start: datetime, end: datetime) -> tuple[int, int]:
     """(issued, spent) at the store in ``[start, end)``.
 
     Reads the agreed ``points_ledger`` schema directly until ``loyalty.settlement.points_totals``
     lands (the lead swaps this body for that call at merge)."""
     cursor = await services.db.points_ledger.aggregate([
-        {"$match": {"store_id": store_id, "created_at": {"$gte": start, "$lt": end}}},
+        {"$match": {"store_id": store["_id"], "created_at": {"$gte": start, "$lt": end}}},
         {"$group": {"_id": None,
                     "issued": {"$sum": {"$cond": [{"$gt": ["$points", 0]}, "$points", 0]}},
                     "spent": {"$sum": {"$cond": [{"$lt": ["$points", 0]}, "$points", 0]}}}},

@@ -84,6 +84,11 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert sum(s["checkins_count"] for s in stores) == len(checkins)
     per_user = Counter((c["user_id"], c["store_id"], c["day"]) for c in checkins)
     assert max(per_user.values()) == 1
+    # three months of visits for the insights (issue 17), their day rollups in step with the check-ins
+    assert len({c["day"] for c in checkins}) >= 80 and len(checkins) >= 600
+    for s in stores:
+        rows = await db.store_days.find({"store_id": s["_id"]}).to_list(None)
+        assert sum(r.get("checkins", 0) for r in rows) == s["checkins_count"], s["name"]
 
     posts = await db.posts.find().to_list(None)
     assert sum(1 for p in posts if p["kind"] == "checkin") == len(checkins)
