@@ -271,3 +271,30 @@ async def test_store_time_zone_is_validated(client, services):
     assert doc["timezone"] == "Europe/London"
     got = (await client.get(f"/v1/stores/{store['id']}", headers=merchant.headers)).json()
     assert got["timezone"] == "Europe/London"
+
+
+async def test_a_retried_transaction_counts_once(client, services, monkeypatch):
+    """The rollup writes of an attempt that fails after making them (a transient error, as a write
+    conflict would raise) are rolled back with it: the retry counts the visit exactly once."""
+    from pymongo.errors import OperationFailure
+
+    import checkins.checkin as checkin_module
+    from checkins.visitdays import count_visit_day
+
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    u = await register(client)
+    attempts = []
+
+    async def fail_first_attempt(services_, txn, store_, user_id, at_) -> None:
+        await count_visit_day(services_, txn, store_, user_id, at_)  # the real writes, then a transient failure
+        attempts.append(at_)
+        if len(attempts) == 1:
+            raise OperationFailure("injected write conflict", 112, {"errorLabels": ["TransientTransactionError"]})
+
+    monkeypatch.setattr(checkin_module, "count_visit_day", fail_first_attempt)
+    await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
+    assert len(attempts) == 2  # retried once
+    days, visitors = await rollups(services, store["id"])
+    assert [(d["checkins"], d["unique"], d["new"], d["last_of"]) for d in days] == [(1, 1, 1, 1)]
+    assert len(visitors) == 1 and visitors[0]["last_day"] == days[0]["day"]
