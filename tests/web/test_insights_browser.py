@@ -89,6 +89,18 @@ async def test_insights_page_draws_the_charts(phone, client, services):
     page.assert_clean(allow_socket_failures=True)
     assert visits > 50
 
+    # the owner moves the store's calendar on the edit screen; the insights say so
+    await page.route(f"#/store/{store['id']}/edit")
+    form = p.locator("form.store-edit")
+    await form.locator("input[name=timezone]").fill("Europe/London")
+    await form.locator("button[type=submit]").click()
+    await p.locator(".toast", has_text="已保存").wait_for()
+    assert (await services.db.stores.find_one({"_id": ObjectId(store["id"])}))["timezone"] == "Europe/London"
+    await page.route(f"#/store/{store['id']}/insights")
+    await p.wait_for_selector(".page.insights[data-ready='30']")
+    assert "Europe/London" in await p.locator("p.tz").inner_text()
+    page.assert_clean(allow_socket_failures=True)
+
     english = await phone()
     await _open(english, merchant, store)
     await english.page.get_by_text("Repeat rate").first.wait_for()

@@ -204,6 +204,7 @@ const STRINGS = {
     "insights.daily": "Check-ins per day", "insights.daily_legend": "{unique} visitor-days, {returning} of them returning",
     "insights.hours": "Check-ins by hour", "insights.offers": "Offers of the period",
     "insights.topics": "Top topics at the store", "insights.no_topics": "No topics in this period.",
+    "insights.timezone_field": "Time zone (the days and hours of insights)",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -406,6 +407,7 @@ const STRINGS = {
     "insights.daily": "每日签到", "insights.daily_legend": "共 {unique} 人次·天，其中回头客 {returning}",
     "insights.hours": "各时段签到", "insights.offers": "本期优惠",
     "insights.topics": "门店热门话题", "insights.no_topics": "本期没有话题。",
+    "insights.timezone_field": "时区（经营数据按此统计日期和时段）",
   },
 };
 

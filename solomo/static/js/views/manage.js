@@ -119,15 +119,21 @@ export async function storeEditView(root, storeId) {
   });
   onLeave(off);
   const here = h("button.pick-location", { type: "button", onclick: openLocationPicker }, t("manage.pick_location"));
+  // the store's calendar (insights' days and hours): any IANA name the browser knows, checked by the server
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const timezone = h("input", { name: "timezone", list: "tz-names", maxlength: "64", autocomplete: "off",
+    value: store.timezone || "Asia/Shanghai" });
   const save = h("button.primary", { type: "submit" }, t("manage.save"));
   const form = h("form.stack.card.store-edit", {}, field(t("merchant.name"), name),
     field(t("merchant.category"), category), field(t("merchant.address"), address),
-    field(t("merchant.radius"), radius),
+    field(t("merchant.radius"), radius), field(t("insights.timezone_field"), timezone),
+    h("datalist", { id: "tz-names" }, zones.map((z) => h("option", { value: z }))),
     h("div.row", {}, field(t("loc.lat"), lat), field(t("loc.lng"), lng)), here, save);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = { name: name.value, category: category.value, address: address.value.trim() || null,
-      checkin_radius_m: Number(radius.value), lat: Number(lat.value), lng: Number(lng.value) };
+      checkin_radius_m: Number(radius.value), lat: Number(lat.value), lng: Number(lng.value),
+      timezone: timezone.value.trim() };
     if (!Number.isFinite(body.lat) || !Number.isFinite(body.lng)) {
       toast(t("err.invalid"), "error");
       return;
