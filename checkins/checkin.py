@@ -14,7 +14,8 @@ Order of work for ``POST /v1/checkins``:
    c. insert the check-in and its post (``fanout: "pending"``: the outbox);
    d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
    e. decide the mayor — from the store's ``seat`` when it can tell, else by recounting the 60-day
-      standings (:mod:`checkins.mayor`) — and write it with the counters.
+      standings (:mod:`checkins.mayor`) — and write it with the counters;
+   f. earn loyalty points for the store-local day's first check-in (:mod:`loyalty.earning`).
 
 4. After the commit, enqueue the post's fan-out (``Txn.after_commit``; the outbox sweep re-sends
    it if this fails).
@@ -39,6 +40,7 @@ from checkins.stores import get_store, store_latlng
 from feed.posts import attach_and_insert, build_post
 from geo.distance import geodesic_m
 from geo.geojson import geo_point
+from loyalty.earning import earn_for_checkin
 from media.attach import attachable, parse_media_ids
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
@@ -148,6 +150,7 @@ async def check_in(
             upsert=True, session=session)
         counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
         counted = await _count_visit(services, store, counters, user.id, now, session)
+        await earn_for_checkin(services, txn, user.id, store, checkin_id, now)  # loyalty points, once a local day
         txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))
         return counted
 
