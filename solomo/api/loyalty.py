@@ -3,10 +3,11 @@ the store's settlement ledger)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loyalty.ledger import balance_of, history
 from loyalty.programme import POINTS_MAX, read_settings, save_settings
@@ -70,12 +71,22 @@ class ChargeOut(BaseModel):
     balance_after: int
 
 
+def _calendar_day(value: Any) -> date:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return date.fromisoformat(value)  # a ValueError (2026-02-30) is a 422 like any invalid value
+
+
+Day = Annotated[date, BeforeValidator(_calendar_day)]
+"""``YYYY-MM-DD`` and nothing else (pydantic's lax date would take a Unix time such as ``0``)."""
+
+
 class LedgerQuery(BaseModel):
     # dates are the store's local calendar days, both inclusive (a comment: see PageQuery)
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: date = Field(alias="from", description="First store-local day, YYYY-MM-DD")
-    to: date = Field(description=f"Last store-local day, YYYY-MM-DD; at most {MAX_DAYS} days after from")
+    from_: Day = Field(alias="from", description="First store-local day, YYYY-MM-DD")
+    to: Day = Field(description=f"Last store-local day, YYYY-MM-DD; at most {MAX_DAYS} days after from")
 
 
 class LedgerDayOut(BaseModel):

@@ -59,3 +59,10 @@ async def balance(client: Any, user: Account) -> dict[str, int]:
 async def ledger_sum(services: Any, user_id: str) -> int:
     rows = await services.db.points_ledger.find({"user_id": ObjectId(user_id)}, {"points": 1}).to_list(None)
     return sum(int(r["points"]) for r in rows)
+
+
+async def direct_codes(services: Any, user: Account, n: int) -> list[str]:
+    """``n`` spend codes through the domain function (the route's own rate limit allows 30 a minute)."""
+    from loyalty.spending import create_code
+
+    return [str((await create_code(services, ObjectId(user.id)))["code"]) for _ in range(n)]

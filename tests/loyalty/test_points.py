@@ -246,3 +246,27 @@ async def test_store_ledger_settles_per_local_day(client, services):
     other, _ = await merchant_with_store(client)
     denied = await client.get(url, params={"from": str(today), "to": str(today)}, headers=other.headers)
     assert denied.status_code == 403
+
+
+async def test_points_event_reaches_the_users_open_socket_after_commit(client, services, live_server, celery_worker):
+    from tests.realtime.wsclient import open_ws, recv_type
+
+    merchant, store = await partner_store(client)
+    user = await register(client)
+    ws = await open_ws(live_server, user.token)
+    try:
+        lat, lng = offset(store["lat"], store["lng"], north_m=20)
+        resp = await client.post("/v1/checkins", json={"store_id": store["id"], "lat": lat, "lng": lng},
+                                 headers=user.headers)
+        assert resp.status_code == 201, resp.text
+        earned = (await recv_type(ws, "points", timeout=15))["data"]
+        assert (earned["balance"], earned["entry"]["kind"], earned["entry"]["points"]) == (10, "checkin", 10)
+        assert earned["entry"]["store"]["id"] == store["id"]
+        code = await spend_code(client, user)
+        refused = await charge(client, merchant, store["id"], code, 11)  # aborted: nothing to announce
+        assert refused.status_code == 409
+        assert (await charge(client, merchant, store["id"], code, 4)).status_code == 200
+        spent = (await recv_type(ws, "points", timeout=15))["data"]
+        assert (spent["balance"], spent["spent"], spent["entry"]["points"]) == (6, 4, -4)
+    finally:
+        await ws.close()
