@@ -86,7 +86,7 @@ class LedgerQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     from_: Day = Field(alias="from", description="First store-local day, YYYY-MM-DD")
-    to: Day = Field(description=f"Last store-local day, YYYY-MM-DD; at most {MAX_DAYS} days after from")
+    to: Day = Field(description=f"Last store-local day, YYYY-MM-DD; from..to covers at most {MAX_DAYS} days")
 
 
 class LedgerDayOut(BaseModel):
