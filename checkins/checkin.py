@@ -14,7 +14,8 @@ Order of work for ``POST /v1/checkins``:
    c. insert the check-in and its post (``fanout: "pending"``: the outbox);
    d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
    e. decide the mayor — from the store's ``seat`` when it can tell, else by recounting the 60-day
-      standings (:mod:`checkins.mayor`) — and write it with the counters.
+      standings (:mod:`checkins.mayor`) — and write it with the counters;
+   f. earn loyalty points for the store-local day's first check-in (:mod:`loyalty.earning`).
 
 4. After the commit, enqueue the post's fan-out (``Txn.after_commit``; the outbox sweep re-sends
    it if this fails).
@@ -40,6 +41,7 @@ from checkins.visitdays import count_visit_day
 from feed.posts import attach_and_insert, build_post
 from geo.distance import geodesic_m
 from geo.geojson import geo_point
+from loyalty.earning import earn_for_checkin
 from media.attach import attachable, parse_media_ids
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
@@ -150,6 +152,7 @@ async def check_in(
         await count_visit_day(services, txn, store, user.id, now)  # the store's day rollup (insights)
         counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
         counted = await _count_visit(services, store, counters, user.id, now, session)
+        await earn_for_checkin(services, txn, user.id, store, checkin_id, now)  # loyalty points, once a local day
         txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))
         return counted
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins.localtime import day_range_utc, today
+from loyalty.settlement import points_totals
 from offers.stats import MAX_OFFERS, offer_funnels
 from offers.stores import owned_store
 from solomo.core.errors import Invalid
@@ -115,17 +116,5 @@ def _audience(value: Any) -> str:
 
 
 async def _points(services: Services, store: dict[str, Any], start: datetime, end: datetime) -> tuple[int, int]:
-    """(issued, spent) at the store in ``[start, end)``.
-
-    Reads the agreed ``points_ledger`` schema directly until ``loyalty.settlement.points_totals``
-    lands (the lead swaps this body for that call at merge)."""
-    cursor = await services.db.points_ledger.aggregate([
-        {"$match": {"store_id": store["_id"], "created_at": {"$gte": start, "$lt": end}}},
-        {"$group": {"_id": None,
-                    "issued": {"$sum": {"$cond": [{"$gt": ["$points", 0]}, "$points", 0]}},
-                    "spent": {"$sum": {"$cond": [{"$lt": ["$points", 0]}, "$points", 0]}}}},
-    ])
-    row = await cursor.to_list(1)
-    if not row:
-        return 0, 0
-    return int(row[0]["issued"]), -int(row[0]["spent"])
+    """(issued, spent) at the store in ``[start, end)``: the programme's own settlement sums."""
+    return await points_totals(services, store, start, end)

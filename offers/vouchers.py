@@ -8,7 +8,8 @@ the offer's ``claimed`` counter, only if it stays within ``stock`` and the offer
 inserts the voucher under the unique ``(offer_id, user_id)`` index — so whatever the gate says,
 concurrent claims never exceed stock, a user never holds two, and a failure leaves neither write
 behind (its reservation is given back). Redemption is one conditional update (``claimed`` →
-``redeemed`` while not expired), so it happens once whatever the concurrency.
+``redeemed`` while not expired), so it happens once whatever the concurrency; the store's loyalty
+points for it are earned in the same transaction (:mod:`loyalty.earning`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
+from loyalty.earning import earn_for_redemption
+from loyalty.ledger import run_points_transaction
 from offers import codes, gate, voucherwrites
 from offers.offers import is_live, sold_out, stored_status
 from offers.stores import owned_store
@@ -33,6 +36,7 @@ from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
+from solomo.core.txn import Txn
 
 log = logging.getLogger("solomo.offers")
 
@@ -226,11 +230,18 @@ async def redeem(services: Services, owner_id: ObjectId, store_id: ObjectId | st
     if voucher["store_id"] != store["_id"]:
         await ratelimit.count(services, FAILED_REDEMPTION, sid)
         raise Forbidden("this voucher belongs to another store", code="forbidden")
-    now = datetime.now(UTC)
-    done = await services.db.vouchers.find_one_and_update(
-        {"_id": voucher["_id"], "status": "claimed", "expires_at": {"$gt": now}},
-        {"$set": {"status": "redeemed", "redeemed_at": now, "redeemed_by": owner_id}},
-        return_document=ReturnDocument.AFTER)
+
+    async def transaction(txn: Txn) -> dict[str, Any] | None:
+        now = datetime.now(UTC)
+        done = await services.db.vouchers.find_one_and_update(
+            {"_id": voucher["_id"], "status": "claimed", "expires_at": {"$gt": now}},
+            {"$set": {"status": "redeemed", "redeemed_at": now, "redeemed_by": owner_id}},
+            return_document=ReturnDocument.AFTER, session=txn.session)
+        if done is not None:
+            await earn_for_redemption(services, txn, done, store, now)
+        return done
+
+    done = await run_points_transaction(services, transaction)
     if done is not None:
         return done
     current = await services.db.vouchers.find_one({"_id": voucher["_id"]}) or voucher

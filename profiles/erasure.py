@@ -18,6 +18,8 @@ What stays, and why:
   outbox; everything else (display name, bio, avatar, password hash, counters, preferences) is gone;
 * ``audit`` entries naming the user (append-only record of moderators' decisions);
 * stores the user owned stay (a business, not personal data); their live offers end;
+* loyalty ledger entries stay for the stores' settlement, without the user's id; the balance and
+  spend codes go;
 * vouchers and reports keep their counts for the stores and moderators, with the user's id
   replaced by a fresh one that points at nobody (anonymised);
 * rate-limit windows (``rl:…`` keys: counts only) until their window passes;
@@ -242,6 +244,14 @@ async def _vouchers(services: Services, user_id: ObjectId) -> None:
                 await services.redis.zrem(keys.claim_pending(d["offer_id"]), str(user_id))
 
 
+async def _points(services: Services, user_id: ObjectId) -> None:
+    """Loyalty points: the balance and any spend codes go; ledger entries stay for the stores'
+    settlement (points issued and spent there), anonymised: no user id, no ``once`` key naming it."""
+    await services.db.points_balances.delete_one({"_id": user_id})
+    await services.db.points_spend_codes.delete_many({"user_id": user_id})
+    await services.db.points_ledger.update_many({"user_id": user_id}, {"$unset": {"user_id": "", "once": ""}})
+
+
 async def _offers_delivered(services: Services, user_id: ObjectId) -> None:
     """Which offers the user was pushed: removed from each offer's delivered set. The offers are read
     from the user's own event history (bounded; run before it is deleted), so the work does not grow
@@ -337,6 +347,7 @@ STEPS: list[Step] = [
     _offers_delivered,  # before _live_state: it reads the event history
     _live_state,
     _vouchers,
+    _points,
     _owned_offers,
     _reports,
     _blocks_and_mutes,

@@ -23,6 +23,7 @@ INDEX_MODULES = [
     "media.indexes",
     "notifications.indexes",
     "profiles.indexes",
+    "loyalty.indexes",
 ]
 
 

@@ -210,6 +210,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
 
     counts["checkins"] = await _history(services, rng, stores, city)
     counts["checkins"] += await _three_months(services, rng, stores, city)
+    counts["checkins"] += await _loyalty(services, api, stores, city)
     counts["follows"] = await _follows(api, rng, stores, city)
     posts = await _today(api, rng, stores, city)
     counts["photos"] = await _photo_posts(api, rng, stores, city)
@@ -372,6 +373,38 @@ async def _offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
             "title": title, "description": description, "radius_m": radius, "expires_at": expires,
             "stock": stock})
     return len(specs)
+
+
+# Loyalty points (issue 17): two partner stores of different merchants; this morning's check-ins
+# there earn points (through the check-in rules, with their times: after the history, before today's
+# check-ins); two people spend some at the counter.
+PARTNERS = [(0, {"enabled": True, "checkin_points": 10, "redemption_points": 20}),
+            (10, {"enabled": True, "checkin_points": 15, "redemption_points": 30})]
+
+
+async def _loyalty(services: Services, api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
+    from checkins.checkin import check_in
+
+    for index, settings in PARTNERS:
+        await api.call("PUT", f"/v1/stores/{stores[index]['id']}/loyalty", city.merchants[STORES[index][3]], settings)
+    first, second = (stores[index] for index, _ in PARTNERS)
+    now = datetime.now(UTC).replace(microsecond=0)
+    n = 0
+    # not meimei nor lilei: they check in at these stores later today (_today, _photo_posts)
+    for i, user in enumerate(city.users[3:11]):
+        visits = [(first, now - timedelta(minutes=170 - i))]
+        if i % 2 == 0:
+            visits.append((second, now - timedelta(minutes=130 - i)))
+        for store, at in visits:
+            await check_in(services, user.principal(), store["id"], store["lat"], store["lng"], accuracy_m=15.0,
+                           text="集点卡 +1 #积分#", now=at)
+            n += 1
+    for user, index, points in ((city.users[3], 0, 12), (city.users[5], 1, 8)):
+        code = await api.call("POST", "/v1/me/points/spend-codes", user)
+        store = stores[PARTNERS[index][0]]
+        await api.call("POST", f"/v1/stores/{store['id']}/points/charge", city.merchants[STORES[PARTNERS[index][0]][3]],
+                       {"code": code["code"], "points": points})
+    return n
 
 
 # Search (issue 16): a few more places whose names people look up by pinyin or initials

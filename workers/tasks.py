@@ -193,3 +193,14 @@ def erasure_sweep() -> None:
     from profiles.erasure import resume_pending
 
     _run(resume_pending)
+
+
+# --- loyalty points (issue 17) ---------------------------------------------------------------
+
+
+@app.task(name=names.LOYALTY_ANNOUNCE)
+def loyalty_announce(entry_id: str) -> None:
+    """Publish the ``points`` event of a committed ledger entry to its user."""
+    from loyalty.announce import announce
+
+    _run(lambda services: announce(services, entry_id))

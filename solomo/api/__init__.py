@@ -20,6 +20,7 @@ ROUTE_MODULES = [
     "solomo.api.notifications",
     "solomo.api.reposts",
     "solomo.api.profile",
+    "solomo.api.loyalty",
     "solomo.api.realtime",
     "solomo.api.web",
 ]

@@ -112,7 +112,29 @@ class OfferEvent(Event):
     distance_m: float
 
 
-EVENTS: tuple[type[Event], ...] = (FeedNew, PostDeleted, NotificationEvent, OfferEvent)
+class PointsEntry(Payload):
+    """One ledger entry as the history lists it (contract: Loyalty points)."""
+
+    id: str
+    store: StoreSummary
+    kind: Literal["checkin", "redemption", "spend"]
+    points: int
+    balance_after: int
+    created_at: str
+
+
+class PointsEvent(Event):
+    """The receiver's points balance changed (:mod:`loyalty.announce`, after the entry's commit): the
+    new balance and the entry that moved it."""
+
+    event_type: ClassVar[str] = "points"
+    balance: int
+    earned: int
+    spent: int
+    entry: PointsEntry
+
+
+EVENTS: tuple[type[Event], ...] = (FeedNew, PostDeleted, NotificationEvent, OfferEvent, PointsEvent)
 """Every event payload model."""
 
 

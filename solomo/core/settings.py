@@ -132,6 +132,8 @@ class Settings(BaseSettings):
             "media": "30/minute;300/hour",  # photo uploads (the daily quota is media_daily_quota)
             "store_move": "10/minute;100/day",  # per store: a move rewrites the store's posts and offers
             "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
+            "failed_points_charge": "10/minute",  # per store: unknown spend codes charged (guessing)
+            "spend_code": "30/minute;300/hour",  # spend codes a user creates
         },
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',

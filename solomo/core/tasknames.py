@@ -50,3 +50,7 @@ MEDIA_EXPIRE: Final = "maintenance.media_expire"
 """Delete photos uploaded but never attached (or made an avatar) within media_unattached_ttl_h."""
 ERASURE_SWEEP: Final = "maintenance.erasure_sweep"
 """Finish account erasures a failure cut short (``profiles.erasure.resume_pending``)."""
+
+# --- loyalty points (issue 17) ---
+LOYALTY_ANNOUNCE: Final = "loyalty.announce"
+"""Publish the ``points`` event for a committed ledger entry to its user; args: entry id."""

@@ -46,6 +46,9 @@ MONGO: dict[str, str] = {
     "topic_counts": "no user data (topic names and counts)",
     "store_days": "no user data (a store's anonymous counts per local day)",
     "store_topic_days": "no user data (a store's topic counts per local day)",
+    "points_ledger": "anonymised: entries stay for the stores' settlement, user_id and once removed",
+    "points_balances": "erased",
+    "points_spend_codes": "erased",
 }
 """Every collection there is, and what erasure leaves in it."""
 
@@ -129,9 +132,14 @@ async def test_delete_account_erases_everything(live_server, client, services, c
     mine = await client.post("/v1/posts", json={"text": "secret #erasetopic", "lat": near[0], "lng": near[1]},
                              headers={**h, "Idempotency-Key": "erase-me-1"})
     assert mine.status_code == 201, mine.text
+    programme = {"enabled": True, "checkin_points": 10, "redemption_points": 5}
+    assert (await client.put(f"/v1/stores/{store['id']}/loyalty", json=programme,
+                             headers=merchant.headers)).status_code == 200
     checkin = await client.post("/v1/checkins", json={"store_id": store["id"], "lat": near[0], "lng": near[1]},
                                 headers=h)
     assert checkin.status_code == 201, checkin.text
+    assert (await client.get("/v1/me/points", headers=h)).json()["balance"] == 10  # a ledger entry, a balance
+    assert (await client.post("/v1/me/points/spend-codes", headers=h)).status_code == 201
     theirs = await client.post("/v1/posts", json={"text": f"hi @{victim.username}"}, headers=friend.headers)
     their_id = theirs.json()["id"]
     assert (await client.post(f"/v1/posts/{their_id}/like", headers=h)).status_code == 200
@@ -201,6 +209,8 @@ async def test_delete_account_erases_everything(live_server, client, services, c
         assert doc["author_id"] == oid and doc["status"] == "deleted" and doc["text"] == ""
     for doc in traces.get("comments", []):
         assert doc["author_id"] == oid and doc["status"] == "deleted" and doc["text"] == ""
+    kept = await services.db.points_ledger.find({"store_id": ObjectId(store["id"])}).to_list(None)
+    assert [(e["kind"], e["points"], "user_id" in e, "once" in e) for e in kept] == [("checkin", 10, False, False)]
     # every Redis key (live position, feeds, histories, sockets, delivered and dedupe sets, caches)
     async def redis_clean() -> bool:
         return not await _redis_traces(services, victim.id)

@@ -46,6 +46,9 @@ def valid_body(method: str, path: str, world: World) -> dict[str, Any]:
         ("POST", "/v1/me/password"): {"old_password": "not-the-password", "new_password": "newpassword1"},
         ("DELETE", "/v1/me"): {"password": "not-the-password"},
         ("PATCH", "/v1/stores/{store_id}"): {"address": "1 Main St"},
+        # loyalty points (issue 17)
+        ("PUT", "/v1/stores/{store_id}/loyalty"): {"enabled": True, "checkin_points": 10, "redemption_points": 5},
+        ("POST", "/v1/stores/{store_id}/points/charge"): {"code": "ZZZZZ-ZZZZZ", "points": 1},
     }
     key = (method, path)
     assert key in bodies, f"{method} {path} takes a body: add a valid one to tests/security/valid_bodies.py"

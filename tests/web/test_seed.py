@@ -129,6 +129,16 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert all(by_id[r["repost_of"]]["repost_count"] >= 1 and not by_id[r["repost_of"]].get("repost_of")
                for r in reposts)
 
+    # loyalty points (issue 17): two partner stores, balances earned there and some spent
+    partners = [s for s in stores if (s.get("loyalty") or {}).get("enabled")]
+    assert len(partners) == 2 and len({s["owner_id"] for s in partners}) == 2
+    balances = await db.points_balances.find().to_list(None)
+    assert len(balances) >= 5 and sum(1 for b in balances if b["spent"] > 0) == 2
+    for b in balances:
+        entries = await db.points_ledger.find({"user_id": b["_id"]}).to_list(None)
+        assert b["balance"] == sum(e["points"] for e in entries) > 0
+        assert {e["store_id"] for e in entries} <= {s["_id"] for s in partners}
+
     # a second run, and any database that has users, is left alone
     before = {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}
     again = await seed_demo_city(services)

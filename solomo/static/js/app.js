@@ -16,9 +16,10 @@ import { insightsView } from "./views/insights.js";
 import { merchantHome } from "./views/merchant.js";
 import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
-import { offerPopup, walletView } from "./views/offers.js";
+import { offerPopup } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
+import { onPoints, walletPage } from "./views/loyalty.js";
 import { initPwa, offerPage, pushSignOut } from "./views/push.js";
 import { searchLink, searchView } from "./views/search.js";
 import { nearbyView, storeView } from "./views/stores.js";
@@ -45,7 +46,7 @@ const ROUTES = [
   [/^#\/user\/([^/]+)$/, (root, m) => userView(root, decodeURIComponent(m[1]))],
   [/^#\/user\/([^/]+)\/(followers|following)$/, (root, m) => peopleListView(root, decodeURIComponent(m[1]), m[2])],
   [/^#\/store\/([^/]+)$/, (root, m) => storeView(root, decodeURIComponent(m[1]))],
-  [/^#\/wallet$/, (root) => walletView(root)],
+  [/^#\/wallet$/, (root) => walletPage(root)],
   [/^#\/offer\/([^/]+)$/, (root, m) => offerPage(root, decodeURIComponent(m[1]))],
   [/^#\/search$/, (root) => searchView(root)],
   [/^#\/notifications$/, (root) => inboxView(root)],
@@ -213,6 +214,9 @@ async function onEvent(frame) {
     case "offer":
       if (session.role === "user" || session.role === "merchant") offerPopup(data);
       refreshUnread(); // a delivered offer is also in the inbox
+      break;
+    case "points":
+      onPoints(data); // the balance and the entry that moved it: the wallet updates, a toast says so
       break;
     default:
       break;

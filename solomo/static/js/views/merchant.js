@@ -5,6 +5,7 @@ import { api, enc } from "../api.js";
 import { busy, field, h, toast } from "../dom.js";
 import { funnelChart } from "../chart.js";
 import { t } from "../i18n.js";
+import { loyaltyCards } from "./loyalty.js";
 import { categoryName, createStoreDialog } from "./stores.js";
 
 export async function merchantHome(root) {
@@ -130,6 +131,7 @@ export function merchantConsole(store) {
   const el = h("div.console", {},
     h("section.card", {}, h("h3", {}, t("merchant.funnel")), statsBox),
     h("section.card", {}, h("h3", {}, t("merchant.redeem")), redeemForm(store)),
+    ...loyaltyCards(store),
     h("section.card", {}, h("h3", {}, t("merchant.offer")),
       offerForm(store, () => refresh())),
     h("section.card", {}, h("h3", {}, t("merchant.post")), postForm(store)));

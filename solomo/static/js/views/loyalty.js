@@ -1,0 +1,152 @@
+// Loyalty points: the wallet's balance, history and "spend" QR code (a one-time code a partner
+// store charges at the counter), kept live by the `points` event; and, in the merchant console,
+// the store's programme settings and the counter's "charge points" form.
+
+import { api, enc } from "../api.js";
+import { busy, field, h, modal, toast } from "../dom.js";
+import { formatDateTime, t } from "../i18n.js";
+import { qrImage, walletView } from "./offers.js";
+
+let onScreen = null; // the wallet's points card while it is shown: {balance, history, seen}
+
+function entryRow(e) {
+  const sign = e.points > 0 ? "+" : "";
+  return h(`li.points-entry.kind-${e.kind}`, { dataset: { entryId: e.id } },
+    h("div", {}, h("strong", {}, e.store.name || "—"),
+      h("div.muted.small", {}, t(`points.kind.${e.kind}`), " · ", formatDateTime(e.created_at))),
+    h(`span.points-delta.${e.points > 0 ? "plus" : "minus"}`, {}, `${sign}${e.points}`));
+}
+
+function spendDialog() {
+  const body = h("div.spend", {}, h("p.muted", {}, t("points.spend_wait")));
+  const dlg = modal(t("points.spend_title"), body, { className: "spend-sheet" });
+  api.post("/v1/me/points/spend-codes").then((res) => {
+    body.replaceChildren(qrImage(res.qr || res.code),
+      h("div.code-label", {}, t("points.spend_code")),
+      h("div.code", { "data-code": res.code }, res.code),
+      h("div.muted.small", {}, t("points.spend_until", { time: formatDateTime(res.expires_at) })),
+      h("p.small", {}, t("points.spend_hint")));
+  }, (err) => body.replaceChildren(h("p.error", { role: "alert" }, err.words)));
+  return dlg;
+}
+
+// The wallet: points first, then the vouchers (offers.js).
+export async function walletPage(root) {
+  const amount = h("span.points-balance", {}, "…");
+  const totals = h("div.muted.small.points-totals");
+  const history = h("ul.points-history");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const spend = h("button.primary.spend-open", { type: "button", onclick: () => spendDialog() }, t("points.spend"));
+  const card = h("section.card.points-card", {},
+    h("div.row.spread", {}, h("div", {}, h("div.muted.small", {}, t("points.title")), amount), spend),
+    totals, h("h3", {}, t("points.history")), history, more);
+  root.append(h("div.page.points-page", {}, card));
+  const seen = new Set();
+  onScreen = { amount, totals, history, seen, card };
+  let cursor = null;
+  const loadMore = async () => {
+    try {
+      const page = await busy(more, api.get("/v1/me/points/history", { cursor }));
+      for (const e of page.items) {
+        if (seen.has(e.id)) continue;
+        seen.add(e.id);
+        history.append(entryRow(e));
+      }
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      if (!history.childElementCount) history.append(h("li.empty", {}, t("points.none")));
+    } catch (err) {
+      toast(err.words, "error");
+    }
+  };
+  more.addEventListener("click", loadMore);
+  try {
+    showBalance(await api.get("/v1/me/points"));
+  } catch (err) {
+    toast(err.words, "error");
+  }
+  await loadMore();
+  await walletView(root);
+}
+
+function showBalance(b) {
+  if (!onScreen || !onScreen.card.isConnected) return;
+  onScreen.amount.textContent = String(b.balance);
+  onScreen.amount.dataset.balance = String(b.balance);
+  onScreen.totals.textContent = t("points.totals", { earned: b.earned, spent: b.spent });
+}
+
+// The `points` event (docs/design.md): the new balance and the entry that moved it.
+export function onPoints(data) {
+  const delta = data.entry.points > 0 ? `+${data.entry.points}` : String(data.entry.points);
+  toast(t("points.moved", { delta, balance: data.balance }));
+  if (!onScreen || !onScreen.card.isConnected) return;
+  showBalance(data);
+  if (onScreen.seen.has(data.entry.id)) return;
+  onScreen.seen.add(data.entry.id);
+  onScreen.history.querySelector(".empty")?.remove();
+  onScreen.history.prepend(entryRow(data.entry));
+}
+
+function settingsForm(store) {
+  const enabled = h("input", { name: "enabled", type: "checkbox" });
+  const checkin = h("input", { name: "checkin_points", type: "number", min: "0", max: "1000", step: "1", value: "0" });
+  const redemption = h("input", { name: "redemption_points", type: "number", min: "0", max: "1000", step: "1",
+    value: "0" });
+  const save = h("button.primary", { type: "submit" }, t("points.save"));
+  const form = h("form.stack.loyalty-form", {},
+    h("label.check", {}, enabled, h("span", {}, t("points.enabled"))),
+    h("div.row", {}, field(t("points.checkin_points"), checkin), field(t("points.redemption_points"), redemption)),
+    save);
+  api.get(`/v1/stores/${enc(store.id)}/loyalty`).then((s) => {
+    enabled.checked = s.enabled;
+    checkin.value = String(s.checkin_points);
+    redemption.value = String(s.redemption_points);
+  }, () => {});
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { enabled: enabled.checked, checkin_points: Number(checkin.value),
+      redemption_points: Number(redemption.value) };
+    try {
+      await busy(save, api.put(`/v1/stores/${enc(store.id)}/loyalty`, body));
+      toast(t("points.saved"));
+    } catch (err) {
+      toast(err.words, "error");
+    }
+  });
+  return form;
+}
+
+function chargeForm(store) {
+  const code = h("input", { name: "code", required: true, autocomplete: "off", autocapitalize: "characters" });
+  const points = h("input", { name: "points", type: "number", min: "1", max: "100000", step: "1", required: true });
+  const send = h("button.primary", { type: "submit" }, t("points.charge_send"));
+  const result = h("p.charge-result", { role: "status" });
+  const form = h("form.stack.charge-form", {}, field(t("points.charge_code"), code),
+    field(t("points.charge_points"), points), send, result);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    result.className = "charge-result";
+    try {
+      // api.post sends an Idempotency-Key: a resend after a dropped connection never charges twice
+      const res = await busy(send, api.post(`/v1/stores/${enc(store.id)}/points/charge`,
+        { code: code.value.trim(), points: Number(points.value) }));
+      result.textContent = t("points.charged", { points: res.points });
+      result.classList.add("ok");
+      code.value = "";
+      points.value = "";
+    } catch (err) {
+      result.textContent = err.words;
+      result.classList.add("error");
+    }
+  });
+  return form;
+}
+
+// The merchant console's cards: charging points at the counter, and the programme settings.
+export function loyaltyCards(store) {
+  return [
+    h("section.card.points-counter", {}, h("h3", {}, t("points.charge")), chargeForm(store)),
+    h("section.card.loyalty-settings", {}, h("h3", {}, t("points.programme")), settingsForm(store)),
+  ];
+}
