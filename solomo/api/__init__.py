@@ -21,4 +21,5 @@ ROUTE_MODULES = [
     "solomo.api.profile",
     "solomo.api.realtime",
     "solomo.api.web",
+    "solomo.api.audiences",
 ]
