@@ -12,8 +12,8 @@
 Membership is only ever asked about *candidates*: the users with a fresh position within the
 offer's radius (targeting) or the one user who just arrived (:mod:`offers.arrival`). So the
 queries are ``$in`` lists of at most :data:`CHUNK` users against the indexes ``follows``
-``(follower_id, target_type, target_id)`` and ``checkins`` ``(store_id, created_at, user_id, day)``
-(covered), never a scan of the store's whole history.
+``(follower_id, target_type, target_id)`` and ``checkins`` ``(user_id, store_id, created_at)``
+(:data:`MEMBERSHIP_INDEX`: one short range per candidate), never a scan of the store's history.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ DAYS_MIN, DAYS_MAX, DAYS_DEFAULT = 1, 365, 90
 VISITS_MIN, VISITS_MAX, VISITS_DEFAULT = 2, 90, 3
 REGULAR_WINDOW_DAYS = 90
 CHUNK = 1000
+MEMBERSHIP_INDEX = "by_user_store"
+"""``checkins (user_id, store_id, created_at)`` (checkins/indexes.py): membership reads it."""
 """Candidates per ``$in`` query (chunks are read concurrently)."""
 
 
@@ -129,7 +131,9 @@ async def visit_days_among(services: Services, store_id: ObjectId, start: dateti
             {"$match": {"$expr": {"$gte": [{"$size": "$days"}, min_days]}}},
             {"$project": {"_id": 1}},
         ]
-        rows = await (await services.db.checkins.aggregate(pipeline)).to_list(None)
+        # by_user_store: one short index range per candidate (its check-ins at this store in the
+        # window); the store-first index would scan the store's whole window for every chunk
+        rows = await (await services.db.checkins.aggregate(pipeline, hint=MEMBERSHIP_INDEX)).to_list(None)
         return [str(r["_id"]) for r in rows]
 
     return await _chunked(_oids(user_ids), read)
