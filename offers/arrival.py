@@ -1,25 +1,29 @@
-"""Followers who come within a live offer's radius later get it once, when their location arrives.
+"""Users of an offer's audience who come within its radius later get it once, when their location arrives.
 
 Called by the WebSocket session for every ``location`` message (a hub location listener). Its
 work is bounded whatever the number of live offers around:
 
 * :func:`offers.live.covering` looks at no more than :data:`offers.live.SCAN_CAP` offers and
   answers most messages from its per-cell cache;
-* offers already judged for this user (sent, from a store they do not follow, no longer live) are
+* offers already judged for this user (sent, not for them, no longer live) are
   remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
-  offers new to the user — at most three queries (offers, follows, stores) of at most the cap each.
+  offers new to the user — three queries (offers, follows, stores) of at most the cap each, plus
+  one covered check-in aggregation per new visitors or regulars offer (:mod:`offers.audiences`)
+  and, per new ``nearby`` offer about to be sent, its cap (:mod:`offers.nearbycap`).
   Following a store forgets the user's judgements (:func:`forget_judged`), so an offer of a store
   followed a moment ago is not held back by an earlier "not followed".
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from bson import ObjectId
 
-from offers import live
+from offers import live, nearbycap
+from offers.audiences import audience_of_offer, members_among
 from offers.offers import live_query
 from offers.targeting import send_offer
 from solomo.core.keys import bucket_of, offer_delivered, offers_judged
@@ -68,7 +72,7 @@ async def _remember(services: Services, user_id: str, offer_ids: list[str]) -> N
 
 
 async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: float) -> int:
-    """Push every live offer covering (lat, lng) from a store the user follows and not yet sent."""
+    """Push every live offer covering (lat, lng) whose audience holds the user, not yet sent."""
     candidates = await live.covering(services.redis, lat, lng, cells=live_cells(services))
     if not candidates:
         return 0
@@ -78,15 +82,37 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
     offers = await services.db.offers.find(
         {"_id": {"$in": [ObjectId(o) for o in fresh]}, **live_query(datetime.now(UTC))}).to_list(None)
     sent = 0
-    store_ids = list({o["store_id"] for o in offers})
+    wanted = await _wanted(services, user_id, offers)
+    if wanted:
+        stores = {s["_id"]: s async for s in services.db.stores.find(
+            {"_id": {"$in": list({o["store_id"] for o in wanted})}})}
+        for offer in wanted:
+            store = stores.get(offer["store_id"])
+            if store is None:
+                continue
+            if offer.get("audience") == "nearby" and not await nearbycap.admit(services, offer, store, [user_id]):
+                continue  # the day's places are taken (or the user opted out): judged, not sent
+            sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])])])
+    await _remember(services, user_id, list(fresh))  # judged: sent, not in the audience, or not live
+    return sent
+
+
+async def _wanted(services: Services, user_id: str, offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The offers whose audience holds the user: one query for the followed stores among all of
+    them, and one (covered) check-in aggregation per visitors or regulars offer, run concurrently.
+    ``nearby`` holds everyone (its cap is applied by the caller, to offers about to be sent)."""
+    store_ids = list({o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"})
     followed = {d["target_id"] async for d in services.db.follows.find(
         {"follower_id": ObjectId(user_id), "target_type": "store", "target_id": {"$in": store_ids}},
         {"target_id": 1, "_id": 0})} if store_ids else set()
-    if followed:
-        stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": list(followed)}})}
-        for offer in offers:
-            store = stores.get(offer["store_id"])
-            if store is not None:
-                sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])])])
-    await _remember(services, user_id, list(fresh))  # judged: sent, not followed, or not live
-    return sent
+    visits = [o for o in offers if audience_of_offer(o).kind in ("visitors", "regulars")]
+    held = await asyncio.gather(*(members_among(services, o["store_id"], audience_of_offer(o), [user_id])
+                                  for o in visits))
+    by_visits = {o["_id"] for o, members in zip(visits, held, strict=True) if user_id in members}
+    out = []
+    for offer in offers:
+        kind = audience_of_offer(offer).kind
+        if (kind == "nearby" or (kind == "followers" and offer["store_id"] in followed)
+                or offer["_id"] in by_visits):
+            out.append(offer)
+    return out

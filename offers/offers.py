@@ -24,6 +24,7 @@ from bson import ObjectId
 from checkins.stores import store_latlng, store_summary
 from geo.geojson import geo_point
 from moderation.screen import screen_text
+from offers.audiences import Audience, audience_of_offer
 from offers.limits import claim_offer_place
 from offers.stores import owned_store
 from solomo.accounts import Principal
@@ -88,8 +89,7 @@ def offer_public(doc: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
         "radius_m": doc["radius_m"],
         "stock": doc.get("stock"),
         "claimed": int(doc.get("claimed", 0)),
-        # who it is pushed to; "followers" is the only audience so far (older documents have none)
-        "audience": str(doc.get("audience", "followers")),
+        **audience_of_offer(doc).fields(),  # who it is pushed to (older documents have none: followers)
         "status": offer_status(doc),
         "expires_at": rfc3339(doc["expires_at"]),
         "created_at": rfc3339(doc["created_at"]),
@@ -106,6 +106,7 @@ async def create_offer(
     radius_m: int,
     expires_at: datetime,
     stock: int | None,
+    audience: Audience | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Insert an offer for the owner's store and start its push (or hold it for review);
     returns ``(offer, store)``."""
@@ -143,6 +144,7 @@ async def create_offer(
         "created_ms": ms_of(now),
         "status": "pending_review" if held else "live",
         "targeting": "held" if held else "pending",
+        **(audience or Audience("followers")).fields(),
     }
     if held:
         doc["flags"] = [{"source": "words", "words": review_words, "at": now}]

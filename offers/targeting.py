@@ -1,21 +1,23 @@
-"""Pushing an offer to the store's followers who are near it, exactly once each.
+"""Pushing an offer to its audience near the store, exactly once each.
 
-Targeting intersects three sets: users with a fresh live position within the radius (Redis
-GEOSEARCH), users online now (``rt:online:{b<n>}``) — or, with no open socket, holding a Web Push
-subscription (their last known position while fresh; :mod:`push.dispatch` turns their event into a
-push message) — and the store's followers (MongoDB ``follows``, queried for just those
-candidates). Each gets an ``offer`` event (the Offer plus ``distance_m``,
-encoded once with only the distance per user: :func:`offer_events`) with the dedupe set
-``offer:{id}:delivered``: a retried task, or a follower also reached by the arrival path
-(:mod:`offers.arrival`), never sees the offer twice.
+Targeting starts from the candidates — users with a fresh live position within the radius (Redis
+GEOSEARCH) — and keeps, chunk by chunk, those reachable now: online (``rt:online:{b<n>}``) or, with
+no open socket, holding a Web Push subscription (their last known position while fresh;
+:mod:`push.dispatch` turns their event into a push message); then those in the offer's audience
+(:mod:`offers.audiences`: followers, visitors, regulars, anyone nearby — queried for just those
+candidates); for ``nearby``, the non-followers' cap and opt-out (:mod:`offers.nearbycap`). Each gets
+an ``offer`` event (the Offer plus ``distance_m``, encoded once with only the distance per user:
+:func:`offer_events`) with the dedupe set ``offer:{id}:delivered``: a retried task, or a user also
+reached by the arrival path (:mod:`offers.arrival`), never sees the offer twice.
 
-Where it runs: :func:`start_push`, right after the offer's transaction commits. A store with at
-most :data:`INLINE_MAX_FOLLOWERS` followers is targeted there and then, in the request (the Celery
-hop and pickup would be most of such a small push's latency); a bigger audience, or an inline
-attempt that fails, goes to the task (sent with :func:`solomo.core.txn.send_task`, the one way to
-enqueue), which keeps the API's event loop free of its work. The offer stays ``targeting:
-"pending"`` until a run completes, so a process that dies mid-way is covered by the sweep's
-re-send (:mod:`offers.sweeps`); the dedupe sets make any second run harmless.
+Where it runs: :func:`start_push`, right after the offer's transaction commits. A small audience
+is targeted there and then, in the request (the Celery hop and pickup would be most of such a
+small push's latency); a bigger audience, or an inline attempt that fails, goes to the task (sent
+with :func:`solomo.core.txn.send_task`, the one way to enqueue), which keeps the API's event loop
+free of its work. The task works in chunks and checkpoints its progress (``targeting_progress``,
+see :func:`_target`). The offer stays ``targeting: "pending"`` until a run completes, so a process
+that dies mid-way is covered by the broker's redelivery and the sweep's re-send
+(:mod:`offers.sweeps`); the dedupe sets make any second run harmless.
 
 ``pushed`` on the offer document follows the dedupe set's size (``$max``, so retries and
 concurrent writers only ever move it forward).
@@ -34,7 +36,8 @@ from bson import ObjectId
 
 from geo.positions import users_within
 from notifications import recorder
-from offers import live
+from offers import live, nearbycap
+from offers.audiences import Audience, audience_of_offer, members_among
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
 from push.subscriptions import subscribed_users
 from solomo.core import tasknames
@@ -47,7 +50,6 @@ from solomo.core.txn import send_task
 
 log = logging.getLogger("solomo.offers")
 
-FOLLOWER_CHUNK = 1000
 DELIVERED_GRACE_S = 86400
 INLINE_MAX_FOLLOWERS = 2000
 """Stores with at most this many followers have a new offer targeted inline (see the module
@@ -66,25 +68,12 @@ def offer_events(offer: dict[str, Any], store: dict[str, Any], recipients: list[
     :class:`OfferEvent`) and encoded once; each ``(user id, part)`` carries only the distance, so a
     user's data ``shared[0] + part + shared[1]`` is their ``OfferEvent`` as JSON (``distance_m`` is
     the model's last field)."""
-    shaped = OfferEvent(**offer_public(offer, store), distance_m=0.0).data()
+    public = offer_public(offer, store)  # the event carries the audience, not its parameters (owner's detail)
+    shaped = OfferEvent(**{k: v for k, v in public.items() if k in OfferEvent.model_fields}, distance_m=0.0).data()
     del shaped["distance_m"]
     text = orjson.dumps(shaped).decode()
     shared = (text[:-1] + ',"distance_m":', "}")
     return shared, [(uid, orjson.dumps(round(dist, 1)).decode()) for uid, dist in recipients]
-
-
-async def followers_among(services: Services, store_id: ObjectId, user_ids: list[str]) -> set[str]:
-    """Which of ``user_ids`` follow the store (only the candidates, in chunks read concurrently)."""
-    oids = [oid for oid in (maybe_id(u) for u in user_ids) if oid is not None]
-
-    async def chunk(start: int) -> list[str]:
-        cursor = services.db.follows.find(
-            {"follower_id": {"$in": oids[start:start + FOLLOWER_CHUNK]}, "target_type": "store",
-             "target_id": store_id}, {"follower_id": 1, "_id": 0})
-        return [str(d["follower_id"]) for d in await cursor.to_list(None)]
-
-    found = await asyncio.gather(*(chunk(start) for start in range(0, len(oids), FOLLOWER_CHUNK)))
-    return {uid for part in found for uid in part}
 
 
 async def send_offer(services: Services, offer: dict[str, Any], store: dict[str, Any],
@@ -132,12 +121,19 @@ async def delivered_count(services: Services, offer_id: str) -> int:
 async def start_push(services: Services, offer: dict[str, Any], store: dict[str, Any]) -> None:
     """After the offer's transaction committed: target it here for a small audience, else (or if
     that fails) register it for arrivals and enqueue the task. Never raises: the offer is durable
-    and still ``targeting: "pending"``, so the sweep re-sends what a failure here left undone."""
+    and still ``targeting: "pending"``, so the sweep re-sends what a failure here left undone.
+
+    Small: a followers offer of a store with at most :data:`INLINE_MAX_FOLLOWERS` followers; any
+    other audience when at most that many users are positioned within the radius (its candidates;
+    the run stops before any work when there are more)."""
     offer_id = str(offer["_id"])
-    if int(store.get("followers_count", 0)) <= INLINE_MAX_FOLLOWERS:
+    followers = audience_of_offer(offer).kind == "followers"
+    if not followers or int(store.get("followers_count", 0)) <= INLINE_MAX_FOLLOWERS:
         try:
-            await _target(services, offer, store)
+            await _target(services, offer, store, inline_limit=None if followers else INLINE_MAX_FOLLOWERS)
             return
+        except _TooLarge:
+            pass
         except Exception as exc:  # Redis or MongoDB trouble: the task (retried, deduplicated) takes over
             log.warning("inline targeting of offer %s failed (%s); the task takes over", offer_id, exc)
     try:  # arrivals see the offer at once; the task registers it anyway
@@ -149,7 +145,7 @@ async def start_push(services: Services, offer: dict[str, Any], store: dict[str,
 
 
 async def target_offer(services: Services, offer_id: str) -> int:
-    """The targeting task's body: idempotent; returns how many followers got the offer now."""
+    """The targeting task's body: idempotent; returns how many users got the offer now."""
     oid = maybe_id(offer_id)
     offer = await services.db.offers.find_one({"_id": oid}) if oid else None
     if offer is None:
@@ -159,14 +155,26 @@ async def target_offer(services: Services, offer_id: str) -> int:
     return await _target(services, offer, None)
 
 
-async def _target(services: Services, offer: dict[str, Any], store: dict[str, Any] | None) -> int:
+class _TooLarge(Exception):
+    """More candidates than an inline run takes: the task targets the offer."""
+
+
+async def _target(services: Services, offer: dict[str, Any], store: dict[str, Any] | None, *,
+                  inline_limit: int | None = None) -> int:
     """Target ``offer`` (its store already read, or None to read it here); returns how many got it.
 
     The push's latency is this function's critical path, so reads that do not depend on each
     other run concurrently: the store, with (re-)registering the offer in the live index and then
     finding the positions near it (the offer carries its store's location; registering first
-    leaves no gap for a follower arriving meanwhile); then who of those is online, with who of
-    them follows the store.
+    leaves no gap for a user of the audience arriving meanwhile).
+
+    The candidates are then taken in user id order, in chunks of ``fanout_chunk``
+    (:func:`_recipients` for each: reachable now, in the audience, within the nearby cap), and
+    after each chunk is sent the last user id is checkpointed in ``targeting_progress``: a run
+    killed mid-way is re-run (the broker redelivers the unacknowledged task, or the sweep re-sends
+    it) and starts after the checkpoint; the chunk in flight at the kill is redone, which the
+    dedupe sets (and the nearby cap's idempotent places) make harmless. A user who moved in or out
+    of the radius meanwhile is the arrival path's (:mod:`offers.arrival`).
     """
     if stored_status(offer) != "live":  # held for review (its approval sends this task again) or removed
         return 0
@@ -186,22 +194,52 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
     if found is None:
         await services.db.offers.update_one({"_id": offer["_id"]}, {"$set": {"targeting": "done"}})
         return 0
-    recipients: list[tuple[str, float]] = []
-    if near:
-        ids = [uid for uid, _ in near]
-        online, followers = await asyncio.gather(is_online(services.redis, ids),
-                                                 followers_among(services, found["_id"], ids))
-        reach = {uid for uid, on in zip(ids, online, strict=True) if on and uid in followers}
-        away = [uid for uid in ids if uid in followers and uid not in reach]
-        if away:  # no open socket: reached by Web Push when subscribed (push.dispatch sends the event)
-            reach |= await subscribed_users(services, away)
-        recipients = [(uid, d) for uid, d in near if uid in reach]
-    if recipients and not await _still_live(services, offer["_id"]):
-        # ended (or removed) while it was being targeted: the owner's end unregistered it before this
-        # run registered it again above, so take it out once more and push nothing
-        await live.unregister(services.redis, [str(offer["_id"])])
-        return 0
-    return await send_offer(services, offer, found, recipients, done=True)
+    if inline_limit is not None and len(near) > inline_limit:
+        raise _TooLarge
+    audience = audience_of_offer(offer)
+    after = str(offer.get("targeting_progress") or "")
+    todo = sorted(((uid, d) for uid, d in near if uid > after), key=lambda row: row[0])
+    chunk = max(1, services.settings.fanout_chunk)
+    sent = 0
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        recipients = await _recipients(services, offer, found, audience, part)
+        if recipients and not await _still_live(services, offer["_id"]):
+            # ended (or removed) while it was being targeted: the owner's end unregistered it before this
+            # run registered it again above, so take it out once more and push nothing more
+            await live.unregister(services.redis, [str(offer["_id"])])
+            return sent
+        sent += await send_offer(services, offer, found, recipients)
+        if start + chunk < len(todo):  # the last chunk's checkpoint is the "done" below
+            await services.db.offers.update_one({"_id": offer["_id"]},
+                                                {"$set": {"targeting_progress": part[-1][0]}})
+    await send_offer(services, offer, found, [], done=True)
+    return sent
+
+
+async def _recipients(services: Services, offer: dict[str, Any], store: dict[str, Any], audience: Audience,
+                      near: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Of one chunk of candidates, those to send to: :func:`reachable_members`, and for ``nearby``
+    admitted by its cap (:mod:`offers.nearbycap`, last: only users about to be sent take a place)."""
+    ids = [uid for uid, _ in near]
+    reach = await reachable_members(services, store["_id"], audience, ids)
+    if reach and audience.kind == "nearby":
+        reach = await nearbycap.admit(services, offer, store, [uid for uid in ids if uid in reach])
+    return [(uid, d) for uid, d in near if uid in reach]
+
+
+async def reachable_members(services: Services, store_id: ObjectId, audience: Audience, ids: list[str]) -> set[str]:
+    """Which of the candidates ``ids`` are in the audience and reachable now: online, or with no
+    open socket a Web Push subscription (:mod:`push.dispatch` sends their event)."""
+    if not ids:
+        return set()
+    online, members = await asyncio.gather(is_online(services.redis, ids),
+                                           members_among(services, store_id, audience, ids))
+    reach = {uid for uid, on in zip(ids, online, strict=True) if on and uid in members}
+    away = [uid for uid in ids if uid in members and uid not in reach]
+    if away:
+        reach |= await subscribed_users(services, away)
+    return reach
 
 
 async def _still_live(services: Services, offer_id: ObjectId) -> bool:

@@ -223,6 +223,7 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     counts["notifications"] = await _inbox(services, api, rng, posts, city)
     counts["reposts"] = await _reposts(api, posts, city)
     counts["offers"] += await _profiles_and_past_offers(api, stores, city)
+    counts["offers"] += await _audience_offers(api, stores, city)
     reported = posts[-1]["id"]
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[0], {"reason": "spam", "note": "广告？"})
     await api.call("POST", f"/v1/posts/{reported}/reports", city.users[3], {"reason": "spam"})
@@ -510,6 +511,20 @@ async def _profiles_and_past_offers(api: _Api, stores: list[dict[str, Any]], cit
         "title": "开业周：买咖啡送曲奇 Opening week: free cookie", "radius_m": 800, "expires_at": expires, "stock": 50})
     await api.call("POST", f"/v1/offers/{offer['id']}/end", owner)
     return 1
+
+
+async def _audience_offers(api: _Api, stores: list[dict[str, Any]], city: _City) -> int:
+    """Issue 17: an offer for the jazz bar's visitors of the last 30 days and one for the bookish
+    café's regulars (2 check-in days in 90), so the console lists audiences. Returns the offers added."""
+    expires = (datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    specs = [(1, "老顾客专享：鸡尾酒买一送一 Visitors: cocktail 2-for-1",
+              {"audience": "visitors", "audience_days": 30}),
+             (2, "常客福利：手冲咖啡免费升级 Regulars: free pour-over upgrade",
+              {"audience": "regulars", "min_visits": 2})]
+    for index, title, audience in specs:
+        await api.call("POST", f"/v1/stores/{stores[index]['id']}/offers", city.merchants[STORES[index][3]], {
+            "title": title, "radius_m": 1500, "expires_at": expires, "stock": 30, **audience})
+    return len(specs)
 
 
 def _summary(url: str, counts: dict[str, int], city: _City) -> str:

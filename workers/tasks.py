@@ -46,7 +46,7 @@ def ping(key: str) -> None:
 
 @app.task(name=names.OFFERS_TARGET)
 def target_offer(offer_id: str) -> None:
-    """Push a new offer to the store's followers online within its radius (exactly once each)."""
+    """Push a new offer to its audience reachable within its radius (exactly once each)."""
     from offers.targeting import target_offer as target
 
     _run(lambda services: target(services, offer_id))

@@ -23,4 +23,5 @@ ROUTE_MODULES = [
     "solomo.api.loyalty",
     "solomo.api.realtime",
     "solomo.api.web",
+    "solomo.api.audiences",
 ]

@@ -6,6 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from offers.audiences import (
+    DAYS_DEFAULT,
+    DAYS_MAX,
+    DAYS_MIN,
+    REGULAR_WINDOW_DAYS,
+    VISITS_DEFAULT,
+    VISITS_MAX,
+    VISITS_MIN,
+    audience_of,
+)
 from offers.ending import end_offer, store_offers
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M, create_offer, get_offer, nearby_offers, offer_public
 from offers.stats import store_stats
@@ -16,6 +26,10 @@ from solomo.core.jsonio import JSONResponse
 from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
 
+AUDIENCE_DOC = ("Who it is pushed to: followers (the store's followers, default), visitors (checked in within "
+                "audience_days), regulars (min_visits check-in days in the last 90), nearby (anyone within the "
+                "radius; at most 3 nearby offers a day reach a non-follower, none after an opt-out)")
+
 
 class OfferIn(StrictBody):
     title: str = Field(min_length=1, max_length=120)
@@ -23,6 +37,12 @@ class OfferIn(StrictBody):
     radius_m: int = Field(ge=RADIUS_MIN_M, le=RADIUS_MAX_M, description="Push radius around the store, metres")
     expires_at: UtcDatetime = Field(description="RFC 3339 with a time zone; in the future, at most 90 days ahead")
     stock: int | None = Field(None, ge=1, le=1_000_000, description="Vouchers available; null = unlimited")
+    audience: str = Field("followers", description=AUDIENCE_DOC)
+    audience_days: int | None = Field(None, description=f"visitors only: checked in within this many days "
+                                                        f"({DAYS_MIN}..{DAYS_MAX}, default {DAYS_DEFAULT})")
+    min_visits: int | None = Field(None, description=f"regulars only: at least this many check-in days in the "
+                                                     f"last {REGULAR_WINDOW_DAYS} ({VISITS_MIN}..{VISITS_MAX}, "
+                                                     f"default {VISITS_DEFAULT})")
 
 
 class OfferOut(BaseModel):
@@ -33,7 +53,9 @@ class OfferOut(BaseModel):
     radius_m: int
     stock: int | None
     claimed: int
-    audience: Literal["followers"] = Field(description="Who it is pushed to: the store's followers")
+    audience: Literal["followers", "visitors", "regulars", "nearby"] = Field(description=AUDIENCE_DOC)
+    audience_days: int | None = Field(None, description="visitors: the look-back in days")
+    min_visits: int | None = Field(None, description="regulars: check-in days needed in the last 90")
     status: Literal["live", "pending_review", "ended", "expired", "sold_out"] = Field(
         description="pending_review: held for a moderator (a review word matched), not pushed yet; "
                     "ended: its owner ended it (or a moderator removed it)")
@@ -101,8 +123,9 @@ class StoreStatsOut(BaseModel):
           summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
           errors={403: "forbidden", 404: "not_found", 409: "too_many_live_offers", 422: "invalid, content_rejected",
                   429: "rate_limited"}, operation_id="offers_create", idempotent=True,
-          description="Pushed at once (an `offer` event) to the store's followers online within radius_m, "
-                      "and later to followers who come within it while it is live; nobody gets it twice. "
+          description="Pushed at once (an `offer` event) to the users of its audience online (or Web Push "
+                      "subscribed) within radius_m, and later to those who come within it while it is live; "
+                      "nobody gets it twice. A bad audience, audience_days or min_visits is 422 invalid. "
                       "Title and description pass the word filter: a block word is 422 content_rejected; a "
                       "review word creates the offer with status pending_review, pushed only once a "
                       "moderator approves it. A store has at most 5 live offers (409 too_many_live_offers) "
@@ -111,7 +134,8 @@ async def post_offer(ctx: Ctx) -> dict[str, Any]:
     body: OfferIn = ctx.body
     doc, store = await create_offer(ctx.services, ctx.user.id, ctx.path["store_id"], title=body.title,
                                     description=body.description, radius_m=body.radius_m,
-                                    expires_at=body.expires_at, stock=body.stock)
+                                    expires_at=body.expires_at, stock=body.stock,
+                                    audience=audience_of(body.audience, body.audience_days, body.min_visits))
     return offer_public(doc, store)
 
 

@@ -363,3 +363,13 @@ def shut_out_key(user_id: Id) -> str:
     """``shut:{b<n>}:<user id>``: the authors a viewer must not see in feeds (blocked either way or
     muted), a set of id hexes with a state member (see :mod:`feed.blocks`), in the reader's slot."""
     return f"shut:{bucket_tag(bucket_of(user_id))}:{user_id}"
+
+
+# --- offer audiences: the nearby cap (offers/nearbycap.py) ---------------------------------------
+
+
+def nearby_offers_day(user_id: Id, day: str) -> str:
+    """``offers:nearby:{b<n>}:<user id>:<day>``: the ids of the ``nearby`` offers from stores the user
+    does not follow that reached them on one store-local day (at most 3). In the user's bucket slot,
+    beside the offers' dedupe sets of that bucket, so one script checks both."""
+    return f"offers:nearby:{bucket_tag(bucket_of(user_id))}:{user_id}:{day}"

@@ -111,7 +111,8 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
             assert following[(u["_id"], "user")] >= 3 and following[(u["_id"], "store")] >= 2
     assert await db.likes.count_documents({}) >= 30
     assert await db.comments.count_documents({"reply_to": {"$ne": None}}) >= 1
-    assert await db.offers.count_documents({}) == 3
+    assert await db.offers.count_documents({}) == 5
+    assert {d["audience"] async for d in db.offers.find({}, {"audience": 1})} >= {"visitors", "regulars"}
     assert await db.offers.count_documents({"status": "ended"}) == 1  # the list of offers shows statuses
     assert await db.users.count_documents({"bio": {"$exists": True}}) >= 3
     assert await db.reports.count_documents({}) >= 1

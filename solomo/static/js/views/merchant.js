@@ -6,6 +6,7 @@ import { busy, field, h, toast } from "../dom.js";
 import { funnelChart } from "../chart.js";
 import { t } from "../i18n.js";
 import { loyaltyCards } from "./loyalty.js";
+import { audiencePicker } from "./audience.js";
 import { categoryName, createStoreDialog } from "./stores.js";
 
 export async function merchantHome(root) {
@@ -55,10 +56,11 @@ function offerForm(store, onSent) {
   const stock = h("input", { name: "stock", type: "number", min: "1", placeholder: "∞" });
   const hours = h("input", { name: "hours", type: "number", min: "1", max: "720", value: "24", required: true });
   const send = h("button.primary", { type: "submit" }, t("merchant.offer_send"));
+  const audience = audiencePicker(store, radius);
   const form = h("form.stack.offer-form", {}, field(t("merchant.offer_title"), title),
     field(t("merchant.offer_description"), description),
     h("div.row", {}, field(t("merchant.offer_radius"), radius), field(t("merchant.offer_stock"), stock)),
-    field(t("merchant.offer_hours"), hours), send);
+    field(t("merchant.offer_hours"), hours), audience.element, send);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = {
@@ -66,12 +68,14 @@ function offerForm(store, onSent) {
       radius_m: Number(radius.value),
       expires_at: new Date(Date.now() + Number(hours.value) * 3600 * 1000).toISOString(),
       stock: stock.value ? Number(stock.value) : null,
+      ...audience.values(),
     };
     if (description.value.trim()) body.description = description.value;
     try {
       const offer = await busy(send, api.post(`/v1/stores/${enc(store.id)}/offers`, body));
       toast(t(offer.status === "pending_review" ? "merchant.offer_held" : "merchant.offer_sent"));
       form.reset();
+      audience.reset();
       onSent(offer);
     } catch (err) {
       toast(err.words, "error");
