@@ -196,7 +196,7 @@ async def feed_row(env: BenchEnv, templates: list[dict[str, Any]]) -> Result:
     result = await compare_reads(env, f"home feed with photos ({PHOTOS_PER_POST} a post), 20/page", ours, base,
                                  concurrency=bench_feed_read.CONCURRENCY,
                                  seconds=env.seconds(bench_feed_read.SECONDS), check=check, readers=len(tokens),
-                                 goal_ratio=0.25)
+                                 warmup=max(200, len(tokens)), goal_ratio=0.25)
     if result.extra["photos_per_page"] != 20 * PHOTOS_PER_POST:
         result.failures.append(f"a page held {result.extra['photos_per_page']} photos, not {20 * PHOTOS_PER_POST}")
     return result
