@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--only NAME ...] [--scale F] [--json PATH]``: run the benchmarks, print one table.
+"""``python -m benchmarks [NAME ...] [--scale F] [--json PATH]``: run the benchmarks, print one table.
 
 Every ``benchmarks/bench_<name>.py`` module exposing ``async def run(env) -> list[Result]`` is a
 benchmark; all of them share one :class:`~benchmarks.common.BenchEnv` (servers started once).
@@ -45,8 +45,10 @@ async def run_all(names: list[str], scale: float = 1.0, min_seconds: float = 2.0
 def main(argv: list[str] | None = None) -> int:
     available = discover()
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"run only these benchmarks (e.g. `media search`): {', '.join(available)}")
     parser.add_argument("--only", action="append", choices=available, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(available)}")
+                        help="run only this benchmark (repeatable), the same as naming it")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every size and duration by this (e.g. 0.1 for a quick run)")
     parser.add_argument("--json", type=Path, default=RESULTS_PATH, help="where to write the results")
@@ -58,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table([Result(**r) for r in doc["results"]]))
         print(f"\nmachine: {doc['machine']}, generated {doc['generated_at']}")
         return 0
+    unknown = [n for n in args.names if n not in available]
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)}; choose from {', '.join(available)}")
     if not 0 < args.scale <= 10:
         parser.error("--scale must be in (0, 10]")
     started = time.perf_counter()
-    results = asyncio.run(run_all(args.only or available, args.scale))
+    chosen = [*args.names, *(args.only or [])]
+    results = asyncio.run(run_all(list(dict.fromkeys(chosen)) or available, args.scale))
     print(f"\n{len(results)} figures in {time.perf_counter() - started:.0f} s, scale {args.scale:g}\n")
     print_table(results)
     print(f"\nwritten to {write_json(results, args.json)}")

@@ -74,19 +74,64 @@ def _lua_string(data: bytes) -> str:
     return "".join(out)
 
 
-def lua_script(raw_requests: Sequence[bytes]) -> str:
-    """A wrk script that sends ``raw_requests`` round robin and prints a JSON summary at the end."""
-    table = ",\n".join(_lua_string(r) for r in raw_requests)
+LARGE_BODY_BYTES = 64 * 1024
+"""A request body above this (a photo upload) is not inlined in the script: see :func:`lua_script`."""
+
+
+def _split_bodies(raw_requests: Sequence[bytes], workdir: Path) -> tuple[list[bytes], list[int], list[Path]]:
+    """Each raw request → (its head, the index of its body file, or 0 for an inline body); the
+    distinct large bodies written once each to ``workdir``."""
+    heads: list[bytes] = []
+    index: list[int] = []
+    numbers: dict[bytes, int] = {}
+    files: list[Path] = []
+    for raw in raw_requests:
+        cut = raw.find(b"\r\n\r\n") + 4
+        body = raw[cut:]
+        if cut < 4 or len(body) <= LARGE_BODY_BYTES:
+            heads.append(raw)
+            index.append(0)
+            continue
+        if body not in numbers:
+            files.append(workdir / f"body{len(files) + 1}.bin")
+            files[-1].write_bytes(body)
+            numbers[body] = len(files)
+        heads.append(raw[:cut])
+        index.append(numbers[body])
+    return heads, index, files
+
+
+def lua_script(raw_requests: Sequence[bytes], workdir: Path | None = None) -> str:
+    """A wrk script that sends ``raw_requests`` round robin and prints a JSON summary at the end.
+
+    With ``workdir``, bodies over :data:`LARGE_BODY_BYTES` are written there once per distinct body
+    and read by the script at start (64 uploads of the same 3 MB photo with different tokens would
+    otherwise be ~600 MB of escaped Lua source); each request is then its head joined to its body."""
+    heads, index, files = (_split_bodies(raw_requests, workdir) if workdir is not None
+                           else (list(raw_requests), [0] * len(raw_requests), []))
+    table = ",\n".join(_lua_string(r) for r in heads)
+    loads = ",".join(f'read_body({_lua_string(str(f).encode())})' for f in files)
+    body_of = ",".join(str(k) for k in index)
     pct = ", ".join(f'["{p:g}"] = latency:percentile({p}) / 1000.0' for p in PERCENTILES)
     return f"""
 local reqs = {{
 {table}
 }}
+local function read_body(path)
+  local fh = assert(io.open(path, "rb"))
+  local data = fh:read("*a")
+  fh:close()
+  return data
+end
+local bodies = {{ {loads} }}
+local body_of = {{ {body_of} }}
 local n, i = #reqs, 0
 statuses = {{}}
 function request()
   i = i % n + 1
-  return reqs[i]
+  local b = body_of[i]
+  if b == 0 then return reqs[i] end
+  return reqs[i] .. bodies[b]
 end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
@@ -122,9 +167,9 @@ def run_wrk(port: int, requests: Sequence[HttpRequest], *, concurrency: int, sec
     if binary is None:
         raise RuntimeError("wrk is not available")
     raw = [r.encode(f"{host}:{port}") for r in requests]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(lua_script(raw))
-        script = Path(fh.name)
+    workdir = Path(tempfile.mkdtemp(prefix="solomo-wrk-"))
+    script = workdir / "run.lua"
+    script.write_text(lua_script(raw, workdir))
     pids = {k: v for k, v in (pids or {}).items() if v}
     try:
         before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
@@ -137,7 +182,7 @@ def run_wrk(port: int, requests: Sequence[HttpRequest], *, concurrency: int, sec
         wall = time.perf_counter() - t0
         usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
-        script.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(_MARK)), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-1000:]} {proc.stderr[-1000:]}")

@@ -186,6 +186,20 @@ def test_wrk_drives_the_bare_endpoint(bare_app) -> None:
     assert stats.cpu_seconds["server"] > 0
 
 
+def test_wrk_sends_large_bodies_from_files(bare_app, tmp_path) -> None:
+    """A photo upload's body is read by the script from a file (once per distinct body), not
+    inlined: the bare app's multipart parser still gets every byte of it (else 400/422)."""
+    require_wrk()
+    from benchmarks.bench_media import multipart
+
+    body, ctype = multipart(bytes(range(256)) * 1024)  # 256 KiB, every byte value
+    reqs = [HttpRequest("POST", "/upload", body, (("Content-Type", ctype), ("X-N", str(i)))) for i in range(3)]
+    script = lua_script([r.encode("h:1") for r in reqs], tmp_path)
+    assert [f.stat().st_size for f in tmp_path.iterdir()] == [len(body)] and len(script) < 10_000
+    stats = run_wrk(bare_app.port, reqs, concurrency=2, seconds=1)
+    assert stats.requests > 3 and set(stats.statuses) == {201}
+
+
 def test_wrk_sends_each_request_exactly_once(bare_app) -> None:
     """The generator of the check-in and claim rows (ours and the baseline): every request once,
     each answer matched to its request (per-status latencies), then wrk is stopped."""
@@ -211,10 +225,11 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
         results = await bench_main.run_all(names, scale=0.002, min_seconds=2.0)
     finally:
         ensure_wrk.cache_clear()
-    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "local_feed", "nearby_stores", "push",
-            "search", "vouchers"} <= set(names)
+    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "local_feed", "media", "nearby_stores",
+            "push", "search", "vouchers"} <= set(names)
     kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
-                    next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed", "topic feed",
+                    next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed with photos",
+                                     "home feed", "topic feed", "media upload", "media serving",
                                      "local feed", "nearby stores", "offer push", "voucher claims, winning",
                                      "voucher claims, sold-out", "/healthz", "store search", "post search")
                          if r.name.startswith(k))
@@ -222,7 +237,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
                      "home feed": 1, "topic feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
                      "voucher claims, winning": 1, "voucher claims, sold-out": 1, "/healthz": 1,
-                     "store search": 1, "post search": 1}, kinds
+                     "store search": 1, "post search": 1, "media upload": 1, "media serving": 1,
+                     "home feed with photos": 1}, kinds
     for r in results:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
@@ -234,6 +250,13 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
             assert r.extra.get("baseline_other_statuses") is None, r
             assert r.extra["generator"] == r.extra["baseline_generator"], r  # the same generator on both sides
             assert "client_limit" in r.extra and "baseline_client_limit" in r.extra, r
+    upload = next(r for r in results if r.name.startswith("media upload"))
+    assert upload.extra["warmup_uploads_stored"] == "10/10" and upload.unit == "req/s", upload
+    serving = next(r for r in results if r.name.startswith("media serving"))
+    assert serving.extra["warmup_same_bytes"] == serving.extra["baseline_warmup_same_bytes"] == "10/10", serving
+    assert "cpu%_api" in serving.extra and "baseline_cpu%_api" in serving.extra, serving  # one process serves both
+    photo_feed = next(r for r in results if r.name.startswith("home feed with photos"))
+    assert photo_feed.extra["photos_per_page"] == 80, photo_feed
     healthz = next(r for r in results if r.name.startswith("/healthz"))
     assert healthz.extra["access_log_lines"] >= healthz.extra["requests"]  # logged as `make run` logs
     checkins = next(r for r in results if r.name.startswith("check-in"))

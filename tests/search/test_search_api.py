@@ -289,3 +289,28 @@ async def test_hostile_queries_find_only_real_matches(client: Any) -> None:
                 assert all(fold(i["topic"]).startswith(folded.lstrip("#")) for i in items), (q, items)
     near = await get(client, merchant, "/v1/search/stores", q="$gt", lat=lat, lng=lng)
     assert near["items"][0]["id"] == named["id"]  # the literal name is found, first (nearest of its tier)
+
+
+async def test_posts_search_follows_block_and_mute_changes_at_once(client: Any, celery_worker: Any) -> None:
+    """Post search reads the viewer's shut-out set from the feeds' Redis copy: a block or mute made
+    after a search (the set already cached) hides the author from the next search, and undoing it
+    shows them again."""
+    t = tag()
+    reader, author, other = [await register(client) for _ in range(3)]
+    mine = await post(client, author, f"咖啡 {t} by the author")
+    theirs = await post(client, other, f"咖啡 {t} by someone else")
+
+    async def found() -> list[str]:
+        return [p["id"] for p in (await get(client, reader, "/v1/search/posts", q=f"咖啡 {t}"))["items"]]
+
+    assert await found() == [theirs["id"], mine["id"]]  # the set is built and cached now
+    for verb in ("block", "mute"):
+        resp = await client.post(f"/v1/users/{author.id}/{verb}", headers=reader.headers)
+        assert resp.status_code in (200, 201, 204), resp.text
+        assert await found() == [theirs["id"]], verb
+        resp = await client.delete(f"/v1/users/{author.id}/{verb}", headers=reader.headers)
+        assert resp.status_code in (200, 204), resp.text
+        assert await found() == [theirs["id"], mine["id"]], verb
+    resp = await client.post(f"/v1/users/{reader.id}/block", headers=author.headers)  # blocked by the author
+    assert resp.status_code in (200, 201, 204), resp.text
+    assert await found() == [theirs["id"]]
