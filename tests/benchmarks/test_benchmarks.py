@@ -225,20 +225,21 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
         results = await bench_main.run_all(names, scale=0.002, min_seconds=2.0)
     finally:
         ensure_wrk.cache_clear()
-    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "local_feed", "media", "nearby_stores",
-            "push", "search", "vouchers"} <= set(names)
+    assert {"checkins", "fanout", "fanout_cluster", "feed_read", "healthz", "insights", "local_feed", "media",
+            "nearby_stores", "push", "search", "vouchers"} <= set(names)
     kinds = Counter("fan-out on a cluster" if "on a Redis Cluster" in r.name else
                     next(k for k in ("check-in writes", "fan-out to", "post by a", "home feed with photos",
                                      "home feed", "topic feed", "media upload", "media serving",
                                      "local feed", "nearby stores", "offer push", "voucher claims, winning",
-                                     "voucher claims, sold-out", "/healthz", "store search", "post search")
+                                     "voucher claims, sold-out", "/healthz", "store search", "post search",
+                                     "store insights")
                          if r.name.startswith(k))
                     for r in results)
     assert kinds == {"check-in writes": 1, "fan-out to": 2, "fan-out on a cluster": 2, "post by a": 1,
                      "home feed": 1, "topic feed": 1, "local feed": 1, "nearby stores": 1, "offer push": 2,
                      "voucher claims, winning": 1, "voucher claims, sold-out": 1, "/healthz": 1,
                      "store search": 1, "post search": 1, "media upload": 1, "media serving": 1,
-                     "home feed with photos": 1}, kinds
+                     "home feed with photos": 1, "store insights": 1}, kinds
     for r in results:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
