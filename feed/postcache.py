@@ -6,8 +6,8 @@ A view holds what the pager filters on (``_id``, ``author_id``, ``store_id``, ``
 counters, kind, the creation time as text, a repost's ``repost_of`` id). Author and store summaries
 and ``liked_by_me`` are not in it: they are added when the page is rendered (:mod:`feed.hydrate`).
 
-MongoDB stays the truth. Correctness rests on one rule: **every change to a post's document calls
-:func:`invalidate` after it is committed** (delete, moderation decision, auto-hide, like, unlike,
+MongoDB stays the truth. Correctness rests on one rule: **every change to a field a view holds
+calls :func:`invalidate` after it is committed** (delete, moderation decision, auto-hide, like, unlike,
 comment counts). :func:`invalidate` bumps the post's generation key and drops its view; a reader
 that misses reads the generation *before* reading MongoDB and stores its view only if the
 generation is still the same (:data:`_FILL`), so a view read before a change can never be stored
@@ -172,7 +172,7 @@ async def load(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, d
 
 
 async def invalidate(services: Services, post_ids: Iterable[ObjectId]) -> None:
-    """Call after committing any change to these posts' documents (see the module's rule)."""
+    """Call after committing any change to what these posts' views hold (see the module's rule)."""
     ids = list(post_ids)
     if not ids:
         return

@@ -18,7 +18,6 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from checkins.visitdays import count_store_topics
-from feed import postcache
 from feed.posts import VISIBLE
 from feed.text import normalize_topic
 from search.query import parse_q
@@ -64,10 +63,9 @@ async def sync_post(services: Services, post_id: ObjectId) -> bool:
         await count_store_topics(services, txn, doc, 1 if should else -1)  # a store's insights (top topics)
         return True
 
-    moved = await run_transaction(services, body)
-    if moved:
-        await postcache.invalidate(services, [post_id])
-    return moved
+    # No post-cache invalidation: ``topics_counted`` is bookkeeping that no view shows, and the
+    # status change that moved it has invalidated the cached view already (its writer does).
+    return await run_transaction(services, body)
 
 
 async def search_topics(services: Services, q: str, *, position: Position | None,

@@ -1,6 +1,6 @@
 // The audience picker of the offer form: who the offer is pushed to (followers, visitors of the last
-// N days, regulars with k visit days in 90, anyone nearby), with a live preview from
-// GET /v1/stores/{id}/audience: how many users the audience holds and how many of them are
+// N days, regulars with k visit days in 90, anyone nearby), with a live preview read
+// from GET /v1/stores/{id}/audience: how many users the audience holds and how many of them are
 // reachable within the radius now. The preview follows every change (debounced; an older answer
 // arriving late never overwrites a newer one).
 
