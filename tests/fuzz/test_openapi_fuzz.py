@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 EXAMPLES = int(os.environ.get("SOLOMO_FUZZ_EXAMPLES", "50"))
-BUDGET_S = float(os.environ.get("SOLOMO_FUZZ_SECONDS", "150"))
+BUDGET_S = float(os.environ.get("SOLOMO_FUZZ_SECONDS", "100"))
 MIN_POSITIVE = 3
 """Generated positive cases every operation with input must receive (they run whatever the budget)."""
 RANDOM = os.environ.get("SOLOMO_FUZZ_RANDOM") == "1"
@@ -138,7 +138,9 @@ def _fuzz(target: Target, op: Any, mode: GenerationMode, deadline: float, report
     def run(case: Any) -> None:
         sent = report.by_mode.get((label, mode.value), 0)
         if time.monotonic() > deadline and sent >= MIN_POSITIVE:
-            return
+            # stop generating, not only sending: otherwise Hypothesis still draws the rest of
+            # max_examples, and drawing big bodies costs as much as sending them
+            raise _OutOfTime
         headers = {"Authorization": f"Bearer {_token_for(target, op)}"}
         response = case.call(headers=headers)
         report.by_mode[(label, mode.value)] = sent + 1
@@ -155,10 +157,17 @@ def _fuzz(target: Target, op: Any, mode: GenerationMode, deadline: float, report
 
     try:
         run()
+    except _OutOfTime:
+        pass  # this operation's share of the budget is spent; it sent at least MIN_POSITIVE cases
     except Unsatisfiable:
         if mode == GenerationMode.POSITIVE or _has_input(op):
             raise
         # nothing to violate: an operation without parameters or body has no negative input
+
+
+class _OutOfTime(Exception):
+    """Raised inside a Hypothesis run to end it once its share of the budget is spent (no shrink phase
+    runs, so it ends the run at once)."""
 
 
 def _has_input(op: Any) -> bool:
