@@ -26,6 +26,7 @@ it is written.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
+from redis.exceptions import RedisError
 
 from checkins import mayor, rules
 from checkins.stores import get_store, store_latlng
@@ -43,6 +45,7 @@ from geo.distance import geodesic_m
 from geo.geojson import geo_point
 from loyalty.earning import earn_for_checkin
 from media.attach import attachable, parse_media_ids
+from offers.arrival import forget_judged
 from solomo.core import tasknames
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
 
     from solomo.accounts import Principal
     from solomo.core.services import Services
+
+log = logging.getLogger("solomo.checkins")
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,18 @@ async def check_in(
             # snapshot; the transaction was aborted as a whole, so simply run it again
             if attempt == 2:
                 raise
+    await _judge_offers_again(services, user.id)
     return CheckinResult(checkin, post, store)
+
+
+async def _judge_offers_again(services: Services, user_id: ObjectId) -> None:
+    """A check-in can make the user a store's visitor or regular (offer audiences): the live offers
+    judged "not for this user" are judged again at their next location. Best effort after the
+    commit: a lost forget only delays those offers until the judgements expire (10 minutes)."""
+    try:
+        await forget_judged(services, user_id)
+    except (RedisError, OSError) as exc:
+        log.warning("check-in by %s: offer judgements not forgotten: %s", user_id, exc)
 
 
 async def _count_visit(services: Services, store: dict[str, Any], counters: dict[str, int], user_id: ObjectId,

@@ -218,3 +218,19 @@ async def test_preview_sizes_and_reach(client, services):
 
 async def _offer_events(services: Any, user: Account) -> int:
     return sum(1 for _, fields in await services.redis.xrange(event_history(user.id)) if fields["type"] == "offer")
+
+
+async def test_checking_in_makes_a_judged_out_user_a_visitor_at_once(client, services):
+    """Judged "not a visitor" on arrival, the user checks in: their next location brings the offer
+    (the check-in forgets the judgements instead of leaving them for ten minutes)."""
+    merchant, store = await merchant_with_store(client)
+    newcomer = await register(client)
+    offer = await create_offer(client, merchant, store["id"], audience="visitors")
+    lat, lng = offset(store["lat"], store["lng"], north_m=30)
+    assert await deliver_on_arrival(services, newcomer.id, lat, lng) == 0  # judged: not a visitor
+    assert await deliver_on_arrival(services, newcomer.id, lat, lng) == 0  # and remembered so
+    resp = await client.post("/v1/checkins", json={"store_id": store["id"], "lat": lat, "lng": lng},
+                             headers=newcomer.headers)
+    assert resp.status_code == 201, resp.text
+    assert await deliver_on_arrival(services, newcomer.id, lat, lng) == 1
+    assert await delivered_to(services, offer["id"]) == {newcomer.id}
