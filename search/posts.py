@@ -2,15 +2,15 @@
 substring, other words by word prefix), newest first; the authors the viewer blocks or mutes, and
 those who block the viewer, are left out (``feed.blocks.Screen``: the feeds' cached set).
 
-One key drives the scan: the query's most selective key (:func:`_driver`), read newest first
-from the ``(search_keys, created_ms, _id)`` index. MongoDB checks the other keys, the status and
-the author on the posts it walks and stops as soon as it holds the rows the page still needs: only
-those come back (their ids), not one row per entry walked, so a query whose words meet in one
-post of a hundred still costs one round trip and about a page of decoded rows. The walk is bounded
-by :data:`SCAN` entries per round; a page cut short there carries the cursor of the last entry
-walked (one index read finds it). The survivors are loaded through the post cache and their text
-checked (bigrams can match a text that does not hold the substring); a rejected one costs another
-round, at most :data:`MAX_ROUNDS`. Removal needs no index work: the status is read at query time.
+Every key of the query is read from the ``(search_keys, created_ms, _id)`` index alone (a
+covered scan: no post is fetched), newest first, :data:`WINDOW` entries per key, and MongoDB
+intersects the windows (:func:`intersect_pipeline`): the posts found under every key, newest first,
+as far as every window reaches. A query whose words meet in one post of a hundred costs
+index entries, not documents: only the page's posts are loaded (through the post cache), where
+their status, author and text are checked (bigrams can match a text that does not hold the
+substring). A page that the windows or a check leave short goes on in another round, at most
+:data:`MAX_ROUNDS`; then it carries the cursor of where the windows ended. Removal needs no index
+work: the status is read at query time.
 """
 
 from __future__ import annotations
@@ -27,19 +27,61 @@ from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
 from solomo.core.services import Services
 
-SCAN = 4000
-"""Index entries of the driving key walked per round, at most: two words each in one post of ten
-and together in one of 130 fill a page of 20 in about 2,700 entries."""
-MAX_ROUNDS = 3
+WINDOW = 1000
+"""Index entries read per key and round: two words each in one post of ten and together in one
+of 130 give about 75 posts under both in a window."""
+MAX_ROUNDS = 4
+KEYS_READ = 3
+"""At most this many keys are intersected (a long query has many bigrams; the text check is exact)."""
+
+Row = dict[str, Any]
 
 
-def _driver(keys: list[str]) -> str:
-    """The key likely to hold the fewest posts: a bigram, or a word prefix of 3+ letters, before
-    one character or a short prefix."""
+def _after(pos: Position | None) -> dict[str, Any]:
+    if pos is None:
+        return {}
+    ms = int(pos.score)
+    return {"$or": [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]}
+
+
+def intersect_pipeline(keys: list[str], pos: Position | None, need: int) -> list[dict[str, Any]]:
+    """One document: ``hits``, the newest ``need`` posts under every key (``{_id, ms}``), and
+    ``edges``, per key ``k`` the entries its window read (``n``) and the last one (``ms``, ``id``).
+
+    Each window is a covered index scan (``$match``, ``$sort``, ``$limit`` and ``$project`` of
+    indexed fields only), tagged with its key's number after the projection."""
+    def window(k: int) -> list[dict[str, Any]]:
+        return [{"$match": {"search_keys": keys[k], **_after(pos)}}, {"$sort": {"created_ms": -1, "_id": -1}},
+                {"$limit": WINDOW}, {"$project": {"created_ms": 1}}, {"$addFields": {"k": k}}]
+    return [*window(0), *({"$unionWith": {"coll": "posts", "pipeline": window(k)}} for k in range(1, len(keys))),
+            {"$facet": {
+                "hits": [{"$group": {"_id": "$_id", "n": {"$sum": 1}, "ms": {"$first": "$created_ms"}}},
+                         {"$match": {"n": len(keys)}}, {"$sort": {"ms": -1, "_id": -1}}, {"$limit": need}],
+                "edges": [{"$group": {"_id": "$k", "n": {"$sum": 1}, "ms": {"$last": "$created_ms"},
+                                      "id": {"$last": "$_id"}}}]}}]
+
+
+async def _intersect(services: Services, keys: list[str], pos: Position | None,
+                     need: int) -> tuple[list[Row], Position | None]:
+    """(up to ``need`` posts under every key after ``pos``, newest first; where the windows end:
+    None when every key ran out, so no post older than the hits holds them all)."""
+    result = await (await services.db.posts.aggregate(intersect_pipeline(keys, pos, need))).to_list(None)
+    hits, edges = result[0]["hits"], result[0]["edges"]
+    full = [(e["ms"], e["id"]) for e in edges if e["n"] == WINDOW]
+    if not full:
+        return hits, None
+    # a full window says nothing about posts older than its last entry: keep what every window saw
+    ms, oid = max(full)
+    return [h for h in hits if (h["ms"], h["_id"]) >= (ms, oid)], Position(float(ms), oid)
+
+
+def _selective(keys: list[str]) -> list[str]:
+    """The :data:`KEYS_READ` keys likely to hold the fewest posts: bigrams, and word prefixes of 3+
+    letters, before single characters and short prefixes. The text check covers the others."""
     def weight(key: str) -> int:
         kind, body = key[0], key[2:]
         return 12 if kind == "b" else 2 if kind == "c" else len(body) + (8 if len(body) >= 3 else 0)
-    return max(keys, key=weight)
+    return sorted(keys, key=weight, reverse=True)[:KEYS_READ]
 
 
 def _matches(view: dict[str, Any], q_runs: list[Run], hidden: frozenset[ObjectId]) -> bool:
@@ -58,36 +100,24 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     if not q_runs:  # nothing but punctuation and spaces: no word to look for
         return [], None, loader
     keys = list(dict.fromkeys(k for run in q_runs for k in run_keys(run)))
-    driver = _driver(keys)
     # the viewer's shut-out set as the feeds read it (one SMEMBERS of the Redis copy, rebuilt from
     # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page
     hidden = await Screen(services, viewer_id).ready()
-    check: dict[str, Any] = {"status": VISIBLE}
-    if len(keys) > 1:
-        check["search_keys"] = {"$all": keys}
-    if hidden:
-        check["author_id"] = {"$nin": list(hidden)}
     want, out, pos = lookahead(limit), list[dict[str, Any]](), position
     for _ in range(MAX_ROUNDS):
-        match: dict[str, Any] = {"search_keys": driver}
-        if pos is not None:
-            ms = int(pos.score)
-            match["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]
-        walk: list[dict[str, Any]] = [{"$match": match}, {"$sort": {"created_ms": -1, "_id": -1}}]
         need = want - len(out)
-        pipeline = [*walk, {"$limit": SCAN}, {"$match": check}, {"$limit": need}, {"$project": {"created_ms": 1}}]
-        rows = await (await services.db.posts.aggregate(pipeline, hint="search_keys_newest")).to_list(None)
-        views = await loader.load([r["_id"] for r in rows]) if rows else {}
-        for row in rows:
-            view = views.get(row["_id"])
+        hits, edge = await _intersect(services, _selective(keys), pos, need)
+        views = await loader.load([h["_id"] for h in hits]) if hits else {}
+        for hit in hits:
+            view = views.get(hit["_id"])
             if view is not None and _matches(view, q_runs, hidden):
                 out.append(view)
                 if len(out) == want:
                     return (*cut_page(out, limit, lambda v: Position(float(v["created_ms"]), v["_id"])), loader)
-        if len(rows) < need:  # the round walked its whole window: the key ended, or the bound did
-            edge = await (await services.db.posts.aggregate(
-                [*walk, {"$skip": SCAN - 1}, {"$limit": 1}, {"$project": {"created_ms": 1}}],
-                hint="search_keys_newest")).to_list(None)
-            return out, (Position(float(edge[0]["created_ms"]), edge[0]["_id"]) if edge else None), loader
-        pos = Position(float(rows[-1]["created_ms"]), rows[-1]["_id"])  # a row failed the text check
+        if len(hits) == need:  # some failed a check: go on after the last one
+            pos = Position(float(hits[-1]["ms"]), hits[-1]["_id"])
+        elif edge is None:
+            return out, None, loader
+        else:
+            pos = edge
     return out, pos, loader
