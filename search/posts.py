@@ -27,10 +27,11 @@ from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
 from solomo.core.services import Services
 
-WINDOW = 1000
-"""Index entries read per key and round: two words each in one post of ten and together in one
-of 130 give about 75 posts under both in a window."""
-MAX_ROUNDS = 4
+WINDOW = 400
+"""Index entries read per key in the first round; a round left short by its windows doubles them.
+Two words each in one post of ten and together in one of 130 give a page of 20 under both in
+400 entries of each (about 30 expected): a page of 20 in one round, now and then two."""
+MAX_ROUNDS = 5
 KEYS_READ = 3
 """At most this many keys are intersected (a long query has many bigrams; the text check is exact)."""
 
@@ -44,16 +45,16 @@ def _after(pos: Position | None) -> dict[str, Any]:
     return {"$or": [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]}
 
 
-def intersect_pipeline(keys: list[str], pos: Position | None, need: int) -> list[dict[str, Any]]:
+def intersect_pipeline(keys: list[str], pos: Position | None, need: int, window: int) -> list[dict[str, Any]]:
     """One document: ``hits``, the newest ``need`` posts under every key (``{_id, ms}``), and
-    ``edges``, per key ``k`` the entries its window read (``n``) and the last one (``ms``, ``id``).
+    ``edges``, per key ``k`` the entries its window of ``window`` read (``n``) and the last one (``ms``, ``id``).
 
     Each window is a covered index scan (``$match``, ``$sort``, ``$limit`` and ``$project`` of
     indexed fields only), tagged with its key's number after the projection."""
-    def window(k: int) -> list[dict[str, Any]]:
+    def scan(k: int) -> list[dict[str, Any]]:
         return [{"$match": {"search_keys": keys[k], **_after(pos)}}, {"$sort": {"created_ms": -1, "_id": -1}},
-                {"$limit": WINDOW}, {"$project": {"created_ms": 1}}, {"$addFields": {"k": k}}]
-    return [*window(0), *({"$unionWith": {"coll": "posts", "pipeline": window(k)}} for k in range(1, len(keys))),
+                {"$limit": window}, {"$project": {"created_ms": 1}}, {"$addFields": {"k": k}}]
+    return [*scan(0), *({"$unionWith": {"coll": "posts", "pipeline": scan(k)}} for k in range(1, len(keys))),
             {"$facet": {
                 "hits": [{"$group": {"_id": "$_id", "n": {"$sum": 1}, "ms": {"$first": "$created_ms"}}},
                          {"$match": {"n": len(keys)}}, {"$sort": {"ms": -1, "_id": -1}}, {"$limit": need}],
@@ -61,18 +62,19 @@ def intersect_pipeline(keys: list[str], pos: Position | None, need: int) -> list
                                       "id": {"$last": "$_id"}}}]}}]
 
 
-async def _intersect(services: Services, keys: list[str], pos: Position | None,
-                     need: int) -> tuple[list[Row], Position | None]:
+async def _intersect(services: Services, keys: list[str], pos: Position | None, need: int,
+                     window: int) -> tuple[list[Row], Position | None]:
     """(up to ``need`` posts under every key after ``pos``, newest first; where the windows end:
     None when every key ran out, so no post older than the hits holds them all)."""
-    result = await (await services.db.posts.aggregate(intersect_pipeline(keys, pos, need))).to_list(None)
+    result = await (await services.db.posts.aggregate(intersect_pipeline(keys, pos, need, window))).to_list(None)
     hits, edges = result[0]["hits"], result[0]["edges"]
-    full = [(e["ms"], e["id"]) for e in edges if e["n"] == WINDOW]
+    full = [(e["ms"], e["id"]) for e in edges if e["n"] == window]
     if not full:
         return hits, None
-    # a full window says nothing about posts older than its last entry: keep what every window saw
+    # a full window says nothing about posts older than its last entry, so the next round starts
+    # after the newest such entry (a hit, in every window, is never older than it)
     ms, oid = max(full)
-    return [h for h in hits if (h["ms"], h["_id"]) >= (ms, oid)], Position(float(ms), oid)
+    return hits, Position(float(ms), oid)
 
 
 def _selective(keys: list[str]) -> list[str]:
@@ -103,10 +105,10 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     # the viewer's shut-out set as the feeds read it (one SMEMBERS of the Redis copy, rebuilt from
     # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page
     hidden = await Screen(services, viewer_id).ready()
-    want, out, pos = lookahead(limit), list[dict[str, Any]](), position
+    want, out, pos, window = lookahead(limit), list[dict[str, Any]](), position, WINDOW
     for _ in range(MAX_ROUNDS):
         need = want - len(out)
-        hits, edge = await _intersect(services, _selective(keys), pos, need)
+        hits, edge = await _intersect(services, _selective(keys), pos, need, window)
         views = await loader.load([h["_id"] for h in hits]) if hits else {}
         for hit in hits:
             view = views.get(hit["_id"])
@@ -119,5 +121,5 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
         elif edge is None:
             return out, None, loader
         else:
-            pos = edge
+            pos, window = edge, window * 2
     return out, pos, loader

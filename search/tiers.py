@@ -120,6 +120,22 @@ def _near_stage(query: dict[str, Any], lat: float, lng: float, radius_m: float |
     return {"$geoNear": stage}
 
 
+def first_page_pipeline(collection: str, tiers: list[dict[str, Any] | None], *, lat: float, lng: float,
+                        radius_m: float | None, extra: dict[str, Any], want: int,
+                        projection: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """See :func:`_first_page` (empty when no tier has a filter)."""
+    stages: list[list[dict[str, Any]]] = []
+    for t, keys in enumerate(tiers):
+        if keys is None:
+            continue
+        sub = [_near_stage(_and(keys, extra), lat, lng, radius_m), {"$limit": want + 1}]
+        stages.append(sub + ([{"$project": projection}] if projection else []) + [{"$addFields": {"_tier": t}}])
+    if not stages:
+        return []
+    return [*stages[0], *({"$unionWith": {"coll": collection, "pipeline": sub}} for sub in stages[1:]),
+            {"$limit": want + 1}]
+
+
 async def _first_page(collection: Collection, tiers: list[dict[str, Any] | None], *, lat: float, lng: float,
                       radius_m: float | None, extra: dict[str, Any], want: int,
                       projection: dict[str, Any] | None) -> list[dict[str, Any]] | None:
@@ -131,16 +147,11 @@ async def _first_page(collection: Collection, tiers: list[dict[str, Any] | None]
     the tiers after them are never searched. ``$geoNear`` orders by exact distance, the page by
     (millimetres, id): the rows are final unless the row after the page is in the page's last tier
     at the same millimetre (its group may go on unread)."""
-    stages: list[list[dict[str, Any]]] = []
-    for t, keys in enumerate(tiers):
-        if keys is None:
-            continue
-        sub = [_near_stage(_and(keys, extra), lat, lng, radius_m), {"$limit": want + 1}]
-        stages.append(sub + ([{"$project": projection}] if projection else []) + [{"$addFields": {"_tier": t}}])
-    if not stages:
+    pipeline = first_page_pipeline(collection.name, tiers, lat=lat, lng=lng, radius_m=radius_m, extra=extra,
+                                   want=want, projection=projection)
+    if not pipeline:
         return []
-    pipeline = stages[0] + [{"$unionWith": {"coll": collection.name, "pipeline": sub}} for sub in stages[1:]]
-    rows = await (await collection.aggregate([*pipeline, {"$limit": want + 1}])).to_list(None)
+    rows = await (await collection.aggregate(pipeline)).to_list(None)
     for row in rows:
         row["_score"] = row.pop("_tier") * TIER_SPAN + _mm(row)
     if len(rows) > want and rows[want]["_score"] == rows[want - 1]["_score"]:
