@@ -2,13 +2,15 @@
 substring, other words by word prefix), newest first; the authors the viewer blocks or mutes, and
 those who block the viewer, are left out (``feed.blocks.Screen``: the feeds' cached set).
 
-One key drives the scan: the query's most selective key (:func:`_driver`), read newest first
-from the ``(search_keys, created_ms, _id)`` index in rounds of :data:`ROUND` entries. MongoDB
-checks the other keys, the status and the author in the same round (``$setIsSubset`` and friends
-after the ``$limit``, so a round examines exactly ``ROUND`` index entries); the survivors are
-loaded through the post cache and their text checked (bigrams can match a text that does not hold
-the substring). At most :data:`MAX_ROUNDS` rounds per page: a page cut short there carries the
-cursor of the last entry read. Removal needs no index work: the status is read at query time.
+Every key of the query is read from the ``(search_keys, created_ms, _id)`` index alone (a
+covered scan: no post is fetched), newest first, :data:`WINDOW` entries per key, and MongoDB
+intersects the windows (:func:`intersect_pipeline`): the posts found under every key, newest first,
+as far as every window reaches. A query whose words meet in one post of a hundred costs
+index entries, not documents: only the page's posts are loaded (through the post cache), where
+their status, author and text are checked (bigrams can match a text that does not hold the
+substring). A page that the windows or a check leave short goes on in another round, at most
+:data:`MAX_ROUNDS`; then it carries the cursor of where the windows ended. Removal needs no index
+work: the status is read at query time.
 """
 
 from __future__ import annotations
@@ -25,17 +27,63 @@ from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
 from solomo.core.services import Services
 
-ROUND = 500
-MAX_ROUNDS = 4
+WINDOW = 400
+"""Index entries read per key in the first round; a round left short by its windows doubles them.
+Two words each in one post of ten and together in one of 130 give a page of 20 under both in
+400 entries of each (about 30 expected): a page of 20 in one round, now and then two."""
+MAX_ROUNDS = 5
+KEYS_READ = 3
+"""At most this many keys are intersected (a long query has many bigrams; the text check is exact)."""
+
+Row = dict[str, Any]
 
 
-def _driver(keys: list[str]) -> str:
-    """The key likely to hold the fewest posts: a bigram, or a word prefix of 3+ letters, before
-    one character or a short prefix."""
+def _after(pos: Position | None) -> dict[str, Any]:
+    if pos is None:
+        return {}
+    ms = int(pos.score)
+    return {"$or": [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]}
+
+
+def intersect_pipeline(keys: list[str], pos: Position | None, need: int, window: int) -> list[dict[str, Any]]:
+    """One document: ``hits``, the newest ``need`` posts under every key (``{_id, ms}``), and
+    ``edges``, per key ``k`` the entries its window of ``window`` read (``n``) and the last one (``ms``, ``id``).
+
+    Each window is a covered index scan (``$match``, ``$sort``, ``$limit`` and ``$project`` of
+    indexed fields only), tagged with its key's number after the projection."""
+    def scan(k: int) -> list[dict[str, Any]]:
+        return [{"$match": {"search_keys": keys[k], **_after(pos)}}, {"$sort": {"created_ms": -1, "_id": -1}},
+                {"$limit": window}, {"$project": {"created_ms": 1}}, {"$addFields": {"k": k}}]
+    return [*scan(0), *({"$unionWith": {"coll": "posts", "pipeline": scan(k)}} for k in range(1, len(keys))),
+            {"$facet": {
+                "hits": [{"$group": {"_id": "$_id", "n": {"$sum": 1}, "ms": {"$first": "$created_ms"}}},
+                         {"$match": {"n": len(keys)}}, {"$sort": {"ms": -1, "_id": -1}}, {"$limit": need}],
+                "edges": [{"$group": {"_id": "$k", "n": {"$sum": 1}, "ms": {"$last": "$created_ms"},
+                                      "id": {"$last": "$_id"}}}]}}]
+
+
+async def _intersect(services: Services, keys: list[str], pos: Position | None, need: int,
+                     window: int) -> tuple[list[Row], Position | None]:
+    """(up to ``need`` posts under every key after ``pos``, newest first; where the windows end:
+    None when every key ran out, so no post older than the hits holds them all)."""
+    result = await (await services.db.posts.aggregate(intersect_pipeline(keys, pos, need, window))).to_list(None)
+    hits, edges = result[0]["hits"], result[0]["edges"]
+    full = [(e["ms"], e["id"]) for e in edges if e["n"] == window]
+    if not full:
+        return hits, None
+    # a full window says nothing about posts older than its last entry, so the next round starts
+    # after the newest such entry (a hit, in every window, is never older than it)
+    ms, oid = max(full)
+    return hits, Position(float(ms), oid)
+
+
+def _selective(keys: list[str]) -> list[str]:
+    """The :data:`KEYS_READ` keys likely to hold the fewest posts: bigrams, and word prefixes of 3+
+    letters, before single characters and short prefixes. The text check covers the others."""
     def weight(key: str) -> int:
         kind, body = key[0], key[2:]
         return 12 if kind == "b" else 2 if kind == "c" else len(body) + (8 if len(body) >= 3 else 0)
-    return max(keys, key=weight)
+    return sorted(keys, key=weight, reverse=True)[:KEYS_READ]
 
 
 def _matches(view: dict[str, Any], q_runs: list[Run], hidden: frozenset[ObjectId]) -> bool:
@@ -54,35 +102,24 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     if not q_runs:  # nothing but punctuation and spaces: no word to look for
         return [], None, loader
     keys = list(dict.fromkeys(k for run in q_runs for k in run_keys(run)))
-    driver = _driver(keys)
     # the viewer's shut-out set as the feeds read it (one SMEMBERS of the Redis copy, rebuilt from
     # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page
     hidden = await Screen(services, viewer_id).ready()
-    check: list[dict[str, Any]] = [{"$eq": ["$status", VISIBLE]}]
-    if len(keys) > 1:
-        check.append({"$setIsSubset": [keys, "$search_keys"]})
-    if hidden:
-        check.append({"$not": [{"$in": ["$author_id", list(hidden)]}]})
-    want, out, pos = lookahead(limit), [], position
+    want, out, pos, window = lookahead(limit), list[dict[str, Any]](), position, WINDOW
     for _ in range(MAX_ROUNDS):
-        match: dict[str, Any] = {"search_keys": driver}
-        if pos is not None:
-            ms = int(pos.score)
-            match["$or"] = [{"created_ms": {"$lt": ms}}, {"created_ms": ms, "_id": {"$lt": pos.id}}]
-        pipeline: list[dict[str, Any]] = [
-            {"$match": match}, {"$sort": {"created_ms": -1, "_id": -1}}, {"$limit": ROUND},
-            {"$project": {"created_ms": 1, "ok": {"$and": check}}},
-        ]
-        rows = await (await services.db.posts.aggregate(pipeline, hint="search_keys_newest")).to_list(None)
-        ids = [r["_id"] for r in rows if r["ok"]]
-        views = await loader.load(ids) if ids else {}
-        for pid in ids:
-            view = views.get(pid)
+        need = want - len(out)
+        hits, edge = await _intersect(services, _selective(keys), pos, need, window)
+        views = await loader.load([h["_id"] for h in hits]) if hits else {}
+        for hit in hits:
+            view = views.get(hit["_id"])
             if view is not None and _matches(view, q_runs, hidden):
                 out.append(view)
                 if len(out) == want:
                     return (*cut_page(out, limit, lambda v: Position(float(v["created_ms"]), v["_id"])), loader)
-        if len(rows) < ROUND:
+        if len(hits) == need:  # some failed a check: go on after the last one
+            pos = Position(float(hits[-1]["ms"]), hits[-1]["_id"])
+        elif edge is None:
             return out, None, loader
-        pos = Position(float(rows[-1]["created_ms"]), rows[-1]["_id"])
+        else:
+            pos, window = edge, window * 2
     return out, pos, loader

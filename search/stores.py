@@ -24,6 +24,7 @@ from solomo.core.searchkeys import (
     MAX_INITIALS,
     MAX_NAME_PREFIX,
     MAX_PINYIN,
+    MAX_PREFIX,
     Run,
     contains_run,
     fold,
@@ -38,24 +39,52 @@ _HIDE_KEYS = {"search_keys": 0}
 _KIND_TIER = {"full": 2, "initials": 3}
 
 
+def _level(q_runs: list[Run], t: int) -> dict[str, Any]:
+    """Every run of the query found at kind ``t`` or better: 1 direct, 2 also pinyin, 3 also initials."""
+    parts: list[dict[str, Any]] = []
+    for run in q_runs:
+        keys = run_keys(run)
+        if run.kind == "word" and t >= 2:
+            keys += ["p:" + run.text[:MAX_PINYIN]] + (["i:" + run.text[:MAX_INITIALS]] if t >= 3 else [])
+            parts.append({"search_keys": {"$in": keys}})
+        else:
+            parts.append({"search_keys": {"$all": keys}} if len(keys) > 1 else {"search_keys": keys[0]})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def keys_decide(folded_q: str, q_runs: list[Run]) -> bool:
+    """True when the keys alone decide every tier, i.e. a store holds a tier's keys exactly when its
+    name matches at that tier: the query fits the name-prefix keys, each CJK run is one character or
+    one bigram, each word fits the word-prefix keys and, if it could be pinyin, the pinyin and
+    initials keys. Then no name (and no pinyin) need be checked at query time."""
+    if len(folded_q) > MAX_NAME_PREFIX:
+        return False
+    for run in q_runs:
+        if run.kind == "cjk" and len(run.text) > 2:
+            return False
+        if run.kind == "word" and len(run.text) > (MAX_INITIALS if run.text.isascii() else MAX_PREFIX):
+            return False
+    return True
+
+
 def _tier_filters(folded_q: str, q_runs: list[Run]) -> list[dict[str, Any] | None]:
+    """One filter per tier holding every store of that tier. When :func:`keys_decide`, each filter
+    holds exactly the stores of its tier: a tier's keys without the better tier's (the levels
+    nest: a name starting with the query holds all its runs directly, direct holds under pinyin,
+    pinyin under initials)."""
     prefix: dict[str, Any] = {"search_keys": "n:" + folded_q[:MAX_NAME_PREFIX]}
     if not q_runs:  # punctuation only: the name prefix is the only way to match
         return [prefix, None, None, None]
-    words = [r for r in q_runs if r.kind == "word"]
-
-    def level(t: int) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = []
-        for run in q_runs:
-            keys = run_keys(run)
-            if run.kind == "word" and t >= 2:
-                keys += ["p:" + run.text[:MAX_PINYIN]] + (["i:" + run.text[:MAX_INITIALS]] if t >= 3 else [])
-                parts.append({"search_keys": {"$in": keys}})
-            else:
-                parts.append({"search_keys": {"$all": keys}} if len(keys) > 1 else {"search_keys": keys[0]})
-        return parts[0] if len(parts) == 1 else {"$and": parts}
-
-    return [prefix, level(1), level(2) if words else None, level(3) if words else None]
+    words = any(r.kind == "word" for r in q_runs)
+    levels: list[dict[str, Any] | None] = [prefix, _level(q_runs, 1)]
+    levels += [_level(q_runs, 2), _level(q_runs, 3)] if words else [None, None]
+    if not keys_decide(folded_q, q_runs):
+        return levels
+    out: list[dict[str, Any] | None] = [prefix]
+    for t in range(1, 4):
+        level, better = levels[t], levels[t - 1]
+        out.append(None if level is None or better is None else {"$and": [level, {"$nor": [better]}]})
+    return out
 
 
 def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
@@ -86,10 +115,12 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
     def tier_of(doc: dict[str, Any]) -> int | None:
         return tier_of_name(doc["name"], folded_q, q_runs)
 
+    check = None if keys_decide(folded_q, q_runs) else tier_of  # exact filters: nothing to check
+
     if lat is not None and lng is not None:
-        return await tiers.by_distance(services.db.stores, filters, tier_of, lat=lat, lng=lng, radius_m=radius_m,
+        return await tiers.by_distance(services.db.stores, filters, check, lat=lat, lng=lng, radius_m=radius_m,
                                        extra=extra, position=position, limit=limit, projection=_HIDE_KEYS)
-    return await tiers.by_id(services.db.stores, filters, tier_of, extra=extra, position=position, limit=limit,
+    return await tiers.by_id(services.db.stores, filters, check, extra=extra, position=position, limit=limit,
                              projection=_HIDE_KEYS)
 
 

@@ -5,7 +5,9 @@ A search defines tiers ``0..n`` of decreasing quality, each a MongoDB filter on 
 holds every document of that tier (and maybe some of better tiers, or false positives), and
 ``tier_of(doc)``, the document's true tier decided on its text. Tier ``t`` is read in its order and
 keeps only the documents whose true tier is ``t``: every document appears once, in the first
-tier that truly matches it.
+tier that truly matches it. When the filters are exact (each holds just its tier's documents)
+``tier_of`` is None: nothing is checked, and each tier is asked for only the rows the page still
+needs (plus one, see :meth:`_Near.candidates`), not a :data:`BATCH`.
 
 The position is ``(score, id)``: without a point the score is the tier and the order ``(tier, _id)``;
 with a point it is ``tier * TIER_SPAN + distance in millimetres``, so the order is (tier, distance,
@@ -28,7 +30,7 @@ BATCH = 100
 MAX_SCAN = 2000
 _GROUP_M = 0.0006  # the annulus holding every distance that rounds to one millimetre
 
-TierOf = Callable[[dict[str, Any]], int | None]
+TierOf = Callable[[dict[str, Any]], int | None] | None
 Result = tuple[list[dict[str, Any]], Position | None]
 
 
@@ -52,7 +54,8 @@ async def by_id(collection: Collection, tiers: list[dict[str, Any] | None], tier
                 extra: dict[str, Any], position: Position | None, limit: int,
                 projection: dict[str, Any] | None = None) -> Result:
     """A page in the order (tier, _id)."""
-    want, out, scanned = lookahead(limit), [], 0
+    want, scanned = lookahead(limit), 0
+    out: list[dict[str, Any]] = []
     start, _ = _split(position, geo=False, tiers=len(tiers))
     for t in range(start, len(tiers)):
         keys = tiers[t]
@@ -61,16 +64,17 @@ async def by_id(collection: Collection, tiers: list[dict[str, Any] | None], tier
         last = position.id if position is not None and t == start else None
         while True:
             filt = _and(keys, extra, {"_id": {"$gt": last}} if last is not None else {})
-            batch = await collection.find(filt, projection).sort("_id", 1).limit(BATCH).to_list(None)
+            size = BATCH if tier_of is not None else want - len(out)
+            batch = await collection.find(filt, projection).sort("_id", 1).limit(size).to_list(None)
             for doc in batch:
                 scanned += 1
                 last = doc["_id"]
-                if tier_of(doc) == t:
+                if tier_of is None or tier_of(doc) == t:
                     doc["_tier"] = t
                     out.append(doc)
                     if len(out) == want:
                         return cut_page(out, limit, lambda d: Position(float(d["_tier"]), d["_id"]))
-            if len(batch) < BATCH:
+            if len(batch) < size:
                 break
             if scanned >= MAX_SCAN and last is not None:
                 return out, Position(float(t), last)
@@ -81,7 +85,13 @@ async def by_distance(collection: Collection, tiers: list[dict[str, Any] | None]
                       lat: float, lng: float, radius_m: float | None, extra: dict[str, Any],
                       position: Position | None, limit: int, projection: dict[str, Any] | None = None) -> Result:
     """A page in the order (tier, distance in mm, _id); each document gets ``distance_m``."""
-    want, out, scanned = lookahead(limit), [], 0
+    want, scanned = lookahead(limit), 0
+    out: list[dict[str, Any]] = []
+    if tier_of is None and position is None:
+        page = await _first_page(collection, tiers, lat=lat, lng=lng, radius_m=radius_m, extra=extra,
+                                  want=want, projection=projection)
+        if page is not None:
+            return cut_page(page, limit, lambda d: Position(float(d["_score"]), d["_id"]))
     start, start_mm = _split(position, geo=True, tiers=len(tiers))
     for t in range(start, len(tiers)):
         keys = tiers[t]
@@ -89,9 +99,10 @@ async def by_distance(collection: Collection, tiers: list[dict[str, Any] | None]
             continue
         near = _Near(collection, _and(keys, extra), lat, lng, radius_m, projection)
         after = (start_mm, position.id) if position is not None and t == start else None
-        async for mm, oid, row in near.candidates(after):
+        first = BATCH if tier_of is not None else want - len(out) + 1
+        async for mm, oid, row in near.candidates(after, first):
             scanned += 1
-            if tier_of(row) == t:
+            if tier_of is None or tier_of(row) == t:
                 row["_score"] = t * TIER_SPAN + mm
                 out.append(row)
                 if len(out) == want:
@@ -99,6 +110,53 @@ async def by_distance(collection: Collection, tiers: list[dict[str, Any] | None]
             if scanned >= MAX_SCAN:
                 return out, Position(float(t * TIER_SPAN + mm), oid)
     return out, None
+
+
+def _near_stage(query: dict[str, Any], lat: float, lng: float, radius_m: float | None) -> dict[str, Any]:
+    stage: dict[str, Any] = {"near": geo_point(lat, lng), "distanceField": "distance_m", "key": "location",
+                             "spherical": True, "query": query}
+    if radius_m is not None:
+        stage["maxDistance"] = radius_m
+    return {"$geoNear": stage}
+
+
+def first_page_pipeline(collection: str, tiers: list[dict[str, Any] | None], *, lat: float, lng: float,
+                        radius_m: float | None, extra: dict[str, Any], want: int,
+                        projection: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """See :func:`_first_page` (empty when no tier has a filter)."""
+    stages: list[list[dict[str, Any]]] = []
+    for t, keys in enumerate(tiers):
+        if keys is None:
+            continue
+        sub = [_near_stage(_and(keys, extra), lat, lng, radius_m), {"$limit": want + 1}]
+        stages.append(sub + ([{"$project": projection}] if projection else []) + [{"$addFields": {"_tier": t}}])
+    if not stages:
+        return []
+    return [*stages[0], *({"$unionWith": {"coll": collection, "pipeline": sub}} for sub in stages[1:]),
+            {"$limit": want + 1}]
+
+
+async def _first_page(collection: Collection, tiers: list[dict[str, Any] | None], *, lat: float, lng: float,
+                      radius_m: float | None, extra: dict[str, Any], want: int,
+                      projection: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The first ``want`` rows of exact tiers in one round trip, or None when a tie of distances
+    makes them uncertain (then the general walk decides).
+
+    Each tier's ``$geoNear`` (nearest first, ``want + 1`` rows) is chained with ``$unionWith`` in
+    tier order, and a final ``$limit`` stops the server as soon as ``want + 1`` rows have come out:
+    the tiers after them are never searched. ``$geoNear`` orders by exact distance, the page by
+    (millimetres, id): the rows are final unless the row after the page is in the page's last tier
+    at the same millimetre (its group may go on unread)."""
+    pipeline = first_page_pipeline(collection.name, tiers, lat=lat, lng=lng, radius_m=radius_m, extra=extra,
+                                   want=want, projection=projection)
+    if not pipeline:
+        return []
+    rows = await (await collection.aggregate(pipeline)).to_list(None)
+    for row in rows:
+        row["_score"] = row.pop("_tier") * TIER_SPAN + _mm(row)
+    if len(rows) > want and rows[want]["_score"] == rows[want - 1]["_score"]:
+        return None
+    return sorted(rows, key=lambda r: (r["_score"], r["_id"]))
 
 
 def _mm(row: dict[str, Any]) -> int:
@@ -110,19 +168,16 @@ class _Near:
 
     def __init__(self, collection: Collection, query: dict[str, Any], lat: float, lng: float,
                  radius_m: float | None, projection: dict[str, Any] | None) -> None:
-        self.collection, self.query, self.point = collection, query, geo_point(lat, lng)
+        self.collection, self.query, self.lat, self.lng = collection, query, lat, lng
         self.radius_m, self.projection = radius_m, projection
 
     async def _read(self, min_m: float, max_m: float | None, *, after_id: Any = None, by_id: bool = False,
                     limit: int | None = None) -> list[dict[str, Any]]:
         query = _and(self.query, {"_id": {"$gt": after_id}} if after_id is not None else {})
-        stage: dict[str, Any] = {"near": self.point, "distanceField": "distance_m", "key": "location",
-                                 "spherical": True, "query": query}
-        if max_m is not None:
-            stage["maxDistance"] = max_m
+        near = _near_stage(query, self.lat, self.lng, max_m)
         if min_m > 0:
-            stage["minDistance"] = min_m
-        pipeline: list[dict[str, Any]] = [{"$geoNear": stage}]
+            near["$geoNear"]["minDistance"] = min_m
+        pipeline: list[dict[str, Any]] = [near]
         if by_id:  # a thin annulus: only the stores at one distance (give or take a millimetre)
             pipeline.append({"$sort": {"_id": 1}})
         pipeline.append({"$limit": limit or BATCH})
@@ -130,13 +185,17 @@ class _Near:
             pipeline.append({"$project": self.projection})
         return await (await self.collection.aggregate(pipeline)).to_list(None)
 
-    async def candidates(self, after: tuple[int, Any] | None) -> AsyncIterator[tuple[int, Any, dict[str, Any]]]:
-        """(mm, id, document) strictly after ``after``, in order.
+    async def candidates(self, after: tuple[int, Any] | None,
+                         first: int = BATCH) -> AsyncIterator[tuple[int, Any, dict[str, Any]]]:
+        """(mm, id, document) strictly after ``after``, in order; the first read asks for ``first`` rows.
 
         ``$geoNear`` orders by exact distance and its ``$limit`` may cut a group of equal (rounded)
         distances anywhere: a full batch yields only the distances below its last one, and that
-        last distance's group is then read whole, in id order, through a thin annulus."""
-        lo_mm, count = (after[0] if after else 0), BATCH
+        last distance's group is then read whole, in id order, through a thin annulus. A caller
+        needing ``n`` rows passes ``first = n + 1``: unless the last two rows share a millimetre
+        (or the cursor's own group is skipped), the ``n`` come from one read and the annulus is
+        never read, since a caller stops once served."""
+        lo_mm, count = (after[0] if after else 0), max(2, first)
         while True:
             # from just below the distances that round to lo_mm (the float error is far below a mm)
             rows = await self._read(max(0.0, (lo_mm - 0.5) / 1000 - 1e-9), self.radius_m, limit=count)
