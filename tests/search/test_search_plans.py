@@ -44,17 +44,13 @@ async def test_store_queries_walk_the_key_indexes(services: Any) -> None:
         assert_index(plan, "search_keys_location")
 
 
-async def test_user_post_and_topic_queries_walk_their_indexes(services: Any) -> None:
+async def test_user_and_topic_queries_walk_their_indexes(services: Any) -> None:
     plan = await explain(services, {"find": "users", "filter": {"search_keys": {"$all": ["s:小明", "s:明 "]},
                                                                 "status": {"$ne": "deleted"}},
                                     "sort": {"_id": 1}, "limit": 100})
     assert_index(plan, "search_keys_id")
-    pipeline = [{"$match": {"search_keys": "b:咖啡"}}, {"$sort": {"created_ms": -1, "_id": -1}}, {"$limit": 500},
-                {"$project": {"created_ms": 1, "ok": {"$setIsSubset": [["w:x"], "$search_keys"]}}}]
-    plan = await explain(services, {"aggregate": "posts", "pipeline": pipeline, "cursor": {},
-                                    "hint": "search_keys_newest"})
-    assert_index(plan, "search_keys_newest")
-    assert not any(stage == "SORT" for stage, _ in plan), plan  # the index gives the order: no in-memory sort
+    # posts: the intersection pipeline's plan is checked where it is built and measured
+    # (tests/search/test_search_speed.py: covered index scans, no post opened)
     plan = await explain(services, {"find": "topic_counts", "filter": {"prefixes": "咖", "post_count": {"$gt": 0}},
                                     "sort": {"post_count": -1, "_id": -1}, "limit": 21})
     assert_index(plan, "prefix_most_used")
