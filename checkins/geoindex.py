@@ -53,16 +53,35 @@ def parse_member(text: str) -> tuple[ObjectId, float, float]:
     return ObjectId(oid), float(lat), float(lng)
 
 
+GEO_MAX_LAT = 85.05112878
+"""Redis GEO keeps only the Web Mercator band: a store nearer a pole is left out of the index, and
+a search whose circle reaches past the band reads MongoDB instead (:func:`covers`)."""
+DEGREE_M = 110_574.0
+"""The shortest degree of latitude in metres: a circle of r metres spans at most r / this degrees."""
+
+
+def in_band(lat: float) -> bool:
+    return -GEO_MAX_LAT <= lat <= GEO_MAX_LAT
+
+
+def covers(lat: float, radius_m: float) -> bool:
+    """Whether every store within ``radius_m`` of a point at ``lat`` can be in the index."""
+    return abs(lat) + radius_m / DEGREE_M < GEO_MAX_LAT
+
+
 def _add_args(docs: list[dict[str, Any]]) -> list[Any]:
     args: list[Any] = []
     for doc in docs:
         lng, lat = doc["location"]["coordinates"]
-        args += [lng, lat, member(doc)]
+        if in_band(lat):  # else GEOADD would refuse the whole command (see GEO_MAX_LAT)
+            args += [lng, lat, member(doc)]
     return args
 
 
 async def add(services: Services, doc: dict[str, Any]) -> None:
     """Index one store (before its insert: see the module's note)."""
+    if not _add_args([doc]):
+        return
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in (stores_geo(None), stores_geo(doc.get("category", "other"))):
             pipe.execute_command("GEOADD", key, *_add_args([doc]))
@@ -111,7 +130,9 @@ async def rebuild(services: Services) -> int:
             by_key.setdefault(stores_geo(doc.get("category", "other")), []).append(doc)
         async with services.redis.pipeline(transaction=False) as pipe:
             for key, docs in by_key.items():
-                pipe.execute_command("GEOADD", key, *_add_args(docs))
+                args = _add_args(docs)
+                if args:  # a batch of polar stores only has nothing to add
+                    pipe.execute_command("GEOADD", key, *args)
             await pipe.execute()
 
     async for doc in services.db.stores.find({}, {"location": 1, "category": 1}):

@@ -87,7 +87,7 @@ async def nearby_stores(
 ) -> tuple[list[dict[str, Any]], Position | None]:
     """One page of store documents (each with ``distance_m``) and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
-    if radius_m <= INDEX_MAX_RADIUS_M:
+    if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
         count = max(FIRST_COUNT, 2 * lookahead(limit))
         hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(radius_m), count)
         if hits is not None:

@@ -129,3 +129,20 @@ async def test_index_page_brings_mayors_and_hides_deleted_ones(client, services)
     assert [s["name"] for s in items] == ["m0", "m1", "m2"]
     assert items[0]["mayor"] == {"id": kept.id, "username": kept.username, "display_name": kept.username}
     assert items[1]["mayor"] is None and items[2]["mayor"] is None
+
+
+async def test_stores_near_a_pole_are_found_without_the_index(services):
+    """Redis GEO stops at ±85.05°: a store past it is created (contract: lat in ±90), left out of the
+    index, and found by a nearby read whose circle reaches past the band (MongoDB answers that one);
+    the index rebuild skips it instead of failing its whole batch."""
+    merchant = await make_account(services, "merchant")
+    lng = random.uniform(-179, 179)
+    polar = await create_store(services, ObjectId(merchant.id), name="pole station", lat=-85.2, lng=lng)
+    near_band = await create_store(services, ObjectId(merchant.id), name="band edge", lat=-85.0, lng=lng)
+    assert not geoindex.covers(-85.1, 1000.0) and geoindex.covers(-84.0, 1000.0)
+    docs, _ = await nearby_stores(services, -85.1, lng, radius_m=20_000.0, limit=10)
+    assert {d["_id"] for d in docs} == {polar["_id"], near_band["_id"]}
+    assert await geoindex.rebuild(services) >= 2
+    members = {name.decode() if isinstance(name, bytes) else name
+               for name in await services.redis.zrange(stores_geo(None), 0, -1)}
+    assert geoindex.member(near_band) in members and geoindex.member(polar) not in members
