@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 EXAMPLES = int(os.environ.get("SOLOMO_FUZZ_EXAMPLES", "50"))
-BUDGET_S = float(os.environ.get("SOLOMO_FUZZ_SECONDS", "100"))
+BUDGET_S = float(os.environ.get("SOLOMO_FUZZ_SECONDS", "60"))
 MIN_POSITIVE = 3
 """Generated positive cases every operation with input must receive (they run whatever the budget)."""
 RANDOM = os.environ.get("SOLOMO_FUZZ_RANDOM") == "1"
