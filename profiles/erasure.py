@@ -229,6 +229,11 @@ async def _live_state(services: Services, user_id: ObjectId) -> None:
     await forget_position(services.redis, uid)
     for key in (keys.home_key(uid), keys.event_history(uid), keys.user_sockets(uid), keys.offers_judged(uid)):
         await services.redis.delete(key)
+    # the nearby-offer cap's day sets (offer ids that reached the user): one per store-local day,
+    # kept two days, so any that can still exist is among these (a day either side of UTC's)
+    today = datetime.now(UTC).date()
+    for back in range(-1, 3):
+        await services.redis.delete(keys.nearby_offers_day(uid, (today - timedelta(days=back)).isoformat()))
 
 
 async def _vouchers(services: Services, user_id: ObjectId) -> None:

@@ -127,6 +127,12 @@ async def test_delete_account_erases_everything(live_server, client, services, c
     await recv_type(ws, "pong")
     offer = await create_offer(client, merchant, store["id"], radius_m=500)
     assert (await recv_type(ws, "offer"))["data"]["id"] == offer["id"]  # delivered set + event history
+    other, _ = await merchant_with_store(client)  # a store the victim does not follow, next door
+    door = await client.post("/v1/stores", json={"name": "Next door", "lat": near[0], "lng": near[1]},
+                             headers=other.headers)
+    assert door.status_code == 201, door.text
+    nearby = await create_offer(client, other, door.json()["id"], radius_m=500, audience="nearby")
+    assert (await recv_type(ws, "offer"))["data"]["id"] == nearby["id"]  # a place in today's nearby-cap set
     assert (await client.post(f"/v1/offers/{offer['id']}/claim", headers=h)).status_code == 201
 
     mine = await client.post("/v1/posts", json={"text": "secret #erasetopic", "lat": near[0], "lng": near[1]},
