@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -655,6 +656,31 @@ async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
     return await run_load(port, requests, concurrency=concurrency, pids=pids, seconds=seconds)
 
 
+@contextlib.contextmanager
+def profiled(name: str, pid: int | None, seconds: float) -> Iterator[None]:
+    """With ``SOLOMO_BENCH_PROFILE=<dir>``, sample the API process with py-spy while our side is
+    driven and leave ``<dir>/<row>.txt`` (collapsed stacks: ``py-spy``'s raw format). Off by default:
+    the sampler costs the profiled process a little, so figures come from runs without it."""
+    out_dir = os.environ.get("SOLOMO_BENCH_PROFILE")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not out_dir or pid is None or not Path(spy).exists():
+        yield
+        return
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80] + ".txt")
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+                             "--format", "raw", "--rate", "250", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        try:
+            proc.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], baseline: Sequence[HttpRequest], *,
                         concurrency: int, seconds: float, warmup: int = 200,
                         check: Any = None, api: Child | None = None, **extra: Any) -> Result:
@@ -671,8 +697,9 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                    bodies=bodies)
     if check is not None:
         extra.update(check(bodies))
-    mine = await drive(api.port, ours, concurrency=concurrency, seconds=seconds,
-                       pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
+    with profiled(name, api.pid, seconds):
+        mine = await drive(api.port, ours, concurrency=concurrency, seconds=seconds,
+                           pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)
     bare = await drive(base.port, baseline, concurrency=concurrency, seconds=seconds, pids={"baseline": base.pid})
     return Result.from_loads(name, mine, bare, concurrency=concurrency, **extra)
