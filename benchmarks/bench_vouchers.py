@@ -29,7 +29,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from benchmarks.common import BenchEnv, LoadStats, Result, json_request, run_load, send_once
+from benchmarks.common import BenchEnv, LoadStats, Result, json_request, profiled, run_load, send_once
 from benchmarks.seed import bulk_users, random_center
 
 CLAIMERS = 5000
@@ -76,8 +76,9 @@ async def _claims(env: BenchEnv, merchant_token: str, store_id: str, claimers: i
     offer = await asyncio.to_thread(create_offer, api.base_url, merchant_token, store_id, stock)
     users = await bulk_users(services, claimers)
     requests = [json_request("POST", f"/v1/offers/{offer['id']}/claim", {}, token) for _, token in users]
-    stats = await send_once(api.port, requests, concurrency=CONCURRENCY,
-                            pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
+    with profiled(f"claims {claimers} for {stock}", api.pid):
+        stats = await send_once(api.port, requests, concurrency=CONCURRENCY,
+                                pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     codes = list(stats.error_codes.elements())
     facts = await check(services, ObjectId(offer["id"]), stock, dict(stats.statuses), codes)
     print(f"  vouchers: {claimers:,} claimers, stock {stock}: {facts['answers_201']} vouchers handed out, "

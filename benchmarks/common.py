@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -657,7 +658,7 @@ async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
 
 
 @contextlib.contextmanager
-def profiled(name: str, pid: int | None, seconds: float) -> Iterator[None]:
+def profiled(name: str, pid: int | None) -> Iterator[None]:
     """With ``SOLOMO_BENCH_PROFILE=<dir>``, sample the API process with py-spy while our side is
     driven and leave ``<dir>/<row>.txt`` (collapsed stacks: ``py-spy``'s raw format). Off by default:
     the sampler costs the profiled process a little, so figures come from runs without it."""
@@ -668,14 +669,15 @@ def profiled(name: str, pid: int | None, seconds: float) -> Iterator[None]:
         return
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     out = Path(out_dir) / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80] + ".txt")
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-                             "--format", "raw", "--rate", "250", "--output", str(out), "--nonblocking"],
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                             "--output", str(out), "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:
+        proc.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
         try:
-            proc.wait(timeout=seconds + 30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -697,7 +699,7 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                    bodies=bodies)
     if check is not None:
         extra.update(check(bodies))
-    with profiled(name, api.pid, seconds):
+    with profiled(name, api.pid):
         mine = await drive(api.port, ours, concurrency=concurrency, seconds=seconds,
                            pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)

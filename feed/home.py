@@ -88,13 +88,14 @@ async def read_home(services: Services, reader: ObjectId, before: Position | Non
     timelines = Timelines(services.redis)
     key = home_key(reader)
     want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
-    async with services.redis.pipeline(transaction=False) as pipe:  # one round trip for the usual page
+    def queue(pipe: Any) -> None:  # one round trip for the usual page
         pipe.zscore(key, "~")
         pipe.zcard(key)
         pipe.expire(key, ttl_s(services))  # a read keeps the reader active
         pipe.get(PULL_CACHE)
         timelines.queue_read(pipe, key, before, want)
-        state, size, _, pull_cached, first_rows = await pipe.execute()
+
+    state, size, _, pull_cached, first_rows = await services.batch.run(queue)
     sources: list[Source]
     if state is not None and int(state) == READY:
         truncated = size - 1 >= services.settings.feed_cap

@@ -128,14 +128,17 @@ class PageLoader:
 
     async def load(self, post_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
         screen = self.screen if self.screen is not None and not self.screen.loaded else None
-        async with self.services.redis.pipeline(transaction=False) as pipe:
-            n = postcache.queue_read(self.services, pipe, post_ids)
+        n = postcache.read_groups(self.services, post_ids)
+
+        def queue(pipe: Any) -> None:
+            postcache.queue_read(self.services, pipe, post_ids)
             if self.viewer_id is not None:
                 likedset.queue_read(pipe, self.viewer_id, post_ids)
             if screen is not None:
                 screen.queue_read(pipe)
             pipe.get(SUMMARIES_GEN)
-            rows = await pipe.execute()
+
+        rows = await self.services.batch.run(queue)
         if screen is not None:
             await screen.take(rows.pop(-2))
         found, missed = postcache.parse_read(self.services, post_ids, rows[:n])
@@ -165,12 +168,16 @@ async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids
     if loader is not None and loader.synced and not unknown and not originals:
         _summaries(services).sync(loader.generation)
         return liked, {}
-    async with services.redis.pipeline(transaction=False) as pipe:
-        n = postcache.queue_read(services, pipe, originals) if originals else 0
+    n = postcache.read_groups(services, originals) if originals else 0
+
+    def queue(pipe: Any) -> None:
+        if originals:
+            postcache.queue_read(services, pipe, originals)
         if viewer_id is not None and unknown:
             likedset.queue_read(pipe, viewer_id, unknown)
         pipe.get(SUMMARIES_GEN)
-        rows = await pipe.execute()
+
+    rows = await services.batch.run(queue)
     _summaries(services).sync(rows[-1])
     views: dict[ObjectId, dict[str, Any]] = {}
     if originals:

@@ -106,12 +106,13 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     keys = [local_cell_key(c.name) for c in cells]
     per_cell = min(CELL_CAP, want + FIRST_EXTRA)
-    async with services.redis.pipeline(transaction=False) as pipe:
+    def queue(pipe: Any) -> None:
         for key in keys:
             pipe.zscore(key, MARKER)
             _queue_rows(pipe, key, before, per_cell)
             pipe.expire(key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
-        replies = await pipe.execute()
+
+    replies = await services.batch.run(queue)
     states = [None if s is None else int(s) for s in replies[0::3]]
     if any(s not in (COMPLETE, TRIMMED) for s in states):
         await request_rebuilds(services, [c for c, s in zip(cells, states, strict=True)
@@ -136,10 +137,12 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
     rows_of: dict[int, Any] = dict(enumerate(first_rows))
     for round_no in range(MAX_ROUNDS):
         if round_no:
-            async with services.redis.pipeline(transaction=False) as pipe:
-                for i in active:
-                    _queue_rows(pipe, keys[i], _position(pos), per_cell)
-                rows_of = dict(zip(active, await pipe.execute(), strict=True))
+            def queue_round(pipe: Any, cells: list[int] = active, at: Position | None = _position(pos),
+                            count: int = per_cell) -> None:
+                for i in cells:
+                    _queue_rows(pipe, keys[i], at, count)
+
+            rows_of = dict(zip(active, await services.batch.run(queue_round), strict=True))
         full_frontier: Key | None = None  # newest last entry of a cell that may hold more
         trimmed_floor: Key | None = None  # oldest entry of a trimmed cell that ran out
         rows_all: list[tuple[float, str]] = []

@@ -22,6 +22,7 @@ A Redis flush only costs a refill from MongoDB.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -88,12 +89,25 @@ def encode(view: dict[str, Any]) -> bytes:
     return orjson.dumps({k: (str(v) if k in _IDS and v is not None else v) for k, v in view.items()})
 
 
-def decode(raw: str | bytes) -> dict[str, Any]:
+DECODED_CACHE_SIZE = 4096
+"""Views decoded lately, by their exact bytes (a few MB at most): a popular post is on many pages."""
+
+
+@functools.lru_cache(maxsize=DECODED_CACHE_SIZE)
+def _decoded(raw: str | bytes) -> dict[str, Any]:
     view: dict[str, Any] = orjson.loads(raw)
     for k in _IDS:
         if view.get(k) is not None:
             view[k] = ObjectId(view[k])
     return view
+
+
+def decode(raw: str | bytes) -> dict[str, Any]:
+    """A stored view → the view. Keyed by the stored text itself, so a changed post (new text,
+    counters, status) is a new key and can never be answered from the memo; parsing and the
+    ObjectIds were a fifth of a home-feed page's CPU (docs/benchmarks.md). A copy: callers may
+    change the view they get."""
+    return dict(_decoded(raw))
 
 
 def _mget_groups(services: Services, keys: list[str]) -> list[list[str]]:
@@ -102,11 +116,19 @@ def _mget_groups(services: Services, keys: list[str]) -> list[list[str]]:
 
 
 def queue_read(services: Services, pipe: Any, post_ids: list[ObjectId]) -> int:
-    """Queues the ``MGET`` of the posts' views; returns how many results to hand :func:`parse_read`."""
+    """Queues the ``MGET`` of the posts' views; returns how many results to hand :func:`parse_read`
+    (:func:`read_groups`)."""
     groups = _mget_groups(services, [post_view_key(pid) for pid in post_ids])
     for group in groups:
         pipe.execute_command("MGET", *group)  # redis-py refuses pipe.mget() on a cluster; one slot is fine
     return len(groups)
+
+
+def read_groups(services: Services, post_ids: list[ObjectId]) -> int:
+    """How many results :func:`queue_read` queues for ``post_ids`` (one ``MGET`` per hash tag)."""
+    if not services.settings.redis_cluster:
+        return 1 if post_ids else 0
+    return len(_mget_groups(services, [post_view_key(pid) for pid in post_ids]))
 
 
 def parse_read(services: Services, post_ids: list[ObjectId],
@@ -163,9 +185,7 @@ async def load(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, d
     """Views of ``post_ids`` (missing posts left out): one pipeline, MongoDB for the misses."""
     if not post_ids:
         return {}
-    async with services.redis.pipeline(transaction=False) as pipe:
-        queue_read(services, pipe, post_ids)
-        rows = await pipe.execute()
+    rows = await services.batch.run(lambda pipe: queue_read(services, pipe, post_ids))
     found, missed = parse_read(services, post_ids, rows)
     found.update(await fill(services, missed))
     return found

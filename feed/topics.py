@@ -17,7 +17,7 @@ from feed.paging import Loader, MongoSource, RedisSource, collect
 from feed.posts import VISIBLE
 from feed.timeline import MARKER, READY, Timelines
 from solomo.core.keys import topic_key
-from solomo.core.pagination import Position
+from solomo.core.pagination import Position, lookahead
 from solomo.core.services import Services
 
 TOPIC_TTL_S = 86400
@@ -43,16 +43,22 @@ async def read_topic(services: Services, key: str, before: Position | None,
     :func:`feed.home.read_home`."""
     timelines = Timelines(services.redis)
     rkey = topic_key(key)
-    async with services.redis.pipeline(transaction=False) as pipe:
+    want = lookahead(limit)  # the first round collect() reads, prefetched in this pipeline
+
+    def queue(pipe: Any) -> None:
         pipe.zscore(rkey, MARKER)
         pipe.zcard(rkey)
         pipe.expire(rkey, TOPIC_TTL_S)  # a read keeps the listing (a missing key stays missing)
-        state, card, _ = await pipe.execute()
+        timelines.queue_read(pipe, rkey, before, want)
+
+    state, card, _, first_rows = await services.batch.run(queue)
+    first: tuple[Position | None, int, list[Any]] | None = (before, want, first_rows)
     if state is None or int(state) != READY:
         size = await rebuild_topic(services, key)
+        first = None  # read before the rebuild: read again
     else:
         size = int(card) - 1
     truncated = size >= TOPIC_CAP
     fallback = MongoSource(services.db, {"topic_keys": key, "status": VISIBLE}) if truncated else None
-    return await collect(services.db, [RedisSource(timelines, rkey, fallback)], before, limit,
+    return await collect(services.db, [RedisSource(timelines, rkey, fallback, first=first)], before, limit,
                          lambda d: d.get("status") == VISIBLE and key in d.get("topic_keys", []), load, screen)

@@ -29,6 +29,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
+from solomo.core.autopipe import shared
 from solomo.core.closecodes import UNAUTHORIZED
 from solomo.core.control import SOCKET_CLOSE, close_command, publish_disconnect
 from solomo.core.errors import ApiError, Conflict, Invalid, NotFound, Unauthorized
@@ -301,7 +302,8 @@ class TokenCache:
         if self.redis is None:
             return None, None
         try:
-            raw, generation = await self.redis.mget(self.PREFIX + hashed, self.GEN)
+            keys = (self.PREFIX + hashed, self.GEN)  # one slot ({auth}): one MGET on a cluster too
+            raw, generation = (await shared(self.redis).run(lambda pipe: pipe.execute_command("MGET", *keys)))[0]
         except RedisError as exc:
             log.warning("token cache unavailable: %s", exc)
             return None, None

@@ -19,6 +19,7 @@ from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
+from solomo.core.redisio import WatchedConnection
 from solomo.core.redistypes import RedisClient
 from solomo.core.services import Services
 from solomo.core.settings import Settings
@@ -28,17 +29,25 @@ from solomo.db import ensure_indexes, mongo_client
 def redis_client(settings: Settings) -> RedisClient:
     """The data Redis: one server, or with ``SOLOMO_REDIS_CLUSTER`` a Redis Cluster found from the
     node that ``SOLOMO_REDIS_URL`` names (redis-py follows slot moves and failovers itself)."""
+    # socket_timeout=None: the watchdog of solomo.core.redisio bounds every send and reply instead
+    # (10 s, the same failure as a socket timeout, without a timer and a task per operation).
     if settings.redis_cluster:
-        return RedisCluster.from_url(
+        cluster = RedisCluster.from_url(
             settings.effective_redis_url, decode_responses=True, max_connections=512,
-            socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+            socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         )
+        # RedisCluster takes no connection_class argument: its nodes are made from these kwargs
+        # (shared with its NodesManager), and the start-up nodes exist already.
+        cluster.connection_kwargs["connection_class"] = WatchedConnection
+        for node in cluster.startup_nodes:
+            node.connection_class = WatchedConnection
+        return cluster
     # A blocking pool: under a burst, callers wait (up to 5 s) for a free connection instead of
     # failing with "Too many connections". One retry on a dropped connection: after a restart of
     # redis-server a pooled connection is stale, and the first command on it would fail.
     pool = BlockingConnectionPool.from_url(
         settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5,
-        socket_connect_timeout=3, socket_timeout=10, health_check_interval=30,
+        connection_class=WatchedConnection, socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1,
                     supported_errors=(RedisConnectionError, RedisTimeoutError)),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from solomo.core.autopipe import AutoPipeline, shared
 from solomo.core.cache import SummaryCache
 from solomo.core.events import EventPublisher
 from solomo.core.mongo import Client, Database
@@ -38,6 +39,11 @@ class Services:
     """Per-process singletons built lazily by the module that owns them (the rate limiter, say)."""
     summaries: SummaryCache = field(default_factory=SummaryCache)
     """Author and store summaries for post hydration (see :mod:`feed.hydrate`)."""
+
+    @property
+    def batch(self) -> AutoPipeline:
+        """The Redis client's auto-pipeline (:mod:`solomo.core.autopipe`): request-path reads go through it."""
+        return shared(self.redis)
 
     async def close(self) -> None:
         await self.tasks.aclose()

@@ -4,7 +4,7 @@ and a Post handed out cannot change what is cached."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from bson import ObjectId
@@ -15,13 +15,9 @@ from tests.feed.helpers import post
 from tests.support import random_point, register
 
 
-@dataclass
-class _Services:
-    """Services with a cache of their own (the app's is shared by the whole test session)."""
-
-    db: Any
-    summaries: SummaryCache
-    redis: Any
+def _own(services: Any, cache: SummaryCache) -> Any:
+    """The app's services with a summary cache of their own (the app's is shared by the whole session)."""
+    return replace(services, summaries=cache)
 
 
 async def _store(client, merchant) -> dict:
@@ -37,7 +33,7 @@ async def test_summaries_are_cached_and_likes_are_not(client, services):
     store = await _store(client, merchant)
     created = await post(client, author, "hello", store_id=store["id"])
     doc = await services.db.posts.find_one({"_id": ObjectId(created["id"])})
-    own = _Services(services.db, SummaryCache(), services.redis)
+    own = _own(services, SummaryCache())
     first = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
     assert first == {**created, "liked_by_me": False}
     # names changed behind the cache's back (nothing in SoLoMo does this) are not seen ...
@@ -61,7 +57,7 @@ async def test_entries_expire_and_the_cache_is_bounded(client, services):
     a, b = await register(client), await register(client)
     docs = [await services.db.posts.find_one({"_id": ObjectId((await post(client, who, "x"))["id"])})
             for who in (a, b)]
-    own = _Services(services.db, SummaryCache(ttl_s=0.2, max_entries=1), services.redis)
+    own = _own(services, SummaryCache(ttl_s=0.2, max_entries=1))
     await hydrate_posts(own, docs, None)
     # only one entry is kept (which one depends on the order the page's authors were filled in)
     cached = {acct.username: own.summaries.get("user", ObjectId(acct.id)) for acct in (a, b)}
@@ -75,7 +71,7 @@ async def test_entries_expire_and_the_cache_is_bounded(client, services):
 async def test_a_handed_out_post_does_not_change_the_cache(client, services):
     author = await register(client)
     doc = await services.db.posts.find_one({"_id": ObjectId((await post(client, author, "x"))["id"])})
-    own = _Services(services.db, SummaryCache(), services.redis)
+    own = _own(services, SummaryCache())
     out = (await hydrate_posts(own, [doc], None))[0]
     out["author"]["username"] = "mallory"
     again = (await hydrate_posts(own, [doc], None))[0]
@@ -86,7 +82,7 @@ async def test_unknown_authors_are_not_remembered(client, services):
     ghost = ObjectId()
     doc = {"_id": ObjectId(), "author_id": ghost, "text": "t", "status": "published",
            "created_at": ObjectId().generation_time}
-    own = _Services(services.db, SummaryCache(), services.redis)
+    own = _own(services, SummaryCache())
     out = (await hydrate_posts(own, [doc], None))[0]
     assert out["author"] == {"id": str(ghost), "username": "", "display_name": ""}
     assert own.summaries.get("user", ghost) == (False, None)

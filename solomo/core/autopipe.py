@@ -1,0 +1,99 @@
+"""Redis commands of concurrent requests, sent together: one pipeline per turn of the event loop.
+
+On this kind of machine a Redis round trip costs far more CPU than the command: the profiles of
+issue 14 (docs/benchmarks.md) put the ``send`` system call at the top of every request path, and
+redis-py spends more again around each pipeline (a pooled connection, packing, reading). Under
+load many requests reach a Redis step in the same turn of the loop; each one used to pay its own
+round trip. Here they share one (what ioredis and Lettuce call auto-pipelining):
+
+* :meth:`AutoPipeline.run` is called with a function that queues the caller's commands on a
+  redis-py pipeline (``lambda pipe: pipe.mget(a, b)``, or helpers such as
+  :meth:`solomo.core.scripts.LuaScript.queue`). The first caller of a turn opens the pipeline and
+  schedules its sending with ``call_soon``: it goes out after every callback already due in this
+  turn, so a caller alone waits no longer than before, and callers of the same turn ride along.
+* Each caller gets its own commands' results, in order; an error among them is raised to that
+  caller only (like ``execute()``), a connection error to every caller of the batch.
+* It is not a transaction: commands of different callers interleave with nobody else's, but each
+  caller's commands stay in order and contiguous. On a Redis Cluster the pipeline is redis-py's
+  cluster pipeline (commands grouped by node).
+
+Used on the request paths that run on every page (the token check, the feeds' reads, the post
+cache); one-off and background work keeps plain pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from solomo.core.redistypes import RedisClient
+
+MAX_COMMANDS = 2000
+"""A batch is sent at once when it holds this many commands (bounded memory and reply size)."""
+
+
+class AutoPipeline:
+    """The shared pipeline of one Redis client (see the module)."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self.redis = redis
+        self._pipe: Any = None
+        self._waiters: list[tuple[int, int, asyncio.Future[list[Any]]]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    async def run(self, queue: Callable[[Any], object]) -> list[Any]:
+        """Queues the caller's commands with ``queue(pipe)`` (it must only queue), then returns
+        their results once the batch has been answered."""
+        loop = asyncio.get_running_loop()
+        pipe = self._pipe
+        if pipe is None:
+            pipe = self._pipe = self.redis.pipeline(transaction=False)
+            self._waiters = []
+            loop.call_soon(self._flush, pipe)
+        start = len(pipe)
+        queue(pipe)
+        answer: asyncio.Future[list[Any]] = loop.create_future()
+        self._waiters.append((start, len(pipe), answer))
+        if len(pipe) >= MAX_COMMANDS:
+            self._flush(pipe)
+        results = await answer
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    def _flush(self, pipe: Any) -> None:
+        if self._pipe is not pipe:  # sent already (it was full)
+            return
+        waiters, self._pipe, self._waiters = self._waiters, None, []
+        task = asyncio.get_running_loop().create_task(self._send(pipe, waiters), name="solomo.autopipe")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    @staticmethod
+    async def _send(pipe: Any, waiters: list[tuple[int, int, asyncio.Future[list[Any]]]]) -> None:
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the connection failed (or shutdown): every caller hears it
+            for _, _, answer in waiters:
+                if not answer.done():
+                    answer.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for start, end, answer in waiters:
+            if not answer.done():  # a caller that was cancelled meanwhile no longer waits
+                answer.set_result(results[start:end])
+
+
+_SHARED: weakref.WeakKeyDictionary[Any, AutoPipeline] = weakref.WeakKeyDictionary()
+
+
+def shared(redis: RedisClient) -> AutoPipeline:
+    """The one :class:`AutoPipeline` of ``redis`` (every caller of a client shares its batches)."""
+    batch = _SHARED.get(redis)
+    if batch is None:
+        batch = _SHARED[redis] = AutoPipeline(redis)
+    return batch

@@ -1,0 +1,146 @@
+"""How the data Redis connections do their I/O: packed in C, bounded by one watchdog per event loop.
+
+The profile of a home-feed page under load (docs/benchmarks.md, "Where the time went") put a
+quarter of the API's CPU in redis-py, most of it around the I/O rather than in it. With a
+``socket_timeout`` every send runs in ``asyncio.wait_for`` (a new Task and a timer per send) and
+every reply read in ``asyncio.timeout`` (a timer scheduled and cancelled per reply, a pipeline of
+five commands five times), and every command is packed by a Python loop. Measured alone (64
+tasks, a page's two pipelines against one redis-server): 540-690 µs of CPU a page with the stock
+connection, 320 µs with the two changes here.
+
+* :meth:`WatchedConnection.pack_command` packs with ``hiredis.pack_command`` (the same bytes:
+  floats by ``repr``, ``str`` as UTF-8, anything else refused with redis-py's ``DataError``), as
+  redis-py's synchronous client already does when hiredis is installed.
+* The connection gets no ``socket_timeout``; instead each send and each reply read registers
+  with the loop's :class:`_Watchdog` (two set operations) and a single timer, scheduled only
+  while something is in flight, wakes every :data:`TICK_S` and cancels the reads and sends older
+  than :attr:`WatchedConnection.io_timeout_s`. The cancelled operation surfaces as redis-py's
+  ``TimeoutError`` and the connection is dropped, as with ``socket_timeout``, so a stalled server
+  still fails a request after 10-10.25 s and a cluster client still refreshes its slot table.
+  Reads that name their own ``timeout`` (pub/sub, blocking commands) keep redis-py's handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import hiredis
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+TICK_S = 0.25
+"""How often the watchdog looks at what is in flight (only while something is)."""
+
+IO_TIMEOUT_S = 10.0
+"""A send or a reply that takes longer fails with ``TimeoutError`` (was ``socket_timeout=10``)."""
+
+
+class _Watch:
+    __slots__ = ("deadline", "fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.fired = False
+
+
+class _Watchdog:
+    """The in-flight operations of one event loop and the one timer that expires them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watches: set[_Watch] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self, seconds: float) -> _Watch | None:
+        task = asyncio.current_task(self.loop)
+        if task is None:  # not inside a task (cannot be cancelled): unbounded, as without a timeout
+            return None
+        watch = _Watch(task, self.loop.time() + seconds)
+        self.watches.add(watch)
+        if self.timer is None:
+            self.timer = self.loop.call_later(TICK_S, self._expire)
+        return watch
+
+    def stop(self, watch: _Watch | None) -> None:
+        if watch is not None:
+            self.watches.discard(watch)
+
+    def _expire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for watch in [w for w in self.watches if w.deadline <= now]:
+            self.watches.discard(watch)
+            watch.fired = True
+            watch.task.cancel()
+        if self.watches:
+            self.timer = self.loop.call_later(TICK_S, self._expire)
+
+
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = weakref.WeakKeyDictionary()
+
+
+def _watchdog() -> _Watchdog:
+    loop = asyncio.get_running_loop()
+    dog = _WATCHDOGS.get(loop)
+    if dog is None:
+        dog = _WATCHDOGS[loop] = _Watchdog(loop)
+    return dog
+
+
+def _timed_out(watch: _Watch | None, what: str) -> RedisTimeoutError | None:
+    """The error to raise for a cancellation that the watchdog caused (None: a real cancel)."""
+    if watch is None or not watch.fired or watch.task.uncancel() > 0:
+        return None
+    return RedisTimeoutError(f"Timeout {what} Redis after {IO_TIMEOUT_S:g} s")
+
+
+class WatchedConnection(Connection):
+    """A redis-py connection for pools built with ``socket_timeout=None`` (see the module)."""
+
+    io_timeout_s = IO_TIMEOUT_S
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):  # "CONFIG GET" → two words, as redis-py does
+            args = tuple(args[0].encode().split()) + args[1:]
+        elif b" " in args[0]:
+            args = tuple(args[0].split()) + args[1:]
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:  # None, bool, a list…: what redis-py's encoder refuses too
+            raise DataError(str(exc)) from exc
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        dog = _watchdog()
+        watch = dog.start(self.io_timeout_s)
+        try:
+            await super().send_packed_command(command, check_health)
+        except asyncio.CancelledError:
+            error = _timed_out(watch, "writing to")
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            dog.stop(watch)
+
+    async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, *,
+                            disconnect_on_error: bool = True, push_request: bool | None = False) -> Any:
+        if timeout is not None:  # the caller's own bound: redis-py's handling
+            return await super().read_response(disable_decoding, timeout, disconnect_on_error=disconnect_on_error,
+                                               push_request=push_request)
+        dog = _watchdog()
+        watch = dog.start(self.io_timeout_s)
+        try:
+            # math.inf: "no timeout of redis-py's own" (its documented opt-out); the watchdog bounds it
+            return await super().read_response(disable_decoding, float("inf"), disconnect_on_error=disconnect_on_error,
+                                               push_request=push_request)
+        except asyncio.CancelledError:
+            error = _timed_out(watch, "reading from")
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            dog.stop(watch)
