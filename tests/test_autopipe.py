@@ -49,7 +49,12 @@ async def test_callers_of_one_turn_share_one_round_trip_and_get_their_own_result
         before = CountingConnection.sends
 
         async def caller(i: int) -> list:
-            return await batch.run(lambda pipe: (pipe.set(keys[i], f"v{i}"), pipe.get(keys[i]), pipe.incr(keys[i] + "n")))
+            def queue(pipe) -> None:
+                pipe.set(keys[i], f"v{i}")
+                pipe.get(keys[i])
+                pipe.incr(keys[i] + "n")
+
+            return await batch.run(queue)
 
         results = await asyncio.gather(*(caller(i) for i in range(20)))
         assert CountingConnection.sends - before == 1  # twenty callers, sixty commands, one send
