@@ -2,9 +2,9 @@
 
 A store carries an IANA ``timezone`` (contract: Store insights; default ``Asia/Shanghai``, where
 the demo city and most stores are). Everything counted "per day" at a store — the first check-in
-of the day that earns loyalty points, the insights' days and hours, the settlement ledger — uses
-the store's local calendar, so a check-in at 01:00 in Shanghai belongs to that Shanghai day, not
-to the previous UTC day.
+of the day that earns loyalty points, the insights' days and hours, the settlement ledger, the
+check-in days of the regulars audience — uses the store's local calendar, so a check-in at 01:00
+in Shanghai belongs to that Shanghai day, not to the previous UTC day.
 """
 
 from __future__ import annotations
