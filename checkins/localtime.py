@@ -2,9 +2,9 @@
 
 A store carries an IANA ``timezone`` (contract: Store insights; default ``Asia/Shanghai``, where
 the demo city and most stores are). Everything counted "per day" at a store — the first check-in
-of the day that earns loyalty points, the insights' days and hours, the settlement ledger — uses
-the store's local calendar, so a check-in at 01:00 in Shanghai belongs to that Shanghai day, not
-to the previous UTC day.
+of the day that earns loyalty points, the insights' days and hours, the settlement ledger, the
+check-in days of the regulars audience — uses the store's local calendar, so a check-in at 01:00
+in Shanghai belongs to that Shanghai day, not to the previous UTC day.
 """
 
 from __future__ import annotations
@@ -64,3 +64,44 @@ def day_range_utc(store: dict[str, Any], first: date, last: date) -> tuple[datet
 
 def today(store: dict[str, Any], now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(store_zone(store)).date()
+
+
+def _offset_s(tz: ZoneInfo, t: int) -> int:
+    offset = datetime.fromtimestamp(t, tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def offsets(store: dict[str, Any], start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """The store's UTC offsets (seconds) over ``[start, end]``: ``[(start, o0), (t1, o1), ...]``, each in
+    force from its instant on. Probed a day apart (no zone changes its offset twice in a day), each
+    change then found to the second by bisection: about 100 probes for a 90-day window."""
+    tz = store_zone(store)
+    first, last = int(start.timestamp()), int(end.timestamp()) + 1
+    spans = [(first, _offset_s(tz, first))]
+    t = first
+    while t < last:
+        step = min(t + 86_400, last)
+        if _offset_s(tz, step) != spans[-1][1]:
+            lo, hi = t, step  # the offset at lo is the current one, at hi it is not: the change is in (lo, hi]
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if _offset_s(tz, mid) == spans[-1][1] else (lo, mid)
+            spans.append((hi, _offset_s(tz, hi)))
+        t = step
+    return [(datetime.fromtimestamp(at, UTC), offset) for at, offset in spans]
+
+
+def local_day_expr(store: dict[str, Any], field: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """A MongoDB expression of :func:`local_day` of the date ``field`` for instants in ``[start, end]``:
+    the date shifted by the offset in force (from :func:`offsets`), then formatted as a UTC date.
+
+    The offsets come from Python's zone database, the one :func:`local_day` (and so the rollups and
+    the loyalty ledger) uses, not from mongod's own, which may know fewer zones or older rules."""
+    spans = offsets(store, start, end)
+    shift: Any = spans[0][1] * 1000
+    if len(spans) > 1:
+        # branches are tried in order: before the first change the first offset, and so on
+        shift = {"$switch": {"branches": [{"case": {"$lt": [f"${field}", at]}, "then": before * 1000}
+                                          for (at, _), (_, before) in zip(spans[1:], spans, strict=False)],
+                             "default": spans[-1][1] * 1000}}
+    return {"$dateToString": {"format": "%Y-%m-%d", "date": {"$add": [f"${field}", shift]}}}

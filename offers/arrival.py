@@ -8,8 +8,9 @@ work is bounded whatever the number of live offers around:
 * offers already judged for this user (sent, not for them, no longer live) are
   remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
   offers new to the user — three queries (offers, follows, stores) of at most the cap each, plus
-  one covered check-in aggregation per new visitors or regulars offer (:mod:`offers.audiences`)
-  and, per new ``nearby`` offer about to be sent, its cap (:mod:`offers.nearbycap`).
+  one covered check-in aggregation per new visitors or regulars offer (:mod:`offers.audiences`;
+  after one read of those offers' stores' time zones, as regulars count store-local days) and,
+  per new ``nearby`` offer about to be sent, its cap (:mod:`offers.nearbycap`).
   Following a store forgets the user's judgements (:func:`forget_judged`), so an offer of a store
   followed a moment ago is not held back by an earlier "not followed".
 """
@@ -99,15 +100,18 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
 
 async def _wanted(services: Services, user_id: str, offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The offers whose audience holds the user: one query for the followed stores among all of
-    them, and one (covered) check-in aggregation per visitors or regulars offer, run concurrently.
+    them, and one (covered) check-in aggregation per visitors or regulars offer, run concurrently
+    (after one read of their stores' time zones: regulars count store-local days).
     ``nearby`` holds everyone (its cap is applied by the caller, to offers about to be sent)."""
     store_ids = list({o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"})
     followed = {d["target_id"] async for d in services.db.follows.find(
         {"follower_id": ObjectId(user_id), "target_type": "store", "target_id": {"$in": store_ids}},
         {"target_id": 1, "_id": 0})} if store_ids else set()
     visits = [o for o in offers if audience_of_offer(o).kind in ("visitors", "regulars")]
-    held = await asyncio.gather(*(members_among(services, o["store_id"], audience_of_offer(o), [user_id])
-                                  for o in visits))
+    zones = {s["_id"]: s async for s in services.db.stores.find(
+        {"_id": {"$in": list({o["store_id"] for o in visits})}}, {"timezone": 1})} if visits else {}
+    held = await asyncio.gather(*(members_among(services, zones.get(o["store_id"], {"_id": o["store_id"]}),
+                                                audience_of_offer(o), [user_id]) for o in visits))
     by_visits = {o["_id"] for o, members in zip(visits, held, strict=True) if user_id in members}
     out = []
     for offer in offers:

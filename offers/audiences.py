@@ -3,9 +3,14 @@
 * ``followers`` (the default): the store's followers;
 * ``visitors``: users who checked in at the store in the last ``audience_days`` days
   (:data:`DAYS_MIN` .. :data:`DAYS_MAX`, default :data:`DAYS_DEFAULT`);
-* ``regulars``: users with at least ``min_visits`` distinct check-in days (the check-in's ``day``)
-  at the store in the last :data:`REGULAR_WINDOW_DAYS` days (:data:`VISITS_MIN` .. :data:`VISITS_MAX`,
-  default :data:`VISITS_DEFAULT`: one visit is a visitor, and 90 is every day of the window);
+* ``regulars``: users with at least ``min_visits`` distinct check-in days at the store in the last
+  :data:`REGULAR_WINDOW_DAYS` days (:data:`VISITS_MIN` .. :data:`VISITS_MAX`, default
+  :data:`VISITS_DEFAULT`: one visit is a visitor, and 90 is every day of the window). Days are the
+  store's local days, as in its insights and the loyalty ledger (:mod:`checkins.localtime`): the
+  window is its last 90 local days, today included, and a check-in's day is computed from its
+  ``created_at`` in the query (:func:`checkins.localtime.local_day_expr`; the check-in's stored
+  ``day`` is the UTC day, which the mayor still counts), so a time zone change applies at once and
+  no stored check-in needs rewriting;
 * ``nearby``: anyone near the store; a non-follower's share of those is limited by
   :mod:`offers.nearbycap` (at most 3 a day, none after an opt-out).
 
@@ -25,6 +30,7 @@ from typing import Any, Literal, cast
 
 from bson import ObjectId
 
+from checkins.localtime import day_start_utc, local_day_expr, today
 from solomo.core.errors import Invalid
 from solomo.core.ids import maybe_id
 from solomo.core.services import Services
@@ -93,10 +99,13 @@ def audience_of_offer(doc: dict[str, Any]) -> Audience:
     return Audience("nearby" if kind == "nearby" else "followers")
 
 
-def since(audience: Audience, now: datetime | None = None) -> datetime:
-    """Start of the check-in window of a visitors or regulars audience."""
-    days = audience.days if audience.kind == "visitors" and audience.days else REGULAR_WINDOW_DAYS
-    return (now or datetime.now(UTC)) - timedelta(days=days)
+def since(audience: Audience, store: dict[str, Any], now: datetime | None = None) -> datetime:
+    """Start of the check-in window of a visitors audience (``days`` × 24 hours ago: no day is
+    counted) or a regulars audience (the start of the store-local day 89 days before today)."""
+    now = now or datetime.now(UTC)
+    if audience.kind == "visitors" and audience.days:
+        return now - timedelta(days=audience.days)
+    return day_start_utc(store, today(store, now) - timedelta(days=REGULAR_WINDOW_DAYS - 1))
 
 
 def _oids(user_ids: list[str]) -> list[ObjectId]:
@@ -119,14 +128,16 @@ async def followers_among(services: Services, store_id: ObjectId, user_ids: list
     return await _chunked(_oids(user_ids), read)
 
 
-async def visit_days_among(services: Services, store_id: ObjectId, start: datetime, user_ids: list[str],
-                           min_days: int) -> set[str]:
-    """Which of ``user_ids`` checked in at the store on at least ``min_days`` distinct days since
-    ``start`` (1: visitors). The match is on the covering index's prefix, then grouped per user."""
+async def visit_days_among(services: Services, store: dict[str, Any], start: datetime, user_ids: list[str],
+                           min_days: int, now: datetime | None = None) -> set[str]:
+    """Which of ``user_ids`` checked in at the store on at least ``min_days`` distinct store-local
+    days since ``start`` (1: visitors). The match is on the index's prefix, then grouped per user."""
+    day = local_day_expr(store, "created_at", start, now or datetime.now(UTC))
+
     async def read(chunk: list[ObjectId]) -> list[str]:
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"store_id": store_id, "created_at": {"$gte": start}, "user_id": {"$in": chunk}}},
-            {"$project": {"_id": 0, "user_id": 1, "day": 1}},
+            {"$match": {"store_id": store["_id"], "created_at": {"$gte": start}, "user_id": {"$in": chunk}}},
+            {"$project": {"_id": 0, "user_id": 1, "day": day}},
             {"$group": {"_id": "$user_id", "days": {"$addToSet": "$day"}}},
             {"$match": {"$expr": {"$gte": [{"$size": "$days"}, min_days]}}},
             {"$project": {"_id": 1}},
@@ -139,17 +150,18 @@ async def visit_days_among(services: Services, store_id: ObjectId, start: dateti
     return await _chunked(_oids(user_ids), read)
 
 
-async def members_among(services: Services, store_id: ObjectId, audience: Audience, user_ids: list[str],
+async def members_among(services: Services, store: dict[str, Any], audience: Audience, user_ids: list[str],
                         now: datetime | None = None) -> set[str]:
-    """Which of the candidates ``user_ids`` the audience holds. ``nearby`` holds them all: its
-    limits (cap, opt-out) are applied to the reachable ones only, by :mod:`offers.nearbycap`."""
+    """Which of the candidates ``user_ids`` the audience of ``store`` (its ``_id`` and ``timezone``)
+    holds. ``nearby`` holds them all: its limits (cap, opt-out) are applied to the reachable ones
+    only, by :mod:`offers.nearbycap`."""
     if not user_ids:
         return set()
     if audience.kind == "followers":
-        return await followers_among(services, store_id, user_ids)
+        return await followers_among(services, store["_id"], user_ids)
     if audience.kind == "visitors":
-        return await visit_days_among(services, store_id, since(audience, now), user_ids, 1)
+        return await visit_days_among(services, store, since(audience, store, now), user_ids, 1, now)
     if audience.kind == "regulars":
-        return await visit_days_among(services, store_id, since(audience, now), user_ids,
-                                      audience.min_visits or VISITS_DEFAULT)
+        return await visit_days_among(services, store, since(audience, store, now), user_ids,
+                                      audience.min_visits or VISITS_DEFAULT, now)
     return set(user_ids)

@@ -2,10 +2,10 @@
 reach now.
 
 ``size``: followers → the store's ``followers_count``; visitors and regulars → distinct users from
-one aggregation over the store's check-ins in the window (the ``(store_id, created_at, user_id,
-day)`` index covers it), reading at most :data:`SCAN_CAP` check-ins, newest first — beyond that
-``capped`` is true and ``size`` is a lower bound; nearby → the users with a fresh position in the
-radius.
+one aggregation over the store's check-ins in the window, counting store-local days as
+:mod:`offers.audiences` does (the ``(store_id, created_at, user_id, day)`` index covers it),
+reading at most :data:`SCAN_CAP` check-ins, newest first — beyond that ``capped`` is true and
+``size`` is a lower bound; nearby → the users with a fresh position in the radius.
 
 ``online_in_radius``: of the users with a fresh position in the radius (the nearest
 :data:`CANDIDATE_CAP`), those reachable now (an open socket, or a Web Push subscription) and in
@@ -16,10 +16,12 @@ places (a preview takes none), but without the users who opted out of unfollowed
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 
+from checkins.localtime import local_day_expr
 from geo.positions import users_within
 from offers.audiences import Audience, followers_among, since
 from offers.nearbycap import opted_out
@@ -60,11 +62,13 @@ async def _size(services: Services, store: dict[str, Any], audience: Audience, n
     if audience.kind == "nearby":
         return near, False
     min_days = (audience.min_visits or 1) if audience.kind == "regulars" else 1
+    now = datetime.now(UTC)
+    start = since(audience, store, now)
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"store_id": store["_id"], "created_at": {"$gte": since(audience)}}},
+        {"$match": {"store_id": store["_id"], "created_at": {"$gte": start}}},
         {"$sort": {"created_at": -1}},
         {"$limit": SCAN_CAP + 1},
-        {"$project": {"_id": 0, "user_id": 1, "day": 1}},
+        {"$project": {"_id": 0, "user_id": 1, "day": local_day_expr(store, "created_at", start, now)}},
         {"$group": {"_id": "$user_id", "days": {"$addToSet": "$day"}, "n": {"$sum": 1}}},
         {"$match": {"$expr": {"$gte": [{"$size": "$days"}, min_days]}}},
         {"$group": {"_id": None, "users": {"$sum": 1}, "scanned": {"$sum": "$n"}}},
@@ -74,13 +78,13 @@ async def _size(services: Services, store: dict[str, Any], audience: Audience, n
         return 0, False
     # ``scanned`` counts only the kept users' check-ins: capped is judged on the window's count
     scanned = await services.db.checkins.count_documents(
-        {"store_id": store["_id"], "created_at": {"$gte": since(audience)}}, limit=SCAN_CAP + 1)
+        {"store_id": store["_id"], "created_at": {"$gte": start}}, limit=SCAN_CAP + 1)
     return int(rows[0]["users"]), scanned > SCAN_CAP
 
 
 async def _reachable(services: Services, store: dict[str, Any], audience: Audience,
                      near: list[tuple[str, float]]) -> int:
-    reach = await reachable_members(services, store["_id"], audience, [uid for uid, _ in near])
+    reach = await reachable_members(services, store, audience, [uid for uid, _ in near])
     if reach and audience.kind == "nearby":
         followers = await followers_among(services, store["_id"], list(reach))
         reach -= await opted_out(services, [u for u in reach if u not in followers])

@@ -222,19 +222,20 @@ async def _recipients(services: Services, offer: dict[str, Any], store: dict[str
     """Of one chunk of candidates, those to send to: :func:`reachable_members`, and for ``nearby``
     admitted by its cap (:mod:`offers.nearbycap`, last: only users about to be sent take a place)."""
     ids = [uid for uid, _ in near]
-    reach = await reachable_members(services, store["_id"], audience, ids)
+    reach = await reachable_members(services, store, audience, ids)
     if reach and audience.kind == "nearby":
         reach = await nearbycap.admit(services, offer, store, [uid for uid in ids if uid in reach])
     return [(uid, d) for uid, d in near if uid in reach]
 
 
-async def reachable_members(services: Services, store_id: ObjectId, audience: Audience, ids: list[str]) -> set[str]:
+async def reachable_members(services: Services, store: dict[str, Any], audience: Audience,
+                            ids: list[str]) -> set[str]:
     """Which of the candidates ``ids`` are in the audience and reachable now: online, or with no
     open socket a Web Push subscription (:mod:`push.dispatch` sends their event)."""
     if not ids:
         return set()
     online, members = await asyncio.gather(is_online(services.redis, ids),
-                                           members_among(services, store_id, audience, ids))
+                                           members_among(services, store, audience, ids))
     reach = {uid for uid, on in zip(ids, online, strict=True) if on and uid in members}
     away = [uid for uid in ids if uid in members and uid not in reach]
     if away:

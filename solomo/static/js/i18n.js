@@ -229,6 +229,7 @@ const STRINGS = {
     "audience.hint.visitors": "People who checked in here in the last {days} days.",
     "audience.hint.regulars": "People who checked in here on at least {visits} days in the last 90.",
     "audience.hint.nearby": "Anyone near the store. People who don't follow you get at most 3 such offers a day, and none if they opted out.",
+    "merchant.timezone_hint": "Insights, daily check-in points and regulars count days in this zone.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -456,6 +457,7 @@ const STRINGS = {
     "audience.hint.visitors": "最近 {days} 天在本店签到过的用户。",
     "audience.hint.regulars": "近 90 天内至少有 {visits} 天在本店签到的用户。",
     "audience.hint.nearby": "门店附近的所有人。未关注你的用户每天最多收到 3 条此类优惠，关闭该选项的用户不会收到。",
+    "merchant.timezone_hint": "经营数据、每日签到积分和常客均按此时区计日。",
   },
 };
 

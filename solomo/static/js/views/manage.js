@@ -6,7 +6,7 @@ import { busy, field, h, onLeave, toast } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { openLocationPicker } from "./location.js";
-import { CATEGORIES, categoryName } from "./stores.js";
+import { CATEGORIES, categoryName, timezoneField } from "./stores.js";
 
 const patch = (path, body) => request("PATCH", path, body);
 
@@ -119,21 +119,17 @@ export async function storeEditView(root, storeId) {
   });
   onLeave(off);
   const here = h("button.pick-location", { type: "button", onclick: openLocationPicker }, t("manage.pick_location"));
-  // the store's calendar (insights' days and hours): any IANA name the browser knows, checked by the server
-  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
-  const timezone = h("input", { name: "timezone", list: "tz-names", maxlength: "64", autocomplete: "off",
-    value: store.timezone || "Asia/Shanghai" });
+  const timezone = timezoneField(store.timezone); // the store's calendar, as on the create form
   const save = h("button.primary", { type: "submit" }, t("manage.save"));
   const form = h("form.stack.card.store-edit", {}, field(t("merchant.name"), name),
     field(t("merchant.category"), category), field(t("merchant.address"), address),
-    field(t("merchant.radius"), radius), field(t("insights.timezone_field"), timezone),
-    h("datalist", { id: "tz-names" }, zones.map((z) => h("option", { value: z }))),
+    field(t("merchant.radius"), radius), ...timezone.nodes,
     h("div.row", {}, field(t("loc.lat"), lat), field(t("loc.lng"), lng)), here, save);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = { name: name.value, category: category.value, address: address.value.trim() || null,
       checkin_radius_m: Number(radius.value), lat: Number(lat.value), lng: Number(lng.value),
-      timezone: timezone.value.trim() };
+      timezone: timezone.input.value.trim() };
     if (!Number.isFinite(body.lat) || !Number.isFinite(body.lng)) {
       toast(t("err.invalid"), "error");
       return;

@@ -144,22 +144,39 @@ export async function storeView(root, storeId) {
   await list.ready;
 }
 
+// The store's calendar (contract: Store insights; its insights, the day's loyalty points and the
+// regulars audience count its days): one control for the create and the edit form, any IANA name
+// the browser knows, checked by the server.
+export const DEFAULT_TIMEZONE = "Asia/Shanghai";
+let zoneLists = 0;
+
+export function timezoneField(value) {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const id = `tz-names-${++zoneLists}`; // unique, should two forms ever share a page
+  const input = h("input", { name: "timezone", list: id, maxlength: "64", autocomplete: "off",
+    value: value || DEFAULT_TIMEZONE });
+  const label = field(t("insights.timezone_field"), input);
+  label.append(h("span.muted.small.timezone-hint", {}, t("merchant.timezone_hint")));
+  return { input, nodes: [label, h("datalist", { id }, zones.map((z) => h("option", { value: z })))] };
+}
+
 export function createStoreForm(onCreated) {
   const loc = session.location;
   const name = h("input", { name: "name", required: true, maxlength: "100" });
   const category = h("select", { name: "category" }, CATEGORIES.map((c) => h("option", { value: c }, categoryName(c))));
   const address = h("input", { name: "address", maxlength: "200" });
   const radius = h("input", { name: "checkin_radius_m", type: "number", min: "20", max: "2000", value: "200" });
+  const timezone = timezoneField(DEFAULT_TIMEZONE);
   const where = h("div.muted.small", {}, t("merchant.at_location", { lat: loc.lat.toFixed(5), lng: loc.lng.toFixed(5) }));
   const send = h("button.primary", { type: "submit" }, t("merchant.create"));
   const form = h("form.stack.create-store", {}, field(t("merchant.name"), name),
     field(t("merchant.category"), category), field(t("merchant.address"), address),
-    field(t("merchant.radius"), radius), where, send);
+    field(t("merchant.radius"), radius), ...timezone.nodes, where, send);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const here = session.location;
     const body = { name: name.value, lat: here.lat, lng: here.lng, category: category.value,
-      checkin_radius_m: Number(radius.value) };
+      checkin_radius_m: Number(radius.value), timezone: timezone.input.value.trim() || DEFAULT_TIMEZONE };
     if (address.value.trim()) body.address = address.value;
     try {
       const store = await busy(send, api.post("/v1/stores", body));
