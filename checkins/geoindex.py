@@ -176,18 +176,20 @@ def _hits(reply: list[Any]) -> list[Hit]:
 async def search(services: Services, category: str | None, lat: float, lng: float, radius_m: float,
                  count: int) -> list[Hit]:
     """The ``count`` members nearest to the point within ``radius_m`` (Redis's distances), nearest first."""
-    return _hits(await services.redis.execute_command(*_search_args(category, lat, lng, radius_m, count)))
+    args = _search_args(category, lat, lng, radius_m, count)
+    return _hits((await services.batch.run(lambda pipe: pipe.execute_command(*args)))[0])
 
 
 async def search_if_usable(services: Services, category: str | None, lat: float, lng: float, radius_m: float,
                            count: int) -> list[Hit] | None:
     """:func:`search` in the same round trip as the markers; None when the index is not ready (read
     MongoDB). Starts a background rebuild (one per cluster) when the index is missing or due for repair."""
-    async with services.redis.pipeline(transaction=False) as pipe:
+    def queue(pipe: Any) -> None:
         pipe.exists(STORES_GEO_READY)
         pipe.exists(STORES_GEO_FRESH)
         pipe.execute_command(*_search_args(category, lat, lng, radius_m, count))
-        ready, fresh, reply = await pipe.execute()
+
+    ready, fresh, reply = await services.batch.run(queue)
     if not (ready and fresh) and await services.redis.set(STORES_GEO_LOCK, "1", nx=True, ex=LOCK_TTL_S):
         task = asyncio.create_task(_rebuild_in_background(services), name="stores-geo-rebuild")
         _background.add(task)

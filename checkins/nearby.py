@@ -133,6 +133,11 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         count, hits = count * 2, None
 
 
+PAGE_PROJECTION = {"search_keys": 0, "seat": 0}
+"""What a page leaves out of a store document: the search index's ~100 keys and the mayor's seat
+(decoding them was most of the read's cost; a page shows neither)."""
+
+
 async def _documents(services: Services, rows: list[tuple[float, ObjectId, float, float]],
                      want: int, category: str | None) -> list[dict[str, Any]]:
     """The documents of the first ``want`` rows whose store exists *at the member's position* (and
@@ -144,7 +149,7 @@ async def _documents(services: Services, rows: list[tuple[float, ObjectId, float
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
         ids = [row[1] for row in chunk]
-        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": ids}})}
+        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": ids}}, PAGE_PROJECTION)}
         out += [{**docs[oid], "distance_m": d} for d, oid, slat, slng in chunk
                 if oid in docs and _at(docs[oid], slat, slng)
                 and (category is None or docs[oid].get("category", "other") == category)]
@@ -160,7 +165,7 @@ async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: f
                       limit: int, after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     start = after.score - _ANNULUS_M if after else 0.0
     pipeline = [_geo_near(lat, lng, min_m=start, max_m=radius_m, category=category), *_after(after),
-                {"$limit": lookahead(limit)}]
+                {"$limit": lookahead(limit)}, {"$project": PAGE_PROJECTION}]
     rows = sorted(await (await services.db.stores.aggregate(pipeline)).to_list(None), key=_order)
     if len(rows) > limit and rows[limit]["distance_m"] == rows[limit - 1]["distance_m"]:
         # equal distances straddle the page boundary: $geoNear may have cut that group anywhere, so
@@ -174,6 +179,7 @@ async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: f
             *_after(after),
             {"$sort": {"_id": 1}},
             {"$limit": lookahead(limit) - len(rows)},
+            {"$project": PAGE_PROJECTION},
         ]
         rows += await (await services.db.stores.aggregate(ties)).to_list(None)
     return cut_page(rows, limit, _position)
