@@ -35,6 +35,7 @@ from bson import ObjectId
 
 from checkins import geoindex
 from geo.geojson import geo_point
+from solomo.core.idloader import IdLoads
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
 PAGE_PROJECTION = {"search_keys": 0, "seat": 0}
 """What a page leaves out of a store document: the search index's ~100 keys and the mayor's seat
 (decoding them was most of the read's cost; a page shows neither)."""
+STORES_FOR_PAGES = IdLoads("stores", PAGE_PROJECTION)
+"""A page's stores: concurrent pages share one query (:mod:`solomo.core.idloader`)."""
 
 
 async def _documents(services: Services, rows: list[tuple[float, ObjectId, float, float]],
@@ -149,7 +152,7 @@ async def _documents(services: Services, rows: list[tuple[float, ObjectId, float
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
         ids = [row[1] for row in chunk]
-        docs = {d["_id"]: d async for d in services.db.stores.find({"_id": {"$in": ids}}, PAGE_PROJECTION)}
+        docs = await STORES_FOR_PAGES.load(services, ids)
         out += [{**docs[oid], "distance_m": d} for d, oid, slat, slng in chunk
                 if oid in docs and _at(docs[oid], slat, slng)
                 and (category is None or docs[oid].get("category", "other") == category)]

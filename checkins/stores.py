@@ -21,6 +21,7 @@ from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound, RateLimited
+from solomo.core.idloader import IdLoads
 from solomo.core.ids import parse_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.searchkeys import store_keys
@@ -143,6 +144,10 @@ def store_public(doc: dict[str, Any], mayor_doc: dict[str, Any] | None) -> dict[
     }
 
 
+MAYORS = IdLoads("users", {"username": 1, "display_name": 1, "status": 1})
+"""Mayors shown on store pages: concurrent pages share one query (:mod:`solomo.core.idloader`)."""
+
+
 async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Store documents → public Stores, loading all their mayors with one query.
 
@@ -150,11 +155,7 @@ async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list
     check-in anyway).
     """
     mayor_ids = list({d["mayor_id"] for d in docs if d.get("mayor_id")})
-    mayors: dict[ObjectId, dict[str, Any]] = {}
-    if mayor_ids:
-        cursor = services.db.users.find({"_id": {"$in": mayor_ids}, "status": {"$ne": "deleted"}},
-                                        {"username": 1, "display_name": 1})
-        mayors = {u["_id"]: u async for u in cursor}
+    mayors = {oid: u for oid, u in (await MAYORS.load(services, mayor_ids)).items() if u.get("status") != "deleted"}
     return [store_public(d, mayors.get(d["mayor_id"]) if d.get("mayor_id") else None) for d in docs]
 
 

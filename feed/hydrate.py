@@ -40,8 +40,13 @@ from geo.privacy import shown_point
 from media.store import media_public
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
+from solomo.core.idloader import IdLoads
 from solomo.core.keys import SUMMARIES_GEN
 from solomo.core.services import Services
+
+USER_NAMES = IdLoads("users", {"username": 1, "display_name": 1})
+STORE_NAMES = IdLoads("stores", {"name": 1, "location": 1})
+"""The summaries' reads on a cache miss: concurrent pages share one query per kind."""
 
 
 def _copy(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -96,11 +101,9 @@ async def _load_summaries(services: Services, kind: str, ids: list[ObjectId]) ->
             missing.append(oid)
     if missing:
         if kind == "user":
-            cursor = services.db.users.find({"_id": {"$in": missing}}, {"username": 1, "display_name": 1})
-            loaded = {u["_id"]: user_summary(u) async for u in cursor}
+            loaded = {oid: user_summary(u) for oid, u in (await USER_NAMES.load(services, missing)).items()}
         else:
-            cursor = services.db.stores.find({"_id": {"$in": missing}}, {"name": 1, "location": 1})
-            loaded = {s["_id"]: store_summary(s) async for s in cursor}
+            loaded = {oid: store_summary(s) for oid, s in (await STORE_NAMES.load(services, missing)).items()}
         for oid in missing:
             summary = loaded.get(oid)
             if summary is not None:  # a missing document is not remembered

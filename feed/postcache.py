@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from bson import ObjectId
 
+from solomo.core.idloader import IdLoads
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import by_hash_tag, post_gen_key, post_view_key
 from solomo.core.scripts import LuaScript
@@ -58,6 +59,10 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
 redis.call('DEL', KEYS[1])
 return 1
 """)
+
+
+POSTS = IdLoads("posts")
+"""Posts read to fill their views: the misses of concurrent pages share one query."""
 
 
 def to_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -171,8 +176,7 @@ async def fill(services: Services, missed: list[ObjectId],
         return {}
     if seen is None:
         seen = await generations(services, missed)  # before MongoDB: that is the guard
-    docs = [d async for d in services.db.posts.find({"_id": {"$in": missed}})]
-    views = {d["_id"]: to_view(d) for d in docs}
+    views = {oid: to_view(d) for oid, d in (await POSTS.load(services, missed)).items()}
     if views:
         async with services.redis.pipeline(transaction=False) as pipe:
             for pid, view in views.items():
