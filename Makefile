@@ -23,7 +23,7 @@ browser:
 
 # Two passes: everything on one embedded Redis, then the Redis-heavy packages again with the data on
 # a real six-node Redis Cluster (tests/conftest.py starts it; the broker stays a plain Redis).
-CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins
+CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins tests/test_redisio.py tests/test_autopipe.py
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
