@@ -312,3 +312,18 @@ async def _online(services: Any, user_id: str) -> bool:
     from solomo.core.presence import is_online
 
     return (await is_online(services.redis, [user_id]))[0]
+
+
+async def test_an_offer_delivery_trims_only_the_inboxes_over_the_cap(client, services, monkeypatch):
+    monkeypatch.setattr(recorder, "INBOX_CAP", 3)
+    busy, quiet = await register(client), await register(client)
+    owner = ObjectId()
+    offers = [{"_id": ObjectId(), "owner_id": owner} for _ in range(5)]
+    for offer in offers:
+        await recorder.record_offers(services, offer, [busy.id])
+    assert await recorder.record_offers(services, {"_id": ObjectId(), "owner_id": owner}, [busy.id, quiet.id]) == 2
+    kept = await services.db.notifications.find({"recipient_id": ObjectId(busy.id)}).sort(
+        [("updated_ms", -1), ("_id", -1)]).to_list(None)
+    assert len(kept) == 3  # the newest three of six
+    assert [d["offer_id"] for d in kept][1:] == [o["_id"] for o in reversed(offers[-2:])]
+    assert await services.db.notifications.count_documents({"recipient_id": ObjectId(quiet.id)}) == 1
