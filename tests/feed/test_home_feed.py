@@ -3,6 +3,8 @@ readers, hybrid fan-out, the outbox sweeper and a Redis flush."""
 
 from __future__ import annotations
 
+import asyncio
+
 from bson import ObjectId
 
 from feed.fanout import fanout_post, sweep_pending
@@ -194,11 +196,14 @@ async def test_read_is_right_while_the_rebuild_runs(client, services):
 
 
 async def test_hybrid_fanout_merges_big_authors_at_read_time(client, services, celery_worker):
-    star, fan, small = await register(client), await register(client), await register(client)
+    star, fan, small, other = (await register(client), await register(client), await register(client),
+                               await register(client))
     await ready_home(client, services, fan)
     await ready_home(client, services, star)
+    await ready_home(client, services, other)
     await follow(client, fan, star)
     await follow(client, fan, small)
+    await follow(client, other, small)
     limit = services.settings.fanout_max_followers
     await services.db.users.update_one({"_id": ObjectId(star.id)}, {"$inc": {"followers_count": limit}})
     try:
@@ -209,6 +214,8 @@ async def test_hybrid_fanout_merges_big_authors_at_read_time(client, services, c
         assert await home_members(services, fan) == [m1["id"]]  # the star was not pushed
         assert await home_members(services, star) == [s1["id"]]  # but the star sees their own
         assert await ids(client, fan) == [m1["id"], s1["id"]]  # merged at read time
+        # read at once, the two pages share the "which pull authors do I follow" query: each its own answer
+        assert await asyncio.gather(ids(client, fan), ids(client, other)) == [[m1["id"], s1["id"]], [m1["id"]]]
         s2 = await post(client, star, "again")
         await fanned_out(services, s2["id"])
         assert await all_ids(client, fan, "/v1/feed/home", limit=1) == [s2["id"], m1["id"], s1["id"]]
