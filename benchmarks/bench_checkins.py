@@ -21,7 +21,7 @@ import itertools
 import random
 from typing import Any
 
-from benchmarks.common import BenchEnv, Result, json_request, run_load, send_once
+from benchmarks.common import BenchEnv, Result, json_request, profiled, run_load, send_once
 from benchmarks.seed import bulk_users
 
 N = 1500
@@ -65,7 +65,8 @@ async def run(env: BenchEnv) -> list[Result]:
     before = await services.db.checkins.count_documents({})
     pids = {"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}
     await run_load(api.port, requests[:warmup], concurrency=CONCURRENCY)
-    ours = await send_once(api.port, requests[warmup:], concurrency=CONCURRENCY, pids=pids)
+    with profiled("check-in writes", api.pid):
+        ours = await send_once(api.port, requests[warmup:], concurrency=CONCURRENCY, pids=pids)
     written = await services.db.checkins.count_documents({}) - before
 
     base_app = await env.baseline()

@@ -151,11 +151,8 @@ async def check_in(
         await _apply_history_rules(services, user.id, store["_id"], here, session)
         await db.checkins.insert_one(checkin, session=session)
         await attach_and_insert(services, txn, post)  # with its photos, if any
-        visitor = await db.store_visitors.update_one(
-            {"store_id": store["_id"], "user_id": user.id}, {"$setOnInsert": {"first_at": now}},
-            upsert=True, session=session)
-        await count_visit_day(services, txn, store, user.id, now)  # the store's day rollup (insights)
-        counters = {"checkins_count": 1, "unique_visitors": 1 if visitor.upserted_id is not None else 0}
+        first_visit = await count_visit_day(services, txn, store, user.id, now)  # visitor row + day rollup
+        counters = {"checkins_count": 1, "unique_visitors": 1 if first_visit else 0}
         counted = await _count_visit(services, store, counters, user.id, now, session)
         await earn_for_checkin(services, txn, user.id, store, checkin_id, now)  # loyalty points, once a local day
         txn.after_commit(tasknames.FANOUT_POST, str(post["_id"]))

@@ -56,18 +56,24 @@ def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
 
 
 async def count_visit_day(services: Services, txn: Txn, store: dict[str, Any], user_id: ObjectId,
-                          at: datetime) -> None:
-    """Counts one check-in of ``user_id`` at ``store`` at ``at`` in the store's day rollup (inside
-    the check-in's transaction ``txn``, after the ``store_visitors`` row exists)."""
+                          at: datetime) -> bool:
+    """Counts one check-in of ``user_id`` at ``store`` at ``at``: the user's ``store_visitors`` row
+    (created with ``first_at`` on the first visit) and the store's day rollup, inside the check-in's
+    transaction ``txn``. Returns whether this was the user's first visit to the store.
+
+    The row is upserted and moved in one ``findAndModify`` (a round trip less in a transaction that
+    is mostly round trips; docs/benchmarks.md), and the days' tallies go in one ``bulk_write``."""
     db, session = services.db, txn.session
     day, hour = _day_hour(store, at)
     # newest two distinct days: a new day shifts last_day into prev_day; the same day changes nothing
     shift = {"$and": [{"$ne": ["$last_day", day]}, {"$lt": [{"$ifNull": ["$last_day", ""]}, day]}]}
     before = await db.store_visitors.find_one_and_update(
         {"store_id": store["_id"], "user_id": user_id},
-        [{"$set": {"prev_day": {"$ifNull": [{"$cond": [shift, "$last_day", "$prev_day"]}, None]},
+        [{"$set": {"first_at": {"$ifNull": ["$first_at", at]},
+                   "prev_day": {"$ifNull": [{"$cond": [shift, "$last_day", "$prev_day"]}, None]},
                    "last_day": {"$cond": [shift, day, "$last_day"]}}}],
-        projection={"last_day": 1, "prev_day": 1}, return_document=ReturnDocument.BEFORE, session=session)
+        projection={"last_day": 1, "prev_day": 1}, return_document=ReturnDocument.BEFORE, upsert=True,
+        session=session)
     seen, prev = (before or {}).get("last_day"), (before or {}).get("prev_day")
     first_today = seen != day and prev != day
     shifted = seen is None or seen < day
@@ -82,9 +88,10 @@ async def count_visit_day(services: Services, txn: Txn, store: dict[str, Any], u
             _add(inc, seen, "prev_of", 1)
         if prev is not None:
             _add(inc, prev, "prev_of", -1)
-    for d in sorted(inc):  # one write per day touched, always in the same order
-        await db.store_days.update_one({"store_id": store["_id"], "day": d}, {"$inc": inc[d]}, upsert=True,
-                                       session=session)
+    # one write per day touched, always in the same order, all in one round trip
+    await db.store_days.bulk_write([UpdateOne({"store_id": store["_id"], "day": d}, {"$inc": inc[d]}, upsert=True)
+                                    for d in sorted(inc)], ordered=True, session=session)
+    return before is None
 
 
 def _add(inc: dict[str, dict[str, int]], day: str, key: str, n: int) -> None:

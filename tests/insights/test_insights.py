@@ -286,11 +286,12 @@ async def test_a_retried_transaction_counts_once(client, services, monkeypatch):
     u = await register(client)
     attempts = []
 
-    async def fail_first_attempt(services_, txn, store_, user_id, at_) -> None:
-        await count_visit_day(services_, txn, store_, user_id, at_)  # the real writes, then a transient failure
+    async def fail_first_attempt(services_, txn, store_, user_id, at_) -> bool:
+        first = await count_visit_day(services_, txn, store_, user_id, at_)  # the real writes, then a transient failure
         attempts.append(at_)
         if len(attempts) == 1:
             raise OperationFailure("injected write conflict", 112, {"errorLabels": ["TransientTransactionError"]})
+        return first
 
     monkeypatch.setattr(checkin_module, "count_visit_day", fail_first_attempt)
     await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
