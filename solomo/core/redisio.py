@@ -23,7 +23,9 @@ connection, 320 µs with the two changes here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import hiredis
@@ -113,34 +115,31 @@ class WatchedConnection(Connection):
         except TypeError as exc:  # None, bool, a list…: what redis-py's encoder refuses too
             raise DataError(str(exc)) from exc
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+    @contextlib.contextmanager
+    def _watched(self, what: str) -> Iterator[None]:
+        """Bounds the operation awaited inside by :attr:`io_timeout_s` (see the module)."""
         dog = _watchdog()
         watch = dog.start(self.io_timeout_s)
         try:
-            await super().send_packed_command(command, check_health)
+            yield
         except asyncio.CancelledError:
-            error = _timed_out(watch, "writing to")
+            error = _timed_out(watch, what)
             if error is None:
                 raise
             raise error from None
         finally:
             dog.stop(watch)
 
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        with self._watched("writing to"):
+            await super().send_packed_command(command, check_health)
+
     async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, *,
                             disconnect_on_error: bool = True, push_request: bool | None = False) -> Any:
         if timeout is not None:  # the caller's own bound: redis-py's handling
             return await super().read_response(disable_decoding, timeout, disconnect_on_error=disconnect_on_error,
                                                push_request=push_request)
-        dog = _watchdog()
-        watch = dog.start(self.io_timeout_s)
-        try:
+        with self._watched("reading from"):
             # math.inf: "no timeout of redis-py's own" (its documented opt-out); the watchdog bounds it
             return await super().read_response(disable_decoding, float("inf"), disconnect_on_error=disconnect_on_error,
                                                push_request=push_request)
-        except asyncio.CancelledError:
-            error = _timed_out(watch, "reading from")
-            if error is None:
-                raise
-            raise error from None
-        finally:
-            dog.stop(watch)
