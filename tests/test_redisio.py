@@ -55,7 +55,7 @@ async def test_a_stalled_server_fails_the_read_then_the_client_recovers(settings
     watched, other = _client(settings, QuickTimeout), _client(settings, Connection)
     try:
         assert await watched.ping()
-        sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "3"))
+        sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "2"))
         await asyncio.sleep(0.1)  # the sleep has reached the server
         with pytest.raises(RedisTimeoutError):
             await watched.ping()
@@ -71,7 +71,7 @@ async def test_a_stalled_server_fails_the_read_then_the_client_recovers(settings
 async def test_a_real_cancellation_stays_a_cancellation(settings):
     watched, other = _client(settings, WatchedConnection), _client(settings, Connection)
     try:
-        sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "1"))
+        sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "0.6"))
         await asyncio.sleep(0.1)
         reading = asyncio.create_task(watched.ping())
         await asyncio.sleep(0.1)
