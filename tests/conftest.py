@@ -20,8 +20,14 @@ _skipped: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Start the servers before any solomo/workers module reads settings from the environment."""
+    """Start the servers before any solomo/workers module reads settings from the environment.
+
+    Under pytest-xdist (``make test`` runs ``-n``) the controller only hands out tests: each worker
+    process starts servers of its own, so no test shares a database, a Redis or a broker with a test
+    running at the same time (drills flush, kill and fail over what they were given)."""
     global _servers, _tmp, _cluster
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return
     os.environ.setdefault("SOLOMO_MONGO_DB", "solomo_test")
     os.environ["SOLOMO_PASSWORD_TIME_COST"] = "1"
     os.environ["SOLOMO_PASSWORD_MEMORY_KIB"] = "1024"

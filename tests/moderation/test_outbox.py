@@ -46,7 +46,9 @@ async def _sweep_and_run(services, monkeypatch, post_id: str) -> None:
     """One sweep; then run the ``fanout.post`` it sent for ``post_id`` as the worker would."""
     tasks = LostTasks()
     monkeypatch.setattr(services.tasks, "send", tasks.send)
-    await sweep_pending(services, older_than_s=0, limit=100_000)
+    # a cutoff a second ahead: the status change stamped fanout_swept_at = now, maybe in this very
+    # millisecond (MongoDB dates are milliseconds), and "older than now" would miss it
+    await sweep_pending(services, older_than_s=-1, limit=100_000)
     assert post_id in tasks.ids(tasknames.FANOUT_POST), "the sweep did not re-send the post"
     await fanout_post(services, ObjectId(post_id))
 
