@@ -108,7 +108,7 @@ async def test_queue_oldest_first_paged_and_decisions_leave_it(client, services,
         assert resp.status_code == 200
         page = resp.json()
         assert len(page["items"]) <= 2
-        seen += [i["post"]["id"] for i in page["items"]]
+        seen += [i["post"]["id"] for i in page["items"] if "post" in i]  # offers held for review share the queue
         pages += 1
         cursor = page["next_cursor"]
         if not cursor or pages > 500:

@@ -144,7 +144,7 @@ async def find_in_queue(client, moderator, post_id: str) -> dict:
         url = "/v1/moderation/queue?limit=100" + (f"&cursor={cursor}" if cursor else "")
         page = (await client.get(url, headers=moderator.headers)).json()
         for item in page["items"]:
-            if item["post"]["id"] == post_id:
+            if "post" in item and item["post"]["id"] == post_id:  # offers held for review share the queue
                 return item
         cursor = page["next_cursor"]
         if not cursor:
