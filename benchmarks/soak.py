@@ -49,7 +49,11 @@ What is checked at the end (exit status 1 if any fails):
   measured the same way, so a slow client is not mistaken for a slow server (reported, not
   checked).
 
-Latency p50/p99 per route are printed beside the counts, and everything is written as JSON to
+Latency p50/p99 per route are printed beside the counts, with the p99 the API measured itself
+(a bound from its duration histogram: what the server did, without this process's queueing); when
+the slow requests happened (those over 100 ms counted per second of the load, and the slowest with
+their start: clustered seconds point at a stall that hit every route at once); and the data Redis's
+slow log of the load (commands over 10 ms). Everything is written as JSON to
 ``benchmarks/results-soak.json`` (git-ignored).
 """
 
@@ -61,6 +65,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -104,6 +109,8 @@ IN_FLIGHT_S = 1.0
 class RouteStats:
     statuses: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)
+    """``time.perf_counter()`` at each answered request's start (beside its latency: the timeline)."""
     errors: Counter[str] = field(default_factory=Counter)
     """Transport failures (no HTTP answer at all)."""
     failures: list[str] = field(default_factory=list)
@@ -156,6 +163,9 @@ class World:
     """(offer id, store id, lat, lng, radius m) of every offer acknowledged as live."""
     checked_in: set[int] = field(default_factory=set)
     routes: dict[str, RouteStats] = field(default_factory=lambda: defaultdict(RouteStats))
+    server_p99_ms: dict[str, float] = field(default_factory=dict)
+    """Per route, the p99 bound of the API's own duration histogram over the load."""
+    load_started: float = 0.0
     offers: int = 0
 
 
@@ -294,6 +304,7 @@ async def call(world: World, http: Any, route: str, method: str, path: str, toke
         stats.errors[type(exc).__name__] += 1
         return 0, None
     stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    stats.started.append(t0)
     stats.statuses[resp.status_code] += 1
     if resp.status_code >= 500 and len(stats.failures) < 3:
         stats.failures.append(resp.text[:300])
@@ -564,6 +575,36 @@ def lag_buckets(text: str) -> dict[float, float]:
     return out
 
 
+SLOWLOG_US = 10_000
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+HTTP_HISTOGRAM = "solomo_http_request_duration_seconds"
+
+
+def http_buckets(text: str) -> dict[str, dict[float, float]]:
+    """Per ``METHOD /route``: cumulative counts of the API's own request-duration histogram by bound."""
+    out: dict[str, dict[float, float]] = defaultdict(dict)
+    for head, value in metric_samples(text, HTTP_HISTOGRAM + "_bucket").items():
+        labels = dict(part.split("=", 1) for part in head.strip("{}").split(","))
+        # this script names every path parameter {id}; the API names them as its routes do ({post_id})
+        template = re.sub(r"\{[^}]*\}", "{id}", labels["route"].strip('"'))
+        route = f"{labels['method'].strip(chr(34))} {template}"
+        bound = labels["le"].strip('"')
+        out[route][math.inf if bound == "+Inf" else float(bound)] = value
+    return out
+
+
+def server_p99_ms(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> dict[str, float]:
+    """Per route, the bucket bound (ms) under which 99 % of the load's requests were served, as the API
+    measured them (from its first byte read to its last byte written): the client's queueing and its own
+    event loop are not in it."""
+    return {route: round(lag_p99(before.get(route, {}), buckets)[0] * 1000, 1) for route, buckets in after.items()}
+
+
 def lag_p99(before: dict[float, float], after: dict[float, float]) -> tuple[float, int]:
     """(the bucket bound under which 99 % of the ticks' lags fell during the load, the ticks)."""
     bounds = sorted(after)
@@ -633,6 +674,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.2)
 
         since_ms = int((await services.redis.time())[0]) * 1000
+        # the data Redis's own view of its slow commands during the load (one blocks every client)
+        await services.redis.config_set("slowlog-log-slower-than", SLOWLOG_US)
+        await services.redis.slowlog_reset()
         since = datetime.now(UTC) - timedelta(seconds=1)
         rss_start = rss(api.pid)
         memory: list[tuple[float, int]] = []
@@ -647,7 +691,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 httpx2.AsyncClient(base_url=api.base_url, timeout=30) as metrics_http:
             memory_task = asyncio.create_task(sample_memory(api.pid, memory, stop))
             first = await scrape(metrics_http)
-            lag_before, gc_before = lag_buckets(first), gc_totals(first)
+            lag_before, gc_before, http_before = lag_buckets(first), gc_totals(first), http_buckets(first)
             api_stalls: list[float] = []
             own_stalls: list[float] = []
             stall_tasks = [asyncio.create_task(sample_stalls(metrics_http, api_stalls, stop)),
@@ -672,6 +716,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             final = await scrape(metrics_http)
             api_stalls.append(metric_samples(final, STALL_GAUGE).get("", 0.0))
             p99_bound, ticks = lag_p99(lag_before, lag_buckets(final))
+            world.server_p99_ms = server_p99_ms(http_before, http_buckets(final))
+            world.load_started = started
             loop_report = {
                 "api_longest_stall_ms": round(max(api_stalls, default=0.0) * 1000, 1),
                 "api_lag_p99_ms_at_most": p99_bound * 1000 if p99_bound != math.inf else None,
@@ -682,6 +728,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                                  "ms": round((t - gc_before.get(gen, (0, 0))[1]) * 1000, 1)}
                            for gen, (n, t) in sorted(gc_totals(final).items())},
             }
+            redis_slow = [{"ms": round(e["duration"] / 1000, 1), "command": _text(e["command"])[:120]}
+                          for e in await services.redis.slowlog_get(20)]
             log("draining …")
             drain_s = await drain(env, services, since)
             world.fanout_windows = await fanout_windows(services, [pid for _, pid in world.published])
@@ -707,6 +755,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*listeners, return_exceptions=True)
         doc = report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
         doc["event_loop"] = loop_report
+        doc["redis_slowlog"] = redis_slow
         return doc
 
 
@@ -718,6 +767,22 @@ def _required(expected: dict[str, Any]) -> int:
     return sum(n for by_group in expected["required"].values() for n in by_group.values())
 
 
+SLOW_MS = 100.0
+"""A request slower than this is listed by the second it started in (the timeline)."""
+
+
+def timeline(world: World) -> dict[str, Any]:
+    """When the slow requests happened: the slowest with their start (seconds into the load), and the
+    count of requests over :data:`SLOW_MS` per second — clustered seconds point at a stall that hit
+    every route at once, scattered ones at slow routes."""
+    rows = [(t - world.load_started, name, ms) for name, st in world.routes.items()
+            for t, ms in zip(st.started, st.latencies_ms, strict=True)]
+    slow = Counter(int(at) for at, _, ms in rows if ms > SLOW_MS)
+    return {"slowest": [{"at_s": round(at, 2), "route": name, "ms": round(ms, 1)}
+                        for at, name, ms in sorted(rows, key=lambda r: -r[2])[:25]],
+            "slow_per_second": {str(k): v for k, v in sorted(slow.items())}}
+
+
 def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], load_s: float, drain_s: float,
                connect_s: float, rss_start: int, rss_end: int, memory: list[tuple[float, int]]) -> dict[str, Any]:
     routes = {}
@@ -726,6 +791,7 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
             "requests": sum(st.statuses.values()), "per_s": round(sum(st.statuses.values()) / load_s, 2),
             "statuses": dict(sorted(st.statuses.items())), "transport_errors": dict(st.errors),
             "p50_ms": round(percentile(st.latencies_ms, 50), 1), "p99_ms": round(percentile(st.latencies_ms, 99), 1),
+            "server_p99_ms_at_most": world.server_p99_ms.get(name),
             "5xx_bodies": st.failures,
         }
     fivexx = sum(n for st in world.routes.values() for code, n in st.statuses.items() if code >= 500)
@@ -746,7 +812,7 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
                      "resume_share": args.resume_share},
         "ok": ok, "load_seconds": round(load_s, 1), "drain_seconds": round(drain_s, 1),
         "connect_seconds": round(connect_s, 1), "http_5xx": fivexx, "http_transport_errors": transport,
-        "routes": routes, "offers_posted": world.offers,
+        "routes": routes, "offers_posted": world.offers, **timeline(world),
         "clients": {"connected": len(world.clients),
                     "stayed_connected": sum(1 for c in world.clients if not c.resumed and c.closed_by_server is None),
                     "dropped_and_resumed": sum(1 for c in world.clients if c.resumed),
@@ -761,14 +827,18 @@ def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], l
 def print_report(doc: dict[str, Any], out: Any = None) -> None:
     out = out or sys.stdout
     w = max(len(r) for r in doc["routes"]) if doc["routes"] else 10
-    print(f"\n{'route':<{w}}  {'requests':>8}  {'per s':>6}  {'5xx':>4}  {'other':>22}  {'p50 ms':>7}  {'p99 ms':>7}",
-          file=out)
+    print(f"\n{'route':<{w}}  {'requests':>8}  {'per s':>6}  {'5xx':>4}  {'other':>22}  {'p50 ms':>7}  {'p99 ms':>7}"
+          f"  {'server p99 ≤':>12}", file=out)
     for name, r in doc["routes"].items():
         other = {c: n for c, n in r["statuses"].items() if not 200 <= c < 300 and c < 500}
         fivexx = sum(n for c, n in r["statuses"].items() if c >= 500)
         print(f"{name:<{w}}  {r['requests']:>8}  {r['per_s']:>6}  {fivexx:>4}  {other or '-'!s:>22}  "
-              f"{r['p50_ms']:>7}  {r['p99_ms']:>7}", file=out)
+              f"{r['p50_ms']:>7}  {r['p99_ms']:>7}  {r.get('server_p99_ms_at_most') or '-'!s:>12}", file=out)
     ev, cl, mem = doc["events"], doc["clients"], doc["api_rss_mib"]
+    busiest = sorted(doc.get("slow_per_second", {}).items(), key=lambda kv: -kv[1])[:8]
+    if busiest:
+        print(f"requests over {SLOW_MS:g} ms by second of the load (the busiest): "
+              + ", ".join(f"{s} s: {n}" for s, n in busiest), file=out)
     print(f"\nHTTP 5xx: {doc['http_5xx']}   transport errors: {doc['http_transport_errors']}   "
           f"offers posted: {doc['offers_posted']}", file=out)
     print(f"sockets: {cl['connected']:,} connected in {doc['connect_seconds']} s; {cl['stayed_connected']:,} stayed "
@@ -790,6 +860,8 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
         print(f"  missing, e.g.: {ev['examples'] + hist['examples']}", file=out)
     print(f"API process RSS: {mem['start']} MiB at start, {mem['end']} MiB at end, peak {mem['peak']} MiB", file=out)
     loop = doc.get("event_loop")
+    for entry in doc.get("redis_slowlog", [])[:5]:
+        print(f"  Redis slow log: {entry['ms']} ms {entry['command']}", file=out)
     if loop:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "
