@@ -131,12 +131,18 @@ class Connection:
         except Exception:  # the peer went away mid-send
             self.finish(1006, "send failed")
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Stop the pump and send the close frame (bounded: a stuck peer cannot hold us)."""
+    async def stop_pump(self) -> None:
+        """Stop sending. Every session ends with it, the peer's own close included: a pump left
+        waiting on its queue was only reclaimed by the garbage collector ("Task was destroyed but
+        it is pending", seen in the soak's API log for each socket its client dropped)."""
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the pump and send the close frame (bounded: a stuck peer cannot hold us)."""
+        await self.stop_pump()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
                 await self.ws.close(self.close_code, self.close_reason[:120])

@@ -138,7 +138,9 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if not conn.peer_closed:
+        if conn.peer_closed:
+            await conn.stop_pump()
+        else:
             await conn.close()
         with contextlib.suppress(Exception):  # a slot left behind goes with its process or the cap
             await hub.release_slot(conn)
