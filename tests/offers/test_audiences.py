@@ -7,6 +7,7 @@ audience queries read."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -234,3 +235,21 @@ async def test_checking_in_makes_a_judged_out_user_a_visitor_at_once(client, ser
     assert resp.status_code == 201, resp.text
     assert await deliver_on_arrival(services, newcomer.id, lat, lng) == 1
     assert await delivered_to(services, offer["id"]) == {newcomer.id}
+
+
+async def test_arrivals_together_get_only_the_offers_still_claimable(client, services):
+    """Location messages of one moment share their offer reads (offers.arrival.OFFERS): the liveness
+    checks run on what was read, so a sold-out, ended or held offer reaches none of them."""
+    merchant, store = await merchant_with_store(client)
+    made = [await create_offer(client, merchant, store["id"], audience="nearby") for _ in range(4)]
+    live, sold_out, ended, held = (ObjectId(o["id"]) for o in made)
+    await services.db.offers.update_one({"_id": sold_out}, {"$set": {"stock": 1, "claimed": 1}})
+    await services.db.offers.update_one({"_id": ended}, {"$set": {"status": "ended"}})
+    await services.db.offers.update_one({"_id": held}, {"$set": {"status": "pending_review"}})
+    users = [await register(client) for _ in range(6)]
+    lat, lng = offset(store["lat"], store["lng"], north_m=40)
+    sent = await asyncio.gather(*(deliver_on_arrival(services, u.id, lat, lng) for u in users))
+    assert sent == [1] * len(users)
+    assert await delivered_to(services, str(live)) == {u.id for u in users}
+    for other in (sold_out, ended, held):
+        assert await delivered_to(services, str(other)) == set()
