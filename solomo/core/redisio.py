@@ -18,14 +18,17 @@ connection, 320 µs with the two changes here.
   ``TimeoutError`` and the connection is dropped, as with ``socket_timeout``, so a stalled server
   still fails a request after 10-10.25 s and a cluster client still refreshes its slot table.
   Reads that name their own ``timeout`` (pub/sub, blocking commands) keep redis-py's handling.
+
+The bookkeeping is written out in each of the two methods on purpose: folding it into one
+``contextlib.contextmanager`` (a generator and its frame kept alive across every await of every
+Redis call) was tried and made the soak's API three times slower (p50 ~100 ms against ~30 ms for the
+home feed, in runs minutes apart: docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import hiredis
@@ -115,31 +118,34 @@ class WatchedConnection(Connection):
         except TypeError as exc:  # None, bool, a list…: what redis-py's encoder refuses too
             raise DataError(str(exc)) from exc
 
-    @contextlib.contextmanager
-    def _watched(self, what: str) -> Iterator[None]:
-        """Bounds the operation awaited inside by :attr:`io_timeout_s` (see the module)."""
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         dog = _watchdog()
         watch = dog.start(self.io_timeout_s)
         try:
-            yield
+            await super().send_packed_command(command, check_health)
         except asyncio.CancelledError:
-            error = _timed_out(watch, what)
+            error = _timed_out(watch, "writing to")
             if error is None:
                 raise
             raise error from None
         finally:
             dog.stop(watch)
 
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        with self._watched("writing to"):
-            await super().send_packed_command(command, check_health)
-
     async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, *,
                             disconnect_on_error: bool = True, push_request: bool | None = False) -> Any:
         if timeout is not None:  # the caller's own bound: redis-py's handling
             return await super().read_response(disable_decoding, timeout, disconnect_on_error=disconnect_on_error,
                                                push_request=push_request)
-        with self._watched("reading from"):
+        dog = _watchdog()
+        watch = dog.start(self.io_timeout_s)
+        try:
             # math.inf: "no timeout of redis-py's own" (its documented opt-out); the watchdog bounds it
             return await super().read_response(disable_decoding, float("inf"), disconnect_on_error=disconnect_on_error,
                                                push_request=push_request)
+        except asyncio.CancelledError:
+            error = _timed_out(watch, "reading from")
+            if error is None:
+                raise
+            raise error from None
+        finally:
+            dog.stop(watch)
