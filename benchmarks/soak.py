@@ -576,9 +576,11 @@ def lag_buckets(text: str) -> dict[float, float]:
 
 
 SLOWLOG_US = 10_000
+"""The data Redis logs commands slower than this (µs) during the load (its default, set explicitly)."""
 
 
 def _text(value: Any) -> str:
+    """A slow-log command line as text, whichever way the client decodes replies."""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 

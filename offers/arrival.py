@@ -26,7 +26,7 @@ from bson import ObjectId
 
 from offers import live, nearbycap
 from offers.audiences import audience_of_offer, members_among
-from offers.offers import HELD, is_live, sold_out, stored_status
+from offers.offers import offer_status
 from offers.targeting import send_offer
 from solomo.core.idloader import IdLoads
 from solomo.core.keys import bucket_of, offer_delivered, offers_judged
@@ -88,9 +88,9 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
     fresh = await _unjudged(services, user_id, candidates)
     if not fresh:
         return 0
-    now = datetime.now(UTC)  # the checks of offers.offers.live_query, on the shared point reads
+    now = datetime.now(UTC)  # live_query's filter, applied to the shared point reads
     offers = [o for o in (await OFFERS.load(services, [ObjectId(o) for o in fresh])).values()
-              if stored_status(o) not in HELD and is_live(o, now) and not sold_out(o)]
+              if offer_status(o, now) == "live"]
     sent = 0
     wanted = await _wanted(services, user_id, offers)
     if wanted:
