@@ -82,21 +82,36 @@ async def test_installable_app_offline_shell_and_switch(phone, client, services)
     assert fields["type"] == "notification"
     cdp = await page.context.new_cdp_session(page.page)
     registrations: list[dict] = []
+    worker_errors: list[str] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    cdp.on("ServiceWorker.workerErrorReported", lambda e: worker_errors.append(e["errorMessage"]))
     await cdp.send("ServiceWorker.enable")
 
     async def registered():
-        return next((r for r in registrations if r["scopeURL"] == page.base_url + "/" and not r["isDeleted"]), None)
+        return next((r for r in reversed(registrations)
+                     if r["scopeURL"] == page.base_url + "/" and not r["isDeleted"]), None)
 
-    reg = await wait_until(registered, timeout=10)
-    await cdp.send("ServiceWorker.deliverPushMessage", {
-        "origin": page.base_url, "registrationId": reg["registrationId"],
-        "data": frame(event_id, fields["type"], fields["data"])})
     async def shown():
         return await page.page.evaluate("""() => navigator.serviceWorker.ready.then((r) => r.getNotifications())
             .then((list) => list.map((n) => ({title: n.title, body: n.body, url: n.data.url})))""")
 
-    (note,) = await wait_until(shown, timeout=10)
+    reg = await wait_until(registered, timeout=10)
+    # DevTools' delivery is fire-and-forget (no error comes back): once, in CI on a loaded machine, a
+    # delivery showed nothing and no worker error was reported, so it is offered again, a bounded
+    # number of times; a handler that never shows anything still fails. The notification's tag is
+    # the event's id: a second delivery cannot add a second one.
+    notes: list[dict] = []
+    for _attempt in range(3):
+        await cdp.send("ServiceWorker.deliverPushMessage", {
+            "origin": page.base_url, "registrationId": reg["registrationId"],
+            "data": frame(event_id, fields["type"], fields["data"])})
+        try:
+            notes = await wait_until(shown, timeout=5)
+            break
+        except AssertionError:
+            continue
+    assert len(notes) == 1, (notes, worker_errors, registrations)
+    (note,) = notes
     await cdp.send("ServiceWorker.disable")
     await cdp.detach()
     assert note["body"] == f"{fan.user['display_name']} started following you"
