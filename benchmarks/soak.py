@@ -78,7 +78,7 @@ import orjson
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from benchmarks.common import ROOT, BenchEnv, machine, percentile
+from benchmarks.common import ROOT, BenchEnv, cpu_seconds, machine, percentile
 from benchmarks.seed import bulk_users, point_near, random_center
 from solomo.core.keys import event_history
 from solomo.core.timeutil import ms_of
@@ -646,7 +646,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             log(f"logs and data kept in {env.tmp}")
         env.environ["SOLOMO_METRICS_TOKEN"] = METRICS_TOKEN  # the stall gauge is read from /metrics
         api = await env.api()
-        await env.worker()
+        worker = await env.worker()
         services = await env.services()
         log(f"seeding {args.clients:,} users, {STORES} stores …")
         world = await seed(services, args.clients, rng)
@@ -707,12 +707,15 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await drop_and_resume(base_ws, c, listeners)
 
             resume_task = asyncio.create_task(resume_all())
+            busy = CpuShares({"api": api.pid, "worker": worker.pid, "mongod": env.mongod_pid,
+                              "redis": env.redis_pid})
             started = time.perf_counter()
             actions, offers = await asyncio.gather(
                 open_loop(args.rate, args.seconds,
                           lambda: action(rng.choices(kinds, weights)[0], world, http, rng), stop),
                 open_loop(1 / args.offer_every, args.seconds, lambda: post_offer(world, http, rng), stop))
             load_s = time.perf_counter() - started
+            cpu_report = busy.report()
             stop.set()
             await asyncio.gather(*actions, *offers, *movers, resume_task, *stall_tasks)
             final = await scrape(metrics_http)
@@ -757,6 +760,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*listeners, return_exceptions=True)
         doc = report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
         doc["event_loop"] = loop_report
+        doc["cpu"] = cpu_report
         doc["redis_slowlog"] = redis_slow
         return doc
 
@@ -783,6 +787,41 @@ def timeline(world: World) -> dict[str, Any]:
     return {"slowest": [{"at_s": round(at, 2), "route": name, "ms": round(ms, 1)}
                         for at, name, ms in sorted(rows, key=lambda r: -r[2])[:25]],
             "slow_per_second": {str(k): v for k, v in sorted(slow.items())}}
+
+
+class CpuShares:
+    """Each process's CPU over the load (% of one core) and the share of the machine's CPU time its
+    host took (``steal`` in /proc/stat). The API near 100 % means the open-loop load queues up
+    in it: its latencies then grow with every second of the load, whatever the route. Steal is
+    time a virtual machine's CPUs were ready to run but the host ran something else: runs of the
+    same code differ by as much as it does."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.before = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        self.own = time.process_time()
+        self.stat = _cpu_stat()
+        self.t0 = time.perf_counter()
+
+    def report(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.t0
+        shares = {name: round(100 * ((cpu_seconds(pid) or 0.0) - self.before[name]) / elapsed, 1)
+                  for name, pid in self.pids.items()}
+        shares["soak client"] = round(100 * (time.process_time() - self.own) / elapsed, 1)
+        after = _cpu_stat()
+        spent: list[int] = [b - a for a, b in zip(self.stat, after, strict=True)]
+        total = math.fsum(spent)
+        steal = round(100 * spent[7] / total, 1) if len(spent) > 7 and total else 0.0
+        return {"processes": shares, "host_steal_percent": steal}
+
+
+def _cpu_stat() -> list[int]:
+    """The machine's CPU time counters (user, nice, system, idle, iowait, irq, softirq, steal …)."""
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
 
 
 def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], load_s: float, drain_s: float,
@@ -864,6 +903,10 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
     loop = doc.get("event_loop")
     for entry in doc.get("redis_slowlog", [])[:5]:
         print(f"  Redis slow log: {entry['ms']} ms {entry['command']}", file=out)
+    cpu = doc.get("cpu")
+    if cpu:
+        print("CPU during the load, % of one core: " + ", ".join(f"{k} {v}" for k, v in cpu["processes"].items())
+              + f"; the host took {cpu['host_steal_percent']} % of this machine's CPU time (steal)", file=out)
     if loop:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from solomo import observability
 from solomo.api import ROUTE_MODULES
 from solomo.core.errors import EXCEPTION_HANDLERS
+from solomo.core.heap import freeze_startup_heap
 from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.http import routes_in
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for hook in hooks:
                 await hook.start(app)
                 started.append(hook)
+            log.info("start-up heap frozen: %d objects", freeze_startup_heap())
             yield
         finally:
             for hook in reversed(started):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import worker_shutdown
+from celery.signals import worker_init, worker_shutdown
 from kombu.entity import Queue
 
 from solomo.core import tasknames as names
+from solomo.core.heap import freeze_startup_heap
 from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.observability import instrument_celery
 
@@ -71,6 +72,13 @@ def make_celery(settings: Settings) -> Celery:
 
 app = make_celery(load_settings())
 instrument_celery(app.conf.solomo_settings)
+
+
+@worker_init.connect
+def _freeze_startup_heap(**_: object) -> None:
+    """The imported modules (pypinyin's dictionary among them) out of the full collections; before
+    the pool forks, so its processes inherit the frozen heap (and share its pages)."""
+    freeze_startup_heap()
 
 
 @worker_shutdown.connect
