@@ -17,11 +17,11 @@ import orjson
 from bson import ObjectId
 
 from feed.blocks import Screen
+from feed.followed import followed_among
 from feed.paging import Loader, MongoSource, RedisSource, Source, collect
 from feed.posts import OWN_VISIBLE, VISIBLE, visible_to
 from feed.timeline import READY, Timelines
 from solomo.core import tasknames
-from solomo.core.idloader import turn_batch
 from solomo.core.keys import PULL_CACHE, home_key, home_rebuild_lock
 from solomo.core.pagination import Position, lookahead
 from solomo.core.services import Services
@@ -33,33 +33,6 @@ LOCK_TTL_S = 60
 
 def ttl_s(services: Services) -> int:
     return max(1, int(services.settings.inactive_days * 86400))
-
-
-PullQuery = tuple[ObjectId, tuple[ObjectId, ...]]
-"""(reader, the pull authors and stores) of one home page."""
-Follow = tuple[ObjectId, str, ObjectId]
-"""(follower, target type, target)."""
-
-
-async def _followed_pulls(services: Services, reader: ObjectId, users: list[ObjectId],
-                          stores: list[ObjectId]) -> tuple[list[ObjectId], list[ObjectId]]:
-    """Which of the pull ``users`` and ``stores`` ``reader`` follows. Every home page of a city with
-    pull authors asks this: the pages of one turn share one query (:mod:`solomo.core.idloader`)."""
-    def make_fetch() -> Any:
-        async def fetch(queries: list[PullQuery]) -> set[Follow]:
-            readers = list({r for r, _ in queries})
-            among = list({t for _, ts in queries for t in ts})
-            query = {"follower_id": {"$in": readers}, "target_type": {"$in": ["user", "store"]},
-                     "target_id": {"$in": among}}
-            projection = {"follower_id": 1, "target_type": 1, "target_id": 1, "_id": 0}
-            return {(d["follower_id"], d["target_type"], d["target_id"])
-                    async for d in services.db.follows.find(query, projection)}
-        return fetch
-
-    follows: set[Follow] = await turn_batch(services, "solomo.home.pull_follows", make_fetch).submit(
-        [(reader, (*users, *stores))])
-    return ([u for u in users if (reader, "user", u) in follows],
-            [s for s in stores if (reader, "store", s) in follows])
 
 
 async def _followed(services: Services, reader: ObjectId) -> tuple[list[ObjectId], list[ObjectId]]:
@@ -128,7 +101,7 @@ async def read_home(services: Services, reader: ObjectId, before: Position | Non
         sources = [RedisSource(timelines, key, fallback, first=(before, want, first_rows))]
         pull_users, pull_stores = await pull_targets(services, pull_cached)
         if pull_users or pull_stores:
-            followed_users, followed_stores = await _followed_pulls(services, reader, pull_users, pull_stores)
+            followed_users, followed_stores = await followed_among(services, reader, pull_users, pull_stores)
             if followed_users or followed_stores:
                 sources.append(MongoSource(services.db, home_query(reader, followed_users, followed_stores)))
     else:

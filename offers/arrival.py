@@ -7,8 +7,8 @@ work is bounded whatever the number of live offers around:
   answers most messages from its per-cell cache;
 * offers already judged for this user (sent, not for them, no longer live) are
   remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
-  offers new to the user — three queries (offers, follows, stores) of at most the cap each (the offers
-  and stores shared by the messages of one event-loop turn), plus
+  offers new to the user — three queries (offers, follows, stores) of at most the cap each (each
+  shared by the messages of one event-loop turn), plus
   one covered check-in aggregation per new visitors or regulars offer (:mod:`offers.audiences`;
   after one read of those offers' stores' time zones, as regulars count store-local days) and,
   per new ``nearby`` offer about to be sent, its cap (:mod:`offers.nearbycap`).
@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from bson import ObjectId
 
+from feed.followed import followed_among
 from offers import live, nearbycap
 from offers.audiences import audience_of_offer, members_among
 from offers.offers import offer_status
@@ -108,13 +109,12 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
 
 async def _wanted(services: Services, user_id: str, offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The offers whose audience holds the user: one query for the followed stores among all of
-    them, and one (covered) check-in aggregation per visitors or regulars offer, run concurrently
-    (after one read of their stores' time zones: regulars count store-local days).
+    them (shared with the turn's other messages: :mod:`feed.followed`), and one (covered) check-in
+    aggregation per visitors or regulars offer, run concurrently (after one read of their stores'
+    time zones: regulars count store-local days).
     ``nearby`` holds everyone (its cap is applied by the caller, to offers about to be sent)."""
-    store_ids = list({o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"})
-    followed = {d["target_id"] async for d in services.db.follows.find(
-        {"follower_id": ObjectId(user_id), "target_type": "store", "target_id": {"$in": store_ids}},
-        {"target_id": 1, "_id": 0})} if store_ids else set()
+    store_ids = {o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"}
+    followed = set((await followed_among(services, ObjectId(user_id), stores=store_ids))[1])
     visits = [o for o in offers if audience_of_offer(o).kind in ("visitors", "regulars")]
     zones = await STORES.load(services, {o["store_id"] for o in visits})
     held = await asyncio.gather(*(members_among(services, zones.get(o["store_id"], {"_id": o["store_id"]}),

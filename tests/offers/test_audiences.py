@@ -253,3 +253,20 @@ async def test_arrivals_together_get_only_the_offers_still_claimable(client, ser
     assert await delivered_to(services, str(live)) == {u.id for u in users}
     for other in (sold_out, ended, held):
         assert await delivered_to(services, str(other)) == set()
+
+
+
+async def test_arrivals_together_each_get_their_own_followers_answer(client, services):
+    """The location messages of one moment share the question "which of these stores does the user
+    follow" (feed.followed); each user still gets exactly their own answer."""
+    merchant, store = await merchant_with_store(client)
+    offer = await create_offer(client, merchant, store["id"])  # followers
+    fans = [await register(client) for _ in range(3)]
+    strangers = [await register(client) for _ in range(3)]
+    for fan in fans:
+        await follow_store(client, fan, store["id"])
+    lat, lng = offset(store["lat"], store["lng"], north_m=40)
+    everyone = [u for pair in zip(fans, strangers, strict=True) for u in pair]
+    sent = await asyncio.gather(*(deliver_on_arrival(services, u.id, lat, lng) for u in everyone))
+    assert sent == [1, 0] * 3
+    assert await delivered_to(services, offer["id"]) == {u.id for u in fans}
