@@ -132,6 +132,11 @@ async def rebuild_home(services: Services, reader: ObjectId) -> int:
         [("created_ms", -1), ("_id", -1)]).limit(cap).to_list(None)
     await timelines.finish_rebuild(key, [(float(r["created_ms"]), str(r["_id"])) for r in rows], cap,
                                    ttl_s(services))
+    # A rebuild queued by a read just before the reader deleted their account may run after the
+    # erasure dropped the feed: checked after the write, as the tombstone comes first in the
+    # erasure (profiles.erasure), so either the erasure's delete or this one comes last.
+    if await services.db.users.find_one({"_id": reader, "status": "deleted"}, {"_id": 1}):
+        await services.redis.delete(key)
     await services.redis.delete(home_rebuild_lock(reader))
     return len(rows)
 

@@ -270,3 +270,22 @@ async def test_an_erasure_cut_short_is_finished_by_the_sweep(client, services, c
     assert await services.db.tokens.count_documents({"user_id": oid}) == 0
     assert (await services.db.posts.find_one({"_id": ObjectId(post.json()["id"])}))["status"] == "deleted"
     assert (await client.get("/v1/me", headers=friend.headers)).json()["followers_count"] == 0
+
+
+async def test_a_home_rebuild_that_runs_after_the_erasure_leaves_no_feed(client, services):
+    """A home read just before the deletion queues a rebuild (the feed was missing); the worker may
+    run it after the erasure dropped the feed. It must not leave the deleted user a feed behind."""
+    from feed.home import rebuild_home
+    from solomo.core.keys import home_key
+
+    victim, friend = await register(client), await register(client)
+    assert (await client.post(f"/v1/users/{friend.id}/follow", headers=victim.headers)).status_code == 204
+    assert (await client.post("/v1/posts", json={"text": "for my followers"},
+                              headers=friend.headers)).status_code == 201
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
+    assert resp.status_code == 204, resp.text
+    await rebuild_home(services, ObjectId(victim.id))  # the late task
+    assert not await services.redis.exists(home_key(victim.id))
+    # a live user's rebuild still builds
+    await rebuild_home(services, ObjectId(friend.id))
+    assert await services.redis.exists(home_key(friend.id))
