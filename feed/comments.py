@@ -111,7 +111,7 @@ async def _notify(services: Services, user: Principal, post: dict[str, Any], doc
     for recipient, kind in audience:
         if recipient not in told:
             told.add(recipient)
-            await recorder.record(services, kind, recipient, user.id, post_id=post_id, comment_id=comment_id)
+            await recorder.record_soon(services, kind, recipient, user.id, post_id=post_id, comment_id=comment_id)
 
 
 async def notify_published(services: Services, doc: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
     if target_type == "store":  # the store's live offers may now be for this user: judge them again
         await forget_judged(services, follower_id)
     if target_type == "user":  # follow, unfollow, follow again: still one notification
-        await recorder.record(services, "follow", target_id, follower_id)
+        await recorder.record_soon(services, "follow", target_id, follower_id)
     return True
 
 

@@ -50,7 +50,7 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
     if created:
         await _changed(services, user, post_id, liked=True)
     if created:  # a like after an unlike is a new document, but the inbox counts each liker once
-        await recorder.record(services, "like", post["author_id"], user.id, post_id=post_id)
+        await recorder.record_soon(services, "like", post["author_id"], user.id, post_id=post_id)
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 

@@ -99,7 +99,7 @@ async def create_repost(services: Services, user: Principal, post_id: ObjectId,
     original["repost_count"] = await run_transaction(services, body)
     await postcache.invalidate(services, [root["_id"], *([via] if via else [])])  # their repost_count moved
     if doc["status"] == VISIBLE:  # the original's author hears of it (the recorder skips own reposts)
-        await recorder.record_repost(services, root, user.id)
+        await recorder.record_soon(services, "repost", root["author_id"], user.id, post_id=root["_id"])
     return doc, original
 
 

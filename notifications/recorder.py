@@ -33,9 +33,9 @@ failed publish (the fan-out's retry) announces it then, and a repeat after a suc
 nothing. Offers are recorded in bulk when their ``offer`` event is delivered
 (:func:`record_offers`): that event already tells the socket, so no second event is sent.
 
-Likes, comments and follows record after their own commit, best effort (a failure is logged:
-the action stands). The fan-out's mentions record with ``strict=True``: a failure raises and the
-task is retried.
+Likes, comments, follows and reposts record after their own commit and after their answer is
+sent (:func:`record_soon`), best effort (a failure is logged: the action stands). The fan-out's
+mentions record with ``strict=True``: a failure raises and the task is retried.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from feed.blocks import silences
 # Modules, not their functions: feed.comments records notifications and notifications.render shows
 # comments, so whichever of the two is imported first finds the other partly initialised.
 from notifications import inbox, render
+from solomo.core.afterwards import after_response
 from solomo.core.eventtypes import NotificationEvent, NotificationKind
 from solomo.core.ids import maybe_id
 from solomo.core.services import Services
@@ -117,10 +118,14 @@ async def record(services: Services, kind: NotificationKind, recipient_id: Objec
         return False
 
 
-async def record_repost(services: Services, original: dict[str, Any], reposter_id: ObjectId) -> bool:
-    """The original's author hears of a repost (grouped per post while unread, like likes);
-    ``original`` is the root post document (``_id``, ``author_id``). Best effort, after the repost's commit."""
-    return await record(services, "repost", original["author_id"], reposter_id, post_id=original["_id"])
+async def record_soon(services: Services, kind: NotificationKind, recipient_id: ObjectId, actor_id: ObjectId, *,
+                      post_id: ObjectId | None = None, comment_id: ObjectId | None = None) -> None:
+    """:func:`record`, best effort, once the current request's answer is sent (at once outside a
+    request: :mod:`solomo.core.afterwards`). The liker, commenter or follower does not wait for the
+    author's inbox: about eight MongoDB round trips."""
+    async def job() -> bool:
+        return await record(services, kind, recipient_id, actor_id, post_id=post_id, comment_id=comment_id)
+    await after_response(job, f"a {kind} notification")
 
 
 async def _add_actor(services: Services, kind: str, recipient_id: ObjectId, actor_id: ObjectId, subject: str,

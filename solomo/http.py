@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from solomo.core import idempotency
+from solomo.core import afterwards, idempotency
 from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
 from solomo.core.ratelimit import enforce
@@ -206,12 +207,12 @@ def endpoint(
                 raw = await read_raw_body(request, services.settings.max_body_bytes)
                 ctx.body = parse_json_body(raw, body)
             if key is None:
-                return as_response(await handler(ctx), status)
+                return await answer(handler, ctx, status)
 
             async def run() -> Response:  # with a key, a run counts toward the rate limit, a replay does not
                 if rate is not None:
                     await enforce(services, rate, principal)
-                return as_response(await handler(ctx), status)
+                return await answer(handler, ctx, status)
 
             assert principal is not None
             once = idempotency.Request(principal.id, key,
@@ -222,6 +223,23 @@ def endpoint(
         return asgi_endpoint
 
     return wrap
+
+
+async def answer(handler: Handler, ctx: Ctx, status: int) -> Response:
+    """The handler's answer; the work it deferred (:func:`solomo.core.afterwards.after_response`)
+    runs after the answer is sent, as the response's background task."""
+    with afterwards.collecting() as jobs:
+        response = as_response(await handler(ctx), status)
+    if jobs:
+        earlier = response.background
+
+        async def then() -> None:
+            if earlier is not None:
+                await earlier()
+            await afterwards.run_all(jobs)
+
+        response.background = BackgroundTask(then)
+    return response
 
 
 def as_response(result: Any, status: int) -> Response:

@@ -395,9 +395,10 @@ class ObservabilityMiddleware:
         start = time.perf_counter()
         status = 500
         finished = False
+        answered_at: float | None = None  # the last byte of the answer sent
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, finished
+            nonlocal status, finished, answered_at
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID_KEY]
@@ -405,6 +406,9 @@ class ObservabilityMiddleware:
                 message["headers"] = headers
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
+                await send(message)
+                answered_at = time.perf_counter()
+                return
             await send(message)
 
         HTTP_IN_PROGRESS.inc()
@@ -415,7 +419,9 @@ class ObservabilityMiddleware:
             raise
         finally:
             HTTP_IN_PROGRESS.dec()
-            elapsed = time.perf_counter() - start
+            # the latency is the answer's: work the response runs after it (solomo.core.afterwards)
+            # is not what the client waited for
+            elapsed = (answered_at if answered_at is not None else time.perf_counter()) - start
             route = route_template(scope, root_path)
             method = str(scope.get("method", "GET"))
             series = self._route_series(method_label(method), route)

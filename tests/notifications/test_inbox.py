@@ -266,9 +266,12 @@ async def test_reposts_group_like_likes(client, services):
     p = await post(client, author, "share me")
     original = await services.db.posts.find_one({"_id": ObjectId(p["id"])})
     for r in reposters:
-        assert await recorder.record_repost(services, original, ObjectId(r.id)) is True
-    assert await recorder.record_repost(services, original, ObjectId(reposters[0].id)) is False
-    assert await recorder.record_repost(services, original, original["author_id"]) is False
+        assert await recorder.record(services, "repost", original["author_id"], ObjectId(r.id),
+                                     post_id=original["_id"]) is True
+    assert await recorder.record(services, "repost", original["author_id"], ObjectId(reposters[0].id),
+                                 post_id=original["_id"]) is False
+    assert await recorder.record(services, "repost", original["author_id"], original["author_id"],
+                                 post_id=original["_id"]) is False
     [group] = await inbox(client, author, kind="repost")
     assert group["actor_count"] == 3 and [a["id"] for a in group["actors"]] == [r.id for r in reversed(reposters)]
     assert group["post"]["id"] == p["id"]
