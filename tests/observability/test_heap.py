@@ -1,4 +1,5 @@
-"""The API's start-up heap is out of the full garbage collections (solomo/core/heap.py)."""
+"""The API's start-up heap is out of the full garbage collections, and young collections are rarer
+(solomo/core/heap.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import subprocess
 import sys
 
+from solomo.core.heap import YOUNG_THRESHOLD
 from tests.support import ROOT
 
 # A process of its own: the freeze is once per process, and this test process has started apps.
@@ -21,7 +23,8 @@ async def main():
         visited = len(gc.get_objects())  # what a full collection walks: every generation but the frozen
         from solomo.core.heap import freeze_startup_heap
         again = freeze_startup_heap()
-    print(json.dumps({"before": before, "frozen": frozen, "visited": visited, "again": again}))
+        young = gc.get_threshold()[0]
+    print(json.dumps({"before": before, "frozen": frozen, "visited": visited, "again": again, "young": young}))
 
 asyncio.run(main())
 """
@@ -36,3 +39,4 @@ def test_the_start_up_heap_is_frozen_once_so_full_collections_skip_it():
     assert seen["frozen"] > 200_000
     assert seen["visited"] < seen["frozen"] / 4
     assert seen["again"] == 0
+    assert seen["young"] == YOUNG_THRESHOLD > 700  # fewer young collections, fewer objects promoted
