@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for hook in hooks:
                 await hook.start(app)
                 started.append(hook)
-            log.info("start-up heap frozen: %d objects", freeze_startup_heap())
+            log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
             yield
         finally:
             for hook in reversed(started):
