@@ -53,10 +53,11 @@ async def is_blocked_between(services: Services, a: ObjectId, b: ObjectId,
 
 async def silences(services: Services, recipient_id: ObjectId, actor_id: ObjectId) -> bool:
     """True when ``recipient_id`` must not hear of ``actor_id``'s actions: the recipient blocks or
-    mutes the actor (contract: nobody is notified by a user they block or mute)."""
-    if await services.db.blocks.find_one({"blocker_id": recipient_id, "blocked_id": actor_id}, {"_id": 1}):
-        return True
-    return await services.db.mutes.find_one({"muter_id": recipient_id, "muted_id": actor_id}, {"_id": 1}) is not None
+    mutes the actor (contract: nobody is notified by a user they block or mute), or the actor blocks
+    the recipient (who cannot see the actor's posts either). Answered from the recipient's cached
+    shut-out set (:class:`Screen`): two member checks in one round trip, not two MongoDB reads per
+    notification."""
+    return await Screen(services, recipient_id).holds(actor_id)
 
 
 async def hidden_authors(services: Services, viewer_id: ObjectId) -> frozenset[ObjectId]:
@@ -164,6 +165,18 @@ class Screen:
             await self.take(await self.services.redis.smembers(shut_out_key(self.viewer_id)))
         assert self.hidden is not None
         return self.hidden
+
+    async def holds(self, author_id: ObjectId) -> bool:
+        """Whether ``author_id`` is shut out for the viewer, by member checks (a long list is not read
+        whole); builds the set when it is missing or being built."""
+        if self.hidden is None:
+            async with self.services.redis.pipeline(transaction=False) as pipe:
+                pipe.sismember(shut_out_key(self.viewer_id), READY)
+                pipe.sismember(shut_out_key(self.viewer_id), str(author_id))
+                complete, member = await pipe.execute()
+            if complete:
+                return bool(member)
+        return author_id in await self.ready()
 
     def hides(self, doc: dict[str, Any]) -> bool:
         """Whether ``doc`` (a post or its view) is by a hidden author; call after :meth:`ready`."""

@@ -330,3 +330,18 @@ async def test_an_offer_delivery_trims_only_the_inboxes_over_the_cap(client, ser
     assert len(kept) == 3  # the newest three of six
     assert [d["offer_id"] for d in kept][1:] == [o["_id"] for o in reversed(offers[-2:])]
     assert await services.db.notifications.count_documents({"recipient_id": ObjectId(quiet.id)}) == 1
+
+
+async def test_a_mute_made_after_the_cached_shut_out_set_silences_at_once(client, services):
+    """``silences`` answers from the recipient's cached shut-out set (feed.blocks.Screen): a mute or
+    an unmute through the API drops it, so the next action is judged on the new list."""
+    author, pest = await register(client), await register(client)
+    p = await post(client, author, "first")
+    assert (await client.get("/v1/feed/home", headers=author.headers)).status_code == 200  # set built, cached
+    assert (await client.post(f"/v1/users/{pest.id}/mute", headers=author.headers)).status_code in (200, 204)
+    await like(client, pest, p["id"])
+    assert await inbox(client, author) == []
+    assert (await client.delete(f"/v1/users/{pest.id}/mute", headers=author.headers)).status_code in (200, 204)
+    second = await post(client, author, "second")
+    await like(client, pest, second["id"])
+    assert [(n["kind"], n["actors"][0]["id"]) for n in await inbox(client, author)] == [("like", pest.id)]
