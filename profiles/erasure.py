@@ -78,11 +78,20 @@ async def _tokens(services: Services, user_id: ObjectId) -> None:
 
 
 async def _reader_marks(services: Services, user_id: ObjectId) -> None:
-    """The "already sent feed.new" sets list the user as a reader of each post in their home feed
-    (capped); read before anything retracts posts from it."""
+    """The "already sent feed.new" sets list the user as a reader of posts they were told about:
+    each post in their home feed (capped; read before anything retracts posts from it) and each
+    ``feed.new`` event in their event history (bounded; read before it is deleted). The history is
+    needed too: a reader whose home feed was not built in Redis (read from MongoDB while its rebuild
+    waited in the queue) was still told of new posts on their socket."""
     uid, bucket = str(user_id), keys.bucket_of(user_id)
-    for post_id in await services.redis.zrange(keys.home_key(uid), 0, -1):
-        await services.redis.srem(keys.feed_new_sent(str(post_id), bucket), uid)
+    post_ids = {str(p) for p in await services.redis.zrange(keys.home_key(uid), 0, -1) if str(p) != "~"}
+    entries = cast(list[tuple[Any, dict[str, str]]], await services.redis.xrange(keys.event_history(uid)) or [])
+    for _, fields in entries:
+        if fields and fields.get("type") == "feed.new":
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                post_ids.add(str(orjson.loads(fields["data"])["post_id"]))
+    for post_id in post_ids:
+        await services.redis.srem(keys.feed_new_sent(post_id, bucket), uid)
 
 
 async def _told_others(services: Services, user_id: ObjectId) -> None:

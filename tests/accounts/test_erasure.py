@@ -169,6 +169,14 @@ async def test_delete_account_erases_everything(live_server, client, services, c
 
     await wait_until(in_victims_home)
 
+    async def all_fanned_out() -> bool:  # the check-in's post too: a fan-out that marks the victim
+        # as told of a post after the erasure's step for those marks would leave a day-long set
+        pending = await services.db.posts.count_documents(
+            {"author_id": {"$in": [oid, ObjectId(friend.id)]}, "fanout": {"$ne": "done"}})
+        return pending == 0
+
+    await wait_until(all_fanned_out, timeout=30)
+
     wrong = await client.request("DELETE", "/v1/me", json={"password": "not-my-password"}, headers=h)
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "invalid_credentials"
     assert (await client.get("/v1/me", headers=h)).status_code == 200
@@ -289,3 +297,20 @@ async def test_a_home_rebuild_that_runs_after_the_erasure_leaves_no_feed(client,
     # a live user's rebuild still builds
     await rebuild_home(services, ObjectId(friend.id))
     assert await services.redis.exists(home_key(friend.id))
+
+
+async def test_told_marks_are_found_from_the_event_history_when_the_home_feed_is_not_built(client, services):
+    """A reader whose home feed was never built in Redis (read from MongoDB while its rebuild waited)
+    was still told of posts on their socket: the erasure finds those marks in the event history."""
+    from profiles.erasure import _reader_marks
+    from solomo.core.keys import bucket_of, event_history, feed_new_sent, home_key
+
+    reader = await register(client)
+    post_id = str(ObjectId())
+    told = feed_new_sent(post_id, bucket_of(reader.id))
+    await services.redis.sadd(told, reader.id, "someone-else")
+    await services.redis.xadd(event_history(reader.id),
+                              {"type": "feed.new", "data": json.dumps({"post_id": post_id})})
+    assert not await services.redis.exists(home_key(reader.id))
+    await _reader_marks(services, ObjectId(reader.id))
+    assert await services.redis.smembers(told) == {"someone-else"}
