@@ -125,8 +125,7 @@ async def notify_published(services: Services, doc: dict[str, Any]) -> None:
             return
         parent = (await services.db.comments.find_one({"_id": doc["reply_to"]}, {"author_id": 1})
                   if doc.get("reply_to") else None)
-        user = Principal(author["_id"], author["username"], author.get("display_name") or author["username"],
-                         author.get("role", "user"))
+        user = Principal.of(author)
         await _notify(services, user, post, doc, parent)
     except Exception as exc:
         log.warning("could not notify about approved comment %s: %s", doc["_id"], exc)

@@ -70,6 +70,12 @@ class Principal:
     display_name: str
     role: str
 
+    @classmethod
+    def of(cls, user: dict[str, Any]) -> Principal:
+        """The principal of a user document (``_id``, ``username``, ``display_name``, ``role``)."""
+        return cls(user["_id"], user["username"], user.get("display_name") or user["username"],
+                   user.get("role", "user"))
+
     @property
     def sid(self) -> str:
         return str(self.id)
@@ -159,22 +165,31 @@ class Accounts:
             raise Conflict("that username is taken", code="username_taken") from None
         return doc
 
-    async def issue_token(self, user_id: ObjectId) -> str:
+    async def issue_token(self, user_id: ObjectId, *, user: dict[str, Any] | None = None,
+                          generation: str | None = None) -> str:
+        """A new token for ``user_id``. With ``user``, the active user's document read *after*
+        ``generation`` (:meth:`TokenCache.generation`), the token's principal is cached at once: the
+        session's first request then finds it in Redis instead of checking MongoDB (a suspension
+        between the read and the fill bumps the generation, and the fill is skipped)."""
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
+        expires_at = now + self.token_ttl
         await self.db.tokens.insert_one(
-            {"_id": hash_token(token), "user_id": user_id, "created_at": now, "expires_at": now + self.token_ttl}
+            {"_id": hash_token(token), "user_id": user_id, "created_at": now, "expires_at": expires_at}
         )
+        if user is not None and generation is not None:
+            await self.token_cache.put(hash_token(token), Principal.of(user), generation, expires_at)
         return token
 
     async def login(self, username: str, password: str) -> tuple[dict[str, Any], str]:
+        generation = await self.token_cache.generation()  # before the user is read: see TokenCache
         doc = await self.db.users.find_one({"username_lower": username.lower()})
         ok = await self.hashing.verify(doc.get("password_hash") if doc else None, password)
         if not doc or not ok or doc.get("status") == "deleted":
             raise Unauthorized("wrong username or password", code="invalid_credentials")
         if doc.get("status") == "suspended":
             raise Unauthorized("this account is suspended", code="account_suspended")
-        return doc, await self.issue_token(doc["_id"])
+        return doc, await self.issue_token(doc["_id"], user=doc, generation=generation)
 
     async def revoke_token(self, token: str) -> None:
         hashed = hash_token(token)
@@ -382,8 +397,7 @@ class Authenticator:
             raise Unauthorized("missing or invalid token")
         if user.get("status") == "suspended":
             raise ApiError("this account is suspended", status=401, code="account_suspended")
-        principal = Principal(user["_id"], user["username"], user.get("display_name") or user["username"],
-                              user["role"])
+        principal = Principal.of(user)
         if generation is not None:
             await self.cache.put(hashed, principal, generation, aware(tok["expires_at"]))
         return principal

@@ -33,7 +33,7 @@ def redis_client(settings: Settings) -> RedisClient:
     # (10 s, the same failure as a socket timeout, without a timer and a task per operation).
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(
-            settings.effective_redis_url, decode_responses=True, max_connections=512,
+            settings.effective_redis_url, decode_responses=True, max_connections=512, protocol=2,
             socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         )
         # RedisCluster takes no connection_class argument: its nodes are made from these kwargs
@@ -46,7 +46,7 @@ def redis_client(settings: Settings) -> RedisClient:
     # failing with "Too many connections". One retry on a dropped connection: after a restart of
     # redis-server a pooled connection is stale, and the first command on it would fail.
     pool = BlockingConnectionPool.from_url(
-        settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5,
+        settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5, protocol=2,
         connection_class=WatchedConnection, socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1,
                     supported_errors=(RedisConnectionError, RedisTimeoutError)),

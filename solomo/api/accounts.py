@@ -48,8 +48,10 @@ async def register(ctx: Ctx) -> dict[str, Any]:
     body: RegisterIn = ctx.body
     await ratelimit.enforce(ctx.services, "register", ratelimit.client_ip(ctx.request))
     await screen_profile_text(ctx.services, body.display_name)
-    doc = await ctx.services.accounts.create_user(body.username, body.password, body.role, body.display_name)
-    token = await ctx.services.accounts.issue_token(doc["_id"])
+    accounts = ctx.services.accounts
+    generation = await accounts.token_cache.generation()  # before the account exists: see TokenCache
+    doc = await accounts.create_user(body.username, body.password, body.role, body.display_name)
+    token = await accounts.issue_token(doc["_id"], user=doc, generation=generation)
     return {"user": user_public(doc), "token": token}
 
 

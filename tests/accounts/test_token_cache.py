@@ -133,3 +133,23 @@ async def test_without_redis_tokens_are_checked_in_mongodb(client, services):
         assert await _status(authenticator, acct.token) == "unauthorized"
     finally:
         await dead.aclose()
+
+
+async def test_a_new_session_is_cached_when_its_token_is_issued(client, services):
+    """Registration and login cache the token they hand out: the session's first request is answered
+    from Redis. Only the principal MongoDB had is stored, and only if nothing was invalidated since."""
+    acct = await register(client)
+    login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+    assert login.status_code == 200, login.text
+    who = Principal(ObjectId(acct.id), acct.username, acct.username, "user")
+    for token in (acct.token, login.json()["token"]):
+        assert await TokenCache(services.redis).get(hash_token(token)) == who  # no request was made with it
+
+    # an invalidation between the login's read of the user and its fill: the fill is skipped
+    cache = services.accounts.token_cache
+    generation = await cache.generation()
+    doc = await services.db.users.find_one({"_id": ObjectId(acct.id)})
+    await cache.forget(ObjectId(acct.id))  # e.g. a suspension, after the read
+    token = await services.accounts.issue_token(doc["_id"], user=doc, generation=generation)
+    assert await cache.get(hash_token(token)) is None
+    assert await _status(services.authenticator, token) == "ok"  # checked in MongoDB instead
