@@ -27,3 +27,17 @@ def test_now_ms_is_the_clock():
     before = int(time.time() * 1000)
     assert before - 1 <= now_ms() <= int(time.time() * 1000) + 1
     assert abs(ms_of(datetime.now(UTC)) - now_ms()) < 1000
+
+
+def test_rfc3339_is_the_utc_instant_truncated_with_a_z():
+    from bson.tz_util import utc as driver_utc
+
+    from solomo.core.jsonio import rfc3339
+
+    instant = datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
+    for zone in (UTC, driver_utc, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))):
+        shown = instant.astimezone(zone)
+        assert rfc3339(shown) == "2024-02-29T23:59:59.999Z"
+        assert rfc3339(shown, timespec="seconds") == "2024-02-29T23:59:59Z"
+    assert rfc3339(datetime(987, 3, 4, 5, 6, 7, 8_000)) == "0987-03-04T05:06:07.008Z"  # naive: UTC
+    assert rfc3339(datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=8)))) == "2024-12-31T16:00:00.000Z"
