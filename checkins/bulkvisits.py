@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo import UpdateOne
 
+from checkins import storeviews
 from checkins.checkin import default_text, utc_day
 from checkins.visitdays import rebuild_store
 from solomo.core.searchkeys import post_keys, topic_prefixes
@@ -84,5 +85,6 @@ async def load_visits(services: Services, store: dict[str, Any],
     unique = await db.store_visitors.count_documents({"store_id": store["_id"]})
     await db.stores.update_one({"_id": store["_id"]}, {"$inc": {"checkins_count": len(ordered)},
                                                        "$set": {"unique_visitors": unique}})
+    await storeviews.invalidate(services, [store["_id"]])
     await rebuild_store(services, store)
     return len(ordered)

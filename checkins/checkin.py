@@ -37,7 +37,7 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
-from checkins import mayor, rules
+from checkins import mayor, rules, storeviews
 from checkins.stores import get_store, store_latlng
 from checkins.visitdays import count_visit_day
 from feed.posts import attach_and_insert, build_post
@@ -167,6 +167,7 @@ async def check_in(
             # snapshot; the transaction was aborted as a whole, so simply run it again
             if attempt == 2:
                 raise
+    await storeviews.invalidate(services, [store["_id"]])  # its count (and maybe its mayor) moved
     await _judge_offers_again(services, user.id)
     return CheckinResult(checkin, post, store)
 

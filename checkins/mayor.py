@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from checkins import storeviews
+
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -165,6 +167,8 @@ async def refresh_mayor(services: Services, store_id: ObjectId, now: datetime,
     await services.db.stores.update_one(
         {"_id": store_id, "mayor_id": store.get("mayor_id"), "seat.seq": seat["seq"] if seat else None},
         {"$set": {"mayor_id": mayor, "seat": after}}, session=session)
+    if session is None:  # else the caller, once its transaction has committed
+        await storeviews.invalidate(services, [store_id])
     return mayor
 
 

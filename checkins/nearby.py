@@ -21,9 +21,9 @@ member's exact position, with MongoDB's Earth radius) by the ratio of the two ra
 :data:`SLACK_M` of geohash rounding. So when the reply was cut at ``c`` members and its last one is
 at Redis distance ``D``, every store left out is at least ``(D - SLACK_M) / K`` away exactly: the
 candidates nearer than that are complete and are ordered, cut at the cursor and paged exactly like
-MongoDB's rows; if fewer than a page remain, ``c`` doubles. The page's documents then come from
-MongoDB by id (the truth: counters and mayors are never stale), which also drops members whose
-store does not exist. Larger radii (``GEOSEARCH`` scans every member in the circle) stay on MongoDB.
+MongoDB's rows; if fewer than a page remain, ``c`` doubles. The page's stores then come from the
+store cache (:mod:`checkins.storeviews`: MongoDB's documents, dropped at every change), which also
+drops members whose store does not exist. Larger radii (``GEOSEARCH`` scans every member in the circle) stay on MongoDB.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
-from checkins import geoindex
+from checkins import geoindex, storeviews
 from geo.geojson import geo_point
-from solomo.core.idloader import IdLoads
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
 if TYPE_CHECKING:
@@ -134,41 +133,29 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         count, hits = count * 2, None
 
 
-PAGE_PROJECTION = {"search_keys": 0, "seat": 0}
-"""What a page leaves out of a store document: the search index's ~100 keys and the mayor's seat
-(decoding them was most of the read's cost; a page shows neither)."""
-STORES_FOR_PAGES = IdLoads("stores", PAGE_PROJECTION)
-"""A page's stores: concurrent pages share one query (:mod:`solomo.core.idloader`)."""
-
-
 async def _documents(services: Services, rows: list[tuple[float, ObjectId, float, float]],
                      want: int, category: str | None) -> list[dict[str, Any]]:
-    """The documents of the first ``want`` rows whose store exists *at the member's position* (and
-    in ``category``), in row order, with ``distance_m``: an edited store's old member (left until
-    its edit has committed, :func:`checkins.geoindex.moved`) is not the store any more."""
+    """The cached views (:mod:`checkins.storeviews`) of the first ``want`` rows whose store exists
+    *at the member's position* (and in ``category``), in row order, with ``distance_m``: an edited
+    store's old member (left until its edit has committed, :func:`checkins.geoindex.moved`) is not
+    the store any more."""
     out: list[dict[str, Any]] = []
     start = 0
     while len(out) < want and start < len(rows):
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
-        ids = [row[1] for row in chunk]
-        docs = await STORES_FOR_PAGES.load(services, ids)
-        out += [{**docs[oid], "distance_m": d} for d, oid, slat, slng in chunk
-                if oid in docs and _at(docs[oid], slat, slng)
-                and (category is None or docs[oid].get("category", "other") == category)]
+        views = await storeviews.load(services, [row[1] for row in chunk])
+        out += [{**views[oid], "distance_m": d} for d, oid, slat, slng in chunk
+                if oid in views and storeviews.position_of(views[oid]) == (slat, slng)
+                and (category is None or views[oid]["public"]["category"] == category)]
     return out
-
-
-def _at(doc: dict[str, Any], lat: float, lng: float) -> bool:
-    d_lng, d_lat = doc["location"]["coordinates"]
-    return float(d_lat) == lat and float(d_lng) == lng
 
 
 async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
                       limit: int, after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
     start = after.score - _ANNULUS_M if after else 0.0
     pipeline = [_geo_near(lat, lng, min_m=start, max_m=radius_m, category=category), *_after(after),
-                {"$limit": lookahead(limit)}, {"$project": PAGE_PROJECTION}]
+                {"$limit": lookahead(limit)}, {"$project": storeviews.PAGE_PROJECTION}]
     rows = sorted(await (await services.db.stores.aggregate(pipeline)).to_list(None), key=_order)
     if len(rows) > limit and rows[limit]["distance_m"] == rows[limit - 1]["distance_m"]:
         # equal distances straddle the page boundary: $geoNear may have cut that group anywhere, so
@@ -182,7 +169,7 @@ async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: f
             *_after(after),
             {"$sort": {"_id": 1}},
             {"$limit": lookahead(limit) - len(rows)},
-            {"$project": PAGE_PROJECTION},
+            {"$project": storeviews.PAGE_PROJECTION},
         ]
         rows += await (await services.db.stores.aggregate(ties)).to_list(None)
     return cut_page(rows, limit, _position)

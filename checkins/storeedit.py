@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from checkins import geoindex
+from checkins import geoindex, storeviews
 from checkins.localtime import parse_timezone
 from checkins.stores import ADDRESS_MAX, CATEGORIES, NAME_MAX, RADIUS_MAX_M, RADIUS_MIN_M, store_latlng
 from checkins.visitdays import rebuild_store
@@ -93,6 +93,7 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
                                                        return_document=ReturnDocument.AFTER)
     if doc is None:  # stores are never deleted; answer as a read would
         raise NotFound("store not found")
+    await storeviews.invalidate(services, [doc["_id"]])
     await geoindex.moved(services, store, doc)
     if moving:
         await store_moved(services, doc["_id"], lat, lng)

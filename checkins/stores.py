@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
-from checkins import geoindex
+from checkins import geoindex, storeviews
 from checkins.localtime import DEFAULT_TIMEZONE, parse_timezone
 from checkins.mayor import empty_seat
 from geo.geojson import geo_point
@@ -23,7 +23,6 @@ from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound, RateLimited
 from solomo.core.idloader import IdLoads
 from solomo.core.ids import parse_id
-from solomo.core.jsonio import rfc3339
 from solomo.core.searchkeys import store_keys
 from solomo.core.txn import Txn, run_transaction
 
@@ -125,23 +124,9 @@ def store_summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def store_public(doc: dict[str, Any], mayor_doc: dict[str, Any] | None) -> dict[str, Any]:
-    """The contract's Store (plus ``created_at``); ``mayor_doc`` is the mayor's user document or None."""
-    lat, lng = store_latlng(doc)
-    return {
-        "id": str(doc["_id"]),
-        "name": doc["name"],
-        "lat": lat,
-        "lng": lng,
-        "category": doc.get("category", "other"),
-        "address": doc.get("address"),
-        "owner_id": str(doc["owner_id"]),
-        "checkin_radius_m": doc["checkin_radius_m"],
-        "timezone": str(doc.get("timezone") or DEFAULT_TIMEZONE),
-        "checkins_count": int(doc.get("checkins_count", 0)),
-        "followers_count": int(doc.get("followers_count", 0)),
-        "mayor": user_summary(mayor_doc) if mayor_doc else None,
-        "created_at": rfc3339(doc["created_at"]),
-    }
+    """The contract's Store (plus ``created_at``) of a store document or its cached view
+    (:mod:`checkins.storeviews`); ``mayor_doc`` is the mayor's user document or None."""
+    return storeviews.render(storeviews.to_view(doc), user_summary(mayor_doc) if mayor_doc else None)
 
 
 MAYORS = IdLoads("users", {"username": 1, "display_name": 1, "status": 1})
@@ -149,14 +134,15 @@ MAYORS = IdLoads("users", {"username": 1, "display_name": 1, "status": 1})
 
 
 async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store documents → public Stores, loading all their mayors with one query.
+    """Store documents or views → public Stores, loading all their mayors with one query.
 
     A mayor whose account was deleted is shown as no mayor (the seat is recomputed on the next
     check-in anyway).
     """
-    mayor_ids = list({d["mayor_id"] for d in docs if d.get("mayor_id")})
+    views = [storeviews.to_view(d) for d in docs]
+    mayor_ids = list({v["mayor_id"] for v in views if v["mayor_id"]})
     mayors = {oid: u for oid, u in (await MAYORS.load(services, mayor_ids)).items() if u.get("status") != "deleted"}
-    return [store_public(d, mayors.get(d["mayor_id"]) if d.get("mayor_id") else None) for d in docs]
+    return [store_public(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
 
 
 async def hydrate_store(services: Services, doc: dict[str, Any]) -> dict[str, Any]:

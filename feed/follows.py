@@ -18,6 +18,7 @@ from typing import Any, Literal
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from checkins import storeviews
 from feed import blocks, home
 from notifications import recorder
 from offers.arrival import forget_judged
@@ -80,6 +81,7 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
         return False
     await home.backfill_followed(services, follower_id, target_type, target_id)
     if target_type == "store":  # the store's live offers may now be for this user: judge them again
+        await storeviews.invalidate(services, [target_id])  # its followers_count moved
         await forget_judged(services, follower_id)
     if target_type == "user":  # follow, unfollow, follow again: still one notification
         await recorder.record_soon(services, "follow", target_id, follower_id)
@@ -107,6 +109,8 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
         return True
 
     removed = await run_transaction(services, body)
+    if removed and target_type == "store":
+        await storeviews.invalidate(services, [target_id])  # its followers_count moved
     # also when nothing was removed: a retried unfollow still cleans the feed
     await home.remove_unfollowed(services, follower_id, target_type, target_id)
     return removed

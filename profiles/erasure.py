@@ -39,6 +39,7 @@ import orjson
 from bson import ObjectId
 from redis.exceptions import RedisError
 
+from checkins import storeviews
 from feed import blocks, postcache
 from feed.home import remove_unfollowed
 from feed.posts import HELD as POST_HELD
@@ -219,6 +220,8 @@ async def _follows(services: Services, user_id: ObjectId) -> None:
             await services.db.follows.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=txn.session)
 
         await run_transaction(services, batch)
+        await storeviews.invalidate(services, [d["target_id"] for d in docs
+                                               if d["follower_id"] == user_id and d["target_type"] == "store"])
         for d in docs:
             if d["follower_id"] != user_id:
                 await remove_unfollowed(services, d["follower_id"], "user", user_id)
@@ -229,7 +232,9 @@ async def _checkins(services: Services, user_id: ObjectId) -> None:
     await services.db.checkins.delete_many({"user_id": user_id})
     await services.db.checkin_guards.delete_many({"_id": user_id})
     await services.db.store_visitors.delete_many({"user_id": user_id})
+    seats = [d["_id"] async for d in services.db.stores.find({"mayor_id": user_id}, {"_id": 1})]
     await services.db.stores.update_many({"mayor_id": user_id}, {"$set": {"mayor_id": None}, "$unset": {"seat": ""}})
+    await storeviews.invalidate(services, seats)
 
 
 async def _live_state(services: Services, user_id: ObjectId) -> None:

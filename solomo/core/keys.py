@@ -223,6 +223,22 @@ def stores_geo(category: str | None) -> str:
     return "{storegeo}:all" if category is None else f"{{storegeo}}:cat:{category}"
 
 
+# --- rendered stores (checkins/storeviews.py) -------------------------------------------------------
+
+STORE_BUCKETS = 16
+"""Cached stores are spread over this many hash tags ``{s<n>}``, as posts are over ``{p<n>}``."""
+
+
+def store_view_key(store_id: Id) -> str:
+    """``sc:{s<n>}:<store id>``: the store's cached view (JSON, see :mod:`checkins.storeviews`)."""
+    return f"sc:{{s{zlib.crc32(str(store_id).encode()) % STORE_BUCKETS}}}:{store_id}"
+
+
+def store_gen_key(store_id: Id) -> str:
+    """``scg:{s<n>}:<store id>``: the store's cache generation, bumped by every change to its view."""
+    return f"scg:{{s{zlib.crc32(str(store_id).encode()) % STORE_BUCKETS}}}:{store_id}"
+
+
 # --- rendered posts and viewers' likes (feed/postcache.py, feed/likedset.py) -----------------------
 
 POST_BUCKETS = 16

@@ -1,0 +1,102 @@
+"""The store cache behind nearby pages (checkins/storeviews.py): a store on a nearby page is the store
+MongoDB has (``GET /v1/stores/{id}``), and no change leaves a stale count, name or mayor behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from checkins import geoindex, storeviews
+from checkins.mayor import refresh_mayor
+from solomo.core.keys import store_view_key
+from tests.checkins.helpers import backdate_checkins, checkin, days_ago, new_store
+from tests.support import Account, random_point, register, wait_until
+
+
+async def _listed(client: Any, who: Account, store: dict[str, Any]) -> dict[str, Any]:
+    """The store as a nearby page shows it (without its distance), read through the Redis index."""
+    resp = await client.get("/v1/stores/nearby", params={"lat": store["lat"], "lng": store["lng"], "radius_m": 30},
+                            headers=who.headers)
+    assert resp.status_code == 200, resp.text
+    [item] = [i for i in resp.json()["items"] if i["id"] == store["id"]]
+    item.pop("distance_m")
+    return item
+
+
+async def _truth(client: Any, who: Account, store: dict[str, Any]) -> dict[str, Any]:
+    resp = await client.get(f"/v1/stores/{store['id']}", headers=who.headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def _same(client: Any, services: Any, who: Account, store: dict[str, Any]) -> dict[str, Any]:
+    """Reads the page twice (the second read is served from the cache) and checks both against MongoDB."""
+    first = await _listed(client, who, store)
+    assert await services.redis.exists(store_view_key(store["id"]))  # the page filled the cache
+    again = await _listed(client, who, store)
+    truth = await _truth(client, who, store)
+    assert first == again == truth
+    return truth
+
+
+async def test_every_change_to_a_listed_store_shows_on_the_next_nearby_page(client, services):
+    merchant, regular, fan = await register(client, "merchant"), await register(client), await register(client)
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng, name="Old Name", checkin_radius_m=100)
+    await geoindex.rebuild(services)
+    assert (await _same(client, services, fan, store))["checkins_count"] == 0
+
+    assert (await checkin(client, regular, store)).status_code == 201
+    shown = await _same(client, services, fan, store)
+    assert shown["checkins_count"] == 1 and shown["mayor"]["id"] == regular.id
+
+    assert (await client.post(f"/v1/stores/{store['id']}/follow", headers=fan.headers)).status_code == 204
+    assert (await _same(client, services, fan, store))["followers_count"] == 1
+    assert (await client.delete(f"/v1/stores/{store['id']}/follow", headers=fan.headers)).status_code == 204
+    assert (await _same(client, services, fan, store))["followers_count"] == 0
+
+    resp = await client.patch(f"/v1/stores/{store['id']}", headers=merchant.headers,
+                              json={"name": "New Name", "address": "1 Nanjing Rd", "category": "bar"})
+    assert resp.status_code == 200, resp.text
+    shown = await _same(client, services, fan, store)
+    assert (shown["name"], shown["address"], shown["category"]) == ("New Name", "1 Nanjing Rd", "bar")
+
+    # the hourly recount: the mayor's check-ins aged out of the window, the seat is empty
+    await backdate_checkins(services, regular, timedelta(days=70))
+    assert await refresh_mayor(services, ObjectId(store["id"]), days_ago(0)) is None
+    assert (await _same(client, services, fan, store))["mayor"] is None
+
+
+async def test_an_erased_follower_leaves_the_listed_count(client, services):
+    merchant, fan = await register(client, "merchant"), await register(client)
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng)
+    await geoindex.rebuild(services)
+    assert (await client.post(f"/v1/stores/{store['id']}/follow", headers=fan.headers)).status_code == 204
+    assert (await _same(client, services, merchant, store))["followers_count"] == 1
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=fan.headers)
+    assert resp.status_code == 204, resp.text
+
+    async def uncounted() -> bool:
+        return (await _listed(client, merchant, store))["followers_count"] == 0
+
+    await wait_until(uncounted, timeout=20)
+    assert (await _same(client, services, merchant, store))["followers_count"] == 0
+
+
+async def test_a_fill_that_raced_a_change_is_not_stored(client, services):
+    """A page read the store from MongoDB before a check-in and stores its (stale) view after it."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    sid = ObjectId(store["id"])
+    seen = await storeviews.VIEWS.generations(services, [sid])  # read before the page's MongoDB read
+    await storeviews.invalidate(services, [sid])  # the check-in's invalidation, after its commit
+    assert sid in await storeviews.VIEWS.fill(services, [sid], seen)  # the page still gets its answer…
+    assert not await services.redis.exists(store_view_key(sid))  # …but does not cache it
+    await storeviews.VIEWS.fill(services, [sid])  # without a change in between it is stored
+    assert await services.redis.exists(store_view_key(sid))
+    missing = ObjectId()
+    assert await storeviews.load(services, [missing]) == {}
+    assert not await services.redis.exists(store_view_key(missing))  # a missing store is not cached
