@@ -47,10 +47,17 @@ def member(doc: dict[str, Any]) -> str:
     return f"{doc['_id']}|{float(lng)!r}|{float(lat)!r}"
 
 
+def member_fields(text: str) -> tuple[str, float, float]:
+    """(id as hex, lat, lng) of a member: the hex is enough to order and compare ids (hex order is
+    ObjectId order), and costs no ObjectId for the members a page does not keep."""
+    hex_id, lng, lat = text.split("|")
+    return hex_id, float(lat), float(lng)
+
+
 def parse_member(text: str) -> tuple[ObjectId, float, float]:
     """(id, lat, lng) of a member."""
-    oid, lng, lat = text.split("|")
-    return ObjectId(oid), float(lat), float(lng)
+    hex_id, lat, lng = member_fields(text)
+    return ObjectId(hex_id), lat, lng
 
 
 GEO_MAX_LAT = 85.05112878

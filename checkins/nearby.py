@@ -50,7 +50,11 @@ K = REDIS_EARTH_RADIUS_M / MONGO_EARTH_RADIUS_M
 SLACK_M = 2.0
 """Bound on Redis's rounding: a 52-bit geohash puts a point at most 0.34 m from its true place
 (the query point too), so 2 m is generous."""
-FIRST_COUNT = 32
+SPARE_HITS = 8
+"""Members asked for beyond a page's rows: the nearest ones within Redis's rounding of the last are
+not surely complete (see the module), and a moved store's old member is dropped. Was twice the
+page: parsing and measuring the extra members was a tenth of a page's CPU, and doubling ``COUNT``
+still covers a short reply."""
 StorePage = tuple[list[dict[str, Any]], Position | None]
 """Store documents (with ``distance_m``) and the position after them, or None."""
 
@@ -88,7 +92,7 @@ async def nearby_stores(
     """One page of store documents (each with ``distance_m``) and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
     if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
-        count = max(FIRST_COUNT, 2 * lookahead(limit))
+        count = lookahead(limit) + SPARE_HITS
         hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(radius_m), count)
         if hits is not None:
             return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
@@ -113,19 +117,21 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
                       limit: int, after: Position | None,
                       first: tuple[int, list[geoindex.Hit]] | None = None) -> StorePage:
     """The page from the index; ``first`` is a search already made (its ``COUNT`` and reply)."""
-    count, hits = first or (max(FIRST_COUNT, 2 * lookahead(limit)), None)
+    count, hits = first or (lookahead(limit) + SPARE_HITS, None)
     while True:
         if hits is None:
             hits = await geoindex.search(services, category, lat, lng, _search_m(radius_m), count)
         complete_below = math.inf
         if len(hits) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
             complete_below = (hits[-1][1] - SLACK_M) / K
-        rows: list[tuple[float, ObjectId, float, float]] = []
+        # ids stay text until a row is kept: hex order is ObjectId order
+        after_key = (after.score, str(after.id)) if after is not None else None
+        rows: list[tuple[float, str, float, float]] = []
         for name, _ in hits:
-            oid, slat, slng = geoindex.parse_member(name)
+            hex_id, slat, slng = geoindex.member_fields(name)
             d = spherical_m(lat, lng, slat, slng)
-            if d <= radius_m and d < complete_below and (after is None or (d, oid) > (after.score, after.id)):
-                rows.append((d, oid, slat, slng))
+            if d <= radius_m and d < complete_below and (after_key is None or (d, hex_id) > after_key):
+                rows.append((d, hex_id, slat, slng))
         rows.sort()
         page = await _documents(services, rows, lookahead(limit), category)
         if len(page) == lookahead(limit) or complete_below == math.inf:
@@ -133,7 +139,7 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         count, hits = count * 2, None
 
 
-async def _documents(services: Services, rows: list[tuple[float, ObjectId, float, float]],
+async def _documents(services: Services, rows: list[tuple[float, str, float, float]],
                      want: int, category: str | None) -> list[dict[str, Any]]:
     """The cached views (:mod:`checkins.storeviews`) of the first ``want`` rows whose store exists
     *at the member's position* (and in ``category``), in row order, with ``distance_m``: an edited
@@ -144,8 +150,9 @@ async def _documents(services: Services, rows: list[tuple[float, ObjectId, float
     while len(out) < want and start < len(rows):
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
-        views = await storeviews.load(services, [row[1] for row in chunk])
-        out += [{**views[oid], "distance_m": d} for d, oid, slat, slng in chunk
+        ids = [ObjectId(row[1]) for row in chunk]
+        views = await storeviews.load(services, ids)
+        out += [{**views[oid], "distance_m": d} for oid, (d, _, slat, slng) in zip(ids, chunk, strict=True)
                 if oid in views and storeviews.position_of(views[oid]) == (slat, slng)
                 and (category is None or views[oid]["public"]["category"] == category)]
     return out
