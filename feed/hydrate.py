@@ -88,8 +88,9 @@ def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, 
     }
 
 
-async def _load_summaries(services: Services, kind: str, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any] | None]:
-    """Summaries for ``ids`` (cache first, one query for the rest); ``None`` for missing documents."""
+def _cached_summaries(services: Services, kind: str,
+                      ids: list[ObjectId]) -> tuple[dict[ObjectId, dict[str, Any] | None], list[ObjectId]]:
+    """(the summaries the process cache holds, the ids it does not know)."""
     cache = _summaries(services)
     out: dict[ObjectId, dict[str, Any] | None] = {}
     missing: list[ObjectId] = []
@@ -99,17 +100,23 @@ async def _load_summaries(services: Services, kind: str, ids: list[ObjectId]) ->
             out[oid] = summary
         else:
             missing.append(oid)
-    if missing:
-        if kind == "user":
-            loaded = {oid: user_summary(u) for oid, u in (await USER_NAMES.load(services, missing)).items()}
-        else:
-            loaded = {oid: store_summary(s) for oid, s in (await STORE_NAMES.load(services, missing)).items()}
-        for oid in missing:
-            summary = loaded.get(oid)
-            if summary is not None:  # a missing document is not remembered
-                cache.put(kind, oid, summary)
-            out[oid] = summary
-    return out
+    return out, missing
+
+
+async def _fill_summaries(services: Services, kind: str, missing: list[ObjectId],
+                          out: dict[ObjectId, dict[str, Any] | None]) -> None:
+    """Reads the ``missing`` summaries (one query) into ``out`` and the cache; ``None`` for missing
+    documents (which are not remembered)."""
+    cache = _summaries(services)
+    if kind == "user":
+        loaded = {oid: user_summary(u) for oid, u in (await USER_NAMES.load(services, missing)).items()}
+    else:
+        loaded = {oid: store_summary(s) for oid, s in (await STORE_NAMES.load(services, missing)).items()}
+    for oid in missing:
+        summary = loaded.get(oid)
+        if summary is not None:
+            cache.put(kind, oid, summary)
+        out[oid] = summary
 
 
 class PageLoader:
@@ -218,13 +225,23 @@ async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_i
     author_ids = list({v["author_id"] for v in shown})
     store_ids = list({v["store_id"] for v in shown if v["store_id"]})
 
-    async def no_stores() -> dict[ObjectId, dict[str, Any] | None]:
-        return {}
+    # Usually every summary is in the process cache and the page has no reposts: then nothing here
+    # waits, and no task is made (three per page were 3 % of a home page's CPU).
+    authors, missing_authors = _cached_summaries(services, "user", author_ids)
+    stores, missing_stores = _cached_summaries(services, "store", store_ids)
+    blocked: set[ObjectId] = set()
+    block_check = list({v["author_id"] for v in originals.values()} - {viewer_id})
 
-    authors, stores, blocked = await asyncio.gather(
-        _load_summaries(services, "user", author_ids),
-        _load_summaries(services, "store", store_ids) if store_ids else no_stores(),
-        _blocked(services, viewer_id, list({v["author_id"] for v in originals.values()} - {viewer_id})))
+    async def check_blocks() -> None:
+        blocked.update(await _blocked(services, viewer_id, block_check))
+
+    pending = [*([_fill_summaries(services, "user", missing_authors, authors)] if missing_authors else []),
+               *([_fill_summaries(services, "store", missing_stores, stores)] if missing_stores else []),
+               *([check_blocks()] if viewer_id is not None and block_check else [])]
+    if len(pending) == 1:
+        await pending[0]
+    elif pending:
+        await asyncio.gather(*pending)
 
     def render(v: dict[str, Any]) -> dict[str, Any]:
         return _post_public(v, _author_summary(authors.get(v["author_id"]), v["author_id"]),

@@ -97,7 +97,10 @@ async def collect(
     want = lookahead(limit)
     fetch = want
     for _ in range(MAX_ROUNDS):
-        batches = await asyncio.gather(*(s.fetch(pos, fetch) for s in sources))
+        if len(sources) == 1:  # most pages: awaited in place, no task for it
+            batches = [await sources[0].fetch(pos, fetch)]
+        else:
+            batches = await asyncio.gather(*(s.fetch(pos, fetch) for s in sources))
         merged: dict[ObjectId, Candidate] = {}
         for batch in batches:
             for cand in batch:
