@@ -68,6 +68,7 @@ from starlette.routing import Mount, Route
 from solomo.core import looplag
 from solomo.core.errors import Forbidden, NotFound
 from solomo.core.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
+from solomo.core.redisio import DRIVER
 
 if TYPE_CHECKING:
     from redis import Redis as SyncRedis
@@ -573,6 +574,7 @@ async def start(app: Starlette) -> None:
     settings = app.state.settings
     app.state.services.extras["broker_redis"] = Redis.from_url(
         settings.effective_broker_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
+        driver_info=DRIVER,
     )
     app.state.services.extras["looplag"] = looplag.start()
     if settings.metrics_port:

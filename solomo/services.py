@@ -19,7 +19,7 @@ from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
-from solomo.core.redisio import WatchedConnection
+from solomo.core.redisio import DRIVER, WatchedConnection
 from solomo.core.redistypes import RedisClient
 from solomo.core.services import Services
 from solomo.core.settings import Settings
@@ -33,7 +33,7 @@ def redis_client(settings: Settings) -> RedisClient:
     # (10 s, the same failure as a socket timeout, without a timer and a task per operation).
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(
-            settings.effective_redis_url, decode_responses=True, max_connections=512, protocol=2,
+            settings.effective_redis_url, decode_responses=True, max_connections=512, protocol=2, driver_info=DRIVER,
             socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         )
         # RedisCluster takes no connection_class argument: its nodes are made from these kwargs
@@ -47,7 +47,8 @@ def redis_client(settings: Settings) -> RedisClient:
     # redis-server a pooled connection is stale, and the first command on it would fail.
     pool = BlockingConnectionPool.from_url(
         settings.effective_redis_url, decode_responses=True, max_connections=512, timeout=5, protocol=2,
-        connection_class=WatchedConnection, socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
+        driver_info=DRIVER, connection_class=WatchedConnection, socket_connect_timeout=3, socket_timeout=None,
+        health_check_interval=30,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1,
                     supported_errors=(RedisConnectionError, RedisTimeoutError)),
     )

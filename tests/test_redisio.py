@@ -94,3 +94,21 @@ async def test_the_services_use_watched_connections(services):
     else:
         classes = {redis.connection_pool.connection_class}
     assert classes == {WatchedConnection}
+
+
+async def test_a_new_connection_does_not_read_package_metadata(services, monkeypatch):
+    """Left to itself, redis-py looks its own version up in the installed packages' metadata for
+    every new connection (file-system reads on the event loop: a burst that grew the pool stalled
+    the soak's API for hundreds of milliseconds). Our clients hand it the version once."""
+    import redis.utils
+
+    from solomo.services import redis_client
+
+    looked_up: list[int] = []
+    monkeypatch.setattr(redis.utils, "get_lib_version", lambda: looked_up.append(1) or "0.0.0")
+    client = redis_client(services.settings)
+    try:
+        assert await client.ping()  # a new client: a new connection (or, on a cluster, a new node set)
+    finally:
+        await client.aclose()
+    assert looked_up == []

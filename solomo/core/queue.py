@@ -27,6 +27,8 @@ from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
 from redis.asyncio import Redis
 
+from solomo.core.redisio import DRIVER
+
 DELIVERY_PERSISTENT = 2
 
 
@@ -39,7 +41,8 @@ class TaskQueue:
                   and not (conf.broker_transport_options or {}).get("global_keyprefix")
                   and conf.task_serializer == "json" and not conf.task_compression
                   and conf.task_default_delivery_mode in (None, "persistent", DELIVERY_PERSISTENT))
-        self._broker: Redis | None = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10) \
+        self._broker: Redis | None = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10,
+                                                      driver_info=DRIVER) \
             if direct else None
         self._queues: dict[str, str | None] = {}  # task name → queue name (None: not a direct queue)
 

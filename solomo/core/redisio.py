@@ -32,9 +32,18 @@ import weakref
 from typing import Any
 
 import hiredis
+import redis
 from redis.asyncio.connection import Connection
+from redis.driver_info import DriverInfo
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+DRIVER = DriverInfo(lib_version=redis.__version__)
+"""What each connection tells Redis (``CLIENT SETINFO``), made once: pass ``driver_info=DRIVER``
+to every client. Left to redis-py, each new connection looked its own version up in the installed
+packages' metadata (about a millisecond of file-system reads, on the event loop), and a burst that
+grew a pool stalled the API's loop for hundreds of milliseconds (found by sampling the soak's
+stalls: docs/benchmarks.md)."""
 
 TICK_S = 0.25
 """How often the watchdog looks at what is in flight (only while something is)."""
