@@ -56,7 +56,7 @@ not surely complete (see the module), and a moved store's old member is dropped.
 page: parsing and measuring the extra members was a tenth of a page's CPU, and doubling ``COUNT``
 still covers a short reply."""
 StorePage = tuple[list[dict[str, Any]], Position | None]
-"""Store documents (with ``distance_m``) and the position after them, or None."""
+"""Store views (:mod:`checkins.storeviews`, each with ``distance_m``) and the position after them, or None."""
 
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:
@@ -89,7 +89,8 @@ async def nearby_stores(
     limit: int = 20,
     after: Position | None = None,
 ) -> tuple[list[dict[str, Any]], Position | None]:
-    """One page of store documents (each with ``distance_m``) and the position after it, or None."""
+    """One page of store views (:mod:`checkins.storeviews`: ids as text; each with ``distance_m``)
+    and the position after it, or None."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
     if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
         count = lookahead(limit) + SPARE_HITS
@@ -179,7 +180,8 @@ async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: f
             {"$project": storeviews.PAGE_PROJECTION},
         ]
         rows += await (await services.db.stores.aggregate(ties)).to_list(None)
-    return cut_page(rows, limit, _position)
+    page, after_page = cut_page(rows, limit, _position)
+    return [{**storeviews.to_view(row), "distance_m": row["distance_m"]} for row in page], after_page
 
 
 def _order(row: dict[str, Any]) -> tuple[float, ObjectId]:
@@ -187,4 +189,4 @@ def _order(row: dict[str, Any]) -> tuple[float, ObjectId]:
 
 
 def _position(row: dict[str, Any]) -> Position:
-    return Position(float(row["distance_m"]), row["_id"])
+    return Position(float(row["distance_m"]), ObjectId(row["_id"]))  # a document's id, or a view's text

@@ -140,8 +140,9 @@ async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list
     check-in anyway).
     """
     views = [storeviews.to_view(d) for d in docs]
-    mayor_ids = list({v["mayor_id"] for v in views if v["mayor_id"]})
-    mayors = {oid: u for oid, u in (await MAYORS.load(services, mayor_ids)).items() if u.get("status") != "deleted"}
+    mayor_ids = [ObjectId(m) for m in {v["mayor_id"] for v in views if v["mayor_id"]}]
+    mayors = {str(oid): u for oid, u in (await MAYORS.load(services, mayor_ids)).items()
+              if u.get("status") != "deleted"}
     return [store_public(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
 
 

@@ -4,9 +4,10 @@ Redis, so a page of nearby stores is one ``MGET`` instead of a MongoDB read and 
 The profile of the nearby-stores benchmark (docs/benchmarks.md) had the page's store documents at
 about a third of the request: the MongoDB read, decoding it, and shaping twenty Stores.
 
-A view is ``{"_id", "mayor_id", "public"}``: ``public`` is the Store as :func:`render` hands it out
-(times as text, ids as strings) but for ``mayor``, which is added per page from the mayor's user
-document (a rename or a deletion then needs nothing here).
+A view is ``{"_id", "mayor_id", "public"}`` (the ids as text: a page turns none of them into an
+ObjectId, and a cursor only its last): ``public`` is the Store as :func:`render` hands it out (times
+as text) but for ``mayor``, which is added per page from the mayor's user document (a rename or a
+deletion then needs nothing here).
 
 The mechanism is :mod:`solomo.core.viewcache`'s, and so is its rule, for stores: **every committed
 change to a field a view holds calls** :func:`invalidate`: a check-in and bulk visits
@@ -48,9 +49,10 @@ def to_view(doc: dict[str, Any]) -> View:
     if "public" in doc:
         return doc
     lng, lat = doc["location"]["coordinates"]
+    mayor = doc.get("mayor_id")
     return {
-        "_id": doc["_id"],
-        "mayor_id": doc.get("mayor_id"),
+        "_id": str(doc["_id"]),
+        "mayor_id": str(mayor) if mayor is not None else None,
         "public": {
             "id": str(doc["_id"]),
             "name": doc["name"],
@@ -79,16 +81,12 @@ def position_of(view: View) -> tuple[float, float]:
 
 
 def encode(view: View) -> bytes:
-    mayor = view["mayor_id"]
-    return orjson.dumps({**view, "_id": str(view["_id"]), "mayor_id": str(mayor) if mayor is not None else None})
+    return orjson.dumps(view)
 
 
 @functools.lru_cache(maxsize=4096)
 def _decoded(raw: str | bytes) -> View:
     view: View = orjson.loads(raw)
-    view["_id"] = ObjectId(view["_id"])
-    if view["mayor_id"] is not None:
-        view["mayor_id"] = ObjectId(view["mayor_id"])
     return view
 
 
