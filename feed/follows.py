@@ -75,13 +75,16 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
 
     try:
         await run_transaction(services, body)
+        created = True
     except DuplicateKeyError:
-        # a retry of a follow whose backfill failed (Redis down after the commit) repairs the feed
-        await home.backfill_followed(services, follower_id, target_type, target_id)
-        return False
+        created = False
+    if target_type == "store":  # its followers_count moved (a retry repairs an invalidation that failed)
+        await storeviews.invalidate(services, [target_id])
+    # a retry of a follow whose backfill failed (Redis down after the commit) repairs the feed
     await home.backfill_followed(services, follower_id, target_type, target_id)
+    if not created:
+        return False
     if target_type == "store":  # the store's live offers may now be for this user: judge them again
-        await storeviews.invalidate(services, [target_id])  # its followers_count moved
         await forget_judged(services, follower_id)
     if target_type == "user":  # follow, unfollow, follow again: still one notification
         await recorder.record_soon(services, "follow", target_id, follower_id)
@@ -109,8 +112,8 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
         return True
 
     removed = await run_transaction(services, body)
-    if removed and target_type == "store":
-        await storeviews.invalidate(services, [target_id])  # its followers_count moved
+    if target_type == "store":  # its followers_count moved (also on a retry: it repairs a failed invalidation)
+        await storeviews.invalidate(services, [target_id])
     # also when nothing was removed: a retried unfollow still cleans the feed
     await home.remove_unfollowed(services, follower_id, target_type, target_id)
     return removed
