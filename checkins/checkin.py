@@ -167,7 +167,8 @@ async def check_in(
             # snapshot; the transaction was aborted as a whole, so simply run it again
             if attempt == 2:
                 raise
-    await storeviews.invalidate(services, [store["_id"]])  # its count (and maybe its mayor) moved
+    # its count (and maybe its mayor) moved
+    await storeviews.invalidate_quietly(services, [store["_id"]], f"check-in by {user.id}")
     await _judge_offers_again(services, user.id)
     return CheckinResult(checkin, post, store)
 

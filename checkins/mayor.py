@@ -168,7 +168,7 @@ async def refresh_mayor(services: Services, store_id: ObjectId, now: datetime,
         {"_id": store_id, "mayor_id": store.get("mayor_id"), "seat.seq": seat["seq"] if seat else None},
         {"$set": {"mayor_id": mayor, "seat": after}}, session=session)
     if session is None:  # else the caller, once its transaction has committed
-        await storeviews.invalidate(services, [store_id])
+        await storeviews.invalidate_quietly(services, [store_id], f"mayor recount of {store_id}")
     return mayor
 
 

@@ -20,11 +20,13 @@ Only the nearby list reads views: a single store is read from MongoDB.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from bson import ObjectId
+from redis.exceptions import RedisError
 
 from checkins.localtime import DEFAULT_TIMEZONE
 from solomo.core.idloader import IdLoads
@@ -32,6 +34,8 @@ from solomo.core.jsonio import rfc3339
 from solomo.core.keys import store_gen_key, store_view_key
 from solomo.core.services import Services
 from solomo.core.viewcache import View, ViewCache
+
+log = logging.getLogger("solomo.checkins")
 
 VIEW_TTL_S = 600
 """A view lives this long after it was stored (reads do not extend it)."""
@@ -108,3 +112,13 @@ async def load(services: Services, store_ids: list[ObjectId]) -> dict[ObjectId, 
 async def invalidate(services: Services, store_ids: Iterable[ObjectId]) -> None:
     """Call after committing any change to what these stores' views hold (see the module's rule)."""
     await VIEWS.invalidate(services, store_ids)
+
+
+async def invalidate_quietly(services: Services, store_ids: Iterable[ObjectId], what: str) -> None:
+    """:func:`invalidate` after a commit whose caller cannot simply be retried (a check-in: the
+    cooldown would refuse it; the hourly mayor sweep): a Redis failure is logged, and the view it
+    leaves stale expires within :data:`VIEW_TTL_S`."""
+    try:
+        await VIEWS.invalidate(services, store_ids)
+    except (RedisError, OSError) as exc:
+        log.warning("%s: store views not invalidated (they expire within %d s): %s", what, VIEW_TTL_S, exc)

@@ -132,6 +132,8 @@ def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> Non
 
 def _pairs(flat: list[Any]) -> list[tuple[float, str]]:
     """A :func:`_queue_rows` reply → ``[(score, member)]``, newest first."""
+    if flat and isinstance(flat[0], list):  # a RESP3 client's nested pairs (ours speak RESP2)
+        return [(float(score), _text(member)) for member, score in flat]
     members = flat[0::2]
     if members and not isinstance(members[0], str):  # a client that does not decode replies
         members = [_text(m) for m in members]

@@ -6,7 +6,7 @@ one ``MGET`` (one per hash tag on a cluster) instead of a MongoDB read and a ren
 
 MongoDB stays the truth. Correctness rests on one rule, which each user of this module states for
 its own documents: **every change to a field a view holds calls** :meth:`ViewCache.invalidate`
-**after it is committed**. An invalidation bumps the document's generation key and drops its view;
+**after it is committed**. An invalidation gives the document's generation key a new value and drops its view;
 a reader that missed reads the generation *before* reading MongoDB and stores its view only if
 the generation is still the same (:data:`_FILL`), so a view read before a change can never be
 stored after it. Views also expire (``ttl_s``), which bounds the harm of a lost invalidation
@@ -15,6 +15,7 @@ stored after it. Views also expire (``ttl_s``), which bounds the harm of a lost 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,10 +37,11 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
 return 1
 """)
 
-# KEYS: a view key, its generation key. ARGV: TTL. Bumps the generation, drops the view.
+# KEYS: a view key, its generation key. ARGV: TTL, a new generation. Sets the generation to a value
+# never used before (a counter would start again at 1 once its key expired, and could then match
+# what a reader read just before), drops the view.
 _INVALIDATE = LuaScript("viewcache_invalidate", """
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[1]))
 redis.call('DEL', KEYS[1])
 return 1
 """)
@@ -140,5 +142,5 @@ class ViewCache:
             return
         async with services.redis.pipeline(transaction=False) as pipe:
             for oid in wanted:
-                _INVALIDATE.queue(pipe, [self.view_key(oid), self.gen_key(oid)], [self.ttl_s])
+                _INVALIDATE.queue(pipe, [self.view_key(oid), self.gen_key(oid)], [self.ttl_s, secrets.token_hex(8)])
             await pipe.execute()

@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from checkins import geoindex, storeviews
 from checkins.mayor import refresh_mayor
-from solomo.core.keys import store_view_key
+from solomo.core.keys import store_gen_key, store_view_key
 from tests.checkins.helpers import backdate_checkins, checkin, days_ago, new_store
 from tests.support import Account, random_point, register, wait_until
 
@@ -100,3 +100,16 @@ async def test_a_fill_that_raced_a_change_is_not_stored(client, services):
     missing = ObjectId()
     assert await storeviews.load(services, [missing]) == {}
     assert not await services.redis.exists(store_view_key(missing))  # a missing store is not cached
+
+
+async def test_a_generation_is_never_repeated_after_its_key_expired(client, services):
+    """A reader read the generation just before its key expired; a change then invalidates: the
+    new generation must differ from what the reader read, or its stale fill would be stored."""
+    merchant = await register(client, "merchant")
+    sid = ObjectId((await new_store(client, merchant))["id"])
+    await storeviews.invalidate(services, [sid])  # an earlier change: the generation exists
+    seen = await storeviews.VIEWS.generations(services, [sid])
+    await services.redis.delete(store_gen_key(sid))  # …and expires
+    await storeviews.invalidate(services, [sid])  # a change after the reader's MongoDB read
+    await storeviews.VIEWS.fill(services, [sid], seen)
+    assert not await services.redis.exists(store_view_key(sid))
