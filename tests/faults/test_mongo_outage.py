@@ -238,7 +238,10 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
         recovered_after = await seconds_until(
             lambda: any(o.phase == "after" and o.op == "me" and o.status == 200 for o in drill.outcomes[seen:]),
             RECOVERY_S)
-        assert recovered_after is not None, "the API did not recover by itself"
+        if recovered_after is None:  # what each kind of call met since the restart, for the failure message
+            since = sorted({(o.phase, o.op, o.status, o.code) for o in drill.outcomes[seen:]}, key=str)
+            raise AssertionError(f"the API did not recover by itself within {RECOVERY_S:g} s of MongoDB's "
+                                 f"restart ({primary_after:.1f} s to primary); calls since: {since}")
         steady_from = time.monotonic()
         await asyncio.sleep(4)
     finally:
