@@ -28,8 +28,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bson import ObjectId
-
 from solomo.core.keys import STORES_GEO_FRESH, STORES_GEO_LOCK, STORES_GEO_READY, stores_geo
 
 if TYPE_CHECKING:
@@ -52,12 +50,6 @@ def member_fields(text: str) -> tuple[str, float, float]:
     ObjectId order), and costs no ObjectId for the members a page does not keep."""
     hex_id, lng, lat = text.split("|")
     return hex_id, float(lat), float(lng)
-
-
-def parse_member(text: str) -> tuple[ObjectId, float, float]:
-    """(id, lat, lng) of a member."""
-    hex_id, lat, lng = member_fields(text)
-    return ObjectId(hex_id), lat, lng
 
 
 GEO_MAX_LAT = 85.05112878
