@@ -78,25 +78,43 @@ def offer_events(offer: dict[str, Any], store: dict[str, Any], recipients: list[
 
 async def send_offer(services: Services, offer: dict[str, Any], store: dict[str, Any],
                      recipients: list[tuple[str, float]], *, done: bool = False) -> int:
-    """Publish the offer to each ``(user id, distance)`` not reached before; returns how many were new.
-    ``done``: also mark the offer's targeting done (in the same update as ``pushed``)."""
+    """Publish the offer to each ``(user id, distance)`` not reached before, then settle them
+    (:func:`_settle`); returns how many were new. ``done``: also mark the offer's targeting done."""
+    sent = await _publish(services, offer, store, recipients)
+    await _settle(services, offer, sent, done=done)
+    return len(sent)
+
+
+async def _publish(services: Services, offer: dict[str, Any], store: dict[str, Any],
+                   recipients: list[tuple[str, float]]) -> list[str]:
+    """The ``offer`` events of those of ``recipients`` not reached before; returns their user ids.
+    Raises on a Redis failure: the task is retried, the dedupe sets keep it once."""
+    if not recipients:
+        return []
     offer_id = str(offer["_id"])
-    sent = []
-    if recipients:  # raises on a Redis failure: the task is retried, the dedupe sets keep it once
-        shared, parts = offer_events(offer, store, recipients)
-        sent = await services.events.publish_shared(
-            OfferEvent.event_type, shared, parts, once_key=lambda bucket: offer_delivered(offer_id, bucket),
-            once_ttl_s=delivered_ttl_s(offer))
+    shared, parts = offer_events(offer, store, recipients)
+    sent = await services.events.publish_shared(
+        OfferEvent.event_type, shared, parts, once_key=lambda bucket: offer_delivered(offer_id, bucket),
+        once_ttl_s=delivered_ttl_s(offer))
+    return [uid for uid, _ in sent]
+
+
+async def _settle(services: Services, offer: dict[str, Any], sent: list[str], *, progress: str | None = None,
+                  done: bool = False) -> None:
+    """What follows a delivery, in this order: the inbox entries of the users just reached, then
+    one update of the offer — ``pushed`` from the dedupe sets, the targeting checkpoint
+    (``progress``: the last user id of a finished chunk), ``done``."""
     if sent:
-        await _to_inboxes(services, offer, [uid for uid, _ in sent])
+        await _to_inboxes(services, offer, sent)
     update: dict[str, Any] = {}
     if sent:
-        update["$max"] = {"pushed": await delivered_count(services, offer_id)}
+        update["$max"] = {"pushed": await delivered_count(services, str(offer["_id"]))}
+    if progress is not None:
+        update["$set"] = {"targeting_progress": progress}
     if done:
         update["$set"] = {"targeting": "done", "targeted_at": datetime.now(UTC)}
     if update:
         await services.db.offers.update_one({"_id": offer["_id"]}, update)
-    return len(sent)
 
 
 async def _to_inboxes(services: Services, offer: dict[str, Any], user_ids: list[str]) -> None:
@@ -170,7 +188,8 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
 
     The candidates are then taken in user id order, in chunks of ``fanout_chunk``
     (:func:`_recipients` for each: reachable now, in the audience, within the nearby cap), and
-    after each chunk is sent the last user id is checkpointed in ``targeting_progress``: a run
+    after each chunk is sent and its users' inbox entries written (while the next chunk is already
+    being targeted) the last user id is checkpointed in ``targeting_progress``: a run
     killed mid-way is re-run (the broker redelivers the unacknowledged task, or the sweep re-sends
     it) and starts after the checkpoint; the chunk in flight at the kill is redone, which the
     dedupe sets (and the nearby cap's idempotent places) make harmless. A user who moved in or out
@@ -201,19 +220,36 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
     todo = sorted(((uid, d) for uid, d in near if uid > after), key=lambda row: row[0])
     chunk = max(1, services.settings.fanout_chunk)
     sent = 0
-    for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
-        recipients = await _recipients(services, offer, found, audience, part)
-        if recipients and not await _still_live(services, offer["_id"]):
-            # ended (or removed) while it was being targeted: the owner's end unregistered it before this
-            # run registered it again above, so take it out once more and push nothing more
-            await live.unregister(services.redis, [str(offer["_id"])])
-            return sent
-        sent += await send_offer(services, offer, found, recipients)
-        if start + chunk < len(todo):  # the last chunk's checkpoint is the "done" below
-            await services.db.offers.update_one({"_id": offer["_id"]},
-                                                {"$set": {"targeting_progress": part[-1][0]}})
-    await send_offer(services, offer, found, [], done=True)
+    # A chunk's settling (its inbox entries, then its checkpoint) runs while the next chunk is
+    # targeted and published: thousands of inbox writes are MongoDB's slowest part of a push, and
+    # the next chunk's users should not wait for them. One settling at a time, in chunk order, so
+    # a checkpoint still follows its own chunk's inbox entries and every earlier chunk's.
+    settling: asyncio.Task[None] | None = None
+    try:
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            recipients = await _recipients(services, offer, found, audience, part)
+            if recipients and not await _still_live(services, offer["_id"]):
+                # ended (or removed) while it was being targeted: the owner's end unregistered it before this
+                # run registered it again above, so take it out once more and push nothing more
+                await live.unregister(services.redis, [str(offer["_id"])])
+                return sent
+            reached = await _publish(services, offer, found, recipients)
+            sent += len(reached)
+            last = start + chunk >= len(todo)
+            if settling is not None:
+                await settling
+            settling = asyncio.create_task(
+                _settle(services, offer, reached, progress=None if last else part[-1][0], done=last))
+        if settling is None:
+            await _settle(services, offer, [], done=True)
+        else:
+            await settling
+    finally:
+        if settling is not None and not settling.done():  # an error above: let the write finish, quietly
+            await asyncio.wait([settling])
+            if not settling.cancelled() and settling.exception() is not None:
+                log.warning("offer %s: settling a chunk failed: %s", offer["_id"], settling.exception())
     return sent
 
 

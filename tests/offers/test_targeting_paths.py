@@ -109,3 +109,53 @@ async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(c
     assert await restore_live(services) >= 1
     found = {o for o, _ in await live.covering(services.redis, lat, lng)}
     assert offer["id"] in found and gone["id"] not in found
+
+
+async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, services, monkeypatch):
+    """A chunk's inbox entries are written while the next chunk is published, and its checkpoint
+    only after them: with the first chunk's inbox write held, the second chunk already has the offer
+    and no checkpoint is recorded; released, everyone has one entry and the targeting is done."""
+    import asyncio
+
+    from notifications import recorder
+
+    as_large_audience(monkeypatch)
+    monkeypatch.setattr(services.settings, "fanout_chunk", 1)
+    merchant, store = await merchant_with_store(client)
+    fans = sorted([await register(client) for _ in range(3)], key=lambda a: a.id)
+    for north, fan in enumerate(fans):
+        await follow_store(client, fan, store["id"])
+        await set_position(services.redis, fan.id, *offset(store["lat"], store["lng"], north_m=50 + 10 * north))
+    await mark_online(services, *(f.id for f in fans))
+    release = asyncio.Event()
+    first_inbox = asyncio.Event()
+    real_record = recorder.record_offers
+
+    async def held_first(services_: Any, offer: dict[str, Any], user_ids: list[str]) -> int:
+        if not first_inbox.is_set():
+            first_inbox.set()
+            await release.wait()
+        return await real_record(services_, offer, user_ids)
+
+    monkeypatch.setattr(recorder, "record_offers", held_first)
+    try:
+        monkeypatch.setattr(services.tasks, "send", _Held().send)
+        offer = await create_offer(client, merchant, store["id"], radius_m=500)
+        oid = ObjectId(offer["id"])
+        run = asyncio.create_task(target_offer(services, offer["id"]))
+        for _ in range(200):  # bounded: the second chunk is published while the first inbox waits
+            if len(await delivered_to(services, offer["id"])) >= 2 or run.done():
+                break
+            await asyncio.sleep(0.02)
+        assert await delivered_to(services, offer["id"]) == {fans[0].id, fans[1].id}
+        doc = await services.db.offers.find_one({"_id": oid})
+        assert "targeting_progress" not in doc and doc["targeting"] == "pending"  # no checkpoint before its inbox
+        release.set()
+        assert await run == 3
+        doc = await services.db.offers.find_one({"_id": oid})
+        assert doc["targeting"] == "done" and doc["pushed"] == 3
+        entries = await services.db.notifications.count_documents({"subject": f"offer:{oid}"})
+        assert entries == 3
+    finally:
+        release.set()
+        await mark_offline(services, *(f.id for f in fans))
