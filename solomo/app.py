@@ -21,7 +21,7 @@ from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.http import routes_in
 from solomo.openapi import build_openapi
-from solomo.routing import most_specific_first, with_method_guards
+from solomo.routing import IndexedRouter, most_specific_first, with_method_guards
 from solomo.services import open_services
 
 log = logging.getLogger("solomo")
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await hook.stop(app)
             await app.state.services.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app.router = IndexedRouter(routes, lifespan=lifespan)  # before the first request builds the stack
     app.state.settings = settings
     observability.install(app, settings)
     return app

@@ -27,13 +27,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from solomo.core import afterwards, idempotency
 from solomo.core.errors import ApiError, BadRequest, Forbidden, Invalid, PayloadTooLarge
 from solomo.core.jsonio import JSONResponse
 from solomo.core.ratelimit import enforce
-from solomo.routing import PrefixRoute
 
 if TYPE_CHECKING:
     from solomo.accounts import Principal
@@ -258,7 +257,7 @@ def routes_in(module: ModuleType) -> list[BaseRoute]:
     for value in vars(module).values():
         spec: EndpointSpec | None = getattr(value, "spec", None)
         if spec is not None and getattr(value, "__module__", None) == module.__name__:
-            found.append(PrefixRoute(spec.path, value, methods=[spec.method]))
+            found.append(Route(spec.path, value, methods=[spec.method]))
     return found + list(getattr(module, "extra_routes", []))
 
 

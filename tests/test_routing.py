@@ -58,3 +58,42 @@ def test_a_route_must_name_its_method_and_path():
     with pytest.raises(AssertionError, match="METHOD /path"):
         @endpoint("/v1/things", summary="no method")
         async def things(ctx: Ctx) -> None: ...
+
+
+def test_the_indexed_router_picks_what_starlettes_loop_picks(app):
+    """For every route of the app, paths that match it and near misses, every method, both scope
+    types, with and without a root path: the index's full match is the first full match of the
+    routes tried in order (or none, and Starlette's loop decides the 405, redirect or 404)."""
+    import re
+
+    from starlette.routing import Match
+
+    from solomo.routing import IndexedRouter
+
+    router = app.router
+    assert isinstance(router, IndexedRouter)
+
+    def first_full(scope: dict) -> object:
+        for route in router.routes:
+            if route.matches(dict(scope))[0] is Match.FULL:
+                return route
+        return None
+
+    templates = {getattr(r, "path", "") for r in router.routes} | {"/static/app.js", "/nowhere", "/v1", "/v1/"}
+    paths: set[str] = set()
+    for template in templates:
+        for value in ("0123456789abcdef01234567", "nearby", "%E5%92%96%E5%95%A1"):
+            path = re.sub(r"\{[^}]+\}", value, template) or "/"
+            paths |= {path, path + "/", path + "/extra", path.rstrip("/") + "x", path.rsplit("/", 1)[0] or "/"}
+    found = 0
+    for path in sorted(paths):
+        for kind, methods in (("http", ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")),
+                              ("websocket", (None,))):
+            for root_path, prefix in (("", ""), ("/api", "/api")):
+                scope = {"type": kind, "path": prefix + path, "root_path": root_path, "method": methods[0]}
+                for method in methods:
+                    scope["method"] = method
+                    expected = first_full(scope)
+                    assert router.full_match(dict(scope))[0] is expected, (kind, method, root_path, path)
+                    found += expected is not None
+    assert found > 300  # the paths made do reach most routes, not only misses
