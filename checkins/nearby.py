@@ -29,7 +29,7 @@ drops members whose store does not exist. Larger radii (``GEOSEARCH`` scans ever
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bson import ObjectId
 
@@ -55,7 +55,12 @@ SPARE_HITS = 8
 not surely complete (see the module), and a moved store's old member is dropped. Was twice the
 page: parsing and measuring the extra members was a tenth of a page's CPU, and doubling ``COUNT``
 still covers a short reply."""
-StorePage = tuple[list[dict[str, Any]], Position | None]
+class StorePage(NamedTuple):
+    docs: list[dict[str, Any]]
+    """Store views with ``distance_m``."""
+    after: Position | None
+    names_generation: Any = storeviews.NAMES_NOT_READ
+    """The summaries' generation read with the views, for :func:`checkins.stores.hydrate_stores`."""
 """Store views (:mod:`checkins.storeviews`, each with ``distance_m``) and the position after them, or None."""
 
 
@@ -88,9 +93,9 @@ async def nearby_stores(
     category: str | None = None,
     limit: int = 20,
     after: Position | None = None,
-) -> tuple[list[dict[str, Any]], Position | None]:
-    """One page of store views (:mod:`checkins.storeviews`: ids as text; each with ``distance_m``)
-    and the position after it, or None."""
+) -> StorePage:
+    """One page of store views (:mod:`checkins.storeviews`: ids as text; each with ``distance_m``),
+    the position after it (or None), and the summaries' generation read with the views."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
     if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
         count = lookahead(limit) + SPARE_HITS
@@ -134,33 +139,37 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
             if d <= radius_m and d < complete_below and (after_key is None or (d, hex_id) > after_key):
                 rows.append((d, hex_id, slat, slng))
         rows.sort()
-        page = await _documents(services, rows, lookahead(limit), category)
+        page, generation = await _documents(services, rows, lookahead(limit), category)
         if len(page) == lookahead(limit) or complete_below == math.inf:
-            return cut_page(page, limit, _position)
+            return StorePage(*cut_page(page, limit, _position), generation)
         count, hits = count * 2, None
 
 
 async def _documents(services: Services, rows: list[tuple[float, str, float, float]],
-                     want: int, category: str | None) -> list[dict[str, Any]]:
+                     want: int, category: str | None) -> tuple[list[dict[str, Any]], Any]:
     """The cached views (:mod:`checkins.storeviews`) of the first ``want`` rows whose store exists
     *at the member's position* (and in ``category``), in row order, with ``distance_m``: an edited
     store's old member (left until its edit has committed, :func:`checkins.geoindex.moved`) is not
-    the store any more."""
+    the store any more. Also the summaries' generation, read with the first views."""
     out: list[dict[str, Any]] = []
+    generation: Any = storeviews.NAMES_NOT_READ
     start = 0
     while len(out) < want and start < len(rows):
         chunk = rows[start:start + want - len(out)]
         start += len(chunk)
         ids = [ObjectId(row[1]) for row in chunk]
-        views = await storeviews.load(services, ids)
+        if generation is storeviews.NAMES_NOT_READ:
+            views, generation = await storeviews.load_with_names(services, ids)
+        else:
+            views = await storeviews.load(services, ids)
         out += [{**views[oid], "distance_m": d} for oid, (d, _, slat, slng) in zip(ids, chunk, strict=True)
                 if oid in views and storeviews.position_of(views[oid]) == (slat, slng)
                 and (category is None or views[oid]["public"]["category"] == category)]
-    return out
+    return out, generation
 
 
 async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
-                      limit: int, after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
+                      limit: int, after: Position | None) -> StorePage:
     start = after.score - _ANNULUS_M if after else 0.0
     pipeline = [_geo_near(lat, lng, min_m=start, max_m=radius_m, category=category), *_after(after),
                 {"$limit": lookahead(limit)}, {"$project": storeviews.PAGE_PROJECTION}]
@@ -181,7 +190,7 @@ async def _from_mongo(services: Services, lat: float, lng: float, *, radius_m: f
         ]
         rows += await (await services.db.stores.aggregate(ties)).to_list(None)
     page, after_page = cut_page(rows, limit, _position)
-    return [{**storeviews.to_view(row), "distance_m": row["distance_m"]} for row in page], after_page
+    return StorePage([{**storeviews.to_view(row), "distance_m": row["distance_m"]} for row in page], after_page)
 
 
 def _order(row: dict[str, Any]) -> tuple[float, ObjectId]:

@@ -133,17 +133,52 @@ MAYORS = IdLoads("users", {"username": 1, "display_name": 1, "status": 1})
 """Mayors shown on store pages: concurrent pages share one query (:mod:`solomo.core.idloader`)."""
 
 
-async def hydrate_stores(services: Services, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def hydrate_stores(services: Services, docs: list[dict[str, Any]], *,
+                         names_generation: Any = storeviews.NAMES_NOT_READ) -> list[dict[str, Any]]:
     """Store documents or views → public Stores, loading all their mayors with one query.
 
     A mayor whose account was deleted is shown as no mayor (the seat is recomputed on the next
-    check-in anyway).
+    check-in anyway). ``names_generation``: the shared summaries' generation
+    (``keys.SUMMARIES_GEN``) read in this page's own pipeline (:func:`storeviews.load_with_names`):
+    the mayors then come from the process's summary cache, in line with that generation, which
+    every rename and erasure moves (``feed.hydrate.names_changed``); MongoDB only for those it does not
+    hold.
     """
     views = [storeviews.to_view(d) for d in docs]
     mayor_ids = [ObjectId(m) for m in {v["mayor_id"] for v in views if v["mayor_id"]}]
-    mayors = {str(oid): u for oid, u in (await MAYORS.load(services, mayor_ids)).items()
-              if u.get("status") != "deleted"}
-    return [store_public(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
+    if names_generation is storeviews.NAMES_NOT_READ:
+        mayors = {str(oid): summary for oid, summary in (await _read_mayors(services, mayor_ids)).items()}
+    else:
+        mayors = await _cached_mayors(services, mayor_ids, names_generation)
+    return [storeviews.render(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
+
+
+MAYOR = "mayor"
+"""The summary cache's kind for mayors: a user summary, or None for a deleted account."""
+
+
+async def _read_mayors(services: Services, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any] | None]:
+    """The mayors' summaries by id (None: a deleted account; an unknown id is left out)."""
+    return {oid: None if u.get("status") == "deleted" else user_summary(u)
+            for oid, u in (await MAYORS.load(services, ids)).items()}
+
+
+async def _cached_mayors(services: Services, ids: list[ObjectId], generation: Any) -> dict[str, dict[str, Any] | None]:
+    cache = services.summaries
+    cache.sync(generation)
+    out: dict[str, dict[str, Any] | None] = {}
+    missing: list[ObjectId] = []
+    for oid in ids:
+        found, summary = cache.get(MAYOR, oid)
+        if found:
+            out[str(oid)] = summary
+        else:
+            missing.append(oid)
+    if missing:
+        for oid, summary in (await _read_mayors(services, missing)).items():
+            cache.put(MAYOR, oid, summary)
+            out[str(oid)] = summary
+    return out
 
 
 async def hydrate_store(services: Services, doc: dict[str, Any]) -> dict[str, Any]:

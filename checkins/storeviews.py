@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from checkins.localtime import DEFAULT_TIMEZONE
 from solomo.core.idloader import IdLoads
 from solomo.core.jsonio import rfc3339
-from solomo.core.keys import store_gen_key, store_view_key
+from solomo.core.keys import SUMMARIES_GEN, store_gen_key, store_view_key
 from solomo.core.services import Services
 from solomo.core.viewcache import View, ViewCache
 
@@ -107,6 +107,24 @@ VIEWS = ViewCache(view_key=store_view_key, gen_key=store_gen_key, documents=STOR
 async def load(services: Services, store_ids: list[ObjectId]) -> dict[ObjectId, View]:
     """Views of ``store_ids`` (missing stores left out): one pipeline, MongoDB for the misses."""
     return await VIEWS.load(services, store_ids)
+
+
+NAMES_NOT_READ: Any = object()
+"""No summaries' generation was read with the views (MongoDB served the page)."""
+
+
+async def load_with_names(services: Services, store_ids: list[ObjectId]) -> tuple[dict[ObjectId, View], Any]:
+    """:func:`load`, and the shared summaries' generation (``keys.SUMMARIES_GEN``) read in the
+    same pipeline, for :func:`checkins.stores.hydrate_stores` to take the page's mayors from the
+    process's summary cache."""
+    def queue(pipe: Any) -> None:
+        VIEWS.queue_read(services, pipe, store_ids)
+        pipe.get(SUMMARIES_GEN)
+
+    rows = await services.batch.run(queue)
+    found, missed = VIEWS.parse_read(services, store_ids, rows[:-1])
+    found.update(await VIEWS.fill(services, missed))
+    return found, rows[-1]
 
 
 async def invalidate(services: Services, store_ids: Iterable[ObjectId]) -> None:

@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 from checkins import storeviews
 from feed import blocks, postcache
 from feed.home import remove_unfollowed
+from feed.hydrate import names_changed
 from feed.posts import HELD as POST_HELD
 from feed.posts import VISIBLE
 from geo.positions import forget as forget_position
@@ -71,6 +72,7 @@ async def _tombstone(services: Services, user_id: ObjectId) -> None:
                     "following_count", "offers_from_unfollowed", "last_seen_at", "stores_created", "suspension",
                     "feed_pull", "search_keys"]},
     ])
+    await names_changed(services)  # cached summaries (authors, mayors) of the account are dropped everywhere
 
 
 async def _tokens(services: Services, user_id: ObjectId) -> None:

@@ -104,12 +104,12 @@ async def get_one(ctx: Ctx) -> dict[str, Any]:
           errors={400: "invalid_cursor"})
 async def nearby(ctx: Ctx) -> dict[str, Any]:
     q: NearbyQuery = ctx.query
-    docs, after = await nearby_stores(ctx.services, q.lat, q.lng, radius_m=q.radius_m, category=q.category,
-                                      limit=q.limit, after=ctx.services.cursors.decode_position(q.cursor))
-    items = await hydrate_stores(ctx.services, docs)
-    for item, doc in zip(items, docs, strict=True):
+    page = await nearby_stores(ctx.services, q.lat, q.lng, radius_m=q.radius_m, category=q.category,
+                               limit=q.limit, after=ctx.services.cursors.decode_position(q.cursor))
+    items = await hydrate_stores(ctx.services, page.docs, names_generation=page.names_generation)
+    for item, doc in zip(items, page.docs, strict=True):
         item["distance_m"] = round(doc["distance_m"], 1)
-    return ctx.services.cursors.page(items, after)
+    return ctx.services.cursors.page(items, page.after)
 
 
 

@@ -22,7 +22,7 @@ async def _walk(fn, services, lat, lng, *, limit, **kw) -> list[tuple[float, str
     seen: list[tuple[float, str]] = []
     after: Position | None = None
     for _ in range(200):
-        docs, after = await fn(services, lat, lng, limit=limit, after=after, **kw)
+        docs, after, _ = await fn(services, lat, lng, limit=limit, after=after, **kw)
         assert len(docs) <= limit
         seen += [(d["distance_m"], str(d["_id"])) for d in docs]
         if after is None:
@@ -99,14 +99,14 @@ async def test_wiped_index_falls_back_then_rebuilds(services):
     made = [await create_store(services, ObjectId(merchant.id), name=f"w{i}", lat=a, lng=b)
             for i, (a, b) in enumerate(point_at(lat, lng, 50 * (i + 1), 90) for i in range(4))]
     await services.redis.delete(STORES_GEO_READY, stores_geo(None), stores_geo("other"))  # Redis lost the index
-    docs, _ = await nearby_stores(services, lat, lng, radius_m=1000.0, limit=10)  # served by MongoDB meanwhile
+    docs = (await nearby_stores(services, lat, lng, radius_m=1000.0, limit=10)).docs  # served by MongoDB meanwhile
     assert [d["_id"] for d in docs] == [str(s["_id"]) for s in made]  # views: ids as text
 
     async def rebuilt() -> bool:
         return await services.redis.exists(STORES_GEO_READY) == 1
 
     assert await wait_until(rebuilt, timeout=30)
-    docs, _ = await _from_index(services, lat, lng, radius_m=1000.0, category=None, limit=10, after=None)
+    docs, _, _ = await _from_index(services, lat, lng, radius_m=1000.0, category=None, limit=10, after=None)
     assert [d["_id"] for d in docs] == [str(s["_id"]) for s in made]  # views: ids as text
 
 
@@ -140,7 +140,7 @@ async def test_stores_near_a_pole_are_found_without_the_index(services):
     polar = await create_store(services, ObjectId(merchant.id), name="pole station", lat=-85.2, lng=lng)
     near_band = await create_store(services, ObjectId(merchant.id), name="band edge", lat=-85.0, lng=lng)
     assert not geoindex.covers(-85.1, 1000.0) and geoindex.covers(-84.0, 1000.0)
-    docs, _ = await nearby_stores(services, -85.1, lng, radius_m=20_000.0, limit=10)
+    docs = (await nearby_stores(services, -85.1, lng, radius_m=20_000.0, limit=10)).docs
     assert {d["_id"] for d in docs} == {str(polar["_id"]), str(near_band["_id"])}
     assert await geoindex.rebuild(services) >= 2
     members = {name.decode() if isinstance(name, bytes) else name

@@ -45,7 +45,7 @@ async def test_moved_store_is_nearby_at_once_and_its_offers_follow(client, servi
     assert store["id"] in await _nearby_ids(client, reader, new_lat, new_lng, category="bar")
     assert store["id"] not in await _nearby_ids(client, reader, new_lat, new_lng, category="cafe")
     assert store["id"] not in await _nearby_ids(client, reader, lat, lng)
-    docs, _ = await _from_mongo(services, new_lat, new_lng, radius_m=300, category=None, limit=50, after=None)
+    docs = (await _from_mongo(services, new_lat, new_lng, radius_m=300, category=None, limit=50, after=None)).docs
     assert store["id"] in [d["_id"] for d in docs]
     members = await services.redis.zrange(stores_geo("cafe"), 0, -1)
     assert not [m for m in members if m.startswith(store["id"])]

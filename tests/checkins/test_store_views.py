@@ -113,3 +113,19 @@ async def test_a_generation_is_never_repeated_after_its_key_expired(client, serv
     await storeviews.invalidate(services, [sid])  # a change after the reader's MongoDB read
     await storeviews.VIEWS.fill(services, [sid], seen)
     assert not await services.redis.exists(store_view_key(sid))
+
+
+async def test_a_mayors_new_name_or_erasure_shows_on_the_next_nearby_page(client, services):
+    """Mayors' names on nearby pages come from the process's summary cache: a rename or an erasure
+    of the mayor is on the very next page (the shared generation they move is read with the views)."""
+    merchant, regular, fan = await register(client, "merchant"), await register(client), await register(client)
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng, checkin_radius_m=100)
+    await geoindex.rebuild(services)
+    assert (await checkin(client, regular, store)).status_code == 201
+    assert (await _same(client, services, fan, store))["mayor"]["display_name"] == regular.username
+    assert (await client.patch("/v1/me", json={"display_name": "Mayor Li"}, headers=regular.headers)).status_code == 200
+    assert (await _same(client, services, fan, store))["mayor"]["display_name"] == "Mayor Li"
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=regular.headers)
+    assert resp.status_code == 204, resp.text
+    assert (await _same(client, services, fan, store))["mayor"] is None
