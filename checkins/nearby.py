@@ -55,13 +55,15 @@ SPARE_HITS = 8
 not surely complete (see the module), and a moved store's old member is dropped. Was twice the
 page: parsing and measuring the extra members was a tenth of a page's CPU, and doubling ``COUNT``
 still covers a short reply."""
+
+
 class StorePage(NamedTuple):
     docs: list[dict[str, Any]]
-    """Store views with ``distance_m``."""
+    """Store views (:mod:`checkins.storeviews`), each with ``distance_m``."""
     after: Position | None
+    """The position after them, or None."""
     names_generation: Any = storeviews.NAMES_NOT_READ
     """The summaries' generation read with the views, for :func:`checkins.stores.hydrate_stores`."""
-"""Store views (:mod:`checkins.storeviews`, each with ``distance_m``) and the position after them, or None."""
 
 
 def _geo_near(lat: float, lng: float, *, min_m: float, max_m: float, category: str | None) -> dict[str, Any]:

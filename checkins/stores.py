@@ -176,9 +176,10 @@ async def _cached_mayors(services: Services, ids: list[ObjectId], generation: An
             missing.append(oid)
     if missing:
         for oid, summary in (await _read_mayors(services, missing)).items():
-            cache.put(MAYOR, oid, summary)
+            if cache.generation == generation:  # a rename seen meanwhile: this read may be older
+                cache.put(MAYOR, oid, summary)
             out[str(oid)] = summary
-    return out
+    return {oid: dict(summary) if summary else None for oid, summary in out.items()}  # pages never share the cache's
 
 
 async def hydrate_store(services: Services, doc: dict[str, Any]) -> dict[str, Any]:

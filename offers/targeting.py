@@ -189,11 +189,14 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
     The candidates are then taken in user id order, in chunks of ``fanout_chunk``
     (:func:`_recipients` for each: reachable now, in the audience, within the nearby cap), and
     after each chunk is sent and its users' inbox entries written (while the next chunk is already
-    being targeted) the last user id is checkpointed in ``targeting_progress``: a run
+    being targeted and published) the last user id is checkpointed in ``targeting_progress``: a run
     killed mid-way is re-run (the broker redelivers the unacknowledged task, or the sweep re-sends
     it) and starts after the checkpoint; the chunk in flight at the kill is redone, which the
-    dedupe sets (and the nearby cap's idempotent places) make harmless. A user who moved in or out
-    of the radius meanwhile is the arrival path's (:mod:`offers.arrival`).
+    dedupe sets (and the nearby cap's idempotent places) make harmless. Inbox entries stay best
+    effort: a kill between a chunk's publish and its settling leaves that chunk's users (at most two
+    chunks, the one settling and the one published after it) with the offer but without its entry,
+    as the dedupe sets skip them on the re-run. A user who moved in or out of the radius meanwhile
+    is the arrival path's (:mod:`offers.arrival`).
     """
     if stored_status(offer) != "live":  # held for review (its approval sends this task again) or removed
         return 0
@@ -238,16 +241,17 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
             sent += len(reached)
             last = start + chunk >= len(todo)
             if settling is not None:
-                await settling
+                await asyncio.shield(settling)  # a cancelled run still lets the write it started finish
             settling = asyncio.create_task(
                 _settle(services, offer, reached, progress=None if last else part[-1][0], done=last))
         if settling is None:
             await _settle(services, offer, [], done=True)
         else:
-            await settling
+            await asyncio.shield(settling)
     finally:
-        if settling is not None and not settling.done():  # an error above: let the write finish, quietly
-            await asyncio.wait([settling])
+        if settling is not None:  # an error or an early end above: the last write finishes, its error is told
+            if not settling.done():
+                await asyncio.wait([settling])
             if not settling.cancelled() and settling.exception() is not None:
                 log.warning("offer %s: settling a chunk failed: %s", offer["_id"], settling.exception())
     return sent

@@ -57,12 +57,13 @@ class IndexedRouter(Router):
     routes' own order: the first of them to match fully is the route Starlette's loop would take
     (a route with another key cannot match). When none does, Starlette's loop runs as it always
     did and decides between a partial match (the 405 guards), the slash redirect and the 404.
-    The index follows the route list (rebuilt when its length changes: routes are appended after
-    construction, e.g. ``/metrics``)."""
+    The index follows the route list: it is rebuilt when the list is replaced or its length changes
+    (routes are appended after construction, e.g. ``/metrics``); a list edited in place to the same
+    length is not noticed (nothing does that)."""
 
     def __init__(self, routes: Sequence[BaseRoute] | None = None, **kwargs: Any) -> None:
         super().__init__(routes, **kwargs)
-        self._indexed = -1
+        self._indexed: tuple[int, int] = (0, -1)
         self._by_key: dict[str, list[BaseRoute]] = {}
         self._keyless: list[BaseRoute] = []
 
@@ -72,11 +73,11 @@ class IndexedRouter(Router):
         self._by_key = {}
         for key in dict.fromkeys(k for k in keys if k is not None):
             self._by_key[key] = [route for route, k in zip(self.routes, keys, strict=True) if k is None or k == key]
-        self._indexed = len(self.routes)
+        self._indexed = (id(self.routes), len(self.routes))
 
     def full_match(self, scope: Scope) -> tuple[BaseRoute | None, Scope]:
         """The first route, in order, that matches ``scope`` fully (and its child scope), or None."""
-        if self._indexed != len(self.routes):
+        if self._indexed != (id(self.routes), len(self.routes)):
             self._reindex()
         for route in self._by_key.get(path_key(get_route_path(scope)), self._keyless):
             match, child_scope = route.matches(scope)
