@@ -19,6 +19,7 @@ its cells are rebuilt in the background; so is a circle needing more than 16 cel
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Iterator
@@ -124,20 +125,45 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
 
 def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> None:
     """Queues a cell's newest ``count`` entries below ``before``; the reply is flat text, member and
-    score alternating (:func:`_pairs`). Sent as a raw command: redis-py's ``withscores`` pairing and
+    score alternating (:func:`_rows`). Sent as a raw command: redis-py's ``withscores`` pairing and
     float conversion of a page's ~300 entries, converted again here, were 6 % of a page's CPU."""
     top = "+inf" if before is None else repr(before.score)  # inclusive: ties are sorted out by id
     pipe.execute_command("ZREVRANGEBYSCORE", key, top, MIN_ENTRY_SCORE, "WITHSCORES", "LIMIT", 0, count)
 
 
-def _pairs(flat: list[Any]) -> list[tuple[float, str]]:
-    """A :func:`_queue_rows` reply → ``[(score, member)]``, newest first."""
-    if flat and isinstance(flat[0], list):  # a RESP3 client's nested pairs (ours speak RESP2)
-        return [(float(score), _text(member)) for member, score in flat]
-    members = flat[0::2]
-    if members and not isinstance(members[0], str):  # a client that does not decode replies
-        members = [_text(m) for m in members]
-    return list(zip(map(float, flat[1::2]), members, strict=True))
+def _count(flat: list[Any]) -> int:
+    """How many entries a :func:`_queue_rows` reply holds."""
+    return len(flat) if flat and isinstance(flat[0], list) else len(flat) // 2
+
+
+def _last(flat: list[Any]) -> Key:
+    """The oldest entry of a non-empty :func:`_queue_rows` reply, as a :data:`Key`."""
+    if isinstance(flat[0], list):  # a RESP3 client's nested pairs (ours speak RESP2)
+        member, score = flat[-1]
+        return float(score), _text(member)[:24]
+    return float(flat[-1]), _text(flat[-2])[:24]
+
+
+def _rows(flat: list[Any]) -> Iterator[tuple[float, str]]:
+    """A :func:`_queue_rows` reply's ``(score, member)`` pairs, newest first, each converted only when
+    the merge reaches it: a page uses a few dozen of the ~300 entries its cells return, and
+    converting all of them (then sorting them) was 12 % of a page's CPU."""
+    if flat and isinstance(flat[0], list):
+        for member, score in flat:
+            yield float(score), _text(member)
+        return
+    for i in range(0, len(flat), 2):
+        member = flat[i]
+        yield float(flat[i + 1]), member if isinstance(member, str) else _text(member)
+
+
+def _between(rows: Iterator[tuple[float, str]], pos: Key | None, cut: Key | None) -> Iterator[tuple[float, str]]:
+    """The entries of ``rows`` (merged, newest first) older than ``pos`` and not older than ``cut``."""
+    for row in rows:
+        if cut is not None and row < cut:
+            return
+        if pos is None or row < pos:
+            yield row
 
 
 async def _merge_pages(services: Services, circle: Circle, keys: list[str], trimmed: list[bool],
@@ -158,16 +184,13 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
             rows_of = dict(zip(active, await services.batch.run(queue_round), strict=True))
         full_frontier: Key | None = None  # newest last entry of a cell that may hold more
         trimmed_floor: Key | None = None  # oldest entry of a trimmed cell that ran out
-        rows_all: list[tuple[float, str]] = []
         oldest: dict[int, Key] = {}
         full: set[int] = set()
         for i in active:
-            rows = _pairs(rows_of[i])
-            # (score, member) sorts like (score, id): the member starts with the 24-digit id
-            rows_all += rows
-            if rows:
-                oldest[i] = (rows[-1][0], rows[-1][1][:24])
-            if len(rows) >= per_cell:
+            count = _count(rows_of[i])
+            if count:
+                oldest[i] = _last(rows_of[i])
+            if count >= per_cell:
                 full.add(i)
                 full_frontier = max(oldest[i], full_frontier or oldest[i])
             elif trimmed[i]:
@@ -176,9 +199,10 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
                 floor = last if last is not None and (pos is None or last < pos) else (pos or TOP)
                 trimmed_floor = max(floor, trimmed_floor or floor)
         cut = max((k for k in (full_frontier, trimmed_floor) if k is not None), default=None)
-        trusted = sorted((r for r in rows_all if (pos is None or r < pos) and (cut is None or r >= cut)),
-                         reverse=True)
-        near = _near(circle, trusted)
+        # each cell's reply is newest first, and (score, member) sorts like (score, id): the member
+        # starts with the 24-digit id; so the merge is lazy, and stops at the cut
+        merged = heapq.merge(*(_rows(rows_of[i]) for i in active), reverse=True)
+        near = _near(circle, _between(merged, pos, cut))
         size = 0
         while len(results) < want:
             # usually once: only posts removed since their fan-out wrote them, or hidden authors, make it
@@ -206,7 +230,7 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
     return cut_page(results, limit, post_position)
 
 
-def _near(circle: Circle, rows: list[tuple[float, str]]) -> Iterator[Entry]:
+def _near(circle: Circle, rows: Iterator[tuple[float, str]]) -> Iterator[Entry]:
     """The entries of ``rows`` (newest first) within the circle, parsed only as far as they are used."""
     for score, member in rows:
         entry = parse_entry(member, score)

@@ -119,6 +119,32 @@ async def test_pages_are_full_ordered_without_duplicates_past_the_cap(client, se
     assert _flat(await _pages(client, reader, lat, lng, radius, limit=7)) == inside
 
 
+async def test_posts_of_one_millisecond_in_many_cells_page_in_id_order(client, services, monkeypatch):
+    """The page merges the cells' replies lazily: entries of the same time in different cells are
+    still ordered by id (newest first), across pages and past a capped cell."""
+    monkeypatch.setattr(localcells, "CELL_CAP", 5)
+    author, reader = await register(client), await register(client)
+    lat, lng = random_point()
+    radius = 2000
+    moments = [datetime.now(UTC) - timedelta(minutes=m) for m in (1, 2, 3)]
+    expected: list[tuple[int, str]] = []
+    for i in range(30):
+        distance = 100 + 60 * i  # spread over the circle: many cells, at several levels' edges
+        plat, plng = offset(lat, lng, distance * math.cos(i * 2.1), distance * math.sin(i * 2.1))
+        store = {"_id": ObjectId(), "location": geo_point(plat, plng)}
+        doc = await build_post(services, principal(author), f"tie {i}", store=store, created_at=moments[i % 3])
+        await insert_post(services, doc)
+        await fanout_post(services, doc["_id"])
+        if fast_m(lat, lng, plat, plng) <= radius:
+            expected.append((doc["created_ms"], str(doc["_id"])))
+    want = [pid for _, pid in sorted(expected, reverse=True)]
+    assert len(want) >= 20
+    cold = _flat(await _pages(client, reader, lat, lng, radius, limit=4))  # MongoDB
+    await _warm(services, lat, lng, radius)
+    warm = _flat(await _pages(client, reader, lat, lng, radius, limit=4))
+    assert cold == warm == want
+
+
 async def test_membership_uses_the_public_position_never_the_device_fix(client, services, celery_worker):
     author, reader = await register(client), await register(client)
     lat, lng = random_point()
