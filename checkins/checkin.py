@@ -10,7 +10,8 @@ Order of work for ``POST /v1/checkins``:
       document first, so two concurrent check-ins by the same user conflict on it; MongoDB aborts
       the later one with a transient write conflict and ``with_transaction`` re-runs it, now seeing
       the first one's check-in. The cooldown and travel rules are thus decided on a serial history.
-   b. read the previous check-ins (any store / this store) and apply the cooldown and travel rules;
+   b. apply the cooldown and travel rules to the previous check-ins, which the guard keeps (its
+      newest eight, pushed and read in the same write as a.);
    c. insert the check-in and its post (``fanout: "pending"``: the outbox);
    d. count the visit (``checkins_count``; ``unique_visitors`` via a unique ``store_visitors`` row);
    e. decide the mayor — from the store's ``seat`` when it can tell, else by recounting the 60-day
@@ -146,9 +147,7 @@ async def check_in(
 
     async def transaction(txn: Txn) -> dict[str, Any]:
         db, session = services.db, txn.session
-        await db.checkin_guards.update_one(
-            {"_id": user.id}, {"$inc": {"n": 1}, "$set": {"at": now}}, upsert=True, session=session)
-        await _apply_history_rules(services, user.id, store["_id"], here, session)
+        await _apply_history_rules(services, user.id, checkin, here, session)  # also writes the guard
         await db.checkins.insert_one(checkin, session=session)
         await attach_and_insert(services, txn, post)  # with its photos, if any
         first_visit = await count_visit_day(services, txn, store, user.id, now)  # visitor row + day rollup
@@ -218,19 +217,39 @@ async def _count_visit(services: Services, store: dict[str, Any], counters: dict
 
 
 HISTORY_SCAN = 8
-"""Newest check-ins read in the one history query: the previous check-in is the first, and the last
-one at this store within the cooldown is almost always among them (else a second query finds it)."""
+"""Newest check-ins the user's guard keeps (``recent``): the previous check-in is the first, and the
+last one at this store within the cooldown is almost always among them (else a query finds it)."""
+_RECENT_FIELDS = ("_id", "store_id", "location", "accuracy_m", "created_at")
 
 
-async def _apply_history_rules(services: Services, user_id: ObjectId, store_id: ObjectId, here: rules.Fix,
+async def _apply_history_rules(services: Services, user_id: ObjectId, checkin: dict[str, Any], here: rules.Fix,
                                session: AsyncClientSession) -> None:
-    """Cooldown at this store, then travel speed from the previous check-in anywhere."""
-    checkins = services.db.checkins
-    projection = {"store_id": 1, "location": 1, "accuracy_m": 1, "created_at": 1}
-    recent = await checkins.find({"user_id": user_id}, projection, session=session,
-                                 sort=[("created_at", DESCENDING), ("_id", DESCENDING)]).to_list(HISTORY_SCAN)
+    """Cooldown at this store, then travel speed from the previous check-in anywhere.
+
+    One ``findAndModify`` of the user's ``checkin_guards`` document serialises the user's check-ins
+    (step a) and brings their history: it keeps the newest :data:`HISTORY_SCAN` check-ins
+    (``recent``, newest first) and the new one is pushed in the same write, answered with the list
+    as it was before. A refusal below aborts the transaction, the push with it. Before this list
+    existed (or after a guard was lost) the check-ins are read instead, and the list is written
+    from them once. So a check-in costs one round trip here, not two (a guard write, then a read).
+    """
+    checkins, guards = services.db.checkins, services.db.checkin_guards
+    entry = {k: checkin[k] for k in _RECENT_FIELDS}
+    newest_first = {"created_at": DESCENDING, "_id": DESCENDING}
+    before = await guards.find_one_and_update(
+        {"_id": user_id},
+        {"$inc": {"n": 1}, "$set": {"at": here.at},
+         "$push": {"recent": {"$each": [entry], "$sort": newest_first, "$slice": HISTORY_SCAN}}},
+        projection={"recent": 1}, upsert=True, return_document=ReturnDocument.BEFORE, session=session)
+    recent = (before or {}).get("recent")
+    if recent is None:  # no list yet: the history from the check-ins themselves, kept from now on
+        recent = await checkins.find({"user_id": user_id}, {k: 1 for k in _RECENT_FIELDS}, session=session,
+                                     sort=list(newest_first.items())).to_list(HISTORY_SCAN)
+        await guards.update_one({"_id": user_id}, {"$push": {"recent": {
+            "$each": recent, "$sort": newest_first, "$slice": HISTORY_SCAN}}}, session=session)
     if not recent:
         return
+    store_id = checkin["store_id"]
     previous = recent[0]
     cutoff = here.at - rules.COOLDOWN
     same_store_at = next((c["created_at"] for c in recent if c["store_id"] == store_id and c["created_at"] > cutoff),
@@ -242,5 +261,5 @@ async def _apply_history_rules(services: Services, user_id: ObjectId, store_id: 
         same_store_at = last_here["created_at"] if last_here else None
     rules.check_cooldown(same_store_at, here.at)
     lng, lat = previous["location"]["coordinates"]
-    before = rules.Fix(lat, lng, previous.get("accuracy_m", rules.ACCURACY_DEFAULT_M), previous["created_at"])
-    rules.check_travel(before, here, geodesic_m(lat, lng, here.lat, here.lng))
+    before_fix = rules.Fix(lat, lng, previous.get("accuracy_m", rules.ACCURACY_DEFAULT_M), previous["created_at"])
+    rules.check_travel(before_fix, here, geodesic_m(lat, lng, here.lat, here.lng))

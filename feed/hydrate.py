@@ -34,7 +34,7 @@ from bson import ObjectId
 from checkins.stores import store_summary
 from feed import likedset, postcache
 from feed.blocks import Screen
-from feed.postcache import VIEW, to_view
+from feed.postcache import RENDERED, VIEW, to_view
 from feed.posts import visible_to
 from geo.privacy import shown_point
 from media.store import media_public
@@ -63,29 +63,42 @@ def _summaries(services: Services) -> SummaryCache:
     return cache if cache is not None else SummaryCache(ttl_s=0)
 
 
-def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, Any] | None,
-                 liked: bool) -> dict[str, Any]:
-    store_point = (store["lat"], store["lng"]) if store else None
-    lat, lng = shown_point(view["location"], store_point)
+def _fixed_fields(view: dict[str, Any]) -> dict[str, Any]:
+    """The Post's fields that depend on the view alone (not on the viewer, the author's or the
+    store's summary), in the contract's order."""
     return {
         "id": str(view["_id"]),
-        "author": author,
         "text": view["text"],
         "topics": view["topic_names"],
         "mentions": view["mentions"],
-        "store": store,
-        "lat": lat,
-        "lng": lng,
         "like_count": view["like_count"],
         "comment_count": view["comment_count"],
         "repost_count": view.get("repost_count", 0),
-        "liked_by_me": liked,
-        "repost_of": None,  # a repost's original: set by hydrate_posts / post_created
         "status": view["status"],
         "kind": view["kind"],
         "media": [media_public(m) for m in view.get("media", [])],  # .get: views cached before photos
         "created_at": view[VIEW],
     }
+
+
+def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, Any] | None,
+                 liked: bool) -> dict[str, Any]:
+    # A view decoded from the post cache carries a slot shared by every copy of the same stored
+    # bytes: its fixed fields are made once per version of the post, not once per page (building
+    # them, media above all, was most of rendering a page). A view made from a document has none.
+    # The Post's own fields are its own; nested lists (topics, mentions, media) are shared, read only.
+    slot = view.get(RENDERED)
+    if slot is None:
+        fixed = _fixed_fields(view)
+    elif slot:
+        fixed = slot
+    else:
+        fixed = _fixed_fields(view)
+        slot.update(fixed)
+    store_point = (store["lat"], store["lng"]) if store else None
+    lat, lng = shown_point(view["location"], store_point)
+    return {**fixed, "author": author, "store": store, "lat": lat, "lng": lng, "liked_by_me": liked,
+            "repost_of": None}  # a repost's original: set by hydrate_posts / post_created
 
 
 def _cached_summaries(services: Services, kind: str,

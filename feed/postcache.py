@@ -69,8 +69,15 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+RENDERED = "rendered"
+"""A decoded view's slot for the Post fields no viewer changes (:func:`feed.hydrate.post_public` fills
+it on the first page that shows that view). One dict shared by every copy :func:`decode` hands out
+of the same stored bytes, so it is made once per version of a post; never stored in Redis."""
+
+
 def encode(view: dict[str, Any]) -> bytes:
-    return orjson.dumps({k: (str(v) if k in _IDS and v is not None else v) for k, v in view.items()})
+    return orjson.dumps({k: (str(v) if k in _IDS and v is not None else v) for k, v in view.items()
+                         if k != RENDERED})
 
 
 DECODED_CACHE_SIZE = 4096
@@ -83,6 +90,7 @@ def _decoded(raw: str | bytes) -> dict[str, Any]:
     for k in _IDS:
         if view.get(k) is not None:
             view[k] = ObjectId(view[k])
+    view[RENDERED] = {}
     return view
 
 
@@ -90,7 +98,7 @@ def decode(raw: str | bytes) -> dict[str, Any]:
     """A stored view → the view. Keyed by the stored text itself, so a changed post (new text,
     counters, status) is a new key and can never be answered from the memo; parsing and the
     ObjectIds were a fifth of a home-feed page's CPU (docs/benchmarks.md). A copy: callers may
-    change the view they get."""
+    change the view they get (all but its :data:`RENDERED` slot, which the copies share)."""
     return dict(_decoded(raw))
 
 

@@ -45,6 +45,11 @@ async def backdate_checkins(services: Any, account: Account, delta: timedelta) -
         at = doc["created_at"] - delta
         await services.db.checkins.update_one(
             {"_id": doc["_id"]}, {"$set": {"created_at": at, "day": at.astimezone(UTC).strftime("%Y-%m-%d")}})
+    # the user's guard keeps their newest check-ins for the rules (checkins.checkin): they moved too
+    guard = await services.db.checkin_guards.find_one({"_id": ObjectId(account.id)}, {"recent": 1})
+    if guard and guard.get("recent"):
+        recent = [{**entry, "created_at": entry["created_at"] - delta} for entry in guard["recent"]]
+        await services.db.checkin_guards.update_one({"_id": guard["_id"]}, {"$set": {"recent": recent}})
 
 
 async def counts(services: Any, account: Account, store_id: str | None = None) -> dict[str, Any]:

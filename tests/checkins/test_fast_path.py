@@ -47,6 +47,38 @@ async def test_cooldown_found_beyond_the_history_scan(client, services):
     assert result.checkin["store_id"] == ObjectId(stores[0]["id"])
 
 
+async def test_the_guard_keeps_the_newest_check_ins_and_a_guard_without_them_reads_the_history(client, services):
+    merchant, user = await register(client, "merchant"), await register(client)
+    stores = await _stores_around(client, merchant, HISTORY_SCAN + 3)
+    who = principal(user)
+    start = days_ago(0.5)
+    # written out of time order (as a retried transaction may commit): the list stays newest first
+    order = [*range(HISTORY_SCAN - 2), HISTORY_SCAN - 1, HISTORY_SCAN - 2]
+    for i in order:
+        store = stores[i]
+        await check_in(services, who, store["id"], store["lat"], store["lng"], now=start + timedelta(minutes=i))
+    newest = await services.db.checkins.find({"user_id": who.id}).sort([("created_at", -1), ("_id", -1)]
+                                                                        ).to_list(HISTORY_SCAN)
+    guard = await services.db.checkin_guards.find_one({"_id": who.id})
+    assert guard["n"] == len(order)
+    assert [e["_id"] for e in guard["recent"]] == [c["_id"] for c in newest]
+    # a guard from before the list: the rules read the check-ins, and the list is written from them
+    await services.db.checkin_guards.update_one({"_id": who.id}, {"$unset": {"recent": ""}})
+    last = stores[HISTORY_SCAN - 1]
+    try:
+        await check_in(services, who, last["id"], last["lat"], last["lng"],
+                       now=start + timedelta(minutes=HISTORY_SCAN + 5))
+        raise AssertionError("a second check-in within the hour was accepted")
+    except ApiError as exc:
+        assert exc.code == "checkin_too_soon"
+    assert "recent" not in await services.db.checkin_guards.find_one({"_id": who.id})  # refused: nothing written
+    fresh = stores[HISTORY_SCAN + 2]
+    done = await check_in(services, who, fresh["id"], fresh["lat"], fresh["lng"],
+                          now=start + timedelta(minutes=HISTORY_SCAN + 6))
+    guard = await services.db.checkin_guards.find_one({"_id": who.id})
+    assert [e["_id"] for e in guard["recent"]] == [done.checkin["_id"], *(c["_id"] for c in newest[:HISTORY_SCAN - 1])]
+
+
 async def test_cooldown_within_the_scan_and_travel_from_the_newest(client, services):
     merchant, user = await register(client, "merchant"), await register(client)
     a, b = await _stores_around(client, merchant, 2)

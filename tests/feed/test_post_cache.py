@@ -232,3 +232,30 @@ async def test_too_many_likes_are_not_cached(client, services, monkeypatch):
     assert await likedset.liked_among(services, uid, ids) == set(ids)
     assert await services.redis.smembers(liked_key(uid)) == {likedset.TOO_MANY}
     assert await likedset.liked_among(services, uid, ids[:1]) == set(ids[:1])  # MongoDB answers
+
+
+async def test_a_views_fixed_fields_are_made_once_per_version_and_never_leak(client, services):
+    """Pages rendered from the same stored view share its fixed fields (made once), a new version
+    of the post (a like) renders afresh, and a caller changing its Post's fields (or its author)
+    changes no later page."""
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    created = await post(client, author, f"fixed #{topic}")
+    first = await _topic_page(client, reader, topic)
+    raw = await services.redis.get(post_view_key(created["id"]))
+    view_a, view_b = postcache.decode(raw), postcache.decode(raw)
+    assert view_a is not view_b and view_a[postcache.RENDERED] is view_b[postcache.RENDERED]
+    assert postcache.RENDERED not in postcache.encode(view_a).decode()  # never stored
+    one = (await hydrate_posts(services, [view_a], ObjectId(reader.id)))[0]
+    assert view_b[postcache.RENDERED]["text"] == f"fixed #{topic}"  # made once, kept for the next copy
+    one["like_count"] = 999
+    one["author"]["username"] = "forged"
+    two = (await hydrate_posts(services, [view_b], ObjectId(reader.id)))[0]
+    assert two["like_count"] == first[0]["like_count"] == 0
+    assert two == first[0] and one is not two
+    resp = await client.post(f"/v1/posts/{created['id']}/like", headers=reader.headers)
+    assert resp.status_code == 200
+    after = (await _topic_page(client, reader, topic))[0]
+    assert (after["like_count"], after["liked_by_me"]) == (1, True)
+    assert after == {**first[0], "like_count": 1, "liked_by_me": True}
+    assert after == (await _truth(services, {"_id": ObjectId(created["id"])}, reader.id))[0]
