@@ -245,8 +245,9 @@ async def _apply_history_rules(services: Services, user_id: ObjectId, checkin: d
     if recent is None:  # no list yet: the history from the check-ins themselves, kept from now on
         recent = await checkins.find({"user_id": user_id}, {k: 1 for k in _RECENT_FIELDS}, session=session,
                                      sort=list(newest_first.items())).to_list(HISTORY_SCAN)
-        await guards.update_one({"_id": user_id}, {"$push": {"recent": {
-            "$each": recent, "$sort": newest_first, "$slice": HISTORY_SCAN}}}, session=session)
+        if recent:  # (a first check-in ever: the push above made the whole list)
+            await guards.update_one({"_id": user_id}, {"$push": {"recent": {
+                "$each": recent, "$sort": newest_first, "$slice": HISTORY_SCAN}}}, session=session)
     if not recent:
         return
     store_id = checkin["store_id"]
