@@ -97,17 +97,19 @@ async def collect(
     want = lookahead(limit)
     fetch = want
     for _ in range(MAX_ROUNDS):
-        if len(sources) == 1:  # most pages: awaited in place, no task for it
-            batches = [await sources[0].fetch(pos, fetch)]
+        if len(sources) == 1:  # most pages: awaited in place, no task for it, and nothing to merge:
+            # a source answers newest first, each post once (a timeline slice, then its fallback
+            # after the slice's end; or one sorted query)
+            top = (await sources[0].fetch(pos, fetch))[:fetch]
         else:
             batches = await asyncio.gather(*(s.fetch(pos, fetch) for s in sources))
-        merged: dict[ObjectId, Candidate] = {}
-        for batch in batches:
-            for cand in batch:
-                have = merged.get(cand[1])
-                if have is None or (have[2] is None and cand[2] is not None):
-                    merged[cand[1]] = cand
-        top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:fetch]
+            merged: dict[ObjectId, Candidate] = {}
+            for batch in batches:
+                for cand in batch:
+                    have = merged.get(cand[1])
+                    if have is None or (have[2] is None and cand[2] is not None):
+                        merged[cand[1]] = cand
+            top = sorted(merged.values(), key=lambda c: (c[0], c[1]), reverse=True)[:fetch]
         missing = [c[1] for c in top if c[2] is None]
         loaded: dict[ObjectId, dict[str, Any]] = {}
         if missing:
