@@ -119,15 +119,18 @@ def _cached_summaries(services: Services, kind: str,
 async def _fill_summaries(services: Services, kind: str, missing: list[ObjectId],
                           out: dict[ObjectId, dict[str, Any] | None]) -> None:
     """Reads the ``missing`` summaries (one query) into ``out`` and the cache; ``None`` for missing
-    documents (which are not remembered)."""
+    documents (which are not remembered). Not cached when the shared generation moved while they
+    were read (another page synced the cache to a rename meanwhile): this read may be older than
+    the rename, and would outlive the drop that rename caused."""
     cache = _summaries(services)
+    generation = cache.generation
     if kind == "user":
         loaded = {oid: user_summary(u) for oid, u in (await USER_NAMES.load(services, missing)).items()}
     else:
         loaded = {oid: store_summary(s) for oid, s in (await STORE_NAMES.load(services, missing)).items()}
     for oid in missing:
         summary = loaded.get(oid)
-        if summary is not None:
+        if summary is not None and cache.generation == generation:
             cache.put(kind, oid, summary)
         out[oid] = summary
 

@@ -86,3 +86,29 @@ async def test_unknown_authors_are_not_remembered(client, services):
     out = (await hydrate_posts(own, [doc], None))[0]
     assert out["author"] == {"id": str(ghost), "username": "", "display_name": ""}
     assert own.summaries.get("user", ghost) == (False, None)
+
+
+async def test_a_name_read_while_a_rename_was_seen_is_not_cached(client, services, monkeypatch):
+    """A page that reads a summary from MongoDB while another page syncs the cache to a rename's
+    generation shows what it read, but does not cache it: the read may predate the rename."""
+    import feed.hydrate as hydrate
+
+    author, reader = await register(client), await register(client)
+    created = await post(client, author, "race")
+    doc = await services.db.posts.find_one({"_id": ObjectId(created["id"])})
+    cache = SummaryCache()
+    own = _own(services, cache)
+    real_load = hydrate.USER_NAMES.load
+
+    async def load_then_rename_seen(svc: Any, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+        found = await real_load(svc, ids)
+        cache.sync("moved-by-another-page")  # another page saw the rename's bump meanwhile
+        return found
+
+    monkeypatch.setattr(hydrate.USER_NAMES, "load", load_then_rename_seen)
+    shown = (await hydrate_posts(own, [doc], ObjectId(reader.id)))[0]
+    assert shown["author"]["username"] == author.username
+    assert cache.get("user", ObjectId(author.id)) == (False, None)
+    monkeypatch.setattr(hydrate.USER_NAMES, "load", real_load)
+    await hydrate_posts(own, [doc], ObjectId(reader.id))  # no move this time: cached
+    assert cache.get("user", ObjectId(author.id))[0]
