@@ -50,11 +50,12 @@ OFFERS = 80
 STOCK = 3  # fewer than SOCIAL: claims race for the last vouchers
 DB = "solomo_drill"
 CONVERGE_S = 60.0  # beat's sweeper runs every 15 s
-MAX_ANSWER_S = 6.0
+MAX_ANSWER_S = 7.0
 """The longest wait, from the kill, for any answer: the outage budget (``transaction_outage_s``, 2 s,
 counted from the first connection error, and bounding every operation after it) plus PyMongo's own
 retry of a commit (one serverSelectionTimeoutMS, 2 s), plus slack for a loaded
-2-core machine."""
+2-core machine (a claim in flight at the kill answered its 503 after 6.1 s in one CI run, with the
+other test process busy beside it: the slack is 3 s, not 2)."""
 RECOVERY_S = 30.0
 PASSWORD = "password123"
 
