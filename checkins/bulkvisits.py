@@ -72,6 +72,9 @@ async def load_visits(services: Services, store: dict[str, Any],
 
     await asyncio.gather(*(insert(name, docs[i:i + BATCH]) for name, docs in (("checkins", checkins), ("posts", posts))
                            for i in range(0, len(docs), BATCH)))
+    # the users' guards keep their newest check-ins for the rules (checkins.checkin): these went in
+    # beside them, so the lists go; the next check-in reads the check-ins and writes them again
+    await db.checkin_guards.update_many({"_id": {"$in": list(first)}}, {"$unset": {"recent": ""}})
     # the posts are published and counted (``topics_counted``): so are their topics (search.topics)
     for topic, n in topic_posts.items():
         await db.topic_counts.update_one(

@@ -230,6 +230,12 @@ async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) 
     return counts
 
 
+def _recent_days(now: datetime) -> set[str]:
+    """The UTC days of the check-ins seeded for the last few hours (loyalty, today's): the history
+    leaves them free, so a user checks in at a store once a day at most, whatever the hour now."""
+    return {(now - timedelta(hours=4)).strftime("%Y-%m-%d"), now.strftime("%Y-%m-%d")}
+
+
 async def _history(services: Services, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> int:
     """Three weeks of check-ins, written through the check-in rules with their real times."""
     from checkins.checkin import check_in
@@ -245,7 +251,10 @@ async def _history(services: Services, rng: random.Random, stores: list[dict[str
             at = (now - timedelta(days=day)).replace(hour=(local_hour - 8) % 24, minute=rng.randint(0, 59),
                                                      second=rng.randint(0, 59), microsecond=0)
             store = rng.choice(regulars[user.username]) if rng.random() < 0.7 else rng.choice(stores)
-            plan.append((at, user, store, rng.choice(CHECKIN_LINES)))
+            text = rng.choice(CHECKIN_LINES)
+            if at.strftime("%Y-%m-%d") in _recent_days(now):
+                at -= timedelta(days=1)  # not on the day of today's check-ins (UTC): one visit a day per store
+            plan.append((at, user, store, text))
     plan.sort(key=lambda item: item[0])
     for at, user, store, text in plan:
         lat, lng = store["lat"] + rng.uniform(-0.0002, 0.0002), store["lng"] + rng.uniform(-0.0002, 0.0002)
@@ -282,7 +291,8 @@ async def _three_months(services: Services, rng: random.Random, stores: list[dic
                 local = at.replace(hour=(hour - 8) % 24, minute=rng.randint(0, 59), second=rng.randint(0, 59),
                                    microsecond=0)  # that Shanghai hour on the day (UTC+8)
                 sid = ObjectId(store["id"])
-                if (uid, sid, local.strftime("%Y-%m-%d")) in taken or local >= now - timedelta(hours=12):
+                if ((uid, sid, local.strftime("%Y-%m-%d")) in taken or local >= now - timedelta(hours=12)
+                        or local.strftime("%Y-%m-%d") in _recent_days(now)):
                     continue
                 taken.add((uid, sid, local.strftime("%Y-%m-%d")))
                 topics = [rng.choice(VISIT_TOPICS)] if rng.random() < 0.15 else []
