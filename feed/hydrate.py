@@ -88,12 +88,8 @@ def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, 
     # them, media above all, was most of rendering a page). A view made from a document has none.
     # The Post's own fields are its own; nested lists (topics, mentions, media) are shared, read only.
     slot = view.get(RENDERED)
-    if slot is None:
-        fixed = _fixed_fields(view)
-    elif slot:
-        fixed = slot
-    else:
-        fixed = _fixed_fields(view)
+    fixed = slot or _fixed_fields(view)
+    if slot is not None and not slot:
         slot.update(fixed)
     store_point = (store["lat"], store["lng"]) if store else None
     lat, lng = shown_point(view["location"], store_point)

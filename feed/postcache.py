@@ -70,7 +70,7 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 RENDERED = "rendered"
-"""A decoded view's slot for the Post fields no viewer changes (:func:`feed.hydrate.post_public` fills
+"""A decoded view's slot for the Post fields no viewer changes (``feed.hydrate._post_public`` fills
 it on the first page that shows that view). One dict shared by every copy :func:`decode` hands out
 of the same stored bytes, so it is made once per version of a post; never stored in Redis."""
 

@@ -242,6 +242,7 @@ async def _history(services: Services, rng: random.Random, stores: list[dict[str
 
     now = datetime.now(UTC)
     plan: list[tuple[datetime, Person, dict[str, Any], str | None]] = []
+    recent_days = _recent_days(now)  # left free: one visit per user, store and day
     regulars = {u.username: rng.sample(stores, 3) for u in city.users}
     for user in city.users:
         days = sorted(rng.sample(range(1, HISTORY_DAYS + 1), rng.randint(3, 7)), reverse=True)
@@ -251,10 +252,9 @@ async def _history(services: Services, rng: random.Random, stores: list[dict[str
             at = (now - timedelta(days=day)).replace(hour=(local_hour - 8) % 24, minute=rng.randint(0, 59),
                                                      second=rng.randint(0, 59), microsecond=0)
             store = rng.choice(regulars[user.username]) if rng.random() < 0.7 else rng.choice(stores)
-            text = rng.choice(CHECKIN_LINES)
-            if at.strftime("%Y-%m-%d") in _recent_days(now):
-                at -= timedelta(days=1)  # not on the day of today's check-ins (UTC): one visit a day per store
-            plan.append((at, user, store, text))
+            text = rng.choice(CHECKIN_LINES)  # drawn either way: the city's later draws stay the same
+            if at.strftime("%Y-%m-%d") not in recent_days:
+                plan.append((at, user, store, text))
     plan.sort(key=lambda item: item[0])
     for at, user, store, text in plan:
         lat, lng = store["lat"] + rng.uniform(-0.0002, 0.0002), store["lng"] + rng.uniform(-0.0002, 0.0002)
@@ -273,6 +273,7 @@ async def _three_months(services: Services, rng: random.Random, stores: list[dic
     from checkins.mayor import refresh_mayor
 
     now = datetime.now(UTC)
+    recent_days = _recent_days(now)
     taken = {(c["user_id"], c["store_id"], c["day"]) async for c in services.db.checkins.find(
         {}, {"user_id": 1, "store_id": 1, "day": 1})}
     plan: dict[ObjectId, list[tuple[ObjectId, datetime, list[str]]]] = {}
@@ -292,7 +293,7 @@ async def _three_months(services: Services, rng: random.Random, stores: list[dic
                                    microsecond=0)  # that Shanghai hour on the day (UTC+8)
                 sid = ObjectId(store["id"])
                 if ((uid, sid, local.strftime("%Y-%m-%d")) in taken or local >= now - timedelta(hours=12)
-                        or local.strftime("%Y-%m-%d") in _recent_days(now)):
+                        or local.strftime("%Y-%m-%d") in recent_days):
                     continue
                 taken.add((uid, sid, local.strftime("%Y-%m-%d")))
                 topics = [rng.choice(VISIT_TOPICS)] if rng.random() < 0.15 else []
