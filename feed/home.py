@@ -25,6 +25,7 @@ from solomo.core import tasknames
 from solomo.core.keys import PULL_CACHE, home_key, home_rebuild_lock
 from solomo.core.pagination import Position, lookahead
 from solomo.core.services import Services
+from solomo.core.ttlrefresh import queue_expire
 from solomo.core.txn import send_task
 
 PULL_CACHE_TTL_S = 30
@@ -87,11 +88,11 @@ async def read_home(services: Services, reader: ObjectId, before: Position | Non
     def queue(pipe: Any) -> None:  # one round trip for the usual page
         pipe.zscore(key, "~")
         pipe.zcard(key)
-        pipe.expire(key, ttl_s(services))  # a read keeps the reader active
         pipe.get(PULL_CACHE)
         timelines.queue_read(pipe, key, before, want)
+        queue_expire(pipe, key, ttl_s(services))  # a read keeps the reader active
 
-    state, size, _, pull_cached, first_rows = await services.batch.run(queue)
+    state, size, pull_cached, first_rows, *_ = await services.batch.run(queue)
     sources: list[Source]
     if state is not None and int(state) == READY:
         truncated = size - 1 >= services.settings.feed_cap

@@ -165,7 +165,7 @@ class PageLoader:
             await screen.take(rows.pop(-2))
         found, missed = postcache.parse_read(self.services, post_ids, rows[:n])
         self.generation, self.synced = rows[-1], True
-        liked = likedset.parse_read(post_ids, rows[n:n + 2]) if self.viewer_id is not None else set()
+        liked = likedset.parse_read(post_ids, rows[n]) if self.viewer_id is not None else set()
         if liked is None and self.viewer_id is not None:  # not built (or too big): MongoDB, beside the misses
             filled, liked = await asyncio.gather(postcache.fill(self.services, missed),
                                                  likedset.build(self.services, self.viewer_id, post_ids))
@@ -206,7 +206,7 @@ async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids
         views, missed = postcache.parse_read(services, originals, rows[:n])
         views.update(await postcache.fill(services, missed))
     if viewer_id is not None and unknown:
-        known = likedset.parse_read(unknown, rows[n:n + 2])
+        known = likedset.parse_read(unknown, rows[n])
         liked |= known if known is not None else await likedset.build(services, viewer_id, unknown)
     return liked, views
 

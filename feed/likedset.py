@@ -25,6 +25,7 @@ from bson import ObjectId
 from solomo.core.keys import liked_key
 from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
+from solomo.core.ttlrefresh import queue_expire
 
 LIKED_TTL_S = 3600
 LIKED_MAX = 1000
@@ -65,15 +66,17 @@ return 1
 
 
 def queue_read(pipe: Any, user_id: ObjectId, post_ids: list[ObjectId]) -> None:
-    """Queues the lookup of ``post_ids`` in the user's set (see :func:`parse_read`)."""
+    """Queues the lookup of ``post_ids`` in the user's set, then (now and then: :mod:`solomo.core.ttlrefresh`)
+    its refresh: one or two commands, the lookup's reply first (see :func:`parse_read`). Callers
+    reading later replies of their pipeline count them from its end."""
     key = liked_key(user_id)
     pipe.smismember(key, [READY, TOO_MANY, *(str(p) for p in post_ids)])
-    pipe.expire(key, LIKED_TTL_S)  # a read keeps the set (a missing key stays missing)
+    queue_expire(pipe, key, LIKED_TTL_S)  # a read keeps the set (a missing key stays missing)
 
 
-def parse_read(post_ids: list[ObjectId], rows: list[Any]) -> set[ObjectId] | None:
-    """The liked posts among ``post_ids``, or None when the set cannot answer (not built, too big)."""
-    flags = rows[0]
+def parse_read(post_ids: list[ObjectId], flags: list[Any]) -> set[ObjectId] | None:
+    """The liked posts among ``post_ids`` from the lookup's reply, or None when the set cannot
+    answer (not built, too big)."""
     if not flags[0]:
         return None
     return {pid for pid, flag in zip(post_ids, flags[2:], strict=True) if flag}
@@ -109,7 +112,7 @@ async def liked_among(services: Services, user_id: ObjectId, post_ids: list[Obje
     async with services.redis.pipeline(transaction=False) as pipe:
         queue_read(pipe, user_id, post_ids)
         rows = await pipe.execute()
-    known = parse_read(post_ids, rows)
+    known = parse_read(post_ids, rows[0])
     return known if known is not None else await build(services, user_id, post_ids)
 
 

@@ -49,6 +49,7 @@ from solomo.core.keys import local_cell_key
 from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
+from solomo.core.ttlrefresh import queue_expire
 
 MAX_ROUNDS = 5
 """Cell rounds per page (a cell full of removed posts cannot make one request read forever)."""
@@ -111,16 +112,18 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
         for key in keys:
             pipe.zscore(key, MARKER)
             _queue_rows(pipe, key, before, per_cell)
-            pipe.expire(key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
+        for key in keys:
+            queue_expire(pipe, key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
 
     replies = await services.batch.run(queue)
-    states = [None if s is None else int(s) for s in replies[0::3]]
+    states = [None if s is None else int(s) for s in replies[0:2 * len(keys):2]]
     if any(s not in (COMPLETE, TRIMMED) for s in states):
         await request_rebuilds(services, [c for c, s in zip(cells, states, strict=True)
                                           if s not in (COMPLETE, TRIMMED)])
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     trimmed = [s == TRIMMED for s in states]
-    return await _merge_pages(services, circle, keys, trimmed, replies[1::3], before, per_cell, limit, load)
+    return await _merge_pages(services, circle, keys, trimmed, replies[1:2 * len(keys):2], before, per_cell, limit,
+                              load)
 
 
 def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> None:

@@ -19,6 +19,7 @@ from feed.timeline import MARKER, READY, Timelines
 from solomo.core.keys import topic_key
 from solomo.core.pagination import Position, lookahead
 from solomo.core.services import Services
+from solomo.core.ttlrefresh import queue_expire
 
 TOPIC_TTL_S = 86400
 EMPTY_TTL_S = 120
@@ -48,10 +49,10 @@ async def read_topic(services: Services, key: str, before: Position | None,
     def queue(pipe: Any) -> None:
         pipe.zscore(rkey, MARKER)
         pipe.zcard(rkey)
-        pipe.expire(rkey, TOPIC_TTL_S)  # a read keeps the listing (a missing key stays missing)
         timelines.queue_read(pipe, rkey, before, want)
+        queue_expire(pipe, rkey, TOPIC_TTL_S)  # a read keeps the listing (a missing key stays missing)
 
-    state, card, _, first_rows = await services.batch.run(queue)
+    state, card, first_rows, *_ = await services.batch.run(queue)
     first: tuple[Position | None, int, list[Any]] | None = (before, want, first_rows)
     if state is None or int(state) != READY:
         size = await rebuild_topic(services, key)

@@ -19,6 +19,7 @@ from solomo.core.keys import (
     topic_key,
     trend_top,
 )
+from solomo.core.ttlrefresh import REFRESHES
 from tests.feed.helpers import all_ids, fanned_out, ids, post, principal
 from tests.support import offset, random_point, register, wait_until
 
@@ -37,6 +38,9 @@ async def test_topic_listing_expires_and_reads_refresh_it(client, services, cele
     rkey = topic_key(tag)
     assert topics.EMPTY_TTL_S < await services.redis.ttl(rkey) <= topics.TOPIC_TTL_S
     await services.redis.expire(rkey, 50)
+    assert await ids(client, reader, f"/v1/topics/{tag}/posts") == [first["id"]]
+    assert 0 < await services.redis.ttl(rkey) <= 50  # refreshed by this process a moment ago: not again yet
+    REFRESHES.forget()  # as if ttlrefresh.EVERY_S had passed
     assert await ids(client, reader, f"/v1/topics/{tag}/posts") == [first["id"]]
     assert await services.redis.ttl(rkey) > topics.TOPIC_TTL_S - 60  # the read refreshed it
     second = await post(client, author, f"#{tag} two")  # the fan-out keeps writing into the listing
@@ -103,6 +107,12 @@ async def test_empty_cells_are_short_lived_and_reads_refresh_cells(client, servi
     await localcells.rebuild_cells(services, [c.name for c in cells])
     assert await ids(client, reader, "/v1/feed/local", lat=lat, lng=lng, radius_m=500) == []
     assert await services.redis.ttl(key) > localcells.CELL_TTL_S - 60  # read again: kept like a used area
+    await services.redis.expire(key, 50)
+    assert await ids(client, reader, "/v1/feed/local", lat=lat, lng=lng, radius_m=500) == []
+    assert 0 < await services.redis.ttl(key) <= 50  # refreshed by this process a moment ago: not again yet
+    REFRESHES.forget()  # as if ttlrefresh.EVERY_S had passed
+    assert await ids(client, reader, "/v1/feed/local", lat=lat, lng=lng, radius_m=500) == []
+    assert await services.redis.ttl(key) > localcells.CELL_TTL_S - 60
 
 
 async def test_hot_topics_are_served_from_a_cached_ranking(client, services, monkeypatch):
