@@ -1,7 +1,7 @@
 """MongoDB indexes of search (created at start-up by solomo.db).
 
 * ``stores``: ``(search_keys, _id)`` for a query without a point (best match, then id);
-  ``(search_keys, location 2dsphere)`` so ``$geoNear`` walks only the stores holding the key.
+  ``(search_keys, location 2dsphere)`` so a nearest-first read (``$nearSphere``) walks only the stores holding the key.
 * ``users``: ``(search_keys, _id)``.
 * ``posts``: ``(search_keys, created_ms, _id)`` newest first within one key.
 * ``topic_counts``: unique ``key``; ``(prefixes, post_count, _id)`` most used first within a prefix.

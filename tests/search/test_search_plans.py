@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from search.stores import _tier_filters
+from search.tiers import near_find
 from solomo.core.searchkeys import fold, runs
 
 
@@ -38,9 +39,8 @@ async def test_store_queries_walk_the_key_indexes(services: Any) -> None:
         assert filt is not None
         plan = await explain(services, {"find": "stores", "filter": filt, "sort": {"_id": 1}, "limit": 100})
         assert_index(plan, "search_keys_id")
-        near = {"$geoNear": {"near": {"type": "Point", "coordinates": [121.47, 31.23]}, "distanceField": "d",
-                             "key": "location", "spherical": True, "query": filt}}
-        plan = await explain(services, {"aggregate": "stores", "pipeline": [near, {"$limit": 100}], "cursor": {}})
+        near = near_find(filt, 31.23, 121.47, min_m=10.0, max_m=5000.0, projection={"search_keys": 0})
+        plan = await explain(services, {"find": "stores", **near, "limit": 100})
         assert_index(plan, "search_keys_location")
 
 

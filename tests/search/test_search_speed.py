@@ -10,7 +10,7 @@ from typing import Any
 from search import posts as post_search
 from search.posts import intersect_pipeline
 from search.stores import _tier_filters, keys_decide, tier_of_name
-from search.tiers import first_page_pipeline
+from search.tiers import near_find
 from solomo.core.searchkeys import fold, runs, store_keys
 from tests.feed.helpers import post
 from tests.search.test_search_api import get, walk
@@ -75,8 +75,10 @@ async def test_fast_paths_read_indexes_only(services: Any) -> None:
     assert sum(name == "search_keys_newest" for _, name in plan) == 3, plan
     folded = fold("kafei")
     tiers = _tier_filters(folded, runs(folded))
-    pipeline = first_page_pipeline("stores", tiers, lat=31.23, lng=121.47, radius_m=5000, extra={}, want=21,
-                                   projection={"search_keys": 0})
-    plan = await explain(services, {"aggregate": "stores", "pipeline": pipeline, "cursor": {}})
-    assert not any(stage == "COLLSCAN" for stage, _ in plan), plan
-    assert sum(name == "search_keys_location" for _, name in plan) >= 4, plan
+    assert sum(t is not None for t in tiers) == 4
+    for filt in tiers:
+        assert filt is not None
+        near = near_find(filt, 31.23, 121.47, max_m=5000.0, projection={"search_keys": 0})
+        plan = await explain(services, {"find": "stores", **near, "limit": 22})
+        assert not any(stage == "COLLSCAN" for stage, _ in plan), plan
+        assert ("GEO_NEAR_2DSPHERE", "search_keys_location") in plan, plan
