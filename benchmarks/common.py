@@ -531,6 +531,49 @@ def client_limit_note(cpu_percent: float) -> str:
     return f"no ({cpu_percent:.0f}% of a core)"
 
 
+def merge_loads(slices: Sequence[LoadStats]) -> LoadStats:
+    """One load made of several slices of the same generator: requests, time, statuses, errors and
+    CPU summed; latency percentiles from the slices' latencies, or (wrk: percentiles only) from
+    each slice's percentile grid weighted by its requests — each grid point stands for the
+    requests between it and the next, so the merged p50 and p99 are close, not exact."""
+    if len(slices) == 1:
+        return slices[0]
+    first = slices[0]
+    cpu: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    for part in slices:
+        cpu.update(part.cpu_seconds)
+        errors.update(part.socket_errors)
+        statuses.update(part.statuses)
+    merged = LoadStats(sum(p.requests for p in slices), sum(p.seconds for p in slices), first.concurrency,
+                       statuses, [ms for p in slices for ms in p.latencies_ms], dict(cpu),
+                       generator=first.generator, socket_errors=dict(errors),
+                       answers=[a for p in slices for a in p.answers],
+                       error_codes=sum((p.error_codes for p in slices), Counter()))
+    if all(p.percentiles for p in slices):
+        # the requests up to each grid point (and above the last one) stand at that point's latency:
+        # a slice's own grid comes back exactly, several slices' by their weights
+        points: list[tuple[float, float]] = []  # (latency ms, requests)
+        for part in slices:
+            below = 0.0
+            grid = sorted(part.percentiles.items())
+            for q, ms in grid:
+                points.append((ms, part.requests * (q - below) / 100))
+                below = q
+            points.append((grid[-1][1], part.requests * (100 - below) / 100))
+        points.sort()
+        total = sum(w for _, w in points)
+        for q in sorted(first.percentiles):
+            seen = 0.0
+            for ms, w in points:
+                seen += w
+                if seen >= total * q / 100 * (1 - 1e-12):
+                    merged.percentiles[q] = ms
+                    break
+    return merged
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (0 for no data)."""
     data = sorted(values)
@@ -683,14 +726,23 @@ def profiled(name: str, pid: int | None) -> Iterator[None]:
             proc.wait()
 
 
+SLICES = 4
+"""Turns per side in :func:`compare_reads` (8 s a side: four of 2 s)."""
+SLICE_MIN_S = 2.0
+"""No slice shorter (wrk's duration is whole seconds, and each slice opens its connections anew)."""
+
+
 async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], baseline: Sequence[HttpRequest], *,
                         concurrency: int, seconds: float, warmup: int = 200,
                         check: Any = None, api: Child | None = None, **extra: Any) -> Result:
     """A repeatable read against the API beside the bare endpoint: same server flags, same generator.
 
     ``warmup`` requests go first through the asyncio client (their answers are passed to
-    ``check(bodies) -> dict`` for notes such as "full pages"); then each side is driven for
-    ``seconds`` with :func:`drive`. ``api``: another API process than :meth:`BenchEnv.api`'s.
+    ``check(bodies) -> dict`` for notes such as "full pages"), to each side; then the two sides are
+    driven in turns with :func:`drive`, ``seconds`` each in all, in up to :data:`SLICES` slices of
+    at least :data:`SLICE_MIN_S` (ours, bare, ours, bare…): a machine whose speed drifts over the
+    minute slows both sides alike, where one block each put the drift into the ratio.
+    ``api``: another API process than :meth:`BenchEnv.api`'s.
     """
     api, base = api or await env.api(), await env.baseline()
     warmup = env.size(warmup, 10)
@@ -699,9 +751,15 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                    bodies=bodies)
     if check is not None:
         extra.update(check(bodies))
-    with profiled(name, api.pid):
-        mine = await drive(api.port, ours, concurrency=concurrency, seconds=seconds,
-                           pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid})
     await run_load(base.port, list(itertools.islice(itertools.cycle(baseline), warmup)), concurrency=concurrency)
-    bare = await drive(base.port, baseline, concurrency=concurrency, seconds=seconds, pids={"baseline": base.pid})
-    return Result.from_loads(name, mine, bare, concurrency=concurrency, **extra)
+    slices = max(1, min(SLICES, int(seconds // SLICE_MIN_S)))
+    mine: list[LoadStats] = []
+    bare: list[LoadStats] = []
+    with profiled(name, api.pid):  # the API is idle while the bare side runs: py-spy skips idle threads
+        for _ in range(slices):
+            mine.append(await drive(api.port, ours, concurrency=concurrency, seconds=seconds / slices,
+                                    pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}))
+            bare.append(await drive(base.port, baseline, concurrency=concurrency, seconds=seconds / slices,
+                                    pids={"baseline": base.pid}))
+    extra["slices"] = slices
+    return Result.from_loads(name, merge_loads(mine), merge_loads(bare), concurrency=concurrency, **extra)

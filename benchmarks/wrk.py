@@ -39,7 +39,9 @@ from benchmarks.common import cpu_seconds
 if TYPE_CHECKING:
     from benchmarks.common import HttpRequest, LoadStats
 
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+PERCENTILES = (*(float(p) for p in range(1, 100)), 99.5, 99.9)
+"""wrk's latency percentiles reported per run: a grid fine enough to merge the slices of an
+interleaved comparison (:func:`benchmarks.common.merge_loads`)."""
 _MARK = "WRK-JSON "
 
 

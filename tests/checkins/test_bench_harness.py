@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from urllib.parse import urlparse
 
-from benchmarks.common import HttpRequest, LoadStats, Result, json_request, run_load, write_json
+from benchmarks.common import HttpRequest, LoadStats, Result, json_request, merge_loads, run_load, write_json
 
 
 async def test_run_load_keep_alive_against_live_server(live_server):
@@ -33,3 +33,23 @@ def test_percentiles_and_results(tmp_path):
     path = write_json([result], tmp_path / "r.json")
     extra = json.loads(path.read_text())["results"][0]["extra"]
     assert extra["note"] == "n" and isinstance(extra["loadavg_1m"], float | int)  # every row records the load
+
+
+def test_slices_merge_into_one_load():
+    """An interleaved comparison's slices: counts and CPU add up; a single slice's wrk percentile
+    grid comes back exactly, and two slices' merged median lies where their requests put it."""
+    grid = {float(q): float(q) for q in range(1, 100)} | {99.5: 99.5, 99.9: 99.9}
+    fast = LoadStats(300, 2.0, 8, Counter({200: 300}), [], {"api": 1.0}, percentiles=grid, generator="wrk")
+    slow = LoadStats(100, 2.0, 8, Counter({200: 99, 500: 1}), [], {"api": 1.5},
+                     percentiles={q: ms + 1000 for q, ms in grid.items()}, generator="wrk",
+                     socket_errors={"timeout": 2})
+    assert merge_loads([fast]) is fast
+    alone = merge_loads([fast, fast])
+    assert alone.percentiles == grid and alone.requests == 600 and alone.seconds == 4.0
+    both = merge_loads([fast, slow])
+    assert both.requests == 400 and both.rate == 100.0 and both.statuses == Counter({200: 399, 500: 1})
+    assert both.cpu_percent() == {"api": 62.5} and both.socket_errors == {"timeout": 2}
+    # three requests in four are the fast slice's: the merged median is its 2/3 point, p99 the slow one's 96th
+    assert both.percentile(50) == 67.0
+    assert both.percentile(99) == 1096.0
+    assert both.percentile(1) == 2.0  # 1 % of 400 = 4 requests: the fast slice's second point
