@@ -158,6 +158,8 @@ def short_notes(result: Result) -> str:
             parts.append(f"{label}: " + ", ".join(f"{name} {_fmt(float(v))}" for name, v in cpu.items()))
     limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
     parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
+    if "steal%" in extra:
+        parts.append(f"host steal % (ours / base): {extra['steal%']} / {extra.get('baseline_steal%', '-')}")
     if "loadavg_1m" in extra:
         parts.append(f"load {extra['loadavg_1m']}")
     parts += [f"FAILED: {f}" for f in result.failures]
@@ -531,6 +533,24 @@ def client_limit_note(cpu_percent: float) -> str:
     return f"no ({cpu_percent:.0f}% of a core)"
 
 
+def cpu_stat() -> list[int]:
+    """The machine's CPU time counters (user, nice, system, idle, iowait, irq, softirq, steal …)."""
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """The share of the machine's CPU time between two :func:`cpu_stat` readings that its host
+    took (``steal``: a virtual machine's CPUs ready to run while the host ran something else).
+    Runs of the same code differ by as much as it does, so every comparison notes it."""
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    total = math.fsum(spent)
+    return round(100 * spent[7] / total, 1) if len(spent) > 7 and total else 0.0
+
+
 def merge_loads(slices: Sequence[LoadStats]) -> LoadStats:
     """One load made of several slices of the same generator: requests, time, statuses, errors and
     CPU summed; latency percentiles from the slices' latencies, or (wrk: percentiles only) from
@@ -755,11 +775,16 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
     slices = max(1, min(SLICES, int(seconds // SLICE_MIN_S)))
     mine: list[LoadStats] = []
     bare: list[LoadStats] = []
+    stolen = {"ours": [0] * 10, "base": [0] * 10}  # the /proc/stat counters spent during each side
     with profiled(name, api.pid):  # the API is idle while the bare side runs: py-spy skips idle threads
         for _ in range(slices):
-            mine.append(await drive(api.port, ours, concurrency=concurrency, seconds=seconds / slices,
-                                    pids={"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}))
-            bare.append(await drive(base.port, baseline, concurrency=concurrency, seconds=seconds / slices,
-                                    pids={"baseline": base.pid}))
+            for side, out, port, reqs, pids in (
+                    ("ours", mine, api.port, ours, {"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}),
+                    ("base", bare, base.port, baseline, {"baseline": base.pid})):
+                before = cpu_stat()
+                out.append(await drive(port, reqs, concurrency=concurrency, seconds=seconds / slices, pids=pids))
+                stolen[side] = [s + b - a for s, a, b in zip(stolen[side], before, cpu_stat(), strict=False)]
     extra["slices"] = slices
+    extra["steal%"] = steal_percent([0] * 10, stolen["ours"])
+    extra["baseline_steal%"] = steal_percent([0] * 10, stolen["base"])
     return Result.from_loads(name, merge_loads(mine), merge_loads(bare), concurrency=concurrency, **extra)

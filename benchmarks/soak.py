@@ -78,7 +78,7 @@ import orjson
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from benchmarks.common import ROOT, BenchEnv, cpu_seconds, machine, percentile
+from benchmarks.common import ROOT, BenchEnv, cpu_seconds, cpu_stat, machine, percentile, steal_percent
 from benchmarks.seed import bulk_users, point_near, random_center
 from solomo.core.keys import event_history
 from solomo.core.timeutil import ms_of
@@ -800,7 +800,7 @@ class CpuShares:
         self.pids = {name: pid for name, pid in pids.items() if pid}
         self.before = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
         self.own = time.process_time()
-        self.stat = _cpu_stat()
+        self.stat = cpu_stat()
         self.t0 = time.perf_counter()
 
     def report(self) -> dict[str, Any]:
@@ -808,20 +808,7 @@ class CpuShares:
         shares = {name: round(100 * ((cpu_seconds(pid) or 0.0) - self.before[name]) / elapsed, 1)
                   for name, pid in self.pids.items()}
         shares["soak client"] = round(100 * (time.process_time() - self.own) / elapsed, 1)
-        after = _cpu_stat()
-        spent: list[int] = [b - a for a, b in zip(self.stat, after, strict=True)]
-        total = math.fsum(spent)
-        steal = round(100 * spent[7] / total, 1) if len(spent) > 7 and total else 0.0
-        return {"processes": shares, "host_steal_percent": steal}
-
-
-def _cpu_stat() -> list[int]:
-    """The machine's CPU time counters (user, nice, system, idle, iowait, irq, softirq, steal …)."""
-    try:
-        with open("/proc/stat") as fh:
-            return [int(x) for x in fh.readline().split()[1:]]
-    except (OSError, ValueError):
-        return []
+        return {"processes": shares, "host_steal_percent": steal_percent(self.stat, cpu_stat())}
 
 
 def report_doc(args: argparse.Namespace, world: World, events: dict[str, Any], load_s: float, drain_s: float,

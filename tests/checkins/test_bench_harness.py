@@ -6,7 +6,17 @@ import json
 from collections import Counter
 from urllib.parse import urlparse
 
-from benchmarks.common import HttpRequest, LoadStats, Result, json_request, merge_loads, run_load, write_json
+from benchmarks.common import (
+    HttpRequest,
+    LoadStats,
+    Result,
+    cpu_stat,
+    json_request,
+    merge_loads,
+    run_load,
+    steal_percent,
+    write_json,
+)
 
 
 async def test_run_load_keep_alive_against_live_server(live_server):
@@ -53,3 +63,11 @@ def test_slices_merge_into_one_load():
     assert both.percentile(50) == 67.0
     assert both.percentile(99) == 1096.0
     assert both.percentile(1) == 2.0  # 1 % of 400 = 4 requests: the fast slice's second point
+
+
+def test_steal_is_the_hosts_share_of_the_machines_time():
+    before = [100, 0, 50, 1000, 0, 0, 0, 10, 0, 0]
+    after = [160, 0, 70, 1100, 0, 0, 0, 30, 0, 0]  # 200 jiffies spent, 20 of them taken by the host
+    assert steal_percent(before, after) == 10.0
+    assert steal_percent(before, before) == 0.0 and steal_percent([], []) == 0.0
+    assert len(cpu_stat()) >= 8  # this machine's /proc/stat has the steal column
