@@ -12,7 +12,9 @@ last read by at most :data:`EVERY_S`, far below every TTL it refreshes (the shor
 cell's or listing's, is two minutes). A key deleted and rebuilt meanwhile gets its TTL from the
 rebuild; ``EXPIRE`` on a missing key does nothing, as before.
 
-The commands go last in a caller's pipeline (callers read their replies by position from the front).
+The ``EXPIRE`` may or may not be queued, so it goes where no reply a caller reads by position moves:
+last in the home, topic and local reads (their replies are read from the front), right after the
+liked set's lookup (whose callers count the replies after it from the end of their pipeline).
 """
 
 from __future__ import annotations
@@ -56,6 +58,6 @@ REFRESHES = Refreshes()
 
 
 def queue_expire(pipe: Any, key: str, ttl_s: int) -> None:
-    """Queues ``EXPIRE key ttl_s`` on ``pipe`` if :data:`REFRESHES` says it is due; put it last."""
+    """Queues ``EXPIRE key ttl_s`` on ``pipe`` if :data:`REFRESHES` says it is due (where: see the module)."""
     if REFRESHES.due(key):
         pipe.expire(key, ttl_s)
