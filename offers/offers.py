@@ -3,7 +3,8 @@
 Creating one screens its title and description against the word lists (a block word → 422
 ``content_rejected``), checks the store's limits (:mod:`offers.limits`) and writes the document
 in one transaction. A live offer (``targeting: "pending"``) is pushed by
-:func:`offers.targeting.start_push`: targeted in the request for a small audience, else registered
+:func:`offers.targeting.start_push`, run once the answer is sent (:mod:`solomo.core.afterwards`):
+targeted in the API process for a small audience, else registered
 in the live index (:mod:`offers.live`, for followers who arrive later) and handed to the targeting
 task; the maintenance sweep re-enqueues targeting still pending, so a lost
 broker message delays the push but never loses it. An offer matching a review word is stored
@@ -28,6 +29,7 @@ from offers.audiences import Audience, audience_of_offer
 from offers.limits import claim_offer_place
 from offers.stores import owned_store
 from solomo.accounts import Principal
+from solomo.core.afterwards import after_response
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
@@ -158,7 +160,10 @@ async def create_offer(
         return doc, store
     from offers.targeting import start_push  # imported here: targeting builds on this module
 
-    await start_push(services, doc, store)  # inline for a small audience, else the task; never raises
+    # inline for a small audience, else the task; never raises. After the answer: the merchant's
+    # 201 does not wait for the deliveries (half the request's time in the soak), and an API process
+    # that dies before they run leaves the offer "pending" for the sweep, as a failed inline run does
+    await after_response(lambda: start_push(services, doc, store), f"pushing offer {doc['_id']}")
     return doc, store
 
 

@@ -10,8 +10,9 @@ an ``offer`` event (the Offer plus ``distance_m``, encoded once with only the di
 :func:`offer_events`) with the dedupe set ``offer:{id}:delivered``: a retried task, or a user also
 reached by the arrival path (:mod:`offers.arrival`), never sees the offer twice.
 
-Where it runs: :func:`start_push`, right after the offer's transaction commits. A small audience
-is targeted there and then, in the request (the Celery hop and pickup would be most of such a
+Where it runs: :func:`start_push`, once the offer's transaction committed and the merchant's answer
+was sent (:func:`solomo.core.afterwards.after_response`). A small audience is targeted there and
+then, in the API process (the Celery hop and pickup would be most of such a
 small push's latency); a bigger audience, or an inline attempt that fails, goes to the task (sent
 with :func:`solomo.core.txn.send_task`, the one way to enqueue), which keeps the API's event loop
 free of its work. The task works in chunks and checkpoints its progress (``targeting_progress``,

@@ -45,7 +45,8 @@ async def test_a_small_audience_gets_the_offer_in_the_request_without_a_worker(l
     tasks = _Sent()
     monkeypatch.setattr(services.tasks, "send", tasks.send)  # no broker, no worker: only the request
     offer = await create_offer(client, merchant, store["id"], radius_m=300)
-    # targeted before the 201: the delivery is recorded and the offer is done, no task was sent
+    # targeted by the request, after its answer (the ASGI call returns once it is done): the delivery
+    # is recorded and the offer is done, no task was sent
     assert await delivered_to(services, offer["id"]) == {fan.id}
     doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     assert doc["targeting"] == "done" and doc["pushed"] == 1
