@@ -3,7 +3,8 @@
 ``fanout_post`` makes every Redis structure agree with the post's status and is idempotent:
 
 * published — pushed to the author's own feed, to every active follower of the author (and, for a
-  store owner's post about their store, of the store), to its geo cells and topics; trends count it
+  store owner's post about their store, of the store), to its geo cells, topics and the search
+  listings of its words that exist (:mod:`search.listings`); trends count it
   (globally, and in its areas: :mod:`feed.localtrends`);
 * pending_review / hidden — kept in the author's own feed only, gone from everyone else's;
 * removed / deleted — gone everywhere.
@@ -37,9 +38,10 @@ from feed.posts import VISIBLE
 from feed.timeline import Timelines
 from notifications import recorder
 from search import topics as search_topics
+from search.listings import LISTING_CAP
 from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
-from solomo.core.keys import feed_new_sent, home_key, topic_key
+from solomo.core.keys import feed_new_sent, home_key, search_listing_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -149,6 +151,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     score, member = int(post["created_ms"]), str(post["_id"])
     own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
+    await timelines.add([search_listing_key(k) for k in post.get("search_keys", [])], score, member, LISTING_CAP)
     cells = await localcells.add_post(services.redis, post)
     _count_entries("home", own)
     _count_entries("topic", topics)
@@ -243,6 +246,7 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
     if not keep_author:
         holders += await timelines.remove_from_homes([str(post["author_id"])], member)
     await timelines.remove([topic_key(k) for k in post.get("topic_keys", [])], member)
+    await timelines.remove([search_listing_key(k) for k in post.get("search_keys", [])], member)
     await localcells.remove_post(services.redis, post)
     await trends.forget(services, post)
     await localtrends.forget(services, post)

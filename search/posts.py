@@ -2,19 +2,20 @@
 substring, other words by word prefix), newest first; the authors the viewer blocks or mutes, and
 those who block the viewer, are left out (``feed.blocks.Screen``: the feeds' cached set).
 
-Every key of the query is read from the ``(search_keys, created_ms, _id)`` index alone (a
-covered scan: no post is fetched), newest first, :data:`WINDOW` entries per key, and MongoDB
-intersects the windows (:func:`intersect_pipeline`): the posts found under every key, newest first,
-as far as every window reaches. A query whose words meet in one post of a hundred costs
-index entries, not documents: only the page's posts are loaded (through the post cache), where
-their status, author and text are checked (bigrams can match a text that does not hold the
-substring). A page that the windows or a check leave short goes on in another round, at most
-:data:`MAX_ROUNDS`; then it carries the cursor of where the windows ended. Removal needs no index
-work: the status is read at query time.
-"""
+The query's most selective keys (:func:`_selective`) are intersected window by window, newest
+first, :data:`WINDOW` entries per key: from their Redis listings (:mod:`search.listings`: the newest
+posts of each key, one pipeline for all keys) while the listings cover the position, then from
+MongoDB's ``(search_keys, created_ms, _id)`` index below the listings' floor
+(:func:`intersect_pipeline`: covered scans, intersected by MongoDB). Either way a query whose words
+meet in one post of a hundred costs entries, not documents: only the page's posts are loaded
+(through the post cache), where their status, author and text are checked (bigrams can match a
+text that does not hold the substring). A page that the windows or a check leave short goes on in
+another round, at most :data:`MAX_ROUNDS`; then it carries the cursor of where the windows ended.
+Removal needs no index work: the status is read at query time."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bson import ObjectId
@@ -22,6 +23,7 @@ from bson import ObjectId
 from feed.blocks import Screen
 from feed.hydrate import PageLoader
 from feed.posts import VISIBLE
+from search.listings import Window, read_windows
 from search.query import parse_q
 from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
@@ -36,6 +38,7 @@ KEYS_READ = 3
 """At most this many keys are intersected (a long query has many bigrams; the text check is exact)."""
 
 Row = dict[str, Any]
+MAX_ID = ObjectId("f" * 24)
 
 
 def _after(pos: Position | None) -> dict[str, Any]:
@@ -77,6 +80,31 @@ async def _intersect(services: Services, keys: list[str], pos: Position | None, 
     return hits, Position(float(ms), oid)
 
 
+def intersect_windows(windows: list[Window], need: int) -> tuple[list[Row], Position | None, float]:
+    """Of the listings' windows (one per key): up to ``need`` posts in every window above the
+    listings' common floor (``{_id, ms}``, newest first); where the windows end (None when every
+    key ran out above the floor); that floor (``-inf``: the listings hold everything)."""
+    floor = max(w.floor for w in windows)
+    scored = sorted(({member: score for score, member in w.rows if score > floor} for w in windows), key=len)
+    first, others = scored[0], scored[1:]
+    both = sorted(((score, member) for member, score in first.items() if all(member in o for o in others)),
+                  reverse=True)[:need]
+    # as in MongoDB's round: a full window says nothing about what is older than its last entry
+    ends = [w.rows[-1] for w in windows if w.full and w.rows and w.rows[-1][0] > floor]
+    edge = max(ends) if ends else None
+    return ([{"_id": ObjectId(member), "ms": score} for score, member in both],
+            None if edge is None else Position(edge[0], ObjectId(edge[1])), floor)
+
+
+def _below(floor: float, pos: Position | None) -> Position | None:
+    """Where MongoDB takes over: at the floor (every post of its millisecond included), or at
+    ``pos`` if that is older; ``pos`` when no listing covers anything (a floor of ``inf``)."""
+    if math.isinf(floor):
+        return pos
+    below = Position(floor, MAX_ID)
+    return below if pos is None or below < pos else pos
+
+
 def _selective(keys: list[str]) -> list[str]:
     """The :data:`KEYS_READ` keys likely to hold the fewest posts: bigrams, and word prefixes of 3+
     letters, before single characters and short prefixes. The text check covers the others."""
@@ -106,9 +134,16 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page
     hidden = await Screen(services, viewer_id).ready()
     want, out, pos, window = lookahead(limit), list[dict[str, Any]](), position, WINDOW
+    selected, in_listings = _selective(keys), True
     for _ in range(MAX_ROUNDS):
-        need = want - len(out)
-        hits, edge = await _intersect(services, _selective(keys), pos, need, window)
+        need, grow = want - len(out), True
+        if in_listings:
+            hits, edge, floor = intersect_windows(await read_windows(services, selected, pos, window), need)
+            if edge is None and floor > -math.inf and len(hits) < need:
+                # the listings ran out at their floor: the older posts are MongoDB's (next round)
+                in_listings, edge, grow = False, _below(floor, pos), False
+        else:
+            hits, edge = await _intersect(services, selected, pos, need, window)
         views = await loader.load([h["_id"] for h in hits]) if hits else {}
         for hit in hits:
             view = views.get(hit["_id"])
@@ -121,5 +156,5 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
         elif edge is None:
             return out, None, loader
         else:
-            pos, window = edge, window * 2
+            pos, window = edge, window * 2 if grow else window
     return out, pos, loader

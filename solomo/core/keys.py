@@ -271,6 +271,20 @@ SUMMARIES_GEN = "summaries:gen"
 """Bumped when an author's or store's name changes: every process then drops its summary cache."""
 
 
+# --- post search listings (search/listings.py) ----------------------------------------------------
+
+SEARCH_BUCKETS = 16
+"""Post search listings are spread over this many hash tags ``{s<n>}``: the fan-out writes a post's
+keys with one script call per tag (a post has up to hundreds of keys), a search reads its two or
+three keys from at most as many tags."""
+
+
+def search_listing_key(key: str) -> str:
+    """``sp:{s<n>}:<search key>``: the newest posts holding one search key (a timeline, see
+    :mod:`search.listings`)."""
+    return f"sp:{{s{zlib.crc32(key.encode()) % SEARCH_BUCKETS}}}:{key}"
+
+
 # --- local feed grid cells (feed/localcells.py) --------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from bson import ObjectId
 from search.stores import reindex_store
 from search.users import reindex_user
 from tests.checkins.helpers import new_store
-from tests.feed.helpers import post
+from tests.feed.helpers import fanned_out, post
 from tests.support import Account, make_account, offset, register, wait_until
 
 
@@ -172,6 +172,8 @@ async def test_posts_visibility_blocks_and_mutes(client: Any, services: Any, cel
         return [p["id"] for p in (await get(client, account, "/v1/search/posts", q=q))["items"]]
 
     everything = [by_blocked["id"], by_muted["id"], by_blocker["id"], deleted["id"], removed["id"], kept["id"]]
+    for made in (kept, removed, deleted, by_blocker, by_muted, by_blocked):  # searchable once fanned out
+        await fanned_out(services, made["id"])
     assert await found(author, f"咖啡 {t}") == everything  # newest first, nobody shut out
     resp = await client.post(f"/v1/moderation/posts/{removed['id']}", json={"action": "remove", "reason": "spam"},
                              headers=mod.headers)
@@ -291,7 +293,8 @@ async def test_hostile_queries_find_only_real_matches(client: Any) -> None:
     assert near["items"][0]["id"] == named["id"]  # the literal name is found, first (nearest of its tier)
 
 
-async def test_posts_search_follows_block_and_mute_changes_at_once(client: Any, celery_worker: Any) -> None:
+async def test_posts_search_follows_block_and_mute_changes_at_once(client: Any, services: Any,
+                                                                  celery_worker: Any) -> None:
     """Post search reads the viewer's shut-out set from the feeds' Redis copy: a block or mute made
     after a search (the set already cached) hides the author from the next search, and undoing it
     shows them again."""
@@ -299,6 +302,8 @@ async def test_posts_search_follows_block_and_mute_changes_at_once(client: Any, 
     reader, author, other = [await register(client) for _ in range(3)]
     mine = await post(client, author, f"咖啡 {t} by the author")
     theirs = await post(client, other, f"咖啡 {t} by someone else")
+    for made in (mine, theirs):
+        await fanned_out(services, made["id"])
 
     async def found() -> list[str]:
         return [p["id"] for p in (await get(client, reader, "/v1/search/posts", q=f"咖啡 {t}"))["items"]]
