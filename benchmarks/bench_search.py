@@ -9,10 +9,11 @@ them).
 Store row: each request is a user at a random point within 15 km of the centre searching
 ``q`` = ``咖啡`` (a 2-character Chinese substring), ``kafei`` (pinyin) or ``squ`` (a Latin word
 prefix) in turn, within 5 km, 20 a page: the tiers of ``search.stores`` through ``$geoNear`` on
-``(search_keys, location)``, then the page's stores and mayors. Post row: ``q`` = two Chinese words
-(about one post in 130 holds both, one in 10 the first), newest first, 20 a page: ``search.posts``' bounded scan of the
-rarer word, the other checked by MongoDB, the survivors through the post cache, blocks and mutes
-read. The baseline is the bare ``GET /echo`` with the same query string.
+``(search_keys, location)``, then the page's stores and mayors. Post row: ``q`` =
+two Chinese words (about one post in 130 holds both, one in 10 the first), newest first, 20 a page:
+``search.posts``' windows of both words' Redis listings (built from MongoDB by the warm-up's first
+search), intersected in the API, the hits through the post cache, blocks and mutes read. The
+baseline is the bare ``GET /echo`` with the same query string.
 """
 
 from __future__ import annotations

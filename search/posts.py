@@ -85,15 +85,21 @@ def intersect_windows(windows: list[Window], need: int) -> tuple[list[Row], Posi
     listings' common floor (``{_id, ms}``, newest first); where the windows end (None when every
     key ran out above the floor); that floor (``-inf``: the listings hold everything)."""
     floor = max(w.floor for w in windows)
-    scored = sorted(({member: score for score, member in w.rows if score > floor} for w in windows), key=len)
-    first, others = scored[0], scored[1:]
-    both = sorted(((score, member) for member, score in first.items() if all(member in o for o in others)),
-                  reverse=True)[:need]
+    counts = [w.above(floor) for w in windows]
+    order = sorted(range(len(windows)), key=counts.__getitem__)  # walk the shortest, in its (page) order
+    walk, rest = windows[order[0]], [set(windows[i].members[:counts[i]]) for i in order[1:]]
+    hits: list[Row] = []
+    for i in range(counts[order[0]]):
+        member = walk.members[i]
+        if all(member in other for other in rest):
+            hits.append({"_id": ObjectId(member), "ms": float(walk.scores[i])})
+            if len(hits) == need:
+                break
     # as in MongoDB's round: a full window says nothing about what is older than its last entry
-    ends = [w.rows[-1] for w in windows if w.full and w.rows and w.rows[-1][0] > floor]
+    ends = [(float(w.scores[-1]), w.members[-1]) for w, n in zip(windows, counts, strict=True)
+            if w.full and n and n == len(w.members)]
     edge = max(ends) if ends else None
-    return ([{"_id": ObjectId(member), "ms": score} for score, member in both],
-            None if edge is None else Position(edge[0], ObjectId(edge[1])), floor)
+    return hits, None if edge is None else Position(edge[0], ObjectId(edge[1])), floor
 
 
 def _below(floor: float, pos: Position | None) -> Position | None:
