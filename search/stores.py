@@ -17,7 +17,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from search import tiers
+from search import keyflags, tiers
 from search.query import parse_q
 from solomo.core.pagination import Position
 from solomo.core.searchkeys import (
@@ -87,6 +87,15 @@ def _tier_filters(folded_q: str, q_runs: list[Run]) -> list[dict[str, Any] | Non
     return out
 
 
+def required_keys(folded_q: str, q_runs: list[Run]) -> list[list[str]]:
+    """Per tier, keys that every store of the tier holds (a tier with one of them held by no store
+    is empty: :mod:`search.keyflags`): the name prefix; every key of every run; then the CJK runs'
+    keys only (a word may match by pinyin or initials instead)."""
+    direct = [k for run in q_runs for k in run_keys(run)]
+    cjk = [k for run in q_runs if run.kind == "cjk" for k in run_keys(run)]
+    return [["n:" + folded_q[:MAX_NAME_PREFIX]], direct, cjk, cjk]
+
+
 def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
     """The store's tier for the query (None: no match)."""
     folded = fold(name)
@@ -110,6 +119,11 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
     folded_q = fold(parse_q(q))
     q_runs = runs(folded_q)
     filters = _tier_filters(folded_q, q_runs)
+    required = required_keys(folded_q, q_runs)
+    empty = await keyflags.empty_keys(services, list(dict.fromkeys(
+        k for t, keys in enumerate(required) if filters[t] is not None for k in keys)))
+    # a tier needing a key no store holds cannot match: not read at all (None, as an absent tier)
+    filters = [None if f is None or any(k in empty for k in required[t]) else f for t, f in enumerate(filters)]
     extra: dict[str, Any] = {"category": category} if category else {}
 
     def tier_of(doc: dict[str, Any]) -> int | None:
@@ -134,7 +148,9 @@ async def reindex_store(services: Services, store_id: ObjectId) -> None:
         doc = await services.db.stores.find_one({"_id": store_id}, {"name": 1})
         if doc is None:
             return
+        keys = store_keys(doc["name"])
         result = await services.db.stores.update_one({"_id": store_id, "name": doc["name"]},
-                                                     {"$set": {"search_keys": store_keys(doc["name"])}})
+                                                     {"$set": {"search_keys": keys}})
         if result.matched_count:
+            await keyflags.mark_held(services, keys)
             return

@@ -271,6 +271,14 @@ SUMMARIES_GEN = "summaries:gen"
 """Bumped when an author's or store's name changes: every process then drops its summary cache."""
 
 
+# --- store search key flags (search/keyflags.py) --------------------------------------------------
+
+
+def store_key_flag(key: str) -> str:
+    """``skf:<search key>``: ``1`` when a store may hold the key, ``0`` when none did (expires)."""
+    return f"skf:{key}"
+
+
 # --- post search listings (search/listings.py) ----------------------------------------------------
 
 SEARCH_BUCKETS = 16
