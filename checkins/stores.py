@@ -155,6 +155,22 @@ async def hydrate_stores(services: Services, docs: list[dict[str, Any]], *,
     return [storeviews.render(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
 
 
+async def hydrate_found(services: Services, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a store query that read only ``_id`` (and ``distance_m`` when near a point) → public
+    Stores (with ``distance_m``: rounded, or None), in order, from the cached views (one pipeline
+    with the names' generation); a store deleted since the query is left out. A search reads only
+    the ids: a store document with its search keys is ~1.5 KB that MongoDB would send and the API
+    decode for each row (docs/benchmarks.md)."""
+    if not rows:
+        return []
+    views, generation = await storeviews.load_with_names(services, [r["_id"] for r in rows])
+    found = [(views[r["_id"]], r.get("distance_m")) for r in rows if r["_id"] in views]
+    items = await hydrate_stores(services, [view for view, _ in found], names_generation=generation)
+    for item, (_, distance) in zip(items, found, strict=True):
+        item["distance_m"] = None if distance is None else round(float(distance), 1)
+    return items
+
+
 MAYOR = "mayor"
 """The summary cache's kind for mayors: a user summary, or None for a deleted account."""
 

@@ -35,7 +35,9 @@ from solomo.core.searchkeys import (
 )
 from solomo.core.services import Services
 
-_HIDE_KEYS = {"search_keys": 0}
+_ROW = {"name": 1}
+"""What a search reads of a store: its id and, for the tiers a query's keys do not decide, its name
+(the page is rendered from the cached views: :func:`checkins.stores.hydrate_found`)."""
 _KIND_TIER = {"full": 2, "initials": 3}
 
 
@@ -115,7 +117,8 @@ def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
 async def search_stores(services: Services, q: str, *, lat: float | None = None, lng: float | None = None,
                         radius_m: float | None = None, category: str | None = None,
                         position: Position | None, limit: int) -> tiers.Result:
-    """A page of store documents (with ``distance_m`` when a point is given), best match first."""
+    """A page of store rows (``_id``, ``name``, and ``distance_m`` when a point is given), best match
+    first: render them with :func:`checkins.stores.hydrate_found`."""
     folded_q = fold(parse_q(q))
     q_runs = runs(folded_q)
     filters = _tier_filters(folded_q, q_runs)
@@ -133,9 +136,9 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
 
     if lat is not None and lng is not None:
         return await tiers.by_distance(services.db.stores, filters, check, lat=lat, lng=lng, radius_m=radius_m,
-                                       extra=extra, position=position, limit=limit, projection=_HIDE_KEYS)
+                                       extra=extra, position=position, limit=limit, projection=_ROW)
     return await tiers.by_id(services.db.stores, filters, check, extra=extra, position=position, limit=limit,
-                             projection=_HIDE_KEYS)
+                             projection=_ROW)
 
 
 async def reindex_store(services: Services, store_id: ObjectId) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from checkins.nearby import RADIUS_MAX_M
-from checkins.stores import hydrate_stores
+from checkins.stores import hydrate_found
 from feed.hydrate import hydrate_posts
 from search.posts import search_posts
 from search.stores import search_stores
@@ -72,10 +72,7 @@ async def stores(ctx: Ctx) -> dict[str, Any]:
     docs, after = await search_stores(ctx.services, q.q, lat=q.lat, lng=q.lng, radius_m=q.radius_m,
                                       category=q.category, position=ctx.services.cursors.decode_position(q.cursor),
                                       limit=q.limit)
-    items = await hydrate_stores(ctx.services, docs)
-    for item, doc in zip(items, docs, strict=True):
-        item["distance_m"] = round(doc["distance_m"], 1) if "distance_m" in doc else None
-    return ctx.services.cursors.page(items, after)
+    return ctx.services.cursors.page(await hydrate_found(ctx.services, docs), after)
 
 
 @endpoint("GET /v1/search/users",
