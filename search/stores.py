@@ -69,11 +69,12 @@ def keys_decide(folded_q: str, q_runs: list[Run]) -> bool:
     return True
 
 
-def _tier_filters(folded_q: str, q_runs: list[Run]) -> list[dict[str, Any] | None]:
+def _tier_filters(folded_q: str, q_runs: list[Run], empty: frozenset[int] = frozenset()) -> list[dict[str, Any] | None]:
     """One filter per tier holding every store of that tier. When :func:`keys_decide`, each filter
     holds exactly the stores of its tier: a tier's keys without the better tier's (the levels
     nest: a name starting with the query holds all its runs directly, direct holds under pinyin,
-    pinyin under initials)."""
+    pinyin under initials). A tier in ``empty`` (known to hold no store) is None, and the next tier
+    needs no exclusion of it: MongoDB would otherwise scan each examined store's ~90 keys for it."""
     prefix: dict[str, Any] = {"search_keys": "n:" + folded_q[:MAX_NAME_PREFIX]}
     if not q_runs:  # punctuation only: the name prefix is the only way to match
         return [prefix, None, None, None]
@@ -81,11 +82,14 @@ def _tier_filters(folded_q: str, q_runs: list[Run]) -> list[dict[str, Any] | Non
     levels: list[dict[str, Any] | None] = [prefix, _level(q_runs, 1)]
     levels += [_level(q_runs, 2), _level(q_runs, 3)] if words else [None, None]
     if not keys_decide(folded_q, q_runs):
-        return levels
-    out: list[dict[str, Any] | None] = [prefix]
+        return [None if t in empty else level for t, level in enumerate(levels)]
+    out: list[dict[str, Any] | None] = [None if 0 in empty else prefix]
     for t in range(1, 4):
         level, better = levels[t], levels[t - 1]
-        out.append(None if level is None or better is None else {"$and": [level, {"$nor": [better]}]})
+        if level is None or better is None or t in empty:
+            out.append(None)
+        else:
+            out.append(level if t - 1 in empty else {"$and": [level, {"$nor": [better]}]})
     return out
 
 
@@ -121,12 +125,11 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
     first: render them with :func:`checkins.stores.hydrate_found`."""
     folded_q = fold(parse_q(q))
     q_runs = runs(folded_q)
-    filters = _tier_filters(folded_q, q_runs)
     required = required_keys(folded_q, q_runs)
-    empty = await keyflags.empty_keys(services, list(dict.fromkeys(
-        k for t, keys in enumerate(required) if filters[t] is not None for k in keys)))
+    empty = await keyflags.empty_keys(services, list(dict.fromkeys(k for keys in required for k in keys)))
     # a tier needing a key no store holds cannot match: not read at all (None, as an absent tier)
-    filters = [None if f is None or any(k in empty for k in required[t]) else f for t, f in enumerate(filters)]
+    filters = _tier_filters(folded_q, q_runs, frozenset(
+        t for t, keys in enumerate(required) if any(k in empty for k in keys)))
     extra: dict[str, Any] = {"category": category} if category else {}
 
     def tier_of(doc: dict[str, Any]) -> int | None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from search import keyflags
+from search.stores import _tier_filters
 from solomo.core.keys import store_key_flag
+from solomo.core.searchkeys import fold, runs
 from tests.checkins.helpers import new_store
 from tests.search.test_search_api import get, random_point, tag
 from tests.support import make_account
@@ -62,3 +64,14 @@ async def test_lost_flags_are_probed_again(client: Any, services: Any) -> None:
     assert [s["id"] for s in items] == [store["id"]]
     assert await flag(services, "n:" + t) == "1"  # probed in MongoDB and set again
     assert await keyflags.empty_keys(services, ["n:" + tag()]) != set()  # a key nobody holds: empty
+
+
+def test_a_tier_after_an_empty_one_needs_no_exclusion() -> None:
+    q = fold("咖啡")
+    full = _tier_filters(q, runs(q))
+    assert full[1] == {"$and": [{"search_keys": "b:咖啡"}, {"$nor": [{"search_keys": "n:咖啡"}]}]}
+    skipped = _tier_filters(q, runs(q), frozenset({0}))  # no name starts with 咖啡: tier 0 is not read
+    assert skipped[0] is None and skipped[1] == {"search_keys": "b:咖啡"}
+    q = fold("kafei")  # no name holds the word: tier 2 (pinyin) needs no exclusion of tier 1
+    skipped = _tier_filters(q, runs(q), frozenset({0, 1}))
+    assert skipped[:2] == [None, None] and "$nor" not in str(skipped[2]) and "$nor" in str(skipped[3])
