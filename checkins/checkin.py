@@ -48,6 +48,7 @@ from loyalty.earning import earn_for_checkin
 from media.attach import attachable, parse_media_ids
 from offers.arrival import forget_judged
 from solomo.core import tasknames
+from solomo.core.afterwards import after_response
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.txn import Txn, run_transaction
@@ -168,7 +169,8 @@ async def check_in(
                 raise
     # its count (and maybe its mayor) moved
     await storeviews.invalidate_quietly(services, [store["_id"]], f"check-in by {user.id}")
-    await _judge_offers_again(services, user.id)
+    # not needed by the answer (the judgements matter at the user's next location)
+    await after_response(lambda: _judge_offers_again(services, user.id), f"offer judgements of {user.id}")
     return CheckinResult(checkin, post, store)
 
 

@@ -38,6 +38,8 @@ from solomo.core.services import Services
 _ROW = {"name": 1}
 """What a search reads of a store: its id and, for the tiers a query's keys do not decide, its name
 (the page is rendered from the cached views: :func:`checkins.stores.hydrate_found`)."""
+_ID = {"_id": 1}
+"""... and when the keys decide every tier: the id alone."""
 _KIND_TIER = {"full": 2, "initials": 3}
 
 
@@ -121,7 +123,7 @@ def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
 async def search_stores(services: Services, q: str, *, lat: float | None = None, lng: float | None = None,
                         radius_m: float | None = None, category: str | None = None,
                         position: Position | None, limit: int) -> tiers.Result:
-    """A page of store rows (``_id``, ``name``, and ``distance_m`` when a point is given), best match
+    """A page of store rows (``_id``, maybe ``name``, and ``distance_m`` when a point is given), best match
     first: render them with :func:`checkins.stores.hydrate_found`."""
     folded_q = fold(parse_q(q))
     q_runs = runs(folded_q)
@@ -136,12 +138,13 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
         return tier_of_name(doc["name"], folded_q, q_runs)
 
     check = None if keys_decide(folded_q, q_runs) else tier_of  # exact filters: nothing to check
+    projection = _ROW if check is not None else _ID
 
     if lat is not None and lng is not None:
         return await tiers.by_distance(services.db.stores, filters, check, lat=lat, lng=lng, radius_m=radius_m,
-                                       extra=extra, position=position, limit=limit, projection=_ROW)
+                                       extra=extra, position=position, limit=limit, projection=projection)
     return await tiers.by_id(services.db.stores, filters, check, extra=extra, position=position, limit=limit,
-                             projection=_ROW)
+                             projection=projection)
 
 
 async def reindex_store(services: Services, store_id: ObjectId) -> None:
