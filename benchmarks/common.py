@@ -253,6 +253,13 @@ class Child:
             self.process.wait(5)
 
 
+MONGO_CACHE_GB = 2.0
+"""The benchmarks' mongod cache. A full run leaves ~700 MB in it (twelve modules' seeds: stores with
+their search keys, posts, check-ins, photos); with the embedded default of 0.5 GB the later rows
+were read through evictions (the store search after the nearby and local modules: 0.122 against
+0.139 with 2 GB, ``docs/benchmarks.md``). A production mongod takes half the host's memory."""
+
+
 class BenchEnv:
     """Servers for one benchmark run; use ``async with BenchEnv() as env``."""
 
@@ -287,7 +294,8 @@ class BenchEnv:
             await asyncio.to_thread(self._stop_processes)
 
     def _start_servers(self) -> None:
-        self.servers = EmbeddedServers(self.tmp, free_port(), free_port(), free_port(), persistent=False).start()
+        self.servers = EmbeddedServers(self.tmp, free_port(), free_port(), free_port(), persistent=False,
+                                       mongo_cache_gb=MONGO_CACHE_GB).start()
         assert self.servers.mongo and self.servers.redis and self.servers.broker
         self.environ = {
             **os.environ,

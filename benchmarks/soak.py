@@ -567,6 +567,48 @@ async def scrape(http: Any) -> str:
     return str(resp.text)
 
 
+_STACK_HEADER = re.compile(r"^\s+\d+/\d+ samples:$")
+
+
+def traced_stalls(log_bytes: bytes, since: datetime | None = None, until: datetime | None = None,
+                  top: int = 5) -> dict[str, Any]:
+    """The stalls the API's tracer logged (:mod:`solomo.core.stalltrace`; JSON log lines of logger
+    ``solomo.stalls``) between ``since`` and ``until``: how many, the longest, and the innermost
+    frames of their most sampled stacks, counted over the stalls (the frame most often found
+    holding the loop first), and the longest one's whole report."""
+    held: list[float] = []
+    frames: Counter[str] = Counter()
+    longest = ""
+    for line in log_bytes.decode("utf-8", "replace").splitlines():
+        if '"solomo.stalls"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = str(entry.get("msg", ""))
+        found = re.search(r"held for about (\d+) ms", message)
+        if entry.get("logger") != "solomo.stalls" or found is None:
+            continue
+        at = datetime.fromisoformat(str(entry.get("ts", "")).replace("Z", "+00:00")) if entry.get("ts") else None
+        if at is not None and ((since is not None and at < since) or (until is not None and at > until)):
+            continue
+        if not held or float(found.group(1)) > max(held):
+            longest = message
+        held.append(float(found.group(1)))
+        first_stack: list[str] = []
+        for ln in message.splitlines()[1:]:  # "  n/m samples:" then its frames, innermost last
+            if _STACK_HEADER.match(ln):
+                if first_stack:
+                    break
+                continue
+            first_stack.append(ln.strip())
+        frames[first_stack[-1] if first_stack else "(no sample: the loop thread never let the lock go)"] += 1
+    return {"count": len(held), "longest_ms": max(held, default=0.0),
+            "innermost_frames": [{"frame": f, "stalls": n} for f, n in frames.most_common(top)],
+            "longest": longest}
+
+
 def lag_buckets(text: str) -> dict[float, float]:
     """Cumulative counts of the lag histogram by upper bound."""
     out = {}
@@ -646,6 +688,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         if args.keep:
             log(f"logs and data kept in {env.tmp}")
         env.environ["SOLOMO_METRICS_TOKEN"] = METRICS_TOKEN  # the stall gauge is read from /metrics
+        env.environ["SOLOMO_STALL_TRACE_MS"] = str(args.stall_trace_ms)  # what held the loop: in its log
         api = await env.api()
         worker = await env.worker()
         services = await env.services()
@@ -723,6 +766,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await drop_and_resume(base_ws, c, listeners)
 
             resume_task = asyncio.create_task(resume_all())
+            load_window = [datetime.now(UTC), datetime.now(UTC)]  # the stalls the API logs in it are reported
             busy = CpuShares({"api": api.pid, "worker": worker.pid, "mongod": env.mongod_pid,
                               "redis": env.redis_pid})
             started = time.perf_counter()
@@ -731,6 +775,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                           lambda: action(rng.choices(kinds, weights)[0], world, http, rng), stop),
                 open_loop(1 / args.offer_every, args.seconds, lambda: post_offer(world, http, rng), stop))
             load_s = time.perf_counter() - started
+            load_window[1] = datetime.now(UTC)
             cpu_report = busy.report()
             stop.set()
             gc.enable()
@@ -777,6 +822,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*listeners, return_exceptions=True)
         doc = report_doc(args, world, result, load_s, drain_s, connect_s, rss_start, rss_end, memory)
         doc["event_loop"] = loop_report
+        doc["stall_trace_ms"] = args.stall_trace_ms
+        # read at the end: the API's log writer thread has written the load's lines by now
+        loop_report["api_traced_stalls"] = traced_stalls(api.log.read_bytes(), *load_window)
         doc["cpu"] = cpu_report
         doc["redis_slowlog"] = redis_slow
         return doc
@@ -918,6 +966,11 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "
               f"stall {loop['client_longest_stall_ms']} ms, p99 lag {loop['client_lag_p99_ms']} ms", file=out)
+        traced = loop.get("api_traced_stalls")
+        if traced and traced["count"]:
+            print(f"API stalls traced (over {doc['stall_trace_ms']:g} ms): {traced['count']}, longest "
+                  f"{traced['longest_ms']:g} ms; innermost frames: " + "; ".join(
+                      f"{f['frame']} ×{f['stalls']}" for f in traced["innermost_frames"]), file=out)
         print("API garbage collections during the load (their CPU time): " + ", ".join(
             f"gen {gen} {g['collections']}× {g['ms']} ms" for gen, g in loop.get("api_gc", {}).items()), file=out)
     print(f"load {doc['load_seconds']} s, drain {doc['drain_seconds']} s — {'OK' if doc['ok'] else 'FAILED'}",
@@ -940,6 +993,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=RESULTS)
     p.add_argument("--burst", action="store_true",
                    help="send every client's first location at once instead of ~400 a second (a stress case)")
+    p.add_argument("--stall-trace-ms", type=float, default=40.0,
+                   help="the API logs the stacks holding its loop longer than this (0: off; default 40)")
     p.add_argument("--keep", action="store_true", help="keep the servers' logs and data directory")
     args = p.parse_args(argv)
     if not (0 < args.seconds <= 3600 and 2 <= args.clients <= 9000 and 0 < args.rate <= 500

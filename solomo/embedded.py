@@ -441,6 +441,8 @@ class EmbeddedServers:
     redis_port: int | None
     broker_port: int | None = None
     persistent: bool = True
+    mongo_cache_gb: float = EmbeddedMongo.cache_gb
+    """WiredTiger's cache: the embedded default is small, for a laptop's ``make run``."""
     mongo: EmbeddedMongo | None = None
     redis: EmbeddedRedis | None = None
     broker: EmbeddedRedis | None = None
@@ -454,7 +456,7 @@ class EmbeddedServers:
                 self.broker = EmbeddedRedis(self.data_dir, self.broker_port, self.persistent, name="broker")
                 self.broker.start()
             if self.mongo_port is not None:
-                self.mongo = EmbeddedMongo(self.data_dir, self.mongo_port)
+                self.mongo = EmbeddedMongo(self.data_dir, self.mongo_port, self.mongo_cache_gb)
                 self.mongo.start()
         except BaseException:
             self.stop()

@@ -576,7 +576,7 @@ async def start(app: Starlette) -> None:
         settings.effective_broker_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=2,
         driver_info=DRIVER,
     )
-    app.state.services.extras["looplag"] = looplag.start()
+    app.state.services.extras["looplag"] = looplag.start(settings.stall_trace_ms)
     if settings.metrics_port:
         start_internal_metrics(app, settings.metrics_port)
 

@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from solomo.core.metrics import EVENT_LOOP_LAG, EVENT_LOOP_MAX_STALL, GC_CPU
+from solomo.core.stalltrace import StallTracer
 
 TICK_S = 0.05
 WINDOW_S = 10.0
@@ -49,12 +50,15 @@ class StallWindow:
         return max((m for s, m in self.maxima if s >= oldest), default=0.0)
 
 
-async def watch(tick_s: float = TICK_S) -> None:
-    """Runs until cancelled: measures every tick's lateness into the two metrics."""
+async def watch(tick_s: float = TICK_S, tracer: StallTracer | None = None) -> None:
+    """Runs until cancelled: measures every tick's lateness into the two metrics (and tells
+    ``tracer`` when the loop means to wake, so that it can sample what holds it past that)."""
     loop = asyncio.get_running_loop()
     window = StallWindow()
     while True:
         due = loop.time() + tick_s
+        if tracer is not None:
+            tracer.beat(due)
         await asyncio.sleep(tick_s)
         now = loop.time()
         late = max(0.0, now - due)
@@ -76,16 +80,25 @@ class GcTimer:
             self.children[info["generation"]].observe(time.thread_time() - self.started)
 
 
-def start() -> tuple[asyncio.Task[None], GcTimer]:
+Watching = tuple[asyncio.Task[None], GcTimer, StallTracer | None]
+
+
+def start(stall_trace_ms: float = 0.0) -> Watching:
+    """Starts the monitor (and, with ``stall_trace_ms`` > 0, :class:`~solomo.core.stalltrace.StallTracer`)."""
     timer = GcTimer()
     gc.callbacks.append(timer)
-    return asyncio.get_running_loop().create_task(watch(), name="solomo.looplag"), timer
+    tracer = StallTracer(stall_trace_ms / 1000).start() if stall_trace_ms > 0 else None
+    # loop.time() is time.monotonic() for asyncio's loops: the tracer compares the two
+    task = asyncio.get_running_loop().create_task(watch(tracer=tracer), name="solomo.looplag")
+    return task, timer, tracer
 
 
-async def stop(started: tuple[asyncio.Task[None], GcTimer]) -> None:
-    task, timer = started
+async def stop(started: Watching) -> None:
+    task, timer, tracer = started
     with contextlib.suppress(ValueError):
         gc.callbacks.remove(timer)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if tracer is not None:
+        tracer.stop()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(None, description="Celery worker: serve /metrics on this port")
     metrics_port: int | None = Field(None, description="API process: also serve /metrics, without a token, on "
                                      "this internal port (never publish it)")
+    stall_trace_ms: float = Field(0, ge=0, le=10_000,
+                                  description="API process: log the stacks that hold the event loop longer "
+                                  "than this many milliseconds (a diagnosis; 0: off)")
     metrics_token: str | None = Field(None, description="GET /metrics on the public port needs "
                                       "'Authorization: Bearer <token>'; unset: 404 there")
 

@@ -304,3 +304,37 @@ async def test_soak_runs_and_checks_itself(tmp_path) -> None:
     assert doc["api_rss_mib"]["start"] > 0 and doc["ok"], doc
     loop = doc["event_loop"]  # read from the API's /metrics: the monitor ran through the load
     assert loop["api_ticks"] > 0 and loop["api_longest_stall_ms"] >= 0 and "2" in loop["api_gc"], loop
+
+
+def test_soak_summarises_the_stalls_the_api_traced() -> None:
+    import io
+    import logging
+    from collections import Counter
+
+    from solomo.core.stalltrace import StallTracer
+    from solomo.observability import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    stalls_log = logging.getLogger("solomo.stalls")
+    stalls_log.addHandler(handler)
+    try:
+        tracer = StallTracer(0.04)
+        tracer._report(0.072, Counter({("app.py:10 handler", "hub.py:5 deliver"): 3, ("gc.py:1 x",): 1}))
+        tracer._report(0.051, Counter({("app.py:10 handler", "hub.py:5 deliver"): 1}))
+        tracer._report(0.090, Counter())
+    finally:
+        stalls_log.removeHandler(handler)
+    lines = out.getvalue() + '{"logger": "solomo.other", "msg": "held for about 999 ms"}\nnot json\n'
+    summary = soak.traced_stalls(lines.encode())
+    assert summary["count"] == 3
+    assert summary["longest_ms"] == 90
+    assert summary["innermost_frames"] == [
+        {"frame": "hub.py:5 deliver", "stalls": 2},
+        {"frame": "(no sample: the loop thread never let the lock go)", "stalls": 1}]
+    assert summary["longest"].startswith("event loop held for about 90 ms")
+    from datetime import UTC, datetime, timedelta
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert soak.traced_stalls(lines.encode(), since=later)["count"] == 0  # outside the load: not counted
+    assert soak.traced_stalls(lines.encode(), until=later)["count"] == 3
