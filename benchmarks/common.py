@@ -83,6 +83,7 @@ class Result:
                 failures: Sequence[str] = (), **extra: Any) -> Result:
         ratio = ours / baseline if baseline else None
         extra.setdefault("loadavg_1m", round(os.getloadavg()[0], 2))
+        extra.setdefault("host_probe_ms", host_probe_ms())
         return cls(name, ours, baseline, unit, ratio, latency[0], latency[1], baseline_latency[0],
                    baseline_latency[1], extra, list(failures))
 
@@ -162,6 +163,8 @@ def short_notes(result: Result) -> str:
         parts.append(f"host steal % (ours / base): {extra['steal%']} / {extra.get('baseline_steal%', '-')}")
     if "loadavg_1m" in extra:
         parts.append(f"load {extra['loadavg_1m']}")
+    if "host_probe_ms" in extra:
+        parts.append(f"probe {extra['host_probe_ms']} ms")
     parts += [f"FAILED: {f}" for f in result.failures]
     return "; ".join(parts)
 
@@ -539,6 +542,25 @@ def client_limit_note(cpu_percent: float) -> str:
     if is_client_bound(cpu_percent):
         return f"YES: the client used {cpu_percent:.0f}% of a core, it may have been the limit"
     return f"no ({cpu_percent:.0f}% of a core)"
+
+
+PROBE_LOOPS = 200_000
+
+
+def host_probe_ms(repeat: int = 3) -> float:
+    """How fast this machine runs Python now: the best of ``repeat`` runs of a fixed pure-Python
+    loop, in ms (~15 ms on the 2-core machines of docs/benchmarks.md when they are quick). The
+    same code on the same machine type ran 25 % more CPU per unit of work in some soaks than in
+    others, every process alike (docs/benchmarks.md), with no steal reported: this figure beside
+    a row or a soak says which kind of minute it was measured in. Higher is slower."""
+    best = math.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for i in range(PROBE_LOOPS):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def cpu_stat() -> list[int]:

@@ -79,7 +79,16 @@ import orjson
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from benchmarks.common import ROOT, BenchEnv, cpu_seconds, cpu_stat, machine, percentile, steal_percent
+from benchmarks.common import (
+    ROOT,
+    BenchEnv,
+    cpu_seconds,
+    cpu_stat,
+    host_probe_ms,
+    machine,
+    percentile,
+    steal_percent,
+)
 from benchmarks.seed import bulk_users, point_near, random_center
 from solomo.core.keys import event_history
 from solomo.core.timeutil import ms_of
@@ -766,6 +775,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await drop_and_resume(base_ws, c, listeners)
 
             resume_task = asyncio.create_task(resume_all())
+            probe_before = host_probe_ms()  # how fast the machine is this minute (compare runs by it)
             load_window = [datetime.now(UTC), datetime.now(UTC)]  # the stalls the API logs in it are reported
             busy = CpuShares({"api": api.pid, "worker": worker.pid, "mongod": env.mongod_pid,
                               "redis": env.redis_pid})
@@ -780,6 +790,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             stop.set()
             gc.enable()
             await asyncio.gather(*actions, *offers, *movers, resume_task, *stall_tasks)
+            cpu_report["host_probe_ms"] = {"before": probe_before, "after": host_probe_ms()}
             final = await scrape(metrics_http)
             api_stalls.append(metric_samples(final, STALL_GAUGE).get("", 0.0))
             p99_bound, ticks = lag_p99(lag_before, lag_buckets(final))
@@ -961,7 +972,9 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
     cpu = doc.get("cpu")
     if cpu:
         print("CPU during the load, % of one core: " + ", ".join(f"{k} {v}" for k, v in cpu["processes"].items())
-              + f"; the host took {cpu['host_steal_percent']} % of this machine's CPU time (steal)", file=out)
+              + f"; the host took {cpu['host_steal_percent']} % of this machine's CPU time (steal)"
+              + (f"; host probe {cpu['host_probe_ms']['before']} ms before the load, {cpu['host_probe_ms']['after']} "
+                 "after (a fixed Python loop: higher is a slower machine)" if "host_probe_ms" in cpu else ""), file=out)
     if loop:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "
