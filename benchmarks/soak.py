@@ -1006,8 +1006,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=RESULTS)
     p.add_argument("--burst", action="store_true",
                    help="send every client's first location at once instead of ~400 a second (a stress case)")
-    p.add_argument("--stall-trace-ms", type=float, default=40.0,
-                   help="the API logs the stacks holding its loop longer than this (0: off; default 40)")
+    p.add_argument("--stall-trace-ms", type=float, default=0.0,
+                   help="the API logs the stacks holding its loop longer than this, e.g. 40 (default 0: off; "
+                        "the watchdog thread takes the interpreter lock from the loop at each wake-up)")
     p.add_argument("--keep", action="store_true", help="keep the servers' logs and data directory")
     args = p.parse_args(argv)
     if not (0 < args.seconds <= 3600 and 2 <= args.clients <= 9000 and 0 < args.rate <= 500

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
 from checkins.stores import store_summary
@@ -41,6 +42,7 @@ from media.store import media_public
 from solomo.accounts import Principal, user_summary
 from solomo.core.cache import SummaryCache
 from solomo.core.idloader import IdLoads
+from solomo.core.jsonio import dumps
 from solomo.core.keys import SUMMARIES_GEN
 from solomo.core.services import Services
 
@@ -63,6 +65,13 @@ def _summaries(services: Services) -> SummaryCache:
     return cache if cache is not None else SummaryCache(ttl_s=0)
 
 
+def _media_json(media: list[dict[str, Any]]) -> list[Any] | orjson.Fragment:
+    """The Post's ``media``, serialised once: the fixed fields are kept per version of a post
+    (:data:`~feed.postcache.RENDERED`), and a page of photo posts spent its time serialising the
+    same Media objects again on every page (orjson writes a ``Fragment``'s bytes as they are)."""
+    return orjson.Fragment(dumps([media_public(m) for m in media])) if media else []
+
+
 def _fixed_fields(view: dict[str, Any]) -> dict[str, Any]:
     """The Post's fields that depend on the view alone (not on the viewer, the author's or the
     store's summary), in the contract's order."""
@@ -76,7 +85,7 @@ def _fixed_fields(view: dict[str, Any]) -> dict[str, Any]:
         "repost_count": view.get("repost_count", 0),
         "status": view["status"],
         "kind": view["kind"],
-        "media": [media_public(m) for m in view.get("media", [])],  # .get: views cached before photos
+        "media": _media_json(view.get("media", [])),  # .get: views cached before photos
         "created_at": view[VIEW],
     }
 

@@ -1,18 +1,17 @@
 """What held the event loop: a watchdog thread that samples the loop thread's stack while it is late.
 
 :mod:`solomo.core.looplag` measures how long the loop is held; this says by what. Opt-in
-(``SOLOMO_STALL_TRACE_MS``: a stall threshold in milliseconds, off when unset or 0), for a soak or
-a diagnosis, not for every deployment: the watchdog wakes every :data:`POLL_S` and, once the loop
-is more than the threshold late, reads the loop thread's frame through ``sys._current_frames()``
-every time it gets the interpreter lock (every switch interval while the loop runs Python code:
-5 ms by default). When the loop comes back, the stall is logged once (``solomo.stalls``, WARNING)
-with its length and the most frequent stacks among its samples, innermost frame last.
+(``SOLOMO_STALL_TRACE_MS``: a stall threshold in milliseconds, off when unset or 0), for a
+diagnosis, not for every deployment: the watchdog wakes every quarter of the threshold and, while
+the loop is more than the threshold late, reads the loop thread's frame through
+``sys._current_frames()`` at each wake-up. When the loop comes back, the stall is logged once
+(``solomo.stalls``, WARNING) with its length and the most frequent stacks among its samples,
+innermost frame last.
 
-A stall spent in one C call that never lets the lock go (a full garbage collection, say) gives the
-watchdog no sample until it ends: such a stall is logged with the samples it got, maybe none;
-``solomo_gc_cpu_seconds`` times the collections themselves.
+A stall spent in one C call that never lets the interpreter lock go (a garbage collection, say)
+gives the watchdog no sample until it ends: such a stall is logged with the samples it got, maybe
+none; ``solomo_gc_cpu_seconds`` times the collections themselves.
 """
-
 from __future__ import annotations
 
 import logging
@@ -25,7 +24,10 @@ from types import FrameType
 
 log = logging.getLogger("solomo.stalls")
 
-POLL_S = 0.005
+POLL_MIN_S = 0.005
+"""The watchdog wakes every quarter of the threshold, never more often than this: each wake-up
+takes the interpreter lock from the loop thread, which on a busy machine can wait for the watchdog
+to be scheduled before it gets the lock back (the cost of the diagnosis; off by default)."""
 STACK_DEPTH = 24
 """Innermost frames kept per sample: enough to see the caller of the code that held the loop."""
 TOP_STACKS = 3
@@ -43,6 +45,7 @@ class StallTracer:
 
     def __init__(self, threshold_s: float, thread_id: int | None = None) -> None:
         self.threshold_s = threshold_s
+        self.poll_s = max(POLL_MIN_S, threshold_s / 4)
         self.thread_id = thread_id if thread_id is not None else threading.get_ident()
         self.due = time.monotonic() + 3600.0  # nothing promised yet
         self.stalls = 0
@@ -64,7 +67,7 @@ class StallTracer:
     def _run(self) -> None:
         samples: Counter[tuple[str, ...]] = Counter()
         stalled_since: float | None = None
-        while not self._stop.wait(POLL_S):
+        while not self._stop.wait(self.poll_s):
             now, due = time.monotonic(), self.due
             if now - due > self.threshold_s:
                 if stalled_since is None:
