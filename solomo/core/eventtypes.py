@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import orjson
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict
 
@@ -47,6 +48,14 @@ class StoreSummary(Payload):
     lng: float
 
 
+def _json_fragment(value: Any) -> Any:
+    """A rendered post's pre-serialised parts (``orjson.Fragment``: its Media list, kept per version
+    of the post by ``feed.hydrate``) as plain values: pydantic does not know the type."""
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(orjson.dumps(value))
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
 class Event(Payload):
     """One event's payload; ``event_type`` is the frame's ``type``."""
 
@@ -54,7 +63,7 @@ class Event(Payload):
 
     def data(self) -> dict[str, Any]:
         """The frame's ``data``, as JSON-ready values."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", fallback=_json_fragment)
 
 
 class FeedNew(Event):
