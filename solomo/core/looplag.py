@@ -95,10 +95,10 @@ def start(stall_trace_ms: float = 0.0) -> Watching:
 
 async def stop(started: Watching) -> None:
     task, timer, tracer = started
+    if tracer is not None:  # first: once the ticker stops promising, every moment would look late
+        tracer.stop()
     with contextlib.suppress(ValueError):
         gc.callbacks.remove(timer)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    if tracer is not None:
-        tracer.stop()
