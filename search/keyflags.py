@@ -42,7 +42,7 @@ async def empty_keys(services: Services, keys: list[str]) -> set[str]:
         return set()
     flags = await services.batch.run(lambda pipe: [pipe.get(store_key_flag(k)) for k in keys])
     unknown = [k for k, flag in zip(keys, flags, strict=True) if flag is None]
-    empty = {k for k, flag in zip(keys, flags, strict=True) if flag is not None and str(flag) == "0"}
+    empty = {k for k, flag in zip(keys, flags, strict=True) if flag == "0"}
     if unknown:
         held = await asyncio.gather(*(_held(services, k) for k in unknown))
         empty |= {k for k, h in zip(unknown, held, strict=True) if not h}

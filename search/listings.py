@@ -21,6 +21,7 @@ millisecond may have been trimmed). A listing below the cap is complete: no floo
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -61,16 +62,10 @@ class Window:
 
     def above(self, floor: float) -> int:
         """How many of the entries (a prefix) score above ``floor``."""
-        if floor == -math.inf or not self.members or float(self.scores[-1]) > floor:
+        if floor == -math.inf:
             return len(self.members)
-        lo, hi = 0, len(self.members)  # scores descend: the first at or below the floor
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if float(self.scores[mid]) > floor:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        # scores descend, so their negatives ascend: the first at or below the floor
+        return bisect.bisect_left(self.scores, -floor, key=lambda score: -float(score))
 
 
 async def rebuild_listing(services: Services, key: str) -> int:
