@@ -11,7 +11,9 @@ import asyncio
 import pytest
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
-from redis.exceptions import DataError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from solomo.core import redisio
@@ -112,3 +114,99 @@ async def test_a_new_connection_does_not_read_package_metadata(services, monkeyp
     finally:
         await client.aclose()
     assert looked_up == []
+
+
+def _queue_everything(pipe, key: str) -> None:
+    """Commands whose replies redis-py shapes in different ways: plain, callbacks with options
+    (``WITHSCORES``), an error reply amid others, a raw (``NEVER_DECODE``) reply, a missing key, a
+    value larger than one socket read, and a script's nested reply."""
+    pipe.set(f"{key}:s", "值 value")
+    pipe.get(f"{key}:s")
+    pipe.incr(f"{key}:s")  # an error reply: not an integer
+    pipe.set(f"{key}:s", "x", nx=True)  # None: exists already
+    pipe.zadd(f"{key}:z", {"a": 1.5, "b": 2, "c": -3})
+    pipe.zrange(f"{key}:z", 0, -1, withscores=True)
+    pipe.zrevrangebyscore(f"{key}:z", "+inf", "-inf", start=0, num=2, withscores=True)
+    pipe.hset(f"{key}:h", mapping={"f": "1", "g": "二"})
+    pipe.hgetall(f"{key}:h")
+    pipe.sadd(f"{key}:set", "p", "q")
+    pipe.smismember(f"{key}:set", ["p", "r", "q"])
+    pipe.exists(f"{key}:s", f"{key}:missing")
+    pipe.expire(f"{key}:s", 60)
+    pipe.mget([f"{key}:s", f"{key}:missing"])
+    pipe.set(f"{key}:big", "大" * 200_000)  # 600 kB: the reply spans many reads
+    pipe.get(f"{key}:big")
+    pipe.dump(f"{key}:s")  # NEVER_DECODE: bytes
+    pipe.eval("return {1, 'two', {3}, redis.status_reply('OK')}", 0)
+    pipe.zscore(f"{key}:z", "missing")
+
+
+async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
+    if settings.redis_cluster:
+        pytest.skip("the one-pass path is for a plain client; a cluster's pipeline is redis-py's own")
+    client = _client(settings, WatchedConnection)
+    try:
+        ours_pipe, stock_pipe = client.pipeline(transaction=False), client.pipeline(transaction=False)
+        _queue_everything(ours_pipe, "redisio:ours")
+        _queue_everything(stock_pipe, "redisio:stock")
+        ours = await redisio.execute_pipeline(ours_pipe)
+        stock = await stock_pipe.execute(raise_on_error=False)
+        assert len(ours) == len(stock) == 19
+        for mine, theirs in zip(ours, stock, strict=True):
+            if isinstance(theirs, Exception):
+                assert type(mine) is type(theirs) and str(mine) == str(theirs)
+            else:
+                assert mine == theirs
+        assert isinstance(ours[2], ResponseError) and ours[1] == "值 value" and ours[3] is None
+        assert ours[5] == [("c", -3.0), ("a", 1.5), ("b", 2.0)] and isinstance(ours[16], bytes)
+        assert ours_pipe.command_stack == []  # cleared, as execute() leaves a pipeline
+        assert await client.get("redisio:ours:s") == "值 value"  # the connection is in step
+    finally:
+        await client.aclose()
+
+
+async def test_one_pass_pipeline_retries_on_a_connection_the_server_closed(settings):
+    if settings.redis_cluster:
+        pytest.skip("the one-pass path is for a plain client")
+    pool = ConnectionPool.from_url(settings.effective_redis_url, decode_responses=True,
+                                   connection_class=WatchedConnection, socket_timeout=None,
+                                   retry=Retry(NoBackoff(), retries=1))
+    client, killer = Redis.from_pool(pool), _client(settings, Connection)
+    try:
+        await client.client_setname("redisio-retry")
+        pipe = client.pipeline(transaction=False)
+        pipe.set("redisio:retry", "1")
+        pipe.get("redisio:retry")
+        assert await killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+        assert await redisio.execute_pipeline(pipe) == [True, "1"]  # on a new connection
+    finally:
+        await client.aclose()
+        await killer.aclose()
+
+
+async def test_one_pass_pipeline_cancelled_mid_read_leaves_no_reply_behind(settings):
+    if settings.redis_cluster:
+        pytest.skip("the one-pass path is for a plain client")
+    client, other = _client(settings, WatchedConnection), _client(settings, Connection)
+    try:
+        await client.ping()  # one pooled connection, reused below
+        sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "0.5"))
+        await asyncio.sleep(0.1)
+        pipe = client.pipeline(transaction=False)
+        pipe.set("redisio:late", "late")
+        pipe.get("redisio:late")
+        reading = asyncio.create_task(redisio.execute_pipeline(pipe))
+        await asyncio.sleep(0.1)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        await sleeping
+        # the replies the server sends after waking must not answer this pipeline's commands
+        pipe = client.pipeline(transaction=False)
+        pipe.set("redisio:next", "next")
+        pipe.get("redisio:next")
+        assert await redisio.execute_pipeline(pipe) == [True, "next"]
+        assert not redisio._watchdog().watches
+    finally:
+        await client.aclose()
+        await other.aclose()

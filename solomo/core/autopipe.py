@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from solomo.core.redisio import execute_pipeline
 from solomo.core.redistypes import RedisClient
 
 MAX_COMMANDS = 2000
@@ -78,7 +79,7 @@ class AutoPipeline:
     @staticmethod
     async def _send(pipe: Any, waiters: list[tuple[int, int, asyncio.Future[list[Any]]]]) -> None:
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await execute_pipeline(pipe)
         except BaseException as exc:  # the connection failed (or shutdown): every caller hears it
             for _, _, answer in waiters:
                 if not answer.done():

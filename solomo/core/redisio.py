@@ -19,6 +19,13 @@ connection, 320 µs with the two changes here.
   still fails a request after 10-10.25 s and a cluster client still refreshes its slot table.
   Reads that name their own ``timeout`` (pub/sub, blocking commands) keep redis-py's handling.
 
+* :func:`execute_pipeline` runs a non-transactional pipeline in one pass: the commands packed and
+  sent as one write, then every reply taken from the hiredis reader in one loop under one watchdog
+  entry, and redis-py's response callbacks applied. redis-py's ``execute`` reads each reply through
+  five layers of calls (the pipeline's and the client's ``parse_response``, the connection's
+  ``read_response`` with its timeout and health bookkeeping, the parser's): 14 % of the API's
+  samples on a home page with photos went to redis-py, most of it there (docs/benchmarks.md).
+
 The bookkeeping is written out in each of the two methods on purpose: folding it into one
 ``contextlib.contextmanager`` (a generator and its frame kept alive across every await of every
 Redis call) was tried and made the soak's API three times slower (p50 ~100 ms against ~30 ms for the
@@ -29,13 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import hiredis
 import redis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.driver_info import DriverInfo
-from redis.exceptions import DataError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 DRIVER = DriverInfo(lib_version=redis.__version__)
@@ -158,3 +170,91 @@ class WatchedConnection(Connection):
             raise error from None
         finally:
             dog.stop(watch)
+
+    async def read_replies(self, raw: Sequence[bool]) -> list[Any]:
+        """The replies to the commands just sent, in order, one per entry of ``raw`` (True: that
+        reply undecoded, redis-py's ``NEVER_DECODE``); an error reply is returned, not raised.
+
+        Any failure part-way drops the connection: the rest of the replies would otherwise reach the
+        next borrower of the pooled connection."""
+        parser: Any = self._parser  # hiredis is a dependency: its parser is redis-py's choice
+        reader: Any = getattr(parser, "_reader", None)  # None once disconnected
+        if not isinstance(parser, _AsyncHiredisParser) or reader is None:
+            raise RedisConnectionError("the connection has no hiredis reader (closed?)")
+        dog = _watchdog()
+        watch = dog.start(self.io_timeout_s)
+        replies: list[Any] = []
+        try:
+            for undecoded in raw:
+                reply = reader.gets(False) if undecoded else reader.gets()
+                while reply is NOT_ENOUGH_DATA:
+                    await parser.read_from_socket()
+                    reply = reader.gets(False) if undecoded else reader.gets()
+                if isinstance(reply, RedisConnectionError):
+                    raise reply
+                replies.append(reply)
+        except asyncio.CancelledError:
+            await self.disconnect(nowait=True)
+            error = _timed_out(watch, "reading from")
+            if error is None:
+                raise
+            raise error from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while reading from Redis: {exc.args}") from exc
+        except BaseException:
+            await self.disconnect(nowait=True)
+            raise
+        finally:
+            dog.stop(watch)
+        if self.health_check_interval:
+            self.next_health_check = asyncio.get_running_loop().time() + self.health_check_interval
+        return replies
+
+
+async def execute_pipeline(pipe: Any) -> list[Any]:
+    """``pipe.execute(raise_on_error=False)`` (results in order, an error reply as its exception)
+    for a plain non-transactional pipeline of watched connections, in one pass (see the module);
+    any other pipeline (a cluster's, a transaction) runs redis-py's own ``execute``.
+
+    Like redis-py's, a connection error or timeout is retried by the connection's ``retry`` policy
+    (the whole pipeline again, on a new connection) and the queued commands are cleared either way."""
+    pool = getattr(pipe, "connection_pool", None)
+    if (type(pipe) is not Pipeline or pipe.is_transaction or pipe.explicit_transaction or pipe.scripts
+            or pipe.watching or pool is None or not issubclass(pool.connection_class, WatchedConnection)
+            or pool.connection_kwargs.get("protocol") not in (2, "2", None)):
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+    stack = pipe.command_stack
+    if not stack:
+        return []
+    conn: WatchedConnection = await pool.get_connection()
+    try:
+        packed = conn.pack_commands([args for args, _ in stack])
+        raw = [NEVER_DECODE in options for _, options in stack]
+
+        async def round_trip() -> list[Any]:
+            await conn.send_packed_command(packed)
+            return await conn.read_replies(raw)
+
+        async def failed(error: Exception) -> None:
+            await conn.disconnect(error=error)
+
+        replies: list[Any] = await conn.retry.call_with_retry(round_trip, failed)
+    finally:
+        await pool.release(conn)
+        await pipe.reset()
+    return [_answer(pipe.response_callbacks, args[0], options, reply)
+            for (args, options), reply in zip(stack, replies, strict=True)]
+
+
+def _answer(callbacks: Mapping[Any, Any], command: Any, options: Mapping[str, Any], reply: Any) -> Any:
+    """One reply as redis-py's ``parse_response`` gives it (without its awaitable callbacks, which
+    no command of a plain client has)."""
+    if isinstance(reply, ResponseError):
+        return options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else reply
+    callback = callbacks.get(command)
+    if callback is None:
+        return reply
+    rest = {k: v for k, v in options.items() if k not in (EMPTY_RESPONSE, NEVER_DECODE, "keys")}
+    return callback(reply, **rest)
