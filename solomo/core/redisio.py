@@ -35,6 +35,7 @@ home feed, in runs minutes apart: docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -225,7 +226,7 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
             or pool.connection_kwargs.get("protocol") not in (2, "2", None)):
         results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
-    stack = pipe.command_stack
+    stack = list(pipe.command_stack)  # reset() below clears the pipeline's
     if not stack:
         return []
     conn: WatchedConnection = await pool.get_connection()
@@ -244,13 +245,16 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     finally:
         await pool.release(conn)
         await pipe.reset()
-    return [_answer(pipe.response_callbacks, args[0], options, reply)
-            for (args, options), reply in zip(stack, replies, strict=True)]
+    results = [_answer(pipe.response_callbacks, args[0], options, reply)
+               for (args, options), reply in zip(stack, replies, strict=True)]
+    for i, result in enumerate(results):
+        if inspect.isawaitable(result):  # redis-py allows a callback to be a coroutine
+            results[i] = await result
+    return results
 
 
 def _answer(callbacks: Mapping[Any, Any], command: Any, options: Mapping[str, Any], reply: Any) -> Any:
-    """One reply as redis-py's ``parse_response`` gives it (without its awaitable callbacks, which
-    no command of a plain client has)."""
+    """One reply as redis-py's ``parse_response`` gives it."""
     if isinstance(reply, ResponseError):
         return options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else reply
     callback = callbacks.get(command)
