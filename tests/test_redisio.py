@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -116,7 +117,25 @@ async def test_a_new_connection_does_not_read_package_metadata(services, monkeyp
     assert looked_up == []
 
 
-def _queue_everything(pipe, key: str) -> None:
+async def _plain_client(settings, **kwargs) -> Redis:
+    """A plain client of watched connections to the server that holds the ``{redisio}`` keys: the
+    run's Redis, or on a cluster the master serving that hash tag (a plain pipeline is what the
+    one-pass path runs; every key below carries the tag)."""
+    url = settings.effective_redis_url
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(url, decode_responses=True)
+        try:
+            await cluster.initialize()
+            node = cluster.get_node_from_key("{redisio}")
+            url = f"redis://{node.host}:{node.port}/0"
+        finally:
+            await cluster.aclose()
+    pool = ConnectionPool.from_url(url, decode_responses=True, connection_class=WatchedConnection,
+                                   socket_timeout=None, **kwargs)
+    return Redis.from_pool(pool)
+
+
+def _queue_everything(pipe, key: str, *, multi_key: bool = True) -> None:
     """Commands whose replies redis-py shapes in different ways: plain, callbacks with options
     (``WITHSCORES``), an error reply amid others, a raw (``NEVER_DECODE``) reply, a missing key, a
     value larger than one socket read, and a script's nested reply."""
@@ -133,7 +152,10 @@ def _queue_everything(pipe, key: str) -> None:
     pipe.smismember(f"{key}:set", ["p", "r", "q"])
     pipe.exists(f"{key}:s", f"{key}:missing")
     pipe.expire(f"{key}:s", 60)
-    pipe.mget([f"{key}:s", f"{key}:missing"])
+    if multi_key:
+        pipe.mget([f"{key}:s", f"{key}:missing"])
+    else:  # a cluster pipeline refuses MGET
+        pipe.get(f"{key}:missing")
     pipe.set(f"{key}:big", "大" * 200_000)  # 600 kB: the reply spans many reads
     pipe.get(f"{key}:big")
     pipe.dump(f"{key}:s")  # NEVER_DECODE: bytes
@@ -142,13 +164,11 @@ def _queue_everything(pipe, key: str) -> None:
 
 
 async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
-    if settings.redis_cluster:
-        pytest.skip("the one-pass path is for a plain client; a cluster's pipeline is redis-py's own")
-    client = _client(settings, WatchedConnection)
+    client = await _plain_client(settings)
     try:
         ours_pipe, stock_pipe = client.pipeline(transaction=False), client.pipeline(transaction=False)
-        _queue_everything(ours_pipe, "redisio:ours")
-        _queue_everything(stock_pipe, "redisio:stock")
+        _queue_everything(ours_pipe, "{redisio}:ours")
+        _queue_everything(stock_pipe, "{redisio}:stock")
         ours = await redisio.execute_pipeline(ours_pipe)
         stock = await stock_pipe.execute(raise_on_error=False)
         assert len(ours) == len(stock) == 19
@@ -160,23 +180,48 @@ async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
         assert isinstance(ours[2], ResponseError) and ours[1] == "值 value" and ours[3] is None
         assert ours[5] == [("c", -3.0), ("a", 1.5), ("b", 2.0)] and isinstance(ours[16], bytes)
         assert ours_pipe.command_stack == []  # cleared, as execute() leaves a pipeline
-        assert await client.get("redisio:ours:s") == "值 value"  # the connection is in step
+        assert await client.get("{redisio}:ours:s") == "值 value"  # the connection is in step
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_pipeline_keeps_redis_pys_execute(settings):
+    """The one-pass path is for a plain client's pipeline; a cluster's (grouped by node) is
+    redis-py's own, and answers the same."""
+    if settings.redis_cluster:
+        client: Redis | RedisCluster = RedisCluster.from_url(settings.effective_redis_url, decode_responses=True)
+    else:
+        client = _client(settings, WatchedConnection)
+    try:
+        pipe = client.pipeline(transaction=False)
+        _queue_everything(pipe, "{redisio}:other", multi_key=not settings.redis_cluster)
+        is_plain = type(pipe) is Pipeline
+        stock_send = type(pipe).execute
+        calls: list[int] = []
+
+        async def counted(self, *args, **kwargs):
+            calls.append(1)
+            return await stock_send(self, *args, **kwargs)
+
+        type(pipe).execute = counted
+        try:
+            results = await redisio.execute_pipeline(pipe)
+        finally:
+            type(pipe).execute = stock_send
+        assert len(results) == 19 and results[1] == "值 value" and isinstance(results[2], ResponseError)
+        assert calls == ([] if is_plain else [1])
     finally:
         await client.aclose()
 
 
 async def test_one_pass_pipeline_retries_on_a_connection_the_server_closed(settings):
-    if settings.redis_cluster:
-        pytest.skip("the one-pass path is for a plain client")
-    pool = ConnectionPool.from_url(settings.effective_redis_url, decode_responses=True,
-                                   connection_class=WatchedConnection, socket_timeout=None,
-                                   retry=Retry(NoBackoff(), retries=1))
-    client, killer = Redis.from_pool(pool), _client(settings, Connection)
+    client = await _plain_client(settings, retry=Retry(NoBackoff(), retries=1))
+    killer = _client(settings, Connection) if not settings.redis_cluster else await _plain_client(settings)
     try:
         await client.client_setname("redisio-retry")
         pipe = client.pipeline(transaction=False)
-        pipe.set("redisio:retry", "1")
-        pipe.get("redisio:retry")
+        pipe.set("{redisio}:retry", "1")
+        pipe.get("{redisio}:retry")
         assert await killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
         assert await redisio.execute_pipeline(pipe) == [True, "1"]  # on a new connection
     finally:
@@ -185,16 +230,14 @@ async def test_one_pass_pipeline_retries_on_a_connection_the_server_closed(setti
 
 
 async def test_one_pass_pipeline_cancelled_mid_read_leaves_no_reply_behind(settings):
-    if settings.redis_cluster:
-        pytest.skip("the one-pass path is for a plain client")
-    client, other = _client(settings, WatchedConnection), _client(settings, Connection)
+    client, other = await _plain_client(settings), await _plain_client(settings)
     try:
         await client.ping()  # one pooled connection, reused below
         sleeping = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "0.5"))
         await asyncio.sleep(0.1)
         pipe = client.pipeline(transaction=False)
-        pipe.set("redisio:late", "late")
-        pipe.get("redisio:late")
+        pipe.set("{redisio}:late", "late")
+        pipe.get("{redisio}:late")
         reading = asyncio.create_task(redisio.execute_pipeline(pipe))
         await asyncio.sleep(0.1)
         reading.cancel()
@@ -203,8 +246,8 @@ async def test_one_pass_pipeline_cancelled_mid_read_leaves_no_reply_behind(setti
         await sleeping
         # the replies the server sends after waking must not answer this pipeline's commands
         pipe = client.pipeline(transaction=False)
-        pipe.set("redisio:next", "next")
-        pipe.get("redisio:next")
+        pipe.set("{redisio}:next", "next")
+        pipe.get("{redisio}:next")
         assert await redisio.execute_pipeline(pipe) == [True, "next"]
         assert not redisio._watchdog().watches
     finally:
