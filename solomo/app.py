@@ -30,6 +30,7 @@ LIFECYCLE_HOOKS: list[str] = [
     "solomo.observability",
     "moderation.lifecycle",
     "solomo.realtime.lifecycle",
+    "solomo.diagnostics",
 ]
 """Modules with ``async def start(app)`` / ``async def stop(app)``, run inside the lifespan
 after the services open (the real-time hub, the word filter, the rate limiter …)."""

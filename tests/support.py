@@ -117,6 +117,25 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError("uvicorn did not become ready")
 
+    def diagnostics(self, wait_s: float = 2.0) -> str:
+        """What the API is waiting on (``solomo.diagnostics``: its tasks' await chains and MongoDB
+        pools, written to its log on SIGUSR2) and whether ``/healthz`` answers: for a drill's
+        failure message when the API stops answering."""
+        if self.process is None or self.process.poll() is not None:
+            return "the API process is not running"
+        start = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            with urllib.request.urlopen(self.base_url + "/healthz", timeout=5) as resp:
+                healthz = str(resp.status)
+        except OSError as exc:
+            healthz = repr(exc)
+        self.process.send_signal(signal.SIGUSR2)
+        time.sleep(wait_s)
+        with open(self.log, "rb") as log:
+            log.seek(start)
+            written = log.read().decode(errors="replace")
+        return f"/healthz: {healthz}\n{written[-12000:]}"
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()

@@ -241,8 +241,10 @@ async def test_mongo_outage_answers_503_and_recovers(stack: Stack):
             RECOVERY_S)
         if recovered_after is None:  # what each kind of call met since the restart, for the failure message
             since = sorted({(o.phase, o.op, o.status, o.code) for o in drill.outcomes[seen:]}, key=str)
+            waiting_on = await asyncio.to_thread(stack.api.diagnostics)
             raise AssertionError(f"the API did not recover by itself within {RECOVERY_S:g} s of MongoDB's "
-                                 f"restart ({primary_after:.1f} s to primary); calls since: {since}")
+                                 f"restart ({primary_after:.1f} s to primary); calls since: {since}; "
+                                 f"the API:\n{waiting_on}")
         steady_from = time.monotonic()
         await asyncio.sleep(4)
     finally:
