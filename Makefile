@@ -28,7 +28,7 @@ browser:
 # 2-core machine about 40 % busy), so two halve the wall time — 856 s → 590 s for the first pass.
 TEST_WORKERS ?= 2
 PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile
-CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins tests/test_redisio.py tests/test_autopipe.py
+CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins tests/test_redisio.py tests/test_autopipe.py tests/search/test_tiersets.py
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

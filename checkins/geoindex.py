@@ -68,7 +68,7 @@ def covers(lat: float, radius_m: float) -> bool:
     return abs(lat) + radius_m / DEGREE_M < GEO_MAX_LAT
 
 
-def _add_args(docs: list[dict[str, Any]]) -> list[Any]:
+def add_args(docs: list[dict[str, Any]]) -> list[Any]:
     args: list[Any] = []
     for doc in docs:
         lng, lat = doc["location"]["coordinates"]
@@ -79,11 +79,11 @@ def _add_args(docs: list[dict[str, Any]]) -> list[Any]:
 
 async def add(services: Services, doc: dict[str, Any]) -> None:
     """Index one store (before its insert: see the module's note)."""
-    if not _add_args([doc]):
+    if not add_args([doc]):
         return
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in (stores_geo(None), stores_geo(doc.get("category", "other"))):
-            pipe.execute_command("GEOADD", key, *_add_args([doc]))
+            pipe.execute_command("GEOADD", key, *add_args([doc]))
         await pipe.execute()
 
 
@@ -129,7 +129,7 @@ async def rebuild(services: Services) -> int:
             by_key.setdefault(stores_geo(doc.get("category", "other")), []).append(doc)
         async with services.redis.pipeline(transaction=False) as pipe:
             for key, docs in by_key.items():
-                args = _add_args(docs)
+                args = add_args(docs)
                 if args:  # a batch of polar stores only has nothing to add
                     pipe.execute_command("GEOADD", key, *args)
             await pipe.execute()

@@ -19,7 +19,7 @@ from checkins.localtime import DEFAULT_TIMEZONE, parse_timezone
 from checkins.mayor import empty_seat
 from geo.geojson import geo_point
 from moderation.screen import screen_profile_text
-from search import keyflags
+from search import keyflags, tiersets
 from solomo.accounts import user_summary
 from solomo.core.errors import Invalid, NotFound, RateLimited
 from solomo.core.idloader import IdLoads
@@ -107,6 +107,7 @@ async def create_store(
         await geoindex.discard(services, doc)
         raise
     await keyflags.mark_held(services, doc["search_keys"])  # searchable in every tier its name matches
+    await tiersets.stores_changed(services)  # ... and in the first pages near a point
     return doc
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from feed.posts import VISIBLE
+from search import tiersets
 from search.topics import sync_post
 from solomo.core.searchkeys import post_keys, store_keys, user_keys
 from solomo.core.services import Services
@@ -45,6 +46,7 @@ async def backfill_search(services: Services, *, force: bool = False) -> int:
     if not force and await db.migrations.find_one({"_id": MIGRATION_ID}) is not None:
         return 0
     changed = await _fill(services, "stores", {"name": 1}, lambda d: store_keys(d["name"]))
+    await tiersets.stores_changed(services)
     changed += await _fill(services, "users", {"username": 1, "display_name": 1},
                            lambda d: user_keys(d["username"], d.get("display_name") or d["username"]))
     changed += await _fill(services, "posts", {"text": 1}, lambda d: post_keys(d.get("text") or ""))

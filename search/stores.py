@@ -17,9 +17,9 @@ from typing import Any
 
 from bson import ObjectId
 
-from search import keyflags, tiers
+from search import keyflags, tiers, tiersets
 from search.query import parse_q
-from solomo.core.pagination import Position
+from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import (
     MAX_INITIALS,
     MAX_NAME_PREFIX,
@@ -120,11 +120,9 @@ def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
     return worst if q_runs else None
 
 
-async def search_stores(services: Services, q: str, *, lat: float | None = None, lng: float | None = None,
-                        radius_m: float | None = None, category: str | None = None,
-                        position: Position | None, limit: int) -> tiers.Result:
-    """A page of store rows (``_id``, maybe ``name``, and ``distance_m`` when a point is given), best match
-    first: render them with :func:`checkins.stores.hydrate_found`."""
+async def plan(services: Services, q: str) -> tuple[list[dict[str, Any] | None], tiers.TierOf]:
+    """A query's tier filters (None: a tier no store can be in) and the check of a store's true tier
+    (None when the filters are exact)."""
     folded_q = fold(parse_q(q))
     q_runs = runs(folded_q)
     required = required_keys(folded_q, q_runs)
@@ -132,15 +130,30 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
     # a tier needing a key no store holds cannot match: not read at all (None, as an absent tier)
     filters = _tier_filters(folded_q, q_runs, frozenset(
         t for t, keys in enumerate(required) if any(k in empty for k in keys)))
-    extra: dict[str, Any] = {"category": category} if category else {}
 
     def tier_of(doc: dict[str, Any]) -> int | None:
         return tier_of_name(doc["name"], folded_q, q_runs)
 
-    check = None if keys_decide(folded_q, q_runs) else tier_of  # exact filters: nothing to check
-    projection = _ROW if check is not None else _ID
+    return filters, None if keys_decide(folded_q, q_runs) else tier_of  # exact filters: nothing to check
 
+
+async def search_stores(services: Services, q: str, *, lat: float | None = None, lng: float | None = None,
+                        radius_m: float | None = None, category: str | None = None,
+                        position: Position | None, limit: int, principal: Any = None) -> tiers.Result:
+    """A page of store rows (``_id``, maybe ``name``, and ``distance_m`` when a point is given), best match
+    first: render them with :func:`checkins.stores.hydrate_found`. A first page near a point with exact
+    tiers comes from the tiers' GEO sets (:mod:`search.tiersets`; builds counted against ``principal``)."""
+    filters, check = await plan(services, q)
+    extra: dict[str, Any] = {"category": category} if category else {}
+    projection = _ROW if check is not None else _ID
     if lat is not None and lng is not None:
+        if check is None and position is None and tiersets.usable(lat, radius_m):
+            assert radius_m is not None
+            rows = await tiersets.first_page(
+                services, [None if f is None else tiers.and_(f, extra) for f in filters], lat=lat, lng=lng,
+                radius_m=radius_m, want=lookahead(limit), rank=tiers.geo_score, principal=principal)
+            if rows is not None:
+                return cut_page(rows, limit, tiers.position_of)
         return await tiers.by_distance(services.db.stores, filters, check, lat=lat, lng=lng, radius_m=radius_m,
                                        extra=extra, position=position, limit=limit, projection=projection)
     return await tiers.by_id(services.db.stores, filters, check, extra=extra, position=position, limit=limit,
@@ -162,4 +175,5 @@ async def reindex_store(services: Services, store_id: ObjectId) -> None:
                                                      {"$set": {"search_keys": keys}})
         if result.matched_count:
             await keyflags.mark_held(services, keys)
+            await tiersets.stores_changed(services)
             return

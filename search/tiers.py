@@ -34,9 +34,18 @@ TierOf = Callable[[dict[str, Any]], int | None] | None
 Result = tuple[list[dict[str, Any]], Position | None]
 
 
-def _and(*filters: dict[str, Any]) -> dict[str, Any]:
+def and_(*filters: dict[str, Any]) -> dict[str, Any]:
     parts = [f for f in filters if f]
     return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def geo_score(tier: int, mm: int) -> int:
+    """A nearest-first row's score: its tier, then its distance in millimetres."""
+    return tier * TIER_SPAN + mm
+
+
+def position_of(row: dict[str, Any]) -> Position:
+    return Position(float(row["_score"]), row["_id"])
 
 
 def _split(position: Position | None, *, geo: bool, tiers: int) -> tuple[int, int]:
@@ -63,7 +72,7 @@ async def by_id(collection: Collection, tiers: list[dict[str, Any] | None], tier
             continue
         last = position.id if position is not None and t == start else None
         while True:
-            filt = _and(keys, extra, {"_id": {"$gt": last}} if last is not None else {})
+            filt = and_(keys, extra, {"_id": {"$gt": last}} if last is not None else {})
             size = BATCH if tier_of is not None else want - len(out)
             batch = await collection.find(filt, projection).sort("_id", 1).limit(size).to_list(None)
             for doc in batch:
@@ -91,22 +100,22 @@ async def by_distance(collection: Collection, tiers: list[dict[str, Any] | None]
         page = await _first_page(collection, tiers, lat=lat, lng=lng, radius_m=radius_m, extra=extra,
                                   want=want, projection=projection)
         if page is not None:
-            return cut_page(page, limit, lambda d: Position(float(d["_score"]), d["_id"]))
+            return cut_page(page, limit, position_of)
     start, start_mm = _split(position, geo=True, tiers=len(tiers))
     for t in range(start, len(tiers)):
         keys = tiers[t]
         if keys is None:
             continue
-        near = _Near(collection, _and(keys, extra), lat, lng, radius_m, projection)
+        near = _Near(collection, and_(keys, extra), lat, lng, radius_m, projection)
         after = (start_mm, position.id) if position is not None and t == start else None
         first = BATCH if tier_of is not None else want - len(out) + 1
         async for mm, oid, row in near.candidates(after, first):
             scanned += 1
             if tier_of is None or tier_of(row) == t:
-                row["_score"] = t * TIER_SPAN + mm
+                row["_score"] = geo_score(t, mm)
                 out.append(row)
                 if len(out) == want:
-                    return cut_page(out, limit, lambda d: Position(float(d["_score"]), d["_id"]))
+                    return cut_page(out, limit, position_of)
             if scanned >= MAX_SCAN:
                 return out, Position(float(t * TIER_SPAN + mm), oid)
     return out, None
@@ -161,10 +170,10 @@ async def _first_page(collection: Collection, tiers: list[dict[str, Any] | None]
     for t, keys in enumerate(tiers):
         if keys is None:
             continue
-        found = await _nearest(collection, _and(keys, extra), lat, lng, limit=want + 1 - len(rows),
+        found = await _nearest(collection, and_(keys, extra), lat, lng, limit=want + 1 - len(rows),
                                max_m=radius_m, projection=projection)
         for row in found:
-            row["_score"] = t * TIER_SPAN + _mm(row)
+            row["_score"] = geo_score(t, _mm(row))
         rows += found
         if len(rows) > want:
             break
@@ -187,7 +196,7 @@ class _Near:
 
     async def _read(self, min_m: float, max_m: float | None, *, after_id: Any = None, by_id: bool = False,
                     limit: int | None = None) -> list[dict[str, Any]]:
-        query = _and(self.query, {"_id": {"$gt": after_id}} if after_id is not None else {})
+        query = and_(self.query, {"_id": {"$gt": after_id}} if after_id is not None else {})
         return await _nearest(self.collection, query, self.lat, self.lng, limit=limit or BATCH, min_m=min_m,
                               max_m=max_m, projection=self.projection, by_id=by_id)
 

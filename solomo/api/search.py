@@ -71,7 +71,7 @@ async def stores(ctx: Ctx) -> dict[str, Any]:
     q: StoreSearchQuery = ctx.query
     docs, after = await search_stores(ctx.services, q.q, lat=q.lat, lng=q.lng, radius_m=q.radius_m,
                                       category=q.category, position=ctx.services.cursors.decode_position(q.cursor),
-                                      limit=q.limit)
+                                      limit=q.limit, principal=ctx.principal)
     return ctx.services.cursors.page(await hydrate_found(ctx.services, docs), after)
 
 

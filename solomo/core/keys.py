@@ -287,6 +287,16 @@ keys with one script call per tag (a post has up to hundreds of keys), a search 
 three keys from at most as many tags."""
 
 
+STORES_SEARCH_GEN = "search:stores:gen"
+"""Moves at every change a store search could see (search/tiersets.py): every tier set is stale."""
+
+
+def store_tier_set(digest: str) -> str:
+    """``ss:{<digest>}``: the GEO set of the stores matching one store-search tier's filter
+    (:mod:`search.tiersets`); its scratch copies while built carry the same tag."""
+    return f"ss:{{{digest}}}"
+
+
 def search_listing_key(key: str) -> str:
     """``sp:{s<n>}:<search key>``: the newest posts holding one search key (a timeline, see
     :mod:`search.listings`)."""

@@ -137,6 +137,7 @@ class Settings(BaseSettings):
             "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
             "failed_points_charge": "10/minute",  # per store: unknown spend codes charged (guessing)
             "spend_code": "30/minute;300/hour",  # spend codes a user creates
+            "search_set_build": "30/minute;300/hour",  # store-search tier sets built (search/tiersets.py)
         },
         description='Per-user limits by action, e.g. {"post": "30/minute;500/hour"} (JSON in SOLOMO_RATE_LIMITS); '
                     '"" disables one',

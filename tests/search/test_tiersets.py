@@ -1,0 +1,185 @@
+"""Store search's first page near a point from the tiers' GEO sets (``search.tiersets``): the same
+page as MongoDB's ``$nearSphere`` reads, and never a stale one after a store changes.
+
+Each test works at a random spot of its own: the sets hold every matching store of the database,
+and a search near the spot sees only the test's stores. Runs on one Redis and on the Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from geo.geojson import geo_point
+from search import stores as store_search
+from search import tiersets
+from solomo.core.searchkeys import store_keys
+from tests.checkins.helpers import new_store
+from tests.search.test_search_api import random_point
+from tests.support import offset, register
+
+NAMES = ["人民广场咖啡", "咖啡时光", "老咖啡 Square Coffee", "Kafei House", "Square Books", "渝信川菜",
+         "咖啡 Coffee Lab", "静安咖啡馆", "Squash Club", "南京小笼"]
+QUERIES = ["咖啡", "kafei", "squ", "coffee", "rmgc", "Square Coffee"]
+
+
+async def _seed(services: Any, lat: float, lng: float, n: int, rng: random.Random,
+                names: list[str] = NAMES) -> list[ObjectId]:
+    """``n`` stores within 2 km of the spot, some at one address (ties of distance), inserted as
+    ``create_store`` writes them; then the change every new store announces."""
+    docs = []
+    shared = offset(lat, lng, north_m=700)
+    for i in range(n):
+        slat, slng = shared if i % 7 == 0 else offset(lat, lng, north_m=rng.uniform(-2000, 2000),
+                                                      east_m=rng.uniform(-2000, 2000))
+        name = rng.choice(names)
+        docs.append({"_id": ObjectId(), "name": name, "search_keys": store_keys(name), "category": "cafe",
+                     "location": geo_point(slat, slng), "owner_id": ObjectId(), "checkins_count": 0,
+                     "followers_count": 0, "created_at": datetime.now(UTC)})
+    await services.db.stores.insert_many(docs)
+    await tiersets.stores_changed(services)
+    return [d["_id"] for d in docs]
+
+
+def _page(result: tuple[list[dict[str, Any]], Any]) -> tuple[list[tuple[str, int]], Any]:
+    rows, after = result
+    return [(str(r["_id"]), round(float(r["distance_m"]) * 1000)) for r in rows], after
+
+
+async def _both(services: Any, monkeypatch: pytest.MonkeyPatch, q: str, lat: float, lng: float, **kw: Any) -> tuple:
+    """(page from the sets, page from MongoDB) of one search."""
+    from_sets = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, position=None, **kw))
+    with monkeypatch.context() as m:
+        m.setattr(tiersets, "usable", lambda *_: False)
+        from_mongo = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, position=None, **kw))
+    return from_sets, from_mongo
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One entry per first page asked of the sets: whether they answered it (not MongoDB)."""
+    answers: list[bool] = []
+    real = tiersets.first_page
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        rows = await real(*args, **kw)
+        answers.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(tiersets, "first_page", counted)
+    return answers
+
+
+async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
+    rng = random.Random(7)
+    lat, lng = random_point()
+    await _seed(services, lat, lng, 160, rng)
+    for i in range(24):
+        plat, plng = offset(lat, lng, north_m=rng.uniform(-1500, 1500), east_m=rng.uniform(-1500, 1500))
+        q = QUERIES[i % len(QUERIES)]
+        for limit, radius in ((20, 3000.0), (5, 3000.0), (1, 800.0), (20, 400.0)):
+            from_sets, from_mongo = await _both(services, monkeypatch, q, plat, plng, radius_m=radius, limit=limit)
+            assert from_sets == from_mongo, (q, limit, radius)
+    assert served.count(True) >= len(served) * 0.8, served  # the sets answered (ties at a page's end do not)
+    # the next page from MongoDB goes on where the sets' page ended
+    first = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000, position=None, limit=7)
+    second = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000,
+                                              position=first[1], limit=7)
+    with monkeypatch.context() as m:
+        m.setattr(tiersets, "usable", lambda *_: False)
+        whole = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000, position=None,
+                                                 limit=14)
+    assert _page((first[0] + second[0], None))[0] == _page((whole[0], None))[0]
+
+
+async def test_every_store_change_is_seen_at_once(client: Any, services: Any, served: list[bool]) -> None:
+    merchant = await register(client, "merchant")
+    user = await register(client)
+    lat, lng = random_point()
+    near = {"lat": lat, "lng": lng, "radius_m": 2000}
+
+    async def found(q: str) -> list[str]:
+        resp = await client.get("/v1/search/stores", params={"q": q, **near}, headers=user.headers)
+        assert resp.status_code == 200, resp.text
+        return [s["name"] for s in resp.json()["items"]]
+
+    far = await new_store(client, merchant, *offset(lat, lng, north_m=900), name="咖啡时光", category="cafe")
+    assert await found("咖啡") == ["咖啡时光"]
+    made = await new_store(client, merchant, *offset(lat, lng, north_m=100), name="老咖啡")  # a new store
+    assert await found("咖啡") == ["咖啡时光", "老咖啡"]  # the name prefix first, then by distance
+
+    async def patch(store: dict[str, Any], **change: Any) -> None:
+        resp = await client.patch(f"/v1/stores/{store['id']}", json=change, headers=merchant.headers)
+        assert resp.status_code == 200, resp.text
+
+    await patch(made, name="渝信川菜")  # renamed: gone from one query, found by another
+    assert await found("咖啡") == ["咖啡时光"]
+    assert await found("chuancai") == ["渝信川菜"]
+    await patch(far, lat=lat + 0.5)  # moved 55 km away: out of the circle
+    assert await found("咖啡") == []
+    await patch(far, lat=lat, lng=lng)  # and back, onto the point itself
+    assert await found("kafei") == ["咖啡时光"]
+    resp = await client.get("/v1/search/stores", params={"q": "咖啡", "category": "cafe", **near},
+                            headers=user.headers)
+    assert [s["name"] for s in resp.json()["items"]] == ["咖啡时光"]
+    await patch(far, category="bar")  # out of the category's results
+    resp = await client.get("/v1/search/stores", params={"q": "咖啡", "category": "cafe", **near},
+                            headers=user.headers)
+    assert resp.json()["items"] == []
+    assert served and all(served), served
+
+
+async def test_a_set_of_an_older_generation_is_built_again(services: Any) -> None:
+    lat, lng = random_point()
+    [store_id] = await _seed(services, lat, lng, 1, random.Random(1), names=["老咖啡"])
+    q = "咖啡"
+
+    async def ids() -> list[str]:
+        rows, _ = await store_search.search_stores(services, q, lat=lat, lng=lng, radius_m=3000, position=None,
+                                                   limit=5)
+        return [str(r["_id"]) for r in rows]
+
+    assert await ids() == [str(store_id)]
+    # moved behind the sets' back: a set built before it still holds the old place ...
+    await services.db.stores.update_one({"_id": store_id}, {"$set": {"location": geo_point(lat + 1, lng)}})
+    assert await ids() == [str(store_id)]
+    await tiersets.stores_changed(services)  # ... until the change is announced: then built again
+    assert await ids() == []
+
+
+async def test_a_tier_over_the_cap_and_a_refused_build_are_read_from_mongodb(
+        services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
+    rng = random.Random(3)
+    lat, lng = random_point()
+    await _seed(services, lat, lng, 40, rng)
+    monkeypatch.setattr(tiersets, "MAX_MEMBERS", 3)
+    await tiersets.stores_changed(services)
+    from_sets, from_mongo = await _both(services, monkeypatch, "咖啡", lat, lng, radius_m=3000, limit=20)
+    assert from_sets == from_mongo and from_sets[0]
+    assert served == [False]
+    filters, _ = await store_search.plan(services, "咖啡")
+    key = tiersets.set_key(next(f for f in filters if f is not None))
+    assert await services.redis.zscore(key, tiersets.TOO_MANY) == 0  # the cap is remembered: no rebuild
+    monkeypatch.setattr(tiersets, "MAX_MEMBERS", 8000)
+
+    # one build allowed a minute: a query needing more is answered by MongoDB, until the limit is lifted
+    monkeypatch.setitem(services.settings.rate_limits, "search_set_build", "1/minute")
+    who = ObjectId()
+    await tiersets.stores_changed(services)
+    served.clear()
+    for q in ("squ", "kafei"):
+        rows = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, radius_m=3000, position=None,
+                                                      limit=20, principal=who))
+        with monkeypatch.context() as m:
+            m.setattr(tiersets, "usable", lambda *_: False)
+            assert rows == _page(await store_search.search_stores(services, q, lat=lat, lng=lng, radius_m=3000,
+                                                                  position=None, limit=20))
+    assert served == [False, False]
+    monkeypatch.setitem(services.settings.rate_limits, "search_set_build", "")
+    await store_search.search_stores(services, "squ", lat=lat, lng=lng, radius_m=3000, position=None, limit=20,
+                                     principal=who)
+    assert served[-1] is True
