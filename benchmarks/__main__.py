@@ -4,6 +4,7 @@ Every ``benchmarks/bench_<name>.py`` module exposing ``async def run(env) -> lis
 benchmark; all of them share one :class:`~benchmarks.common.BenchEnv` (servers started once).
 ``--scale`` multiplies every size and duration (``--scale 0.1`` for a quick look); HTTP load goes
 through ``wrk`` (installed with apt-get when missing) or, failing that, the asyncio client.
+``SOLOMO_BENCH_KEEP=1`` keeps the run's folder under /tmp (the servers' and processes' logs).
 The exit status is 1 when a row failed its own checks (e.g. a socket missed an offer).
 """
 
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,8 @@ async def run_all(names: list[str], scale: float = 1.0, min_seconds: float = 2.0
     wrk = await asyncio.to_thread(ensure_wrk)
     print(f"HTTP load generator: {wrk or 'asyncio client (wrk unavailable)'}", file=sys.stderr, flush=True)
     results: list[Result] = []
-    async with BenchEnv(scale=scale, min_seconds=min_seconds) as env:
+    keep = bool(os.environ.get("SOLOMO_BENCH_KEEP"))
+    async with BenchEnv(scale=scale, min_seconds=min_seconds, keep_dir=keep) as env:
         for name in names:
             module = importlib.import_module(f"benchmarks.bench_{name}")
             started = time.perf_counter()

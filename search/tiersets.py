@@ -32,7 +32,7 @@ import asyncio
 import hashlib
 import math
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -113,6 +113,8 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
             if not await _build_once(services, key, query, generation, principal):
                 return None
             label, too_many = await services.redis.zmscore(key, [LABEL, TOO_MANY])
+            if label is None or int(label) != generation:  # a refused build, or a newer one since
+                return None
             hits = None
         if too_many is not None:
             return None
@@ -163,31 +165,31 @@ async def _read(services: Services, key: str, lat: float, lng: float, radius_m: 
 
 
 async def _build_once(services: Services, key: str, query: dict[str, Any], generation: int, principal: Any) -> bool:
-    """Builds the set (or waits for this process's build of it); False when the account may not."""
+    """Builds the set, or waits for this process's build of it; False when the account may not build.
+
+    The build is registered before anything is awaited, so concurrent searches start one."""
     running = _building.get(key)
     if running is not None:
-        await asyncio.shield(running)
+        await asyncio.shield(running)  # its error, if any, is this search's too
         return True
-    try:
-        await ratelimit.enforce(services, "search_set_build", principal)
-    except RateLimited:
-        return False
-    return await _shared(key, lambda: build(services, key, query, generation))
-
-
-async def _shared(key: str, make: Callable[[], Awaitable[None]]) -> bool:
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     _building[key] = future
     try:
-        await make()
-        future.set_result(None)
+        try:
+            await ratelimit.enforce(services, "search_set_build", principal)
+        except RateLimited:
+            return False  # the waiters find the set still stale, and leave the page to MongoDB
+        await build(services, key, query, generation)
+        return True
     except BaseException as exc:
         future.set_exception(exc)
-        future.exception()  # retrieved: a waiter may not exist
+        future.exception()  # retrieved: there may be no waiter
         raise
     finally:
-        del _building[key]
-    return True
+        if not future.done():
+            future.set_result(None)
+        if _building.get(key) is future:
+            del _building[key]
 
 
 async def build(services: Services, key: str, query: dict[str, Any], generation: int) -> None:

@@ -183,3 +183,24 @@ async def test_a_tier_over_the_cap_and_a_refused_build_are_read_from_mongodb(
     await store_search.search_stores(services, "squ", lat=lat, lng=lng, radius_m=3000, position=None, limit=20,
                                      principal=who)
     assert served[-1] is True
+
+
+async def test_concurrent_searches_share_one_build(services: Any, monkeypatch: pytest.MonkeyPatch,
+                                                   served: list[bool]) -> None:
+    import asyncio
+
+    lat, lng = random_point()
+    await _seed(services, lat, lng, 30, random.Random(5))
+    builds: list[str] = []
+    real = tiersets.build
+
+    async def counted(services: Any, key: str, *args: Any) -> None:
+        builds.append(key)
+        await real(services, key, *args)
+
+    monkeypatch.setattr(tiersets, "build", counted)
+    pages = await asyncio.gather(*(store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000,
+                                                              position=None, limit=20, principal=ObjectId())
+                                   for _ in range(24)))
+    assert all(_page(p) == _page(pages[0]) for p in pages) and pages[0][0]
+    assert len(builds) == len(set(builds)) and all(served), (builds, served)  # one build a tier, all served
