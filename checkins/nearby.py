@@ -21,7 +21,10 @@ member's exact position, with MongoDB's Earth radius) by the ratio of the two ra
 :data:`SLACK_M` of geohash rounding. So when the reply was cut at ``c`` members and its last one is
 at Redis distance ``D``, every store left out is at least ``(D - SLACK_M) / K`` away exactly: the
 candidates nearer than that are complete and are ordered, cut at the cursor and paged exactly like
-MongoDB's rows; if fewer than a page remain, ``c`` doubles. The page's stores then come from the
+MongoDB's rows; if fewer than a page remain, ``c`` doubles. The first search asks for a circle a
+little wider than the last first page of the set reached (:mod:`geo.reach`: Redis's cost is the
+members within the circle, not the ``c`` it returns), which a reply not cut by ``COUNT`` covers
+completely; a page short of it searches twice the circle. The page's stores then come from the
 store cache (:mod:`checkins.storeviews`: MongoDB's documents, dropped at every change), which also
 drops members whose store does not exist. Larger radii (``GEOSEARCH`` scans every member in the circle) stay on MongoDB.
 """
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from bson import ObjectId
 
 from checkins import geoindex, storeviews
+from geo import reach
 from geo.geojson import geo_point
 from solomo.core.pagination import Position, after_filter, cut_page, lookahead
 
@@ -55,6 +59,13 @@ SPARE_HITS = 8
 not surely complete (see the module), and a moved store's old member is dropped. Was twice the
 page: parsing and measuring the extra members was a tenth of a page's CPU, and doubling ``COUNT``
 still covers a short reply."""
+
+
+MAX_COUNT = 4096
+"""A page whose stores the index keeps missing (members of stores gone) past this ``COUNT`` is read
+from MongoDB."""
+REACH = reach.Reach()
+"""How far the last first page of each index set reached (:mod:`geo.reach`): the first circle."""
 
 
 class StorePage(NamedTuple):
@@ -101,10 +112,11 @@ async def nearby_stores(
     radius_m = min(float(radius_m), RADIUS_MAX_M)
     if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
         count = lookahead(limit) + SPARE_HITS
-        hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(radius_m), count)
+        searched_m = REACH.first(_reach_key(category), radius_m, after.score if after is not None else 0.0)
+        hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(searched_m), count)
         if hits is not None:
             return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
-                                     after=after, first=(count, hits))
+                                     after=after, first=(count, searched_m, hits))
     return await _from_mongo(services, lat, lng, radius_m=radius_m, category=category, limit=limit, after=after)
 
 
@@ -123,15 +135,18 @@ def _search_m(radius_m: float) -> float:
 
 async def _from_index(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
                       limit: int, after: Position | None,
-                      first: tuple[int, list[geoindex.Hit]] | None = None) -> StorePage:
-    """The page from the index; ``first`` is a search already made (its ``COUNT`` and reply)."""
-    count, hits = first or (lookahead(limit) + SPARE_HITS, None)
+                      first: tuple[int, float, list[geoindex.Hit]] | None = None) -> StorePage:
+    """The page from the index; ``first`` is a search already made (its ``COUNT``, the exact radius
+    it searched, its reply)."""
+    key = _reach_key(category)
+    count, searched_m, hits = first or (lookahead(limit) + SPARE_HITS,
+                                        REACH.first(key, radius_m, after.score if after is not None else 0.0), None)
     while True:
         if hits is None:
-            hits = await geoindex.search(services, category, lat, lng, _search_m(radius_m), count)
-        complete_below = math.inf
-        if len(hits) >= count:  # cut by COUNT: only the candidates nearer than this are surely all there
-            complete_below = (hits[-1][1] - SLACK_M) / K
+            hits = await geoindex.search(services, category, lat, lng, _search_m(searched_m), count)
+        # only the candidates nearer than this are surely all there (cut by COUNT, or by the circle)
+        complete_below = reach.complete_below(len(hits), count, hits[-1][1] if hits else None, searched_m,
+                                              radius_m, slack_m=SLACK_M, ratio=K)
         # ids stay text until a row is kept: hex order is ObjectId order
         after_key = (after.score, str(after.id)) if after is not None else None
         rows: list[tuple[float, str, float, float]] = []
@@ -143,8 +158,18 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
         rows.sort()
         page, generation = await _documents(services, rows, lookahead(limit), category)
         if len(page) == lookahead(limit) or complete_below == math.inf:
+            if after is None:  # how far a first page reaches: where the next one looks first
+                REACH.learn(key, page[-1]["distance_m"] if len(page) == lookahead(limit) else radius_m)
             return StorePage(*cut_page(page, limit, _position), generation)
-        count, hits = count * 2, None
+        wider = reach.widen(len(hits), count, searched_m, radius_m, MAX_COUNT)
+        if wider is None:
+            return await _from_mongo(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
+                                     after=after)
+        (count, searched_m), hits = wider, None
+
+
+def _reach_key(category: str | None) -> str:
+    return category or ""
 
 
 async def _documents(services: Services, rows: list[tuple[float, str, float, float]],

@@ -6,7 +6,8 @@ stores fetched 129 documents for 22 rows, 1.4–1.9 ms of mongod a search: docs/
 stores matching one tier's filter are few and change rarely, so they are kept as a GEO set, and a
 page is ``GEOSEARCH … ASC COUNT`` on it, ranked exactly here — the Redis GEO reasoning of
 :mod:`checkins.nearby` (exact spherical distances from the member's exact position, complete below
-the last hit's distance less Redis's rounding).
+the last hit's distance less Redis's rounding), first within the circle the set's last page needed
+(:mod:`geo.reach`), widened when that comes back short.
 
 A set is ``ss:{<digest of the filter>}`` (:func:`solomo.core.keys.store_tier_set`): the members are
 :func:`checkins.geoindex.member` strings, plus :data:`LABEL` whose score is the stores generation
@@ -40,6 +41,7 @@ from bson import ObjectId
 
 from checkins import geoindex
 from checkins.nearby import SLACK_M, K, spherical_m
+from geo import reach
 from solomo.core import ratelimit
 from solomo.core.errors import RateLimited
 from solomo.core.keys import STORES_SEARCH_GEN, store_tier_set
@@ -58,6 +60,8 @@ MAX_COUNT = 512
 """A tier whose complete candidates stay short of the page at this ``COUNT`` leaves it to MongoDB."""
 BUILD_BATCH = 2000
 
+REACH = reach.Reach()
+"""How far each set's last first page reached (:mod:`geo.reach`: the first circle asked of Redis)."""
 _building: dict[str, asyncio.Future[None]] = {}
 """Builds in flight in this process, by set key: concurrent searches wait for one."""
 
@@ -83,8 +87,9 @@ def set_key(query: dict[str, Any]) -> str:
     return store_tier_set(hashlib.sha1(orjson.dumps(query, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20])
 
 
-def _search(pipe: Any, key: str, lat: float, lng: float, radius_m: float, count: int) -> None:
-    pipe.execute_command("GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", _search_m(radius_m), "m",
+def _search(pipe: Any, key: str, lat: float, lng: float, searched_m: float, count: int) -> None:
+    """Queues the ``count`` members nearest the point within ``searched_m`` metres (exact), nearest first."""
+    pipe.execute_command("GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", _search_m(searched_m), "m",
                          "ASC", "COUNT", count, "WITHDIST")
 
 
@@ -97,12 +102,13 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
     live = [(t, query) for t, query in enumerate(tiers) if query is not None]
     keys = [set_key(query) for _, query in live]
     count = want + 1 + SPARE
+    first_m = [REACH.first(key, radius_m) for key in keys]
 
     def queue(pipe: Any) -> None:
         pipe.get(STORES_SEARCH_GEN)
-        for key in keys:
+        for key, searched_m in zip(keys, first_m, strict=True):
             pipe.zmscore(key, [LABEL, TOO_MANY])
-            _search(pipe, key, lat, lng, radius_m, count)
+            _search(pipe, key, lat, lng, searched_m, count)
 
     replies = await services.batch.run(queue)
     generation = int(replies[0] or 0)
@@ -119,7 +125,8 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
         if too_many is not None:
             return None
         need = want + 1 - len(rows)
-        found = await _nearest(services, key, hits, lat=lat, lng=lng, radius_m=radius_m, need=need, count=count)
+        found = await _nearest(services, key, hits, lat=lat, lng=lng, radius_m=radius_m, need=need, count=count,
+                               searched_m=first_m[i])
         if found is None:
             return None
         for d, hex_id in found:
@@ -132,14 +139,14 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
 
 
 async def _nearest(services: Services, key: str, hits: list[Any] | None, *, lat: float, lng: float,
-                   radius_m: float, need: int, count: int) -> list[tuple[float, str]] | None:
-    """A tier's ``need`` nearest stores within the radius (exact distance, id as hex), or all it has."""
+                   radius_m: float, need: int, count: int, searched_m: float) -> list[tuple[float, str]] | None:
+    """A tier's ``need`` nearest stores within the radius (exact distance, id as hex), or all it has;
+    ``hits`` is the reply of a search within ``searched_m`` already made (None: none yet)."""
     while True:
         if hits is None:
-            hits = await _read(services, key, lat, lng, radius_m, count)
-        complete_below = math.inf
-        if len(hits) >= count:  # cut by COUNT: only the stores nearer than this are surely all there
-            complete_below = (float(hits[-1][1]) - SLACK_M) / K
+            hits = await _read(services, key, lat, lng, searched_m, count)
+        last = float(hits[-1][1]) if hits else None
+        below = reach.complete_below(len(hits), count, last, searched_m, radius_m, slack_m=SLACK_M, ratio=K)
         found = []
         for name, _ in hits:
             name = name.decode() if isinstance(name, bytes) else name
@@ -147,19 +154,21 @@ async def _nearest(services: Services, key: str, hits: list[Any] | None, *, lat:
                 continue
             hex_id, slat, slng = geoindex.member_fields(name)
             d = spherical_m(lat, lng, slat, slng)
-            if d <= radius_m and d < complete_below:
+            if d <= radius_m and d < below:
                 found.append((d, hex_id))
         found.sort()
-        if len(found) >= need or complete_below == math.inf:
+        if len(found) >= need or below == math.inf:
+            REACH.learn(key, found[need - 1][0] if len(found) >= need else radius_m)
             return found[:need]
-        if count >= MAX_COUNT:
+        wider = reach.widen(len(hits), count, searched_m, radius_m, MAX_COUNT)
+        if wider is None:
             return None
-        count, hits = count * 2, None
+        (count, searched_m), hits = wider, None
 
 
-async def _read(services: Services, key: str, lat: float, lng: float, radius_m: float, count: int) -> list[Any]:
+async def _read(services: Services, key: str, lat: float, lng: float, searched_m: float, count: int) -> list[Any]:
     def queue(pipe: Any) -> None:
-        _search(pipe, key, lat, lng, radius_m, count)
+        _search(pipe, key, lat, lng, searched_m, count)
 
     return list((await services.batch.run(queue))[0])
 

@@ -43,7 +43,18 @@ async def _stores_around(services, lat, lng, n: int, rng: random.Random) -> list
     return made
 
 
-async def test_index_pages_equal_mongo_pages(services):
+async def test_index_pages_equal_mongo_pages(services, monkeypatch):
+    from geo import reach
+
+    circles: list[bool] = []  # per widening: whether the circle grew (else the count)
+    real_widen = reach.widen
+
+    def counted(replied, count, searched_m, radius_m, max_count):
+        wider = real_widen(replied, count, searched_m, radius_m, max_count)
+        circles.append(wider is not None and wider[1] > searched_m)
+        return wider
+
+    monkeypatch.setattr(reach, "widen", counted)
     rng = random.Random(7)
     lat, lng = random_point()
     await _stores_around(services, lat, lng, 60, rng)
@@ -58,6 +69,8 @@ async def test_index_pages_equal_mongo_pages(services):
             for (di, _), (dm, _) in zip(index, mongo, strict=True):
                 assert abs(di - dm) < 1e-6  # the same sphere as MongoDB's
             assert all(d <= radius for d, _ in index)
+    # the first circle follows the last page's reach (geo.reach): some pages had to widen it
+    assert any(circles) and not all(circles), circles
 
 
 async def test_index_drops_members_without_a_store(services):

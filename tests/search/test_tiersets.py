@@ -29,8 +29,9 @@ QUERIES = ["咖啡", "kafei", "squ", "coffee", "rmgc", "Square Coffee"]
 
 async def _seed(services: Any, lat: float, lng: float, n: int, rng: random.Random,
                 names: list[str] = NAMES) -> list[ObjectId]:
-    """``n`` stores within 2 km of the spot, some at one address (ties of distance), inserted as
-    ``create_store`` writes them; then the change every new store announces."""
+    """``n`` stores within 2 km of the spot, some at one address (ties of distance), inserted whole
+    (other tests' searches without a point render them) as the benchmark seeds them; then the change
+    every new store announces."""
     docs = []
     shared = offset(lat, lng, north_m=700)
     for i in range(n):
@@ -38,8 +39,9 @@ async def _seed(services: Any, lat: float, lng: float, n: int, rng: random.Rando
                                                       east_m=rng.uniform(-2000, 2000))
         name = rng.choice(names)
         docs.append({"_id": ObjectId(), "name": name, "search_keys": store_keys(name), "category": "cafe",
-                     "location": geo_point(slat, slng), "owner_id": ObjectId(), "checkins_count": 0,
-                     "followers_count": 0, "created_at": datetime.now(UTC)})
+                     "address": f"{i} 号", "owner_id": ObjectId(), "location": geo_point(slat, slng),
+                     "checkin_radius_m": 200, "checkins_count": 0, "unique_visitors": 0, "followers_count": 0,
+                     "mayor_id": None, "created_at": datetime.now(UTC)})
     await services.db.stores.insert_many(docs)
     await tiersets.stores_changed(services)
     return [d["_id"] for d in docs]
@@ -75,6 +77,17 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
+    from geo import reach
+
+    circles: list[bool] = []  # per widening: whether the circle grew (else the count)
+    real_widen = reach.widen
+
+    def counted(replied: int, count: int, searched_m: float, radius_m: float, max_count: int) -> Any:
+        wider = real_widen(replied, count, searched_m, radius_m, max_count)
+        circles.append(wider is not None and wider[1] > searched_m)
+        return wider
+
+    monkeypatch.setattr(reach, "widen", counted)
     rng = random.Random(7)
     lat, lng = random_point()
     await _seed(services, lat, lng, 160, rng)
@@ -85,6 +98,7 @@ async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.Mon
             from_sets, from_mongo = await _both(services, monkeypatch, q, plat, plng, radius_m=radius, limit=limit)
             assert from_sets == from_mongo, (q, limit, radius)
     assert served.count(True) >= len(served) * 0.8, served  # the sets answered (ties at a page's end do not)
+    assert any(circles), circles  # a first circle from the last reach (geo.reach) was too small, and widened
     # the next page from MongoDB goes on where the sets' page ended
     first = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000, position=None, limit=7)
     second = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000,
