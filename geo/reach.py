@@ -28,11 +28,12 @@ class Reach:
 
     def first(self, key: str, radius_m: float, beyond_m: float = 0.0) -> float:
         """The radius to search first: the caller's ``radius_m`` until a search of ``key`` was learnt;
-        ``beyond_m``, a page's cursor distance, is added (the rows lie past it)."""
+        ``beyond_m``, a page's cursor distance, is added (the rows lie past it; a client's cursor can
+        carry any distance, a negative one counts as none)."""
         seen = self._seen.get(key)
         if seen is None:
             return radius_m
-        return min(radius_m, beyond_m + max(FLOOR_M, seen * MARGIN))
+        return min(radius_m, max(0.0, beyond_m) + max(FLOOR_M, seen * MARGIN))
 
     def learn(self, key: str, reach_m: float) -> None:
         if len(self._seen) >= MAX_KEYS:

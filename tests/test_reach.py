@@ -14,6 +14,8 @@ def test_the_first_circle_follows_the_last_reach_within_the_radius():
     assert reach.first("s", 5000) == 1200 * MARGIN
     assert reach.first("s", 1000) == 1000  # never past the caller's radius
     assert reach.first("s", 5000, beyond_m=3000) == 3000 + 1200 * MARGIN  # a later page starts further out
+    assert reach.first("s", 5000, beyond_m=-1e15) == 1200 * MARGIN  # a cursor's distance is the client's
+    assert reach.first("s", 5000, beyond_m=1e15) == 5000
     reach.learn("s", 1)
     assert reach.first("s", 5000) == FLOOR_M
     assert reach.first("other", 800) == 800
