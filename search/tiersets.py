@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import secrets
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
+from redis.exceptions import RedisError
 
 from checkins import geoindex
 from checkins.nearby import SLACK_M, K, spherical_m
@@ -46,6 +48,8 @@ from solomo.core import ratelimit
 from solomo.core.errors import RateLimited
 from solomo.core.keys import STORES_SEARCH_GEN, store_tier_set
 from solomo.core.services import Services
+
+log = logging.getLogger("search.tiersets")
 
 MAX_MEMBERS = 8000
 """Stores one set may hold (about 0.8 MB); a tier with more is read from MongoDB."""
@@ -70,8 +74,12 @@ Rank = Callable[[int, int], int]
 
 
 async def stores_changed(services: Services) -> None:
-    """After a committed change a search could see (a new store; a name, position or category)."""
-    await services.redis.incr(STORES_SEARCH_GEN)
+    """After a committed change a search could see (a new store; a name, position or category).
+    Best effort, as the change is committed: unannounced, it is seen when the sets expire."""
+    try:
+        await services.redis.incr(STORES_SEARCH_GEN)
+    except (RedisError, OSError) as exc:
+        log.warning("store search sets not marked stale (seen within %d s): %s", SET_TTL_S, exc)
 
 
 def usable(lat: float, radius_m: float | None) -> bool:
