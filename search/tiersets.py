@@ -192,6 +192,9 @@ async def _build_once(services: Services, key: str, query: dict[str, Any], gener
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     _building[key] = future
     try:
+        label = await services.redis.zscore(key, LABEL)
+        if label is not None and int(label) >= generation:
+            return True  # built since this search read it (by this process or another)
         try:
             await ratelimit.enforce(services, "search_set_build", principal)
         except RateLimited:
