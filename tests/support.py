@@ -234,3 +234,20 @@ async def delivered_to(services: Any, offer_id: str) -> set[str]:
     for bucket in range(BUCKETS):
         out.update(await services.redis.smembers(offer_delivered(offer_id, bucket)))
     return out
+
+
+def record_widenings(monkeypatch: Any) -> list[bool]:
+    """Records every widening of a nearest-first GEO search (``geo.reach.widen``): per widening,
+    whether the circle grew (else the ``COUNT``)."""
+    from geo import reach
+
+    circles: list[bool] = []
+    real = reach.widen
+
+    def recorded(replied: int, count: int, searched_m: float, radius_m: float, max_count: int) -> Any:
+        wider = real(replied, count, searched_m, radius_m, max_count)
+        circles.append(wider is not None and wider[1] > searched_m)
+        return wider
+
+    monkeypatch.setattr(reach, "widen", recorded)
+    return circles

@@ -14,7 +14,7 @@ from checkins.stores import create_store
 from solomo.core.keys import STORES_GEO_READY, stores_geo
 from solomo.core.pagination import Position
 from tests.checkins.helpers import point_at
-from tests.support import make_account, random_point
+from tests.support import make_account, random_point, record_widenings
 
 
 async def _walk(fn, services, lat, lng, *, limit, **kw) -> list[tuple[float, str]]:
@@ -44,17 +44,7 @@ async def _stores_around(services, lat, lng, n: int, rng: random.Random) -> list
 
 
 async def test_index_pages_equal_mongo_pages(services, monkeypatch):
-    from geo import reach
-
-    circles: list[bool] = []  # per widening: whether the circle grew (else the count)
-    real_widen = reach.widen
-
-    def counted(replied, count, searched_m, radius_m, max_count):
-        wider = real_widen(replied, count, searched_m, radius_m, max_count)
-        circles.append(wider is not None and wider[1] > searched_m)
-        return wider
-
-    monkeypatch.setattr(reach, "widen", counted)
+    circles = record_widenings(monkeypatch)  # per widening: whether the circle grew (else the count)
     rng = random.Random(7)
     lat, lng = random_point()
     await _stores_around(services, lat, lng, 60, rng)

@@ -20,7 +20,7 @@ from search import tiersets
 from solomo.core.searchkeys import store_keys
 from tests.checkins.helpers import new_store
 from tests.search.test_search_api import random_point
-from tests.support import offset, register
+from tests.support import offset, record_widenings, register
 
 NAMES = ["人民广场咖啡", "咖啡时光", "老咖啡 Square Coffee", "Kaffee Haus", "Square Books", "渝信川菜",
          "咖啡 Coffee Lab", "静安咖啡馆", "Squash Club", "南京小笼"]
@@ -79,17 +79,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
-    from geo import reach
-
-    circles: list[bool] = []  # per widening: whether the circle grew (else the count)
-    real_widen = reach.widen
-
-    def counted(replied: int, count: int, searched_m: float, radius_m: float, max_count: int) -> Any:
-        wider = real_widen(replied, count, searched_m, radius_m, max_count)
-        circles.append(wider is not None and wider[1] > searched_m)
-        return wider
-
-    monkeypatch.setattr(reach, "widen", counted)
+    circles = record_widenings(monkeypatch)  # per widening: whether the circle grew (else the count)
     rng = random.Random(7)
     lat, lng = random_point()
     await _seed(services, lat, lng, 160, rng)
