@@ -21,7 +21,6 @@ millisecond may have been trimmed). A listing below the cap is complete: no floo
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,31 +40,23 @@ EMPTY_TTL_S = 120
 """A rebuild that found nothing is kept this long unless read again (random queries leave little)."""
 
 
-TIES = 8
-"""Entries read beyond a window: the read starts at ``before``'s score, whose entries not older than
-``before`` (itself, and posts of the same millisecond) are dropped after the read."""
-
-
 @dataclass(frozen=True)
 class Window:
-    """One key's entries after a position, newest first (by score, then id: the order to page in)."""
+    """One key's entries after a position, newest first (by score, then id: the order to page in).
 
+    Members only: Redis 6.2 formats every score it sends with ``snprintf("%.17g")``, and a window of
+    408 entries with scores cost it 104 µs against 13 µs without (docs/benchmarks.md, tenth round).
+    The few scores a search needs — its hits', the windows' last entries' — are read afterwards
+    (:func:`scores_of`)."""
+
+    key: str
+    """The listing's Redis key."""
     members: list[str]
     """Post ids (hex)."""
-    scores: list[str]
-    """Their scores as Redis sent them: only the few a search uses are turned into numbers (doing it
-    for every entry of two 400-entry windows was a sixth of a search's time in the profile)."""
     full: bool
     """The read returned as many entries as asked: older ones may follow."""
     floor: float
     """Only posts scored strictly above this are covered by the listing (``-inf``: all of them)."""
-
-    def above(self, floor: float) -> int:
-        """How many of the entries (a prefix) score above ``floor``."""
-        if floor == -math.inf:
-            return len(self.members)
-        # scores descend, so their negatives ascend: the first at or below the floor
-        return bisect.bisect_left(self.scores, -floor, key=lambda score: -float(score))
 
 
 async def rebuild_listing(services: Services, key: str) -> int:
@@ -89,35 +80,52 @@ async def read_windows(services: Services, keys: list[str], before: Position | N
     if missing:
         await asyncio.gather(*(rebuild_listing(services, key) for key in missing))
         windows = await _read(services, keys, before, size)
-    return [w if w is not None else Window([], [], False, math.inf) for w in windows]  # lost again: covers nothing
+    return [w if w is not None else Window(search_listing_key(key), [], False, math.inf)  # lost again: covers nothing
+            for key, w in zip(keys, windows, strict=True)]
 
 
 async def _read(services: Services, keys: list[str], before: Position | None, size: int) -> list[Window | None]:
     rkeys = [search_listing_key(key) for key in keys]
-    maximum = "+inf" if before is None else repr(before.score)
+    older = "+inf" if before is None else f"({before.score!r}"
+    per_key = 4 if before is None else 5
 
     def queue(pipe: Any) -> None:
         for rkey in rkeys:
             pipe.zscore(rkey, MARKER)
             pipe.zcard(rkey)
             pipe.zrange(rkey, 1, 1, withscores=True)  # the oldest entry (rank 0 is the marker)
-            # without redis-py's withscores: the flat reply, members and scores alternating, unparsed
-            pipe.execute_command("ZREVRANGEBYSCORE", rkey, maximum, MIN_SCORE, "WITHSCORES", "LIMIT", 0, size + TIES)
+            if before is not None:  # posts of the cursor's millisecond, all of them (a listing
+                # holds at most LISTING_CAP): those after the cursor may follow any number before it
+                pipe.execute_command("ZREVRANGEBYSCORE", rkey, repr(before.score), repr(before.score))
+            pipe.execute_command("ZREVRANGEBYSCORE", rkey, older, MIN_SCORE, "LIMIT", 0, size)
         for rkey in rkeys:  # last: whether each is queued varies (ttlrefresh)
             queue_expire(pipe, rkey, LISTING_TTL_S)  # a read keeps the listing (a missing key stays missing)
 
     replies = await services.batch.run(queue)
-    bound = None if before is None else (before.score, str(before.id))
     out: list[Window | None] = []
-    for i in range(len(rkeys)):
-        state, card, oldest, rows = replies[4 * i:4 * i + 4]
+    for i, rkey in enumerate(rkeys):
+        state, card, oldest, *same_ms, rows = replies[per_key * i:per_key * (i + 1)]
         if state is None or int(state) != READY:
             out.append(None)
             continue
         floor = float(oldest[0][1]) if int(card) - 1 >= LISTING_CAP and oldest else -math.inf
-        members, scores = rows[0::2], rows[1::2]
-        skip = 0  # the entries not older than ``before``: those of its score read first
-        while bound is not None and skip < len(members) and (float(scores[skip]), members[skip]) >= bound:
-            skip += 1
-        out.append(Window(members[skip:], scores[skip:], len(members) == size + TIES, floor))
+        members = [_text(m) for m in rows]
+        if before is not None:  # of the cursor's millisecond, only the posts after it in page order
+            cursor = str(before.id)
+            members = [m for m in map(_text, same_ms[0]) if m < cursor] + members
+        out.append(Window(rkey, members, len(rows) == size, floor))
     return out
+
+
+def _text(member: Any) -> str:
+    return member.decode() if isinstance(member, bytes) else str(member)
+
+
+async def scores_of(services: Services, asks: list[tuple[str, list[str]]]) -> list[list[float | None]]:
+    """The scores of members of listings, one pipeline: per ``(key, members)``, each member's score
+    (None for one no longer there)."""
+    def queue(pipe: Any) -> None:
+        for key, members in asks:
+            pipe.zmscore(key, members)
+
+    return [list(scores) for scores in await services.batch.run(queue)]

@@ -23,7 +23,7 @@ from bson import ObjectId
 from feed.blocks import Screen
 from feed.hydrate import PageLoader
 from feed.posts import VISIBLE
-from search.listings import Window, read_windows
+from search.listings import Window, read_windows, scores_of
 from search.query import parse_q
 from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import Run, contains_run, fold, run_keys, runs
@@ -80,24 +80,43 @@ async def _intersect(services: Services, keys: list[str], pos: Position | None, 
     return hits, Position(float(ms), oid)
 
 
-def intersect_windows(windows: list[Window], need: int) -> tuple[list[Row], Position | None, float]:
+async def intersect_windows(services: Services, windows: list[Window],
+                            need: int) -> tuple[list[Row], Position | None, float] | None:
     """Of the listings' windows (one per key): up to ``need`` posts in every window above the
     listings' common floor (``{_id, ms}``, newest first); where the windows end (None when every
-    key ran out above the floor); that floor (``-inf``: the listings hold everything)."""
+    key ran out above the floor); that floor (``-inf``: the listings hold everything). None when a
+    listing changed between the windows' read and their scores' (a post taken out meanwhile): the
+    caller reads this round from MongoDB.
+
+    The windows come without scores (:class:`search.listings.Window`): the intersection runs on the
+    members, then one more round trip reads the scores of its first ``need`` posts and of each full
+    window's last entry. The posts at or below the common floor are a suffix of those (the windows
+    are in page order), dropped there; a full window says where the round ends only if its last
+    entry is above the floor."""
     floor = max(w.floor for w in windows)
-    counts = [w.above(floor) for w in windows]
-    order = sorted(range(len(windows)), key=counts.__getitem__)  # walk the shortest, in its (page) order
-    walk, rest = windows[order[0]], [set(windows[i].members[:counts[i]]) for i in order[1:]]
-    hits: list[Row] = []
-    for i in range(counts[order[0]]):
-        member = walk.members[i]
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i].members))  # walk the shortest
+    walk, rest = windows[order[0]], [set(windows[i].members) for i in order[1:]]
+    found: list[str] = []
+    for member in walk.members:
         if all(member in other for other in rest):
-            hits.append({"_id": ObjectId(member), "ms": float(walk.scores[i])})
-            if len(hits) == need:
+            found.append(member)
+            if len(found) == need:
                 break
+    full = [w for w in windows if w.full and w.members]
+    asks = ([(walk.key, found)] if found else []) + [(w.key, [w.members[-1]]) for w in full]
+    scores = await scores_of(services, asks) if asks else []
+    found_scores = scores.pop(0) if found else []
+    if any(score is None for row in [found_scores, *scores] for score in row):
+        return None
+    hits: list[Row] = []
+    for member, score in zip(found, found_scores, strict=True):
+        assert score is not None
+        if score <= floor:
+            break
+        hits.append({"_id": ObjectId(member), "ms": score})
     # as in MongoDB's round: a full window says nothing about what is older than its last entry
-    ends = [(float(w.scores[-1]), w.members[-1]) for w, n in zip(windows, counts, strict=True)
-            if w.full and n and n == len(w.members)]
+    ends = [(score, w.members[-1]) for w, [score] in zip(full, scores, strict=True)
+            if score is not None and score > floor]
     edge = max(ends) if ends else None
     return hits, None if edge is None else Position(edge[0], ObjectId(edge[1])), floor
 
@@ -143,12 +162,14 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     selected, in_listings = _selective(keys), True
     for _ in range(MAX_ROUNDS):
         need, grow = want - len(out), True
-        if in_listings:
-            hits, edge, floor = intersect_windows(await read_windows(services, selected, pos, window), need)
+        listed = await intersect_windows(services, await read_windows(services, selected, pos, window), need) \
+            if in_listings else None
+        if listed is not None:
+            hits, edge, floor = listed
             if edge is None and floor > -math.inf and len(hits) < need:
                 # the listings ran out at their floor: the older posts are MongoDB's (next round)
                 in_listings, edge, grow = False, _below(floor, pos), False
-        else:
+        else:  # below the listings, or a listing changed under this round: MongoDB, the truth
             hits, edge = await _intersect(services, selected, pos, need, window)
         views = await loader.load([h["_id"] for h in hits]) if hits else {}
         for hit in hits:

@@ -98,3 +98,50 @@ async def test_a_lost_listing_is_rebuilt_from_mongodb(client: Any, services: Any
     assert (await client.delete(f"/v1/posts/{made[1]['id']}", headers=author.headers)).status_code == 204
     assert made[1]["id"] in await members(services, t)
     assert await found() == [newest_first[0], newest_first[1], newest_first[3]]
+
+
+async def test_posts_of_one_millisecond_page_once_each_in_id_order(client: Any, services: Any,
+                                                                   monkeypatch: Any) -> None:
+    """The windows are read without scores: a page that ends inside a group of posts of one
+    millisecond goes on with the rest of that group (the cursor's millisecond is read apart)."""
+    from bson import ObjectId
+
+    a, b = tag(), tag()
+    author = await register(client)
+    made = [await post(client, author, f"{a} {b} {i}") for i in range(7)]
+    made += [await post(client, author, f"{a} only {i}") for i in range(3)]
+    ids = [ObjectId(p["id"]) for p in made]
+    # five of the posts holding both words share one millisecond, the last two an older one
+    await services.db.posts.update_many({"_id": {"$in": ids[:5]}}, {"$set": {"created_ms": 1_800_000_000_000}})
+    await services.db.posts.update_many({"_id": {"$in": ids[5:]}}, {"$set": {"created_ms": 1_700_000_000_000}})
+    await services.redis.delete(listing_of(a), listing_of(b))  # rebuilt from MongoDB with those times
+    both = [str(i) for i in sorted(ids[:5], reverse=True)] + [str(i) for i in sorted(ids[5:7], reverse=True)]
+    q = f"{a} {b}"
+    monkeypatch.setattr(post_search, "WINDOW", 2)  # rounds that end inside the group
+    for limit in (1, 2, 3, 20):
+        got = [p["id"] for p in await walk(client, author, "/v1/search/posts", limit, q=q)]
+        assert got == both, limit
+
+
+async def test_a_listing_changed_between_its_reads_is_read_from_mongodb(client: Any, services: Any,
+                                                                      monkeypatch: Any) -> None:
+    """A post taken out of a listing between the windows' read and their scores' (no score comes
+    back): that round is read from MongoDB, and the walk is the same."""
+    a, b = tag(), tag()
+    author = await register(client)
+    made = [await post(client, author, f"{a} {b} {i}") for i in range(6)]
+    both = [p["id"] for p in reversed(made)]
+    q = f"{a} {b}"
+    assert [p["id"] for p in await walk(client, author, "/v1/search/posts", 4, q=q)] == both
+    real = listings.scores_of
+    lost: list[int] = []
+
+    async def one_gone(services: Any, asks: list[tuple[str, list[str]]]) -> list[list[float | None]]:
+        scores = await real(services, asks)
+        lost.append(1)
+        return [[None, *row[1:]] for row in scores]  # the first member of each ask was taken out
+
+    monkeypatch.setattr(post_search, "scores_of", one_gone)
+    for limit in (1, 4):
+        assert [p["id"] for p in await walk(client, author, "/v1/search/posts", limit, q=q)] == both, limit
+    assert lost  # the windows' scores were asked for, and MongoDB answered instead
