@@ -4,7 +4,7 @@ then the new primary is SIGKILLed, while clients keep checking in and claiming l
 Its own replica set (:class:`solomo.embedded.EmbeddedMongoReplicaSet`) and an app of its own (in this
 process, over ASGI) on it; Redis is the session's, in databases of its own. Each client checks in at
 the next store (all in one spot) and claims the next offer (stock below the number of clients, so
-claims race for the last vouchers) in a loop. The drill asserts:
+claims race for the last vouchers), each in a loop of its own. The drill asserts:
 
 - every answer is 2xx, 503 ``unavailable`` (JSON error body) or, for a claim, 409 ``sold_out`` —
   never a 500, never a hang;
@@ -38,8 +38,8 @@ from tests.offers.helpers import in_minutes
 from tests.support import random_point, seconds_until
 
 CLIENTS = 8
-STORES = 80  # a check-in each at a new store (the same store again would meet the one-hour cooldown)
-OFFERS = 80
+STORES = 160  # a check-in each at a new store (the same store again would meet the one-hour cooldown)
+OFFERS = 160
 STOCK = 5  # fewer than CLIENTS: claims race for the last vouchers, and sold_out answers come too
 DB = "solomo_election_drill"
 REDIS_DB, BROKER_DB = 5, 6  # the session's Redis, databases no other test uses
@@ -134,23 +134,57 @@ async def _setup(drill: Drill, http: httpx2.AsyncClient) -> list[tuple[str, dict
 
 
 async def _client(drill: Drill, http: httpx2.AsyncClient, user_id: str, headers: dict[str, str]) -> None:
-    """Check in at the next store, claim the next offer; a refused request is not retried (the next
-    round goes on with fresh ones), so every write is either acknowledged or counted as refused."""
-    for store, offer in zip(drill.stores, drill.offers, strict=True):
+    """Checks in at the next store and claims the next offer, each in a loop of its own, so that
+    writes of both kinds are in flight whenever a fault comes (in one loop, a quick election could
+    pass while every client was inside a check-in). A refused request is not retried (the next one
+    goes on with a fresh store or offer), so every write is either acknowledged or counted as refused."""
+    started = asyncio.Semaphore(0)  # one per check-in sent: the claims keep pace (a sold-out claim is quick)
+    await asyncio.gather(_checkins(drill, http, user_id, headers, started),
+                         _claims(drill, http, user_id, headers, started))
+
+
+async def _pace(drill: Drill, seen: int) -> None:
+    refused = any(o.status == 503 for o in drill.outcomes[seen:])
+    await asyncio.sleep(0.25 if refused else 0.05)  # quick 503s must not use up the stores and offers
+
+
+async def _checkins(drill: Drill, http: httpx2.AsyncClient, user_id: str, headers: dict[str, str],
+                    started: asyncio.Semaphore) -> None:
+    try:
+        await _checkins_paced(drill, http, user_id, headers, started)
+    finally:
+        for _ in drill.offers:  # the claims stop waiting (and see drill.stop)
+            started.release()
+
+
+async def _checkins_paced(drill: Drill, http: httpx2.AsyncClient, user_id: str, headers: dict[str, str],
+                          started: asyncio.Semaphore) -> None:
+    for store in drill.stores:
         if drill.stop:
             return
         seen = len(drill.outcomes)
+        started.release()
         resp = await call(drill.outcomes, drill.phase, http, "checkin", "POST", "/v1/checkins", headers=headers,
                           json={"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]})
         if resp is not None and resp.status_code == 201:
             drill.checkins[resp.json()["checkin"]["id"]] = (user_id, store["id"])
+        await _pace(drill, seen)
+    raise AssertionError("a client ran out of stores before the drill ended: raise STORES")
+
+
+async def _claims(drill: Drill, http: httpx2.AsyncClient, user_id: str, headers: dict[str, str],
+                  started: asyncio.Semaphore) -> None:
+    for offer in drill.offers:
+        await started.acquire()  # each claim goes with a check-in
+        if drill.stop:
+            return
+        seen = len(drill.outcomes)
         resp = await call(drill.outcomes, drill.phase, http, "claim", "POST", f"/v1/offers/{offer['id']}/claim",
                           headers=headers)
         if resp is not None and resp.status_code in (200, 201):
             drill.vouchers[resp.json()["id"]] = (user_id, offer["id"])
-        refused = any(o.status == 503 for o in drill.outcomes[seen:])
-        await asyncio.sleep(0.25 if refused else 0.05)  # quick 503s must not use up the stores and offers
-    raise AssertionError("a client ran out of stores before the drill ended: raise STORES")
+        await _pace(drill, seen)
+    raise AssertionError("a client ran out of offers before the drill ended: raise OFFERS")
 
 
 def _allowed(o: Outcome) -> bool:
