@@ -168,7 +168,8 @@ Hit = tuple[str, float]
 """A member and its distance by Redis's reckoning (metres)."""
 
 
-def _hits(reply: list[Any]) -> list[Hit]:
+def parse_hits(reply: list[Any]) -> list[Hit]:
+    """A ``GEOSEARCH … WITHDIST`` reply as (member, Redis distance) pairs."""
     return [(name.decode() if isinstance(name, bytes) else name, float(dist)) for name, dist in reply]
 
 
@@ -176,7 +177,7 @@ async def search(services: Services, category: str | None, lat: float, lng: floa
                  count: int) -> list[Hit]:
     """The ``count`` members nearest to the point within ``radius_m`` (Redis's distances), nearest first."""
     args = _search_args(category, lat, lng, radius_m, count)
-    return _hits((await services.batch.run(lambda pipe: pipe.execute_command(*args)))[0])
+    return parse_hits((await services.batch.run(lambda pipe: pipe.execute_command(*args)))[0])
 
 
 async def search_if_usable(services: Services, category: str | None, lat: float, lng: float, radius_m: float,
@@ -193,4 +194,4 @@ async def search_if_usable(services: Services, category: str | None, lat: float,
         task = asyncio.create_task(_rebuild_in_background(services), name="stores-geo-rebuild")
         _background.add(task)
         task.add_done_callback(_background.discard)
-    return _hits(reply) if ready else None
+    return parse_hits(reply) if ready else None

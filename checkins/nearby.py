@@ -18,8 +18,8 @@ Radii up to :data:`INDEX_MAX_RADIUS_M` are answered from the Redis GEO index
 (:mod:`checkins.geoindex`) when it is ready: ``GEOSEARCH … ASC COUNT c`` gives the ``c`` nearest
 members by Redis's own distance, which differs from the exact spherical one (computed here from the
 member's exact position, with MongoDB's Earth radius) by the ratio of the two radii ``K`` and at most
-:data:`SLACK_M` of geohash rounding. So when the reply was cut at ``c`` members and its last one is
-at Redis distance ``D``, every store left out is at least ``(D - SLACK_M) / K`` away exactly: the
+``SLACK_M`` of geohash rounding (:mod:`geo.reach`). So when the reply was cut at ``c`` members and its
+last one is at Redis distance ``D``, every store left out is at least ``(D - SLACK_M) / K`` away exactly: the
 candidates nearer than that are complete and are ordered, cut at the cursor and paged exactly like
 MongoDB's rows; if fewer than a page remain, ``c`` doubles. The first search asks for a circle a
 little wider than the last first page of the set reached (:mod:`geo.reach`: Redis's cost is the
@@ -48,12 +48,6 @@ RADIUS_DEFAULT_M = 1000.0
 RADIUS_MAX_M = 50_000.0
 _ANNULUS_M = 0.001  # distances of co-located stores are bit-identical; this only widens the index scan
 INDEX_MAX_RADIUS_M = 5000.0
-MONGO_EARTH_RADIUS_M = 6_378_100.0  # MongoDB's spherical distances (so both paths agree)
-REDIS_EARTH_RADIUS_M = 6_372_797.560856  # Redis GEO's haversine
-K = REDIS_EARTH_RADIUS_M / MONGO_EARTH_RADIUS_M
-SLACK_M = 2.0
-"""Bound on Redis's rounding: a 52-bit geohash puts a point at most 0.34 m from its true place
-(the query point too), so 2 m is generous."""
 SPARE_HITS = 8
 """Members asked for beyond a page's rows: the nearest ones within Redis's rounding of the last are
 not surely complete (see the module), and a moved store's old member is dropped. Was twice the
@@ -110,27 +104,14 @@ async def nearby_stores(
     """One page of store views (:mod:`checkins.storeviews`: ids as text; each with ``distance_m``),
     the position after it (or None), and the summaries' generation read with the views."""
     radius_m = min(float(radius_m), RADIUS_MAX_M)
-    if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m)):
+    if radius_m <= INDEX_MAX_RADIUS_M and geoindex.covers(lat, reach.redis_m(radius_m)):
         count = lookahead(limit) + SPARE_HITS
         searched_m = REACH.first(_reach_key(category), radius_m, after.score if after is not None else 0.0)
-        hits = await geoindex.search_if_usable(services, category, lat, lng, _search_m(searched_m), count)
+        hits = await geoindex.search_if_usable(services, category, lat, lng, reach.redis_m(searched_m), count)
         if hits is not None:
             return await _from_index(services, lat, lng, radius_m=radius_m, category=category, limit=limit,
                                      after=after, first=(count, searched_m, hits))
     return await _from_mongo(services, lat, lng, radius_m=radius_m, category=category, limit=limit, after=after)
-
-
-def spherical_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance on MongoDB's sphere (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * MONGO_EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
-def _search_m(radius_m: float) -> float:
-    """Redis's radius that holds every store within ``radius_m`` exactly."""
-    return radius_m * K + SLACK_M
 
 
 async def _from_index(services: Services, lat: float, lng: float, *, radius_m: float, category: str | None,
@@ -143,16 +124,16 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
                                         REACH.first(key, radius_m, after.score if after is not None else 0.0), None)
     while True:
         if hits is None:
-            hits = await geoindex.search(services, category, lat, lng, _search_m(searched_m), count)
+            hits = await geoindex.search(services, category, lat, lng, reach.redis_m(searched_m), count)
         # only the candidates nearer than this are surely all there (cut by COUNT, or by the circle)
         complete_below = reach.complete_below(len(hits), count, hits[-1][1] if hits else None, searched_m,
-                                              radius_m, slack_m=SLACK_M, ratio=K)
+                                              radius_m)
         # ids stay text until a row is kept: hex order is ObjectId order
         after_key = (after.score, str(after.id)) if after is not None else None
         rows: list[tuple[float, str, float, float]] = []
         for name, _ in hits:
             hex_id, slat, slng = geoindex.member_fields(name)
-            d = spherical_m(lat, lng, slat, slng)
+            d = reach.spherical_m(lat, lng, slat, slng)
             if d <= radius_m and d < complete_below and (after_key is None or (d, hex_id) > after_key):
                 rows.append((d, hex_id, slat, slng))
         rows.sort()

@@ -7,11 +7,23 @@ of 20 needs only the nearest ~30. So a search asks first for a circle a little w
 search of the same set needed (:meth:`Reach.first`), and widens it only when that comes back short:
 a reply not cut by ``COUNT`` holds every member within the circle it searched, so its rows are
 complete up to that circle's radius (:func:`complete_below`).
+
+Also what every such search shares: Redis measures on its own sphere, MongoDB on another, and a
+member's geohash is rounded; so a search asks Redis for a circle a little wider (:func:`redis_m`)
+and measures each member again, exactly, on MongoDB's sphere (:func:`spherical_m`), from the
+position the member carries.
 """
 
 from __future__ import annotations
 
 import math
+
+MONGO_EARTH_RADIUS_M = 6_378_100.0  # MongoDB's spherical distances (so both read paths agree)
+REDIS_EARTH_RADIUS_M = 6_372_797.560856  # Redis GEO's haversine
+K = REDIS_EARTH_RADIUS_M / MONGO_EARTH_RADIUS_M
+SLACK_M = 2.0
+"""Bound on Redis's rounding: a 52-bit geohash puts a point at most 0.34 m from its true place
+(the query point too), so 2 m is generous."""
 
 MARGIN = 1.5
 """The first circle is this many times the last reach."""
@@ -41,14 +53,25 @@ class Reach:
         self._seen[key] = reach_m
 
 
-def complete_below(replied: int, count: int, last_m: float | None, searched_m: float, radius_m: float,
-                   *, slack_m: float, ratio: float) -> float:
+def spherical_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance on MongoDB's sphere (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * MONGO_EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def redis_m(radius_m: float) -> float:
+    """Redis's radius that holds every member within ``radius_m`` exactly."""
+    return radius_m * K + SLACK_M
+
+
+def complete_below(replied: int, count: int, last_m: float | None, searched_m: float, radius_m: float) -> float:
     """The exact distance below which a nearest-first reply holds every member: below the last hit
-    less Redis's rounding when ``COUNT`` cut it (``last_m`` is Redis's distance, ``ratio`` Redis's
-    Earth radius over the exact one, ``slack_m`` the geohash rounding); up to the searched circle
-    otherwise (everything, when that was the caller's whole ``radius_m``)."""
+    less Redis's rounding when ``COUNT`` cut it (``last_m`` is Redis's distance); up to the searched
+    circle otherwise (everything, when that was the caller's whole ``radius_m``)."""
     if replied >= count and last_m is not None:
-        return (last_m - slack_m) / ratio
+        return (last_m - SLACK_M) / K
     return math.inf if searched_m >= radius_m else math.nextafter(searched_m, math.inf)
 
 

@@ -42,7 +42,6 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from checkins import geoindex
-from checkins.nearby import SLACK_M, K, spherical_m
 from geo import reach
 from solomo.core import ratelimit
 from solomo.core.errors import RateLimited
@@ -84,11 +83,7 @@ async def stores_changed(services: Services) -> None:
 
 def usable(lat: float, radius_m: float | None) -> bool:
     """Whether a search with this point and radius can be answered from the sets."""
-    return radius_m is not None and radius_m <= MAX_RADIUS_M and geoindex.covers(lat, _search_m(radius_m))
-
-
-def _search_m(radius_m: float) -> float:
-    return radius_m * K + SLACK_M
+    return radius_m is not None and radius_m <= MAX_RADIUS_M and geoindex.covers(lat, reach.redis_m(radius_m))
 
 
 def set_key(query: dict[str, Any]) -> str:
@@ -97,7 +92,7 @@ def set_key(query: dict[str, Any]) -> str:
 
 def _search(pipe: Any, key: str, lat: float, lng: float, searched_m: float, count: int) -> None:
     """Queues the ``count`` members nearest the point within ``searched_m`` metres (exact), nearest first."""
-    pipe.execute_command("GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", _search_m(searched_m), "m",
+    pipe.execute_command("GEOSEARCH", key, "FROMLONLAT", lng, lat, "BYRADIUS", reach.redis_m(searched_m), "m",
                          "ASC", "COUNT", count, "WITHDIST")
 
 
@@ -122,7 +117,8 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
     generation = int(replies[0] or 0)
     rows: list[Row] = []
     for i, ((t, query), key) in enumerate(zip(live, keys, strict=True)):
-        (label, too_many), hits = replies[1 + 2 * i], replies[2 + 2 * i]
+        label, too_many = replies[1 + 2 * i]
+        hits: list[geoindex.Hit] | None = geoindex.parse_hits(replies[2 + 2 * i])
         if label is None or int(label) != generation:
             if not await _build_once(services, key, query, generation, principal):
                 return None
@@ -146,22 +142,20 @@ async def first_page(services: Services, tiers: list[dict[str, Any] | None], *, 
     return sorted(rows, key=lambda r: (r["_score"], r["_id"]))
 
 
-async def _nearest(services: Services, key: str, hits: list[Any] | None, *, lat: float, lng: float,
+async def _nearest(services: Services, key: str, hits: list[geoindex.Hit] | None, *, lat: float, lng: float,
                    radius_m: float, need: int, count: int, searched_m: float) -> list[tuple[float, str]] | None:
     """A tier's ``need`` nearest stores within the radius (exact distance, id as hex), or all it has;
     ``hits`` is the reply of a search within ``searched_m`` already made (None: none yet)."""
     while True:
         if hits is None:
             hits = await _read(services, key, lat, lng, searched_m, count)
-        last = float(hits[-1][1]) if hits else None
-        below = reach.complete_below(len(hits), count, last, searched_m, radius_m, slack_m=SLACK_M, ratio=K)
+        below = reach.complete_below(len(hits), count, hits[-1][1] if hits else None, searched_m, radius_m)
         found = []
         for name, _ in hits:
-            name = name.decode() if isinstance(name, bytes) else name
             if name.startswith("~"):  # the label, at whatever place its score encodes
                 continue
             hex_id, slat, slng = geoindex.member_fields(name)
-            d = spherical_m(lat, lng, slat, slng)
+            d = reach.spherical_m(lat, lng, slat, slng)
             if d <= radius_m and d < below:
                 found.append((d, hex_id))
         found.sort()
@@ -174,11 +168,12 @@ async def _nearest(services: Services, key: str, hits: list[Any] | None, *, lat:
         (count, searched_m), hits = wider, None
 
 
-async def _read(services: Services, key: str, lat: float, lng: float, searched_m: float, count: int) -> list[Any]:
+async def _read(services: Services, key: str, lat: float, lng: float, searched_m: float,
+                count: int) -> list[geoindex.Hit]:
     def queue(pipe: Any) -> None:
         _search(pipe, key, lat, lng, searched_m, count)
 
-    return list((await services.batch.run(queue))[0])
+    return geoindex.parse_hits((await services.batch.run(queue))[0])
 
 
 async def _build_once(services: Services, key: str, query: dict[str, Any], generation: int, principal: Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from geo.reach import FLOOR_M, MARGIN, MAX_KEYS, Reach, complete_below, widen
+from geo.reach import FLOOR_M, MARGIN, MAX_KEYS, SLACK_M, K, Reach, complete_below, redis_m, widen
 
 
 def test_the_first_circle_follows_the_last_reach_within_the_radius():
@@ -29,14 +29,17 @@ def test_the_memory_is_bounded():
 
 
 def test_a_reply_is_complete_below_its_last_hit_or_its_circle():
-    kw = {"slack_m": 2.0, "ratio": 0.5}
     # cut by COUNT: below the last hit's distance less the rounding, in exact metres
-    assert complete_below(30, 30, 902.0, 1000.0, 5000.0, **kw) == 1800.0
+    assert complete_below(30, 30, 902.0, 1000.0, 5000.0) == (902.0 - SLACK_M) / K
     # not cut: everything within the searched circle, the circle's own radius included
-    below = complete_below(12, 30, 900.0, 1000.0, 5000.0, **kw)
+    below = complete_below(12, 30, 900.0, 1000.0, 5000.0)
     assert below > 1000.0 and math.nextafter(below, 0) == 1000.0
-    assert complete_below(12, 30, 900.0, 5000.0, 5000.0, **kw) == math.inf  # the whole radius searched
-    assert complete_below(0, 30, None, 5000.0, 5000.0, **kw) == math.inf
+    assert complete_below(12, 30, 900.0, 5000.0, 5000.0) == math.inf  # the whole radius searched
+    assert complete_below(0, 30, None, 5000.0, 5000.0) == math.inf
+
+
+def test_redis_is_asked_for_a_circle_holding_every_member_within_the_radius():
+    assert redis_m(1000.0) == 1000.0 * K + SLACK_M and K < 1  # Redis's sphere is the smaller
 
 
 def test_widening_doubles_the_count_of_a_cut_reply_else_the_circle():
