@@ -1,7 +1,7 @@
 """Per-store, per-local-day rollups of check-ins: what a store's insights read instead of the check-ins.
 
-Two kinds of documents, both written inside the check-in's transaction by :func:`count_visit_day`
-(one call in :func:`checkins.checkin.check_in`, after its ``store_visitors`` upsert):
+Two kinds of documents, both written inside the check-ins' transaction by :func:`count_visit_days`
+(one call per group in :mod:`checkins.groupcommit`):
 
 * ``store_days`` — one per (store, store-local day): ``checkins``, ``hours`` (``{"0".."23": n}``, by
   store-local hour), ``unique`` (distinct visitors that day) and ``new`` (visitors whose first
@@ -34,11 +34,12 @@ builds them at start-up for check-ins counted before rollups existed (a marker i
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 
 from checkins.localtime import store_zone
 
@@ -55,47 +56,59 @@ def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
     return local.strftime("%Y-%m-%d"), local.hour
 
 
-async def count_visit_day(services: Services, txn: Txn, store: dict[str, Any], user_id: ObjectId,
-                          at: datetime) -> bool:
-    """Counts one check-in of ``user_id`` at ``store`` at ``at``: the user's ``store_visitors`` row
-    (created with ``first_at`` on the first visit) and the store's day rollup, inside the check-in's
-    transaction ``txn``. Returns whether this was the user's first visit to the store.
+async def count_visit_days(services: Services, txn: Txn,
+                           visits: Sequence[tuple[dict[str, Any], ObjectId, datetime]]) -> list[bool]:
+    """Counts check-ins, each ``(store, user_id, at)`` with at most one per store and user: each
+    user's ``store_visitors`` row (created with ``first_at`` on the first visit) and the stores' day
+    rollups, inside the check-ins' transaction ``txn``. Returns, per visit, whether it was the
+    user's first at the store.
 
-    The row is upserted and moved in one ``findAndModify`` (a round trip less in a transaction that
-    is mostly round trips; docs/benchmarks.md), and the days' tallies go in one ``bulk_write``."""
+    Three round trips whatever the number of visits (:mod:`checkins.groupcommit`): the rows are
+    read, then written, then the days' tallies (merged per store and day) go in one ``bulk_write``.
+    The rows were read in this transaction, so a concurrent check-in that moved one since makes
+    the transaction conflict and run again."""
     db, session = services.db, txn.session
-    day, hour = _day_hour(store, at)
-    # newest two distinct days: a new day shifts last_day into prev_day; the same day changes nothing
-    shift = {"$and": [{"$ne": ["$last_day", day]}, {"$lt": [{"$ifNull": ["$last_day", ""]}, day]}]}
-    before = await db.store_visitors.find_one_and_update(
-        {"store_id": store["_id"], "user_id": user_id},
-        [{"$set": {"first_at": {"$ifNull": ["$first_at", at]},
-                   "prev_day": {"$ifNull": [{"$cond": [shift, "$last_day", "$prev_day"]}, None]},
-                   "last_day": {"$cond": [shift, day, "$last_day"]}}}],
-        projection={"last_day": 1, "prev_day": 1}, return_document=ReturnDocument.BEFORE, upsert=True,
-        session=session)
-    seen, prev = (before or {}).get("last_day"), (before or {}).get("prev_day")
-    first_today = seen != day and prev != day
-    shifted = seen is None or seen < day
-    inc: dict[str, dict[str, int]] = {day: {"checkins": 1, f"hours.{hour}": 1, "unique": int(first_today),
-                                            "new": int(seen is None)}}
-    if shifted and seen != day:
-        # the user's newest day moves to today and the newest becomes the second-newest: the
-        # per-day tallies of "newest" and "second-newest" days follow (see the module's docstring)
-        _add(inc, day, "last_of", 1)
-        if seen is not None:
-            _add(inc, seen, "last_of", -1)
-            _add(inc, seen, "prev_of", 1)
-        if prev is not None:
-            _add(inc, prev, "prev_of", -1)
-    # one write per day touched, always in the same order, all in one round trip
-    await db.store_days.bulk_write([UpdateOne({"store_id": store["_id"], "day": d}, {"$inc": inc[d]}, upsert=True)
-                                    for d in sorted(inc)], ordered=True, session=session)
-    return before is None
+    if not visits:
+        return []
+    rows = {(r["store_id"], r["user_id"]): r async for r in db.store_visitors.find(
+        {"$or": [{"store_id": store["_id"], "user_id": user_id} for store, user_id, _ in visits]},
+        {"store_id": 1, "user_id": 1, "last_day": 1, "prev_day": 1, "_id": 0}, session=session)}
+    inc: dict[tuple[ObjectId, str], dict[str, int]] = {}
+    writes: list[UpdateOne] = []
+    firsts: list[bool] = []
+    for store, user_id, at in visits:
+        day, hour = _day_hour(store, at)
+        before = rows.get((store["_id"], user_id))
+        seen, prev = (before or {}).get("last_day"), (before or {}).get("prev_day")
+        # newest two distinct days: a new day shifts last_day into prev_day; the same day changes nothing
+        shifted = seen is None or seen < day
+        writes.append(UpdateOne({"store_id": store["_id"], "user_id": user_id}, [{"$set": {
+            "first_at": {"$ifNull": ["$first_at", at]},
+            "prev_day": {"$literal": seen if shifted and seen != day else prev},
+            "last_day": {"$literal": day if shifted and seen != day else seen}}}], upsert=True))
+        first_today = seen != day and prev != day
+        _add(inc, (store["_id"], day), {"checkins": 1, f"hours.{hour}": 1, "unique": int(first_today),
+                                        "new": int(seen is None)})
+        if shifted and seen != day:
+            # the user's newest day moves to today and the newest becomes the second-newest: the
+            # per-day tallies of "newest" and "second-newest" days follow (see the module's docstring)
+            _add(inc, (store["_id"], day), {"last_of": 1})
+            if seen is not None:
+                _add(inc, (store["_id"], seen), {"last_of": -1, "prev_of": 1})
+            if prev is not None:
+                _add(inc, (store["_id"], prev), {"prev_of": -1})
+        firsts.append(before is None)
+    await db.store_visitors.bulk_write(writes, ordered=True, session=session)
+    # one write per (store, day) touched, always in the same order, all in one round trip
+    await db.store_days.bulk_write([UpdateOne({"store_id": sid, "day": d}, {"$inc": inc[(sid, d)]}, upsert=True)
+                                    for sid, d in sorted(inc)], ordered=True, session=session)
+    return firsts
 
 
-def _add(inc: dict[str, dict[str, int]], day: str, key: str, n: int) -> None:
-    inc.setdefault(day, {})[key] = inc.get(day, {}).get(key, 0) + n
+def _add(inc: dict[tuple[ObjectId, str], dict[str, int]], key: tuple[ObjectId, str], moves: dict[str, int]) -> None:
+    row = inc.setdefault(key, {})
+    for field, n in moves.items():
+        row[field] = row.get(field, 0) + n
 
 
 async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any], delta: int) -> None:

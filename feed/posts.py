@@ -155,12 +155,17 @@ async def insert_post(services: Services, doc: dict[str, Any], session: AsyncCli
     await services.db.posts.insert_one(doc, session=session)
 
 
-async def attach_and_insert(services: Services, txn: Txn, doc: dict[str, Any]) -> None:
-    """Inside a transaction: the post's photos become its own (422 ``invalid_media`` if one was
-    used meanwhile, aborting the whole write), then the post is inserted."""
-    media_ids = [ObjectId(m["id"]) for m in doc.get("media", [])]
-    await attach(services, txn.session, doc["author_id"], media_ids, doc["_id"])
-    await insert_post(services, doc, session=txn.session)
+async def attach_and_insert(services: Services, txn: Txn, docs: Sequence[dict[str, Any]]) -> None:
+    """Inside a transaction: each post's photos become its own (422 ``invalid_media`` if one was
+    used meanwhile, aborting the whole write), then the posts are inserted (one round trip for a
+    group of check-ins' posts, :mod:`checkins.groupcommit`)."""
+    for doc in docs:
+        await attach(services, txn.session, doc["author_id"], [ObjectId(m["id"]) for m in doc.get("media", [])],
+                     doc["_id"])
+    if len(docs) == 1:
+        await insert_post(services, docs[0], session=txn.session)
+    elif docs:
+        await services.db.posts.insert_many(list(docs), ordered=True, session=txn.session)
 
 
 async def create_post(services: Services, author: Principal, text: str, *, media_ids: Sequence[str] | None = None,
@@ -173,7 +178,7 @@ async def create_post(services: Services, author: Principal, text: str, *, media
         return doc
 
     async def write(txn: Txn) -> None:  # the photos and the post together, or neither
-        await attach_and_insert(services, txn, doc)
+        await attach_and_insert(services, txn, [doc])
         txn.after_commit(tasknames.FANOUT_POST, str(doc["_id"]))
 
     await run_transaction(services, write)

@@ -178,5 +178,21 @@ async def mark_written(services: Services, session: Session) -> None:
     that the request wrote — committed or rolled back with the write itself."""
     reservation = _running.get()
     if reservation is not None:
-        await services.db.idempotency.update_one({"_id": reservation}, {"$set": {"wrote": True}},
+        await mark_written_for(services, session, [reservation])
+
+
+def running_reservation() -> ObjectId | None:
+    """The reservation of the request running now (None without an Idempotency-Key): for a write
+    committed by another task on the request's behalf (:mod:`solomo.core.groupwrite`)."""
+    return _running.get()
+
+
+async def mark_written_for(services: Services, session: Session, reservations: list[ObjectId]) -> None:
+    """:func:`mark_written` for the requests holding ``reservations``, whose writes this transaction
+    commits together (:mod:`checkins.groupcommit`)."""
+    if len(reservations) == 1:
+        await services.db.idempotency.update_one({"_id": reservations[0]}, {"$set": {"wrote": True}},
                                                  session=session)
+    elif reservations:
+        await services.db.idempotency.update_many({"_id": {"$in": reservations}}, {"$set": {"wrote": True}},
+                                                  session=session)

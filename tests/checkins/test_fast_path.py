@@ -1,6 +1,6 @@
 """The check-in's fast paths give the same answers as the general ones: the one history read
-(and its fall-back beyond the scan), the counters and seat written together (and the fall-back
-when the seat moved), and the 201's post shaped from the documents in hand."""
+(and its fall-back beyond the scan), and the 201's post shaped from the documents in hand. The
+group commit's own tests are in ``test_group_commit.py``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from datetime import timedelta
 
 from bson import ObjectId
 
-from checkins.checkin import HISTORY_SCAN, _count_visit, check_in
-from checkins.stores import get_store
+from checkins.checkin import check_in
+from checkins.groupcommit import HISTORY_SCAN
 from feed.hydrate import hydrate_post
 from solomo.core.errors import ApiError
-from solomo.core.txn import run_transaction
 from tests.checkins.helpers import checkin, days_ago, new_store, point_at, principal
 from tests.support import register
 
@@ -109,37 +108,3 @@ async def test_created_post_matches_the_hydrated_one(client, services):
     assert post == await hydrate_post(services, doc, ObjectId(user.id))
     got = await client.get(f"/v1/posts/{post['id']}", headers=user.headers)
     assert got.json() == post
-
-
-async def test_seat_and_counters_when_the_seat_moved_meanwhile(client, services):
-    merchant = await register(client, "merchant")
-    store = await new_store(client, merchant)
-    a, b, c = await register(client), await register(client), await register(client)
-    sid = ObjectId(store["id"])
-    base = days_ago(10)
-
-    async def visit(account, day: int) -> None:
-        await check_in(services, principal(account), store["id"], store["lat"], store["lng"],
-                       now=base + timedelta(days=day))
-
-    await visit(a, 0)
-    stale = await get_store(services, sid)
-    assert stale["mayor_id"] == ObjectId(a.id)
-    await visit(c, 1)  # 1 : 1, a keeps the seat
-    await visit(b, 2)
-    await visit(b, 3)  # b takes it, 2 days
-    await visit(c, 4)  # c has 2 days too and came first, but the sitting mayor b keeps the seat
-    fresh = await get_store(services, sid)
-    assert fresh["mayor_id"] == ObjectId(b.id)
-
-    async def body(txn):
-        return await _count_visit(services, stale, {"checkins_count": 1, "unique_visitors": 0}, ObjectId(c.id),
-                                  base + timedelta(days=5), txn.session)
-
-    counted = await run_transaction(services, body)
-    # for the stale sitting mayor a the seat would go to c (the leader); the guarded write misses and
-    # the general path counts the visit and keeps the actual sitting mayor b
-    assert counted["checkins_count"] == fresh["checkins_count"] + 1
-    assert counted["mayor_id"] == ObjectId(b.id)
-    stored = await get_store(services, sid)
-    assert (stored["checkins_count"], stored["mayor_id"]) == (counted["checkins_count"], ObjectId(b.id))

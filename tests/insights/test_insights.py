@@ -278,22 +278,22 @@ async def test_a_retried_transaction_counts_once(client, services, monkeypatch):
     conflict would raise) are rolled back with it: the retry counts the visit exactly once."""
     from pymongo.errors import OperationFailure
 
-    import checkins.checkin as checkin_module
-    from checkins.visitdays import count_visit_day
+    import checkins.groupcommit as groupcommit_module
+    from checkins.visitdays import count_visit_days
 
     merchant = await register(client, "merchant")
     store = await new_store(client, merchant)
     u = await register(client)
     attempts = []
 
-    async def fail_first_attempt(services_, txn, store_, user_id, at_) -> bool:
-        first = await count_visit_day(services_, txn, store_, user_id, at_)  # the real writes, then a transient failure
-        attempts.append(at_)
+    async def fail_first_attempt(services_, txn, visits) -> list[bool]:
+        firsts = await count_visit_days(services_, txn, visits)  # the real writes, then a transient failure
+        attempts.append(visits)
         if len(attempts) == 1:
             raise OperationFailure("injected write conflict", 112, {"errorLabels": ["TransientTransactionError"]})
-        return first
+        return firsts
 
-    monkeypatch.setattr(checkin_module, "count_visit_day", fail_first_attempt)
+    monkeypatch.setattr(groupcommit_module, "count_visit_days", fail_first_attempt)
     await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
     assert len(attempts) == 2  # retried once
     days, visitors = await rollups(services, store["id"])

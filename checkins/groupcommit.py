@@ -1,0 +1,231 @@
+"""The check-ins of a process committed in groups: one MongoDB transaction for many check-ins.
+
+A check-in is a transaction of a dozen small writes (its guard, the check-in, its post, the visitor
+row, the day's rollup, the store's counters and seat), and both the API and mongod pay for them per
+round trip (docs/benchmarks.md, check-ins). So the check-ins that arrive together are committed
+together (:mod:`solomo.core.groupwrite`): each request prepares its documents (the store, the range
+rule, the post) and queues them, and one transaction for the group
+
+1. reads the users' guards, the stores, and the visitor rows, each in one round trip;
+2. applies the cooldown and travel rules to each user's history (the guard's newest
+   :data:`HISTORY_SCAN` check-ins) — a refused check-in is left out of the writes and answered
+   with its rule's error, the others go on;
+3. writes the guards (each pushes its check-in into the user's history), the check-ins, the posts,
+   the visitor rows and day rollups (:func:`checkins.visitdays.count_visit_days`), and the stores'
+   counters with their seats, each kind in one round trip;
+4. decides each store's mayor (:mod:`checkins.mayor`; the quick decision from the seat, else a
+   recount) and earns loyalty points (:mod:`loyalty.earning`): round trips only where needed;
+5. sends each post's fan-out after the commit (``Txn.after_commit``).
+
+Why this stays exact. A group holds at most one check-in per user and per store (:func:`take`), so
+within it nothing needs ordering. Across groups and processes, every check-in writes its user's
+guard and its store, and the transaction read both: a concurrent transaction that committed either
+since makes MongoDB abort this one with a write conflict, and it runs again on what that one wrote.
+So a user's rules are decided on their serial history and a store's seat on its serial check-ins,
+as they were with one transaction per check-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from checkins import mayor, rules
+from checkins.visitdays import count_visit_days
+from feed.posts import attach_and_insert
+from geo.distance import geodesic_m
+from loyalty.earning import earn_for_checkin
+from solomo.core import tasknames
+from solomo.core.errors import ApiError, NotFound
+from solomo.core.groupwrite import GroupWriter
+from solomo.core.idempotency import mark_written_for
+from solomo.core.txn import Txn, run_transaction
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+
+    from solomo.core.services import Services
+
+GROUP_MAX = 64
+"""The most check-ins one transaction commits."""
+HISTORY_SCAN = 8
+"""Newest check-ins the user's guard keeps (``recent``): the previous check-in is the first, and the
+last one at this store within the cooldown is almost always among them (else a query finds it)."""
+_RECENT_FIELDS = ("_id", "store_id", "location", "accuracy_m", "created_at")
+_NEWEST_FIRST = {"created_at": DESCENDING, "_id": DESCENDING}
+DUPLICATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A check-in ready to commit: its documents and the request's Idempotency-Key reservation."""
+
+    checkin: dict[str, Any]
+    post: dict[str, Any]
+    here: rules.Fix
+    reservation: ObjectId | None
+
+    @property
+    def user_id(self) -> ObjectId:
+        return self.checkin["user_id"]  # type: ignore[no-any-return]
+
+    @property
+    def store_id(self) -> ObjectId:
+        return self.checkin["store_id"]  # type: ignore[no-any-return]
+
+
+class Duplicate(Exception):
+    """A racing first check-in (in another process) created a user's guard or visitor row outside
+    this transaction's snapshot, three attempts running: each check-in is tried alone."""
+
+
+def take(queued: list[Pending]) -> list[int]:
+    """The next group: queued check-ins in order, at most one per user and per store."""
+    users: set[ObjectId] = set()
+    stores: set[ObjectId] = set()
+    chosen: list[int] = []
+    for i, p in enumerate(queued):
+        if p.user_id in users or p.store_id in stores:
+            continue
+        users.add(p.user_id)
+        stores.add(p.store_id)
+        chosen.append(i)
+        if len(chosen) == GROUP_MAX:
+            break
+    return chosen
+
+
+async def commit(services: Services, group: list[Pending]) -> list[dict[str, Any] | BaseException]:
+    """Commits ``group``; per check-in the store as counted, or the error refusing it."""
+    for attempt in range(DUPLICATE_ATTEMPTS):
+        try:
+            return await run_transaction(services, lambda txn: _write(services, txn, group))
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            # the transaction was aborted as a whole: run it again, now seeing the other's documents
+            if not _duplicate(exc):
+                raise
+            if attempt == DUPLICATE_ATTEMPTS - 1:
+                raise Duplicate() from exc
+    raise AssertionError("unreachable")
+
+
+def _duplicate(exc: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    errors = exc.details.get("writeErrors") or []
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+
+
+async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dict[str, Any] | BaseException]:
+    db, session = services.db, txn.session
+    guards = {g["_id"]: g async for g in db.checkin_guards.find(
+        {"_id": {"$in": [p.user_id for p in group]}}, {"recent": 1}, session=session)}
+    stores = {s["_id"]: s async for s in db.stores.find({"_id": {"$in": [p.store_id for p in group]}},
+                                                        session=session)}
+    outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(group)
+    backfills: dict[int, list[dict[str, Any]]] = {}
+    for i, p in enumerate(group):
+        if p.store_id not in stores:
+            outcomes[i] = NotFound("store not found")
+            continue
+        try:
+            backfills[i] = await _apply_history_rules(services, p, guards.get(p.user_id), session)
+        except ApiError as exc:  # refused: this check-in writes nothing, the others go on
+            outcomes[i] = exc
+    accepted = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not accepted:
+        return [o for o in outcomes if o is not None]
+    ready = [group[i] for i in accepted]
+
+    await db.checkin_guards.bulk_write([_guard_write(p, backfills[i]) for i, p in zip(accepted, ready, strict=True)],
+                                       ordered=True, session=session)
+    await db.checkins.insert_many([p.checkin for p in ready], ordered=True, session=session)
+    await attach_and_insert(services, txn, [p.post for p in ready])  # with their photos, if any
+    firsts = await count_visit_days(services, txn, [(stores[p.store_id], p.user_id, p.here.at) for p in ready])
+    counted = [await _decide_seat(services, stores[p.store_id], p, first, session)
+               for p, first in zip(ready, firsts, strict=True)]
+    await db.stores.bulk_write([UpdateOne({"_id": c["_id"]}, update) for c, update in counted], ordered=True,
+                               session=session)
+    for p, (store, _) in zip(ready, counted, strict=True):
+        await earn_for_checkin(services, txn, p.user_id, store, p.checkin["_id"], p.here.at)  # once a local day
+        txn.after_commit(tasknames.FANOUT_POST, str(p.post["_id"]))
+    await mark_written_for(services, session, [p.reservation for p in ready if p.reservation is not None])
+    for i, (store, _) in zip(accepted, counted, strict=True):
+        outcomes[i] = store
+    return [o for o in outcomes if o is not None]
+
+
+async def _apply_history_rules(services: Services, p: Pending, guard: dict[str, Any] | None,
+                               session: AsyncClientSession) -> list[dict[str, Any]]:
+    """Cooldown at this store, then travel speed from the previous check-in anywhere; raises the
+    refusing rule's error. Returns the history to write into a guard that has none yet.
+
+    The guard keeps the user's newest :data:`HISTORY_SCAN` check-ins (``recent``, newest first),
+    read with the group. Before this list existed (or after a guard was lost) the check-ins are read
+    instead, and the list is written from them once."""
+    recent: list[dict[str, Any]] | None = (guard or {}).get("recent")
+    backfill: list[dict[str, Any]] = []
+    if recent is None:
+        recent = backfill = await services.db.checkins.find(
+            {"user_id": p.user_id}, {k: 1 for k in _RECENT_FIELDS}, session=session,
+            sort=list(_NEWEST_FIRST.items())).to_list(HISTORY_SCAN)
+    if not recent:
+        return backfill
+    here = p.here
+    cutoff = here.at - rules.COOLDOWN
+    same_store_at = next((c["created_at"] for c in recent
+                          if c["store_id"] == p.store_id and c["created_at"] > cutoff), None)
+    if same_store_at is None and len(recent) == HISTORY_SCAN and recent[-1]["created_at"] > cutoff:
+        last_here = await services.db.checkins.find_one(
+            {"user_id": p.user_id, "store_id": p.store_id, "created_at": {"$gt": cutoff}},
+            {"created_at": 1}, sort=[("created_at", DESCENDING)], session=session)
+        same_store_at = last_here["created_at"] if last_here else None
+    rules.check_cooldown(same_store_at, here.at)
+    previous = recent[0]
+    lng, lat = previous["location"]["coordinates"]
+    before = rules.Fix(lat, lng, previous.get("accuracy_m", rules.ACCURACY_DEFAULT_M), previous["created_at"])
+    rules.check_travel(before, here, geodesic_m(lat, lng, here.lat, here.lng))
+    return backfill
+
+
+def _guard_write(p: Pending, backfill: Sequence[dict[str, Any]]) -> UpdateOne:
+    """The user's guard: its count, its time, and the check-in pushed into its history (with the
+    history read from the check-ins when the guard had none)."""
+    entry = {k: p.checkin[k] for k in _RECENT_FIELDS}
+    return UpdateOne({"_id": p.user_id}, {
+        "$inc": {"n": 1}, "$set": {"at": p.here.at},
+        "$push": {"recent": {"$each": [entry, *backfill], "$sort": _NEWEST_FIRST, "$slice": HISTORY_SCAN}}},
+        upsert=True)
+
+
+async def _decide_seat(services: Services, store: dict[str, Any], p: Pending, first_visit: bool,
+                       session: AsyncClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The store as this check-in leaves it (counters, mayor and seat) and the update writing that.
+
+    The store was read in this transaction and the check-in is already inserted, so the seat's
+    quick decision (:func:`checkins.mayor.quick_decision`) or the recount sees exactly the
+    check-ins committed before plus this one."""
+    sitting, seat = store.get("mayor_id"), store.get("seat")
+    now = p.here.at
+    day = p.checkin["day"]
+    decided = await mayor.quick_decision(services, store["_id"], sitting, seat, p.user_id, day, now, session)
+    if decided is None:
+        decided = await mayor.full_decision(services, store["_id"], sitting, seat, now, session)
+    chosen, after = decided
+    counters = {"checkins_count": 1, "unique_visitors": 1 if first_visit else 0}
+    counted = {**store, **{k: store.get(k, 0) + n for k, n in counters.items()}, "mayor_id": chosen, "seat": after}
+    return counted, {"$inc": counters, "$set": {"mayor_id": chosen, "seat": after}}
+
+
+def writer(services: Services) -> GroupWriter[Pending, dict[str, Any]]:
+    """This process's check-in writer (``services.extras``)."""
+    found = services.extras.get("checkins.group_writer")
+    if not isinstance(found, GroupWriter):
+        found = services.extras["checkins.group_writer"] = GroupWriter(
+            lambda group: commit(services, group), take=take, per_item=(ApiError, Duplicate))
+    return found
