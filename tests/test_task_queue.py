@@ -94,3 +94,22 @@ async def test_other_brokers_go_through_celery():
         assert message.headers["task"] == "scratch.job"
         assert message.decode()[0] == [1, "two"]
         assert conn.SimpleQueue(queue).qsize() == 0
+
+
+async def test_many_in_one_push_arrive_in_order_and_a_worker_runs_them(settings, services, celery_worker):
+    queue = f"scratch_{uuid.uuid4().hex[:8]}"
+    app = _scratch_app(settings, queue)
+    tasks = TaskQueue(app)
+    try:
+        await tasks.send_many("scratch.job", [("a", 1), ("b", 2), ("c", 3)])
+        await tasks.send_many("scratch.job", [])
+    finally:
+        await tasks.aclose()
+    pushed = await _pushed(services, queue)
+    assert [json.loads(base64.b64decode(p["body"]))[0] for p in pushed] == [["a", 1], ["b", 2], ["c", 3]]
+    assert len({p["headers"]["id"] for p in pushed}) == 3
+    # and through the app's own publisher, to a real worker
+    keys = [f"ping:{uuid.uuid4().hex}" for _ in range(3)]
+    await services.tasks.send_many(tasknames.PING, [(k,) for k in keys])
+    for k in keys:
+        assert await wait_until(lambda k=k: services.redis.get(k)) == "pong"

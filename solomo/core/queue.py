@@ -58,6 +58,18 @@ class TaskQueue:
         assert self._broker is not None
         await self._broker.lpush(queue, self.envelope(name, list(args), queue, countdown))
 
+    async def send_many(self, name: str, arg_lists: list[tuple[Any, ...]]) -> None:
+        """Enqueue task ``name`` once per argument tuple: one ``LPUSH`` of all their envelopes (a
+        group commit's fan-outs, :mod:`checkins.groupcommit`), taken by the workers in this order."""
+        queue = self._queue_for(name) if self._broker is not None else None
+        if queue is None:
+            for args in arg_lists:
+                await asyncio.to_thread(self.send_sync, name, *args)
+            return
+        assert self._broker is not None
+        if arg_lists:
+            await self._broker.lpush(queue, *(self.envelope(name, list(args), queue) for args in arg_lists))
+
     def _queue_for(self, name: str) -> str | None:
         if name not in self._queues:
             options = self.celery.amqp.router.route({}, name, (), {}, None)
