@@ -5,7 +5,7 @@ conflict: 64 of them retried each other for seconds (the profile of issue 14). H
 one offer queue in this process and a single writer commits them in groups — one transaction
 moves ``claimed`` by the group's size (only if that stays within ``stock``, the offer live) and
 inserts the group's vouchers — so one process never races itself on the offer document, and the
-transaction count falls with the load.
+transaction count falls with the load (:mod:`solomo.core.groupwrite`, a queue per offer).
 
 A group that fails as a whole (the stock cannot take all of it, a user already holds a voucher, a
 code collides) is retried one voucher at a time, each with the same guards, so every claim gets
@@ -16,8 +16,6 @@ request (a cancelled request must not cancel the others' commit), and marks no r
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +23,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from offers.offers import live_query
+from solomo.core.groupwrite import GroupWriter
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
 
@@ -64,81 +63,35 @@ async def _commit(services: Services, offer_id: ObjectId, docs: list[dict[str, A
     await run_transaction(services, body)
 
 
-_Waiter = tuple[dict[str, Any], "asyncio.Future[None]"]
+def _take(queued: list[dict[str, Any]]) -> list[int]:
+    """The next group of one offer's winners: the first :data:`GROUP_MAX` in the queue."""
+    return list(range(min(len(queued), GROUP_MAX)))
+
+
+async def _write_group(services: Services, offer_id: ObjectId, docs: list[dict[str, Any]]) -> list[None]:
+    await _commit(services, offer_id, docs)
+    return [None] * len(docs)
 
 
 class VoucherWriter:
-    """Per process (``services.extras``): the queue of winners per offer and its writer task."""
+    """Per process (``services.extras``): a group writer per offer with winners queued."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.queues: dict[ObjectId, list[_Waiter]] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.offers: dict[ObjectId, GroupWriter[dict[str, Any], None]] = {}
 
     async def write(self, offer_id: ObjectId, doc: dict[str, Any]) -> None:
         """Commits ``doc`` (a voucher) with the ``claimed`` move; raises :class:`NotClaimable`,
         ``DuplicateKeyError`` or MongoDB's error for this voucher alone."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(_retrieved)  # a claim cancelled meanwhile leaves no unread error behind
-        queue = self.queues.get(offer_id)
-        if queue is None:
-            self.queues[offer_id] = [(doc, done)]
-            task = asyncio.create_task(self._drain(offer_id), context=contextvars.Context())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-        else:
-            queue.append((doc, done))
-        await asyncio.shield(done)  # a cancelled claim must not cancel the group's commit
-
-    async def _drain(self, offer_id: ObjectId) -> None:
+        group_writer = self.offers.get(offer_id)
+        if group_writer is None:
+            group_writer = self.offers[offer_id] = GroupWriter(
+                lambda docs: _write_group(self.services, offer_id, docs), take=_take, per_item=PER_VOUCHER)
         try:
-            while True:
-                queue = self.queues.get(offer_id) or []
-                group, rest = queue[:GROUP_MAX], queue[GROUP_MAX:]
-                if not group:
-                    del self.queues[offer_id]
-                    return
-                self.queues[offer_id] = rest
-                await self._write_group(offer_id, group)
-        except BaseException as exc:  # cancelled (shutdown): the queued claims learn it too
-            for _, done in self.queues.pop(offer_id, []):
-                _settle(done, exc)
-            raise
-
-    async def _write_group(self, offer_id: ObjectId, group: list[_Waiter]) -> None:
-        try:
-            await _commit(self.services, offer_id, [doc for doc, _ in group])
-        except PER_VOUCHER as exc:
-            if len(group) == 1:
-                _settle(group[0][1], exc)
-                return
-            for waiter in group:  # each on its own: every claim gets its own answer
-                await self._write_group(offer_id, [waiter])
-            return
-        except BaseException as exc:  # MongoDB down (no use retrying each), or cancelled: all learn it
-            for _, done in group:
-                _settle(done, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for _, done in group:
-            _settle(done, None)
-
-
-def _retrieved(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()
-
-
-def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
-    if done.done():
-        return
-    if exc is None:
-        done.set_result(None)
-    elif isinstance(exc, asyncio.CancelledError):
-        done.cancel()
-    else:
-        done.set_exception(exc)
+            await group_writer.submit(doc)
+        finally:
+            if group_writer.idle and self.offers.get(offer_id) is group_writer:
+                del self.offers[offer_id]  # an offer nobody claims any more keeps no writer
 
 
 def writer(services: Services) -> VoucherWriter:

@@ -13,7 +13,7 @@ retried item by item, so every request gets its own answer; any other error (Mon
 every item's answer.
 
 Used by :mod:`checkins.groupcommit` (one queue; a group holds at most one check-in per user and
-per store) and :mod:`offers.voucherwrites` (a queue per offer) for their futures' bookkeeping.
+per store) and :mod:`offers.voucherwrites` (a queue per offer; a group is its first 256 winners).
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ class GroupWriter(Generic[Item, Out]):
         self.per_item = per_item
         self._queue: list[Answer[Item, Out]] = []
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no group being written."""
+        return self._task is None and not self._queue
 
     async def submit(self, item: Item) -> Out:
         """Queues ``item`` and returns its outcome (or raises it)."""

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from bson import ObjectId
 
+from solomo.core.groupwrite import retrieved
 from solomo.core.services import Services
 
 MAX_IDS = 1000
@@ -51,7 +52,7 @@ class TurnBatch(Generic[Q, R]):
         loop = asyncio.get_running_loop()
         if self.pending is None:
             answer: asyncio.Future[R] = loop.create_future()
-            answer.add_done_callback(_retrieved)  # every caller may have left: no "never retrieved" warning
+            answer.add_done_callback(retrieved)  # every caller may have left: no "never retrieved" warning
             self.pending = ([], answer)
             loop.call_soon(self._flush, self.pending)
         batch = self.pending
@@ -77,11 +78,6 @@ class TurnBatch(Generic[Q, R]):
                 raise
             return
         answer.set_result(result)
-
-
-def _retrieved(answer: asyncio.Future[Any]) -> None:
-    if not answer.cancelled():
-        answer.exception()
 
 
 class IdLoads:
