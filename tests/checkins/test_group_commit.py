@@ -13,7 +13,9 @@ from bson import ObjectId
 from checkins import groupcommit, mayor
 from checkins.checkin import check_in
 from checkins.localtime import local_day
+from checkins.visitdays import count_visit_days
 from solomo.core.errors import ApiError
+from solomo.core.txn import run_transaction
 from tests.checkins.helpers import days_ago, new_store, point_at, principal
 from tests.media.helpers import uploaded
 from tests.support import register, wait_until
@@ -52,6 +54,8 @@ async def test_a_crowd_commits_in_groups_with_the_answers_of_one_at_a_time(clien
                                    return_exceptions=True)
 
     assert max(len(g) for g in groups) > 1, [len(g) for g in groups]  # it did group
+    # each check-in went through one group: the refused ones did not send their groups one by one
+    assert sum(len(g) for g in groups) == len(calls), [len(g) for g in groups]
     for group in groups:  # never one user or one store twice in a group
         assert len({p.user_id for p in group}) == len(group) == len({p.store_id for p in group})
     refused = [r.code for r in results if isinstance(r, ApiError)]
@@ -112,6 +116,28 @@ async def test_the_day_rollups_of_a_group_equal_one_at_a_time(client, services, 
             visitor = await services.db.store_visitors.find_one({"store_id": sid, "user_id": ObjectId(user.id)})
             assert visitor["last_day"] == day and visitor["first_at"] is not None
         assert (doc["checkins_count"], doc["unique_visitors"]) == (5, 3)
+
+
+async def test_visits_at_one_store_in_one_call_add_up(client, services):
+    """``count_visit_days`` merges the tallies of several visitors at one store and day (the check-in
+    groups send one visitor a store, but the function takes any number)."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant, name="Merge")
+    users = [await register(client) for _ in range(3)]
+    sid = ObjectId(store["id"])
+    doc = await services.db.stores.find_one({"_id": sid})
+    await check_in(services, principal(users[0]), store["id"], store["lat"], store["lng"], now=days_ago(2))
+    now = datetime.now(UTC)
+
+    async def body(txn):
+        return await count_visit_days(services, txn, [(doc, ObjectId(u.id), now) for u in users])
+
+    assert await run_transaction(services, body) == [False, True, True]
+    row = await services.db.store_days.find_one({"store_id": sid, "day": local_day(doc, now)})
+    assert (row["checkins"], row["unique"], row["new"], row["last_of"]) == (3, 3, 2, 3)
+    assert sum(row["hours"].values()) == 3
+    older = await services.db.store_days.find_one({"store_id": sid, "day": {"$ne": local_day(doc, now)}})
+    assert (older["last_of"], older["prev_of"]) == (0, 1)
 
 
 async def test_a_photo_taken_meanwhile_fails_its_own_check_in_only(client, services, monkeypatch):
@@ -214,6 +240,9 @@ async def test_each_request_of_a_group_keeps_its_idempotency_key(client, service
 
     answers = await asyncio.gather(*(send(i) for i in range(6)))
     assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    # the group's transaction marked each request's reservation as written, with its check-in
+    reservations = await services.db.idempotency.find({"key": {"$in": keys}}).to_list(None)
+    assert len(reservations) == 6 and all(r.get("wrote") is True for r in reservations), reservations
     again = await asyncio.gather(*(send(i) for i in range(6)))
     assert [a.json() for a in again] == [a.json() for a in answers]
     assert Counter(a.headers.get("idempotent-replayed") for a in again) == Counter({"true": 6})
