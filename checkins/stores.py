@@ -114,10 +114,15 @@ async def create_store(
 async def get_store(services: Services, store_id: ObjectId | str) -> dict[str, Any]:
     """The store document; 404 ``not_found`` when it does not exist or the id is malformed."""
     oid = store_id if isinstance(store_id, ObjectId) else parse_id(store_id, "store")
-    doc = await services.db.stores.find_one({"_id": oid})
+    doc = (await STORES.load(services, [oid])).get(oid)
     if doc is None:
         raise NotFound("store not found")
     return doc
+
+
+STORES = IdLoads("stores")
+"""Whole store documents by id: the concurrent check-ins' (and store pages') reads share one query
+a turn of the event loop (:mod:`solomo.core.idloader`)."""
 
 
 def store_summary(doc: dict[str, Any]) -> dict[str, Any]:
