@@ -52,7 +52,8 @@ def live_cells(services: Services) -> live.LiveCells:
 
 
 async def forget_judged(services: Services, user_id: ObjectId | str) -> None:
-    await services.redis.delete(offers_judged(user_id))
+    key = offers_judged(user_id)
+    await services.batch.run(lambda pipe: pipe.delete(key))  # with the other check-ins of this turn
 
 
 async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str, float]]) -> dict[str, float]:

@@ -140,7 +140,8 @@ class ViewCache:
         wanted = list(ids)
         if not wanted:
             return
-        async with services.redis.pipeline(transaction=False) as pipe:
+        def queue(pipe: Any) -> None:  # with the other requests' of this turn (a group of check-ins)
             for oid in wanted:
                 _INVALIDATE.queue(pipe, [self.view_key(oid), self.gen_key(oid)], [self.ttl_s, secrets.token_hex(8)])
-            await pipe.execute()
+
+        await services.batch.run(queue)
