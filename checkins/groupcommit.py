@@ -126,7 +126,7 @@ async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dic
     guards = {g["_id"]: g async for g in db.checkin_guards.find(
         {"_id": {"$in": [p.user_id for p in group]}}, {"recent": 1}, session=session)}
     stores = {s["_id"]: s async for s in db.stores.find({"_id": {"$in": [p.store_id for p in group]}},
-                                                        session=session)}
+                                                        {"search_keys": 0}, session=session)}
     outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(group)
     backfills: dict[int, list[dict[str, Any]]] = {}
     for i, p in enumerate(group):
