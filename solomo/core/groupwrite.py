@@ -2,8 +2,8 @@
 
 A transaction costs the API and MongoDB per round trip, not per document, so under load the
 writes that arrive together are worth committing together: a request queues its item and awaits
-its own outcome, and a single writer task takes what is queued (:meth:`GroupWriter.take` decides
-which items may share a transaction), commits them, and answers each. At low load a group is one
+its own outcome, and a single writer task takes what is queued (the writer's ``take`` function
+decides which items may share a transaction), commits them, and answers each. At low load a group is one
 item and this costs nothing but a task switch.
 
 The writer runs with an empty context: it belongs to no request (one request cancelled must not
@@ -94,6 +94,7 @@ class GroupWriter(Generic[Item, Out]):
             return
         for (_, done), outcome in zip(group, outcomes, strict=True):
             settle(done, outcome)
+
 
 def retrieved(done: asyncio.Future[Any]) -> None:
     """A done callback: reads the exception, so a future nobody awaits any more logs no warning."""
