@@ -20,8 +20,9 @@ round trip. Here they share one (what ioredis and Lettuce call auto-pipelining):
 Used on the request paths that run on every page (the token check, the feeds' reads, the post
 cache, nearby's index read), after a group of check-ins (store views invalidated, offer judgements
 forgotten: the group's answers resume in one turn) and by every
-:class:`~solomo.core.scripts.LuaScript` run alone, in the API and the workers alike; code that builds a pipeline of its own (the fan-out's batches, rebuilds)
-keeps it: those commands are already one round trip. The per-turn batching of MongoDB point reads
+:class:`~solomo.core.scripts.LuaScript` run alone, in the API and the workers alike; code that
+builds a pipeline of its own (the fan-out's batches, rebuilds) keeps it: those commands are already
+one round trip. The per-turn batching of MongoDB point reads
 is :mod:`solomo.core.idloader`'s, on the same pattern.
 """
 
