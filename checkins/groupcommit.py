@@ -41,7 +41,7 @@ from feed.posts import attach_and_insert
 from geo.distance import geodesic_m
 from loyalty.earning import earn_for_checkin
 from solomo.core import tasknames
-from solomo.core.errors import ApiError, NotFound
+from solomo.core.errors import ApiError, NotFound, Unavailable
 from solomo.core.groupwrite import GroupWriter
 from solomo.core.idempotency import mark_written_for
 from solomo.core.txn import Txn, run_transaction
@@ -79,9 +79,10 @@ class Pending:
         return self.checkin["store_id"]  # type: ignore[no-any-return]
 
 
-class Duplicate(Exception):
+class Duplicate(Unavailable):
     """A racing first check-in (in another process) created a user's guard or visitor row outside
-    this transaction's snapshot, three attempts running: each check-in is tried alone."""
+    this transaction's snapshot, three attempts running: each check-in of the group is tried alone,
+    and one that meets it alone answers 503 with Retry-After (nothing of it was written)."""
 
 
 def take(queued: list[Pending]) -> list[int]:
@@ -110,7 +111,7 @@ async def commit(services: Services, group: list[Pending]) -> list[dict[str, Any
             if not _duplicate(exc):
                 raise
             if attempt == DUPLICATE_ATTEMPTS - 1:
-                raise Duplicate() from exc
+                raise Duplicate("check-ins raced this one; try again", headers={"Retry-After": "1"}) from exc
     raise AssertionError("unreachable")
 
 
@@ -227,5 +228,5 @@ def writer(services: Services) -> GroupWriter[Pending, dict[str, Any]]:
     found = services.extras.get("checkins.group_writer")
     if not isinstance(found, GroupWriter):
         found = services.extras["checkins.group_writer"] = GroupWriter(
-            lambda group: commit(services, group), take=take, per_item=(ApiError, Duplicate))
+            lambda group: commit(services, group), take=take, per_item=(ApiError,))
     return found

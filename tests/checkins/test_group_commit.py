@@ -248,3 +248,26 @@ async def test_each_request_of_a_group_keeps_its_idempotency_key(client, service
     assert Counter(a.headers.get("idempotent-replayed") for a in again) == Counter({"true": 6})
     for user in users:
         assert await services.db.checkins.count_documents({"user_id": ObjectId(user.id)}) == 1
+
+
+async def test_a_check_in_that_keeps_meeting_duplicates_answers_503_and_writes_nothing(client, services,
+                                                                                      monkeypatch):
+    from pymongo.errors import DuplicateKeyError
+
+    merchant, user = await register(client, "merchant"), await register(client)
+    store = await new_store(client, merchant, name="Always raced")
+    attempts: list[int] = []
+
+    async def raced(services_, txn, visits):
+        attempts.append(len(visits))
+        raise DuplicateKeyError("E11000 duplicate key error (another process's first visit)")
+
+    monkeypatch.setattr(groupcommit, "count_visit_days", raced)
+    resp = await client.post("/v1/checkins", json={"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]},
+                             headers=user.headers)
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"]["code"] == "unavailable" and resp.headers["retry-after"] == "1"
+    assert len(attempts) == groupcommit.DUPLICATE_ATTEMPTS
+    assert await services.db.checkins.count_documents({"user_id": ObjectId(user.id)}) == 0
+    assert await services.db.posts.count_documents({"author_id": ObjectId(user.id)}) == 0
+    assert await services.db.checkin_guards.find_one({"_id": ObjectId(user.id)}) is None
