@@ -44,7 +44,7 @@ from solomo.core import tasknames
 from solomo.core.errors import ApiError, NotFound, Unavailable
 from solomo.core.groupwrite import GroupWriter
 from solomo.core.idempotency import mark_written_for
-from solomo.core.txn import Txn, run_transaction
+from solomo.core.txn import Txn, is_duplicate, run_transaction_again_on_duplicate
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -58,7 +58,6 @@ HISTORY_SCAN = 8
 last one at this store within the cooldown is almost always among them (else a query finds it)."""
 _RECENT_FIELDS = ("_id", "store_id", "location", "accuracy_m", "created_at")
 _NEWEST_FIRST = {"created_at": DESCENDING, "_id": DESCENDING}
-DUPLICATE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -103,23 +102,12 @@ def take(queued: list[Pending]) -> list[int]:
 
 async def commit(services: Services, group: list[Pending]) -> list[dict[str, Any] | BaseException]:
     """Commits ``group``; per check-in the store as counted, or the error refusing it."""
-    for attempt in range(DUPLICATE_ATTEMPTS):
-        try:
-            return await run_transaction(services, lambda txn: _write(services, txn, group))
-        except (DuplicateKeyError, BulkWriteError) as exc:
-            # the transaction was aborted as a whole: run it again, now seeing the other's documents
-            if not _duplicate(exc):
-                raise
-            if attempt == DUPLICATE_ATTEMPTS - 1:
-                raise Duplicate("check-ins raced this one; try again", headers={"Retry-After": "1"}) from exc
-    raise AssertionError("unreachable")
-
-
-def _duplicate(exc: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    errors = exc.details.get("writeErrors") or []
-    return bool(errors) and all(e.get("code") == 11000 for e in errors)
+    try:
+        return await run_transaction_again_on_duplicate(services, lambda txn: _write(services, txn, group))
+    except (DuplicateKeyError, BulkWriteError) as exc:
+        if not is_duplicate(exc):
+            raise
+        raise Duplicate("check-ins raced this one; try again", headers={"Retry-After": "1"}) from exc
 
 
 async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dict[str, Any] | BaseException]:

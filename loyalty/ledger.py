@@ -22,13 +22,11 @@ Each committed entry sends ``loyalty.announce`` (its id) after the commit: the w
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from checkins.localtime import local_day
 from checkins.stores import store_summary
@@ -38,24 +36,10 @@ from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
-from solomo.core.txn import Txn, run_transaction
+from solomo.core.txn import Txn
 
 T = TypeVar("T")
 Kind = Literal["checkin", "redemption", "spend"]
-DUPLICATE_ATTEMPTS = 3
-
-
-async def run_points_transaction(services: Services, body: Callable[[Txn], Awaitable[T]]) -> T:
-    """:func:`run_transaction`, run again when a racing first write (a user's first balance
-    document) surfaces as a duplicate key: that aborted the transaction as a whole, and the next
-    attempt sees the document (the same answer :func:`checkins.checkin.check_in` gives)."""
-    for attempt in range(DUPLICATE_ATTEMPTS):
-        try:
-            return await run_transaction(services, body)
-        except DuplicateKeyError:
-            if attempt == DUPLICATE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _entry(user_id: ObjectId, store: dict[str, Any], kind: Kind, points: int, source_id: ObjectId,

@@ -29,7 +29,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from loyalty.ledger import debit, run_points_transaction
+from loyalty.ledger import debit
 from loyalty.programme import require_enabled
 from offers import codes
 from offers.stores import owned_store
@@ -37,7 +37,7 @@ from solomo.core import ratelimit
 from solomo.core.errors import Conflict, Forbidden, Gone, NotFound
 from solomo.core.jsonio import rfc3339
 from solomo.core.services import Services
-from solomo.core.txn import Txn
+from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 
 CODE_TTL = timedelta(minutes=5)
 PURGE_AFTER = timedelta(days=1)
@@ -136,7 +136,7 @@ async def charge(services: Services, owner_id: ObjectId, store_id: str, raw_code
                            source_id=found["_id"], once=f"spend:{found['_id']}", now=now)
 
     async with _user_turn(services, found["user_id"]):
-        return await run_points_transaction(services, body)
+        return await run_transaction_again_on_duplicate(services, body)
 
 
 def charge_public(entry: dict[str, Any]) -> dict[str, Any]:

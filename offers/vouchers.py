@@ -26,7 +26,6 @@ from pymongo.errors import DuplicateKeyError
 from redis.exceptions import RedisError
 
 from loyalty.earning import earn_for_redemption
-from loyalty.ledger import run_points_transaction
 from offers import codes, gate, voucherwrites
 from offers.offers import is_live, sold_out, stored_status
 from offers.stores import owned_store
@@ -36,7 +35,7 @@ from solomo.core.jsonio import rfc3339
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import aware, ms_of
-from solomo.core.txn import Txn
+from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 
 log = logging.getLogger("solomo.offers")
 
@@ -241,7 +240,7 @@ async def redeem(services: Services, owner_id: ObjectId, store_id: ObjectId | st
             await earn_for_redemption(services, txn, done, store, now)
         return done
 
-    done = await run_points_transaction(services, transaction)
+    done = await run_transaction_again_on_duplicate(services, transaction)
     if done is not None:
         return done
     current = await services.db.vouchers.find_one({"_id": voucher["_id"]}) or voucher

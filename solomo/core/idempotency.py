@@ -190,9 +190,6 @@ def running_reservation() -> ObjectId | None:
 async def mark_written_for(services: Services, session: Session, reservations: list[ObjectId]) -> None:
     """:func:`mark_written` for the requests holding ``reservations``, whose writes this transaction
     commits together (:mod:`checkins.groupcommit`)."""
-    if len(reservations) == 1:
-        await services.db.idempotency.update_one({"_id": reservations[0]}, {"$set": {"wrote": True}},
-                                                 session=session)
-    elif reservations:
+    if reservations:
         await services.db.idempotency.update_many({"_id": {"$in": reservations}}, {"$set": {"wrote": True}},
                                                   session=session)

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymongo
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from solomo.core.idempotency import mark_written
 
@@ -115,6 +122,35 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
                 break
     await send_tasks(services, txn.tasks)
     return result
+
+
+DUPLICATE_ATTEMPTS = 3
+"""Runs of a transaction that meets a racing first write (:func:`run_transaction_again_on_duplicate`)."""
+
+
+def is_duplicate(exc: BaseException) -> bool:
+    """A duplicate key: alone, or every error of a bulk write."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors") or []
+        return bool(errors) and all(e.get("code") == 11000 for e in errors)
+    return False
+
+
+async def run_transaction_again_on_duplicate(services: Services, body: Callable[[Txn], Awaitable[T]]) -> T:
+    """:func:`run_transaction`, run again when a racing first write (another request's first
+    document of a kind — a points balance, a check-in guard, a visitor row — inserted after this
+    transaction's snapshot) surfaces as a duplicate key: that aborted the transaction as a whole,
+    and the next attempt sees the document. The duplicate propagates after
+    :data:`DUPLICATE_ATTEMPTS` runs."""
+    for attempt in itertools.count(1):
+        try:
+            return await run_transaction(services, body)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            if not is_duplicate(exc) or attempt >= DUPLICATE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _outage_bound(outage_since: float | None, outage_s: float) -> AbstractContextManager[object]:

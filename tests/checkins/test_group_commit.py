@@ -15,7 +15,7 @@ from checkins.checkin import check_in
 from checkins.localtime import local_day
 from checkins.visitdays import count_visit_days
 from solomo.core.errors import ApiError
-from solomo.core.txn import run_transaction
+from solomo.core.txn import DUPLICATE_ATTEMPTS, run_transaction
 from tests.checkins.helpers import days_ago, new_store, point_at, principal
 from tests.media.helpers import uploaded
 from tests.support import register, wait_until
@@ -267,7 +267,7 @@ async def test_a_check_in_that_keeps_meeting_duplicates_answers_503_and_writes_n
                              headers=user.headers)
     assert resp.status_code == 503, resp.text
     assert resp.json()["error"]["code"] == "unavailable" and resp.headers["retry-after"] == "1"
-    assert len(attempts) == groupcommit.DUPLICATE_ATTEMPTS
+    assert len(attempts) == DUPLICATE_ATTEMPTS
     assert await services.db.checkins.count_documents({"user_id": ObjectId(user.id)}) == 0
     assert await services.db.posts.count_documents({"author_id": ObjectId(user.id)}) == 0
     assert await services.db.checkin_guards.find_one({"_id": ObjectId(user.id)}) is None

@@ -7,8 +7,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from loyalty.ledger import credit, run_points_transaction
-from solomo.core.txn import Txn
+from loyalty.ledger import credit
+from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 from tests.offers.helpers import merchant_with_store
 from tests.support import Account
 
@@ -33,7 +33,7 @@ async def grant(services: Any, user_id: str, store_id: str, points: int) -> dict
         return await credit(services, txn, user_id=ObjectId(user_id), store=store, kind="checkin", points=points,
                             source_id=ObjectId(), once=f"test:{ObjectId()}", now=datetime.now(UTC))
 
-    entry = await run_points_transaction(services, body)
+    entry = await run_transaction_again_on_duplicate(services, body)
     assert entry is not None
     return entry
 
