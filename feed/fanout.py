@@ -41,6 +41,7 @@ from search import topics as search_topics
 from search.listings import LISTING_CAP
 from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
+from solomo.core.groupwrite import retrieved
 from solomo.core.keys import feed_new_sent, home_key, search_listing_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
@@ -49,6 +50,9 @@ from solomo.core.timeutil import now_ms
 log = logging.getLogger("solomo.feed.fanout")
 
 CHECKPOINT_EVERY = 4
+FIRST_SHARE = 5
+"""The first batch of a push is ``fanout_chunk // FIRST_SHARE`` followers: its writes start after
+a short read, and the full batches are read while Redis writes it."""
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
@@ -88,8 +92,8 @@ async def _pull_mode(services: Services, target_type: TargetType, target_id: Obj
     return False
 
 
-async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[ObjectId]]]
-                      ) -> AsyncGenerator[tuple[ObjectId, list[ObjectId]], None]:
+async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[str]]]
+                      ) -> AsyncGenerator[tuple[ObjectId, list[str]], None]:
     """Reads the next batch from MongoDB while the current one is written to Redis."""
     it = batches.__aiter__()
     pending = asyncio.ensure_future(anext(it))
@@ -148,6 +152,22 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
         await _retract(services, post, keep_author=keep_author)
         return "retracted"
     timelines = Timelines(services.redis)
+    # The post's own places and its audiences' feeds are independent writes: both run at once, so
+    # the followers' first batch is not queued behind the places' round trips.
+    places = asyncio.create_task(_write_places(services, timelines, post))
+    try:
+        reached = await _reach_audiences(services, timelines, post)
+    except BaseException:
+        places.cancel()
+        await asyncio.wait({places})
+        retrieved(places)
+        raise
+    await places
+    return "published" if reached else "changed"
+
+
+async def _write_places(services: Services, timelines: Timelines, post: dict[str, Any]) -> None:
+    """The author's own feed, the post's topics, search listings and geo cells, trends, mentions."""
     score, member = int(post["created_ms"]), str(post["_id"])
     own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
@@ -159,13 +179,17 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     await trends.record(services, post)
     await localtrends.record(services, post)
     await _notify_mentions(services, post)
+
+
+async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any]) -> bool:
+    """Every audience's followers (pushed, or switched to pull); False when the status changed."""
     progress = post.get("fanout_progress") or {}
     for target_type, target_id in _audiences(post):
         if progress.get(target_type) == "done" or await _pull_mode(services, target_type, target_id):
             continue
         if not await _push(services, timelines, post, target_type, target_id, progress.get(target_type)):
-            return "changed"
-    return "published"
+            return False
+    return True
 
 
 def _count_entries(target: str, written: int) -> None:
@@ -202,11 +226,12 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
             return await _checkpoint(services, post, field, last)
         return True
 
-    batches = _prefetched(follower_batches(services, target_type, target_id, services.settings.fanout_chunk, after))
+    chunk = services.settings.fanout_chunk
+    batches = _prefetched(follower_batches(services, target_type, target_id, chunk, after, first=chunk // FIRST_SHARE))
     try:
         async with contextlib.aclosing(batches):
             async for last, followers in batches:
-                writes = asyncio.create_task(timelines.add_to_homes([str(f) for f in followers], score, member, cap))
+                writes = asyncio.create_task(timelines.add_to_homes(followers, score, member, cap))
                 earlier, in_flight = in_flight, (last, writes)
                 if earlier is not None and not await settle(*earlier):
                     return False
@@ -251,7 +276,7 @@ async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
     announces an entry until its event is out (:mod:`notifications.recorder`), so nobody is told
     twice and nobody is lost. A failure raises (``strict``): the task fails before marking anything,
     and the sweep re-sends the post."""
-    if post.get("mentions_notified"):
+    if post.get("mentions_notified") or not post.get("mention_ids"):  # nothing to record, nothing to mark
         return
     for uid in post.get("mention_ids", []):
         await recorder.record(services, "mention", uid, post["author_id"], post_id=post["_id"], strict=True)
@@ -276,8 +301,7 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
     for target_type, target_id in _audiences(post):
         async for _, followers in _prefetched(follower_batches(
                 services, target_type, target_id, services.settings.fanout_chunk)):
-            owners = [str(f) for f in followers]
-            online = await timelines.remove_from_homes(owners, member)
+            online = await timelines.remove_from_homes(followers, member)
             if online:
                 await publish_event(services, online, PostDeleted(post_id=member))
     if holders:

@@ -13,6 +13,7 @@ from bson import ObjectId
 
 import feed.fanout
 from feed.fanout import fanout_post
+from feed.follows import follower_batches
 from feed.timeline import Timelines
 from solomo.core import tasknames
 from tests.faults.fanout_drill import holders, seed_audience
@@ -104,3 +105,17 @@ async def test_a_failed_batch_fails_the_run_behind_its_checkpoint_and_the_rerun_
     assert await fanout_post(services, ObjectId(post_id)) == "published"
     assert await holders(services.redis, followers, post_id) == len(followers)
     assert await _progress(services, post_id) == (None, "done")
+
+
+async def test_follower_batches_start_short_then_full_in_follow_order_and_resume(services):
+    author = ObjectId()
+    followers = [ObjectId() for _ in range(23)]
+    audience = await seed_audience(services, author, followers)
+    got = [(last, ids) async for last, ids in follower_batches(services, "user", author, 5, first=2)]
+    assert [len(ids) for _, ids in got] == [2, 5, 5, 5, 5, 1]
+    assert [i for _, ids in got for i in ids] == [str(f) for f in followers]  # strings, in follow order
+    assert [last for last, _ in got] == [audience.follow_ids[i] for i in (1, 6, 11, 16, 21, 22)]
+    resumed = [ids async for _, ids in follower_batches(services, "user", author, 5, after=got[1][0], first=2)]
+    assert [len(ids) for ids in resumed] == [2, 5, 5, 4]
+    assert [i for ids in resumed for i in ids] == [str(f) for f in followers[7:]]
+    assert [ids async for _, ids in follower_batches(services, "user", ObjectId(), 5, first=2)] == []
