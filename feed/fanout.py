@@ -50,12 +50,12 @@ from solomo.core.timeutil import now_ms
 log = logging.getLogger("solomo.feed.fanout")
 
 CHECKPOINT_EVERY = 4
+"""Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 FIRST_SHARE = 5
 """The first batch of a push is ``fanout_chunk // FIRST_SHARE`` followers: its writes start after
 a short read, and the full batches are read while Redis writes it."""
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
-"""Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 TOPIC_CAP = 1000
 SYNC_ROUNDS = 3
 """Rounds of one task before it leaves a post whose status keeps changing to the sweep."""
@@ -242,8 +242,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     finally:  # a failure or a changed status: no write left running unobserved
         if in_flight is not None:
             await asyncio.wait({in_flight[1]})
-            if not in_flight[1].cancelled():
-                in_flight[1].exception()
+            retrieved(in_flight[1])
     return await _checkpoint(services, post, field, "done")
 
 
