@@ -225,8 +225,10 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
             break
         if cut is None:
             break  # every cell read to its end: the end of the feed
-        # a cell stays in the next round if it may hold entries older than the cut
-        active = [i for i in active if i in full or (i in oldest and oldest[i] < cut)]
+        # a cell stays in the next round if it may hold entries older than the cut; a trimmed cell
+        # always does: below its floor only MongoDB knows its posts, and a cut above that floor
+        # (a full cell whose entries all tie with the cursor's millisecond) must not forget it
+        active = [i for i in active if i in full or trimmed[i] or (i in oldest and oldest[i] < cut)]
         pos = cut if pos is None else min(cut, pos)  # never back up (ties: the next round reads more)
         per_cell = min(CELL_CAP, per_cell * 2)
     else:

@@ -208,3 +208,47 @@ async def test_flush_then_rebuild_fills_each_level_read(client, services):
         levels |= {k.split(":")[2] for k in keys}
         assert _flat(await _pages(client, reader, lat, lng, r, limit=2)) == before[r]
     assert len(levels) == len(radii) and levels <= {str(level) for level in GRID_LEVELS}
+
+
+async def test_a_trimmed_cell_is_not_forgotten_when_a_full_cell_ties_with_the_cursor(client, services, monkeypatch):
+    """Regression: a trimmed cell T whose kept entries are all newer than the cursor, beside a
+    complete cell F full of entries at the cursor's very millisecond (all after it in page order).
+    The first round cannot go below F's tied entries; the next rounds must still reach T's posts
+    that only MongoDB holds (they were dropped with T from the later rounds, and the page ended
+    empty)."""
+    from feed.local import FIRST_EXTRA, read_local
+    from geo.cells import grid_bounds, grid_cell, grid_level_for
+    from solomo.core.pagination import Position, lookahead
+    from solomo.core.timeutil import ms_of
+
+    limit = 4
+    tied = lookahead(limit) + FIRST_EXTRA  # exactly a first round's read per cell: F reads "full"
+    monkeypatch.setattr(localcells, "CELL_CAP", tied)
+    author = await register(client)
+    lat0, lng0 = random_point()
+    radius = 2000
+    _, _, north, east = grid_bounds(grid_cell(lat0, lng0, grid_level_for(lat0, radius)))
+    lat, lng = offset(north, east, -10, -10)  # the reader, just inside T, near its north-east corner
+    in_t, in_f = offset(north, east, -300, -300), offset(north, east, 300, 300)
+    newer = datetime.now(UTC) - timedelta(minutes=1)
+    moment = newer - timedelta(minutes=1)
+
+    async def located(point: tuple[float, float], created: datetime, text: str) -> str:
+        store = {"_id": ObjectId(), "location": geo_point(*point)}
+        doc = await build_post(services, principal(author), text, store=store, created_at=created)
+        await insert_post(services, doc)
+        return str(doc["_id"])
+
+    hidden = [await located(in_t, moment, f"T at the moment {i}") for i in range(3)]  # ids below the cursor
+    cursor_id = ObjectId()
+    for i in range(tied):  # ids above the cursor, same millisecond
+        await located(in_f, moment, f"F at the moment {i}")
+    for i in range(tied):  # T's newest: they fill its cap, so its older posts are MongoDB's only
+        await located(in_t, newer, f"T newer {i}")
+    keys = await _warm(services, lat, lng, radius)
+    states = {k: await services.redis.zscore(k, localcells.MARKER) for k in keys}
+    assert localcells.TRIMMED in states.values()
+    assert grid_cell(*in_t, grid_level_for(lat0, radius)) != grid_cell(*in_f, grid_level_for(lat0, radius))
+
+    docs, _ = await read_local(services, lat, lng, radius, Position(ms_of(moment), cursor_id), limit)
+    assert [str(d["_id"]) for d in docs] == sorted(hidden, reverse=True)
