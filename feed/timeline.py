@@ -36,13 +36,14 @@ BUILDING = 0
 READY = 1
 MIN_SCORE = "(1"  # excludes the marker
 
+Entry = tuple[float, str]
+
 
 def trim_limit(cap: int) -> int:
     """The most entries (marker excluded) a timeline written by the fan-out holds: the ``_ADD``
     script cuts it back to ``cap`` once it holds more (the same formula, in Lua)."""
     return cap + cap // 32
 
-Entry = tuple[float, str]
 
 # KEYS: timelines (one hash tag), then that tag's online set when owners are given. ARGV: score,
 # member, cap, then for home feeds the length of the key prefix before each owner's id (every key of
