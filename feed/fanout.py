@@ -92,6 +92,15 @@ async def _pull_mode(services: Services, target_type: TargetType, target_id: Obj
     return False
 
 
+async def _reap(task: asyncio.Future[Any], *, cancel: bool) -> None:
+    """Waits for a side task the caller no longer awaits (cancelled first if asked: a read nobody
+    wants; not for writes, which finish) and marks its outcome seen, so nothing is logged as lost."""
+    if cancel and not task.done():
+        task.cancel()
+    await asyncio.wait({task})
+    retrieved(task)
+
+
 async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[str]]]
                       ) -> AsyncGenerator[tuple[ObjectId, list[str]], None]:
     """Reads the next batch from MongoDB while the current one is written to Redis."""
@@ -106,11 +115,7 @@ async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[str]]]
             pending = asyncio.ensure_future(anext(it))
             yield item
     finally:  # the consumer stopped early (or failed): no read left running, the cursor closed now
-        if not pending.done():
-            pending.cancel()
-            await asyncio.wait({pending})
-        if not pending.cancelled():
-            pending.exception()  # retrieved: a read nobody wants any more is not logged as lost
+        await _reap(pending, cancel=True)  # a read nobody wants any more is not logged as lost
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -158,9 +163,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     try:
         reached = await _reach_audiences(services, timelines, post)
     except BaseException:
-        places.cancel()
-        await asyncio.wait({places})
-        retrieved(places)
+        await _reap(places, cancel=True)
         raise
     await places
     return "published" if reached else "changed"
@@ -241,8 +244,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
                     return False
     finally:  # a failure or a changed status: no write left running unobserved
         if in_flight is not None:
-            await asyncio.wait({in_flight[1]})
-            retrieved(in_flight[1])
+            await _reap(in_flight[1], cancel=False)
     return await _checkpoint(services, post, field, "done")
 
 

@@ -41,21 +41,21 @@ Entry = tuple[float, str]
 
 def trim_limit(cap: int) -> int:
     """The most entries (marker excluded) a timeline written by the fan-out holds: the ``_ADD``
-    script cuts it back to ``cap`` once it holds more (the same formula, in Lua)."""
+    script (given this limit) cuts it back to ``cap`` once it holds more."""
     return cap + cap // 32
 
 
 # KEYS: timelines (one hash tag), then that tag's online set when owners are given. ARGV: score,
-# member, cap, then for home feeds the length of the key prefix before each owner's id (every key of
-# one call has the same prefix: one bucket). Adds the member to each existing timeline (ZCARD is 0
-# only for a missing key: a timeline always holds its marker) and trims one that grew past the
-# slack (see the module docstring); returns {written count, ids of owners who are online...}. The
-# owners' ids are read back from the keys rather than sent again in ARGV (it halves what the
-# fan-out encodes and sends), and the online check is skipped when nobody of the bucket is online
-# (the usual case for most buckets).
+# member, cap, the trim's limit (:func:`trim_limit`), then for home feeds the length of the key
+# prefix before each owner's id (every key of one call has the same prefix: one bucket). Adds the
+# member to each existing timeline (ZCARD is 0 only for a missing key: a timeline always holds its
+# marker) and trims one that grew past the limit back to the cap; returns {written count, ids of
+# owners who are online...}. The owners' ids are read back from the keys rather than sent again in
+# ARGV (it halves what the fan-out encodes and sends), and the online check is skipped when nobody
+# of the bucket is online (the usual case for most buckets).
 _ADD = LuaScript("timeline_add", """
-local score, member, cap, off = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4] or 0)
-local limit = cap + math.floor(cap / 32)
+local score, member, cap, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local off = tonumber(ARGV[5] or 0)
 local owners = off > 0
 local last = owners and #KEYS - 1 or #KEYS
 local check = owners and redis.call('SCARD', KEYS[#KEYS]) > 0
@@ -118,7 +118,7 @@ class Timelines:
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for group in groups:
-                _ADD.queue(pipe, group, [score, member, cap])
+                _ADD.queue(pipe, group, [score, member, cap, trim_limit(cap)])
             results = await pipe.execute()
         return sum(int(r[0]) for r in results)
 
@@ -133,7 +133,7 @@ class Timelines:
             for bucket, uids in buckets.items():
                 keys = [home_key_in(bucket, u) for u in uids]
                 prefix = len(keys[0]) - len(uids[0])  # each key ends with its owner's id
-                _ADD.queue(pipe, [*keys, online_key(bucket)], [score, member, cap, prefix])
+                _ADD.queue(pipe, [*keys, online_key(bucket)], [score, member, cap, trim_limit(cap), prefix])
             results = await pipe.execute()
         written, online = 0, list[str]()
         for result in results:
