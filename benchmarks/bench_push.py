@@ -40,7 +40,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from benchmarks.common import ROOT, BenchEnv, Result, cpu_seconds, is_client_bound, percentile
+from benchmarks.common import ROOT, BenchEnv, Result, cpu_seconds, is_client_bound, percentile, profiled
 from solomo.core.timeutil import ms_of
 from solomo.embedded import _die_with_parent, free_port
 
@@ -263,15 +263,15 @@ async def measure_ours(env: BenchEnv, pool: ClientPool, n: int, rounds: int) -> 
             await asyncio.sleep(0.1)
         pids = {"api": api.pid, "worker": worker.pid, "redis": env.redis_pid, "mongod": env.mongod_pid,
                 **pool.pids}
-        for r in range(rounds):
-            title = f"Half-price tea, today only {secrets.token_hex(6)}"
+        with profiled(f"push-{n}-api", api.pid), profiled(f"push-{n}-worker", worker.pid):
+            for _ in range(rounds):
+                title = f"Half-price tea, today only {secrets.token_hex(6)}"
 
-            async def trigger(title: str = title) -> None:
-                status = await asyncio.to_thread(post_offer, api.base_url, merchant_token, store_id, title)
-                assert status == 201, status
+                async def trigger(title: str = title) -> None:
+                    status = await asyncio.to_thread(post_offer, api.base_url, merchant_token, store_id, title)
+                    assert status == 201, status
 
-            await measure_round(pool, title, trigger, pids, side)
-            del r
+                await measure_round(pool, title, trigger, pids, side)
     finally:
         await pool.all({"op": "close"})
     return side

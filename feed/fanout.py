@@ -41,10 +41,10 @@ from search import topics as search_topics
 from search.listings import LISTING_CAP
 from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
-from solomo.core.groupwrite import retrieved
 from solomo.core.keys import feed_new_sent, home_key, search_listing_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.services import Services
+from solomo.core.sidetasks import reap
 from solomo.core.timeutil import now_ms
 
 log = logging.getLogger("solomo.feed.fanout")
@@ -92,15 +92,6 @@ async def _pull_mode(services: Services, target_type: TargetType, target_id: Obj
     return False
 
 
-async def _reap(task: asyncio.Future[Any], *, cancel: bool) -> None:
-    """Waits for a side task the caller no longer awaits (cancelled first if asked: a read nobody
-    wants; not for writes, which finish) and marks its outcome seen, so nothing is logged as lost."""
-    if cancel and not task.done():
-        task.cancel()
-    await asyncio.wait({task})
-    retrieved(task)
-
-
 async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[str]]]
                       ) -> AsyncGenerator[tuple[ObjectId, list[str]], None]:
     """Reads the next batch from MongoDB while the current one is written to Redis."""
@@ -115,7 +106,7 @@ async def _prefetched(batches: AsyncIterator[tuple[ObjectId, list[str]]]
             pending = asyncio.ensure_future(anext(it))
             yield item
     finally:  # the consumer stopped early (or failed): no read left running, the cursor closed now
-        await _reap(pending, cancel=True)  # a read nobody wants any more is not logged as lost
+        await reap(pending, cancel=True)  # a read nobody wants any more is not logged as lost
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -163,7 +154,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     try:
         reached = await _reach_audiences(services, timelines, post)
     except BaseException:
-        await _reap(places, cancel=True)
+        await reap(places, cancel=True)
         raise
     await places
     return "published" if reached else "changed"
@@ -244,7 +235,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
                     return False
     finally:  # a failure or a changed status: no write left running unobserved
         if in_flight is not None:
-            await _reap(in_flight[1], cancel=False)
+            await reap(in_flight[1], cancel=False)
     return await _checkpoint(services, post, field, "done")
 
 

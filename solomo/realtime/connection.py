@@ -1,9 +1,13 @@
-"""One client socket as the hub sees it: a bounded send queue drained by its own task.
+"""One client socket as the hub sees it: frames written at once while the socket keeps up, a
+bounded queue behind a send that has to wait.
 
-The hub hands frames over with :meth:`Connection.deliver`, which never waits: when the queue is
-full the client cannot keep up, so the connection is finished (closed with 4408) instead of
-slowing anyone else down. While a resume replay runs, live frames are parked in ``pending`` and
-released by :meth:`go_live`, skipping what the replay already sent.
+The hub hands frames over with :meth:`Connection.deliver`, which never waits. A frame for an
+idle socket is written there and then (:mod:`solomo.realtime.eager`: no task, no queue, no
+wake-up per frame). When a write has to wait (the client reads slower than we send and the
+transport paused), a task finishes it and then writes the frames queued behind it, in order; when
+that queue is full the client cannot keep up, so the connection is finished (closed with 4408)
+instead of slowing anyone else down. While a resume replay runs, live frames are parked in
+``pending`` and released by :meth:`go_live`, skipping what the replay already sent.
 
 Metrics: an event counts as delivered when it is queued to the socket (``EVENTS_DELIVERED``, by
 type); one that a socket cannot take is dropped (``EVENTS_DROPPED``, by reason: ``closed``,
@@ -21,6 +25,7 @@ from starlette.websockets import WebSocket
 
 from solomo.core.closecodes import TOO_SLOW
 from solomo.core.metrics import EVENTS_DELIVERED, EVENTS_DROPPED, SLOW_CLIENT_CLOSES
+from solomo.realtime import eager
 
 log = logging.getLogger("solomo.realtime")
 
@@ -55,7 +60,9 @@ class Connection:
         """The last id a resume replay sent: pub/sub can lag behind the history read, so a live
         frame at or below it is one the client already has (ids only grow per user)."""
         self._pending_cap = queue_size * 4
-        self._pump: asyncio.Task[None] | None = None
+        self._started = False
+        self._writer: asyncio.Task[None] | None = None
+        """The task finishing a write that had to wait (and the frames queued behind it), if any."""
         self.token_hash: str | None = None
         """sha256 of the token the socket was opened with, so logging out closes it."""
 
@@ -81,15 +88,35 @@ class Connection:
         return False
 
     def send(self, frame: str) -> bool:
-        """Queue a frame; a full queue finishes the connection (the client is too slow)."""
+        """Write a frame now if the socket is idle, else queue it behind the write in progress; a
+        full queue finishes the connection (the client is too slow)."""
         if self.done.is_set():
             return False
+        if self._started and self._writer is None:
+            self._writer = eager.start(self._write(frame), name=f"ws-send-{self.user_id}")
+            return True
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.finish(TOO_SLOW, "client too slow")
             return False
         return True
+
+    async def _write(self, first: str | None) -> None:
+        """Write ``first``, then whatever queued meanwhile. Run eagerly by :meth:`send` (it returns
+        before any wait) or by :meth:`start`; a write that waits continues in a task."""
+        queue, send = self.queue, self.ws.send_text
+        try:
+            if first is not None:
+                await send(first)
+            while not queue.empty():
+                await send(queue.get_nowait())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away mid-send
+            self.finish(1006, "send failed")
+        finally:
+            self._writer = None
 
     def finish(self, code: int, reason: str = "") -> None:
         """Ask for the socket to close; the session closes it and leaves the hub."""
@@ -101,8 +128,10 @@ class Connection:
 
     # -- called by the session ----------------------------------------------------------------
     async def send_wait(self, frame: str) -> None:
-        """Queue a frame, waiting for room (used by the replay, which the client paces)."""
-        await self.queue.put(frame)
+        """Send a frame, waiting for room in the queue (used by the replay, which the client paces)."""
+        while self._writer is not None and self.queue.full() and not self.done.is_set():
+            await asyncio.wait([self._writer])
+        self.send(frame)
 
     def go_live(self, after: EventKey | None) -> None:
         """Release frames parked during replay, skipping those at or before ``after``."""
@@ -117,32 +146,25 @@ class Connection:
                     EVENTS_DROPPED.labels(reason="slow_client" if self.close_code == TOO_SLOW else "closed").inc()
 
     def start(self) -> None:
-        self._pump = asyncio.create_task(self._run_pump(), name=f"ws-pump-{self.user_id}")
+        """The socket is open (accepted): send what queued before, and from now on write at once."""
+        self._started = True
+        if self._writer is None and not self.queue.empty():
+            self._writer = eager.start(self._write(None), name=f"ws-send-{self.user_id}")
 
-    async def _run_pump(self) -> None:
-        queue, send = self.queue, self.ws.send_text
-        try:
-            while True:
-                await send(await queue.get())
-                while not queue.empty():  # a burst: no wake-up per frame
-                    await send(queue.get_nowait())
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the peer went away mid-send
-            self.finish(1006, "send failed")
-
-    async def stop_pump(self) -> None:
-        """Stop sending. Every session ends with it, the peer's own close included: a pump left
-        waiting on its queue was only reclaimed by the garbage collector ("Task was destroyed but
-        it is pending", seen in the soak's API log for each socket its client dropped)."""
-        if self._pump is not None:
-            self._pump.cancel()
+    async def stop_sending(self) -> None:
+        """Stop sending. Every session ends with it, the peer's own close included: a sender task
+        left waiting was only reclaimed by the garbage collector ("Task was destroyed but it is
+        pending", seen in the soak's API log for each socket its client dropped)."""
+        self._started = False
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._pump
+                await writer
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop the pump and send the close frame (bounded: a stuck peer cannot hold us)."""
-        await self.stop_pump()
+        """Stop sending and send the close frame (bounded: a stuck peer cannot hold us)."""
+        await self.stop_sending()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
                 await self.ws.close(self.close_code, self.close_reason[:120])

@@ -1,4 +1,4 @@
-"""One WebSocket session on ``/v1/ws``: authenticate, resume, then pump events and read messages.
+"""One WebSocket session on ``/v1/ws``: authenticate, resume, then send events and read messages.
 
 Order matters for "no gap, no duplicate" on resume: the connection joins the hub *parked*
 before the history is read, so anything published from then on is captured; the replay sends
@@ -99,7 +99,7 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
             return
 
     # join the hub before the handshake completes: whatever is published once the client sees
-    # the socket open is delivered (queued until the pump starts)
+    # the socket open is delivered (queued until the socket is started)
     conn = Connection(ws, principal.sid, services.settings.ws_queue_size, live=after is None,
                       slot=new_slot(hub.pid))
     conn.token_hash = hash_token(token)
@@ -139,7 +139,7 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if conn.peer_closed:
-            await conn.stop_pump()
+            await conn.stop_sending()
         else:
             await conn.close()
         with contextlib.suppress(Exception):  # a slot left behind goes with its process or the cap

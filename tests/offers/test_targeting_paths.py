@@ -159,3 +159,43 @@ async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, servi
     finally:
         release.set()
         await mark_offline(services, *(f.id for f in fans))
+
+
+async def test_a_chunks_inbox_writes_wait_for_the_next_chunks_reads(client, services, monkeypatch):
+    """The next chunk's recipients are read (while this chunk is published) before this chunk's
+    inbox entries are written: thousands of inserts never sit in front of those reads."""
+    from notifications import recorder
+
+    as_large_audience(monkeypatch)
+    monkeypatch.setattr(services.settings, "fanout_chunk", 1)
+    merchant, store = await merchant_with_store(client)
+    fans = sorted([await register(client) for _ in range(3)], key=lambda a: a.id)
+    for north, fan in enumerate(fans):
+        await follow_store(client, fan, store["id"])
+        await set_position(services.redis, fan.id, *offset(store["lat"], store["lng"], north_m=50 + 10 * north))
+    await mark_online(services, *(f.id for f in fans))
+    order: list[str] = []
+    real_recipients, real_record = targeting._recipients, recorder.record_offers
+
+    async def read(services_: Any, offer: dict[str, Any], store_: dict[str, Any], audience: Any,
+                   near: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        out = await real_recipients(services_, offer, store_, audience, near)
+        order.append("read " + ",".join(uid for uid, _ in near))
+        return out
+
+    async def record(services_: Any, offer: dict[str, Any], user_ids: list[str]) -> int:
+        order.append("inbox " + ",".join(user_ids))
+        return await real_record(services_, offer, user_ids)
+
+    monkeypatch.setattr(targeting, "_recipients", read)
+    monkeypatch.setattr(recorder, "record_offers", record)
+    try:
+        monkeypatch.setattr(services.tasks, "send", _Held().send)
+        offer = await create_offer(client, merchant, store["id"], radius_m=500)
+        assert await target_offer(services, offer["id"]) == 3
+    finally:
+        await mark_offline(services, *(f.id for f in fans))
+    ids = [f.id for f in fans]
+    assert order.index(f"read {ids[1]}") < order.index(f"inbox {ids[0]}")
+    assert order.index(f"read {ids[2]}") < order.index(f"inbox {ids[1]}")
+    assert [o for o in order if o.startswith("inbox")] == [f"inbox {uid}" for uid in ids]  # in chunk order
