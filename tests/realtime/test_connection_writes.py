@@ -48,6 +48,16 @@ async def test_a_frame_for_an_idle_socket_is_written_before_send_returns():
     assert not _senders() and conn.queue.empty()
 
 
+async def test_a_burst_bigger_than_the_queue_does_not_close_a_client_that_keeps_up():
+    """One pub/sub message can carry many events for one user (a ``publish_each``): with a sender
+    task per socket they all queued in the hub's turn, and more than the queue's size closed even
+    a client that reads everything at once."""
+    conn, sock = _open(queue_size=8)
+    for n in range(40):
+        assert conn.send(f"f{n}")
+    assert not conn.done.is_set() and len(sock.sent) == 40
+
+
 async def test_frames_behind_a_write_that_waits_are_queued_then_written_in_order():
     conn, sock = _open()
     sock.gate.clear()  # the client stopped reading: the transport is paused
