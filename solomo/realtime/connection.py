@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 
 from starlette.websockets import WebSocket
 
@@ -93,7 +94,13 @@ class Connection:
         if self.done.is_set():
             return False
         if self._started and self._writer is None:
-            self._writer = eager.start(self._write(frame), name=f"ws-send-{self.user_id}")
+            try:
+                rest = eager.run(self.ws.send_text(frame))
+            except Exception:  # the peer went away: the frame is lost with the socket (the client resumes)
+                self.finish(1006, "send failed")
+                return True
+            if rest is not None:  # the transport is paused: a task finishes this write, then the queue
+                self._writer = asyncio.create_task(self._drain(rest), name=f"ws-send-{self.user_id}")
             return True
         try:
             self.queue.put_nowait(frame)
@@ -102,13 +109,12 @@ class Connection:
             return False
         return True
 
-    async def _write(self, first: str | None) -> None:
-        """Write ``first``, then whatever queued meanwhile. Run eagerly by :meth:`send` (it returns
-        before any wait) or by :meth:`start`; a write that waits continues in a task."""
+    async def _drain(self, waiting: Awaitable[None] | None) -> None:
+        """Finish the write that had to wait (if any), then write whatever queued behind it."""
         queue, send = self.queue, self.ws.send_text
         try:
-            if first is not None:
-                await send(first)
+            if waiting is not None:
+                await waiting
             while not queue.empty():
                 await send(queue.get_nowait())
         except asyncio.CancelledError:
@@ -149,7 +155,7 @@ class Connection:
         """The socket is open (accepted): send what queued before, and from now on write at once."""
         self._started = True
         if self._writer is None and not self.queue.empty():
-            self._writer = eager.start(self._write(None), name=f"ws-send-{self.user_id}")
+            self._writer = asyncio.create_task(self._drain(None), name=f"ws-send-{self.user_id}")
 
     async def stop_sending(self) -> None:
         """Stop sending. Every session ends with it, the peer's own close included: a sender task

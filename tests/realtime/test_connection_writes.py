@@ -99,8 +99,12 @@ async def test_frames_handed_over_before_the_socket_opens_go_first():
     assert conn.send("early1") and conn.send("early2")
     assert sock.sent == []  # not accepted yet: nothing may be written
     conn.start()
-    conn.send("later")
+    conn.send("later")  # behind them, however the early ones are written
+    for sender in _senders():
+        await asyncio.wait_for(sender, 5)
     assert sock.sent == ["early1", "early2", "later"]
+    conn.send("idle")
+    assert sock.sent[-1] == "idle"  # then at once again
 
 
 async def test_a_failed_write_finishes_the_connection():
