@@ -1,5 +1,6 @@
 """The reading side of the inbox: a page newest first, unread counts per kind, mark read.
 
+Each read first pulls in the offers delivered since the last one (:mod:`notifications.offerinbox`).
 Entries are ordered by ``(updated_ms, _id)``, newest first: a grouped entry that gains an actor
 moves to the top (a page already read may then show it again; clients keep the newer copy by
 ``id``). Unread counts add up actors: a group of 4 unread likes counts 4 (Weibo's "赞 4"), every
@@ -13,7 +14,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from notifications import render
+from notifications import offerinbox, render
 from solomo.core.errors import NotFound
 from solomo.core.eventtypes import NOTIFICATION_KINDS
 from solomo.core.pagination import Position, keyset_page
@@ -23,6 +24,7 @@ from solomo.core.services import Services
 async def list_page(services: Services, viewer_id: ObjectId, kind: str | None, position: Position | None,
                     limit: int) -> tuple[list[dict[str, Any]], Position | None]:
     """A page of the viewer's Notifications (of one ``kind`` if given), newest first."""
+    await offerinbox.pull(services, viewer_id)
     query: dict[str, Any] = {"recipient_id": viewer_id}
     if kind is not None:
         query["kind"] = kind
@@ -33,6 +35,7 @@ async def list_page(services: Services, viewer_id: ObjectId, kind: str | None, p
 
 async def unread_counts(services: Services, recipient_id: ObjectId) -> dict[str, Any]:
     """``{"total", "by_kind": {kind: n}}`` (every kind listed, 0 when none)."""
+    await offerinbox.pull(services, recipient_id)
     by_kind = dict.fromkeys(NOTIFICATION_KINDS, 0)
     pipeline: list[dict[str, Any]] = [
         {"$match": {"recipient_id": recipient_id, "read": False}},
@@ -48,6 +51,7 @@ async def mark_read(services: Services, recipient_id: ObjectId, up_to: ObjectId 
     """Marks the recipient's entries read — all, or ``up_to`` (one of theirs) and every older one —
     and closes their groups (the next like starts a new entry); returns how many changed.
     404 when ``up_to`` is not one of the recipient's entries."""
+    await offerinbox.pull(services, recipient_id)
     query: dict[str, Any] = {"recipient_id": recipient_id, "read": False}
     if up_to is not None:
         entry = await services.db.notifications.find_one({"_id": up_to, "recipient_id": recipient_id},

@@ -30,8 +30,9 @@ follow, ``offer:<id>`` for an offer. Rules (contract: Notifications):
 Notification as the recipient sees it plus their new unread ``total``); the entry carries
 ``announce: true`` from its write until that publish succeeded, so a recording repeated after a
 failed publish (the fan-out's retry) announces it then, and a repeat after a success announces
-nothing. Offers are recorded in bulk when their ``offer`` event is delivered
-(:func:`record_offers`): that event already tells the socket, so no second event is sent.
+nothing. Offers are recorded per delivery and pulled into an inbox when it is read
+(:mod:`notifications.offerinbox`): their ``offer`` event already tells the socket, so no second
+event is sent.
 
 Likes, comments, follows and reposts record after their own commit and after their answer is
 sent (:func:`record_soon`), best effort (a failure is logged: the action stands). The fan-out's
@@ -40,24 +41,21 @@ mentions record with ``strict=True``: a failure raises and the task is retried.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from feed.blocks import silences
 
 # Modules, not their functions: feed.comments records notifications and notifications.render shows
 # comments, so whichever of the two is imported first finds the other partly initialised.
-from notifications import inbox, render
+from notifications import inbox, offerinbox, render
 from solomo.core.afterwards import after_response
 from solomo.core.eventtypes import NotificationEvent, NotificationKind
-from solomo.core.ids import maybe_id
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
 
@@ -71,10 +69,6 @@ ACTORS_KEPT = 200
 """Actor ids a grouped entry keeps for the dedupe (the newest); ``actor_count`` counts them all."""
 RETENTION = timedelta(days=90)
 """An entry expires this long after its last update."""
-TRIM_CONCURRENCY = 20
-OVER_CAP_CHUNK = 2000
-"""Recipients counted per query when a delivery looks for inboxes over the cap."""
-"""Recipients trimmed at once after a bulk record (offers)."""
 DUPLICATE_KEY = 11000
 
 
@@ -99,7 +93,7 @@ async def record(services: Services, kind: NotificationKind, recipient_id: Objec
     Best effort unless ``strict``: called after the action's commit, a failure is logged and the
     action stands. ``strict`` (a task that is retried) raises instead."""
     if kind == "offer":
-        raise ValueError("offers are recorded with record_offers")
+        raise ValueError("offers are recorded with notifications.offerinbox.record_offers")
     try:
         if actor_id == recipient_id or await silences(services, recipient_id, actor_id):
             return False
@@ -108,7 +102,7 @@ async def record(services: Services, kind: NotificationKind, recipient_id: Objec
         if entry is None:
             return False
         if entry["actor_count"] == 1:  # a new entry: keep the inbox within its cap
-            await _trim(services, recipient_id)
+            await trim(services, recipient_id)
         await announce(services, entry, strict=strict)
         return True
     except Exception as exc:
@@ -180,57 +174,6 @@ async def announce(services: Services, entry: dict[str, Any], *, strict: bool = 
                                                {"$unset": {"announce": ""}})
 
 
-async def record_offers(services: Services, offer: dict[str, Any], user_ids: Iterable[str]) -> int:
-    """Inbox entries of kind ``offer`` for the users an offer was just delivered to (its ``offer``
-    event is their live signal); returns how many were written. Idempotent per (user, offer): users
-    who already have it are skipped. The store's owner is never told of their own offer."""
-    subject = f"offer:{offer['_id']}"
-    owner = offer.get("owner_id")
-    recipients = list(dict.fromkeys(oid for oid in (maybe_id(u) for u in user_ids) if oid and oid != owner))
-    if not recipients:
-        return 0
-    coll = services.db.notifications
-    have = {d["recipient_id"] async for d in coll.find(
-        {"recipient_id": {"$in": recipients}, "kind": "offer", "subject": subject}, {"recipient_id": 1})}
-    now = datetime.now(UTC)
-    docs = [{"_id": ObjectId(), "recipient_id": r, "kind": "offer", "subject": subject, "actor_ids": [],
-             "actor_count": 0, "post_id": None, "comment_id": None, "offer_id": offer["_id"], "read": False,
-             "open": True, "created_at": now, "updated_at": now, "updated_ms": ms_of(now),
-             "expires_at": now + RETENTION} for r in recipients if r not in have]
-    if not docs:
-        return 0
-    written = len(docs)
-    try:
-        await coll.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:  # a concurrent delivery wrote some first (the open_group index)
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        written -= len(errors)
-    limit = asyncio.Semaphore(TRIM_CONCURRENCY)
-
-    async def trim(recipient: ObjectId) -> None:
-        async with limit:
-            await _trim(services, recipient)
-
-    await asyncio.gather(*(trim(r) for r in await _over_cap(services, [d["recipient_id"] for d in docs])))
-    return written
-
-
-async def _over_cap(services: Services, recipients: list[ObjectId]) -> list[ObjectId]:
-    """Of ``recipients``, those holding more than :data:`INBOX_CAP` entries: one covered count for
-    the whole delivery. An offer reaches thousands at once; a trim query for each of them was most
-    of the push's MongoDB work (10,000 queries an offer), while nearly every inbox is under the cap."""
-    over: list[ObjectId] = []
-    for start in range(0, len(recipients), OVER_CAP_CHUNK):
-        part = recipients[start:start + OVER_CAP_CHUNK]
-        pipeline: list[dict[str, Any]] = [{"$match": {"recipient_id": {"$in": part}}},
-                                          {"$group": {"_id": "$recipient_id", "n": {"$sum": 1}}},
-                                          {"$match": {"n": {"$gt": INBOX_CAP}}}]
-        over += [row["_id"] async for row in await services.db.notifications.aggregate(pipeline)]
-    return over
-
-
 async def forget_actor(services: Services, recipient_id: ObjectId, actor_id: ObjectId) -> None:
     """The recipient blocked or muted the actor: what the actor did leaves the recipient's inbox —
     entries of theirs alone are deleted, groups lose them (and count one fewer) — so lists and
@@ -244,6 +187,7 @@ async def erase_user(services: Services, user_id: ObjectId) -> None:
     else's (entries of theirs alone are deleted, groups lose them). Idempotent: a step of the
     erasure list, which may run again after an interruption."""
     await services.db.notifications.delete_many({"recipient_id": user_id})
+    await offerinbox.forget_recipient(services, user_id)
     await _drop_actor(services, {}, user_id)
 
 
@@ -254,7 +198,7 @@ async def _drop_actor(services: Services, scope: dict[str, Any], actor_id: Objec
                            {"$pull": {"actor_ids": actor_id}, "$inc": {"actor_count": -1}})
 
 
-async def _trim(services: Services, recipient_id: ObjectId) -> None:
+async def trim(services: Services, recipient_id: ObjectId) -> None:
     """Drops the recipient's entries beyond the newest :data:`INBOX_CAP` (a covered index scan)."""
     coll = services.db.notifications
     cursor = coll.find({"recipient_id": recipient_id}, {"_id": 1}).sort(

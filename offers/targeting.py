@@ -36,7 +36,7 @@ import orjson
 from bson import ObjectId
 
 from geo.positions import users_within
-from notifications import recorder
+from notifications import offerinbox
 from offers import live, nearbycap
 from offers.audiences import Audience, audience_of_offer, members_among
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
@@ -124,7 +124,7 @@ async def _to_inboxes(services: Services, offer: dict[str, Any], user_ids: list[
     best effort: the ``offer`` event is out (and its dedupe set would skip these users on a retry),
     so a failure here is logged, not raised."""
     try:
-        await recorder.record_offers(services, offer, user_ids)
+        await offerinbox.record_offers(services, offer, user_ids)
     except Exception as exc:
         log.warning("offer %s: inbox entries for %d users not written: %s", offer["_id"], len(user_ids), exc)
 

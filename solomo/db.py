@@ -22,6 +22,7 @@ INDEX_MODULES = [
     "search.indexes",
     "media.indexes",
     "notifications.indexes",
+    "notifications.offerinbox",
     "profiles.indexes",
     "loyalty.indexes",
 ]

@@ -42,6 +42,8 @@ MONGO: dict[str, str] = {
     "mediafs.files": "erased with their media documents",
     "mediafs.chunks": "erased with their media documents",
     "notifications": "the user's inbox erased, the user dropped from others' entries",
+    "offer_deliveries": "the user dropped from every delivery's recipients",
+    "offer_inbox_marks": "the user's mark erased",
     "push_subscriptions": "erased",
     "topic_counts": "no user data (topic names and counts)",
     "store_days": "no user data (a store's anonymous counts per local day)",
