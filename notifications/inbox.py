@@ -1,6 +1,7 @@
 """The reading side of the inbox: a page newest first, unread counts per kind, mark read.
 
-Each read first pulls in the offers delivered since the last one (:mod:`notifications.offerinbox`).
+A page and mark-read first pull in the offers delivered since the last pull, and the unread counts
+include those not pulled yet (:mod:`notifications.offerinbox`).
 Entries are ordered by ``(updated_ms, _id)``, newest first: a grouped entry that gains an actor
 moves to the top (a page already read may then show it again; clients keep the newer copy by
 ``id``). Unread counts add up actors: a group of 4 unread likes counts 4 (Weibo's "赞 4"), every
@@ -34,8 +35,8 @@ async def list_page(services: Services, viewer_id: ObjectId, kind: str | None, p
 
 
 async def unread_counts(services: Services, recipient_id: ObjectId) -> dict[str, Any]:
-    """``{"total", "by_kind": {kind: n}}`` (every kind listed, 0 when none)."""
-    await offerinbox.pull(services, recipient_id)
+    """``{"total", "by_kind": {kind: n}}`` (every kind listed, 0 when none); offers delivered but
+    not yet pulled into the inbox count as unread offers."""
     by_kind = dict.fromkeys(NOTIFICATION_KINDS, 0)
     pipeline: list[dict[str, Any]] = [
         {"$match": {"recipient_id": recipient_id, "read": False}},
@@ -44,6 +45,7 @@ async def unread_counts(services: Services, recipient_id: ObjectId) -> dict[str,
     async for row in await services.db.notifications.aggregate(pipeline):
         if row["_id"] in by_kind:
             by_kind[row["_id"]] = int(row["n"])
+    by_kind["offer"] += await offerinbox.pending_count(services, recipient_id)
     return {"total": sum(by_kind.values()), "by_kind": by_kind}
 
 

@@ -9,10 +9,10 @@ recorded as ONE document in ``offer_deliveries``::
     {_id, offer_id, subject ("offer:<id>"), recipients [user ids], created_at, created_ms, expires_at}
 
 (a chunk of the targeting, at most ``fanout_chunk`` users; an arrival, one), and a recipient's
-entries are made from it when their inbox is next read (:func:`pull`: the page, the unread counts
-and mark-read all pull first), with the delivery's time as the entry's — the order and the unread
-count are what they would have been. Most recipients of a broadcast never open their inbox before
-the offer expires; their entries are never written.
+entries are made from it when their inbox is next read (:func:`pull`: the page and mark-read pull
+first; the unread counts add :func:`pending_count` without writing), with the delivery's time as
+the entry's — the order and the unread count are what they would have been. Most recipients of
+a broadcast never open their inbox before the offer expires; their entries are never written.
 
 Pulling: the deliveries naming the recipient since their mark (``offer_inbox_marks``, per user:
 the newest delivery time pulled, less :data:`OVERLAP_MS` — a delivery is stamped just before it
@@ -74,6 +74,35 @@ async def record_offers(services: Services, offer: dict[str, Any], user_ids: Ite
 async def pull(services: Services, recipient_id: ObjectId) -> int:
     """Makes the recipient's inbox entries of the offers delivered to them since their mark (see the
     module docstring); returns how many were added."""
+    pending, newest_ms = await _unpulled(services, recipient_id)
+    # oldest first: entries of one millisecond then order by their ids as their deliveries did
+    docs = [_entry(recipient_id, d) for d in reversed(pending)]
+    added = len(docs)
+    if docs:
+        try:
+            await services.db.notifications.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # a concurrent pull wrote some first (the open_group index)
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != recorder.DUPLICATE_KEY for e in errors):
+                raise
+            added -= len(errors)
+        await recorder.trim(services, recipient_id)
+    if newest_ms is not None:
+        await services.db.offer_inbox_marks.update_one(
+            {"_id": recipient_id}, {"$max": {"pulled_ms": newest_ms}}, upsert=True)
+    return added
+
+
+async def pending_count(services: Services, recipient_id: ObjectId) -> int:
+    """How many offer entries the recipient's next pull would add: the unread counts include them
+    without writing anything (the web client asks for the count on every ``offer`` event, so a
+    count that pulled would write each recipient's entry at push time after all)."""
+    return len((await _unpulled(services, recipient_id))[0])
+
+
+async def _unpulled(services: Services, recipient_id: ObjectId) -> tuple[list[dict[str, Any]], int | None]:
+    """The recipient's deliveries since their mark (less the overlap), newest first, one per offer
+    and only for offers they have no entry for; and the newest delivery time seen (None: none)."""
     mark = await services.db.offer_inbox_marks.find_one({"_id": recipient_id})
     since = int(mark["pulled_ms"]) - OVERLAP_MS if mark else 0
     deliveries = await services.db.offer_deliveries.find(
@@ -81,28 +110,13 @@ async def pull(services: Services, recipient_id: ObjectId) -> int:
         {"offer_id": 1, "subject": 1, "created_at": 1, "created_ms": 1},
     ).sort([("created_ms", DESCENDING), ("_id", DESCENDING)]).limit(recorder.INBOX_CAP).to_list(None)
     if not deliveries:
-        return 0
+        return [], None
     newest: dict[str, dict[str, Any]] = {}
     for delivery in deliveries:  # newest first: an offer delivered twice (a chunk redone) counts once
         newest.setdefault(delivery["subject"], delivery)
-    coll = services.db.notifications
-    have = {d["subject"] async for d in coll.find(
+    have = {d["subject"] async for d in services.db.notifications.find(
         {"recipient_id": recipient_id, "kind": "offer", "subject": {"$in": list(newest)}}, {"subject": 1})}
-    # oldest first: entries of one millisecond then order by their ids as their deliveries did
-    docs = [_entry(recipient_id, d) for subject, d in reversed(newest.items()) if subject not in have]
-    added = len(docs)
-    if docs:
-        try:
-            await coll.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:  # a concurrent pull wrote some first (the open_group index)
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != recorder.DUPLICATE_KEY for e in errors):
-                raise
-            added -= len(errors)
-        await recorder.trim(services, recipient_id)
-    await services.db.offer_inbox_marks.update_one(
-        {"_id": recipient_id}, {"$max": {"pulled_ms": max(int(d["created_ms"]) for d in deliveries)}}, upsert=True)
-    return added
+    return [d for subject, d in newest.items() if subject not in have], int(deliveries[0]["created_ms"])
 
 
 def _entry(recipient_id: ObjectId, delivery: dict[str, Any]) -> dict[str, Any]:

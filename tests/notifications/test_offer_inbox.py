@@ -30,10 +30,16 @@ async def test_a_delivery_is_one_document_and_its_entries_come_with_the_first_re
     assert await offerinbox.record_offers(services, offer, [u.id for u in users]) == 3
     assert await services.db.offer_deliveries.count_documents({"offer_id": offer["_id"]}) == 1
     assert await services.db.notifications.count_documents({"subject": f"offer:{offer['_id']}"}) == 0
-    # the unread count, read before any page, already holds it
+    # the unread count, read before any page, already holds it — once, though the offer was
+    # delivered twice (a chunk redone) — and writes nothing: the web client asks for it on every
+    # offer event, so a count that wrote would write every recipient's entry at push time after all
+    await offerinbox.record_offers(services, offer, [users[0].id])
     assert (await unread(client, users[0]))["by_kind"]["offer"] == 1
+    assert await _entries(services, users[0].id) == []
+    assert await services.db.offer_inbox_marks.count_documents({}) == 0
     assert [n["kind"] for n in await inbox(client, users[0])] == ["offer"]
     assert [n["kind"] for n in await inbox(client, users[0])] == ["offer"]  # read again: still one
+    assert (await unread(client, users[0]))["by_kind"]["offer"] == 1  # pulled: counted once, not twice
     await mark_read(client, users[1])  # marking read pulls first, so the offer is marked too
     [entry] = await _entries(services, users[1].id)
     assert entry["read"] is True
