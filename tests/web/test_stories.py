@@ -155,6 +155,20 @@ async def test_offer_pops_up_is_claimed_and_redeemed(phone, client, services, li
     row = fan.page.locator(".voucher-row.status-redeemed")
     await row.wait_for()
     assert code in await row.inner_text()
+
+    # the offer is in the fan's inbox: counted on the bell before the inbox is opened (nothing
+    # written for it yet: a delivery is one record, pulled into the inbox when it is read)
+    await fan.page.wait_for_function(
+        "document.querySelector('.bell .bell-count') && !document.querySelector('.bell .bell-count').hidden"
+        " && document.querySelector('.bell .bell-count').textContent === '1'", timeout=LIVE_TIMEOUT_MS)
+    assert await services.db.notifications.count_documents({"recipient_id": ObjectId(user.id), "kind": "offer"}) == 0
+    await fan.page.locator("a.bell").click()
+    await fan.page.wait_for_function("document.body.dataset.view === '#/notifications'")
+    entry = fan.page.locator("ul.inbox li.notif.unread", has_text=title)
+    await entry.wait_for()
+    assert store_name in await entry.inner_text()
+    await fan.screenshot(screenshots / "user_inbox_offer.png")
+    assert await services.db.notifications.count_documents({"recipient_id": ObjectId(user.id), "kind": "offer"}) == 1
     shop.assert_clean()
     fan.assert_clean()
 
