@@ -111,14 +111,8 @@ async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(c
     assert offer["id"] in found and gone["id"] not in found
 
 
-async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, services, monkeypatch):
-    """A chunk's inbox entries are written while the next chunk is published, and its checkpoint
-    only after them: with the first chunk's inbox write held, the second chunk already has the offer
-    and no checkpoint is recorded; released, everyone has one entry and the targeting is done."""
-    import asyncio
-
-    from notifications import offerinbox
-
+async def _three_fans_one_a_chunk(client, services, monkeypatch) -> tuple[Any, dict[str, Any], list[Any]]:
+    """A store's three online followers near it, in user id order, targeted by the task one a chunk."""
     as_large_audience(monkeypatch)
     monkeypatch.setattr(services.settings, "fanout_chunk", 1)
     merchant, store = await merchant_with_store(client)
@@ -127,6 +121,18 @@ async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, servi
         await follow_store(client, fan, store["id"])
         await set_position(services.redis, fan.id, *offset(store["lat"], store["lng"], north_m=50 + 10 * north))
     await mark_online(services, *(f.id for f in fans))
+    return merchant, store, fans
+
+
+async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, services, monkeypatch):
+    """A chunk's inbox entries are written while the next chunk is published, and its checkpoint
+    only after them: with the first chunk's inbox write held, the second chunk already has the offer
+    and no checkpoint is recorded; released, everyone has one entry and the targeting is done."""
+    import asyncio
+
+    from notifications import offerinbox
+
+    merchant, store, fans = await _three_fans_one_a_chunk(client, services, monkeypatch)
     release = asyncio.Event()
     first_inbox = asyncio.Event()
     real_record = offerinbox.record_offers
@@ -166,14 +172,7 @@ async def test_a_chunks_inbox_writes_wait_for_the_next_chunks_reads(client, serv
     inbox entries are written: thousands of inserts never sit in front of those reads."""
     from notifications import offerinbox
 
-    as_large_audience(monkeypatch)
-    monkeypatch.setattr(services.settings, "fanout_chunk", 1)
-    merchant, store = await merchant_with_store(client)
-    fans = sorted([await register(client) for _ in range(3)], key=lambda a: a.id)
-    for north, fan in enumerate(fans):
-        await follow_store(client, fan, store["id"])
-        await set_position(services.redis, fan.id, *offset(store["lat"], store["lng"], north_m=50 + 10 * north))
-    await mark_online(services, *(f.id for f in fans))
+    merchant, store, fans = await _three_fans_one_a_chunk(client, services, monkeypatch)
     order: list[str] = []
     real_recipients, real_record = targeting._recipients, offerinbox.record_offers
 
