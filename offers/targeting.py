@@ -103,7 +103,7 @@ async def _publish(services: Services, offer: dict[str, Any], store: dict[str, A
 
 async def _settle(services: Services, offer: dict[str, Any], sent: list[str], *, progress: str | None = None,
                   done: bool = False) -> None:
-    """What follows a delivery, in this order: the inbox entries of the users just reached, then
+    """What follows a delivery, in this order: the inbox's delivery record of the users just reached, then
     one update of the offer — ``pushed`` from the dedupe sets, the targeting checkpoint
     (``progress``: the last user id of a finished chunk), ``done``."""
     if sent:
@@ -120,13 +120,15 @@ async def _settle(services: Services, offer: dict[str, Any], sent: list[str], *,
 
 
 async def _to_inboxes(services: Services, offer: dict[str, Any], user_ids: list[str]) -> None:
-    """The users just reached keep the offer in their notifications inbox. After the delivery and
+    """The users just reached keep the offer in their notifications inbox (one delivery record,
+    :mod:`notifications.offerinbox`). After the delivery and
     best effort: the ``offer`` event is out (and its dedupe set would skip these users on a retry),
     so a failure here is logged, not raised."""
     try:
         await offerinbox.record_offers(services, offer, user_ids)
     except Exception as exc:
-        log.warning("offer %s: inbox entries for %d users not written: %s", offer["_id"], len(user_ids), exc)
+        log.warning("offer %s: the inbox's delivery record of %d users not written: %s", offer["_id"],
+                    len(user_ids), exc)
 
 
 async def delivered_count(services: Services, offer_id: str) -> int:
@@ -190,7 +192,7 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
 
     The candidates are then taken in user id order, in chunks of ``fanout_chunk``
     (:func:`_recipients` for each: reachable now, in the audience, within the nearby cap), and
-    after each chunk is sent and its users' inbox entries written (while the next chunk is already
+    after each chunk is sent and its users' inbox delivery recorded (while the next chunk is already
     being targeted and published) the last user id is checkpointed in ``targeting_progress``: a run
     killed mid-way is re-run (the broker redelivers the unacknowledged task, or the sweep re-sends
     it) and starts after the checkpoint; the chunk in flight at the kill is redone, which the
@@ -229,13 +231,13 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
         await _settle(services, offer, [], done=True)
         return 0
     sent = 0
-    # The push's latency is the chunks' targeting and publishing; their inbox entries are
-    # MongoDB's slowest part of it. So the next chunk's targeting (reads in Redis and MongoDB) runs
-    # while this chunk is published, and this chunk's settling (its inbox entries, then its
-    # checkpoint) starts once the next chunk's recipients are in hand: a chunk's inbox writes never
-    # sit in front of the next chunk's reads (measured: 5,000 entries held the second chunk of a
-    # 10,000-user offer back by ~90 ms). One settling at a time, in chunk order, so a checkpoint
-    # still follows its own chunk's inbox entries and every earlier chunk's.
+    # The push's latency is the chunks' targeting and publishing. So the next chunk's targeting
+    # (reads in Redis and MongoDB) runs while this chunk is published, and this chunk's settling
+    # (its inbox delivery record, ``pushed``, then its checkpoint) starts once the next chunk's
+    # recipients are in hand: its writes never sit in front of those reads (measured when the
+    # settling wrote an inbox entry per user: 5,000 of them held the second chunk of a 10,000-user
+    # offer back by ~90 ms). One settling at a time, in chunk order, so a checkpoint still follows
+    # its own chunk's delivery record and every earlier chunk's.
     settling: asyncio.Task[None] | None = None
     upcoming: asyncio.Task[list[tuple[str, float]]] | None = asyncio.create_task(
         _recipients(services, offer, found, audience, chunks[0]))

@@ -3,7 +3,8 @@
 Every API process subscribes once to ``rt:events`` (events, see :mod:`solomo.core.events`)
 and ``rt:control`` (commands such as "disconnect this user" or "close these sockets", see
 :mod:`solomo.core.control`). There is no Redis connection per socket. Routing is a dict
-lookup and a non-blocking put on each socket's bounded queue.
+lookup and a hand-over to each socket that never waits: written at once to a socket that keeps
+up, queued (bounded) behind a write that has to wait (:mod:`solomo.realtime.connection`).
 
 Each socket holds one of its user's slots (:mod:`solomo.realtime.slots`); the oldest beyond the
 cap is closed with 4409, here or, through ``rt:control``, in the process that holds it. Every
