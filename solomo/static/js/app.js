@@ -14,7 +14,7 @@ import { initLocation, locationLabel, openLocationPicker } from "./views/locatio
 import { deleteAccountView, passwordView, profileEditView, storeEditView, storeOffersView } from "./views/manage.js";
 import { insightsView } from "./views/insights.js";
 import { merchantHome } from "./views/merchant.js";
-import { bell, inboxView, onNotification, refreshUnread } from "./views/notifications.js";
+import { bell, inboxView, onNotification, refreshUnread, refreshUnreadSoon } from "./views/notifications.js";
 import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
 import { offerPopup } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
@@ -213,7 +213,7 @@ async function onEvent(frame) {
       break;
     case "offer":
       if (session.role === "user" || session.role === "merchant") offerPopup(data);
-      refreshUnread(); // a delivered offer is also in the inbox
+      refreshUnreadSoon(); // a delivered offer is also in the inbox (its record is written just after)
       break;
     case "points":
       onPoints(data); // the balance and the entry that moved it: the wallet updates, a toast says so

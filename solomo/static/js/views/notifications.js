@@ -1,8 +1,9 @@
 // The notifications inbox: the bell in the header with the unread total (set by every
 // `notification` event, whose `total` is the server's count, and asked of
-// GET /v1/notifications/unread again when the socket (re)opens or an offer arrives), and the inbox
-// page: entries newest first, likes and reposts of one post grouped ("小明 and 3 others liked your
-// post"), tap → the post (the follower, the store), mark all read. Event fields: docs/design.md.
+// GET /v1/notifications/unread again when the socket (re)opens, or 1–3 s after an offer
+// arrives), and the inbox page: entries newest first, likes and reposts of one post grouped
+// ("小明 and 3 others liked your post"), tap → the post (the follower, the store), mark all read.
+// Event fields: docs/design.md.
 
 import { api, enc } from "../api.js";
 import { busy, h, onLeave, svg, toast } from "../dom.js";
@@ -45,6 +46,18 @@ export async function refreshUnread() {
   } catch {
     // offline or signed out: the next event or reconnect sets it
   }
+}
+
+// After a delivered offer: the server records the delivery for the inbox just after the offer's
+// event goes out, so a count asked at once could miss it; and an offer reaches thousands of
+// sockets at once, so each asks once, 1–3 s later (spread), however many offers arrive meanwhile.
+let soon = null;
+export function refreshUnreadSoon() {
+  if (soon !== null) return;
+  soon = setTimeout(() => {
+    soon = null;
+    refreshUnread();
+  }, 1000 + Math.random() * 2000);
 }
 
 function who(n) {
