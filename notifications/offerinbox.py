@@ -102,9 +102,11 @@ async def pending_count(services: Services, recipient_id: ObjectId) -> int:
 
 async def _unpulled(services: Services, recipient_id: ObjectId) -> tuple[list[dict[str, Any]], int | None]:
     """The recipient's deliveries since their mark (less the overlap), newest first, one per offer
-    and only for offers they have no entry for; and the newest delivery time seen (None: none)."""
+    and only for offers they have no entry for; and the newest delivery time seen when it is past
+    the mark (None: the mark stays, so a read within the overlap writes nothing)."""
     mark = await services.db.offer_inbox_marks.find_one({"_id": recipient_id})
-    since = int(mark["pulled_ms"]) - OVERLAP_MS if mark else 0
+    pulled = int(mark["pulled_ms"]) if mark else 0
+    since = pulled - OVERLAP_MS if mark else 0
     deliveries = await services.db.offer_deliveries.find(
         {"recipients": recipient_id, "created_ms": {"$gt": since}},
         {"offer_id": 1, "subject": 1, "created_at": 1, "created_ms": 1},
@@ -116,7 +118,8 @@ async def _unpulled(services: Services, recipient_id: ObjectId) -> tuple[list[di
         newest.setdefault(delivery["subject"], delivery)
     have = {d["subject"] async for d in services.db.notifications.find(
         {"recipient_id": recipient_id, "kind": "offer", "subject": {"$in": list(newest)}}, {"subject": 1})}
-    return [d for subject, d in newest.items() if subject not in have], int(deliveries[0]["created_ms"])
+    newest_ms = int(deliveries[0]["created_ms"])
+    return [d for subject, d in newest.items() if subject not in have], newest_ms if newest_ms > pulled else None
 
 
 def _entry(recipient_id: ObjectId, delivery: dict[str, Any]) -> dict[str, Any]:

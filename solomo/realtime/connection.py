@@ -9,10 +9,10 @@ that queue is full the client cannot keep up, so the connection is finished (clo
 instead of slowing anyone else down. While a resume replay runs, live frames are parked in
 ``pending`` and released by :meth:`go_live`, skipping what the replay already sent.
 
-Metrics: an event counts as delivered when it is queued to the socket (``EVENTS_DELIVERED``, by
-type); one that a socket cannot take is dropped (``EVENTS_DROPPED``, by reason: ``closed``,
-``slow_client``, ``resume_overflow``) and the client gets it back by resuming; every close for
-slowness counts in ``SLOW_CLIENT_CLOSES``.
+Metrics: an event counts as delivered when it is handed to the socket — written, or queued behind
+a write that waits (``EVENTS_DELIVERED``, by type); one that a socket cannot take is dropped
+(``EVENTS_DROPPED``, by reason: ``closed``, ``slow_client``, ``resume_overflow``) and the client
+gets it back by resuming; every close for slowness counts in ``SLOW_CLIENT_CLOSES``.
 """
 
 from __future__ import annotations

@@ -96,3 +96,4 @@ async def test_the_owner_is_not_told_and_an_erased_user_leaves_every_delivery(cl
     assert delivery["recipients"] == [ObjectId(fan.id)]
     assert await services.db.offer_inbox_marks.find_one({"_id": ObjectId(gone.id)}) is None
     assert await _entries(services, gone.id) == []
+
