@@ -93,19 +93,9 @@ class Entry(NamedTuple):
 
 
 def entry_member(post_id: str, lat: float, lng: float) -> str:
+    """``<post id>|<lat>|<lng>``: read back by :meth:`feed.local.Circle.entries_within`."""
     # repr: the shortest text that reads back as the same float, so a removal rebuilds the member
     return f"{post_id}|{lat!r}|{lng!r}"
-
-
-def parse_entry(member: str, score: float) -> Entry | None:
-    """The entry of a member; None for anything else (never trusted, never loaded)."""
-    parts = member.split("|")
-    if len(parts) != 3 or len(parts[0]) != 24:
-        return None
-    try:
-        return Entry(score, parts[0], float(parts[1]), float(parts[2]))
-    except ValueError:
-        return None
 
 
 def public_latlng(post: dict[str, Any]) -> tuple[float, float] | None:

@@ -8,6 +8,7 @@ assertion knows whether the page came from the cells or from MongoDB; both must 
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -252,3 +253,18 @@ async def test_a_trimmed_cell_is_not_forgotten_when_a_full_cell_ties_with_the_cu
 
     docs, _ = await read_local(services, lat, lng, radius, Position(ms_of(moment), cursor_id), limit)
     assert [str(d["_id"]) for d in docs] == sorted(hidden, reverse=True)
+
+
+async def test_a_cell_member_not_of_the_entry_shape_is_skipped_not_loaded(client, services):
+    author, reader = await register(client), await register(client)
+    lat, lng = random_point()
+    doc = await _located(services, author, lat, lng, "the one real post", minutes_ago=1)
+    keys = await _warm(services, lat, lng, 500)
+    newest = time.time() * 1000
+    foreign = [f"{'a' * 23}|{lat!r}|{lng!r}",  # an id of the wrong length
+               f"{ObjectId()}|north|{lng!r}",  # a position that is not a number
+               f"{ObjectId()}|{lat!r}",  # a field missing
+               f"{ObjectId()}|{lat!r}|{lng!r}|more"]  # a field too many
+    for key in keys:  # newer than the real post, in every covering cell
+        await services.redis.zadd(key, {member: newest + i for i, member in enumerate(foreign)})
+    assert _flat(await _pages(client, reader, lat, lng, 500, limit=3)) == [str(doc["_id"])]
