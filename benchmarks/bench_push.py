@@ -158,7 +158,22 @@ class Rounds:
         out.update({f"{prefix}cpu%_{k}": v for k, v in cpu.items()})
         out[f"{prefix}client_limit"] = (f"YES: a client process used {busiest:.0f}% of a core"
                                         if is_client_bound(busiest) else f"no (busiest client {busiest:.0f}%)")
+        out.update(self.cpu_budget(prefix))
         return out
+
+    def cpu_budget(self, prefix: str) -> dict[str, Any]:
+        """Where the machine's CPU went, per delivery (µs): the serving side (ours: API, worker, Redis,
+        mongod; bare: its server) and the client processes, and the cores busy on average. When both
+        sides keep the cores busy, the ratio is about the bare side's CPU a delivery over ours: the
+        figure that tells a goal out of reach of the cores from one a profile can still find."""
+        deliveries = len(self.latencies)
+        if not deliveries or not self.wall:
+            return {}
+        clients = sum(v for k, v in self.cpu.items() if k.startswith("client"))
+        serving = sum(self.cpu.values()) - clients
+        return {f"{prefix}cpu_us_a_delivery_serving": round(1e6 * serving / deliveries, 1),
+                f"{prefix}cpu_us_a_delivery_clients": round(1e6 * clients / deliveries, 1),
+                f"{prefix}cores_busy": round((serving + clients) / self.wall, 2)}
 
 
 def _cpu(pids: Mapping[str, int | None]) -> dict[str, float]:

@@ -157,6 +157,12 @@ def short_notes(result: Result) -> str:
     for label, cpu in (("CPU %", ours), ("baseline CPU %", base)):
         if cpu:
             parts.append(f"{label}: " + ", ".join(f"{name} {_fmt(float(v))}" for name, v in cpu.items()))
+    if "cpu_us_a_delivery_serving" in extra:  # the push rows' CPU budget (benchmarks.bench_push)
+        bare = [extra.get(f"bare_{k}", "-") for k in ("cpu_us_a_delivery_serving", "cpu_us_a_delivery_clients",
+                                                        "cores_busy")]
+        parts.append(f"CPU µs a delivery, serving + clients: ours {extra['cpu_us_a_delivery_serving']} + "
+                     f"{extra['cpu_us_a_delivery_clients']}, bare {bare[0]} + {bare[1]}")
+        parts.append(f"cores busy: ours {extra['cores_busy']}, bare {bare[2]}")
     limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
     parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
     if "steal%" in extra:

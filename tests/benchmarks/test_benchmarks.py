@@ -28,7 +28,16 @@ from benchmarks import __main__ as bench_main
 from benchmarks import soak
 from benchmarks.bench_push import Rounds, push_row
 from benchmarks.bench_vouchers import OversoldError, check
-from benchmarks.common import HttpRequest, Result, json_request, markdown_table, percentile, print_table, write_json
+from benchmarks.common import (
+    HttpRequest,
+    Result,
+    json_request,
+    markdown_table,
+    percentile,
+    print_table,
+    short_notes,
+    write_json,
+)
 from benchmarks.wrk import ensure_wrk, lua_script, run_wrk, run_wrk_once
 from solomo.core.serving import UVICORN_FLAGS
 from solomo.embedded import free_port
@@ -155,6 +164,21 @@ def test_a_push_row_fails_when_a_socket_misses_an_offer(monkeypatch) -> None:
     assert bench_main.main(["--json", os.devnull]) == 1  # a failed row fails make bench
     monkeypatch.setattr(bench_main, "run_all", fake_run_all([good]))
     assert bench_main.main(["--json", os.devnull]) == 0
+
+
+def test_a_push_rows_cpu_budget_is_per_delivery_serving_and_clients_apart() -> None:
+    side = Rounds(3)
+    for i in range(2):  # two rounds of 3 deliveries, each 0.05 s of wall
+        side.add(100.0 + i, [{"arrived": [100.0 + i + 0.01] * 3, "missing": 0, "frame_bytes": 400}],
+                 {"api": 0.02, "redis": 0.01, "client1": 0.01, "client2": 0.005}, 0.05)
+    assert side.cpu_budget("bare_") == {"bare_cpu_us_a_delivery_serving": 10000.0,  # 0.06 s / 6
+                                        "bare_cpu_us_a_delivery_clients": 5000.0,  # 0.03 s / 6
+                                        "bare_cores_busy": 0.9}  # 0.09 s over 0.1 s
+    row = push_row(3, side, side, 2)
+    notes = short_notes(row)
+    assert "CPU µs a delivery, serving + clients: ours 10000.0 + 5000.0, bare 10000.0 + 5000.0" in notes
+    assert "cores busy: ours 0.9, bare 0.9" in notes
+    assert Rounds(3).cpu_budget("") == {}  # nothing delivered: no budget, not a division by zero
 
 
 async def test_voucher_check_refuses_anything_but_exactly_the_stock(services) -> None:
