@@ -131,9 +131,10 @@ class Timelines:
             return 0, []
         async with self.redis.pipeline(transaction=False) as pipe:
             for bucket, uids in buckets.items():
-                keys = [home_key_in(bucket, u) for u in uids]
-                prefix = len(keys[0]) - len(uids[0])  # each key ends with its owner's id
-                _ADD.queue(pipe, [*keys, online_key(bucket)], [score, member, cap, trim_limit(cap), prefix])
+                prefix = home_key_in(bucket, "")  # a bucket's home keys: this prefix, then the owner's id
+                keys = [prefix + u for u in uids]  # (not a call a key: the fan-out's inner loop)
+                keys.append(online_key(bucket))
+                _ADD.queue(pipe, keys, [score, member, cap, trim_limit(cap), len(prefix)])
             results = await pipe.execute()
         written, online = 0, list[str]()
         for result in results:
