@@ -98,8 +98,8 @@ class Circle:
         than ``cut`` and within the circle, parsed only as far as they are used.
 
         A page's hot loop, so :meth:`holds` and the member's parsing are inlined here and an
-        :class:`Entry` is made only for an entry kept (about a third of those read on the
-        benchmark's city): a page's merge went from ~90 to ~58 µs (docs/benchmarks.md)."""
+        :class:`Entry` is made only for an entry kept (about a third of those read, on pages shaped
+        like the benchmark's): a page's merge went from ~90 to ~58 µs (docs/benchmarks.md)."""
         lat0, lng0, radius_m = self.lat, self.lng, self.radius_m
         inner2, outer2, dlat_max = self._inner2, self._outer2, self._dlat_max
         cos, radians = math.cos, math.radians
