@@ -1,7 +1,7 @@
 """Local feeds: located posts within a radius of a point, newest first, with the contract's cursor.
 
 A page is read from the few cells of the grid level that fits the radius (:func:`geo.cells.covering_grid`:
-at most 9 cells in practice, 16 allowed) in one Redis pipeline: each cell's newest entries below the
+at most 12 cells in practice, 16 allowed) in one Redis pipeline: each cell's newest entries below the
 cursor (``ZREVRANGEBYSCORE … LIMIT``), with its state. The entries are merged by time and filtered
 by exact distance on the public position each entry carries (:mod:`feed.localcells`), then the
 documents of the page's posts are loaded in one query, which also drops any post removed since the
@@ -36,6 +36,8 @@ from feed.localcells import (
     MIN_ENTRY_SCORE,
     TRIMMED,
     Entry,
+    entries_in,
+    member_id,
     public_latlng,
     request_rebuilds,
 )
@@ -91,30 +93,6 @@ class Circle:
         if flat2 > self._outer2:
             return False
         return fast_m(self.lat, self.lng, lat, lng) <= self.radius_m
-
-    def entries_within(self, rows: Iterator[tuple[float, str]], pos: Key | None,
-                       cut: Key | None) -> Iterator[Entry]:
-        """The entries of ``rows`` (the cells' rows merged, newest first) older than ``pos``, not older
-        than ``cut`` and within the circle, parsed only as far as they are used.
-
-        A page's hot loop: one generator instead of a chain of four, the member parsed here and an
-        :class:`Entry` made only for an entry kept (about a third of those read, on pages shaped like
-        the benchmark's): a page's merge went from ~90 to ~63 µs (docs/benchmarks.md)."""
-        holds = self.holds
-        for row in rows:
-            if cut is not None and row < cut:
-                return
-            if pos is not None and not row < pos:
-                continue
-            parts = row[1].split("|")  # the member: see feed.localcells.entry_member
-            if len(parts) != 3 or len(parts[0]) != 24:
-                continue  # never trusted, never loaded
-            try:
-                lat, lng = float(parts[1]), float(parts[2])
-            except ValueError:
-                continue
-            if holds(lat, lng):
-                yield Entry(row[0], parts[0], lat, lng)
 
     def holds_post(self, doc: dict[str, Any]) -> bool:
         point = public_latlng(doc)
@@ -177,9 +155,9 @@ def _last(flat: list[Any]) -> Key:
     nested = isinstance(flat[0], list)  # a RESP3 client's pairs; ours (RESP2) alternate member and score
     for i in range(len(flat) - 1, -1, -1) if nested else range(len(flat) - 2, -1, -2):
         member, score = flat[i] if nested else (flat[i], flat[i + 1])
-        text = _text(member)
-        if text[24:25] == "|" and ObjectId.is_valid(text[:24]):
-            return float(score), text[:24]
+        post_id = member_id(_text(member))
+        if post_id is not None:
+            return float(score), post_id
     return TOP
 
 
@@ -230,7 +208,7 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
         # each cell's reply is newest first, and (score, member) sorts like (score, id): the member
         # starts with the 24-digit id; so the merge is lazy, and stops at the cut
         merged = heapq.merge(*(_rows(rows_of[i]) for i in active), reverse=True)
-        near = circle.entries_within(merged, pos, cut)
+        near = entries_in(merged, pos, cut, circle.holds)
         size = 0
         while len(results) < want:
             # usually once: only posts removed since their fan-out wrote them, or hidden authors, make it

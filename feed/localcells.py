@@ -26,6 +26,8 @@ Keys are built from client coordinates, so they expire: :data:`CELL_TTL_S` after
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from feed.nearquery import newest_in_area
@@ -84,6 +86,10 @@ return state
 """)
 
 
+_HEX_ID = re.compile("[0-9a-f]{24}")
+"""A post id as a member writes it (``str(ObjectId)``: lower-case hex)."""
+
+
 class Entry(NamedTuple):
     """One cell entry: the post's time and id, and its public position."""
     score: float
@@ -93,9 +99,39 @@ class Entry(NamedTuple):
 
 
 def entry_member(post_id: str, lat: float, lng: float) -> str:
-    """``<post id>|<lat>|<lng>``: read back by :meth:`feed.local.Circle.entries_within`."""
+    """``<post id>|<lat>|<lng>``: read back by :func:`entries_in` and :func:`member_id`."""
     # repr: the shortest text that reads back as the same float, so a removal rebuilds the member
     return f"{post_id}|{lat!r}|{lng!r}"
+
+
+def entries_in(rows: Iterator[tuple[float, str]], pos: tuple[float, str] | None, cut: tuple[float, str] | None,
+               keep: Callable[[float, float], bool]) -> Iterator[Entry]:
+    """The entries of ``rows`` (``(score, member)``, newest first) older than ``pos``, not older than
+    ``cut``, whose position ``keep(lat, lng)`` accepts, parsed only as far as they are used; a member
+    of any other shape is skipped (never trusted, never loaded).
+
+    A local page's hot loop: one generator instead of a chain of four, and an :class:`Entry` made
+    only for an entry kept (about a third of those read, on pages shaped like the benchmark's): a
+    page's merge went from ~95 to ~71 µs (docs/benchmarks.md)."""
+    for row in rows:
+        if cut is not None and row < cut:
+            return
+        if pos is not None and not row < pos:
+            continue
+        parts = row[1].split("|")
+        if len(parts) != 3 or len(parts[0]) != 24:
+            continue
+        try:
+            lat, lng = float(parts[1]), float(parts[2])
+        except ValueError:
+            continue
+        if keep(lat, lng):
+            yield Entry(row[0], parts[0], lat, lng)
+
+
+def member_id(member: str) -> str | None:
+    """The post id a member of the entry shape starts with; None for anything else."""
+    return member[:24] if member[24:25] == "|" and _HEX_ID.fullmatch(member, 0, 24) else None
 
 
 def public_latlng(post: dict[str, Any]) -> tuple[float, float] | None:

@@ -5,8 +5,9 @@ quadtree of *grid levels* instead (:class:`GridCell`): at level ``k`` the globe 
 ``2**(k+1)`` columns by ``2**k`` rows, cells square in degrees, each level halving the side of the
 one before (a geohash step multiplies the area by 32, too coarse to fit a radius). A located post
 is written into its cell at every level of :data:`GRID_LEVELS`; a reader picks the finest level
-whose cells are at least ``radius`` wide and tall around the circle, so its bounding box (``2r``)
-spans at most 3 x 3 cells, and drops the cells the circle does not reach (:func:`covering_grid`).
+whose cells are at least ``radius`` tall and ``2/3 radius`` wide around the circle, so its bounding
+box (``2r``) spans at most 3 rows and 4 columns of cells, and drops the cells the circle does not
+reach (:func:`covering_grid`).
 """
 
 from __future__ import annotations
@@ -167,11 +168,17 @@ def _half_width_deg(lat: float, radius_m: float) -> tuple[float, float]:
 
 
 def grid_level_for(lat: float, radius_m: float) -> int:
-    """The finest level whose cells are at least ``radius_m`` tall and wide (at the circle's
-    poleward edge): the 2r bounding box then spans at most 3 cells each way. The coarsest level
-    when none is (a wide circle near a pole)."""
+    """The finest level whose cells are at least ``radius_m`` tall and ``2/3 radius_m`` wide (at the
+    circle's poleward edge): the 2r bounding box then spans at most 3 rows and 4 columns. The
+    coarsest level when none is (a wide circle near a pole).
+
+    Cells are square in degrees, so narrower in metres away from the equator. When they had to be
+    ``radius_m`` wide too, a 2 km circle from ~37° on (Beijing, Seoul, New York, Europe) took a level
+    twice as coarse: cells 4.9 km tall, and a page read ~5 times the circle's area (~3 times at the
+    equator); a fourth column keeps it at ~3 up to ~57° (tests/feed/test_text_and_cells.py;
+    docs/benchmarks.md)."""
     dlat, dlng = _half_width_deg(lat, radius_m)
-    need_deg = max(dlat, dlng)
+    need_deg = max(dlat, dlng * 2 / 3)
     for level in sorted(GRID_LEVELS, reverse=True):
         if grid_side_deg(level) >= need_deg:
             return level
