@@ -125,7 +125,7 @@ def entries_in(rows: Iterator[tuple[float, str]], pos: tuple[float, str] | None,
             lat, lng = float(parts[1]), float(parts[2])
         except ValueError:
             continue
-        if keep(lat, lng):
+        if keep(lat, lng) and _HEX_ID.fullmatch(parts[0]):  # the id's digits checked on kept entries only
             yield Entry(row[0], parts[0], lat, lng)
 
 

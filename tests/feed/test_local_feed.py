@@ -262,6 +262,7 @@ async def test_a_cell_member_not_of_the_entry_shape_is_skipped_not_loaded(client
     keys = await _warm(services, lat, lng, 500)
     newest = time.time() * 1000
     foreign = [f"{'a' * 23}|{lat!r}|{lng!r}",  # an id of the wrong length
+               f"{'g' * 24}|{lat!r}|{lng!r}",  # an id of the right length, not hex
                f"{ObjectId()}|north|{lng!r}",  # a position that is not a number
                f"{ObjectId()}|{lat!r}",  # a field missing
                f"{ObjectId()}|{lat!r}|{lng!r}|more"]  # a field too many
