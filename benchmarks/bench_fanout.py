@@ -61,7 +61,10 @@ if TYPE_CHECKING:
 PUSHED = 10_000
 """Followers of the pushed author at the default threshold (at ``--scale 1`` the threshold itself)."""
 LARGE = 100_000
-REPEATS = 3
+REPEATS = 5
+"""Posts a size (each beside a baseline call): a single post's time moves by ±20 % from one to the
+next on a shared 2-core machine, so the median of three was often one outlier away from another
+figure; the row also shows each turn's ratio (``repeat_ratios``)."""
 BROKER_DB = 3
 
 # KEYS: feeds. ARGV: score, member. Only the ZADDs our fan-out's Lua call makes, nothing else.
@@ -100,6 +103,11 @@ class Side:
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    def ratios(self, base: Side) -> list[float]:
+        """Each repeat's ratio beside the baseline's repeat of the same turn (as rates: the baseline's
+        seconds ÷ ours): how far the row's median moved while it was measured."""
+        return [round(b / o, 3) if o else 0.0 for o, b in zip(self.seconds, base.seconds, strict=True)]
 
     def notes(self, prefix: str) -> dict[str, Any]:
         total = sum(self.seconds)
@@ -299,6 +307,7 @@ def _row(name: str, n: int, ours: Side, base: Side, unit: str, **extra: Any) -> 
     base_notes = base.notes("in_redis_")
     client = base_notes.get("in_redis_cpu%_client", 0.0)
     return Result.compare(name, n / ours.median, n / base.median, unit, followers=n, repeats=len(ours.seconds),
+                          repeat_ratios=ours.ratios(base),
                           generator="one POST, the Celery worker fans out; baseline: EVALSHA from the harness",
                           **extra, **ours.notes(""), **base_notes, in_redis_client_limit=client_limit_note(client))
 

@@ -171,7 +171,7 @@ def _row(n: int, ours: Side, base: Side, masters: list[int], **extra: Any) -> Re
     base_notes = base.notes("in_redis_")
     return Result.compare(
         f"fan-out to {n:,} followers on a Redis Cluster (vs in-Redis ZADD per bucket)", n / ours.median,
-        n / base.median, "inserts/s", followers=n, repeats=len(ours.seconds),
+        n / base.median, "inserts/s", followers=n, repeats=len(ours.seconds), repeat_ratios=ours.ratios(base),
         generator="fanout_post in the harness on a RedisCluster client; baseline: one EVAL per bucket, pipelined",
         cluster="6 nodes (3 masters, 3 replicas)", masters=len(masters), **extra, **ours.notes(""), **base_notes,
         in_redis_client_limit=client_limit_note(base_notes.get("in_redis_cpu%_harness", 0.0)))

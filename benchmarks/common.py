@@ -165,6 +165,9 @@ def short_notes(result: Result) -> str:
         parts.append(f"cores busy: ours {extra['cores_busy']}, bare {bare[2]}")
     limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
     parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
+    for key, turn in (("slice_ratios", "slice"), ("repeat_ratios", "repeat")):  # how far the ratio moved
+        if len(extra.get(key) or ()) > 1:
+            parts.append(f"ratio by {turn} {min(extra[key])}–{max(extra[key])}")
     if "steal%" in extra:
         parts.append(f"host steal % (ours / base): {extra['steal%']} / {extra.get('baseline_steal%', '-')}")
     if "loadavg_1m" in extra:
@@ -587,6 +590,13 @@ def steal_percent(before: list[int], after: list[int]) -> float:
     return round(100 * spent[7] / total, 1) if len(spent) > 7 and total else 0.0
 
 
+def slice_ratios(ours: Sequence[LoadStats], bare: Sequence[LoadStats]) -> list[float]:
+    """Ours ÷ bare for each pair of slices driven one after the other: how far the row's ratio
+    (over all slices) moved while it was measured, so a reader can tell a row within the noise of
+    its goal from one far off it."""
+    return [round(o.rate / b.rate, 3) if b.rate else 0.0 for o, b in zip(ours, bare, strict=True)]
+
+
 def merge_loads(slices: Sequence[LoadStats]) -> LoadStats:
     """One load made of several slices of the same generator: requests, time, statuses, errors and
     CPU summed; latency percentiles from the slices' latencies, or (wrk: percentiles only) from
@@ -821,6 +831,7 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                 out.append(await drive(port, reqs, concurrency=concurrency, seconds=seconds / slices, pids=pids))
                 stolen[side] = [s + b - a for s, a, b in zip(stolen[side], before, cpu_stat(), strict=False)]
     extra["slices"] = slices
+    extra["slice_ratios"] = slice_ratios(mine, bare)
     extra["steal%"] = steal_percent([0] * 10, stolen["ours"])
     extra["baseline_steal%"] = steal_percent([0] * 10, stolen["base"])
     return Result.from_loads(name, merge_loads(mine), merge_loads(bare), concurrency=concurrency, **extra)

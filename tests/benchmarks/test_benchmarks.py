@@ -30,12 +30,15 @@ from benchmarks.bench_push import Rounds, push_row
 from benchmarks.bench_vouchers import OversoldError, check
 from benchmarks.common import (
     HttpRequest,
+    LoadStats,
     Result,
     json_request,
     markdown_table,
+    merge_loads,
     percentile,
     print_table,
     short_notes,
+    slice_ratios,
     write_json,
 )
 from benchmarks.wrk import ensure_wrk, lua_script, run_wrk, run_wrk_once
@@ -181,6 +184,21 @@ def test_a_push_rows_cpu_budget_is_per_delivery_serving_and_clients_apart() -> N
     assert Rounds(3).cpu_budget("") == {}  # nothing delivered: no budget, not a division by zero
 
 
+def test_a_read_row_says_how_far_its_slices_ratios_spread() -> None:
+    def load(requests: int) -> LoadStats:
+        return LoadStats(requests, 2.0, 64, Counter({200: requests}), [], {}, percentiles={50.0: 1.0, 99.0: 2.0})
+
+    ours, bare = [load(400), load(200)], [load(2000), load(2000)]
+    assert slice_ratios(ours, bare) == [0.2, 0.1]
+    merged = Result.from_loads("local", merge_loads(ours), merge_loads(bare), slices=2,
+                               slice_ratios=slice_ratios(ours, bare))
+    assert merged.ratio == pytest.approx(0.15)  # the row's ratio lies between its slices'
+    assert "ratio by slice 0.1–0.2" in short_notes(merged)
+    one = Result.from_loads("local", ours[0], bare[0], slices=1, slice_ratios=slice_ratios(ours[:1], bare[:1]))
+    assert "ratio by slice" not in short_notes(one)  # one slice: no spread to tell
+    assert slice_ratios([load(5)], [load(0)]) == [0.0]  # a bare side that answered nothing: no division by zero
+
+
 async def test_voucher_check_refuses_anything_but_exactly_the_stock(services) -> None:
     offer_id = ObjectId()
     now = datetime.now(UTC)
@@ -275,6 +293,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
             assert r.extra.get("baseline_other_statuses") is None, r
             assert r.extra["generator"] == r.extra["baseline_generator"], r  # the same generator on both sides
             assert "client_limit" in r.extra and "baseline_client_limit" in r.extra, r
+            if "slices" in r.extra:  # a read driven in turns beside its bare endpoint: each turn's ratio
+                assert len(r.extra["slice_ratios"]) == r.extra["slices"] and min(r.extra["slice_ratios"]) > 0, r
     upload = next(r for r in results if r.name.startswith("media upload"))
     assert upload.extra["warmup_uploads_stored"] == "10/10" and upload.unit == "req/s", upload
     serving = next(r for r in results if r.name.startswith("media serving"))
@@ -305,6 +325,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
             assert "in-Redis ZADD" in r.name and r.extra["mode"] == "push", r
             assert r.extra["feeds_holding"] == r.extra["followers"] and r.extra["fanout_done"], r
             assert r.extra["in_redis_seconds"] and "in_redis_cpu%_redis" in r.extra and "cpu%_worker" in r.extra, r
+        if r.name.startswith(("fan-out", "post by a")):  # each repeat beside the baseline's of its turn
+            assert len(r.extra["repeat_ratios"]) == r.extra["repeats"] and min(r.extra["repeat_ratios"]) > 0, r
         if r.name.startswith("post by a"):
             assert r.extra["mode"].startswith("pull") and r.extra["followers"] > r.extra["threshold"], r
         if r.name.startswith("offer push"):
