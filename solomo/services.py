@@ -5,7 +5,7 @@ Opened in the lifespan (API) or per worker process (Celery).
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,7 +19,7 @@ from solomo.accounts import Accounts, Authenticator, PasswordHashing, TokenCache
 from solomo.core.events import EventPublisher
 from solomo.core.pagination import CursorCodec
 from solomo.core.queue import TaskQueue
-from solomo.core.redisio import DRIVER, WatchedConnection
+from solomo.core.redisio import DRIVER, SlotTrustingCluster, WatchedConnection
 from solomo.core.redistypes import RedisClient
 from solomo.core.services import Services
 from solomo.core.settings import Settings
@@ -32,7 +32,7 @@ def redis_client(settings: Settings) -> RedisClient:
     # socket_timeout=None: the watchdog of solomo.core.redisio bounds every send and reply instead
     # (10 s, the same failure as a socket timeout, without a timer and a task per operation).
     if settings.redis_cluster:
-        cluster = RedisCluster.from_url(
+        cluster = SlotTrustingCluster.from_url(
             settings.effective_redis_url, decode_responses=True, max_connections=512, protocol=2, driver_info=DRIVER,
             socket_connect_timeout=3, socket_timeout=None, health_check_interval=30,
         )

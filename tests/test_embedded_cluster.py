@@ -11,7 +11,9 @@ import psutil
 import pytest
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.exceptions import ClusterCrossSlotError
 
+from solomo.core.redisio import SlotTrustingCluster
 from solomo.embedded import CLUSTER_SLOTS, EmbeddedError, EmbeddedRedisCluster, free_cluster_port
 
 # Test scope: the tests below share one cluster and run in file order (the drill changes it, the last
@@ -58,6 +60,26 @@ def test_keys_with_different_hash_tags_land_on_different_masters(cluster: Embedd
                 assert master.execute_command("GET", f"k:{{{tag}}}") == tag
     finally:
         client.close()
+
+
+async def test_a_script_goes_to_its_first_keys_slot_and_the_server_refuses_keys_of_two_slots(
+        cluster: EmbeddedRedisCluster):
+    """The data client (solomo.core.redisio.SlotTrustingCluster) does not hash every key of a script:
+    the first key routes it, and a script whose keys span slots is still refused, by Redis."""
+    client = SlotTrustingCluster.from_url(cluster.url, decode_responses=True)
+    try:
+        keys = [f"feed:home:{{b}}:{i}" for i in range(3)]
+        assert await client._determine_slot("EVAL", "return 1", 3, *keys, "x") == client.keyslot(keys[0])
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.eval("for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end return #KEYS", 3, *keys, "v")
+            assert await pipe.execute() == [3]
+        with Redis(port=cluster.master_port_for_key(keys[0]), decode_responses=True) as master:
+            assert [master.execute_command("GET", k) for k in keys] == ["v", "v", "v"]  # on the tag's master
+        with pytest.raises(ClusterCrossSlotError):  # redis-py's name for the server's CROSSSLOT reply
+            await client.eval("return redis.call('SET', KEYS[2], 'w')", 2, "feed:home:{b}:9", "feed:home:{c}:9")
+        assert await client.get("feed:home:{c}:9") is None  # nothing written by the refused script
+    finally:
+        await client.aclose()
 
 
 def test_sigkill_of_a_master_fails_over_to_its_replica_and_it_rejoins(cluster: EmbeddedRedisCluster):

@@ -43,6 +43,7 @@ from typing import Any
 import hiredis
 import redis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+from redis.asyncio import RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
@@ -262,3 +263,23 @@ def _answer(callbacks: Mapping[Any, Any], command: Any, options: Mapping[str, An
         return reply
     rest = {k: v for k, v in options.items() if k not in (EMPTY_RESPONSE, NEVER_DECODE, "keys")}
     return callback(reply, **rest)
+
+
+class SlotTrustingCluster(RedisCluster):
+    """A ``RedisCluster`` that routes a script by its first key.
+
+    redis-py computes the slot of every key of an ``EVAL`` to check that they share one (a CRC of
+    each encoded key, ~0.6 µs a key: 5.7 ms of the fan-out worker's CPU per 10,000 followers, whose
+    keys come 160 to a script). Our scripts' keys share a hash tag by construction
+    (:func:`solomo.core.keys.by_hash_tag`, ``by_bucket``), and Redis Cluster itself refuses a
+    script whose keys span slots (``CROSSSLOT``), so the first key's slot routes it and nothing
+    is written to the wrong place either way."""
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        if len(args) > 2 and str(command).upper() in _SCRIPT_COMMANDS and int(args[1]) > 1:
+            return self.keyslot(args[2])
+        return await super()._determine_slot(command, *args)
+
+
+_SCRIPT_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"})
+
