@@ -61,6 +61,54 @@ async def test_retried_follow_repairs_a_lost_backfill(client, services, celery_w
     assert len(notes) == 1  # the retry does not notify again
 
 
+async def test_the_first_followers_are_read_before_they_are_asked_for_and_a_dropped_read_is_cancelled():
+    """The fan-out's first follower read runs beside the pull check (fanout._reach_audiences); a pull
+    author's read, never asked for, is cancelled and its cursor closed when the batches are closed."""
+    started, closed = asyncio.Event(), asyncio.Event()
+    never = asyncio.Event()
+
+    async def batches():
+        try:
+            started.set()
+            await never.wait()  # a read still running when the pull check answers "pull"
+            yield ObjectId(), [ObjectId()]
+        finally:
+            closed.set()
+
+    ahead = fanout._ReadAhead(batches())
+    await asyncio.wait_for(started.wait(), 5)  # nobody iterated: the read started on its own
+    await ahead.aclose()
+    assert closed.is_set()
+    pending = [t for t in asyncio.all_tasks() if "batches" in repr(t.get_coro()) and not t.done()]
+    assert pending == []
+
+
+async def test_a_pull_authors_post_reaches_no_followers_feed_and_a_pushed_one_all(services):
+    """Both outcomes of the pull check, with the first followers read beside it."""
+    from feed.timeline import MARKER, READY
+
+    author, popular = ObjectId(), ObjectId()
+    followers = [ObjectId() for _ in range(7)]
+    await services.db.users.insert_many([
+        {"_id": oid, "username": f"u{oid}", "username_lower": f"u{oid}", "followers_count": 7, **extra}
+        for oid, extra in ((author, {}), (popular, {"feed_pull": True}))])
+    await services.db.follows.insert_many([{"follower_id": f, "target_type": "user", "target_id": t, "created_ms": 0}
+                                           for t in (author, popular) for f in followers])
+    for f in followers:
+        await services.redis.zadd(home_key(f), {MARKER: READY})
+    posts = {}
+    for who in (author, popular):
+        post_id = ObjectId()
+        await services.db.posts.insert_one({"_id": post_id, "author_id": who, "status": "published", "text": "x",
+                                            "created_ms": 1_700_000_000_000, "fanout": "pending", "topic_keys": []})
+        assert await fanout.fanout_post(services, post_id) == "published"
+        posts[who] = str(post_id)
+    for f in followers:
+        held = await services.redis.zrange(home_key(f), 0, -1)
+        assert posts[author] in held and posts[popular] not in held  # the readers pull it
+    assert [t for t in asyncio.all_tasks() if "follower_batches" in repr(t.get_coro()) and not t.done()] == []
+
+
 async def test_prefetched_cleans_up_when_the_consumer_stops_early():
     closed = asyncio.Event()
     never = asyncio.Event()
@@ -73,7 +121,7 @@ async def test_prefetched_cleans_up_when_the_consumer_stops_early():
         finally:
             closed.set()
 
-    stream = fanout._prefetched(batches())
+    stream = fanout._ReadAhead(batches())
     async with contextlib.aclosing(stream):
         async for _ in stream:
             break
