@@ -109,6 +109,38 @@ async def test_a_pull_authors_post_reaches_no_followers_feed_and_a_pushed_one_al
     assert [t for t in asyncio.all_tasks() if "follower_batches" in repr(t.get_coro()) and not t.done()] == []
 
 
+async def test_the_last_audience_is_marked_done_by_the_fan_outs_own_finish(services, monkeypatch):
+    """A post's last audience writes no "done" checkpoint of its own (the finish, one write later,
+    marks the whole fan-out done); an audience followed by another still does, so a resumed run
+    skips it."""
+    checkpoints: list[tuple[str, object]] = []
+    real = fanout._checkpoint
+
+    async def counted(services, post, field, value):
+        checkpoints.append((field, value))
+        return await real(services, post, field, value)
+
+    monkeypatch.setattr(fanout, "_checkpoint", counted)
+    owner, store_id, reader = ObjectId(), ObjectId(), ObjectId()
+    await services.db.users.insert_one({"_id": owner, "username": f"u{owner}", "username_lower": f"u{owner}",
+                                        "followers_count": 1})
+    await services.db.stores.insert_one({"_id": store_id, "owner_id": owner, "name": "s", "followers_count": 1})
+    await services.db.follows.insert_many([
+        {"follower_id": reader, "target_type": kind, "target_id": target, "created_ms": 0}
+        for kind, target in (("user", owner), ("store", store_id))])
+    for store_post in (False, True):
+        checkpoints.clear()
+        post_id = ObjectId()
+        await services.db.posts.insert_one({
+            "_id": post_id, "author_id": owner, "status": "published", "text": "x", "created_ms": 1_700_000_000_000,
+            "fanout": "pending", "topic_keys": [], "store_id": store_id if store_post else None,
+            "store_owner_post": store_post})
+        assert await fanout.fanout_post(services, post_id) == "published"
+        assert checkpoints == ([("fanout_progress.user", "done")] if store_post else [])
+        doc = await services.db.posts.find_one({"_id": post_id})
+        assert doc["fanout"] == "done" and "fanout_progress" not in doc
+
+
 async def test_prefetched_cleans_up_when_the_consumer_stops_early():
     closed = asyncio.Event()
     never = asyncio.Event()
