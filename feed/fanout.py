@@ -140,7 +140,8 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         if post is None:
             return "missing"
         outcome = await _apply(services, post)
-        await search_topics.sync_post(services, post_id)  # topic counts follow the status (search.topics)
+        if post.get("topics"):  # topic counts follow the status (search.topics); topics are fixed at writing
+            await search_topics.sync_post(services, post_id)
         if outcome != "changed" and await _finish(services, post):
             if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
                 FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))

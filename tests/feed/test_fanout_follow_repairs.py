@@ -12,9 +12,11 @@ from bson import ObjectId
 from feed import fanout, follows
 from feed.fanout import fanout_post
 from feed.posts import build_post, insert_post
+from feed.timeline import MARKER, READY
 from solomo.core.errors import BadRequest
 from solomo.core.keys import home_key
 from solomo.core.pagination import CursorCodec, Position
+from tests.checkins.helpers import new_store
 from tests.feed.helpers import events, fanned_out, follow, home_members, ids, post, principal, ready_home
 from tests.support import random_point, register
 
@@ -83,33 +85,28 @@ async def test_the_first_followers_are_read_before_they_are_asked_for_and_a_drop
     assert pending == []
 
 
-async def test_a_pull_authors_post_reaches_no_followers_feed_and_a_pushed_one_all(services):
+async def test_a_pull_authors_post_reaches_no_followers_feed_and_a_pushed_one_all(client, services):
     """Both outcomes of the pull check, with the first followers read beside it."""
-    from feed.timeline import MARKER, READY
-
-    author, popular = ObjectId(), ObjectId()
-    followers = [ObjectId() for _ in range(7)]
-    await services.db.users.insert_many([
-        {"_id": oid, "username": f"u{oid}", "username_lower": f"u{oid}", "followers_count": 7, **extra}
-        for oid, extra in ((author, {}), (popular, {"feed_pull": True}))])
-    await services.db.follows.insert_many([{"follower_id": f, "target_type": "user", "target_id": t, "created_ms": 0}
-                                           for t in (author, popular) for f in followers])
-    for f in followers:
-        await services.redis.zadd(home_key(f), {MARKER: READY})
+    author, popular = await register(client), await register(client)
+    readers = [await register(client) for _ in range(3)]
+    for reader in readers:
+        await services.redis.zadd(home_key(reader.id), {MARKER: READY})  # an active reader's feed
+        await follow(client, reader, author)
+        await follow(client, reader, popular)
+    await services.db.users.update_one({"_id": ObjectId(popular.id)}, {"$set": {"feed_pull": True}})
     posts = {}
     for who in (author, popular):
-        post_id = ObjectId()
-        await services.db.posts.insert_one({"_id": post_id, "author_id": who, "status": "published", "text": "x",
-                                            "created_ms": 1_700_000_000_000, "fanout": "pending", "topic_keys": []})
-        assert await fanout.fanout_post(services, post_id) == "published"
-        posts[who] = str(post_id)
-    for f in followers:
-        held = await services.redis.zrange(home_key(f), 0, -1)
-        assert posts[author] in held and posts[popular] not in held  # the readers pull it
+        doc = await build_post(services, principal(who), f"hello from {who.username}")
+        await insert_post(services, doc)
+        assert await fanout_post(services, doc["_id"]) == "published"
+        posts[who.id] = str(doc["_id"])
+    for reader in readers:
+        held = await home_members(services, reader)
+        assert posts[author.id] in held and posts[popular.id] not in held  # the readers pull it
     assert [t for t in asyncio.all_tasks() if "follower_batches" in repr(t.get_coro()) and not t.done()] == []
 
 
-async def test_the_last_audience_is_marked_done_by_the_fan_outs_own_finish(services, monkeypatch):
+async def test_the_last_audience_is_marked_done_by_the_fan_outs_own_finish(client, services, monkeypatch):
     """A post's last audience writes no "done" checkpoint of its own (the finish, one write later,
     marks the whole fan-out done); an audience followed by another still does, so a resumed run
     skips it."""
@@ -121,24 +118,22 @@ async def test_the_last_audience_is_marked_done_by_the_fan_outs_own_finish(servi
         return await real(services, post, field, value)
 
     monkeypatch.setattr(fanout, "_checkpoint", counted)
-    owner, store_id, reader = ObjectId(), ObjectId(), ObjectId()
-    await services.db.users.insert_one({"_id": owner, "username": f"u{owner}", "username_lower": f"u{owner}",
-                                        "followers_count": 1})
-    await services.db.stores.insert_one({"_id": store_id, "owner_id": owner, "name": "s", "followers_count": 1})
-    await services.db.follows.insert_many([
-        {"follower_id": reader, "target_type": kind, "target_id": target, "created_ms": 0}
-        for kind, target in (("user", owner), ("store", store_id))])
+    owner, reader = await register(client, "merchant"), await register(client)
+    store = await new_store(client, owner)
+    await services.redis.zadd(home_key(reader.id), {MARKER: READY})
+    await follow(client, reader, owner)
+    await follow(client, reader, store["id"], kind="stores")
     for store_post in (False, True):
         checkpoints.clear()
-        post_id = ObjectId()
-        await services.db.posts.insert_one({
-            "_id": post_id, "author_id": owner, "status": "published", "text": "x", "created_ms": 1_700_000_000_000,
-            "fanout": "pending", "topic_keys": [], "store_id": store_id if store_post else None,
-            "store_owner_post": store_post})
-        assert await fanout.fanout_post(services, post_id) == "published"
+        doc = await build_post(services, principal(owner), "today's special" if store_post else "hello")
+        if store_post:  # the owner's post about their store: the store's followers are its second audience
+            doc.update(store_id=ObjectId(store["id"]), store_owner_post=True)
+        await insert_post(services, doc)
+        assert await fanout_post(services, doc["_id"]) == "published"
         assert checkpoints == ([("fanout_progress.user", "done")] if store_post else [])
-        doc = await services.db.posts.find_one({"_id": post_id})
-        assert doc["fanout"] == "done" and "fanout_progress" not in doc
+        marked = await services.db.posts.find_one({"_id": doc["_id"]})
+        assert marked["fanout"] == "done" and "fanout_progress" not in marked
+        assert str(doc["_id"]) in await home_members(services, reader)
 
 
 async def test_prefetched_cleans_up_when_the_consumer_stops_early():
