@@ -273,7 +273,9 @@ class SlotTrustingCluster(RedisCluster):
     keys come 160 to a script). Our scripts' keys share a hash tag by construction
     (:func:`solomo.core.keys.by_hash_tag`, ``by_bucket``), and Redis Cluster itself refuses a
     script whose keys span slots (``CROSSSLOT``), so the first key's slot routes it and nothing
-    is written to the wrong place either way."""
+    is written to the wrong place either way. ``_determine_slot`` is redis-py's own (8.x): should an
+    upgrade rename it, ``tests/test_embedded_cluster.py`` fails (redis-py would refuse the mixed
+    script itself, not Redis)."""
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
         if len(args) > 2 and str(command).upper() in _SCRIPT_COMMANDS and int(args[1]) > 1:
@@ -282,4 +284,3 @@ class SlotTrustingCluster(RedisCluster):
 
 
 _SCRIPT_COMMANDS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO"})
-
