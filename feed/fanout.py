@@ -43,6 +43,7 @@ from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
 from solomo.core.keys import feed_new_sent, home_key, search_listing_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.replicafence import ReplicaFence
 from solomo.core.services import Services
 from solomo.core.sidetasks import reap
 from solomo.core.timeutil import now_ms
@@ -139,9 +140,12 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         post = await services.db.posts.find_one({"_id": post_id})
         if post is None:
             return "missing"
-        outcome = await _apply(services, post)
+        fence = await ReplicaFence.start(services.redis)  # before this round writes anything
+        outcome = await _apply(services, post, fence)
         if post.get("topics"):  # topic counts follow the status (search.topics); topics are fixed at writing
             await search_topics.sync_post(services, post_id)
+        if outcome != "changed":
+            await fence.confirm()  # nothing marked done that a failover could still take back
         if outcome != "changed" and await _finish(services, post):
             if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
                 FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
@@ -150,7 +154,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
     return outcome
 
 
-async def _apply(services: Services, post: dict[str, Any]) -> str:
+async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence) -> str:
     """One round: the Redis side of the post's status as read; "changed" when a checkpoint found a
     newer status version (the caller reads the post again)."""
     status = post["status"]
@@ -166,7 +170,7 @@ async def _apply(services: Services, post: dict[str, Any]) -> str:
     # the followers' first batch is not queued behind the places' round trips.
     places = asyncio.create_task(_write_places(services, timelines, post))
     try:
-        reached = await _reach_audiences(services, timelines, post)
+        reached = await _reach_audiences(services, timelines, post, fence)
     except BaseException:
         await reap(places, cancel=True)
         raise
@@ -189,7 +193,8 @@ async def _write_places(services: Services, timelines: Timelines, post: dict[str
     await _notify_mentions(services, post)
 
 
-async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any]) -> bool:
+async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any],
+                           fence: ReplicaFence) -> bool:
     """Every audience's followers (pushed, or switched to pull); False when the status changed."""
     progress = post.get("fanout_progress") or {}
     chunk = services.settings.fanout_chunk
@@ -205,7 +210,8 @@ async def _reach_audiences(services: Services, timelines: Timelines, post: dict[
         async with contextlib.aclosing(batches):
             if await _pull_mode(services, target_type, target_id):
                 continue
-            if not await _push(services, timelines, post, target_type, batches, final=i == len(audiences) - 1):
+            if not await _push(services, timelines, post, target_type, batches, fence,
+                               final=i == len(audiences) - 1):
                 return False
     return True
 
@@ -218,7 +224,7 @@ def _count_entries(target: str, written: int) -> None:
 
 
 async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: TargetType,
-                batches: _ReadAhead, *, final: bool) -> bool:
+                batches: _ReadAhead, fence: ReplicaFence, *, final: bool) -> bool:
     """Writes the post into the feed of every active follower in ``batches`` (the audience's, from its
     checkpoint on), one pipelined round of Lua calls (one per reader bucket) per batch; False when
     the post's status changed meanwhile (its version moved).
@@ -245,6 +251,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
         since_checkpoint += 1
         if since_checkpoint >= CHECKPOINT_EVERY:
             since_checkpoint = 0
+            await fence.confirm()  # on a cluster: the writes before it are on a replica (solomo.core.replicafence)
             return await _checkpoint(services, post, field, last)
         return True
 
@@ -261,7 +268,10 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     finally:  # a failure or a changed status: no write left running unobserved
         if in_flight is not None:
             await reap(in_flight[1], cancel=False)
-    return True if final else await _checkpoint(services, post, field, "done")
+    if final:
+        return True
+    await fence.confirm()
+    return await _checkpoint(services, post, field, "done")
 
 
 def _same_version(post: dict[str, Any]) -> dict[str, Any]:

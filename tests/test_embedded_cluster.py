@@ -3,6 +3,8 @@ SIGKILL of a master, a killed node rejoining, and no process left behind."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +12,12 @@ from pathlib import Path
 import psutil
 import pytest
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
 from solomo.core.redisio import SlotTrustingCluster
+from solomo.core.replicafence import FailoverSeen, ReplicaFence
 from solomo.embedded import CLUSTER_SLOTS, EmbeddedError, EmbeddedRedisCluster, free_cluster_port
 
 # Test scope: the tests below share one cluster and run in file order (the drill changes it, the last
@@ -78,6 +82,37 @@ async def test_a_script_goes_to_its_first_keys_slot_and_the_server_refuses_keys_
         with pytest.raises(ClusterCrossSlotError):  # redis-py's name for the server's CROSSSLOT reply
             await client.eval("return redis.call('SET', KEYS[2], 'w')", 2, "feed:home:{b}:9", "feed:home:{c}:9")
         assert await client.get("feed:home:{c}:9") is None  # nothing written by the refused script
+    finally:
+        await client.aclose()
+
+
+async def test_a_fan_out_fence_waits_for_every_masters_replica_and_refuses_a_lagging_one(
+        cluster: EmbeddedRedisCluster):
+    """solomo.core.replicafence: before a fan-out checkpoint, each master of the reader buckets has
+    its writes on a replica (INCR then WAIT on one connection); a replica that does not acknowledge
+    (stopped here), or masters that changed since the run began, refuse the checkpoint."""
+    client = SlotTrustingCluster.from_url(cluster.url, decode_responses=True)
+    try:
+        fence = await ReplicaFence.start(client)
+        assert len(fence.masters) == 3 and all(replicas == 1 for _, replicas, _ in fence.masters.values())
+        await fence.confirm()
+        master = int(next(iter(fence.masters)).rsplit(":", 1)[1])
+        with Redis(port=master, decode_responses=True) as admin:
+            replica = int(admin.execute_command("ROLE")[2][0][1])
+        process = cluster.nodes[replica].process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)  # a replica that does not keep up
+        try:
+            with pytest.raises(FailoverSeen, match="acknowledged"):
+                await fence.confirm()
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        await fence.confirm()  # caught up again
+        moved = ReplicaFence(client, {**fence.masters, "127.0.0.1:1": next(iter(fence.masters.values()))})
+        with pytest.raises(FailoverSeen, match="changed"):  # the run saw other masters than these
+            await moved.confirm()
+        single = await ReplicaFence.start(AsyncRedis(port=master))
+        assert single.masters == {} and await single.confirm() is None  # a single Redis: nothing to wait for
     finally:
         await client.aclose()
 

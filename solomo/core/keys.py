@@ -89,6 +89,12 @@ def home_rebuild_lock(user_id: Id) -> str:
     return f"feed:rebuild:{user_id}"
 
 
+def fanout_fence(bucket: int) -> str:
+    """A counter in the bucket's slot that the fan-out increments and waits to see on a replica
+    before it checkpoints (:mod:`solomo.core.replicafence`; Redis Cluster only)."""
+    return f"feed:fence:{bucket_tag(bucket)}"
+
+
 def feed_new_sent(post_id: Id, bucket: int) -> str:
     """The users of one bucket already told ``feed.new`` about a post (a resumed fan-out does not
     tell them twice); in the bucket's slot, beside their event histories."""
