@@ -61,8 +61,8 @@ class ReplicaFence:
             return cls(None, {})
         await redis.initialize()  # the slot table (a no-op once the client has one)
         masters = _masters(redis)
-        # the replicas each master has now (ROLE: those connected to it; the client's slot table
-        # can lag behind a replica that attached after it was read)
+        # the replicas each master has online now (its own word: the client's slot table can lag
+        # behind a replica that attached after it was read)
         counts = await _refreshing(redis, _each([_replicas(node) for node, _ in masters.values()]))
         return cls(redis, {name: (node, count, key)
                            for (name, (node, key)), count in zip(masters.items(), counts, strict=True)})
@@ -92,13 +92,16 @@ async def _each(steps: list[Awaitable[T]]) -> list[T]:
 
 async def _refreshing(cluster: RedisCluster, step: Awaitable[T]) -> T:
     """``step`` (a fence's own round trips, which bypass the client's retries); when a node cannot
-    be reached, the client's slot table is read again before the error goes up — the retried run
-    then sees the masters the cluster has (redis-py does the same for its own commands)."""
+    be reached or is no master, the client's slot table is read again before the error goes up —
+    the retried run then sees the masters the cluster has (redis-py does the same for its own
+    commands)."""
     try:
         return await step
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, FailoverSeen) as exc:
         with contextlib.suppress(Exception):  # no node answers either: the retry reads it again
             await cluster.nodes_manager.initialize()
+        if isinstance(exc, FailoverSeen):
+            raise
         raise FailoverSeen(f"a master of the reader buckets did not answer: {exc}") from exc
 
 
@@ -116,9 +119,14 @@ def _masters(cluster: RedisCluster) -> dict[str, tuple[Any, str]]:
 
 
 async def _replicas(node: Any) -> int:
-    """How many replicas are connected to the master ``node`` (``ROLE``)."""
-    role = await _on_one_connection(node, [("ROLE",)])
-    return len(role[0][2]) if role[0] and role[0][0] == "master" else 0
+    """How many replicas of the master ``node`` are online (``INFO replication``: a replica still
+    loading its first copy acknowledges nothing, and waiting for it would hold every fan-out for the
+    length of a full resync); :class:`FailoverSeen` when ``node`` is no master any more."""
+    (info,) = await _on_one_connection(node, [("INFO", "replication")])
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    if "role:master" not in text:
+        raise FailoverSeen(f"{node.name} is no master any more")
+    return sum(1 for line in text.splitlines() if line.startswith("slave") and "state=online" in line)
 
 
 async def _fence(node: Any, key: str) -> int:
