@@ -146,10 +146,10 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             await search_topics.sync_post(services, post_id)
         if outcome != "changed":
             await fence.confirm()  # nothing marked done that a failover could still take back
-        if outcome != "changed" and await _finish(services, post):
-            if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
-                FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
-            return outcome
+            if await _finish(services, post):
+                if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
+                    FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
+                return outcome
     log.info("post %s kept changing status during its fan-out; left pending for the sweep", post_id)
     return outcome
 

@@ -4,8 +4,8 @@ Redis replicates asynchronously: a master answers a write, then streams it to it
 killed in between takes the write with it when its replica is promoted. The fan-out records its
 progress in MongoDB (``fanout_progress``) and a retried run starts after it, so a checkpoint written
 past such a write made the loss permanent: the cluster drill (tests/faults/test_cluster_failover.py)
-once found 7 of 20,000 feeds without the post, all in one batch written just before the kill and
-before the next checkpoint, which the task wrote once redis-py had ridden out the failover.
+once found 7 of 20,000 feeds without the post, all in one batch written just before the kill: a
+later checkpoint had been written past them, so no retry wrote them again.
 
 :class:`ReplicaFence` closes both ends of that window:
 
@@ -13,7 +13,8 @@ before the next checkpoint, which the task wrote once redis-py had ridden out th
   master holding a reader bucket gets a *fence* on one of its connections: ``INCR`` of a key in a
   slot it serves, then ``WAIT 1`` on the same connection. A master's replication stream is one
   ordered log, so once a replica has the fence it has every write the master answered before it;
-  a master with replicas none of which acknowledges within :data:`WAIT_MS` raises.
+  a master with a replica online (``INFO replication``) none of which acknowledges within
+  :data:`WAIT_MS` raises.
 * A run that sees the buckets' masters change (a failover redis-py rode out) raises too, whatever
   the fences say: writes answered by the old master after the last fence may be gone.
 

@@ -136,7 +136,7 @@ async def test_the_last_audience_is_marked_done_by_the_fan_outs_own_finish(clien
         assert str(doc["_id"]) in await home_members(services, reader)
 
 
-async def test_prefetched_cleans_up_when_the_consumer_stops_early():
+async def test_read_ahead_cleans_up_when_the_consumer_stops_early():
     closed = asyncio.Event()
     never = asyncio.Event()
 
