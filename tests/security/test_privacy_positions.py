@@ -20,7 +20,7 @@ from feed.locations import migrate_public_locations
 from feed.posts import build_post, insert_post
 from geo.distance import geodesic_m
 from geo.geojson import geo_point
-from geo.privacy import coarsen
+from geo.privacy import coarsen, shown_point
 from tests.checkins.helpers import new_store, point_at
 from tests.feed.helpers import fanned_out, ids, post, principal
 from tests.security.conftest import LeakScanner, account
@@ -44,6 +44,16 @@ def test_the_grid_is_about_100_m_stable_and_valid(lat, lng):
     assert coarsen(*snapped) == snapped  # snapping again (migration, read path) changes nothing
     assert -90 <= snapped[0] <= 90 and -180 <= snapped[1] <= 180
     assert abs(snapped[0] - lat) <= 0.0005 + 1e-12 and abs(snapped[1] - lng) <= 0.0005 + 1e-12  # <= ~56 m each way
+
+
+@given(st.floats(-90, 90), st.floats(-180, 180))
+def test_the_read_path_shows_the_grid_point_the_store_or_nothing(lat, lng):
+    """``shown_point`` (every Post of every page; its snapping memoised) agrees with ``coarsen``
+    each time it is asked, a store's position wins, and no location shows none."""
+    stored = geo_point(lat, lng)
+    assert shown_point(stored, None) == shown_point(stored, None) == coarsen(lat, lng)
+    assert shown_point(stored, (1.5, 2.5)) == (1.5, 2.5)
+    assert shown_point(None, (1.5, 2.5)) == (None, None)
 
 
 async def test_checkin_fix_is_seen_only_by_its_user(api, services, leak_scanner: LeakScanner):
