@@ -32,7 +32,7 @@ from typing import Any
 from bson import ObjectId
 
 from feed import localcells, localtrends, trends
-from feed.follows import TargetType, follower_batches
+from feed.follows import Checkpoint, TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
 from feed.timeline import Timelines
@@ -99,14 +99,14 @@ class _ReadAhead:
     first batch is asked for, so it runs beside the pull check (:func:`_reach_audiences`). Close it
     (``contextlib.aclosing``): a read nobody wants any more is cancelled and the cursor closed."""
 
-    def __init__(self, batches: AsyncIterator[tuple[ObjectId, list[str]]]) -> None:
+    def __init__(self, batches: AsyncIterator[tuple[Checkpoint, list[str]]]) -> None:
         self._batches = batches
-        self._pending: asyncio.Future[tuple[ObjectId, list[str]]] | None = asyncio.ensure_future(anext(batches))
+        self._pending: asyncio.Future[tuple[Checkpoint, list[str]]] | None = asyncio.ensure_future(anext(batches))
 
     def __aiter__(self) -> _ReadAhead:
         return self
 
-    async def __anext__(self) -> tuple[ObjectId, list[str]]:
+    async def __anext__(self) -> tuple[Checkpoint, list[str]]:
         if self._pending is None:
             raise StopAsyncIteration
         try:
@@ -240,9 +240,9 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
-    in_flight: tuple[ObjectId, asyncio.Task[tuple[int, list[str]]]] | None = None
+    in_flight: tuple[Checkpoint, asyncio.Task[tuple[int, list[str]]]] | None = None
 
-    async def settle(last: ObjectId, writes: asyncio.Task[tuple[int, list[str]]]) -> bool:
+    async def settle(last: Checkpoint, writes: asyncio.Task[tuple[int, list[str]]]) -> bool:
         nonlocal since_checkpoint
         written, online = await writes
         _count_entries("home" if target_type == "user" else "store", written)

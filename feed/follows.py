@@ -5,21 +5,25 @@ A follow is one document in ``follows``; the counters (``users.followers_count``
 is inserted or deleted, and only when it really was, so concurrent follow/unfollow never drifts.
 ``following_count`` counts followed users (the ``/following`` list is a page of User).
 
-The fan-out reads a target's followers in ``_id`` order through the covered index
-``(target_type, target_id, _id, follower_id)``: large batches, no document fetches.
+The fan-out reads a target's followers from its follower pages once they are built
+(:mod:`feed.followerpages`: kept in the same transactions as the follows), else in ``_id`` order
+through the covered index ``(target_type, target_id, _id, follower_id)``: large batches, no
+document fetches.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from checkins import storeviews
-from feed import blocks, home
+from feed import blocks, followerpages, home
+from feed.followerpages import TargetType as TargetType  # re-exported: what a follow targets
 from notifications import recorder
 from offers.arrival import forget_judged
 from solomo.core.errors import Invalid, NotFound
@@ -28,7 +32,10 @@ from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, run_transaction
 
-TargetType = Literal["user", "store"]
+Checkpoint = ObjectId | int
+"""Where a fan-out's read of an audience stopped: a follow ``_id`` (the index) or a page number."""
+
+log = logging.getLogger("solomo.feed.follows")
 
 
 async def _target(services: Services, target_type: TargetType, target_id: ObjectId) -> dict[str, Any]:
@@ -67,8 +74,9 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
             # this transaction writes, so a conflict re-runs this body, which then sees it
             await blocks.ensure_not_blocked(services, follower_id, target_id, session=session)
         await services.db.follows.insert_one(doc, session=session)
-        await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": 1}},
-                                                 session=session)
+        target = await services.db[collection].find_one_and_update(
+            {"_id": target_id}, {"$inc": {"followers_count": 1}}, {followerpages.BUILT: 1}, session=session)
+        await followerpages.added(services, txn, target_type, target_id, follower_id, target)
         if follower_counter:
             await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: 1}},
                                                session=session)
@@ -106,6 +114,7 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
             return False
         await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
                                                  session=session)
+        await followerpages.removed(services, txn, target_type, target_id, follower_id)
         if follower_counter:
             await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
                                                session=session)
@@ -120,18 +129,43 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
 
 
 async def follower_batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,
-                           after: ObjectId | None = None, first: int | None = None,
-                           ) -> AsyncIterator[tuple[ObjectId, list[str]]]:
-    """``(last follow _id, follower ids as hex strings)`` batches in follow ``_id`` order, resumable
-    from ``after``; with ``first``, the first batch is that many (the fan-out's writes start after a
-    short read).
+                           after: Checkpoint | None = None, first: int | None = None,
+                           ) -> AsyncIterator[tuple[Checkpoint, list[str]]]:
+    """``(checkpoint, follower ids as hex strings)`` batches, resumable from a checkpoint ``after``;
+    with ``first``, the first batch is that many (the fan-out's writes start after a short read).
 
-    Each batch is one aggregation through the covered index ``fanout_batches`` whose answer is ONE
-    document: the batch's follower ids as strings in an array, and its last follow ``_id``.
-    Decoding 5,000 follow documents cost the worker 3.7 ms a batch (a dict and two ``ObjectId``s
-    each: half of the fan-out's CPU in the profile, docs/benchmarks.md); one array of strings
-    decodes in 0.12 ms, and the feed keys are built from the strings anyway.
+    A built audience is read from its pages (:mod:`feed.followerpages`; a checkpoint is a page
+    number). Any other is read in follow ``_id`` order through the covered index (a checkpoint is
+    a follow ``_id``), and built afterwards when it held :data:`~feed.followerpages.BUILD_AT`
+    followers or more. A follow ``_id`` checkpoint of an audience built since goes on through the
+    index, which is always right.
     """
+    if not isinstance(after, ObjectId):
+        read = False
+        async for item in followerpages.batches(services, target_type, target_id, batch,
+                                                followerpages.START if after is None else after, first):
+            read = True
+            yield item
+        if read or after is not None:  # a page checkpoint: the pages are the audience
+            return
+    seen = 0
+    async for last, ids in _indexed_batches(services, target_type, target_id, batch, after, first):
+        seen += len(ids)
+        yield last, ids
+    if after is None and seen >= followerpages.BUILD_AT:
+        try:
+            await followerpages.build(services, target_type, target_id)
+        except PyMongoError:  # the next post builds it; this one's followers are all read
+            log.warning("follower pages of %s %s not built", target_type, target_id, exc_info=True)
+
+
+async def _indexed_batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,
+                           after: ObjectId | None, first: int | None) -> AsyncIterator[tuple[ObjectId, list[str]]]:
+    """The batches read through the covered index ``fanout_batches``: each batch is one aggregation
+    whose answer is ONE document, the batch's follower ids as strings in an array and its last
+    follow ``_id``. Decoding 5,000 follow documents cost the worker 3.7 ms a batch (a dict and two
+    ``ObjectId``s each: half of the fan-out's CPU in the profile, docs/benchmarks.md); one array of
+    strings decodes in 0.12 ms, and the feed keys are built from the strings anyway."""
     size = first if first is not None and 0 < first < batch else batch
     while True:
         match: dict[str, Any] = {"target_type": target_type, "target_id": target_id}

@@ -8,6 +8,8 @@
   for the reposts of a post (only reposts carry those fields).
 * ``follows``: unique ``(follower_id, target_type, target_id)``; ``(target_type, target_id, _id,
   follower_id)`` covers the fan-out's batched follower reads; newest-first follower/following lists.
+* ``follower_pages``: unique ``(target_type, target_id, n)``, an audience's pages in order
+  (:mod:`feed.followerpages`).
 * ``likes``: unique ``(post_id, user_id)`` (also serves ``liked_by_me`` for a page).
 * ``comments``: ``(post_id, created_ms, _id)`` oldest first; ``reply_to`` for cascading deletes.
 * ``blocks`` / ``mutes``: unique per pair, the reverse direction of blocks, newest-first lists.
@@ -42,6 +44,10 @@ INDEXES: dict[str, list[IndexModel]] = {
                     ("follower_id", ASCENDING)], name="fanout_batches"),
         IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), *_NEWEST], name="followers_newest"),
         IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), *_NEWEST], name="following_newest"),
+    ],
+    "follower_pages": [
+        IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("n", ASCENDING)], unique=True,
+                   name="audience_pages"),
     ],
     "likes": [
         IndexModel([("post_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="like_unique"),

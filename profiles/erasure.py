@@ -40,7 +40,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from checkins import storeviews
-from feed import blocks, postcache
+from feed import blocks, followerpages, postcache
 from feed.home import remove_unfollowed
 from feed.hydrate import names_changed
 from feed.posts import HELD as POST_HELD
@@ -216,9 +216,12 @@ async def _follows(services: Services, user_id: ObjectId) -> None:
                     coll = "users" if d["target_type"] == "user" else "stores"
                     await services.db[coll].update_one({"_id": d["target_id"]}, {"$inc": {"followers_count": -1}},
                                                        session=txn.session)
+                    await followerpages.removed(services, txn, d["target_type"], d["target_id"], user_id)
                 else:
                     await services.db.users.update_one({"_id": d["follower_id"]},
                                                        {"$inc": {"following_count": -1}}, session=txn.session)
+            if any(d["follower_id"] != user_id for d in docs):  # the user's own audience: its pages go
+                await followerpages.dropped(services, txn, "user", user_id)
             await services.db.follows.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=txn.session)
 
         await run_transaction(services, batch)

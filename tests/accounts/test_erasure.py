@@ -14,6 +14,7 @@ from typing import Any
 
 from bson import BSON, ObjectId
 
+from feed import followerpages
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws, recv_json, recv_type
 from tests.support import offset, register, wait_until
@@ -25,6 +26,7 @@ MONGO: dict[str, str] = {
     "comments": "the user's comments stay as deleted tombstones without text",
     "likes": "erased",
     "follows": "erased both ways",
+    "follower_pages": "erased: the user's id pulled from the pages of whom they follow; their own pages gone",
     "checkins": "erased (they hold the device fix)",
     "checkin_guards": "erased",
     "store_visitors": "erased",
@@ -121,6 +123,8 @@ async def test_delete_account_erases_everything(live_server, client, services, c
     h = victim.headers
     assert (await client.post(f"/v1/users/{friend.id}/follow", headers=h)).status_code == 204
     assert (await client.post(f"/v1/users/{victim.id}/follow", headers=friend.headers)).status_code == 204
+    for audience in (friend.id, victim.id):  # both audiences' follower pages built (a big audience's are)
+        assert await followerpages.build(services, "user", ObjectId(audience))
     await follow_store(client, victim, store["id"])
     ws = await open_ws(live_server, victim.token)
     near = offset(store["lat"], store["lng"], north_m=50)

@@ -1,0 +1,151 @@
+"""Follower pages (feed/followerpages.py): once an audience is built its pages hold exactly its
+followers through follows, unfollows, blocks and erasures, also when they race each other or the
+build itself; the fan-out reads a built audience from its pages and resumes at a page."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+import feed.followerpages
+from feed import followerpages
+from feed.fanout import fanout_post
+from feed.follows import follower_batches
+from solomo.core import tasknames
+from tests.checkins.helpers import new_store
+from tests.faults.fanout_drill import feeds, seed_audience
+from tests.feed.helpers import HeldTasks
+from tests.support import Account, register
+
+PAGE = 3  # ids a page holds in these tests: every audience spans several pages
+
+
+@pytest.fixture(autouse=True)
+def small_pages(monkeypatch) -> None:
+    monkeypatch.setattr(feed.followerpages, "PAGE_SIZE", PAGE)
+
+
+async def _pages(services: Any, target_type: str, target_id: str) -> list[dict[str, Any]]:
+    return [p async for p in services.db.follower_pages.find(
+        {"target_type": target_type, "target_id": ObjectId(target_id)}).sort("n", 1)]
+
+
+async def _assert_pages_match_follows(services: Any, target_type: str, target_id: str) -> list[str]:
+    """The pages list every follower once, no one else; each page's size is its ids' count; the
+    follower ids in follow order."""
+    pages = await _pages(services, target_type, target_id)
+    assert pages, "the audience has no pages"
+    ids = [i for p in pages for i in p["ids"]]
+    follows = [str(d["follower_id"]) async for d in services.db.follows.find(
+        {"target_type": target_type, "target_id": ObjectId(target_id)}).sort("_id", 1)]
+    assert [n for n, c in collections.Counter(ids).items() if c > 1] == []
+    assert sorted(ids) == sorted(follows)
+    assert all(p["size"] == len(p["ids"]) <= PAGE for p in pages), pages
+    assert [p["n"] for p in pages] == list(range(len(pages)))
+    return ids
+
+
+async def _follow(client: Any, who: Account, target: Account) -> None:
+    resp = await client.post(f"/v1/users/{target.id}/follow", headers=who.headers)
+    assert resp.status_code == 204, resp.text
+
+
+async def test_a_built_audiences_pages_follow_every_change_of_its_follows(client, services):
+    author = await register(client)
+    readers = [await register(client) for _ in range(10)]
+    for r in readers[:4]:
+        await _follow(client, r, author)
+    assert await followerpages.build(services, "user", ObjectId(author.id))
+    assert not await followerpages.build(services, "user", ObjectId(author.id))  # once
+    assert await _assert_pages_match_follows(services, "user", author.id) == [r.id for r in readers[:4]]
+
+    await asyncio.gather(*(_follow(client, r, author) for r in readers[4:]))  # racing appends: one at a time
+    await _assert_pages_match_follows(services, "user", author.id)
+    for r in (readers[1], readers[5]):
+        assert (await client.delete(f"/v1/users/{author.id}/follow", headers=r.headers)).status_code == 204
+    await _follow(client, readers[1], author)  # back: at the end
+    ids = await _assert_pages_match_follows(services, "user", author.id)
+    assert ids[-1] == readers[1].id and readers[5].id not in ids
+    assert (await client.post(f"/v1/users/{readers[2].id}/block", headers=author.headers)).status_code == 204
+    erased = readers[3]
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=erased.headers)
+    assert resp.status_code == 204, resp.text
+    ids = await _assert_pages_match_follows(services, "user", author.id)
+    assert readers[2].id not in ids and erased.id not in ids and len(ids) == 7
+
+
+async def test_a_store_audience_is_paged_the_same_way(client, services):
+    owner = await register(client, "merchant")
+    store = await new_store(client, owner)
+    readers = [await register(client) for _ in range(4)]
+    for r in readers[:2]:
+        assert (await client.post(f"/v1/stores/{store['id']}/follow", headers=r.headers)).status_code == 204
+    assert await followerpages.build(services, "store", ObjectId(store["id"]))
+    for r in readers[2:]:
+        assert (await client.post(f"/v1/stores/{store['id']}/follow", headers=r.headers)).status_code == 204
+    assert (await client.delete(f"/v1/stores/{store['id']}/follow", headers=readers[0].headers)).status_code == 204
+    assert await _assert_pages_match_follows(services, "store", store["id"]) == [r.id for r in readers[1:]]
+
+
+async def test_follows_racing_the_build_are_all_in_the_pages(client, services):
+    author = await register(client)
+    readers = [await register(client) for _ in range(12)]
+    for r in readers[:6]:
+        await _follow(client, r, author)
+    gone = readers[0]
+    built, *_ = await asyncio.gather(
+        followerpages.build(services, "user", ObjectId(author.id)),
+        *(_follow(client, r, author) for r in readers[6:]),
+        client.delete(f"/v1/users/{author.id}/follow", headers=gone.headers))
+    assert built
+    ids = await _assert_pages_match_follows(services, "user", author.id)
+    assert len(ids) == 11 and gone.id not in ids
+
+
+async def test_the_fan_out_builds_a_big_audience_then_reads_its_pages(client, services, monkeypatch):
+    held = HeldTasks.install(services, monkeypatch)
+    monkeypatch.setattr(feed.followerpages, "BUILD_AT", 8)
+    monkeypatch.setattr(services.settings, "fanout_chunk", 4)
+    author = await register(client)
+    followers = [ObjectId() for _ in range(10)]
+    audience = await seed_audience(services, ObjectId(author.id), followers)
+    first = await _posted(client, author, "first", held)
+    await fanout_post(services, ObjectId(first))
+    assert all(first in feed for feed in await feeds(services.redis, followers))
+    ids = await _assert_pages_match_follows(services, "user", author.id)  # built by the index read
+    assert ids == [str(f) for f in followers]
+    # proof that the pages are read now: a follow deleted behind their back (never done by the
+    # service) still gets the next post, which the index would not have named
+    await services.db.follows.delete_one({"_id": audience.follow_ids[-1]})
+    second = await _posted(client, author, "second", held)
+    await fanout_post(services, ObjectId(second))
+    assert all(second in feed for feed in await feeds(services.redis, followers))
+
+
+async def test_a_page_checkpoint_resumes_after_its_page_and_an_index_checkpoint_through_the_index(client, services):
+    author = await register(client)
+    followers = [ObjectId() for _ in range(8)]
+    audience = await seed_audience(services, ObjectId(author.id), followers)
+    assert await followerpages.build(services, "user", ObjectId(author.id))
+    target = ObjectId(author.id)
+
+    async def read(after: Any, first: int | None = None) -> list[tuple[Any, list[str]]]:
+        return [b async for b in follower_batches(services, "user", target, 4, after, first)]
+
+    hexes = [str(f) for f in followers]
+    assert await read(None, first=2) == [(-1, hexes[:2]), (1, hexes[2:6]), (2, hexes[6:])]
+    assert await read(0) == [(2, hexes[3:])]  # pages 1 and 2: whole pages until a batch holds 4 or more
+    assert await read(2) == []
+    # a checkpoint the index wrote (the audience was built since): the index goes on from it
+    assert await read(audience.follow_ids[4]) == [(audience.follow_ids[-1], hexes[5:])]
+
+
+async def _posted(client: Any, author: Account, text: str, held: HeldTasks) -> str:
+    resp = await client.post("/v1/posts", json={"text": text}, headers=author.headers)
+    assert resp.status_code == 201, resp.text
+    assert held.take(tasknames.FANOUT_POST) == resp.json()["id"]
+    return str(resp.json()["id"])
