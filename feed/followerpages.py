@@ -23,11 +23,12 @@ its followers:
   is read through the index, which is always right.
 
 Pages emptied by unfollows are kept (the next follow does not refill them): a page's ids stay in
-follow order, and a fan-out's checkpoint is a page number.
+follow order, and a fan-out's checkpoint is the number of a page it has wholly written.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -120,25 +121,35 @@ async def build(services: Services, target_type: TargetType, target_id: ObjectId
 
 async def batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,
                   after: int = START, first: int | None = None) -> AsyncIterator[tuple[int, list[str]]]:
-    """``(checkpoint, follower ids as hex)`` batches of a built audience from its pages after page
-    ``after``: whole pages gathered up to ``batch`` ids or more, each batch's checkpoint its last
-    page; with ``first``, the first batch is only that many ids (its checkpoint ``after``: the
-    fan-out's writes start after a short read). Yields nothing when the audience has no pages
-    (not built)."""
+    """``(checkpoint, follower ids as hex)`` batches of ``batch`` ids (the last one may be short) of a
+    built audience from its pages after page ``after``; each batch's checkpoint is the last page all
+    of whose ids have been yielded by then (``after`` while none has). With ``first``, the first
+    batch is that many (the fan-out's writes start after a short read). Yields nothing when the
+    audience has no pages (not built)."""
     pending: list[str] = []
-    last = after
+    unyielded: collections.deque[list[int]] = collections.deque()  # [page, its ids still pending]
+    checkpoint = after
     size = first if first is not None and 0 < first < batch else batch
     cursor = services.db.follower_pages.find({**_audience(target_type, target_id), "n": {"$gt": after}},
                                              {"_id": 0, "n": 1, "ids": 1}, sort=[("n", 1)], batch_size=3)
     async for page in cursor:
         pending += page["ids"]
-        last = int(page["n"])
-        while size < batch and len(pending) >= size:  # the short first batch: part of a page
-            head, pending = pending[:size], pending[size:]
-            yield after, head
+        unyielded.append([int(page["n"]), len(page["ids"])])
+        while len(pending) >= size:
+            out, pending = pending[:size], pending[size:]
+            checkpoint = _consume(unyielded, size, checkpoint)
+            yield checkpoint, out
             size = batch
-        if len(pending) >= size:
-            yield last, pending
-            pending = []
     if pending:
-        yield last, pending
+        yield _consume(unyielded, len(pending), checkpoint), pending
+
+
+def _consume(unyielded: collections.deque[list[int]], count: int, checkpoint: int) -> int:
+    """Marks ``count`` pending ids yielded, front first; the last page now wholly yielded (or
+    ``checkpoint``, the one before)."""
+    while unyielded and unyielded[0][1] <= count:
+        count -= unyielded[0][1]
+        checkpoint = unyielded.popleft()[0]
+    if unyielded:
+        unyielded[0][1] -= count
+    return checkpoint

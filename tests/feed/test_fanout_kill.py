@@ -1,5 +1,6 @@
-"""SLOW (~60 s): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
-followers, restarted, and the fan-out finishes from its checkpoint. Counted where a duplicate or a
+"""SLOW (~60 s each): a real ``celery worker`` process is SIGKILLed in the middle of a fan-out to 20,000
+followers (read through the index, or from the audience's follower pages), restarted, and the
+fan-out finishes from its checkpoint. Counted where a duplicate or a
 loss would show (a sorted set holds a member once, so "every feed holds the post" alone cannot fail):
 
 - ``feed.new`` events per online follower: in each one's history stream (``keys.event_history``) (2,000
@@ -35,6 +36,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
+from feed import followerpages
 from feed.fanout import CHECKPOINT_EVERY
 from feed.posts import build_post, insert_post
 from feed.timeline import MARKER
@@ -69,6 +71,9 @@ ONLINE_EVERY = 10  # fake followers at positions 0, 10, 20 … are online (a sim
 PROBE_EVERY, PROBE_AT = 50, 25  # followers at 25, 75, 125 … have no feed until just before the restart
 SOCKET_EVERY, SOCKET_AT, SOCKETS = 15, 7, 24  # real accounts with sockets at 7, 22, 37 … 352
 KILL_AFTER = CHECKPOINT_EVERY * CHUNK + CHUNK // 2  # an online follower in the batch after the first checkpoint
+PAGES_KILL_AFTER = 2200
+"""From follower pages, a checkpoint is the last page wholly written (2,000 followers each): the
+first one (page 0) is written some batches past follower 2,000, and this online follower is past it."""
 MENTIONED = 3  # the first sockets' owners are mentioned in the post
 LIKERS = 5
 pytestmark = pytest.mark.slow
@@ -107,7 +112,10 @@ class Sockets:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services, settings, live_server, tmp_path):
+@pytest.mark.parametrize("read", ["index", "pages"])
+async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services, settings, live_server, tmp_path,
+                                                                read):
+    kill_after = KILL_AFTER if read == "index" else PAGES_KILL_AFTER
     author = await register(client)
     aid = ObjectId(author.id)
     real = [await make_account(services, "user") for _ in range(SOCKETS)]
@@ -117,11 +125,13 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
     online_fake = [i for i in range(FOLLOWERS) if i % ONLINE_EVERY == 0]
     online = {str(followers[i]): i for i in online_fake} | {a.id: i for i, a in real_at.items()}
     assert not set(probes) & (set(online_fake) | set(real_at)) and not set(online_fake) & set(real_at)
-    assert KILL_AFTER in online_fake
+    assert kill_after in online_fake and kill_after not in probes
     probe_set = set(probes)
     # active readers: their feeds exist (the probes' do not, yet)
     audience = await seed_audience(services, aid, followers, ready=lambda i: i not in probe_set)
     position = audience.position
+    if read == "pages":  # the audience's follower pages are read (and its checkpoints are page numbers)
+        assert await followerpages.build(services, "user", aid)
 
     # 2,000 followers online in a simulated API process (heartbeating, so no sweep drops them)
     sim = Presence(services.redis, f"drill-{uuid.uuid4().hex[:8]}")
@@ -165,7 +175,7 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
         async def under_way() -> bool:
             # the first batch after the first checkpoint has been announced: the kill lands between
             # two checkpoints, after work the resumed run will have to redo
-            return bool(await services.redis.xlen(event_history(followers[KILL_AFTER])))
+            return bool(await services.redis.xlen(event_history(followers[kill_after])))
 
         await wait_until(under_way, timeout=30, interval=0.002)
         worker.kill()
@@ -173,8 +183,12 @@ async def test_killed_worker_mid_fanout_resumes_and_counts_once(client, services
         partial = await holders(services.redis, followers, member)
         assert post["fanout"] == "pending", "the fan-out finished before the kill: nothing was proved"
         checkpoint = post["fanout_progress"]["user"]
-        assert isinstance(checkpoint, ObjectId), checkpoint
-        resume_at = position[checkpoint] + 1  # followers [0, resume_at) are done for good
+        if read == "index":
+            assert isinstance(checkpoint, ObjectId), checkpoint
+            resume_at = position[checkpoint] + 1  # followers [0, resume_at) are done for good
+        else:  # the last page wholly written (pages are full: built from the seeded follows)
+            assert isinstance(checkpoint, int) and checkpoint >= 0, checkpoint
+            resume_at = (checkpoint + 1) * followerpages.PAGE_SIZE
         assert resume_at <= partial + len([p for p in probes if p < resume_at]) and partial < FOLLOWERS
         await make_ready(services.redis, [followers[i] for i in probes])  # readers who come back now
         await asyncio.gather(*[like(a) for a in real[-LIKERS:-LIKERS + 2]])  # while no worker runs
