@@ -19,8 +19,8 @@ its followers:
   on the target document, so a follow racing it either committed first (and is in the pages) or
   conflicts with it and runs again (and appends to the pages);
 * the fan-out builds an audience after reading it through the index once it holds at least
-  :data:`BUILD_AT` followers (smaller ones read cheaply as they are); an audience that is not built
-  is read through the index, which is always right.
+  :data:`BUILD_AT` followers (smaller ones read cheaply as they are) and at most :data:`BUILD_MAX`;
+  an audience that is not built is read through the index, which is always right.
 
 Pages emptied by unfollows are kept (the next follow does not refill them): a page's ids stay in
 follow order, and a fan-out's checkpoint is the number of a page it has wholly written.
@@ -44,6 +44,9 @@ PAGE_SIZE = 2000
 enough that a 10,000-follower audience is five documents."""
 BUILD_AT = 1000
 """Followers from which the fan-out builds an audience's pages."""
+BUILD_MAX = 200_000
+"""Followers up to which it does: a build is one transaction (~6 MB of ids at this size). A bigger
+audience is read through the index (with the default push threshold, 10,000, it is read by pull)."""
 BUILT = "follower_pages"
 """The target document's field that says its audience's pages are built (``True``)."""
 START = -1

@@ -136,9 +136,9 @@ async def follower_batches(services: Services, target_type: TargetType, target_i
 
     A built audience is read from its pages (:mod:`feed.followerpages`; a checkpoint is a page
     number). Any other is read in follow ``_id`` order through the covered index (a checkpoint is
-    a follow ``_id``), and built afterwards when it held :data:`~feed.followerpages.BUILD_AT`
-    followers or more. A follow ``_id`` checkpoint of an audience built since goes on through the
-    index, which is always right.
+    a follow ``_id``), and built afterwards when it held :data:`~feed.followerpages.BUILD_AT` to
+    :data:`~feed.followerpages.BUILD_MAX` followers. A follow ``_id`` checkpoint of an audience
+    built since goes on through the index, which is always right.
     """
     if not isinstance(after, ObjectId):
         read = False
@@ -152,7 +152,7 @@ async def follower_batches(services: Services, target_type: TargetType, target_i
     async for last, ids in _indexed_batches(services, target_type, target_id, batch, after, first):
         seen += len(ids)
         yield last, ids
-    if after is None and seen >= followerpages.BUILD_AT:
+    if after is None and followerpages.BUILD_AT <= seen <= followerpages.BUILD_MAX:
         try:
             await followerpages.build(services, target_type, target_id)
         except PyMongoError:  # the next post builds it; this one's followers are all read

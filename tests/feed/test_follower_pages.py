@@ -126,6 +126,18 @@ async def test_the_fan_out_builds_a_big_audience_then_reads_its_pages(client, se
     assert all(second in feed for feed in await feeds(services.redis, followers))
 
 
+async def test_an_audience_outside_the_build_bounds_stays_on_the_index(client, services, monkeypatch):
+    monkeypatch.setattr(feed.followerpages, "BUILD_AT", 3)
+    monkeypatch.setattr(feed.followerpages, "BUILD_MAX", 5)
+    sizes = {"small": 2, "built": 5, "big": 6}
+    authors = {name: await register(client) for name in sizes}
+    for name, n in sizes.items():
+        await seed_audience(services, ObjectId(authors[name].id), [ObjectId() for _ in range(n)])
+        batches = [b async for b in follower_batches(services, "user", ObjectId(authors[name].id), 4)]
+        assert sum(len(ids) for _, ids in batches) == n
+    assert [bool(await _pages(services, "user", authors[name].id)) for name in sizes] == [False, True, False]
+
+
 async def test_a_page_checkpoint_resumes_after_its_page_and_an_index_checkpoint_through_the_index(client, services):
     author = await register(client)
     followers = [ObjectId() for _ in range(8)]
