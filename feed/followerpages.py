@@ -135,16 +135,19 @@ async def batches(services: Services, target_type: TargetType, target_id: Object
     size = first if first is not None and 0 < first < batch else batch
     cursor = services.db.follower_pages.find({**_audience(target_type, target_id), "n": {"$gt": after}},
                                              {"_id": 0, "n": 1, "ids": 1}, sort=[("n", 1)], batch_size=3)
-    async for page in cursor:
-        pending += page["ids"]
-        unyielded.append([int(page["n"]), len(page["ids"])])
-        while len(pending) >= size:
-            out, pending = pending[:size], pending[size:]
-            checkpoint = _consume(unyielded, size, checkpoint)
-            yield checkpoint, out
-            size = batch
-    if pending:
-        yield _consume(unyielded, len(pending), checkpoint), pending
+    try:
+        async for page in cursor:
+            pending += page["ids"]
+            unyielded.append([int(page["n"]), len(page["ids"])])
+            while len(pending) >= size:
+                out, pending = pending[:size], pending[size:]
+                checkpoint = _consume(unyielded, size, checkpoint)
+                yield checkpoint, out
+                size = batch
+        if pending:
+            yield _consume(unyielded, len(pending), checkpoint), pending
+    finally:  # a fan-out that stops early (its post's status changed) leaves no cursor on the server
+        await cursor.close()
 
 
 def _consume(unyielded: collections.deque[list[int]], count: int, checkpoint: int) -> int:

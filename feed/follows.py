@@ -13,6 +13,7 @@ document fetches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -142,10 +143,12 @@ async def follower_batches(services: Services, target_type: TargetType, target_i
     """
     if not isinstance(after, ObjectId):
         read = False
-        async for item in followerpages.batches(services, target_type, target_id, batch,
-                                                followerpages.START if after is None else after, first):
-            read = True
-            yield item
+        async with contextlib.aclosing(followerpages.batches(
+                services, target_type, target_id, batch, followerpages.START if after is None else after,
+                first)) as pages:
+            async for item in pages:
+                read = True
+                yield item
         if read or after is not None:  # a page checkpoint: the pages are the audience
             return
     seen = 0

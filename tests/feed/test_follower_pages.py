@@ -126,6 +126,25 @@ async def test_the_fan_out_builds_a_big_audience_then_reads_its_pages(client, se
     assert all(second in feed for feed in await feeds(services.redis, followers))
 
 
+async def test_a_read_of_pages_dropped_early_leaves_no_cursor_on_the_server(client, services):
+    author = await register(client)
+    target = ObjectId(author.id)
+    await seed_audience(services, target, [ObjectId() for _ in range(10 * PAGE)])  # more pages than one reply
+    assert await followerpages.build(services, "user", target)
+
+    async def open_cursors() -> int:
+        cursor = await services.mongo.admin.aggregate([
+            {"$currentOp": {"idleCursors": True}},
+            {"$match": {"type": "idleCursor", "cursor.originatingCommand.filter.target_id": target}}])
+        return len(await cursor.to_list(None))
+
+    batches = follower_batches(services, "user", target, PAGE)
+    assert len((await anext(batches))[1]) == PAGE
+    assert await open_cursors() == 1  # the read is under way: the rest of the pages wait on the server
+    await batches.aclose()
+    assert await open_cursors() == 0
+
+
 async def test_an_audience_outside_the_build_bounds_stays_on_the_index(client, services, monkeypatch):
     monkeypatch.setattr(feed.followerpages, "BUILD_AT", 3)
     monkeypatch.setattr(feed.followerpages, "BUILD_MAX", 5)
