@@ -29,7 +29,7 @@ follow order, and a fan-out's checkpoint is the number of a page it has wholly w
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -123,7 +123,7 @@ async def build(services: Services, target_type: TargetType, target_id: ObjectId
 
 
 async def batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,
-                  after: int = START, first: int | None = None) -> AsyncIterator[tuple[int, list[str]]]:
+                  after: int = START, first: int | None = None) -> AsyncGenerator[tuple[int, list[str]], None]:
     """``(checkpoint, follower ids as hex)`` batches of ``batch`` ids (the last one may be short) of a
     built audience from its pages after page ``after``; each batch's checkpoint is the last page all
     of whose ids have been yielded by then (``after`` while none has). With ``first``, the first
