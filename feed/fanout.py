@@ -31,7 +31,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import localcells, localtrends, trends
+from feed import followerpages, localcells, localtrends, trends
 from feed.follows import Checkpoint, TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
@@ -81,10 +81,11 @@ def _audiences(post: dict[str, Any]) -> list[tuple[TargetType, ObjectId]]:
     return out
 
 
-async def _pull_mode(services: Services, target_type: TargetType, target_id: ObjectId) -> bool:
-    """Too many followers to push to: readers merge this target's posts at read time."""
-    collection = "users" if target_type == "user" else "stores"
-    doc = await services.db[collection].find_one({"_id": target_id}, {"followers_count": 1, "feed_pull": 1})
+async def _pull_mode(services: Services, target_type: TargetType, target_id: ObjectId,
+                     target: asyncio.Future[dict[str, Any] | None]) -> bool:
+    """Too many followers to push to: readers merge this target's posts at read time. ``target``:
+    the target document's read (:func:`feed.followerpages.audience_of`)."""
+    doc = await target
     if doc is None:
         return False
     if doc.get("feed_pull") or int(doc.get("followers_count", 0)) > services.settings.fanout_max_followers:
@@ -204,11 +205,13 @@ async def _reach_audiences(services: Services, timelines: Timelines, post: dict[
             continue
         # The first followers are read while the pull check runs (0.5-1 ms before the first read of
         # a 10,000-follower push, in the benchmark's timeline): the first writes start a round trip
-        # sooner; a pull author's read is dropped.
+        # sooner; a pull author's read is dropped. The pull check's read of the target also says
+        # whether its follower pages are built.
+        target = asyncio.ensure_future(followerpages.audience_of(services, target_type, target_id))
         batches = _ReadAhead(follower_batches(services, target_type, target_id, chunk, progress.get(target_type),
-                                              first=chunk // FIRST_SHARE))
+                                              first=chunk // FIRST_SHARE, target=target))
         async with contextlib.aclosing(batches):
-            if await _pull_mode(services, target_type, target_id):
+            if await _pull_mode(services, target_type, target_id, target):
                 continue
             if not await _push(services, timelines, post, target_type, batches, fence,
                                final=i == len(audiences) - 1):

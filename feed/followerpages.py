@@ -61,6 +61,13 @@ def _audience(target_type: TargetType, target_id: ObjectId) -> dict[str, Any]:
     return {"target_type": target_type, "target_id": target_id}
 
 
+async def audience_of(services: Services, target_type: TargetType, target_id: ObjectId) -> dict[str, Any] | None:
+    """The target document's fields a fan-out needs of it: its follower count, whether it is read
+    by pull, whether its pages are built."""
+    return await services.db[_collection(target_type)].find_one(
+        {"_id": target_id}, {"followers_count": 1, "feed_pull": 1, BUILT: 1})
+
+
 async def added(services: Services, txn: Txn, target_type: TargetType, target_id: ObjectId,
                 follower_id: ObjectId, target: dict[str, Any] | None) -> None:
     """In the follow's transaction, after it wrote the ``target`` document (as it was read there):
