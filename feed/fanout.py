@@ -138,13 +138,30 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
     retract after a restore), so the post is read again and the new status applied."""
     outcome = "missing"
     for _ in range(SYNC_ROUNDS):
-        post = await services.db.posts.find_one({"_id": post_id})
+        # the fence's view of the masters (before this round writes anything) beside the post's read
+        starting = ReplicaFence.start_soon(services.redis)
+        try:
+            post = await services.db.posts.find_one({"_id": post_id})
+        except BaseException:
+            await reap(starting, cancel=True)
+            raise
         if post is None:
+            await reap(starting, cancel=True)
             return "missing"
-        fence = await ReplicaFence.start(services.redis)  # before this round writes anything
-        outcome = await _apply(services, post, fence)
-        if post.get("topics"):  # topic counts follow the status (search.topics); topics are fixed at writing
-            await search_topics.sync_post(services, post_id)
+        # Topic counts follow the status (search.topics; topics are fixed at writing). Their sync
+        # reads the status in its own transaction and writes no feed, so it runs beside the
+        # round's Redis work rather than after it (its MongoDB round trips had ended every topic
+        # post's fan-out), and is awaited before anything is marked done.
+        topics = asyncio.ensure_future(search_topics.sync_post(services, post_id)) if post.get("topics") else None
+        try:
+            fence = await starting
+            outcome = await _apply(services, post, fence)
+        except BaseException:
+            if topics is not None:
+                await reap(topics, cancel=False)
+            raise
+        if topics is not None:
+            await topics
         if outcome != "changed":
             await fence.confirm()  # nothing marked done that a failover could still take back
             if await _finish(services, post):

@@ -137,7 +137,8 @@ async def follower_batches(services: Services, target_type: TargetType, target_i
                            target: Awaitable[dict[str, Any] | None] | None = None,
                            ) -> AsyncIterator[tuple[Checkpoint, list[str]]]:
     """``(checkpoint, follower ids as hex strings)`` batches, resumable from a checkpoint ``after``;
-    with ``first``, the first batch is that many (the fan-out's writes start after a short read).
+    with ``first``, the first batch read through the index is that many (the fan-out's writes start
+    after a short read; a built audience's pages come two batches a reply, so they have no short one).
 
     A built audience is read from its pages (:mod:`feed.followerpages`; a checkpoint is a page
     number). Any other is read in follow ``_id`` order through the covered index (a checkpoint is
@@ -152,7 +153,7 @@ async def follower_batches(services: Services, target_type: TargetType, target_i
             yield last, ids
         return
     pages = followerpages.batches(services, target_type, target_id, batch,
-                                  followerpages.START if after is None else after, first)
+                                  followerpages.START if after is None else after)
     if after is not None:  # a page checkpoint: the pages are the audience
         async with contextlib.aclosing(pages):
             async for page_batch in pages:

@@ -68,6 +68,16 @@ class ReplicaFence:
         return cls(redis, {name: (node, count, key)
                            for (name, (node, key)), count in zip(masters.items(), counts, strict=True)})
 
+    @classmethod
+    def start_soon(cls, redis: Any) -> asyncio.Future[ReplicaFence]:
+        """:meth:`start` under way, to run beside another read: a task on a cluster; on a single
+        Redis a future already done (no task for a fence that has nothing to learn)."""
+        if isinstance(redis, RedisCluster):
+            return asyncio.ensure_future(cls.start(redis))
+        done: asyncio.Future[ReplicaFence] = asyncio.get_running_loop().create_future()
+        done.set_result(cls(None, {}))
+        return done
+
     async def confirm(self) -> None:
         """Every write answered so far by the buckets' masters is on a replica, and no master
         changed since this run began; else :class:`FailoverSeen`."""
