@@ -19,7 +19,6 @@ Only the nearby list reads views: a single store is read from MongoDB.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -88,16 +87,11 @@ def encode(view: View) -> bytes:
     return orjson.dumps(view)
 
 
-@functools.lru_cache(maxsize=4096)
-def _decoded(raw: str | bytes) -> View:
+def decode(raw: str | bytes) -> View:
+    """A stored view → a new view (kept in the process's memo, which hands out shallow copies:
+    ``public`` is shared, and :func:`render` copies it)."""
     view: View = orjson.loads(raw)
     return view
-
-
-def decode(raw: str | bytes) -> View:
-    """A stored view → the view; memoised by the stored text (a changed store is new text), handed
-    out as a shallow copy (``public`` is shared: :func:`render` copies it)."""
-    return dict(_decoded(raw))
 
 
 VIEWS = ViewCache(view_key=store_view_key, gen_key=store_gen_key, documents=STORES_FOR_VIEWS, to_view=to_view,
@@ -117,12 +111,14 @@ async def load_with_names(services: Services, store_ids: list[ObjectId]) -> tupl
     """:func:`load`, and the shared summaries' generation (``keys.SUMMARIES_GEN``) read in the
     same pipeline, for :func:`checkins.stores.hydrate_stores` to take the page's mayors from the
     process's summary cache."""
+    read = VIEWS.plan(services, store_ids)
+
     def queue(pipe: Any) -> None:
-        VIEWS.queue_read(services, pipe, store_ids)
+        VIEWS.queue(pipe, read)
         pipe.get(SUMMARIES_GEN)
 
     rows = await services.batch.run(queue)
-    found, missed = VIEWS.parse_read(services, store_ids, rows[:-1])
+    found, missed = VIEWS.parse(read, rows[:-1])
     found.update(await VIEWS.fill(services, missed))
     return found, rows[-1]
 

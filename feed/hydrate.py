@@ -159,10 +159,11 @@ class PageLoader:
 
     async def load(self, post_ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
         screen = self.screen if self.screen is not None and not self.screen.loaded else None
-        n = postcache.read_groups(self.services, post_ids)
+        read = postcache.plan_read(self.services, post_ids)
+        n = read.results
 
         def queue(pipe: Any) -> None:
-            postcache.queue_read(self.services, pipe, post_ids)
+            postcache.queue_read(pipe, read)
             if self.viewer_id is not None:
                 likedset.queue_read(pipe, self.viewer_id, post_ids)
             if screen is not None:
@@ -172,7 +173,7 @@ class PageLoader:
         rows = await self.services.batch.run(queue)
         if screen is not None:
             await screen.take(rows.pop(-2))
-        found, missed = postcache.parse_read(self.services, post_ids, rows[:n])
+        found, missed = postcache.parse_read(read, rows[:n])
         self.generation, self.synced = rows[-1], True
         liked = likedset.parse_read(post_ids, rows[n]) if self.viewer_id is not None else set()
         if liked is None and self.viewer_id is not None:  # not built (or too big): MongoDB, beside the misses
@@ -199,11 +200,12 @@ async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids
     if loader is not None and loader.synced and not unknown and not originals:
         _summaries(services).sync(loader.generation)
         return liked, {}
-    n = postcache.read_groups(services, originals) if originals else 0
+    read = postcache.plan_read(services, originals) if originals else None
+    n = read.results if read is not None else 0
 
     def queue(pipe: Any) -> None:
-        if originals:
-            postcache.queue_read(services, pipe, originals)
+        if read is not None:
+            postcache.queue_read(pipe, read)
         if viewer_id is not None and unknown:
             likedset.queue_read(pipe, viewer_id, unknown)
         pipe.get(SUMMARIES_GEN)
@@ -211,8 +213,8 @@ async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids
     rows = await services.batch.run(queue)
     _summaries(services).sync(rows[-1])
     views: dict[ObjectId, dict[str, Any]] = {}
-    if originals:
-        views, missed = postcache.parse_read(services, originals, rows[:n])
+    if read is not None:
+        views, missed = postcache.parse_read(read, rows[:n])
         views.update(await postcache.fill(services, missed))
     if viewer_id is not None and unknown:
         known = likedset.parse_read(unknown, rows[n])

@@ -19,7 +19,6 @@ one per tag on a cluster (pipelined, grouped by node by redis-py). Views expire 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +29,7 @@ from solomo.core.idloader import IdLoads
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import post_gen_key, post_view_key
 from solomo.core.services import Services
-from solomo.core.viewcache import ViewCache
+from solomo.core.viewcache import ViewCache, ViewRead
 
 VIEW_TTL_S = 900
 """A view lives this long after it was stored (reads do not extend it)."""
@@ -71,8 +70,9 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 RENDERED = "rendered"
 """A decoded view's slot for the Post fields no viewer changes (``feed.hydrate._post_public`` fills
-it on the first page that shows that view). One dict shared by every copy :func:`decode` hands out
-of the same stored bytes, so it is made once per version of a post; never stored in Redis."""
+it on the first page that shows that view). One dict shared by every copy the process's memo hands
+out of one read view (:class:`~solomo.core.viewcache.LocalViews`), so it is made once per version
+of a post in a process; never stored in Redis."""
 
 
 def encode(view: dict[str, Any]) -> bytes:
@@ -80,12 +80,9 @@ def encode(view: dict[str, Any]) -> bytes:
                          if k != RENDERED})
 
 
-DECODED_CACHE_SIZE = 4096
-"""Views decoded lately, by their exact bytes (a few MB at most): a popular post is on many pages."""
-
-
-@functools.lru_cache(maxsize=DECODED_CACHE_SIZE)
-def _decoded(raw: str | bytes) -> dict[str, Any]:
+def decode(raw: str | bytes) -> dict[str, Any]:
+    """A stored view → a new view (the view cache keeps it in the process's memo and hands out
+    copies: parsing and the ObjectIds were a fifth of a home-feed page's CPU, docs/benchmarks.md)."""
     view: dict[str, Any] = orjson.loads(raw)
     for k in _IDS:
         if view.get(k) is not None:
@@ -94,35 +91,25 @@ def _decoded(raw: str | bytes) -> dict[str, Any]:
     return view
 
 
-def decode(raw: str | bytes) -> dict[str, Any]:
-    """A stored view → the view. Keyed by the stored text itself, so a changed post (new text,
-    counters, status) is a new key and can never be answered from the memo; parsing and the
-    ObjectIds were a fifth of a home-feed page's CPU (docs/benchmarks.md). A copy: callers may
-    change the view they get (all but its :data:`RENDERED` slot, which the copies share)."""
-    return dict(_decoded(raw))
-
-
 VIEWS = ViewCache(view_key=post_view_key, gen_key=post_gen_key, documents=POSTS, to_view=to_view,
                   encode=encode, decode=decode, ttl_s=VIEW_TTL_S)
 """The post views (:class:`~solomo.core.viewcache.ViewCache`); the functions below are its reads for
 the feeds' pipelines."""
 
 
-def queue_read(services: Services, pipe: Any, post_ids: list[ObjectId]) -> int:
-    """Queues the ``MGET`` of the posts' views; returns how many results to hand :func:`parse_read`
-    (:func:`read_groups`)."""
-    return VIEWS.queue_read(services, pipe, post_ids)
+def plan_read(services: Services, post_ids: list[ObjectId]) -> ViewRead:
+    """A page's read of the posts' views (:meth:`~solomo.core.viewcache.ViewCache.plan`): queue
+    it with :func:`queue_read`, hand its ``results`` results to :func:`parse_read`."""
+    return VIEWS.plan(services, post_ids)
 
 
-def read_groups(services: Services, post_ids: list[ObjectId]) -> int:
-    """How many results :func:`queue_read` queues for ``post_ids`` (one ``MGET`` per hash tag)."""
-    return VIEWS.read_groups(services, post_ids)
+def queue_read(pipe: Any, read: ViewRead) -> None:
+    VIEWS.queue(pipe, read)
 
 
-def parse_read(services: Services, post_ids: list[ObjectId],
-               rows: list[Any]) -> tuple[dict[ObjectId, dict[str, Any]], list[ObjectId]]:
+def parse_read(read: ViewRead, rows: list[Any]) -> tuple[dict[ObjectId, dict[str, Any]], list[ObjectId]]:
     """(views found, posts that missed)."""
-    return VIEWS.parse_read(services, post_ids, rows)
+    return VIEWS.parse(read, rows)
 
 
 async def generations(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, str]:

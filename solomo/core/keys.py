@@ -273,6 +273,13 @@ def liked_key(user_id: Id) -> str:
     return f"liked:{bucket_tag(bucket_of(user_id))}:{user_id}"
 
 
+VIEWS_EPOCH = "views:epoch"
+"""A random value made by the first reader that finds it missing: the per-process memos of cached
+views (:mod:`solomo.core.viewcache`) hold only what was read under the epoch a page reads, so a
+Redis that lost its data (a flush, a restart without persistence) gets a new one and every memo
+starts over."""
+
+
 SUMMARIES_GEN = "summaries:gen"
 """Bumped when an author's or store's name changes: every process then drops its summary cache."""
 

@@ -11,22 +11,45 @@ a reader that missed reads the generation *before* reading MongoDB and stores it
 the generation is still the same (:data:`_FILL`), so a view read before a change can never be
 stored after it. Views also expire (``ttl_s``), which bounds the harm of a lost invalidation
 (Redis down at that moment); a Redis flush only costs a refill from MongoDB.
+
+**The per-process memo.** A process keeps the views it read lately, each with the generation it
+was read with (:class:`LocalViews`). A page then asks Redis only for the *generations* of the
+views it holds — nothing for a post never changed, a 16-character token for one that was —
+and for the views themselves of the others; a view is used from the memo only while its
+generation is still the one Redis has. It is safe for the same reason a fill is: every change
+sets a new generation before anyone can read the change, and a view and its generation are read
+by one ``MGET`` (one slot), so the pair is always one moment's. Two losses are covered besides:
+
+* a generation set by a change expires after ``ttl_s``, and the memo's entries live at most half
+  of that (:attr:`LocalViews.max_age_s`), so none can outlive the generation that would refuse it;
+* a Redis that lost its data loses the generations too: every page also reads
+  ``keys.VIEWS_EPOCH`` (made by the first reader that finds it missing), and an entry read under
+  another epoch is not used.
+
+A view's body is what a page of photo posts spent most on: ~1.5 kB a post to send, read and parse
+where a generation is a few bytes (docs/benchmarks.md, seventeenth round).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 
 from solomo.core.idloader import IdLoads
-from solomo.core.keys import by_hash_tag
+from solomo.core.keys import VIEWS_EPOCH, by_hash_tag
 from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 
 View = dict[str, Any]
+
+LOCAL_SIZE = 4096
+"""Views a process keeps (:class:`LocalViews`) per kind of document: a few MB at most."""
 
 # KEYS: a view key, its generation key. ARGV: the generation read before reading MongoDB ('' for
 # none), the view, its TTL. Stores the view only if no invalidation happened since.
@@ -47,55 +70,138 @@ return 1
 """)
 
 
+@dataclass(slots=True)
+class _Held:
+    """A view as a page read it: under which epoch and generation, and when."""
+
+    epoch: Any
+    generation: Any
+    view: View
+    born: float
+    gen_key: str  # the view's generation key, made once (a page asks for it every time)
+
+
+class LocalViews:
+    """The views this process read lately (see the module): at most ``size``, each for at most
+    ``max_age_s``, least recently used dropped first."""
+
+    def __init__(self, size: int, max_age_s: float) -> None:
+        self.size, self.max_age_s = size, max_age_s
+        self._held: OrderedDict[ObjectId, _Held] = OrderedDict()
+
+    def get(self, oid: ObjectId, now: float) -> _Held | None:
+        """The entry for ``oid`` unless older than ``max_age_s`` at ``now`` (``time.monotonic()``)."""
+        held = self._held.get(oid)
+        if held is None:
+            return None
+        if now - held.born > self.max_age_s:
+            del self._held[oid]
+            return None
+        self._held.move_to_end(oid)
+        return held
+
+    def put(self, oid: ObjectId, held: _Held) -> None:
+        self._held[oid] = held
+        self._held.move_to_end(oid)
+        if len(self._held) > self.size:
+            self._held.popitem(last=False)
+
+    def clear(self) -> None:
+        self._held.clear()
+
+
+@dataclass(slots=True)
+class ViewRead:
+    """One page's read of views (:meth:`ViewCache.plan`): which ids the memo holds (only their
+    generations are read) and the ``MGET`` groups; ``results`` is how many pipeline results the
+    read queues (:meth:`ViewCache.queue`), to hand to :meth:`ViewCache.parse`."""
+
+    ids: list[ObjectId]
+    held: dict[ObjectId, _Held]
+    keys: list[str]
+    """Per id, in order: its view key (unless held), then its generation key."""
+    groups: list[list[str]]
+    results: int
+
+
 class ViewCache:
     """The cached views of one kind of document.
 
     ``view_key``/``gen_key``: a document id → its keys (the two share a hash tag); ``documents``:
     the MongoDB reads of a fill; ``to_view``/``encode``/``decode``: document → view → stored text →
-    view (``decode`` may memoise, but then hands out copies)."""
+    a new view (kept in the process's memo, :class:`LocalViews`: pages get shallow copies of it)."""
 
     def __init__(self, *, view_key: Callable[[ObjectId], str], gen_key: Callable[[ObjectId], str],
                  documents: IdLoads, to_view: Callable[[dict[str, Any]], View], encode: Callable[[View], bytes],
-                 decode: Callable[[str | bytes], View], ttl_s: int) -> None:
+                 decode: Callable[[str | bytes], View], ttl_s: int, local_size: int = LOCAL_SIZE) -> None:
         self.view_key, self.gen_key = view_key, gen_key
         self.documents = documents
         self.to_view, self.encode, self.decode = to_view, encode, decode
         self.ttl_s = ttl_s
+        self.local = LocalViews(local_size, ttl_s / 2)  # half: see the module
 
     def _groups(self, services: Services, keys: list[str]) -> list[list[str]]:
         """One group on one Redis; one group per hash tag on a cluster (MGET needs one slot)."""
         return by_hash_tag(keys) if services.settings.redis_cluster else [keys]
 
-    def queue_read(self, services: Services, pipe: Any, ids: list[ObjectId]) -> int:
-        """Queues the ``MGET`` of the views; returns how many results to hand :meth:`parse_read`."""
-        groups = self._groups(services, [self.view_key(oid) for oid in ids])
-        for group in groups:
+    def plan(self, services: Services, ids: list[ObjectId]) -> ViewRead:
+        """What a page's read of ``ids`` asks Redis: the epoch, the generation of each view the
+        memo holds, the view and its generation of each other (one ``MGET`` per hash tag on a
+        cluster: a view's keys share its tag)."""
+        held: dict[ObjectId, _Held] = {}
+        keys: list[str] = []
+        now = time.monotonic()
+        for oid in ids:
+            h = self.local.get(oid, now)
+            if h is None:
+                keys.append(self.view_key(oid))
+                keys.append(self.gen_key(oid))
+            else:
+                held[oid] = h
+                keys.append(h.gen_key)
+        groups = (self._groups(services, keys) if services.settings.redis_cluster else [keys]) if keys else []
+        return ViewRead(ids, held, keys, groups, len(groups) + 1)
+
+    def queue(self, pipe: Any, read: ViewRead) -> None:
+        """Queues ``read`` on a pipeline (its :attr:`ViewRead.results` results, in order)."""
+        pipe.get(VIEWS_EPOCH)
+        for group in read.groups:
             pipe.execute_command("MGET", *group)  # redis-py refuses pipe.mget() on a cluster; one slot is fine
-        return len(groups)
 
-    def read_groups(self, services: Services, ids: list[ObjectId]) -> int:
-        """How many results :meth:`queue_read` queues for ``ids`` (one ``MGET`` per hash tag)."""
-        if not services.settings.redis_cluster:
-            return 1 if ids else 0
-        return len(self._groups(services, [self.view_key(oid) for oid in ids]))
-
-    def parse_read(self, services: Services, ids: list[ObjectId],
-                   rows: list[Any]) -> tuple[dict[ObjectId, View], list[ObjectId]]:
-        """(views found, ids that missed)."""
-        if len(rows) == 1:
-            bodies = rows[0]
+    def parse(self, read: ViewRead, rows: list[Any]) -> tuple[dict[ObjectId, View], list[ObjectId]]:
+        """(views found, ids that missed), from the results of :meth:`queue`. A view read here is
+        kept in the memo; one held there is used while its epoch and generation are Redis's. With
+        no epoch (Redis lost its data), nothing is used or kept: every id missed, and the fill
+        that follows makes a new epoch (:meth:`_stored`)."""
+        epoch = rows[0]
+        if len(read.groups) == 1:
+            values = rows[1]
         else:  # groups by hash tag: put the answers back in key order
-            by_key = {k: v for group, values in zip(
-                self._groups(services, [self.view_key(oid) for oid in ids]), rows, strict=True)
-                for k, v in zip(group, values, strict=True)}
-            bodies = [by_key[self.view_key(oid)] for oid in ids]
+            got = {k: v for group, vals in zip(read.groups, rows[1:], strict=True)
+                   for k, v in zip(group, vals, strict=True)}
+            values = [got[k] for k in read.keys]
         found: dict[ObjectId, View] = {}
         missed: list[ObjectId] = []
-        for oid, body in zip(ids, bodies, strict=True):
-            if body is not None:
-                found[oid] = self.decode(body)
-            else:
+        now = time.monotonic()
+        at = 0
+        for oid in read.ids:
+            held = read.held.get(oid)
+            if held is not None:
+                generation = values[at]
+                at += 1
+                if epoch is not None and held.epoch == epoch and held.generation == generation:
+                    found[oid] = dict(held.view)  # callers may change their copy
+                else:
+                    missed.append(oid)  # changed since: the fill reads it again, Redis first
+                continue
+            body, generation = values[at], values[at + 1]
+            at += 2
+            if body is None or epoch is None:
                 missed.append(oid)
+                continue
+            view = self.decode(body)
+            self.local.put(oid, _Held(epoch, generation, view, now, read.keys[at - 1]))
+            found[oid] = dict(view)
         return found, missed
 
     async def generations(self, services: Services, ids: list[ObjectId]) -> dict[ObjectId, str]:
@@ -115,8 +221,12 @@ class ViewCache:
         meanwhile); returns the views of those that exist. ``seen``: their generations, if read."""
         if not missed:
             return {}
-        if seen is None:
-            seen = await self.generations(services, missed)  # before MongoDB: that is the guard
+        found: dict[ObjectId, View] = {}
+        if seen is None:  # the views Redis has (a memo entry changed since: another process filled
+            found, seen = await self._stored(services, missed)  # it), and the others' generations
+            missed = [oid for oid in missed if oid not in found]  # before MongoDB: that is the guard
+            if not missed:
+                return found
         views = {oid: self.to_view(d) for oid, d in (await self.documents.load(services, missed)).items()}
         if views:
             async with services.redis.pipeline(transaction=False) as pipe:
@@ -124,14 +234,38 @@ class ViewCache:
                     _FILL.queue(pipe, [self.view_key(oid), self.gen_key(oid)],
                                 [seen[oid], self.encode(view), self.ttl_s])
                 await pipe.execute()
-        return views
+        return {**found, **views}
+
+    async def _stored(self, services: Services,
+                      ids: list[ObjectId]) -> tuple[dict[ObjectId, View], dict[ObjectId, str]]:
+        """(the views Redis holds, the generations of the others ('' for none)), one read."""
+        keys = [key for oid in ids for key in (self.view_key(oid), self.gen_key(oid))]
+        async with services.redis.pipeline(transaction=False) as pipe:
+            groups = self._groups(services, keys)
+            for group in groups:
+                pipe.execute_command("MGET", *group)
+            # a page that found no epoch ends here (its ids all missed): the first such page
+            # after Redis lost its data makes the new one, which no memo entry holds
+            pipe.set(VIEWS_EPOCH, secrets.token_hex(8), nx=True)
+            rows = (await pipe.execute())[:-1]
+        values = {k: v for group, got in zip(groups, rows, strict=True) for k, v in zip(group, got, strict=True)}
+        found: dict[ObjectId, View] = {}
+        seen: dict[ObjectId, str] = {}
+        for oid in ids:
+            body = values[self.view_key(oid)]
+            if body is not None:
+                found[oid] = self.decode(body)
+            else:
+                seen[oid] = values[self.gen_key(oid)] or ""
+        return found, seen
 
     async def load(self, services: Services, ids: list[ObjectId]) -> dict[ObjectId, View]:
         """Views of ``ids`` (missing documents left out): one pipeline, MongoDB for the misses."""
         if not ids:
             return {}
-        rows = await services.batch.run(lambda pipe: self.queue_read(services, pipe, ids))
-        found, missed = self.parse_read(services, ids, rows)
+        read = self.plan(services, ids)
+        rows = await services.batch.run(lambda pipe: self.queue(pipe, read))
+        found, missed = self.parse(read, rows)
         found.update(await self.fill(services, missed))
         return found
 

@@ -7,13 +7,15 @@ import asyncio
 import uuid
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
+from checkins import storeviews
 from feed import likedset, postcache
 from feed.hydrate import hydrate_posts, names_changed
 from feed.paging import MongoSource, collect
 from feed.posts import VISIBLE, visible_to
-from solomo.core.keys import liked_key, post_view_key
+from solomo.core.keys import VIEWS_EPOCH, liked_key, post_gen_key, post_view_key
 from tests.feed.helpers import fanned_out, follow, page, post, ready_home
 from tests.moderation.helpers import establish
 from tests.support import make_account, register, wait_until
@@ -242,8 +244,9 @@ async def test_a_views_fixed_fields_are_made_once_per_version_and_never_leak(cli
     topic = _topic()
     created = await post(client, author, f"fixed #{topic}")
     first = await _topic_page(client, reader, topic)
-    raw = await services.redis.get(post_view_key(created["id"]))
-    view_a, view_b = postcache.decode(raw), postcache.decode(raw)
+    pid = ObjectId(created["id"])
+    view_a = (await postcache.load(services, [pid]))[pid]  # read from Redis, kept in the process's memo
+    view_b = (await postcache.load(services, [pid]))[pid]  # handed out again from the memo
     assert view_a is not view_b and view_a[postcache.RENDERED] is view_b[postcache.RENDERED]
     assert postcache.RENDERED not in postcache.encode(view_a).decode()  # never stored
     one = (await hydrate_posts(services, [view_a], ObjectId(reader.id)))[0]
@@ -259,3 +262,61 @@ async def test_a_views_fixed_fields_are_made_once_per_version_and_never_leak(cli
     assert (after["like_count"], after["liked_by_me"]) == (1, True)
     assert after == {**first[0], "like_count": 1, "liked_by_me": True}
     assert after == (await _truth(services, {"_id": ObjectId(created["id"])}, reader.id))[0]
+
+
+# --- the per-process memo (solomo.core.viewcache.LocalViews) ---------------------------------------
+
+async def _memo_setup(client: Any, services: Any) -> tuple[Any, str, str, list[dict[str, Any]]]:
+    """A post on a topic page, read once (the process now holds its view); (reader, topic, id, page)."""
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    created = await post(client, author, f"memo #{topic}")
+    await _topic_page(client, reader, topic)  # the first page may have found no epoch yet
+    first = await _topic_page(client, reader, topic)
+    assert ObjectId(created["id"]) in postcache.VIEWS.local._held
+    return reader, topic, created["id"], first
+
+
+async def _changed_behind_the_cache(services: Any, post_id: str, text: str) -> None:
+    """The post's text changed in MongoDB with no invalidation (one lost, as in a failover)."""
+    await services.db.posts.update_one({"_id": ObjectId(post_id)}, {"$set": {"text": text}})
+
+
+async def test_a_page_asks_redis_only_for_the_generations_of_views_the_process_holds(client, services):
+    reader, topic, pid, first = await _memo_setup(client, services)
+    key = post_view_key(pid)
+    stored = orjson.loads(await services.redis.get(key))
+    # a body changed in Redis alone (its generation the same) is not read: the memo answers
+    await services.redis.set(key, orjson.dumps({**stored, "text": "never read"}), ex=600)
+    assert (await _topic_page(client, reader, topic))[0]["text"] == first[0]["text"]
+    # a change, made the service's way, is seen at once
+    await _changed_behind_the_cache(services, pid, f"edited #{topic}")
+    await postcache.invalidate(services, [ObjectId(pid)])
+    again = await _topic_page(client, reader, topic)
+    assert again[0]["text"] == f"edited #{topic}"
+    assert again == await _truth(services, {"_id": ObjectId(pid)}, reader.id)
+
+
+async def test_a_redis_that_lost_its_data_starts_every_memo_over(client, services):
+    """A view and its generation lost with the epoch (a flush, a restart without persistence): the
+    memo's entry would match a missing generation, but not the new epoch."""
+    reader, topic, pid, _ = await _memo_setup(client, services)
+    await _changed_behind_the_cache(services, pid, f"after the loss #{topic}")
+    for key in (VIEWS_EPOCH, post_view_key(pid), post_gen_key(pid)):  # one by one: three slots on a cluster
+        await services.redis.delete(key)
+    await _topic_page(client, reader, topic)  # finds no epoch: MongoDB answers, a new epoch is made
+    assert await services.redis.get(VIEWS_EPOCH)
+    assert (await _topic_page(client, reader, topic))[0]["text"] == f"after the loss #{topic}"
+
+
+async def test_no_memo_entry_outlives_the_generation_that_would_refuse_it(client, services, monkeypatch):
+    """A change's generation expires after the views' TTL; an entry read before the change must be
+    gone by then, so entries live at most half of it."""
+    for views in (postcache.VIEWS, storeviews.VIEWS):
+        assert 0 < views.local.max_age_s <= views.ttl_s / 2
+    reader, topic, pid, _ = await _memo_setup(client, services)
+    await _changed_behind_the_cache(services, pid, f"later #{topic}")
+    await postcache.invalidate(services, [ObjectId(pid)])
+    await services.redis.delete(post_gen_key(pid))  # that change's generation, expired
+    monkeypatch.setattr(postcache.VIEWS.local, "max_age_s", 0.0)  # ... after the entry's age ran out
+    assert (await _topic_page(client, reader, topic))[0]["text"] == f"later #{topic}"
