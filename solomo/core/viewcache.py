@@ -49,7 +49,7 @@ from solomo.core.services import Services
 View = dict[str, Any]
 
 LOCAL_SIZE = 4096
-"""Views a process keeps (:class:`LocalViews`) per kind of document: a few MB at most."""
+"""Views a process keeps (:class:`LocalViews`) per kind of document: a few MB at most (0: none)."""
 
 # KEYS: a view key, its generation key. ARGV: the generation read before reading MongoDB ('' for
 # none), the view, its TTL. Stores the view only if no invalidation happened since.
@@ -117,9 +117,10 @@ class ViewRead:
     read queues (:meth:`ViewCache.queue`), to hand to :meth:`ViewCache.parse`."""
 
     ids: list[ObjectId]
-    held: dict[ObjectId, _Held]
+    held: dict[ObjectId, _Held] | None
+    """The memo's entries among ``ids`` (None: this cache keeps no memo)."""
     keys: list[str]
-    """Per id, in order: its view key (unless held), then its generation key."""
+    """Per id, in order: its view key (unless held), then its generation key (none without a memo)."""
     groups: list[list[str]]
     results: int
 
@@ -138,7 +139,7 @@ class ViewCache:
         self.documents = documents
         self.to_view, self.encode, self.decode = to_view, encode, decode
         self.ttl_s = ttl_s
-        self.local = LocalViews(local_size, ttl_s / 2)  # half: see the module
+        self.local = LocalViews(local_size, ttl_s / 2) if local_size else None  # half: see the module
 
     def _groups(self, services: Services, keys: list[str]) -> list[list[str]]:
         """One group on one Redis; one group per hash tag on a cluster (MGET needs one slot)."""
@@ -148,8 +149,12 @@ class ViewCache:
         """What a page's read of ``ids`` asks Redis: the epoch, the generation of each view the
         memo holds, the view and its generation of each other (one ``MGET`` per hash tag on a
         cluster: a view's keys share its tag)."""
+        if self.local is None:  # no memo: the views alone
+            keys = [self.view_key(oid) for oid in ids]
+            groups = (self._groups(services, keys) if services.settings.redis_cluster else [keys]) if keys else []
+            return ViewRead(ids, None, keys, groups, len(groups))
         held: dict[ObjectId, _Held] = {}
-        keys: list[str] = []
+        keys = []
         now = time.monotonic()
         for oid in ids:
             h = self.local.get(oid, now)
@@ -164,7 +169,8 @@ class ViewCache:
 
     def queue(self, pipe: Any, read: ViewRead) -> None:
         """Queues ``read`` on a pipeline (its :attr:`ViewRead.results` results, in order)."""
-        pipe.get(VIEWS_EPOCH)
+        if read.held is not None:
+            pipe.get(VIEWS_EPOCH)
         for group in read.groups:
             pipe.execute_command("MGET", *group)  # redis-py refuses pipe.mget() on a cluster; one slot is fine
 
@@ -173,15 +179,17 @@ class ViewCache:
         kept in the memo; one held there is used while its epoch and generation are Redis's. With
         no epoch (Redis lost its data), nothing is used or kept: every id missed, and the fill
         that follows makes a new epoch (:meth:`_stored`)."""
-        epoch = rows[0]
-        if len(read.groups) == 1:
-            values = rows[1]
-        else:  # groups by hash tag: put the answers back in key order
-            got = {k: v for group, vals in zip(read.groups, rows[1:], strict=True)
-                   for k, v in zip(group, vals, strict=True)}
-            values = [got[k] for k in read.keys]
         found: dict[ObjectId, View] = {}
         missed: list[ObjectId] = []
+        local = self.local
+        if read.held is None or local is None:  # no memo
+            for oid, body in zip(read.ids, self._values(read, rows), strict=True):
+                if body is None:
+                    missed.append(oid)
+                else:
+                    found[oid] = self.decode(body)
+            return found, missed
+        epoch, values = rows[0], self._values(read, rows[1:])
         now = time.monotonic()
         at = 0
         for oid in read.ids:
@@ -200,9 +208,18 @@ class ViewCache:
                 missed.append(oid)
                 continue
             view = self.decode(body)
-            self.local.put(oid, _Held(epoch, generation, view, now, read.keys[at - 1]))
+            local.put(oid, _Held(epoch, generation, view, now, read.keys[at - 1]))
             found[oid] = dict(view)
         return found, missed
+
+    @staticmethod
+    def _values(read: ViewRead, rows: list[Any]) -> list[Any]:
+        """The values of ``read.keys``, in order, from its ``MGET`` results."""
+        if len(read.groups) <= 1:
+            return rows[0] if read.groups else []
+        got = {k: v for group, vals in zip(read.groups, rows, strict=True)  # groups by hash tag
+               for k, v in zip(group, vals, strict=True)}
+        return [got[k] for k in read.keys]
 
     async def generations(self, services: Services, ids: list[ObjectId]) -> dict[ObjectId, str]:
         """The documents' generations ('' for none): read before MongoDB by whoever fills."""
