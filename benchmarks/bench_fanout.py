@@ -281,9 +281,9 @@ async def _in_redis(env: BenchEnv, followers: list[ObjectId], chunk: int, side: 
         for start in range(0, len(keys), chunk):
             await script(keys=keys[start:start + chunk], args=[score, member])
         seconds = time.perf_counter() - t0
-        client = time.process_time() - client_cpu  # before psutil's own reads below
+        client_seconds = time.process_time() - client_cpu  # before psutil's own reads below
         cpu = _cpu_delta(before, pids)
-        cpu["client"] = client
+        cpu["client"] = client_seconds
         side.add(seconds, cpu)
     finally:
         await client.aclose()
