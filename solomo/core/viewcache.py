@@ -106,8 +106,8 @@ class LocalViews:
         if len(self._held) > self.size:
             self._held.popitem(last=False)
 
-    def clear(self) -> None:
-        self._held.clear()
+    def drop(self, oid: ObjectId) -> None:
+        self._held.pop(oid, None)
 
 
 @dataclass(slots=True)
@@ -151,7 +151,7 @@ class ViewCache:
         cluster: a view's keys share its tag)."""
         if self.local is None:  # no memo: the views alone
             keys = [self.view_key(oid) for oid in ids]
-            groups = (self._groups(services, keys) if services.settings.redis_cluster else [keys]) if keys else []
+            groups = self._groups(services, keys) if keys else []
             return ViewRead(ids, None, keys, groups, len(groups))
         held: dict[ObjectId, _Held] = {}
         keys = []
@@ -164,7 +164,7 @@ class ViewCache:
             else:
                 held[oid] = h
                 keys.append(h.gen_key)
-        groups = (self._groups(services, keys) if services.settings.redis_cluster else [keys]) if keys else []
+        groups = self._groups(services, keys) if keys else []
         return ViewRead(ids, held, keys, groups, len(groups) + 1)
 
     def queue(self, pipe: Any, read: ViewRead) -> None:
@@ -199,8 +199,9 @@ class ViewCache:
                 at += 1
                 if epoch is not None and held.epoch == epoch and held.generation == generation:
                     found[oid] = dict(held.view)  # callers may change their copy
-                else:
-                    missed.append(oid)  # changed since: the fill reads it again, Redis first
+                else:  # changed since: the fill reads it again (Redis first), and the next page
+                    local.drop(oid)  # reads it with its generation, as one not held
+                    missed.append(oid)
                 continue
             body, generation = values[at], values[at + 1]
             at += 2

@@ -318,3 +318,16 @@ async def test_no_memo_entry_outlives_the_generation_that_would_refuse_it(client
     await services.redis.delete(post_gen_key(pid))  # that change's generation, expired
     monkeypatch.setattr(postcache.VIEWS.local, "max_age_s", 0.0)  # ... after the entry's age ran out
     assert (await _topic_page(client, reader, topic))[0]["text"] == f"later #{topic}"
+
+
+async def test_a_view_that_changed_is_held_again_with_its_new_generation(client, services):
+    """A like sets a new generation: the next page reads the view again, and the page after uses
+    the memo again (an entry left with the old generation would miss on every page)."""
+    reader, topic, pid, _ = await _memo_setup(client, services)
+    resp = await client.post(f"/v1/posts/{pid}/like", headers=reader.headers)
+    assert resp.status_code == 200
+    assert (await _topic_page(client, reader, topic))[0]["like_count"] == 1
+    await _topic_page(client, reader, topic)
+    assert postcache.VIEWS.local is not None
+    held = postcache.VIEWS.local._held[ObjectId(pid)]
+    assert held.generation == await services.redis.get(post_gen_key(pid)) and held.view["like_count"] == 1
