@@ -148,20 +148,14 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         if post is None:
             await reap(starting, cancel=True)
             return "missing"
-        # Topic counts follow the status (search.topics; topics are fixed at writing). Their sync
-        # reads the status in its own transaction and writes no feed, so it runs beside the
-        # round's Redis work rather than after it (its MongoDB round trips had ended every topic
-        # post's fan-out), and is awaited before anything is marked done.
-        topics = asyncio.ensure_future(search_topics.sync_post(services, post_id)) if post.get("topics") else None
-        try:
-            fence = await starting
-            outcome = await _apply(services, post, fence)
-        except BaseException:
-            if topics is not None:
-                await reap(topics, cancel=False)
-            raise
-        if topics is not None:
-            await topics
+        fence = await starting
+        outcome = await _apply(services, post, fence)
+        # Topic counts follow the status (search.topics); topics are fixed at writing. After the
+        # feeds, not beside them: the sync is a transaction on the post document, and a worker
+        # killed inside it leaves that document locked until MongoDB drops the transaction (60 s);
+        # beside the writes, the worker-kill drill's likes of the post then answered 503.
+        if post.get("topics"):
+            await search_topics.sync_post(services, post_id)
         if outcome != "changed":
             await fence.confirm()  # nothing marked done that a failover could still take back
             if await _finish(services, post):
