@@ -112,11 +112,6 @@ def parse_read(read: ViewRead, rows: list[Any]) -> tuple[dict[ObjectId, dict[str
     return VIEWS.parse(read, rows)
 
 
-async def generations(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, str]:
-    """The posts' generations ('' for none): read before MongoDB by whoever fills."""
-    return await VIEWS.generations(services, post_ids)
-
-
 async def fill(services: Services, missed: list[ObjectId],
                seen: dict[ObjectId, str] | None = None) -> dict[ObjectId, dict[str, Any]]:
     """Reads the missed posts from MongoDB and stores their views (unless invalidated meanwhile);

@@ -223,15 +223,24 @@ class ViewCache:
         return [got[k] for k in read.keys]
 
     async def generations(self, services: Services, ids: list[ObjectId]) -> dict[ObjectId, str]:
-        """The documents' generations ('' for none): read before MongoDB by whoever fills."""
+        """The documents' generations ('' for none), as a fill reads them before MongoDB (the
+        tests' way to stand in the middle of one)."""
         keys = [self.gen_key(oid) for oid in ids]
+        values = await self._mget(services, keys)
+        return {oid: values[key] or "" for oid, key in zip(ids, keys, strict=True)}
+
+    async def _mget(self, services: Services, keys: list[str], *, make_epoch: bool = False) -> dict[str, Any]:
+        """The values of ``keys`` (one ``MGET`` per hash tag on a cluster), pipelined; with
+        ``make_epoch``, the epoch made if missing, in the same round trip."""
         async with services.redis.pipeline(transaction=False) as pipe:
             groups = self._groups(services, keys)
             for group in groups:
                 pipe.execute_command("MGET", *group)
+            if make_epoch:
+                pipe.set(VIEWS_EPOCH, secrets.token_hex(8), nx=True)
             rows = await pipe.execute()
-        values = {k: v for group, vals in zip(groups, rows, strict=True) for k, v in zip(group, vals, strict=True)}
-        return {oid: values[key] or "" for oid, key in zip(ids, keys, strict=True)}
+        return {k: v for group, got in zip(groups, rows[:len(groups)], strict=True)
+                for k, v in zip(group, got, strict=True)}
 
     async def fill(self, services: Services, missed: list[ObjectId],
                    seen: dict[ObjectId, str] | None = None) -> dict[ObjectId, View]:
@@ -256,17 +265,11 @@ class ViewCache:
 
     async def _stored(self, services: Services,
                       ids: list[ObjectId]) -> tuple[dict[ObjectId, View], dict[ObjectId, str]]:
-        """(the views Redis holds, the generations of the others ('' for none)), one read."""
-        keys = [key for oid in ids for key in (self.view_key(oid), self.gen_key(oid))]
-        async with services.redis.pipeline(transaction=False) as pipe:
-            groups = self._groups(services, keys)
-            for group in groups:
-                pipe.execute_command("MGET", *group)
-            # a page that found no epoch ends here (its ids all missed): the first such page
-            # after Redis lost its data makes the new one, which no memo entry holds
-            pipe.set(VIEWS_EPOCH, secrets.token_hex(8), nx=True)
-            rows = (await pipe.execute())[:-1]
-        values = {k: v for group, got in zip(groups, rows, strict=True) for k, v in zip(group, got, strict=True)}
+        """(the views Redis holds, the generations of the others ('' for none)), one read. A page
+        that found no epoch ends here (its ids all missed): the first such page after Redis lost
+        its data makes the new one, which no memo entry holds."""
+        values = await self._mget(services, [key for oid in ids for key in (self.view_key(oid), self.gen_key(oid))],
+                                  make_epoch=self.local is not None)
         found: dict[ObjectId, View] = {}
         seen: dict[ObjectId, str] = {}
         for oid in ids:
