@@ -53,8 +53,9 @@ log = logging.getLogger("solomo.feed.fanout")
 CHECKPOINT_EVERY = 4
 """Batches between progress checkpoints: a crash redoes at most this many batches (harmlessly)."""
 FIRST_SHARE = 5
-"""The first batch of a push is ``fanout_chunk // FIRST_SHARE`` followers: its writes start after
-a short read, and the full batches are read while Redis writes it."""
+"""The first batch of a push read through the index is ``fanout_chunk // FIRST_SHARE`` followers:
+its writes start after a short read, and the full batches are read while Redis writes it. A built
+audience's pages come in full batches (:func:`feed.followerpages.batches` says why)."""
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 TOPIC_CAP = 1000

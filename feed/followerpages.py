@@ -120,9 +120,9 @@ async def build(services: Services, target_type: TargetType, target_id: ObjectId
             {"$project": {"_id": 0, "f": {"$toString": "$follower_id"}}},
         ], hint="fanout_batches", session=session)
         ids = [d["f"] async for d in cursor]
-        pages = [{**_audience(target_type, target_id), "n": n, "ids": ids[start:start + PAGE_SIZE],
-                  "size": len(ids[start:start + PAGE_SIZE])}
-                 for n, start in enumerate(range(0, max(len(ids), 1), PAGE_SIZE))]
+        chunks = [ids[start:start + PAGE_SIZE] for start in range(0, max(len(ids), 1), PAGE_SIZE)]
+        pages = [{**_audience(target_type, target_id), "n": n, "ids": chunk, "size": len(chunk)}
+                 for n, chunk in enumerate(chunks)]
         await services.db.follower_pages.insert_many(pages, session=session)
         return True
 
