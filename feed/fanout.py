@@ -151,20 +151,36 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             return "missing"
         fence = await starting
         outcome = await _apply(services, post, fence)
-        # Topic counts follow the status (search.topics); topics are fixed at writing. After the
-        # feeds, not beside them: the sync is a transaction on the post document, and a worker
-        # killed inside it leaves that document locked until MongoDB drops the transaction (60 s);
-        # beside the writes, the worker-kill drill's likes of the post then answered 503.
-        if post.get("topics"):
-            await search_topics.sync_post(services, post_id)
         if outcome != "changed":
-            await fence.confirm()  # nothing marked done that a failover could still take back
+            await _settle_round(services, post, fence)
             if await _finish(services, post):
                 if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
                     FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
                 return outcome
     log.info("post %s kept changing status during its fan-out; left pending for the sweep", post_id)
     return outcome
+
+
+async def _settle_round(services: Services, post: dict[str, Any], fence: ReplicaFence) -> None:
+    """Before the fan-out is marked done: the replica fence (nothing marked done that a failover
+    could still take back) and, beside it, the topic counts brought in line with the status read
+    (:func:`search.topics.sync_post`; topics are fixed at writing). Both are independent round trips.
+
+    The topic counts run after the feeds, not beside their writes: the sync is a transaction on
+    the post document, and a worker killed inside it leaves that document locked until MongoDB
+    drops the transaction (60 s); beside the writes, the worker-kill drill's likes of the post
+    answered 503. A round whose status changed meanwhile skips both: the next round reads the post
+    again and does them for the new status."""
+    syncing = None
+    if post.get("topics"):
+        syncing = asyncio.ensure_future(search_topics.sync_post(services, post["_id"], post))
+    try:
+        await fence.confirm()
+    finally:  # a failed fence leaves no transaction running unobserved
+        if syncing is not None:
+            await reap(syncing, cancel=False)
+    if syncing is not None:
+        syncing.result()
 
 
 async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence) -> str:

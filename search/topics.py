@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from checkins.visitdays import count_store_topics
@@ -40,32 +41,54 @@ async def _ensure_topics(services: Services, topics: list[dict[str, Any]]) -> No
             pass
 
 
-async def sync_post(services: Services, post_id: ObjectId) -> bool:
-    """Brings the topic counts in line with the post's current status; True when they moved."""
-    post = await services.db.posts.find_one({"_id": post_id}, {"topics": 1})
+class _TopicsMissing(Exception):
+    """A topic the transaction would count has no document yet (the first post of a new topic)."""
+
+
+async def sync_post(services: Services, post_id: ObjectId, post: dict[str, Any] | None = None) -> bool:
+    """Brings the topic counts in line with the post's current status; True when they moved.
+
+    ``post``: the post as the caller just read it (the fan-out reads it at the start of each round),
+    or None to read it here. When its ``topics_counted`` already agrees with its status nothing is
+    read or written: only a status change makes them disagree, and a status change that lands after
+    the caller's read is met by the caller's next round (the fan-out's rounds end with a check of
+    ``status_version``). Otherwise the transaction's first write decides: one conditional update
+    flips the flag only while it still disagrees with the status, so concurrent runs move the counts
+    once per status change (they conflict on the post document; the loser re-runs and finds nothing
+    to do). Three round trips for a post whose topics exist, instead of a read, the topics' upserts
+    and a read inside the transaction before its writes."""
+    if post is None:
+        post = await services.db.posts.find_one({"_id": post_id}, {"status": 1, "topics": 1, "topics_counted": 1})
     if post is None or not post.get("topics"):
         return False
-    await _ensure_topics(services, post["topics"])
+    if bool(post.get("topics_counted")) == (post.get("status") == VISIBLE):
+        return False
 
     async def body(txn: Txn) -> bool:
-        doc = await services.db.posts.find_one({"_id": post_id}, {"status": 1, "topic_keys": 1, "topics_counted": 1,
-                                                                  "store_id": 1, "created_at": 1}, session=txn.session)
-        if doc is None:
+        doc = await services.db.posts.find_one_and_update(
+            {"_id": post_id, "$or": [{"status": VISIBLE, "topics_counted": {"$ne": True}},
+                                     {"status": {"$ne": VISIBLE}, "topics_counted": True}]},
+            [{"$set": {"topics_counted": {"$eq": ["$status", VISIBLE]}}}],
+            projection={"topics_counted": 1, "topic_keys": 1, "store_id": 1, "created_at": 1},
+            return_document=ReturnDocument.AFTER, session=txn.session)
+        if doc is None:  # already in line (another run got there first)
             return False
-        counted, should = bool(doc.get("topics_counted")), doc.get("status") == VISIBLE
-        if counted == should:
-            return False
-        await services.db.posts.update_one({"_id": post_id}, {"$set": {"topics_counted": should}},
-                                           session=txn.session)
-        await services.db.topic_counts.update_many({"key": {"$in": doc.get("topic_keys", [])}},
-                                                   {"$inc": {"post_count": 1 if should else -1}},
-                                                   session=txn.session)
-        await count_store_topics(services, txn, doc, 1 if should else -1)  # a store's insights (top topics)
+        delta = 1 if doc["topics_counted"] else -1
+        keys = list(doc.get("topic_keys", []))
+        moved = await services.db.topic_counts.update_many({"key": {"$in": keys}}, {"$inc": {"post_count": delta}},
+                                                           session=txn.session)
+        if moved.matched_count < len(set(keys)):
+            raise _TopicsMissing  # aborts: the topics are made outside the transaction, then it runs again
+        await count_store_topics(services, txn, doc, delta)  # a store's insights (top topics)
         return True
 
     # No post-cache invalidation: ``topics_counted`` is bookkeeping that no view shows, and the
     # status change that moved it has invalidated the cached view already (its writer does).
-    return await run_transaction(services, body)
+    try:
+        return await run_transaction(services, body)
+    except _TopicsMissing:
+        await _ensure_topics(services, post["topics"])
+        return await run_transaction(services, body)
 
 
 async def search_topics(services: Services, q: str, *, position: Position | None,

@@ -63,3 +63,24 @@ async def test_topic_counts_converge_under_concurrent_syncs(client: Any, service
     assert (await services.db.topic_counts.find_one({"key": f"{t}并发"}))["post_count"] == 0
     resp = await client.get("/v1/search/topics", params={"q": t}, headers=author.headers)
     assert resp.json()["items"] == []  # a topic with no published post is not offered
+
+
+async def test_a_sync_trusts_its_callers_read_and_the_next_read_corrects_it(client: Any, services: Any,
+                                                                             celery_worker: Any) -> None:
+    """The fan-out passes the post it read at the start of its round: when that read's flag agrees
+    with its status nothing is read or written (a status change after it is met by the fan-out's
+    next round, which reads the post again)."""
+    from search.topics import sync_post
+
+    t = "zr" + uuid.uuid4().hex[:8]
+    author = await register(client)
+    written = await post(client, author, f"#{t}旧读#")
+    await fanned_out(services, written["id"])  # counted by the fan-out, which is then out of the way
+    pid = ObjectId(written["id"])
+    as_read = await services.db.posts.find_one({"_id": pid})
+    assert as_read["topics_counted"] is True
+    await services.db.posts.update_one({"_id": pid}, {"$set": {"status": "removed"}})
+    assert await sync_post(services, pid, as_read) is False  # the caller's read: nothing to do
+    assert (await services.db.topic_counts.find_one({"key": f"{t}旧读"}))["post_count"] == 1
+    assert await sync_post(services, pid) is True  # read again: uncounted
+    assert (await services.db.topic_counts.find_one({"key": f"{t}旧读"}))["post_count"] == 0
