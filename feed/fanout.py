@@ -43,6 +43,7 @@ from solomo.core import tasknames
 from solomo.core.eventtypes import FeedNew, PostDeleted, publish_each_event, publish_event
 from solomo.core.keys import feed_new_sent, home_key, search_listing_key, topic_key
 from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
+from solomo.core.mongo import REDONE, Collection
 from solomo.core.replicafence import ReplicaFence
 from solomo.core.services import Services
 from solomo.core.sidetasks import reap
@@ -312,17 +313,23 @@ def _same_version(post: dict[str, Any]) -> dict[str, Any]:
     return {"_id": post["_id"], "status_version": version if version else {"$in": [0, None]}}
 
 
+def _bookkeeping(services: Services) -> Collection:
+    """The posts, for the fan-out's own marks: written with :data:`~solomo.core.mongo.REDONE`, as a
+    re-run writes them again (the done mark last: a crash that loses a mark loses it too)."""
+    return services.db.posts.with_options(write_concern=REDONE)
+
+
 async def _checkpoint(services: Services, post: dict[str, Any], field: str, value: Any) -> bool:
     """Progress belongs to one status version: a status change unsets it in its own write, and a
     checkpoint is written only while the version is the one the push started from."""
-    result = await services.db.posts.update_one(_same_version(post), {"$set": {field: value}})
+    result = await _bookkeeping(services).update_one(_same_version(post), {"$set": {field: value}})
     return result.matched_count == 1
 
 
 async def _finish(services: Services, post: dict[str, Any]) -> bool:
     """Done, unless the status changed meanwhile (then the post stays pending and the caller
     reads it again); returns whether it was marked."""
-    result = await services.db.posts.update_one(
+    result = await _bookkeeping(services).update_one(
         _same_version(post),
         {"$set": {"fanout": "done", "fanout_done_at": datetime.now(UTC)}, "$unset": {"fanout_progress": ""}})
     return result.matched_count == 1
@@ -342,7 +349,7 @@ async def _notify_mentions(services: Services, post: dict[str, Any]) -> None:
 
 
 async def _mark_mentions_notified(services: Services, post_id: ObjectId) -> None:
-    await services.db.posts.update_one({"_id": post_id}, {"$set": {"mentions_notified": True}})
+    await _bookkeeping(services).update_one({"_id": post_id}, {"$set": {"mentions_notified": True}})
 
 
 async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:

@@ -22,6 +22,7 @@ from checkins.visitdays import count_store_topics
 from feed.posts import VISIBLE
 from feed.text import normalize_topic
 from search.query import parse_q
+from solomo.core.mongo import REDONE
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.searchkeys import MAX_NAME_PREFIX, topic_prefixes
 from solomo.core.services import Services
@@ -84,11 +85,13 @@ async def sync_post(services: Services, post_id: ObjectId, post: dict[str, Any] 
 
     # No post-cache invalidation: ``topics_counted`` is bookkeeping that no view shows, and the
     # status change that moved it has invalidated the cached view already (its writer does).
+    # committed as bookkeeping (REDONE): the fan-out marks the post done only after it, and the
+    # backfill its own marker; a commit lost to a crash takes those with it, and the re-run counts
     try:
-        return await run_transaction(services, body)
+        return await run_transaction(services, body, REDONE)
     except _TopicsMissing:
         await _ensure_topics(services, post["topics"])
-        return await run_transaction(services, body)
+        return await run_transaction(services, body, REDONE)
 
 
 async def search_topics(services: Services, q: str, *, position: Position | None,

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymongo
+from pymongo import WriteConcern
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import (
     BulkWriteError,
@@ -65,8 +66,10 @@ class Txn:
         self.tasks.append((name, args))
 
 
-async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]]) -> T:
-    """Runs ``body`` in one MongoDB transaction, then sends the tasks it collected.
+async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]],
+                          write_concern: WriteConcern | None = None) -> T:
+    """Runs ``body`` in one MongoDB transaction, then sends the tasks it collected. ``write_concern``:
+    the commit's, when not the client's (:data:`solomo.core.mongo.REDONE` for bookkeeping).
 
     A transient error (a write conflict with a concurrent transaction, a primary stepping down)
     re-runs ``body``, so each attempt gets a fresh :class:`Txn`: only the tasks of the attempt that
@@ -104,7 +107,7 @@ async def run_transaction(services: Services, body: Callable[[Txn], Awaitable[T]
             if retry:
                 await asyncio.sleep(random.random() * min(BACKOFF_FIRST_S * 1.5 ** retry, BACKOFF_MAX_S))
             txn = Txn(session)
-            await session.start_transaction()
+            await session.start_transaction(write_concern=write_concern)
             try:
                 with _outage_bound(outage_since, settings.transaction_outage_s):
                     await mark_written(services, session)  # an Idempotency-Key's request that wrote keeps its key
