@@ -61,10 +61,11 @@ if TYPE_CHECKING:
 PUSHED = 10_000
 """Followers of the pushed author at the default threshold (at ``--scale 1`` the threshold itself)."""
 LARGE = 100_000
-REPEATS = 5
+REPEATS = 9
 """Posts a size (each beside a baseline call): a single post's time moves by ±20 % from one to the
 next on a shared 2-core machine, so the median of three was often one outlier away from another
-figure; the row also shows each turn's ratio (``repeat_ratios``)."""
+figure, and the 10,000 row's median of five still read 0.65 to 1.34 in four runs of one code
+(2026-12-05); the row also shows each turn's ratio (``repeat_ratios``)."""
 BROKER_DB = 3
 
 # KEYS: feeds. ARGV: score, member. Only the ZADDs our fan-out's Lua call makes, nothing else.
