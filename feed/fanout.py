@@ -137,9 +137,12 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
     concurrently. Each round reads the post, applies its status, then marks the fan-out done only if
     ``status_version`` (incremented by every status change, in the same write) is still the one it
     read; otherwise a decision landed meanwhile and the round may have undone part of its work (a late
-    retract after a restore), so the post is read again and the new status applied."""
+    retract after a restore), so the post is read again and the new status applied — from the start:
+    only a task's first round resumes at the post's checkpoint (a crashed run's progress). A later
+    round's checkpoint may be another run's, made at the new status before this run's removals
+    landed on the feeds it had written (tests/feed/test_fanout_order.py)."""
     outcome = "missing"
-    for _ in range(SYNC_ROUNDS):
+    for round_no in range(SYNC_ROUNDS):
         # the fence's view of the masters (before this round writes anything) beside the post's read
         starting = ReplicaFence.start_soon(services.redis)
         try:
@@ -151,7 +154,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             await reap(starting, cancel=True)
             return "missing"
         fence = await starting
-        outcome = await _apply(services, post, fence)
+        outcome = await _apply(services, post, fence, resume=round_no == 0)
         if outcome != "changed":
             await _settle_round(services, post, fence)
             if await _finish(services, post):
@@ -184,9 +187,10 @@ async def _settle_round(services: Services, post: dict[str, Any], fence: Replica
         syncing.result()
 
 
-async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence) -> str:
+async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, *, resume: bool) -> str:
     """One round: the Redis side of the post's status as read; "changed" when a checkpoint found a
-    newer status version (the caller reads the post again)."""
+    newer status version (the caller reads the post again). ``resume``: go on from the post's
+    checkpoint (else every audience from its start)."""
     status = post["status"]
     if status != VISIBLE:
         keep_author = status in ("pending_review", "hidden")
@@ -200,7 +204,7 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence) 
     # the followers' first batch is not queued behind the places' round trips.
     places = asyncio.create_task(_write_places(services, timelines, post))
     try:
-        reached = await _reach_audiences(services, timelines, post, fence)
+        reached = await _reach_audiences(services, timelines, post, fence, resume=resume)
     except BaseException:
         await reap(places, cancel=True)
         raise
@@ -224,9 +228,10 @@ async def _write_places(services: Services, timelines: Timelines, post: dict[str
 
 
 async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any],
-                           fence: ReplicaFence) -> bool:
-    """Every audience's followers (pushed, or switched to pull); False when the status changed."""
-    progress = post.get("fanout_progress") or {}
+                           fence: ReplicaFence, *, resume: bool) -> bool:
+    """Every audience's followers (pushed, or switched to pull), from the post's checkpoint when
+    ``resume``; False when the status changed."""
+    progress = (post.get("fanout_progress") or {}) if resume else {}
     chunk = services.settings.fanout_chunk
     audiences = _audiences(post)
     for i, (target_type, target_id) in enumerate(audiences):

@@ -134,6 +134,43 @@ async def test_retract_racing_a_restore_on_another_worker(client, services, held
     assert await _holders(services, readers, post_id) == len(readers)
 
 
+async def test_a_round_after_a_status_change_does_not_resume_at_another_runs_checkpoint(client, services, held,
+                                                                                      monkeypatch):
+    """The retract read the post while hidden; before its removal lands, a moderator restores the
+    post and a restore run pushes it to every follower and checkpoints, but has not finished. The
+    removal then lands. The retract's next round applies the restore, and must push from the start:
+    the checkpoint it finds is the restore run's, whose work the retract has just undone (found by
+    the concurrent test below, once in a CI run)."""
+    moderator = await make_account(services, "moderator")
+    readers, post_id = await _post_in_fans_feeds(client, services, held)
+    await _decide(client, moderator, post_id, "hide")
+    retract = held.take(tasknames.FANOUT_RETRACT)
+    original = Timelines.remove_from_homes
+    raced = False
+
+    async def remove_after_a_restore_checkpointed(self: Timelines, *args: Any, **kwargs: Any) -> Any:
+        nonlocal raced
+        if not raced:
+            raced = True
+            await _decide(client, moderator, post_id, "restore")
+            held.take(tasknames.FANOUT_RESTORE)  # its run, as far as its checkpoint:
+            post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
+            for r in readers:
+                await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
+            last = await services.db.follows.find_one({"target_type": "user", "target_id": post["author_id"]},
+                                                      sort=[("_id", -1)])
+            await services.db.posts.update_one({"_id": post["_id"]}, {"$set": {"fanout_progress.user": last["_id"]}})
+            assert await _holders(services, readers, post_id) == len(readers)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Timelines, "remove_from_homes", remove_after_a_restore_checkpointed)
+    await run_task(services, tasknames.FANOUT_RETRACT, retract)
+    monkeypatch.undo()
+    assert raced
+    await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
+
+
 @pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.02])
 async def test_concurrent_retract_and_restore_end_in_line(client, services, held, monkeypatch, delay_s):
     """The hide's retract runs while a moderator restores the post and the restore task runs."""
