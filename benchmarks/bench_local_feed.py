@@ -55,7 +55,8 @@ def post_doc(author_id: ObjectId, lat: float, lng: float, created: datetime, i: 
 
 async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float, dict[str, float]]:
     """Inserts ``n`` located posts around a random centre and builds their cells; returns the centre."""
-    from feed.localcells import CELL_CAP, COMPLETE, MARKER, TRIMMED, post_cells
+    from feed.localcells import CELL_CAP, CELL_TTL_S, COMPLETE, MARKER, TRIMMED, new_generation, post_cells
+    from solomo.core.keys import local_cell_gen
 
     lat0, lng0 = random_center(rng)
     authors = [uid for uid, _ in await bulk_users(services, AUTHORS)]
@@ -84,6 +85,7 @@ async def seed(services: Any, n: int, rng: random.Random) -> tuple[float, float,
                 entries.sort(key=lambda e: e[1], reverse=True)
                 state = TRIMMED if len(entries) > CELL_CAP else COMPLETE
                 pipe.zadd(key, {MARKER: state, **dict(entries[:CELL_CAP])})
+                pipe.set(local_cell_gen(key), new_generation(), ex=CELL_TTL_S)  # as a rebuild leaves it
             await pipe.execute()
     return lat0, lng0, {"insert_s": round(inserted, 1), "cells_s": round(time.perf_counter() - t0, 1)}
 
@@ -92,14 +94,15 @@ async def cover_readers(services: Any, points: list[tuple[float, float]]) -> Non
     """The readers' covering cells that hold no post exist too (empty, COMPLETE: what a rebuild
     leaves), as in a city where people have read before: a missing cell would send its reads to
     MongoDB while a rebuild task (no worker runs here) is awaited."""
-    from feed.localcells import COMPLETE, MARKER
+    from feed.localcells import CELL_TTL_S, COMPLETE, MARKER, new_generation
     from geo.cells import covering_grid
-    from solomo.core.keys import local_cell_key
+    from solomo.core.keys import local_cell_gen, local_cell_key
 
     keys = {local_cell_key(c.name) for lat, lng in points for c in covering_grid(lat, lng, RADIUS_M) or []}
     async with services.redis.pipeline(transaction=False) as pipe:
         for key in sorted(keys):
             pipe.zadd(key, {MARKER: COMPLETE}, nx=True)
+            pipe.set(local_cell_gen(key), new_generation(), ex=CELL_TTL_S, nx=True)
         await pipe.execute()
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
 
 from feed.blocks import Screen
+from feed.cellrows import CELL_ROWS, HeldRows
 from feed.localcells import (
     CELL_CAP,
     CELL_TTL_S,
@@ -46,7 +48,7 @@ from feed.paging import Loader, post_position
 from feed.posts import VISIBLE
 from geo.cells import covering_grid
 from geo.distance import EARTH_MEAN_RADIUS_M, fast_m
-from solomo.core.keys import local_cell_key
+from solomo.core.keys import local_cell_gen, local_cell_key
 from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.services import Services
 from solomo.core.timeutil import now_ms
@@ -117,22 +119,71 @@ async def read_local(services: Services, lat: float, lng: float, radius_m: float
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     keys = [local_cell_key(c.name) for c in cells]
     per_cell = min(CELL_CAP, want + FIRST_EXTRA)
-    def queue(pipe: Any) -> None:
-        for key in keys:
-            pipe.zscore(key, MARKER)
-            _queue_rows(pipe, key, before, per_cell)
-        for key in keys:
-            queue_expire(pipe, key, CELL_TTL_S)  # a read keeps its cells (a missing key stays missing)
-
-    replies = await services.batch.run(queue)
-    states = [None if s is None else int(s) for s in replies[0:2 * len(keys):2]]
+    states, first_rows = await _first_rows(services, keys, before, per_cell)
     if any(s not in (COMPLETE, TRIMMED) for s in states):
         await request_rebuilds(services, [c for c, s in zip(cells, states, strict=True)
                                           if s not in (COMPLETE, TRIMMED)])
         return cut_page(await _from_mongo(services, circle, before, want), limit, post_position)
     trimmed = [s == TRIMMED for s in states]
-    return await _merge_pages(services, circle, keys, trimmed, replies[1:2 * len(keys):2], before, per_cell, limit,
-                              load)
+    return await _merge_pages(services, circle, keys, trimmed, first_rows, before, per_cell, limit, load)
+
+
+async def _first_rows(services: Services, keys: list[str], before: Position | None,
+                      per_cell: int) -> tuple[list[int | None], list[Any]]:
+    """Each cell's state and its newest ``per_cell`` rows below ``before``, in one pipeline. A first
+    page's rows of a ready cell come from the process's memo while the cell's generation is the
+    one they were read with (:mod:`feed.cellrows`); only their generations are read then."""
+    now = time.monotonic()
+    held = [None if before is not None else CELL_ROWS.get(key, now) for key in keys]
+    held = [h if h is not None and h.count == per_cell else None for h in held]
+
+    def queue(pipe: Any) -> None:
+        for key, h in zip(keys, held, strict=True):
+            pipe.zscore(key, MARKER)
+            pipe.get(local_cell_gen(key))  # before the rows: a change between the two reads as a change
+            if h is None:
+                _queue_rows(pipe, key, before, per_cell)
+        for key in keys:  # a read keeps its cells (a missing key stays missing)
+            queue_expire(pipe, key, CELL_TTL_S)
+            queue_expire(pipe, local_cell_gen(key), CELL_TTL_S)
+
+    replies = await services.batch.run(queue)
+    states: list[int | None] = []
+    rows: list[Any] = []
+    stale: list[int] = []
+    at = 0
+    for i, (key, h) in enumerate(zip(keys, held, strict=True)):
+        state, generation = replies[at], replies[at + 1]
+        states.append(None if state is None else int(state))
+        at += 2
+        if h is None:
+            rows.append(replies[at])
+            at += 1
+            _keep(key, states[i], generation, before, per_cell, rows[i], now)
+        elif generation is not None and generation == h.generation:
+            rows.append(h.rows)
+        else:  # the cell changed: its rows again (a second round trip, only after a change)
+            CELL_ROWS.drop(key)
+            rows.append(None)
+            stale.append(i)
+    if stale:
+        def queue_stale(pipe: Any) -> None:
+            for i in stale:
+                pipe.get(local_cell_gen(keys[i]))
+                _queue_rows(pipe, keys[i], before, per_cell)
+
+        again = await services.batch.run(queue_stale)
+        for j, i in enumerate(stale):
+            rows[i] = again[2 * j + 1]
+            _keep(keys[i], states[i], again[2 * j], before, per_cell, rows[i], now)
+    return states, rows
+
+
+def _keep(key: str, state: int | None, generation: Any, before: Position | None, count: int, rows: Any,
+          now: float) -> None:
+    """Holds a ready cell's rows read for a first page, under the generation read before them."""
+    if before is None and generation is not None and state in (COMPLETE, TRIMMED):
+        CELL_ROWS.put(key, HeldRows(str(generation), count, rows, now))
 
 
 def _queue_rows(pipe: Any, key: str, before: Position | None, count: int) -> None:

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from feed.nearquery import newest_in_area
 from geo.cells import GridCell, grid_bounds, grid_cell, grid_cells_for_point, parse_grid_cell
 from solomo.core import tasknames
-from solomo.core.keys import local_cell_key, local_cell_rebuild_lock
+from solomo.core.keys import local_cell_gen, local_cell_key, local_cell_rebuild_lock
 from solomo.core.redistypes import RedisClient
 from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
@@ -55,8 +56,13 @@ TRIMMED = 2
 MIN_ENTRY_SCORE = "(2"
 """ZRANGEBYSCORE bound that excludes the marker."""
 
-# KEYS[1]: a cell. ARGV: score, member, cap. Adds the entry if the cell exists; a ready cell past
-# its cap drops its oldest entries and becomes TRIMMED. Returns 1 when written.
+# Every change of a cell sets its generation key (:func:`~solomo.core.keys.local_cell_gen`) to a new
+# random value after the change, in the same script or pipeline: a reader that holds a cell's rows
+# (:mod:`feed.cellrows`) uses them only while the generation is the one it read them with.
+
+# KEYS[1]: a cell, KEYS[2]: its generation. ARGV: score, member, cap, a new generation, its TTL.
+# Adds the entry if the cell exists; a ready cell past its cap drops its oldest entries and becomes
+# TRIMMED. Returns 1 when written.
 _ADD = LuaScript("local_cell_add", """
 local state = redis.call('ZSCORE', KEYS[1], '~')
 if not state then return 0 end
@@ -66,14 +72,24 @@ if tonumber(state) > 0 and redis.call('ZCARD', KEYS[1]) > cap + 1 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(cap + 1))
   redis.call('ZADD', KEYS[1], 2, '~')
 end
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
 return 1
 """)
 
-# KEYS[1]: a cell (BUILDING). ARGV: cap, 1 if MongoDB had more than the cap, ttl, then score, member
-# pairs. Adds the rebuild's entries, trims to the cap and marks the cell COMPLETE or TRIMMED.
+# KEYS[1]: a cell, KEYS[2]: its generation. ARGV: the member, a new generation, its TTL. Removes the
+# entry; a new generation when there was one.
+_REMOVE = LuaScript("local_cell_remove", """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+""")
+
+# KEYS[1]: a cell (BUILDING), KEYS[2]: its generation. ARGV: cap, 1 if MongoDB had more than the
+# cap, ttl, a new generation, its TTL, then score, member pairs. Adds the rebuild's entries, trims to the cap
+# and marks the cell COMPLETE or TRIMMED.
 _FINISH = LuaScript("local_cell_finish", """
 local cap = tonumber(ARGV[1])
-for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local state = ARGV[2] == '1' and 2 or 1
 if tonumber(redis.call('ZSCORE', KEYS[1], '~') or 0) == 2 then state = 2 end
 if redis.call('ZCARD', KEYS[1]) > cap + 1 then
@@ -82,8 +98,14 @@ if redis.call('ZCARD', KEYS[1]) > cap + 1 then
 end
 redis.call('ZADD', KEYS[1], state, '~')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
 return state
 """)
+
+
+def new_generation() -> str:
+    """A cell generation no earlier life of the cell had (a reader compares them for equality)."""
+    return secrets.token_hex(8)
 
 
 _HEX_ID = re.compile("[0-9a-f]{24}")
@@ -161,7 +183,8 @@ async def add_post(redis: RedisClient, post: dict[str, Any]) -> int:
     keys, member = cells
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            _ADD.queue(pipe, [key], [int(post["created_ms"]), member, CELL_CAP])
+            _ADD.queue(pipe, [key, local_cell_gen(key)], [int(post["created_ms"]), member, CELL_CAP,
+                                                           new_generation(), CELL_TTL_S])
         results = await pipe.execute()
     return sum(int(r) for r in results)
 
@@ -174,7 +197,7 @@ async def remove_post(redis: RedisClient, post: dict[str, Any]) -> None:
     keys, member = cells
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            pipe.zrem(key, member)
+            _REMOVE.queue(pipe, [key, local_cell_gen(key)], [member, new_generation(), CELL_TTL_S])
         await pipe.execute()
 
 
@@ -205,12 +228,13 @@ async def rebuild_cell(services: Services, cell: GridCell) -> int:
     # one more than the cap tells whether the cell is complete or trimmed
     docs = await newest_in_area(services.db, _cell_polygon(cell), None, CELL_CAP + 1, accept=inside,
                                 projection={"created_ms": 1, "location": 1}, now_ms=now_ms())
-    args: list[Any] = [CELL_CAP, 1 if len(docs) > CELL_CAP else 0, CELL_TTL_S if docs else EMPTY_TTL_S]
+    args: list[Any] = [CELL_CAP, 1 if len(docs) > CELL_CAP else 0, CELL_TTL_S if docs else EMPTY_TTL_S,
+                       new_generation(), CELL_TTL_S]
     for doc in docs[:CELL_CAP]:
         point = public_latlng(doc)
         assert point is not None
         args += [int(doc["created_ms"]), entry_member(str(doc["_id"]), *point)]
-    await _FINISH(services.redis, [key], args)
+    await _FINISH(services.redis, [key, local_cell_gen(key)], args)
     return min(len(docs), CELL_CAP)
 
 

@@ -326,6 +326,13 @@ def local_cell_key(cell: str) -> str:
     return f"feed:local:{cell}"
 
 
+def local_cell_gen(cell_key: str) -> str:
+    """``{feed:local:<level>:<col>:<row>}:gen``: the generation of the cell ``cell_key`` (a random
+    value set anew after every change of the cell, :mod:`feed.localcells`); its hash tag is the
+    cell's key, so it lives in the cell's slot."""
+    return "{" + cell_key + "}:gen"
+
+
 def local_cell_rebuild_lock(cell: str) -> str:
     """Held while a rebuild of the cell is queued (expires if the task is lost)."""
     return f"feed:local:rebuild:{cell}"

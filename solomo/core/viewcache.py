@@ -35,9 +35,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from bson import ObjectId
 
@@ -81,33 +81,46 @@ class _Held:
     gen_key: str  # the view's generation key, made once (a page asks for it every time)
 
 
-class LocalViews:
-    """The views this process read lately (see the module): at most ``size``, each for at most
-    ``max_age_s``, least recently used dropped first."""
+class Aged(Protocol):
+    born: float
+    """When it was read (``time.monotonic()``)."""
+
+
+K = TypeVar("K", bound=Hashable)
+H = TypeVar("H", bound=Aged)
+
+
+class LocalViews(Generic[K, H]):
+    """The views this process read lately (see the module), or any other entries read under a
+    generation (the local feed's cell rows: :mod:`feed.cellrows`): at most ``size``, each for at
+    most ``max_age_s``, least recently used dropped first."""
 
     def __init__(self, size: int, max_age_s: float) -> None:
         self.size, self.max_age_s = size, max_age_s
-        self._held: OrderedDict[ObjectId, _Held] = OrderedDict()
+        self._held: OrderedDict[K, H] = OrderedDict()
 
-    def get(self, oid: ObjectId, now: float) -> _Held | None:
-        """The entry for ``oid`` unless older than ``max_age_s`` at ``now`` (``time.monotonic()``)."""
-        held = self._held.get(oid)
+    def get(self, key: K, now: float) -> H | None:
+        """The entry for ``key`` unless older than ``max_age_s`` at ``now`` (``time.monotonic()``)."""
+        held = self._held.get(key)
         if held is None:
             return None
         if now - held.born > self.max_age_s:
-            del self._held[oid]
+            del self._held[key]
             return None
-        self._held.move_to_end(oid)
+        self._held.move_to_end(key)
         return held
 
-    def put(self, oid: ObjectId, held: _Held) -> None:
-        self._held[oid] = held
-        self._held.move_to_end(oid)
+    def put(self, key: K, held: H) -> None:
+        self._held[key] = held
+        self._held.move_to_end(key)
         if len(self._held) > self.size:
             self._held.popitem(last=False)
 
-    def drop(self, oid: ObjectId) -> None:
-        self._held.pop(oid, None)
+    def drop(self, key: K) -> None:
+        self._held.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._held)
 
 
 @dataclass(slots=True)
@@ -139,7 +152,8 @@ class ViewCache:
         self.documents = documents
         self.to_view, self.encode, self.decode = to_view, encode, decode
         self.ttl_s = ttl_s
-        self.local = LocalViews(local_size, ttl_s / 2) if local_size else None  # half: see the module
+        # half the TTL: see the module
+        self.local: LocalViews[ObjectId, _Held] | None = LocalViews(local_size, ttl_s / 2) if local_size else None
 
     def _groups(self, services: Services, keys: list[str]) -> list[list[str]]:
         """One group on one Redis; one group per hash tag on a cluster (MGET needs one slot)."""
