@@ -12,7 +12,7 @@ from feed.cellrows import CELL_ROWS
 from solomo.core.keys import local_cell_gen
 from tests.feed.helpers import page
 from tests.feed.test_local_feed import _located, _warm
-from tests.support import Account, register
+from tests.support import Account, random_point, register
 
 RADIUS_M = 900
 
@@ -32,14 +32,17 @@ async def _cell_of(services: Any, keys: list[str], post: dict[str, Any]) -> str:
     return key
 
 
-async def test_a_first_page_reads_only_the_generation_of_a_cell_the_process_holds(client, services):
-    from tests.support import random_point
-
+async def _one_post(client: Any, services: Any) -> tuple[Account, Account, float, float, dict[str, Any], str]:
+    """A post in ready cells: (its author, a reader, the place, the post, the page's cell holding it)."""
     author, reader = await register(client), await register(client)
     lat, lng = random_point()
-    first = await _located(services, author, lat, lng, "first")
+    post = await _located(services, author, lat, lng, "first")
     keys = await _warm(services, lat, lng, RADIUS_M)
-    key = await _cell_of(services, keys, first)
+    return author, reader, lat, lng, post, await _cell_of(services, keys, post)
+
+
+async def test_a_first_page_reads_only_the_generation_of_a_cell_the_process_holds(client, services):
+    author, reader, lat, lng, first, key = await _one_post(client, services)
     assert await _ids(client, reader, lat, lng) == [str(first["_id"])]
     assert CELL_ROWS.get(key, time.monotonic()) is not None
 
@@ -55,13 +58,7 @@ async def test_a_first_page_reads_only_the_generation_of_a_cell_the_process_hold
 
 
 async def test_a_cell_without_a_generation_is_never_held(client, services):
-    from tests.support import random_point
-
-    author, reader = await register(client), await register(client)
-    lat, lng = random_point()
-    first = await _located(services, author, lat, lng, "first")
-    keys = await _warm(services, lat, lng, RADIUS_M)
-    key = await _cell_of(services, keys, first)
+    _, reader, lat, lng, first, key = await _one_post(client, services)
     await services.redis.delete(local_cell_gen(key))  # lost with Redis's data, or expired
     assert await _ids(client, reader, lat, lng) == [str(first["_id"])]
     found = localcells.post_cells(first)
@@ -71,13 +68,7 @@ async def test_a_cell_without_a_generation_is_never_held(client, services):
 
 
 async def test_a_removal_and_a_rebuild_each_set_a_new_generation(client, services):
-    from tests.support import random_point
-
-    author = await register(client)
-    lat, lng = random_point()
-    post = await _located(services, author, lat, lng)
-    keys = await _warm(services, lat, lng, RADIUS_M)
-    key = await _cell_of(services, keys, post)
+    _, _, _, _, post, key = await _one_post(client, services)
     generations = [await services.redis.get(local_cell_gen(key))]
     await localcells.remove_post(services.redis, post)
     generations.append(await services.redis.get(local_cell_gen(key)))

@@ -5,6 +5,7 @@ new status again instead of marking its stale work done."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -105,33 +106,48 @@ async def test_restore_twice_and_retract_twice(client, services, held):
     assert await _holders(services, readers, post_id) == len(readers)
 
 
-async def test_retract_racing_a_restore_on_another_worker(client, services, held, monkeypatch):
-    """The retract read the post while hidden; before its removal lands, a moderator restores it
-    and the restore task runs to the end. The removal then lands: the retract must put it back."""
+async def _hidden_with_its_retract(client, services, held: HeldTasks) -> tuple[Account, list[Account], str, str]:
+    """A post in its fans' feeds, then hidden by a moderator: (the moderator, the fans, the post id,
+    the retract task's argument, held)."""
     moderator = await make_account(services, "moderator")
     readers, post_id = await _post_in_fans_feeds(client, services, held)
     await _decide(client, moderator, post_id, "hide")
-    retract = held.take(tasknames.FANOUT_RETRACT)
-    original = Timelines.remove
+    return moderator, readers, post_id, held.take(tasknames.FANOUT_RETRACT)
+
+
+async def _retract_racing(services, monkeypatch, method: str, race: Callable[[], Awaitable[None]], retract: str,
+                          readers: list[Account], post_id: str) -> None:
+    """Runs the retract with ``race`` run once, inside its first call of ``Timelines.<method>``,
+    before that call goes on; the feeds must then end as the post's status says: in every fan's."""
+    original = getattr(Timelines, method)
     raced = False
 
-    async def remove_after_a_restore(self: Timelines, *args: Any, **kwargs: Any) -> Any:
+    async def racing(self: Timelines, *args: Any, **kwargs: Any) -> Any:
         nonlocal raced
         if not raced:
             raced = True
-            with monkeypatch.context() as m:
-                m.setattr(Timelines, "remove", original)
-                await _decide(client, moderator, post_id, "restore")
-                await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
-            assert await _holders(services, readers, post_id) == len(readers)
+            await race()
         return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Timelines, "remove", remove_after_a_restore)
+    monkeypatch.setattr(Timelines, method, racing)
     await run_task(services, tasknames.FANOUT_RETRACT, retract)
     monkeypatch.undo()
     assert raced
     await _assert_in_line(services, readers, post_id)
     assert await _holders(services, readers, post_id) == len(readers)
+
+
+async def test_retract_racing_a_restore_on_another_worker(client, services, held, monkeypatch):
+    """The retract read the post while hidden; before its removal lands, a moderator restores it
+    and the restore task runs to the end. The removal then lands: the retract must put it back."""
+    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
+
+    async def restore() -> None:
+        await _decide(client, moderator, post_id, "restore")
+        await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+        assert await _holders(services, readers, post_id) == len(readers)
+
+    await _retract_racing(services, monkeypatch, "remove", restore, retract, readers, post_id)
 
 
 async def test_a_round_after_a_status_change_does_not_resume_at_another_runs_checkpoint(client, services, held,
@@ -141,34 +157,21 @@ async def test_a_round_after_a_status_change_does_not_resume_at_another_runs_che
     removal then lands. The retract's next round applies the restore, and must push from the start:
     the checkpoint it finds is the restore run's, whose work the retract has just undone (found by
     the concurrent test below, once in a CI run)."""
-    moderator = await make_account(services, "moderator")
-    readers, post_id = await _post_in_fans_feeds(client, services, held)
-    await _decide(client, moderator, post_id, "hide")
-    retract = held.take(tasknames.FANOUT_RETRACT)
-    original = Timelines.remove_from_homes
-    raced = False
+    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
 
-    async def remove_after_a_restore_checkpointed(self: Timelines, *args: Any, **kwargs: Any) -> Any:
-        nonlocal raced
-        if not raced:
-            raced = True
-            await _decide(client, moderator, post_id, "restore")
-            held.take(tasknames.FANOUT_RESTORE)  # its run, as far as its checkpoint:
-            post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
-            for r in readers:
-                await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
-            last = await services.db.follows.find_one({"target_type": "user", "target_id": post["author_id"]},
-                                                      sort=[("_id", -1)])
-            await services.db.posts.update_one({"_id": post["_id"]}, {"$set": {"fanout_progress.user": last["_id"]}})
-            assert await _holders(services, readers, post_id) == len(readers)
-        return await original(self, *args, **kwargs)
+    async def restore_as_far_as_its_checkpoint() -> None:
+        await _decide(client, moderator, post_id, "restore")
+        held.take(tasknames.FANOUT_RESTORE)  # its run, up to its checkpoint:
+        post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
+        for r in readers:
+            await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
+        last = await services.db.follows.find_one({"target_type": "user", "target_id": post["author_id"]},
+                                                  sort=[("_id", -1)])
+        await services.db.posts.update_one({"_id": post["_id"]}, {"$set": {"fanout_progress.user": last["_id"]}})
+        assert await _holders(services, readers, post_id) == len(readers)
 
-    monkeypatch.setattr(Timelines, "remove_from_homes", remove_after_a_restore_checkpointed)
-    await run_task(services, tasknames.FANOUT_RETRACT, retract)
-    monkeypatch.undo()
-    assert raced
-    await _assert_in_line(services, readers, post_id)
-    assert await _holders(services, readers, post_id) == len(readers)
+    await _retract_racing(services, monkeypatch, "remove_from_homes", restore_as_far_as_its_checkpoint, retract,
+                          readers, post_id)
 
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.02])
