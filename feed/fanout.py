@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,8 @@ FIRST_SHARE = 5
 """The first batch of a push read through the index is ``fanout_chunk // FIRST_SHARE`` followers:
 its writes start after a short read, and the full batches are read while Redis writes it. A built
 audience's pages come in full batches (:func:`feed.followerpages.batches` says why)."""
+RETRACTING = "fanout_retracting"
+"""The post's field holding the retraction runs whose removals may still land (:func:`_retracting`)."""
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 TOPIC_CAP = 1000
@@ -140,7 +143,9 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
     retract after a restore), so the post is read again and the new status applied — from the start:
     only a task's first round resumes at the post's checkpoint (a crashed run's progress). A later
     round's checkpoint may be another run's, made at the new status before this run's removals
-    landed on the feeds it had written (tests/feed/test_fanout_order.py)."""
+    landed on the feeds it had written (tests/feed/test_fanout_order.py). Nor does a first round
+    resume while a retraction's removals may still be landing, or were cut off by a crash
+    (:func:`_retracting`): the run that read the post while hidden may be the one redelivered."""
     outcome = "missing"
     for round_no in range(SYNC_ROUNDS):
         # the fence's view of the masters (before this round writes anything) beside the post's read
@@ -154,7 +159,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             await reap(starting, cancel=True)
             return "missing"
         fence = await starting
-        outcome = await _apply(services, post, fence, resume=round_no == 0)
+        outcome = await _apply(services, post, fence, resume=round_no == 0 and not post.get(RETRACTING))
         if outcome != "changed":
             await _settle_round(services, post, fence)
             if await _finish(services, post):
@@ -358,6 +363,29 @@ async def _mark_mentions_notified(services: Services, post_id: ObjectId) -> None
 
 
 async def _retract(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:
+    async with _retracting(services, post["_id"]):
+        await _remove_everywhere(services, post, keep_author=keep_author)
+
+
+@contextlib.asynccontextmanager
+async def _retracting(services: Services, post_id: ObjectId) -> AsyncIterator[None]:
+    """A retraction's removals, bracketed in the post: its run's mark (``fanout_retracting.<run>``)
+    before the first removal, and after the last one the mark and every checkpoint gone in one
+    write. While a mark stands, no run resumes at a checkpoint: the status may have changed since
+    this run read it, and a restore run's checkpoint made before these removals landed counts feeds
+    they emptied. This run's next round pushes from the start anyway; the mark is for a crash after
+    the removals, when the redelivered task reads the restored post in its first round. A crashed
+    run's mark stays (not in a ``finally``: a killed process runs none), and that post's fan-outs
+    then start from the start, which is only slower. The mark is written with the client's
+    defaults (a mark lost to an election would let a resume through); its removal as bookkeeping
+    (a lost removal leaves the mark, which is safe)."""
+    run = f"{RETRACTING}.{secrets.token_hex(6)}"
+    await services.db.posts.update_one({"_id": post_id}, {"$set": {run: datetime.now(UTC)}})
+    yield
+    await _bookkeeping(services).update_one({"_id": post_id}, {"$unset": {run: "", "fanout_progress": ""}})
+
+
+async def _remove_everywhere(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:
     timelines = Timelines(services.redis)
     member = str(post["_id"])
     holders: list[str] = []

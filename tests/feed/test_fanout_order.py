@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from feed.fanout import fanout_post
+from feed import fanout
+from feed.fanout import RETRACTING, fanout_post
 from feed.home import rebuild_home
 from feed.timeline import Timelines
 from solomo.core import tasknames
@@ -115,25 +116,59 @@ async def _hidden_with_its_retract(client, services, held: HeldTasks) -> tuple[A
     return moderator, readers, post_id, held.take(tasknames.FANOUT_RETRACT)
 
 
+class _Killed(Exception):
+    """The worker's process ending right after a call: nothing of the run after that point runs."""
+
+
 async def _retract_racing(services, monkeypatch, method: str, race: Callable[[], Awaitable[None]], retract: str,
-                          readers: list[Account], post_id: str) -> None:
+                          readers: list[Account], post_id: str, *, killed_at: str | None = None) -> None:
     """Runs the retract with ``race`` run once, inside its first call of ``Timelines.<method>``,
-    before that call goes on; the feeds must then end as the post's status says: in every fan's."""
+    before that call goes on; the feeds must then end as the post's status says: in every fan's.
+    ``killed_at``: the run ends there, and the task is delivered again — ``"race"``: as that call
+    returns; else the name of a function of :mod:`feed.fanout`: as the run first calls it."""
     original = getattr(Timelines, method)
     raced = False
 
     async def racing(self: Timelines, *args: Any, **kwargs: Any) -> Any:
         nonlocal raced
-        if not raced:
-            raced = True
-            await race()
-        return await original(self, *args, **kwargs)
+        if raced:
+            return await original(self, *args, **kwargs)
+        raced = True
+        await race()
+        result = await original(self, *args, **kwargs)
+        if killed_at == "race":
+            raise _Killed
+        return result
+
+    async def killed(*args: Any, **kwargs: Any) -> Any:
+        raise _Killed
 
     monkeypatch.setattr(Timelines, method, racing)
+    if killed_at not in (None, "race"):
+        monkeypatch.setattr(fanout, killed_at, killed)
+    if killed_at:
+        with pytest.raises(_Killed):
+            await run_task(services, tasknames.FANOUT_RETRACT, retract)
+        monkeypatch.undo()
     await run_task(services, tasknames.FANOUT_RETRACT, retract)
     monkeypatch.undo()
     assert raced
     await _assert_in_line(services, readers, post_id)
+    assert await _holders(services, readers, post_id) == len(readers)
+
+
+async def _restore_as_far_as_its_checkpoint(client, services, held: HeldTasks, moderator: Account,
+                                            readers: list[Account], post_id: str) -> None:
+    """A moderator restores the post, and its restore run pushes it to every fan and checkpoints
+    past them all, but does not finish."""
+    await _decide(client, moderator, post_id, "restore")
+    held.take(tasknames.FANOUT_RESTORE)  # its run, up to its checkpoint:
+    post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
+    for r in readers:
+        await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
+    last = await services.db.follows.find_one({"target_type": "user", "target_id": post["author_id"]},
+                                              sort=[("_id", -1)])
+    await services.db.posts.update_one({"_id": post["_id"]}, {"$set": {"fanout_progress.user": last["_id"]}})
     assert await _holders(services, readers, post_id) == len(readers)
 
 
@@ -159,19 +194,40 @@ async def test_a_round_after_a_status_change_does_not_resume_at_another_runs_che
     the concurrent test below, once in a CI run)."""
     moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
 
-    async def restore_as_far_as_its_checkpoint() -> None:
-        await _decide(client, moderator, post_id, "restore")
-        held.take(tasknames.FANOUT_RESTORE)  # its run, up to its checkpoint:
-        post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
-        for r in readers:
-            await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
-        last = await services.db.follows.find_one({"target_type": "user", "target_id": post["author_id"]},
-                                                  sort=[("_id", -1)])
-        await services.db.posts.update_one({"_id": post["_id"]}, {"$set": {"fanout_progress.user": last["_id"]}})
-        assert await _holders(services, readers, post_id) == len(readers)
+    async def restore() -> None:
+        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
 
-    await _retract_racing(services, monkeypatch, "remove_from_homes", restore_as_far_as_its_checkpoint, retract,
-                          readers, post_id)
+    await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id)
+
+
+async def test_a_retract_killed_after_its_removals_is_redelivered_without_a_checkpoint_to_trust(
+        client, services, held, monkeypatch):
+    """As above, but the retract's process dies as its removal returns, before its next round; the
+    task is delivered again and its first round finds the restored post with the restore run's
+    checkpoint, made before the removal landed. It must push from the start."""
+    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
+
+    async def restore() -> None:
+        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
+
+    await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id,
+                          killed_at="race")
+    marks = (await services.db.posts.find_one({"_id": ObjectId(post_id)})).get(RETRACTING)
+    assert marks and len(marks) == 1  # the killed run's mark stands; the redelivered run made none
+
+
+async def test_a_retract_killed_before_its_next_round_leaves_no_checkpoint_from_before_its_removals(
+        client, services, held, monkeypatch):
+    """As above, but the retract's process dies after its removals were all in (its mark gone),
+    before its next round: the redelivered task must not find the restore run's checkpoint."""
+    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
+
+    async def restore() -> None:
+        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
+
+    await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id,
+                          killed_at="_finish")
+    assert not (await services.db.posts.find_one({"_id": ObjectId(post_id)})).get(RETRACTING)
 
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.02])
