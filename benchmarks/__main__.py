@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_PATH, BenchEnv, Result, markdown_table, print_table, write_json
+from benchmarks.common import RESULTS_PATH, BenchEnv, Result, major_faults, markdown_table, print_table, write_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +40,11 @@ async def run_all(names: list[str], scale: float = 1.0, min_seconds: float = 2.0
             module = importlib.import_module(f"benchmarks.bench_{name}")
             started = time.perf_counter()
             print(f"running {name} …", file=sys.stderr, flush=True)
-            results += await module.run(env)
+            faults = major_faults()
+            rows = await module.run(env)
+            for row in rows:  # the whole module's, set-up included: a paged-out server slows what follows
+                row.extra.setdefault("module_major_faults", major_faults() - faults)
+            results += rows
             print(f"  {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return results
 

@@ -174,6 +174,8 @@ def short_notes(result: Result) -> str:
         parts.append(f"load {extra['loadavg_1m']}")
     if "host_probe_ms" in extra:
         parts.append(f"probe {extra['host_probe_ms']} ms")
+    if "module_major_faults" in extra:
+        parts.append(f"major page faults in the module {extra['module_major_faults']:,}")
     parts += [f"FAILED: {f}" for f in result.failures]
     return "; ".join(parts)
 
@@ -579,6 +581,21 @@ def cpu_stat() -> list[int]:
             return [int(x) for x in fh.readline().split()[1:]]
     except (OSError, ValueError):
         return []
+
+
+def major_faults() -> int:
+    """The machine's major page faults so far (``pgmajfault`` of ``/proc/vmstat``; 0 where there is
+    none): pages read back from disk. This machine's host pages out memory it finds cold (a DAMON
+    ``pageout`` scheme, ~52 GB in a day), file-backed pages included — the servers' binaries,
+    libraries and data files — so a module that faults them back in runs slower than its code."""
+    try:
+        with open("/proc/vmstat") as fh:
+            for line in fh:
+                if line.startswith("pgmajfault "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def steal_percent(before: list[int], after: list[int]) -> float:

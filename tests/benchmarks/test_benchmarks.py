@@ -286,6 +286,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
         assert not r.failures, r
         assert r.ours > 0 and r.baseline and r.baseline > 0 and r.ratio == pytest.approx(r.ours / r.baseline), r
         assert "loadavg_1m" in r.extra, r
+        assert r.extra["module_major_faults"] >= 0, r  # every row says whether its module read pages back
+        assert f"major page faults in the module {r.extra['module_major_faults']:,}" in short_notes(r)
     for r in results:
         if r.unit == "req/s":
             assert r.p50_ms is not None and r.p99_ms is not None and r.p50_ms <= r.p99_ms
