@@ -5,6 +5,7 @@ new status again instead of marking its stale work done."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -172,6 +173,16 @@ async def _restore_as_far_as_its_checkpoint(client, services, held: HeldTasks, m
     assert await _holders(services, readers, post_id) == len(readers)
 
 
+async def _hidden_and_a_restore_to_come(client, services, held: HeldTasks
+                                        ) -> tuple[list[Account], str, str, Callable[[], Awaitable[None]]]:
+    """:func:`_hidden_with_its_retract`, and the race to run inside it:
+    :func:`_restore_as_far_as_its_checkpoint`. Returns (the fans, the post id, the retract task's
+    argument, the race)."""
+    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
+    return readers, post_id, retract, functools.partial(_restore_as_far_as_its_checkpoint, client, services, held,
+                                                        moderator, readers, post_id)
+
+
 async def test_retract_racing_a_restore_on_another_worker(client, services, held, monkeypatch):
     """The retract read the post while hidden; before its removal lands, a moderator restores it
     and the restore task runs to the end. The removal then lands: the retract must put it back."""
@@ -192,10 +203,7 @@ async def test_a_round_after_a_status_change_does_not_resume_at_another_runs_che
     removal then lands. The retract's next round applies the restore, and must push from the start:
     the checkpoint it finds is the restore run's, whose work the retract has just undone (found by
     the concurrent test below, once in a CI run)."""
-    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
-
-    async def restore() -> None:
-        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
+    readers, post_id, retract, restore = await _hidden_and_a_restore_to_come(client, services, held)
 
     await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id)
 
@@ -205,10 +213,7 @@ async def test_a_retract_killed_after_its_removals_is_redelivered_without_a_chec
     """As above, but the retract's process dies as its removal returns, before its next round; the
     task is delivered again and its first round finds the restored post with the restore run's
     checkpoint, made before the removal landed. It must push from the start."""
-    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
-
-    async def restore() -> None:
-        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
+    readers, post_id, retract, restore = await _hidden_and_a_restore_to_come(client, services, held)
 
     await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id,
                           killed_at="race")
@@ -220,10 +225,7 @@ async def test_a_retract_killed_before_its_next_round_leaves_no_checkpoint_from_
         client, services, held, monkeypatch):
     """As above, but the retract's process dies after its removals were all in (its mark gone),
     before its next round: the redelivered task must not find the restore run's checkpoint."""
-    moderator, readers, post_id, retract = await _hidden_with_its_retract(client, services, held)
-
-    async def restore() -> None:
-        await _restore_as_far_as_its_checkpoint(client, services, held, moderator, readers, post_id)
+    readers, post_id, retract, restore = await _hidden_and_a_restore_to_come(client, services, held)
 
     await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id,
                           killed_at="_finish")
