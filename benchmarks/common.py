@@ -586,7 +586,7 @@ def cpu_stat() -> list[int]:
 def major_faults() -> int:
     """The machine's major page faults so far (``pgmajfault`` of ``/proc/vmstat``; 0 where there is
     none): pages read back from disk. This machine's host pages out memory it finds cold (a DAMON
-    ``pageout`` scheme, ~52 GB in a day), file-backed pages included — the servers' binaries,
+    ``pageout`` scheme, ~52 GB since boot), file-backed pages included — the servers' binaries,
     libraries and data files — so a module that faults them back in runs slower than its code."""
     try:
         with open("/proc/vmstat") as fh:
