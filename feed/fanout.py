@@ -60,6 +60,10 @@ its writes start after a short read, and the full batches are read while Redis w
 audience's pages come in full batches (:func:`feed.followerpages.batches` says why)."""
 RETRACTING = "fanout_retracting"
 """The post's field holding the retraction runs whose removals may still land (:func:`_retracting`)."""
+RETRACTING_KEPT = 8
+"""Marks a post keeps at most, the newest: each failed retraction (a Redis outage, the sweep
+re-sending the post every few minutes) leaves one, and the post's document must not grow with
+them. A dropped mark matters only when eight newer ones came and went while its run still ran."""
 FEED_NEW_ONCE_TTL_S = 86400
 """How long a post remembers whom it announced itself to (a fan-out finishes well within)."""
 TOPIC_CAP = 1000
@@ -369,20 +373,23 @@ async def _retract(services: Services, post: dict[str, Any], *, keep_author: boo
 
 @contextlib.asynccontextmanager
 async def _retracting(services: Services, post_id: ObjectId) -> AsyncIterator[None]:
-    """A retraction's removals, bracketed in the post: its run's mark (``fanout_retracting.<run>``)
-    before the first removal, and after the last one the mark and every checkpoint gone in one
-    write. While a mark stands, no run resumes at a checkpoint: the status may have changed since
-    this run read it, and a restore run's checkpoint made before these removals landed counts feeds
-    they emptied. This run's next round pushes from the start anyway; the mark is for a crash after
-    the removals, when the redelivered task reads the restored post in its first round. A crashed
-    run's mark stays (not in a ``finally``: a killed process runs none), and that post's fan-outs
-    then start from the start, which is only slower. The mark is written with the client's
-    defaults (a mark lost to an election would let a resume through); its removal as bookkeeping
-    (a lost removal leaves the mark, which is safe)."""
-    run = f"{RETRACTING}.{secrets.token_hex(6)}"
-    await services.db.posts.update_one({"_id": post_id}, {"$set": {run: datetime.now(UTC)}})
+    """A retraction's removals, bracketed in the post: its run's mark (a token in
+    ``fanout_retracting``, the newest :data:`RETRACTING_KEPT` kept) before the first removal, and
+    after the last one the mark and every checkpoint gone in one write. While a mark stands, no run
+    resumes at a checkpoint: the status may have changed since this run read it, and a restore
+    run's checkpoint made before these removals landed counts feeds they emptied. This run's next
+    round pushes from the start anyway; the mark is for a crash after the removals, when the
+    redelivered task reads the restored post in its first round. A crashed run's mark stays (not in
+    a ``finally``: a killed process runs none), and that post's fan-outs then start from the start,
+    which is only slower. The mark is written with the client's defaults (a mark lost to an
+    election would let a resume through); its removal as bookkeeping (a lost removal leaves the
+    mark, which is safe)."""
+    run = secrets.token_hex(6)
+    await services.db.posts.update_one({"_id": post_id},
+                                       {"$push": {RETRACTING: {"$each": [run], "$slice": -RETRACTING_KEPT}}})
     yield
-    await _bookkeeping(services).update_one({"_id": post_id}, {"$unset": {run: "", "fanout_progress": ""}})
+    await _bookkeeping(services).update_one({"_id": post_id},
+                                            {"$pull": {RETRACTING: run}, "$unset": {"fanout_progress": ""}})
 
 
 async def _remove_everywhere(services: Services, post: dict[str, Any], *, keep_author: bool) -> None:

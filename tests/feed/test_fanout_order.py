@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from feed import fanout
-from feed.fanout import RETRACTING, fanout_post
+from feed.fanout import RETRACTING, RETRACTING_KEPT, fanout_post
 from feed.home import rebuild_home
 from feed.timeline import Timelines
 from solomo.core import tasknames
@@ -230,6 +230,30 @@ async def test_a_retract_killed_before_its_next_round_leaves_no_checkpoint_from_
     await _retract_racing(services, monkeypatch, "remove_from_homes", restore, retract, readers, post_id,
                           killed_at="_finish")
     assert not (await services.db.posts.find_one({"_id": ObjectId(post_id)})).get(RETRACTING)
+
+
+async def test_failed_retractions_leave_a_bounded_number_of_marks(client, services, held, monkeypatch):
+    """Each retraction that fails after its mark (Redis down, the sweep re-sending the post) leaves
+    its mark; the post keeps only the newest few, and one retraction that ends takes its own away."""
+    _, _, post_id, retract = await _hidden_with_its_retract(client, services, held)
+
+    async def redis_down(*args: Any, **kwargs: Any) -> None:
+        raise _Killed
+
+    monkeypatch.setattr(fanout, "_remove_everywhere", redis_down)
+    for _ in range(RETRACTING_KEPT + 3):
+        with pytest.raises(_Killed):
+            await run_task(services, tasknames.FANOUT_RETRACT, retract)
+    monkeypatch.undo()
+
+    async def marks() -> list[str]:
+        return (await services.db.posts.find_one({"_id": ObjectId(post_id)}))[RETRACTING]
+
+    left = await marks()
+    assert len(left) == RETRACTING_KEPT
+    await run_task(services, tasknames.FANOUT_RETRACT, retract)
+    # its own mark came (pushing the oldest failed run's out) and went; the newer failed runs' stay
+    assert await marks() == left[1:]
 
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.005, 0.02])
