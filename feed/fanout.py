@@ -91,10 +91,12 @@ def _audiences(post: dict[str, Any]) -> list[tuple[TargetType, ObjectId]]:
 
 
 async def _pull_mode(services: Services, target_type: TargetType, target_id: ObjectId,
-                     target: asyncio.Future[dict[str, Any] | None]) -> bool:
+                     target: asyncio.Future[dict[str, Any] | None], counted: asyncio.Future[Any]) -> bool:
     """Too many followers to push to: readers merge this target's posts at read time. ``target``:
-    the target document's read (:func:`feed.followerpages.audience_of`)."""
+    the target document's read (:func:`feed.followerpages.audience_of`). Returns once the round's
+    topic counts are in (``counted``): what follows writes, whichever the answer."""
     doc = await target
+    await counted
     if doc is None:
         return False
     if doc.get("feed_pull") or int(doc.get("followers_count", 0)) > services.settings.fanout_max_followers:
@@ -163,9 +165,13 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
             await reap(starting, cancel=True)
             return "missing"
         fence = await starting
-        outcome = await _apply(services, post, fence, resume=round_no == 0 and not post.get(RETRACTING))
+        counted = _count_topics_soon(services, post)
+        try:
+            outcome = await _apply(services, post, fence, counted, resume=round_no == 0 and not post.get(RETRACTING))
+        finally:  # never a transaction left running unobserved
+            await reap(counted, cancel=False)
         if outcome != "changed":
-            await _settle_round(services, post, fence)
+            await fence.confirm()  # nothing marked done that a failover could still take back
             if await _finish(services, post):
                 if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
                     FANOUT_LAG.observe(max(0.0, (now_ms() - int(post["created_ms"])) / 1000))
@@ -174,34 +180,33 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
     return outcome
 
 
-async def _settle_round(services: Services, post: dict[str, Any], fence: ReplicaFence) -> None:
-    """Before the fan-out is marked done: the replica fence (nothing marked done that a failover
-    could still take back) and, beside it, the topic counts brought in line with the status read
-    (:func:`search.topics.sync_post`; topics are fixed at writing). Both are independent round trips.
+def _count_topics_soon(services: Services, post: dict[str, Any]) -> asyncio.Future[Any]:
+    """The topic counts brought in line with the status read (:func:`search.topics.sync_post`;
+    topics are fixed at writing), begun at once: it runs beside the round's reads (the target, the
+    first followers), and every write of the round to Redis waits for it (:func:`_apply`).
 
-    The topic counts run after the feeds, not beside their writes: the sync is a transaction on
-    the post document, and a worker killed inside it leaves that document locked until MongoDB
-    drops the transaction (60 s); beside the writes, the worker-kill drill's likes of the post
-    answered 503. A round whose status changed meanwhile skips both: the next round reads the post
-    again and does them for the new status."""
-    syncing = None
-    if post.get("topics"):
-        syncing = asyncio.ensure_future(search_topics.sync_post(services, post["_id"], post))
-    try:
-        await fence.confirm()
-    finally:  # a failed fence leaves no transaction running unobserved
-        if syncing is not None:
-            await reap(syncing, cancel=False)
-    if syncing is not None:
-        syncing.result()
+    The sync is a transaction on the post document, and a worker killed inside it leaves that
+    document locked until MongoDB drops the transaction (60 s): beside the feeds' writes, the
+    worker-kill drill's likes of the post answered 503. Before the first write, no kill that lands
+    mid fan-out can land inside it; after the feeds (where it ran before) it added its three round
+    trips to every post with a topic. A round whose status changes meanwhile has counted for the
+    status it read: the next round reads the post again and counts for the new one."""
+    if not post.get("topics"):
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(False)
+        return done
+    return asyncio.ensure_future(search_topics.sync_post(services, post["_id"], post))
 
 
-async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, *, resume: bool) -> str:
+async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, counted: asyncio.Future[Any],
+                 *, resume: bool) -> str:
     """One round: the Redis side of the post's status as read; "changed" when a checkpoint found a
     newer status version (the caller reads the post again). ``resume``: go on from the post's
-    checkpoint (else every audience from its start)."""
+    checkpoint (else every audience from its start). ``counted``: the round's topic counts
+    (:func:`_count_topics_soon`), which every write waits for; reads may run beside them."""
     status = post["status"]
     if status != VISIBLE:
+        await counted
         keep_author = status in ("pending_review", "hidden")
         if keep_author:  # still in the author's own feed (a READY one; home_query has it too)
             await Timelines(services.redis).add([home_key(post["author_id"])], int(post["created_ms"]),
@@ -211,9 +216,9 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     timelines = Timelines(services.redis)
     # The post's own places and its audiences' feeds are independent writes: both run at once, so
     # the followers' first batch is not queued behind the places' round trips.
-    places = asyncio.create_task(_write_places(services, timelines, post))
+    places = asyncio.create_task(_write_places(services, timelines, post, counted))
     try:
-        reached = await _reach_audiences(services, timelines, post, fence, resume=resume)
+        reached = await _reach_audiences(services, timelines, post, fence, counted, resume=resume)
     except BaseException:
         await reap(places, cancel=True)
         raise
@@ -221,9 +226,12 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     return "published" if reached else "changed"
 
 
-async def _write_places(services: Services, timelines: Timelines, post: dict[str, Any]) -> None:
-    """The author's own feed, the post's topics, search listings and geo cells, trends, mentions."""
+async def _write_places(services: Services, timelines: Timelines, post: dict[str, Any],
+                        counted: asyncio.Future[Any]) -> None:
+    """The author's own feed, the post's topics, search listings and geo cells, trends, mentions
+    (once the round's topic counts are in: ``counted``)."""
     score, member = int(post["created_ms"]), str(post["_id"])
+    await counted
     own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
     await timelines.add([search_listing_key(k) for k in post.get("search_keys", [])], score, member, LISTING_CAP)
@@ -237,9 +245,10 @@ async def _write_places(services: Services, timelines: Timelines, post: dict[str
 
 
 async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any],
-                           fence: ReplicaFence, *, resume: bool) -> bool:
+                           fence: ReplicaFence, counted: asyncio.Future[Any], *, resume: bool) -> bool:
     """Every audience's followers (pushed, or switched to pull), from the post's checkpoint when
-    ``resume``; False when the status changed."""
+    ``resume``; False when the status changed. Its reads start at once, its writes once the round's
+    topic counts are in (``counted``)."""
     progress = (post.get("fanout_progress") or {}) if resume else {}
     chunk = services.settings.fanout_chunk
     audiences = _audiences(post)
@@ -254,7 +263,7 @@ async def _reach_audiences(services: Services, timelines: Timelines, post: dict[
         batches = _ReadAhead(follower_batches(services, target_type, target_id, chunk, progress.get(target_type),
                                               first=chunk // FIRST_SHARE, target=target))
         async with contextlib.aclosing(batches):
-            if await _pull_mode(services, target_type, target_id, target):
+            if await _pull_mode(services, target_type, target_id, target, counted):
                 continue
             if not await _push(services, timelines, post, target_type, batches, fence,
                                final=i == len(audiences) - 1):
