@@ -11,9 +11,9 @@ Rows (sizes at ``--scale 1``; with another scale the threshold is scaled too and
   posts at read time), so the write ends without touching the followers' feeds. Its figure is
   followers covered per second of write work, beside the in-Redis push to all of them.
 
-Ours: from the post's 201 until the last follower in fan-out order holds it (polled every
-millisecond in Redis; for the pull row, until the post is marked ``fanout: done``), every follower's
-feed checked afterwards. It goes through the Celery worker: the followers read from MongoDB in
+Ours: from the post's 201 until the post is marked ``fanout: done`` (the worker's last write to
+MongoDB, after every feed's; :func:`_ours_push` says why not the last follower's feed), every
+follower's feed checked afterwards. It goes through the Celery worker: the followers read from MongoDB in
 batches of ``fanout_chunk`` (5,000), each batch one pipelined round of Lua calls, one per reader
 bucket (64), that also trim each feed, skip readers whose feed expired and report who is online, a
 progress checkpoint every few batches. The same on a Redis Cluster: :mod:`benchmarks.bench_fanout_cluster`.
@@ -95,11 +95,15 @@ class Side:
 
     seconds: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
+    commands: dict[str, float] = field(default_factory=dict)
+    """Redis's own time per command name (``INFO commandstats``, µs) summed over the repeats."""
 
-    def add(self, seconds: float, cpu: dict[str, float]) -> None:
+    def add(self, seconds: float, cpu: dict[str, float], commands: dict[str, float] | None = None) -> None:
         self.seconds.append(seconds)
         for name, value in cpu.items():
             self.cpu[name] = self.cpu.get(name, 0.0) + value
+        for name, usec in (commands or {}).items():
+            self.commands[name] = self.commands.get(name, 0.0) + usec
 
     @property
     def median(self) -> float:
@@ -114,7 +118,27 @@ class Side:
         total = sum(self.seconds)
         out: dict[str, Any] = {f"{prefix}seconds": [round(s, 4) for s in self.seconds]}
         out.update({f"{prefix}cpu%_{name}": round(100 * value / total, 1) for name, value in self.cpu.items()})
+        if self.commands:  # the largest few, in ms a repeat
+            top = sorted(self.commands.items(), key=lambda kv: -kv[1])[:COMMANDS_SHOWN]
+            repeats = len(self.seconds)
+            out[f"{prefix}redis_ms_by_command"] = {name: round(usec / 1000 / repeats, 2) for name, usec in top}
         return out
+
+
+COMMANDS_SHOWN = 5
+
+
+async def _command_usec(redis: Any) -> dict[str, float]:
+    """Redis's own time so far per command name (``INFO commandstats``, µs): a row that reads slow
+    says whether Redis's share of it moved, and in which command."""
+    info = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): float(stats["usec"]) for name, stats in info.items()}
+
+
+def _usec_delta(before: dict[str, float], after: dict[str, float], leave: tuple[str, ...] = ()) -> dict[str, float]:
+    """The time each command took between the two reads (the reads' own ``INFO`` and ``leave`` left out)."""
+    return {name: usec - before.get(name, 0.0) for name, usec in after.items()
+            if usec > before.get(name, 0.0) and name not in ("info", *leave)}
 
 
 def _db_url(url: str, db: int) -> str:
@@ -221,22 +245,35 @@ async def _wait_done(services: Services, post_id: str, timeout: float = 120.0) -
 
 async def _ours_push(env: BenchEnv, stack: Stack, token: str, followers: list[ObjectId], side: Side,
                      label: str) -> tuple[bool, int]:
-    """One post, timed until the last follower holds it; returns (marked done, feeds holding it)."""
+    """One post, timed until it is marked done; returns (marked done, feeds holding it).
+
+    Not until the last follower's feed holds it: a batch's writes go out one Lua call a reader
+    bucket, in the buckets' order, so the last follower's feed is written anywhere in its batch's
+    last few milliseconds (the row read 0.6–1.4 from run to run, by where that follower's bucket
+    fell). The last follower's feed is polled first (every millisecond, in Redis: polling MongoDB
+    through the writes would take its CPU from them), then the post's mark (every half millisecond)."""
     from solomo.core.keys import home_key
 
     services = await env.services()
     last_key = home_key(followers[-1])
     pids = {"api": stack.api.pid, "worker": stack.worker.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}
     assert stack.api.port is not None
+    commands = await _command_usec(services.redis)
     before = _cpu(pids)
     t_201, post_id = await asyncio.to_thread(_post, stack.api.port, token, f"hello {label} #bench")
-    for _ in range(120_000):  # polled every millisecond, at most two minutes
+    for _ in range(120_000):  # at most two minutes
         if await services.redis.zscore(last_key, post_id) is not None:
             break
         await asyncio.sleep(0.001)
+    done = False
+    for _ in range(240_000):
+        if done := (await _fanout_state(services, post_id)).get("fanout") == "done":
+            break
+        await asyncio.sleep(0.0005)
     seconds = time.perf_counter() - t_201
-    side.add(seconds, _cpu_delta(before, pids))
-    done = await _wait_done(services, post_id)
+    cpu = _cpu_delta(before, pids)
+    # the post's whole Redis work, less the polling's ZSCOREs
+    side.add(seconds, cpu, _usec_delta(commands, await _command_usec(services.redis), leave=("zscore",)))
     holding = 0
     for start in range(0, len(followers), 10_000):
         async with services.redis.pipeline(transaction=False) as pipe:
@@ -277,6 +314,7 @@ async def _in_redis(env: BenchEnv, followers: list[ObjectId], chunk: int, side: 
         member, score = str(ObjectId()), int(time.time() * 1000)
         await script(keys=keys[:1], args=[score, member])  # loaded (SCRIPT LOAD) before the clock starts
         pids = {"redis": env.redis_pid}
+        commands = await _command_usec(client)
         before, client_cpu = _cpu(pids), time.process_time()
         t0 = time.perf_counter()
         for start in range(0, len(keys), chunk):
@@ -285,7 +323,7 @@ async def _in_redis(env: BenchEnv, followers: list[ObjectId], chunk: int, side: 
         client_seconds = time.process_time() - client_cpu  # before psutil's own reads below
         cpu = _cpu_delta(before, pids)
         cpu["client"] = client_seconds
-        side.add(seconds, cpu)
+        side.add(seconds, cpu, _usec_delta(commands, await _command_usec(client)))
     finally:
         await client.aclose()
 

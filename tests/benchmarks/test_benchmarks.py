@@ -327,6 +327,9 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
             assert "in-Redis ZADD" in r.name and r.extra["mode"] == "push", r
             assert r.extra["feeds_holding"] == r.extra["followers"] and r.extra["fanout_done"], r
             assert r.extra["in_redis_seconds"] and "in_redis_cpu%_redis" in r.extra and "cpu%_worker" in r.extra, r
+            # Redis's own time by command, each side: ours runs its scripts, the baseline its EVALSHA
+            assert r.extra["redis_ms_by_command"]["eval"] > 0 and "zscore" not in r.extra["redis_ms_by_command"], r
+            assert r.extra["in_redis_redis_ms_by_command"]["evalsha"] > 0, r
         if r.name.startswith(("fan-out", "post by a")):  # each repeat beside the baseline's of its turn
             assert len(r.extra["repeat_ratios"]) == r.extra["repeats"] and min(r.extra["repeat_ratios"]) > 0, r
         if r.name.startswith("post by a"):
