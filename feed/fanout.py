@@ -91,12 +91,10 @@ def _audiences(post: dict[str, Any]) -> list[tuple[TargetType, ObjectId]]:
 
 
 async def _pull_mode(services: Services, target_type: TargetType, target_id: ObjectId,
-                     target: asyncio.Future[dict[str, Any] | None], counted: asyncio.Future[Any]) -> bool:
+                     target: asyncio.Future[dict[str, Any] | None]) -> bool:
     """Too many followers to push to: readers merge this target's posts at read time. ``target``:
-    the target document's read (:func:`feed.followerpages.audience_of`). Returns once the round's
-    topic counts are in (``counted``): what follows writes, whichever the answer."""
+    the target document's read (:func:`feed.followerpages.audience_of`)."""
     doc = await target
-    await counted
     if doc is None:
         return False
     if doc.get("feed_pull") or int(doc.get("followers_count", 0)) > services.settings.fanout_max_followers:
@@ -171,6 +169,7 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
         finally:  # never a transaction left running unobserved
             await reap(counted, cancel=False)
         if outcome != "changed":
+            counted.result()  # (a failed sync fails the task: nothing is marked done)
             await fence.confirm()  # nothing marked done that a failover could still take back
             if await _finish(services, post):
                 if outcome == "published" and post.get("fanout") == "pending":  # a repeated run is not lag
@@ -182,15 +181,16 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
 
 def _count_topics_soon(services: Services, post: dict[str, Any]) -> asyncio.Future[Any]:
     """The topic counts brought in line with the status read (:func:`search.topics.sync_post`;
-    topics are fixed at writing), begun at once: it runs beside the round's reads (the target, the
-    first followers), and every write of the round to Redis waits for it (:func:`_apply`).
+    topics are fixed at writing), begun at once: it runs beside the round's reads and first writes,
+    and no checkpoint of the round is written before it is in (:func:`_push`), nor the done mark.
 
     The sync is a transaction on the post document, and a worker killed inside it leaves that
-    document locked until MongoDB drops the transaction (60 s): beside the feeds' writes, the
-    worker-kill drill's likes of the post answered 503. Before the first write, no kill that lands
-    mid fan-out can land inside it; after the feeds (where it ran before) it added its three round
-    trips to every post with a topic. A round whose status changes meanwhile has counted for the
-    status it read: the next round reads the post again and counts for the new one."""
+    document locked until MongoDB drops the transaction (60 s): the worker-kill drill's likes of
+    the post answered 503 when its kill (mid fan-out, after a checkpoint) landed there. Behind the
+    first checkpoint, no kill after one can land inside it; after the feeds (where it ran before) it
+    added its three round trips to every post with a topic. A round whose status changes meanwhile
+    has counted for the status it read: the next round reads the post again and counts for the new
+    one. A retraction waits for it before its first removal (:func:`_apply`)."""
     if not post.get("topics"):
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(False)
@@ -203,7 +203,7 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     """One round: the Redis side of the post's status as read; "changed" when a checkpoint found a
     newer status version (the caller reads the post again). ``resume``: go on from the post's
     checkpoint (else every audience from its start). ``counted``: the round's topic counts
-    (:func:`_count_topics_soon`), which every write waits for; reads may run beside them."""
+    (:func:`_count_topics_soon`), which a checkpoint waits for."""
     status = post["status"]
     if status != VISIBLE:
         await counted
@@ -216,7 +216,7 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     timelines = Timelines(services.redis)
     # The post's own places and its audiences' feeds are independent writes: both run at once, so
     # the followers' first batch is not queued behind the places' round trips.
-    places = asyncio.create_task(_write_places(services, timelines, post, counted))
+    places = asyncio.create_task(_write_places(services, timelines, post))
     try:
         reached = await _reach_audiences(services, timelines, post, fence, counted, resume=resume)
     except BaseException:
@@ -226,12 +226,9 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     return "published" if reached else "changed"
 
 
-async def _write_places(services: Services, timelines: Timelines, post: dict[str, Any],
-                        counted: asyncio.Future[Any]) -> None:
-    """The author's own feed, the post's topics, search listings and geo cells, trends, mentions
-    (once the round's topic counts are in: ``counted``)."""
+async def _write_places(services: Services, timelines: Timelines, post: dict[str, Any]) -> None:
+    """The author's own feed, the post's topics, search listings and geo cells, trends, mentions."""
     score, member = int(post["created_ms"]), str(post["_id"])
-    await counted
     own = await timelines.add([home_key(post["author_id"])], score, member, services.settings.feed_cap)
     topics = await timelines.add([topic_key(k) for k in post.get("topic_keys", [])], score, member, TOPIC_CAP)
     await timelines.add([search_listing_key(k) for k in post.get("search_keys", [])], score, member, LISTING_CAP)
@@ -247,8 +244,8 @@ async def _write_places(services: Services, timelines: Timelines, post: dict[str
 async def _reach_audiences(services: Services, timelines: Timelines, post: dict[str, Any],
                            fence: ReplicaFence, counted: asyncio.Future[Any], *, resume: bool) -> bool:
     """Every audience's followers (pushed, or switched to pull), from the post's checkpoint when
-    ``resume``; False when the status changed. Its reads start at once, its writes once the round's
-    topic counts are in (``counted``)."""
+    ``resume``; False when the status changed. Its checkpoints wait for the round's topic counts
+    (``counted``)."""
     progress = (post.get("fanout_progress") or {}) if resume else {}
     chunk = services.settings.fanout_chunk
     audiences = _audiences(post)
@@ -263,9 +260,9 @@ async def _reach_audiences(services: Services, timelines: Timelines, post: dict[
         batches = _ReadAhead(follower_batches(services, target_type, target_id, chunk, progress.get(target_type),
                                               first=chunk // FIRST_SHARE, target=target))
         async with contextlib.aclosing(batches):
-            if await _pull_mode(services, target_type, target_id, target, counted):
+            if await _pull_mode(services, target_type, target_id, target):
                 continue
-            if not await _push(services, timelines, post, target_type, batches, fence,
+            if not await _push(services, timelines, post, target_type, batches, fence, counted,
                                final=i == len(audiences) - 1):
                 return False
     return True
@@ -279,7 +276,7 @@ def _count_entries(target: str, written: int) -> None:
 
 
 async def _push(services: Services, timelines: Timelines, post: dict[str, Any], target_type: TargetType,
-                batches: _ReadAhead, fence: ReplicaFence, *, final: bool) -> bool:
+                batches: _ReadAhead, fence: ReplicaFence, counted: asyncio.Future[Any], *, final: bool) -> bool:
     """Writes the post into the feed of every active follower in ``batches`` (the audience's, from its
     checkpoint on), one pipelined round of Lua calls (one per reader bucket) per batch; False when
     the post's status changed meanwhile (its version moved).
@@ -291,7 +288,8 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     writes and every earlier batch's have completed. The audience's own "done" is written only when
     another audience follows (``final`` False): after the last one, :func:`_finish` marks the whole
     fan-out done in the next write, checking the version the same way — one MongoDB write instead of
-    two per post (0.5 of ~3.5 ms of a 20-follower post's fan-out, measured in-process)."""
+    two per post (0.5 of ~3.5 ms of a 20-follower post's fan-out, measured in-process). Every
+    checkpoint waits for the round's topic counts (``counted``, :func:`_count_topics_soon`)."""
     score, member, cap = int(post["created_ms"]), str(post["_id"]), services.settings.feed_cap
     field = f"fanout_progress.{target_type}"
     since_checkpoint = 0
@@ -307,6 +305,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
         if since_checkpoint >= CHECKPOINT_EVERY:
             since_checkpoint = 0
             await fence.confirm()  # on a cluster: the writes before it are on a replica (solomo.core.replicafence)
+            await counted  # no checkpoint while the topic counts' transaction may still run
             return await _checkpoint(services, post, field, last)
         return True
 
@@ -326,6 +325,7 @@ async def _push(services: Services, timelines: Timelines, post: dict[str, Any], 
     if final:
         return True
     await fence.confirm()
+    await counted
     return await _checkpoint(services, post, field, "done")
 
 

@@ -2,7 +2,7 @@
 checkpoint never runs ahead of writes that have not completed: held writes of one batch leave the
 checkpoint before it while the next batch is already written; a failed batch fails the task with
 nothing left running, and the re-run finishes every feed. A round's topic counts (a transaction on
-the post) run beside its first reads, and none of its writes starts before they are in."""
+the post) run beside its reads and writes, and no checkpoint is written before they are in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from bson import ObjectId
 
 import feed.fanout
-import feed.followerpages
 import search.topics
 from feed.fanout import fanout_post
 from feed.follows import follower_batches
@@ -124,39 +123,41 @@ async def test_follower_batches_start_short_then_full_in_follow_order_and_resume
     assert [ids async for _, ids in follower_batches(services, "user", ObjectId(), 5, first=2)] == []
 
 
-async def test_a_rounds_writes_wait_for_its_topic_counts_and_its_first_reads_do_not(client, services, held,
-                                                                                    monkeypatch):
+async def test_a_rounds_checkpoints_wait_for_its_topic_counts_and_its_reads_and_writes_do_not(
+        client, services, held, monkeypatch):
     monkeypatch.setattr(services.settings, "fanout_chunk", CHUNK)
+    monkeypatch.setattr(feed.fanout, "CHECKPOINT_EVERY", 1)
     author = await register(client)
-    followers = [ObjectId() for _ in range(CHUNK * 2)]
+    followers = [ObjectId() for _ in range(CHUNK * BATCHES)]
     await seed_audience(services, ObjectId(author.id), followers)
     await make_ready(services.redis, [author.id])
-    created = await client.post("/v1/posts", json={"text": "#咖啡# counted first"}, headers=author.headers)
+    created = await client.post("/v1/posts", json={"text": "#咖啡# counted beside"}, headers=author.headers)
     assert created.status_code == 201, created.text
     post_id = held.take(tasknames.FANOUT_POST)
     key = (await services.db.posts.find_one({"_id": ObjectId(post_id)}))["topic_keys"][0]
-    real_sync, real_target = search.topics.sync_post, feed.followerpages.audience_of
-    counting, release, target_read = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_sync = search.topics.sync_post
+    counting, release = asyncio.Event(), asyncio.Event()
 
     async def sync_post(*args: Any) -> Any:  # the counts' transaction, held until the test lets it go
         counting.set()
         await release.wait()
         return await real_sync(*args)
 
-    async def audience_of(*args: Any) -> Any:
-        target_read.set()
-        return await real_target(*args)
-
     monkeypatch.setattr(search.topics, "sync_post", sync_post)
-    monkeypatch.setattr(feed.followerpages, "audience_of", audience_of)
     run = asyncio.create_task(fanout_post(services, ObjectId(post_id)))
     await asyncio.wait_for(counting.wait(), 10)
-    await asyncio.wait_for(target_read.wait(), 10)  # the author's document is read meanwhile
-    for _ in range(20):  # while the counts are held, nothing is written (bounded wait)
+    everyone = [author.id, *followers]
+    written = 1 + 2 * CHUNK  # the author's feed and two batches: as many as may be in flight
+    for _ in range(200):  # the reads and writes go on meanwhile (bounded wait)
+        if await holders(services.redis, everyone, post_id) == written:
+            break
         await asyncio.sleep(0.01)
-    assert await holders(services.redis, [author.id, *followers], post_id) == 0
+    await asyncio.sleep(0.1)
+    assert await holders(services.redis, everyone, post_id) == written  # then the first checkpoint waits
+    assert await _progress(services, post_id) == (None, "pending")  # and none is written
     assert not run.done()
     release.set()
     assert await asyncio.wait_for(run, 10) == "published"
-    assert await holders(services.redis, [author.id, *followers], post_id) == len(followers) + 1
+    assert await holders(services.redis, everyone, post_id) == len(everyone)
+    assert await _progress(services, post_id) == (None, "done")
     assert (await services.db.topic_counts.find_one({"key": key}))["post_count"] == 1
