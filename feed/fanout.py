@@ -181,8 +181,8 @@ async def fanout_post(services: Services, post_id: ObjectId) -> str:
 
 def _count_topics_soon(services: Services, post: dict[str, Any]) -> asyncio.Future[Any]:
     """The topic counts brought in line with the status read (:func:`search.topics.sync_post`;
-    topics are fixed at writing), begun at once: it runs beside the round's reads and first writes,
-    and no checkpoint of the round is written before it is in (:func:`_push`), nor the done mark.
+    topics are fixed at writing), begun at once: it runs beside the round's reads and writes, and
+    no checkpoint of the round is written before it is in (:func:`_push`), nor the done mark.
 
     The sync is a transaction on the post document, and a worker killed inside it leaves that
     document locked until MongoDB drops the transaction (60 s): the worker-kill drill's likes of
