@@ -29,13 +29,16 @@ follow order, and a fan-out's checkpoint is the number of a page it has wholly w
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bson import ObjectId
 
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
+from solomo.core.viewcache import LocalViews
 
 TargetType = Literal["user", "store"]
 
@@ -51,6 +54,33 @@ BUILT = "follower_pages"
 """The target document's field that says its audience's pages are built (``True``)."""
 START = -1
 """The checkpoint before the first page."""
+SEEN_SIZE = 4096
+"""Audiences a process remembers having seen built (:func:`seen_built`)."""
+SEEN_MAX_AGE_S = 600.0
+
+
+@dataclass(slots=True)
+class _Seen:
+    born: float
+
+
+_SEEN_BUILT: LocalViews[tuple[str, ObjectId], _Seen] = LocalViews(SEEN_SIZE, SEEN_MAX_AGE_S)
+"""The audiences this process last saw built, by (target type, target id)."""
+
+
+def seen_built(target_type: TargetType, target_id: ObjectId) -> bool:
+    """Whether this process last saw the audience built: only a guess, for which read the fan-out
+    starts beside the target document's (:func:`feed.follows.follower_batches`). The document
+    decides; a wrong guess costs a dropped read, never a wrong audience."""
+    return _SEEN_BUILT.get((target_type, target_id), time.monotonic()) is not None
+
+
+def note_built(target_type: TargetType, target_id: ObjectId, built: bool) -> None:
+    """What the target document (or a build) just said of the audience, for :func:`seen_built`."""
+    if built:
+        _SEEN_BUILT.put((target_type, target_id), _Seen(time.monotonic()))
+    else:
+        _SEEN_BUILT.drop((target_type, target_id))
 
 
 def _collection(target_type: TargetType) -> str:
@@ -126,7 +156,9 @@ async def build(services: Services, target_type: TargetType, target_id: ObjectId
         await services.db.follower_pages.insert_many(pages, session=session)
         return True
 
-    return await run_transaction(services, body)
+    built = await run_transaction(services, body)
+    note_built(target_type, target_id, True)  # by this call or an earlier one (a gone target: a harmless guess)
+    return built
 
 
 async def batches(services: Services, target_type: TargetType, target_id: ObjectId, batch: int,

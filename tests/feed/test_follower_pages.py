@@ -12,6 +12,7 @@ import pytest
 from bson import ObjectId
 
 import feed.followerpages
+import feed.follows
 from feed import followerpages
 from feed.fanout import fanout_post
 from feed.follows import follower_batches
@@ -182,3 +183,72 @@ async def _posted(client: Any, author: Account, text: str, held: HeldTasks) -> s
     assert resp.status_code == 201, resp.text
     assert held.take(tasknames.FANOUT_POST) == resp.json()["id"]
     return str(resp.json()["id"])
+
+
+async def test_the_read_guessed_from_the_last_time_starts_beside_the_target_and_a_wrong_guess_is_dropped(
+        client, services, monkeypatch):
+    started: list[str] = []
+    real_pages, real_index = followerpages.batches, feed.follows._indexed_batches
+    real_target = followerpages.audience_of
+    target_read = asyncio.Event()
+
+    def pages(*args: Any, **kwargs: Any) -> Any:
+        async def run() -> Any:
+            started.append("pages")
+            async for item in real_pages(*args, **kwargs):
+                yield item
+        return run()
+
+    def indexed(*args: Any, **kwargs: Any) -> Any:
+        async def run() -> Any:
+            started.append("index")
+            async for item in real_index(*args, **kwargs):
+                yield item
+        return run()
+
+    async def audience_of(*args: Any) -> Any:  # the target's read waits until the test lets it go
+        await target_read.wait()
+        return await real_target(*args)
+
+    monkeypatch.setattr(followerpages, "batches", pages)
+    monkeypatch.setattr(feed.follows, "_indexed_batches", indexed)
+    monkeypatch.setattr(followerpages, "audience_of", audience_of)
+
+    async def read(target: ObjectId) -> tuple[list[str], list[str]]:
+        started.clear()
+        target_read.clear()
+        reading = asyncio.ensure_future(follower_batches(services, "user", target, 4).__anext__())
+        for _ in range(100):  # the guessed read is under way before the target's answer (bounded wait)
+            if started:
+                break
+            await asyncio.sleep(0.01)
+        before = list(started)
+        target_read.set()
+        first = await reading
+        return before, first[1]
+
+    built_author, plain_author = await register(client), await register(client)
+    built, plain = ObjectId(built_author.id), ObjectId(plain_author.id)
+    built_followers = [ObjectId() for _ in range(8)]
+    await seed_audience(services, built, built_followers)
+    await seed_audience(services, plain, [ObjectId() for _ in range(5)])
+    assert await followerpages.build(services, "user", built)  # a build is remembered: seen built
+    assert followerpages.seen_built("user", built) and not followerpages.seen_built("user", plain)
+
+    # a right guess: the pages are asked for beside the target's read, the index never
+    assert await read(built) == (["pages"], [str(f) for f in built_followers[:4]])
+    assert started == ["pages"]
+    # not seen built: the index beside the target's read, as for most audiences
+    before, ids = await read(plain)
+    assert before == ["index"] and started == ["index"] and len(ids) == 4
+    # a wrong guess (an audience remembered built that is not): the pages' read is dropped, the
+    # index read, the audience still right, and the guess forgotten
+    followerpages.note_built("user", plain, True)
+    before, ids = await read(plain)
+    assert before == ["pages"] and started == ["pages", "index"] and len(ids) == 4
+    assert not followerpages.seen_built("user", plain)
+    # the other wrong guess (built, not remembered): the index's read is dropped, the pages read
+    followerpages.note_built("user", built, False)
+    before, ids = await read(built)
+    assert before == ["index"] and started == ["index", "pages"] and ids == [str(f) for f in built_followers[:4]]
+    assert followerpages.seen_built("user", built)
