@@ -188,30 +188,25 @@ async def _posted(client: Any, author: Account, text: str, held: HeldTasks) -> s
 async def test_the_read_guessed_from_the_last_time_starts_beside_the_target_and_a_wrong_guess_is_dropped(
         client, services, monkeypatch):
     started: list[str] = []
-    real_pages, real_index = followerpages.batches, feed.follows._indexed_batches
     real_target = followerpages.audience_of
     target_read = asyncio.Event()
 
-    def pages(*args: Any, **kwargs: Any) -> Any:
-        async def run() -> Any:
-            started.append("pages")
-            async for item in real_pages(*args, **kwargs):
-                yield item
-        return run()
-
-    def indexed(*args: Any, **kwargs: Any) -> Any:
-        async def run() -> Any:
-            started.append("index")
-            async for item in real_index(*args, **kwargs):
-                yield item
-        return run()
+    def recorded(name: str, real: Any) -> Any:
+        """``real`` (a read of follower batches), noting in ``started`` when it starts reading."""
+        def read(*args: Any, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                started.append(name)
+                async for item in real(*args, **kwargs):
+                    yield item
+            return run()
+        return read
 
     async def audience_of(*args: Any) -> Any:  # the target's read waits until the test lets it go
         await target_read.wait()
         return await real_target(*args)
 
-    monkeypatch.setattr(followerpages, "batches", pages)
-    monkeypatch.setattr(feed.follows, "_indexed_batches", indexed)
+    monkeypatch.setattr(followerpages, "batches", recorded("pages", followerpages.batches))
+    monkeypatch.setattr(feed.follows, "_indexed_batches", recorded("index", feed.follows._indexed_batches))
     monkeypatch.setattr(followerpages, "audience_of", audience_of)
 
     async def read(target: ObjectId) -> tuple[list[str], list[str]]:
