@@ -234,12 +234,12 @@ async def _fanout_state(services: Services, post_id: str) -> dict[str, Any]:
     return doc or {}
 
 
-async def _wait_done(services: Services, post_id: str, timeout: float = 120.0) -> bool:
+async def _wait_done(services: Services, post_id: str, timeout: float = 120.0, poll_s: float = 0.002) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (await _fanout_state(services, post_id)).get("fanout") == "done":
             return True
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(poll_s)
     return False
 
 
@@ -265,11 +265,7 @@ async def _ours_push(env: BenchEnv, stack: Stack, token: str, followers: list[Ob
         if await services.redis.zscore(last_key, post_id) is not None:
             break
         await asyncio.sleep(0.001)
-    done = False
-    for _ in range(240_000):
-        if done := (await _fanout_state(services, post_id)).get("fanout") == "done":
-            break
-        await asyncio.sleep(0.0005)
+    done = await _wait_done(services, post_id, poll_s=0.0005)
     seconds = time.perf_counter() - t_201
     cpu = _cpu_delta(before, pids)
     # the post's whole Redis work, less the polling's ZSCOREs

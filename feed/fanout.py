@@ -47,7 +47,7 @@ from solomo.core.metrics import FANOUT_ENTRIES, FANOUT_LAG
 from solomo.core.mongo import REDONE, Collection
 from solomo.core.replicafence import ReplicaFence
 from solomo.core.services import Services
-from solomo.core.sidetasks import reap
+from solomo.core.sidetasks import finished, reap
 from solomo.core.timeutil import now_ms
 
 log = logging.getLogger("solomo.feed.fanout")
@@ -192,9 +192,7 @@ def _count_topics_soon(services: Services, post: dict[str, Any]) -> asyncio.Futu
     has counted for the status it read: the next round reads the post again and counts for the new
     one. A retraction waits for it before its first removal (:func:`_apply`)."""
     if not post.get("topics"):
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        done.set_result(False)
-        return done
+        return finished(False)
     return asyncio.ensure_future(search_topics.sync_post(services, post["_id"], post))
 
 

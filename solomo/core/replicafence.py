@@ -36,6 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from solomo.core.keys import BUCKETS, fanout_fence
+from solomo.core.sidetasks import finished
 
 T = TypeVar("T")
 
@@ -74,9 +75,7 @@ class ReplicaFence:
         Redis a future already done (no task for a fence that has nothing to learn)."""
         if isinstance(redis, RedisCluster):
             return asyncio.ensure_future(cls.start(redis))
-        done: asyncio.Future[ReplicaFence] = asyncio.get_running_loop().create_future()
-        done.set_result(cls(None, {}))
-        return done
+        return finished(cls(None, {}))
 
     async def confirm(self) -> None:
         """Every write answered so far by the buckets' masters is on a replica, and no master

@@ -9,9 +9,11 @@ write — and its outcome must be seen, or asyncio logs "exception was never ret
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from solomo.core.groupwrite import retrieved
+
+T = TypeVar("T")
 
 
 async def reap(task: asyncio.Future[Any], *, cancel: bool) -> None:
@@ -21,3 +23,10 @@ async def reap(task: asyncio.Future[Any], *, cancel: bool) -> None:
         task.cancel()
     await asyncio.wait({task})
     retrieved(task)
+
+
+def finished(value: T) -> asyncio.Future[T]:
+    """A side task with nothing to do: a future already holding ``value`` (no task is made)."""
+    done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    done.set_result(value)
+    return done
