@@ -34,4 +34,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status != 200)"]
 
 # The API. compose.yaml runs the worker and beat from the same image with their own commands.
-CMD ["uvicorn", "solomo.asgi:app", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio", "--ws-max-size", "65536", "--no-access-log"]
+CMD ["uvicorn", "solomo.asgi:app", "--host", "0.0.0.0", "--port", "8000", "--http", "httptools", "--loop", "uvloop", "--ws", "websockets-sansio", "--ws-max-size", "65536", "--no-access-log"]

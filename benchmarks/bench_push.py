@@ -16,8 +16,9 @@ sockets, 4 for 10,000), each process's CPU recorded, so a client-bound run shows
 (``Result.failures``, and ``python -m benchmarks`` exits 1) when any socket misses any offer.
 
 Baseline, same run, same client processes holding the same number of sockets: a bare
-``websockets`` server process (this module run with ``--baseline PORT SIZE``) that ``broadcast()``s
-a message of the same size to every client when one of them sends ``go:<round>``, as many rounds.
+``websockets`` server process on uvloop like the API (this module run with ``--baseline PORT
+SIZE``) that ``broadcast()``s a message of the same size to every client when one of them sends
+``go:<round>``, as many rounds.
 Goal (issue 14): at least 0.70 of the bare server's deliveries per second at 1,000 sockets, 0.90 at
 10,000 (and p99 under 1 s there).
 """
@@ -368,4 +369,6 @@ async def _serve_baseline(port: int, size: int) -> None:
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--baseline":
-    asyncio.run(_serve_baseline(int(sys.argv[2]), int(sys.argv[3])))
+    import uvloop  # the API's loop (solomo.core.serving.UVICORN_FLAGS): the same for the yardstick
+
+    uvloop.run(_serve_baseline(int(sys.argv[2]), int(sys.argv[3])))

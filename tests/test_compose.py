@@ -237,8 +237,8 @@ def test_api_command_is_a_valid_uvicorn_invocation(services):
     assert params["app"] == "solomo.asgi:app" and params["ws"] == "websockets-sansio"
     # the same flags as every other start (solomo.core.serving): 64 KiB messages, enforced by uvicorn
     flags = uvicorn.main.make_context("uvicorn", ["solomo.asgi:app", *UVICORN_FLAGS]).params
-    assert {k: params[k] for k in ("ws", "ws_max_size", "access_log")} == {
-        k: flags[k] for k in ("ws", "ws_max_size", "access_log")}
+    shared = ("http", "loop", "ws", "ws_max_size", "access_log")
+    assert {k: params[k] for k in shared} == {k: flags[k] for k in shared}
     assert params["ws_max_size"] == WS_MAX_MESSAGE_BYTES
     assert params["host"] == "0.0.0.0"
     module, _, attr = params["app"].partition(":")

@@ -53,14 +53,15 @@ class StallWindow:
 async def watch(tick_s: float = TICK_S, tracer: StallTracer | None = None) -> None:
     """Runs until cancelled: measures every tick's lateness into the two metrics (and tells
     ``tracer`` when the loop means to wake, so that it can sample what holds it past that)."""
-    loop = asyncio.get_running_loop()
+    # time.monotonic(), not loop.time(): uvloop's loop time is read once per turn of the loop, in
+    # milliseconds, so a wake-up late behind callbacks of the same turn would not show
     window = StallWindow()
     while True:
-        due = loop.time() + tick_s
+        due = time.monotonic() + tick_s
         if tracer is not None:
             tracer.beat(due)
         await asyncio.sleep(tick_s)
-        now = loop.time()
+        now = time.monotonic()
         late = max(0.0, now - due)
         EVENT_LOOP_LAG.observe(late)
         EVENT_LOOP_MAX_STALL.set(window.add(now, late))
@@ -88,7 +89,6 @@ def start(stall_trace_ms: float = 0.0) -> Watching:
     timer = GcTimer()
     gc.callbacks.append(timer)
     tracer = StallTracer(stall_trace_ms / 1000).start() if stall_trace_ms > 0 else None
-    # loop.time() is time.monotonic() for asyncio's loops: the tracer compares the two
     task = asyncio.get_running_loop().create_task(watch(tracer=tracer), name="solomo.looplag")
     return task, timer, tracer
 
