@@ -39,7 +39,7 @@ class StallWindow:
         self.maxima: deque[tuple[int, float]] = deque(maxlen=slots)
 
     def add(self, now: float, stall: float) -> float:
-        """Records a stall seen at ``now`` (loop time); returns the window's longest."""
+        """Records a stall seen at ``now`` (``time.monotonic()``); returns the window's longest."""
         slot = int(now / self.slot_s)
         if self.maxima and self.maxima[-1][0] == slot:
             if stall > self.maxima[-1][1]:

@@ -21,6 +21,7 @@ UVICORN_FLAGS: Final = ("--http", "httptools", "--loop", "uvloop", "--ws", "webs
 ``--http httptools --loop uvloop`` are named, not left to uvicorn's ``auto``: ``auto`` takes them
 when they are installed and falls back without a word to the pure-Python ``h11`` parser and
 asyncio's own loop when they are not, which is what every process ran until the twenty-first
-round of issue 14 (``docs/benchmarks.md``): ``/healthz`` 5,723 → 14,689 requests a second, a
-home page 1,738 → 2,638, the bare yardstick 6,507 → 23,256 (it is served with these flags too).
-Named, a missing install fails the start instead of serving three times slower."""
+round of issue 14 (``docs/benchmarks.md``). Alternating the two on the same code and minutes,
+requests a second: ``/healthz`` 6,465–6,526 → 12,166–17,226, a home page 1,962–1,984 →
+2,479–2,918, the bare yardstick (served with these flags too) 6,684–6,899 → 20,613–24,284.
+Named, a missing install fails the start instead of serving slower without a word."""
