@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -126,20 +126,26 @@ def _timed_out(watch: _Watch | None, what: str) -> RedisTimeoutError | None:
     return RedisTimeoutError(f"Timeout {what} Redis after {IO_TIMEOUT_S:g} s")
 
 
+def _packed(args: Sequence[Any]) -> bytes:
+    """One command packed in C: ``hiredis.pack_command`` writes ``str`` as UTF-8, like redis-py's
+    encoder; a command name of two words ("CONFIG GET") is split, as redis-py does."""
+    name = args[0]
+    if (" " in name) if isinstance(name, str) else (b" " in name):
+        args = (*name.split(), *args[1:])
+    try:
+        packed: bytes = hiredis.pack_command(tuple(args))
+        return packed
+    except TypeError as exc:  # None, bool, a list…: what redis-py's encoder refuses too
+        raise DataError(str(exc)) from exc
+
+
 class WatchedConnection(Connection):
     """A redis-py connection for pools built with ``socket_timeout=None`` (see the module)."""
 
     io_timeout_s = IO_TIMEOUT_S
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str):  # "CONFIG GET" → two words, as redis-py does
-            args = tuple(args[0].encode().split()) + args[1:]
-        elif b" " in args[0]:
-            args = tuple(args[0].split()) + args[1:]
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as exc:  # None, bool, a list…: what redis-py's encoder refuses too
-            raise DataError(str(exc)) from exc
+        return [_packed(args)]
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         dog = _watchdog()
@@ -225,14 +231,15 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     if (type(pipe) is not Pipeline or pipe.is_transaction or pipe.explicit_transaction or pipe.scripts
             or pipe.watching or pool is None or not issubclass(pool.connection_class, WatchedConnection)
             or pool.connection_kwargs.get("protocol") not in (2, "2", None)):
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
+        stock: list[Any] = await pipe.execute(raise_on_error=False)
+        return stock
     stack = list(pipe.command_stack)  # reset() below clears the pipeline's
     if not stack:
         return []
     conn: WatchedConnection = await pool.get_connection()
     try:
-        packed = conn.pack_commands([args for args, _ in stack])
+        # one write of every command (redis-py's pack_commands chunks them in a Python loop a command)
+        packed = b"".join([_packed(args) for args, _ in stack])
         raw = [NEVER_DECODE in options for _, options in stack]
 
         async def round_trip() -> list[Any]:
@@ -246,23 +253,26 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     finally:
         await pool.release(conn)
         await pipe.reset()
-    results = [_answer(pipe.response_callbacks, args[0], options, reply)
-               for (args, options), reply in zip(stack, replies, strict=True)]
-    for i, result in enumerate(results):
+    callbacks = pipe.response_callbacks
+    results: list[Any] = []
+    for (args, options), reply in zip(stack, replies, strict=True):
+        if isinstance(reply, ResponseError):
+            results.append(options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else reply)
+            continue
+        callback = callbacks.get(args[0])
+        if callback is None:  # a reply as read: never awaitable
+            results.append(reply)
+            continue
+        result = callback(reply) if options.keys() <= _NOT_FOR_CALLBACKS else callback(
+            reply, **{k: v for k, v in options.items() if k not in _NOT_FOR_CALLBACKS})
         if inspect.isawaitable(result):  # redis-py allows a callback to be a coroutine
-            results[i] = await result
+            result = await result
+        results.append(result)
     return results
 
 
-def _answer(callbacks: Mapping[Any, Any], command: Any, options: Mapping[str, Any], reply: Any) -> Any:
-    """One reply as redis-py's ``parse_response`` gives it."""
-    if isinstance(reply, ResponseError):
-        return options[EMPTY_RESPONSE] if EMPTY_RESPONSE in options else reply
-    callback = callbacks.get(command)
-    if callback is None:
-        return reply
-    rest = {k: v for k, v in options.items() if k not in (EMPTY_RESPONSE, NEVER_DECODE, "keys")}
-    return callback(reply, **rest)
+_NOT_FOR_CALLBACKS = frozenset((EMPTY_RESPONSE, NEVER_DECODE, "keys"))
+"""Options redis-py keeps for itself: the rest go to a command's response callback (``withscores``…)."""
 
 
 class SlotTrustingCluster(RedisCluster):
