@@ -21,9 +21,13 @@ from starlette.testclient import TestClient
 from solomo.embedded import free_port
 from solomo.observability import (
     HTTP_REQUESTS,
+    UNMATCHED_ROUTE,
     JsonFormatter,
     ObservabilityMiddleware,
     PlainFormatter,
+    _JsonHandler,
+    _request_id,
+    _sole_json_handler,
     queue_depths,
     request_id_from,
 )
@@ -336,6 +340,58 @@ def test_a_served_request_is_logged_once():
         time.sleep(0.3)  # a second line, if any, is written right after the first
         lines = [line for line in server.log.read_text().splitlines() if marker in line]
         assert len(lines) == 1, lines
-        assert json.loads(lines[0])["logger"] == "solomo.access"
+        entry = json.loads(lines[0])  # written straight to the writer (the process's only handler)
+        assert list(entry) == ["ts", "level", "logger", "msg", "request_id", "complete", "duration_ms", "method",
+                               "path", "route", "status"], entry
+        assert entry["logger"] == "solomo.access" and entry["msg"] == f"GET {marker} 404"
+        assert entry["route"] == UNMATCHED_ROUTE and entry["status"] == 404 and entry["complete"] is True
     finally:
         server.stop()
+
+
+def test_an_access_line_is_the_line_its_record_would_make():
+    """The middleware writes an access line without making a record (when the JSON handler is the
+    only one it would reach): byte for byte what formatting the record gives."""
+    formatter = JsonFormatter()
+    extras = {"method": "POST", "path": "/v1/posts", "route": "/v1/posts", "status": 201, "duration_ms": 12.345,
+              "complete": True}
+
+    def both() -> tuple[str, str]:
+        record = logging.getLogger("solomo.access").makeRecord(
+            "solomo.access", logging.INFO, __file__, 0, "%s %s %s", ("POST", "/v1/posts", 201), None, extra=extras)
+        return formatter.access_line(record.created, "POST", "/v1/posts", 201, "/v1/posts", 12.345, True), \
+            formatter.format(record)
+
+    direct, formatted = both()  # outside a request: no request id
+    assert direct == formatted and "request_id" not in direct
+    token = _request_id.set("rid-access-1")
+    try:
+        direct, formatted = both()
+    finally:
+        _request_id.reset(token)
+    assert direct == formatted and '"request_id":"rid-access-1"' in direct
+
+
+def test_the_access_line_goes_the_records_way_when_anything_else_listens():
+    """A second handler, a filter or the plain format on the way: the record is made, and each
+    handler gets it (a test's capture handler sees the line)."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    json_handler = _JsonHandler(io.StringIO())
+    json_handler.setFormatter(JsonFormatter())
+    try:
+        root.handlers = [json_handler]
+        assert _sole_json_handler() is json_handler
+        other = logging.StreamHandler(io.StringIO())
+        access = logging.getLogger("solomo.access")
+        access.addHandler(other)
+        assert _sole_json_handler() is None
+        access.removeHandler(other)
+        json_handler.addFilter(lambda record: True)
+        assert _sole_json_handler() is None
+        json_handler.filters.clear()
+        json_handler.setFormatter(PlainFormatter())
+        assert _sole_json_handler() is None
+    finally:
+        root.handlers = saved
+        json_handler.close()
