@@ -35,7 +35,7 @@ from bson import ObjectId
 from checkins.stores import store_summary
 from feed import likedset, postcache
 from feed.blocks import Screen
-from feed.postcache import RENDERED, VIEW, to_view
+from feed.postcache import RENDERED, VIEW, Rendered, to_view
 from feed.posts import visible_to
 from geo.privacy import shown_point
 from media.store import media_public
@@ -96,14 +96,31 @@ def _post_public(view: dict[str, Any], author: dict[str, Any], store: dict[str, 
     # bytes: its fixed fields are made once per version of the post, not once per page (building
     # them, media above all, was most of rendering a page). A view made from a document has none.
     # The Post's own fields are its own; nested lists (topics, mentions, media) are shared, read only.
-    slot = view.get(RENDERED)
-    fixed = slot or _fixed_fields(view)
-    if slot is not None and not slot:
-        slot.update(fixed)
+    slot: Rendered | None = view.get(RENDERED)
+    fixed = slot.fields if slot is not None and slot.fields is not None else _fixed_fields(view)
+    if slot is not None:
+        slot.fields = fixed
     store_point = (store["lat"], store["lng"]) if store else None
     lat, lng = shown_point(view["location"], store_point)
     return {**fixed, "author": author, "store": store, "lat": lat, "lng": lng, "liked_by_me": liked,
             "repost_of": None}  # a repost's original: set by hydrate_posts / post_created
+
+
+def _post_json(slot: Rendered, view: dict[str, Any], author: dict[str, Any] | None, store: dict[str, Any] | None,
+               liked: bool) -> orjson.Fragment:
+    """The Post of a post that is not a repost, as JSON made once per version of the post, of its
+    author's and store's summaries and of ``liked``: rendering a page's Posts and serialising them
+    was a fifth of a home page (docs/benchmarks.md, twenty-second round). ``author`` and ``store``
+    are the summary cache's own objects: another object (a rename, an expiry, a summary not cached)
+    makes the JSON again."""
+    made = slot.json
+    if made is None or made[0] is not author or made[1] is not store:
+        made = slot.json = (author, store, {})
+    text = made[2].get(liked)
+    if text is None:
+        text = made[2][liked] = dumps(_post_public(view, _author_summary(author, view["author_id"]), _copy(store),
+                                                   liked))
+    return orjson.Fragment(text)
 
 
 def _cached_summaries(services: Services, kind: str,
@@ -233,9 +250,11 @@ async def _blocked(services: Services, viewer_id: ObjectId | None, authors: list
 
 
 async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_id: ObjectId | None,
-                        loader: PageLoader | None = None) -> list[dict[str, Any]]:
+                        loader: PageLoader | None = None, *, as_json: bool = False) -> list[Any]:
     """The Posts for ``docs`` (post documents or views) as ``viewer_id`` sees them; ``loader``: the
-    :class:`PageLoader` that loaded them, if any (it knows the viewer's likes already)."""
+    :class:`PageLoader` that loaded them, if any (it knows the viewer's likes already). With
+    ``as_json``, for a page that goes straight to its answer: a Post may come as its JSON (an
+    ``orjson.Fragment``, :func:`_post_json`) instead of a dict."""
     if not docs:
         return []
     views = [to_view(d) for d in docs]
@@ -270,8 +289,12 @@ async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_i
         return _post_public(v, _author_summary(authors.get(v["author_id"]), v["author_id"]),
                             _copy(stores.get(v["store_id"])) if v["store_id"] else None, v["_id"] in liked)
 
-    out = []
+    out: list[Any] = []
     for v in views:
+        if as_json and v.get("repost_of") is None and (slot := v.get(RENDERED)) is not None:
+            out.append(_post_json(slot, v, authors.get(v["author_id"]),
+                                  stores.get(v["store_id"]) if v["store_id"] else None, v["_id"] in liked))
+            continue
         post = render(v)
         if (root := v.get("repost_of")) is not None:
             original = originals.get(root)
@@ -282,7 +305,8 @@ async def hydrate_posts(services: Services, docs: list[dict[str, Any]], viewer_i
 
 
 async def hydrate_post(services: Services, doc: dict[str, Any], viewer_id: ObjectId | None) -> dict[str, Any]:
-    return (await hydrate_posts(services, [doc], viewer_id))[0]
+    post: dict[str, Any] = (await hydrate_posts(services, [doc], viewer_id))[0]
+    return post
 
 
 def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] | None,

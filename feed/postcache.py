@@ -20,6 +20,7 @@ one per tag on a cluster (pipelined, grouped by node by redis-py). Views expire 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -69,10 +70,22 @@ def to_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 RENDERED = "rendered"
-"""A decoded view's slot for the Post fields no viewer changes (``feed.hydrate._post_public`` fills
-it on the first page that shows that view). One dict shared by every copy the process's memo hands
-out of one read view (:class:`~solomo.core.viewcache.LocalViews`), so it is made once per version
-of a post in a process; never stored in Redis."""
+"""A decoded view's slot (a :class:`Rendered`) for what the pages make of it that no viewer changes
+(``feed.hydrate`` fills it on the first page that shows that view). One object shared by every
+copy the process's memo hands out of one read view (:class:`~solomo.core.viewcache.LocalViews`),
+so it is made once per version of a post in a process; never stored in Redis."""
+
+
+@dataclass(slots=True)
+class Rendered:
+    """What a version of a post renders to (see :data:`RENDERED`), made when first needed."""
+
+    fields: dict[str, Any] | None = None
+    """The Post's fields that depend on the view alone, in the contract's order."""
+    json: tuple[Any, Any, dict[bool, bytes]] | None = None
+    """(the author's summary, the store's summary, the whole Post's JSON by ``liked_by_me``): the
+    JSON is used while the page's summaries are those very objects (the process's summary cache
+    hands out the same object until a rename or an expiry replaces it)."""
 
 
 def encode(view: dict[str, Any]) -> bytes:
@@ -87,7 +100,7 @@ def decode(raw: str | bytes) -> dict[str, Any]:
     for k in _IDS:
         if view.get(k) is not None:
             view[k] = ObjectId(view[k])
-    view[RENDERED] = {}
+    view[RENDERED] = Rendered()
     return view
 
 

@@ -69,7 +69,8 @@ class HotOut(BaseModel):
 async def _page(ctx: Ctx, result: tuple[list[dict[str, Any]], Position | None],
                 loader: PageLoader | None = None) -> dict[str, Any]:
     docs, nxt = result
-    return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id, loader), nxt)
+    return ctx.services.cursors.page(await hydrate_posts(ctx.services, docs, ctx.user.id, loader, as_json=True),
+                                     nxt)
 
 
 _CURSOR = {400: "invalid_cursor"}

@@ -7,8 +7,10 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
+from feed import postcache
 from feed.hydrate import hydrate_posts
 from solomo.core.cache import SummaryCache
 from tests.feed.helpers import post
@@ -112,3 +114,37 @@ async def test_a_name_read_while_a_rename_was_seen_is_not_cached(client, service
     monkeypatch.setattr(hydrate.USER_NAMES, "load", real_load)
     await hydrate_posts(own, [doc], ObjectId(reader.id))  # no move this time: cached
     assert cache.get("user", ObjectId(author.id))[0]
+
+
+async def test_a_posts_json_is_made_once_per_version_and_again_for_new_names(client, services):
+    """A feed page's Posts as JSON (``as_json``): the same as the dicts, per viewer's like; made
+    once per version of the post; made again when a summary is replaced (a rename forgets it)."""
+    author, liker, other, merchant = (await register(client), await register(client), await register(client),
+                                      await register(client, "merchant"))
+    store = await _store(client, merchant)
+    created = await post(client, author, "once #json", store_id=store["id"])
+    pid = ObjectId(created["id"])
+    assert (await client.post(f"/v1/posts/{pid}/like", headers=liker.headers)).status_code == 200
+    own = _own(services, SummaryCache())
+
+    async def shown(viewer: Any) -> tuple[Any, dict[str, Any], Any]:
+        view = (await postcache.load(services, [pid]))[pid]  # from the memo: the slot is shared
+        fragment = (await hydrate_posts(own, [view], ObjectId(viewer.id), as_json=True))[0]
+        as_dict = (await hydrate_posts(own, [dict(view)], ObjectId(viewer.id)))[0]
+        return orjson.loads(orjson.dumps(fragment)), as_dict, view[postcache.RENDERED]
+
+    liked, liked_dict, slot = await shown(liker)
+    unliked, unliked_dict, same_slot = await shown(other)
+    assert same_slot is slot and set(slot.json[2]) == {True, False}
+    assert liked == liked_dict and liked["liked_by_me"] is True and liked["like_count"] == 1
+    assert unliked == unliked_dict and unliked["liked_by_me"] is False
+    made = slot.json[2][True]
+    await shown(liker)
+    assert slot.json[2][True] is made  # not made again
+    await services.db.users.update_one({"_id": ObjectId(author.id)}, {"$set": {"display_name": "Renamed"}})
+    await services.db.stores.update_one({"_id": ObjectId(store["id"])}, {"$set": {"name": "New Name"}})
+    own.summaries.forget("user", ObjectId(author.id))
+    own.summaries.forget("store", ObjectId(store["id"]))
+    renamed, renamed_dict, _ = await shown(liker)
+    assert renamed == renamed_dict
+    assert renamed["author"]["display_name"] == "Renamed" and renamed["store"]["name"] == "New Name"
