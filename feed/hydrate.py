@@ -170,7 +170,8 @@ class PageLoader:
         self.services = services
         self.viewer_id = viewer_id
         self.screen = screen  # the viewer's blocked/muted authors: read in the first pipeline too
-        self.liked: dict[ObjectId, bool] = {}
+        self.covered: set[ObjectId] = set()  # the posts whose like the viewer's state below knows
+        self.liked: set[ObjectId] = set()  # those of them the viewer likes
         self.generation: str | None = None
         self.synced = False
 
@@ -200,8 +201,8 @@ class PageLoader:
             filled = await postcache.fill(self.services, missed)
         found.update(filled)
         assert liked is not None
-        for pid in post_ids:
-            self.liked[pid] = pid in liked
+        self.covered.update(post_ids)
+        self.liked |= liked
         return found
 
 
@@ -212,8 +213,11 @@ async def _viewer_state(services: Services, viewer_id: ObjectId | None, post_ids
     roots not on the page); also brings the summary cache in line with the shared generation.
     Whatever ``loader`` knows already costs nothing; the rest is one pipeline."""
     ids = post_ids + originals
-    liked = {pid for pid in ids if loader is not None and loader.liked.get(pid)}
-    unknown = [pid for pid in ids if loader is None or pid not in loader.liked] if viewer_id else []
+    liked = set(loader.liked) if loader is not None else set()  # a superset is fine: only asked about ids
+    if viewer_id is None or (loader is not None and loader.covered.issuperset(ids)):
+        unknown = []
+    else:
+        unknown = [pid for pid in ids if loader is None or pid not in loader.covered]
     if loader is not None and loader.synced and not unknown and not originals:
         _summaries(services).sync(loader.generation)
         return liked, {}
