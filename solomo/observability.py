@@ -155,14 +155,15 @@ class JsonFormatter(logging.Formatter):
         ``"<method> <path> <status>"``, these extras), without making the record: a
         ``LogRecord``, its handling and formatting cost ~10 µs a line, as much as a whole
         ``/healthz`` (docs/benchmarks.md, twenty-second round). The keys in :meth:`format`'s order."""
-        entry: dict[str, Any] = {"ts": self._ts(created), "level": "info", "logger": log.name,
-                                 "msg": f"{method} {path} {status}"}
         rid = current_request_id()
-        if rid is not None:
-            entry["request_id"] = rid
-        entry.update(complete=complete, duration_ms=duration_ms, method=method, path=path, route=route,
-                     status=status)
-        return orjson.dumps(entry, default=str).decode()
+        if rid is None:
+            return orjson.dumps({"ts": self._ts(created), "level": "info", "logger": log.name,
+                                 "msg": f"{method} {path} {status}", "complete": complete, "duration_ms": duration_ms,
+                                 "method": method, "path": path, "route": route, "status": status}).decode()
+        return orjson.dumps({"ts": self._ts(created), "level": "info", "logger": log.name,
+                             "msg": f"{method} {path} {status}", "request_id": rid, "complete": complete,
+                             "duration_ms": duration_ms, "method": method, "path": path, "route": route,
+                             "status": status}).decode()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -486,11 +487,16 @@ class ObservabilityMiddleware:
 
 
 def _header(scope: Scope, name: str) -> str | None:
-    wanted = name.encode()
+    """A request header's value (ASGI servers give header names in lowercase: so does Starlette's
+    ``Headers`` read them)."""
+    wanted = _HEADER_KEYS.get(name) or name.lower().encode("latin-1")
     for key, value in scope.get("headers", ()):
-        if key == wanted or key.lower() == wanted:
+        if key == wanted:
             return str(value.decode("latin-1"))
     return None
+
+
+_HEADER_KEYS = {REQUEST_ID_HEADER: _REQUEST_ID_KEY}
 
 
 # --- exposition --------------------------------------------------------------------------------
