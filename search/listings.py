@@ -109,16 +109,22 @@ async def _read(services: Services, keys: list[str], before: Position | None, si
             out.append(None)
             continue
         floor = float(oldest[0][1]) if int(card) - 1 >= LISTING_CAP and oldest else -math.inf
-        members = [_text(m) for m in rows]
+        members = _texts(rows)
         if before is not None:  # of the cursor's millisecond, only the posts after it in page order
             cursor = str(before.id)
-            members = [m for m in map(_text, same_ms[0]) if m < cursor] + members
+            members = [m for m in _texts(same_ms[0]) if m < cursor] + members
         out.append(Window(rkey, members, len(rows) == size, floor))
     return out
 
 
 def _text(member: Any) -> str:
     return member.decode() if isinstance(member, bytes) else str(member)
+
+
+def _texts(members: list[Any]) -> list[str]:
+    """Members as text: a decoding connection's reply as it is (a call per member of a 400-entry
+    window was 3 % of a search)."""
+    return members if not members or isinstance(members[0], str) else [_text(m) for m in members]
 
 
 async def scores_of(services: Services, asks: list[tuple[str, list[str]]]) -> list[list[float | None]]:

@@ -16,6 +16,8 @@ Removal needs no index work: the status is read at query time."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from bson import ObjectId
@@ -95,13 +97,11 @@ async def intersect_windows(services: Services, windows: list[Window],
     entry is above the floor."""
     floor = max(w.floor for w in windows)
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].members))  # walk the shortest
-    walk, rest = windows[order[0]], [set(windows[i].members) for i in order[1:]]
-    found: list[str] = []
-    for member in walk.members:
-        if all(member in other for other in rest):
-            found.append(member)
-            if len(found) == need:
-                break
+    walk = windows[order[0]]
+    members: Iterable[str] = walk.members
+    for i in order[1:]:  # a chain of C filters: a Python test per member was a tenth of a search
+        members = filter(set(windows[i].members).__contains__, members)
+    found = list(islice(members, need))
     full = [w for w in windows if w.full and w.members]
     asks = ([(walk.key, found)] if found else []) + [(w.key, [w.members[-1]]) for w in full]
     scores = await scores_of(services, asks) if asks else []

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from pypinyin import lazy_pinyin
 
-from solomo.core.invisible import is_invisible
+from solomo.core.invisible import strip_invisible
 
 MAX_PREFIX = 16
 """Word prefixes are indexed up to this length; a longer query word looks up its first 16
@@ -54,8 +54,7 @@ def is_cjk(ch: str) -> bool:
 
 def fold(text: str) -> str:
     """Invisible characters out, NFKC (full width → ASCII), case-folded, spaces collapsed."""
-    kept = "".join(ch for ch in text if not is_invisible(ch))
-    folded = unicodedata.normalize("NFKC", kept).casefold()
+    folded = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
     return " ".join(folded.split())
 
 
