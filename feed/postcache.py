@@ -29,6 +29,7 @@ from bson import ObjectId
 from solomo.core.idloader import IdLoads
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import post_gen_key, post_view_key
+from solomo.core.searchkeys import fold
 from solomo.core.services import Services
 from solomo.core.viewcache import ViewCache, ViewRead
 
@@ -86,6 +87,20 @@ class Rendered:
     """(the author's summary, the store's summary, the whole Post's JSON by ``liked_by_me``): the
     JSON is used while the page's summaries are those very objects (the process's summary cache
     hands out the same object until a rename or an expiry replaces it)."""
+    folded: str | None = None
+    """The text folded as search compares it (:func:`folded_text`)."""
+
+
+def folded_text(view: dict[str, Any]) -> str:
+    """The post's text folded (:func:`solomo.core.searchkeys.fold`), once per version of a post in
+    a process: folding is NFKC, which a Chinese text's full-width punctuation makes the dearest part
+    (11 µs for 120 characters), and a search checks every post it finds."""
+    slot: Rendered | None = view.get(RENDERED)
+    if slot is None:
+        return fold(view["text"])
+    if slot.folded is None:
+        slot.folded = fold(view["text"])
+    return slot.folded
 
 
 def encode(view: dict[str, Any]) -> bytes:

@@ -24,6 +24,7 @@ from bson import ObjectId
 
 from feed.blocks import Screen
 from feed.hydrate import PageLoader
+from feed.postcache import folded_text
 from feed.posts import VISIBLE
 from search.listings import Window, read_windows, scores_of
 from search.query import parse_q
@@ -142,7 +143,7 @@ def _selective(keys: list[str]) -> list[str]:
 def _matches(view: dict[str, Any], q_runs: list[Run], hidden: frozenset[ObjectId]) -> bool:
     if view.get("status") != VISIBLE or view["author_id"] in hidden:
         return False
-    text = fold(view["text"])
+    text = folded_text(view)
     return all(contains_run(text, run) for run in q_runs)
 
 

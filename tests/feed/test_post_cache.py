@@ -15,6 +15,7 @@ from feed.hydrate import hydrate_posts, names_changed
 from feed.paging import MongoSource, collect
 from feed.posts import VISIBLE, visible_to
 from solomo.core.keys import VIEWS_EPOCH, liked_key, post_gen_key, post_view_key
+from solomo.core.searchkeys import fold
 from tests.feed.helpers import fanned_out, follow, page, post, ready_home
 from tests.moderation.helpers import establish
 from tests.support import make_account, register, wait_until
@@ -250,6 +251,8 @@ async def test_a_views_fixed_fields_are_made_once_per_version_and_never_leak(cli
     assert postcache.RENDERED not in postcache.encode(view_a).decode()  # never stored
     one = (await hydrate_posts(services, [view_a], ObjectId(reader.id)))[0]
     assert view_b[postcache.RENDERED].fields["text"] == f"fixed #{topic}"  # made once, kept for the next copy
+    assert postcache.folded_text(view_a) == fold(f"fixed #{topic}")  # search's folded text: likewise
+    assert view_b[postcache.RENDERED].folded == fold(f"fixed #{topic}")
     one["like_count"] = 999
     one["author"]["username"] = "forged"
     two = (await hydrate_posts(services, [view_b], ObjectId(reader.id)))[0]

@@ -83,3 +83,13 @@ def test_inserting_invisible_characters_never_changes_the_key(pair):
     text, marked = pair
     assert normalize(marked) == normalize(text)
     assert strip_invisible(marked) == strip_invisible(text)
+
+
+def test_strip_invisible_drops_exactly_the_table():
+    """The one-scan expression drops every code point of the table and none of its neighbours
+    (each range's edges, each side): the same as a test of every character against the table."""
+    surrogates = set(range(0xD800, 0xE000))
+    near = sorted({cp + d for cp in INVISIBLE for d in (-1, 0, 1) if 0 < cp + d <= 0x10FFFF} - surrogates)
+    text = "".join(map(chr, near))
+    assert strip_invisible(text) == "".join(ch for ch in text if ord(ch) not in INVISIBLE)
+    assert strip_invisible("咖\u200b啡\ufe0f，ok\u00ad") == "咖啡，ok"
