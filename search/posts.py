@@ -152,13 +152,14 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
     """(post views for the page, position after it, the loader that read them: hand it to
     ``hydrate_posts``)."""
     q_runs = runs(fold(parse_q(q)))
-    loader = PageLoader(services, viewer_id)
+    # the viewer's shut-out set as the feeds read it (one SMEMBERS of the Redis copy, rebuilt from
+    # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page; read
+    # in the loader's pipeline with the first posts found, not in a round trip of its own
+    screen = Screen(services, viewer_id)
+    loader = PageLoader(services, viewer_id, screen)
     if not q_runs:  # nothing but punctuation and spaces: no word to look for
         return [], None, loader
     keys = list(dict.fromkeys(k for run in q_runs for k in run_keys(run)))
-    # the viewer's shut-out set as the feeds read it (one SMEMBERS of the Redis copy, rebuilt from
-    # MongoDB when missing, dropped by every block or mute): not three MongoDB queries a page
-    hidden = await Screen(services, viewer_id).ready()
     want, out, pos, window = lookahead(limit), list[dict[str, Any]](), position, WINDOW
     selected, in_listings = _selective(keys), True
     for _ in range(MAX_ROUNDS):
@@ -173,6 +174,7 @@ async def search_posts(services: Services, viewer_id: ObjectId, q: str, *, posit
         else:  # below the listings, or a listing changed under this round: MongoDB, the truth
             hits, edge = await _intersect(services, selected, pos, need, window)
         views = await loader.load([h["_id"] for h in hits]) if hits else {}
+        hidden = await screen.ready() if hits else frozenset()
         for hit in hits:
             view = views.get(hit["_id"])
             if view is not None and _matches(view, q_runs, hidden):

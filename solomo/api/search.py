@@ -95,7 +95,8 @@ async def posts(ctx: Ctx) -> dict[str, Any]:
     q: SearchQuery = ctx.query
     views, after, loader = await search_posts(ctx.services, ctx.user.id, q.q,
                                               position=ctx.services.cursors.decode_position(q.cursor), limit=q.limit)
-    return ctx.services.cursors.page(await hydrate_posts(ctx.services, views, ctx.user.id, loader), after)
+    return ctx.services.cursors.page(await hydrate_posts(ctx.services, views, ctx.user.id, loader, as_json=True),
+                                     after)
 
 
 @endpoint("GET /v1/search/topics",
