@@ -126,16 +126,7 @@ def _post_json(slot: Rendered, view: dict[str, Any], author: dict[str, Any] | No
 def _cached_summaries(services: Services, kind: str,
                       ids: list[ObjectId]) -> tuple[dict[ObjectId, dict[str, Any] | None], list[ObjectId]]:
     """(the summaries the process cache holds, the ids it does not know)."""
-    cache = _summaries(services)
-    out: dict[ObjectId, dict[str, Any] | None] = {}
-    missing: list[ObjectId] = []
-    for oid in ids:
-        found, summary = cache.get(kind, oid)
-        if found:
-            out[oid] = summary
-        else:
-            missing.append(oid)
-    return out, missing
+    return _summaries(services).get_many(kind, ids)
 
 
 async def _fill_summaries(services: Services, kind: str, missing: list[ObjectId],

@@ -148,3 +148,20 @@ async def test_a_posts_json_is_made_once_per_version_and_again_for_new_names(cli
     renamed, renamed_dict, _ = await shown(liker)
     assert renamed == renamed_dict
     assert renamed["author"]["display_name"] == "Renamed" and renamed["store"]["name"] == "New Name"
+
+
+def test_the_summary_cache_keeps_the_recently_used_within_its_bound():
+    cache = SummaryCache(ttl_s=60, max_entries=3)
+    a, b, c, d, s = (ObjectId() for _ in range(5))
+    for oid in (a, b, c):
+        cache.put("user", oid, {"id": str(oid)})
+    assert cache.get_many("user", [a, d]) == ({a: {"id": str(a)}}, [d])  # a is now the most recent
+    cache.put("store", s, None)  # a fourth entry: the least recently used user goes (b)
+    assert cache.get_many("user", [a, b, c]) == ({a: {"id": str(a)}, c: {"id": str(c)}}, [b])
+    assert cache.get("store", s) == (True, None)  # "no such store" is an answer too
+    cache.forget("user", a)
+    assert cache.get("user", a) == (False, None)
+    cache.put("user", d, {"id": str(d)})  # within the bound after the forget: nothing else goes
+    assert cache.get_many("user", [c, d])[1] == [] and cache.get("store", s)[0]
+    cache.sync("g2")
+    assert cache.get_many("user", [c, d]) == ({}, [c, d]) and cache.get("store", s) == (False, None)
