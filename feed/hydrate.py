@@ -110,7 +110,7 @@ def _post_json(slot: Rendered, view: dict[str, Any], author: dict[str, Any] | No
                liked: bool) -> orjson.Fragment:
     """The Post of a post that is not a repost, as JSON made once per version of the post, of its
     author's and store's summaries and of ``liked``: rendering a page's Posts and serialising them
-    was a fifth of a home page (docs/benchmarks.md, twenty-second round). ``author`` and ``store``
+    was ~8 % of a home page (docs/benchmarks.md, twenty-second round). ``author`` and ``store``
     are the summary cache's own objects: another object (a rename, an expiry, a summary not cached)
     makes the JSON again."""
     made = slot.json

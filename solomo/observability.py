@@ -408,8 +408,13 @@ def log_access(method: str, path: str, status: int, route: str, duration_ms: flo
     handler = _sole_json_handler()
     if handler is not None:  # the same line, straight to the writer's queue
         formatter = cast(JsonFormatter, handler.formatter)
-        handler.enqueue(formatter.access_line(time.time(), method, path, status, route, duration_ms, complete))
-        return
+        try:
+            line = formatter.access_line(time.time(), method, path, status, route, duration_ms, complete)
+        except Exception:  # text orjson refuses: the record's way reports it (handleError)
+            pass
+        else:
+            handler.enqueue(line)
+            return
     # makeRecord + handle: the access line needs no caller lookup (Logger.info's findCaller)
     log.handle(log.makeRecord(
         log.name, logging.INFO, __file__, 0, _ACCESS_MESSAGE, (method, path, status), None,

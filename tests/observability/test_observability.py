@@ -28,6 +28,7 @@ from solomo.observability import (
     _JsonHandler,
     _request_id,
     _sole_json_handler,
+    log_access,
     queue_depths,
     request_id_from,
 )
@@ -395,3 +396,24 @@ def test_the_access_line_goes_the_records_way_when_anything_else_listens():
     finally:
         root.handlers = saved
         json_handler.close()
+
+
+def test_an_access_line_orjson_refuses_does_not_escape_the_middleware():
+    """A path orjson cannot write (a lone surrogate) takes the record's way, where the handler
+    reports the failure instead of raising into the request."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    stream = io.StringIO()
+    json_handler = _JsonHandler(stream)
+    json_handler.setFormatter(JsonFormatter())
+    try:
+        root.handlers = [json_handler]
+        assert _sole_json_handler() is json_handler
+        log_access("GET", "/ok", 200, "/ok", 1.0, True)
+        log_access("GET", "/bad-\ud800", 404, UNMATCHED_ROUTE, 1.0, True)  # must not raise
+        json_handler.flush()
+    finally:
+        root.handlers = saved
+        json_handler.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["path"] == "/ok"
