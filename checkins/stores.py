@@ -190,14 +190,8 @@ async def _read_mayors(services: Services, ids: list[ObjectId]) -> dict[ObjectId
 async def _cached_mayors(services: Services, ids: list[ObjectId], generation: Any) -> dict[str, dict[str, Any] | None]:
     cache = services.summaries
     cache.sync(generation)
-    out: dict[str, dict[str, Any] | None] = {}
-    missing: list[ObjectId] = []
-    for oid in ids:
-        found, summary = cache.get(MAYOR, oid)
-        if found:
-            out[str(oid)] = summary
-        else:
-            missing.append(oid)
+    found, missing = cache.get_many(MAYOR, ids)
+    out: dict[str, dict[str, Any] | None] = {str(oid): summary for oid, summary in found.items()}
     if missing:
         for oid, summary in (await _read_mayors(services, missing)).items():
             if cache.generation == generation:  # a rename seen meanwhile: this read may be older

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from bson import ObjectId
@@ -34,11 +35,11 @@ class SummaryCache:
 
     def get(self, kind: str, oid: ObjectId) -> tuple[bool, dict[str, Any] | None]:
         """(found, summary)."""
-        found, _ = self.get_many(kind, [oid])
-        return (True, found[oid]) if oid in found else (False, None)
+        found, _ = self.get_many(kind, (oid,))
+        return (True, found[oid]) if found else (False, None)
 
-    def get_many(self, kind: str, ids: list[ObjectId]) -> tuple[dict[ObjectId, dict[str, Any] | None],
-                                                                 list[ObjectId]]:
+    def get_many(self, kind: str, ids: Iterable[ObjectId]) -> tuple[dict[ObjectId, dict[str, Any] | None],
+                                                                     list[ObjectId]]:
         """(the summaries held of ``ids``, the ids not held or expired)."""
         table = self._items.get(kind)
         if table is None:
