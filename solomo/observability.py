@@ -30,8 +30,9 @@ per record instead (:class:`PlainFormatter`), for a person at a terminal (``solo
 **Cost**: the access line, the metrics and the request id are on every request, so each is cheap
 (measured with ``benchmarks/bench_healthz.py``; docs/benchmarks.md): a record is formatted on the
 loop with orjson, but written by a writer thread, many lines per ``write`` (:class:`_JsonHandler`:
-no file or pipe write blocks the event loop); the access record skips the caller lookup; the
-metric children of a route are looked up once; a generated request id is a per-process random
+no file or pipe write blocks the event loop); the access line is made without a record when the
+JSON handler is the only one it would reach (:func:`log_access`), else its record skips the caller
+lookup; the metric children of a route are looked up once; a generated request id is a per-process random
 prefix and a counter, not a fresh ``uuid4``. The event loop's own health is measured too
 (:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
 
