@@ -92,7 +92,6 @@ INVISIBLE: frozenset[int] = DEFAULT_IGNORABLE | code_points(FORMAT)
 """What :func:`strip_invisible` drops."""
 
 
-
 def _character_class(points: frozenset[int]) -> str:
     """A regular expression's ``[…]`` of ``points``, as ranges of consecutive code points."""
     spans: list[list[int]] = []
