@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from redis.client import NEVER_DECODE
+
 from feed.posts import VISIBLE
 from feed.timeline import MARKER, MIN_SCORE, READY, Timelines
 from solomo.core.keys import search_listing_key
@@ -51,8 +53,9 @@ class Window:
 
     key: str
     """The listing's Redis key."""
-    members: list[str]
-    """Post ids (hex)."""
+    members: list[bytes]
+    """Post ids (hex), as the reply's bytes: decoding them took half of reading a 400-entry window
+    (docs/benchmarks.md, twenty-second round); a search decodes only the few it keeps."""
     full: bool
     """The read returned as many entries as asked: older ones may follow."""
     floor: float
@@ -96,8 +99,8 @@ async def _read(services: Services, keys: list[str], before: Position | None, si
             pipe.zrange(rkey, 1, 1, withscores=True)  # the oldest entry (rank 0 is the marker)
             if before is not None:  # posts of the cursor's millisecond, all of them (a listing
                 # holds at most LISTING_CAP): those after the cursor may follow any number before it
-                pipe.execute_command("ZREVRANGEBYSCORE", rkey, repr(before.score), repr(before.score))
-            pipe.execute_command("ZREVRANGEBYSCORE", rkey, older, MIN_SCORE, "LIMIT", 0, size)
+                pipe.execute_command("ZREVRANGEBYSCORE", rkey, repr(before.score), repr(before.score), **_UNDECODED)
+            pipe.execute_command("ZREVRANGEBYSCORE", rkey, older, MIN_SCORE, "LIMIT", 0, size, **_UNDECODED)
         for rkey in rkeys:  # last: whether each is queued varies (ttlrefresh)
             queue_expire(pipe, rkey, LISTING_TTL_S)  # a read keeps the listing (a missing key stays missing)
 
@@ -109,25 +112,24 @@ async def _read(services: Services, keys: list[str], before: Position | None, si
             out.append(None)
             continue
         floor = float(oldest[0][1]) if int(card) - 1 >= LISTING_CAP and oldest else -math.inf
-        members = _texts(rows)
+        members = _ids(rows)
         if before is not None:  # of the cursor's millisecond, only the posts after it in page order
-            cursor = str(before.id)
-            members = [m for m in _texts(same_ms[0]) if m < cursor] + members
+            cursor = str(before.id).encode()
+            members = [m for m in _ids(same_ms[0]) if m < cursor] + members
         out.append(Window(rkey, members, len(rows) == size, floor))
     return out
 
 
-def _text(member: Any) -> str:
-    return member.decode() if isinstance(member, bytes) else str(member)
+_UNDECODED = {NEVER_DECODE: True}
 
 
-def _texts(members: list[Any]) -> list[str]:
-    """Members as text: a decoding connection's reply as it is (a call per member of a 400-entry
-    window was 3 % of a search)."""
-    return members if not members or isinstance(members[0], str) else [_text(m) for m in members]
+def _ids(members: list[Any]) -> list[bytes]:
+    """A window's members as bytes (as asked: :data:`_UNDECODED`; text from a client that decodes
+    anyway is encoded)."""
+    return members if not members or isinstance(members[0], bytes) else [str(m).encode() for m in members]
 
 
-async def scores_of(services: Services, asks: list[tuple[str, list[str]]]) -> list[list[float | None]]:
+async def scores_of(services: Services, asks: list[tuple[str, list[bytes]]]) -> list[list[float | None]]:
     """The scores of members of listings, one pipeline: per ``(key, members)``, each member's score
     (None for one no longer there)."""
     def queue(pipe: Any) -> None:

@@ -99,7 +99,7 @@ async def intersect_windows(services: Services, windows: list[Window],
     floor = max(w.floor for w in windows)
     order = sorted(range(len(windows)), key=lambda i: len(windows[i].members))  # walk the shortest
     walk = windows[order[0]]
-    members: Iterable[str] = walk.members
+    members: Iterable[bytes] = walk.members
     for i in order[1:]:  # a chain of C filters: a Python test per member was a tenth of a search
         members = filter(set(windows[i].members).__contains__, members)
     found = list(islice(members, need))
@@ -114,12 +114,12 @@ async def intersect_windows(services: Services, windows: list[Window],
         assert score is not None
         if score <= floor:
             break
-        hits.append({"_id": ObjectId(member), "ms": score})
+        hits.append({"_id": ObjectId(member.decode()), "ms": score})  # the members stay bytes until kept
     # as in MongoDB's round: a full window says nothing about what is older than its last entry
     ends = [(score, w.members[-1]) for w, [score] in zip(full, scores, strict=True)
             if score is not None and score > floor]
     edge = max(ends) if ends else None
-    return hits, None if edge is None else Position(edge[0], ObjectId(edge[1])), floor
+    return hits, None if edge is None else Position(edge[0], ObjectId(edge[1].decode())), floor
 
 
 def _below(floor: float, pos: Position | None) -> Position | None:

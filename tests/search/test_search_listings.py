@@ -138,7 +138,7 @@ async def test_a_listing_changed_between_its_reads_is_read_from_mongodb(client: 
     real = listings.scores_of
     lost: list[int] = []
 
-    async def one_gone(services: Any, asks: list[tuple[str, list[str]]]) -> list[list[float | None]]:
+    async def one_gone(services: Any, asks: list[tuple[str, list[bytes]]]) -> list[list[float | None]]:
         scores = await real(services, asks)
         lost.append(1)
         return [[None, *row[1:]] for row in scores]  # the first member of each ask was taken out
