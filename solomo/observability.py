@@ -156,15 +156,12 @@ class JsonFormatter(logging.Formatter):
         ``"<method> <path> <status>"``, these extras), without making the record: a
         ``LogRecord``, its handling and formatting cost ~10 µs a line, as much as a whole
         ``/healthz`` (docs/benchmarks.md, twenty-second round). The keys in :meth:`format`'s order."""
-        rid = current_request_id()
-        if rid is None:
-            return orjson.dumps({"ts": self._ts(created), "level": "info", "logger": log.name,
-                                 "msg": f"{method} {path} {status}", "complete": complete, "duration_ms": duration_ms,
-                                 "method": method, "path": path, "route": route, "status": status}).decode()
-        return orjson.dumps({"ts": self._ts(created), "level": "info", "logger": log.name,
-                             "msg": f"{method} {path} {status}", "request_id": rid, "complete": complete,
-                             "duration_ms": duration_ms, "method": method, "path": path, "route": route,
-                             "status": status}).decode()
+        entry = {"ts": self._ts(created), "level": "info", "logger": log.name, "msg": f"{method} {path} {status}",
+                 "request_id": current_request_id(), "complete": complete, "duration_ms": duration_ms,
+                 "method": method, "path": path, "route": route, "status": status}
+        if entry["request_id"] is None:  # outside a request (the middleware always sets one)
+            del entry["request_id"]
+        return orjson.dumps(entry).decode()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -440,7 +437,7 @@ class ObservabilityMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":
-                token = _request_id.set(request_id_from(_header(scope, REQUEST_ID_HEADER)))
+                token = _request_id.set(request_id_from(_header(scope, _REQUEST_ID_KEY)))
                 try:
                     await self.app(scope, receive, send)
                 finally:
@@ -449,7 +446,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
 
-        rid = request_id_from(_header(scope, REQUEST_ID_HEADER))
+        rid = request_id_from(_header(scope, _REQUEST_ID_KEY))
         token = _request_id.set(rid)
         root_path = str(scope.get("root_path", ""))
         start = time.perf_counter()
@@ -492,17 +489,13 @@ class ObservabilityMiddleware:
             _request_id.reset(token)
 
 
-def _header(scope: Scope, name: str) -> str | None:
-    """A request header's value (ASGI servers give header names in lowercase: so does Starlette's
-    ``Headers`` read them)."""
-    wanted = _HEADER_KEYS.get(name) or name.lower().encode("latin-1")
-    for key, value in scope.get("headers", ()):
-        if key == wanted:
+def _header(scope: Scope, key: bytes) -> str | None:
+    """A request header's value by its name in lowercase bytes (ASGI servers give header names in
+    lowercase: so does Starlette's ``Headers`` read them)."""
+    for name, value in scope.get("headers", ()):
+        if name == key:
             return str(value.decode("latin-1"))
     return None
-
-
-_HEADER_KEYS = {REQUEST_ID_HEADER: _REQUEST_ID_KEY}
 
 
 # --- exposition --------------------------------------------------------------------------------
