@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import threading
+import time
 
 from solomo.core.looplag import StallWindow
 from solomo.observability import JsonFormatter, _JsonHandler, new_request_id
@@ -79,6 +80,32 @@ def test_a_full_queue_drops_lines_and_says_how_many():
     handler.close()
     assert stream.getvalue().splitlines() == ["l0", "l1", "l2",
                                               "2 log lines dropped: the log writer could not keep up"]
+
+
+def test_lines_queued_for_two_streams_go_to_their_own_in_order():
+    first, second = _Stream(), _Stream()
+    handler = _JsonHandler(first)
+    handler._thread = threading.current_thread()  # nothing drains the queue until the flush below
+    try:
+        for i in range(6):
+            handler.stream = first if i in (0, 1, 4) else second  # as pytest swaps sys.stderr
+            handler.handle(_record(f"l{i}"))
+        handler.flush()
+    finally:
+        handler._thread = None
+        handler.close()
+    assert first.getvalue().splitlines() == ["l0", "l1", "l4"]
+    assert second.getvalue().splitlines() == ["l2", "l3", "l5"]
+    assert first.writes == 2 and second.writes == 2  # one write per run of lines for one stream
+
+
+def test_a_lines_stamp_is_its_own_millisecond():
+    formatter = JsonFormatter()
+    start = 1_764_979_199.9985  # 23:59:59.998, then across a second and a day
+    for created in [start + step / 10_000 for step in range(0, 40)] + [start + 3600.0, start]:
+        milli = int(created * 1000)
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(milli // 1000)) + f".{milli % 1000:03d}Z"
+        assert formatter._ts(created) == expected
 
 
 def test_generated_request_ids_are_unique_hex():
