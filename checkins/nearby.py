@@ -172,7 +172,7 @@ async def _documents(services: Services, rows: list[tuple[float, str, float, flo
             views = await storeviews.load(services, ids)
         out += [{**views[oid], "distance_m": d} for oid, (d, _, slat, slng) in zip(ids, chunk, strict=True)
                 if oid in views and storeviews.position_of(views[oid]) == (slat, slng)
-                and (category is None or views[oid]["public"]["category"] == category)]
+                and (category is None or views[oid]["category"] == category)]
     return out, generation
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from bson import ObjectId
 
 from checkins import geoindex, storeviews
@@ -153,28 +154,42 @@ async def hydrate_stores(services: Services, docs: list[dict[str, Any]], *,
     hold.
     """
     views = [storeviews.to_view(d) for d in docs]
-    mayor_ids = [ObjectId(m) for m in {v["mayor_id"] for v in views if v["mayor_id"]}]
-    if names_generation is storeviews.NAMES_NOT_READ:
-        mayors = {str(oid): summary for oid, summary in (await _read_mayors(services, mayor_ids)).items()}
-    else:
-        mayors = await _cached_mayors(services, mayor_ids, names_generation)
+    mayors = await _page_mayors(services, views, names_generation)
     return [storeviews.render(v, mayors.get(v["mayor_id"]) if v["mayor_id"] else None) for v in views]
 
 
-async def hydrate_found(services: Services, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def stores_json(services: Services, docs: list[dict[str, Any]], distances: list[float | None], *,
+                      names_generation: Any = storeviews.NAMES_NOT_READ) -> list[orjson.Fragment]:
+    """:func:`hydrate_stores` with each Store's ``distance_m`` (rounded, or None), as JSON for a
+    page that goes straight to its answer (:func:`checkins.storeviews.store_json`)."""
+    views = [storeviews.to_view(d) for d in docs]
+    mayors = await _page_mayors(services, views, names_generation)
+    mayor_json = {oid: orjson.dumps(summary).decode() for oid, summary in mayors.items()}
+    return [storeviews.store_json(v, mayor_json.get(v["mayor_id"], "null") if v["mayor_id"] else "null", distance)
+            for v, distance in zip(views, distances, strict=True)]
+
+
+async def _page_mayors(services: Services, views: list[dict[str, Any]],
+                       names_generation: Any) -> dict[str, dict[str, Any] | None]:
+    """The summaries of the views' mayors by id as text (None: a deleted account)."""
+    mayor_ids = [ObjectId(m) for m in {v["mayor_id"] for v in views if v["mayor_id"]}]
+    if names_generation is storeviews.NAMES_NOT_READ:
+        return {str(oid): summary for oid, summary in (await _read_mayors(services, mayor_ids)).items()}
+    return await _cached_mayors(services, mayor_ids, names_generation)
+
+
+async def hydrate_found(services: Services, rows: list[dict[str, Any]]) -> list[orjson.Fragment]:
     """Rows of a store query that read only ``_id`` (and ``distance_m`` when near a point) → public
-    Stores (with ``distance_m``: rounded, or None), in order, from the cached views (one pipeline
-    with the names' generation); a store deleted since the query is left out. A search reads only
-    the ids: a store document with its search keys is ~1.5 KB that MongoDB would send and the API
-    decode for each row (docs/benchmarks.md)."""
+    Stores (with ``distance_m``: rounded, or None) as JSON (:func:`stores_json`), in order, from
+    the cached views (one pipeline with the names' generation); a store deleted since the query is
+    left out. A search reads only the ids: a store document with its search keys is ~1.5 KB that
+    MongoDB would send and the API decode for each row (docs/benchmarks.md)."""
     if not rows:
         return []
     views, generation = await storeviews.load_with_names(services, [r["_id"] for r in rows])
     found = [(views[r["_id"]], r.get("distance_m")) for r in rows if r["_id"] in views]
-    items = await hydrate_stores(services, [view for view, _ in found], names_generation=generation)
-    for item, (_, distance) in zip(items, found, strict=True):
-        item["distance_m"] = None if distance is None else round(float(distance), 1)
-    return items
+    return await stores_json(services, [view for view, _ in found], [distance for _, distance in found],
+                             names_generation=generation)
 
 
 MAYOR = "mayor"

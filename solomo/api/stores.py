@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 from checkins.localtime import DEFAULT_TIMEZONE
 from checkins.nearby import RADIUS_DEFAULT_M, RADIUS_MAX_M, nearby_stores
 from checkins.storeedit import update_store
-from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, hydrate_stores
+from checkins.stores import CATEGORIES, create_store, get_store, hydrate_store, stores_json
 from solomo.api.models import Lat, Lng, StrictBody, UserSummaryOut
 from solomo.core.pagination import Page, PageQuery
 from solomo.http import Ctx, endpoint
@@ -106,9 +106,8 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
     q: NearbyQuery = ctx.query
     page = await nearby_stores(ctx.services, q.lat, q.lng, radius_m=q.radius_m, category=q.category,
                                limit=q.limit, after=ctx.services.cursors.decode_position(q.cursor))
-    items = await hydrate_stores(ctx.services, page.docs, names_generation=page.names_generation)
-    for item, doc in zip(items, page.docs, strict=True):
-        item["distance_m"] = round(doc["distance_m"], 1)
+    items = await stores_json(ctx.services, page.docs, [doc["distance_m"] for doc in page.docs],
+                              names_generation=page.names_generation)
     return ctx.services.cursors.page(items, page.after)
 
 

@@ -3,9 +3,10 @@ MongoDB has (``GET /v1/stores/{id}``), and no change leaves a stale count, name 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
 from checkins import geoindex, storeviews
@@ -131,3 +132,41 @@ async def test_a_mayors_new_name_or_erasure_shows_on_the_next_nearby_page(client
     # that): the cached summary must go at once, by the generation the tombstone moves
     await erasure.STEPS[0](services, ObjectId(regular.id))
     assert (await _same(client, services, fan, store))["mayor"] is None
+
+
+def _store_doc(name: str, address: str | None, mayor: ObjectId | None) -> dict[str, Any]:
+    return {"_id": ObjectId(), "name": name, "address": address, "category": "cafe", "owner_id": ObjectId(),
+            "location": {"type": "Point", "coordinates": [121.4737021, 31.2303904]}, "checkin_radius_m": 150,
+            "timezone": "Asia/Shanghai", "checkins_count": 7, "followers_count": 2, "mayor_id": mayor,
+            "created_at": datetime(2026, 12, 5, 22, 0, 0, 123000, tzinfo=UTC)}
+
+
+AWKWARD_NAMES = [("Plain", None), ('Quote " and \\ back', "1 Main St"), ("咖啡馆 ☕ 🎉", "上海\n第二行"),
+                 (',"public":{"x":1}', ',"public":')]
+
+
+def test_a_stores_json_is_the_text_of_its_rendered_dict():
+    mayor = {"id": str(ObjectId()), "username": "may", "display_name": "梅 \"M\""}
+    for name, address in AWKWARD_NAMES:
+        for summary in (None, mayor):
+            view = storeviews.to_view(_store_doc(name, address, ObjectId(summary["id"]) if summary else None))
+            for distance in (None, 0.0, 12.349, 999.96, 1234.5):
+                expected = {**storeviews.render(view, summary),
+                            "distance_m": None if distance is None else round(distance, 1)}
+                made = storeviews.store_json(view, orjson.dumps(summary).decode(), distance)
+                assert orjson.dumps(made) == orjson.dumps(expected)
+                assert orjson.loads(orjson.dumps([made])) == [expected]
+
+
+def test_a_stored_view_reads_back_the_same_in_either_layout():
+    for name, address in AWKWARD_NAMES:
+        for mayor in (None, ObjectId()):
+            view = storeviews.to_view(_store_doc(name, address, mayor))
+            assert storeviews.decode(storeviews.encode(view)) == view
+            assert storeviews.decode(storeviews.encode(view).decode()) == view
+            # the layout of the version before: a process of this one reads what such a process stored
+            before = orjson.dumps({"_id": view["_id"], "mayor_id": view["mayor_id"],
+                                   "public": orjson.loads(view["public_json"])})
+            assert storeviews.decode(before) == view
+            # and a process of the version before reads what this one stores
+            assert orjson.loads(storeviews.encode(view))["public"] == orjson.loads(view["public_json"])
