@@ -28,6 +28,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from geo import reach
 from solomo.core.keys import STORES_GEO_FRESH, STORES_GEO_LOCK, STORES_GEO_READY, stores_geo
 
 if TYPE_CHECKING:
@@ -45,11 +46,17 @@ def member(doc: dict[str, Any]) -> str:
     return f"{doc['_id']}|{float(lng)!r}|{float(lat)!r}"
 
 
-def member_fields(text: str) -> tuple[str, float, float]:
-    """(id as hex, lat, lng) of a member: the hex is enough to order and compare ids (hex order is
-    ObjectId order), and costs no ObjectId for the members a page does not keep."""
-    hex_id, lng, lat = text.split("|")
-    return hex_id, float(lat), float(lng)
+def measured(lat: float, lng: float, hits: list[Hit]) -> list[tuple[float, str, float, float]]:
+    """(exact spherical distance from the point, id as hex, lat, lng) of each hit's member
+    (:func:`member`: ``<id>|<lng>|<lat>``), in the hits' order. The hex is enough to order and
+    compare ids (hex order is ObjectId order), and costs no ObjectId for the members a page does
+    not keep."""
+    out = []
+    for name, _ in hits:
+        hex_id, lng_text, lat_text = name.split("|")
+        member_lat, member_lng = float(lat_text), float(lng_text)
+        out.append((reach.spherical_m(lat, lng, member_lat, member_lng), hex_id, member_lat, member_lng))
+    return out
 
 
 GEO_MAX_LAT = 85.05112878

@@ -130,12 +130,8 @@ async def _from_index(services: Services, lat: float, lng: float, *, radius_m: f
                                               radius_m)
         # ids stay text until a row is kept: hex order is ObjectId order
         after_key = (after.score, str(after.id)) if after is not None else None
-        rows: list[tuple[float, str, float, float]] = []
-        for name, _ in hits:
-            hex_id, slat, slng = geoindex.member_fields(name)
-            d = reach.spherical_m(lat, lng, slat, slng)
-            if d <= radius_m and d < complete_below and (after_key is None or (d, hex_id) > after_key):
-                rows.append((d, hex_id, slat, slng))
+        rows = [row for row in geoindex.measured(lat, lng, hits)
+                if row[0] <= radius_m and row[0] < complete_below and (after_key is None or row[:2] > after_key)]
         rows.sort()
         page, generation = await _documents(services, rows, lookahead(limit), category)
         if len(page) == lookahead(limit) or complete_below == math.inf:

@@ -92,7 +92,8 @@ def store_json(view: View, mayor_json: str, distance_m: float | None) -> orjson.
     """``{**render(view, mayor), "distance_m": round(distance_m, 1)}`` as JSON (``mayor_json``: the
     mayor's summary as JSON, or ``null``), without parsing the Store: the same text orjson makes
     of that dict, as tests/checkins/test_store_views.py proves."""
-    distance = "null" if distance_m is None else orjson.dumps(round(float(distance_m), 1)).decode()
+    # repr is orjson's shortest form for a float below 1e16 (a distance is at most 50 km)
+    distance = "null" if distance_m is None else repr(round(float(distance_m), 1))
     return orjson.Fragment(f'{view["public_json"][:-1]},"mayor":{mayor_json},"distance_m":{distance}}}')
 
 

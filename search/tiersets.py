@@ -150,14 +150,8 @@ async def _nearest(services: Services, key: str, hits: list[geoindex.Hit] | None
         if hits is None:
             hits = await _read(services, key, lat, lng, searched_m, count)
         below = reach.complete_below(len(hits), count, hits[-1][1] if hits else None, searched_m, radius_m)
-        found = []
-        for name, _ in hits:
-            if name.startswith("~"):  # the label, at whatever place its score encodes
-                continue
-            hex_id, slat, slng = geoindex.member_fields(name)
-            d = reach.spherical_m(lat, lng, slat, slng)
-            if d <= radius_m and d < below:
-                found.append((d, hex_id))
+        stores = [hit for hit in hits if not hit[0].startswith("~")]  # the label, at whatever place its score encodes
+        found = [(d, hex_id) for d, hex_id, _, _ in geoindex.measured(lat, lng, stores) if d <= radius_m and d < below]
         found.sort()
         if len(found) >= need or below == math.inf:
             REACH.learn(key, found[need - 1][0] if len(found) >= need else radius_m)
