@@ -27,6 +27,7 @@ import orjson
 from bson import ObjectId
 
 from solomo.core.idloader import IdLoads
+from solomo.core.ids import object_id
 from solomo.core.jsonio import rfc3339
 from solomo.core.keys import post_gen_key, post_view_key
 from solomo.core.searchkeys import fold
@@ -114,7 +115,7 @@ def decode(raw: str | bytes) -> dict[str, Any]:
     view: dict[str, Any] = orjson.loads(raw)
     for k in _IDS:
         if view.get(k) is not None:
-            view[k] = ObjectId(view[k])
+            view[k] = object_id(view[k])
     view[RENDERED] = Rendered()
     return view
 

@@ -60,9 +60,10 @@ class AutoPipeline:
             loop.call_soon(self._flush, pipe)
         start = len(pipe)
         queue(pipe)
+        end = len(pipe)
         answer: asyncio.Future[list[Any]] = loop.create_future()
-        self._waiters.append((start, len(pipe), answer))
-        if len(pipe) >= MAX_COMMANDS:
+        self._waiters.append((start, end, answer))
+        if end >= MAX_COMMANDS:
             self._flush(pipe)
         results = await answer
         for result in results:
