@@ -53,10 +53,6 @@ if TYPE_CHECKING:
 
 GROUP_MAX = 64
 """The most check-ins one transaction commits."""
-WRITERS = 3
-"""Groups of one process written at once (:class:`~solomo.core.groupwrite.GroupWriter`): a group's
-transaction is a wait on MongoDB's round trips, which the others' fill (docs/benchmarks.md,
-twenty-third round)."""
 HISTORY_SCAN = 8
 """Newest check-ins the user's guard keeps (``recent``): the previous check-in is the first, and the
 last one at this store within the cooldown is almost always among them (else a query finds it)."""
@@ -88,12 +84,10 @@ class Duplicate(Unavailable):
     and one that meets it alone answers 503 with Retry-After (nothing of it was written)."""
 
 
-def take(queued: list[Pending], writing: list[Pending]) -> list[int]:
-    """The next group: queued check-ins in order, at most one per user and per store, and none of a
-    user or at a store of a group being written meanwhile (``writing``): they would only clash with
-    it, and a user's check-ins keep the order they came in."""
-    users: set[ObjectId] = {p.user_id for p in writing}
-    stores: set[ObjectId] = {p.store_id for p in writing}
+def take(queued: list[Pending]) -> list[int]:
+    """The next group: queued check-ins in order, at most one per user and per store."""
+    users: set[ObjectId] = set()
+    stores: set[ObjectId] = set()
     chosen: list[int] = []
     for i, p in enumerate(queued):
         if p.user_id in users or p.store_id in stores:
@@ -222,5 +216,5 @@ def writer(services: Services) -> GroupWriter[Pending, dict[str, Any]]:
     found = services.extras.get("checkins.group_writer")
     if not isinstance(found, GroupWriter):
         found = services.extras["checkins.group_writer"] = GroupWriter(
-            lambda group: commit(services, group), take=take, per_item=(ApiError,), writers=WRITERS)
+            lambda group: commit(services, group), take=take, per_item=(ApiError,))
     return found

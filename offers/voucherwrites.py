@@ -63,9 +63,8 @@ async def _commit(services: Services, offer_id: ObjectId, docs: list[dict[str, A
     await run_transaction(services, body)
 
 
-def _take(queued: list[dict[str, Any]], writing: list[dict[str, Any]]) -> list[int]:
-    """The next group of one offer's winners: the first :data:`GROUP_MAX` in the queue (one group of
-    an offer is written at a time: each writes the offer's document)."""
+def _take(queued: list[dict[str, Any]]) -> list[int]:
+    """The next group of one offer's winners: the first :data:`GROUP_MAX` in the queue."""
     return list(range(min(len(queued), GROUP_MAX)))
 
 

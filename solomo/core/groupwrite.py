@@ -30,71 +30,51 @@ Answer = tuple[Item, "asyncio.Future[Out]"]
 
 
 class GroupWriter(Generic[Item, Out]):
-    """Per process: the queue and its writer tasks.
+    """Per process: the queue and its writer task.
 
     ``write(items)`` commits a group and returns one outcome per item: its result, or the exception
     that item alone is answered with (refused by a rule, say) while the rest of the group commits.
-    ``take(queued, writing)`` returns the positions of the queued items that may go into the next
-    group, given the items of the groups being written meanwhile (none, or those that do not clash
-    with them); the others wait for a later group, in order.
-
-    ``writers``: how many groups may be written at once. A second writer starts only once
-    ``spread_at`` items wait: a small group waits for the one being written and grows meanwhile
-    (with two writers started on any item each group was half the size and the API spent more per
-    item, when the API was the bound: docs/benchmarks.md, eleventh round). Once the HTTP server
-    cost less, check-ins were bound by the wait for a group's round trips with the API and MongoDB
-    both below a core: three writers, spreading at eight (twenty-third round).
+    ``take(items)`` returns the positions of the queued items that may go into the next group (at
+    least one); the others wait for a later one, in order. One group is written at a time: with
+    two at once each was half the size, and the API spent more per item (docs/benchmarks.md).
     """
 
     def __init__(self, write: Callable[[list[Item]], Awaitable[Sequence[Out | BaseException]]], *,
-                 take: Callable[[list[Item], list[Item]], list[int]], per_item: tuple[type[BaseException], ...],
-                 writers: int = 1, spread_at: int = 8) -> None:
+                 take: Callable[[list[Item]], list[int]], per_item: tuple[type[BaseException], ...]) -> None:
         self._write = write
         self._take = take
         self.per_item = per_item
-        self.writers, self.spread_at = writers, spread_at
         self._queue: list[Answer[Item, Out]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writing: list[list[Item]] = []  # the groups being written
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def idle(self) -> bool:
         """Nothing queued and no group being written."""
-        return not self._tasks and not self._queue
+        return self._task is None and not self._queue
 
     async def submit(self, item: Item) -> Out:
         """Queues ``item`` and returns its outcome (or raises it)."""
         done: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         done.add_done_callback(retrieved)  # a request cancelled meanwhile leaves no unread error behind
         self._queue.append((item, done))
-        if not self._tasks or (len(self._tasks) < self.writers and len(self._queue) >= self.spread_at):
-            task = asyncio.create_task(self._drain(), context=contextvars.Context())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await asyncio.shield(done)
 
     async def _drain(self) -> None:
         try:
             while self._queue:
-                writing = [item for group in self._writing for item in group]
-                chosen = set(self._take([item for item, _ in self._queue], writing))
-                if not chosen:
-                    if writing:  # all clash with groups being written: their writers take them next
-                        return
-                    chosen = {0}
+                chosen = set(self._take([item for item, _ in self._queue]) or [0])
                 group = [entry for i, entry in enumerate(self._queue) if i in chosen]
                 self._queue = [entry for i, entry in enumerate(self._queue) if i not in chosen]
-                items = [item for item, _ in group]
-                self._writing.append(items)
-                try:
-                    await self._commit(group)
-                finally:
-                    self._writing = [g for g in self._writing if g is not items]
+                await self._commit(group)
         except BaseException as exc:  # cancelled (shutdown): the queued requests learn it too
             for _, done in self._queue:
                 settle(done, exc)
             self._queue = []
             raise
+        finally:
+            self._task = None
 
     async def _commit(self, group: list[Answer[Item, Out]]) -> None:
         try:
