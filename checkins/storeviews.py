@@ -12,7 +12,7 @@ fields are what a page checks before it shows a store.
 
 **Why the Store stays JSON.** A nearby page spreads over a city's stores, so a per-process memo of
 parsed views rarely hit; parsing each 450-byte view, copying its Store into a dict and serialising
-it again was ~15 % of a page (docs/benchmarks.md, twenty-third round). Now a page parses only the
+it again was ~11 % of a page (docs/benchmarks.md, twenty-third round). Now a page parses only the
 few fields before the Store (:func:`decode`) and writes the Store's text into its answer
 (:func:`store_json`). The stored text is one JSON object, those fields first and ``"public"``
 last, so a process of the version before (which parses the whole object) reads it too, and this
@@ -23,7 +23,7 @@ change to a field a view holds calls** :func:`invalidate`: a check-in and bulk v
 (``checkins_count``, the mayor), a follow, an unfollow and an erasure (``followers_count``, the
 mayor), an edit (name, address, place, category, radius, time zone), a mayor recount. Other fields
 of the document (search keys, the seat's standings, offer and loyalty settings) are not in a view.
-Only the nearby list reads views: a single store is read from MongoDB.
+Nearby pages and store search read views: a single store is read from MongoDB.
 """
 
 from __future__ import annotations

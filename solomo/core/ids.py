@@ -21,8 +21,9 @@ def parse_id(value: object, what: str = "resource") -> ObjectId:
 class _Interned:
     """The ObjectIds of the hex texts a process read lately, one object per id: making one from its
     text is ~1 µs of Python, and a page's dictionaries and sets of ids compare the ids they meet by
-    ``__eq__`` (Python too) unless they are the very same object. Two generations: an id is kept
-    while it was used within the last :data:`INTERNED` others; at most twice that many are held."""
+    ``__eq__`` (Python too) unless they are the very same object. Two generations of at most
+    :data:`INTERNED` ids each: an id met again in the older one moves to the recent one, so an id in
+    use keeps its object, and at most twice that many are held."""
 
     def __init__(self, size: int) -> None:
         self.size = size
