@@ -11,7 +11,7 @@ from celery import Celery
 from kombu import Queue
 
 from solomo.core import tasknames
-from solomo.core.queue import TaskQueue
+from solomo.core.queue import TaskQueue, _plain
 from tests.support import wait_until
 from workers.app import make_celery
 
@@ -36,6 +36,22 @@ async def _pushed(services, queue: str) -> list[dict]:
         await broker.aclose()
 
 
+def _same_message(theirs: dict, ours: dict, queue: str) -> None:
+    """``ours`` is the envelope Celery pushed as ``theirs``, but for the task's own id and tag."""
+    assert set(ours) == set(theirs)
+    assert {k: v for k, v in ours.items() if k not in ("headers", "properties", "body")} == \
+           {k: v for k, v in theirs.items() if k not in ("headers", "properties", "body")}
+    assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
+    assert {k: v for k, v in ours["headers"].items() if k not in VARYING_HEADERS} == \
+           {k: v for k, v in theirs["headers"].items() if k not in VARYING_HEADERS}
+    assert {k: v for k, v in ours["properties"].items() if k not in VARYING_PROPERTIES} == \
+           {k: v for k, v in theirs["properties"].items() if k not in VARYING_PROPERTIES}
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    assert ours["headers"]["id"] != theirs["headers"]["id"]
+    assert ours["properties"]["delivery_tag"] != theirs["properties"]["delivery_tag"]
+    assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": queue}
+
+
 async def test_the_envelope_is_the_one_celery_pushes(settings, services):
     queue = f"scratch_{uuid.uuid4().hex[:8]}"
     app = _scratch_app(settings, queue)
@@ -48,19 +64,41 @@ async def test_the_envelope_is_the_one_celery_pushes(settings, services):
         await tasks.aclose()
     theirs_now, ours_now, theirs_later, ours_later = await _pushed(services, queue)
     for theirs, ours in ((theirs_now, ours_now), (theirs_later, ours_later)):
-        assert set(ours) == set(theirs)
-        assert {k: v for k, v in ours.items() if k not in ("headers", "properties", "body")} == \
-               {k: v for k, v in theirs.items() if k not in ("headers", "properties", "body")}
-        assert base64.b64decode(ours["body"]) == base64.b64decode(theirs["body"])
-        assert {k: v for k, v in ours["headers"].items() if k not in VARYING_HEADERS} == \
-               {k: v for k, v in theirs["headers"].items() if k not in VARYING_HEADERS}
-        assert {k: v for k, v in ours["properties"].items() if k not in VARYING_PROPERTIES} == \
-               {k: v for k, v in theirs["properties"].items() if k not in VARYING_PROPERTIES}
-        assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
-        assert ours["headers"]["id"] != theirs["headers"]["id"]
-        assert ours["properties"]["delivery_info"] == {"exchange": "", "routing_key": queue}
+        _same_message(theirs, ours, queue)
     assert ours_now["headers"]["eta"] is None
     assert ours_later["headers"]["eta"] is not None and theirs_later["headers"]["eta"] is not None
+
+
+PLAIN_ARGUMENTS = [["6560a1b2c3d4e5f601234567"], ["abc", 2, None, True, -7, "a-b_c.d:e"]]
+"""Arguments a task name's kept message takes (ids, names, whole numbers)."""
+OTHER_ARGUMENTS = [[], ["it's"], ['say "hi"'], ["back\\slash"], ["咖啡"], ["x" * 65], [1.5], [{"a": 1}],
+                   [["nested"]], list(range(17)), [10**30, "é"]]
+"""Arguments Celery makes the message of: none (Celery writes them as ``()``), quotes, escapes,
+non-ASCII, long text, floats, containers."""
+
+
+async def test_every_kind_of_arguments_gets_the_message_celery_pushes(settings, services):
+    queue = f"scratch_{uuid.uuid4().hex[:8]}"
+    app = _scratch_app(settings, queue)
+    tasks = TaskQueue(app)
+    try:
+        for args in [*PLAIN_ARGUMENTS, *OTHER_ARGUMENTS]:
+            app.send_task("scratch.job", args=args)
+            await tasks.send("scratch.job", *args)
+            await tasks.send_many("scratch.job", [tuple(args)])
+    finally:
+        await tasks.aclose()
+    pushed = await _pushed(services, queue)
+    assert len(pushed) == 3 * (len(PLAIN_ARGUMENTS) + len(OTHER_ARGUMENTS))
+    for i in range(0, len(pushed), 3):
+        theirs, sent, sent_many = pushed[i:i + 3]
+        _same_message(theirs, sent, queue)
+        _same_message(theirs, sent_many, queue)
+        assert sent["headers"]["id"] != sent_many["headers"]["id"]
+    # the plain ones took the kept message (one for the task name), the others Celery's own path
+    assert [_plain(a) for a in PLAIN_ARGUMENTS] == [True] * len(PLAIN_ARGUMENTS)
+    assert [_plain(a) for a in OTHER_ARGUMENTS] == [False] * len(OTHER_ARGUMENTS)
+    assert [key[0] for key in tasks._templates] == ["scratch.job"]
 
 
 async def test_a_worker_runs_what_the_api_sends(services, celery_worker):
