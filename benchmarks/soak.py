@@ -760,13 +760,18 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                       for c in world.clients]
             # Starting 2,000 movers holds this process's loop ~0.1 s: let that pass before the timed
             # actions start, or the first actions' latencies are this client's stall, not the API's.
-            # Then this process's collector is off for the timed load: its young collections took
-            # 13-39 ms each here (gc.callbacks), and a request in flight during one was timed that
-            # much slower than the API answered it. A minute of the clients' garbage is bounded;
-            # the collector runs again right after.
-            await asyncio.sleep(MOVERS_SETTLE_S)
+            # This process's collector is off for the timed load: its young collections took 13-39
+            # ms each here (gc.callbacks), and a request in flight during one was timed that much
+            # slower than the API answered it. A minute of the clients' garbage is bounded; the
+            # collector runs again right after. The probe (how fast the machine is this minute) and
+            # the full collection before it hold the loop too (45-190 and ~140 ms on a slow
+            # machine): both come before the pause, so the tick they held lands before the clear
+            # below — as the load's first tick it was this client's longest stall in every soak,
+            # and no action's latency.
+            probe_before = host_probe_ms()
             gc.collect()
             gc.disable()
+            await asyncio.sleep(MOVERS_SETTLE_S)
             own_stalls.clear()  # this loop's stalls are reported for the timed load only
 
             async def resume_all() -> None:
@@ -775,7 +780,6 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await drop_and_resume(base_ws, c, listeners)
 
             resume_task = asyncio.create_task(resume_all())
-            probe_before = host_probe_ms()  # how fast the machine is this minute (compare runs by it)
             load_window = [datetime.now(UTC), datetime.now(UTC)]  # the stalls the API logs in it are reported
             busy = CpuShares({"api": api.pid, "worker": worker.pid, "mongod": env.mongod_pid,
                               "redis": env.redis_pid})
