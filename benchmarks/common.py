@@ -163,6 +163,9 @@ def short_notes(result: Result) -> str:
         parts.append(f"CPU µs a delivery, serving + clients: ours {extra['cpu_us_a_delivery_serving']} + "
                      f"{extra['cpu_us_a_delivery_clients']}, bare {bare[0]} + {bare[1]}")
         parts.append(f"cores busy: ours {extra['cores_busy']}, bare {bare[2]}")
+    if "cpu_us_a_checkin_api" in extra:  # the check-in row's CPU per check-in (benchmarks.bench_checkins)
+        parts.append(f"CPU µs a check-in: api {extra['cpu_us_a_checkin_api']:,}, "
+                     f"mongod {extra.get('cpu_us_a_checkin_mongod', '-'):,}")
     limits = [str(v) for k, v in extra.items() if k.endswith("client_limit") and str(v).startswith("YES")]
     parts.append("client-bound: " + "; ".join(limits) if limits else "client not the limit")
     for key, turn in (("slice_ratios", "slice"), ("repeat_ratios", "repeat")):  # how far the ratio moved
