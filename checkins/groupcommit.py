@@ -38,7 +38,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from checkins import mayor, rules
 from checkins.visitdays import count_visit_days
 from feed.posts import attach_and_insert
-from geo.distance import geodesic_m
 from loyalty.earning import earn_for_checkin
 from solomo.core import tasknames
 from solomo.core.errors import ApiError, NotFound, Unavailable
@@ -178,7 +177,7 @@ async def _apply_history_rules(services: Services, p: Pending, guard: dict[str, 
     previous = recent[0]
     lng, lat = previous["location"]["coordinates"]
     before = rules.Fix(lat, lng, previous.get("accuracy_m", rules.ACCURACY_DEFAULT_M), previous["created_at"])
-    rules.check_travel(before, here, geodesic_m(lat, lng, here.lat, here.lng))
+    rules.check_travel_between(before, here)
     return backfill
 
 

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from geo.distance import geodesic_bound_m, geodesic_m
 from solomo.core.errors import Invalid, RateLimited
 
 ACCURACY_CAP_M = 100.0
@@ -89,3 +90,12 @@ def check_travel(previous: Fix | None, current: Fix, distance_m: float) -> None:
             code="impossible_travel",
             details=[{"distance_m": round(distance_m, 1), "allowed_m": round(allowed, 1)}],
         )
+
+
+def check_travel_between(previous: Fix, current: Fix) -> None:
+    """:func:`check_travel` on the geodesic between the two fixes, computed only when a cheap bound
+    of it (:func:`geo.distance.geodesic_bound_m`) exceeds the allowance: below it, the geodesic
+    cannot refuse the move (most check-ins: the last one was hours away in time, minutes on foot)."""
+    if geodesic_bound_m(previous.lat, previous.lng, current.lat, current.lng) <= travel_allowance_m(previous, current):
+        return
+    check_travel(previous, current, geodesic_m(previous.lat, previous.lng, current.lat, current.lng))

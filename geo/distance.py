@@ -9,6 +9,10 @@ Two functions on purpose (see ``docs/design.md``):
   100,000 random pairs, 21 µs against geopy's 48 (a check-in computes two).
 * :func:`fast_m` — the haversine formula on a sphere of the mean Earth radius, a few µs a call and
   within about 0.5 % of the geodesic. Use it to sort or pre-filter many candidates.
+
+And :func:`geodesic_bound_m`, never below the geodesic: a decision that the geodesic could only
+confirm (a check-in made a day after the last one, 11 m from it, against a 300 km/h rule) is taken
+on the bound, and the geodesic computed only when the bound could change it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ _WGS84 = Geodesic.WGS84
 
 EARTH_MEAN_RADIUS_M = 6_371_008.8
 """IUGG mean radius R1 of the WGS-84 ellipsoid."""
+_GREATEST_CURVATURE_RADIUS_M: float = float(_WGS84.a) / (1 - float(_WGS84.f))
+"""a²/b = a / (1 - f) (6,399,594 m): no radius of curvature of the WGS-84 ellipsoid, along a
+meridian or a parallel, is greater (both reach it at the poles)."""
 
 
 def geodesic_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -35,3 +42,17 @@ def fast_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     dlmb = math.radians(lng2 - lng1)
     h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
     return 2 * EARTH_MEAN_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def geodesic_bound_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """A distance in metres that the geodesic between the points never exceeds (a few float operations).
+
+    It is the length bound of one path between them: along the meridian to the other latitude, then
+    along the parallel of whichever latitude is nearer a pole. A meridian's arc is ∫ M dφ and a
+    parallel's N cos φ · Δλ, where M and N never exceed a²/b; the geodesic is no longer than any
+    path. The slack covers rounding (geographiclib's own error is ~15 nm)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dlmb = abs(math.radians(lng2 - lng1)) % math.tau
+    dlmb = min(dlmb, math.tau - dlmb)  # the shorter way round
+    path = abs(phi2 - phi1) + min(math.cos(phi1), math.cos(phi2)) * dlmb
+    return _GREATEST_CURVATURE_RADIUS_M * path * (1 + 1e-9) + 0.001

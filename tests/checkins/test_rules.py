@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from geopy.distance import great_circle
 
 from checkins import rules
 from checkins.mayor import decide_mayor
-from geo.distance import fast_m, geodesic_m
+from geo.distance import fast_m, geodesic_bound_m, geodesic_m
 from solomo.core.errors import ApiError
 from tests.checkins.helpers import point_at
 
@@ -94,3 +95,56 @@ def test_decide_mayor():
     assert decide_mayor(a, 0, b, 1) == b  # the sitting mayor's days aged out
     assert decide_mayor(a, 0, None, 0) is None
     assert decide_mayor(a, 2, a, 2) == a
+
+
+BOUND_EDGE_PAIRS = [
+    ((10.0, 20.0), (10.0, 20.0)),  # the same point
+    ((89.9, 0.0), (90.0, 0.0)), ((-89.99, 10.0), (-89.9, 10.0)),  # meridians near a pole (longest radius)
+    ((89.9999, 0.0), (89.9999, 180.0)), ((-89.99, -90.0), (-89.99, 90.0)),  # across a pole
+    ((0.0, 179.9999), (0.0, -179.9999)), ((52.5, -179.99), (52.6, 179.98)),  # across the antimeridian
+    ((0.0, 0.0), (0.0, 180.0)), ((0.0, 0.0), (0.5, 179.5)), ((30.0, 0.0), (-30.0, 180.0)),  # (near-)antipodes
+    ((0.0, 0.0), (0.0, 0.0001)), ((31.23, 121.47), (31.2301, 121.47)),  # ~11 m
+]
+
+
+def test_the_geodesic_never_exceeds_its_bound():
+    rng = random.Random(14)
+    pairs = [*BOUND_EDGE_PAIRS, *(((rng.uniform(-90, 90), rng.uniform(-180, 180)),
+                                   (rng.uniform(-90, 90), rng.uniform(-180, 180))) for _ in range(5000))]
+    for a, _ in pairs[len(BOUND_EDGE_PAIRS):len(BOUND_EDGE_PAIRS) + 2500]:  # and as many near pairs
+        pairs.append((a, (max(-90.0, min(90.0, a[0] + rng.uniform(-0.01, 0.01))), a[1] + rng.uniform(-0.01, 0.01))))
+    for (lat1, lng1), (lat2, lng2) in pairs:
+        exact = geodesic_m(lat1, lng1, lat2, lng2)
+        bound = geodesic_bound_m(lat1, lng1, lat2, lng2)
+        assert bound >= exact, ((lat1, lng1), (lat2, lng2), bound, exact)
+    # near the fixes a check-in compares, the bound is close enough to spare the geodesic
+    assert geodesic_bound_m(31.23, 121.47, 31.2301, 121.47) < 1.01 * geodesic_m(31.23, 121.47, 31.2301, 121.47) + 0.01
+    # a sphere of the mean radius would not do: along a meridian near a pole it is shorter
+    assert fast_m(89.9, 0.0, 90.0, 0.0) < geodesic_m(89.9, 0.0, 90.0, 0.0)
+
+
+def _outcome(check, *args):
+    try:
+        check(*args)
+    except ApiError as exc:
+        return exc.code, exc.details
+    return None
+
+
+def test_travel_between_decides_as_the_geodesic_does():
+    """Allowances on both sides of each move's geodesic, within a millimetre of it too: the bound
+    takes no decision the geodesic would take otherwise, and a refusal reports the geodesic."""
+    rng = random.Random(15)
+    refused = allowed = 0
+    for _ in range(2000):
+        lat, lng = rng.uniform(-89, 89), rng.uniform(-180, 180)
+        lat2, lng2 = point_at(lat, lng, rng.choice([5.0, 300.0, 40_000.0, 3_000_000.0]), rng.uniform(0, 360))
+        metres = geodesic_m(lat, lng, lat2, lng2)
+        slack = rng.choice([-1.0, -0.001, 0.0, 0.001, 1.0, 0.1 * metres])
+        seconds = max(0.0, (metres + slack - 40) / rules.MAX_SPEED_MPS)  # 40: both fixes' accuracy
+        before = rules.Fix(lat, lng, 20.0, T0)
+        here = rules.Fix(lat2, lng2, 20.0, T0 + timedelta(seconds=seconds))
+        expected = _outcome(rules.check_travel, before, here, metres)
+        assert _outcome(rules.check_travel_between, before, here) == expected
+        refused, allowed = refused + (expected is not None), allowed + (expected is None)
+    assert refused > 300 and allowed > 300
