@@ -1,18 +1,18 @@
 """Distances on the Earth, in metres.
 
-Two functions on purpose (see ``docs/design.md``):
+Two distances on purpose, and a bound (see ``docs/design.md``):
 
 * :func:`geodesic_m` — the ellipsoidal (WGS-84) geodesic, accurate to millimetres but about
   20 µs a call. Use it wherever a *decision* depends on the number: the check-in radius, the
   travel-speed rule. It is geopy's ``geodesic`` without geopy's wrapping: geographiclib's
   ``Inverse`` (what geopy calls) asked for the distance only — the same metres to the nanometre on
-  100,000 random pairs, 21 µs against geopy's 48 (a check-in computes two).
+  100,000 random pairs, 21 µs against geopy's 48.
 * :func:`fast_m` — the haversine formula on a sphere of the mean Earth radius, a few µs a call and
   within about 0.5 % of the geodesic. Use it to sort or pre-filter many candidates.
-
-And :func:`geodesic_bound_m`, never below the geodesic: a decision that the geodesic could only
-confirm (a check-in made a day after the last one, 11 m from it, against a 300 km/h rule) is taken
-on the bound, and the geodesic computed only when the bound could change it.
+* :func:`geodesic_bound_m` — a distance the geodesic never exceeds, a few float operations. A
+  decision that the geodesic could only confirm is taken on it (the travel rule: a check-in a day
+  after the last one, 11 m from it, against 300 km/h), and the geodesic computed only when the
+  bound could change the decision. A check-in so computes one geodesic (its radius), not two.
 """
 
 from __future__ import annotations
