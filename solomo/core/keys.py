@@ -201,7 +201,14 @@ def event_history(user_id: Id) -> str:
 # --- rate limits and moderation ------------------------------------------------------------------
 
 RATE_LIMIT_PREFIX = "rl"
-"""Prefix of the ``limits`` library's moving windows (``solomo/core/ratelimit.py``)."""
+"""Prefix of the rate limits' moving windows (``solomo/core/ratelimit.py``)."""
+
+
+def rate_window(action: str, who: str, period: str) -> str:
+    """``rl:{<action>/<who>}/<period>``: one moving window of a rate limit (list of hit times,
+    newest first; ``period`` such as ``30/1/minute``). One tag per action and caller: every
+    window of an action is checked and counted by one script."""
+    return f"{RATE_LIMIT_PREFIX}:{{{action}/{who}}}/{period}"
 WORDS_VERSION = "words:version"
 """The word lists' version, so every process reloads its matcher after a moderator's change."""
 

@@ -1,10 +1,22 @@
 """Rate limits: per user on writes (posts, comments, likes, reports, check-ins, claims, follows …),
 and per client address or per username where no account is signed in yet (register, login).
 
-Built on the ``limits`` library's *moving window* (exact: no burst of 2x at a window edge) in
-Redis, through its redis-py bridge (``implementation="redispy"``; the library's default client,
-coredis, is not installed) sharing the app's connection pool. Keys are ``rl/…/{action}/{key}``,
-where the key is a user id, a client address (:func:`client_ip`) or any other string.
+Each limit is a *moving window* (exact: no burst of 2x at a window edge), the algorithm of the
+``limits`` library, whose spec parser reads the settings: a Redis list of the window's hit times,
+newest first, trimmed to the limit. A request is refused when the hit ``limit`` places back is
+still inside the window. All the windows of one action and caller (``30/minute;300/hour``) are
+checked, and counted, by one script (:data:`WINDOWS`) on the client's auto-pipeline:
+
+* a refused request counts in none of them (the library's ``hit`` per window counted it in the
+  windows checked before the one that refused);
+* a write's limit is one command in the turn's shared round trip. Through the library it was one
+  ``EVALSHA`` round trip per window, alone on a pooled connection: ~190 µs of the API's CPU a
+  check-in (docs/benchmarks.md, twenty-fifth round).
+
+Keys are ``rl:{<action>/<key>}/<amount>/<multiples>/<granularity>``
+(:func:`solomo.core.keys.rate_window`), where the key is a user id, a client address
+(:func:`client_ip`) or any other string; one hash tag per action and key, so the script runs on a
+Redis Cluster too.
 
 Limits come from ``settings.rate_limits`` (``{"action": "30/minute;500/hour"}``, environment
 ``SOLOMO_RATE_LIMITS`` as JSON); defaults are generous for humans and for the test suite, and a
@@ -19,67 +31,50 @@ new accounts per client address.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import time
-from typing import Any, cast
+from typing import Any, Literal
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisClusterStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import Redis
 
 from solomo.core.errors import RateLimited
-from solomo.core.keys import RATE_LIMIT_PREFIX
+from solomo.core.keys import rate_window
+from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 from solomo.core.settings import Settings
 
-EXTRAS_KEY = "solomo.ratelimiter"
-CONNECTED_KEY = "solomo.ratelimiter.connected"
+WINDOWS = LuaScript("rate_windows", """
+-- KEYS: the windows of one action and caller. ARGV: now (seconds), "hit" or "test", then each
+-- window's limit and length in seconds. A window is full when its hit `limit` places back (the
+-- list is newest first) is inside it: then {its position, that hit's time}. Otherwise "hit"
+-- counts the request in every window, and the answer is 0.
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+    local limit, length = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+    if limit < 1 then
+        return {i, ARGV[1]}
+    end
+    local oldest = redis.call('lindex', KEYS[i], limit - 1)
+    if oldest and tonumber(oldest) >= now - length then
+        return {i, oldest}
+    end
+end
+if ARGV[2] == 'hit' then
+    for i = 1, #KEYS do
+        redis.call('lpush', KEYS[i], ARGV[1])
+        redis.call('ltrim', KEYS[i], 0, tonumber(ARGV[1 + 2 * i]) - 1)
+        redis.call('expire', KEYS[i], tonumber(ARGV[2 + 2 * i]))
+    end
+end
+return 0
+""")
 
 
 @functools.lru_cache(maxsize=256)
 def parse_limits(spec: str) -> tuple[RateLimitItem, ...]:
     """``"30/minute;500/hour"`` → limit items (cached: specs are few and immutable)."""
     return tuple(parse_many(spec))
-
-
-def limiter(services: Services) -> MovingWindowRateLimiter:
-    """One limiter per process (per worker thread): on the app's Redis connection pool, or on a
-    Redis Cluster through the library's cluster storage (each window is one key, so it is
-    cluster-safe as it is)."""
-    rl = services.extras.get(EXTRAS_KEY)
-    if rl is None:
-        settings = services.settings
-        storage: RedisStorage
-        if settings.redis_cluster:
-            host_port = settings.effective_redis_url.split("://", 1)[1].split("/", 1)[0]
-            storage = RedisClusterStorage(f"async+redis+cluster://{host_port}", implementation="redispy",
-                                          key_prefix=RATE_LIMIT_PREFIX)
-        else:
-            assert isinstance(services.redis, Redis)  # not a cluster: one server, one pool
-            # the app's pool (the library's option types do not name it, hence the plain dict)
-            pool: dict[str, Any] = {"connection_pool": services.redis.connection_pool}
-            storage = RedisStorage("async+" + settings.effective_redis_url, implementation="redispy",
-                                   key_prefix=RATE_LIMIT_PREFIX, **pool)
-        rl = services.extras[EXTRAS_KEY] = MovingWindowRateLimiter(storage)
-    return cast(MovingWindowRateLimiter, rl)
-
-
-async def connected_limiter(services: Services) -> MovingWindowRateLimiter:
-    """:func:`limiter`, its cluster client connected by one caller first. redis-py's async
-    ``RedisCluster`` (the library's own, created lazily) learns the topology on its first command
-    and then recycles the connections that concurrent first commands are opening: a burst of
-    requests to a fresh API process failed with ``AttributeError`` (a 500). One PING under a lock
-    does that first contact alone; until it succeeds (Redis down) the next caller tries again."""
-    rl = limiter(services)
-    if services.settings.redis_cluster and not services.extras.get(CONNECTED_KEY):
-        lock = services.extras.setdefault(CONNECTED_KEY + ".lock", asyncio.Lock())
-        async with lock:
-            if not services.extras.get(CONNECTED_KEY):
-                services.extras[CONNECTED_KEY] = await rl.storage.check()
-    return rl
 
 
 @functools.cache
@@ -109,39 +104,53 @@ def _items(services: Services, action: str, limit: str | None) -> tuple[RateLimi
     return parse_limits(limit) if limit is not None else limits_for(services, action)
 
 
-async def _refuse(rl: MovingWindowRateLimiter, item: RateLimitItem, action: str, key: str) -> RateLimited:
-    stats = await rl.get_window_stats(item, action, key)
-    retry = max(1, math.ceil(stats.reset_time - time.time()))
+def windows(services: Services, action: str, who: Any, limit: str | None = None) -> list[tuple[RateLimitItem, str]]:
+    """Each limit of ``action`` with the key of ``who``'s window for it."""
+    key = _key(who)
+    return [(item, rate_window(action, key, f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}"))
+            for item in _items(services, action, limit)]
+
+
+async def _check(services: Services, action: str, who: Any, limit: str | None,
+                 mode: Literal["hit", "test"]) -> RateLimited | None:
+    """Runs :data:`WINDOWS` over the action's windows for ``who``: the refusal to raise, if any."""
+    found = windows(services, action, who, limit)
+    if not found:
+        return None
+    now = time.time()
+    args: list[Any] = [repr(now), mode]
+    for item, _ in found:
+        args += [item.amount, item.get_expiry()]
+    answer = await WINDOWS(services.redis, [key for _, key in found], args)
+    if not answer:
+        return None
+    position, oldest = answer
+    # the window frees when the hit that fills it leaves it (the library's reset time)
+    retry = max(1, math.ceil(float(oldest) + found[int(position) - 1][0].get_expiry() - now))
     return RateLimited(f"too many {action} requests; retry in {retry} s", retry_after=retry)
 
 
 async def enforce(services: Services, action: str, principal: Any, *, limit: str | None = None) -> None:
     """Counts one ``action`` by ``principal`` (or any key string); raises 429 ``rate_limited``
-    with ``Retry-After`` once any of its limits is used up. ``limit`` overrides the configured
-    spec (tests)."""
-    key = _key(principal)
-    rl = await connected_limiter(services)
-    for item in _items(services, action, limit):
-        if not await rl.hit(item, action, key):
-            raise await _refuse(rl, item, action, key)
+    with ``Retry-After`` once any of its limits is used up (a refused request is not counted).
+    ``limit`` overrides the configured spec (tests)."""
+    refused = await _check(services, action, principal, limit, "hit")
+    if refused is not None:
+        raise refused
 
 
 async def ensure_room(services: Services, action: str, who: Any, *, limit: str | None = None) -> None:
     """429 if ``who`` has used up ``action``, without counting anything. With :func:`count`, this
     limits only some outcomes (failed logins) while checking before the costly work."""
-    key = _key(who)
-    rl = await connected_limiter(services)
-    for item in _items(services, action, limit):
-        if not await rl.test(item, action, key):
-            raise await _refuse(rl, item, action, key)
+    refused = await _check(services, action, who, limit, "test")
+    if refused is not None:
+        raise refused
 
 
 async def count(services: Services, action: str, who: Any, *, limit: str | None = None) -> None:
-    """Counts one ``action`` by ``who`` without refusing (the next :func:`ensure_room` will)."""
-    key = _key(who)
-    rl = await connected_limiter(services)
-    for item in _items(services, action, limit):
-        await rl.hit(item, action, key)
+    """Counts one ``action`` by ``who`` without refusing (the next :func:`ensure_room` will); a
+    full window is left as it is, as the library's ``hit`` did."""
+    await _check(services, action, who, limit, "hit")
 
 
 def login_key(username: str, ip: str) -> str:

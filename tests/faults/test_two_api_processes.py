@@ -158,15 +158,25 @@ async def _procs(data: RedisClient) -> list[str]:
 
 
 async def test_first_burst_of_rate_limited_calls_on_a_cluster(cluster):
-    """A fresh process's first requests arrive together: none may fail while the rate limiter's own
-    cluster client makes its first contact (redis-py recycled the connections they were opening)."""
+    """A fresh process's first requests arrive together: none may fail while its cluster client
+    makes its first contact (redis-py recycled the connections they were opening, when the limiter
+    had a client of its own), and each is counted once, in every window of its action."""
     settings = load_settings(redis_url=cluster.url, redis_cluster=True)
     for round in range(10):  # the race was lost in about half of the fresh starts
-        services = SimpleNamespace(settings=settings, extras={})  # a fresh process: a new limiter
-        results = await asyncio.gather(
-            *(ratelimit.enforce(services, "register", f"10.0.{round}.{n % 3}") for n in range(48)),
-            return_exceptions=True)
-        assert [r for r in results if r is not None] == [], round
+        client = redis_client(settings)  # a fresh process: a new client
+        try:
+            services = SimpleNamespace(settings=settings, extras={}, redis=client)
+            results = await asyncio.gather(
+                *(ratelimit.enforce(services, "register", f"10.0.{round}.{n % 3}") for n in range(48)),
+                return_exceptions=True)
+            assert [r for r in results if r is not None] == [], round
+            for n in range(3):
+                found = ratelimit.windows(services, "register", f"10.0.{round}.{n}")
+                assert found and min(item.amount for item, _ in found) >= 16
+                assert [await client.llen(key) for _, key in found] == [16] * len(found), (round, n)
+                await client.delete(*(key for _, key in found))
+        finally:
+            await client.aclose()
 
 
 @pytest.mark.slow

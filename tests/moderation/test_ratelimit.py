@@ -11,7 +11,8 @@ import pytest
 from bson import ObjectId
 
 from solomo.core.errors import RateLimited
-from solomo.core.ratelimit import enforce, limits_for
+from solomo.core.keys import hash_tag
+from solomo.core.ratelimit import count, enforce, ensure_room, limits_for, windows
 from tests.moderation.helpers import make_post
 from tests.support import register
 
@@ -49,6 +50,50 @@ async def test_all_limits_of_an_action_apply(services):
     with pytest.raises(RateLimited) as exc:
         await enforce(services, action, user, limit="5/second;2/hour")
     assert exc.value.retry_after > 3000  # the hourly limit is the one that bites
+
+
+async def test_a_refused_request_counts_in_no_window(services):
+    user, action = ObjectId(), f"t{uuid.uuid4().hex[:6]}"
+    spec = "5/minute;2/second"  # the window that refuses is checked after one that has room
+    minute, second = [key for _, key in windows(services, action, user, spec)]
+    for _ in range(2):
+        await enforce(services, action, user, limit=spec)
+    for _ in range(3):
+        with pytest.raises(RateLimited) as exc:
+            await enforce(services, action, user, limit=spec)
+        assert exc.value.retry_after == 1  # the per-second window's
+    assert await services.redis.llen(minute) == 2 and await services.redis.llen(second) == 2
+    await asyncio.sleep(1.05)
+    await enforce(services, action, user, limit=spec)  # the minute still had room for three more
+    assert await services.redis.llen(minute) == 3
+
+
+async def test_room_is_checked_without_counting_and_counted_without_refusing(services):
+    who, action = f"ip-{uuid.uuid4().hex[:6]}", f"t{uuid.uuid4().hex[:6]}"
+    (_, key), = windows(services, action, who, "2/minute")
+    for _ in range(3):
+        await ensure_room(services, action, who, limit="2/minute")
+    assert await services.redis.llen(key) == 0
+    for _ in range(4):
+        await count(services, action, who, limit="2/minute")  # never raises; a full window stays full
+    assert await services.redis.llen(key) == 2
+    with pytest.raises(RateLimited) as exc:
+        await ensure_room(services, action, who, limit="2/minute")
+    assert 55 <= exc.value.retry_after <= 60
+    assert 55 <= await services.redis.ttl(key) <= 60
+
+
+async def test_an_actions_windows_share_one_hash_tag(services):
+    found = windows(services, "checkin", ObjectId(), "30/minute;300/hour;1000/day")
+    assert len({hash_tag(key) for _, key in found}) == 1 and len({key for _, key in found}) == 3
+
+
+async def test_an_empty_spec_limits_nothing(services, monkeypatch):
+    monkeypatch.setitem(services.settings.rate_limits, "checkin", "")
+    user = ObjectId()
+    for _ in range(50):
+        await enforce(services, "checkin", user)
+    assert windows(services, "checkin", user) == []
 
 
 def test_configured_defaults_are_humane(settings):
