@@ -161,6 +161,8 @@ def _queue_everything(pipe, key: str, *, multi_key: bool = True) -> None:
     pipe.dump(f"{key}:s")  # NEVER_DECODE: bytes
     pipe.eval("return {1, 'two', {3}, redis.status_reply('OK')}", 0)
     pipe.zscore(f"{key}:z", "missing")
+    # a name not in capitals: its callback still applies (pairs with float scores)
+    pipe.execute_command("zrange", f"{key}:z", 0, -1, "WITHSCORES", withscores=True)
 
 
 async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
@@ -171,7 +173,7 @@ async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
         _queue_everything(stock_pipe, "{redisio}:stock")
         ours = await redisio.execute_pipeline(ours_pipe)
         stock = await stock_pipe.execute(raise_on_error=False)
-        assert len(ours) == len(stock) == 19
+        assert len(ours) == len(stock) == 20
         for mine, theirs in zip(ours, stock, strict=True):
             if isinstance(theirs, Exception):
                 assert type(mine) is type(theirs) and str(mine) == str(theirs)
@@ -179,6 +181,7 @@ async def test_one_pass_pipeline_answers_exactly_as_redis_py(settings):
                 assert mine == theirs
         assert isinstance(ours[2], ResponseError) and ours[1] == "值 value" and ours[3] is None
         assert ours[5] == [("c", -3.0), ("a", 1.5), ("b", 2.0)] and isinstance(ours[16], bytes)
+        assert ours[19] == ours[5]
         assert ours_pipe.command_stack == []  # cleared, as execute() leaves a pipeline
         assert await client.get("{redisio}:ours:s") == "值 value"  # the connection is in step
     finally:
@@ -208,7 +211,7 @@ async def test_a_cluster_pipeline_keeps_redis_pys_execute(settings):
             results = await redisio.execute_pipeline(pipe)
         finally:
             type(pipe).execute = stock_send
-        assert len(results) == 19 and results[1] == "值 value" and isinstance(results[2], ResponseError)
+        assert len(results) == 20 and results[1] == "值 value" and isinstance(results[2], ResponseError)
         assert calls == ([] if is_plain else [1])
     finally:
         await client.aclose()
