@@ -209,6 +209,8 @@ def rate_window(action: str, who: str, period: str) -> str:
     newest first; ``period`` such as ``30/1/minute``). One tag per action and caller: every
     window of an action is checked and counted by one script."""
     return f"{RATE_LIMIT_PREFIX}:{{{action}/{who}}}/{period}"
+
+
 WORDS_VERSION = "words:version"
 """The word lists' version, so every process reloads its matcher after a moderator's change."""
 
