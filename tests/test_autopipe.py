@@ -7,6 +7,7 @@ import socket
 import uuid
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -117,6 +118,54 @@ async def test_a_full_batch_goes_out_at_once(settings, monkeypatch):
         assert CountingConnection.sends - before == 3  # 5 + 5 + 2
     finally:
         await redis.delete(key)
+        await redis.aclose()
+
+
+def _named_client(settings, name: str) -> Redis | RedisCluster:
+    """A client whose every connection carries ``name`` (``CLIENT SETNAME`` on connect)."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.effective_redis_url, decode_responses=True, client_name=name)
+    return Redis.from_pool(ConnectionPool.from_url(settings.effective_redis_url, decode_responses=True,
+                                                   connection_class=WatchedConnection, client_name=name))
+
+
+def _kill_named(settings, redis: Redis | RedisCluster, name: str) -> int:
+    """Closes every connection called ``name`` on every server the client talks to, from a blocking
+    client: no turn of the loop runs between the kill and the next send, so the client cannot have
+    seen its connections end."""
+    if isinstance(redis, RedisCluster):
+        servers = [(node.host, node.port) for node in redis.get_primaries()]
+    else:
+        kwargs = redis.connection_pool.connection_kwargs
+        servers = [(kwargs["host"], kwargs["port"])]
+    killed = 0
+    for host, port in servers:
+        with SyncRedis(host=host, port=port) as killer:
+            for entry in killer.client_list():
+                if entry.get("name") == name:
+                    killed += bool(killer.client_kill_filter(_id=entry["id"]))
+    return killed
+
+
+async def test_callers_whose_connections_the_server_closed_are_sent_again(settings):
+    """After a restart, an idle ``timeout`` or a ``CLIENT KILL``, the pooled connections are dead.
+    One server's batch is sent again by ``execute_pipeline``; a cluster's pipeline answers a dead
+    node's commands with the error instead, and those callers are sent again by the batch. Nothing
+    reached Redis the first time here, so each increment lands once."""
+    name = f"autopipe-dead-{uuid.uuid4().hex[:8]}"
+    redis = _named_client(settings, name)
+    batch = AutoPipeline(redis)
+    keys = [f"autopipe:dead:{uuid.uuid4().hex}:{i}" for i in range(60)]  # spread over every node
+    try:
+        await asyncio.gather(*(batch.run(lambda pipe, k=k: pipe.get(k)) for k in keys))  # connections open
+        assert _kill_named(settings, redis, name) >= 1
+        outcomes = await asyncio.gather(*(batch.run(lambda pipe, k=k: pipe.incr(k)) for k in keys),
+                                        return_exceptions=True)
+        assert outcomes == [[1]] * len(keys)
+        assert [await redis.get(k) for k in keys] == ["1"] * len(keys)
+    finally:
+        for k in keys:
+            await redis.delete(k)
         await redis.aclose()
 
 

@@ -33,6 +33,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from redis.asyncio import RedisCluster
+
 from solomo.core.redisio import execute_pipeline
 from solomo.core.redistypes import RedisClient
 
@@ -45,8 +47,9 @@ class AutoPipeline:
 
     def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)  # one server's batch retries in execute_pipeline
         self._pipe: Any = None
-        self._waiters: list[tuple[int, int, asyncio.Future[list[Any]]]] = []
+        self._waiters: list[_Waiter] = []
         self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def run(self, queue: Callable[[Any], object]) -> list[Any]:
@@ -62,7 +65,7 @@ class AutoPipeline:
         queue(pipe)
         end = len(pipe)
         answer: asyncio.Future[list[Any]] = loop.create_future()
-        self._waiters.append((start, end, answer))
+        self._waiters.append((start, end, answer, queue))
         if end >= MAX_COMMANDS:
             self._flush(pipe)
         results = await answer
@@ -79,20 +82,41 @@ class AutoPipeline:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    @staticmethod
-    async def _send(pipe: Any, waiters: list[tuple[int, int, asyncio.Future[list[Any]]]]) -> None:
+    async def _send(self, pipe: Any, waiters: list[_Waiter]) -> None:
         try:
             results = await execute_pipeline(pipe)
+            # A cluster's pipeline answers a node's dead connection as that node's commands'
+            # results (asked for results, redis-py does not retry it): those callers are sent once
+            # more, as one server's batch is (redisio.execute_pipeline), on fresh connections
+            # (redis-py marks the node's free ones after the error).
+            again = [w for w in waiters if any(type(r) in _NODE_FAILURES for r in results[w[0]:w[1]])] \
+                if self.cluster else []
+            if again:
+                retry = self.redis.pipeline(transaction=False)
+                spans = []
+                for waiter in again:
+                    begin = len(retry)
+                    waiter[3](retry)
+                    spans.append((begin, len(retry)))
+                redone = await execute_pipeline(retry)
+                for (begin, end), waiter in zip(spans, again, strict=True):
+                    results[waiter[0]:waiter[1]] = redone[begin:end]
         except BaseException as exc:  # the connection failed (or shutdown): every caller hears it
-            for _, _, answer in waiters:
+            for _, _, answer, _ in waiters:
                 if not answer.done():
                     answer.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
             if not isinstance(exc, Exception):
                 raise
             return
-        for start, end, answer in waiters:
+        for start, end, answer, _ in waiters:
             if not answer.done():  # a caller that was cancelled meanwhile no longer waits
                 answer.set_result(results[start:end])
+
+
+_Waiter = tuple[int, int, asyncio.Future[list[Any]], Callable[[Any], object]]
+"""A caller of a batch: its commands' span in the pipeline, its answer, its queueing function."""
+_NODE_FAILURES = frozenset(RedisCluster.ERRORS_ALLOW_RETRY)
+"""Results that say a node did not answer (redis-py's own list of what it retries)."""
 
 
 _SHARED: weakref.WeakKeyDictionary[Any, AutoPipeline] = weakref.WeakKeyDictionary()
