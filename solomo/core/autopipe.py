@@ -13,6 +13,9 @@ round trip. Here they share one (what ioredis and Lettuce call auto-pipelining):
   turn, so a caller alone waits no longer than before, and callers of the same turn ride along.
 * Each caller gets its own commands' results, in order; an error among them is raised to that
   caller only (like ``execute()``), a connection error to every caller of the batch.
+* A dead pooled connection (a restart, an idle ``timeout``, a ``CLIENT KILL``) costs no caller an
+  error: one server's batch is sent again on a new connection (``execute_pipeline``, the pool's
+  retry), and on a cluster the callers whose node answered with the error are sent again.
 * It is not a transaction: commands of different callers interleave with nobody else's, but each
   caller's commands stay in order and contiguous. On a Redis Cluster the pipeline is redis-py's
   cluster pipeline (commands grouped by node).
