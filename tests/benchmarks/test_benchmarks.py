@@ -246,13 +246,16 @@ def test_wrk_sends_each_request_exactly_once(bare_app) -> None:
     """The generator of the check-in and claim rows (ours and the baseline): every request once,
     each answer matched to its request (per-status latencies), then wrk is stopped."""
     require_wrk()
-    reqs = [json_request("POST", "/echo", {"i": i}) for i in range(300)] + [HttpRequest("GET", "/nowhere")]
+    # 2,000: enough work for the server's CPU time to pass a clock tick (10 ms) in any run; 300
+    # requests took less than one on a quick machine and read 0.0
+    n = 2000
+    reqs = [json_request("POST", "/echo", {"i": i}) for i in range(n)] + [HttpRequest("GET", "/nowhere")]
     started = time.perf_counter()
     stats = run_wrk_once(bare_app.port, reqs, concurrency=8, pids={"server": bare_app.pid})
     assert time.perf_counter() - started < 30  # stopped when the last answer came, not at wrk's -d
-    assert stats.requests == 301 and stats.statuses == {201: 300, 404: 1}
+    assert stats.requests == n + 1 and stats.statuses == {201: n, 404: 1}
     assert stats.generator.startswith("wrk")
-    assert len(stats.by_status(201).latencies_ms) == 300  # the bare app echoes X-Request-ID
+    assert len(stats.by_status(201).latencies_ms) == n  # the bare app echoes X-Request-ID
     assert stats.socket_errors == {"answers_without_request_id": 1}  # its 404 page does not
     assert 0 < stats.by_status(201).percentile(50) <= stats.by_status(201).percentile(99)
     assert stats.cpu_seconds["server"] > 0 and "client" in stats.cpu_seconds
