@@ -95,15 +95,7 @@ class AutoPipeline:
             again = [w for w in waiters if any(type(r) in _NODE_FAILURES for r in results[w[0]:w[1]])] \
                 if self.cluster else []
             if again:
-                retry = self.redis.pipeline(transaction=False)
-                spans = []
-                for waiter in again:
-                    begin = len(retry)
-                    waiter[3](retry)
-                    spans.append((begin, len(retry)))
-                redone = await execute_pipeline(retry)
-                for (begin, end), waiter in zip(spans, again, strict=True):
-                    results[waiter[0]:waiter[1]] = redone[begin:end]
+                await self._send_again(again, results)
         except BaseException as exc:  # the connection failed (or shutdown): every caller hears it
             for _, _, answer, _ in waiters:
                 if not answer.done():
@@ -114,6 +106,24 @@ class AutoPipeline:
         for start, end, answer, _ in waiters:
             if not answer.done():  # a caller that was cancelled meanwhile no longer waits
                 answer.set_result(results[start:end])
+
+    async def _send_again(self, again: list[_Waiter], results: list[Any]) -> None:
+        """Sends the callers ``again`` once more and puts their new results in ``results``; if that
+        batch fails as a whole, only they hear it (the others were answered the first time)."""
+        retry = self.redis.pipeline(transaction=False)
+        spans = []
+        for waiter in again:
+            begin = len(retry)
+            waiter[3](retry)
+            spans.append((begin, len(retry)))
+        try:
+            redone = await execute_pipeline(retry)
+        except Exception as exc:
+            for waiter in again:
+                results[waiter[0]:waiter[1]] = [exc] * (waiter[1] - waiter[0])
+            return
+        for (begin, end), waiter in zip(spans, again, strict=True):
+            results[waiter[0]:waiter[1]] = redone[begin:end]
 
 
 _Waiter = tuple[int, int, asyncio.Future[list[Any]], Callable[[Any], object]]
