@@ -92,10 +92,10 @@ class AutoPipeline:
             # results (asked for results, redis-py does not retry it): those callers are sent once
             # more, as one server's batch is (redisio.execute_pipeline), on fresh connections
             # (redis-py marks the node's free ones after the error).
-            again = [w for w in waiters if any(type(r) in _NODE_FAILURES for r in results[w[0]:w[1]])] \
-                if self.cluster else []
-            if again:
-                await self._send_again(again, results)
+            if self.cluster:
+                again = [w for w in waiters if any(type(r) in _NODE_FAILURES for r in results[w[0]:w[1]])]
+                if again:
+                    await self._send_again(again, results)
         except BaseException as exc:  # the connection failed (or shutdown): every caller hears it
             for _, _, answer, _ in waiters:
                 if not answer.done():
