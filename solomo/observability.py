@@ -12,6 +12,12 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (it must be set before the process imports
 ``GET /metrics`` of any of them reports the sum over all — several uvicorn workers, or an API and
 Celery prefork children sharing a volume. Without it, the process's own registry is served.
 
+The HTTP series (latency, status counts, requests in progress) are counted by the middleware
+without locks and added to those values in bulk (:mod:`solomo.core.httpseries`): at each scrape of
+``GET /metrics`` for the process that answers it, and every second for the rest — another
+process's requests (multiprocess mode) and the internal port's scrapes (a thread) show within a
+second.
+
 HTTP latency is labelled by the route *template* (``/v1/posts/{post_id}``, or one ``<unmatched>``),
 never the raw path, and by a known method (anything else is ``other``), so the number of series
 stays bounded whatever clients send. The Celery queue depth is not kept by anyone: it is read from
@@ -32,7 +38,7 @@ per record instead (:class:`PlainFormatter`), for a person at a terminal (``solo
 loop with orjson, but written by a writer thread, many lines per ``write`` (:class:`_JsonHandler`:
 no file or pipe write blocks the event loop); the access line is made without a record when the
 JSON handler is the only one it would reach (:func:`log_access`), else its record skips the caller
-lookup; the metric children of a route are looked up once; a generated request id is a per-process random
+lookup; the HTTP series take no lock a request; a generated request id is a per-process random
 prefix and a counter, not a fresh ``uuid4``. The event loop's own health is measured too
 (:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
 
@@ -42,6 +48,7 @@ WebSocket and lifespan traffic straight through.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import itertools
@@ -68,9 +75,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from solomo.core import looplag
+from solomo.core import httpseries, looplag
 from solomo.core.errors import Forbidden, NotFound
-from solomo.core.metrics import HTTP_IN_PROGRESS, HTTP_LATENCY, HTTP_REQUESTS
 from solomo.core.redisio import DRIVER
 
 if TYPE_CHECKING:
@@ -377,25 +383,6 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-class _RouteSeries:
-    """The metric children of one (method label, route template): looked up once, not per request
-    (``labels()`` takes a lock and builds a key each time). Bounded: routes are templates, methods
-    a fixed set, statuses the few an app answers."""
-
-    __slots__ = ("latency", "method", "route", "statuses")
-
-    def __init__(self, method: str, route: str) -> None:
-        self.method, self.route = method, route
-        self.latency = HTTP_LATENCY.labels(method, route)
-        self.statuses: dict[int, Any] = {}
-
-    def count(self, status: int) -> None:
-        counter = self.statuses.get(status)
-        if counter is None:
-            counter = self.statuses[status] = HTTP_REQUESTS.labels(self.method, self.route, str(status))
-        counter.inc()
-
-
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 _ACCESS_MESSAGE = "%s %s %s"
 
@@ -443,13 +430,6 @@ class ObservabilityMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._series: dict[tuple[str, str], _RouteSeries] = {}
-
-    def _route_series(self, method: str, route: str) -> _RouteSeries:
-        series = self._series.get((method, route))
-        if series is None:
-            series = self._series[(method, route)] = _RouteSeries(method, route)
-        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -485,22 +465,20 @@ class ObservabilityMiddleware:
                 return
             await send(message)
 
-        HTTP_IN_PROGRESS.inc()
+        httpseries.SERVING.requests += 1
         try:
             await self.app(scope, receive, send_wrapper)
         except BaseException:
             status = 500
             raise
         finally:
-            HTTP_IN_PROGRESS.dec()
+            httpseries.SERVING.requests -= 1
             # the latency is the answer's: work the response runs after it (solomo.core.afterwards)
             # is not what the client waited for
             elapsed = (answered_at if answered_at is not None else time.perf_counter()) - start
             route = route_template(scope, root_path)
             method = str(scope.get("method", "GET"))
-            series = self._route_series(method_label(method), route)
-            series.latency.observe(elapsed)
-            series.count(status)
+            httpseries.series(method_label(method), route).count(status, elapsed)
             if log.isEnabledFor(logging.INFO):
                 log_access(method, scope.get("path", ""), status, route, round(elapsed * 1000, 3), finished)
             _request_id.reset(token)
@@ -611,6 +589,7 @@ def _authorized(request: Request) -> None:
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition: process (or all processes') metrics plus the queue depths."""
     _authorized(request)
+    httpseries.publish()  # this process's requests up to this one
     depths: dict[str, int] | None
     broker: Redis | None = request.app.state.services.extras.get("broker_redis")
     try:
@@ -645,6 +624,8 @@ async def start(app: Starlette) -> None:
         driver_info=DRIVER,
     )
     app.state.services.extras["looplag"] = looplag.start(settings.stall_trace_ms)
+    app.state.services.extras["http_series"] = asyncio.create_task(httpseries.publish_every(),
+                                                                     name="solomo-http-series")
     if settings.metrics_port:
         start_internal_metrics(app, settings.metrics_port)
 
@@ -672,6 +653,12 @@ def start_internal_metrics(app: Starlette, port: int) -> None:
 
 
 async def stop(app: Starlette) -> None:
+    publisher = app.state.services.extras.pop("http_series", None)
+    if publisher is not None:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+    httpseries.publish()  # the last requests' counts, before multiprocess mode marks this process dead
     watcher = app.state.services.extras.pop("looplag", None)
     if watcher is not None:
         await looplag.stop(watcher)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+HTTP_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The three HTTP metrics are updated through solomo.core.httpseries only (counted without locks).
 HTTP_LATENCY = Histogram(
     "solomo_http_request_duration_seconds",
     "Time from request start to the last body byte, by route template",
     ["method", "route"],
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=HTTP_LATENCY_BUCKETS,
 )
 HTTP_REQUESTS = Counter(
     "solomo_http_requests", "HTTP responses by route template and status", ["method", "route", "status"]

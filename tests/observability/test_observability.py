@@ -18,9 +18,10 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
+from solomo.core import httpseries
+from solomo.core.metrics import HTTP_REQUESTS
 from solomo.embedded import free_port
 from solomo.observability import (
-    HTTP_REQUESTS,
     UNMATCHED_ROUTE,
     JsonFormatter,
     ObservabilityMiddleware,
@@ -210,6 +211,7 @@ def _bare_app() -> Starlette:
 def test_websocket_streaming_and_crash_pass_through():
     """The middleware must not break sockets or streams, and a crash still counts as a 500."""
     app = _bare_app()
+    httpseries.publish()
     before = HTTP_REQUESTS.labels("GET", "/bare/boom", "500")._value.get()
     with TestClient(app, raise_server_exceptions=False) as tc:
         with tc.websocket_connect("/bare/ws") as ws:
@@ -218,6 +220,7 @@ def test_websocket_streaming_and_crash_pass_through():
         resp = tc.get("/bare/stream", headers={"X-Request-ID": "s-1"})
         assert resp.text == "".join(f"chunk{i};" for i in range(5)) and resp.headers["x-request-id"] == "s-1"
         assert tc.get("/bare/boom").status_code == 500
+    httpseries.publish()  # the app's loop thread has ended: its counts are the test's to publish
     assert HTTP_REQUESTS.labels("GET", "/bare/boom", "500")._value.get() == before + 1
 
 
@@ -239,10 +242,16 @@ def test_metrics_add_up_across_processes(tmp_path: Path, settings):
             for _ in range(n):
                 assert _get(server.base_url + "/healthz")[0] == 200
         for server in servers:
-            status, text = _get(server.base_url + "/metrics")
-            assert status == 200
-            # 7 plus the one /readyz each LiveServer.start polled until ready
-            assert sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200") == 7
+            # the other process publishes its counts within a second (solomo.core.httpseries)
+            deadline = time.monotonic() + 5
+            while True:
+                status, text = _get(server.base_url + "/metrics")
+                assert status == 200
+                total = sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200")
+                if total == 7 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert total == 7
             assert sample(text, "solomo_celery_queue_depth", queue="fanout") is not None
     finally:
         for server in servers:
@@ -311,9 +320,15 @@ def test_internal_metrics_port_without_token_and_no_public_metrics(tmp_path: Pat
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(server.base_url + "/metrics", timeout=10)
         assert exc.value.code == 404
-        with urllib.request.urlopen(f"http://127.0.0.1:{internal}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        assert sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200") == 1
+        deadline = time.monotonic() + 5  # the port's thread sees what the loop publishes each second
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{internal}/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            total = sample(text, "solomo_http_requests_total", method="GET", route="/healthz", status="200")
+            if total == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert total == 1
         assert sample(text, "solomo_celery_queue_depth", queue="fanout") is not None
         assert sample(text, "solomo_broker_up") == 1
     finally:

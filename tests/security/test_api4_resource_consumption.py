@@ -119,6 +119,9 @@ def _series(name: str) -> set[tuple[tuple[str, str], ...]]:
     """The label sets of one metric family in this process's registry."""
     from prometheus_client import REGISTRY
 
+    from solomo.core import httpseries
+
+    httpseries.publish()  # what the middleware counted so far becomes series
     return {tuple(sorted(sample.labels.items())) for family in REGISTRY.collect() if family.name == name
             for sample in family.samples if sample.name == name + "_total"}
 
