@@ -36,10 +36,11 @@ per record instead (:class:`PlainFormatter`), for a person at a terminal (``solo
 **Cost**: the access line, the metrics and the request id are on every request, so each is cheap
 (measured with ``benchmarks/bench_healthz.py``; docs/benchmarks.md): a record is formatted on the
 loop with orjson, but written by a writer thread, many lines per ``write`` (:class:`_JsonHandler`:
-no file or pipe write blocks the event loop); the access line is made without a record when the
-JSON handler is the only one it would reach (:func:`log_access`), else its record skips the caller
-lookup; the HTTP series take no lock a request; a generated request id is a per-process random
-prefix and a counter, not a fresh ``uuid4``. The event loop's own health is measured too
+no file or pipe write blocks the event loop); when the JSON handler is the only one an access line
+would reach (:func:`log_access`), the line is queued as its fields, without a record, and the writer
+makes it; else its record skips the caller lookup; the HTTP series take no lock a request; a
+generated request id is a per-process random prefix and a counter, not a fresh ``uuid4``. The event
+loop's own health is measured too
 (:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
 
 :class:`ObservabilityMiddleware` is a pure ASGI middleware: it never buffers bodies and passes
@@ -168,13 +169,13 @@ class JsonFormatter(logging.Formatter):
         return stamp
 
     def access_line(self, created: float, method: str, path: str, status: int, route: str,
-                    duration_ms: float, complete: bool) -> str:
+                    duration_ms: float, complete: bool, request_id: str | None) -> str:
         """The line :meth:`format` makes of an access record (``solomo.access``, INFO, the message
-        ``"<method> <path> <status>"``, these extras), without making the record: a
-        ``LogRecord``, its handling and formatting cost ~10 µs a line, as much as a whole
+        ``"<method> <path> <status>"``, these extras, the request's id), without making the record:
+        a ``LogRecord``, its handling and formatting cost ~10 µs a line, as much as a whole
         ``/healthz`` (docs/benchmarks.md, twenty-second round). The keys in :meth:`format`'s order."""
         entry = {"ts": self._ts(created), "level": "info", "logger": log.name, "msg": f"{method} {path} {status}",
-                 "request_id": current_request_id(), "complete": complete, "duration_ms": duration_ms,
+                 "request_id": request_id, "complete": complete, "duration_ms": duration_ms,
                  "method": method, "path": path, "route": route, "status": status}
         if entry["request_id"] is None:  # outside a request (the middleware always sets one)
             del entry["request_id"]
@@ -214,13 +215,26 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
+AccessFields = tuple[float, str, str, int, str, float, bool, str | None]
+"""An access line's fields, in :meth:`JsonFormatter.access_line`'s order: made on the loop, written
+out by the log writer (:meth:`_JsonHandler.enqueue`)."""
+
+
+def _printable(value: Any) -> Any:
+    """Text orjson refuses (a lone surrogate a client put in a path) with the bad characters escaped."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
+
+
 class _JsonHandler(logging.Handler):
     """The handler this module installs (configuring twice replaces it). Without a fixed stream it
     writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work.
 
     A record is formatted where it is logged and queued; a writer thread writes what is queued,
     many lines per ``write``, so a slow disk or a full pipe never blocks the event loop, and a
-    busy process makes one system call per batch instead of one per line. An ERROR (or worse) is
+    busy process makes one system call per batch instead of one per line. An access line is queued
+    as its fields (:data:`AccessFields`) and made by whoever writes the batch: on a busy server
+    that is the writer thread, which makes hundreds in a row (docs/benchmarks.md, twenty-sixth
+    round: made on the loop, a line cost ~2.5 µs more of a ~40 µs ``/healthz``). An ERROR (or worse) is
     written at once, by the thread that logged it, with everything queued before it; ``flush()``
     (and so ``logging.shutdown()`` at exit) writes everything queued. At most
     :attr:`MAX_PENDING` lines wait: beyond, lines are dropped and the next write says how many."""
@@ -231,7 +245,8 @@ class _JsonHandler(logging.Handler):
     def __init__(self, stream: Any = None) -> None:
         super().__init__()
         self._fixed = stream
-        self._pending: deque[tuple[Any, str]] = deque()  # (the stream when logged, the line)
+        # (the stream when logged, the line or an access line's fields)
+        self._pending: deque[tuple[Any, str | AccessFields]] = deque()
         self._dropped = 0
         self._wake = threading.Event()
         self._writing = threading.Lock()  # one writer at a time: lines keep their order
@@ -255,8 +270,9 @@ class _JsonHandler(logging.Handler):
             return
         self.enqueue(line, urgent=record.levelno >= logging.ERROR)
 
-    def enqueue(self, line: str, urgent: bool = False) -> None:
-        """Queues a formatted line for the writer (``urgent``: write it, and what is queued, now)."""
+    def enqueue(self, line: str | AccessFields, urgent: bool = False) -> None:
+        """Queues a formatted line, or an access line's fields, for the writer (``urgent``: write
+        it, and what is queued, now)."""
         if len(self._pending) >= self.MAX_PENDING:
             self._dropped += 1
             return
@@ -295,12 +311,12 @@ class _JsonHandler(logging.Handler):
             streams = set(map(itemgetter(0), queued))
             batches: list[tuple[Any, list[str]]] = []
             if len(streams) == 1:
-                batches.append((streams.pop(), list(map(itemgetter(1), queued))))
+                batches.append((streams.pop(), list(map(self._text, map(itemgetter(1), queued)))))
             else:
                 for stream, line in queued:  # the stream changed meanwhile (a test's capture)
                     if not batches or batches[-1][0] is not stream:
                         batches.append((stream, []))
-                    batches[-1][1].append(line)
+                    batches[-1][1].append(self._text(line))
             if self._dropped:
                 batches.append((self.stream, [f"{self._dropped} log lines dropped: the log writer could not keep up"]))
                 self._dropped = 0
@@ -310,6 +326,16 @@ class _JsonHandler(logging.Handler):
                     stream.flush()
                 except Exception:  # a closed or broken stream: nothing better to do with these lines
                     pass
+
+    def _text(self, line: str | AccessFields) -> str:
+        if type(line) is str:
+            return line
+        fields = cast(AccessFields, line)
+        formatter = self.formatter if type(self.formatter) is JsonFormatter else _ACCESS_FORMATTER
+        try:
+            return formatter.access_line(*fields)
+        except TypeError:  # orjson refused some text: the line is written with it escaped
+            return formatter.access_line(*map(_printable, fields))
 
     def close(self) -> None:
         self._closed = True
@@ -326,6 +352,7 @@ class _JsonHandler(logging.Handler):
 
 
 _HANDLERS: weakref.WeakSet[_JsonHandler] = weakref.WeakSet()
+_ACCESS_FORMATTER = JsonFormatter()  # for access fields queued before a handler's formatter changed
 
 
 def _after_fork() -> None:
@@ -408,15 +435,9 @@ def _sole_json_handler() -> _JsonHandler | None:
 def log_access(method: str, path: str, status: int, route: str, duration_ms: float, complete: bool) -> None:
     """One request's access line (``solomo.access``, INFO: the caller checks the level)."""
     handler = _sole_json_handler()
-    if handler is not None:  # the same line, straight to the writer's queue
-        formatter = cast(JsonFormatter, handler.formatter)
-        try:
-            line = formatter.access_line(time.time(), method, path, status, route, duration_ms, complete)
-        except Exception:  # text orjson refuses: the record's way reports it (handleError)
-            pass
-        else:
-            handler.enqueue(line)
-            return
+    if handler is not None:  # the same line, made by the writer (see _JsonHandler)
+        handler.enqueue((time.time(), method, path, status, route, duration_ms, complete, current_request_id()))
+        return
     # makeRecord + handle: the access line needs no caller lookup (Logger.info's findCaller)
     log.handle(log.makeRecord(
         log.name, logging.INFO, __file__, 0, _ACCESS_MESSAGE, (method, path, status), None,

@@ -29,6 +29,7 @@ from solomo.observability import (
     _JsonHandler,
     _request_id,
     _sole_json_handler,
+    current_request_id,
     log_access,
     queue_depths,
     request_id_from,
@@ -366,8 +367,9 @@ def test_a_served_request_is_logged_once():
 
 
 def test_an_access_line_is_the_line_its_record_would_make():
-    """The middleware writes an access line without making a record (when the JSON handler is the
-    only one it would reach): byte for byte what formatting the record gives."""
+    """The middleware queues an access line's fields without making a record (when the JSON handler
+    is the only one it would reach): the line made of them is byte for byte what formatting the
+    record gives."""
     formatter = JsonFormatter()
     extras = {"method": "POST", "path": "/v1/posts", "route": "/v1/posts", "status": 201, "duration_ms": 12.345,
               "complete": True}
@@ -375,8 +377,8 @@ def test_an_access_line_is_the_line_its_record_would_make():
     def both() -> tuple[str, str]:
         record = logging.getLogger("solomo.access").makeRecord(
             "solomo.access", logging.INFO, __file__, 0, "%s %s %s", ("POST", "/v1/posts", 201), None, extra=extras)
-        return formatter.access_line(record.created, "POST", "/v1/posts", 201, "/v1/posts", 12.345, True), \
-            formatter.format(record)
+        return formatter.access_line(record.created, "POST", "/v1/posts", 201, "/v1/posts", 12.345, True,
+                                     current_request_id()), formatter.format(record)
 
     direct, formatted = both()  # outside a request: no request id
     assert direct == formatted and "request_id" not in direct
@@ -414,8 +416,8 @@ def test_the_access_line_goes_the_records_way_when_anything_else_listens():
 
 
 def test_an_access_line_orjson_refuses_does_not_escape_the_middleware():
-    """A path orjson cannot write (a lone surrogate) takes the record's way, where the handler
-    reports the failure instead of raising into the request."""
+    """A path orjson cannot write (a lone surrogate) neither raises into the request nor loses its
+    line: the writer writes it with the bad character escaped."""
     root = logging.getLogger()
     saved = root.handlers[:]
     stream = io.StringIO()
@@ -430,5 +432,6 @@ def test_an_access_line_orjson_refuses_does_not_escape_the_middleware():
     finally:
         root.handlers = saved
         json_handler.close()
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["path"] == "/ok"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["path"] for line in lines] == ["/ok", "/bad-\\ud800"]
+    assert lines[1]["msg"] == "GET /bad-\\ud800 404" and lines[1]["status"] == 404

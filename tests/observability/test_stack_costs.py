@@ -45,6 +45,21 @@ def test_log_writer_writes_every_line_in_order_in_batches():
     assert stream.writes < 2000  # batched: fewer writes than lines
 
 
+def test_queued_access_fields_are_written_as_their_lines_among_the_records():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    fields = [(1_765_000_000.0 + i, "GET", f"/p/{i}", 200, "/p/{n}", 1.5, True, f"rid-{i}") for i in range(300)]
+    for i, access in enumerate(fields):
+        handler.handle(_record(f"record {i}"))
+        handler.enqueue(access)
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["msg"] for line in lines[0::2]] == [f"record {i}" for i in range(300)]
+    assert lines[1::2] == [JsonFormatter().access_line(*access) for access in fields]
+    assert json.loads(lines[3])["request_id"] == "rid-1"
+
+
 def test_log_writer_thread_writes_without_a_flush():
     stream = _Stream()
     handler = _JsonHandler(stream)
