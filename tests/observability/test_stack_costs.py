@@ -60,6 +60,18 @@ def test_queued_access_fields_are_written_as_their_lines_among_the_records():
     assert json.loads(lines[3])["request_id"] == "rid-1"
 
 
+def test_access_fields_no_request_makes_are_reported_and_the_writer_goes_on():
+    stream = _Stream()
+    handler = _JsonHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.enqueue(("not a time", "GET", "/x", 200, "/x", 1.0, True, None))
+    handler.handle(_record("after it"))
+    handler.close()
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "error" and first["msg"] == "access line not made" and "not a time" in first["fields"]
+    assert second["msg"] == "after it"
+
+
 def test_log_writer_thread_writes_without_a_flush():
     stream = _Stream()
     handler = _JsonHandler(stream)
