@@ -334,7 +334,7 @@ class _JsonHandler(logging.Handler):
         formatter = self.formatter if type(self.formatter) is JsonFormatter else _ACCESS_FORMATTER
         try:
             return formatter.access_line(*fields)
-        except TypeError:  # orjson refused some text: the line is written with it escaped
+        except Exception:  # orjson refused some text (a lone surrogate): written with it escaped
             pass
         try:
             return formatter.access_line(*map(_printable, fields))
