@@ -79,6 +79,7 @@ from starlette.routing import Mount, Route
 from solomo.core import httpseries, looplag
 from solomo.core.errors import Forbidden, NotFound
 from solomo.core.redisio import DRIVER
+from solomo.core.sidetasks import reap
 
 if TYPE_CHECKING:
     from redis import Redis as SyncRedis
@@ -681,9 +682,7 @@ def start_internal_metrics(app: Starlette, port: int) -> None:
 async def stop(app: Starlette) -> None:
     publisher = app.state.services.extras.pop("http_series", None)
     if publisher is not None:
-        publisher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await publisher
+        await reap(publisher, cancel=True)
     httpseries.publish()  # the last requests' counts, before multiprocess mode marks this process dead
     watcher = app.state.services.extras.pop("looplag", None)
     if watcher is not None:

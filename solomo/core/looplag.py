@@ -23,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from solomo.core.metrics import EVENT_LOOP_LAG, EVENT_LOOP_MAX_STALL, GC_CPU
+from solomo.core.sidetasks import reap
 from solomo.core.stalltrace import StallTracer
 
 TICK_S = 0.05
@@ -99,6 +100,4 @@ async def stop(started: Watching) -> None:
         tracer.stop()
     with contextlib.suppress(ValueError):
         gc.callbacks.remove(timer)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await reap(task, cancel=True)
