@@ -44,7 +44,7 @@ class RouteSeries:
     since the last :func:`publish`. Bounded as the labels are: routes are templates, methods a fixed
     set, statuses the few an app answers."""
 
-    __slots__ = ("buckets", "children", "method", "route", "seconds", "statuses", "waiting")
+    __slots__ = ("buckets", "counters", "latency", "method", "route", "seconds", "statuses", "waiting")
 
     def __init__(self, method: str, route: str) -> None:
         self.method, self.route = method, route
@@ -52,7 +52,9 @@ class RouteSeries:
         self.seconds = 0.0
         self.statuses: dict[int, int] = {}
         self.waiting = False
-        self.children: dict[int, Any] = {}  # status → its counter child, looked up once
+        # the Prometheus children, looked up on their first publish (a series shows once counted)
+        self.latency: Any = None
+        self.counters: dict[int, Any] = {}  # by status
 
     def count(self, status: int, seconds: float) -> None:
         """One answered request (on the loop thread)."""
@@ -69,16 +71,18 @@ class RouteSeries:
         buckets, self.buckets = self.buckets, [0] * len(_BOUNDS)
         seconds, self.seconds = self.seconds, 0.0
         statuses, self.statuses = self.statuses, {}
-        latency = HTTP_LATENCY.labels(self.method, self.route)
+        latency = self.latency
+        if latency is None:
+            latency = self.latency = HTTP_LATENCY.labels(self.method, self.route)
         # the histogram's own values (prometheus_client has no call adding n observations at once)
         latency._sum.inc(seconds)
         for value, n in zip(latency._buckets, buckets, strict=True):
             if n:
                 value.inc(n)
         for status, n in statuses.items():
-            child = self.children.get(status)
+            child = self.counters.get(status)
             if child is None:
-                child = self.children[status] = HTTP_REQUESTS.labels(self.method, self.route, str(status))
+                child = self.counters[status] = HTTP_REQUESTS.labels(self.method, self.route, str(status))
             child.inc(n)
 
 
