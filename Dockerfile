@@ -22,6 +22,19 @@ COPY geo geo
 COPY offers offers
 COPY moderation moderation
 COPY workers workers
+COPY push push
+COPY search search
+COPY media media
+COPY notifications notifications
+COPY profiles profiles
+COPY loyalty loyalty
+COPY insights insights
+# The hot modules compiled with mypyc (solomo/core/compiled.py), in place, before the install
+# copies them with their sources; the compiler and mypy are there for the build only.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install "mypy>=2.4,<3" \
+    && python -c "import sys; from solomo.core.compiled import build, state; sys.exit(build() or state() != 'compiled')" \
+    && pip uninstall -y mypy && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* build
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app solomo \
     && mkdir -p "$PROMETHEUS_MULTIPROC_DIR" \

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak install clean browser
+.PHONY: run test lint bench soak install clean browser compile
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# The hot modules compiled with mypyc (solomo/core/compiled.py): built in place when their sources
+# changed, left as Python where there is no C compiler.
+compile: $(STAMP)
+	$(BIN)/solomo compile
+
+run: $(STAMP) compile
 	$(BIN)/solomo dev
 
 # what the tests drive outside Python: chromium and a CJK font (end-to-end tests), wrk (benchmark test)
@@ -30,7 +35,7 @@ TEST_WORKERS ?= 2
 PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile
 CLUSTER_TESTS ?= tests/feed tests/realtime tests/offers tests/moderation tests/accounts tests/checkins tests/test_redisio.py tests/test_autopipe.py tests/search/test_tiersets.py
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser lint compile
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	SOLOMO_TEST_REDIS=cluster $(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
@@ -41,11 +46,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: $(STAMP)
+bench: $(STAMP) compile
 	$(BIN)/python -m benchmarks
 
-soak: $(STAMP)
+soak: $(STAMP) compile
 	$(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf .solomo
+	test ! -x $(BIN)/python || $(BIN)/solomo compile clean

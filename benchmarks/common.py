@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from solomo.core import tasknames
+from solomo.core import compiled, tasknames
 from solomo.core.serving import UVICORN_FLAGS
 from solomo.embedded import EmbeddedServers, _die_with_parent, free_port
 
@@ -206,7 +206,9 @@ def machine() -> dict[str, Any]:
         mem_kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
     return {"cpus": os.cpu_count(), "cpu_model": cpu_model, "memory_gib": round(mem_kib / 2**20, 1),
             "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            # whether the servers ran the mypyc-compiled modules (docs/benchmarks.md, twenty-seventh round)
+            "compiled_modules": compiled.state()}
 
 
 def write_json(results: Sequence[Result], path: Path = RESULTS_PATH) -> Path:

@@ -19,7 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from argon2 import PasswordHasher
@@ -303,9 +303,9 @@ class TokenCache:
     With no Redis (``redis=None``) or when Redis fails, tokens are simply checked in MongoDB.
     """
 
-    PREFIX = TOKEN_PREFIX
-    USER_PREFIX = TOKEN_USER_PREFIX
-    GEN = TOKEN_GENERATION
+    PREFIX: ClassVar[str] = TOKEN_PREFIX
+    USER_PREFIX: ClassVar[str] = TOKEN_USER_PREFIX
+    GEN: ClassVar[str] = TOKEN_GENERATION
 
     def __init__(self, redis: RedisClient | None, ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
         self.redis = redis

@@ -93,6 +93,23 @@ def seed(if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing unl
         typer.echo(asyncio.run(run(settings)))
 
 
+@cli.command("compile")
+def compile_modules(action: str = typer.Argument("build", help="build, clean or state")) -> None:
+    """Compile the hot modules with mypyc in place (solomo.core.compiled), remove them, or say
+    whether they match their sources."""
+    from solomo.core import compiled
+
+    if action == "build":
+        raise typer.Exit(compiled.build())
+    if action == "clean":
+        compiled.clean()
+    elif action == "state":
+        typer.echo(compiled.state())
+    else:
+        typer.echo("error: build, clean or state", err=True)
+        raise typer.Exit(2)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     cli()
