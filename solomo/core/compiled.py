@@ -2,7 +2,7 @@
 them all compiled or all from source.
 
 Why (docs/benchmarks.md, twenty-seventh round): after twenty-six rounds of changes the API's
-profiles were flat — no entry above ~8 % — and our own Python was ~60 % of a read's CPU, the rest
+profiles were flat — no frame above ~5 % — and our own Python was ~60 % of a read's CPU, the rest
 the HTTP server, Starlette and the drivers. mypyc (part of mypy, the project's type checker)
 compiles type-checked modules into C extensions that run the same code without the interpreter's
 per-operation work.
@@ -30,9 +30,10 @@ What mypyc changes, and why some hot modules are not listed:
 * a class attribute of a compiled class is an instance attribute's default unless annotated
   ``ClassVar`` (``solomo.accounts.TokenCache.PREFIX``);
 * a tuple is unboxed into a C struct, so two reads of one tuple are not the same object (``is``);
-* async generators are not compiled (``search.tiers``), pydantic models (``solomo.http``, the API
-  modules) and subclasses of a library's class with ``__slots__`` (``solomo.core.redisio``) stay
-  Python;
+* async generators are not compiled (``search.tiers``, ``offers.gate``); mypyc's C did not build
+  for the modules with pydantic models (``solomo.http``, the API modules) nor for an attribute named
+  ``_thread`` (``solomo.observability``); a test subclasses ``solomo.core.redisio``'s connection
+  class, which a compiled class does not allow;
 * annotations are checked at run time: a value that contradicts its annotation fails where it
   enters a compiled function.
 """
