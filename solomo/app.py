@@ -20,6 +20,7 @@ from solomo.core.heap import freeze_startup_heap
 from solomo.core.jsonio import JSONResponse
 from solomo.core.settings import Settings, load_settings, require_secret_key
 from solomo.http import routes_in
+from solomo.middleware import ObservabilityMiddleware
 from solomo.openapi import build_openapi
 from solomo.routing import IndexedRouter, most_specific_first, with_method_guards
 from solomo.services import open_services
@@ -76,4 +77,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.router = IndexedRouter(routes, lifespan=lifespan)  # before the first request builds the stack
     app.state.settings = settings
     observability.install(app, settings)
+    app.add_middleware(ObservabilityMiddleware)
     return app

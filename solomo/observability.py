@@ -74,7 +74,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from solomo.core import httpseries, looplag
 from solomo.core.errors import Forbidden, NotFound
@@ -85,7 +85,6 @@ if TYPE_CHECKING:
     from redis import Redis as SyncRedis
     from redis.asyncio import Redis
     from starlette.applications import Starlette
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from solomo.core.settings import Settings
 
@@ -397,26 +396,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     uv_access.propagate = False
 
 
-# --- the middleware ----------------------------------------------------------------------------
+# --- the access line (made for solomo.middleware) -----------------------------------------------
 
 
-def route_template(scope: Scope, root_path: str) -> str:
-    """The matched route's path template (a bounded label), or ``<unmatched>``."""
-    route = scope.get("route")
-    if isinstance(route, Mount):
-        return route.path + "/{path}"
-    if isinstance(route, Route):
-        prefix = str(scope.get("root_path", ""))[len(root_path):]
-        return prefix + route.path
-    return UNMATCHED_ROUTE
-
-
-def method_label(method: str) -> str:
-    """A known HTTP method, or ``other``: a client choosing the method must not choose new series."""
-    return method if method in KNOWN_METHODS else OTHER_METHOD
-
-
-_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 _ACCESS_MESSAGE = "%s %s %s"
 
 
@@ -450,74 +432,6 @@ def log_access(method: str, path: str, status: int, route: str, duration_ms: flo
         extra={"method": method, "path": path, "route": route, "status": status, "duration_ms": duration_ms,
                "complete": complete},
     ))
-
-
-class ObservabilityMiddleware:
-    """Request id, access log line, latency histogram and status counter for each HTTP request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            if scope["type"] == "websocket":
-                token = _request_id.set(request_id_from(_header(scope, _REQUEST_ID_KEY)))
-                try:
-                    await self.app(scope, receive, send)
-                finally:
-                    _request_id.reset(token)
-                return
-            await self.app(scope, receive, send)
-            return
-
-        rid = request_id_from(_header(scope, _REQUEST_ID_KEY))
-        token = _request_id.set(rid)
-        root_path = str(scope.get("root_path", ""))
-        start = time.perf_counter()
-        status = 500
-        finished = False
-        answered_at: float | None = None  # the last byte of the answer sent
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, finished, answered_at
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _REQUEST_ID_KEY]
-                headers.append((_REQUEST_ID_KEY, rid.encode()))
-                message["headers"] = headers
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                finished = True
-                await send(message)
-                answered_at = time.perf_counter()
-                return
-            await send(message)
-
-        httpseries.SERVING.requests += 1
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except BaseException:
-            status = 500
-            raise
-        finally:
-            httpseries.SERVING.requests -= 1
-            # the latency is the answer's: work the response runs after it (solomo.core.afterwards)
-            # is not what the client waited for
-            elapsed = (answered_at if answered_at is not None else time.perf_counter()) - start
-            route = route_template(scope, root_path)
-            method = str(scope.get("method", "GET"))
-            httpseries.series(method_label(method), route).count(status, elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log_access(method, scope.get("path", ""), status, route, round(elapsed * 1000, 3), finished)
-            _request_id.reset(token)
-
-
-def _header(scope: Scope, key: bytes) -> str | None:
-    """A request header's value by its name in lowercase bytes (ASGI servers give header names in
-    lowercase: so does Starlette's ``Headers`` read them)."""
-    for name, value in scope.get("headers", ()):
-        if name == key:
-            return str(value.decode("latin-1"))
-    return None
 
 
 # --- exposition --------------------------------------------------------------------------------
@@ -634,9 +548,9 @@ async def metrics(request: Request) -> Response:
 
 
 def install(app: Starlette, settings: Settings) -> None:
-    """Adds the middleware and ``GET /metrics`` and sets up logging; called by the app factory."""
+    """Adds ``GET /metrics`` and sets up logging; called by the app factory (which adds
+    :class:`solomo.middleware.ObservabilityMiddleware`)."""
     configure_logging(settings.log_level, settings.log_format)
-    app.add_middleware(ObservabilityMiddleware)
     app.router.routes.append(Route("/metrics", metrics, methods=["GET"], include_in_schema=False))
 
 

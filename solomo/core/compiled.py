@@ -31,9 +31,10 @@ What mypyc changes, and why some hot modules are not listed:
   ``ClassVar`` (``solomo.accounts.TokenCache.PREFIX``);
 * a tuple is unboxed into a C struct, so two reads of one tuple are not the same object (``is``);
 * async generators are not compiled (``search.tiers``, ``offers.gate``); mypyc's C did not build
-  for the modules with pydantic models (``solomo.http``, the API modules) nor for an attribute named
-  ``_thread`` (``solomo.observability``); a test subclasses ``solomo.core.redisio``'s connection
-  class, which a compiled class does not allow;
+  for the modules with pydantic models (``solomo.http``, the API modules); Starlette reads an
+  endpoint's signature, which a compiled function has not (``solomo.observability`` defines
+  ``/metrics``: its middleware is compiled from ``solomo.middleware``); a test subclasses
+  ``solomo.core.redisio``'s connection class, which a compiled class does not allow;
 * annotations are checked at run time: a value that contradicts its annotation fails where it
   enters a compiled function.
 """
@@ -70,7 +71,7 @@ MODULES: tuple[str, ...] = (
     # what every request shares
     "solomo.core.viewcache", "solomo.core.autopipe", "solomo.core.cache", "solomo.core.keys",
     "solomo.core.ttlrefresh", "solomo.core.ids", "solomo.core.httpseries", "solomo.core.jsonio",
-    "solomo.routing", "solomo.accounts",
+    "solomo.routing", "solomo.accounts", "solomo.middleware",
     # stores near a point, distances, public positions
     "checkins.geoindex", "checkins.stores", "checkins.storeviews", "checkins.nearby",
     "geo.privacy", "geo.cells", "geo.distance",

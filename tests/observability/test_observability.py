@@ -21,10 +21,10 @@ from starlette.testclient import TestClient
 from solomo.core import httpseries
 from solomo.core.metrics import HTTP_REQUESTS
 from solomo.embedded import free_port
+from solomo.middleware import ObservabilityMiddleware
 from solomo.observability import (
     UNMATCHED_ROUTE,
     JsonFormatter,
-    ObservabilityMiddleware,
     PlainFormatter,
     _JsonHandler,
     _request_id,
