@@ -46,6 +46,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,13 +97,20 @@ def extension_of(module: str, root: Path = ROOT) -> Path | None:
 
 def built(modules: Sequence[str] = MODULES, root: Path = ROOT) -> set[str]:
     """The modules that have an extension beside their source in the listed modules' packages:
-    the listed ones built, and any left by a build of a longer list (which Python would load too)."""
+    the listed ones built, and any left by a build of a longer list (which Python would load too).
+    Reads the listings of the packages' folders only (not of a data folder such as
+    ``solomo/.solomo``)."""
     found: set[str] = set()
     for package in sorted({m.split(".")[0] for m in modules}):
-        for path in (root / package).rglob("*.py"):
-            module = ".".join(path.relative_to(root).with_suffix("").parts)
-            if extension_of(module, root) is not None:
-                found.add(module)
+        for folder, subfolders, names in os.walk(root / package):
+            subfolders[:] = [d for d in subfolders if os.path.exists(os.path.join(folder, d, "__init__.py"))]
+            present = set(names)
+            prefix = Path(folder).relative_to(root).parts
+            for name in names:
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                    stem = name[:-len(suffix)]
+                    if name.endswith(suffix) and stem + ".py" in present:
+                        found.add(".".join((*prefix, stem)))
     return found
 
 
