@@ -43,8 +43,9 @@ generated request id is a per-process random prefix and a counter, not a fresh `
 loop's own health is measured too
 (:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
 
-:class:`ObservabilityMiddleware` is a pure ASGI middleware: it never buffers bodies and passes
-WebSocket and lifespan traffic straight through.
+The middleware that counts and logs each request is :class:`solomo.middleware.ObservabilityMiddleware`
+(a module of its own, compiled with the hot modules): a pure ASGI middleware that never buffers
+bodies and passes WebSocket and lifespan traffic straight through.
 """
 
 from __future__ import annotations
