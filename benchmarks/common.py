@@ -791,8 +791,9 @@ async def drive(port: int, requests: Sequence[HttpRequest], *, concurrency: int,
 @contextlib.contextmanager
 def profiled(name: str, pid: int | None) -> Iterator[None]:
     """With ``SOLOMO_BENCH_PROFILE=<dir>``, sample the API process with py-spy while our side is
-    driven and leave ``<dir>/<row>.txt`` (collapsed stacks: ``py-spy``'s raw format). Off by default:
-    the sampler costs the profiled process a little, so figures come from runs without it."""
+    driven and leave ``<dir>/<row>.txt`` (collapsed stacks: ``py-spy``'s raw format); with
+    ``SOLOMO_BENCH_PROFILE_NATIVE=1`` too, with native frames. Off by default: the sampler costs the
+    profiled process a little, so figures come from runs without it."""
     out_dir = os.environ.get("SOLOMO_BENCH_PROFILE")
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not out_dir or pid is None or not Path(spy).exists():
@@ -800,8 +801,11 @@ def profiled(name: str, pid: int | None) -> Iterator[None]:
         return
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     out = Path(out_dir) / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:80] + ".txt")
+    # native frames show what runs inside the compiled modules (solomo.core.compiled), which a Python
+    # stack does not; py-spy then stops the process for each sample, so only its shares mean much
+    how = ["--native"] if os.environ.get("SOLOMO_BENCH_PROFILE_NATIVE") else ["--nonblocking"]
     proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
-                             "--output", str(out), "--nonblocking"],
+                             "--output", str(out), *how],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield

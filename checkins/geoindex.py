@@ -28,7 +28,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from geo import reach
+from geo.distance import spherical_m
 from solomo.core.keys import STORES_GEO_FRESH, STORES_GEO_LOCK, STORES_GEO_READY, stores_geo
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def measured(lat: float, lng: float, hits: list[Hit]) -> list[tuple[float, str, 
     for name, _ in hits:
         hex_id, lng_text, lat_text = name.split("|")
         member_lat, member_lng = float(lat_text), float(lng_text)
-        out.append((reach.spherical_m(lat, lng, member_lat, member_lng), hex_id, member_lat, member_lng))
+        out.append((spherical_m(lat, lng, member_lat, member_lng), hex_id, member_lat, member_lng))
     return out
 
 

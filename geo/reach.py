@@ -10,15 +10,16 @@ complete up to that circle's radius (:func:`complete_below`).
 
 Also what every such search shares: Redis measures on its own sphere, MongoDB on another, and a
 member's geohash is rounded; so a search asks Redis for a circle a little wider (:func:`redis_m`)
-and measures each member again, exactly, on MongoDB's sphere (:func:`spherical_m`), from the
-position the member carries.
+and measures each member again, exactly, on MongoDB's sphere (:func:`geo.distance.spherical_m`),
+from the position the member carries.
 """
 
 from __future__ import annotations
 
 import math
 
-MONGO_EARTH_RADIUS_M = 6_378_100.0  # MongoDB's spherical distances (so both read paths agree)
+from geo.distance import MONGO_EARTH_RADIUS_M
+
 REDIS_EARTH_RADIUS_M = 6_372_797.560856  # Redis GEO's haversine
 K = REDIS_EARTH_RADIUS_M / MONGO_EARTH_RADIUS_M
 SLACK_M = 2.0
@@ -51,14 +52,6 @@ class Reach:
         if len(self._seen) >= MAX_KEYS:
             self._seen.clear()
         self._seen[key] = reach_m
-
-
-def spherical_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance on MongoDB's sphere (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * MONGO_EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def redis_m(radius_m: float) -> float:
