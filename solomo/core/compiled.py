@@ -33,8 +33,10 @@ What mypyc changes, and why some hot modules are not listed:
 * async generators are not compiled (``search.tiers``, ``offers.gate``); mypyc's C did not build
   for the modules with pydantic models (``solomo.http``, the API modules); Starlette reads an
   endpoint's signature, which a compiled function has not (``solomo.observability`` defines
-  ``/metrics``: its middleware is compiled from ``solomo.middleware``); a test subclasses
-  ``solomo.core.redisio``'s connection class, which a compiled class does not allow;
+  ``/metrics``: its middleware is compiled from ``solomo.middleware``); ``solomo.core.redisio``'s
+  connection class inherits redis-py's, which has slots, so it could only be a Python class, whose
+  compiled methods then refused a subclass's instance, and a pipeline cancelled mid-read leaked its
+  cancellation (docs/benchmarks.md, twenty-eighth round);
 * annotations are checked at run time: a value that contradicts its annotation fails where it
   enters a compiled function.
 """
