@@ -35,25 +35,24 @@ def one_at_a_time(items: list[str]) -> list[int]:
     return [0]
 
 
-async def _queued_behind_the_first(writer: GroupWriter[str, str], writes: Writes,
-                                   items: list[str]) -> list[asyncio.Task[str]]:
-    """Submits ``items``; returns once the first is being written and the rest wait behind it."""
-    tasks = [asyncio.create_task(writer.submit(item)) for item in items]
+async def _first_group_fails_with(error: BaseException) -> tuple[Writes, GroupWriter[str, str], list[object]]:
+    """Submits "a", "b" and "c", one a group; "a"'s group fails with ``error`` once "b" and "c" wait
+    behind it. Returns the writes, the writer and the three answers."""
+    writes = Writes(first_error=error)
+    writer: GroupWriter[str, str] = GroupWriter(writes, take=one_at_a_time, per_item=(ValueError,))
+    tasks = [asyncio.create_task(writer.submit(item)) for item in ("a", "b", "c")]
     for _ in range(100):  # bounded: the writer task starts on the next loop turns
         if writes.groups:
             break
         await asyncio.sleep(0)
-    assert writes.groups == [items[:1]]
-    return tasks
+    assert writes.groups == [["a"]]
+    writes.release.set()
+    return writes, writer, await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_an_outage_is_the_answer_of_everything_queued_behind_the_group():
     outage = ServerSelectionTimeoutError("no primary")
-    writes = Writes(first_error=outage)
-    writer: GroupWriter[str, str] = GroupWriter(writes, take=one_at_a_time, per_item=(ValueError,))
-    tasks = await _queued_behind_the_first(writer, writes, ["a", "b", "c"])
-    writes.release.set()
-    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    writes, writer, answers = await _first_group_fails_with(outage)
     assert answers == [outage, outage, outage]
     assert writes.groups == [["a"]], "the queued ones were not tried one group after another"
     assert writer.idle
@@ -64,11 +63,7 @@ async def test_an_outage_is_the_answer_of_everything_queued_behind_the_group():
 
 async def test_another_error_is_the_answer_of_its_group_only():
     failure = RuntimeError("not an outage")
-    writes = Writes(first_error=failure)
-    writer: GroupWriter[str, str] = GroupWriter(writes, take=one_at_a_time, per_item=(ValueError,))
-    tasks = await _queued_behind_the_first(writer, writes, ["a", "b", "c"])
-    writes.release.set()
-    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    writes, _, answers = await _first_group_fails_with(failure)
     assert answers == [failure, "written b", "written c"]
     assert writes.groups == [["a"], ["b"], ["c"]]
 
