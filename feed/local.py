@@ -19,7 +19,6 @@ its cells are rebuilt in the background; so is a circle needing more than 16 cel
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import time
@@ -40,6 +39,7 @@ from feed.localcells import (
     Entry,
     entries_in,
     member_id,
+    newest_first,
     public_latlng,
     request_rebuilds,
 )
@@ -258,7 +258,7 @@ async def _merge_pages(services: Services, circle: Circle, keys: list[str], trim
         cut = max((k for k in (full_frontier, trimmed_floor) if k is not None), default=None)
         # each cell's reply is newest first, and (score, member) sorts like (score, id): the member
         # starts with the 24-digit id; so the merge is lazy, and stops at the cut
-        merged = heapq.merge(*(_rows(rows_of[i]) for i in active), reverse=True)
+        merged = newest_first([_rows(rows_of[i]) for i in active])
         near = entries_in(merged, pos, cut, circle.holds)
         size = 0
         while len(results) < want:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from feed.nearquery import newest_in_area
@@ -124,6 +124,37 @@ def entry_member(post_id: str, lat: float, lng: float) -> str:
     """``<post id>|<lat>|<lng>``: read back by :func:`entries_in` and :func:`member_id`."""
     # repr: the shortest text that reads back as the same float, so a removal rebuilds the member
     return f"{post_id}|{lat!r}|{lng!r}"
+
+
+def newest_first(sources: Sequence[Iterator[tuple[float, str]]]) -> Iterator[tuple[float, str]]:
+    """The rows of ``sources`` (each ``(score, member)`` newest first) as one stream, newest first:
+    ``heapq.merge(*sources, reverse=True)``, lazily, compiled (feed.localcells is in
+    :data:`solomo.core.compiled.MODULES`). A page merges a handful of cells, so each row is chosen by
+    one scan of the sources' heads, comparing their scores as C doubles; ``heapq.merge`` is Python
+    and was ~6 % of a local page (docs/benchmarks.md, twenty-eighth round). The rows are handed on
+    as the sources made them."""
+    pending: list[Iterator[tuple[float, str]]] = []
+    heads: list[Any] = []  # each pending source's next row
+    scores: list[float] = []
+    for source in sources:
+        first = next(source, None)
+        if first is not None:
+            pending.append(source)
+            heads.append(first)
+            scores.append(first[0])
+    while heads:
+        best, best_score = 0, scores[0]
+        for i in range(1, len(heads)):
+            score = scores[i]
+            if score > best_score or (score == best_score and heads[i] > heads[best]):
+                best, best_score = i, score
+        yield heads[best]
+        following = next(pending[best], None)
+        if following is None:
+            del pending[best], heads[best], scores[best]
+        else:
+            heads[best] = following
+            scores[best] = following[0]
 
 
 def entries_in(rows: Iterator[tuple[float, str]], pos: tuple[float, str] | None, cut: tuple[float, str] | None,
