@@ -26,6 +26,7 @@ Keys are built from client coordinates, so they expire: :data:`CELL_TTL_S` after
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -166,10 +167,15 @@ def entries_in(rows: Iterator[tuple[float, str]], pos: tuple[float, str] | None,
     A local page's hot loop: one generator instead of a chain of four, and an :class:`Entry` made
     only for an entry kept (about a third of those read, on pages shaped like the benchmark's): a
     page's merge went from ~95 to ~71 µs (docs/benchmarks.md)."""
+    # (score, member) bounds compared score first, as C doubles: a tuple comparison would box the row
+    # again for each (mypyc keeps a typed tuple unboxed)
+    cut_score, cut_member = cut if cut is not None else (-math.inf, "")
+    pos_score, pos_member = pos if pos is not None else (math.inf, "")
     for row in rows:
-        if cut is not None and row < cut:
+        score = row[0]
+        if score <= cut_score and (score < cut_score or row[1] < cut_member):
             return
-        if pos is not None and not row < pos:
+        if score >= pos_score and (score > pos_score or row[1] >= pos_member) and pos is not None:
             continue
         parts = row[1].split("|")
         if len(parts) != 3 or len(parts[0]) != 24:
