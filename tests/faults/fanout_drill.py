@@ -80,7 +80,10 @@ async def seed_audience(services: Any, author: ObjectId, followers: Sequence[Obj
                         ready: Callable[[int], bool] = lambda i: True) -> Audience:
     """Each of ``followers`` follows ``author`` (straight into MongoDB: 20,000 API calls would be the
     drill's whole time) and, where ``ready(position)``, has an empty READY home feed (an active reader)."""
-    follow_ids = [ObjectId() for _ in followers]  # increasing: the fan-out's order is position order
+    # increasing, so the fan-out's order (follow ``_id``) is position order. Sorted: ``ObjectId()``
+    # alone is not increasing when its 3-byte counter (random start) wraps within the second, and the
+    # drills then took the order of the followers after the wrap for the fan-out's (1 in ~840 calls)
+    follow_ids = sorted(ObjectId() for _ in followers)
     docs = [{"_id": fid, "follower_id": f, "target_type": "user", "target_id": author, "created_at": None,
              "created_ms": 0} for fid, f in zip(follow_ids, followers, strict=True)]
     for start in range(0, len(docs), BATCH * 5):
