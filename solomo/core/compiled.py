@@ -172,11 +172,11 @@ def compiler() -> str | None:
     return shutil.which(cc)
 
 
-def clean(root: Path = ROOT) -> None:
+def clean() -> None:
     """Removes every extension and the manifest (the sources run as Python)."""
     MANIFEST.unlink(missing_ok=True)
-    for module in (*built(MODULES, root), GROUP + "__mypyc"):
-        while (path := extension_of(module, root)) is not None:
+    for module in (*built(), GROUP + "__mypyc"):
+        while (path := extension_of(module)) is not None:
             path.unlink()
 
 
