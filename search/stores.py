@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from search import keyflags, tiers, tiersets
 from search.query import parse_q
+from solomo.core.metrics import STORE_SEARCH_SET_PAGES
 from solomo.core.pagination import Position, cut_page, lookahead
 from solomo.core.searchkeys import (
     MAX_INITIALS,
@@ -120,6 +121,10 @@ def tier_of_name(name: str, folded_q: str, q_runs: list[Run]) -> int | None:
     return worst if q_runs else None
 
 
+_SET_PAGES = {True: STORE_SEARCH_SET_PAGES.labels(answered="yes"), False: STORE_SEARCH_SET_PAGES.labels(answered="no")}
+"""Whether the tiers' GEO sets answered a first page (else MongoDB did): their hit rate, read by ops and tests."""
+
+
 async def plan(services: Services, q: str) -> tuple[list[dict[str, Any] | None], tiers.TierOf]:
     """A query's tier filters (None: a tier no store can be in) and the check of a store's true tier
     (None when the filters are exact)."""
@@ -152,6 +157,7 @@ async def search_stores(services: Services, q: str, *, lat: float | None = None,
             rows = await tiersets.first_page(
                 services, [None if f is None else tiers.and_(f, extra) for f in filters], lat=lat, lng=lng,
                 radius_m=radius_m, want=lookahead(limit), rank=tiers.geo_score, principal=principal)
+            _SET_PAGES[rows is not None].inc()
             if rows is not None:
                 return cut_page(rows, limit, tiers.position_of)
         return await tiers.by_distance(services.db.stores, filters, check, lat=lat, lng=lng, radius_m=radius_m,

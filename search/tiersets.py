@@ -46,6 +46,7 @@ from geo import reach
 from solomo.core import ratelimit
 from solomo.core.errors import RateLimited
 from solomo.core.keys import STORES_SEARCH_GEN, store_tier_set
+from solomo.core.metrics import STORE_SEARCH_SET_BUILDS
 from solomo.core.services import Services
 
 log = logging.getLogger("search.tiersets")
@@ -219,3 +220,4 @@ async def build(services: Services, key: str, query: dict[str, Any], generation:
                     pipe.execute_command("GEOADD", scratch, *args)
         pipe.execute_command("RENAME", scratch, key)  # redis-py blocks its rename() in a cluster pipeline
         await pipe.execute()
+    STORE_SEARCH_SET_BUILDS.inc()

@@ -30,6 +30,15 @@ FANOUT_LAG = Histogram(
 FANOUT_ENTRIES = Counter(
     "solomo_fanout_entries", "Timeline entries written by fan-out", ["target"]  # home | cell | topic | store
 )
+STORE_SEARCH_SET_PAGES = Counter(
+    "solomo_store_search_set_pages",
+    "First pages of a store search near a point asked of the tiers' GEO sets (search/tiersets.py), by "
+    "whether the sets answered (no: MongoDB did)",
+    ["answered"],
+)
+STORE_SEARCH_SET_BUILDS = Counter(
+    "solomo_store_search_set_builds", "Store-search tier GEO sets built from MongoDB (search/tiersets.py)"
+)
 SOCKETS_CONNECTED = Gauge(
     "solomo_ws_connected_sockets", "WebSockets currently open", multiprocess_mode="livesum"
 )

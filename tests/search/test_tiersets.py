@@ -17,6 +17,8 @@ from bson import ObjectId
 from geo.geojson import geo_point
 from search import stores as store_search
 from search import tiersets
+from solomo.core.keys import STORES_SEARCH_GEN
+from solomo.core.metrics import STORE_SEARCH_SET_BUILDS, STORE_SEARCH_SET_PAGES
 from solomo.core.searchkeys import store_keys
 from tests.checkins.helpers import new_store
 from tests.search.test_search_api import random_point
@@ -58,27 +60,51 @@ async def _both(services: Any, monkeypatch: pytest.MonkeyPatch, q: str, lat: flo
     """(page from the sets, page from MongoDB) of one search."""
     from_sets = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, position=None, **kw))
     with monkeypatch.context() as m:
-        m.setattr(tiersets, "usable", lambda *_: False)
+        m.setattr(tiersets, "MAX_RADIUS_M", -1.0)  # no search is usable: MongoDB answers
+        asked = Served()
         from_mongo = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, position=None, **kw))
+        assert (asked.answered, asked.declined) == (0, 0), asked  # the sets were not asked
     return from_sets, from_mongo
 
 
+class Served:
+    """First pages asked of the sets since :meth:`mark`, answered by them or left to MongoDB: the
+    ``solomo_store_search_set_pages`` counter (this process's, where the searches run)."""
+
+    def __init__(self) -> None:
+        self.mark()
+
+    @staticmethod
+    def _counts() -> tuple[float, float]:
+        return (STORE_SEARCH_SET_PAGES.labels(answered="yes")._value.get(),
+                STORE_SEARCH_SET_PAGES.labels(answered="no")._value.get())
+
+    def mark(self) -> None:
+        self._base = self._counts()
+
+    @property
+    def answered(self) -> int:
+        return int(self._counts()[0] - self._base[0])
+
+    @property
+    def declined(self) -> int:
+        return int(self._counts()[1] - self._base[1])
+
+    def __repr__(self) -> str:
+        return f"Served(answered={self.answered}, declined={self.declined})"
+
+
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """One entry per first page asked of the sets: whether they answered it (not MongoDB)."""
-    answers: list[bool] = []
-    real = tiersets.first_page
-
-    async def counted(*args: Any, **kw: Any) -> Any:
-        rows = await real(*args, **kw)
-        answers.append(rows is not None)
-        return rows
-
-    monkeypatch.setattr(tiersets, "first_page", counted)
-    return answers
+def served() -> Served:
+    return Served()
 
 
-async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
+def builds() -> int:
+    """Tier sets built so far in this process (``solomo_store_search_set_builds``)."""
+    return int(STORE_SEARCH_SET_BUILDS._value.get())
+
+
+async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.MonkeyPatch, served: Served) -> None:
     circles = record_widenings(monkeypatch)  # per widening: whether the circle grew (else the count)
     rng = random.Random(7)
     lat, lng = random_point()
@@ -89,20 +115,21 @@ async def test_first_pages_equal_mongodbs(services: Any, monkeypatch: pytest.Mon
         for limit, radius in ((20, 3000.0), (5, 3000.0), (1, 800.0), (20, 400.0)):
             from_sets, from_mongo = await _both(services, monkeypatch, q, plat, plng, radius_m=radius, limit=limit)
             assert from_sets == from_mongo, (q, limit, radius)
-    assert served.count(True) >= len(served) * 0.8, served  # the sets answered (ties at a page's end do not)
+    # the sets answered (ties at a page's end do not)
+    assert served.answered >= (served.answered + served.declined) * 0.8, served
     assert any(circles), circles  # a first circle from the last reach (geo.reach) was too small, and widened
     # the next page from MongoDB goes on where the sets' page ended
     first = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000, position=None, limit=7)
     second = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000,
                                               position=first[1], limit=7)
     with monkeypatch.context() as m:
-        m.setattr(tiersets, "usable", lambda *_: False)
+        m.setattr(tiersets, "MAX_RADIUS_M", -1.0)  # no search is usable: MongoDB answers
         whole = await store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000, position=None,
                                                  limit=14)
     assert _page((first[0] + second[0], None))[0] == _page((whole[0], None))[0]
 
 
-async def test_every_store_change_is_seen_at_once(client: Any, services: Any, served: list[bool]) -> None:
+async def test_every_store_change_is_seen_at_once(client: Any, services: Any, served: Served) -> None:
     merchant = await register(client, "merchant")
     user = await register(client)
     lat, lng = random_point()
@@ -136,7 +163,7 @@ async def test_every_store_change_is_seen_at_once(client: Any, services: Any, se
     resp = await client.get("/v1/search/stores", params={"q": "咖啡", "category": "cafe", **near},
                             headers=user.headers)
     assert resp.json()["items"] == []
-    assert served and all(served), served
+    assert served.answered and not served.declined, served
 
 
 async def test_a_set_of_an_older_generation_is_built_again(services: Any) -> None:
@@ -158,7 +185,7 @@ async def test_a_set_of_an_older_generation_is_built_again(services: Any) -> Non
 
 
 async def test_a_tier_over_the_cap_and_a_refused_build_are_read_from_mongodb(
-        services: Any, monkeypatch: pytest.MonkeyPatch, served: list[bool]) -> None:
+        services: Any, monkeypatch: pytest.MonkeyPatch, served: Served) -> None:
     rng = random.Random(3)
     lat, lng = random_point()
     await _seed(services, lat, lng, 40, rng)
@@ -166,7 +193,7 @@ async def test_a_tier_over_the_cap_and_a_refused_build_are_read_from_mongodb(
     await tiersets.stores_changed(services)
     from_sets, from_mongo = await _both(services, monkeypatch, "咖啡", lat, lng, radius_m=3000, limit=20)
     assert from_sets == from_mongo and from_sets[0]
-    assert served == [False]
+    assert (served.answered, served.declined) == (0, 1), served
     filters, _ = await store_search.plan(services, "咖啡")
     key = tiersets.set_key(next(f for f in filters if f is not None))
     assert await services.redis.zscore(key, tiersets.TOO_MANY) == 0  # the cap is remembered: no rebuild
@@ -176,37 +203,37 @@ async def test_a_tier_over_the_cap_and_a_refused_build_are_read_from_mongodb(
     monkeypatch.setitem(services.settings.rate_limits, "search_set_build", "1/minute")
     who = ObjectId()
     await tiersets.stores_changed(services)
-    served.clear()
+    served.mark()
     for q in ("squ", "kafei"):
         rows = _page(await store_search.search_stores(services, q, lat=lat, lng=lng, radius_m=3000, position=None,
                                                       limit=20, principal=who))
         with monkeypatch.context() as m:
-            m.setattr(tiersets, "usable", lambda *_: False)
+            m.setattr(tiersets, "MAX_RADIUS_M", -1.0)  # no search is usable: MongoDB answers
             assert rows == _page(await store_search.search_stores(services, q, lat=lat, lng=lng, radius_m=3000,
                                                                   position=None, limit=20))
-    assert served == [False, False]
+    assert (served.answered, served.declined) == (0, 2), served
     monkeypatch.setitem(services.settings.rate_limits, "search_set_build", "")
+    served.mark()
     await store_search.search_stores(services, "squ", lat=lat, lng=lng, radius_m=3000, position=None, limit=20,
                                      principal=who)
-    assert served[-1] is True
+    assert (served.answered, served.declined) == (1, 0), served
 
 
 async def test_concurrent_searches_share_one_build(services: Any, monkeypatch: pytest.MonkeyPatch,
-                                                   served: list[bool]) -> None:
+                                                   served: Served) -> None:
     import asyncio
 
     lat, lng = random_point()
     await _seed(services, lat, lng, 30, random.Random(5))
-    builds: list[str] = []
-    real = tiersets.build
-
-    async def counted(services: Any, key: str, *args: Any) -> None:
-        builds.append(key)
-        await real(services, key, *args)
-
-    monkeypatch.setattr(tiersets, "build", counted)
+    before = builds()
     pages = await asyncio.gather(*(store_search.search_stores(services, "咖啡", lat=lat, lng=lng, radius_m=3000,
                                                               position=None, limit=20, principal=ObjectId())
                                    for _ in range(24)))
     assert all(_page(p) == _page(pages[0]) for p in pages) and pages[0][0]
-    assert len(builds) == len(set(builds)) and all(served), (builds, served)  # one build a tier, all served
+    # the sets built now are those labelled with the current generation: each was built once
+    filters, _ = await store_search.plan(services, "咖啡")
+    generation = int(await services.redis.get(STORES_SEARCH_GEN))
+    labels = [await services.redis.zscore(tiersets.set_key(f), tiersets.LABEL) for f in filters if f is not None]
+    built = sum(label == generation for label in labels)
+    assert built and builds() - before == built, (labels, generation, builds() - before)
+    assert (served.answered, served.declined) == (24, 0), served
