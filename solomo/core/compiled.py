@@ -79,7 +79,7 @@ MODULES: tuple[str, ...] = (
     "checkins.geoindex", "checkins.stores", "checkins.storeviews", "checkins.nearby",
     "geo.privacy", "geo.cells", "geo.distance",
     # search
-    "search.stores", "search.posts", "search.query", "search.keyflags", "search.tiersets", "solomo.core.searchkeys",
+    "search.stores", "search.posts", "search.query", "search.keyflags", "solomo.core.searchkeys",
 )
 
 
