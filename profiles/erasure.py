@@ -130,7 +130,10 @@ async def _ids(cursor: Any) -> list[ObjectId]:
 async def _posts(services: Services, user_id: ObjectId) -> None:
     """Every post leaves every feed as an author's deletion does (``feed.posts.delete_post``): status
     ``deleted``, its fan-out retracted by the retract task (the outbox sweep re-sends a lost one).
-    The text goes too, except for posts moderators hold as evidence."""
+    The text goes too, except for posts moderators hold as evidence: in the same write as the status,
+    so the cached view a reader fills after the invalidation holds no text either (a page still
+    listing the post before its retraction fills one); and from the posts the user had deleted
+    before, whose cached views go with it."""
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                 {"_id": 1}).limit(BATCH))
@@ -140,6 +143,7 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
         await services.db.posts.update_many({"_id": {"$in": ids}, "status": {"$ne": "deleted"}}, [
             {"$set": {"status": "deleted", "deleted_from": "$status", "deleted_at": datetime.now(UTC),
                       "fanout": "pending", "evidence": evidence, "account_deleted": True,
+                      "text": {"$cond": [evidence, "$text", ""]},
                       "status_version": {"$add": [{"$ifNull": ["$status_version", 0]}, 1]},
                       "queued_ms": {"$cond": [{"$eq": ["$status", "pending_review"]}, "$created_ms", "$queued_ms"]}}},
             {"$unset": "fanout_progress"}])
@@ -148,9 +152,14 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
         for post_id in ids:
             await services.redis.srem(keys.feed_new_sent(post_id, bucket), str(user_id))  # told as its author
             await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
-    # not evidence: nothing of the text is kept
-    await services.db.posts.update_many({"author_id": user_id, "status": "deleted", "evidence": {"$ne": True},
-                                         "text": {"$ne": ""}}, {"$set": {"text": ""}})
+    # deleted before, and not evidence: nothing of the text is kept, in MongoDB or a cached view
+    while True:
+        ids = await _ids(services.db.posts.find({"author_id": user_id, "status": "deleted", "evidence": {"$ne": True},
+                                                 "text": {"$ne": ""}}, {"_id": 1}).limit(BATCH))
+        if not ids:
+            break
+        await services.db.posts.update_many({"_id": {"$in": ids}}, {"$set": {"text": ""}})
+        await postcache.invalidate(services, ids)
 
 
 async def _comments(services: Services, user_id: ObjectId) -> None:

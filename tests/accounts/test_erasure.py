@@ -320,3 +320,33 @@ async def test_told_marks_are_found_from_the_event_history_when_the_home_feed_is
     assert not await services.redis.exists(home_key(reader.id))
     await _reader_marks(services, ObjectId(reader.id))
     assert await services.redis.smembers(told) == {"someone-else"}
+
+
+async def test_no_cached_view_keeps_an_erased_posts_text(client, services, monkeypatch):
+    """A reader may fill a post's cached view right after the erasure's invalidation (a page still
+    listing the post before its retraction): that view holds no text; nor does the cached view of a
+    post the user had deleted before (its text goes at the erasure's end)."""
+    from feed import postcache
+    from profiles import erasure
+    from solomo.core.keys import post_view_key
+
+    victim = await register(client)
+    live = await client.post("/v1/posts", json={"text": "secret live words"}, headers=victim.headers)
+    gone = await client.post("/v1/posts", json={"text": "secret deleted words"}, headers=victim.headers)
+    assert live.status_code == gone.status_code == 201
+    assert (await client.delete(f"/v1/posts/{gone.json()['id']}", headers=victim.headers)).status_code == 204
+    ids = [ObjectId(live.json()["id"]), ObjectId(gone.json()["id"])]
+    await postcache.load(services, ids)  # both views cached (a repost's page fills a deleted post's)
+    for pid in ids:
+        assert "secret" in str(await services.redis.get(post_view_key(pid))), pid
+    real = postcache.invalidate
+
+    async def then_read(services: Any, post_ids: list[ObjectId]) -> None:  # a reader's page right after
+        await real(services, post_ids)
+        await postcache.load(services, list(post_ids))
+
+    monkeypatch.setattr(erasure.postcache, "invalidate", then_read)
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
+    assert resp.status_code == 204, resp.text
+    for pid in ids:
+        assert "secret" not in str(await services.redis.get(post_view_key(pid))), pid
