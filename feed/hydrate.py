@@ -8,7 +8,7 @@ missed is read from MongoDB, one query per kind (never one per item), and cached
 Author and store *summaries* (``username``/``display_name``; store ``name`` and location) are
 kept in a small per-process cache (:class:`SummaryCache`, on ``services.summaries``), expiring
 after :data:`solomo.core.cache.SUMMARY_TTL_S`. A change of a name must call
-:func:`names_changed`: it bumps ``keys.SUMMARIES_GEN``, which every hydration reads in the same
+:func:`names_changed`: it sets ``keys.SUMMARIES_GEN`` to a new random value, which every hydration reads in the same
 pipeline as the likes, and a process that sees it move drops its whole summary cache. Like counts
 and ``liked_by_me`` come from the post cache and the likes set, both kept exact on change.
 
@@ -27,6 +27,7 @@ was due anyway); blocks are one indexed MongoDB query, only for a page with repo
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import orjson
@@ -317,5 +318,7 @@ def post_created(doc: dict[str, Any], author: Principal, store: dict[str, Any] |
 
 async def names_changed(services: Services) -> None:
     """Call after an author's display name or a store's name changes (committed): every process
-    drops its summary cache at its next page."""
-    await services.redis.incr(SUMMARIES_GEN)
+    drops its summary cache at its next page. The generation is a new random value, not a count: a
+    count restarts after Redis loses its data and would come back to a value an idle process still
+    holds, with the names it read before."""
+    await services.redis.set(SUMMARIES_GEN, secrets.token_hex(8))

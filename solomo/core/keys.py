@@ -290,7 +290,8 @@ starts over."""
 
 
 SUMMARIES_GEN = "summaries:gen"
-"""Bumped when an author's or store's name changes: every process then drops its summary cache."""
+"""A new random value when an author's or store's name changes: every process then drops its summary
+cache (random, not a count: a count restarts after a loss of Redis's data, to values processes hold)."""
 
 
 # --- store search key flags (search/keyflags.py) --------------------------------------------------

@@ -127,3 +127,22 @@ async def test_wrong_passwords_are_limited_per_user(client, services):
     for _ in range(limit + 2):
         resp = await client.post("/v1/me/password", json={"old_password": "password123"}, headers=other.headers)
         assert resp.status_code == 422
+
+
+async def test_a_rename_after_redis_lost_its_data_still_reaches_a_process_that_held_names(client, services):
+    """The names' generation after a loss of Redis's data (the key gone) never comes back to one a
+    process still holds with the names it read under it."""
+    from solomo.core.keys import SUMMARIES_GEN
+
+    acct = await register(client)
+    post = await client.post("/v1/posts", json={"text": "hi"}, headers=acct.headers)
+    url = f"/v1/posts/{post.json()['id']}"
+
+    async def shown() -> str:
+        return str((await client.get(url, headers=acct.headers)).json()["author"]["display_name"])
+
+    for name in ("第一", "第二"):
+        await services.redis.delete(SUMMARIES_GEN)  # Redis lost its data (this key is what matters here)
+        resp = await client.patch("/v1/me", json={"display_name": name}, headers=acct.headers)
+        assert resp.status_code == 200, resp.text
+        assert await shown() == name  # the page holds this name under the generation it read
