@@ -125,6 +125,40 @@ async def test_auto_hide_by_reports_reaches_the_page(client, services, settings)
     assert target["id"] not in [p["id"] for p in await _topic_page(client, reader, topic)]
 
 
+async def test_auto_hide_by_reports_reaches_a_repost_showing_the_post(client, services, settings):
+    """Read through a repost, with no timeline involved (a feed's page may also lose the post to its
+    retraction): the original's cached view is what says it is hidden now."""
+    author, reposter, reader = await register(client), await register(client), await register(client)
+    target = await post(client, author, "reported original")
+    repost = await client.post(f"/v1/posts/{target['id']}/repost", json={"text": "look"}, headers=reposter.headers)
+    assert repost.status_code == 201, repost.text
+    url = f"/v1/posts/{repost.json()['id']}"
+    shown = (await client.get(url, headers=reader.headers)).json()["repost_of"]
+    assert shown["id"] == target["id"] and shown["text"] == "reported original"
+    assert await _cached(services, target["id"])  # the original's view, filled by that read
+    for _ in range(settings.report_threshold):
+        reporter = await establish(services, await register(client))
+        resp = await client.post(f"/v1/posts/{target['id']}/reports", json={"reason": "spam"},
+                                 headers=reporter.headers)
+        assert resp.status_code == 201, resp.text
+    assert (await client.get(url, headers=reader.headers)).json()["repost_of"] == {
+        "id": target["id"], "status": "unavailable"}
+
+
+async def test_a_comment_removed_by_a_moderator_leaves_the_cached_count(client, services):
+    author, reader = await register(client), await register(client)
+    moderator = await make_account(services, "moderator")
+    topic = _topic()
+    target = await post(client, author, f"commented #{topic}")
+    resp = await client.post(f"/v1/posts/{target['id']}/comments", json={"text": "hm"}, headers=reader.headers)
+    assert resp.status_code == 201, resp.text
+    assert (await _topic_page(client, reader, topic))[0]["comment_count"] == 1  # the view cached with it
+    decided = await client.post(f"/v1/moderation/comments/{resp.json()['id']}", headers=moderator.headers,
+                                json={"action": "remove", "reason": "rude"})
+    assert decided.status_code == 200, decided.text
+    assert (await _topic_page(client, reader, topic))[0]["comment_count"] == 0
+
+
 async def test_likes_and_comments_move_counts_and_liked_by_me(client, services):
     author, reader, other = await register(client), await register(client), await register(client)
     topic = _topic()

@@ -154,6 +154,7 @@ async def test_unavailable_original_deleted_removed_hidden_blocked(client, servi
     # deleted by its author
     gone = await post(client, alice, "soon deleted")
     r1 = await reposted(client, bob, gone["id"], "saw it")
+    assert (await get_post(client, carol, r1["id"]))["repost_of"]["text"] == "soon deleted"  # cached now
     assert (await client.delete(f"/v1/posts/{gone['id']}", headers=alice.headers)).status_code == 204
     assert (await get_post(client, carol, r1["id"]))["repost_of"] == {"id": gone["id"], "status": "unavailable"}
     # reposting the repost of a deleted post: 404, nothing written
@@ -185,6 +186,7 @@ async def test_unavailable_original_deleted_removed_hidden_blocked(client, servi
     # hidden: its author still sees it in the repost, everybody else sees it unavailable
     hid = await post(client, alice, "to be hidden")
     r4 = await reposted(client, bob, hid["id"])
+    assert (await get_post(client, carol, r4["id"]))["repost_of"]["text"] == "to be hidden"  # cached now
     resp = await client.post(f"/v1/moderation/posts/{hid['id']}", headers=mod.headers,
                              json={"action": "hide", "reason": "test"})
     assert resp.status_code == 200, resp.text
