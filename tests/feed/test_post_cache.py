@@ -159,6 +159,22 @@ async def test_a_comment_removed_by_a_moderator_leaves_the_cached_count(client, 
     assert (await _topic_page(client, reader, topic))[0]["comment_count"] == 0
 
 
+async def test_a_repost_and_its_deletion_move_the_cached_repost_count(client, services):
+    author, reposter, reader = await register(client), await register(client), await register(client)
+    topic = _topic()
+    target = await post(client, author, f"spread #{topic}")
+
+    async def count() -> int:
+        return int(next(p for p in await _topic_page(client, reader, topic) if p["id"] == target["id"])["repost_count"])
+
+    assert await count() == 0  # the view cached with it
+    repost = await client.post(f"/v1/posts/{target['id']}/repost", json={"text": "look"}, headers=reposter.headers)
+    assert repost.status_code == 201, repost.text
+    assert await count() == 1
+    assert (await client.delete(f"/v1/posts/{repost.json()['id']}", headers=reposter.headers)).status_code == 204
+    assert await count() == 0
+
+
 async def test_likes_and_comments_move_counts_and_liked_by_me(client, services):
     author, reader, other = await register(client), await register(client), await register(client)
     topic = _topic()
