@@ -340,13 +340,16 @@ async def test_no_cached_view_keeps_an_erased_posts_text(client, services, monke
     for pid in ids:
         assert "secret" in str(await services.redis.get(post_view_key(pid))), pid
     real = postcache.invalidate
+    read_after: list[ObjectId] = []
 
     async def then_read(services: Any, post_ids: list[ObjectId]) -> None:  # a reader's page right after
         await real(services, post_ids)
         await postcache.load(services, list(post_ids))
+        read_after.extend(post_ids)
 
     monkeypatch.setattr(erasure.postcache, "invalidate", then_read)
     resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
     assert resp.status_code == 204, resp.text
+    assert set(ids) <= set(read_after), read_after  # each post's view was filled again after its invalidation
     for pid in ids:
         assert "secret" not in str(await services.redis.get(post_view_key(pid))), pid

@@ -145,10 +145,14 @@ async def test_an_offer_committed_while_the_live_index_fails_is_still_a_201(clie
     invite a retry and a second offer."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    failed: list[bool] = []
+
     async def unreachable(*_: object, **__: object) -> None:
+        failed.append(True)
         raise RedisConnectionError("redis went away")
 
     merchant, store = await merchant_with_store(client)
     monkeypatch.setattr(live, "register", unreachable)
     offer = await create_offer(client, merchant, store["id"])  # asserts the 201
+    assert failed, "the live index's registration was not reached"
     assert await services.db.offers.count_documents({"_id": ObjectId(offer["id"])}) == 1

@@ -142,11 +142,15 @@ async def test_a_lost_suspension_message_is_repaired_by_the_outbox(live_server, 
     ws = await open_ws(live_server, user.token)
     assert await still_open(ws)
 
+    lost_for: list[object] = []
+
     async def lost(services, user_id):  # the pub/sub fast path never arrives
+        lost_for.append(user_id)
         return False
 
     monkeypatch.setattr(moderation_users, "close_sockets", lost)
     await moderate_user(services, moderator, ObjectId(user.id), "suspend", "spam")
+    assert lost_for == [user.id], lost_for  # the fast path was the one lost
     # the outbox is polled every 5 s; the socket's own first re-check comes 15 s or more after it opened
     code, _ = await close_code(ws, timeout=services.settings.ws_close_poll_s + 4)
     assert code == 4403
