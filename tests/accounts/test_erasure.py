@@ -353,3 +353,25 @@ async def test_no_cached_view_keeps_an_erased_posts_text(client, services, monke
     assert set(ids) <= set(read_after), read_after  # each post's view was filled again after its invalidation
     for pid in ids:
         assert "secret" not in str(await services.redis.get(post_view_key(pid))), pid
+
+
+async def test_an_erased_users_likes_and_comments_leave_the_cached_counts(client, services):
+    import uuid
+
+    victim, friend = await register(client), await register(client)
+    topic = f"er{uuid.uuid4().hex[:10]}"
+    theirs = await client.post("/v1/posts", json={"text": f"counted #{topic}"}, headers=friend.headers)
+    assert theirs.status_code == 201, theirs.text
+    url = f"/v1/posts/{theirs.json()['id']}"
+    assert (await client.post(f"{url}/like", headers=victim.headers)).status_code == 200
+    assert (await client.post(f"{url}/comments", json={"text": "nice"}, headers=victim.headers)).status_code == 201
+
+    async def counts() -> tuple[int, int]:
+        page = (await client.get(f"/v1/topics/{topic}/posts", headers=friend.headers)).json()["items"]
+        [shown] = [p for p in page if p["id"] == theirs.json()["id"]]
+        return shown["like_count"], shown["comment_count"]
+
+    assert await counts() == (1, 1)  # the view cached with them
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
+    assert resp.status_code == 204, resp.text
+    assert await counts() == (0, 0)
