@@ -8,8 +8,9 @@ missed is read from MongoDB, one query per kind (never one per item), and cached
 Author and store *summaries* (``username``/``display_name``; store ``name`` and location) are
 kept in a small per-process cache (:class:`SummaryCache`, on ``services.summaries``), expiring
 after :data:`solomo.core.cache.SUMMARY_TTL_S`. A change of a name must call
-:func:`names_changed`: it sets ``keys.SUMMARIES_GEN`` to a new random value, which every hydration reads in the same
-pipeline as the likes, and a process that sees it move drops its whole summary cache. Like counts
+:func:`names_changed`: it sets ``keys.SUMMARIES_GEN`` to a new random value, which every hydration
+reads in the same pipeline as the likes, and a process that sees it move drops its whole summary
+cache. Like counts
 and ``liked_by_me`` come from the post cache and the likes set, both kept exact on change.
 
 :func:`post_created` shapes a post its caller has just written, from the documents in hand
