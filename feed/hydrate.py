@@ -10,8 +10,8 @@ kept in a small per-process cache (:class:`SummaryCache`, on ``services.summarie
 after :data:`solomo.core.cache.SUMMARY_TTL_S`. A change of a name must call
 :func:`names_changed`: it sets ``keys.SUMMARIES_GEN`` to a new random value, which every hydration
 reads in the same pipeline as the likes, and a process that sees it move drops its whole summary
-cache. Like counts
-and ``liked_by_me`` come from the post cache and the likes set, both kept exact on change.
+cache. Like counts and ``liked_by_me`` come from the post cache and the likes set, both kept exact
+on change.
 
 :func:`post_created` shapes a post its caller has just written, from the documents in hand
 (no query at all: a brand-new post has no likes).
