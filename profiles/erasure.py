@@ -40,7 +40,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from checkins import storeviews
-from feed import blocks, followerpages, postcache
+from feed import blocks, followerpages, postcache, postwords
 from feed.home import remove_unfollowed
 from feed.hydrate import names_changed
 from feed.posts import HELD as POST_HELD
@@ -133,7 +133,9 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
     The text goes too, except for posts moderators hold as evidence: in the same write as the status,
     so the cached view a reader fills after the invalidation holds no text either (a page still
     listing the post before its retraction fills one); and from the posts the user had deleted
-    before, whose cached views go with it."""
+    before, whose cached views go with it. The words derived from the text (search keys, topics,
+    mentions, the filter's matches) go once each post's retraction has read them: in the fan-out's
+    done mark, or here for a post deleted before whose fan-out was done (:mod:`feed.postwords`)."""
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                 {"_id": 1}).limit(BATCH))
@@ -152,19 +154,22 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
         for post_id in ids:
             await services.redis.srem(keys.feed_new_sent(post_id, bucket), str(user_id))  # told as its author
             await send_task(services, tasknames.FANOUT_RETRACT, str(post_id))
-    # deleted before, and not evidence: nothing of the text is kept, in MongoDB or a cached view
+    # deleted before, and not evidence: nothing of the text is kept, in MongoDB or a cached view;
+    # marked as erased, so a retraction still running takes the words when it is done
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": "deleted", "evidence": {"$ne": True},
                                                  "text": {"$ne": ""}}, {"_id": 1}).limit(BATCH))
         if not ids:
             break
-        await services.db.posts.update_many({"_id": {"$in": ids}}, {"$set": {"text": ""}})
+        await services.db.posts.update_many({"_id": {"$in": ids}}, [  # the words with it, once retracted
+            {"$set": {"text": "", "account_deleted": True, **postwords.emptied_when({"$eq": ["$fanout", "done"]})}}])
         await postcache.invalidate(services, ids)
 
 
 async def _comments(services: Services, user_id: ObjectId) -> None:
-    """Comments leave their posts (status ``deleted``, text erased); the posts' counts move down in the
-    same transaction, so a re-run after a failure never counts a comment twice."""
+    """Comments leave their posts (status ``deleted``, text and the filter's matched words erased);
+    the posts' counts move down in the same transaction, so a re-run after a failure never counts a
+    comment twice."""
     while True:
         docs = await services.db.comments.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                {"post_id": 1, "status": 1}).limit(BATCH).to_list(None)
@@ -186,7 +191,8 @@ async def _comments(services: Services, user_id: ObjectId) -> None:
 
         await run_transaction(services, batch)
         await postcache.invalidate(services, list(published))
-    await services.db.comments.update_many({"author_id": user_id, "text": {"$ne": ""}}, {"$set": {"text": ""}})
+    await services.db.comments.update_many({"author_id": user_id, "text": {"$ne": ""}},
+                                           {"$set": {"text": "", "flags": []}})  # the filter's matches with it
 
 
 async def _likes(services: Services, user_id: ObjectId) -> None:

@@ -22,7 +22,8 @@ from tests.support import offset, register, wait_until
 MONGO: dict[str, str] = {
     "users": "the tombstone: username kept reserved, everything else erased (checked below)",
     "tokens": "erased",
-    "posts": "the user's own posts stay as deleted tombstones without text; others' mention_ids pulled",
+    "posts": ("the user's own posts stay as deleted tombstones without text (nor, once retracted, the words "
+              "derived from it); others' mention_ids pulled"),
     "comments": "the user's comments stay as deleted tombstones without text",
     "likes": "erased",
     "follows": "erased both ways",
@@ -375,3 +376,67 @@ async def test_an_erased_users_likes_and_comments_leave_the_cached_counts(client
     resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
     assert resp.status_code == 204, resp.text
     assert await counts() == (0, 0)
+
+
+async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(client, services, monkeypatch):
+    """Search keys, topics and mentions come from the words: they outlive the blanked text only until
+    the post's retraction has used them (the topic's count goes back down), then go. Three posts: one
+    live at the erasure, one deleted and retracted before it, and one deleted before it whose
+    retraction read the post before the erasure and marks it done after (the race the
+    pipeline updates close)."""
+    import uuid
+
+    from feed import fanout
+    from feed.postwords import WORD_FIELDS
+    from solomo.core import tasknames
+    from tests.feed.helpers import HeldTasks
+
+    held = HeldTasks.install(services, monkeypatch)
+    victim, friend = await register(client), await register(client)
+    topic = f"words{uuid.uuid4().hex[:10]}"
+
+    async def written(text: str) -> ObjectId:
+        resp = await client.post("/v1/posts", json={"text": f"{text} 拿铁 #{topic} @{friend.username}"},
+                                 headers=victim.headers)
+        assert resp.status_code == 201, resp.text
+        post_id = ObjectId(resp.json()["id"])
+        assert await fanout.fanout_post(services, ObjectId(held.take(tasknames.FANOUT_POST))) == "published"
+        return post_id
+
+    async def deleted(post_id: ObjectId) -> None:
+        assert (await client.delete(f"/v1/posts/{post_id}", headers=victim.headers)).status_code == 204
+        assert held.take(tasknames.FANOUT_RETRACT) == str(post_id)
+
+    async def counted() -> int:
+        doc = await services.db.topic_counts.find_one({"key": topic})
+        return int(doc["post_count"]) if doc else 0
+
+    live, earlier, racing = await written("live"), await written("earlier"), await written("racing")
+    assert await counted() == 3
+    await deleted(earlier)
+    assert await fanout.fanout_post(services, earlier) == "retracted"
+    await deleted(racing)
+    real_finish = fanout._finish
+    erased_meanwhile: list[int] = []
+
+    async def erase_then_finish(services: Any, post: dict[str, Any]) -> bool:
+        if post["_id"] == racing and not erased_meanwhile:  # read before the erasure, marked done after it
+            assert "account_deleted" not in post
+            resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=victim.headers)
+            erased_meanwhile.append(resp.status_code)
+        return await real_finish(services, post)
+
+    monkeypatch.setattr(fanout, "_finish", erase_then_finish)
+    assert await fanout.fanout_post(services, racing) == "retracted"
+    assert erased_meanwhile == [204]
+    for post_id in (earlier, racing):  # deleted before: the erasure's write or the retraction's took them
+        doc = await services.db.posts.find_one({"_id": post_id})
+        assert doc["text"] == "" and not any(doc.get(f) for f in WORD_FIELDS), doc
+    doc = await services.db.posts.find_one({"_id": live})  # its retraction has not run: the words stay for it
+    assert doc["text"] == "" and doc["topic_keys"] == [topic] and doc["mention_ids"] == [ObjectId(friend.id)]
+    assert await counted() == 1
+    assert held.take(tasknames.FANOUT_RETRACT) == str(live)
+    assert await fanout.fanout_post(services, live) == "retracted"
+    assert await counted() == 0  # the retraction read the topic before the words went
+    doc = await services.db.posts.find_one({"_id": live})
+    assert doc["fanout"] == "done" and not any(doc.get(f) for f in WORD_FIELDS), doc
