@@ -32,7 +32,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import followerpages, localcells, localtrends, postwords, trends
+from feed import erasedposts, followerpages, localcells, localtrends, trends
 from feed.follows import Checkpoint, TargetType, follower_batches
 from feed.home import mark_pull
 from feed.posts import VISIBLE
@@ -349,13 +349,14 @@ async def _checkpoint(services: Services, post: dict[str, Any], field: str, valu
 
 async def _finish(services: Services, post: dict[str, Any]) -> bool:
     """Done, unless the status changed meanwhile (then the post stays pending and the caller
-    reads it again); returns whether it was marked. A deleted post of an erased account loses the
-    words derived from its text in the same write: its retraction, just done, was their last reader
-    (:mod:`feed.postwords`)."""
+    reads it again); returns whether it was marked. A deleted post of an erased account loses what
+    it kept for its retraction (the words derived from its text, its position) in the same write:
+    that retraction, just done, was their last reader (:mod:`feed.erasedposts`)."""
     done = {"fanout": "done", "fanout_done_at": datetime.now(UTC)}
     update: dict[str, Any] | list[dict[str, Any]] = {"$set": done, "$unset": {"fanout_progress": ""}}
     if post["status"] == "deleted":  # decided on the document as it is now: the erasure may have come since
-        update = [{"$set": {**done, **postwords.emptied_when(postwords.ERASED)}}, {"$unset": "fanout_progress"}]
+        update = [{"$set": {**done, **erasedposts.emptied_when(erasedposts.ERASED)}},
+                  {"$unset": "fanout_progress"}]
     result = await _bookkeeping(services).update_one(_same_version(post), update)
     return result.matched_count == 1
 

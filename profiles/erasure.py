@@ -40,7 +40,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from checkins import storeviews
-from feed import blocks, followerpages, postcache, postwords
+from feed import blocks, erasedposts, followerpages, postcache
 from feed.home import remove_unfollowed
 from feed.hydrate import names_changed
 from feed.posts import HELD as POST_HELD
@@ -133,9 +133,10 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
     The text goes too, except for posts moderators hold as evidence: in the same write as the status,
     so the cached view a reader fills after the invalidation holds no text either (a page still
     listing the post before its retraction fills one); and from the posts the user had deleted
-    before, whose cached views go with it. The words derived from the text (search keys, topics,
-    mentions, the filter's matches) go once each post's retraction has read them: in the fan-out's
-    done mark, or here for a post deleted before whose fan-out was done (:mod:`feed.postwords`)."""
+    before, whose cached views go with it. What the retraction reads (the words derived from the
+    text: search keys, topics, mentions, the filter's matches; and the post's public position) goes
+    once each post's retraction has read it: in the fan-out's done mark, or here for a post deleted
+    before whose fan-out was done (:mod:`feed.erasedposts`)."""
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": {"$ne": "deleted"}},
                                                 {"_id": 1}).limit(BATCH))
@@ -161,8 +162,8 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
                                                  "text": {"$ne": ""}}, {"_id": 1}).limit(BATCH))
         if not ids:
             break
-        await services.db.posts.update_many({"_id": {"$in": ids}}, [  # the words with it, once retracted
-            {"$set": {"text": "", "account_deleted": True, **postwords.emptied_when({"$eq": ["$fanout", "done"]})}}])
+        await services.db.posts.update_many({"_id": {"$in": ids}}, [  # the rest with it, once retracted
+            {"$set": {"text": "", "account_deleted": True, **erasedposts.emptied_when({"$eq": ["$fanout", "done"]})}}])
         await postcache.invalidate(services, ids)
 
 

@@ -23,7 +23,7 @@ MONGO: dict[str, str] = {
     "users": "the tombstone: username kept reserved, everything else erased (checked below)",
     "tokens": "erased",
     "posts": ("the user's own posts stay as deleted tombstones without text (nor, once retracted, the words "
-              "derived from it); others' mention_ids pulled"),
+              "derived from it or their position); others' mention_ids pulled"),
     "comments": "the user's comments stay as deleted tombstones without text",
     "likes": "erased",
     "follows": "erased both ways",
@@ -56,6 +56,9 @@ MONGO: dict[str, str] = {
     "points_spend_codes": "erased",
 }
 """Every collection there is, and what erasure leaves in it."""
+
+FROM_THE_WORDS_AND_PLACE = ("search_keys", "topics", "topic_keys", "mentions", "mention_ids", "flags", "location")
+"""What an erased account's post derived from its text and where it was written: empty once retracted."""
 
 TOMBSTONE_FIELDS = {"_id", "username", "username_lower", "role", "status", "created_at", "deleted_at", "socket_close"}
 
@@ -379,15 +382,15 @@ async def test_an_erased_users_likes_and_comments_leave_the_cached_counts(client
 
 
 async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(client, services, monkeypatch):
-    """Search keys, topics and mentions come from the words: they outlive the blanked text only until
-    the post's retraction has used them (the topic's count goes back down), then go. Three posts: one
+    """Search keys, topics and mentions come from the words, the position from where it was written:
+    they outlive the blanked text only until the post's retraction has used them (the topic's count
+    goes back down), then go. Three posts: one
     live at the erasure, one deleted and retracted before it, and one deleted before it whose
     retraction read the post before the erasure and marks it done after (the race the
     pipeline updates close)."""
     import uuid
 
     from feed import fanout
-    from feed.postwords import WORD_FIELDS
     from solomo.core import tasknames
     from tests.feed.helpers import HeldTasks
 
@@ -396,8 +399,8 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
     topic = f"words{uuid.uuid4().hex[:10]}"
 
     async def written(text: str) -> ObjectId:
-        resp = await client.post("/v1/posts", json={"text": f"{text} 拿铁 #{topic} @{friend.username}"},
-                                 headers=victim.headers)
+        resp = await client.post("/v1/posts", json={"text": f"{text} 拿铁 #{topic} @{friend.username}",
+                                                    "lat": 31.2304, "lng": 121.4737}, headers=victim.headers)
         assert resp.status_code == 201, resp.text
         post_id = ObjectId(resp.json()["id"])
         assert await fanout.fanout_post(services, ObjectId(held.take(tasknames.FANOUT_POST))) == "published"
@@ -431,12 +434,13 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
     assert erased_meanwhile == [204]
     for post_id in (earlier, racing):  # deleted before: the erasure's write or the retraction's took them
         doc = await services.db.posts.find_one({"_id": post_id})
-        assert doc["text"] == "" and not any(doc.get(f) for f in WORD_FIELDS), doc
+        assert doc["text"] == "" and not any(doc.get(f) for f in FROM_THE_WORDS_AND_PLACE), doc
     doc = await services.db.posts.find_one({"_id": live})  # its retraction has not run: the words stay for it
     assert doc["text"] == "" and doc["topic_keys"] == [topic] and doc["mention_ids"] == [ObjectId(friend.id)]
+    assert doc["location"]["coordinates"] == [121.474, 31.23]
     assert await counted() == 1
     assert held.take(tasknames.FANOUT_RETRACT) == str(live)
     assert await fanout.fanout_post(services, live) == "retracted"
     assert await counted() == 0  # the retraction read the topic before the words went
     doc = await services.db.posts.find_one({"_id": live})
-    assert doc["fanout"] == "done" and not any(doc.get(f) for f in WORD_FIELDS), doc
+    assert doc["fanout"] == "done" and not any(doc.get(f) for f in FROM_THE_WORDS_AND_PLACE), doc
