@@ -1,4 +1,4 @@
-"""The fast paths of search (docs/benchmarks.md, "Search, made fast"): exact tier filters decide
+"""The fast paths of search (docs/benchmarks-history.md, "Search, made fast"): exact tier filters decide
 a store's tier by its keys alone, and post search intersects index windows of the query's keys.
 Each is checked against the slow, obviously right answer on the real MongoDB."""
 
