@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+from geo.distance import fast_m
+from geo.privacy import coarsen
 from solomo.core.keys import POSITIONS, POSITIONS_SEEN
 from solomo.core.redistypes import RedisClient
 from solomo.core.scripts import LuaScript
@@ -60,20 +62,51 @@ async def forget(redis: RedisClient, user_id: str) -> None:
 async def users_within(
     redis: RedisClient, lat: float, lng: float, radius_m: float, max_age_s: float, now: float | None = None
 ) -> list[tuple[str, float]]:
-    """Users with a fresh position within ``radius_m`` of the point, nearest first, with distances."""
+    """Users with a fresh position within ``radius_m`` of the point, nearest first, with distances.
+    Their fixes decide: for choosing whom to send something, never for a figure shown to others
+    (:func:`users_within_public`)."""
     radius = min(float(radius_m), MAX_RADIUS_M)
     found = await redis.geosearch(POSITIONS, longitude=lng, latitude=lat, radius=radius, unit="m",
                                   sort="ASC", withdist=True)
-    if not found:
-        return []
-    pairs = cast(list[list[Any]], found)  # withdist: [member, distance] rows
+    rows = [(str(member), float(dist)) for member, dist in cast(list[list[Any]], found or [])]
+    return await _fresh(redis, rows, max_age_s, now)
+
+
+SNAP_REACH_M = 80.0
+"""How far a fix can lie from its public position: half a grid cell's diagonal (half of 0.001° of
+latitude and of longitude, at most 55.6 m each, 78.6 m together), rounded up."""
+
+
+async def users_within_public(
+    redis: RedisClient, lat: float, lng: float, radius_m: float, max_age_s: float, now: float | None = None
+) -> list[tuple[str, float]]:
+    """Users whose *public* position (the fix snapped to the grid, :mod:`geo.privacy`) is within
+    ``radius_m`` of the point, nearest first, with those distances. What a count shown to someone
+    else is made of (a merchant's audience preview): were it made of the fixes, a count asked at
+    radius after radius, from store position after store position, would find a user's fix to the
+    metre. On public positions it finds at most their grid point, which anyone may see."""
+    radius = min(float(radius_m), MAX_RADIUS_M)
+    found = await redis.geosearch(POSITIONS, longitude=lng, latitude=lat, radius=radius + SNAP_REACH_M, unit="m",
+                                  sort="ASC", withcoord=True)
+    rows: list[tuple[str, float]] = []
+    for member, (fix_lng, fix_lat) in cast(list[list[Any]], found or []):
+        shown_lat, shown_lng = coarsen(float(fix_lat), float(fix_lng))
+        distance = fast_m(lat, lng, shown_lat, shown_lng)
+        if distance <= radius:
+            rows.append((str(member), distance))
+    rows.sort(key=lambda row: row[1])
+    return await _fresh(redis, rows, max_age_s, now)
+
+
+async def _fresh(redis: RedisClient, rows: list[tuple[str, float]], max_age_s: float,
+                 now: float | None) -> list[tuple[str, float]]:
+    """The rows whose user's position is fresh (seen within ``max_age_s``), in their order."""
     cutoff = (time.time() if now is None else now) - max_age_s
     out: list[tuple[str, float]] = []
-    for start in range(0, len(found), 2000):
-        chunk = pairs[start:start + 2000]
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start:start + 2000]
         seen = await redis.zmscore(POSITIONS_SEEN, [member for member, _ in chunk])
-        out.extend((str(member), float(dist)) for (member, dist), ts in zip(chunk, seen, strict=True)
-                   if ts is not None and float(ts) >= cutoff)
+        out.extend(row for row, ts in zip(chunk, seen, strict=True) if ts is not None and float(ts) >= cutoff)
     return out
 
 

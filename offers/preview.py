@@ -7,6 +7,11 @@ one aggregation over the store's check-ins in the window, counting store-local d
 reading at most :data:`SCAN_CAP` check-ins, newest first — beyond that ``capped`` is true and
 ``size`` is a lower bound; nearby → the users with a fresh position in the radius.
 
+Positions here are *public* ones (the fix snapped to the grid:
+:func:`geo.positions.users_within_public`): the preview is a figure shown to the merchant, and one
+made of fixes, asked at radius after radius from store position after store position, would locate
+a user to the metre.
+
 ``online_in_radius``: of the users with a fresh position in the radius (the nearest
 :data:`CANDIDATE_CAP`), those reachable now (an open socket, or a Web Push subscription) and in
 the audience — the same test as targeting (:mod:`offers.targeting`), without the nearby cap's
@@ -22,7 +27,7 @@ from typing import Any
 from bson import ObjectId
 
 from checkins.localtime import local_day_expr
-from geo.positions import users_within
+from geo.positions import users_within_public
 from offers.audiences import Audience, followers_among, since
 from offers.nearbycap import opted_out
 from offers.offers import RADIUS_MAX_M, RADIUS_MIN_M
@@ -45,7 +50,7 @@ async def preview(services: Services, owner_id: ObjectId, store_id: str, audienc
     if not RADIUS_MIN_M <= radius <= RADIUS_MAX_M:
         raise Invalid(f"radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
     lng, lat = store["location"]["coordinates"]
-    near = await users_within(services.redis, lat, lng, radius, services.settings.position_ttl_s)
+    near = await users_within_public(services.redis, lat, lng, radius, services.settings.position_ttl_s)
     (size, capped), online = await asyncio.gather(
         _size(services, store, audience, len(near)), _reachable(services, store, audience, near[:CANDIDATE_CAP]))
     return {"size": size, "online_in_radius": online, "radius_m": radius, "capped": capped}

@@ -13,13 +13,15 @@ from typing import Any
 
 from bson import ObjectId
 
-from geo.positions import set_position
+from geo.distance import fast_m
+from geo.positions import forget, set_position
+from geo.privacy import coarsen
 from offers.arrival import deliver_on_arrival
 from offers.nearbycap import PER_DAY
 from offers.targeting import target_offer
 from solomo.core.keys import event_history
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
-from tests.support import Account, delivered_to, mark_offline, mark_online, offset, register
+from tests.support import Account, delivered_to, mark_offline, mark_online, offset, random_point, register
 
 
 async def visited(services: Any, user: Account, store: dict[str, Any], *days_ago: int) -> None:
@@ -183,7 +185,9 @@ async def test_bad_audiences_are_refused_and_nothing_is_written(client, services
 
 
 async def test_preview_sizes_and_reach(client, services):
-    merchant, store = await merchant_with_store(client)
+    # the store on a point of the public grid: a fix within ~55 m north of it has the store's own
+    # grid point as its public position (the preview counts public positions)
+    merchant, store = await merchant_with_store(client, *coarsen(*random_point()))
     users = await people(client, services, store)
     far = await register(client)
     await visited(services, far, store, 6)  # a visitor, but not near now
@@ -207,7 +211,8 @@ async def test_preview_sizes_and_reach(client, services):
         assert (nearby["size"], nearby["online_in_radius"]) == (len(users), 3)  # the refuser is not counted
         await create_offer(client, merchant, store["id"], radius_m=1200)
         assert (await ask())["radius_m"] == 1200  # the last offer's radius by default
-        assert (await ask(audience="nearby", radius_m=50))["size"] == 2  # the two nearest are within 50 m
+        # the three nearest (25, 40 and 55 m north) are shown at the store's grid point; the next at 111 m
+        assert (await ask(audience="nearby", radius_m=50))["size"] == 3
         bad = await client.get(url, params={"audience": "regulars", "min_visits": 0}, headers=merchant.headers)
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid"
         other, _ = await merchant_with_store(client)
@@ -215,6 +220,37 @@ async def test_preview_sizes_and_reach(client, services):
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
     finally:
         await mark_offline(services, *(u.id for u in users.values()))
+
+
+async def test_the_preview_counts_public_positions_so_no_radius_finds_a_fix(client, services):
+    """A merchant asking the preview at radius after radius would find a user's fix to the metre if
+    it counted fixes. It counts public positions (the fix snapped to the grid): wherever the fix is
+    inside its grid cell, every radius answers the same, and the count changes only at the grid
+    point's own distance."""
+    merchant, store = await merchant_with_store(client, *coarsen(*random_point()))
+    user = await register(client)
+    cell = (round(store["lat"] + 0.003, 3), store["lng"])  # a grid point ~333 m north of the store
+    shown = fast_m(store["lat"], store["lng"], *cell)
+    url = f"/v1/stores/{store['id']}/audience"
+    radii = list(range(280, 400, 5))
+
+    async def sizes() -> list[int]:
+        out = []
+        for radius in radii:
+            resp = await client.get(url, params={"audience": "nearby", "radius_m": radius}, headers=merchant.headers)
+            assert resp.status_code == 200, resp.text
+            out.append(resp.json()["size"])
+        return out
+
+    try:
+        answers = []
+        for north, east in ((0.0, 0.0), (-0.00045, -0.00045), (0.00045, 0.00045), (-0.0004, 0.0003)):
+            await set_position(services.redis, user.id, cell[0] + north, cell[1] + east)
+            answers.append(await sizes())
+        assert answers[0] == [int(r >= shown) for r in radii], (shown, answers[0])
+        assert all(a == answers[0] for a in answers), answers
+    finally:
+        await forget(services.redis, user.id)
 
 
 async def _offer_events(services: Any, user: Account) -> int:
