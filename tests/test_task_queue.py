@@ -151,3 +151,53 @@ async def test_many_in_one_push_arrive_in_order_and_a_worker_runs_them(settings,
     await services.tasks.send_many(tasknames.PING, [(k,) for k in keys])
     for k in keys:
         assert await wait_until(lambda k=k: services.redis.get(k)) == "pong"
+
+
+async def test_personal_arguments_travel_but_are_never_written_as_text(settings, services, caplog):
+    """Push frames (an offer's distance is measured from the user's own fix) go to the worker in the
+    message's body; its ``argsrepr`` header, which the worker logs on receipt, success and failure,
+    is a placeholder whoever made the message: Celery (a retry), our kept message, or Celery's path
+    in ours. Other tasks keep theirs."""
+    queue = f"scratch_{uuid.uuid4().hex[:8]}"
+    app = _scratch_app(settings, queue)
+    app.conf.task_routes = {**app.conf.task_routes, f"{tasknames.PUSH_PREFIX}*": {"queue": queue},
+                            tasknames.FANOUT_POST: {"queue": queue}}
+    frame = '{"type":"offer","data":{"distance_m":12.3}}'
+    calls: list[tuple[str, list]] = [
+        (tasknames.PUSH_SEND, ["6560a1b2c3d4e5f601234567", frame, 60, 1]),
+        (tasknames.PUSH_SEND, ["6560a1b2c3d4e5f601234567", "distance_m-12", 60, 1]),  # plain: the kept message
+        (tasknames.PUSH_DELIVER, [[["6560a1b2c3d4e5f601234567", frame, 60]]]),
+    ]
+    tasks = TaskQueue(app)
+    try:
+        for name, args in calls:
+            app.send_task(name, args=args)
+            await tasks.send(name, *args)
+        await tasks.send(tasknames.PUSH_SEND, *calls[0][1], countdown=5)
+        await tasks.send(tasknames.FANOUT_POST, "6560a1b2c3d4e5f601234567")
+    finally:
+        await tasks.aclose()
+    pushed = await _pushed(services, queue)
+    assert [p["headers"]["task"] for p in pushed] == [n for n, _ in calls for _ in (0, 1)] + [
+        tasknames.PUSH_SEND, tasknames.FANOUT_POST]
+    for i, (_, args) in enumerate(calls):
+        theirs, ours = pushed[2 * i], pushed[2 * i + 1]
+        _same_message(theirs, ours, queue)
+        assert json.loads(base64.b64decode(ours["body"]))[0] == args  # carried whole
+    for message in pushed[:-1]:
+        assert message["headers"]["argsrepr"] == tasknames.PERSONAL_ARGSREPR
+        assert "distance" not in json.dumps(message["headers"]), message["headers"]
+    assert pushed[-1]["headers"]["argsrepr"] == repr(["6560a1b2c3d4e5f601234567"])
+    # nor in our own log line when the broker is away
+    from solomo.core.txn import send_task
+
+    async def refused(name: str, *args: object, countdown: float | None = None) -> None:
+        raise ConnectionError("broker away")
+
+    real, services.tasks.send = services.tasks.send, refused
+    try:
+        assert not await send_task(services, tasknames.PUSH_SEND, "6560a1b2c3d4e5f601234567", frame, 60, 1)
+    finally:
+        services.tasks.send = real
+    [line] = [r.getMessage() for r in caplog.records if "could not enqueue" in r.getMessage()]
+    assert tasknames.PERSONAL_ARGSREPR in line and "distance" not in line, line

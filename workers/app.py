@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import worker_init, worker_shutdown
+from celery.signals import before_task_publish, worker_init, worker_shutdown
 from kombu.entity import Queue
 
 from solomo.core import tasknames as names
@@ -68,6 +68,15 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.solomo_settings = settings
     app.steps["worker"].add(RequireSecretKey)
     return app
+
+
+@before_task_publish.connect(dispatch_uid="solomo.personal_argsrepr")
+def _personal_args_as_text(sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """A message Celery publishes itself (a retry, a countdown, ``send_sync``) gets the same
+    ``argsrepr`` as the API's own (:mod:`solomo.core.queue`): personal arguments are not written as
+    text in the header, which the worker logs (:data:`~solomo.core.tasknames.PERSONAL_ARGS`)."""
+    if sender in names.PERSONAL_ARGS and headers is not None:
+        headers["argsrepr"] = names.PERSONAL_ARGSREPR
 
 
 app = make_celery(load_settings())

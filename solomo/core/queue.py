@@ -40,6 +40,7 @@ from kombu.serialization import dumps as kombu_dumps
 from redis.asyncio import Redis
 
 from solomo.core.redisio import DRIVER
+from solomo.core.tasknames import PERSONAL_ARGS, PERSONAL_ARGSREPR, args_text
 
 DELIVERY_PERSISTENT = 2
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:\-]{0,64}")
@@ -121,11 +122,12 @@ class TaskQueue:
         """The JSON that kombu's Redis transport pushes for this task on ``queue``."""
         template = self._template_for(name, queue) if countdown is None and _plain(args) else None
         if template is not None:
-            return self._from_template(template, args, queue)
+            return self._from_template(template, name, args, queue)
         task_id = str(uuid.uuid4())
         headers, properties, body, _ = self.celery.amqp.create_task_message(
             task_id, name, args, {}, countdown=countdown, reply_to=self.celery.thread_oid,
-            create_sent_event=False, ignore_result=None)
+            create_sent_event=False, ignore_result=None,
+            argsrepr=PERSONAL_ARGSREPR if name in PERSONAL_ARGS else None)
         content_type, content_encoding, payload = kombu_dumps(body, serializer=self.celery.conf.task_serializer)
         raw = payload.encode(content_encoding) if isinstance(payload, str) else payload
         return self._wrap(raw, content_type, content_encoding, headers, properties, queue)
@@ -137,10 +139,10 @@ class TaskQueue:
             self._templates[key] = self._template(name, reply_to)
         return self._templates[key]
 
-    def _from_template(self, template: _Template, args: list[Any], queue: str) -> bytes:
+    def _from_template(self, template: _Template, name: str, args: list[Any], queue: str) -> bytes:
         task_id = str(uuid.uuid4())
         raw = ("[" + json.dumps(args) + template.body_after_args).encode(template.content_encoding)
-        headers = {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": repr(args)}
+        headers = {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": args_text(name, args)}
         properties = {**template.properties, "correlation_id": task_id}
         return self._wrap(raw, template.content_type, template.content_encoding, headers, properties, queue)
 

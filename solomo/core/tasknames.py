@@ -46,6 +46,17 @@ PUSH_DELIVER: Final = "push.deliver"
 PUSH_SEND: Final = "push.send"
 """One more attempt of one message to one subscription (after 429/5xx); args: subscription id, frame,
 ttl s, attempt."""
+PERSONAL_ARGS: Final = frozenset({PUSH_DELIVER, PUSH_SEND})
+"""Tasks whose arguments hold personal data: event frames (an offer's ``distance_m`` is measured
+from the user's own fix; notifications name who did what). The broker must carry them, but their
+text never goes where operators read: a message's ``argsrepr`` header (which Celery's worker logs
+on receipt, success and failure) and our own logs show :data:`PERSONAL_ARGSREPR` instead."""
+PERSONAL_ARGSREPR: Final = "(personal data)"
+
+
+def args_text(name: str, args: object) -> str:
+    """How a task's arguments may be written down (a header, a log line)."""
+    return PERSONAL_ARGSREPR if name in PERSONAL_ARGS else repr(args)
 MEDIA_EXPIRE: Final = "maintenance.media_expire"
 """Delete photos uploaded but never attached (or made an avatar) within media_unattached_ttl_h."""
 ERASURE_SWEEP: Final = "maintenance.erasure_sweep"

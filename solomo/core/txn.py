@@ -35,6 +35,7 @@ from pymongo.errors import (
 )
 
 from solomo.core.idempotency import mark_written
+from solomo.core.tasknames import args_text
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
@@ -192,7 +193,7 @@ async def send_task(services: Services, name: str, *args: Any) -> bool:
         await services.tasks.send(name, *args)
         return True
     except Exception as exc:  # broker down: logged, the data is already right
-        log.warning("could not enqueue %s%r: %s", name, args, exc)
+        log.warning("could not enqueue %s%s: %s", name, args_text(name, args), exc)
         return False
 
 
