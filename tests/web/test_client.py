@@ -155,3 +155,36 @@ async def test_each_role_sees_its_own_screens(phone, client, services, screensho
     await p.login(user.username)
     await p.goto("#/mod/queue")
     await p.page.wait_for_function("document.body.dataset.view === '#/home'")
+
+
+async def test_signing_out_leaves_no_position_for_the_next_account(phone, client, live_server):
+    """A shared browser: the first account typed where it was; after it signs out (or deletes its
+    account), the next one to sign in — with the device's position refused — neither sees those
+    coordinates nor sends them as its own socket's location."""
+    first, second = await register(client), await register(client)
+    p = await phone()  # no geolocation permission: the device is refused
+    await p.login(first.username)
+    chip = p.page.locator("header .loc-chip")
+    await chip.click()
+    form = p.page.locator(".location-form")
+    await form.locator("input[name=lat]").fill("22.5431")
+    await form.locator("input[name=lng]").fill("114.0579")
+    await form.locator("button[type=submit]").click()
+    assert "22.5431, 114.0579" in await chip.inner_text()
+    await p.route("#/me")
+    await p.page.locator("button.logout").click()
+    await p.page.wait_for_selector("form.auth-form.login")
+    stored = await p.page.evaluate("localStorage.getItem('solomo.location')")
+    assert "22.5431" not in str(stored) and "114.0579" not in str(stored), stored
+    sent: list[str] = []
+    p.page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
+    await p.login(second.username)
+    assert "22.5431" not in await chip.inner_text()
+    assert "31.2304, 121.4737" in await chip.inner_text()  # the default place
+    if await websocket_refusal(live_server, second.token) is None:
+        await p.wait_socket_open()
+        await p.page.wait_for_function("() => true")
+        await p.page.wait_for_timeout(300)
+        locations = [f for f in sent if '"location"' in f]
+        assert locations and not [f for f in locations if "22.5431" in f], sent
+    p.assert_clean(allow_socket_failures=True)

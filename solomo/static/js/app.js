@@ -149,6 +149,7 @@ function switchLanguage() {
 
 function signedIn(user, token) {
   session.signIn(user, token);
+  if (session.location && session.location.source === "default") initLocation();  // reset by a sign-out
   startSocket();
   location.hash = HOME_OF[user.role] || "#/home";
 }

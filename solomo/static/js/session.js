@@ -45,6 +45,9 @@ export const session = {
     this.token = null;
     localStorage.removeItem(TOKEN);
     localStorage.removeItem(USER);
+    // Where the user was (their device's fix, or what they typed) is theirs: whoever signs in
+    // next on this browser starts from the default place, and the device is asked again.
+    this.setLocation(PLACES[0].lat, PLACES[0].lng, "default");
   },
 
   get role() {
