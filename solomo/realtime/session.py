@@ -29,11 +29,13 @@ import random
 from typing import Any, Literal, cast
 
 import orjson
+from bson import ObjectId
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from geo.positions import forget as forget_position
 from geo.positions import set_position
 from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
@@ -144,6 +146,22 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
             await conn.close()
         with contextlib.suppress(Exception):  # a slot left behind goes with its process or the cap
             await hub.release_slot(conn)
+        if conn.close_code == codes.UNAUTHORIZED:  # its reader is done: no location comes after this
+            await forget_if_deleted(services, conn.user_id)
+
+
+async def forget_if_deleted(services: Services, user_id: str) -> None:
+    """A socket closed because its token went: if that is because the account was deleted, its live
+    position goes too. The erasure forgets the position once (``profiles.erasure``), but a socket
+    that missed the close command (pub/sub is best effort) kept reading until its token's re-check,
+    and a ``location`` it took meanwhile would stay, counted in offer targeting and audiences, for
+    the position's lifetime. Read only on a 4401 close (a logout, a password change, a deletion)."""
+    try:
+        doc = await services.db.users.find_one({"_id": ObjectId(user_id)}, {"status": 1})
+        if doc is None or doc.get("status") == "deleted":
+            await forget_position(services.redis, user_id)
+    except (PyMongoError, RedisError) as exc:  # the positions' expiry still takes it in time
+        log.warning("could not check whether %s was deleted, to forget their position: %s", user_id, exc)
 
 
 def refusal(exc: ApiError) -> tuple[int, str]:

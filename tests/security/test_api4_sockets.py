@@ -169,3 +169,36 @@ async def test_a_handshake_racing_a_suspension_is_closed(live_server, services, 
     ws = await open_ws(live_server, user.token)
     code, frames = await close_code(ws, timeout=3)
     assert code == 4403 and frames == []
+
+
+async def test_a_position_left_after_the_erasure_goes_when_its_socket_closes(second_server, services, user,
+                                                                            monkeypatch):
+    """The deletion's pub/sub close is best effort: a socket that missed it reads on until its
+    token's re-check, and a ``location`` it takes after the erasure forgot the position would stay
+    for the position's lifetime, counted by offer targeting and audiences. When that socket closes
+    (4401), its account is found deleted and the position goes."""
+    from geo.positions import set_position
+    from profiles.erasure import run_steps
+    from solomo import accounts as accounts_module
+
+    missed: list[str] = []
+
+    async def lost(redis, user_id, *args, **kwargs):  # the close command never arrives
+        missed.append(user_id)
+
+    monkeypatch.setattr(accounts_module, "publish_disconnect", lost)
+    ws = await open_ws(second_server, user.token)
+    assert await still_open(ws)
+    await run_steps(services, ObjectId(user.id))
+    assert missed == [user.id]
+    # what the open socket's location message writes after the erasure's step (written here: the
+    # socket may already have met its re-check, which this test does not race)
+    await set_position(services.redis, user.id, *random_point())
+    assert await get_position(services.redis, user.id, 60) is not None
+    code, _ = await close_code(ws, timeout=RECHECK_S * 2 + 2)
+    assert code == 4401
+    for _ in range(50):
+        if await get_position(services.redis, user.id, 60) is None:
+            break
+        await asyncio.sleep(0.1)
+    assert await get_position(services.redis, user.id, 60) is None
