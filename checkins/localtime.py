@@ -53,13 +53,25 @@ def local_hour(store: dict[str, Any], at: datetime) -> int:
 
 
 def day_start_utc(store: dict[str, Any], day: date) -> datetime:
-    """The UTC instant at which ``day`` begins at the store (DST-safe: midnight local, folded)."""
-    return datetime.combine(day, time(0), tzinfo=store_zone(store)).astimezone(UTC)
+    """The UTC instant at which ``day`` begins at the store (DST-safe: midnight local, folded); 422
+    ``invalid`` when that instant is outside Python's years 1..9999 (0001-01-01 east of Greenwich)."""
+    try:
+        return datetime.combine(day, time(0), tzinfo=store_zone(store)).astimezone(UTC)
+    except OverflowError:
+        raise _off_calendar(day) from None
 
 
 def day_range_utc(store: dict[str, Any], first: date, last: date) -> tuple[datetime, datetime]:
-    """``[start, end)`` in UTC covering the store-local days ``first`` .. ``last`` inclusive."""
+    """``[start, end)`` in UTC covering the store-local days ``first`` .. ``last`` inclusive; 422
+    ``invalid`` when either end cannot be a datetime (so client dates such as the ledger's are safe)."""
+    if last == date.max:  # the range ends where the next day begins, and there is none
+        raise _off_calendar(last)
     return day_start_utc(store, first), day_start_utc(store, last + timedelta(days=1))
+
+
+def _off_calendar(day: date) -> Invalid:
+    return Invalid(f"{day.isoformat()} is too close to the ends of the calendar: at this store, its day does "
+                   "not begin and end within the years 1 to 9999 in UTC")
 
 
 def today(store: dict[str, Any], now: datetime | None = None) -> date:

@@ -23,6 +23,8 @@ from solomo.http import Ctx, endpoint, read_upload
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PRIVATE = "private, no-store"
+POSITION_DIGITS = 18
+"""Significant digits read of a range's byte position: 10**18 bytes is past the end of any file."""
 
 
 @endpoint("POST /v1/media",
@@ -107,19 +109,30 @@ def _range(header: str | None, if_range: str | None, etag: str, length: int) -> 
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
-            or (last and not last.isdigit()):
+    start, last_pos = _position(first), _position(last)
+    if not dash or (first and start is None) or (last and last_pos is None):
         return None  # malformed: ignored, as RFC 9110 allows
-    if not first:  # the last N bytes
-        n = int(last)
-        if n == 0:
+    if start is None:
+        if last_pos is None:
+            return None  # "bytes=-": no position at all, malformed too
+        if last_pos == 0:
             raise _unsatisfiable(length)
-        return max(0, length - n), length
-    start = int(first)
-    end = min(length, int(last) + 1) if last else length
+        return max(0, length - last_pos), length  # the last N bytes
+    end = min(length, last_pos + 1) if last_pos is not None else length
     if start >= length or end <= start:
         raise _unsatisfiable(length)
     return start, end
+
+
+def _position(text: str) -> int | None:
+    """A byte position of a range (``1*DIGIT``: ASCII digits only, as str.isdigit also takes "²",
+    which int() refuses), or None. RFC 9110 puts no bound on its length, so more significant digits
+    than :data:`POSITION_DIGITS` read as ``10**POSITION_DIGITS``: past the end of any photo, and no
+    conversion of thousands of digits (int() refuses over 4,300)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0")
+    return int(digits or "0") if len(digits) <= POSITION_DIGITS else 10 ** POSITION_DIGITS
 
 
 def _unsatisfiable(length: int) -> ApiError:

@@ -35,6 +35,11 @@ from solomo.core.scripts import LuaScript
 CHUNK = 500
 HISTORY_TTL_S = 7 * 24 * 3600
 """A user's history stream expires this long after their last event (the age bound)."""
+STREAM_ID_HALF_MAX = 2**64 - 1
+"""Redis reads each half of a stream id (``<ms>-<seq>``) as an unsigned 64-bit integer."""
+STREAM_ID_DIGITS = len(str(STREAM_ID_HALF_MAX))
+LAST_EVENT_KEY = (STREAM_ID_HALF_MAX, STREAM_ID_HALF_MAX)
+"""The greatest stream id: no event can follow it."""
 
 # KEYS: the dedupe set or nothing, then the history stream of each user (one bucket: one hash tag).
 # ARGV: maxlen, history ttl, dedupe ttl, channel, type, data prefix, data suffix, frame head, frame
@@ -80,11 +85,23 @@ class RecordedSink(Protocol):
 
 
 def event_key(event_id: str) -> tuple[int, int]:
-    """A stream id ``"<ms>-<seq>"`` as a sortable pair; raises ValueError when malformed."""
-    ms, sep, seq = event_id.partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit() or len(event_id) > 40:
-        raise ValueError(f"not an event id: {event_id!r}")
-    return int(ms), int(seq)
+    """A stream id ``"<ms>-<seq>"`` as a sortable pair; raises ValueError when malformed. Whatever
+    it accepts Redis reads too: a client's ``last_event_id`` goes on to XRANGE."""
+    ms_text, sep, seq_text = event_id.partition("-")
+    ms, seq = _stream_id_half(ms_text), _stream_id_half(seq_text)
+    if not sep or ms is None or seq is None:
+        raise ValueError(f"not an event id: {event_id[:64]!r}")
+    return ms, seq
+
+
+def _stream_id_half(text: str) -> int | None:
+    """One half of a stream id as Redis reads it, or None: ASCII digits (str.isdigit alone also
+    takes "١٢٣", which int() reads and Redis refuses), at most :data:`STREAM_ID_HALF_MAX`. The
+    length is checked first, so a client's long id costs no conversion."""
+    if not 0 < len(text) <= STREAM_ID_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if value <= STREAM_ID_HALF_MAX else None
 
 
 def frame(event_id: str, type: str, data_json: str | bytes) -> str:

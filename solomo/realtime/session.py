@@ -41,7 +41,7 @@ from solomo.accounts import hash_token
 from solomo.api.models import Lat, Lng, StrictBody
 from solomo.core import closecodes as codes
 from solomo.core.errors import ApiError
-from solomo.core.events import event_key, frame
+from solomo.core.events import LAST_EVENT_KEY, event_key, frame
 from solomo.core.keys import event_history as history_key
 from solomo.core.metrics import EVENTS_DELIVERED, SOCKETS_CONNECTED
 from solomo.core.services import Services
@@ -205,6 +205,8 @@ async def claim_slot(conn: Connection, hub: Hub) -> None:
 
 async def replay(conn: Connection, services: Services, last_event_id: str) -> str | None:
     """Send the user's history after ``last_event_id``; returns the last id sent (or None)."""
+    if event_key(last_event_id) == LAST_EVENT_KEY:
+        return None  # nothing can follow it, and Redis refuses to read after it
     key = history_key(conn.user_id)
     start = "(" + last_event_id
     last: str | None = None

@@ -248,6 +248,29 @@ async def test_store_ledger_settles_per_local_day(client, services):
     assert denied.status_code == 403
 
 
+async def test_store_ledger_days_at_the_ends_of_the_calendar_are_422_not_500(client):
+    from tests.checkins.helpers import new_store
+
+    merchant, shanghai = await partner_store(client)  # UTC+8: its first day began before year 1 in UTC
+    new_york = await new_store(client, merchant, timezone="America/New_York")  # behind UTC: it did not
+
+    async def ledger(store: dict[str, Any], first: str, last: str) -> Any:
+        return await client.get(f"/v1/stores/{store['id']}/points/ledger", params={"from": first, "to": last},
+                                headers=merchant.headers)
+
+    for store, first, last in [(shanghai, "9999-12-31", "9999-12-31"), (new_york, "9999-12-31", "9999-12-31"),
+                               (shanghai, "9999-12-30", "9999-12-31"), (shanghai, "0001-01-01", "0001-01-01"),
+                               (shanghai, "0001-01-01", "0001-01-05")]:
+        bad = await ledger(store, first, last)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid", (first, last, bad.text)
+    # the days next to them have UTC bounds at that store, and are answered
+    for store, first, last in [(shanghai, "9999-12-30", "9999-12-30"), (shanghai, "0001-01-02", "0001-01-02"),
+                               (new_york, "0001-01-01", "0001-01-01")]:
+        ok = await ledger(store, first, last)
+        assert ok.status_code == 200, (first, last, ok.text)
+        assert ok.json()["days"] == [{"date": first, "issued": 0, "spent": 0}]
+
+
 async def test_points_event_reaches_the_users_open_socket_after_commit(client, services, live_server, celery_worker):
     from tests.realtime.wsclient import open_ws, recv_type
 

@@ -137,6 +137,30 @@ async def test_serving_headers_304_and_ranges(client):
         assert (await client.get(bad)).status_code == 404, bad
 
 
+async def test_odd_range_numbers_answer_like_other_ranges_never_500(client):
+    alice = await register(client)
+    media = await uploaded(client, alice)
+    body = (await client.get(media["url"])).content
+    huge = "9" * 5000  # over Python's limit on the digits int() converts
+    for header, status, content in [
+        (b"bytes=\xb2-", 200, body),  # "\xb2" is "²" in Latin-1: a digit to str.isdigit, not to HTTP
+        (b"bytes=0-\xb3", 200, body),
+        (b"bytes=-\xb9", 200, body),
+        (f"bytes={huge}-", 416, None),  # starts past the end
+        (f"bytes={huge}-{huge}", 416, None),
+        (f"bytes=0-{huge}", 206, body),  # ends past the end: up to the end
+        (f"bytes=-{huge}", 206, body),  # more than the whole file: all of it
+        ("bytes=" + "0" * 5000 + "10-19", 206, body[10:20]),  # leading zeros are still the number
+    ]:
+        resp = await client.get(media["url"], headers={"Range": header})
+        assert resp.status_code == status, (str(header)[:40], resp.status_code, resp.text[:200])
+        if content is None:
+            assert resp.json()["error"]["code"] == "range_not_satisfiable"
+            assert resp.headers["content-range"] == f"bytes */{len(body)}"
+        else:
+            assert resp.content == content
+
+
 async def test_a_large_picture_is_streamed_whole_and_by_range(client):
     from PIL import Image, ImageFilter
 

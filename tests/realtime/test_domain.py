@@ -65,7 +65,10 @@ async def test_publish_each_spans_every_bucket_once(services):
 
 def test_event_key_rejects_garbage():
     assert event_key("12-3") == (12, 3)
-    for bad in ["", "12", "-3", "a-b", "1-2-3", "$", "0" * 50 + "-1"]:
+    most = 2**64 - 1  # Redis reads each half as an unsigned 64-bit integer
+    assert event_key(f"{most}-{most}") == (most, most) and event_key("00-007") == (0, 7)
+    for bad in ["", "12", "-3", "a-b", "1-2-3", "$", "0" * 50 + "-1", "\u0661\u0662\u0663-0", "1-\u0661",
+                "\xb2-1", f"{most + 1}-0", f"0-{most + 1}", "0" * 21 + "-1", "+1-2", " 1-2"]:
         try:
             event_key(bad)
         except ValueError:

@@ -39,6 +39,20 @@ async def test_malformed_last_event_id_closes_4400(live_server, client):
     assert code == 4400
 
 
+async def test_last_event_id_redis_cannot_read_closes_4400_not_1011(live_server, client):
+    acct = await register(client)
+    most = 2**64 - 1  # each half of a stream id is an unsigned 64-bit integer
+    # digits to str.isdigit and int(), not to Redis; a half past 64 bits (each an XRANGE error before)
+    for bad in ["\u0661\u0662\u0663-0", "123-\u0661", f"{most + 1}-0", f"0-{most + 1}", "9" * 30 + "-0"]:
+        code, frames = await close_code(await open_ws(live_server, acct.token, last_event_id=bad))
+        assert (code, frames) == (4400, []), (bad, code, frames)
+    # the greatest ids are ids: nothing follows them, and the socket works
+    for edge in [f"{most}-{most}", f"{most}-0", f"0-{most}"]:
+        async with await open_ws(live_server, acct.token, last_event_id=edge) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            assert await recv_json(ws) == {"type": "pong"}, edge
+
+
 async def test_ping_pong_and_bad_messages(live_server, client, services):
     acct = await register(client)
     async with await open_ws(live_server, acct.token) as ws:
