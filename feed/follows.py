@@ -3,7 +3,10 @@
 A follow is one document in ``follows``; the counters (``users.followers_count`` /
 ``following_count``, ``stores.followers_count``) move in the same transaction as the document
 is inserted or deleted, and only when it really was, so concurrent follow/unfollow never drifts.
-``following_count`` counts followed users (the ``/following`` list is a page of User).
+``following_count`` counts followed users (the ``/following`` list is a page of User),
+``stores_following_count`` followed stores (shown nowhere): each is bounded by
+:data:`MAX_FOLLOWING` (409 ``too_many_follows``), checked in the same transaction, so one account's
+follows — which every home read of a full timeline goes through (:mod:`feed.home`) — stay bounded.
 
 The fan-out reads a target's followers from its follower pages once they are built
 (:mod:`feed.followerpages`: kept in the same transactions as the follows), else in ``_id`` order
@@ -28,12 +31,15 @@ from feed import blocks, followerpages, home
 from feed.followerpages import TargetType as TargetType  # re-exported: what a follow targets
 from notifications import recorder
 from offers.arrival import forget_judged
-from solomo.core.errors import Invalid, NotFound
+from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.sidetasks import reap
 from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, run_transaction
+
+MAX_FOLLOWING = 5_000
+"""Users, and separately stores, one account may follow (Weibo's bound for people is lower)."""
 
 Checkpoint = ObjectId | int
 """Where a fan-out's read of an audience stopped: a follow ``_id`` (the index) or a page number."""
@@ -53,9 +59,13 @@ async def _target(services: Services, target_type: TargetType, target_id: Object
     return doc
 
 
-def _counter_updates(target_type: TargetType) -> tuple[str, str | None]:
-    """(collection of the target, follower-side counter or None)."""
-    return ("users", "following_count") if target_type == "user" else ("stores", None)
+def _counter_updates(target_type: TargetType) -> tuple[str, str]:
+    """(collection of the target, the follower's counter of such follows)."""
+    return ("users", "following_count") if target_type == "user" else ("stores", "stores_following_count")
+
+
+class _Exists(Exception):
+    """At the bound, the follow asked for is one that exists: a repeat, which is fine."""
 
 
 async def follow(services: Services, follower_id: ObjectId, target_type: TargetType, target_id: ObjectId) -> bool:
@@ -77,18 +87,26 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
             # again inside the transaction: a block committed meanwhile wrote one of the user documents
             # this transaction writes, so a conflict re-runs this body, which then sees it
             await blocks.ensure_not_blocked(services, follower_id, target_id, session=session)
+        # the bound first (a missing counter is below it); a repeated follow's insert then aborts it all
+        room = await services.db.users.update_one(
+            {"_id": follower_id, follower_counter: {"$not": {"$gte": MAX_FOLLOWING}}},
+            {"$inc": {follower_counter: 1}}, session=session)
+        if room.matched_count != 1:
+            if await services.db.follows.find_one({"follower_id": follower_id, "target_type": target_type,
+                                                   "target_id": target_id}, {"_id": 1}, session=session):
+                raise _Exists
+            noun = "users" if target_type == "user" else "stores"
+            raise Conflict(f"you follow the most {noun} allowed ({MAX_FOLLOWING}); unfollow one first",
+                           code="too_many_follows")
         await services.db.follows.insert_one(doc, session=session)
         target = await services.db[collection].find_one_and_update(
             {"_id": target_id}, {"$inc": {"followers_count": 1}}, {followerpages.BUILT: 1}, session=session)
         await followerpages.added(services, txn, target_type, target_id, follower_id, target)
-        if follower_counter:
-            await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: 1}},
-                                               session=session)
 
     try:
         await run_transaction(services, body)
         created = True
-    except DuplicateKeyError:
+    except (DuplicateKeyError, _Exists):
         created = False
     if target_type == "store":  # its followers_count moved (a retry repairs an invalidation that failed)
         await storeviews.invalidate(services, [target_id])
@@ -119,9 +137,7 @@ async def unfollow(services: Services, follower_id: ObjectId, target_type: Targe
         await services.db[collection].update_one({"_id": target_id}, {"$inc": {"followers_count": -1}},
                                                  session=session)
         await followerpages.removed(services, txn, target_type, target_id, follower_id)
-        if follower_counter:
-            await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}},
-                                               session=session)
+        await services.db.users.update_one({"_id": follower_id}, {"$inc": {follower_counter: -1}}, session=session)
         return True
 
     removed = await run_transaction(services, body)

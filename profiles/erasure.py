@@ -69,8 +69,8 @@ async def _tombstone(services: Services, user_id: ObjectId) -> None:
         {"$set": {"status": "deleted", "deleted_at": {"$ifNull": ["$deleted_at", now]}, "erasure": "pending",
                   SOCKET_CLOSE: close_command(UNAUTHORIZED, "account deleted", now)}},
         {"$unset": ["display_name", "bio", "avatar_media_id", "avatar_url", "password_hash", "followers_count",
-                    "following_count", "offers_from_unfollowed", "last_seen_at", "stores_created", "suspension",
-                    "feed_pull", "search_keys"]},
+                    "following_count", "stores_following_count", "offers_from_unfollowed", "last_seen_at",
+                    "stores_created", "suspension", "feed_pull", "search_keys"]},
     ])
     await names_changed(services)  # cached summaries (authors, mayors) of the account are dropped everywhere
 

@@ -116,3 +116,33 @@ async def test_follower_and_following_pages(client, services):
         assert resp.status_code == 422
     resp = await client.get(f"/v1/users/{'0' * 24}/followers", headers=star.headers)
     assert resp.status_code == 404
+
+
+async def test_follows_are_bounded_per_kind_and_a_repeat_at_the_bound_is_fine(client, services, monkeypatch):
+    """Every home read of a full timeline goes through the reader's follows: one account's are
+    bounded (users, and separately stores), in the follow's own transaction."""
+    from tests.offers.helpers import merchant_with_store
+
+    monkeypatch.setattr(follows, "MAX_FOLLOWING", 3)
+    fan = await register(client)
+    people = [await register(client) for _ in range(4)]
+    stores = [(await merchant_with_store(client))[1] for _ in range(4)]
+    for person in people[:3]:
+        await follow(client, fan, person)
+    refused = await client.post(f"/v1/users/{people[3].id}/follow", headers=fan.headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "too_many_follows", refused.text
+    await follow(client, fan, people[0])  # a repeat at the bound changes nothing, and is no error
+    assert await _counts(client, fan) == (0, 3)
+    for store in stores[:3]:  # stores have a bound of their own
+        await follow(client, fan, store["id"], kind="stores")
+    refused = await client.post(f"/v1/stores/{stores[3]['id']}/follow", headers=fan.headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "too_many_follows", refused.text
+    assert (await client.delete(f"/v1/users/{people[1].id}/follow", headers=fan.headers)).status_code == 204
+    await follow(client, fan, people[3])  # room again
+    assert (await client.delete(f"/v1/stores/{stores[0]['id']}/follow", headers=fan.headers)).status_code == 204
+    await follow(client, fan, stores[3]["id"], kind="stores")
+    assert await _counts(client, fan) == (0, 3)
+    assert await services.db.follows.count_documents({"follower_id": ObjectId(fan.id)}) == 6
+    doc = await services.db.users.find_one({"_id": ObjectId(fan.id)})
+    assert doc["stores_following_count"] == 3
+    assert (await _counts(client, people[3]))[0] == 1  # followed once, after the refusal that never counted
