@@ -154,6 +154,7 @@ const STRINGS = {
     "err.cannot_mute_moderator": "Moderators cannot be muted.",
     "err.too_many_blocks": "You have blocked too many users. Unblock someone first.",
     "err.too_many_mutes": "You have muted too many users. Unmute someone first.",
+    "err.too_many_follows": "You follow as many as allowed. Unfollow someone first.",
     // notifications inbox
     "inbox.title": "Notifications", "inbox.mark_all": "Mark all read", "inbox.empty": "Nothing new yet.",
     "inbox.gone": "This post is no longer available.",
@@ -382,6 +383,7 @@ const STRINGS = {
     "err.cannot_mute_moderator": "不能屏蔽管理员。",
     "err.too_many_blocks": "拉黑的人数已达上限，请先解除一些。",
     "err.too_many_mutes": "屏蔽的人数已达上限，请先取消一些。",
+    "err.too_many_follows": "关注数已达上限，请先取消关注一些。",
     // notifications inbox
     "inbox.title": "消息", "inbox.mark_all": "全部已读", "inbox.empty": "还没有新消息。",
     "inbox.gone": "这条微博已不可见。",
