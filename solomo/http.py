@@ -96,18 +96,27 @@ def validate_model(model: type[BaseModel], data: Any) -> Any:
         raise Invalid("request is not valid", details=_format_errors(exc)) from None
 
 
+def _refuse_declared_length(request: Request, limit: int, too_large: str) -> None:
+    """400 for a ``Content-Length`` that is not ASCII digits (``str.isdigit`` alone takes "²", which
+    ``int`` refuses), 413 for one over ``limit``: decided from the header before any body is read.
+    A number longer than any limit's is too large without being converted."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    if not declared.isascii() or not declared.isdigit():
+        raise BadRequest("bad Content-Length")
+    digits = declared.lstrip("0")
+    if len(digits) > len(str(limit)) or int(digits or "0") > limit:
+        raise PayloadTooLarge(too_large)
+
+
 async def read_raw_body(request: Request, limit: int) -> bytes:
     """The body's bytes, refused unless JSON and at most ``limit`` bytes (counted as it arrives)."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise ApiError("send JSON with Content-Type: application/json",
                        status=415, code="unsupported_media_type")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("bad Content-Length")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    _refuse_declared_length(request, limit, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -279,12 +288,7 @@ async def read_upload(request: Request, part: str, limit: int) -> bytes:
     if not boundary:
         raise BadRequest("the multipart body has no boundary")
     body_limit = limit + UPLOAD_OVERHEAD_BYTES
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("bad Content-Length")
-        if int(declared) > body_limit:
-            raise PayloadTooLarge(f"files are at most {limit} bytes")
+    _refuse_declared_length(request, body_limit, f"files are at most {limit} bytes")
     wanted = part.encode()
     state: dict[str, Any] = {"field": b"", "value": b"", "headers": {}, "current": False, "found": 0, "size": 0}
     chunks: list[bytes] = []

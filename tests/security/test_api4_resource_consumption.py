@@ -34,6 +34,11 @@ async def test_oversized_body_is_413_declared_or_streamed(api, world: World, ser
     resp = await api.post("/v1/posts", content=b'{"text": "hi"}', headers={
         **world.alice.headers, "Content-Type": "application/json", "Content-Length": "99999999999"})
     assert resp.status_code in (400, 413)
+    # a length int() cannot read: a digit that is not ASCII ("²" in Latin-1), or thousands of digits
+    for declared, status in ((b"\xb2", 400), (b"9" * 5000, 413)):
+        resp = await api.post("/v1/auth/login", content=b'{"username": "x"}',
+                              headers={"Content-Type": "application/json", "Content-Length": declared})
+        assert resp.status_code == status, (declared[:8], resp.status_code, resp.text)
 
 
 async def test_every_list_caps_its_page_size(api, world: World):
