@@ -122,7 +122,7 @@ def retry_after_s(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # (isdigit alone takes "²", which float refuses)
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -168,3 +168,13 @@ async def test_signing_out_ends_the_devices_pushes(client, services, receiver):
     assert receiver.at(path) == []
     left = [d["endpoint"] async for d in services.db.push_subscriptions.find({"user_id": ObjectId(user.id)})]
     assert left == [receiver.base + other_path]
+
+
+def test_a_push_services_retry_after_is_read_or_ignored_never_raised():
+    from push.sender import retry_after_s
+
+    assert retry_after_s("120") == 120.0 and retry_after_s(" 7 ") == 7.0
+    assert retry_after_s(None) is None and retry_after_s("") is None
+    for odd in ("²", "١٢", "soon", "-5", "1e3"):  # a digit int/float cannot read, words: unreadable
+        assert retry_after_s(odd) is None, odd
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # an HTTP date in the past
