@@ -138,6 +138,9 @@ class Settings(BaseSettings):
             "store_move": "10/minute;100/day",  # per store: a move rewrites the store's posts and offers
             "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
             "failed_points_charge": "10/minute",  # per store: unknown spend codes charged (guessing)
+            # per caller, whatever the answer: each request with an Idempotency-Key keeps one for a day
+            "offer": "20/minute;500/day",  # 20 stores × 20 offers a day fit (the per-store caps bite first)
+            "points_charge": "60/minute;1000/hour",  # one a second at the counters of all the caller's stores
             "spend_code": "30/minute;300/hour",  # spend codes a user creates
             "search_set_build": "30/minute;300/hour",  # store-search tier sets built (search/tiersets.py)
         },
