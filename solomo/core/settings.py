@@ -136,6 +136,10 @@ class Settings(BaseSettings):
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
             "media": "30/minute;300/hour",  # photo uploads (the daily quota is media_daily_quota)
             "store_move": "10/minute;100/day",  # per store: a move rewrites the store's posts and offers
+            # per caller: an edit reindexes the store, a rename drops every process's names cache, a
+            # time zone change rebuilds the store's rollups in the request
+            "store_edit": "30/minute;300/day",
+            "profile_edit": "30/minute;300/day",  # a rename drops every process's names and the user's tokens
             "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
             "failed_points_charge": "10/minute",  # per store: unknown spend codes charged (guessing)
             # per caller, whatever the answer: each request with an Idempotency-Key keeps one for a day

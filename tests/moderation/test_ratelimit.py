@@ -97,7 +97,8 @@ async def test_an_empty_spec_limits_nothing(services, monkeypatch):
 
 
 def test_configured_defaults_are_humane(settings):
-    for action in ("post", "comment", "like", "report", "checkin", "claim", "offer", "points_charge"):
+    for action in ("post", "comment", "like", "report", "checkin", "claim", "offer", "points_charge", "store_edit",
+                   "profile_edit"):
         items = limits_for(type("S", (), {"settings": settings})(), action)
         assert items and min(i.amount for i in items) >= 20, action  # a burst of 20 always fits
     with pytest.raises(LookupError):
