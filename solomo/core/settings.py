@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Signs cursors: required (the API and the worker refuse to start "
                             "without one); `solomo dev` generates one and keeps it in the data folder")
     token_ttl_days: int = 30
+    max_tokens_per_user: int = Field(50, ge=1, description="Live sign-in tokens an account keeps (its devices): "
+                                     "a sign-in past them revokes the oldest, as a logout would")
     password_time_cost: int = Field(3, description="argon2id passes (tests lower it)")
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
     cors_origins: list[str] = []
