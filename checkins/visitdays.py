@@ -42,10 +42,10 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from checkins.localtime import store_zone
+from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
-    from solomo.core.txn import Txn
 
 MIGRATION_ID = "checkins.visit_days.v1"
 BATCH = 1000
@@ -127,14 +127,54 @@ async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any],
                                                       {"$inc": {"n": delta}}, upsert=True, session=txn.session)
 
 
-async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
-    """Recomputes ``store``'s rollups from its check-ins (after a time zone change, or the backfill)."""
-    db = services.db
+async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
+    """Recomputes ``store``'s rollups from its check-ins and counted posts in ``store``'s time zone
+    (after a time zone change, or the backfill). False, and no rollup written, when the store's
+    saved zone is no longer that one: the change that moved it rebuilds them for its own zone.
+
+    The history is read outside any transaction (a big store's is large); the rows are replaced in
+    one, which first writes the store document, as every check-in's transaction does. So two
+    rebuilds of a store (two time zone changes at once), or a rebuild and a check-in, commit one
+    after the other: no duplicate day, no days of one zone left among another's, and readers see
+    the old rows or the new ones, never a store without rows."""
+    days, visitors = await _tally_visits(services, store)
+    topics = await _tally_topics(services, store)
+
+    async def replace(txn: Txn) -> bool:
+        db, session, sid = services.db, txn.session, store["_id"]
+        # a real write (a no-op update would not conflict): the store's writers queue behind it
+        saved = await db.stores.find_one_and_update({"_id": sid}, {"$inc": {"rollups_rebuilt": 1}},
+                                                    projection={"timezone": 1}, session=session)
+        if saved is None or store_zone(saved).key != store_zone(store).key:
+            return False
+        await db.store_days.delete_many({"store_id": sid}, session=session)
+        if days:
+            await db.store_days.insert_many([{"store_id": sid, "day": d, **row} for d, row in days.items()],
+                                            ordered=False, session=session)
+        ops = [UpdateOne({"store_id": sid, "user_id": u},
+                         {"$set": {"last_day": seen[-1], "prev_day": seen[-2] if len(seen) > 1 else None}})
+               for u, seen in visitors.items()]
+        for i in range(0, len(ops), BATCH):
+            await db.store_visitors.bulk_write(ops[i:i + BATCH], ordered=False, session=session)
+        await db.store_topic_days.delete_many({"store_id": sid}, session=session)
+        if topics:
+            await db.store_topic_days.insert_many(
+                [{"store_id": sid, "day": d, "topic": t, "n": n} for (d, t), n in topics.items()],
+                ordered=False, session=session)
+        return True
+
+    # a post's topic row inserted after this transaction's snapshot surfaces as a duplicate key
+    return await run_transaction_again_on_duplicate(services, replace)
+
+
+async def _tally_visits(services: Services, store: dict[str, Any]
+                        ) -> tuple[dict[str, dict[str, Any]], dict[ObjectId, list[str]]]:
+    """The ``store_days`` rows (by local day) and each visitor's distinct local days, in order."""
     days: dict[str, dict[str, Any]] = defaultdict(lambda: {"checkins": 0, "hours": defaultdict(int),
                                                            "unique": 0, "new": 0})
     visitors: dict[ObjectId, list[str]] = defaultdict(list)  # the distinct days of each user, in order
-    cursor = db.checkins.find({"store_id": store["_id"]}, {"user_id": 1, "created_at": 1, "_id": 0},
-                              sort=[("store_id", 1), ("created_at", 1)], hint="by_store_window")
+    cursor = services.db.checkins.find({"store_id": store["_id"]}, {"user_id": 1, "created_at": 1, "_id": 0},
+                                       sort=[("store_id", 1), ("created_at", 1)], hint="by_store_window")
     async for c in cursor:
         day, hour = _day_hour(store, c["created_at"])
         row, seen = days[day], visitors[c["user_id"]]
@@ -148,31 +188,20 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> None:
         days[seen[-1]]["last_of"] = days[seen[-1]].get("last_of", 0) + 1
         if len(seen) > 1:
             days[seen[-2]]["prev_of"] = days[seen[-2]].get("prev_of", 0) + 1
-    await db.store_days.delete_many({"store_id": store["_id"]})
-    if days:
-        await db.store_days.insert_many(
-            [{"store_id": store["_id"], "day": d, "checkins": r["checkins"], "hours": dict(r["hours"]),
-              "unique": r["unique"], "new": r["new"], "last_of": r.get("last_of", 0), "prev_of": r.get("prev_of", 0)}
-             for d, r in days.items()], ordered=False)
-    ops = [UpdateOne({"store_id": store["_id"], "user_id": u},
-                     {"$set": {"last_day": seen[-1], "prev_day": seen[-2] if len(seen) > 1 else None}})
-           for u, seen in visitors.items()]
-    for i in range(0, len(ops), BATCH):
-        await db.store_visitors.bulk_write(ops[i:i + BATCH], ordered=False)
-    await _rebuild_topics(services, store)
+    rows = {d: {"checkins": r["checkins"], "hours": dict(r["hours"]), "unique": r["unique"], "new": r["new"],
+                "last_of": r.get("last_of", 0), "prev_of": r.get("prev_of", 0)} for d, r in days.items()}
+    return rows, visitors
 
 
-async def _rebuild_topics(services: Services, store: dict[str, Any]) -> None:
+async def _tally_topics(services: Services, store: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """Published posts at the store per (local day, topic)."""
     tallies: dict[tuple[str, str], int] = defaultdict(int)
     async for post in services.db.posts.find({"store_id": store["_id"], "topics_counted": True},
                                              {"topic_keys": 1, "created_at": 1, "_id": 0}):
         day, _ = _day_hour(store, post["created_at"])
         for topic in post.get("topic_keys") or []:
             tallies[(day, topic)] += 1
-    await services.db.store_topic_days.delete_many({"store_id": store["_id"]})
-    if tallies:
-        await services.db.store_topic_days.insert_many(
-            [{"store_id": store["_id"], "day": d, "topic": t, "n": n} for (d, t), n in tallies.items()], ordered=False)
+    return tallies
 
 
 async def backfill_visit_days(services: Services, *, force: bool = False) -> int:

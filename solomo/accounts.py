@@ -130,11 +130,13 @@ class PasswordHashing:
 
 class Accounts:
     def __init__(self, db: Database, hashing: PasswordHashing, token_ttl_days: int,
-                 token_cache: TokenCache | None = None) -> None:
+                 token_cache: TokenCache | None = None, max_tokens: int = 50) -> None:
         self.db = db
         self.hashing = hashing
         self.token_ttl = timedelta(days=token_ttl_days)
         self.token_cache = token_cache or TokenCache(None)
+        self.max_tokens = max_tokens
+        """Live tokens per account (``settings.max_tokens_per_user``): :meth:`issue_token` keeps the newest."""
 
     async def create_user(
         self, username: str, password: str, role: str = "user", display_name: str | None = None
@@ -170,7 +172,10 @@ class Accounts:
         """A new token for ``user_id``. With ``user``, the active user's document read *after*
         ``generation`` (:meth:`TokenCache.generation`), the token's principal is cached at once: the
         session's first request then finds it in Redis instead of checking MongoDB (a suspension
-        between the read and the fill bumps the generation, and the fill is skipped)."""
+        between the read and the fill bumps the generation, and the fill is skipped).
+
+        The account keeps its newest :attr:`max_tokens` tokens: each sign-in adds one for 30 days
+        (and entries in the token cache), so without a cap one account could pile up any number."""
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         expires_at = now + self.token_ttl
@@ -179,7 +184,17 @@ class Accounts:
         )
         if user is not None and generation is not None:
             await self.token_cache.put(hash_token(token), Principal.of(user), generation, expires_at)
+        await self._keep_newest(user_id)
         return token
+
+    async def _keep_newest(self, user_id: ObjectId) -> None:
+        """Revokes the user's tokens past the newest :attr:`max_tokens` (a short sort: the cap keeps
+        every account's list short)."""
+        cursor = self.db.tokens.find({"user_id": user_id}, {"_id": 1}, sort=[("created_at", -1), ("_id", -1)],
+                                     skip=self.max_tokens)
+        stale = [str(doc["_id"]) async for doc in cursor]
+        if stale:
+            await self.revoke_hashes(user_id, stale, "signed in on too many devices")
 
     async def login(self, username: str, password: str) -> tuple[dict[str, Any], str]:
         generation = await self.token_cache.generation()  # before the user is read: see TokenCache
@@ -195,6 +210,20 @@ class Accounts:
         hashed = hash_token(token)
         doc = await self.db.tokens.find_one_and_delete({"_id": hashed}, {"user_id": 1})
         await self.token_cache.forget(doc["user_id"] if doc else None, hashed)
+
+    async def revoke_hashes(self, user_id: ObjectId, hashes: list[str], reason: str) -> None:
+        """Revokes these tokens of the user as a logout revokes one, at once in every API process:
+        MongoDB first, then the user's cached entries, then the sockets opened with them close with
+        4401 (best effort, as in :meth:`revoke_all`)."""
+        await self.db.tokens.delete_many({"_id": {"$in": hashes}, "user_id": user_id})
+        await self.token_cache.forget(user_id, *hashes)
+        if self.token_cache.redis is None:
+            return
+        try:
+            for hashed in hashes:
+                await publish_disconnect(self.token_cache.redis, str(user_id), UNAUTHORIZED, reason, token_hash=hashed)
+        except RedisError as exc:
+            log.warning("could not close the sockets of %s: %s", user_id, exc)
 
     async def revoke_all(self, user_id: ObjectId, reason: str = "tokens revoked") -> None:
         """Revokes every token of the user; their sockets close with 4401 at once (best effort: a

@@ -77,6 +77,8 @@ class EndpointSpec:
     path: str = "/"
     idempotent: bool = False
     """Accepts ``Idempotency-Key`` (:mod:`solomo.core.idempotency`)."""
+    rate: str | None = None
+    """The action of ``settings.rate_limits`` counted per caller (:mod:`solomo.core.ratelimit`)."""
     upload: str | None = None
     """The body is ``multipart/form-data`` with one file part of this name (read by the handler
     with :func:`read_upload`, after its own checks); documented as such in OpenAPI."""
@@ -177,14 +179,18 @@ def endpoint(
 
     ``idempotent``: a request with an ``Idempotency-Key`` header runs at most once per (caller,
     key) for 24 h; its repeats get the first answer (:mod:`solomo.core.idempotency`). Validation
-    errors are answered before the key is looked at; the rate limit counts only runs, not replays."""
+    errors are answered before the key is looked at; the rate limit counts only runs, not replays.
+    Such a route must declare ``rate``: it bounds the answers one caller can leave stored."""
     method, _, path = route.partition(" ")
     assert method in HTTP_METHODS and path.startswith("/"), f"route {route!r} is not 'METHOD /path'"
     spec = EndpointSpec(summary, body, query, response, status, auth, tags or [], errors or {}, description,
-                        method=method, path=path, idempotent=idempotent, upload=upload)
+                        method=method, path=path, idempotent=idempotent, rate=rate, upload=upload)
     assert upload is None or body is None, "a route takes JSON or an upload, not both"
     if idempotent:
         assert auth is not None, "idempotency keys are per caller: the route must authenticate"
+        # every request with a key keeps its answer a day, refusals (403, 404) included: without a
+        # per-caller rate limit one account could grow the idempotency collection without bound
+        assert rate is not None, "an idempotent route needs a per-caller rate limit (rate=...)"
         for code, error in ((409, "idempotency_in_progress"), (422, "idempotency_key_reused")):
             spec.errors[code] = ", ".join(filter(None, (spec.errors.get(code), error)))
     if rate is not None:

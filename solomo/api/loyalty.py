@@ -143,11 +143,12 @@ async def post_spend_code(ctx: Ctx) -> dict[str, Any]:
 
 @endpoint("POST /v1/stores/{store_id}/points/charge",
           summary="Charge points to a customer's spend code at your store", body=ChargeIn, response=ChargeOut,
-          tags=TAGS, idempotent=True, operation_id="loyalty_charge",
+          tags=TAGS, idempotent=True, rate="points_charge", operation_id="loyalty_charge",
           errors={403: "forbidden, not_in_programme, account_suspended", 404: "unknown_code",
                   409: "code_used, insufficient_points", 410: "code_expired", 429: "rate_limited"},
           description="Nothing is taken unless the whole charge succeeds; a code charges once; the balance "
-                      "never goes below zero. Failed attempts are limited per store (429 with Retry-After).")
+                      "never goes below zero. Failed attempts are limited per store, and every attempt per "
+                      "caller (settings.rate_limits.points_charge): 429 with Retry-After.")
 async def post_charge(ctx: Ctx) -> dict[str, Any]:
     body: ChargeIn = ctx.body
     entry = await charge(ctx.services, ctx.user.id, ctx.path["store_id"], body.code, body.points)

@@ -122,14 +122,15 @@ class StoreStatsOut(BaseModel):
 @endpoint("POST /v1/stores/{store_id}/offers",
           summary="Create an offer for your store", body=OfferIn, response=OfferOut, status=201, tags=["offers"],
           errors={403: "forbidden", 404: "not_found", 409: "too_many_live_offers", 422: "invalid, content_rejected",
-                  429: "rate_limited"}, operation_id="offers_create", idempotent=True,
+                  429: "rate_limited"}, operation_id="offers_create", idempotent=True, rate="offer",
           description="Pushed at once (an `offer` event) to the users of its audience online (or Web Push "
                       "subscribed) within radius_m, and later to those who come within it while it is live; "
                       "nobody gets it twice. A bad audience, audience_days or min_visits is 422 invalid. "
                       "Title and description pass the word filter: a block word is 422 content_rejected; a "
                       "review word creates the offer with status pending_review, pushed only once a "
                       "moderator approves it. A store has at most 5 live offers (409 too_many_live_offers) "
-                      "and 20 offers in any 24 hours (429 rate_limited with Retry-After).")
+                      "and 20 offers in any 24 hours (429 rate_limited with Retry-After); each caller's "
+                      "attempts, refused ones included, are limited too (settings.rate_limits.offer).")
 async def post_offer(ctx: Ctx) -> dict[str, Any]:
     body: OfferIn = ctx.body
     doc, store = await create_offer(ctx.services, ctx.user.id, ctx.path["store_id"], title=body.title,

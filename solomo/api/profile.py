@@ -45,10 +45,11 @@ def _token_hash(ctx: Ctx) -> str:
 
 
 @endpoint("PATCH /v1/me",
-          summary="Edit your profile", body=ProfileIn, response=MeOut, tags=["profile"],
+          summary="Edit your profile", body=ProfileIn, response=MeOut, tags=["profile"], rate="profile_edit",
           errors={422: "invalid, content_rejected, invalid_media"}, operation_id="profile_update",
           description="Display name and bio pass the word filter: a block or review word → 422 content_rejected. "
-                      "A new name shows at once in posts and answers.")
+                      "A new name shows at once in posts and answers. Edits are limited per user "
+                      "(settings.rate_limits.profile_edit): 429 rate_limited with Retry-After.")
 async def patch_me(ctx: Ctx) -> dict[str, Any]:
     b: ProfileIn = ctx.body
     doc = await update_profile(ctx.services, ctx.user.id, **{k: getattr(b, k) for k in b.model_fields_set})

@@ -113,14 +113,14 @@ async def nearby(ctx: Ctx) -> dict[str, Any]:
 
 
 @endpoint("PATCH /v1/stores/{store_id}",
-          summary="Edit your store", body=StorePatchIn, response=StoreOut, tags=["stores"],
+          summary="Edit your store", body=StorePatchIn, response=StoreOut, tags=["stores"], rate="store_edit",
           errors={403: "forbidden", 404: "not_found", 422: "invalid, content_rejected", 429: "rate_limited"},
           description="Only the fields sent change (address null clears it; an unknown timezone is 422 invalid). "
                       "Nearby stores, the store's offers "
                       "(nearby and pushed on arrival), the posts at the store (local feeds) and the names shown in "
-                      "posts follow at once. Moves are limited per store (settings.rate_limits.store_move: 429 "
-                      "rate_limited). The name and address pass the word filter: a block or review word → 422 "
-                      "content_rejected.")
+                      "posts follow at once. Edits are limited per caller (settings.rate_limits.store_edit) and "
+                      "moves per store (store_move): 429 rate_limited with Retry-After. The name and address "
+                      "pass the word filter: a block or review word → 422 content_rejected.")
 async def patch(ctx: Ctx) -> dict[str, Any]:
     b: StorePatchIn = ctx.body
     fields = {k: getattr(b, k) for k in b.model_fields_set}

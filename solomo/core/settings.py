@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     secret_key: str = Field("", description="Signs cursors: required (the API and the worker refuse to start "
                             "without one); `solomo dev` generates one and keeps it in the data folder")
     token_ttl_days: int = 30
+    max_tokens_per_user: int = Field(50, ge=1, description="Live sign-in tokens an account keeps (its devices): "
+                                     "a sign-in past them revokes the oldest, as a logout would")
     password_time_cost: int = Field(3, description="argon2id passes (tests lower it)")
     password_memory_kib: int = Field(65536, description="argon2id memory in KiB (tests lower it)")
     cors_origins: list[str] = []
@@ -136,8 +138,15 @@ class Settings(BaseSettings):
             "register": "300/minute",  # new accounts per client address (high: NAT, and the test suite)
             "media": "30/minute;300/hour",  # photo uploads (the daily quota is media_daily_quota)
             "store_move": "10/minute;100/day",  # per store: a move rewrites the store's posts and offers
+            # per caller: an edit reindexes the store, a rename drops every process's names cache, a
+            # time zone change rebuilds the store's rollups in the request
+            "store_edit": "30/minute;300/day",
+            "profile_edit": "30/minute;300/day",  # a rename drops every process's names and the user's tokens
             "password": "10/minute;50/hour",  # wrong passwords of a signed-in user (change, delete): a stolen token
             "failed_points_charge": "10/minute",  # per store: unknown spend codes charged (guessing)
+            # per caller, whatever the answer: each request with an Idempotency-Key keeps one for a day
+            "offer": "20/minute;500/day",  # 20 stores × 20 offers a day fit (the per-store caps bite first)
+            "points_charge": "60/minute;1000/hour",  # one a second at the counters of all the caller's stores
             "spend_code": "30/minute;300/hour",  # spend codes a user creates
             "search_set_build": "30/minute;300/hour",  # store-search tier sets built (search/tiersets.py)
         },

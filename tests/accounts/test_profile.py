@@ -129,6 +129,23 @@ async def test_wrong_passwords_are_limited_per_user(client, services):
         assert resp.status_code == 422
 
 
+async def test_profile_edits_are_limited_per_user(client, services, monkeypatch):
+    """A display-name change makes every process drop its names and the user's cached tokens go:
+    bounded per user, like any write (a refused edit changes nothing)."""
+    monkeypatch.setitem(services.settings.rate_limits, "profile_edit", "3/minute")
+    acct, other = await register(client), await register(client)
+    for i in range(3):
+        resp = await client.patch("/v1/me", json={"display_name": f"Name {i}"}, headers=acct.headers)
+        assert resp.status_code == 200, resp.text
+    refused = await client.patch("/v1/me", json={"display_name": "Too many", "bio": "x"}, headers=acct.headers)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    me = (await client.get("/v1/me", headers=acct.headers)).json()
+    assert (me["display_name"], me["bio"]) == ("Name 2", "")
+    resp = await client.patch("/v1/me", json={"display_name": "Fine"}, headers=other.headers)
+    assert resp.status_code == 200, resp.text  # another user's budget is their own
+
+
 async def test_a_rename_after_redis_lost_its_data_still_reaches_a_process_that_held_names(client, services):
     """The names' generation after a loss of Redis's data (the key gone) never comes back to one a
     process still holds with the names it read under it."""

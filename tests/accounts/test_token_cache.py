@@ -5,13 +5,17 @@ every API process (two authenticators on one Redis stand for two processes)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from bson import ObjectId
 from redis.asyncio import Redis
+from websockets.exceptions import ConnectionClosed
 
 from solomo.accounts import TOKEN_CACHE_SPREAD, TOKEN_CACHE_TTL_S, Authenticator, Principal, TokenCache, hash_token
 from solomo.core.errors import ApiError
+from tests.realtime.wsclient import open_ws, recv_json
 from tests.support import make_account, register
 
 
@@ -153,3 +157,36 @@ async def test_a_new_session_is_cached_when_its_token_is_issued(client, services
     token = await services.accounts.issue_token(doc["_id"], user=doc, generation=generation)
     assert await cache.get(hash_token(token)) is None
     assert await _status(services.authenticator, token) == "ok"  # checked in MongoDB instead
+
+
+async def test_an_account_keeps_its_newest_tokens_and_older_ones_stop_at_once(client, services, live_server,
+                                                                              monkeypatch):
+    """Every sign-in adds a 30-day token (and its cache entries): an account keeps its newest
+    ``max_tokens_per_user``, and a sign-in past them revokes the oldest as a logout would — refused
+    at once, also by another process that had them cached, and their sockets closed."""
+    cap, extra = 4, 3
+    monkeypatch.setattr(services.accounts, "max_tokens", cap)
+    acct = await register(client)
+    other = _other_process(services)
+    tokens = [acct.token]
+    for _ in range(cap - 1 + extra):
+        login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+        assert login.status_code == 200, login.text
+        tokens.append(login.json()["token"])
+        if len(tokens) == 2:  # the oldest: cached by the "other process", a socket open with it
+            assert await _status(other, tokens[0]) == "ok"
+            ws_oldest = await open_ws(live_server, tokens[0])
+            await ws_oldest.send(json.dumps({"type": "ping"}))
+            assert (await recv_json(ws_oldest))["type"] == "pong"
+    oldest, newest = tokens[:extra], tokens[extra:]
+    for token in oldest:
+        assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+        assert await _status(other, token) == "unauthorized"
+    for token in newest:
+        assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert await services.db.tokens.count_documents({"user_id": ObjectId(acct.id)}) == cap
+    cached = await services.redis.smembers(TokenCache.USER_PREFIX + acct.id)
+    assert {str(h) for h in cached} <= {hash_token(t) for t in newest}
+    with pytest.raises(ConnectionClosed) as closed:
+        await recv_json(ws_oldest, timeout=5)
+    assert closed.value.rcvd.code == 4401

@@ -182,3 +182,23 @@ async def test_moves_are_limited_per_store(client, services):
     # other edits are not moves: still allowed
     resp = await client.patch(f"/v1/stores/{store['id']}", json={"name": "Renamed"}, headers=merchant.headers)
     assert resp.status_code == 200 and resp.json()["name"] == "Renamed"
+
+
+async def test_store_edits_are_limited_per_caller(client, services, monkeypatch):
+    """Every edit reindexes the store for search, a rename makes every process drop its names and a
+    time zone change rebuilds the store's rollups in the request: bounded per caller, like any
+    write (a refused edit changes nothing)."""
+    monkeypatch.setitem(services.settings.rate_limits, "store_edit", "3/minute")
+    merchant, other = await register(client, "merchant"), await register(client, "merchant")
+    store, theirs = await new_store(client, merchant), await new_store(client, other)
+    url = f"/v1/stores/{store['id']}"
+    for i in range(3):
+        resp = await client.patch(url, json={"name": f"Name {i}"}, headers=merchant.headers)
+        assert resp.status_code == 200, resp.text
+    refused = await client.patch(url, json={"name": "Too many", "timezone": "Europe/London"}, headers=merchant.headers)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert (doc["name"], doc["timezone"]) == ("Name 2", "Asia/Shanghai")
+    resp = await client.patch(f"/v1/stores/{theirs['id']}", json={"name": "Fine"}, headers=other.headers)
+    assert resp.status_code == 200, resp.text  # another caller's budget is its own

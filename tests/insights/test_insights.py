@@ -110,6 +110,30 @@ async def test_another_time_zone_and_changing_it_rebuilds_the_rollups(client, se
     assert moved["hours"][late.astimezone(SHANGHAI).hour] == 1 and moved["repeat_rate"] == 0.0
 
 
+async def test_concurrent_time_zone_changes_leave_whole_rollups_of_the_saved_zone(client, services):
+    """Each time zone change rebuilds the store's rollups from its check-ins; two at once (or more)
+    must neither fail on the one-row-per-day index nor leave days of one zone mixed with another's:
+    the rollups end as a rebuild in the zone the store kept."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    visitors = [await register(client) for _ in range(6)]
+    start = today({"timezone": "Asia/Shanghai"}) - timedelta(days=60)
+    for n in range(60):  # a visit every day at a different hour: most days differ between the zones
+        who = visitors[n % len(visitors)]
+        await check_in(services, principal(who), store["id"], store["lat"], store["lng"],
+                       now=at(start + timedelta(days=n), n % 24, 10))
+    url = f"/v1/stores/{store['id']}"
+    for zones in (("America/New_York", "Asia/Kolkata"), ("Europe/London", "Pacific/Auckland", "Asia/Shanghai")):
+        answers = await asyncio.gather(*(client.patch(url, json={"timezone": z}, headers=merchant.headers)
+                                         for z in zones))
+        assert [r.status_code for r in answers] == [200] * len(zones), [r.text for r in answers]
+        doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+        assert doc["timezone"] in zones
+        written = await rollups(services, store["id"])
+        await rebuild_store(services, doc)
+        assert written == await rollups(services, store["id"]), doc["timezone"]
+
+
 async def test_rollups_written_by_check_ins_equal_a_rebuild_from_the_check_ins(client, services):
     _, store, _, _ = await _history(client, services)
     incremental = await rollups(services, store["id"])

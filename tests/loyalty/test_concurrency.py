@@ -1,23 +1,49 @@
 """The balance never goes below zero and every code charges once, whatever runs concurrently.
 
-Charges go both through the app in this process and through a separate API process (the live
-server): the per-process queue of one user's charges does not cover the other process, so only
+Charges go both through the app in this process and through a separate API process (started
+here): the per-process queue of one user's charges does not cover the other process, so only
 the transaction (conditional code update, ``$gte`` debit) keeps them right there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
+import pytest
 from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from solomo.embedded import free_port
 from tests.loyalty.helpers import balance, charge, direct_codes, grant, ledger_sum, partner_store, spend_code
-from tests.support import register
+from tests.support import LiveServer, register
+
+UNLIMITED = "points_charge"
+"""One merchant charges hundreds of codes at once here, far more than any counter does: the
+per-caller charge limit (tested in test_points.py) is off in both API processes."""
+
+
+@pytest.fixture(autouse=True)
+def _no_charge_limit(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(services.settings.rate_limits, UNLIMITED, "")
+
+
+@pytest.fixture(scope="module")
+def other_process() -> Iterator[str]:
+    """A second API process (the session's environment, the charge limit off): its URL."""
+    limits = {**json.loads(os.environ.get("SOLOMO_RATE_LIMITS") or "{}"), UNLIMITED: ""}
+    server = LiveServer(port=free_port(), extra_env={"SOLOMO_RATE_LIMITS": json.dumps(limits)})
+    server.start()
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
 
 
 async def _check_books(client: Any, services: Any, user: Any) -> dict[str, int]:
@@ -31,12 +57,12 @@ async def _check_books(client: Any, services: Any, user: Any) -> dict[str, int]:
     return now
 
 
-async def test_200_concurrent_charges_against_one_balance(client, services, live_server):
+async def test_200_concurrent_charges_against_one_balance(client, services, other_process):
     merchant, store = await partner_store(client)
     user = await register(client)
     await grant(services, user.id, store["id"], 1000)
     codes = await direct_codes(services, user, 200)
-    async with httpx2.AsyncClient(base_url=live_server, timeout=60) as other_process:
+    async with httpx2.AsyncClient(base_url=other_process, timeout=60) as other_process:
         answers = await asyncio.gather(*(charge(client if n % 2 else other_process, merchant, store["id"], code, 7)
                                          for n, code in enumerate(codes)))
     statuses = Counter(a.status_code for a in answers)
@@ -47,12 +73,12 @@ async def test_200_concurrent_charges_against_one_balance(client, services, live
     assert (await _check_books(client, services, user)) == {"balance": 6, "earned": 1000, "spent": 994}
 
 
-async def test_one_code_charged_concurrently_charges_once(client, services, live_server):
+async def test_one_code_charged_concurrently_charges_once(client, services, other_process):
     merchant, store = await partner_store(client)
     user = await register(client)
     await grant(services, user.id, store["id"], 500)
     code = await spend_code(client, user)
-    async with httpx2.AsyncClient(base_url=live_server, timeout=60) as other_process:
+    async with httpx2.AsyncClient(base_url=other_process, timeout=60) as other_process:
         answers = await asyncio.gather(*(charge(client if n % 2 else other_process, merchant, store["id"], code, 10)
                                          for n in range(40)))
     assert Counter(a.status_code for a in answers) == {200: 1, 409: 39}

@@ -201,6 +201,25 @@ async def test_failed_charges_are_rate_limited_per_store(client):
     assert (await charge(client, other, other_store["id"], "AAAAA-BBBBB", 1)).status_code == 404
 
 
+async def test_charges_are_limited_per_caller_and_a_refusal_stores_no_key(client, services, monkeypatch):
+    """A charge at someone else's store is a 403 kept a day as its Idempotency-Key's answer: the
+    per-caller limit bounds how many one account can make (a refused request keeps no key)."""
+    monkeypatch.setitem(services.settings.rate_limits, "points_charge", "3/minute")
+    merchant, store = await partner_store(client)
+    stranger, _ = await partner_store(client)
+    for n in range(6):
+        resp = await charge(client, stranger, store["id"], "AAAAA-BBBBB", 1,
+                            headers={"Idempotency-Key": f"k{n}-{ObjectId()}"})
+        if n < 3:
+            assert resp.status_code == 403, resp.text
+        else:
+            assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited", resp.text
+            assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert (await charge(client, stranger, store["id"], "AAAAA-BBBBB", 1)).status_code == 429  # without a key too
+    assert await services.db.idempotency.count_documents({"user_id": ObjectId(stranger.id)}) == 3
+    assert (await charge(client, merchant, store["id"], "AAAAA-BBBBB", 1)).status_code == 404  # the owner's own budget
+
+
 async def test_history_pages_newest_first(client, services):
     _, store = await partner_store(client)
     user = await register(client)

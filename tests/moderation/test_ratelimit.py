@@ -97,11 +97,25 @@ async def test_an_empty_spec_limits_nothing(services, monkeypatch):
 
 
 def test_configured_defaults_are_humane(settings):
-    for action in ("post", "comment", "like", "report", "checkin", "claim"):
+    for action in ("post", "comment", "like", "report", "checkin", "claim", "offer", "points_charge", "store_edit",
+                   "profile_edit"):
         items = limits_for(type("S", (), {"settings": settings})(), action)
         assert items and min(i.amount for i in items) >= 20, action  # a burst of 20 always fits
     with pytest.raises(LookupError):
         limits_for(type("S", (), {"settings": settings})(), "nonexistent")
+
+
+def test_every_idempotent_route_is_rate_limited(app):
+    """An Idempotency-Key's answer is kept a day, refusals included: a route that keeps one per
+    request without a per-caller limit lets one account grow that collection without bound."""
+    from solomo.http import endpoint
+
+    specs = [route.endpoint.spec for route in app.routes if hasattr(getattr(route, "endpoint", None), "spec")]
+    keyed = {spec.path: spec.rate for spec in specs if spec.idempotent}
+    assert "/v1/stores/{store_id}/offers" in keyed and "/v1/stores/{store_id}/points/charge" in keyed
+    assert all(keyed.values()), keyed
+    with pytest.raises(AssertionError, match="rate"):
+        endpoint("POST /v1/nowhere", summary="x", idempotent=True)
 
 
 async def test_report_route_is_rate_limited(client, services, monkeypatch):

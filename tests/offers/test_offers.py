@@ -41,6 +41,26 @@ async def test_only_the_owner_may_offer(client):
     assert resp.status_code == 401
 
 
+async def test_offer_creation_is_limited_per_caller_and_a_refusal_stores_no_key(client, services, monkeypatch):
+    """Anyone may post a valid offer to anyone's store with a fresh Idempotency-Key each time: each
+    403 is kept a day as that key's answer, so the per-caller limit is what bounds them; a refused
+    request keeps no key."""
+    monkeypatch.setitem(services.settings.rate_limits, "offer", "3/minute")
+    merchant, store = await merchant_with_store(client)
+    stranger = await register(client)
+    url, body = f"/v1/stores/{store['id']}/offers", {"title": "x", "radius_m": 500, "expires_at": in_minutes(10)}
+    for n in range(6):
+        resp = await client.post(url, json=body, headers={**stranger.headers, "Idempotency-Key": f"k{n}-{ObjectId()}"})
+        if n < 3:
+            assert resp.status_code == 403, resp.text
+        else:
+            assert resp.status_code == 429 and resp.json()["error"]["code"] == "rate_limited", resp.text
+            assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert (await client.post(url, json=body, headers=stranger.headers)).status_code == 429  # without a key too
+    assert await services.db.idempotency.count_documents({"user_id": ObjectId(stranger.id)}) == 3
+    await create_offer(client, merchant, store["id"])  # the owner's budget is the owner's own
+
+
 async def test_offer_input_is_validated(client):
     merchant, store = await merchant_with_store(client)
     good = {"title": "x", "radius_m": 500, "expires_at": in_minutes(10)}
