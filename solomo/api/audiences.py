@@ -36,6 +36,7 @@ class AudienceOut(BaseModel):
 @endpoint("GET /v1/stores/{store_id}/audience",
           summary="Preview an offer audience of your store", query=AudienceQuery, response=AudienceOut,
           tags=["offers"], errors={403: "forbidden", 404: "not_found", 422: "invalid"}, operation_id="offers_audience",
+          rate="audience_preview",
           description="How many users the audience holds and how many of them are reachable within the radius now.")
 async def get_audience(ctx: Ctx) -> dict[str, Any]:
     q: AudienceQuery = ctx.query

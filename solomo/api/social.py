@@ -16,7 +16,8 @@ RATE = "follow"  # follow and unfollow share one per-user budget (each toggle no
 
 
 @endpoint("POST /v1/users/{user_id}/follow",
-          summary="Follow a user (idempotent)", status=204, tags=["social"], rate=RATE, errors=_ERRORS)
+          summary="Follow a user (idempotent)", status=204, tags=["social"], rate=RATE,
+          errors={**_ERRORS, 409: "too_many_follows"})
 async def follow_user(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "user", parse_id(ctx.path["user_id"], "user"))
 
@@ -28,7 +29,8 @@ async def unfollow_user(ctx: Ctx) -> None:
 
 
 @endpoint("POST /v1/stores/{store_id}/follow",
-          summary="Follow a store (idempotent)", status=204, tags=["social"], rate=RATE, errors={404: "not_found"},
+          summary="Follow a store (idempotent)", status=204, tags=["social"], rate=RATE,
+          errors={404: "not_found", 409: "too_many_follows"},
           description="Posts the store's owner makes about the store reach its followers' home feeds.")
 async def follow_store(ctx: Ctx) -> None:
     await follows.follow(ctx.services, ctx.user.id, "store", parse_id(ctx.path["store_id"], "store"))

@@ -147,6 +147,8 @@ class Settings(BaseSettings):
             # per caller, whatever the answer: each request with an Idempotency-Key keeps one for a day
             "offer": "20/minute;500/day",  # 20 stores × 20 offers a day fit (the per-store caps bite first)
             "points_charge": "60/minute;1000/hour",  # one a second at the counters of all the caller's stores
+            # per caller: a preview reads up to 200,000 check-ins and 20,000 positions
+            "audience_preview": "60/minute;600/hour",
             "spend_code": "30/minute;300/hour",  # spend codes a user creates
             "search_set_build": "30/minute;300/hour",  # store-search tier sets built (search/tiersets.py)
         },

@@ -232,7 +232,7 @@ async def test_the_preview_counts_public_positions_so_no_radius_finds_a_fix(clie
     cell = (round(store["lat"] + 0.003, 3), store["lng"])  # a grid point ~333 m north of the store
     shown = fast_m(store["lat"], store["lng"], *cell)
     url = f"/v1/stores/{store['id']}/audience"
-    radii = list(range(280, 400, 5))
+    radii = list(range(280, 400, 15))  # (the preview is rate limited per merchant: 60 a minute)
 
     async def sizes() -> list[int]:
         out = []
@@ -306,3 +306,17 @@ async def test_arrivals_together_each_get_their_own_followers_answer(client, ser
     sent = await asyncio.gather(*(deliver_on_arrival(services, u.id, lat, lng) for u in everyone))
     assert sent == [1, 0] * 3
     assert await delivered_to(services, offer["id"]) == {u.id for u in fans}
+
+
+async def test_the_preview_is_rate_limited_per_merchant(client, services, monkeypatch):
+    """A preview reads up to 200,000 check-ins and 20,000 positions: a merchant's previews are
+    counted like a write."""
+    monkeypatch.setitem(services.settings.rate_limits, "audience_preview", "2/minute")
+    merchant, store = await merchant_with_store(client)
+    url = f"/v1/stores/{store['id']}/audience"
+    answers = [await client.get(url, params={"audience": "visitors"}, headers=merchant.headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429], [a.text for a in answers]
+    assert answers[2].json()["error"]["code"] == "rate_limited" and int(answers[2].headers["Retry-After"]) > 0
+    other, theirs = await merchant_with_store(client)  # per caller: another merchant's budget is its own
+    answer = await client.get(f"/v1/stores/{theirs['id']}/audience", headers=other.headers)
+    assert answer.status_code == 200, answer.text
