@@ -159,7 +159,7 @@ async def _posts(services: Services, user_id: ObjectId) -> None:
     # marked as erased, so a retraction still running takes the words when it is done
     while True:
         ids = await _ids(services.db.posts.find({"author_id": user_id, "status": "deleted", "evidence": {"$ne": True},
-                                                 "text": {"$ne": ""}}, {"_id": 1}).limit(BATCH))
+                                                 "account_deleted": {"$ne": True}}, {"_id": 1}).limit(BATCH))
         if not ids:
             break
         await services.db.posts.update_many({"_id": {"$in": ids}}, [  # the rest with it, once retracted

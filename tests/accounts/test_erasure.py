@@ -415,9 +415,12 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
         return int(doc["post_count"]) if doc else 0
 
     live, earlier, racing = await written("live"), await written("earlier"), await written("racing")
-    assert await counted() == 3
-    await deleted(earlier)
-    assert await fanout.fanout_post(services, earlier) == "retracted"
+    photos = await written("photos")
+    assert await counted() == 4
+    for post_id in (earlier, photos):
+        await deleted(post_id)
+        assert await fanout.fanout_post(services, post_id) == "retracted"
+    await services.db.posts.update_one({"_id": photos}, {"$set": {"text": ""}})  # as a photos-only post has
     await deleted(racing)
     real_finish = fanout._finish
     erased_meanwhile: list[int] = []
@@ -432,7 +435,7 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
     monkeypatch.setattr(fanout, "_finish", erase_then_finish)
     assert await fanout.fanout_post(services, racing) == "retracted"
     assert erased_meanwhile == [204]
-    for post_id in (earlier, racing):  # deleted before: the erasure's write or the retraction's took them
+    for post_id in (earlier, photos, racing):  # deleted before: the erasure's write or the retraction's took them
         doc = await services.db.posts.find_one({"_id": post_id})
         assert doc["text"] == "" and not any(doc.get(f) for f in FROM_THE_WORDS_AND_PLACE), doc
     doc = await services.db.posts.find_one({"_id": live})  # its retraction has not run: the words stay for it
