@@ -30,7 +30,10 @@ follow, ``offer:<id>`` for an offer. Rules (contract: Notifications):
 Notification as the recipient sees it plus their new unread ``total``); the entry carries
 ``announce: true`` from its write until that publish succeeded, so a recording repeated after a
 failed publish (the fan-out's retry) announces it then, and a repeat after a success announces
-nothing. Offers are recorded per delivery and pulled into an inbox when it is read
+nothing. A process killed between the publish and clearing the flag leaves it set: the re-run's
+publish finds the recipient in the version's dedupe set (:func:`solomo.core.keys.notification_sent`,
+written by the same script as the event, kept :data:`ANNOUNCED_TTL_S`) and records nothing, so the
+recipient is told once. Offers are recorded per delivery and pulled into an inbox when it is read
 (:mod:`notifications.offerinbox`): their ``offer`` event already tells the socket, so no second
 event is sent.
 
@@ -54,6 +57,7 @@ from feed.blocks import silences
 # Modules, not their functions: feed.comments records notifications and notifications.render shows
 # comments, so whichever of the two is imported first finds the other partly initialised.
 from notifications import inbox, offerinbox, render
+from solomo.core import keys
 from solomo.core.afterwards import after_response
 from solomo.core.eventtypes import NotificationEvent, NotificationKind
 from solomo.core.services import Services
@@ -70,6 +74,8 @@ ACTORS_KEPT = 200
 RETENTION = timedelta(days=90)
 """An entry expires this long after its last update."""
 DUPLICATE_KEY = 11000
+ANNOUNCED_TTL_S = 86400
+"""How long an entry's version remembers it was announced (a retried task runs well within)."""
 
 
 def _subject(kind: str, actor_id: ObjectId, post_id: ObjectId | None, comment_id: ObjectId | None) -> str:
@@ -164,7 +170,11 @@ async def announce(services: Services, entry: dict[str, Any], *, strict: bool = 
     counts = await inbox.unread_counts(services, recipient)
     event = NotificationEvent(**shown, total=counts["total"])
     try:
-        await services.events.publish([str(recipient)], event.event_type, event.data())
+        # once per version of the entry: a crash after the event but before the mark below makes
+        # the re-run (a retried task) announce the same version again, which this set skips
+        await services.events.publish_each(
+            event.event_type, [(str(recipient), event.data())], once_ttl_s=ANNOUNCED_TTL_S,
+            once_key=lambda bucket: keys.notification_sent(entry["_id"], entry["updated_ms"], bucket))
     except Exception as exc:
         if strict:
             raise
@@ -186,6 +196,8 @@ async def erase_user(services: Services, user_id: ObjectId) -> None:
     """Account erasure (``DELETE /v1/me``): the user's own inbox goes, and they leave everyone
     else's (entries of theirs alone are deleted, groups lose them). Idempotent: a step of the
     erasure list, which may run again after an interruption."""
+    async for entry in services.db.notifications.find({"recipient_id": user_id}, {"updated_ms": 1}):
+        await services.redis.delete(keys.notification_sent(entry["_id"], entry["updated_ms"], keys.bucket_of(user_id)))
     await services.db.notifications.delete_many({"recipient_id": user_id})
     await offerinbox.forget_recipient(services, user_id)
     await _drop_actor(services, {}, user_id)

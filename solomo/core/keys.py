@@ -101,6 +101,13 @@ def feed_new_sent(post_id: Id, bucket: int) -> str:
     return f"feed:new:{bucket_tag(bucket)}:{post_id}"
 
 
+def notification_sent(entry_id: Id, version: int, bucket: int) -> str:
+    """The recipient of an inbox entry, once told of this version of it (its ``updated_ms``): a task
+    re-run after a crash between the announcement and its mark does not tell them twice; in the
+    recipient's bucket's slot, beside their event history."""
+    return f"notif:sent:{bucket_tag(bucket)}:{entry_id}:{version}"
+
+
 def topic_key(topic: str) -> str:
     """``topic:{normalized topic}``: a topic's timeline."""
     return f"topic:{topic}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from feed.fanout import fanout_post
@@ -173,6 +174,41 @@ async def test_a_posts_mentions_are_recorded_once_by_its_fan_out(client, service
         ("mention", p["id"], None, [author.id])]
     assert len(await events(services, named, "notification")) == 1
     assert await inbox(client, blocker) == [] and await inbox(client, author) == []
+
+
+class Killed(Exception):
+    """Where a SIGKILL would stop the worker (an exception the recording does not swallow)."""
+
+
+async def test_a_fan_out_killed_after_announcing_a_mention_tells_the_user_once(client, services, monkeypatch):
+    """The worker dies after the mention's event is out but before its entry's ``announce`` flag is
+    cleared: the retried fan-out finds the flag set and announces again, and the version's dedupe
+    set (written by the same script as the event) keeps the user from being told twice."""
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    held = HeldTasks.install(services, monkeypatch)
+    author, named = await register(client), await register(client)
+    p = await post(client, author, f"hi @{named.username}")
+    assert held.take(tasknames.FANOUT_POST) == p["id"]
+    real_update_one = AsyncCollection.update_one
+    killed: list[Any] = []
+
+    async def killed_before_the_mark(self: Any, filter: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "notifications" and update == {"$unset": {"announce": ""}}:
+            killed.append(filter["_id"])
+            raise Killed("the worker was killed")  # (strict: the mention's recording raises it on)
+        return await real_update_one(self, filter, update, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "update_one", killed_before_the_mark)
+    with pytest.raises(Killed):
+        await fanout_post(services, ObjectId(p["id"]))
+    monkeypatch.setattr(AsyncCollection, "update_one", real_update_one)
+    assert len(killed) == 1 and len(await events(services, named, "notification")) == 1
+    entry = await services.db.notifications.find_one({"_id": killed[0]})
+    assert entry["announce"] is True  # the mark never landed: the retry announces it again
+    assert await fanout_post(services, ObjectId(p["id"])) == "published"  # the retried task
+    assert len(await events(services, named, "notification")) == 1
+    assert "announce" not in await services.db.notifications.find_one({"_id": killed[0]})
 
 
 async def test_follow_unfollow_follow_is_one_notification(client, services):
