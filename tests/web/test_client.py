@@ -109,6 +109,16 @@ async def test_user_text_stays_text(phone, client):
     assert await p.page.evaluate("window.__pwned") is None
 
 
+async def type_location(p, lat: str, lng: str):
+    """Types a position into the header's picker and applies it; returns the picker's form."""
+    await p.page.locator("header .loc-chip").click()
+    form = p.page.locator(".location-form")
+    await form.locator("input[name=lat]").fill(lat)
+    await form.locator("input[name=lng]").fill(lng)
+    await form.locator("button[type=submit]").click()
+    return form
+
+
 async def test_location_from_device_and_from_the_picker(phone, client):
     account = await register(client)
     p = await phone(lat=48.8584, lng=2.2945)
@@ -118,11 +128,7 @@ async def test_location_from_device_and_from_the_picker(phone, client):
     await chip.click()
     await p.page.locator(".location-form .chip", has_text="People's Square").click()
     assert "31.2304, 121.4737" in await chip.inner_text()
-    await chip.click()
-    form = p.page.locator(".location-form")
-    await form.locator("input[name=lat]").fill("22.5431")
-    await form.locator("input[name=lng]").fill("114.0579")
-    await form.locator("button[type=submit]").click()
+    form = await type_location(p, "22.5431", "114.0579")
     assert "22.5431, 114.0579" in await chip.inner_text()
     stored = await p.page.evaluate("JSON.parse(localStorage.getItem('solomo.location'))")
     assert stored["source"] == "picked" and stored["lat"] == 22.5431
@@ -165,11 +171,7 @@ async def test_signing_out_leaves_no_position_for_the_next_account(phone, client
     p = await phone()  # no geolocation permission: the device is refused
     await p.login(first.username)
     chip = p.page.locator("header .loc-chip")
-    await chip.click()
-    form = p.page.locator(".location-form")
-    await form.locator("input[name=lat]").fill("22.5431")
-    await form.locator("input[name=lng]").fill("114.0579")
-    await form.locator("button[type=submit]").click()
+    await type_location(p, "22.5431", "114.0579")
     assert "22.5431, 114.0579" in await chip.inner_text()
     await p.route("#/me")
     await p.page.locator("button.logout").click()
