@@ -26,7 +26,7 @@ from typing import Any
 from bson import ObjectId
 
 from feed import postcache
-from feed.blocks import hidden_authors, is_blocked_between
+from feed.blocks import hidden_authors, is_blocked_between, open_post
 from feed.hydrate import hydrate_post
 from feed.posts import (
     VISIBLE,
@@ -107,8 +107,9 @@ async def list_reposts(services: Services, viewer_id: ObjectId, post_id: ObjectI
                        limit: int, role: str | None = None) -> tuple[list[dict[str, Any]], Position | None]:
     """The reposts of a post the viewer may see, newest first: of a root, every repost of it; of a
     repost, those made of that repost. Reposts by users the viewer blocks or mutes, or who block
-    the viewer, are left out (as from every feed)."""
-    post = await get_visible_post(services, post_id, viewer_id, role)
+    the viewer, are left out (as from every feed); a post behind a block is 404, as it is to
+    ``GET /v1/posts/{id}`` and its comments."""
+    post = await open_post(services, post_id, viewer_id, role)
     field = "repost_via" if post.get("repost_of") is not None else "repost_of"
     query: dict[str, Any] = {field: post_id, **visibility_filter(viewer_id)}
     hidden = await hidden_authors(services, viewer_id)

@@ -229,6 +229,12 @@ async def test_not_found_and_blocked(client, services):
     assert await counts(services, root["id"], via["id"], theirs["id"]) == [1, 0, 0]
     # the blocked user's reposts are not listed to the blocker
     assert await all_ids(client, alice, f"/v1/posts/{root['id']}/reposts") == [via["id"]]
+    # nor is the blocker's post's list shown to the blocked user: 404, as the post and its comments
+    for path in (f"/v1/posts/{root['id']}", f"/v1/posts/{root['id']}/comments", f"/v1/posts/{root['id']}/reposts",
+                 f"/v1/posts/{theirs['id']}/reposts"):
+        viewer = bob if root["id"] in path else alice
+        resp = await client.get(path, headers=viewer.headers)
+        assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found", (path, resp.text)
 
 
 async def test_held_repost_and_bad_input_write_nothing(client, services):
