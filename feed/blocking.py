@@ -14,6 +14,8 @@ The read side (who is shut out, the feeds' :class:`feed.blocks.Screen`) is :mod:
 * Every committed change drops the cached screens of the users whose feeds change
   (:func:`feed.blocks.invalidate`): both for a block, the muter for a mute. A repeat drops them
   too, so retrying a request whose answer was lost after the commit also repairs the caches.
+* The target's past actions leave the owner's inbox (:func:`notifications.recorder.forget_actor`:
+  their entries go, groups count them no more), after the commit and on every repeat.
 * Moderators cannot be blocked or muted (422): their decisions and answers must reach everyone.
 """
 
@@ -27,6 +29,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, follows
+from notifications import recorder
 from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
@@ -97,6 +100,7 @@ async def shut_out(services: Services, kind: Kind, owner_id: ObjectId, target_id
         created = False
     # also on a repeat: a retry after the commit whose invalidation failed (Redis down) repairs it
     await blocks.invalidate(services, _affected(kind, owner_id, target_id))
+    await recorder.forget_actor(services, owner_id, target_id)  # their past actions leave the inbox too
     if kind == "block":  # also when it existed: a retried block finishes an interrupted one
         await follows.unfollow(services, owner_id, "user", target_id)
         await follows.unfollow(services, target_id, "user", owner_id)
