@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from checkins.checkin import check_in, checkin_public
 from checkins.history import shape_checkins, user_checkins
 from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
+from feed.blocks import walled_off
 from feed.hydrate import post_created
 from solomo.api.models import MEDIA_IDS_DESCRIPTION, Lat, Lng, StrictBody
 from solomo.api.posts import PostOut
@@ -71,10 +72,13 @@ async def create(ctx: Ctx) -> dict[str, Any]:
           summary="A user's check-ins, newest first", query=PageQuery, response=CheckinPage, tags=["checkins"],
           errors={400: "invalid_cursor"},
           description="The user sees their own device fixes; everyone else sees each check-in at its store's "
-                      "location, with null distance_m and accuracy_m.")
+                      "location, with null distance_m and accuracy_m. Empty between two users one of whom "
+                      "blocks the other, as their posts are.")
 async def of_user(ctx: Ctx) -> dict[str, Any]:
     user = await ctx.services.accounts.get(parse_id(ctx.path["user_id"], "user"))
-    docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit,
-                                      after=ctx.services.cursors.decode_position(ctx.query.cursor))
+    before = ctx.services.cursors.decode_position(ctx.query.cursor)
+    if await walled_off(ctx.services, ctx.user.id, user["_id"], ctx.user.role):  # where they go is content too
+        return ctx.services.cursors.page([], None)
+    docs, after = await user_checkins(ctx.services, user["_id"], limit=ctx.query.limit, after=before)
     return ctx.services.cursors.page(await shape_checkins(ctx.services, docs, ctx.user.id), after)
 

@@ -267,3 +267,26 @@ async def test_default_text_does_not_tag_or_mention(client, merchant):
     post = resp.json()["post"]
     assert post["topics"] == [] and post["mentions"] == []
     assert post["text"].startswith("checked in at Bar ")
+
+
+async def test_user_checkins_are_empty_between_a_blocker_and_the_blocked(client, services, merchant):
+    """Where someone goes is content: a user they block (or who blocks them) sees none of their
+    check-ins, as none of their posts; anyone else still does, and a moderator always."""
+    from tests.support import make_account
+
+    user, blocked, other = await register(client), await register(client), await register(client)
+    moderator = await make_account(services, "moderator")
+    store = await new_store(client, merchant)
+    assert (await checkin(client, user, store)).status_code == 201
+    resp = await client.post(f"/v1/users/{blocked.id}/block", headers=user.headers)
+    assert resp.status_code == 204, resp.text
+
+    async def listed(viewer, whose) -> int:
+        resp = await client.get(f"/v1/users/{whose.id}/checkins", headers=viewer.headers)
+        assert resp.status_code == 200, resp.text
+        return len(resp.json()["items"])
+
+    assert await listed(blocked, user) == 0
+    assert await listed(other, user) == 1 and await listed(moderator, user) == 1 and await listed(user, user) == 1
+    assert (await checkin(client, blocked, store)).status_code == 201
+    assert await listed(user, blocked) == 0  # both ways
