@@ -84,7 +84,10 @@ async def drop(services: Services, sub: dict[str, Any]) -> None:
 
 
 async def live_only(services: Services, subs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``subs`` whose session is still valid; the others are deleted (their device signed out)."""
+    """``subs`` whose session is still valid and whose account is not suspended; those whose
+    session ended are deleted (their device signed out). A suspended account's are kept, unused:
+    suspension keeps the account's tokens, and its sockets close, so nothing reaches it — a push
+    would — until a moderator lifts it."""
     token_ids = list({s["token_id"] for s in subs if s.get("token_id")})
     live: set[str] = set()
     if token_ids:
@@ -98,7 +101,12 @@ async def live_only(services: Services, subs: list[dict[str, Any]]) -> list[dict
     if ended:
         await services.db.push_subscriptions.delete_many(
             {"_id": {"$in": [s["_id"] for s in ended]}, "token_id": {"$nin": list(live)}})
-    return kept
+    owners = list({s["user_id"] for s in kept})
+    if not owners:
+        return []
+    active = {d["_id"] async for d in services.db.users.find(
+        {"_id": {"$in": owners}, "status": {"$nin": ["suspended", "deleted"]}}, {"_id": 1})}
+    return [s for s in kept if s["user_id"] in active]
 
 
 async def for_user(services: Services, user_id: ObjectId) -> list[dict[str, Any]]:

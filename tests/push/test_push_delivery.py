@@ -178,3 +178,28 @@ def test_a_push_services_retry_after_is_read_or_ignored_never_raised():
     for odd in ("²", "١٢", "soon", "-5", "1e3"):  # a digit int/float cannot read, words: unreadable
         assert retry_after_s(odd) is None, odd
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # an HTTP date in the past
+
+
+async def test_a_suspended_account_is_pushed_nothing_until_lifted(client, services, receiver):
+    """Suspension keeps the account's tokens (and so its subscriptions) but closes its sockets:
+    no push reaches it either while it lasts; lifted, the same subscription is used again."""
+    from moderation.users import moderate_user
+    from solomo.accounts import Principal
+    from tests.support import make_account
+
+    user, fan, other = await register(client), await register(client), await register(client)
+    mod = await make_account(services, "moderator")
+    moderator = Principal(ObjectId(mod.id), mod.username, mod.username, "moderator")
+    browser, path = await subscribed(client, receiver, user)
+    _, witness = await subscribed(client, receiver, other)
+    await moderate_user(services, moderator, ObjectId(user.id), "suspend", "spam")
+    for target in (user, other):  # the same kind of event for both: the witness's shows it went out
+        assert (await client.post(f"/v1/users/{target.id}/follow", headers=fan.headers)).status_code == 204
+    await arrivals(receiver, witness)
+    assert receiver.at(path) == []
+    assert await services.db.push_subscriptions.count_documents({"user_id": ObjectId(user.id)}) == 1  # kept
+    await moderate_user(services, moderator, ObjectId(user.id), "unsuspend", "appeal")
+    late = await register(client)
+    assert (await client.post(f"/v1/users/{user.id}/follow", headers=late.headers)).status_code == 204
+    (msg,) = await arrivals(receiver, path)
+    assert browser.decrypt(msg.body)["data"]["kind"] == "follow"
