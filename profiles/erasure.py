@@ -24,7 +24,9 @@ What stays, and why:
   replaced by a fresh one that points at nobody (anonymised);
 * rate-limit windows (``rl:…`` keys: counts only) until their window passes;
 * a fan-out task running at the very moment of the deletion may still write the user into a post's
-  "already sent feed.new" set (:func:`solomo.core.keys.feed_new_sent`), which expires within a day.
+  "already sent feed.new" set (:func:`solomo.core.keys.feed_new_sent`), which expires within a day;
+  likewise the "announced" set of an inbox entry's earlier version
+  (:func:`solomo.core.keys.notification_sent`; the current versions' go with the inbox).
 """
 
 from __future__ import annotations
