@@ -17,7 +17,7 @@ from bson import ObjectId
 from feed import comments as feed_comments
 from feed.hydrate import PageLoader, hydrate_posts
 from feed.posts import VISIBLE, visible_to
-from offers.offers import hydrate_offers
+from offers.offers import NOT_SHOWN, hydrate_offers
 from solomo.accounts import user_summary
 from solomo.core.jsonio import rfc3339
 from solomo.core.services import Services
@@ -50,7 +50,10 @@ async def render_entries(services: Services, viewer_id: ObjectId,
         comments = {c["id"]: c for c in await feed_comments.hydrate_comments(services, docs)}
     offers: dict[str, dict[str, Any]] = {}
     if offer_ids:
-        docs = await services.db.offers.find({"_id": {"$in": offer_ids}}).to_list(None)
+        # as ``GET /v1/offers/{id}`` shows them: one a moderator holds or removed is not shown (the
+        # owner, who could see it, is never told of their own offer)
+        docs = await services.db.offers.find({"_id": {"$in": offer_ids},
+                                              "status": {"$nin": list(NOT_SHOWN)}}).to_list(None)
         offers = {o["id"]: o for o in await hydrate_offers(services, docs)}
     return [{
         "id": str(e["_id"]),

@@ -167,14 +167,18 @@ async def create_offer(
     return doc, store
 
 
+NOT_SHOWN = ("pending_review", "removed")
+"""Stored statuses of an offer that nobody but its owner and moderators sees."""
+
+
 async def get_offer(services: Services, offer_id: ObjectId,
                     viewer: Principal | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The offer and its store. With a ``viewer``, an offer held for review or removed is 404 to
-    everyone but its owner and moderators."""
+    """The offer and its store. With a ``viewer``, an offer held for review or removed
+    (:data:`NOT_SHOWN`) is 404 to everyone but its owner and moderators."""
     doc = await services.db.offers.find_one({"_id": offer_id})
     if doc is None:
         raise NotFound("offer not found")
-    if (viewer is not None and stored_status(doc) in ("pending_review", "removed")
+    if (viewer is not None and stored_status(doc) in NOT_SHOWN
             and viewer.id != doc.get("owner_id") and viewer.role != "moderator"):
         raise NotFound("offer not found")
     store = await services.db.stores.find_one({"_id": doc["store_id"]})

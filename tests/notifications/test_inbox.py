@@ -17,7 +17,7 @@ from solomo.core.timeutil import ms_of
 from tests.feed.helpers import HeldTasks, events, follow, post
 from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.realtime.wsclient import open_ws, recv_type
-from tests.support import Account, register, wait_until
+from tests.support import Account, make_account, register, wait_until
 
 
 async def inbox(client: Any, account: Account, **params: Any) -> list[dict[str, Any]]:
@@ -297,6 +297,13 @@ async def test_offers_delivered_appear_once_as_kind_offer(client, services):
     assert await inbox(client, merchant) == []
     await offerinbox.record_offers(services, doc, [fan.id])  # the same delivery recorded again (a redone chunk)
     assert len(await inbox(client, fan)) == 1
+    # a moderator removes it: the entry stays, without the offer, as GET /v1/offers/{id} is 404 to the fan
+    moderator = await make_account(services, "moderator")
+    resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
+                             json={"action": "remove", "reason": "misleading"})
+    assert resp.status_code == 200, resp.text
+    assert (await client.get(f"/v1/offers/{offer['id']}", headers=fan.headers)).status_code == 404
+    assert [(n["kind"], n["offer"]) for n in await inbox(client, fan)] == [("offer", None)]
 
 
 async def test_reposts_group_like_likes(client, services):

@@ -93,3 +93,34 @@ async def test_likes_raise_the_bell_live_and_the_inbox_groups_them(phone, client
     await p.page.wait_for_function("document.querySelectorAll('ul.inbox li.notif').length === 2")
     await _shot(p, "inbox-zh.png")
     p.assert_clean()
+
+
+async def test_an_offer_removed_after_its_delivery_reads_as_gone(phone, client, services, live_server):
+    """Delivered, then removed by a moderator: the entry stays in the inbox, without the offer
+    (which the user can no longer open), in words."""
+    from bson import ObjectId
+
+    from offers.targeting import send_offer
+    from tests.offers.helpers import create_offer, follow_store, merchant_with_store
+    from tests.support import make_account
+
+    merchant, store = await merchant_with_store(client)
+    fan = await register(client)
+    await follow_store(client, fan, store["id"])
+    offer = await create_offer(client, merchant, store["id"], radius_m=300)
+    doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
+    store_doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert await send_offer(services, doc, store_doc, [(fan.id, 80.0)]) == 1
+    moderator = await make_account(services, "moderator")
+    resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
+                             json={"action": "remove", "reason": "misleading"})
+    assert resp.status_code == 200, resp.text
+    p = await phone()
+    await p.login(fan.username)
+    await p.route("#/notifications")
+    entry = p.page.locator("ul.inbox li.notif").first
+    await entry.wait_for()
+    text = await entry.inner_text()
+    assert "An offer that is no longer available" in text and offer["title"] not in text, text
+    await _shot(p, "inbox-offer-gone.png")
+    p.assert_clean(allow_socket_failures=True)

@@ -67,7 +67,7 @@ function who(n) {
 
 // "小明 liked your post" / "小明 and 3 others liked your post".
 export function notificationText(n) {
-  if (n.kind === "offer") return t("inbox.offer", { store: n.offer ? n.offer.store.name : "" });
+  if (n.kind === "offer") return n.offer ? t("inbox.offer", { store: n.offer.store.name }) : t("inbox.offer_gone");
   const key = KINDS.includes(n.kind) ? n.kind : "other";
   const others = n.actor_count - 1;
   if (others > 0 && (n.kind === "like" || n.kind === "repost")) {
