@@ -11,11 +11,10 @@ from bson import ObjectId
 
 from feed.fanout import fanout_post
 from notifications import offerinbox, recorder
-from offers.targeting import send_offer
 from solomo.core import tasknames
 from solomo.core.timeutil import ms_of
 from tests.feed.helpers import HeldTasks, events, follow, post
-from tests.offers.helpers import create_offer, follow_store, merchant_with_store
+from tests.offers.helpers import offer_to_a_follower
 from tests.realtime.wsclient import open_ws, recv_type
 from tests.support import Account, make_account, register, wait_until
 
@@ -281,20 +280,16 @@ async def test_bad_requests_write_nothing(client, services):
 
 
 async def test_offers_delivered_appear_once_as_kind_offer(client, services):
-    merchant, store = await merchant_with_store(client)
-    fan = await register(client)
-    await follow_store(client, fan, store["id"])
-    offer = await create_offer(client, merchant, store["id"], radius_m=300)
-    doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
-    store_doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
-    # the delivery path every targeting and arrival takes; the owner never gets their own offer
-    assert await send_offer(services, doc, store_doc, [(fan.id, 80.0), (merchant.id, 0.0)]) == 2
-    assert await send_offer(services, doc, store_doc, [(fan.id, 80.0)]) == 0  # delivered once
+    merchant, fan, offer, deliver = await offer_to_a_follower(client, services)
+    # the owner never gets their own offer
+    assert await deliver([(fan.id, 80.0), (merchant.id, 0.0)]) == 2
+    assert await deliver([(fan.id, 80.0)]) == 0  # delivered once
     got = await inbox(client, fan)
     assert [(n["kind"], n["offer"]["id"], n["offer"]["title"], n["actors"], n["actor_count"]) for n in got] == [
         ("offer", offer["id"], "Half-price tea", [], 0)]
     assert (await unread(client, fan))["by_kind"]["offer"] == 1
     assert await inbox(client, merchant) == []
+    doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     await offerinbox.record_offers(services, doc, [fan.id])  # the same delivery recorded again (a redone chunk)
     assert len(await inbox(client, fan)) == 1
     # a moderator removes it: the entry stays, without the offer, as GET /v1/offers/{id} is 404 to the fan

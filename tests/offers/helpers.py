@@ -32,3 +32,24 @@ async def create_offer(client: Any, merchant: Account, store_id: str, **fields: 
     resp = await client.post(f"/v1/stores/{store_id}/offers", json=body, headers=merchant.headers)
     assert resp.status_code == 201, resp.text
     return resp.json()
+
+
+async def offer_to_a_follower(client: Any, services: Any) -> tuple[Account, Account, dict[str, Any], Any]:
+    """A store's offer (300 m) and a follower of the store who is not online: ``(merchant, fan,
+    offer, deliver)``, where ``deliver(users)`` takes ``[(user id, distance)]`` through the
+    delivery path every targeting and arrival takes, and returns how many were sent."""
+    from bson import ObjectId
+
+    from offers.targeting import send_offer
+
+    merchant, store = await merchant_with_store(client)
+    fan = await register(client)
+    await follow_store(client, fan, store["id"])
+    offer = await create_offer(client, merchant, store["id"], radius_m=300)
+
+    async def deliver(users: list[tuple[str, float]]) -> int:
+        doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
+        store_doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+        return int(await send_offer(services, doc, store_doc, users))
+
+    return merchant, fan, offer, deliver

@@ -98,19 +98,11 @@ async def test_likes_raise_the_bell_live_and_the_inbox_groups_them(phone, client
 async def test_an_offer_removed_after_its_delivery_reads_as_gone(phone, client, services, live_server):
     """Delivered, then removed by a moderator: the entry stays in the inbox, without the offer
     (which the user can no longer open), in words."""
-    from bson import ObjectId
-
-    from offers.targeting import send_offer
-    from tests.offers.helpers import create_offer, follow_store, merchant_with_store
+    from tests.offers.helpers import offer_to_a_follower
     from tests.support import make_account
 
-    merchant, store = await merchant_with_store(client)
-    fan = await register(client)
-    await follow_store(client, fan, store["id"])
-    offer = await create_offer(client, merchant, store["id"], radius_m=300)
-    doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
-    store_doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
-    assert await send_offer(services, doc, store_doc, [(fan.id, 80.0)]) == 1
+    _, fan, offer, deliver = await offer_to_a_follower(client, services)
+    assert await deliver([(fan.id, 80.0)]) == 1
     moderator = await make_account(services, "moderator")
     resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
                              json={"action": "remove", "reason": "misleading"})
