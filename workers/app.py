@@ -75,8 +75,9 @@ def _personal_args_as_text(sender: str | None = None, headers: dict[str, Any] | 
     """A message Celery publishes itself (a retry, a countdown, ``send_sync``) gets the same
     ``argsrepr`` as the API's own (:mod:`solomo.core.queue`): personal arguments are not written as
     text in the header, which the worker logs (:data:`~solomo.core.tasknames.PERSONAL_ARGS`)."""
-    if sender in names.PERSONAL_ARGS and headers is not None:
-        headers["argsrepr"] = names.PERSONAL_ARGSREPR
+    shown = names.personal_argsrepr(sender or "")
+    if shown is not None and headers is not None:
+        headers["argsrepr"] = shown
 
 
 app = make_celery(load_settings())

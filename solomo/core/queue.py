@@ -40,7 +40,7 @@ from kombu.serialization import dumps as kombu_dumps
 from redis.asyncio import Redis
 
 from solomo.core.redisio import DRIVER
-from solomo.core.tasknames import PERSONAL_ARGS, PERSONAL_ARGSREPR, args_text
+from solomo.core.tasknames import args_text, personal_argsrepr
 
 DELIVERY_PERSISTENT = 2
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.:\-]{0,64}")
@@ -127,7 +127,7 @@ class TaskQueue:
         headers, properties, body, _ = self.celery.amqp.create_task_message(
             task_id, name, args, {}, countdown=countdown, reply_to=self.celery.thread_oid,
             create_sent_event=False, ignore_result=None,
-            argsrepr=PERSONAL_ARGSREPR if name in PERSONAL_ARGS else None)
+            argsrepr=personal_argsrepr(name))
         content_type, content_encoding, payload = kombu_dumps(body, serializer=self.celery.conf.task_serializer)
         raw = payload.encode(content_encoding) if isinstance(payload, str) else payload
         return self._wrap(raw, content_type, content_encoding, headers, properties, queue)

@@ -54,9 +54,15 @@ on receipt, success and failure) and our own logs show :data:`PERSONAL_ARGSREPR`
 PERSONAL_ARGSREPR: Final = "(personal data)"
 
 
+def personal_argsrepr(name: str) -> str | None:
+    """What stands for the arguments of task ``name`` where they would be written as text, or None
+    when they may be (its arguments are not personal)."""
+    return PERSONAL_ARGSREPR if name in PERSONAL_ARGS else None
+
+
 def args_text(name: str, args: object) -> str:
     """How a task's arguments may be written down (a header, a log line)."""
-    return PERSONAL_ARGSREPR if name in PERSONAL_ARGS else repr(args)
+    return personal_argsrepr(name) or repr(args)
 MEDIA_EXPIRE: Final = "maintenance.media_expire"
 """Delete photos uploaded but never attached (or made an avatar) within media_unattached_ttl_h."""
 ERASURE_SWEEP: Final = "maintenance.erasure_sweep"
