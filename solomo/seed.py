@@ -467,10 +467,19 @@ async def _inbox(services: Services, api: _Api, rng: random.Random, posts: list[
                  city: _City) -> int:
     """Notifications arise from the seeded likes, comments, replies and follows (each went through
     the recorder); here a few comments mention friends, and everyone has read their older ones.
-    Returns how many inbox entries the city holds."""
+    Returns how many inbox entries the city holds. A friend is never one the user blocks or mutes,
+    nor one who blocks them (that mention would be silenced), and comments on a post whose author
+    has no block with them: which users those are depends on the day the city is seeded."""
+    apart = {(str(d["blocker_id"]), str(d["blocked_id"])) async for d in services.db.blocks.find({})}
+    apart |= {(str(d["muter_id"]), str(d["muted_id"])) async for d in services.db.mutes.find({})}
+
+    def shut(a: str, b: str) -> bool:
+        return (a, b) in apart or (b, a) in apart
+
     for user in city.users:
-        friend = rng.choice([u for u in city.users if u is not user])
-        target = rng.choice([p for p in posts if p["author"]["id"] != user.id])
+        friend = rng.choice([u for u in city.users if u is not user and not shut(u.id, user.id)])
+        target = rng.choice([p for p in posts
+                             if p["author"]["id"] != user.id and not shut(p["author"]["id"], friend.id)])
         await api.call("POST", f"/v1/posts/{target['id']}/comments", friend,
                        {"text": rng.choice(MENTION_LINES).format(name=user.username)})
     for person in city.users + city.merchants:
