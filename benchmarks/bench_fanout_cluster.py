@@ -223,7 +223,8 @@ async def run(env: BenchEnv) -> list[Result]:
             results.append(_row(n, ours, base, masters, threshold=large, mode="push", feeds_holding=holding,
                                 fanout_done=done, fanout_chunk=chunk, buckets=BUCKETS,
                                 script_calls_per_chunk=max(len(r) for r in rounds), online_followers=0,
-                                cluster_ports=list(cluster.ports)))
+                                cluster_ports=list(cluster.ports),
+                                cluster_pids=[p.process.pid for p in cluster.nodes.values() if p.process]))
             results[-1].failures = failures
     finally:
         if services is not None:
