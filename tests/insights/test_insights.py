@@ -155,7 +155,7 @@ async def test_concurrent_check_ins_and_retried_transactions_count_exactly(clien
     answers = await asyncio.gather(*(checkin(client, u, store) for u in users))
     assert [r.status_code for r in answers] == [201] * 16
     again = await asyncio.gather(*(checkin(client, u, store) for u in users))  # refused: the one-hour rule
-    assert {r.status_code for r in again} == {429} or {r.json()["error"]["code"] for r in again} == {
+    assert {r.status_code for r in again} == {429} and {r.json()["error"]["code"] for r in again} == {
         "checkin_too_soon"}
     later = datetime.now(UTC) + timedelta(hours=1, minutes=5)
     sid = store["id"]

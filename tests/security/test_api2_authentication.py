@@ -173,6 +173,7 @@ async def _refused(live_server: str, token: str | None, headers: dict[str, str] 
         return None
     code, frames = await close_code(ws)
     assert frames == [], "an event was sent before the socket was refused"
+    assert code is not None, "the socket was dropped without a close frame, not refused"
     return code
 
 
