@@ -37,7 +37,13 @@ async def verify_password(services: Services, user_id: ObjectId, password: str) 
 
 async def change_password(services: Services, user_id: ObjectId, keep_token_hash: str, old_password: str,
                           new_password: str) -> None:
-    """403 ``invalid_credentials`` for a wrong old password, 422 for a too short new one."""
+    """403 ``invalid_credentials`` for a wrong old password, 422 for a too short new one.
+
+    The other tokens go first, the password after: a failure between the two (MongoDB, a killed
+    process) leaves the old password in force, so the client's retry proves it again and finishes.
+    The other order left the new password saved and the other tokens alive, and the retry with the
+    old password was refused, so nothing ever revoked them."""
     await verify_password(services, user_id, old_password)
-    await services.accounts.set_password(user_id, new_password)
+    services.accounts.check_new_password(new_password)  # a refusal revokes nothing
     await services.accounts.revoke_others(user_id, keep_token_hash)
+    await services.accounts.set_password(user_id, new_password)

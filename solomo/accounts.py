@@ -143,8 +143,7 @@ class Accounts:
     ) -> dict[str, Any]:
         if not USERNAME_RE.match(username):
             raise Invalid("username must be 3..32 letters, digits or _", code="invalid")
-        if len(password) < 8:
-            raise Invalid("password must be at least 8 characters", code="invalid")
+        self.check_new_password(password)
         if role not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}")
         shown = (display_name or "").strip() or username
@@ -257,9 +256,14 @@ class Accounts:
             raise ApiError("the password is wrong", status=403, code="invalid_credentials")
         return doc
 
-    async def set_password(self, user_id: ObjectId, password: str) -> None:
+    @staticmethod
+    def check_new_password(password: str) -> None:
+        """422 for a password too short to be set."""
         if len(password) < 8:
             raise Invalid("password must be at least 8 characters", code="invalid")
+
+    async def set_password(self, user_id: ObjectId, password: str) -> None:
+        self.check_new_password(password)
         await self.db.users.update_one({"_id": user_id}, {"$set": {"password_hash": await self.hashing.hash(password)}})
 
     async def get(self, user_id: ObjectId) -> dict[str, Any]:

@@ -163,3 +163,37 @@ async def test_a_rename_after_redis_lost_its_data_still_reaches_a_process_that_h
         resp = await client.patch("/v1/me", json={"display_name": name}, headers=acct.headers)
         assert resp.status_code == 200, resp.text
         assert await shown() == name  # the page holds this name under the generation it read
+
+
+@pytest.mark.parametrize("failing", ["revoke_others", "set_password"])
+async def test_a_password_change_cut_short_is_finished_by_its_retry(client, services, monkeypatch, failing):
+    """MongoDB fails (or the process dies) between the change's two writes: the client's retry of
+    the same request finishes it, and the other token ends up refused either way."""
+    from pymongo.errors import AutoReconnect
+
+    acct = await register(client)
+    login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
+    other = {"Authorization": f"Bearer {login.json()['token']}"}
+    real = getattr(services.accounts, failing)
+    calls = 0
+
+    async def fails_once(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            if failing == "set_password":  # the write happened; the answer was lost
+                await real(*args, **kwargs)
+            raise AutoReconnect("injected: the primary stepped down")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(services.accounts, failing, fails_once)
+    body = {"old_password": "password123", "new_password": "newpassword1"}
+    first = await client.post("/v1/me/password", json=body, headers=acct.headers)
+    assert first.status_code == 503, first.text
+    if failing == "revoke_others":  # nothing was written: the old password still holds
+        again = await client.post("/v1/me/password", json=body, headers=acct.headers)
+        assert again.status_code == 204, again.text
+    assert (await client.get("/v1/me", headers=other)).status_code == 401
+    assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
+    assert (await client.post("/v1/auth/login", json={"username": acct.username,
+                                                      "password": "newpassword1"})).status_code == 200
