@@ -24,6 +24,7 @@ from moderation.screen import screen_text
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
+from solomo.core.idempotency import running_reservation
 from solomo.core.searchkeys import post_keys
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
@@ -172,12 +173,15 @@ async def create_post(services: Services, author: Principal, text: str, *, media
                       **kwargs: Any) -> dict[str, Any]:
     media = await attachable(services, author.id, parse_media_ids(media_ids))
     doc = await build_post(services, author, text, media=media, **kwargs)
-    if not media:
+    if not media and running_reservation() is None:
+        # one insert, no transaction; a request holding an Idempotency-Key takes the transaction,
+        # which marks its reservation written with the post: a retry after an answer lost in an
+        # election then replays or waits, and never inserts the post twice
         await insert_post(services, doc)
         await send_task(services, tasknames.FANOUT_POST, str(doc["_id"]))  # else the outbox sweep sends it
         return doc
 
-    async def write(txn: Txn) -> None:  # the photos and the post together, or neither
+    async def write(txn: Txn) -> None:  # the photos (if any) and the post together, or neither
         await attach_and_insert(services, txn, [doc])
         txn.after_commit(tasknames.FANOUT_POST, str(doc["_id"]))
 

@@ -22,9 +22,9 @@ the reservation, in the same transaction (:func:`mark_written`): a request that 
 a commit keeps its key in progress instead of releasing it. A process that dies mid-request
 leaves its reservation in progress too. Either way, its repeats get 409 until the key expires and
 the handler never runs again for it, since its write may have committed (a client that must go on
-uses a new key). Not covered: a 5xx after a write made outside a transaction (a post's or an
-offer's single insert) releases the key, so a retry writes again; those handlers do nothing that
-can fail after their insert but register a new offer in Redis (``offers.live``).
+uses a new key). So every keyed route writes in a transaction: a post without photos, a single
+insert without a key, takes one when it has a key (:func:`feed.posts.create_post`), since a 5xx
+after a write made outside a transaction releases the key and a retry would write again.
 """
 
 from __future__ import annotations

@@ -267,6 +267,30 @@ async def test_a_failure_after_a_committed_write_keeps_the_key(api, services, le
     assert await services.db.comments.count_documents({"author_id": ObjectId(alice.id)}) == 1
 
 
+async def test_a_post_without_photos_whose_answer_is_lost_is_not_written_twice(api, services, leak_scanner,
+                                                                                 monkeypatch):
+    """A post without photos is one insert; with a key it is a transaction marking the reservation,
+    so a failure after the insert (an election eating the answer) keeps the key: the retry waits,
+    it does not insert the post again."""
+    from pymongo.errors import AutoReconnect
+
+    from solomo.api import posts as post_routes
+    from solomo.core import idempotency
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        raise AutoReconnect("injected: the answer was lost")
+
+    monkeypatch.setattr(idempotency, "WAIT_S", 0.3)
+    alice = await fresh(services, leak_scanner)
+    headers = with_key(alice, key())
+    with monkeypatch.context() as patched:
+        patched.setattr(post_routes, "post_created", lost)  # after the insert
+        assert (await api.post("/v1/posts", json={"text": "once"}, headers=headers)).status_code == 503
+    resp = await api.post("/v1/posts", json={"text": "once"}, headers=headers)
+    assert resp.status_code == 409 and error_code(resp) == "idempotency_in_progress", resp.text
+    assert await services.db.posts.count_documents({"author_id": ObjectId(alice.id)}) == 1
+
+
 async def test_a_refused_transaction_does_not_hold_the_key(api, services, leak_scanner):
     """check_in refuses ``too_far`` inside its checks; ``checkin_too_soon`` (429) inside its
     transaction: rolled back with the write, the mark does not keep the key."""
