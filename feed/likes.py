@@ -1,9 +1,10 @@
 """Likes: one per user and post; ``posts.like_count`` moves in the same transaction as the like
 document is inserted or deleted, and only when it really was, so counts never drift.
 
-After the commit, a real change updates the caches that feeds read: the post's cached view is
-invalidated (its count moved) and the liker's likes set gets the post added or removed
-(:mod:`feed.postcache`, :mod:`feed.likedset`), and the post's author hears of it
+After the commit, every like and unlike, a repeat too, updates the caches that feeds read: the
+post's cached view is invalidated (its count moved) and the liker's likes set gets the post added
+or removed (:mod:`feed.postcache`, :mod:`feed.likedset`). A repeat does so because the first
+request may have committed and failed before it did. A real like tells the post's author
 (:mod:`notifications.recorder`: their own likes and repeats are not news)."""
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
         await run_transaction(services, body)
     except DuplicateKeyError:
         created = False
-    if created:
-        await _changed(services, user, post_id, liked=True)
+    # on a repeat too: the first may have committed and failed before this (Redis, a killed
+    # process), and the client's retry is then the only request left to put the caches right
+    await _changed(services, user, post_id, liked=True)
     if created:  # a like after an unlike is a new document, but the inbox counts each liker once
         await recorder.record_soon(services, "like", post["author_id"], user.id, post_id=post_id)
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
@@ -64,6 +66,6 @@ async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
         return bool(result.deleted_count)
 
-    if await run_transaction(services, body):
-        await _changed(services, user, post_id, liked=False)
+    await run_transaction(services, body)
+    await _changed(services, user, post_id, liked=False)  # on a repeat too, as for a like
     return {"like_count": await _count(services, post_id), "liked_by_me": False}

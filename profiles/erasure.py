@@ -350,8 +350,9 @@ async def _idempotency(services: Services, user_id: ObjectId) -> None:
 
 
 async def _mentions(services: Services, user_id: ObjectId) -> None:
-    """Others' posts that mentioned the user: the "already told" sets forget the user, and the
-    posts' ``mention_ids`` drop the id (their text, the authors' own words, is theirs)."""
+    """Others' posts that mentioned the user: their ``mention_ids`` drop the id, and their cached
+    views go (their text, the authors' own words, is theirs). Nothing else holds whom a post told:
+    ``mentions_notified`` is a flag, and the inbox entries go with the inbox step."""
     query = {"mention_ids": user_id, "mention_ids.0": {"$exists": True}}  # the partial index's filter
     while True:
         ids = await _ids(services.db.posts.find(query, {"_id": 1}).limit(BATCH))

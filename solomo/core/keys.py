@@ -71,7 +71,8 @@ def by_hash_tag(keys: Iterable[str]) -> list[list[str]]:
 # --- feeds (feed/) -------------------------------------------------------------------------------
 
 PULL_CACHE = "feed:pull"
-"""Recent posts of pull authors (too many followers to push to), merged into home feeds at read."""
+"""A JSON copy of the pull users and stores (too many followers to push to: their posts are merged
+into home feeds at read), kept 30 s and dropped when one is marked (``feed/home.py``)."""
 
 
 def home_key(user_id: Id) -> str:

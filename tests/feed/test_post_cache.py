@@ -384,3 +384,31 @@ async def test_a_view_that_changed_is_held_again_with_its_new_generation(client,
     assert postcache.VIEWS.local is not None
     held = postcache.VIEWS.local._held[ObjectId(pid)]
     assert held.generation == await services.redis.get(post_gen_key(pid)) and held.view["like_count"] == 1
+
+
+async def test_a_like_whose_cache_update_failed_is_put_right_by_its_retry(client, services, monkeypatch):
+    """The like commits, then Redis fails before the likes set learns it: the client's retry (a
+    repeat, nothing to write) still brings ``liked_by_me`` right; so does an unlike's."""
+    from feed import likes
+    from solomo.core.errors import Unavailable
+
+    author, reader = await register(client), await register(client)
+    topic = _topic()
+    target = await post(client, author, f"liked once #{topic}")
+    url = f"/v1/posts/{target['id']}/like"
+    assert (await _topic_page(client, reader, topic))[0]["liked_by_me"] is False  # the likes set is built
+    real = likes._changed
+
+    async def redis_down(*args: Any, **kwargs: Any) -> None:
+        raise Unavailable("injected: redis is down")
+
+    for method, liked in (("POST", True), ("DELETE", False)):
+        with monkeypatch.context() as patched:
+            patched.setattr(likes, "_changed", redis_down)
+            assert (await client.request(method, url, headers=reader.headers)).status_code == 503
+        assert likes._changed is real
+        assert (await _topic_page(client, reader, topic))[0]["liked_by_me"] is not liked  # stale until…
+        again = await client.request(method, url, headers=reader.headers)
+        assert again.status_code == 200 and again.json()["liked_by_me"] is liked
+        mine = (await _topic_page(client, reader, topic))[0]
+        assert (mine["liked_by_me"], mine["like_count"]) == (liked, int(liked))
