@@ -32,10 +32,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from feed import erasedposts, followerpages, localcells, localtrends, trends
+from feed import erasedposts, followerpages, localcells, localtrends, postcache, trends
 from feed.follows import Checkpoint, TargetType, follower_batches
 from feed.home import mark_pull
-from feed.posts import VISIBLE
+from feed.posts import VISIBLE, repost_targets
 from feed.timeline import Timelines
 from notifications import recorder
 from search import topics as search_topics
@@ -203,6 +203,12 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     checkpoint (else every audience from its start). ``counted``: the round's topic counts
     (:func:`_count_topics_soon`), which a checkpoint waits for."""
     status = post["status"]
+    if post.get("status_version"):
+        # a status changed (deletion, removal, hide, restore): the request that changed it dropped
+        # the cached views after its commit, but a failure there (Redis, a killed process) would
+        # leave the old status shown for the views' TTL, in reposts and photos; this task is
+        # retried and re-sent by the sweep until it is done
+        await postcache.invalidate(services, [post["_id"], *repost_targets(post)])
     if status != VISIBLE:
         await counted
         keep_author = status in ("pending_review", "hidden")

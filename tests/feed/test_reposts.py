@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from bson import ObjectId
 
 from solomo.core.timeutil import ms_of
 from tests.feed.helpers import all_ids, fanned_out, follow, ids, post, ready_home
-from tests.support import make_account, register, unique_name
+from tests.support import make_account, register, unique_name, wait_until
 
 
 async def repost(client, account, post_id: str, text: str | None = None, **headers: str):
@@ -281,3 +282,35 @@ async def test_repost_reaches_the_reposters_followers(client, services, celery_w
     assert home[0]["id"] == r["id"] and root["id"] not in [p["id"] for p in home]
     assert home[0]["repost_of"]["id"] == root["id"] and home[0]["repost_of"]["text"] == "worth spreading"
     assert home[0]["repost_of"]["author"]["id"] == alice.id and home[0]["repost_of"]["repost_count"] == 1
+
+
+async def test_a_removal_whose_view_drop_failed_is_put_right_by_its_fanout(client, services, celery_worker,
+                                                                           monkeypatch):
+    """The removal commits and Redis fails before the cached view is dropped: the removal's fan-out
+    task (retried, and re-sent by the sweep) drops it, so no repost keeps showing the post."""
+    from moderation import actions
+    from solomo.core.errors import Unavailable
+
+    alice, bob, carol = [await register(client) for _ in range(3)]
+    mod = await make_account(services, "moderator")
+    bad = await post(client, alice, "removed while redis failed")
+    shared = await reposted(client, bob, bad["id"])
+    assert (await get_post(client, carol, shared["id"]))["repost_of"]["text"] == "removed while redis failed"
+
+    class RedisDown:
+        @staticmethod
+        async def invalidate(*args: Any, **kwargs: Any) -> None:
+            raise Unavailable("injected: redis is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(actions, "postcache", RedisDown)
+        resp = await client.post(f"/v1/moderation/posts/{bad['id']}", headers=mod.headers,
+                                 json={"action": "remove", "reason": "test"})
+        assert resp.status_code == 503, resp.text
+
+    async def retracted() -> bool:
+        doc = await services.db.posts.find_one({"_id": ObjectId(bad["id"])}, {"fanout": 1, "status": 1})
+        return doc is not None and doc["status"] == "removed" and doc.get("fanout") == "done"
+
+    await wait_until(retracted, timeout=15)
+    assert (await get_post(client, carol, shared["id"]))["repost_of"] == {"id": bad["id"], "status": "unavailable"}
