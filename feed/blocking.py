@@ -10,7 +10,9 @@ The read side (who is shut out, the feeds' :class:`feed.blocks.Screen`) is :mod:
   home feeds stay right). That runs after the commit and again on every repeated block, so an
   interrupted block is repaired by its retry; a follow racing the block is refused inside its own
   transaction (:func:`feed.follows.follow` reads the block there, and both write the same user
-  documents, so one of the two transactions retries and sees the other).
+  documents, so one of the two transactions retries and sees the other). An unblock removes them
+  too before it deletes the block: an interrupted block whose client never retried leaves follows
+  made before it (no follow is made while it stands), which must not deliver again afterwards.
 * Every committed change drops the cached screens of the users whose feeds change
   (:func:`feed.blocks.invalidate`): both for a block, the muter for a mute. A repeat drops them
   too, so retrying a request whose answer was lost after the commit also repairs the caches.
@@ -102,9 +104,13 @@ async def shut_out(services: Services, kind: Kind, owner_id: ObjectId, target_id
     await blocks.invalidate(services, _affected(kind, owner_id, target_id))
     await recorder.forget_actor(services, owner_id, target_id)  # their past actions leave the inbox too
     if kind == "block":  # also when it existed: a retried block finishes an interrupted one
-        await follows.unfollow(services, owner_id, "user", target_id)
-        await follows.unfollow(services, target_id, "user", owner_id)
+        await _unfollow_both(services, owner_id, target_id)
     return created
+
+
+async def _unfollow_both(services: Services, one: ObjectId, other: ObjectId) -> None:
+    await follows.unfollow(services, one, "user", other)
+    await follows.unfollow(services, other, "user", one)
 
 
 async def let_in(services: Services, kind: Kind, owner_id: ObjectId, target_id: ObjectId) -> bool:
@@ -113,9 +119,14 @@ async def let_in(services: Services, kind: Kind, owner_id: ObjectId, target_id: 
     if owner_id == target_id:
         raise Invalid(f"you cannot {kind} yourself", code=f"cannot_{kind}_self")
     # a deleted account can still be let in: its row would otherwise count toward the cap for ever
-    if await services.db.users.find_one({"_id": target_id}, {"_id": 1}) is None:
+    target = await services.db.users.find_one({"_id": target_id}, {"status": 1})
+    if target is None:
         raise NotFound("user not found")
     shape = _SHAPES[kind]
+    if kind == "block" and target.get("status") != "deleted":  # (the erasure removes a deleted one's)
+        # an interrupted block the client never retried may have left follows; none can have been
+        # made since (a follow is refused while the block stands), so they all predate it: finish it
+        await _unfollow_both(services, owner_id, target_id)
 
     async def body(txn: Txn) -> bool:
         session = txn.session

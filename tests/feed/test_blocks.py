@@ -305,3 +305,26 @@ async def test_a_deleted_account_can_still_be_unblocked(client, services):
     assert (await _shut(client, a, "block", gone, "DELETE")).status_code == 204
     assert (await services.db.users.find_one({"_id": ObjectId(a.id)}))["blocks_count"] == 0
     assert await services.db.blocks.count_documents({"blocker_id": ObjectId(a.id)}) == 0
+
+
+async def test_an_unblock_finishes_a_block_whose_unfollows_were_cut_short(client, services, monkeypatch):
+    """The block commits, then its unfollows fail and the client never retries: the follows made
+    before the block must not come back into force when it is lifted."""
+    from feed import blocking
+    from solomo.core.errors import Unavailable
+
+    a, b = await register(client), await register(client)
+    await follow(client, a, b)
+    await follow(client, b, a)
+
+    async def cut_short(*args: Any, **kwargs: Any) -> None:
+        raise Unavailable("injected: the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(blocking, "_unfollow_both", cut_short)
+        assert (await _shut(client, a, "block", b)).status_code == 503
+    assert await _counts(client, a) == (1, 1)  # the follows outlived the block
+    assert (await _shut(client, a, "block", b, "DELETE")).status_code == 204
+    assert await _counts(client, a) == (0, 0) and await _counts(client, b) == (0, 0)
+    assert await services.db.follows.count_documents({"follower_id": {"$in": [ObjectId(a.id), ObjectId(b.id)]},
+                                                      "target_type": "user"}) == 0
