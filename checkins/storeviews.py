@@ -34,7 +34,6 @@ from typing import Any
 
 import orjson
 from bson import ObjectId
-from redis.exceptions import RedisError
 
 from checkins.localtime import DEFAULT_TIMEZONE
 from solomo.core.idloader import IdLoads
@@ -168,7 +167,4 @@ async def invalidate_quietly(services: Services, store_ids: Iterable[ObjectId], 
     """:func:`invalidate` after a commit whose caller cannot simply be retried (a check-in: the
     cooldown would refuse it; the hourly mayor sweep): a Redis failure is logged, and the view it
     leaves stale expires within :data:`VIEW_TTL_S`."""
-    try:
-        await VIEWS.invalidate(services, store_ids)
-    except (RedisError, OSError) as exc:
-        log.warning("%s: store views not invalidated (they expire within %d s): %s", what, VIEW_TTL_S, exc)
+    await VIEWS.invalidate_quietly(services, store_ids, what)

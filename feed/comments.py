@@ -91,7 +91,7 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
 
     await run_transaction(services, body)
     if doc["status"] == VISIBLE:
-        await postcache.invalidate(services, [post_id])  # its comment_count moved
+        await postcache.invalidate_quietly(services, [post_id], f"comment {doc['_id']}")  # its comment_count
         await _notify(services, user, post, doc, parent)
     return doc
 

@@ -156,3 +156,10 @@ async def load(services: Services, post_ids: list[ObjectId]) -> dict[ObjectId, d
 async def invalidate(services: Services, post_ids: Iterable[ObjectId]) -> None:
     """Call after committing any change to what these posts' views hold (see the module's rule)."""
     await VIEWS.invalidate(services, post_ids)
+
+
+async def invalidate_quietly(services: Services, post_ids: Iterable[ObjectId], what: str) -> None:
+    """:func:`invalidate`, a Redis failure logged (a count left stale for :data:`VIEW_TTL_S` at
+    most): after the commit of a keyed write (a comment, a repost), whose failure there would hold
+    its Idempotency-Key in progress for a day and skip what follows."""
+    await VIEWS.invalidate_quietly(services, post_ids, what)

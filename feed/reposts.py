@@ -97,7 +97,8 @@ async def create_repost(services: Services, user: Principal, post_id: ObjectId,
         return int(counted.get("repost_count", 0)) + 1
 
     original["repost_count"] = await run_transaction(services, body)
-    await postcache.invalidate(services, [root["_id"], *([via] if via else [])])  # their repost_count moved
+    await postcache.invalidate_quietly(services, [root["_id"], *([via] if via else [])],  # their repost_count
+                                       f"repost {doc['_id']}")
     if doc["status"] == VISIBLE:  # the original's author hears of it (the recorder skips own reposts)
         await recorder.record_soon(services, "repost", root["author_id"], user.id, post_id=root["_id"])
     return doc, original

@@ -32,6 +32,7 @@ where a generation is a few bytes (docs/benchmarks.md, seventeenth round).
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -40,11 +41,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from bson import ObjectId
+from redis.exceptions import RedisError
 
 from solomo.core.idloader import IdLoads
 from solomo.core.keys import VIEWS_EPOCH, by_hash_tag
 from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
+
+log = logging.getLogger(__name__)
 
 View = dict[str, Any]
 
@@ -314,3 +318,13 @@ class ViewCache:
                 _INVALIDATE.queue(pipe, [self.view_key(oid), self.gen_key(oid)], [self.ttl_s, secrets.token_hex(8)])
 
         await services.batch.run(queue)
+
+    async def invalidate_quietly(self, services: Services, ids: Iterable[ObjectId], what: str) -> None:
+        """:meth:`invalidate` after a commit whose request must not fail for it: a Redis failure
+        is logged, and the views it leaves stale expire within the TTL. For writes whose retry
+        cannot repair the cache (a check-in: the cooldown refuses it) or whose Idempotency-Key a
+        failure after the commit would hold in progress for a day (a comment, a repost)."""
+        try:
+            await self.invalidate(services, ids)
+        except (RedisError, OSError) as exc:
+            log.warning("%s: cached views not invalidated (they expire within %d s): %s", what, self.ttl_s, exc)

@@ -412,3 +412,25 @@ async def test_a_like_whose_cache_update_failed_is_put_right_by_its_retry(client
         assert again.status_code == 200 and again.json()["liked_by_me"] is liked
         mine = (await _topic_page(client, reader, topic))[0]
         assert (mine["liked_by_me"], mine["like_count"]) == (liked, int(liked))
+
+
+async def test_a_quiet_invalidation_logs_what_redis_refused(services, caplog):
+    """After a keyed write's commit (a comment, a repost) the views are dropped quietly: Redis being
+    down must not answer 503 and hold the Idempotency-Key in progress for a day."""
+    import dataclasses
+
+    import pytest
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from solomo.embedded import free_port
+
+    nobody = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)  # nothing listens there
+    down = dataclasses.replace(services, redis=nobody)
+    try:
+        with pytest.raises(RedisError):
+            await postcache.invalidate(down, [ObjectId()])
+        await postcache.invalidate_quietly(down, [ObjectId()], "a comment")
+    finally:
+        await nobody.aclose()
+    assert "a comment: cached views not invalidated" in caplog.text
