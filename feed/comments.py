@@ -9,11 +9,14 @@ audited in the same transaction, like every moderator action.
 A comment matching a review word waits as ``pending_review``: shown to its author and to
 moderators (who also see ``removed`` ones) until a moderator decides
 (:mod:`moderation.comments`).
+
+A published comment tells the replied-to comment's author, the post's author and the users it
+mentions: what it owes them is written on the comment document in its own insert and recorded once
+the answer is sent (:mod:`notifications.outbox`; a comment deleted before that tells nobody).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +27,7 @@ from feed.posts import VISIBLE, get_visible_post
 from feed.text import MAX_MENTIONS, extract_mentions
 from moderation import audit
 from moderation.screen import screen_text
-from notifications import recorder
+from notifications import outbox
 from solomo.accounts import Principal, user_summary
 from solomo.core.errors import Forbidden, Invalid, NotFound
 from solomo.core.eventtypes import NotificationKind
@@ -34,8 +37,6 @@ from solomo.core.pagination import Position, keyset_page
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
 from solomo.core.txn import Txn, run_transaction
-
-log = logging.getLogger("solomo.comments")
 
 MAX_COMMENT_CHARS = 500
 MODERATOR_VISIBLE = ("published", "pending_review", "removed")
@@ -82,6 +83,8 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
         "flags": [{"source": "words", "words": flagged}] if flagged else [],
         "created_at": now, "created_ms": ms_of(now),
     }
+    if doc["status"] == VISIBLE:  # a held comment tells nobody until a moderator approves it
+        doc.update(outbox.pending(await _notices(services, user.id, post, doc, parent), now))
 
     async def body(txn: Txn) -> None:
         session = txn.session
@@ -92,43 +95,41 @@ async def create_comment(services: Services, user: Principal, post_id: ObjectId,
     await run_transaction(services, body)
     if doc["status"] == VISIBLE:
         await postcache.invalidate_quietly(services, [post_id], f"comment {doc['_id']}")  # its comment_count
-        await _notify(services, user, post, doc, parent)
+        await outbox.record_soon(services, "comments", doc)
     return doc
 
 
-async def _notify(services: Services, user: Principal, post: dict[str, Any], doc: dict[str, Any],
-                  parent: dict[str, Any] | None) -> None:
+async def _notices(services: Services, actor_id: ObjectId, post: dict[str, Any], doc: dict[str, Any],
+                   parent: dict[str, Any] | None) -> list[outbox.Notice]:
     """Each user hears of a comment once, the most specific way: the replied-to comment's author as
     ``reply``, then the post's author as ``comment``, then the users it mentions as ``mention``."""
     post_id, comment_id = post["_id"], doc["_id"]
-    told = {user.id}
+    told = {actor_id}
     audience: list[tuple[ObjectId, NotificationKind]] = []
     if parent is not None:
         audience.append((parent["author_id"], "reply"))
     audience.append((post["author_id"], "comment"))
     names = extract_mentions(doc["text"])[:MAX_MENTIONS]
     audience += [(m["_id"], "mention") for m in (await services.accounts.by_usernames(names) if names else [])]
+    notices = []
     for recipient, kind in audience:
         if recipient not in told:
             told.add(recipient)
-            await recorder.record_soon(services, kind, recipient, user.id, post_id=post_id, comment_id=comment_id)
+            notices.append(outbox.Notice(kind, recipient, actor_id, post_id=post_id, comment_id=comment_id))
+    return notices
 
 
-async def notify_published(services: Services, doc: dict[str, Any]) -> None:
-    """Sends the notifications a comment held for review skipped, now that a moderator approved
-    it. Best effort: the approval is already committed, and a lost notification is not worth an error."""
-    try:
-        post = await services.db.posts.find_one({"_id": doc["post_id"]}, {"author_id": 1})
-        author = await services.db.users.find_one({"_id": doc["author_id"]}, {"username": 1, "display_name": 1,
-                                                                             "role": 1})
-        if post is None or author is None:
-            return
-        parent = (await services.db.comments.find_one({"_id": doc["reply_to"]}, {"author_id": 1})
-                  if doc.get("reply_to") else None)
-        user = Principal.of(author)
-        await _notify(services, user, post, doc, parent)
-    except Exception as exc:
-        log.warning("could not notify about approved comment %s: %s", doc["_id"], exc)
+async def approved_notices(services: Services, doc: dict[str, Any]) -> list[outbox.Notice]:
+    """The notices a comment held for review skipped, for the moderator's approval to owe as if it
+    had just been published (written in the approval's transaction: :mod:`notifications.outbox`).
+    Its ``reply`` goes to the author of the thread's first comment (a held reply to a reply keeps
+    no other)."""
+    post = await services.db.posts.find_one({"_id": doc["post_id"]}, {"author_id": 1})
+    if post is None:
+        return []
+    parent = (await services.db.comments.find_one({"_id": doc["reply_to"]}, {"author_id": 1})
+              if doc.get("reply_to") else None)
+    return await _notices(services, doc["author_id"], post, doc, parent)
 
 
 async def list_comments(services: Services, viewer_id: ObjectId, post_id: ObjectId, after: Position | None,

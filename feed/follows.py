@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from checkins import storeviews
 from feed import blocks, followerpages, home
 from feed.followerpages import TargetType as TargetType  # re-exported: what a follow targets
-from notifications import recorder
+from notifications import outbox
 from offers.arrival import forget_judged
 from solomo.core.errors import Conflict, Invalid, NotFound
 from solomo.core.pagination import Position, keyset_page
@@ -77,8 +77,10 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
     if target_type == "user":
         await blocks.ensure_not_blocked(services, follower_id, target_id)
     now = datetime.now(UTC)
+    # a user hears of a new follower (a store does not): owed on the follow document itself
+    told = [outbox.Notice("follow", target_id, follower_id)] if target_type == "user" else []
     doc = {"_id": ObjectId(), "follower_id": follower_id, "target_type": target_type, "target_id": target_id,
-           "created_at": now, "created_ms": ms_of(now)}
+           "created_at": now, "created_ms": ms_of(now), **outbox.pending(told, now)}
     collection, follower_counter = _counter_updates(target_type)
 
     async def body(txn: Txn) -> None:
@@ -116,8 +118,9 @@ async def follow(services: Services, follower_id: ObjectId, target_type: TargetT
         return False
     if target_type == "store":  # the store's live offers may now be for this user: judge them again
         await forget_judged(services, follower_id)
-    if target_type == "user":  # follow, unfollow, follow again: still one notification
-        await recorder.record_soon(services, "follow", target_id, follower_id)
+    # follow, unfollow, follow again: still one notification; a repeat (not created) has nothing to
+    # do: the first follow's notice is recorded, or the sweep records it
+    await outbox.record_soon(services, "follows", doc)
     return True
 
 

@@ -14,6 +14,8 @@
 * ``comments``: ``(post_id, created_ms, _id)`` oldest first; ``reply_to`` for cascading deletes.
 * ``blocks`` / ``mutes``: unique per pair, the reverse direction of blocks, newest-first lists.
 * ``users`` / ``stores``: partial ``feed_pull`` (the authors merged at read time).
+* ``comments``, ``follows``, ``likes``, ``posts``: partial ``notify_pending`` on the notifications
+  an action still owes, oldest first, for the sweep (:mod:`notifications.outbox`, the outbox).
 """
 
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
@@ -21,6 +23,9 @@ from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 TOPIC_NEAR_INDEX = "by_topic_location_newest"
 
 _NEWEST = [("created_ms", DESCENDING), ("_id", DESCENDING)]
+# notifications.outbox.FIELD (not imported: this module stays a leaf for solomo.db)
+_NOTIFY_PENDING = IndexModel([("notify.since", ASCENDING)], name="notify_pending",
+                             partialFilterExpression={"notify": {"$exists": True}})
 
 INDEXES: dict[str, list[IndexModel]] = {
     "posts": [
@@ -36,6 +41,7 @@ INDEXES: dict[str, list[IndexModel]] = {
                    partialFilterExpression={"repost_of": {"$exists": True}}),
         IndexModel([("repost_via", ASCENDING), *_NEWEST], name="reposts_via_newest",
                    partialFilterExpression={"repost_via": {"$exists": True}}),
+        _NOTIFY_PENDING,
     ],
     "follows": [
         IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), ("target_id", ASCENDING)],
@@ -44,6 +50,7 @@ INDEXES: dict[str, list[IndexModel]] = {
                     ("follower_id", ASCENDING)], name="fanout_batches"),
         IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), *_NEWEST], name="followers_newest"),
         IndexModel([("follower_id", ASCENDING), ("target_type", ASCENDING), *_NEWEST], name="following_newest"),
+        _NOTIFY_PENDING,
     ],
     "follower_pages": [
         IndexModel([("target_type", ASCENDING), ("target_id", ASCENDING), ("n", ASCENDING)], unique=True,
@@ -52,10 +59,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "likes": [
         IndexModel([("post_id", ASCENDING), ("user_id", ASCENDING)], unique=True, name="like_unique"),
         IndexModel([("user_id", ASCENDING), ("post_id", ASCENDING)], name="by_user"),
+        _NOTIFY_PENDING,
     ],
     "comments": [
         IndexModel([("post_id", ASCENDING), ("created_ms", ASCENDING), ("_id", ASCENDING)], name="by_post_oldest"),
         IndexModel([("reply_to", ASCENDING)], name="by_parent"),
+        _NOTIFY_PENDING,
     ],
     "blocks": [
         IndexModel([("blocker_id", ASCENDING), ("blocked_id", ASCENDING)], unique=True, name="block_unique"),

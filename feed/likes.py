@@ -5,7 +5,9 @@ After the commit, every like and unlike, a repeat too, updates the caches that f
 post's cached view is invalidated (its count moved) and the liker's likes set gets the post added
 or removed (:mod:`feed.postcache`, :mod:`feed.likedset`). A repeat does so because the first
 request may have committed and failed before it did. A real like tells the post's author
-(:mod:`notifications.recorder`: their own likes and repeats are not news)."""
+(:mod:`notifications.recorder`: their own likes and repeats are not news). What the like owes the
+author is written on the like document itself, in the insert the like makes anyway
+(:mod:`notifications.outbox`), so a like is told of even if the process dies after its answer."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, likedset, postcache
 from feed.posts import get_visible_post
-from notifications import recorder
+from notifications import outbox
 from solomo.accounts import Principal
 from solomo.core.services import Services
 from solomo.core.txn import Txn, run_transaction
@@ -36,7 +38,10 @@ async def _changed(services: Services, user: Principal, post_id: ObjectId, liked
 async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     post = await get_visible_post(services, post_id, user.id)
     await blocks.ensure_not_blocked(services, user.id, post["author_id"])  # an unlike stays possible
-    doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": datetime.now(UTC)}
+    now = datetime.now(UTC)
+    told = outbox.Notice("like", post["author_id"], user.id, post_id=post_id)
+    doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": now,
+           **outbox.pending([told], now)}
 
     async def body(txn: Txn) -> None:
         session = txn.session
@@ -51,8 +56,10 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
     # on a repeat too: the first may have committed and failed before this (Redis, a killed
     # process), and the client's retry is then the only request left to put the caches right
     await _changed(services, user, post_id, liked=True)
-    if created:  # a like after an unlike is a new document, but the inbox counts each liker once
-        await recorder.record_soon(services, "like", post["author_id"], user.id, post_id=post_id)
+    if created:
+        # a like after an unlike is a new document, but the inbox counts each liker once; a repeat
+        # (not created) has nothing to do: the first like's notice is recorded, or the sweep records it
+        await outbox.record_soon(services, "likes", doc)
     return {"like_count": await _count(services, post_id), "liked_by_me": True}
 
 

@@ -15,6 +15,8 @@ that also names the original it shows.
   cannot see is 404, a block either way with the author of the post or of its root 403
   ``blocked``. How a repost shows its original to each reader is decided at read time
   (:mod:`feed.hydrate`).
+* Notification: a published repost tells the original's author (``repost``), owed on the repost's
+  own document in its insert and recorded after the answer (:mod:`notifications.outbox`).
 * Lists: ``GET /v1/posts/{id}/reposts`` lists the reposts of a root (``repost_of``) or, for a
   repost, the reposts made of it (``repost_via``), newest first, the way each counter counts.
 """
@@ -38,7 +40,7 @@ from feed.posts import (
     visibility_filter,
     visible_to,
 )
-from notifications import recorder
+from notifications import outbox
 from solomo.accounts import Principal
 from solomo.core import tasknames
 from solomo.core.errors import Forbidden, Invalid, NotFound
@@ -84,6 +86,9 @@ async def create_repost(services: Services, user: Principal, post_id: ObjectId,
     doc = await build_post(services, user, text,
                            repost=RepostOf(root_id=root["_id"], via_id=via, chain=await _chain_of(services, post)))
     original = await hydrate_post(services, root, user.id)
+    if doc["status"] == VISIBLE:  # the original's author hears of it: owed on the repost itself
+        told = outbox.Notice("repost", root["author_id"], user.id, post_id=root["_id"])
+        doc.update(outbox.pending([told], doc["created_at"]))
 
     async def body(txn: Txn) -> int:
         session = txn.session
@@ -99,8 +104,7 @@ async def create_repost(services: Services, user: Principal, post_id: ObjectId,
     original["repost_count"] = await run_transaction(services, body)
     await postcache.invalidate_quietly(services, [root["_id"], *([via] if via else [])],  # their repost_count
                                        f"repost {doc['_id']}")
-    if doc["status"] == VISIBLE:  # the original's author hears of it (the recorder skips own reposts)
-        await recorder.record_soon(services, "repost", root["author_id"], user.id, post_id=root["_id"])
+    await outbox.record_soon(services, "posts", doc)
     return doc, original
 
 

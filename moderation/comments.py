@@ -15,7 +15,8 @@ Anything else is 409 ``invalid_transition``; a missing or deleted comment is 404
 the post's ``comment_count`` (+1 when a comment becomes published, −1 when a published one is
 removed) and the audit entry are written in one transaction. Removing a comment leaves its
 replies alone (they are judged on their own). An approved comment's notifications (post author,
-parent's author, mentions) are sent after the commit, as if it had just been published.
+parent's author, mentions) are owed in the approval's transaction and recorded after the commit, as
+if it had just been published (:mod:`notifications.outbox`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from feed import postcache
-from feed.comments import hydrate_comments, notify_published
+from feed.comments import approved_notices, hydrate_comments
 from feed.hydrate import hydrate_posts
 from moderation import audit
 from moderation.queue import flag_public
+from notifications import outbox
 from solomo.accounts import Principal
 from solomo.core.errors import Conflict, NotFound
 from solomo.core.jsonio import rfc3339
@@ -69,10 +71,13 @@ async def moderate_comment(services: Services, moderator: Principal, comment_id:
         before = comment["status"]
         after = next_status(action, before)
         now = datetime.now(UTC)
+        # published at last: the notifications it skipped are owed in this very write
+        owed = (outbox.pending(await approved_notices(services, comment), now)
+                if before != PUBLISHED and after == PUBLISHED else {})
         doc = await services.db.comments.find_one_and_update(
             {"_id": comment_id, "status": before},
             {"$set": {"status": after,
-                      "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}}},
+                      "moderation": {"action": action, "by": moderator.id, "reason": reason, "at": now}, **owed}},
             return_document=ReturnDocument.AFTER, session=session)
         if doc is None:  # not expected: a racing writer makes the driver retry the transaction
             raise Conflict("the comment changed meanwhile; try again", code="conflict")
@@ -88,8 +93,8 @@ async def moderate_comment(services: Services, moderator: Principal, comment_id:
     doc, before = await run_transaction(services, body)
     if count_delta(before, doc["status"]):
         await postcache.invalidate(services, [doc["post_id"]])  # its comment_count moved
-    if before != PUBLISHED and doc["status"] == PUBLISHED:
-        await notify_published(services, doc)
+    if before != PUBLISHED and doc["status"] == PUBLISHED:  # what the approval owes (a removal records nothing)
+        await outbox.record_soon(services, "comments", doc)
     return doc
 
 

@@ -29,17 +29,18 @@ follow, ``offer:<id>`` for an offer. Rules (contract: Notifications):
 :func:`announce` is the one function that publishes the ``notification`` socket event (the
 Notification as the recipient sees it plus their new unread ``total``); the entry carries
 ``announce: true`` from its write until that publish succeeded, so a recording repeated after a
-failed publish (the fan-out's retry) announces it then, and a repeat after a success announces
-nothing. A process killed between the publish and clearing the flag leaves it set: the re-run's
-publish finds the recipient in the version's dedupe set (:func:`solomo.core.keys.notification_sent`,
-written by the same script as the event, kept :data:`ANNOUNCED_TTL_S`) and records nothing, so the
-recipient is told once. Offers are recorded per delivery and pulled into an inbox when it is read
-(:mod:`notifications.offerinbox`): their ``offer`` event already tells the socket, so no second
-event is sent.
+failed publish (the fan-out's retry, the outbox's sweep) announces it then, and a repeat after a
+success announces nothing. A process killed between the publish and clearing the flag leaves it
+set: the re-run's publish finds the recipient in the version's dedupe set
+(:func:`solomo.core.keys.notification_sent`, written by the same script as the event, kept
+:data:`ANNOUNCED_TTL_S`) and records nothing, so the recipient is told once. Offers are recorded
+per delivery and pulled into an inbox when it is read (:mod:`notifications.offerinbox`): their
+``offer`` event already tells the socket, so no second event is sent.
 
 Likes, comments, follows and reposts record after their own commit and after their answer is
-sent (:func:`record_soon`), best effort (a failure is logged: the action stands). The fan-out's
-mentions record with ``strict=True``: a failure raises and the task is retried.
+sent, what they owe kept on their own document until it is recorded (:mod:`notifications.outbox`).
+They and the fan-out's mentions record with ``strict=True``: a failure raises, and the outbox's
+sweep or the task's retry records again.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ from feed.blocks import silences
 # comments, so whichever of the two is imported first finds the other partly initialised.
 from notifications import inbox, offerinbox, render
 from solomo.core import keys
-from solomo.core.afterwards import after_response
 from solomo.core.eventtypes import NotificationEvent, NotificationKind
 from solomo.core.services import Services
 from solomo.core.timeutil import ms_of
@@ -97,7 +97,8 @@ async def record(services: Services, kind: NotificationKind, recipient_id: Objec
     and announces it; False when nothing new was recorded (own action, silenced, a repeat).
 
     Best effort unless ``strict``: called after the action's commit, a failure is logged and the
-    action stands. ``strict`` (a task that is retried) raises instead."""
+    action stands. ``strict`` (the outbox and the fan-out, which record again after a failure)
+    raises instead."""
     if kind == "offer":
         raise ValueError("offers are recorded with notifications.offerinbox.record_offers")
     try:
@@ -116,16 +117,6 @@ async def record(services: Services, kind: NotificationKind, recipient_id: Objec
             raise
         log.warning("could not record a %s notification for %s: %s", kind, recipient_id, exc)
         return False
-
-
-async def record_soon(services: Services, kind: NotificationKind, recipient_id: ObjectId, actor_id: ObjectId, *,
-                      post_id: ObjectId | None = None, comment_id: ObjectId | None = None) -> None:
-    """:func:`record`, best effort, once the current request's answer is sent (at once outside a
-    request: :mod:`solomo.core.afterwards`). The liker, commenter or follower does not wait for the
-    author's inbox: about eight MongoDB round trips."""
-    async def job() -> bool:
-        return await record(services, kind, recipient_id, actor_id, post_id=post_id, comment_id=comment_id)
-    await after_response(job, f"a {kind} notification")
 
 
 async def _add_actor(services: Services, kind: str, recipient_id: ObjectId, actor_id: ObjectId, subject: str,

@@ -7,9 +7,9 @@ from typing import Any
 
 from bson import ObjectId
 
-from notifications import recorder
+from feed import likes
 from solomo.core import afterwards
-from tests.feed.helpers import post
+from tests.feed.helpers import post, principal
 from tests.support import register
 
 
@@ -45,7 +45,7 @@ async def test_the_liker_is_answered_before_the_author_is_told(app, client, serv
 async def test_outside_a_request_the_work_runs_at_once(client, services):
     author, fan = await register(client), await register(client)
     p = await post(client, author, "like me too")
-    await recorder.record_soon(services, "like", ObjectId(author.id), ObjectId(fan.id), post_id=ObjectId(p["id"]))
+    await likes.like(services, principal(fan), ObjectId(p["id"]))  # the domain, called outside a request
     assert await _likes_told(services, author.id) == 1
 
 

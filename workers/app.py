@@ -57,6 +57,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-pending-fanout": {"task": names.SWEEP_FANOUT, "schedule": 15.0},
+            "sweep-pending-notifications": {"task": names.SWEEP_NOTIFICATIONS, "schedule": 15.0},
             "sweep-offers": {"task": names.OFFERS_SWEEP, "schedule": 30.0},
             "sweep-realtime": {"task": names.REALTIME_SWEEP, "schedule": 60.0},
             "refresh-mayors": {"task": names.REFRESH_MAYORS, "schedule": 3600.0},

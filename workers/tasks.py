@@ -144,6 +144,15 @@ def sweep_fanout() -> None:
     _run(sweep_pending)
 
 
+@app.task(name=names.SWEEP_NOTIFICATIONS)
+def sweep_notifications() -> None:
+    """The outbox: record the notifications likes, comments, follows and reposts still owe a while
+    after they were written."""
+    from notifications.outbox import sweep_pending
+
+    _run(sweep_pending)
+
+
 @app.task(name=names.REFRESH_MAYORS)
 def refresh_mayors() -> None:
     """Mayors whose standing aged out of the 60-day window lose (or pass on) their seat."""

@@ -1,12 +1,12 @@
 """Work a request's answer does not depend on, run once the answer has been sent.
 
 A like, comment, follow or repost tells someone (:mod:`notifications.recorder`): about eight
-MongoDB round trips that the liker's answer does not need, best effort already (the action
-stands if telling fails). Inside an HTTP request, :func:`after_response` collects such a job and
-the endpoint (:mod:`solomo.http`) hands the collected jobs to Starlette as the response's
-background task, which runs them in order after the last byte went out. Outside a request (a
-Celery task, a socket, a test calling the domain) the job runs at once, so its caller sees the
-same effects as before.
+MongoDB round trips that the liker's answer does not need (what it owes stays on the action's
+document until recorded, and a sweep records it if this job fails: :mod:`notifications.outbox`).
+Inside an HTTP request, :func:`after_response` collects such a job and the endpoint
+(:mod:`solomo.http`) hands the collected jobs to Starlette as the response's background task,
+which runs them in order after the last byte went out. Outside a request (a Celery task, a socket,
+a test calling the domain) the job runs at once, so its caller sees the same effects as before.
 
 Nothing acknowledged depends on these jobs, and what they write has its own repair or is best
 effort by contract; each job's failure is logged and does not stop the next.

@@ -33,6 +33,8 @@ OFFERS_SWEEP: Final = "maintenance.offers_sweep"
 """Re-send lost offer targeting; drop expired offers from the live index."""
 REALTIME_SWEEP: Final = "maintenance.realtime_sweep"
 """Expire stale live positions and dead API processes' presence; mark applied socket closes done."""
+SWEEP_NOTIFICATIONS: Final = "maintenance.sweep_notifications"
+"""The notifications' outbox: record what likes, comments, follows and reposts still owe."""
 REFRESH_MAYORS: Final = "maintenance.refresh_mayors"
 """Mayors whose standing aged out of the window lose (or pass on) their seat."""
 

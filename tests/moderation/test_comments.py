@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from moderation.comments import TRANSITIONS, count_delta, next_status
+from notifications import outbox, recorder
 from solomo.core.errors import Conflict
 from solomo.core.keys import event_history as history_key
 from tests.moderation.helpers import make_post, token
@@ -90,6 +91,28 @@ async def test_held_comment_is_seen_queued_and_approved(client, services, modera
     again = await decide(client, moderator, cid, "approve")
     assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
     assert await post_count(services, post["_id"]) == 1
+
+
+async def test_an_approval_whose_notifications_failed_is_told_by_the_sweep_once(client, services, moderator,
+                                                                                extra_words, monkeypatch):
+    author, _, reader, _, cid = await held_comment(client, services, extra_words)
+
+    async def inbox_down(*_: object, **__: object) -> bool:
+        raise RuntimeError("the inbox is unreachable")
+
+    with monkeypatch.context() as m:  # the approval's answer goes out, its recording fails
+        m.setattr(recorder, "record", inbox_down)
+        resp = await decide(client, moderator, cid, "approve")
+        assert resp.status_code == 200, resp.text
+    assert outbox.FIELD in await services.db.comments.find_one({"_id": ObjectId(cid)})
+
+    for _ in range(2):  # the sweep's run, and a later one
+        await outbox.sweep_pending(services, older_than_s=0)
+    for who, kind in ((author, "comment"), (reader, "mention")):
+        events = await services.redis.xrange(history_key(who.id))
+        data = [orjson.loads(f["data"]) for _, f in events if f.get("type") == "notification"]
+        assert [d["comment"]["id"] for d in data if d["kind"] == kind] == [cid], (who, kind)
+    assert outbox.FIELD not in await services.db.comments.find_one({"_id": ObjectId(cid)})
 
 
 async def test_remove_held_and_published_comments(client, services, moderator, extra_words):
