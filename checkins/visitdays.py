@@ -27,28 +27,43 @@ history), so comparing with ``last_day`` tells the first check-in of a day.
   uncounted, after publication, hiding, removal, restoring or deletion).
 
 The days and hours are those of the store's ``timezone`` when the check-in was counted; changing
-the time zone rebuilds the store's rollups (:func:`rebuild_store`). :func:`backfill_visit_days`
-builds them at start-up for check-ins counted before rollups existed (a marker in ``migrations``).
+the time zone rebuilds the store's rollups (:func:`rebuild_store`). The write that changes it also
+marks the store :data:`PENDING`, and only the rebuild's transaction removes the mark: a rebuild
+the change's request did not finish is run by the next edit of the store, or by the maintenance
+sweep (:func:`rebuild_pending`). :func:`backfill_visit_days` builds them at start-up for check-ins
+counted before rollups existed (a marker in ``migrations``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from checkins.localtime import store_zone
+from checkins.localtime import DEFAULT_TIMEZONE, store_zone
 from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 
 if TYPE_CHECKING:
     from solomo.core.services import Services
 
+log = logging.getLogger("solomo.checkins")
+
 MIGRATION_ID = "checkins.visit_days.v1"
 BATCH = 1000
+PENDING = "rollups_pending_since"
+"""On a store whose rollups are not (yet) in its time zone: set with the new zone by the write that
+changes it (:func:`pending_on_zone_change`), removed by the transaction that rebuilds them in the
+zone the store has then. A store without it has its rollups in its zone (stores made before the
+mark existed included: every change of zone until then rebuilt them in its request)."""
+SWEEP_AFTER = timedelta(minutes=2)
+"""A store still pending this long after its time zone changed lost its request's rebuild (the
+request failed after saving the zone, or its process died); a rebuild takes seconds."""
+SWEEP_BATCH = 10
 
 
 def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
@@ -127,9 +142,24 @@ async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any],
                                                       {"$inc": {"n": delta}}, upsert=True, session=txn.session)
 
 
+def pending_on_zone_change(timezone: str, now: datetime) -> dict[str, Any]:
+    """The update-pipeline stage that marks a store's rollups :data:`PENDING` when its ``timezone``
+    becomes ``timezone``: put before the stage that saves the zone, it compares with the zone the
+    store has when written, not when read (an edit that saves back the zone it read, while a
+    concurrent one moved it, changes the zone too). A mark already there keeps its time."""
+    saved = {"$ifNull": ["$timezone", DEFAULT_TIMEZONE]}
+    return {"$set": {PENDING: {"$cond": [{"$eq": [saved, timezone]}, f"${PENDING}", now]}}}
+
+
+def needs_rebuild(store: dict[str, Any]) -> bool:
+    """Whether the store's rollups are not in its time zone (it is :data:`PENDING`)."""
+    return store.get(PENDING) is not None
+
+
 async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
     """Recomputes ``store``'s rollups from its check-ins and counted posts in ``store``'s time zone
-    (after a time zone change, or the backfill). False, and no rollup written, when the store's
+    (after a time zone change, the sweep of :func:`rebuild_pending`, or the backfill), and clears
+    the store's :data:`PENDING` mark with them. False, and no rollup written, when the store's
     saved zone is no longer that one: the change that moved it rebuilds them for its own zone.
 
     The history is read outside any transaction (a big store's is large); the rows are replaced in
@@ -161,6 +191,7 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
             await db.store_topic_days.insert_many(
                 [{"store_id": sid, "day": d, "topic": t, "n": n} for (d, t), n in topics.items()],
                 ordered=False, session=session)
+        await db.stores.update_one({"_id": sid}, {"$unset": {PENDING: ""}}, session=session)
         return True
 
     # a post's topic row inserted after this transaction's snapshot surfaces as a duplicate key
@@ -215,4 +246,21 @@ async def backfill_visit_days(services: Services, *, force: bool = False) -> int
         await rebuild_store(services, store)
         done += 1
     await db.migrations.update_one({"_id": MIGRATION_ID}, {"$set": {"done_at": datetime.now(UTC)}}, upsert=True)
+    return done
+
+
+async def rebuild_pending(services: Services, now: datetime | None = None) -> int:
+    """Rebuilds the rollups of stores still :data:`PENDING` :data:`SWEEP_AFTER` after their time
+    zone changed, oldest first; returns how many were rebuilt. Bounded per run
+    (:data:`SWEEP_BATCH`, through a partial index); one failing store does not stop the others
+    (it stays pending for the next run)."""
+    before = (now or datetime.now(UTC)) - SWEEP_AFTER
+    done = 0
+    async for store in services.db.stores.find({PENDING: {"$lt": before}}, {"timezone": 1},
+                                               sort=[(PENDING, 1)]).limit(SWEEP_BATCH):
+        try:
+            if await rebuild_store(services, store):
+                done += 1
+        except Exception:
+            log.exception("rollups of store %s failed to rebuild again; the next sweep retries", store["_id"])
     return done

@@ -35,6 +35,9 @@ REALTIME_SWEEP: Final = "maintenance.realtime_sweep"
 """Expire stale live positions and dead API processes' presence; mark applied socket closes done."""
 REFRESH_MAYORS: Final = "maintenance.refresh_mayors"
 """Mayors whose standing aged out of the window lose (or pass on) their seat."""
+ROLLUPS_SWEEP: Final = "maintenance.rollups_sweep"
+"""Rebuild the day rollups of stores whose time zone change did not finish rebuilding them
+(``checkins.visitdays.rebuild_pending``)."""
 
 # --- web push (issue 16) ---
 PUSH_PREFIX: Final = "push."

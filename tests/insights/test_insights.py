@@ -16,7 +16,7 @@ from search.topics import sync_post
 from solomo.core.errors import ApiError
 from tests.checkins.helpers import checkin, new_store, principal
 from tests.offers.helpers import create_offer
-from tests.support import Account, register
+from tests.support import Account, register, wait_until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -132,6 +132,91 @@ async def test_concurrent_time_zone_changes_leave_whole_rollups_of_the_saved_zon
         written = await rollups(services, store["id"])
         await rebuild_store(services, doc)
         assert written == await rollups(services, store["id"]), doc["timezone"]
+
+
+async def _night_in_new_york(client: Any, services: Any) -> tuple[Account, dict[str, Any], datetime]:
+    """A New York store where one visitor came at 23:30 and at 00:45 the next night: two days in
+    New York, one afternoon in Shanghai. Returns the merchant, the store and the first visit."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant, timezone="America/New_York")
+    ny = ZoneInfo("America/New_York")
+    c = await register(client)
+    d = today({"timezone": "America/New_York"}) - timedelta(days=2)
+    late, early = at(d, 23, 30, ny), at(d + timedelta(days=1), 0, 45, ny)
+    for when in (late, early):
+        await check_in(services, principal(c), store["id"], store["lat"], store["lng"], now=when)
+    return merchant, store, late
+
+
+def _rebuild_fails_once(monkeypatch: Any) -> None:
+    """The time zone change's rebuild fails once, after the zone was saved (its transaction ran
+    past the time limit, say); later ones run."""
+    from pymongo.errors import ExecutionTimeout
+
+    from checkins import storeedit
+
+    calls: list[int] = []
+    real = storeedit.rebuild_store
+
+    async def fails_first(services_: Any, store: dict[str, Any]) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ExecutionTimeout("operation exceeded time limit", 50)
+        return await real(services_, store)
+
+    monkeypatch.setattr(storeedit, "rebuild_store", fails_first)
+
+
+async def _in_shanghai(client: Any, merchant: Account, store: dict[str, Any], late: datetime) -> bool:
+    """Whether the store's insights show the night as one Shanghai afternoon (the rollups were
+    rebuilt in Shanghai's calendar)."""
+    got = await insights(client, merchant, store, 5)
+    return [r for r in got["days"] if r["checkins"]] == [row(late.astimezone(SHANGHAI).date(), 2, 1, 1)]
+
+
+async def test_a_time_zone_change_whose_rebuild_failed_is_rebuilt_when_saved_again(client, services, monkeypatch):
+    """The zone is saved first and the rollups rebuilt last: a retry of the same edit sees the zone
+    already saved, and must still rebuild them (they stayed in the old calendar for good)."""
+    merchant, store, late = await _night_in_new_york(client, services)
+    _rebuild_fails_once(monkeypatch)
+    url, body = f"/v1/stores/{store['id']}", {"timezone": "Asia/Shanghai"}
+    failed = await client.patch(url, json=body, headers=merchant.headers)
+    assert failed.status_code == 503, failed.text
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["timezone"] == "Asia/Shanghai" and not await _in_shanghai(client, merchant, store, late)
+    again = await client.patch(url, json=body, headers=merchant.headers)
+    assert again.status_code == 200, again.text
+    assert await _in_shanghai(client, merchant, store, late)
+    written = await rollups(services, store["id"])
+    await rebuild_store(services, await services.db.stores.find_one({"_id": ObjectId(store["id"])}))
+    assert await rollups(services, store["id"]) == written
+
+
+async def test_the_sweep_rebuilds_rollups_a_time_zone_change_left_in_the_old_zone(client, services, monkeypatch,
+                                                                                 celery_worker):
+    """The edit's rebuild failed and nobody saved the store again: the maintenance sweep (through
+    the real worker) rebuilds the rollups in the store's zone."""
+    from checkins.visitdays import PENDING
+    from solomo.core import tasknames
+    from workers.app import app as celery_app
+
+    assert tasknames.ROLLUPS_SWEEP in {e["task"] for e in celery_app.conf.beat_schedule.values()}
+    merchant, store, late = await _night_in_new_york(client, services)
+    _rebuild_fails_once(monkeypatch)
+    failed = await client.patch(f"/v1/stores/{store['id']}", json={"timezone": "Asia/Shanghai"},
+                                headers=merchant.headers)
+    assert failed.status_code == 503, failed.text
+    sid = ObjectId(store["id"])
+    # the sweep leaves a change alone while its request may still be rebuilding: this one is older
+    await services.db.stores.update_one({"_id": sid}, {"$set": {PENDING: datetime.now(UTC) - timedelta(minutes=5)}})
+    assert not await _in_shanghai(client, merchant, store, late)
+    await services.tasks.send(tasknames.ROLLUPS_SWEEP)
+
+    async def rebuilt() -> bool:
+        return PENDING not in await services.db.stores.find_one({"_id": sid})
+
+    await wait_until(rebuilt, timeout=30)
+    assert await _in_shanghai(client, merchant, store, late)
 
 
 async def test_rollups_written_by_check_ins_equal_a_rebuild_from_the_check_ins(client, services):
