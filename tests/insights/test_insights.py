@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 
 from checkins.checkin import check_in
-from checkins.localtime import today
+from checkins.localtime import local_day, today
 from checkins.visitdays import backfill_visit_days, rebuild_store
 from search.topics import sync_post
 from solomo.core.errors import ApiError
@@ -217,6 +217,73 @@ async def test_the_sweep_rebuilds_rollups_a_time_zone_change_left_in_the_old_zon
 
     await wait_until(rebuilt, timeout=30)
     assert await _in_shanghai(client, merchant, store, late)
+
+
+def _check_ins_after_the_read(monkeypatch: Any, store: dict[str, Any],
+                              visits: list[tuple[Account, datetime | None]]) -> set[str]:
+    """The rebuild's read of the history is followed, before its transaction, by these check-ins
+    (each committed); returns their store-local days, once they are made."""
+    from checkins import visitdays
+
+    real = visitdays._tally_visits
+    days: set[str] = set()
+
+    async def read_then_check_ins(services_: Any, store_: dict[str, Any]) -> Any:
+        read = await real(services_, store_)
+        for who, when in visits:
+            done = await check_in(services_, principal(who), store["id"], store["lat"], store["lng"], now=when)
+            days.add(local_day(store_, done.checkin["created_at"]))
+        return read
+
+    monkeypatch.setattr(visitdays, "_tally_visits", read_then_check_ins)
+    return days
+
+
+async def test_a_check_in_committed_while_a_rebuild_reads_the_history_is_counted(client, services, monkeypatch):
+    """The rebuild reads the check-ins outside its transaction: those committed after that read
+    and before the transaction must not be dropped from the rollups, nor their visitors' newest
+    day — not even one dated before the newest check-in read (check-ins at a store commit one
+    after the other, not always in the order of their times)."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    regular, passer, newcomer = await register(client), await register(client), await register(client)
+    now = datetime.now(UTC)
+    await check_in(services, principal(regular), store["id"], store["lat"], store["lng"], now=now - timedelta(days=2))
+    await check_in(services, principal(passer), store["id"], store["lat"], store["lng"], now=now)
+    # the regular comes back; the newcomer's first visit was dated a moment before the passer's
+    late_days = _check_ins_after_the_read(monkeypatch, store,
+                                          [(regular, None), (newcomer, now - timedelta(seconds=30))])
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert await rebuild_store(services, doc)
+    days, visitors = await rollups(services, store["id"])
+    assert sum(r["checkins"] for r in days) == 4 and sum(r["new"] for r in days) == 3
+    last = {v["user_id"]: v["last_day"] for v in visitors}
+    assert {last[ObjectId(regular.id)], last[ObjectId(newcomer.id)]} == late_days
+    monkeypatch.undo()
+    await rebuild_store(services, doc)  # nothing raced this one
+    assert await rollups(services, store["id"]) == (days, visitors)
+
+
+async def test_a_rebuild_gives_up_when_older_check_ins_appear_under_its_read(client, services, monkeypatch):
+    """A check-in dated long before the read that commits after it (a tool's past visit) is not
+    among those the transaction reads again: the rebuild writes nothing and marks the store for
+    the sweep, and the check-in keeps the rollups its own transaction wrote."""
+    from checkins.visitdays import PENDING
+
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    u = await register(client)
+    await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
+    sid = ObjectId(store["id"])
+    _check_ins_after_the_read(monkeypatch, store, [(await register(client), datetime.now(UTC) - timedelta(days=3))])
+    assert not await rebuild_store(services, await services.db.stores.find_one({"_id": sid}))
+    written = await rollups(services, store["id"])
+    assert sum(r["checkins"] for r in written[0]) == 2
+    assert PENDING in await services.db.stores.find_one({"_id": sid})
+    monkeypatch.undo()
+    assert await rebuild_store(services, await services.db.stores.find_one({"_id": sid}))  # the sweep's, later
+    assert await rollups(services, store["id"]) == written
+    assert PENDING not in await services.db.stores.find_one({"_id": sid})
 
 
 async def test_rollups_written_by_check_ins_equal_a_rebuild_from_the_check_ins(client, services):
