@@ -1,7 +1,8 @@
 """MongoDB indexes this package's queries need (created at start-up by solomo.db).
 
 * ``stores``: one 2dsphere index on ``location`` (with ``category`` so the nearby filter is served
-  by the same index) for ``$geoNear``; ``owner_id`` for a merchant's own stores.
+  by the same index) for ``$geoNear``; ``owner_id`` for a merchant's own stores; the few stores
+  whose rollups wait for a rebuild in their new time zone (:data:`checkins.visitdays.PENDING`).
 * ``checkins``: ``(user_id, created_at, _id)`` newest first for a user's list and their previous
   check-in (travel rule); ``(user_id, store_id, created_at)`` for the one-hour rule;
   ``(store_id, created_at, user_id, day)`` covers the mayor aggregation (60-day window).
@@ -19,6 +20,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     "stores": [
         IndexModel([("location", GEOSPHERE), ("category", ASCENDING)], name="location_2dsphere_category"),
         IndexModel([("owner_id", ASCENDING), ("_id", DESCENDING)], name="by_owner"),
+        # the few stores whose rollups are not in their time zone yet (maintenance.rollups_sweep)
+        IndexModel([("rollups_pending_since", ASCENDING)], name="rollups_pending",
+                   partialFilterExpression={"rollups_pending_since": {"$exists": True}}),
     ],
     "checkins": [
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="by_user_newest"),

@@ -15,11 +15,14 @@ this store" or "what is it called" follows in the same request:
 * search: :func:`search.stores.reindex_store` (the name's keys).
 
 Saving the same position again re-runs every "follow the move" step, so an edit whose Redis part
-failed half-way is completed by saving again.
+failed half-way is completed by saving again. A new time zone rebuilds the store's rollups in it
+last; until they are, the store is marked (:data:`checkins.visitdays.PENDING`), so any later edit
+of the store (saving again) rebuilds them, and so does the maintenance sweep.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
@@ -28,7 +31,7 @@ from pymongo import ReturnDocument
 from checkins import geoindex, storeviews
 from checkins.localtime import parse_timezone
 from checkins.stores import ADDRESS_MAX, CATEGORIES, NAME_MAX, RADIUS_MAX_M, RADIUS_MIN_M, store_latlng
-from checkins.visitdays import rebuild_store
+from checkins.visitdays import needs_rebuild, pending_on_zone_change, rebuild_store
 from feed.hydrate import names_changed
 from feed.storeposts import move_store_posts
 from geo.geojson import geo_point
@@ -71,7 +74,7 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
         if not RADIUS_MIN_M <= checkin_radius_m <= RADIUS_MAX_M:
             raise Invalid(f"checkin_radius_m must be {RADIUS_MIN_M}..{RADIUS_MAX_M}")
         change["checkin_radius_m"] = checkin_radius_m
-    if timezone is not UNSET:  # insights' days and hours follow it from now on (they are computed per read)
+    if timezone is not UNSET:  # insights' days and hours follow it: the rollups are rebuilt in it (see below)
         change["timezone"] = parse_timezone(timezone)
     moving = lat is not UNSET or lng is not UNSET
     if moving:
@@ -89,7 +92,7 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
     after = {**store, **change}
     if moving or "category" in change:
         await geoindex.add(services, after)  # before the write: the index stays a superset
-    doc = await services.db.stores.find_one_and_update({"_id": store["_id"]}, {"$set": change},
+    doc = await services.db.stores.find_one_and_update({"_id": store["_id"]}, _update(change),
                                                        return_document=ReturnDocument.AFTER)
     if doc is None:  # stores are never deleted; answer as a read would
         raise NotFound("store not found")
@@ -101,6 +104,16 @@ async def update_store(services: Services, owner_id: ObjectId, store_id: str, *,
     if "name" in change or moving:
         await names_changed(services)
     await reindex_store(services, doc["_id"])  # searchable by its new name at once
-    if change.get("timezone", store.get("timezone")) != store.get("timezone"):
+    if needs_rebuild(doc):  # this edit's new zone, or an earlier one whose rebuild did not finish
         await rebuild_store(services, doc)  # the day rollups follow the store's new calendar
     return doc
+
+
+def _update(change: dict[str, Any]) -> list[dict[str, Any]]:
+    """The edit as an update pipeline (values as literals): a new time zone also marks the store's
+    rollups pending, in the same write, so a failure before their rebuild leaves the mark for the
+    edit's retry or the sweep (:func:`checkins.visitdays.rebuild_pending`)."""
+    stages = [{"$set": {k: {"$literal": v} for k, v in change.items()}}]
+    if "timezone" in change:
+        stages.insert(0, pending_on_zone_change(change["timezone"], datetime.now(UTC)))
+    return stages

@@ -27,28 +27,51 @@ history), so comparing with ``last_day`` tells the first check-in of a day.
   uncounted, after publication, hiding, removal, restoring or deletion).
 
 The days and hours are those of the store's ``timezone`` when the check-in was counted; changing
-the time zone rebuilds the store's rollups (:func:`rebuild_store`). :func:`backfill_visit_days`
-builds them at start-up for check-ins counted before rollups existed (a marker in ``migrations``).
+the time zone rebuilds the store's rollups (:func:`rebuild_store`). The write that changes it also
+marks the store :data:`PENDING`, and only the rebuild's transaction removes the mark: a rebuild
+the change's request did not finish is run by the next edit of the store, or by the maintenance
+sweep (:func:`rebuild_pending`). :func:`backfill_visit_days` builds them at start-up for check-ins
+counted before rollups existed (a marker in ``migrations``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
 
-from checkins.localtime import store_zone
+from checkins.localtime import DEFAULT_TIMEZONE, store_zone
 from solomo.core.txn import Txn, run_transaction_again_on_duplicate
 
 if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+
     from solomo.core.services import Services
+
+log = logging.getLogger("solomo.checkins")
 
 MIGRATION_ID = "checkins.visit_days.v1"
 BATCH = 1000
+PENDING = "rollups_pending_since"
+"""On a store whose rollups are not (yet) in its time zone: set with the new zone by the write that
+changes it (:func:`pending_on_zone_change`), or by a rebuild that had to give up, and removed by
+the transaction that rebuilds them in the zone the store has then. A store without it has its
+rollups in its zone (stores made before the mark existed included: every change of zone until
+then rebuilt them in its request)."""
+LATE = timedelta(minutes=10)
+"""How long before a rebuild's read of the history a check-in may be dated and still commit after
+the read: its request's clock, its wait for a group, its transaction's retries (seconds, at worst
+a couple of minutes). The rebuild's transaction reads the check-ins dated since then again."""
+SWEEP_AFTER = timedelta(minutes=2)
+"""A store still pending this long after its time zone changed lost its request's rebuild (the
+request failed after saving the zone, or its process died); a rebuild takes seconds."""
+SWEEP_BATCH = 10
 
 
 def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
@@ -107,8 +130,8 @@ async def count_visit_days(services: Services, txn: Txn,
 
 def _add(inc: dict[tuple[ObjectId, str], dict[str, int]], key: tuple[ObjectId, str], moves: dict[str, int]) -> None:
     row = inc.setdefault(key, {})
-    for field, n in moves.items():
-        row[field] = row.get(field, 0) + n
+    for name, n in moves.items():
+        row[name] = row.get(name, 0) + n
 
 
 async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any], delta: int) -> None:
@@ -127,17 +150,36 @@ async def count_store_topics(services: Services, txn: Txn, post: dict[str, Any],
                                                       {"$inc": {"n": delta}}, upsert=True, session=txn.session)
 
 
+def pending_on_zone_change(timezone: str, now: datetime) -> dict[str, Any]:
+    """The update-pipeline stage that marks a store's rollups :data:`PENDING` when its ``timezone``
+    becomes ``timezone``: put before the stage that saves the zone, it compares with the zone the
+    store has when written, not when read (an edit that saves back the zone it read, while a
+    concurrent one moved it, changes the zone too). A mark already there keeps its time."""
+    saved = {"$ifNull": ["$timezone", DEFAULT_TIMEZONE]}
+    return {"$set": {PENDING: {"$cond": [{"$eq": [saved, timezone]}, f"${PENDING}", now]}}}
+
+
+def needs_rebuild(store: dict[str, Any]) -> bool:
+    """Whether the store's rollups are not in its time zone (it is :data:`PENDING`)."""
+    return store.get(PENDING) is not None
+
+
 async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
     """Recomputes ``store``'s rollups from its check-ins and counted posts in ``store``'s time zone
-    (after a time zone change, or the backfill). False, and no rollup written, when the store's
-    saved zone is no longer that one: the change that moved it rebuilds them for its own zone.
+    (after a time zone change, the sweep of :func:`rebuild_pending`, or the backfill), and clears
+    the store's :data:`PENDING` mark with them. False, and no rollup written, when the store's saved
+    zone is no longer that one (the change that moved it rebuilds them for its own zone), or when
+    the check-ins changed under the read in a way the transaction cannot make up for (then it
+    marks the store: the sweep rebuilds again).
 
     The history is read outside any transaction (a big store's is large); the rows are replaced in
     one, which first writes the store document, as every check-in's transaction does. So two
     rebuilds of a store (two time zone changes at once), or a rebuild and a check-in, commit one
     after the other: no duplicate day, no days of one zone left among another's, and readers see
-    the old rows or the new ones, never a store without rows."""
-    days, visitors = await _tally_visits(services, store)
+    the old rows or the new ones, never a store without rows. A check-in that committed after the
+    read and before that write is not in the read: the transaction reads the store's check-ins
+    dated from :data:`LATE` before the read began again and folds in the ones the read missed."""
+    visits = await _tally_visits(services, store)
     topics = await _tally_topics(services, store)
 
     async def replace(txn: Txn) -> bool:
@@ -147,13 +189,18 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
                                                     projection={"timezone": 1}, session=session)
         if saved is None or store_zone(saved).key != store_zone(store).key:
             return False
+        complete = await _with_late_checkins(services, txn, store, visits)
+        if complete is None:  # marked (if it was not): the sweep rebuilds it again
+            await db.stores.update_one({"_id": sid, PENDING: None}, {"$set": {PENDING: datetime.now(UTC)}},
+                                       session=session)
+            return False
+        days, visitors = complete.tallies()
         await db.store_days.delete_many({"store_id": sid}, session=session)
         if days:
             await db.store_days.insert_many([{"store_id": sid, "day": d, **row} for d, row in days.items()],
                                             ordered=False, session=session)
-        ops = [UpdateOne({"store_id": sid, "user_id": u},
-                         {"$set": {"last_day": seen[-1], "prev_day": seen[-2] if len(seen) > 1 else None}})
-               for u, seen in visitors.items()]
+        ops = [UpdateOne({"store_id": sid, "user_id": u}, {"$set": {"last_day": last, "prev_day": prev}})
+               for u, (last, prev) in visitors.items()]
         for i in range(0, len(ops), BATCH):
             await db.store_visitors.bulk_write(ops[i:i + BATCH], ordered=False, session=session)
         await db.store_topic_days.delete_many({"store_id": sid}, session=session)
@@ -161,36 +208,107 @@ async def rebuild_store(services: Services, store: dict[str, Any]) -> bool:
             await db.store_topic_days.insert_many(
                 [{"store_id": sid, "day": d, "topic": t, "n": n} for (d, t), n in topics.items()],
                 ordered=False, session=session)
+        await db.stores.update_one({"_id": sid}, {"$unset": {PENDING: ""}}, session=session)
         return True
 
     # a post's topic row inserted after this transaction's snapshot surfaces as a duplicate key
     return await run_transaction_again_on_duplicate(services, replace)
 
 
-async def _tally_visits(services: Services, store: dict[str, Any]
-                        ) -> tuple[dict[str, dict[str, Any]], dict[ObjectId, list[str]]]:
-    """The ``store_days`` rows (by local day) and each visitor's distinct local days, in order."""
-    days: dict[str, dict[str, Any]] = defaultdict(lambda: {"checkins": 0, "hours": defaultdict(int),
-                                                           "unique": 0, "new": 0})
-    visitors: dict[ObjectId, list[str]] = defaultdict(list)  # the distinct days of each user, in order
-    cursor = services.db.checkins.find({"store_id": store["_id"]}, {"user_id": 1, "created_at": 1, "_id": 0},
-                                       sort=[("store_id", 1), ("created_at", 1)], hint="by_store_window")
-    async for c in cursor:
+@dataclass
+class _Visits:
+    """A store's check-ins folded by store-local day: per day its check-ins and hours, per visitor
+    the distinct days. The figures do not depend on the order of the folding, so check-ins found
+    late fold in like the others."""
+
+    since: datetime
+    """Check-ins dated from then on are kept by id (``recent``); older ones are only counted."""
+    older: int = 0
+    recent: set[ObjectId] = field(default_factory=set)
+    checkins: dict[str, int] = field(default_factory=dict)
+    hours: dict[str, dict[str, int]] = field(default_factory=dict)
+    days_of: dict[ObjectId, set[str]] = field(default_factory=dict)
+
+    def add(self, store: dict[str, Any], c: dict[str, Any]) -> None:
         day, hour = _day_hour(store, c["created_at"])
-        row, seen = days[day], visitors[c["user_id"]]
-        row["checkins"] += 1
-        row["hours"][str(hour)] += 1
-        if not seen or seen[-1] != day:
-            row["unique"] += 1
-            row["new"] += int(not seen)
-            seen.append(day)
-    for seen in visitors.values():
-        days[seen[-1]]["last_of"] = days[seen[-1]].get("last_of", 0) + 1
-        if len(seen) > 1:
-            days[seen[-2]]["prev_of"] = days[seen[-2]].get("prev_of", 0) + 1
-    rows = {d: {"checkins": r["checkins"], "hours": dict(r["hours"]), "unique": r["unique"], "new": r["new"],
-                "last_of": r.get("last_of", 0), "prev_of": r.get("prev_of", 0)} for d, r in days.items()}
-    return rows, visitors
+        self.checkins[day] = self.checkins.get(day, 0) + 1
+        hours = self.hours.setdefault(day, {})
+        hours[str(hour)] = hours.get(str(hour), 0) + 1
+        self.days_of.setdefault(c["user_id"], set()).add(day)
+
+    def with_late(self, store: dict[str, Any], late: list[dict[str, Any]]) -> _Visits:
+        """These visits and the check-ins ``late``: a copy (this one stays as read, for another
+        attempt of the transaction), sharing the day sets of the visitors ``late`` leaves alone."""
+        if not late:
+            return self
+        touched = {c["user_id"] for c in late}
+        out = _Visits(self.since, self.older, set(self.recent), dict(self.checkins),
+                      {d: dict(h) for d, h in self.hours.items()},
+                      {**self.days_of, **{u: set(self.days_of.get(u, ())) for u in touched}})
+        for c in late:
+            out.add(store, c)
+            out.recent.add(c["_id"])
+        return out
+
+    def tallies(self) -> tuple[dict[str, dict[str, Any]], dict[ObjectId, tuple[str, str | None]]]:
+        """The ``store_days`` rows (by local day) and each visitor's newest two distinct days."""
+        rows: dict[str, dict[str, Any]] = {d: {"checkins": n, "hours": self.hours[d], "unique": 0, "new": 0,
+                                               "last_of": 0, "prev_of": 0} for d, n in self.checkins.items()}
+        newest: dict[ObjectId, tuple[str, str | None]] = {}
+        for user_id, days in self.days_of.items():
+            seen = sorted(days)
+            for d in seen:
+                rows[d]["unique"] += 1
+            rows[seen[0]]["new"] += 1
+            rows[seen[-1]]["last_of"] += 1
+            if len(seen) > 1:
+                rows[seen[-2]]["prev_of"] += 1
+            newest[user_id] = (seen[-1], seen[-2] if len(seen) > 1 else None)
+        return rows, newest
+
+
+async def _tally_visits(services: Services, store: dict[str, Any]) -> _Visits:
+    """The store's check-ins, read outside any transaction: those dated :data:`LATE` before the
+    read began or earlier from the index alone (a covered query), the newer ones with their ids."""
+    visits = _Visits(since=datetime.now(UTC) - LATE)
+    async for c in services.db.checkins.find({"store_id": store["_id"], "created_at": {"$lt": visits.since}},
+                                             {"user_id": 1, "created_at": 1, "_id": 0},
+                                             sort=[("store_id", 1), ("created_at", 1)], hint="by_store_window"):
+        visits.add(store, c)
+        visits.older += 1
+    for c in await _recent_checkins(services, store, visits.since):
+        visits.add(store, c)
+        visits.recent.add(c["_id"])
+    return visits
+
+
+async def _recent_checkins(services: Services, store: dict[str, Any], since: datetime,
+                           session: AsyncClientSession | None = None) -> list[dict[str, Any]]:
+    """The store's check-ins dated ``since`` or later (with their ids)."""
+    return await services.db.checkins.find(
+        {"store_id": store["_id"], "created_at": {"$gte": since}}, {"user_id": 1, "created_at": 1},
+        hint="by_store_window", session=session).to_list(None)
+
+
+async def _with_late_checkins(services: Services, txn: Txn, store: dict[str, Any], visits: _Visits) -> _Visits | None:
+    """``visits`` and the check-ins committed after they were read, as of ``txn``'s snapshot; None
+    when the history changed otherwise.
+
+    Check-ins of a store commit one after the other (each writes the store document), but not
+    always in the order of their times: one dated a little earlier may commit after a later one,
+    so a check-in the read missed is not simply newer than the newest read. It is, though, dated
+    at most :data:`LATE` before the read began, among the check-ins read again here. Whatever else
+    differs — fewer or more check-ins dated before that (a deleted account's are erased; a
+    check-in made far in the past, by a tool) — returns None."""
+    recent = await _recent_checkins(services, store, visits.since, txn.session)
+    found = {c["_id"] for c in recent}
+    older = await services.db.checkins.count_documents(
+        {"store_id": store["_id"], "created_at": {"$lt": visits.since}}, session=txn.session, hint="by_store_window")
+    if older != visits.older or not visits.recent <= found:
+        log.warning("rollups of store %s not rebuilt: its check-ins changed during the rebuild; the sweep "
+                    "rebuilds them again", store["_id"])
+        return None
+    return visits.with_late(store, [c for c in recent if c["_id"] not in visits.recent])
 
 
 async def _tally_topics(services: Services, store: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -215,4 +333,21 @@ async def backfill_visit_days(services: Services, *, force: bool = False) -> int
         await rebuild_store(services, store)
         done += 1
     await db.migrations.update_one({"_id": MIGRATION_ID}, {"$set": {"done_at": datetime.now(UTC)}}, upsert=True)
+    return done
+
+
+async def rebuild_pending(services: Services, now: datetime | None = None) -> int:
+    """Rebuilds the rollups of stores still :data:`PENDING` :data:`SWEEP_AFTER` after their time
+    zone changed, oldest first; returns how many were rebuilt. Bounded per run
+    (:data:`SWEEP_BATCH`, through a partial index); one failing store does not stop the others
+    (it stays pending for the next run)."""
+    before = (now or datetime.now(UTC)) - SWEEP_AFTER
+    done = 0
+    async for store in services.db.stores.find({PENDING: {"$lt": before}}, {"timezone": 1},
+                                               sort=[(PENDING, 1)]).limit(SWEEP_BATCH):
+        try:
+            if await rebuild_store(services, store):
+                done += 1
+        except Exception:
+            log.exception("rollups of store %s failed to rebuild again; the next sweep retries", store["_id"])
     return done

@@ -63,6 +63,7 @@ def make_celery(settings: Settings) -> Celery:
             "refresh-mayors": {"task": names.REFRESH_MAYORS, "schedule": 3600.0},
             "expire-media": {"task": names.MEDIA_EXPIRE, "schedule": 600.0},
             "sweep-erasures": {"task": names.ERASURE_SWEEP, "schedule": 300.0},
+            "sweep-rollups": {"task": names.ROLLUPS_SWEEP, "schedule": 300.0},
         },
         timezone="UTC",
     )

@@ -163,6 +163,14 @@ def refresh_mayors() -> None:
     _run(lambda services: refresh(services, datetime.now(UTC)))
 
 
+@app.task(name=names.ROLLUPS_SWEEP)
+def rollups_sweep() -> None:
+    """Rebuild the day rollups of stores left in their old time zone (the change's rebuild failed)."""
+    from checkins.visitdays import rebuild_pending
+
+    _run(rebuild_pending)
+
+
 # --- web push (issue 16) ----------------------------------------------------------------------
 
 

@@ -37,6 +37,9 @@ SWEEP_NOTIFICATIONS: Final = "maintenance.sweep_notifications"
 """The notifications' outbox: record what likes, comments, follows and reposts still owe."""
 REFRESH_MAYORS: Final = "maintenance.refresh_mayors"
 """Mayors whose standing aged out of the window lose (or pass on) their seat."""
+ROLLUPS_SWEEP: Final = "maintenance.rollups_sweep"
+"""Rebuild the day rollups of stores whose time zone change did not finish rebuilding them
+(``checkins.visitdays.rebuild_pending``)."""
 
 # --- web push (issue 16) ---
 PUSH_PREFIX: Final = "push."

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 
 from checkins.checkin import check_in
-from checkins.localtime import today
+from checkins.localtime import local_day, today
 from checkins.visitdays import backfill_visit_days, rebuild_store
 from search.topics import sync_post
 from solomo.core.errors import ApiError
 from tests.checkins.helpers import checkin, new_store, principal
 from tests.offers.helpers import create_offer
-from tests.support import Account, register
+from tests.support import Account, register, wait_until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -132,6 +132,158 @@ async def test_concurrent_time_zone_changes_leave_whole_rollups_of_the_saved_zon
         written = await rollups(services, store["id"])
         await rebuild_store(services, doc)
         assert written == await rollups(services, store["id"]), doc["timezone"]
+
+
+async def _night_in_new_york(client: Any, services: Any) -> tuple[Account, dict[str, Any], datetime]:
+    """A New York store where one visitor came at 23:30 and at 00:45 the next night: two days in
+    New York, one afternoon in Shanghai. Returns the merchant, the store and the first visit."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant, timezone="America/New_York")
+    ny = ZoneInfo("America/New_York")
+    c = await register(client)
+    d = today({"timezone": "America/New_York"}) - timedelta(days=2)
+    late, early = at(d, 23, 30, ny), at(d + timedelta(days=1), 0, 45, ny)
+    for when in (late, early):
+        await check_in(services, principal(c), store["id"], store["lat"], store["lng"], now=when)
+    return merchant, store, late
+
+
+def _rebuild_fails_once(monkeypatch: Any) -> None:
+    """The time zone change's rebuild fails once, after the zone was saved (its transaction ran
+    past the time limit, say); later ones run."""
+    from pymongo.errors import ExecutionTimeout
+
+    from checkins import storeedit
+
+    calls: list[int] = []
+    real = storeedit.rebuild_store
+
+    async def fails_first(services_: Any, store: dict[str, Any]) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ExecutionTimeout("operation exceeded time limit", 50)
+        return await real(services_, store)
+
+    monkeypatch.setattr(storeedit, "rebuild_store", fails_first)
+
+
+async def _in_shanghai(client: Any, merchant: Account, store: dict[str, Any], late: datetime) -> bool:
+    """Whether the store's insights show the night as one Shanghai afternoon (the rollups were
+    rebuilt in Shanghai's calendar)."""
+    got = await insights(client, merchant, store, 5)
+    return [r for r in got["days"] if r["checkins"]] == [row(late.astimezone(SHANGHAI).date(), 2, 1, 1)]
+
+
+async def test_a_time_zone_change_whose_rebuild_failed_is_rebuilt_when_saved_again(client, services, monkeypatch):
+    """The zone is saved first and the rollups rebuilt last: a retry of the same edit sees the zone
+    already saved, and must still rebuild them (they stayed in the old calendar for good)."""
+    merchant, store, late = await _night_in_new_york(client, services)
+    _rebuild_fails_once(monkeypatch)
+    url, body = f"/v1/stores/{store['id']}", {"timezone": "Asia/Shanghai"}
+    failed = await client.patch(url, json=body, headers=merchant.headers)
+    assert failed.status_code == 503, failed.text
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["timezone"] == "Asia/Shanghai" and not await _in_shanghai(client, merchant, store, late)
+    again = await client.patch(url, json=body, headers=merchant.headers)
+    assert again.status_code == 200, again.text
+    assert await _in_shanghai(client, merchant, store, late)
+    written = await rollups(services, store["id"])
+    await rebuild_store(services, await services.db.stores.find_one({"_id": ObjectId(store["id"])}))
+    assert await rollups(services, store["id"]) == written
+
+
+async def test_the_sweep_rebuilds_rollups_a_time_zone_change_left_in_the_old_zone(client, services, monkeypatch,
+                                                                                 celery_worker):
+    """The edit's rebuild failed and nobody saved the store again: the maintenance sweep (through
+    the real worker) rebuilds the rollups in the store's zone."""
+    from checkins.visitdays import PENDING
+    from solomo.core import tasknames
+    from workers.app import app as celery_app
+
+    assert tasknames.ROLLUPS_SWEEP in {e["task"] for e in celery_app.conf.beat_schedule.values()}
+    merchant, store, late = await _night_in_new_york(client, services)
+    _rebuild_fails_once(monkeypatch)
+    failed = await client.patch(f"/v1/stores/{store['id']}", json={"timezone": "Asia/Shanghai"},
+                                headers=merchant.headers)
+    assert failed.status_code == 503, failed.text
+    sid = ObjectId(store["id"])
+    # the sweep leaves a change alone while its request may still be rebuilding: this one is older
+    await services.db.stores.update_one({"_id": sid}, {"$set": {PENDING: datetime.now(UTC) - timedelta(minutes=5)}})
+    assert not await _in_shanghai(client, merchant, store, late)
+    await services.tasks.send(tasknames.ROLLUPS_SWEEP)
+
+    async def rebuilt() -> bool:
+        return PENDING not in await services.db.stores.find_one({"_id": sid})
+
+    await wait_until(rebuilt, timeout=30)
+    assert await _in_shanghai(client, merchant, store, late)
+
+
+def _check_ins_after_the_read(monkeypatch: Any, store: dict[str, Any],
+                              visits: list[tuple[Account, datetime | None]]) -> set[str]:
+    """The rebuild's read of the history is followed, before its transaction, by these check-ins
+    (each committed); returns their store-local days, once they are made."""
+    from checkins import visitdays
+
+    real = visitdays._tally_visits
+    days: set[str] = set()
+
+    async def read_then_check_ins(services_: Any, store_: dict[str, Any]) -> Any:
+        read = await real(services_, store_)
+        for who, when in visits:
+            done = await check_in(services_, principal(who), store["id"], store["lat"], store["lng"], now=when)
+            days.add(local_day(store_, done.checkin["created_at"]))
+        return read
+
+    monkeypatch.setattr(visitdays, "_tally_visits", read_then_check_ins)
+    return days
+
+
+async def test_a_check_in_committed_while_a_rebuild_reads_the_history_is_counted(client, services, monkeypatch):
+    """The rebuild reads the check-ins outside its transaction: those committed after that read
+    and before the transaction must not be dropped from the rollups, nor their visitors' newest
+    day — not even one dated before the newest check-in read (check-ins at a store commit one
+    after the other, not always in the order of their times)."""
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    regular, passer, newcomer = await register(client), await register(client), await register(client)
+    now = datetime.now(UTC)
+    await check_in(services, principal(regular), store["id"], store["lat"], store["lng"], now=now - timedelta(days=2))
+    await check_in(services, principal(passer), store["id"], store["lat"], store["lng"], now=now)
+    # the regular comes back; the newcomer's first visit was dated a moment before the passer's
+    late_days = _check_ins_after_the_read(monkeypatch, store,
+                                          [(regular, None), (newcomer, now - timedelta(seconds=30))])
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert await rebuild_store(services, doc)
+    days, visitors = await rollups(services, store["id"])
+    assert sum(r["checkins"] for r in days) == 4 and sum(r["new"] for r in days) == 3
+    last = {v["user_id"]: v["last_day"] for v in visitors}
+    assert {last[ObjectId(regular.id)], last[ObjectId(newcomer.id)]} == late_days
+    monkeypatch.undo()
+    await rebuild_store(services, doc)  # nothing raced this one
+    assert await rollups(services, store["id"]) == (days, visitors)
+
+
+async def test_a_rebuild_gives_up_when_older_check_ins_appear_under_its_read(client, services, monkeypatch):
+    """A check-in dated long before the read that commits after it (a tool's past visit) is not
+    among those the transaction reads again: the rebuild writes nothing and marks the store for
+    the sweep, and the check-in keeps the rollups its own transaction wrote."""
+    from checkins.visitdays import PENDING
+
+    merchant = await register(client, "merchant")
+    store = await new_store(client, merchant)
+    u = await register(client)
+    await check_in(services, principal(u), store["id"], store["lat"], store["lng"])
+    sid = ObjectId(store["id"])
+    _check_ins_after_the_read(monkeypatch, store, [(await register(client), datetime.now(UTC) - timedelta(days=3))])
+    assert not await rebuild_store(services, await services.db.stores.find_one({"_id": sid}))
+    written = await rollups(services, store["id"])
+    assert sum(r["checkins"] for r in written[0]) == 2
+    assert PENDING in await services.db.stores.find_one({"_id": sid})
+    monkeypatch.undo()
+    assert await rebuild_store(services, await services.db.stores.find_one({"_id": sid}))  # the sweep's, later
+    assert await rollups(services, store["id"]) == written
+    assert PENDING not in await services.db.stores.find_one({"_id": sid})
 
 
 async def test_rollups_written_by_check_ins_equal_a_rebuild_from_the_check_ins(client, services):
