@@ -16,9 +16,9 @@ from pymongo import ReturnDocument
 from feed.hydrate import names_changed
 from media.attach import claim_avatar, release_avatar
 from moderation.screen import screen_profile_text
-from search.users import reindex_user
 from solomo.accounts import user_public
 from solomo.core.errors import Invalid, NotFound
+from solomo.core.searchkeys import user_keys
 from solomo.core.services import Services
 
 DISPLAY_NAME_MAX = 32
@@ -51,7 +51,11 @@ async def update_profile(services: Services, user_id: ObjectId, *, display_name:
     if avatar_media_id is None:
         unset.update({"avatar_media_id": "", "avatar_url": ""})
     await screen_profile_text(services, change.get("display_name"), change.get("bio"))
-    previous = await services.db.users.find_one({"_id": user_id}, {"avatar_media_id": 1})
+    previous = await services.db.users.find_one({"_id": user_id}, {"avatar_media_id": 1, "username": 1})
+    if previous is None:
+        raise NotFound("user not found")
+    if "display_name" in change:  # searchable by the new name in the same write (search.users)
+        change["search_keys"] = user_keys(previous["username"], change["display_name"])
     if avatar_media_id is not None and avatar_media_id is not UNSET:  # after the checks: nothing claimed on a 422
         media = await claim_avatar(services, user_id, avatar_media_id)
         change.update({"avatar_media_id": media["id"], "avatar_url": media["thumb_url"]})
@@ -69,8 +73,7 @@ async def update_profile(services: Services, user_id: ObjectId, *, display_name:
     if "display_name" in change:
         await services.accounts.token_cache.forget(user_id)  # cached principals carry the name
         await names_changed(services)
-        await reindex_user(services, user_id)  # searchable by the new name at once
-    old_avatar = (previous or {}).get("avatar_media_id")
+    old_avatar = previous.get("avatar_media_id")
     if old_avatar is not None and avatar_media_id is not UNSET and str(old_avatar) != str(doc.get("avatar_media_id")):
         await release_avatar(services, user_id, ObjectId(str(old_avatar)))  # the old picture expires a day later
     return doc

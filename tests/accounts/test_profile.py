@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -165,32 +166,47 @@ async def test_a_rename_after_redis_lost_its_data_still_reaches_a_process_that_h
         assert await shown() == name  # the page holds this name under the generation it read
 
 
-@pytest.mark.parametrize("failing", ["revoke_others", "set_password"])
-async def test_a_password_change_cut_short_is_finished_by_its_retry(client, services, monkeypatch, failing):
-    """MongoDB fails (or the process dies) between the change's two writes: the client's retry of
-    the same request finishes it, and the other token ends up refused either way."""
-    from pymongo.errors import AutoReconnect
+class _FailsOnce:
+    """A collection that fails its first ``method`` call as a stepped-down primary would: before the
+    write, or (``after=True``) after it, the answer lost. (``services.accounts`` is compiled: its
+    methods cannot be replaced, so the fault goes where it would really happen, in MongoDB's call.)"""
 
+    def __init__(self, collection: Any, method: str, *, after: bool) -> None:
+        self._collection, self._method, self._after, self.failed = collection, method, after, False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._collection, name)
+        if name != self._method or self.failed:
+            return real
+
+        async def once(*args: Any, **kwargs: Any) -> Any:
+            from pymongo.errors import AutoReconnect
+
+            self.failed = True
+            if self._after:
+                await real(*args, **kwargs)
+            raise AutoReconnect("injected: the primary stepped down")
+        return once
+
+
+@pytest.mark.parametrize(("collection", "method", "after"),
+                         [("tokens", "delete_many", False), ("users", "update_one", True)])
+async def test_a_password_change_cut_short_is_finished_by_its_retry(client, services, monkeypatch, collection,
+                                                                    method, after):
+    """MongoDB fails between the change's two writes (the other tokens' revocation, the new
+    password): the client's retry of the same request finishes it, and the other token ends up
+    refused either way. The password went second: saved first, a failure left the other tokens
+    alive and the retry, with the old password, refused."""
     acct = await register(client)
     login = await client.post("/v1/auth/login", json={"username": acct.username, "password": "password123"})
     other = {"Authorization": f"Bearer {login.json()['token']}"}
-    real = getattr(services.accounts, failing)
-    calls = 0
-
-    async def fails_once(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            if failing == "set_password":  # the write happened; the answer was lost
-                await real(*args, **kwargs)
-            raise AutoReconnect("injected: the primary stepped down")
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(services.accounts, failing, fails_once)
+    faulty = _FailsOnce(getattr(services.db, collection), method, after=after)
     body = {"old_password": "password123", "new_password": "newpassword1"}
-    first = await client.post("/v1/me/password", json=body, headers=acct.headers)
-    assert first.status_code == 503, first.text
-    if failing == "revoke_others":  # nothing was written: the old password still holds
+    with monkeypatch.context() as patched:
+        patched.setattr(services.db, collection, faulty, raising=False)
+        first = await client.post("/v1/me/password", json=body, headers=acct.headers)
+    assert faulty.failed and first.status_code == 503, first.text
+    if not after:  # nothing was written: the old password still holds, and the retry finishes
         again = await client.post("/v1/me/password", json=body, headers=acct.headers)
         assert again.status_code == 204, again.text
     assert (await client.get("/v1/me", headers=other)).status_code == 401

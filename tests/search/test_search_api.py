@@ -15,7 +15,6 @@ import pytest
 from bson import ObjectId
 
 from search.stores import reindex_store
-from search.users import reindex_user
 from tests.checkins.helpers import new_store
 from tests.feed.helpers import fanned_out, post
 from tests.support import Account, make_account, offset, register, wait_until
@@ -142,9 +141,10 @@ async def test_users_by_username_prefix_then_display_name(client: Any, services:
     assert [u["id"] for u in (await get(client, first, "/v1/search/users", q=f"小明 {t}"))["items"]] == [second["id"]]
     upper = await get(client, first, "/v1/search/users", q=t.upper())
     assert [u["id"] for u in upper["items"]] == [first.id, second["id"]]
-    # a new display name (PATCH /v1/me's call) is found at once; a deleted account never
-    await services.db.users.update_one({"_id": ObjectId(second["id"])}, {"$set": {"display_name": f"李雷 {t}"}})
-    await reindex_user(services, ObjectId(second["id"]))
+    # a new display name (PATCH /v1/me, the keys in the same write) is found at once; a deleted account never
+    renamed = await client.patch("/v1/me", json={"display_name": f"李雷 {t}"},
+                                 headers={"Authorization": f"Bearer {resp.json()['token']}"})
+    assert renamed.status_code == 200, renamed.text
     assert [u["id"] for u in (await get(client, first, "/v1/search/users", q=f"李雷 {t}"))["items"]] == [second["id"]]
     assert (await get(client, first, "/v1/search/users", q=f"小明 {t}"))["items"] == []
     await services.accounts.delete_user(ObjectId(second["id"]))
