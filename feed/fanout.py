@@ -203,11 +203,11 @@ async def _apply(services: Services, post: dict[str, Any], fence: ReplicaFence, 
     checkpoint (else every audience from its start). ``counted``: the round's topic counts
     (:func:`_count_topics_soon`), which a checkpoint waits for."""
     status = post["status"]
-    if post.get("status_version"):
+    if post.get("status_version") and post.get("fanout") == "pending":
         # a status changed (deletion, removal, hide, restore): the request that changed it dropped
         # the cached views after its commit, but a failure there (Redis, a killed process) would
         # leave the old status shown for the views' TTL, in reposts and photos; this task is
-        # retried and re-sent by the sweep until it is done
+        # retried and re-sent by the sweep until it is done (a run after that has nothing to drop)
         await postcache.invalidate(services, [post["_id"], *repost_targets(post)])
     if status != VISIBLE:
         await counted
