@@ -45,13 +45,16 @@ async def move_store_posts(services: Services, store_id: ObjectId, lat: float, l
         stale = [d for d in docs if d.get("location") != point]
         if not stale:
             continue
+        # the cells first: a move cut short after them leaves MongoDB at the old point, so saving the
+        # store again finds these posts stale and redoes both (the other order left cells that no
+        # retry would mend); meanwhile a reader's exact test on the post's stored point decides
+        for doc in stale:
+            if doc.get("status") == VISIBLE:
+                await localcells.remove_post(services.redis, doc)
+                await localcells.add_post(services.redis, {**doc, "location": point})
         # guarded by the old value: a post changed meanwhile is left as it now is
         result = await services.db.posts.bulk_write(
             [UpdateOne({"_id": d["_id"], "location": d.get("location")}, {"$set": {"location": point}})
              for d in stale], ordered=False)
         moved += int(result.modified_count)
         await postcache.invalidate(services, [d["_id"] for d in stale])
-        for doc in stale:
-            if doc.get("status") == VISIBLE:
-                await localcells.remove_post(services.redis, doc)
-                await localcells.add_post(services.redis, {**doc, "location": point})

@@ -4,6 +4,7 @@ the store's offers (nearby and on arrival) and post summaries follow at once."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -202,3 +203,46 @@ async def test_store_edits_are_limited_per_caller(client, services, monkeypatch)
     assert (doc["name"], doc["timezone"]) == ("Name 2", "Asia/Shanghai")
     resp = await client.patch(f"/v1/stores/{theirs['id']}", json={"name": "Fine"}, headers=other.headers)
     assert resp.status_code == 200, resp.text  # another caller's budget is its own
+
+
+async def test_a_move_cut_short_in_the_cells_is_finished_by_saving_again(client, services, celery_worker,
+                                                                          monkeypatch):
+    """Redis fails while the store's posts move in the local-feed cells: saving the same position
+    again moves them there, since MongoDB still holds them at the old point."""
+    from feed import localcells
+    from solomo.core.errors import Unavailable
+
+    merchant = await register(client, "merchant")
+    lat, lng = random_point()
+    store = await new_store(client, merchant, lat, lng)
+    post = await client.post("/v1/posts", json={"text": "moving shop", "store_id": store["id"]},
+                             headers=merchant.headers)
+    assert post.status_code == 201, post.text
+    post_id = post.json()["id"]
+    reader = await register(client)
+
+    async def local_ids(at_lat: float, at_lng: float) -> list[str]:
+        resp = await client.get("/v1/feed/local", params={"lat": at_lat, "lng": at_lng, "radius_m": 300},
+                                headers=reader.headers)
+        assert resp.status_code == 200, resp.text
+        return [p["id"] for p in resp.json()["items"]]
+
+    async def in_old_place() -> bool:
+        return post_id in await local_ids(lat, lng)
+
+    await wait_until(in_old_place)
+    new_lat, new_lng = offset(lat, lng, north_m=-4000)
+    assert post_id not in await local_ids(new_lat, new_lng)  # the new place's cells exist, without it
+
+    async def redis_down(*args: Any, **kwargs: Any) -> int:
+        raise Unavailable("injected: redis is down")
+
+    move = {"lat": new_lat, "lng": new_lng}
+    with monkeypatch.context() as patched:
+        patched.setattr(localcells, "add_post", redis_down)
+        resp = await client.patch(f"/v1/stores/{store['id']}", json=move, headers=merchant.headers)
+        assert resp.status_code == 503, resp.text
+    resp = await client.patch(f"/v1/stores/{store['id']}", json=move, headers=merchant.headers)
+    assert resp.status_code == 200, resp.text
+    assert post_id in await local_ids(new_lat, new_lng)
+    assert post_id not in await local_ids(lat, lng)
