@@ -40,5 +40,6 @@ async def store_moved(services: Services, store_id: ObjectId, lat: float, lng: f
                                 expires_ms(offer))
             n += 1
     except RedisError as exc:
-        log.warning("live offers of store %s not moved in Redis yet (the offers sweep will): %s", store_id, exc)
+        log.warning("live offers of store %s not moved in Redis (saving the position again moves them): %s",
+                    store_id, exc)
     return n
