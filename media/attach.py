@@ -78,7 +78,8 @@ async def attach(services: Services, session: AsyncClientSession, owner_id: Obje
         raise InvalidMedia("a photo was used elsewhere meanwhile")
 
 
-async def claim_avatar(services: Services, user_id: ObjectId, media_id: ObjectId | str) -> dict[str, Any]:
+async def claim_avatar(services: Services, user_id: ObjectId, media_id: ObjectId | str,
+                       session: AsyncClientSession | None = None) -> dict[str, Any]:
     """Makes an upload of ``user_id`` their avatar (it no longer expires) and returns its Media;
     422 ``invalid_media`` if it is someone else's, attached to a post, unknown or expired. Claiming
     the current avatar again is fine. The caller records it on the user (``PATCH /v1/me``)."""
@@ -88,15 +89,18 @@ async def claim_avatar(services: Services, user_id: ObjectId, media_id: ObjectId
     now = datetime.now(UTC)
     doc = await services.db.media.find_one_and_update(
         {"_id": oid, "$or": [_usable(user_id, now), {"owner_id": user_id, "status": "avatar"}]},
-        {"$set": {"status": "avatar"}, "$unset": {"expires_at": ""}}, return_document=ReturnDocument.AFTER)
+        {"$set": {"status": "avatar"}, "$unset": {"expires_at": ""}}, return_document=ReturnDocument.AFTER,
+        session=session)
     if doc is None:
         raise InvalidMedia("avatar_media_id is not one of your unused uploads")
     return media_public(doc)
 
 
-async def release_avatar(services: Services, user_id: ObjectId, media_id: ObjectId) -> None:
+async def release_avatar(services: Services, user_id: ObjectId, media_id: ObjectId,
+                         session: AsyncClientSession | None = None) -> None:
     """The user's avatar changed: the old picture becomes an unused upload again, so the expiry
     sweep deletes it a day later (caches that hold its URL get 404 after that)."""
     ttl = timedelta(hours=services.settings.media_unattached_ttl_h)
     await services.db.media.update_one({"_id": media_id, "owner_id": user_id, "status": "avatar"},
-                                       {"$set": {"status": "pending", "expires_at": datetime.now(UTC) + ttl}})
+                                       {"$set": {"status": "pending", "expires_at": datetime.now(UTC) + ttl}},
+                                       session=session)

@@ -20,6 +20,7 @@ from solomo.accounts import user_public
 from solomo.core.errors import Invalid, NotFound
 from solomo.core.searchkeys import user_keys
 from solomo.core.services import Services
+from solomo.core.txn import Txn, run_transaction
 
 DISPLAY_NAME_MAX = 32
 BIO_MAX = 160
@@ -51,29 +52,43 @@ async def update_profile(services: Services, user_id: ObjectId, *, display_name:
     if avatar_media_id is None:
         unset.update({"avatar_media_id": "", "avatar_url": ""})
     await screen_profile_text(services, change.get("display_name"), change.get("bio"))
-    previous = await services.db.users.find_one({"_id": user_id}, {"avatar_media_id": 1, "username": 1})
+    previous = await services.db.users.find_one({"_id": user_id}, {"username": 1})
     if previous is None:
         raise NotFound("user not found")
     if "display_name" in change:  # searchable by the new name in the same write (search.users)
         change["search_keys"] = user_keys(previous["username"], change["display_name"])
-    if avatar_media_id is not None and avatar_media_id is not UNSET:  # after the checks: nothing claimed on a 422
-        media = await claim_avatar(services, user_id, avatar_media_id)
-        change.update({"avatar_media_id": media["id"], "avatar_url": media["thumb_url"]})
-    update: dict[str, Any] = {}
-    if change:
-        update["$set"] = change
-    if unset:
-        update["$unset"] = unset
-    if not update:
+    if not (change or unset or avatar_media_id is not UNSET):
         return await services.accounts.get(user_id)
-    doc = await services.db.users.find_one_and_update({"_id": user_id, "status": "active"}, update,
-                                                      return_document=ReturnDocument.AFTER)
-    if doc is None:
-        raise NotFound("user not found")
+
+    async def write(txn: Txn) -> dict[str, Any]:
+        # the new picture claimed, the user changed and the old picture released together: a failure
+        # between them left a claimed picture that nothing used and no sweep would delete
+        session = txn.session
+        before = await services.db.users.find_one({"_id": user_id, "status": "active"}, {"avatar_media_id": 1},
+                                                  session=session)
+        if before is None:
+            raise NotFound("user not found")
+        fields = dict(change)
+        if avatar_media_id is not None and avatar_media_id is not UNSET:  # after the checks: nothing claimed on a 422
+            media = await claim_avatar(services, user_id, avatar_media_id, session=session)
+            fields.update({"avatar_media_id": media["id"], "avatar_url": media["thumb_url"]})
+        update: dict[str, Any] = {}
+        if fields:
+            update["$set"] = fields
+        if unset:
+            update["$unset"] = unset
+        doc = await services.db.users.find_one_and_update({"_id": user_id}, update,
+                                                          return_document=ReturnDocument.AFTER, session=session)
+        if doc is None:  # read in this transaction: not expected
+            raise NotFound("user not found")
+        old_avatar = before.get("avatar_media_id")
+        replaced = avatar_media_id is not UNSET and str(old_avatar) != str(doc.get("avatar_media_id"))
+        if old_avatar is not None and replaced:  # the old picture expires a day later
+            await release_avatar(services, user_id, ObjectId(str(old_avatar)), session=session)
+        return doc
+
+    doc = await run_transaction(services, write)
     if "display_name" in change:
         await services.accounts.token_cache.forget(user_id)  # cached principals carry the name
         await names_changed(services)
-    old_avatar = previous.get("avatar_media_id")
-    if old_avatar is not None and avatar_media_id is not UNSET and str(old_avatar) != str(doc.get("avatar_media_id")):
-        await release_avatar(services, user_id, ObjectId(str(old_avatar)))  # the old picture expires a day later
     return doc

@@ -167,16 +167,18 @@ async def test_a_rename_after_redis_lost_its_data_still_reaches_a_process_that_h
 
 
 class _FailsOnce:
-    """A collection that fails its first ``method`` call as a stepped-down primary would: before the
-    write, or (``after=True``) after it, the answer lost. (``services.accounts`` is compiled: its
-    methods cannot be replaced, so the fault goes where it would really happen, in MongoDB's call.)"""
+    """A collection that fails its first ``method`` call (every one with ``always``) as a
+    stepped-down primary would: before the write, or (``after=True``) after it, the answer lost.
+    (``services.accounts`` is compiled: its methods cannot be replaced, so the fault goes where it
+    would really happen, in MongoDB's call.)"""
 
-    def __init__(self, collection: Any, method: str, *, after: bool) -> None:
+    def __init__(self, collection: Any, method: str, *, after: bool, always: bool = False) -> None:
         self._collection, self._method, self._after, self.failed = collection, method, after, False
+        self._always = always
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self._collection, name)
-        if name != self._method or self.failed:
+        if name != self._method or (self.failed and not self._always):
             return real
 
         async def once(*args: Any, **kwargs: Any) -> Any:
@@ -213,3 +215,25 @@ async def test_a_password_change_cut_short_is_finished_by_its_retry(client, serv
     assert (await client.get("/v1/me", headers=acct.headers)).status_code == 200
     assert (await client.post("/v1/auth/login", json={"username": acct.username,
                                                       "password": "newpassword1"})).status_code == 200
+
+
+async def test_an_avatar_change_that_fails_claims_no_picture(client, services, monkeypatch):
+    """The new picture is claimed, the user changed and the old picture released in one transaction:
+    MongoDB failing on the user's write leaves the upload unclaimed (it still expires), not an avatar
+    nothing uses that no sweep would delete."""
+    from tests.media.helpers import uploaded
+
+    acct = await register(client)
+    first, second = await uploaded(client, acct), await uploaded(client, acct)
+    assert (await client.patch("/v1/me", json={"avatar_media_id": first["id"]},
+                               headers=acct.headers)).status_code == 200
+    faulty = _FailsOnce(services.db.users, "find_one_and_update", after=False, always=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(services.db, "users", faulty, raising=False)
+        resp = await client.patch("/v1/me", json={"avatar_media_id": second["id"]}, headers=acct.headers)
+    assert faulty.failed and resp.status_code == 503, resp.text
+    new, old = [await services.db.media.find_one({"_id": ObjectId(m["id"])}) for m in (second, first)]
+    assert new["status"] != "avatar" and new.get("expires_at") is not None  # still an unused upload
+    assert old["status"] == "avatar" and old.get("expires_at") is None  # still the avatar
+    me = (await client.get("/v1/me", headers=acct.headers)).json()
+    assert me["avatar_url"] == first["thumb_url"]
