@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from solomo.embedded import EmbeddedRedisCluster, EmbeddedServers, free_port
+
+if TYPE_CHECKING:
+    from tests.heldtasks import HeldTasks
 
 _servers: EmbeddedServers | None = None
 _cluster: EmbeddedRedisCluster | None = None
@@ -126,6 +130,23 @@ def celery_worker(settings) -> Iterator:
     from workers import runtime
 
     runtime.close_all()
+
+
+@pytest.fixture
+async def hold_tasks(services, monkeypatch) -> AsyncIterator[Callable[[], HeldTasks]]:
+    """Call it to hold every task the API sends from then on, on the real broker, in a queue no
+    worker consumes (:class:`tests.heldtasks.HeldTasks`); the queue is deleted after the test."""
+    from tests.heldtasks import HeldTasks
+
+    made: list[HeldTasks] = []
+
+    def install() -> HeldTasks:
+        made.append(HeldTasks.install(services, monkeypatch))
+        return made[-1]
+
+    yield install
+    for held in made:
+        await held.delete()
 
 
 @pytest.fixture(scope="session")

@@ -383,7 +383,8 @@ async def test_an_erased_users_likes_and_comments_leave_the_cached_counts(client
     assert await counts() == (0, 0)
 
 
-async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(client, services, monkeypatch):
+async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(client, services, monkeypatch,
+                                                                          hold_tasks):
     """Search keys, topics and mentions come from the words, the position from where it was written:
     they outlive the blanked text only until the post's retraction has used them (the topic's count
     goes back down), then go. Three posts: one
@@ -394,9 +395,8 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
 
     from feed import fanout
     from solomo.core import tasknames
-    from tests.feed.helpers import HeldTasks
 
-    held = HeldTasks.install(services, monkeypatch)
+    held = hold_tasks()
     victim, friend = await register(client), await register(client)
     topic = f"words{uuid.uuid4().hex[:10]}"
 
@@ -405,12 +405,12 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
                                                     "lat": 31.2304, "lng": 121.4737}, headers=victim.headers)
         assert resp.status_code == 201, resp.text
         post_id = ObjectId(resp.json()["id"])
-        assert await fanout.fanout_post(services, ObjectId(held.take(tasknames.FANOUT_POST))) == "published"
+        assert await fanout.fanout_post(services, ObjectId(await held.take(tasknames.FANOUT_POST))) == "published"
         return post_id
 
     async def deleted(post_id: ObjectId) -> None:
         assert (await client.delete(f"/v1/posts/{post_id}", headers=victim.headers)).status_code == 204
-        assert held.take(tasknames.FANOUT_RETRACT) == str(post_id)
+        assert await held.take(tasknames.FANOUT_RETRACT) == str(post_id)
 
     async def counted() -> int:
         doc = await services.db.topic_counts.find_one({"key": topic})
@@ -444,7 +444,7 @@ async def test_an_erased_users_posts_lose_the_words_derived_from_their_text(clie
     assert doc["text"] == "" and doc["topic_keys"] == [topic] and doc["mention_ids"] == [ObjectId(friend.id)]
     assert doc["location"]["coordinates"] == [121.474, 31.23]
     assert await counted() == 1
-    assert held.take(tasknames.FANOUT_RETRACT) == str(live)
+    assert await held.take(tasknames.FANOUT_RETRACT) == str(live)
     assert await fanout.fanout_post(services, live) == "retracted"
     assert await counted() == 0  # the retraction read the topic before the words went
     doc = await services.db.posts.find_one({"_id": live})

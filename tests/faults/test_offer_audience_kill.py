@@ -41,16 +41,8 @@ RECEIVED = re.compile(r"Task offers\.target\[([0-9a-f-]+)\] received")
 pytestmark = pytest.mark.slow
 
 
-class _Held:
-    """The session's task queue during the offer's creation: the drill's own worker must be the
-    one to target it, so the task is sent on the drill's broker instead."""
-
-    async def send(self, name: str, *args: object, countdown: float | None = None) -> None:
-        return None
-
-
 async def test_killed_targeting_of_a_large_audience_finishes_once_each(client, services, settings, tmp_path,
-                                                                       monkeypatch):
+                                                                       monkeypatch, hold_tasks):
     merchant, store = await merchant_with_store(client)
     users = [str(ObjectId()) for _ in range(USERS)]
     now = datetime.now(UTC)
@@ -89,9 +81,12 @@ async def test_killed_targeting_of_a_large_audience_finishes_once_each(client, s
             return all(w.log.exists() and " ready." in w.log.read_text(errors="replace") for w in workers)
 
         await wait_until(both_ready, timeout=60, interval=0.2)
-        monkeypatch.setattr(services.tasks, "send", _Held().send)
+        # the offer's creation sends its task to a queue no worker reads: the drill's own worker must
+        # be the one to target it, so the task is sent again, on the drill's broker
+        held = hold_tasks()
         offer = await create_offer(client, merchant, store["id"], audience="visitors", radius_m=600)
         monkeypatch.undo()
+        assert (tasknames.OFFERS_TARGET, (offer["id"],)) in await held.sent()
         oid = ObjectId(offer["id"])
         assert await delivered_to(services, offer["id"]) == set()  # too large to target in the request
         await queue.send(tasknames.OFFERS_TARGET, offer["id"])

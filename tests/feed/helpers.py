@@ -82,26 +82,3 @@ async def events(services: Any, account: Account, type: str | None = None) -> li
 def somewhere() -> tuple[float, float]:
     return random_point()
 
-
-class HeldTasks:
-    """Stands in for ``services.tasks.send``: tasks are kept here, and the test runs them when it wants."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    @classmethod
-    def install(cls, services: Any, monkeypatch: Any) -> HeldTasks:
-        tasks = cls()
-        monkeypatch.setattr(services.tasks, "send", tasks.send)
-        return tasks
-
-    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
-        self.sent.append((name, str(args[0]) if args else ""))
-
-    def take(self, name: str) -> str:
-        """The oldest held task ``name`` (its post id), removed from the list."""
-        for i, (n, pid) in enumerate(self.sent):
-            if n == name:
-                del self.sent[i]
-                return pid
-        raise AssertionError(f"no {name} task was sent: {self.sent}")

@@ -18,7 +18,7 @@ from feed.home import rebuild_home
 from feed.timeline import Timelines
 from solomo.core import tasknames
 from solomo.core.keys import home_key
-from tests.feed.helpers import HeldTasks
+from tests.heldtasks import HeldTasks
 from tests.support import Account, make_account, random_point, register
 
 FEED_TASKS = {tasknames.FANOUT_POST: fanout_post, tasknames.FANOUT_RETRACT: fanout_post,
@@ -31,8 +31,8 @@ async def run_task(services: Any, name: str, post_id: str) -> str:
 
 
 @pytest.fixture
-def held(services, monkeypatch) -> HeldTasks:
-    return HeldTasks.install(services, monkeypatch)
+def held(hold_tasks) -> HeldTasks:
+    return hold_tasks()
 
 
 async def _post_in_fans_feeds(client, services, held: HeldTasks, fans: int = 3) -> tuple[list[Account], str]:
@@ -45,7 +45,7 @@ async def _post_in_fans_feeds(client, services, held: HeldTasks, fans: int = 3) 
     resp = await client.post("/v1/posts", json={"text": "order", "lat": lat, "lng": lng}, headers=author.headers)
     assert resp.status_code == 201, resp.text
     post_id = resp.json()["id"]
-    assert await run_task(services, tasknames.FANOUT_POST, held.take(tasknames.FANOUT_POST)) == "published"
+    assert await run_task(services, tasknames.FANOUT_POST, await held.take(tasknames.FANOUT_POST)) == "published"
     assert await _holders(services, readers, post_id) == len(readers)
     return readers, post_id
 
@@ -86,8 +86,8 @@ async def test_late_retract_after_restore_leaves_the_post_in_feeds(client, servi
     await _decide(client, moderator, post_id, "hide")
     await _decide(client, moderator, post_id, "restore")
     # the restore's task runs first, the hide's retract arrives late (redelivered, or a slow worker)
-    await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
-    await run_task(services, tasknames.FANOUT_RETRACT, held.take(tasknames.FANOUT_RETRACT))
+    await run_task(services, tasknames.FANOUT_RESTORE, await held.take(tasknames.FANOUT_RESTORE))
+    await run_task(services, tasknames.FANOUT_RETRACT, await held.take(tasknames.FANOUT_RETRACT))
     await _assert_in_line(services, readers, post_id)
     assert await _holders(services, readers, post_id) == len(readers)
 
@@ -96,12 +96,12 @@ async def test_restore_twice_and_retract_twice(client, services, held):
     moderator = await make_account(services, "moderator")
     readers, post_id = await _post_in_fans_feeds(client, services, held)
     await _decide(client, moderator, post_id, "hide")
-    retract = held.take(tasknames.FANOUT_RETRACT)
+    retract = await held.take(tasknames.FANOUT_RETRACT)
     for _ in range(2):
         await run_task(services, tasknames.FANOUT_RETRACT, retract)
         await _assert_in_line(services, readers, post_id)
     await _decide(client, moderator, post_id, "restore")
-    restore = held.take(tasknames.FANOUT_RESTORE)
+    restore = await held.take(tasknames.FANOUT_RESTORE)
     for _ in range(2):
         await run_task(services, tasknames.FANOUT_RESTORE, restore)
         await _assert_in_line(services, readers, post_id)
@@ -114,7 +114,7 @@ async def _hidden_with_its_retract(client, services, held: HeldTasks) -> tuple[A
     moderator = await make_account(services, "moderator")
     readers, post_id = await _post_in_fans_feeds(client, services, held)
     await _decide(client, moderator, post_id, "hide")
-    return moderator, readers, post_id, held.take(tasknames.FANOUT_RETRACT)
+    return moderator, readers, post_id, await held.take(tasknames.FANOUT_RETRACT)
 
 
 class _Killed(Exception):
@@ -163,7 +163,7 @@ async def _restore_as_far_as_its_checkpoint(client, services, held: HeldTasks, m
     """A moderator restores the post, and its restore run pushes it to every fan and checkpoints
     past them all, but does not finish."""
     await _decide(client, moderator, post_id, "restore")
-    held.take(tasknames.FANOUT_RESTORE)  # its run, up to its checkpoint:
+    await held.take(tasknames.FANOUT_RESTORE)  # its run, up to its checkpoint:
     post = await services.db.posts.find_one({"_id": ObjectId(post_id)})
     for r in readers:
         await services.redis.zadd(home_key(r.id), {post_id: int(post["created_ms"])})
@@ -190,7 +190,7 @@ async def test_retract_racing_a_restore_on_another_worker(client, services, held
 
     async def restore() -> None:
         await _decide(client, moderator, post_id, "restore")
-        await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+        await run_task(services, tasknames.FANOUT_RESTORE, await held.take(tasknames.FANOUT_RESTORE))
         assert await _holders(services, readers, post_id) == len(readers)
 
     await _retract_racing(services, monkeypatch, "remove", restore, retract, readers, post_id)
@@ -263,12 +263,12 @@ async def test_concurrent_retract_and_restore_end_in_line(client, services, held
     moderator = await make_account(services, "moderator")
     readers, post_id = await _post_in_fans_feeds(client, services, held, fans=4)
     await _decide(client, moderator, post_id, "hide")
-    retract = held.take(tasknames.FANOUT_RETRACT)
+    retract = await held.take(tasknames.FANOUT_RETRACT)
 
     async def restore() -> None:
         await asyncio.sleep(delay_s)
         await _decide(client, moderator, post_id, "restore")
-        await run_task(services, tasknames.FANOUT_RESTORE, held.take(tasknames.FANOUT_RESTORE))
+        await run_task(services, tasknames.FANOUT_RESTORE, await held.take(tasknames.FANOUT_RESTORE))
 
     await asyncio.gather(run_task(services, tasknames.FANOUT_RETRACT, retract), restore())
     await _assert_in_line(services, readers, post_id)

@@ -19,7 +19,7 @@ from feed.follows import follower_batches
 from feed.timeline import Timelines
 from solomo.core import tasknames
 from tests.faults.fanout_drill import holders, make_ready, seed_audience
-from tests.feed.helpers import HeldTasks
+from tests.heldtasks import HeldTasks
 from tests.support import register
 
 CHUNK = 4
@@ -27,8 +27,8 @@ BATCHES = 5
 
 
 @pytest.fixture
-def held(services, monkeypatch) -> HeldTasks:
-    return HeldTasks.install(services, monkeypatch)
+def held(hold_tasks) -> HeldTasks:
+    return hold_tasks()
 
 
 async def _posted(client, services, held: HeldTasks, monkeypatch) -> tuple[str, list[ObjectId], list[Any]]:
@@ -39,7 +39,7 @@ async def _posted(client, services, held: HeldTasks, monkeypatch) -> tuple[str, 
     audience = await seed_audience(services, ObjectId(author.id), followers)
     created = await client.post("/v1/posts", json={"text": "pipelined"}, headers=author.headers)
     assert created.status_code == 201, created.text
-    post_id = held.take(tasknames.FANOUT_POST)
+    post_id = await held.take(tasknames.FANOUT_POST)
     return post_id, followers, audience.follow_ids
 
 
@@ -133,7 +133,7 @@ async def test_a_rounds_checkpoints_wait_for_its_topic_counts_and_its_reads_and_
     await make_ready(services.redis, [author.id])
     created = await client.post("/v1/posts", json={"text": "#咖啡# counted beside"}, headers=author.headers)
     assert created.status_code == 201, created.text
-    post_id = held.take(tasknames.FANOUT_POST)
+    post_id = await held.take(tasknames.FANOUT_POST)
     key = (await services.db.posts.find_one({"_id": ObjectId(post_id)}))["topic_keys"][0]
     real_sync = search.topics.sync_post
     counting, release = asyncio.Event(), asyncio.Event()

@@ -19,7 +19,7 @@ from feed.follows import follower_batches
 from solomo.core import tasknames
 from tests.checkins.helpers import new_store
 from tests.faults.fanout_drill import feeds, seed_audience
-from tests.feed.helpers import HeldTasks
+from tests.heldtasks import HeldTasks
 from tests.support import Account, register
 
 PAGE = 3  # ids a page holds in these tests: every audience spans several pages
@@ -108,8 +108,9 @@ async def test_follows_racing_the_build_are_all_in_the_pages(client, services):
     assert len(ids) == 11 and gone.id not in ids
 
 
-async def test_the_fan_out_builds_a_big_audience_then_reads_its_pages(client, services, monkeypatch):
-    held = HeldTasks.install(services, monkeypatch)
+async def test_the_fan_out_builds_a_big_audience_then_reads_its_pages(client, services, monkeypatch,
+                                                                        hold_tasks):
+    held = hold_tasks()
     monkeypatch.setattr(feed.followerpages, "BUILD_AT", 8)
     monkeypatch.setattr(services.settings, "fanout_chunk", 4)
     author = await register(client)
@@ -181,7 +182,7 @@ async def test_a_page_checkpoint_resumes_after_its_page_and_an_index_checkpoint_
 async def _posted(client: Any, author: Account, text: str, held: HeldTasks) -> str:
     resp = await client.post("/v1/posts", json={"text": text}, headers=author.headers)
     assert resp.status_code == 201, resp.text
-    assert held.take(tasknames.FANOUT_POST) == resp.json()["id"]
+    assert await held.take(tasknames.FANOUT_POST) == resp.json()["id"]
     return str(resp.json()["id"])
 
 

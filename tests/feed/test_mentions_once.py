@@ -12,7 +12,7 @@ from bson import ObjectId
 import feed.fanout
 from feed.fanout import fanout_post
 from solomo.core import tasknames
-from tests.feed.helpers import HeldTasks, events
+from tests.feed.helpers import events
 from tests.support import Account, random_point, register
 
 
@@ -24,8 +24,8 @@ def crash(*_: Any, **__: Any) -> Any:
     raise Crash
 
 
-async def _mentioning_post(client, services, monkeypatch) -> tuple[list[Account], str]:
-    held = HeldTasks.install(services, monkeypatch)
+async def _mentioning_post(client, hold_tasks) -> tuple[list[Account], str]:
+    held = hold_tasks()
     author = await register(client)
     mentioned = [await register(client) for _ in range(2)]
     lat, lng = random_point()
@@ -33,7 +33,7 @@ async def _mentioning_post(client, services, monkeypatch) -> tuple[list[Account]
     resp = await client.post("/v1/posts", json={"text": text, "lat": lat, "lng": lng}, headers=author.headers)
     assert resp.status_code == 201, resp.text
     post_id = resp.json()["id"]
-    assert held.take(tasknames.FANOUT_POST) == post_id  # held: the test runs the fan-out itself
+    assert await held.take(tasknames.FANOUT_POST) == post_id  # held: the test runs the fan-out itself
     return mentioned, post_id
 
 
@@ -42,8 +42,8 @@ async def _mentions(services, account: Account, post_id: str) -> int:
                if e["data"]["kind"] == "mention" and e["data"]["post"]["id"] == post_id)
 
 
-async def test_crash_before_sending_sends_them_on_the_rerun(client, services, monkeypatch):
-    mentioned, post_id = await _mentioning_post(client, services, monkeypatch)
+async def test_crash_before_sending_sends_them_on_the_rerun(client, services, monkeypatch, hold_tasks):
+    mentioned, post_id = await _mentioning_post(client, hold_tasks)
     with monkeypatch.context() as m:  # the event store fails: nothing is sent
         m.setattr(services.events, "publish", crash)
         m.setattr(services.events, "publish_each", crash)
@@ -56,8 +56,8 @@ async def test_crash_before_sending_sends_them_on_the_rerun(client, services, mo
     assert doc["mentions_notified"] is True and doc["fanout"] == "done"
 
 
-async def test_crash_after_sending_sends_no_duplicate(client, services, monkeypatch):
-    mentioned, post_id = await _mentioning_post(client, services, monkeypatch)
+async def test_crash_after_sending_sends_no_duplicate(client, services, monkeypatch, hold_tasks):
+    mentioned, post_id = await _mentioning_post(client, hold_tasks)
     with monkeypatch.context() as m:  # sent, then the worker dies before the post is marked
         m.setattr(feed.fanout, "_mark_mentions_notified", crash)
         with contextlib.suppress(Crash):

@@ -13,7 +13,7 @@ from feed.fanout import fanout_post
 from notifications import offerinbox, recorder
 from solomo.core import tasknames
 from solomo.core.timeutil import ms_of
-from tests.feed.helpers import HeldTasks, events, follow, post
+from tests.feed.helpers import events, follow, post
 from tests.offers.helpers import offer_to_a_follower
 from tests.realtime.wsclient import open_ws, recv_type
 from tests.support import Account, make_account, register, wait_until
@@ -159,15 +159,15 @@ async def test_comment_reply_and_mention_each_reach_their_user_once(client, serv
     assert len(await inbox(client, author)) == 3
 
 
-async def test_a_posts_mentions_are_recorded_once_by_its_fan_out(client, services, monkeypatch):
-    held = HeldTasks.install(services, monkeypatch)
+async def test_a_posts_mentions_are_recorded_once_by_its_fan_out(client, services, hold_tasks):
+    held = hold_tasks()
     author, named, blocker = [await register(client) for _ in range(3)]
     now = datetime.now(UTC)
     await services.db.blocks.insert_one({"_id": ObjectId(), "blocker_id": ObjectId(blocker.id),
                                          "blocked_id": ObjectId(author.id), "created_at": now,
                                          "created_ms": ms_of(now)})
     p = await post(client, author, f"hi @{named.username} @{blocker.username} @{author.username}")
-    assert held.take(tasknames.FANOUT_POST) == p["id"]
+    assert await held.take(tasknames.FANOUT_POST) == p["id"]
     for _ in range(2):  # the task, then a redelivery
         await fanout_post(services, ObjectId(p["id"]))
     got = await inbox(client, named)
@@ -181,16 +181,17 @@ class Killed(Exception):
     """Where a SIGKILL would stop the worker (an exception the recording does not swallow)."""
 
 
-async def test_a_fan_out_killed_after_announcing_a_mention_tells_the_user_once(client, services, monkeypatch):
+async def test_a_fan_out_killed_after_announcing_a_mention_tells_the_user_once(client, services, monkeypatch,
+                                                                              hold_tasks):
     """The worker dies after the mention's event is out but before its entry's ``announce`` flag is
     cleared: the retried fan-out finds the flag set and announces again, and the version's dedupe
     set (written by the same script as the event) keeps the user from being told twice."""
     from pymongo.asynchronous.collection import AsyncCollection
 
-    held = HeldTasks.install(services, monkeypatch)
+    held = hold_tasks()
     author, named = await register(client), await register(client)
     p = await post(client, author, f"hi @{named.username}")
-    assert held.take(tasknames.FANOUT_POST) == p["id"]
+    assert await held.take(tasknames.FANOUT_POST) == p["id"]
     real_update_one = AsyncCollection.update_one
     killed: list[Any] = []
 

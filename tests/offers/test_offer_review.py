@@ -4,8 +4,6 @@ arrival path's memory of judged offers (forgotten on a follow; new offers seen a
 
 from __future__ import annotations
 
-from typing import Any
-
 from bson import ObjectId
 
 from geo.positions import set_position
@@ -19,17 +17,7 @@ from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import make_account, mark_offline, mark_online, offset, register
 
 
-class _Held:
-    """Stands in for ``services.tasks.send``: records the tasks instead of running them."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
-        self.sent.append((name, args))
-
-
-async def test_review_word_holds_the_offer_until_a_moderator_approves(client, services, monkeypatch,
+async def test_review_word_holds_the_offer_until_a_moderator_approves(client, services, hold_tasks,
                                                                      extra_words):  # noqa: F811
     review = token("zr")
     await extra_words(review=[review])
@@ -39,12 +27,11 @@ async def test_review_word_holds_the_offer_until_a_moderator_approves(client, se
     await set_position(services.redis, follower.id, *offset(store["lat"], store["lng"], north_m=100))
     await mark_online(services, follower.id)
     moderator = await make_account(services, "moderator")
-    held = _Held()
-    monkeypatch.setattr(services.tasks, "send", held.send)
+    held = hold_tasks()
     try:
         offer = await create_offer(client, merchant, store["id"], description=f"a {review} deal")
         assert offer["status"] == "pending_review"
-        assert held.sent == []  # not targeted
+        assert await held.sent() == []  # not targeted
         assert await target_offer(services, offer["id"]) == 0  # a stray task pushes nothing either
         assert await deliver_on_arrival(services, follower.id, store["lat"], store["lng"]) == 0
 
@@ -60,7 +47,7 @@ async def test_review_word_holds_the_offer_until_a_moderator_approves(client, se
         resp = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
                                  json={"action": "approve", "reason": "harmless"})
         assert resp.status_code == 200 and resp.json()["status"] == "live", resp.text
-        assert held.sent == [(tasknames.OFFERS_TARGET, (offer["id"],))]
+        assert await held.sent() == [(tasknames.OFFERS_TARGET, (offer["id"],))]
         assert await target_offer(services, offer["id"]) == 1  # now it is pushed
         again = await client.post(f"/v1/moderation/offers/{offer['id']}", headers=moderator.headers,
                                   json={"action": "approve", "reason": "twice"})

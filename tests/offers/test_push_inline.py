@@ -17,16 +17,6 @@ from tests.realtime.wsclient import open_ws, quiet_for, recv_type
 from tests.support import delivered_to, mark_offline, mark_online, offset, register, wait_until
 
 
-class _Sent:
-    """Stands in for ``services.tasks.send``: records the tasks instead of enqueueing them."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
-        self.sent.append((name, args))
-
-
 async def _located_socket(live_server: str, services: Any, token: str, lat: float, lng: float) -> Any:
     ws = await open_ws(live_server, token)
     await ws.send(json.dumps({"type": "location", "lat": lat, "lng": lng}))
@@ -36,21 +26,20 @@ async def _located_socket(live_server: str, services: Any, token: str, lat: floa
 
 
 async def test_a_small_audience_gets_the_offer_in_the_request_without_a_worker(live_server, client, services,
-                                                                               monkeypatch):
+                                                                               hold_tasks):
     merchant, store = await merchant_with_store(client)
     fan = await register(client)
     await follow_store(client, fan, store["id"])
     ws = await _located_socket(live_server, services, fan.token, *offset(store["lat"], store["lng"], north_m=80))
     await wait_until(lambda: _online(services, fan.id))
-    tasks = _Sent()
-    monkeypatch.setattr(services.tasks, "send", tasks.send)  # no broker, no worker: only the request
+    tasks = hold_tasks()  # no worker: only the request
     offer = await create_offer(client, merchant, store["id"], radius_m=300)
     # targeted by the request, after its answer (the ASGI call returns once it is done): the delivery
     # is recorded and the offer is done, no task was sent
     assert await delivered_to(services, offer["id"]) == {fan.id}
     doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     assert doc["targeting"] == "done" and doc["pushed"] == 1
-    assert tasks.sent == []
+    assert await tasks.sent() == []
     msg = await recv_type(ws, "offer", timeout=10)
     assert msg["data"]["id"] == offer["id"] and 70 < msg["data"]["distance_m"] < 90
     # the task, sent again anyway (a sweep, a retry), finds nothing left to do
@@ -59,7 +48,7 @@ async def test_a_small_audience_gets_the_offer_in_the_request_without_a_worker(l
     await ws.close()
 
 
-async def test_a_large_audience_goes_to_the_task(client, services, monkeypatch):
+async def test_a_large_audience_goes_to_the_task(client, services, monkeypatch, hold_tasks):
     monkeypatch.setattr(targeting, "INLINE_MAX_FOLLOWERS", 0)  # one follower is already "large"
     merchant, store = await merchant_with_store(client)
     fan = await register(client)
@@ -69,10 +58,9 @@ async def test_a_large_audience_goes_to_the_task(client, services, monkeypatch):
     await set_position(services.redis, fan.id, *offset(store["lat"], store["lng"], north_m=50))
     await mark_online(services, fan.id)
     try:
-        tasks = _Sent()
-        monkeypatch.setattr(services.tasks, "send", tasks.send)
+        tasks = hold_tasks()
         offer = await create_offer(client, merchant, store["id"], radius_m=300)
-        assert tasks.sent == [(tasknames.OFFERS_TARGET, (offer["id"],))]
+        assert await tasks.sent() == [(tasknames.OFFERS_TARGET, (offer["id"],))]
         assert await delivered_to(services, offer["id"]) == set()  # nothing inline
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
         assert doc["targeting"] == "pending"
@@ -82,7 +70,7 @@ async def test_a_large_audience_goes_to_the_task(client, services, monkeypatch):
         await mark_offline(services, fan.id)
 
 
-async def test_inline_and_task_together_deliver_once(live_server, client, services, monkeypatch):
+async def test_inline_and_task_together_deliver_once(live_server, client, services, monkeypatch, hold_tasks):
     """The inline run and the task at the same time (a slow request while a sweep re-sends the
     task): the dedupe sets let each follower's event be recorded once, and each socket sees it once."""
     monkeypatch.setattr(targeting, "INLINE_MAX_FOLLOWERS", -1)  # the request leaves it pending
@@ -94,7 +82,7 @@ async def test_inline_and_task_together_deliver_once(live_server, client, servic
         sockets.append(await _located_socket(live_server, services, fan.token,
                                              *offset(store["lat"], store["lng"], north_m=40 + 20 * i)))
     await wait_until(lambda: _online(services, *(f.id for f in fans)))
-    monkeypatch.setattr(services.tasks, "send", _Sent().send)
+    hold_tasks()
     offer = await create_offer(client, merchant, store["id"], radius_m=300)
     doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     store_doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
@@ -112,17 +100,16 @@ async def test_inline_and_task_together_deliver_once(live_server, client, servic
     assert doc["pushed"] == 3 and doc["targeting"] == "done"
 
 
-async def test_a_failing_inline_run_hands_the_offer_to_the_task(client, services, monkeypatch):
+async def test_a_failing_inline_run_hands_the_offer_to_the_task(client, services, monkeypatch, hold_tasks):
     merchant, store = await merchant_with_store(client)
 
     async def broken(*args: Any) -> int:
         raise ConnectionError("Redis is gone")
 
     monkeypatch.setattr(targeting, "_target", broken)
-    tasks = _Sent()
-    monkeypatch.setattr(services.tasks, "send", tasks.send)
+    tasks = hold_tasks()
     offer = await create_offer(client, merchant, store["id"], radius_m=300)  # still 201: the offer is durable
-    assert tasks.sent == [(tasknames.OFFERS_TARGET, (offer["id"],))]
+    assert await tasks.sent() == [(tasknames.OFFERS_TARGET, (offer["id"],))]
     doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
     assert doc["targeting"] == "pending"  # and the sweep re-sends it if that task is lost too
 

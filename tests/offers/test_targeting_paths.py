@@ -16,23 +16,12 @@ from tests.offers.helpers import create_offer, follow_store, merchant_with_store
 from tests.support import delivered_to, mark_offline, mark_online, offset, register
 
 
-class _Held:
-    """Stands in for ``services.tasks.send`` so that no worker targets the offer before the test does
-    (with :func:`as_large_audience`: the offer goes to the task, not inline)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def send(self, name: str, *args: Any, countdown: float | None = None) -> None:
-        self.sent.append((name, args))
-
-
 def as_large_audience(monkeypatch) -> None:
     """Every store counts as a large audience: its offers are targeted by the task, never inline."""
     monkeypatch.setattr(targeting, "INLINE_MAX_FOLLOWERS", -1)
 
 
-async def test_near_online_followers_get_it_once(client, services, monkeypatch):
+async def test_near_online_followers_get_it_once(client, services, monkeypatch, hold_tasks):
     as_large_audience(monkeypatch)
     merchant, store = await merchant_with_store(client)
     lat, lng = store["lat"], store["lng"]
@@ -44,10 +33,9 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         await set_position(services.redis, acct.id, *offset(lat, lng, north_m=north))
     await mark_online(services, near_on.id, far_on.id, stranger.id)
     try:
-        held = _Held()
-        monkeypatch.setattr(services.tasks, "send", held.send)
+        held = hold_tasks()  # no worker targets the offer before the test does
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
-        assert (tasknames.OFFERS_TARGET, (offer["id"],)) in held.sent
+        assert (tasknames.OFFERS_TARGET, (offer["id"],)) in await held.sent()
         assert await target_offer(services, offer["id"]) == 1
         assert await delivered_to(services, offer["id"]) == {near_on.id}
         doc = await services.db.offers.find_one({"_id": ObjectId(offer["id"])})
@@ -57,10 +45,10 @@ async def test_near_online_followers_get_it_once(client, services, monkeypatch):
         await mark_offline(services, near_on.id, far_on.id, stranger.id)
 
 
-async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypatch):
+async def test_expired_or_unknown_offers_end_at_once(client, services, monkeypatch, hold_tasks):
     as_large_audience(monkeypatch)
     merchant, store = await merchant_with_store(client)
-    monkeypatch.setattr(services.tasks, "send", _Held().send)
+    hold_tasks()
     offer = await create_offer(client, merchant, store["id"], radius_m=500)
     await services.db.offers.update_one({"_id": ObjectId(offer["id"])}, {"$set": {"stock": 1, "claimed": 1}})
     assert await target_offer(services, offer["id"]) == 0
@@ -91,13 +79,13 @@ def test_events_share_the_offer_and_differ_by_distance():
     assert datas[0]["title"] == 't "quoted"'
 
 
-async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(client, services, monkeypatch):
+async def test_a_live_offer_lost_from_the_redis_index_is_restored_by_the_sweep(client, services, hold_tasks):
     """MongoDB is the truth: an offer dropped from the live index (a Redis flush, a failover that lost
     the write, an upgrade of the key layout) is back after one sweep, so later arrivals still get it;
     an ended or sold-out one is not put back."""
     merchant, store = await merchant_with_store(client)
     lat, lng = store["lat"], store["lng"]
-    monkeypatch.setattr(services.tasks, "send", _Held().send)
+    hold_tasks()
     offer = await create_offer(client, merchant, store["id"], radius_m=500)
     gone = await create_offer(client, merchant, store["id"], radius_m=500)
     await target_offer(services, offer["id"])
@@ -124,7 +112,7 @@ async def _three_fans_one_a_chunk(client, services, monkeypatch) -> tuple[Any, d
     return merchant, store, fans
 
 
-async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, services, monkeypatch):
+async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, services, monkeypatch, hold_tasks):
     """A chunk's inbox entries are written while the next chunk is published, and its checkpoint
     only after them: with the first chunk's inbox write held, the second chunk already has the offer
     and no checkpoint is recorded; released, everyone has one entry and the targeting is done."""
@@ -145,7 +133,7 @@ async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, servi
 
     monkeypatch.setattr(offerinbox, "record_offers", held_first)
     try:
-        monkeypatch.setattr(services.tasks, "send", _Held().send)
+        hold_tasks()
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
         oid = ObjectId(offer["id"])
         run = asyncio.create_task(target_offer(services, offer["id"]))
@@ -167,7 +155,7 @@ async def test_a_chunks_inbox_writes_do_not_hold_up_the_next_chunk(client, servi
         await mark_offline(services, *(f.id for f in fans))
 
 
-async def test_a_chunks_inbox_writes_wait_for_the_next_chunks_reads(client, services, monkeypatch):
+async def test_a_chunks_inbox_writes_wait_for_the_next_chunks_reads(client, services, monkeypatch, hold_tasks):
     """The next chunk's recipients are read (while this chunk is published) before this chunk's
     inbox entries are written: thousands of inserts never sit in front of those reads."""
     from notifications import offerinbox
@@ -189,7 +177,7 @@ async def test_a_chunks_inbox_writes_wait_for_the_next_chunks_reads(client, serv
     monkeypatch.setattr(targeting, "_recipients", read)
     monkeypatch.setattr(offerinbox, "record_offers", record)
     try:
-        monkeypatch.setattr(services.tasks, "send", _Held().send)
+        hold_tasks()
         offer = await create_offer(client, merchant, store["id"], radius_m=500)
         assert await target_offer(services, offer["id"]) == 3
     finally:

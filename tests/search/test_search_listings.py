@@ -15,7 +15,7 @@ from search import posts as post_search
 from solomo.core import tasknames
 from solomo.core.keys import search_listing_key
 from solomo.core.searchkeys import fold, run_keys, runs
-from tests.feed.helpers import HeldTasks, fanned_out, post
+from tests.feed.helpers import fanned_out, post
 from tests.search.test_search_api import get, tag, walk
 from tests.support import make_account, register, wait_until
 
@@ -151,16 +151,16 @@ async def test_a_listing_changed_between_its_reads_is_read_from_mongodb(client: 
 
 
 async def test_a_removal_leaves_search_at_once_while_the_listing_still_holds_the_post(client: Any, services: Any,
-                                                                                      monkeypatch: Any) -> None:
+                                                                                      hold_tasks: Any) -> None:
     """The retraction is held (never run): the listing keeps the removed post, and the search still
     leaves it out, from its cached view's status."""
-    held = HeldTasks.install(services, monkeypatch)
+    held = hold_tasks()
     t = tag()
     author = await register(client)
     mod = await make_account(services, "moderator")
     made = await post(client, author, f"拿铁 {t} kept")
     # its fan-out, run here: into the listings that exist (拿铁's, if an earlier search built it)
-    assert await fanout.fanout_post(services, ObjectId(held.take(tasknames.FANOUT_POST))) == "published"
+    assert await fanout.fanout_post(services, ObjectId(await held.take(tasknames.FANOUT_POST))) == "published"
 
     async def found() -> list[str]:
         return [p["id"] for p in (await get(client, author, "/v1/search/posts", q=f"{t} 拿铁"))["items"]]
@@ -169,6 +169,6 @@ async def test_a_removal_leaves_search_at_once_while_the_listing_still_holds_the
     resp = await client.post(f"/v1/moderation/posts/{made['id']}", json={"action": "remove", "reason": "spam"},
                              headers=mod.headers)
     assert resp.status_code == 200, resp.text
-    assert held.take(tasknames.FANOUT_RETRACT) == made["id"]  # held: the listing is not touched
+    assert await held.take(tasknames.FANOUT_RETRACT) == made["id"]  # held: the listing is not touched
     assert made["id"] in await members(services, t)
     assert await found() == []
