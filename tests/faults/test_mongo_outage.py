@@ -42,6 +42,8 @@ from tests.faults.drill import NOT_THE_ERROR_BODY, Outcome, as_env, call, stats,
 from tests.offers.helpers import in_minutes
 from tests.support import LiveServer, WorkerProcess, random_point, seconds_until
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_S = float(os.environ.get("SOLOMO_DRILL_OUTAGE_S", "10"))
 CLIENTS = 2  # registering
 SOCIAL = 4  # posting, liking, checking in, claiming

@@ -170,7 +170,7 @@ async def test_daily_quota(client, services):
     assert await services.db.media.count_documents({"owner_id": ObjectId(alice.id)}) == 3
 
 
-async def test_an_oversized_chunked_upload_over_a_real_socket_is_refused(client, live_server):
+async def test_an_oversized_chunked_upload_over_a_real_socket_is_refused(client, services, live_server):
     """Through uvicorn, chunked (no Content-Length): 413, and the server stays well. (The app stops
     taking the body at 10 MB — the ASGI test above counts that; the server may still drain the rest
     from the socket, which costs no memory.)"""
@@ -193,6 +193,8 @@ async def test_an_oversized_chunked_upload_over_a_real_socket_is_refused(client,
         except httpx2.TransportError:
             pass  # the server may answer and close while the client still writes: the same refusal
         assert (await http.get("/healthz")).status_code == 200
+    # either way nothing was stored for it
+    assert await services.db.media.count_documents({"owner_id": ObjectId(alice.id)}) == 0
     ok = await client.post("/v1/media", files={"file": ("a.png", encoded(picture((40, 20)), "PNG"), "image/png")},
                            headers=alice.headers)
     assert ok.status_code == 201
