@@ -4,6 +4,7 @@ the store's offers (nearby and on arrival) and post summaries follow at once."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -133,7 +134,10 @@ async def test_store_edit_bad_bodies(client, raw):
     assert resp.status_code in (400, 422), resp.text
 
 
-async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, celery_worker):
+async def _store_with_a_local_post(client: Any) -> tuple[Any, dict[str, Any], str, Callable[[float, float],
+                                                                                       Awaitable[list[str]]]]:
+    """A merchant's store with one post, already in the local feed at the store (fanned out, cells
+    built), and a reader's local page near any point: (merchant, store, post id, local ids)."""
     merchant = await register(client, "merchant")
     lat, lng = random_point()
     store = await new_store(client, merchant, lat, lng)
@@ -153,6 +157,12 @@ async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, cele
         return post_id in await local_ids(lat, lng)
 
     await wait_until(in_old_place)
+    return merchant, store, post_id, local_ids
+
+
+async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, celery_worker):
+    merchant, store, post_id, local_ids = await _store_with_a_local_post(client)
+    lat, lng = store["lat"], store["lng"]
     new_lat, new_lng = offset(lat, lng, north_m=-4000)
     assert post_id not in await local_ids(new_lat, new_lng)  # builds the new place's cells, without it
     resp = await client.patch(f"/v1/stores/{store['id']}", json={"lat": new_lat, "lng": new_lng},
@@ -160,7 +170,7 @@ async def test_posts_at_a_moved_store_move_in_local_feeds(client, services, cele
     assert resp.status_code == 200, resp.text
     assert post_id in await local_ids(new_lat, new_lng)
     assert post_id not in await local_ids(lat, lng)
-    got = (await client.get(f"/v1/posts/{post_id}", headers=reader.headers)).json()
+    got = (await client.get(f"/v1/posts/{post_id}", headers=merchant.headers)).json()
     assert (got["lat"], got["lng"]) == (new_lat, new_lng)
 
 
@@ -212,25 +222,8 @@ async def test_a_move_cut_short_in_the_cells_is_finished_by_saving_again(client,
     from feed import localcells
     from solomo.core.errors import Unavailable
 
-    merchant = await register(client, "merchant")
-    lat, lng = random_point()
-    store = await new_store(client, merchant, lat, lng)
-    post = await client.post("/v1/posts", json={"text": "moving shop", "store_id": store["id"]},
-                             headers=merchant.headers)
-    assert post.status_code == 201, post.text
-    post_id = post.json()["id"]
-    reader = await register(client)
-
-    async def local_ids(at_lat: float, at_lng: float) -> list[str]:
-        resp = await client.get("/v1/feed/local", params={"lat": at_lat, "lng": at_lng, "radius_m": 300},
-                                headers=reader.headers)
-        assert resp.status_code == 200, resp.text
-        return [p["id"] for p in resp.json()["items"]]
-
-    async def in_old_place() -> bool:
-        return post_id in await local_ids(lat, lng)
-
-    await wait_until(in_old_place)
+    merchant, store, post_id, local_ids = await _store_with_a_local_post(client)
+    lat, lng = store["lat"], store["lng"]
     new_lat, new_lng = offset(lat, lng, north_m=-4000)
     assert post_id not in await local_ids(new_lat, new_lng)  # the new place's cells exist, without it
 

@@ -87,15 +87,11 @@ async def test_days_hours_and_visitors_follow_the_store_local_calendar(client, s
 
 
 async def test_another_time_zone_and_changing_it_rebuilds_the_rollups(client, services):
-    merchant = await register(client, "merchant")
-    store = await new_store(client, merchant, timezone="America/New_York")
+    merchant, store, late = await _night_in_new_york(client, services)
     assert store["timezone"] == "America/New_York"
     ny = ZoneInfo("America/New_York")
-    c = await register(client)
-    d = today({"timezone": "America/New_York"}) - timedelta(days=2)
-    late, early = at(d, 23, 30, ny), at(d + timedelta(days=1), 0, 45, ny)
-    for when in (late, early):
-        await check_in(services, principal(c), store["id"], store["lat"], store["lng"], now=when)
+    d = late.astimezone(ny).date()
+    early = at(d + timedelta(days=1), 0, 45, ny)
     got = await insights(client, merchant, store, 3)
     assert got["days"][:2] == [row(d, 1, 1, 1), row(d + timedelta(days=1), 1, 1, 0)]
     assert got["hours"][23] == 1 and got["hours"][0] == 1 and got["repeat_rate"] == 1.0
