@@ -73,7 +73,7 @@ function describe(frame, strings) {
   }
   if (frame && frame.type === "notification") {
     const actor = data.actors && data.actors.length ? data.actors[0] : data.user;
-    const who = actor ? actor.display_name : "";
+    const who = (actor && (actor.display_name || actor.username)) || strings["push.someone"] || "SoLoMo";
     const kind = data.kind === "comment" && data.reply ? "reply" : data.kind;
     const body = fill(strings[`push.${kind}`] || strings["push.other"] || "{user}", { user: who });
     let url = "/#/home";

@@ -137,6 +137,8 @@ async function render() {
   document.body.dataset.view = "loading";
   try {
     await match[0](root, match[1]);
+  } catch (err) { // a view that failed to draw says so, in the user's words (never a blank screen)
+    if (root.isConnected) root.replaceChildren(h("p.error.view-error", { role: "alert" }, err.words));
   } finally {
     if (root.isConnected) document.body.dataset.view = hash;
   }

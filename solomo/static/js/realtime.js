@@ -19,6 +19,8 @@ export class LiveSocket {
     this.seen = new Set();
     this.timer = null;
     this.pinger = null;
+    this.replaced = false; // closed with 4409: waits for the page to be shown again
+    this.onVisible = null;
   }
 
   get lastEventId() {
@@ -35,7 +37,17 @@ export class LiveSocket {
 
   start() {
     this.stopped = false;
+    this.replaced = false;
     this.connect();
+    if (!this.onVisible) {
+      this.onVisible = () => {
+        if (document.visibilityState === "visible" && this.replaced && !this.stopped && !this.ws) {
+          this.replaced = false;
+          this.connect();
+        }
+      };
+      document.addEventListener("visibilitychange", this.onVisible);
+    }
     return this;
   }
 
@@ -64,6 +76,12 @@ export class LiveSocket {
       if (ev.code === 4401 || ev.code === 4403) {
         this.stopped = true;
         this.onRefused(ev.code);
+        return;
+      }
+      if (ev.code === 4400) localStorage.removeItem(this.key); // an id the server cannot resume from
+      if (ev.code === 4409) { // a newer socket of this user took the slot (another tab, device)
+        this.replaced = true; // taking it back at once would evict that one, and so on for ever:
+        this.onStatus("closed"); // this page reconnects when the user comes back to it
         return;
       }
       this.scheduleReconnect();
@@ -122,6 +140,8 @@ export class LiveSocket {
 
   stop() {
     this.stopped = true;
+    if (this.onVisible) document.removeEventListener("visibilitychange", this.onVisible);
+    this.onVisible = null;
     clearTimeout(this.timer);
     clearInterval(this.pinger);
     if (this.ws) this.ws.close(1000, "bye");

@@ -6,6 +6,12 @@ import { busy, h, modal, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 
+// The toast's words once a block or mute is made or undone ("muteed" is no word: spelled out).
+const DONE = {
+  block: { done: "blocked", undone: "unblocked" },
+  mute: { done: "muted", undone: "unmuted" },
+};
+
 // Re-draws the screen on show (the router listens to hashchange): the follow button and the posts
 // list change with a block.
 function redraw() {
@@ -43,7 +49,7 @@ export function shutOutButtons(user) {
       btn.addEventListener("click", () => {
         if (on) {
           busy(btn, api.del(path)).then(() => {
-            toast(t(`block.un${kind}ed`, { name }));
+            toast(t(`block.${DONE[kind].undone}`, { name }));
             redraw();
           }, (err) => toast(err.words, "error"));
           return;
@@ -51,7 +57,7 @@ export function shutOutButtons(user) {
         confirmSheet(t(`block.${kind}_title`, { name }), t(`block.${kind}_explain`), t(`block.${kind}`), async () => {
           await api.post(path);
           if (kind === "block") session.rememberFollow("user", user.id, false);
-          toast(t(`block.${kind}ed`, { name }));
+          toast(t(`block.${DONE[kind].done}`, { name }));
           redraw();
         });
       });
@@ -85,7 +91,7 @@ export async function shutOutListView(root, which) {
           try {
             await busy(undo, api.del(`/v1/users/${enc(u.id)}/${kind}`));
             row.remove();
-            toast(t(`block.un${kind}ed`, { name: u.display_name || u.username }));
+            toast(t(`block.${DONE[kind].undone}`, { name: u.display_name || u.username }));
             empty();
           } catch (err) {
             toast(err.words, "error");

@@ -128,7 +128,8 @@ function chargeForm(store) {
     e.preventDefault();
     result.className = "charge-result";
     try {
-      // api.post sends an Idempotency-Key: a resend after a dropped connection never charges twice
+      // api.post sends an Idempotency-Key, kept until the charge has a definite answer: a resend after a
+      // dropped connection, or the merchant tapping again, never charges twice
       const res = await busy(send, api.post(`/v1/stores/${enc(store.id)}/points/charge`,
         { code: code.value.trim(), points: Number(points.value) }));
       result.textContent = t("points.charged", { points: res.points });

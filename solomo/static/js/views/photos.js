@@ -2,7 +2,7 @@
 // nine-grid of a post card, the full-screen viewer (swipe), and BlurHash placeholders while
 // pictures load (decoded here: a few dozen lines, no library).
 
-import { ApiError } from "../api.js";
+import { ApiError, reportUnauthorized } from "../api.js";
 import { h, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
@@ -201,7 +201,9 @@ export function uploadPhoto(file, onProgress) {
       else {
         const err = data && data.error ? data.error : { code: `http_${xhr.status}`, message: xhr.statusText };
         // "too long" is the text's words for 413; a photo has its own
-        reject(new ApiError(xhr.status, xhr.status === 413 ? "photo_too_large" : err.code, err.message));
+        const error = new ApiError(xhr.status, xhr.status === 413 ? "photo_too_large" : err.code, err.message);
+        if (xhr.status === 401) reportUnauthorized(error); // signed out at once, as any other request
+        reject(error);
       }
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, "network", t("err.network"))));

@@ -4,14 +4,15 @@
 // subscription sent to POST /v1/push/subscriptions. Signing out removes it (DELETE) and unsubscribes
 // the browser, so the next person on this device gets nothing meant for the previous one.
 
-import { api, enc, request } from "../api.js";
+import { api, ApiError, enc, request } from "../api.js";
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
 import { distanceM, session } from "../session.js";
 import { offerPopup } from "./offers.js";
 import { storeView } from "./stores.js";
 
-const PUSH_WORDS = ["push.app", "push.mention", "push.comment", "push.reply", "push.follow", "push.other"];
+const PUSH_WORDS = ["push.app", "push.mention", "push.comment", "push.reply", "push.follow", "push.other",
+  "push.someone"];
 let knownEndpoint = null; // this user's subscription on this device, as the server has it
 
 export function pushSupported() {
@@ -141,7 +142,7 @@ export function pushSwitch() {
       status.textContent = t(want ? "push.on" : "push.off");
     } catch (err) {
       input.checked = !want;
-      status.textContent = err.words || t("push.failed");
+      status.textContent = (err instanceof ApiError ? err.words : t("push.failed"));
     } finally {
       input.disabled = Notification.permission === "denied";
     }
@@ -155,7 +156,7 @@ export async function offerPage(root, offerId) {
   try {
     offer = await api.get(`/v1/offers/${enc(offerId)}`);
   } catch (err) {
-    root.append(h("div.page", {}, h("p.error", { role: "alert" }, err.words || t("push.failed"))));
+    root.append(h("div.page", {}, h("p.error", { role: "alert" }, (err instanceof ApiError ? err.words : t("push.failed")))));
     return;
   }
   await storeView(root, offer.store.id);

@@ -162,7 +162,7 @@ export function timezoneField(value) {
 
 export function createStoreForm(onCreated) {
   const loc = session.location;
-  const name = h("input", { name: "name", required: true, maxlength: "100" });
+  const name = h("input", { name: "name", required: true, maxlength: "80" }); // checkins.stores.NAME_MAX
   const category = h("select", { name: "category" }, CATEGORIES.map((c) => h("option", { value: c }, categoryName(c))));
   const address = h("input", { name: "address", maxlength: "200" });
   const radius = h("input", { name: "checkin_radius_m", type: "number", min: "20", max: "2000", value: "200" });
