@@ -70,6 +70,10 @@ async def test_likes_raise_the_bell_live_and_the_inbox_groups_them(phone, client
     assert "Amy and 2 others liked your post" in await group.inner_text()
     assert await group.locator(".avatar").count() == 3
     assert await group.evaluate("el => el.classList.contains('unread')")
+    # opening the inbox reads what it shows: the badge clears, the entries keep their "new" look
+    await p.page.wait_for_selector(".bell .bell-count[hidden]", state="attached")
+    assert (await client.get("/v1/notifications/unread", headers=author.headers)).json()["total"] == 0
+    assert await group.evaluate("el => el.classList.contains('unread')")
     await _shot(p, "inbox-en.png")
 
     await group.locator("a.notif-link").click()  # tap → the post

@@ -138,10 +138,17 @@ export async function inboxView(root) {
       cursor = res.next_cursor;
       more.hidden = !cursor;
       empty.hidden = list.childElementCount > 0;
+      if (first && !kind && res.items.some((n) => !n.read)) seen(res.items[0].id);
     } catch (err) {
       empty.hidden = false;
       empty.textContent = err.words;
     }
+  };
+  // Opening the inbox reads what it shows (Weibo's way): the badge clears, while the entries keep
+  // their "new" look on this screen; anything newer stays unread. Best effort: a failure leaves
+  // them unread, as they were.
+  const seen = (newest) => {
+    api.post("/v1/notifications/read", { up_to: newest }).then(refreshUnread, () => {});
   };
   const choose = (k) => {
     kind = k;
