@@ -83,3 +83,38 @@ async def test_a_post_whose_answers_were_lost_is_not_posted_twice(phone, client,
     await page.page.locator(".toast", has_text="Posted").wait_for()
     assert len(keys) == 4 and len(set(keys)) == 1 and keys[0], keys
     assert await services.db.posts.count_documents({"author_id": ObjectId(me.id), "text": text}) == 1
+
+
+async def test_a_cap_says_how_long_and_a_voucher_of_another_store_says_so(phone, client):
+    """A daily cap (429 with a Retry-After of hours) tells how long, not "wait a moment"; at the
+    counter, a voucher of the merchant's other store is named as such, not "not allowed"."""
+    from tests.offers.helpers import create_offer, merchant_with_store
+
+    merchant, store = await merchant_with_store(client)
+    other = await client.post("/v1/stores", json={"name": "Second shop", "lat": store["lat"], "lng": store["lng"]},
+                              headers=merchant.headers)
+    assert other.status_code == 201, other.text
+    offer = await create_offer(client, merchant, store["id"], stock=3)
+    fan = await register(client)
+    claimed = await client.post(f"/v1/offers/{offer['id']}/claim", headers=fan.headers)
+    assert claimed.status_code == 201, claimed.text
+
+    shop = await phone(locale="zh-CN")
+    await shop.login(merchant.username)
+    await shop.route(f"#/store/{other.json()['id']}")
+    redeem = shop.page.locator("form.redeem-form")
+    await redeem.locator("input[name=code]").fill(claimed.json()["code"])
+    await redeem.locator("button[type=submit]").click()
+    await shop.page.locator(".redeem-result.error", has_text="这张券属于别的店").wait_for()
+
+    words = await shop.page.evaluate("""async () => {
+        const { ApiError } = await import("/static/js/api.js");
+        return [new ApiError(429, "rate_limited", "x", [], 7 * 3600).words,
+                new ApiError(429, "rate_limited", "x", [], 300).words,
+                new ApiError(429, "rate_limited", "x", [], 2).words,
+                new ApiError(418, "no_such_code", "an English sentence", []).words,
+                new ApiError(502, "http_502", "Bad Gateway", []).words];
+    }""")
+    assert words == ["已达到上限，请 7 小时后再试。", "已达到上限，请 5 分钟后再试。", "请求太频繁，请稍后再试。",
+                     "无法完成，请检查后再试。", "服务繁忙，请稍后再试。"], words
+    shop.assert_clean()

@@ -98,7 +98,8 @@ function redeemForm(store) {
       result.classList.add("ok");
       code.value = "";
     } catch (err) {
-      result.textContent = err.words;
+      // the owner at their own counter: the only refusal of the store left is a voucher of another
+      result.textContent = err.status === 403 ? t("merchant.other_store") : err.words;
       result.classList.add("error");
     }
   });

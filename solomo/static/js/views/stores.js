@@ -66,7 +66,8 @@ export function checkinDialog(store, onDone) {
       if (onDone) onDone(res);
     } catch (err) {
       errorEl.hidden = false;
-      errorEl.textContent = err.words;
+      // "get closer" is no help when the position was never the device's (refused, or picked)
+      errorEl.textContent = err.code === "too_far" && loc.source !== "device" ? t("err.too_far_no_fix") : err.words;
     }
   });
 }
