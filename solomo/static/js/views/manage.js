@@ -6,6 +6,7 @@ import { busy, field, h, onLeave, toast } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { openLocationPicker } from "./location.js";
+import { uploadPhoto } from "./photos.js";
 import { CATEGORIES, categoryName, timezoneField } from "./stores.js";
 
 const patch = (path, body) => request("PATCH", path, body);
@@ -49,10 +50,52 @@ export async function profileEditView(root) {
       complain(err);
     }
   });
-  root.append(page(t("manage.profile"), "#/me", form,
+  root.append(page(t("manage.profile"), "#/me", avatarCard(user), form,
     h("section.card.stack", {},
       h("a.button.password-link", { href: "#/me/password" }, t("manage.password")),
       h("a.button.danger.delete-link", { href: "#/me/delete" }, t("manage.delete")))));
+}
+
+// The avatar: a photo uploaded as any other (POST /v1/media), then made the avatar by PATCH /v1/me
+// (the server claims it, and lets the old one expire); removing it sets null.
+function avatarCard(user) {
+  const preview = h("span.avatar-preview");
+  const status = h("span.muted.small.avatar-status", { role: "status" });
+  const input = h("input.avatar-input", { type: "file", accept: "image/*", hidden: true });
+  const pick = h("button.small.avatar-pick", { type: "button" }, t("manage.avatar_pick"));
+  const remove = h("button.small.avatar-remove", { type: "button" }, t("manage.avatar_remove"));
+  const show = (me) => {
+    preview.replaceChildren(me.avatar_url
+      ? h("img.profile-avatar", { src: me.avatar_url, alt: t("manage.avatar"), width: "64", height: "64" })
+      : h("span.profile-avatar.initial", { "aria-hidden": "true" }, (me.display_name || me.username).slice(0, 1)));
+    remove.hidden = !me.avatar_url;
+  };
+  const apply = async (button, mediaId) => {
+    const me = await busy(button, patch("/v1/me", { avatar_media_id: mediaId }));
+    session.updateUser({ ...session.user, ...me });
+    show(me);
+    status.textContent = "";
+    toast(t("manage.saved"));
+  };
+  pick.addEventListener("click", () => input.click());
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    input.value = "";
+    if (!file) return;
+    try {
+      const media = await busy(pick, uploadPhoto(file, (done) => {
+        status.textContent = `${Math.round(done * 100)}%`;
+      }).promise);
+      await apply(pick, media.id);
+    } catch (err) {
+      status.textContent = "";
+      toast(err.words, "error");
+    }
+  });
+  remove.addEventListener("click", () => apply(remove, null).catch((err) => toast(err.words, "error")));
+  show(user);
+  return h("section.card.avatar-card", {}, h("div.profile-head", {}, preview,
+    h("div.stack", {}, h("strong", {}, t("manage.avatar")), h("div.row", {}, pick, remove), status)), input);
 }
 
 export function passwordView(root) {

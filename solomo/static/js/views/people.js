@@ -12,9 +12,14 @@ import { pushSwitch } from "./push.js";
 import { followButton } from "./stores.js";
 
 function profileCard(user, extra = []) {
+  const name = user.display_name || user.username;
+  const avatar = user.avatar_url
+    ? h("img.profile-avatar", { src: user.avatar_url, alt: "", width: "64", height: "64" })
+    : h("span.profile-avatar.initial", { "aria-hidden": "true" }, name.slice(0, 1));
   return h("section.card.profile", { dataset: { userId: user.id } },
-    h("h2", {}, user.display_name || user.username),
-    h("div.muted", {}, `@${user.username} · ${t(`auth.role.${user.role}`) || user.role}`),
+    h("div.profile-head", {}, avatar, h("div.profile-names", {}, h("h2", {}, name),
+      h("div.muted", {}, `@${user.username} · ${t(`auth.role.${user.role}`)}`))),
+    user.bio ? h("p.profile-bio", {}, user.bio) : null,
     h("div.row.counts", {},
       h("a", { href: `#/user/${enc(user.id)}/followers` }, h("strong", {}, String(user.followers_count)), " ",
         t("follow.followers")),

@@ -1,0 +1,47 @@
+"""A profile photo and a bio, set from the phone and shown on the user's page to others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bson import ObjectId
+
+from tests.media.helpers import encoded, picture
+from tests.support import register
+
+
+async def test_profile_photo_and_bio_are_set_and_shown(phone, client, services, screenshots, tmp_path: Path):
+    me, other = await register(client), await register(client)
+    photo = tmp_path / "me.png"
+    photo.write_bytes(encoded(picture((300, 300)), "PNG"))
+
+    page = await phone(locale="zh-CN")
+    await page.login(me.username)
+    await page.route("#/me/profile")
+    card = page.page.locator("section.avatar-card")
+    await card.locator("span.profile-avatar.initial").wait_for()
+    assert await card.locator("button.avatar-remove").is_hidden()
+    await card.locator("input.avatar-input").set_input_files(str(photo))
+    await card.locator("img.profile-avatar").wait_for()
+    stored = await services.db.users.find_one({"_id": ObjectId(me.id)})
+    assert stored["avatar_url"] and await card.locator("img.profile-avatar").get_attribute("src") == stored["avatar_url"]
+    form = page.page.locator("form.profile-form")
+    await form.locator("textarea[name=bio]").fill("喝咖啡，逛外滩")
+    await form.locator("button[type=submit]").click()
+    await page.page.locator(".toast", has_text="已保存").wait_for()
+    await page.screenshot(screenshots / "profile-edit-zh.png")
+
+    viewer = await phone()
+    await viewer.login(other.username)
+    await viewer.route(f"#/user/{me.id}")
+    profile = viewer.page.locator("section.profile")
+    await profile.locator("img.profile-avatar").wait_for()
+    assert await viewer.page.evaluate("document.querySelector('section.profile img.profile-avatar').naturalWidth") > 0
+    assert "喝咖啡，逛外滩" in await profile.locator(".profile-bio").inner_text()
+    await viewer.screenshot(screenshots / "profile-seen.png")
+
+    await card.locator("button.avatar-remove").click()  # back to the initial
+    await card.locator("span.profile-avatar.initial").wait_for()
+    assert (await services.db.users.find_one({"_id": ObjectId(me.id)})).get("avatar_url") is None
+    page.assert_clean()
+    viewer.assert_clean()
