@@ -24,7 +24,8 @@ async def test_profile_photo_and_bio_are_set_and_shown(phone, client, services, 
     await card.locator("input.avatar-input").set_input_files(str(photo))
     await card.locator("img.profile-avatar").wait_for()
     stored = await services.db.users.find_one({"_id": ObjectId(me.id)})
-    assert stored["avatar_url"] and await card.locator("img.profile-avatar").get_attribute("src") == stored["avatar_url"]
+    shown = await card.locator("img.profile-avatar").get_attribute("src")
+    assert stored["avatar_url"] and shown == stored["avatar_url"]
     form = page.page.locator("form.profile-form")
     await form.locator("textarea[name=bio]").fill("喝咖啡，逛外滩")
     await form.locator("button[type=submit]").click()
