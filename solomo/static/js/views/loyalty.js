@@ -144,10 +144,51 @@ function chargeForm(store) {
   return form;
 }
 
-// The merchant console's cards: charging points at the counter, and the programme settings.
+function isoDay(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// What the programme settles with the store, per store-local day (GET …/points/ledger): the last
+// 30 days first, any range of the API's up to the merchant.
+function ledgerForm(store) {
+  const today = new Date();
+  const from = h("input", { name: "from", type: "date", required: true,
+    value: isoDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 29)) });
+  const to = h("input", { name: "to", type: "date", required: true, value: isoDay(today) });
+  const show = h("button", { type: "submit" }, t("points.ledger_show"));
+  const result = h("div.ledger-result", { role: "status" });
+  const form = h("form.stack.ledger-form", {}, h("div.row", {}, field(t("points.ledger_from"), from),
+    field(t("points.ledger_to"), to)), show, result);
+  const load = async () => {
+    try {
+      const res = await busy(show, api.get(`/v1/stores/${enc(store.id)}/points/ledger`,
+        { from: from.value, to: to.value }));
+      const active = res.days.filter((d) => d.issued || d.spent).reverse();
+      result.replaceChildren(
+        h("p.ledger-totals", {}, t("points.ledger_totals", { issued: res.issued, spent: res.spent, net: res.net })),
+        active.length
+          ? h("ul.ledger-days", {}, active.map((d) => h("li.row.spread", { dataset: { date: d.date } },
+            h("span", {}, d.date), h("span.muted", {}, `+${d.issued} / −${d.spent}`))))
+          : h("p.muted", {}, t("points.ledger_none")));
+    } catch (err) {
+      result.replaceChildren(h("p.error", { role: "alert" }, err.words));
+    }
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load();
+  });
+  load();
+  return form;
+}
+
+// The merchant console's cards: charging points at the counter, the programme settings, and what
+// the programme settles with the store.
 export function loyaltyCards(store) {
   return [
     h("section.card.points-counter", {}, h("h3", {}, t("points.charge")), chargeForm(store)),
     h("section.card.loyalty-settings", {}, h("h3", {}, t("points.programme")), settingsForm(store)),
+    h("section.card.points-ledger", {}, h("h3", {}, t("points.ledger")), ledgerForm(store)),
   ];
 }
