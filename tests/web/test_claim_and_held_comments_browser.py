@@ -1,6 +1,7 @@
 """Claiming an offer from the store's offers page (a second claim says it was already claimed;
-a sold-out one says so), and a comment held for review: its author sees it waiting, a moderator
-approves it from the held-comments screen, and then everyone sees it published."""
+a sold-out one says so; the wallet lists the offers around the user), and a comment held for
+review: its author sees it waiting, a moderator approves it from the held-comments screen, and
+then everyone sees it published."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ async def test_a_user_claims_an_offer_on_the_store_offers_page(phone, client, se
     code = await sheet.locator(".code").inner_text()
     assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", code)
     await page.page.wait_for_function("document.querySelector('.voucher-sheet img.qr').naturalWidth > 0")
+    assert "已领 1/20" in await row.inner_text()
     await _shot(page, screenshots / "store_offers_voucher_zh.png")
     await sheet.locator("button.close").click()
     await sheet.wait_for(state="detached")
@@ -80,6 +82,14 @@ async def test_a_user_claims_an_offer_on_the_store_offers_page(phone, client, se
                                       arg=f"#/store/{store['id']}/offers")
     assert await claim.inner_text() == "我的券"
     assert await page.page.locator(f"li.offer-row[data-offer-id='{last['id']}']").count() == 0  # sold out: not listed
+
+    # the wallet lists the live offers around the user (GET /v1/offers/nearby), the held one as such
+    await page.route("#/wallet")
+    nearby = page.page.locator(f".nearby-offers li.offer-row[data-offer-id='{latte['id']}']")
+    await nearby.scroll_into_view_if_needed()
+    assert await nearby.locator("button.claim-offer").inner_text() == "我的券"
+    assert store["name"] in await nearby.locator("a.offer-store").inner_text()
+    await _shot(page, screenshots / "wallet_nearby_offers_zh.png")
     page.assert_clean(allow_socket_failures=True)
 
 

@@ -240,6 +240,7 @@ const STRINGS = {
     "mod.held_comments": "Comments held for review", "mod.held_comments_hint": "Each contains a review word. Approve to publish it, or remove it.",
     "mod.comments_empty": "No comments are waiting.", "mod.comment_on": "On {name}'s post:",
     "mod.comment_post_gone": "The post was deleted.",
+    "claim.nearby": "Offers around you", "claim.nearby_none": "No live offers cover where you are right now.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -478,6 +479,7 @@ const STRINGS = {
     "mod.held_comments": "待审核的评论", "mod.held_comments_hint": "以下评论含有需审核的词语，通过后即发布，也可以移除。",
     "mod.comments_empty": "没有待审核的评论。", "mod.comment_on": "评论了{name}的微博：",
     "mod.comment_post_gone": "原微博已删除。",
+    "claim.nearby": "附近的优惠", "claim.nearby_none": "你所在的位置暂时没有进行中的优惠。",
   },
 };
 

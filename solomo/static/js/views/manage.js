@@ -150,9 +150,15 @@ export async function storeEditView(root, storeId) {
 // A claim refused for good changes the offer's status on screen.
 const REFUSED_STATUS = { sold_out: "sold_out", offer_expired: "expired", offer_ended: "ended" };
 
-function offerRow(offer, mine, onEnded) {
+// One offer: its status, stock and deadline; the owner can end it, anyone else claim it.
+// `withStore`: name the store too (a list of several stores' offers).
+export function offerRow(offer, mine, onEnded, { withStore = false } = {}) {
   const status = h(`span.badge.status.status-${offer.status}`, {}, t(`manage.status.${offer.status}`));
-  const stock = offer.stock === null ? `${offer.claimed} · ${t("offer.unlimited")}` : `${offer.claimed}/${offer.stock}`;
+  const countsText = () => {
+    const stock = offer.stock === null ? `${offer.claimed} · ${t("offer.unlimited")}` : `${offer.claimed}/${offer.stock}`;
+    return `${t("manage.claimed")} ${stock} · ${t("manage.until")} ${formatDateTime(offer.expires_at)}`;
+  };
+  const counts = h("div.muted.small", {}, countsText());
   const endable = mine && (offer.status === "live" || offer.status === "pending_review");
   const end = endable ? h("button.small.danger.end-offer", { type: "button" }, t("manage.end")) : null;
   const refusal = h("p.error.small.claim-error", { role: "alert", hidden: true });
@@ -166,12 +172,18 @@ function offerRow(offer, mine, onEnded) {
     row.dataset.status = now;
     status.className = `badge status status-${now}`;
     status.textContent = t(`manage.status.${now}`);
+  }, ({ fresh }) => {
+    refusal.hidden = true;
+    if (!fresh) return;
+    offer.claimed += 1;
+    counts.textContent = countsText();
   }) : null;
   const row = h("li.offer-row", { dataset: { offerId: offer.id, status: offer.status } },
-    h("div.offer-main", {}, h("strong", {}, offer.title),
+    h("div.offer-main", {},
+      withStore ? h("a.small.offer-store", { href: `#/store/${enc(offer.store.id)}` }, offer.store.name) : null,
+      h("div", {}, h("strong", {}, offer.title)),
       offer.description && !mine ? h("div.small", {}, offer.description) : null,
-      h("div.muted.small", {}, `${t("manage.claimed")} ${stock} · ${t("manage.until")} ${formatDateTime(offer.expires_at)}`),
-      refusal),
+      counts, refusal),
     h("div.offer-side", {}, status, end, claim));
   if (end) {
     end.addEventListener("click", async () => {
@@ -179,7 +191,7 @@ function offerRow(offer, mine, onEnded) {
       try {
         const ended = await busy(end, request("POST", `/v1/offers/${enc(offer.id)}/end`));
         toast(t("manage.ended"));
-        row.replaceWith(offerRow(ended, mine, onEnded));
+        row.replaceWith(offerRow(ended, mine, onEnded, { withStore }));
         onEnded(ended);
       } catch (err) {
         complain(err);

@@ -54,8 +54,9 @@ export function showClaimed({ voucher, fresh }, title) {
 }
 
 // A Claim button for one live offer; once the user holds a voucher for it, it reads "My voucher"
-// (pressing it claims again, which answers the voucher held). `onRefused(err)` gets a refusal.
-export function claimButton(offer, onRefused) {
+// (pressing it claims again, which answers the voucher held). `onRefused(err)` gets a refusal,
+// `onClaimed({voucher, fresh})` a success.
+export function claimButton(offer, onRefused, onClaimed = () => {}) {
   const button = h("button.small.claim-offer", { type: "button" });
   const label = () => {
     const held = Boolean(heldVoucher(offer.id));
@@ -69,6 +70,7 @@ export function claimButton(offer, onRefused) {
       const res = await busy(button, claimOffer(offer.id));
       label();
       showClaimed(res, offer.title);
+      onClaimed(res);
     } catch (err) {
       onRefused(err);
     }
