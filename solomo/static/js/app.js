@@ -15,7 +15,7 @@ import { deleteAccountView, passwordView, profileEditView, storeEditView, storeO
 import { insightsView } from "./views/insights.js";
 import { merchantHome } from "./views/merchant.js";
 import { bell, inboxView, onNotification, refreshUnread, refreshUnreadSoon } from "./views/notifications.js";
-import { auditView, queueView, usersView, wordsView } from "./views/moderation.js";
+import { auditView, heldCommentsView, queueView, usersView, wordsView } from "./views/moderation.js";
 import { offerPopup } from "./views/offers.js";
 import { meView, peopleListView, userView } from "./views/people.js";
 import { postPage } from "./views/posts.js";
@@ -60,6 +60,7 @@ const ROUTES = [
   [/^#\/store\/([^/]+)\/insights$/, (root, m) => insightsView(root, decodeURIComponent(m[1])), ["merchant"]],
   [/^#\/merchant$/, (root) => merchantHome(root), ["merchant"]],
   [/^#\/mod\/queue$/, (root) => queueView(root), ["moderator"]],
+  [/^#\/mod\/queue\/comments$/, (root) => heldCommentsView(root), ["moderator"]],
   [/^#\/mod\/words$/, (root) => wordsView(root), ["moderator"]],
   [/^#\/mod\/audit$/, (root) => auditView(root), ["moderator"]],
   [/^#\/mod\/users(?:\/([^/]+))?$/, (root, m) => usersView(root, m[1] ? decodeURIComponent(m[1]) : ""), ["moderator"]],

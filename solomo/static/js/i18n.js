@@ -253,6 +253,16 @@ const STRINGS = {
     "audience.hint.regulars": "People who checked in here on at least {visits} days in the last 90.",
     "audience.hint.nearby": "Anyone near the store. People who don't follow you get at most 3 such offers a day, and none if they opted out.",
     "merchant.timezone_hint": "Insights, daily check-in points and regulars count days in this zone.",
+    // claim from the store page, held comments
+    "claim.mine": "My voucher", "claim.already": "You already claimed this offer",
+    "comment.status.pending_review": "Waiting for review", "comment.status.removed": "Removed",
+    "comment.held_note": "Only you can see it until a moderator approves it.",
+    "comment.held_toast": "Your comment is waiting for review. Others will see it once it is approved.",
+    "mod.queues": "Review queues", "mod.queue_posts": "Posts and offers", "mod.queue_comments": "Comments",
+    "mod.held_comments": "Comments held for review", "mod.held_comments_hint": "Each contains a review word. Approve to publish it, or remove it.",
+    "mod.comments_empty": "No comments are waiting.", "mod.comment_on": "On {name}'s post:",
+    "mod.comment_post_gone": "The post was deleted.",
+    "claim.nearby": "Offers around you", "claim.nearby_none": "No live offers cover where you are right now.",
   },
   zh: {
     "app.name": "SoLoMo",
@@ -504,6 +514,16 @@ const STRINGS = {
     "audience.hint.regulars": "近 90 天内至少有 {visits} 天在本店签到的用户。",
     "audience.hint.nearby": "门店附近的所有人。未关注你的用户每天最多收到 3 条此类优惠，关闭该选项的用户不会收到。",
     "merchant.timezone_hint": "经营数据、每日签到积分和常客均按此时区计日。",
+    // claim from the store page, held comments
+    "claim.mine": "我的券", "claim.already": "你已经领过这张券了",
+    "comment.status.pending_review": "审核中", "comment.status.removed": "已移除",
+    "comment.held_note": "审核通过前仅你自己可见。",
+    "comment.held_toast": "评论已提交，审核通过后其他人才能看到。",
+    "mod.queues": "审核队列", "mod.queue_posts": "微博和优惠", "mod.queue_comments": "评论",
+    "mod.held_comments": "待审核的评论", "mod.held_comments_hint": "以下评论含有需审核的词语，通过后即发布，也可以移除。",
+    "mod.comments_empty": "没有待审核的评论。", "mod.comment_on": "评论了{name}的微博：",
+    "mod.comment_post_gone": "原微博已删除。",
+    "claim.nearby": "附近的优惠", "claim.nearby_none": "你所在的位置暂时没有进行中的优惠。",
   },
 };
 

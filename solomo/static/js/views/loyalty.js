@@ -5,7 +5,9 @@
 import { api, enc } from "../api.js";
 import { busy, field, h, modal, toast } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
-import { qrImage, walletView } from "./offers.js";
+import { session } from "../session.js";
+import { offerRow } from "./manage.js";
+import { learnVouchers, qrImage, walletView } from "./offers.js";
 
 let onScreen = null; // the wallet's points card while it is shown: {balance, history, seen}
 
@@ -67,6 +69,27 @@ export async function walletPage(root) {
   }
   await loadMore();
   await walletView(root);
+  await nearbyOffers(root);
+}
+
+// Live offers whose radius covers where I am (GET /v1/offers/nearby, nearest store first), each
+// with its Claim button: what the pop-up would have offered, for whoever missed it.
+async function nearbyOffers(root) {
+  const here = session.location;
+  if (!here) return;
+  const list = h("ul.offer-list.nearby-offers");
+  root.append(h("div.page", {}, h("h2", {}, t("claim.nearby")), list));
+  try {
+    const res = await api.get("/v1/offers/nearby", { lat: here.lat, lng: here.lng, limit: 20 });
+    if (res.items.length) {
+      await learnVouchers(res.items.reduce((a, o) => (o.created_at < a ? o.created_at : a), res.items[0].created_at))
+        .catch(() => {});
+    }
+    for (const offer of res.items) list.append(offerRow(offer, false, () => {}, { withStore: true }));
+    if (!list.childElementCount) list.append(h("li.empty", {}, t("claim.nearby_none")));
+  } catch (err) {
+    list.append(h("li.empty", {}, err.words));
+  }
 }
 
 function showBalance(b) {

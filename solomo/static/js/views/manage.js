@@ -1,11 +1,13 @@
 // Managing what is yours: the profile (name, bio), the password, leaving for good; for merchants
-// a store's details and position, and its offers with their statuses and an end button.
+// a store's details and position, and its offers with their statuses and an end button (for
+// everyone else, a claim button on each live offer).
 
 import { enc, request } from "../api.js";
 import { busy, field, h, onLeave, toast } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { openLocationPicker } from "./location.js";
+import { claimButton, learnVouchers } from "./offers.js";
 import { uploadPhoto } from "./photos.js";
 import { CATEGORIES, categoryName, timezoneField } from "./stores.js";
 
@@ -17,7 +19,8 @@ function complain(err) {
 }
 
 function page(title, back, ...children) {
-  return h("div.page.manage", {}, h("div.row.spread", {}, h("h2", {}, title),
+  // the title takes the room left by the back button (a long store name wraps, not the button)
+  return h("div.page.manage", {}, h("div.row.spread", {}, h("h2.grow", {}, title),
     h("a.button.small.back", { href: back }, t("manage.back"))), ...children);
 }
 
@@ -187,22 +190,51 @@ export async function storeEditView(root, storeId) {
   root.append(page(t("manage.store_edit"), `#/store/${enc(store.id)}`, form));
 }
 
-function offerRow(offer, mine, onEnded) {
+// A claim refused for good changes the offer's status on screen.
+const REFUSED_STATUS = { sold_out: "sold_out", offer_expired: "expired", offer_ended: "ended" };
+
+// One offer: its status, stock and deadline; the owner can end it, anyone else claim it.
+// `withStore`: name the store too (a list of several stores' offers).
+export function offerRow(offer, mine, onEnded, { withStore = false } = {}) {
   const status = h(`span.badge.status.status-${offer.status}`, {}, t(`manage.status.${offer.status}`));
-  const stock = offer.stock === null ? `${offer.claimed} · ${t("offer.unlimited")}` : `${offer.claimed}/${offer.stock}`;
+  const countsText = () => {
+    const stock = offer.stock === null ? `${offer.claimed} · ${t("offer.unlimited")}` : `${offer.claimed}/${offer.stock}`;
+    return `${t("manage.claimed")} ${stock} · ${t("manage.until")} ${formatDateTime(offer.expires_at)}`;
+  };
+  const counts = h("div.muted.small", {}, countsText());
   const endable = mine && (offer.status === "live" || offer.status === "pending_review");
   const end = endable ? h("button.small.danger.end-offer", { type: "button" }, t("manage.end")) : null;
+  const refusal = h("p.error.small.claim-error", { role: "alert", hidden: true });
+  const claimable = !mine && offer.status === "live" && session.role !== "moderator";
+  const claim = claimable ? claimButton(offer, (err) => {
+    refusal.hidden = false;
+    refusal.textContent = err.words;
+    const now = REFUSED_STATUS[err.code];
+    if (!now) return;
+    claim.remove();
+    row.dataset.status = now;
+    status.className = `badge status status-${now}`;
+    status.textContent = t(`manage.status.${now}`);
+  }, ({ fresh }) => {
+    refusal.hidden = true;
+    if (!fresh) return;
+    offer.claimed += 1;
+    counts.textContent = countsText();
+  }) : null;
   const row = h("li.offer-row", { dataset: { offerId: offer.id, status: offer.status } },
-    h("div.offer-main", {}, h("strong", {}, offer.title),
-      h("div.muted.small", {}, `${t("manage.claimed")} ${stock} · ${t("manage.until")} ${formatDateTime(offer.expires_at)}`)),
-    h("div.offer-side", {}, status, end));
+    h("div.offer-main", {},
+      withStore ? h("a.small.offer-store", { href: `#/store/${enc(offer.store.id)}` }, offer.store.name) : null,
+      h("div", {}, h("strong", {}, offer.title)),
+      offer.description && !mine ? h("div.small", {}, offer.description) : null,
+      counts, refusal),
+    h("div.offer-side", {}, status, end, claim));
   if (end) {
     end.addEventListener("click", async () => {
       if (!window.confirm(t("manage.end_confirm", { title: offer.title }))) return;
       try {
         const ended = await busy(end, request("POST", `/v1/offers/${enc(offer.id)}/end`));
         toast(t("manage.ended"));
-        row.replaceWith(offerRow(ended, mine, onEnded));
+        row.replaceWith(offerRow(ended, mine, onEnded, { withStore }));
         onEnded(ended);
       } catch (err) {
         complain(err);
@@ -228,6 +260,12 @@ export async function storeOffersView(root, storeId) {
   const load = async () => {
     try {
       const res = await request("GET", `/v1/stores/${enc(store.id)}/offers`, undefined, { query: { cursor } });
+      const live = res.items.filter((o) => o.status === "live");
+      if (!mine && live.length) {
+        // which of these the user already holds (their Claim button reads "My voucher")
+        await learnVouchers(live.reduce((a, o) => (o.created_at < a ? o.created_at : a), live[0].created_at))
+          .catch(() => {});
+      }
       for (const offer of res.items) list.append(offerRow(offer, mine, () => {}));
       if (!list.children.length) list.append(h("li.empty", {}, t("merchant.no_offers")));
       cursor = res.next_cursor;

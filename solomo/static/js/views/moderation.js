@@ -1,10 +1,10 @@
-// Moderators: the queue (reported and flagged posts) with single and bulk actions, user
-// suspension, the word lists and the audit log.
+// Moderators: the queue (reported and flagged posts) with single and bulk actions, the comments
+// held for review, user suspension, the word lists and the audit log.
 
 import { api, enc } from "../api.js";
 import { busy, field, h, toast } from "../dom.js";
-import { formatDateTime, t } from "../i18n.js";
-import { postCard } from "./posts.js";
+import { formatDateTime, formatTime, t } from "../i18n.js";
+import { postCard, richText, userLink } from "./posts.js";
 
 const ACTIONS = ["approve", "hide", "remove", "restore"];
 
@@ -145,7 +145,7 @@ export async function queueView(root) {
     }
   });
 
-  root.append(h("div.page.moderation", {}, h("h2", {}, t("mod.queue")),
+  root.append(h("div.page.moderation", {}, queueSwitch(false), h("h2", {}, t("mod.queue")),
     h("div.bulk-bar", {}, h("label.check", {}, selectAll, " ", t("mod.select_all")), bulkAction, bulkReason, bulkBtn),
     list, more));
   let cursor = null;
@@ -157,6 +157,63 @@ export async function queueView(root) {
       cursor = res.next_cursor;
       more.hidden = !cursor;
       if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
+    } catch (err) {
+      list.append(h("p.empty", {}, err.words));
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}
+
+// The two queues: posts and offers, and comments held for review.
+function queueSwitch(comments) {
+  const link = (href, on, label, queue) => h(`a.seg-item${on ? ".active" : ""}`,
+    { href, dataset: { queue }, "aria-current": on ? "page" : null }, label);
+  return h("nav.seg.queue-switch", { "aria-label": t("mod.queues") },
+    link("#/mod/queue", !comments, t("mod.queue_posts"), "posts"),
+    link("#/mod/queue/comments", comments, t("mod.queue_comments"), "comments"));
+}
+
+// A comment held for review (a review word in it), with what it answers: approve publishes it,
+// remove takes it away for good.
+function heldCommentItem(item, onDone) {
+  const { comment, post } = item;
+  const { reason, buttons } = decisionControls(["approve", "remove"],
+    (action, why) => api.post(`/v1/moderation/comments/${enc(comment.id)}`, { action, reason: why }),
+    () => onDone(comment.id));
+  const flags = flagList(item);
+  const on = post
+    ? h("a.small.held-on", { href: `#/post/${enc(post.id)}` },
+      t("mod.comment_on", { name: post.author.display_name || post.author.username }),
+      post.text ? h("span.muted", {}, ` “${post.text.length > 80 ? `${post.text.slice(0, 80)}…` : post.text}”`) : null)
+    : h("div.muted.small.held-on", {}, t("mod.comment_post_gone"));
+  return h("div.queue-item.comment-item", { dataset: { commentId: comment.id } }, on,
+    h("div.post.held-comment", {}, h("header.post-head", {}, userLink(comment.author),
+      h("time", { datetime: comment.created_at, title: formatDateTime(comment.created_at) },
+        formatTime(comment.created_at))),
+    h("p.text", {}, richText(comment.text))),
+    flags.length ? h("div.small", {}, h("strong", {}, t("mod.flags")), h("ul", {}, flags)) : null,
+    reason, h("div.row.wrap.actions", {}, buttons));
+}
+
+export async function heldCommentsView(root) {
+  const list = h("div.queue.held-comments");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const remove = (id) => {  // a decided comment leaves the list
+    list.querySelector(`[data-comment-id="${CSS.escape(id)}"]`)?.remove();
+    if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.comments_empty")));
+  };
+  root.append(h("div.page.moderation", {}, queueSwitch(true), h("h2", {}, t("mod.held_comments")),
+    h("p.muted.small", {}, t("mod.held_comments_hint")), list, more));
+  let cursor = null;
+  const load = async () => {
+    try {
+      const res = await busy(more, api.get("/v1/moderation/comments", { cursor }));
+      list.querySelector(".empty")?.remove();
+      for (const item of res.items) list.append(heldCommentItem(item, remove));
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.comments_empty")));
     } catch (err) {
       list.append(h("p.empty", {}, err.words));
     }

@@ -196,12 +196,17 @@ export async function postPage(root, postId) {
   const renderComment = (c) => {
     byId.set(c.id, c);
     const parent = c.reply_to ? byId.get(c.reply_to) : null;
-    const row = h(`div.comment${c.reply_to ? ".reply" : ""}`, { dataset: { commentId: c.id } },
+    // held for review (seen by its author and moderators only) or removed (moderators only)
+    const held = c.status && c.status !== "published";
+    const row = h(`div.comment${c.reply_to ? ".reply" : ""}`, { dataset: { commentId: c.id, status: c.status || "" } },
       h("div.comment-head", {}, userLink(c.author),
         h("time", { datetime: c.created_at }, formatTime(c.created_at))),
       parent ? h("div.muted.small", {}, t("comment.in_reply", { name: parent.author.username })) : null,
       h("p.text", {}, richText(c.text)),
-      h("button.link.small", { type: "button", onclick: () => setReply(c) }, t("comment.reply")));
+      held ? h("div.post-meta", {}, h(`span.badge.comment-status.status-${c.status}`, {},
+        t(`comment.status.${c.status}`)), c.status === "pending_review" ? h("span.muted", {}, t("comment.held_note"))
+        : null) : null,
+      held ? null : h("button.link.small", { type: "button", onclick: () => setReply(c) }, t("comment.reply")));
     commentsEl.append(row);
   };
 
@@ -226,6 +231,7 @@ export async function postPage(root, postId) {
       const c = await busy(send, api.post(`/v1/posts/${enc(postId)}/comments`, body));
       commentsEl.querySelector(".none")?.remove();
       renderComment(c);
+      if (c.status === "pending_review") toast(t("comment.held_toast"));
       text.value = "";
       setReply(null);
     } catch (err) {
