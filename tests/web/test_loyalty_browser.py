@@ -73,6 +73,14 @@ async def test_points_arrive_and_are_spent_at_the_counter(phone, client, live_se
     await counter.locator("button[type=submit]").click()
     await shop.page.wait_for_selector(".charge-result.error:has-text('already used')")
 
+    # the store's settlement shows the charge (today's row, the totals)
+    ledger = shop.page.locator("form.ledger-form")
+    await ledger.locator("button[type=submit]").click()
+    await shop.page.wait_for_selector(".ledger-totals:has-text('spent 4')")
+    assert "−4" in await ledger.locator("ul.ledger-days li").first.inner_text()
+    await ledger.scroll_into_view_if_needed()
+    await shop.screenshot(screenshots / "merchant_points_ledger.png")
+
     # the balance drops on the user's open page, live
     await fan.page.wait_for_selector(".points-balance[data-balance='6']", timeout=LIVE_TIMEOUT_MS)
     await fan.page.locator(".spend-sheet button.close").click()

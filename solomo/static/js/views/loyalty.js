@@ -167,18 +167,21 @@ function chargeForm(store) {
   return form;
 }
 
-function isoDay(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+// A day of the store's calendar (its time zone, as the ledger's days are), `back` days ago.
+function storeDay(store, back = 0) {
+  const at = new Date(Date.now() - back * 86400000);
+  try {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: store.timezone || "Asia/Shanghai" }).format(at);
+  } catch {
+    return at.toISOString().slice(0, 10); // an unknown zone: UTC's day
+  }
 }
 
 // What the programme settles with the store, per store-local day (GET …/points/ledger): the last
 // 30 days first, any range of the API's up to the merchant.
 function ledgerForm(store) {
-  const today = new Date();
-  const from = h("input", { name: "from", type: "date", required: true,
-    value: isoDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 29)) });
-  const to = h("input", { name: "to", type: "date", required: true, value: isoDay(today) });
+  const from = h("input", { name: "from", type: "date", required: true, value: storeDay(store, 29) });
+  const to = h("input", { name: "to", type: "date", required: true, value: storeDay(store) });
   const show = h("button", { type: "submit" }, t("points.ledger_show"));
   const result = h("div.ledger-result", { role: "status" });
   const form = h("form.stack.ledger-form", {}, h("div.row", {}, field(t("points.ledger_from"), from),
