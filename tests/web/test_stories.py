@@ -221,6 +221,7 @@ async def test_removed_post_vanishes_from_a_followers_open_page(phone, client, s
     await mod.route("#/mod/audit")
     entry = mod.page.locator(".audit-entry", has_text=post_id)
     await entry.first.wait_for()
-    assert "scam link" in await entry.first.inner_text()
+    logged = await entry.first.inner_text()
+    assert "scam link" in logged and "Removed post" in logged  # in words, not "remove post"
     reader.assert_clean()
     mod.assert_clean()

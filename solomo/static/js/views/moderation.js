@@ -3,7 +3,7 @@
 
 import { api, enc } from "../api.js";
 import { busy, field, h, toast } from "../dom.js";
-import { formatDateTime, formatTime, t } from "../i18n.js";
+import { formatDateTime, formatTime, has, t } from "../i18n.js";
 import { postCard, richText, userLink } from "./posts.js";
 
 const ACTIONS = ["approve", "hide", "remove", "restore"];
@@ -45,9 +45,12 @@ function decisionControls(actions, decide, onDone) {
   return { reason, buttons };
 }
 
+// A known word in the user's language, else the server's own (a source or action added later).
+const named = (key, raw) => (has(key) ? t(key) : raw);
+
 function flagList(item) {
   return (item.flags || []).map((f) => h("li", {}, typeof f === "string" ? f
-    : [f.source, (f.words || []).join(", ")].filter(Boolean).join(": ")));
+    : [named(`mod.flag.${f.source}`, f.source), (f.words || []).join(", ")].filter(Boolean).join(": ")));
 }
 
 // An offer held for review (a review word in its title or description): approve pushes it,
@@ -261,7 +264,8 @@ export async function auditView(root) {
       const res = await busy(more, api.get("/v1/moderation/audit", { cursor }));
       for (const e of res.items) {
         list.append(h("li.audit-entry", { dataset: { id: e.id } },
-          h("div", {}, h("strong", {}, e.action), " ", h("span.muted", {}, `${e.target_type} ${e.target_id}`)),
+          h("div", {}, h("strong", {}, named(`mod.log.${e.action}`, e.action)), " ",
+            named(`mod.target.${e.target_type}`, e.target_type), " ", h("span.muted.small", {}, e.target_id)),
           h("div.small", {}, e.reason),
           h("div.muted.small", {}, `${formatDateTime(e.created_at)} · ${e.moderator_id}`)));
       }
