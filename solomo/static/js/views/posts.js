@@ -206,8 +206,30 @@ export async function postPage(root, postId) {
       held ? h("div.post-meta", {}, h(`span.badge.comment-status.status-${c.status}`, {},
         t(`comment.status.${c.status}`)), c.status === "pending_review" ? h("span.muted", {}, t("comment.held_note"))
         : null) : null,
-      held ? null : h("button.link.small", { type: "button", onclick: () => setReply(c) }, t("comment.reply")));
+      h("div.row.comment-actions", {},
+        held ? null : h("button.link.small", { type: "button", onclick: () => setReply(c) }, t("comment.reply")),
+        mayDelete(c) ? h("button.link.small.comment-delete", { type: "button", onclick: (e) => remove(c, e) },
+          t("comment.delete")) : null));
     commentsEl.append(row);
+  };
+
+  // the comment's author, the post's author or a moderator (the contract's three)
+  const mayDelete = (c) => session.user && (c.author.id === session.user.id
+    || post.author.id === session.user.id || session.role === "moderator");
+  const remove = async (c, e) => {
+    if (!window.confirm(t("comment.delete_confirm"))) return;
+    try {
+      await busy(e.currentTarget, api.del(`/v1/comments/${enc(c.id)}`));
+      // its replies go with it on the server (a thread's replies point at its first comment)
+      for (const el of commentsEl.querySelectorAll(".comment")) {
+        const shown = byId.get(el.dataset.commentId);
+        if (shown && (shown.id === c.id || shown.reply_to === c.id)) el.remove();
+      }
+      toast(t("comment.deleted"));
+      if (!commentsEl.childElementCount) commentsEl.append(h("p.empty.none", {}, t("comment.none")));
+    } catch (err) {
+      toast(err.words, "error");
+    }
   };
 
   const load = async () => {
