@@ -121,6 +121,17 @@ async def test_suspended_users_open_page_signs_out(phone, client, services, live
     await form.locator("button[type=submit]").click()
     await form.locator(".error:not([hidden])").wait_for()
     assert await form.locator(".error").inner_text() == "This account is suspended."
+
+    # lifted by the name the moderator knows, not an id; a name nobody has is said so
+    await mod.route("#/mod/users")
+    await mod.page.locator("input[name=user_id]").fill("@nobody_has_this_name_9")
+    await mod.page.locator("input[name=reason]").fill("appeal accepted")
+    await mod.page.locator("button", has_text="Unsuspend").click()
+    await mod.page.wait_for_selector("p[role=status]:has-text('Not found.')")
+    await mod.page.locator("input[name=user_id]").fill(f"@{account.username}")
+    await mod.page.locator("button", has_text="Unsuspend").click()
+    await mod.page.wait_for_selector(f"p[role=status]:has-text('@{account.username}')")
+    assert (await services.db.users.find_one({"_id": ObjectId(account.id)}))["status"] == "active"
     mod.assert_clean()
 
 

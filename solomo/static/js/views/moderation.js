@@ -1,7 +1,7 @@
 // Moderators: the queue (reported and flagged posts) with single and bulk actions, the comments
 // held for review, user suspension, the word lists and the audit log.
 
-import { api, enc } from "../api.js";
+import { api, ApiError, enc } from "../api.js";
 import { busy, field, h, toast } from "../dom.js";
 import { formatDateTime, formatTime, has, t } from "../i18n.js";
 import { postCard, richText, userLink } from "./posts.js";
@@ -280,8 +280,20 @@ export async function auditView(root) {
   await load();
 }
 
+// A user named as the moderator knows them: "@name" or "name" (looked up through user search, the
+// exact username only), or an id (a profile's "Suspend" link brings one).
+async function userIdOf(named) {
+  const text = named.trim().replace(/^@/, "");
+  if (/^[0-9a-f]{24}$/.test(text)) return text;
+  const found = await api.get("/v1/search/users", { q: text, limit: 20 });
+  const user = found.items.find((u) => u.username.toLowerCase() === text.toLowerCase());
+  if (!user) throw new ApiError(404, "not_found", "no user has this name");
+  return user.id;
+}
+
 export function usersView(root, presetId = "") {
-  const id = h("input", { name: "user_id", value: presetId, required: true, pattern: "[0-9a-f]{24}" });
+  const id = h("input", { name: "user_id", value: presetId, required: true, autocomplete: "off",
+    autocapitalize: "none", placeholder: t("mod.user_hint") });
   const reason = h("input", { name: "reason", required: true, maxlength: "500" });
   const result = h("p.small", { role: "status" });
   const go = (action) => async (e) => {
@@ -290,7 +302,8 @@ export function usersView(root, presetId = "") {
       return;
     }
     try {
-      const user = await busy(e.currentTarget, suspendUser(id.value.trim(), action, reason.value.trim()));
+      const user = await busy(e.currentTarget,
+        userIdOf(id.value).then((uid) => suspendUser(uid, action, reason.value.trim())));
       result.textContent = `${t(`user.${action}`)}: @${user.username}`;
     } catch (err) {
       result.textContent = err.words;
