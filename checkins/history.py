@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins.checkin import checkin_public, checkin_seen_by_others
-from checkins.stores import store_latlng
+from checkins.stores import store_latlng, store_summary
 from solomo.core.pagination import Position, datetime_ms, keyset_page, ms_datetime
 
 if TYPE_CHECKING:
@@ -26,12 +26,19 @@ async def user_checkins(
 
 async def shape_checkins(services: Services, docs: list[dict[str, Any]],
                          viewer_id: ObjectId) -> list[dict[str, Any]]:
-    """The Checkins of one page as ``viewer_id`` may see them (the stores in one query)."""
-    others = [d for d in docs if d["user_id"] != viewer_id]
-    points: dict[ObjectId, tuple[float, float]] = {}
-    if others:
-        store_ids = list({d["store_id"] for d in others})
-        points = {s["_id"]: store_latlng(s)
-                  async for s in services.db.stores.find({"_id": {"$in": store_ids}}, {"location": 1})}
-    return [checkin_public(d) if d["user_id"] == viewer_id else checkin_seen_by_others(d, points.get(d["store_id"]))
-            for d in docs]
+    """The Checkins of one page as ``viewer_id`` may see them, each with its ``store`` (the
+    contract's StoreSummary, null for a store gone: a history names where, not only an id); the
+    stores in one query."""
+    stores: dict[ObjectId, dict[str, Any]] = {}
+    if docs:
+        store_ids = list({d["store_id"] for d in docs})
+        stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": store_ids}},
+                                                                       {"location": 1, "name": 1})}
+    out = []
+    for d in docs:
+        store = stores.get(d["store_id"])
+        item = (checkin_public(d) if d["user_id"] == viewer_id
+                else checkin_seen_by_others(d, store_latlng(store) if store else None))
+        item["store"] = store_summary(store) if store else None
+        out.append(item)
+    return out

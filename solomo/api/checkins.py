@@ -11,7 +11,7 @@ from checkins.history import shape_checkins, user_checkins
 from checkins.rules import ACCURACY_DEFAULT_M, ACCURACY_MAX_M
 from feed.blocks import walled_off
 from feed.hydrate import post_created
-from solomo.api.models import MEDIA_IDS_DESCRIPTION, Lat, Lng, StrictBody
+from solomo.api.models import MEDIA_IDS_DESCRIPTION, Lat, Lng, StoreSummaryOut, StrictBody
 from solomo.api.posts import PostOut
 from solomo.core.ids import parse_id
 from solomo.core.pagination import Page, PageQuery
@@ -47,7 +47,11 @@ class CheckinCreatedOut(BaseModel):
     post: PostOut = Field(description="The check-in's post (kind checkin), located at the store")
 
 
-class CheckinPage(Page[CheckinOut]):
+class CheckinListedOut(CheckinOut):
+    store: StoreSummaryOut | None = Field(description="Where: the store's summary (null if the store is gone)")
+
+
+class CheckinPage(Page[CheckinListedOut]):
     pass
 
 

@@ -46,3 +46,25 @@ async def test_profile_photo_and_bio_are_set_and_shown(phone, client, services, 
     assert (await services.db.users.find_one({"_id": ObjectId(me.id)})).get("avatar_url") is None
     page.assert_clean()
     viewer.assert_clean()
+
+
+async def test_a_users_check_ins_name_their_stores(phone, client, screenshots):
+    from tests.offers.helpers import merchant_with_store
+
+    _, store = await merchant_with_store(client)
+    visitor, viewer = await register(client), await register(client)
+    resp = await client.post("/v1/checkins", json={"store_id": store["id"], "lat": store["lat"], "lng": store["lng"]},
+                             headers=visitor.headers)
+    assert resp.status_code == 201, resp.text
+
+    page = await phone(locale="zh-CN")
+    await page.login(viewer.username)
+    await page.route(f"#/user/{visitor.id}")
+    await page.page.locator(".user-tabs button[data-tab=checkins]").click()
+    row = page.page.locator(f"li.checkin-row[data-checkin-id='{resp.json()['checkin']['id']}']")
+    await row.wait_for()
+    assert await row.locator("a.store-name").inner_text() == store["name"]
+    assert await row.locator("a.store-name").get_attribute("href") == f"#/store/{store['id']}"
+    assert await page.page.locator("section.feed").is_hidden()
+    await page.screenshot(screenshots / "user-checkins-zh.png")
+    page.assert_clean()

@@ -2,8 +2,8 @@
 // location, log out).
 
 import { api, enc } from "../api.js";
-import { h, onLeave } from "../dom.js";
-import { t } from "../i18n.js";
+import { busy, h, onLeave } from "../dom.js";
+import { formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { shutOutButtons, shutOutLinks } from "./blocking.js";
 import { locationLabel, openLocationPicker } from "./location.js";
@@ -47,8 +47,55 @@ export async function userView(root, userId) {
   }
   wrap.append(profileCard(user, h("div.row", {}, extra)));
   const list = postList((cursor) => api.get(`/v1/users/${enc(user.id)}/posts`, { cursor }));
-  wrap.append(h("h3", {}, t("user.posts")), list.el);
+  const visits = checkinList(user.id);
+  visits.el.hidden = true;
+  const tabs = h("div.inbox-kinds.user-tabs", { role: "tablist" }, [["posts", list.el], ["checkins", visits.el]]
+    .map(([name, el]) => h(`button.chip${name === "posts" ? ".on" : ""}`, { type: "button", dataset: { tab: name },
+      onclick: (e) => {
+        for (const chip of tabs.children) chip.classList.toggle("on", chip === e.currentTarget);
+        list.el.hidden = el !== list.el;
+        visits.el.hidden = el !== visits.el;
+        if (el === visits.el) visits.start();
+      } }, t(`user.${name}`))));
+  wrap.append(tabs, list.el, visits.el);
   await list.ready;
+}
+
+// Where a user checked in, newest first (GET /v1/users/{id}/checkins: each with its store), read
+// when the tab is first opened.
+function checkinList(userId) {
+  const items = h("ul.stores.checkin-history");
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const empty = h("p.empty", { hidden: true }, t("user.no_checkins"));
+  let cursor = null;
+  let started = false;
+  const page = async () => {
+    try {
+      const res = await busy(more, api.get(`/v1/users/${enc(userId)}/checkins`, { cursor }));
+      for (const c of res.items) {
+        const where = c.store ? h("a.store-name", { href: `#/store/${enc(c.store.id)}` }, c.store.name)
+          : h("span.muted", {}, t("user.store_gone"));
+        items.append(h("li.store.checkin-row", { dataset: { checkinId: c.id } },
+          h("div.store-main", {}, where, h("div.muted.small", {}, formatDateTime(c.created_at)))));
+      }
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      empty.hidden = items.childElementCount > 0;
+    } catch (err) {
+      empty.hidden = false;
+      empty.textContent = err.words;
+    }
+  };
+  more.addEventListener("click", page);
+  return {
+    el: h("section.checkins", {}, items, empty, more),
+    start() {
+      if (!started) {
+        started = true;
+        page();
+      }
+    },
+  };
 }
 
 export async function peopleListView(root, userId, which) {
