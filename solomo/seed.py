@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -168,10 +168,35 @@ async def _has_users(services: Services) -> bool:
     return await services.db.users.find_one({}, {"_id": 1}) is not None
 
 
-async def seed_demo_city(services: Services, *, base_url: str | None = None) -> str:
-    """Seed the city into an empty database; returns what to print (the accounts and the URL)."""
+STALE_AFTER = timedelta(hours=6)
+"""A demo city whose people last posted longer ago than this is woken up at the next start: its
+hot topics (the last hours' posts) and live offers had run out."""
+
+
+async def seed_demo_city(services: Services, *, base_url: str | None = None,
+                         stale_after: timedelta = STALE_AFTER) -> str:
+    """Seed the city into an empty database; returns what to print (the accounts and the URL). A
+    database that already has users is never seeded; if it holds the demo city gone quiet (nothing
+    posted for ``stale_after``), the city gets a new day (:func:`_wake`): a newcomer's second
+    ``make run`` finds it as alive as the first."""
+    url = base_url or f"http://{services.settings.host}:{services.settings.port}/"
     if await _has_users(services):
-        return "the database already has users: nothing seeded"
+        city = await _known_city(services)
+        if city is None or not await _quiet_since(services, city, stale_after):
+            return "the database already has users: nothing seeded"
+        async with _in_process(services) as api:
+            counts = await _wake(services, api, random.Random(), city)
+        return (f"the demo city had gone quiet: {counts['posts']} new posts, {counts['likes']} likes, "
+                f"{counts['offers']} new offers. Open {url}")
+    async with _in_process(services) as api:
+        city = _City()
+        counts = await _seed(services, api, random.Random(20240601), city)
+    return _summary(url, counts, city)
+
+
+@contextlib.asynccontextmanager
+async def _in_process(services: Services) -> AsyncIterator[_Api]:
+    """The public routes on an in-process app, its requests unlogged."""
     import httpx2
 
     from solomo.app import create_app
@@ -180,11 +205,51 @@ async def seed_demo_city(services: Services, *, base_url: str | None = None) -> 
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://seed.local", timeout=60) as client:
-            city = _City()
             with _requests_unlogged():
-                counts = await _seed(services, _Api(client), random.Random(20240601), city)
-    url = base_url or f"http://{services.settings.host}:{services.settings.port}/"
-    return _summary(url, counts, city)
+                yield _Api(client)
+
+
+async def _known_city(services: Services) -> _City | None:
+    """The demo city's people with their ids and fresh tokens, if this database holds it (every
+    merchant and user of the seed, by username); None for any other database."""
+    city = _City()
+    people = city.merchants + city.users
+    found = {u["username"]: u async for u in services.db.users.find(
+        {"username": {"$in": [p.username for p in people]}, "status": "active"}, {"username": 1})}
+    if len(found) != len(people):
+        return None
+    for person in people:
+        person.id = str(found[person.username]["_id"])
+        person.token = await services.accounts.issue_token(found[person.username]["_id"])
+    return city
+
+
+async def _quiet_since(services: Services, city: _City, stale_after: timedelta) -> bool:
+    """Whether none of the city's people posted within ``stale_after``."""
+    authors = [ObjectId(p.id) for p in city.merchants + city.users]
+    newest = await services.db.posts.find_one({"author_id": {"$in": authors}}, {"created_at": 1},
+                                              sort=[("created_at", -1)])
+    return newest is None or newest["created_at"] < datetime.now(UTC) - stale_after
+
+
+async def _wake(services: Services, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
+    """A new day in a seeded city: today's posts again (topics that make hot topics), reactions to
+    them, and the first offers again where their stores have no live one. Check-ins are left to the
+    people: the seed's would meet the travel and one-hour rules of wherever the history left them."""
+    names = [name for name, *_ in STORES]
+    stores = {s["name"]: s async for s in services.db.stores.find({"name": {"$in": names}})}
+    if len(stores) != len(names):
+        return {"posts": 0, "likes": 0, "offers": 0}
+    ordered = [{**stores[name], "id": str(stores[name]["_id"])} for name in names]
+    posts = await _today_posts(api, rng, ordered, city)
+    likes, _ = await _reactions(api, rng, posts, city, ok=(200, 201, 204, 403))
+    from offers.offers import live_query
+
+    live = {o["store_id"] async for o in services.db.offers.find(live_query(datetime.now(UTC)), {"store_id": 1})}
+    offers = 0
+    if not any(s["_id"] in live for s in stores.values()):
+        offers = await _offers(api, ordered, city)
+    return {"posts": len(posts), "likes": likes, "offers": offers}
 
 
 async def _seed(services: Services, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
@@ -326,7 +391,6 @@ async def _follows(api: _Api, rng: random.Random, stores: list[dict[str, Any]], 
 
 
 async def _today(api: _Api, rng: random.Random, stores: list[dict[str, Any]], city: _City) -> list[dict[str, Any]]:
-    by_name = {u.username: u for u in city.users}
     posts = []
     # two check-ins today, through the public route like a phone would
     for user, store in ((city.users[1], stores[0]), (city.users[8], stores[8])):
@@ -334,6 +398,14 @@ async def _today(api: _Api, rng: random.Random, stores: list[dict[str, Any]], ci
             "store_id": store["id"], "lat": store["lat"], "lng": store["lng"], "accuracy_m": 10,
             "text": "现在就在这里 #人民广场# 有人一起吗？"})
         posts.append(res["post"])
+    return posts + await _today_posts(api, rng, stores, city)
+
+
+async def _today_posts(api: _Api, rng: random.Random, stores: list[dict[str, Any]],
+                       city: _City) -> list[dict[str, Any]]:
+    """Today's posts of the people around the square and the stores' news."""
+    by_name = {u.username: u for u in city.users}
+    posts = []
     for username, text in POSTS_NOW:
         north, east = rng.uniform(-600, 600), rng.uniform(-600, 600)
         lat, lng = _offset(north, east)
@@ -344,24 +416,34 @@ async def _today(api: _Api, rng: random.Random, stores: list[dict[str, Any]], ci
     return posts
 
 
-async def _reactions(api: _Api, rng: random.Random, posts: list[dict[str, Any]], city: _City) -> tuple[int, int]:
+async def _reactions(api: _Api, rng: random.Random, posts: list[dict[str, Any]], city: _City,
+                     ok: tuple[int, ...] = (200, 201, 204)) -> tuple[int, int]:
+    """Likes and comments on ``posts`` by random people (``ok``: the answers taken as done; a city
+    with its blocks in place also answers 403 ``blocked`` between the two who are shut out)."""
     likes = comments = 0
     for post in posts:
         for user in rng.sample(city.users, rng.randint(1, 8)):
-            await api.call("POST", f"/v1/posts/{post['id']}/like", user)
-            likes += 1
+            likes += _done(await api.call("POST", f"/v1/posts/{post['id']}/like", user, ok=ok))
     for post in rng.sample(posts, min(6, len(posts))):
         first = None
         for user in rng.sample(city.users, rng.randint(1, 3)):
-            c = await api.call("POST", f"/v1/posts/{post['id']}/comments", user, {"text": rng.choice(COMMENTS)})
+            c = await api.call("POST", f"/v1/posts/{post['id']}/comments", user, {"text": rng.choice(COMMENTS)},
+                               ok=ok)
+            if not _done(c):
+                continue
             first = first or c
             comments += 1
         author = next((u for u in city.users + city.merchants if u.id == post["author"]["id"]), None)
         if author is not None and first is not None:
             await api.call("POST", f"/v1/posts/{post['id']}/comments", author,
-                           {"text": "谢谢！Thanks!", "reply_to": first["id"]})
+                           {"text": "谢谢！Thanks!", "reply_to": first["id"]}, ok=ok)
             comments += 1
     return likes, comments
+
+
+def _done(answer: Any) -> bool:
+    """Whether a call taken with a refusal among its ``ok`` answers did what it asked."""
+    return not (isinstance(answer, dict) and "error" in answer)
 
 
 async def _elsewhere(api: _Api, city: _City) -> int:

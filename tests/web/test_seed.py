@@ -146,6 +146,24 @@ async def test_seed_builds_a_living_city(client, empty_services, caplog):
     assert "nothing seeded" in again
     assert before == {name: await db[name].count_documents({}) for name in ("users", "stores", "posts", "checkins")}
 
+    # ... until the city goes quiet (nothing posted for a while) and its offers run out: the next
+    # start gives it a new day, through the same routes (posts with topics, likes, offers again)
+    from solomo.seed import POSTS_NOW, STORE_NEWS
+
+    await db.offers.update_many({}, {"$set": {"expires_at": now - timedelta(minutes=1)}})
+    seeded = {p["_id"] async for p in db.posts.find({}, {"_id": 1})}
+    started = datetime.now(UTC)
+    woken = await seed_demo_city(services, stale_after=timedelta(0))
+    assert "gone quiet" in woken, woken
+    fresh = await db.posts.find({"_id": {"$nin": list(seeded)}}).to_list(None)
+    assert len(fresh) == len(POSTS_NOW) + len(STORE_NEWS) and all(p["status"] == "published" for p in fresh)
+    assert Counter(k for p in fresh for k in p["topic_keys"])["人民广场"] >= 2
+    assert await db.likes.count_documents({"post_id": {"$in": [p["_id"] for p in fresh]}}) >= len(fresh)
+    assert await db.offers.count_documents({"expires_at": {"$gt": started}}) == 2
+    assert {name: await db[name].count_documents({}) for name in ("users", "stores", "checkins")} == {
+        name: before[name] for name in ("users", "stores", "checkins")}
+    assert "nothing seeded" in await seed_demo_city(services)  # awake now: left alone again
+
 
 async def test_seed_never_touches_a_database_with_users(empty_services):
     from solomo.seed import seed_demo_city
