@@ -16,10 +16,11 @@ export class ApiError extends Error {
   // Always the client's own sentence, in the user's language: the server's message (English, for
   // developers) is never shown. A code without one reads by its kind of failure.
   get words() {
-    if (this.code === "rate_limited" && this.retryAfter >= 60) { // a daily or hourly cap: say how long
+    if (this.status === 429 && this.retryAfter >= 60) { // a cap of minutes or hours: say how long
       const wait = this.retryAfter >= 5400 ? t("err.wait_h", { n: Math.round(this.retryAfter / 3600) })
         : t("err.wait_min", { n: Math.ceil(this.retryAfter / 60) });
-      return t("err.rate_limited_wait", { wait });
+      if (this.code === "rate_limited" || !has(`err.${this.code}`)) return t("err.rate_limited_wait", { wait });
+      return `${t(`err.${this.code}`)} ${t("err.try_again_in", { wait })}`; // checkin_too_soon
     }
     if (has(`err.${this.code}`)) return t(`err.${this.code}`);
     if (this.status === 0) return t("err.network");
