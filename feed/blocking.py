@@ -123,9 +123,11 @@ async def let_in(services: Services, kind: Kind, owner_id: ObjectId, target_id: 
     if target is None:
         raise NotFound("user not found")
     shape = _SHAPES[kind]
-    if kind == "block" and target.get("status") != "deleted":  # (the erasure removes a deleted one's)
-        # an interrupted block the client never retried may have left follows; none can have been
-        # made since (a follow is refused while the block stands), so they all predate it: finish it
+    if kind == "block" and target.get("status") != "deleted" and await services.db.blocks.find_one(
+            {"blocker_id": owner_id, "blocked_id": target_id}, {"_id": 1}):  # (the erasure removes a deleted one's)
+        # while this block stands, an interrupted one whose client never retried may have left
+        # follows; none can have been made since (a follow is refused while it stands), so they all
+        # predate it: finish it. No block, nothing to finish: follows made freely are left alone
         await _unfollow_both(services, owner_id, target_id)
 
     async def body(txn: Txn) -> bool:

@@ -30,6 +30,11 @@ async def _count(services: Services, post_id: ObjectId) -> int:
     return int(doc.get("like_count", 0)) if doc else 0
 
 
+async def _likes(services: Services, user_id: ObjectId, post_id: ObjectId) -> bool:
+    """Whether ``user_id`` likes the post now (a repeat's check before it touches the caches)."""
+    return await services.db.likes.find_one({"post_id": post_id, "user_id": user_id}, {"_id": 1}) is not None
+
+
 async def _changed(services: Services, user: Principal, post_id: ObjectId, liked: bool) -> None:
     await postcache.invalidate(services, [post_id])
     await likedset.changed(services, user.id, post_id, liked)
@@ -54,8 +59,10 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
     except DuplicateKeyError:
         created = False
     # on a repeat too: the first may have committed and failed before this (Redis, a killed
-    # process), and the client's retry is then the only request left to put the caches right
-    await _changed(services, user, post_id, liked=True)
+    # process), and the client's retry is then the only request left to put the caches right;
+    # a repeat reads the like again first, so an unlike that ran meanwhile is not undone in them
+    if created or await _likes(services, user.id, post_id):
+        await _changed(services, user, post_id, liked=True)
     if created:
         # a like after an unlike is a new document, but the inbox counts each liker once; a repeat
         # (not created) has nothing to do: the first like's notice is recorded, or the sweep records it
@@ -73,6 +80,6 @@ async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict
             await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
         return bool(result.deleted_count)
 
-    await run_transaction(services, body)
-    await _changed(services, user, post_id, liked=False)  # on a repeat too, as for a like
+    if await run_transaction(services, body) or not await _likes(services, user.id, post_id):
+        await _changed(services, user, post_id, liked=False)  # on a repeat too, as for a like
     return {"like_count": await _count(services, post_id), "liked_by_me": False}

@@ -42,8 +42,11 @@ async def change_password(services: Services, user_id: ObjectId, keep_token_hash
     The other tokens go first, the password after: a failure between the two (MongoDB, a killed
     process) leaves the old password in force, so the client's retry proves it again and finishes.
     The other order left the new password saved and the other tokens alive, and the retry with the
-    old password was refused, so nothing ever revoked them."""
+    old password was refused, so nothing ever revoked them. And again once the password is saved:
+    a sign-in with the old password between the first revocation and the save (its hashing takes
+    a while) would otherwise keep a token made with the password just replaced."""
     await verify_password(services, user_id, old_password)
     services.accounts.check_new_password(new_password)  # a refusal revokes nothing
     await services.accounts.revoke_others(user_id, keep_token_hash)
     await services.accounts.set_password(user_id, new_password)
+    await services.accounts.revoke_others(user_id, keep_token_hash)

@@ -328,3 +328,13 @@ async def test_an_unblock_finishes_a_block_whose_unfollows_were_cut_short(client
     assert await _counts(client, a) == (0, 0) and await _counts(client, b) == (0, 0)
     assert await services.db.follows.count_documents({"follower_id": {"$in": [ObjectId(a.id), ObjectId(b.id)]},
                                                       "target_type": "user"}) == 0
+
+
+async def test_an_unblock_without_a_block_leaves_the_follows(client, services):
+    """Unblocking someone never blocked (a stale page, a retried unblock after following again) is
+    a 204 that changes nothing: the follows between the two stay."""
+    a, b = await register(client), await register(client)
+    await follow(client, a, b)
+    await follow(client, b, a)
+    assert (await _shut(client, a, "block", b, "DELETE")).status_code == 204
+    assert await _counts(client, a) == (1, 1) and await _counts(client, b) == (1, 1)
