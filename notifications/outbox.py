@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -107,11 +108,16 @@ async def _sweep(services: Services, collection: str, cutoff: datetime, limit: i
     query = {FIELD: {"$exists": True}, f"{FIELD}.since": {"$lt": cutoff}}  # the partial index's condition
     docs = await services.db[collection].find(query, {FIELD: 1, "status": 1}).sort(
         f"{FIELD}.since", 1).limit(limit).to_list(None)
+    # an account erased since its notice was owed is told nothing: the erasure emptied its inbox
+    # and event history, and the sweep must not write them again (the fast path runs at once)
+    gone = {u["_id"] async for u in services.db.users.find(
+        {"_id": {"$in": list({n["recipient_id"] for d in docs for n in d[FIELD]["notices"]})},
+         "status": "deleted"}, {"_id": 1})} if docs else set()
     for doc in docs:
         marker = doc[FIELD]
         try:
             if _stands(doc):
-                await _record(services, marker)
+                await _record(services, marker, skip=gone)
         except Exception:
             await _put_last(services, collection, doc["_id"], marker["since"])
             raise
@@ -126,8 +132,10 @@ def _stands(doc: dict[str, Any]) -> bool:
     return status == VISIBLE
 
 
-async def _record(services: Services, marker: dict[str, Any]) -> None:
+async def _record(services: Services, marker: dict[str, Any], skip: AbstractSet[ObjectId] = frozenset()) -> None:
     for notice in marker["notices"]:
+        if notice["recipient_id"] in skip:
+            continue
         await recorder.record(services, notice["kind"], notice["recipient_id"], notice["actor_id"],
                               post_id=notice.get("post_id"), comment_id=notice.get("comment_id"), strict=True)
 

@@ -182,3 +182,22 @@ async def test_the_beats_task_runs_the_sweep(client, services, celery_worker, mo
 
     await wait_until(told)
     assert not await _owed(services, "follows", owed)
+
+
+async def test_an_erased_recipient_is_told_nothing_by_the_sweep(client, services, monkeypatch):
+    """A like's notice is still owed when its recipient erases their account: the sweep writes no
+    inbox entry and no event for them (the erasure emptied both), and clears the notice."""
+    author, fan = await register(client), await register(client)
+    p = await post(client, author, "gone soon")
+    with monkeypatch.context() as m:
+        m.setattr(recorder, "record", _inbox_down)
+        await _like(client, fan, p["id"])
+    owed = {"post_id": ObjectId(p["id"]), "user_id": ObjectId(fan.id)}
+    assert await _owed(services, "likes", owed)
+    resp = await client.request("DELETE", "/v1/me", json={"password": "password123"}, headers=author.headers)
+    assert resp.status_code == 204, resp.text
+
+    await outbox.sweep_pending(services, older_than_s=0)
+    assert await services.db.notifications.count_documents({"recipient_id": ObjectId(author.id)}) == 0
+    assert await events(services, author, "notification") == []
+    assert not await _owed(services, "likes", owed)
