@@ -56,9 +56,13 @@ export function reportUnauthorized(error) {
 // request still running) keeps its key, so the user's next tap on the same form with the same
 // content is the same request to the server, and cannot post, check in or charge points twice. A
 // definite answer (a success or a refusal) frees it.
+// Kept for ten minutes at most: a user coming back to the same form later means a new write (a
+// check-in with the same words the next day is not the unanswered one), and a key the server
+// holds "in progress" for good (its process died after committing) must not block the form.
 const WRITE_RETRIES = 2;
 const IN_PROGRESS_WAITS = 3;
-const unsettled = new Map(); // "METHOD path body" → the key of a write whose outcome is unknown
+const KEY_KEEP_MS = 10 * 60 * 1000;
+const unsettled = new Map(); // "METHOD path body" → {key, at} of a write whose outcome is unknown
 
 function newKey() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -90,8 +94,10 @@ export async function request(method, path, body, { auth = true, query, signal }
   const write = method === "POST" && auth;
   const same = `${method} ${url} ${payload || ""}`;
   if (write) {
-    if (!unsettled.has(same)) unsettled.set(same, newKey());
-    headers["Idempotency-Key"] = unsettled.get(same);
+    const kept = unsettled.get(same);
+    if (!kept || Date.now() - kept.at > KEY_KEEP_MS) unsettled.set(same, { key: newKey(), at: Date.now() });
+    headers["Idempotency-Key"] = unsettled.get(same).key;
+    for (const [other, { at }] of unsettled) if (Date.now() - at > KEY_KEEP_MS) unsettled.delete(other);
   }
   let resp;
   for (let attempt = 0, waits = 0; ; attempt++) {

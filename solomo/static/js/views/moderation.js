@@ -284,11 +284,20 @@ export async function auditView(root) {
 // exact username only), or an id (a profile's "Suspend" link brings one).
 async function userIdOf(named) {
   const text = named.trim().replace(/^@/, "");
-  if (/^[0-9a-f]{24}$/.test(text)) return text;
-  const found = await api.get("/v1/search/users", { q: text, limit: 20 });
-  const user = found.items.find((u) => u.username.toLowerCase() === text.toLowerCase());
-  if (!user) throw new ApiError(404, "not_found", "no user has this name");
-  return user.id;
+  const wanted = text.toLowerCase();
+  // the username's own tier comes first and holds every name it starts: read on while the page
+  // still is that tier (a short name many longer ones start with), a few pages at most
+  let cursor;
+  for (let pages = 0; pages < 10; pages++) {
+    const found = await api.get("/v1/search/users", { q: text, limit: 50, cursor });
+    const user = found.items.find((u) => u.username.toLowerCase() === wanted);
+    if (user) return user.id;
+    const stillPrefixed = found.items.length && found.items.every((u) => u.username.toLowerCase().startsWith(wanted));
+    if (!found.next_cursor || !stillPrefixed) break;
+    cursor = found.next_cursor;
+  }
+  if (/^[0-9a-f]{24}$/.test(text)) return text; // nobody has it as a name: an id (a profile's link)
+  throw new ApiError(404, "not_found", "no user has this name");
 }
 
 export function usersView(root, presetId = "") {
