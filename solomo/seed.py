@@ -170,7 +170,7 @@ async def _has_users(services: Services) -> bool:
 
 STALE_AFTER = timedelta(hours=6)
 """A demo city whose people last posted longer ago than this is woken up at the next start: its
-hot topics (the last hours' posts) and live offers had run out."""
+hot topics (the last hours' posts) had run out, and its offers may have."""
 
 
 async def seed_demo_city(services: Services, *, base_url: str | None = None,
@@ -184,6 +184,8 @@ async def seed_demo_city(services: Services, *, base_url: str | None = None,
         city = await _known_city(services)
         if city is None or not await _quiet_since(services, city, stale_after):
             return "the database already has users: nothing seeded"
+        for person in city.merchants + city.users:  # signed in only to wake it (tokens are bounded)
+            person.token = await services.accounts.issue_token(ObjectId(person.id))
         async with _in_process(services) as api:
             counts = await _wake(services, api, random.Random(), city)
         return (f"the demo city had gone quiet: {counts['posts']} new posts, {counts['likes']} likes, "
@@ -220,7 +222,6 @@ async def _known_city(services: Services) -> _City | None:
         return None
     for person in people:
         person.id = str(found[person.username]["_id"])
-        person.token = await services.accounts.issue_token(found[person.username]["_id"])
     return city
 
 
@@ -234,10 +235,12 @@ async def _quiet_since(services: Services, city: _City, stale_after: timedelta) 
 
 async def _wake(services: Services, api: _Api, rng: random.Random, city: _City) -> dict[str, int]:
     """A new day in a seeded city: today's posts again (topics that make hot topics), reactions to
-    them, and the first offers again where their stores have no live one. Check-ins are left to the
+    them, and the first offers again when none of its stores has a live one. Check-ins are left to the
     people: the seed's would meet the travel and one-hour rules of wherever the history left them."""
     names = [name for name, *_ in STORES]
-    stores = {s["name"]: s async for s in services.db.stores.find({"name": {"$in": names}})}
+    owners = [ObjectId(p.id) for p in city.merchants]  # the demo merchants' own (a namesake is not)
+    stores = {s["name"]: s async for s in services.db.stores.find({"name": {"$in": names},
+                                                                    "owner_id": {"$in": owners}})}
     if len(stores) != len(names):
         return {"posts": 0, "likes": 0, "offers": 0}
     ordered = [{**stores[name], "id": str(stores[name]["_id"])} for name in names]
