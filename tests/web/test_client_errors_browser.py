@@ -118,3 +118,38 @@ async def test_a_cap_says_how_long_and_a_voucher_of_another_store_says_so(phone,
     assert words == ["已达到上限，请 7 小时后再试。", "已达到上限，请 5 分钟后再试。", "请求太频繁，请稍后再试。",
                      "无法完成，请检查后再试。", "服务繁忙，请稍后再试。"], words
     shop.assert_clean()
+
+
+async def test_a_photo_upload_refused_401_signs_out(phone, client, services, tmp_path):
+    """The upload is an XMLHttpRequest of its own: its 401 signs the page out as any request's does."""
+    from tests.media.helpers import encoded, picture
+
+    me = await register(client)
+    photo = tmp_path / "p.png"
+    photo.write_bytes(encoded(picture((200, 100)), "PNG"))
+    page = await phone()
+    await page.login(me.username)
+    await page.route("#/home")
+    token = await page.page.evaluate("localStorage.getItem('solomo.token')")
+    await services.accounts.revoke_token(token)  # signed out elsewhere
+    await page.page.locator("form.compose input.photo-input").set_input_files(str(photo))
+    await page.page.wait_for_selector("form.auth-form.login")
+    assert await page.page.evaluate("localStorage.getItem('solomo.token')") is None
+
+
+async def test_too_far_without_a_device_position_asks_for_it(phone, client):
+    """No device position (refused: the page stands at its default place): "get closer" would be no
+    help, so the refusal asks for the position."""
+    from tests.offers.helpers import merchant_with_store
+
+    _, store = await merchant_with_store(client)  # somewhere random, far from the default place
+    me = await register(client)
+    page = await phone()  # no geolocation granted
+    await page.login(me.username)
+    await page.route(f"#/store/{store['id']}")
+    await page.page.locator(".store-head button.checkin").click()
+    await page.page.locator("form.checkin-form button[type=submit]").click()
+    error = page.page.locator("form.checkin-form .error")
+    await error.wait_for()
+    assert "real location" in await error.inner_text()
+    page.assert_clean()
