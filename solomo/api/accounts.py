@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from moderation.screen import screen_profile_text
-from profiles.profile import me_public
+from profiles.profile import DISPLAY_NAME_MAX, me_public
 from solomo.accounts import hash_token, user_public
 from solomo.api.models import MeOut, StrictBody, UserOut
 from solomo.core import ratelimit
@@ -25,7 +25,8 @@ class RegisterIn(StrictBody):
     username: str = Field(pattern=r"^[A-Za-z0-9_]{3,32}$", description="3..32 of [A-Za-z0-9_]")
     password: str = Field(min_length=8, max_length=256)
     role: Literal["user", "merchant"] = "user"
-    display_name: str | None = Field(None, min_length=1, max_length=64)
+    # the bound PATCH /v1/me keeps: a name given at registration can be sent back unchanged
+    display_name: str | None = Field(None, min_length=1, max_length=DISPLAY_NAME_MAX)
 
 
 class LoginIn(StrictBody):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.support import make_account, register, unique_name
@@ -51,6 +53,7 @@ async def test_wrong_password(client):
     {"username": "okname3", "password": "password123", "is_admin": True},
     {"username": {"$gt": ""}, "password": "password123"},
     {"username": "okname4", "password": 12345678},
+    {"username": "okname5", "password": "password123", "display_name": "名" * 33},  # PATCH /v1/me's bound
 ])
 async def test_register_rejects_bad_input(client, services, body):
     users_before = await services.db.users.count_documents({})
@@ -61,6 +64,16 @@ async def test_register_rejects_bad_input(client, services, body):
     assert await services.db.users.count_documents({}) == users_before
     if isinstance(body.get("username"), str):
         assert await services.db.users.count_documents({"username": body["username"]}) == 0
+
+
+async def test_a_display_name_at_the_bound_is_taken_and_can_be_sent_back(client):
+    name = "名" * 32
+    resp = await client.post("/v1/auth/register", json={"username": f"u{uuid.uuid4().hex[:12]}",
+                                                        "password": "password123", "display_name": name})
+    assert resp.status_code == 201, resp.text
+    headers = {"Authorization": f"Bearer {resp.json()['token']}"}
+    again = await client.patch("/v1/me", json={"display_name": resp.json()["user"]["display_name"]}, headers=headers)
+    assert again.status_code == 200 and again.json()["display_name"] == name
 
 
 async def test_operator_in_login_never_reaches_mongo(client):

@@ -10,7 +10,7 @@ export function authView(root, mode, onSignedIn) {
     maxlength: "32", pattern: "[A-Za-z0-9_]{3,32}", autocapitalize: "off" });
   const password = h("input", { name: "password", type: "password", required: true, minlength: register ? "8" : "1",
     autocomplete: register ? "new-password" : "current-password" });
-  const displayName = h("input", { name: "display_name", maxlength: "64" });
+  const displayName = h("input", { name: "display_name", maxlength: "32" });
   const role = h("select", { name: "role" }, h("option", { value: "user" }, t("auth.role.user")),
     h("option", { value: "merchant" }, t("auth.role.merchant")));
   const submit = h("button.primary", { type: "submit" }, register ? t("auth.register") : t("auth.login"));
