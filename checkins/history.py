@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 
 from checkins.checkin import checkin_public, checkin_seen_by_others
-from checkins.stores import store_latlng, store_summary
+from checkins.stores import STORES, store_latlng, store_summary
 from solomo.core.pagination import Position, datetime_ms, keyset_page, ms_datetime
 
 if TYPE_CHECKING:
@@ -28,12 +28,8 @@ async def shape_checkins(services: Services, docs: list[dict[str, Any]],
                          viewer_id: ObjectId) -> list[dict[str, Any]]:
     """The Checkins of one page as ``viewer_id`` may see them, each with its ``store`` (the
     contract's StoreSummary, null for a store gone: a history names where, not only an id); the
-    stores in one query."""
-    stores: dict[ObjectId, dict[str, Any]] = {}
-    if docs:
-        store_ids = list({d["store_id"] for d in docs})
-        stores = {s["_id"]: s async for s in services.db.stores.find({"_id": {"$in": store_ids}},
-                                                                       {"location": 1, "name": 1})}
+    stores through the one loader of stores by id (:data:`checkins.stores.STORES`)."""
+    stores = await STORES.load(services, list({d["store_id"] for d in docs}))
     out = []
     for d in docs:
         store = stores.get(d["store_id"])
