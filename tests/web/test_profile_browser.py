@@ -67,4 +67,7 @@ async def test_a_users_check_ins_name_their_stores(phone, client, screenshots):
     assert await row.locator("a.store-name").get_attribute("href") == f"#/store/{store['id']}"
     assert await page.page.locator("section.feed").is_hidden()
     await page.screenshot(screenshots / "user-checkins-zh.png")
+    await page.route(f"#/user/{viewer.id}")  # someone who never checked in: the list says so
+    await page.page.locator(".user-tabs button[data-tab=checkins]").click()
+    await page.page.locator("ul.checkin-history li.empty", has_text="还没有签到。").wait_for()
     page.assert_clean()

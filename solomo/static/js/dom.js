@@ -93,6 +93,36 @@ export function busy(button, promise) {
   return promise.finally(() => { button.disabled = false; });
 }
 
+// One page loop for a list read page by page (`fetchPage(cursor)` → `{items, next_cursor}`): each
+// page's items appended through `render`, a "more" button while there is a next cursor, and, in
+// the list itself, its empty line when it holds nothing (`settle`, also after removing an item)
+// or the failure in the user's words. Returns {more, load, settle}; the caller places `more`.
+export function pagedList(list, fetchPage, render, emptyText) {
+  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const line = /^[OU]L$/.test(list.tagName) ? "li.empty" : "p.empty";
+  let cursor = null;
+  const clearLine = () => list.querySelector(":scope > .empty")?.remove();
+  const settle = () => {
+    clearLine();
+    if (!list.childElementCount) list.append(h(line, {}, emptyText));
+  };
+  const load = async () => {
+    try {
+      const res = await busy(more, fetchPage(cursor));
+      clearLine();
+      for (const item of res.items) list.append(render(item));
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      settle();
+    } catch (err) {
+      clearLine();
+      list.append(h(line, {}, err.words));
+    }
+  };
+  more.addEventListener("click", load);
+  return { more, load, settle };
+}
+
 export function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
 }

@@ -2,7 +2,7 @@
 // held for review, user suspension, the word lists and the audit log.
 
 import { api, ApiError, enc } from "../api.js";
-import { busy, field, h, toast } from "../dom.js";
+import { busy, field, h, pagedList, toast } from "../dom.js";
 import { formatDateTime, formatTime, has, t } from "../i18n.js";
 import { postCard, richText, userLink } from "./posts.js";
 
@@ -108,7 +108,8 @@ function queueItem(item, selection, onDone) {
 export async function queueView(root) {
   const selection = new Set();
   const list = h("div.queue");
-  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
+  const pages = pagedList(list, (cursor) => api.get("/v1/moderation/queue", { cursor }),
+    (item) => queueItem(item, selection, remove), t("mod.empty"));
   const selectAll = h("input", { type: "checkbox", class: "select-all" });
   const bulkAction = h("select", { name: "bulk_action" }, ACTIONS.map((a) => h("option", { value: a }, t(`mod.${a}`))));
   bulkAction.value = "remove";
@@ -118,12 +119,12 @@ export async function queueView(root) {
     bulkBtn.textContent = t("mod.bulk", { n: selection.size });
     bulkBtn.disabled = selection.size === 0;
   };
-  const remove = (id) => {  // a decided post or offer leaves the list
+  function remove(id) { // a decided post or offer leaves the list
     selection.delete(id);
     selection.changed();
     list.querySelector(`[data-post-id="${CSS.escape(id)}"], [data-offer-id="${CSS.escape(id)}"]`)?.remove();
-    if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
-  };
+    pages.settle();
+  }
   selectAll.addEventListener("change", () => {
     for (const box of list.querySelectorAll("input.select")) {
       box.checked = selectAll.checked;
@@ -150,22 +151,8 @@ export async function queueView(root) {
 
   root.append(h("div.page.moderation", {}, queueSwitch(false), h("h2", {}, t("mod.queue")),
     h("div.bulk-bar", {}, h("label.check", {}, selectAll, " ", t("mod.select_all")), bulkAction, bulkReason, bulkBtn),
-    list, more));
-  let cursor = null;
-  const load = async () => {
-    try {
-      const res = await busy(more, api.get("/v1/moderation/queue", { cursor }));
-      list.querySelector(".empty")?.remove();
-      for (const item of res.items) list.append(queueItem(item, selection, remove));
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.empty")));
-    } catch (err) {
-      list.append(h("p.empty", {}, err.words));
-    }
-  };
-  more.addEventListener("click", load);
-  await load();
+    list, pages.more));
+  await pages.load();
 }
 
 // The two queues: posts and offers, and comments held for review.
@@ -201,28 +188,15 @@ function heldCommentItem(item, onDone) {
 
 export async function heldCommentsView(root) {
   const list = h("div.queue.held-comments");
-  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
-  const remove = (id) => {  // a decided comment leaves the list
+  const pages = pagedList(list, (cursor) => api.get("/v1/moderation/comments", { cursor }),
+    (item) => heldCommentItem(item, remove), t("mod.comments_empty"));
+  function remove(id) { // a decided comment leaves the list
     list.querySelector(`[data-comment-id="${CSS.escape(id)}"]`)?.remove();
-    if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.comments_empty")));
-  };
+    pages.settle();
+  }
   root.append(h("div.page.moderation", {}, queueSwitch(true), h("h2", {}, t("mod.held_comments")),
-    h("p.muted.small", {}, t("mod.held_comments_hint")), list, more));
-  let cursor = null;
-  const load = async () => {
-    try {
-      const res = await busy(more, api.get("/v1/moderation/comments", { cursor }));
-      list.querySelector(".empty")?.remove();
-      for (const item of res.items) list.append(heldCommentItem(item, remove));
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      if (!list.childElementCount) list.append(h("p.empty", {}, t("mod.comments_empty")));
-    } catch (err) {
-      list.append(h("p.empty", {}, err.words));
-    }
-  };
-  more.addEventListener("click", load);
-  await load();
+    h("p.muted.small", {}, t("mod.held_comments_hint")), list, pages.more));
+  await pages.load();
 }
 
 export async function wordsView(root) {

@@ -2,7 +2,7 @@
 // location, log out).
 
 import { api, enc } from "../api.js";
-import { busy, h, onLeave } from "../dom.js";
+import { h, onLeave, pagedList } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { shutOutButtons, shutOutLinks } from "./blocking.js";
@@ -65,34 +65,19 @@ export async function userView(root, userId) {
 // when the tab is first opened.
 function checkinList(userId) {
   const items = h("ul.stores.checkin-history");
-  const more = h("button.more", { type: "button", hidden: true }, t("feed.more"));
-  const empty = h("p.empty", { hidden: true }, t("user.no_checkins"));
-  let cursor = null;
+  const pages = pagedList(items, (cursor) => api.get(`/v1/users/${enc(userId)}/checkins`, { cursor }), (c) => {
+    const where = c.store ? h("a.store-name", { href: `#/store/${enc(c.store.id)}` }, c.store.name)
+      : h("span.muted", {}, t("user.store_gone"));
+    return h("li.store.checkin-row", { dataset: { checkinId: c.id } },
+      h("div.store-main", {}, where, h("div.muted.small", {}, formatDateTime(c.created_at))));
+  }, t("user.no_checkins"));
   let started = false;
-  const page = async () => {
-    try {
-      const res = await busy(more, api.get(`/v1/users/${enc(userId)}/checkins`, { cursor }));
-      for (const c of res.items) {
-        const where = c.store ? h("a.store-name", { href: `#/store/${enc(c.store.id)}` }, c.store.name)
-          : h("span.muted", {}, t("user.store_gone"));
-        items.append(h("li.store.checkin-row", { dataset: { checkinId: c.id } },
-          h("div.store-main", {}, where, h("div.muted.small", {}, formatDateTime(c.created_at)))));
-      }
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = items.childElementCount > 0;
-    } catch (err) {
-      empty.hidden = false;
-      empty.textContent = err.words;
-    }
-  };
-  more.addEventListener("click", page);
   return {
-    el: h("section.checkins", {}, items, empty, more),
+    el: h("section.checkins", {}, items, pages.more),
     start() {
       if (!started) {
         started = true;
-        page();
+        pages.load();
       }
     },
   };
