@@ -9,6 +9,10 @@ post views and the reader's likes among them (MongoDB only on a miss), JSON out.
 The topic row reads ``GET /v1/topics/bench<n>/posts?limit=20`` (seven topics of about 285 posts
 each, round robin over readers and topics): the same hydration behind a topic listing.
 
+The home row also drives a third side in the same turns: the floor (:mod:`benchmarks.floor_app`),
+each reader's first page as the API answered it, served from Redis in one auto-pipelined Lua round
+trip with the bodies joined as bytes; ``floor_same_pages`` checks it answers the API's Posts.
+
 The baseline is the harness's bare Starlette endpoint (``GET /echo?limit=20``, a small JSON
 answer) under the same uvicorn flags and the same load generator (wrk when available): the
 ceiling a request costs in framework, HTTP and JSON alone.
@@ -21,9 +25,11 @@ import secrets
 import uuid
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
-from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads
+from benchmarks.common import BenchEnv, HttpRequest, Result, compare_reads, run_load
+from benchmarks.floor_app import store_pages
 from benchmarks.seed import auth
 
 AUTHORS = 40
@@ -91,6 +97,11 @@ async def seed(services: Any, n_authors: int, n_readers: int, *, photos: list[di
     return tokens
 
 
+def _unliked(page: bytes) -> list[dict[str, Any]]:
+    """A page's Posts without ``liked_by_me``: the floor keeps one body a post for every reader."""
+    return [{k: v for k, v in item.items() if k != "liked_by_me"} for item in orjson.loads(page)["items"]]
+
+
 def full_pages(bodies: list[tuple[int, bytes]]) -> dict[str, Any]:
     full = sum(1 for status, body in bodies if status == 200 and body.count(b'"author"') == 20)
     return {"warmup_full_pages": f"{full}/{len(bodies)}"}
@@ -103,10 +114,25 @@ async def run(env: BenchEnv) -> list[Result]:
     base = [HttpRequest("GET", "/echo?limit=20", headers=auth(t)) for t in tokens]
     topics = [HttpRequest("GET", f"/v1/topics/bench{i % 7}/posts?limit=20", headers=auth(t))
               for i, t in enumerate(tokens)]
+    # the floor (benchmarks.floor_app) serves each reader's first page as the API answers it
+    api = await env.api()
+    pages: list[tuple[int, bytes]] = []
+    await run_load(api.port, ours, concurrency=1, bodies=pages)
+    if any(status != 200 for status, _ in pages):
+        raise RuntimeError(f"a home page for the floor did not answer 200: {sorted({s for s, _ in pages})}")
+    await store_pages(services.redis, [(t, body) for t, (_, body) in zip(tokens, pages, strict=True)])
+    floor = await env.uvicorn("benchmarks.floor_app:app", "floor",
+                              environ={"SOLOMO_BENCH_FLOOR_REDIS": env.settings().redis_url})
+    lowest = [HttpRequest("GET", "/floor/home?limit=20", headers=auth(t)) for t in tokens]
+    served: list[tuple[int, bytes]] = []
+    await run_load(floor.port, lowest, concurrency=1, bodies=served)
+    same = sum(1 for (_, a), (status, b) in zip(pages, served, strict=True)
+               if status == 200 and _unliked(a) == _unliked(b))
     # the warm-up reads every reader's page once: the per-reader caches (token, likes, shut-out set)
     # are built before the clock starts, as on a server that has been up for a while
     return [await compare_reads(env, "home feed, 20/page", ours, base, concurrency=CONCURRENCY,
                                 seconds=env.seconds(SECONDS), check=full_pages, readers=len(tokens),
-                                warmup=max(200, len(tokens))),
+                                warmup=max(200, len(tokens)), floor=(floor, lowest),
+                                floor_same_pages=f"{same}/{len(tokens)}"),
             await compare_reads(env, "topic feed, 20/page", topics, base, concurrency=CONCURRENCY,
                                 seconds=env.seconds(SECONDS), check=full_pages, readers=len(tokens))]

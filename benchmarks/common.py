@@ -171,6 +171,11 @@ def short_notes(result: Result) -> str:
     for key, turn in (("slice_ratios", "slice"), ("repeat_ratios", "repeat")):  # how far the ratio moved
         if len(extra.get(key) or ()) > 1:
             parts.append(f"ratio by {turn} {min(extra[key])}–{max(extra[key])}")
+    if "floor_ratio" in extra:  # benchmarks.floor_app: the least a page reading Redis costs here
+        parts.append(f"floor (one Lua round trip, bodies joined): {extra['floor_rate']:,} req/s, "
+                     f"{extra['floor_ratio']} of bare, ours {extra['ratio_to_floor']} of the floor; floor CPU %: "
+                     + ", ".join(f"{k.split('cpu%_', 1)[1]} {_fmt(float(v))}" for k, v in extra.items()
+                                 if k.startswith("floor_cpu%_")))
     if "steal%" in extra:
         parts.append(f"host steal % (ours / base): {extra['steal%']} / {extra.get('baseline_steal%', '-')}")
     if "loadavg_1m" in extra:
@@ -826,7 +831,8 @@ SLICE_MIN_S = 2.0
 
 async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], baseline: Sequence[HttpRequest], *,
                         concurrency: int, seconds: float, warmup: int = 200,
-                        check: Any = None, api: Child | None = None, **extra: Any) -> Result:
+                        check: Any = None, api: Child | None = None,
+                        floor: tuple[Child, Sequence[HttpRequest]] | None = None, **extra: Any) -> Result:
     """A repeatable read against the API beside the bare endpoint: same server flags, same generator.
 
     ``warmup`` requests go first through the asyncio client (their answers are passed to
@@ -834,7 +840,10 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
     driven in turns with :func:`drive`, ``seconds`` each in all, in up to :data:`SLICES` slices of
     at least :data:`SLICE_MIN_S` (ours, bare, ours, bare…): a machine whose speed drifts over the
     minute slows both sides alike, where one block each put the drift into the ratio.
-    ``api``: another API process than :meth:`BenchEnv.api`'s.
+    ``api``: another API process than :meth:`BenchEnv.api`'s. ``floor``: a third side driven in the
+    same turns (ours, bare, floor…) — :mod:`benchmarks.floor_app` and its requests —, reported in
+    the notes as ``floor_*`` with ``floor_ratio`` (floor ÷ bare: the most any page reading Redis
+    could read on this server) and ``ratio_to_floor`` (ours ÷ floor).
     """
     api, base = api or await env.api(), await env.baseline()
     warmup = env.size(warmup, 10)
@@ -847,12 +856,18 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
     slices = max(1, min(SLICES, int(seconds // SLICE_MIN_S)))
     mine: list[LoadStats] = []
     bare: list[LoadStats] = []
-    stolen = {"ours": [0] * 10, "base": [0] * 10}  # the /proc/stat counters spent during each side
+    lowest: list[LoadStats] = []
+    sides: list[tuple[str, list[LoadStats], int, Sequence[HttpRequest], dict[str, int | None]]] = [
+        ("ours", mine, api.port, ours, {"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}),
+        ("base", bare, base.port, baseline, {"baseline": base.pid})]
+    if floor is not None:
+        await run_load(floor[0].port, list(itertools.islice(itertools.cycle(floor[1]), warmup)),
+                       concurrency=concurrency)
+        sides.append(("floor", lowest, floor[0].port, floor[1], {"floor": floor[0].pid, "redis": env.redis_pid}))
+    stolen = {"ours": [0] * 10, "base": [0] * 10, "floor": [0] * 10}  # /proc/stat counters spent by each side
     with profiled(name, api.pid):  # the API is idle while the bare side runs: py-spy skips idle threads
         for _ in range(slices):
-            for side, out, port, reqs, pids in (
-                    ("ours", mine, api.port, ours, {"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}),
-                    ("base", bare, base.port, baseline, {"baseline": base.pid})):
+            for side, out, port, reqs, pids in sides:
                 before = cpu_stat()
                 out.append(await drive(port, reqs, concurrency=concurrency, seconds=seconds / slices, pids=pids))
                 stolen[side] = [s + b - a for s, a, b in zip(stolen[side], before, cpu_stat(), strict=False)]
@@ -860,4 +875,12 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
     extra["slice_ratios"] = slice_ratios(mine, bare)
     extra["steal%"] = steal_percent([0] * 10, stolen["ours"])
     extra["baseline_steal%"] = steal_percent([0] * 10, stolen["base"])
+    if lowest:
+        least = merge_loads(lowest)
+        extra.update(least.summary("floor_", (200,)))
+        extra["floor_rate"] = round(least.rate)
+        extra["floor_p50_p99_ms"] = (round(least.percentile(50), 2), round(least.percentile(99), 2))
+        extra["floor_ratio"] = round(least.rate / merge_loads(bare).rate, 3)
+        extra["ratio_to_floor"] = round(merge_loads(mine).rate / least.rate, 3)
+        extra["floor_slice_ratios"] = slice_ratios(lowest, bare)
     return Result.from_loads(name, merge_loads(mine), merge_loads(bare), concurrency=concurrency, **extra)

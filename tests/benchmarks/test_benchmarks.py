@@ -306,6 +306,12 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert "cpu%_api" in serving.extra and "baseline_cpu%_api" in serving.extra, serving  # one process serves both
     photo_feed = next(r for r in results if r.name.startswith("home feed with photos"))
     assert photo_feed.extra["photos_per_page"] == 80, photo_feed
+    home = next(r for r in results if r.name.startswith("home feed, "))
+    # the floor (benchmarks.floor_app) answered every reader's page with the API's own posts, and ran
+    assert home.extra["floor_same_pages"] == f"{home.extra['readers']}/{home.extra['readers']}", home
+    assert home.extra["floor_rate"] > 0 and home.extra.get("floor_other_statuses") is None, home
+    assert len(home.extra["floor_slice_ratios"]) == home.extra["slices"], home
+    assert f"ours {home.extra['ratio_to_floor']} of the floor" in short_notes(home), home
     healthz = next(r for r in results if r.name.startswith("/healthz"))
     assert healthz.extra["access_log_lines"] >= healthz.extra["requests"]  # logged as `make run` logs
     checkins = next(r for r in results if r.name.startswith("check-in"))
