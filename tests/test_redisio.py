@@ -261,3 +261,35 @@ async def test_one_pass_pipeline_cancelled_mid_read_leaves_no_reply_behind(setti
     finally:
         await client.aclose()
         await other.aclose()
+
+
+async def test_one_pass_pipelines_keep_their_connection_and_drop_one_left_with_unread_bytes(settings):
+    """A batch writes on the connection the last one read all its replies from, without borrowing
+    from the pool again; a kept connection that holds bytes nobody asked for is not written on
+    (the pool's own check before it lends one): its stale reply must not answer the next batch."""
+    client = await _plain_client(settings)
+    pool = client.connection_pool
+    borrowed = 0
+    lend = pool.get_connection
+
+    async def counted(*args, **kwargs):
+        nonlocal borrowed
+        borrowed += 1
+        return await lend(*args, **kwargs)
+
+    pool.get_connection = counted
+    try:
+        for n in range(3):
+            pipe = client.pipeline(transaction=False)
+            pipe.set("{redisio}:kept", str(n))
+            pipe.get("{redisio}:kept")
+            assert await redisio.execute_pipeline(pipe) == [True, str(n)]
+        assert borrowed == 1
+        (kept,) = redisio._kept(pool)
+        await kept.send_command("ECHO", "stale")  # a reply nobody will read
+        await asyncio.sleep(0.05)  # it has arrived
+        pipe = client.pipeline(transaction=False)
+        pipe.get("{redisio}:kept")
+        assert await redisio.execute_pipeline(pipe) == ["2"]
+    finally:
+        await client.aclose()

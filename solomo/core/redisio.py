@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import select
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -220,6 +221,41 @@ class WatchedConnection(Connection):
         return replies
 
 
+KEPT_CONNECTIONS = 32
+"""Connections :func:`execute_pipeline` keeps out of the pool between batches, per pool: the
+auto-pipeline sends a batch a turn, a few at most in flight at once. Borrowing from redis-py 8's
+pool and giving back (a condition, a lock, a timeout, observability records, the connection's
+``connect`` and ``can_read_destructive`` checks: ~5 % of a home page's samples, docs/benchmarks.md
+thirty-second round) costs more than the batch's own packing. A kept connection stays counted in
+use by its pool, which still bounds them all (``max_connections``) and still closes them on
+``disconnect``; one that failed, was cancelled or was closed goes back to the pool instead."""
+
+_KEPT: weakref.WeakKeyDictionary[Any, list[WatchedConnection]] = weakref.WeakKeyDictionary()
+
+
+def _dirty(conn: WatchedConnection) -> bool:
+    """A kept connection the server closed (an idle ``timeout``, a restart, a ``CLIENT KILL``) or
+    with bytes nobody asked for: redis-py's pool refuses such a one before lending it
+    (``ensure_connection``). The socket is asked directly (``select``, no wait), as the loop may
+    not have run since the server closed it."""
+    writer, parser = conn._writer, conn._parser
+    stream: Any = conn._reader  # its ``_buffer``: what redis-py's own check reads too
+    reader: Any = getattr(parser, "_reader", None)
+    if writer is None or stream is None or reader is None or writer.transport.is_closing():
+        return True
+    if stream.at_eof() or stream.exception() is not None or reader.has_data() or stream._buffer:
+        return True
+    sock = writer.transport.get_extra_info("socket")
+    return sock is None or bool(select.select([sock], [], [], 0)[0])
+
+
+def _kept(pool: Any) -> list[WatchedConnection]:
+    kept = _KEPT.get(pool)
+    if kept is None:
+        kept = _KEPT[pool] = []
+    return kept
+
+
 async def execute_pipeline(pipe: Any) -> list[Any]:
     """``pipe.execute(raise_on_error=False)`` (results in order, an error reply as its exception)
     for a plain non-transactional pipeline of watched connections, in one pass (see the module);
@@ -236,22 +272,35 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     stack = list(pipe.command_stack)  # reset() below clears the pipeline's
     if not stack:
         return []
-    conn: WatchedConnection = await pool.get_connection()
+    kept = _kept(pool)
+    if kept:
+        conn: WatchedConnection = kept.pop()
+        if _dirty(conn):  # what the pool's own check finds before it lends a connection
+            await conn.disconnect()  # the send below connects again
+    else:
+        conn = await pool.get_connection()
+    answered = False
     try:
         # one write of every command (redis-py's pack_commands chunks them in a Python loop a command)
         packed = b"".join([_packed(args) for args, _ in stack])
         raw = [NEVER_DECODE in options for _, options in stack]
 
         async def round_trip() -> list[Any]:
-            await conn.send_packed_command(packed)
+            # the health check's PING only when it is due: redis-py's check runs a coroutine per send
+            due = conn.health_check_interval and asyncio.get_running_loop().time() > conn.next_health_check
+            await conn.send_packed_command(packed, bool(due))
             return await conn.read_replies(raw)
 
         async def failed(error: Exception) -> None:
             await conn.disconnect(error=error)
 
         replies: list[Any] = await conn.retry.call_with_retry(round_trip, failed)
+        answered = True
     finally:
-        await pool.release(conn)
+        if answered and conn.is_connected and len(kept) < KEPT_CONNECTIONS:
+            kept.append(conn)  # every reply read: the next batch may write on it at once
+        else:
+            await pool.release(conn)
         await pipe.reset()
     callbacks = pipe.response_callbacks
     # redis-py's mapping upper-cases each name in a Python method (~1 % of a feed page): a name
