@@ -171,6 +171,9 @@ def short_notes(result: Result) -> str:
     for key, turn in (("slice_ratios", "slice"), ("repeat_ratios", "repeat")):  # how far the ratio moved
         if len(extra.get(key) or ()) > 1:
             parts.append(f"ratio by {turn} {min(extra[key])}–{max(extra[key])}")
+    if "redis_commands_a_batch" in extra:
+        parts.append(f"Redis commands a request {extra['redis_commands_a_request']}, "
+                     f"a batch {extra['redis_commands_a_batch']}")
     if "floor_ratio" in extra:  # benchmarks.floor_app: the least a page reading Redis costs here
         parts.append(f"floor (one Lua round trip, bodies joined): {extra['floor_rate']:,} req/s, "
                      f"{extra['floor_ratio']} of bare, ours {extra['ratio_to_floor']} of the floor; floor CPU %: "
@@ -823,6 +826,13 @@ def profiled(name: str, pid: int | None) -> Iterator[None]:
             proc.wait()
 
 
+async def _redis_batching(redis: Any) -> tuple[int, int]:
+    """Redis's commands and read events so far (``INFO stats``): commands ÷ reads while only the API
+    talks to it is how many commands a batch of the auto-pipeline carried."""
+    stats = await redis.info("stats")
+    return int(stats["total_commands_processed"]), int(stats["total_reads_processed"])
+
+
 SLICES = 4
 """Turns per side in :func:`compare_reads` (8 s a side: four of 2 s)."""
 SLICE_MIN_S = 2.0
@@ -865,14 +875,25 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                        concurrency=concurrency)
         sides.append(("floor", lowest, floor[0].port, floor[1], {"floor": floor[0].pid, "redis": env.redis_pid}))
     stolen = {"ours": [0] * 10, "base": [0] * 10, "floor": [0] * 10}  # /proc/stat counters spent by each side
+    redis = (await env.services()).redis
+    batching = [0, 0]  # Redis's commands and reads (its read events) while our side ran
     with profiled(name, api.pid):  # the API is idle while the bare side runs: py-spy skips idle threads
         for _ in range(slices):
             for side, out, port, reqs, pids in sides:
                 before = cpu_stat()
+                counted = await _redis_batching(redis) if side == "ours" else None
                 out.append(await drive(port, reqs, concurrency=concurrency, seconds=seconds / slices, pids=pids))
                 stolen[side] = [s + b - a for s, a, b in zip(stolen[side], before, cpu_stat(), strict=False)]
+                if counted is not None:
+                    batching = [t + b - a for t, a, b in zip(batching, counted, await _redis_batching(redis),
+                                                             strict=True)]
     extra["slices"] = slices
     extra["slice_ratios"] = slice_ratios(mine, bare)
+    served = sum(load.requests for load in mine)
+    if served and batching[1]:
+        # how many commands the API's Redis round trips carried: the auto-pipeline's batches
+        extra["redis_commands_a_request"] = round(batching[0] / served, 1)
+        extra["redis_commands_a_batch"] = round(batching[0] / batching[1], 1)
     extra["steal%"] = steal_percent([0] * 10, stolen["ours"])
     extra["baseline_steal%"] = steal_percent([0] * 10, stolen["base"])
     if lowest:

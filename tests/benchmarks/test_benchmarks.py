@@ -312,6 +312,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert home.extra["floor_rate"] > 0 and home.extra.get("floor_other_statuses") is None, home
     assert len(home.extra["floor_slice_ratios"]) == home.extra["slices"], home
     assert f"ours {home.extra['ratio_to_floor']} of the floor" in short_notes(home), home
+    # what the API's Redis batches carried (INFO stats over our side's slices)
+    assert home.extra["redis_commands_a_request"] > 1 and home.extra["redis_commands_a_batch"] >= 1, home
     healthz = next(r for r in results if r.name.startswith("/healthz"))
     assert healthz.extra["access_log_lines"] >= healthz.extra["requests"]  # logged as `make run` logs
     checkins = next(r for r in results if r.name.startswith("check-in"))
