@@ -286,6 +286,12 @@ async def test_one_pass_pipelines_keep_their_connection_and_drop_one_left_with_u
             assert await redisio.execute_pipeline(pipe) == [True, str(n)]
         assert borrowed == 1
         (kept,) = redisio._kept(pool)
+        # a process forked from this one (a prefork worker) does not write on its parent's sockets
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(redisio.os, "getpid", lambda: -1)
+            assert redisio._kept(pool) == []
+        assert redisio._kept(pool) == []  # and the parent, back under its own pid, starts afresh too
+        redisio._kept(pool).append(kept)
         await kept.send_command("ECHO", "stale")  # a reply nobody will read
         await asyncio.sleep(0.05)  # it has arrived
         pipe = client.pipeline(transaction=False)

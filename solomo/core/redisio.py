@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import select
 import weakref
 from collections.abc import Sequence
@@ -230,7 +231,7 @@ thirty-second round) costs more than the batch's own packing. A kept connection 
 use by its pool, which still bounds them all (``max_connections``) and still closes them on
 ``disconnect``; one that failed, was cancelled or was closed goes back to the pool instead."""
 
-_KEPT: weakref.WeakKeyDictionary[Any, list[WatchedConnection]] = weakref.WeakKeyDictionary()
+_KEPT: weakref.WeakKeyDictionary[Any, tuple[int, list[WatchedConnection]]] = weakref.WeakKeyDictionary()
 
 
 def _dirty(conn: WatchedConnection) -> bool:
@@ -246,14 +247,21 @@ def _dirty(conn: WatchedConnection) -> bool:
     if stream.at_eof() or stream.exception() is not None or reader.has_data() or stream._buffer:
         return True
     sock = writer.transport.get_extra_info("socket")
-    return sock is None or bool(select.select([sock], [], [], 0)[0])
+    if sock is None:
+        return True
+    readable = select.poll()  # not select(): a busy API holds descriptors past FD_SETSIZE (sockets)
+    readable.register(sock.fileno(), select.POLLIN)
+    return bool(readable.poll(0))
 
 
 def _kept(pool: Any) -> list[WatchedConnection]:
+    """This process's kept connections of ``pool``: a child forked from a process that kept some
+    (a prefork worker) starts with none, as its sockets are its parent's (redis-py's pool resets
+    itself in the child the same way)."""
     kept = _KEPT.get(pool)
-    if kept is None:
-        kept = _KEPT[pool] = []
-    return kept
+    if kept is None or kept[0] != os.getpid():
+        kept = _KEPT[pool] = (os.getpid(), [])
+    return kept[1]
 
 
 async def execute_pipeline(pipe: Any) -> list[Any]:
@@ -273,14 +281,11 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     if not stack:
         return []
     kept = _kept(pool)
-    if kept:
-        conn: WatchedConnection = kept.pop()
-        if _dirty(conn):  # what the pool's own check finds before it lends a connection
-            await conn.disconnect()  # the send below connects again
-    else:
-        conn = await pool.get_connection()
+    conn: WatchedConnection = kept.pop() if kept else await pool.get_connection()
     answered = False
     try:
+        if _dirty(conn):  # what the pool's own check finds before it lends a connection
+            await conn.disconnect()  # the send below connects again
         # one write of every command (redis-py's pack_commands chunks them in a Python loop a command)
         packed = b"".join([_packed(args) for args, _ in stack])
         raw = [NEVER_DECODE in options for _, options in stack]
