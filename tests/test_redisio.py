@@ -7,6 +7,7 @@ while it sleeps, exactly what a hung server looks like to a client.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis import Redis as SyncRedis
@@ -218,8 +219,11 @@ async def test_a_cluster_pipeline_keeps_redis_pys_execute(settings):
         await client.aclose()
 
 
-async def test_one_pass_pipeline_retries_on_a_connection_the_server_closed(settings):
+async def test_one_pass_pipeline_retries_on_a_connection_the_server_closed(settings, monkeypatch):
     client = await _plain_client(settings, retry=Retry(NoBackoff(), retries=1))
+    # the check before a write would find the closed socket and connect again: the retry is what
+    # this test is about, so the check is told the connection is fine
+    monkeypatch.setattr(redisio, "_dirty", lambda conn: False)
     try:
         await client.client_setname("redisio-retry")
         pipe = client.pipeline(transaction=False)
@@ -286,6 +290,11 @@ async def test_one_pass_pipelines_keep_their_connection_and_drop_one_left_with_u
             assert await redisio.execute_pipeline(pipe) == [True, str(n)]
         assert borrowed == 1
         (kept,) = redisio._kept(pool)
+        writer = kept._writer
+        pipe = client.pipeline(transaction=False)
+        pipe.get("{redisio}:kept")
+        assert await redisio.execute_pipeline(pipe) == ["2"]
+        assert redisio._kept(pool) == [kept] and kept._writer is writer  # the same socket, not a new one
         # a process forked from this one (a prefork worker) does not write on its parent's sockets
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(redisio.os, "getpid", lambda: -1)
@@ -293,7 +302,12 @@ async def test_one_pass_pipelines_keep_their_connection_and_drop_one_left_with_u
         assert redisio._kept(pool) == []  # and the parent, back under its own pid, starts afresh too
         redisio._kept(pool).append(kept)
         await kept.send_command("ECHO", "stale")  # a reply nobody will read
-        await asyncio.sleep(0.05)  # it has arrived
+        # the reply waits in the socket (the loop does not run to read it): the check asks the socket
+        for _ in range(500):
+            if redisio._dirty(kept):
+                break
+            time.sleep(0.01)
+        assert redisio._dirty(kept)
         pipe = client.pipeline(transaction=False)
         pipe.get("{redisio}:kept")
         assert await redisio.execute_pipeline(pipe) == ["2"]

@@ -228,8 +228,9 @@ auto-pipeline sends a batch a turn, a few at most in flight at once. Borrowing f
 pool and giving back (a condition, a lock, a timeout, observability records, the connection's
 ``connect`` and ``can_read_destructive`` checks: ~5 % of a home page's samples, docs/benchmarks.md
 thirty-second round) costs more than the batch's own packing. A kept connection stays counted in
-use by its pool, which still bounds them all (``max_connections``) and still closes them on
-``disconnect``; one that failed, was cancelled or was closed goes back to the pool instead."""
+use by its pool, which still bounds them all (``max_connections``; at most a quarter of them are
+kept, so other commands always find one) and still closes them on ``disconnect``; one that failed,
+was cancelled or was closed goes back to the pool instead."""
 
 _KEPT: weakref.WeakKeyDictionary[Any, tuple[int, list[WatchedConnection]]] = weakref.WeakKeyDictionary()
 
@@ -302,7 +303,7 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
         replies: list[Any] = await conn.retry.call_with_retry(round_trip, failed)
         answered = True
     finally:
-        if answered and conn.is_connected and len(kept) < KEPT_CONNECTIONS:
+        if answered and conn.is_connected and len(kept) < min(KEPT_CONNECTIONS, pool.max_connections // 4):
             kept.append(conn)  # every reply read: the next batch may write on it at once
         else:
             await pool.release(conn)
