@@ -282,10 +282,11 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     if not stack:
         return []
     kept = _kept(pool)
-    conn: WatchedConnection = kept.pop() if kept else await pool.get_connection()
+    reused = bool(kept)
+    conn: WatchedConnection = kept.pop() if reused else await pool.get_connection()
     answered = False
     try:
-        if _dirty(conn):  # what the pool's own check finds before it lends a connection
+        if reused and _dirty(conn):  # what the pool checks before it lends one (as it just did, if it did)
             await conn.disconnect()  # the send below connects again
         # one write of every command (redis-py's pack_commands chunks them in a Python loop a command)
         packed = b"".join([_packed(args) for args, _ in stack])
