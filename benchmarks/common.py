@@ -252,6 +252,20 @@ def cpu_seconds(pid: int) -> float | None:
     return total
 
 
+def main_thread_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process's main thread (an API's event loop), or None: the
+    rest of :func:`cpu_seconds` is its other threads' (the log writer, the metrics port)."""
+    import psutil
+
+    try:
+        for thread in psutil.Process(pid).threads():
+            if thread.id == pid:
+                return float(thread.user_time + thread.system_time)
+    except psutil.Error:
+        pass
+    return None
+
+
 @dataclass
 class Child:
     """A child process started by the harness (dies with it, see ``solomo.embedded``)."""
@@ -888,6 +902,7 @@ async def compare_reads(env: BenchEnv, name: str, ours: Sequence[HttpRequest], b
                     batching = [t + b - a for t, a, b in zip(batching, counted, await _redis_batching(redis),
                                                              strict=True)]
     extra["slices"] = slices
+    extra["warmup_requests"] = warmup  # through the asyncio client, before the slices, to each side
     extra["slice_ratios"] = slice_ratios(mine, bare)
     served = sum(load.requests for load in mine)
     if served and batching[1]:

@@ -37,8 +37,8 @@ per record instead (:class:`PlainFormatter`), for a person at a terminal (``solo
 (measured with ``benchmarks/bench_healthz.py``; docs/benchmarks.md): a record is formatted on the
 loop with orjson, but written by a writer thread, many lines per ``write`` (:class:`_JsonHandler`:
 no file or pipe write blocks the event loop); when the JSON handler is the only one an access line
-would reach (:func:`log_access`), the line is queued as its fields, without a record, and the writer
-makes it; else its record skips the caller lookup; the HTTP series take no lock a request; a
+would reach (:func:`log_access`), the line is made without a record, by compiled code
+(:mod:`solomo.core.logline`); else its record skips the caller lookup; the HTTP series take no lock a request; a
 generated request id is a per-process random prefix and a counter, not a fresh ``uuid4``. The event
 loop's own health is measured too
 (:mod:`solomo.core.looplag`: ``solomo_event_loop_max_stall_seconds``).
@@ -79,6 +79,7 @@ from starlette.routing import Route
 
 from solomo.core import httpseries, looplag
 from solomo.core.errors import Forbidden, NotFound
+from solomo.core.logline import ACCESS_LOGGER, Stamps, access_line
 from solomo.core.redisio import DRIVER
 from solomo.core.sidetasks import reap
 
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
 
     from solomo.core.settings import Settings
 
-log = logging.getLogger("solomo.access")
+log = logging.getLogger(ACCESS_LOGGER)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_ID_HEADER = "x-request-id"
@@ -149,42 +150,22 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, request id, any ``extra=`` fields."""
 
-    _second = -1
-    _stamp = ""
-    _milli: tuple[int, str] = (-1, "")  # one tuple, so another thread never sees half of it
-
-    def _ts(self, created: float) -> str:
-        """``2026-12-02T15:04:05.123Z``: the date and time of the second are formatted once per
-        second, the whole stamp once per millisecond (a busy process logs many lines in one: the
-        formatting was 0.8 µs of a 2 µs access line)."""
-        milli = int(created * 1000)
-        cached = self._milli
-        if cached[0] == milli:
-            return cached[1]
-        second, fraction = divmod(milli, 1000)
-        if second != self._second:
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        stamp = f"{self._stamp}.{fraction:03d}Z"
-        self._milli = (milli, stamp)
-        return stamp
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stamps = Stamps()
 
     def access_line(self, created: float, method: str, path: str, status: int, route: str,
                     duration_ms: float, complete: bool, request_id: str | None) -> str:
         """The line :meth:`format` makes of an access record (``solomo.access``, INFO, the message
         ``"<method> <path> <status>"``, these extras, the request's id), without making the record:
         a ``LogRecord``, its handling and formatting cost ~10 µs a line, as much as a whole
-        ``/healthz`` (docs/benchmarks.md, twenty-second round). The keys in :meth:`format`'s order."""
-        entry = {"ts": self._ts(created), "level": "info", "logger": log.name, "msg": f"{method} {path} {status}",
-                 "request_id": request_id, "complete": complete, "duration_ms": duration_ms,
-                 "method": method, "path": path, "route": route, "status": status}
-        if entry["request_id"] is None:  # outside a request (the middleware always sets one)
-            del entry["request_id"]
-        return orjson.dumps(entry).decode()
+        ``/healthz`` (docs/benchmarks.md, twenty-second round). Made by the compiled
+        :func:`solomo.core.logline.access_line`."""
+        return access_line(self._stamps, created, method, path, status, route, duration_ms, complete, request_id)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self._ts(record.created),
+            "ts": self._stamps.stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -216,9 +197,20 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
-AccessFields = tuple[float, str, str, int, str, float, bool, str | None]
-"""An access line's fields, in :meth:`JsonFormatter.access_line`'s order: made on the loop, written
-out by the log writer (:meth:`_JsonHandler.enqueue`)."""
+def _access_text(formatter: JsonFormatter, created: float, method: str, path: str, status: int, route: str,
+                 duration_ms: float, complete: bool) -> str:
+    """The access line, or, when orjson refuses some text (a lone surrogate a client put in a path),
+    the line with it escaped; fields no request makes are said so in a line of their own."""
+    fields = (created, method, path, status, route, duration_ms, complete, current_request_id())
+    try:
+        return formatter.access_line(*fields)
+    except Exception:
+        pass
+    try:
+        return formatter.access_line(*map(_printable, fields))
+    except Exception:
+        return orjson.dumps({"level": "error", "logger": log.name, "msg": "access line not made",
+                             "fields": repr(fields)}).decode()
 
 
 def _printable(value: Any) -> Any:
@@ -230,12 +222,12 @@ class _JsonHandler(logging.Handler):
     """The handler this module installs (configuring twice replaces it). Without a fixed stream it
     writes to whatever ``sys.stderr`` is at the time, so redirections (pytest's capture) work.
 
-    A record is formatted where it is logged and queued; a writer thread writes what is queued,
-    many lines per ``write``, so a slow disk or a full pipe never blocks the event loop, and a
-    busy process makes one system call per batch instead of one per line. An access line is queued
-    as its fields (:data:`AccessFields`) and made by whoever writes the batch: on a busy server
-    that is the writer thread, which makes hundreds in a row (docs/benchmarks.md, twenty-sixth
-    round: made on the loop, a line cost ~1–2.5 µs more of a ~40 µs ``/healthz``). An ERROR (or worse) is
+    A record is formatted where it is logged and queued (an access line too: :func:`log_access`);
+    a writer thread writes what is queued, many lines per ``write``, so a slow disk or a full pipe
+    never blocks the event loop, and a busy process makes one system call per batch instead of one
+    per line. The writer does nothing else: what it does, it does at the event loop's expense (it
+    takes the interpreter lock from it), and each line it made cost the process ~6 µs of CPU, where
+    making it on the loop costs ~2 (docs/benchmarks.md, thirty-third round). An ERROR (or worse) is
     written at once, by the thread that logged it, with everything queued before it; ``flush()``
     (and so ``logging.shutdown()`` at exit) writes everything queued. At most
     :attr:`MAX_PENDING` lines wait: beyond, lines are dropped and the next write says how many."""
@@ -246,8 +238,7 @@ class _JsonHandler(logging.Handler):
     def __init__(self, stream: Any = None) -> None:
         super().__init__()
         self._fixed = stream
-        # (the stream when logged, the line or an access line's fields)
-        self._pending: deque[tuple[Any, str | AccessFields]] = deque()
+        self._pending: deque[tuple[Any, str]] = deque()  # (the stream when logged, the line)
         self._dropped = 0
         self._wake = threading.Event()
         self._writing = threading.Lock()  # one writer at a time: lines keep their order
@@ -271,9 +262,8 @@ class _JsonHandler(logging.Handler):
             return
         self.enqueue(line, urgent=record.levelno >= logging.ERROR)
 
-    def enqueue(self, line: str | AccessFields, urgent: bool = False) -> None:
-        """Queues a formatted line, or an access line's fields, for the writer (``urgent``: write
-        it, and what is queued, now)."""
+    def enqueue(self, line: str, urgent: bool = False) -> None:
+        """Queues a formatted line for the writer (``urgent``: write it, and what is queued, now)."""
         if len(self._pending) >= self.MAX_PENDING:
             self._dropped += 1
             return
@@ -312,12 +302,12 @@ class _JsonHandler(logging.Handler):
             streams = set(map(itemgetter(0), queued))
             batches: list[tuple[Any, list[str]]] = []
             if len(streams) == 1:
-                batches.append((streams.pop(), list(map(self._text, map(itemgetter(1), queued)))))
+                batches.append((streams.pop(), list(map(itemgetter(1), queued))))
             else:
                 for stream, line in queued:  # the stream changed meanwhile (a test's capture)
                     if not batches or batches[-1][0] is not stream:
                         batches.append((stream, []))
-                    batches[-1][1].append(self._text(line))
+                    batches[-1][1].append(line)
             if self._dropped:
                 batches.append((self.stream, [f"{self._dropped} log lines dropped: the log writer could not keep up"]))
                 self._dropped = 0
@@ -327,21 +317,6 @@ class _JsonHandler(logging.Handler):
                     stream.flush()
                 except Exception:  # a closed or broken stream: nothing better to do with these lines
                     pass
-
-    def _text(self, line: str | AccessFields) -> str:
-        if type(line) is str:
-            return line
-        fields = cast(AccessFields, line)
-        formatter = self.formatter if type(self.formatter) is JsonFormatter else _ACCESS_FORMATTER
-        try:
-            return formatter.access_line(*fields)
-        except Exception:  # orjson refused some text (a lone surrogate): written with it escaped
-            pass
-        try:
-            return formatter.access_line(*map(_printable, fields))
-        except Exception:  # fields no request makes: said so, and the writer goes on
-            return orjson.dumps({"level": "error", "logger": log.name, "msg": "access line not made",
-                                 "fields": repr(fields)}).decode()
 
     def close(self) -> None:
         self._closed = True
@@ -358,7 +333,6 @@ class _JsonHandler(logging.Handler):
 
 
 _HANDLERS: weakref.WeakSet[_JsonHandler] = weakref.WeakSet()
-_ACCESS_FORMATTER = JsonFormatter()  # for access fields queued before a handler's formatter changed
 
 
 def _after_fork() -> None:
@@ -403,6 +377,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
 _ACCESS_MESSAGE = "%s %s %s"
 
 
+
 def _sole_json_handler() -> _JsonHandler | None:
     """The JSON handler an access record would reach, when it would reach nothing else and no
     filter stands on the way (the configured process: :func:`configure_logging`). Anything more —
@@ -424,8 +399,9 @@ def _sole_json_handler() -> _JsonHandler | None:
 def log_access(method: str, path: str, status: int, route: str, duration_ms: float, complete: bool) -> None:
     """One request's access line (``solomo.access``, INFO: the caller checks the level)."""
     handler = _sole_json_handler()
-    if handler is not None:  # the same line, made by the writer (see _JsonHandler)
-        handler.enqueue((time.time(), method, path, status, route, duration_ms, complete, current_request_id()))
+    if handler is not None:  # the line its record would make, made without the record
+        formatter = cast(JsonFormatter, handler.formatter)
+        handler.enqueue(_access_text(formatter, time.time(), method, path, status, route, duration_ms, complete))
         return
     # makeRecord + handle: the access line needs no caller lookup (Logger.info's findCaller)
     log.handle(log.makeRecord(

@@ -74,7 +74,7 @@ MODULES: tuple[str, ...] = (
     # what every request shares
     "solomo.core.viewcache", "solomo.core.autopipe", "solomo.core.cache", "solomo.core.keys",
     "solomo.core.ttlrefresh", "solomo.core.ids", "solomo.core.httpseries", "solomo.core.jsonio",
-    "solomo.routing", "solomo.accounts", "solomo.middleware",
+    "solomo.routing", "solomo.accounts", "solomo.middleware", "solomo.core.logline",
     # stores near a point, distances, public positions
     "checkins.geoindex", "checkins.stores", "checkins.storeviews", "checkins.nearby",
     "geo.privacy", "geo.cells", "geo.distance",

@@ -316,6 +316,8 @@ async def test_every_benchmark_runs_at_a_tiny_size() -> None:
     assert home.extra["redis_commands_a_request"] > 1 and home.extra["redis_commands_a_batch"] >= 1, home
     healthz = next(r for r in results if r.name.startswith("/healthz"))
     assert healthz.extra["access_log_lines"] >= healthz.extra["requests"]  # logged as `make run` logs
+    # the API's CPU split between its event loop and its other threads (the log writer's)
+    assert healthz.extra["api_loop_cpu_us_a_request"] > 0 and healthz.extra["api_other_threads_cpu_us_a_request"] >= 0
     checkins = next(r for r in results if r.name.startswith("check-in"))
     assert checkins.extra["generator"].startswith("wrk, each request once"), checkins
     won = next(r for r in results if r.name.startswith("voucher claims, winning"))

@@ -10,9 +10,18 @@ import logging
 import re
 import threading
 import time
+from typing import Any, cast
 
+from solomo.core.logline import Stamps
 from solomo.core.looplag import StallWindow
-from solomo.observability import JsonFormatter, _JsonHandler, new_request_id
+from solomo.observability import (
+    JsonFormatter,
+    _JsonHandler,
+    _request_id,
+    _sole_json_handler,
+    log_access,
+    new_request_id,
+)
 from tests.observability.test_observability import sample
 from tests.support import METRICS_HEADERS
 
@@ -45,30 +54,51 @@ def test_log_writer_writes_every_line_in_order_in_batches():
     assert stream.writes < 2000  # batched: fewer writes than lines
 
 
-def test_queued_access_fields_are_written_as_their_lines_among_the_records():
+def test_access_lines_are_written_among_the_records_in_order():
     stream = _Stream()
     handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter())
-    fields = [(1_765_000_000.0 + i, "GET", f"/p/{i}", 200, "/p/{n}", 1.5, True, f"rid-{i}") for i in range(300)]
-    for i, access in enumerate(fields):
-        handler.handle(_record(f"record {i}"))
-        handler.enqueue(access)
-    handler.close()
-    lines = stream.getvalue().splitlines()
-    assert [json.loads(line)["msg"] for line in lines[0::2]] == [f"record {i}" for i in range(300)]
-    assert lines[1::2] == [JsonFormatter().access_line(*access) for access in fields]
-    assert json.loads(lines[3])["request_id"] == "rid-1"
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = [handler]
+        assert _sole_json_handler() is handler  # the access lines take the short way
+        for i in range(300):
+            handler.handle(_record(f"record {i}"))
+            token = _request_id.set(f"rid-{i}")
+            try:
+                log_access("GET", f"/p/{i}", 200, "/p/{n}", 1.5, True)
+            finally:
+                _request_id.reset(token)
+    finally:
+        root.handlers = saved
+        handler.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["msg"] for line in lines[0::2]] == [f"record {i}" for i in range(300)]
+    assert [(line["msg"], line["request_id"]) for line in lines[1::2]] == [(f"GET /p/{i} 200", f"rid-{i}")
+                                                                           for i in range(300)]
+
+
+class _NotText:
+    def __repr__(self) -> str:
+        return "<not text>"
 
 
 def test_access_fields_no_request_makes_are_reported_and_the_writer_goes_on():
     stream = _Stream()
     handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter())
-    handler.enqueue(("not a time", "GET", "/x", 200, "/x", 1.0, True, None))
-    handler.handle(_record("after it"))
-    handler.close()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        root.handlers = [handler]
+        log_access("GET", cast(Any, _NotText()), 200, "/x", 1.0, True)  # neither compiled nor Python code takes it
+        handler.handle(_record("after it"))
+    finally:
+        root.handlers = saved
+        handler.close()
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert first["level"] == "error" and first["msg"] == "access line not made" and "not a time" in first["fields"]
+    assert first["level"] == "error" and first["msg"] == "access line not made" and "not text" in first["fields"]
     assert second["msg"] == "after it"
 
 
@@ -127,12 +157,12 @@ def test_lines_queued_for_two_streams_go_to_their_own_in_order():
 
 
 def test_a_lines_stamp_is_its_own_millisecond():
-    formatter = JsonFormatter()
+    stamps = Stamps()
     start = 1_764_979_199.9985  # 23:59:59.998, then across a second and a day
     for created in [start + step / 10_000 for step in range(0, 40)] + [start + 3600.0, start]:
         milli = int(created * 1000)
         expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(milli // 1000)) + f".{milli % 1000:03d}Z"
-        assert formatter._ts(created) == expected
+        assert stamps.stamp(created) == expected
 
 
 def test_generated_request_ids_are_unique_hex():
