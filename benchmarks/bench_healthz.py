@@ -14,9 +14,7 @@ same load generator.
 
 from __future__ import annotations
 
-from typing import cast
-
-from benchmarks.common import BenchEnv, Child, HttpRequest, Result, compare_reads, cpu_seconds, main_thread_cpu_seconds
+from benchmarks.common import BenchEnv, Child, HttpRequest, Result, compare_reads, thread_cpu_seconds
 
 CONCURRENCY = 64
 SECONDS = 8.0
@@ -30,28 +28,26 @@ def access_lines(child: Child) -> int:
         return sum(1 for line in fh if b'"logger":"solomo.access"' in line)
 
 
-def cpu_split(result: Result, before: tuple[float | None, float | None],
-              after: tuple[float | None, float | None]) -> dict[str, float]:
+def cpu_split(result: Result, before: tuple[float, float] | None, after: tuple[float, float] | None
+              ) -> dict[str, float]:
     """The API's CPU a request (µs) over the whole comparison (its warm-up included; it is idle
-    while the bare side runs): its event loop's, and its other threads' (the log writer's, chiefly).
-    What the writer does, it does at the loop's expense: the two take turns at the interpreter lock."""
+    while the bare side runs): its event loop's, and its other threads' (the log writer among them).
+    What another thread does, it does at the loop's expense: they take turns at the interpreter lock."""
     served = result.extra.get("requests", 0) + result.extra.get("warmup_requests", 0)
-    if not served or None in before or None in after:
+    if not served or before is None or after is None:
         return {}
-    total = cast(float, after[0]) - cast(float, before[0])
-    loop = cast(float, after[1]) - cast(float, before[1])
-    return {"api_loop_cpu_us_a_request": round(loop / served * 1e6, 1),
-            "api_other_threads_cpu_us_a_request": round((total - loop) / served * 1e6, 1)}
+    return {"api_loop_cpu_us_a_request": round((after[0] - before[0]) / served * 1e6, 1),
+            "api_other_threads_cpu_us_a_request": round((after[1] - before[1]) / served * 1e6, 1)}
 
 
 async def run(env: BenchEnv) -> list[Result]:
     api = await env.uvicorn("solomo.asgi:app", "api-logging", environ=AS_MAKE_RUN)
     ours = [HttpRequest("GET", "/healthz")]
     base = [HttpRequest("GET", "/readyz")]
-    before = cpu_seconds(api.pid), main_thread_cpu_seconds(api.pid)
+    before = thread_cpu_seconds(api.pid)
     result = await compare_reads(env, "/healthz, full stack + JSON access log", ours, base,
                                  concurrency=CONCURRENCY, seconds=env.seconds(SECONDS), api=api)
-    after = cpu_seconds(api.pid), main_thread_cpu_seconds(api.pid)
+    after = thread_cpu_seconds(api.pid)
     result.extra.update(cpu_split(result, before, after))
     api.stop()  # a clean exit writes every queued line (the log writer batches them)
     logged = access_lines(api)

@@ -252,18 +252,20 @@ def cpu_seconds(pid: int) -> float | None:
     return total
 
 
-def main_thread_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process's main thread (an API's event loop), or None: the
-    rest of :func:`cpu_seconds` is its other threads' (the log writer, the metrics port)."""
+def thread_cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """User + system CPU time of a live process's main thread (an API's event loop) and of all its
+    other threads together (the log writer, the metrics port, the drivers' monitors, the thread
+    pools), read at one instant, or None (on Linux a main thread's id is the process's)."""
     import psutil
 
     try:
-        for thread in psutil.Process(pid).threads():
-            if thread.id == pid:
-                return float(thread.user_time + thread.system_time)
+        threads = psutil.Process(pid).threads()
     except psutil.Error:
-        pass
-    return None
+        return None
+    main = [t.user_time + t.system_time for t in threads if t.id == pid]
+    if not main:
+        return None
+    return float(main[0]), float(sum(t.user_time + t.system_time for t in threads if t.id != pid))
 
 
 @dataclass

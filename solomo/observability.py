@@ -209,8 +209,13 @@ def _access_text(formatter: JsonFormatter, created: float, method: str, path: st
     try:
         return formatter.access_line(*map(_printable, fields))
     except Exception:
-        return orjson.dumps({"level": "error", "logger": log.name, "msg": "access line not made",
-                             "fields": repr(fields)}).decode()
+        pass
+    try:
+        shown = _printable(repr(fields))
+    except Exception:  # a field whose repr raises: nothing from here may reach the request
+        shown = "<fields that cannot be shown>"
+    return orjson.dumps({"level": "error", "logger": log.name, "msg": "access line not made",
+                         "fields": shown}).decode()
 
 
 def _printable(value: Any) -> Any:
@@ -375,7 +380,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
 
 
 _ACCESS_MESSAGE = "%s %s %s"
-
 
 
 def _sole_json_handler() -> _JsonHandler | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -18,7 +19,8 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from solomo.core import httpseries
+from solomo.core import httpseries, logline
+from solomo.core.compiled import source_of
 from solomo.core.metrics import HTTP_REQUESTS
 from solomo.embedded import free_port
 from solomo.middleware import ObservabilityMiddleware
@@ -367,9 +369,8 @@ def test_a_served_request_is_logged_once():
 
 
 def test_an_access_line_is_the_line_its_record_would_make():
-    """The middleware queues an access line's fields without making a record (when the JSON handler
-    is the only one it would reach): the line made of them is byte for byte what formatting the
-    record gives."""
+    """The middleware makes an access line without making a record (when the JSON handler is the
+    only one it would reach): the line is byte for byte what formatting the record gives."""
     formatter = JsonFormatter()
     extras = {"method": "POST", "path": "/v1/posts", "route": "/v1/posts", "status": 201, "duration_ms": 12.345,
               "complete": True}
@@ -388,6 +389,21 @@ def test_an_access_line_is_the_line_its_record_would_make():
     finally:
         _request_id.reset(token)
     assert direct == formatted and '"request_id":"rid-access-1"' in direct
+
+
+def test_the_access_line_from_source_is_the_compiled_ones():
+    """``solomo.core.logline`` runs compiled, or from its source when the build is stale: the two
+    make the same line, stamp and escapes included."""
+    source = importlib.util.spec_from_file_location("logline_from_source", source_of("solomo.core.logline"))
+    assert source is not None and source.loader is not None
+    interpreted = importlib.util.module_from_spec(source)
+    source.loader.exec_module(interpreted)
+    cases = [(1_765_000_000.5, "GET", '/a"b\\c\n', 200, "/a", 1.5, True, "rid-1"),
+             (1_765_000_000.9994, "DELETE", "/v1/posts/1", 404, "/v1/posts/{post_id}", 0.0, False, None),
+             (1_765_000_001.0, "POST", "/话题/#咖啡#", 201, "/t", 1234.567, True, "r")]
+    for fields in cases:
+        assert (interpreted.access_line(interpreted.Stamps(), *fields)
+                == logline.access_line(logline.Stamps(), *fields)), fields
 
 
 def test_the_access_line_goes_the_records_way_when_anything_else_listens():
@@ -417,7 +433,7 @@ def test_the_access_line_goes_the_records_way_when_anything_else_listens():
 
 def test_an_access_line_orjson_refuses_does_not_escape_the_middleware():
     """A path orjson cannot write (a lone surrogate) neither raises into the request nor loses its
-    line: the writer writes it with the bad character escaped."""
+    line: it is written with the bad character escaped."""
     root = logging.getLogger()
     saved = root.handlers[:]
     stream = io.StringIO()

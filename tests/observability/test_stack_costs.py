@@ -84,7 +84,7 @@ class _NotText:
         return "<not text>"
 
 
-def test_access_fields_no_request_makes_are_reported_and_the_writer_goes_on():
+def test_access_fields_no_request_makes_are_reported_and_the_log_goes_on():
     stream = _Stream()
     handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter())
