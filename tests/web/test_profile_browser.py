@@ -26,6 +26,8 @@ async def test_profile_photo_and_bio_are_set_and_shown(phone, client, services, 
     stored = await services.db.users.find_one({"_id": ObjectId(me.id)})
     shown = await card.locator("img.profile-avatar").get_attribute("src")
     assert stored["avatar_url"] and shown == stored["avatar_url"]
+    # the photo's own "已保存" may still be up (3.5 s): cleared, so the toast awaited below is the bio's
+    await page.page.evaluate("document.getElementById('toasts').replaceChildren()")
     form = page.page.locator("form.profile-form")
     await form.locator("textarea[name=bio]").fill("喝咖啡，逛外滩")
     await form.locator("button[type=submit]").click()
