@@ -232,13 +232,17 @@ class _JsonHandler(logging.Handler):
     never blocks the event loop, and a busy process makes one system call per batch instead of one
     per line. The writer does nothing else: what it does, it does at the event loop's expense (it
     takes the interpreter lock from it), and each line it made cost the process ~6 µs of CPU, where
-    making it on the loop costs ~2 (docs/benchmarks.md, thirty-third round). An ERROR (or worse) is
+    making it on the loop costs ~2, and much of what it does cost is per batch, not per line
+    (:attr:`BATCH_WAIT_S`; docs/benchmarks.md, thirty-third round). An ERROR (or worse) is
     written at once, by the thread that logged it, with everything queued before it; ``flush()``
     (and so ``logging.shutdown()`` at exit) writes everything queued. At most
     :attr:`MAX_PENDING` lines wait: beyond, lines are dropped and the next write says how many."""
 
     MAX_PENDING = 100_000
-    BATCH_WAIT_S = 0.02
+    BATCH_WAIT_S = 0.2
+    """How long a line waits at most for the writer. Each batch costs the writer a wake-up and turns
+    at the interpreter lock: under ``/healthz`` its CPU a line was 2.7–3.9 µs with batches every
+    20 ms, 0.7–1.1 every 200 ms, 0.5–0.9 every second (docs/benchmarks.md, thirty-third round)."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__()
