@@ -231,8 +231,8 @@ class _JsonHandler(logging.Handler):
     a writer thread writes what is queued, many lines per ``write``, so a slow disk or a full pipe
     never blocks the event loop, and a busy process makes one system call per batch instead of one
     per line. The writer does nothing else: what it does, it does at the event loop's expense (it
-    takes the interpreter lock from it), and each line it made cost the process ~6 µs of CPU, where
-    making it on the loop costs ~2, and much of what it does cost is per batch, not per line
+    takes the interpreter lock from it): an access line it made cost the process ~6 µs of CPU, one
+    made on the loop costs ~2, and most of what writing still costs comes per batch, not per line
     (:attr:`BATCH_WAIT_S`; docs/benchmarks.md, thirty-third round). An ERROR (or worse) is
     written at once, by the thread that logged it, with everything queued before it; ``flush()``
     (and so ``logging.shutdown()`` at exit) writes everything queued. At most
