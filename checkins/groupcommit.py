@@ -14,7 +14,8 @@ rule, the post) and queues them, and one transaction for the group
    the visitor rows and day rollups (:func:`checkins.visitdays.count_visit_days`), and the stores'
    counters with their seats, each kind in one round trip;
 4. decides each store's mayor (:mod:`checkins.mayor`; the quick decision from the seat, else a
-   recount) and earns loyalty points (:mod:`loyalty.earning`): round trips only where needed;
+   recount: round trips only where needed) and earns the group's loyalty points
+   (:mod:`loyalty.earning`: three round trips for the group, none outside the programme);
 5. sends each post's fan-out after the commit (``Txn.after_commit``).
 
 Why this stays exact. A group holds at most one check-in per user and per store (:func:`take`), so
@@ -38,7 +39,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from checkins import mayor, rules
 from checkins.visitdays import count_visit_days
 from feed.posts import attach_and_insert
-from loyalty.earning import earn_for_checkin
+from loyalty.earning import Visit, earn_for_checkins
 from solomo.core import tasknames
 from solomo.core.errors import ApiError, NotFound, Unavailable
 from solomo.core.groupwrite import GroupWriter
@@ -139,8 +140,9 @@ async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dic
                for p, first in zip(ready, firsts, strict=True)]
     await db.stores.bulk_write([UpdateOne({"_id": c["_id"]}, update) for c, update in counted], ordered=True,
                                session=session)
-    for p, (store, _) in zip(ready, counted, strict=True):
-        await earn_for_checkin(services, txn, p.user_id, store, p.checkin["_id"], p.here.at)  # once a local day
+    await earn_for_checkins(services, txn, [Visit(p.user_id, store, p.checkin["_id"], p.here.at)  # once a local day
+                                            for p, (store, _) in zip(ready, counted, strict=True)])
+    for p in ready:
         txn.after_commit(tasknames.FANOUT_POST, str(p.post["_id"]))
     await mark_written_for(services, session, [p.reservation for p in ready if p.reservation is not None])
     for i, (store, _) in zip(accepted, counted, strict=True):

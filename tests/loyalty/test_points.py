@@ -82,6 +82,85 @@ async def test_concurrent_checkins_earn_once_in_the_checkins_transaction(client)
     assert len(history) == 1
 
 
+async def test_a_crowd_of_checkins_at_partner_stores_earns_once_each_with_its_balance_after(client, services):
+    """Twelve users check in at once (the group commit writes them together, points included): each
+    earns once, and each entry's ``balance_after`` is the user's balance before plus its points —
+    whatever the user had (some earned elsewhere first), and beside a store outside the programme."""
+    crowd = []
+    for i in range(12):
+        if i == 11:
+            _, store = await merchant_with_store(client)  # not in the programme: no points, no entry
+        else:
+            _, store = await partner_store(client)
+        user = await register(client)
+        if i % 3 == 0:
+            await grant(services, user.id, store["id"], 7 * (i + 1))
+        crowd.append((user, store))
+    await asyncio.gather(*(check_in(services, _principal(user), store["id"],
+                                    *offset(store["lat"], store["lng"], north_m=20)) for user, store in crowd))
+    for i, (user, _) in enumerate(crowd):
+        before = 7 * (i + 1) if i % 3 == 0 else 0
+        earned = 0 if i == 11 else 10
+        assert await balance(client, user) == {"balance": before + earned, "earned": before + earned, "spent": 0}
+        newest = (await client.get("/v1/me/points/history", headers=user.headers)).json()["items"]
+        if earned:
+            assert (newest[0]["kind"], newest[0]["points"], newest[0]["balance_after"]) == ("checkin", 10, before + 10)
+        assert await ledger_sum(services, user.id) == before + earned
+
+
+async def test_credit_many_earns_each_once_key_once_and_takes_one_credit_a_user(client, services):
+    from loyalty.ledger import Credit, credit_many
+    from solomo.core.txn import Txn, run_transaction_again_on_duplicate
+
+    _, store_view = await partner_store(client)
+    store = await services.db.stores.find_one({"_id": ObjectId(store_view["id"])})
+    users = [ObjectId(), ObjectId(), ObjectId()]
+    now = datetime.now(UTC)
+    taken = f"test:{ObjectId()}"
+    await grant(services, str(users[1]), store_view["id"], 5)
+    await services.db.points_ledger.update_one({"user_id": users[1]}, {"$set": {"once": taken}})
+
+    def credits(points: int) -> list[Credit]:
+        return [Credit(users[0], store, "checkin", points, ObjectId(), f"test:{ObjectId()}", now),
+                Credit(users[1], store, "checkin", points, ObjectId(), taken, now),  # already earned
+                Credit(users[2], store, "checkin", points, ObjectId(), f"test:{ObjectId()}", now)]
+
+    async def body(txn: Txn) -> list[dict[str, Any] | None]:
+        return await credit_many(services, txn, credits(3))
+
+    first, second, third = await run_transaction_again_on_duplicate(services, body)
+    assert second is None and first is not None and third is not None
+    assert (first["balance_after"], third["balance_after"]) == (3, 3)
+    assert await ledger_sum(services, str(users[1])) == 5
+    balances = {b["_id"]: b["balance"] async for b in services.db.points_balances.find({"_id": {"$in": users}})}
+    assert balances == {users[0]: 3, users[1]: 5, users[2]: 3}
+
+    async def twice(txn: Txn) -> list[dict[str, Any] | None]:
+        one = credits(1)[0]
+        return await credit_many(services, txn, [one, one])
+
+    try:
+        await run_transaction_again_on_duplicate(services, twice)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("two credits of one user in one call were taken")
+
+
+async def test_an_earnings_once_key_is_found_through_its_index_not_a_scan(services):
+    """The ``once`` index is partial (string keys only), and MongoDB uses it only for a filter that
+    implies that: a plain equality scanned the whole ledger in every check-in at a partner store."""
+    from loyalty.ledger import once_is
+
+    await services.db.points_ledger.insert_many([{"once": f"test:{ObjectId()}"} for _ in range(3)])
+    plan = (await services.db.points_ledger.find(once_is("test:absent")).explain())["queryPlanner"]["winningPlan"]
+    stages = []
+    while plan:
+        stages.append((plan["stage"], plan.get("indexName")))
+        plan = plan.get("inputStage")
+    assert ("IXSCAN", "once_unique") in stages and all(stage != "COLLSCAN" for stage, _ in stages), stages
+
+
 async def test_no_points_at_a_store_outside_the_programme_or_far_away(client):
     _, plain = await merchant_with_store(client)
     _, partner = await partner_store(client, checkin_points=0)
