@@ -10,6 +10,12 @@ user has their store's page open before checking in (``GET /v1/stores/{id}``, un
 at the counter does: their session is as warm as a real visitor's (the token checked and cached
 once), so the row measures the check-in, not a first request.
 
+A second row does the same at ``N_PARTNER`` other stores that are in the points programme (each
+joined before the visit yesterday, which earned that day's points): each check-in also earns today's
+(the ledger's entry found by its once key, the user's balance), in the group's transaction. It
+reuses the first row's baseline; ``points_entries`` counts what its check-ins earned (warm-up
+included, as ``checkins_written`` does).
+
 Both servers run as one uvicorn process each with the same flags and get the same number of
 concurrent keep-alive connections from the same generator: wrk with a script that sends each
 request exactly once (a repeated check-in is refused as too soon), or the asyncio client when wrk
@@ -34,15 +40,20 @@ from benchmarks.seed import auth, bulk_users
 
 N = 4000
 """Check-ins timed: ~4 s of load since the group commit (1,500 lasted ~1.5 s and moved ±8 % a run)."""
+N_PARTNER = 2000
+"""Check-ins timed at stores in the points programme (their own row, after the first)."""
+PROGRAMME = {"enabled": True, "checkin_points": 10, "redemption_points": 5}
 WARMUP = 64
 CONCURRENCY = 32
 BASELINE_REQUESTS = 20_000
 SEED_BATCH = 100
 
 
-async def _seed(services: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """(token, store) pairs: a fresh user next to their own fresh store."""
+async def _seed(services: Any, count: int, *, partner: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """(token, store) pairs: a fresh user next to their own fresh store (``partner``: in the points
+    programme, joined before the visit yesterday, which earned that day's points)."""
     from checkins.stores import create_store
+    from loyalty.programme import save_settings
 
     # a merchant may own max_stores_per_merchant stores: as many merchants as that takes
     per_owner = services.settings.max_stores_per_merchant
@@ -57,6 +68,9 @@ async def _seed(services: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
     stores: list[dict[str, Any]] = []
     for start in range(0, count, SEED_BATCH):
         stores += await asyncio.gather(*(one(i) for i in range(start, min(count, start + SEED_BATCH))))
+    if partner:
+        for i, store in enumerate(stores):
+            await save_settings(services, merchants[i // per_owner][0], str(store["_id"]), **PROGRAMME)
     # Each has checked in here once before, yesterday (as most check-ins are a returning visitor's):
     # the check-in then meets a history, a seat and a visitor row, as it does in a city that lives.
     from checkins.checkin import check_in
@@ -79,11 +93,9 @@ def _checkin_body(store: dict[str, Any]) -> dict[str, Any]:
     return {"store_id": str(store["_id"]), "lat": lat + 0.0001, "lng": lng, "accuracy_m": 15}
 
 
-async def run(env: BenchEnv) -> list[Result]:
-    api = await env.api()
-    services = await env.services()
-    n, warmup = env.size(N, 20), env.size(WARMUP, 4)
-    pairs = await _seed(services, n + warmup)
+async def _checkins(env: BenchEnv, api: Any, services: Any, pairs: list[tuple[str, dict[str, Any]]],
+                    warmup: int) -> tuple[Any, dict[str, Any]]:
+    """The timed check-ins of ``pairs`` (after ``warmup`` untimed ones): the load and the row's notes."""
     requests = [json_request("POST", "/v1/checkins", _checkin_body(store), token) for token, store in pairs]
     before = await services.db.checkins.count_documents({})
     pids = {"api": api.pid, "mongod": env.mongod_pid, "redis": env.redis_pid}
@@ -95,15 +107,33 @@ async def run(env: BenchEnv) -> list[Result]:
     with profiled("check-in writes", api.pid):
         ours = await send_once(api.port, requests[warmup:], concurrency=CONCURRENCY, pids=pids)
     written = await services.db.checkins.count_documents({}) - before
+    # The row is bound by a check-in's latency (32 clients, a group's transaction at a time), so a
+    # change that saves CPU may not move its rate: what each check-in cost each side says it.
+    per_checkin = {f"cpu_us_a_checkin_{name}": round(1e6 * seconds / max(1, written))
+                   for name, seconds in ours.cpu_seconds.items() if name in ("api", "mongod")}
+    return ours, {"checkins_written": written, **per_checkin}
+
+
+async def run(env: BenchEnv) -> list[Result]:
+    api = await env.api()
+    services = await env.services()
+    n, n_partner, warmup = env.size(N, 20), env.size(N_PARTNER, 20), env.size(WARMUP, 4)
+    pairs = await _seed(services, n + warmup)
+    partners = await _seed(services, n_partner + warmup, partner=True)
+    ours, notes = await _checkins(env, api, services, pairs, warmup)
+    # The same check-ins at stores in the points programme: each also earns the day's points (an
+    # entry in the ledger found by its key, the balance), in the same group's transaction.
+    entries_before = await services.db.points_ledger.count_documents({})
+    ours_partner, notes_partner = await _checkins(env, api, services, partners, warmup)
+    earned = await services.db.points_ledger.count_documents({}) - entries_before
 
     base_app = await env.baseline()
     echo = [json_request("POST", "/echo", _checkin_body(store), token) for token, store in pairs[:256]]
     await run_load(base_app.port, echo, concurrency=CONCURRENCY)
     base = await send_once(base_app.port, list(itertools.islice(itertools.cycle(echo), env.size(BASELINE_REQUESTS))),
                            concurrency=CONCURRENCY, pids={"baseline": base_app.pid})
-    # The row is bound by a check-in's latency (32 clients, a group's transaction at a time), so a
-    # change that saves CPU may not move its rate: what each check-in cost each side says it.
-    per_checkin = {f"cpu_us_a_checkin_{name}": round(1e6 * seconds / max(1, written))
-                   for name, seconds in ours.cpu_seconds.items() if name in ("api", "mongod")}
-    return [Result.from_loads("check-in writes", ours, base, concurrency=CONCURRENCY, checkins_written=written,
-                              fanout_worker="none (tasks queued only)", **per_checkin)]
+    return [Result.from_loads("check-in writes", ours, base, concurrency=CONCURRENCY,
+                              fanout_worker="none (tasks queued only)", **notes),
+            Result.from_loads("check-in writes at stores in the points programme", ours_partner, base,
+                              concurrency=CONCURRENCY, fanout_worker="none (tasks queued only)",
+                              points_entries=earned, **notes_partner)]
