@@ -63,10 +63,18 @@ def close_command(code: int, reason: str, now: datetime | None = None) -> dict[s
     return {"code": int(code), "reason": reason[:120], "at": now or datetime.now(UTC)}
 
 
+def closes_recorded(at: dict[str, Any]) -> dict[str, Any]:
+    """The filter on the users whose close was recorded ``at`` (a condition on the time) that the
+    partial index ``socket_close_pending`` serves. MongoDB uses a partial index only for a query
+    that implies its filter, and a condition on ``socket_close.at`` does not imply that
+    ``socket_close`` exists: without it, every hub's poll scanned every user."""
+    return {SOCKET_CLOSE: {"$exists": True}, f"{SOCKET_CLOSE}.at": at}
+
+
 async def pending_closes(db: Database, now: datetime | None = None) -> list[tuple[str, int, str]]:
     """(user id, close code, reason) of every close recorded within :data:`CLOSE_WINDOW`."""
     since = (now or datetime.now(UTC)) - CLOSE_WINDOW
-    cursor = db.users.find({f"{SOCKET_CLOSE}.at": {"$gte": since}}, {SOCKET_CLOSE: 1})
+    cursor = db.users.find(closes_recorded({"$gte": since}), {SOCKET_CLOSE: 1})
     return [(str(doc["_id"]), int(doc[SOCKET_CLOSE]["code"]), str(doc[SOCKET_CLOSE]["reason"]))
             async for doc in cursor]
 
@@ -74,5 +82,5 @@ async def pending_closes(db: Database, now: datetime | None = None) -> list[tupl
 async def clear_done_closes(db: Database, now: datetime | None = None) -> int:
     """Marks done the closes every hub has had :data:`CLOSE_WINDOW` to apply; returns how many."""
     before = (now or datetime.now(UTC)) - CLOSE_WINDOW
-    result = await db.users.update_many({f"{SOCKET_CLOSE}.at": {"$lt": before}}, {"$unset": {SOCKET_CLOSE: ""}})
+    result = await db.users.update_many(closes_recorded({"$lt": before}), {"$unset": {SOCKET_CLOSE: ""}})
     return int(result.modified_count)

@@ -147,20 +147,6 @@ async def test_credit_many_earns_each_once_key_once_and_takes_one_credit_a_user(
         raise AssertionError("two credits of one user in one call were taken")
 
 
-async def test_an_earnings_once_key_is_found_through_its_index_not_a_scan(services):
-    """The ``once`` index is partial (string keys only), and MongoDB uses it only for a filter that
-    implies that: a plain equality scanned the whole ledger in every check-in at a partner store."""
-    from loyalty.ledger import once_is
-
-    await services.db.points_ledger.insert_many([{"once": f"test:{ObjectId()}"} for _ in range(3)])
-    plan = (await services.db.points_ledger.find(once_is("test:absent")).explain())["queryPlanner"]["winningPlan"]
-    stages = []
-    while plan:
-        stages.append((plan["stage"], plan.get("indexName")))
-        plan = plan.get("inputStage")
-    assert ("IXSCAN", "once_unique") in stages and all(stage != "COLLSCAN" for stage, _ in stages), stages
-
-
 async def test_no_points_at_a_store_outside_the_programme_or_far_away(client):
     _, plain = await merchant_with_store(client)
     _, partner = await partner_store(client, checkin_points=0)
