@@ -102,7 +102,7 @@ async def credit_many(services: Services, txn: Txn, credits: Sequence[Credit]) -
     placed = await db.points_ledger.bulk_write(
         [UpdateOne(once_is(c.once), {"$setOnInsert": entry}, upsert=True)
          for c, entry in zip(credits, entries, strict=True)], ordered=True, session=session)
-    earned = sorted(placed.upserted_ids or {})  # None only for an unacknowledged write
+    earned = sorted(placed.upserted_ids or {})  # positions in the request list: those of credits
     if earned:
         await db.points_balances.bulk_write([UpdateOne(
             {"_id": credits[i].user_id},

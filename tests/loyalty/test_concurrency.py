@@ -47,14 +47,29 @@ def other_process() -> Iterator[str]:
 
 
 async def _check_books(client: Any, services: Any, user: Any) -> dict[str, int]:
-    """Ledger sum = balance = earned - spent, never negative; each code charged at most once."""
+    """Ledger sum = balance = earned - spent, never negative; each code charged at most once; the
+    entries' ``balance_after`` a serial history (:func:`_assert_one_history`)."""
     now = await balance(client, user)
     assert now["balance"] >= 0
     assert now["balance"] == now["earned"] - now["spent"] == await ledger_sum(services, user.id)
-    spends = await services.db.points_ledger.find({"user_id": ObjectId(user.id), "kind": "spend"},
-                                                  {"source_id": 1}).to_list(None)
-    assert max(Counter(s["source_id"] for s in spends).values(), default=1) == 1
+    entries = await services.db.points_ledger.find({"user_id": ObjectId(user.id)},
+                                                   {"kind": 1, "source_id": 1, "points": 1, "balance_after": 1}
+                                                   ).to_list(None)
+    assert max(Counter(e["source_id"] for e in entries if e["kind"] == "spend").values(), default=1) == 1
+    _assert_one_history(entries, now["balance"])
     return now
+
+
+def _assert_one_history(entries: list[dict[str, Any]], final: int) -> None:
+    """Each entry moved the balance from ``balance_after - points`` to ``balance_after``; taken in
+    the order they committed, these steps must chain from 0 to ``final``. Whatever that order was,
+    every balance is then left as often as it is reached, but 0 once more and ``final`` once less
+    (an Euler path's degrees): an entry that computed its ``balance_after`` from a balance some other
+    change had already moved breaks that."""
+    left = Counter(e["balance_after"] - e["points"] for e in entries)
+    reached = Counter(e["balance_after"] for e in entries)
+    surplus = {v: left[v] - reached[v] for v in left.keys() | reached.keys() if left[v] != reached[v]}
+    assert surplus == ({} if final == 0 else {0: 1, final: -1}), (surplus, entries)
 
 
 async def test_200_concurrent_charges_against_one_balance(client, services, other_process):
@@ -71,6 +86,17 @@ async def test_200_concurrent_charges_against_one_balance(client, services, othe
     after = sorted(a.json()["balance_after"] for a in answers if a.status_code == 200)
     assert after == list(range(6, 1000, 7))  # each charge saw the one before it: a serial history
     assert (await _check_books(client, services, user)) == {"balance": 6, "earned": 1000, "spent": 994}
+
+
+async def test_concurrent_earnings_each_see_the_balance_before_them(client, services):
+    """Thirty earnings of one user at once, each in its own transaction: each reads the balance and
+    writes it, so MongoDB lets one commit at a time and re-runs the others; every entry's
+    ``balance_after`` is a step of one serial history."""
+    _, store = await partner_store(client)
+    user = await register(client)
+    await asyncio.gather(*(grant(services, user.id, store["id"], n) for n in range(1, 31)))
+    books = await _check_books(client, services, user)
+    assert books == {"balance": 465, "earned": 465, "spent": 0}
 
 
 async def test_one_code_charged_concurrently_charges_once(client, services, other_process):
