@@ -3,8 +3,12 @@
 Called by the WebSocket session for every ``location`` message (a hub location listener). Its
 work is bounded whatever the number of live offers around:
 
-* :func:`offers.live.covering` looks at no more than :data:`offers.live.SCAN_CAP` offers and
-  answers most messages from its per-cell cache;
+* the live index is read for no more than :data:`offers.live.SCAN_CAP` offers, and most messages
+  are answered from this process's per-cell cache (:class:`offers.live.LiveCells`);
+* Redis is asked in round trips shared with the turn's other commands (:mod:`solomo.core.autopipe`):
+  most messages cost one, the index version read with the user's judgements of the offers the
+  cache guesses (:func:`_covering`); a message meeting offers new to the user adds one for their
+  deliveries and one to remember its judgements (measured in the soak: docs/benchmarks.md);
 * offers already judged for this user (sent, not for them, no longer live) are
   remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
   offers new to the user — three queries (offers, follows, stores) of at most the cap each (each
@@ -29,8 +33,10 @@ from offers import live, nearbycap
 from offers.audiences import audience_of_offer, members_among
 from offers.offers import offer_status
 from offers.targeting import send_offer
+from solomo.core import timeutil
 from solomo.core.idloader import IdLoads
-from solomo.core.keys import bucket_of, offer_delivered, offers_judged
+from solomo.core.keys import LIVE_OFFERS_VERSION, bucket_of, offer_delivered, offers_judged
+from solomo.core.scripts import LuaScript
 from solomo.core.services import Services
 
 JUDGED_TTL_S = 600
@@ -56,17 +62,59 @@ async def forget_judged(services: Services, user_id: ObjectId | str) -> None:
     await services.batch.run(lambda pipe: pipe.delete(key))  # with the other check-ins of this turn
 
 
-async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str, float]]) -> dict[str, float]:
+# KEYS: the user's judged set. ARGV: its TTL, then the offer ids. One step, so the set is never
+# left without its TTL; the run shares its round trip with the turn's other Redis commands.
+_JUDGE = LuaScript("offers_judged_add", """
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+""")
+
+
+async def _covering(services: Services, user_id: str, lat: float,
+                    lng: float) -> tuple[list[tuple[str, float]], list[int]]:
+    """The live offers covering the point (``(offer id, distance m)``) and, for each, whether the
+    user's judged set holds it.
+
+    The common case is one round trip on the shared pipeline: the offers this process read for the
+    point's cell less than :data:`~offers.live.CELL_TTL_S` ago are a guess, and the index version
+    and the guess's judgements are read together; the guess stands when the version has not moved.
+    Otherwise the cell is read again and its judgements asked for. The version is read after the
+    caller's position write was acknowledged, as before: an offer registered since is either seen
+    here (its version moved) or finds this position when it is targeted."""
+    cells = live_cells(services)
+    now = timeutil.now_ms()
+    cell = live.cell_at(lat, lng)
+    judged_key = offers_judged(user_id)
+    recent = cells.recent(cell)
+    guess = live.within(recent[1], lat, lng, now) if recent is not None else []
+
+    def first(pipe: Any) -> None:
+        pipe.get(LIVE_OFFERS_VERSION)
+        if guess:
+            pipe.smismember(judged_key, [o for o, _ in guess])
+
+    version, *judged = await services.batch.run(first)
+    if recent is not None and recent[0] == version:
+        return guess, judged[0] if guess else []
+    offers = await live.read_cell(services.redis, cell, now)
+    cells.put(cell, version, offers)
+    found = live.within(offers, lat, lng, now)
+    if not found:
+        return [], []
+    [held] = await services.batch.run(lambda pipe: pipe.smismember(judged_key, [o for o, _ in found]))
+    return found, held
+
+
+async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str, float]],
+                    judged: list[int]) -> dict[str, float]:
     """The candidates neither judged lately nor already delivered to the user."""
-    judged = await services.redis.smismember(offers_judged(user_id), [o for o, _ in candidates])
     left = [(o, d) for (o, d), seen in zip(candidates, judged, strict=True) if not seen]
     if not left:
         return {}
     bucket = bucket_of(user_id)
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for offer_id, _ in left:
-            pipe.sismember(offer_delivered(offer_id, bucket), user_id)
-        already = await pipe.execute()
+    already = await services.batch.run(
+        lambda pipe: [pipe.sismember(offer_delivered(offer_id, bucket), user_id) for offer_id, _ in left])
     fresh = {o: d for (o, d), got in zip(left, already, strict=True) if not got}
     if len(fresh) < len(left):
         await _remember(services, user_id, [o for o, _ in left if o not in fresh])
@@ -75,19 +123,15 @@ async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str
 
 async def _remember(services: Services, user_id: str, offer_ids: list[str]) -> None:
     if offer_ids:
-        key = offers_judged(user_id)
-        async with services.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, *offer_ids)
-            pipe.expire(key, JUDGED_TTL_S)
-            await pipe.execute()
+        await _JUDGE(services.redis, [offers_judged(user_id)], [JUDGED_TTL_S, *offer_ids])
 
 
 async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: float) -> int:
     """Push every live offer covering (lat, lng) whose audience holds the user, not yet sent."""
-    candidates = await live.covering(services.redis, lat, lng, cells=live_cells(services))
+    candidates, judged = await _covering(services, user_id, lat, lng)
     if not candidates:
         return 0
-    fresh = await _unjudged(services, user_id, candidates)
+    fresh = await _unjudged(services, user_id, candidates, judged)
     if not fresh:
         return 0
     now = datetime.now(UTC)  # live_query's filter, applied to the shared point reads

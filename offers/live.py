@@ -2,7 +2,8 @@
 
 ``{offers}:live`` is a GEO set of offer ids at their store's point; ``{offers}:live:meta`` holds
 ``"{radius_m}:{expires_ms}"`` per offer; ``{offers}:live:version`` moves on every change of the
-index. A location update asks :func:`covering` for the offers whose radius covers the point.
+index. A location update asks for the offers whose radius covers the point (:func:`covering`,
+or :mod:`offers.arrival` through the cache below).
 
 The work per location message is bounded whatever one merchant publishes:
 
@@ -10,7 +11,8 @@ The work per location message is bounded whatever one merchant publishes:
   one HMGET reads their radius and expiry;
 * a :class:`LiveCells` cache (per process, one entry per geohash cell of precision
   :data:`CELL_PRECISION`, about 1.2 x 0.6 km) keeps that answer for :data:`CELL_TTL_S` seconds
-  while the index version is unchanged, so most messages cost one GET and a filter in memory.
+  while the index version is unchanged, so most messages cost a GET of the version (in the
+  round trip that also reads the user's judgements: :mod:`offers.arrival`) and a filter in memory.
 
 Expired entries are dropped when a cell is read from Redis and by :func:`sweep`.
 """
@@ -62,12 +64,19 @@ class LiveCells:
         self.max_cells = max_cells
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
-    def get(self, cell: str, version: str | None) -> list[LiveOffer] | None:
+    def recent(self, cell: str) -> tuple[str | None, list[LiveOffer]] | None:
+        """The cell's ``(index version, offers)`` if read less than ``ttl_s`` ago, whatever the
+        version now: a guess its caller confirms with the version it reads (:mod:`offers.arrival`)."""
         entry = self._entries.get(cell)
-        if entry is None or entry.version != version or time.monotonic() - entry.fetched > self.ttl_s:
+        if entry is None or time.monotonic() - entry.fetched > self.ttl_s:
             return None
         self._entries.move_to_end(cell)
-        return entry.offers
+        return entry.version, entry.offers
+
+    def get(self, cell: str, version: str | None) -> list[LiveOffer] | None:
+        """The cell's offers if read less than ``ttl_s`` ago at index ``version``."""
+        found = self.recent(cell)
+        return found[1] if found is not None and found[0] == version else None
 
     def put(self, cell: str, version: str | None, offers: list[LiveOffer]) -> None:
         self._entries[cell] = _Entry(version, time.monotonic(), offers)
@@ -94,7 +103,7 @@ async def unregister(redis: RedisClient, offer_ids: list[str]) -> None:
             await pipe.execute()
 
 
-async def _read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]:
+async def read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]:
     """The :data:`SCAN_CAP` live offers nearest to the cell's centre that could cover a point in it."""
     south, west, north, east = bounds(cell)
     lat, lng = max(-MAX_LAT, min(MAX_LAT, (south + north) / 2)), (west + east) / 2
@@ -117,30 +126,29 @@ async def _read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]
     return out
 
 
-async def covering(redis: RedisClient, lat: float, lng: float, now_ms: int | None = None,
-                   cells: LiveCells | None = None) -> list[tuple[str, float]]:
-    """``(offer id, distance m)`` of live offers whose radius covers the point (at most
-    :data:`SCAN_CAP`); with ``cells``, a cell read less than :data:`CELL_TTL_S` ago at the current
-    index version is answered from memory."""
+def cell_at(lat: float, lng: float) -> str:
+    """The cache's cell holding the point."""
+    return encode(max(-MAX_LAT, min(MAX_LAT, lat)), lng, CELL_PRECISION)
+
+
+def within(offers: list[LiveOffer], lat: float, lng: float, now_ms: int) -> list[tuple[str, float]]:
+    """``(offer id, distance m)`` of the unexpired ``offers`` whose radius covers the point."""
     lat = max(-MAX_LAT, min(MAX_LAT, lat))
-    now = timeutil.now_ms() if now_ms is None else now_ms
-    cell = encode(lat, lng, CELL_PRECISION)
-    offers: list[LiveOffer] | None = None
-    version: str | None = None
-    if cells is not None:
-        version = cast(str | None, await redis.get(LIVE_OFFERS_VERSION))
-        offers = cells.get(cell, version)
-    if offers is None:
-        offers = await _read_cell(redis, cell, now)
-        if cells is not None:
-            cells.put(cell, version, offers)
     out: list[tuple[str, float]] = []
     for offer in offers:
-        if offer.expires_ms > now:
+        if offer.expires_ms > now_ms:
             dist = fast_m(lat, lng, offer.lat, offer.lng)
             if dist <= offer.radius_m:
                 out.append((offer.offer_id, dist))
     return out
+
+
+async def covering(redis: RedisClient, lat: float, lng: float, now_ms: int | None = None) -> list[tuple[str, float]]:
+    """``(offer id, distance m)`` of live offers whose radius covers the point (at most
+    :data:`SCAN_CAP`), read from Redis (a location message reads through its process's
+    :class:`LiveCells`: :mod:`offers.arrival`)."""
+    now = timeutil.now_ms() if now_ms is None else now_ms
+    return within(await read_cell(redis, cell_at(lat, lng), now), lat, lng, now)
 
 
 async def sweep(redis: RedisClient, now_ms: int | None = None) -> int:

@@ -92,6 +92,45 @@ async def test_arrival_judgements_follow_a_new_follow_and_a_new_offer(client, se
     assert await deliver_on_arrival(services, user.id, *here) == 1  # the cell's cache saw the new offer
 
 
+async def _redis_calls(services, *commands: str) -> dict[str, int]:
+    stats = await services.redis.info("commandstats")
+    return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in commands}
+
+
+async def test_a_location_among_judged_offers_reads_the_version_and_judgements_only(client, services):
+    """The cell cache's offers are a guess confirmed by the index version, read with the guess's
+    judgements: a message among offers already judged costs a GET and an SMISMEMBER (one round
+    trip), no read of the index; once the index moves, the cell is read again and a new offer is
+    judged at once; a stale guess (an ended offer still in the cache) is not used."""
+    merchant, store = await merchant_with_store(client)
+    first = await create_offer(client, merchant, store["id"], radius_m=1000)
+    user = await register(client)
+    here = offset(store["lat"], store["lng"], north_m=200)
+    assert await deliver_on_arrival(services, user.id, *here) == 0  # not a follower: judged
+    watched = ("get", "smismember", "sismember", "geosearch", "hmget", "evalsha", "eval")
+    before = await _redis_calls(services, *watched)
+    assert await deliver_on_arrival(services, user.id, *here) == 0
+    after = await _redis_calls(services, *watched)
+    assert {c: after[c] - before[c] for c in watched} == {
+        "get": 1, "smismember": 1, "sismember": 0, "geosearch": 0, "hmget": 0, "evalsha": 0, "eval": 0}
+
+    await follow_store(client, user, store["id"])  # forgets the judgement
+    second = await create_offer(client, merchant, store["id"], radius_m=1000, title="second")
+    before = await _redis_calls(services, "geosearch")
+    assert await deliver_on_arrival(services, user.id, *here) == 2  # the version moved: both, at once
+    assert (await _redis_calls(services, "geosearch"))["geosearch"] == before["geosearch"] + 1
+
+    # the owner ends the first: its entry leaves the index (the version moves), so the cached cell,
+    # which still holds it, is read again rather than trusted
+    assert (await client.post(f"/v1/offers/{first['id']}/end", headers=merchant.headers)).status_code == 200
+    assert first["id"] not in {o for o, _ in await live.covering(services.redis, *here)}
+    assert second["id"] in {o for o, _ in await live.covering(services.redis, *here)}
+    await services.redis.delete(f"offers:judged:{user.id}")
+    before = await _redis_calls(services, "geosearch")
+    assert await deliver_on_arrival(services, user.id, *here) == 0  # both delivered already
+    assert (await _redis_calls(services, "geosearch"))["geosearch"] == before["geosearch"] + 1
+
+
 def test_cell_cache_answers_while_fresh_and_the_version_holds():
     cells = live.LiveCells(ttl_s=60, max_cells=2)
     offer = live.LiveOffer("o1", 1.0, 2.0, 500, 2**60)
