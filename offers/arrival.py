@@ -11,8 +11,9 @@ work is bounded whatever the number of live offers around:
   deliveries and one to remember its judgements (measured in the soak: docs/benchmarks.md);
 * offers already judged for this user (sent, not for them, no longer live) are
   remembered in ``offers:judged:{user}`` for :data:`JUDGED_TTL_S`, so MongoDB is asked only about
-  offers new to the user — three queries (offers, follows, stores) of at most the cap each (each
-  shared by the messages of one event-loop turn), plus
+  offers new to the user — at most three queries (follows, offers, stores) of at most the cap each
+  (each shared by the messages of one event-loop turn; an offer for the followers of a store the
+  user does not follow is judged by the first alone, its store's id kept in the live index), plus
   one covered check-in aggregation per new visitors or regulars offer (:mod:`offers.audiences`;
   after one read of those offers' stores' time zones, as regulars count store-local days) and,
   per new ``nearby`` offer about to be sent, its cap (:mod:`offers.nearbycap`).
@@ -72,8 +73,8 @@ return 1
 
 
 async def _covering(services: Services, user_id: str, lat: float,
-                    lng: float) -> tuple[list[tuple[str, float]], list[int]]:
-    """The live offers covering the point (``(offer id, distance m)``) and, for each, whether the
+                    lng: float) -> tuple[list[tuple[live.LiveOffer, float]], list[int]]:
+    """The live offers covering the point (``(offer, distance m)``) and, for each, whether the
     user's judged set holds it.
 
     The common case is one round trip on the shared pipeline: the offers this process read for the
@@ -92,7 +93,7 @@ async def _covering(services: Services, user_id: str, lat: float,
     def first(pipe: Any) -> None:
         pipe.get(LIVE_OFFERS_VERSION)
         if guess:
-            pipe.smismember(judged_key, [o for o, _ in guess])
+            pipe.smismember(judged_key, [o.offer_id for o, _ in guess])
 
     version, *judged = await services.batch.run(first)
     if recent is not None and recent[0] == version:
@@ -102,22 +103,26 @@ async def _covering(services: Services, user_id: str, lat: float,
     found = live.within(offers, lat, lng, now)
     if not found:
         return [], []
-    [held] = await services.batch.run(lambda pipe: pipe.smismember(judged_key, [o for o, _ in found]))
+    [held] = await services.batch.run(lambda pipe: pipe.smismember(judged_key, [o.offer_id for o, _ in found]))
     return found, held
 
 
-async def _unjudged(services: Services, user_id: str, candidates: list[tuple[str, float]],
-                    judged: list[int]) -> dict[str, float]:
+Fresh = dict[str, tuple[live.LiveOffer, float]]
+"""Offers new to the user, by id: the live index's entry and the user's distance from it."""
+
+
+async def _unjudged(services: Services, user_id: str, candidates: list[tuple[live.LiveOffer, float]],
+                    judged: list[int]) -> Fresh:
     """The candidates neither judged lately nor already delivered to the user."""
     left = [(o, d) for (o, d), seen in zip(candidates, judged, strict=True) if not seen]
     if not left:
         return {}
     bucket = bucket_of(user_id)
     already = await services.batch.run(
-        lambda pipe: [pipe.sismember(offer_delivered(offer_id, bucket), user_id) for offer_id, _ in left])
-    fresh = {o: d for (o, d), got in zip(left, already, strict=True) if not got}
+        lambda pipe: [pipe.sismember(offer_delivered(o.offer_id, bucket), user_id) for o, _ in left])
+    fresh = {o.offer_id: (o, d) for (o, d), got in zip(left, already, strict=True) if not got}
     if len(fresh) < len(left):
-        await _remember(services, user_id, [o for o, _ in left if o not in fresh])
+        await _remember(services, user_id, [o.offer_id for o, _ in left if o.offer_id not in fresh])
     return fresh
 
 
@@ -134,11 +139,17 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
     fresh = await _unjudged(services, user_id, candidates, judged)
     if not fresh:
         return 0
+    # An offer for its store's followers names the store in the index: who does not follow it is
+    # judged with the user's follows alone, and that offer is not read (most offers around a user
+    # are of stores they do not follow)
+    asked = {ObjectId(o.followers_of) for o, _ in fresh.values() if o.followers_of}
+    followed = set((await followed_among(services, ObjectId(user_id), stores=asked))[1])
+    maybe = [ObjectId(oid) for oid, (o, _) in fresh.items()
+             if o.followers_of is None or ObjectId(o.followers_of) in followed]
     now = datetime.now(UTC)  # live_query's filter, applied to the shared point reads
-    offers = [o for o in (await OFFERS.load(services, [ObjectId(o) for o in fresh])).values()
-              if offer_status(o, now) == "live"]
+    offers = [o for o in (await OFFERS.load(services, maybe)).values() if offer_status(o, now) == "live"]
     sent = 0
-    wanted = await _wanted(services, user_id, offers)
+    wanted = await _wanted(services, user_id, offers, asked, followed)
     if wanted:
         stores = await STORES.load(services, {o["store_id"] for o in wanted})
         for offer in wanted:
@@ -147,19 +158,20 @@ async def deliver_on_arrival(services: Services, user_id: str, lat: float, lng: 
                 continue
             if offer.get("audience") == "nearby" and not await nearbycap.admit(services, offer, store, [user_id]):
                 continue  # the day's places are taken (or the user opted out): judged, not sent
-            sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])])])
+            sent += await send_offer(services, offer, store, [(user_id, fresh[str(offer["_id"])][1])])
     await _remember(services, user_id, list(fresh))  # judged: sent, not in the audience, or not live
     return sent
 
 
-async def _wanted(services: Services, user_id: str, offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The offers whose audience holds the user: one query for the followed stores among all of
-    them (shared with the turn's other messages: :mod:`feed.followed`), and one (covered) check-in
-    aggregation per visitors or regulars offer, run concurrently (after one read of their stores'
-    time zones: regulars count store-local days).
+async def _wanted(services: Services, user_id: str, offers: list[dict[str, Any]], asked: set[ObjectId],
+                  followed: set[ObjectId]) -> list[dict[str, Any]]:
+    """The offers whose audience holds the user: the followed stores among all of them (``asked``
+    already, with those ``followed``; one query for the rest, shared with the turn's other messages:
+    :mod:`feed.followed`), and one (covered) check-in aggregation per visitors or regulars offer, run
+    concurrently (after one read of their stores' time zones: regulars count store-local days).
     ``nearby`` holds everyone (its cap is applied by the caller, to offers about to be sent)."""
-    store_ids = {o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"}
-    followed = set((await followed_among(services, ObjectId(user_id), stores=store_ids))[1])
+    store_ids = {o["store_id"] for o in offers if audience_of_offer(o).kind == "followers"} - asked
+    followed = followed | set((await followed_among(services, ObjectId(user_id), stores=store_ids))[1])
     visits = [o for o in offers if audience_of_offer(o).kind in ("visitors", "regulars")]
     zones = await STORES.load(services, {o["store_id"] for o in visits})
     held = await asyncio.gather(*(members_among(services, zones.get(o["store_id"], {"_id": o["store_id"]}),

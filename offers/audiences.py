@@ -99,6 +99,13 @@ def audience_of_offer(doc: dict[str, Any]) -> Audience:
     return Audience("nearby" if kind == "nearby" else "followers")
 
 
+def followers_store(doc: dict[str, Any]) -> str | None:
+    """The id of the store whose followers are the offer's audience (None for any other audience):
+    the live index keeps it, so a location message judges who is not a follower without reading
+    the offer (:mod:`offers.arrival`)."""
+    return str(doc["store_id"]) if audience_of_offer(doc).kind == "followers" else None
+
+
 def since(audience: Audience, store: dict[str, Any], now: datetime | None = None) -> datetime:
     """Start of the check-in window of a visitors audience (``days`` × 24 hours ago: no day is
     counted) or a regulars audience (the start of the store-local day 89 days before today)."""

@@ -1,7 +1,9 @@
 """The live-offer index in Redis, for followers who come within an offer's radius later.
 
 ``{offers}:live`` is a GEO set of offer ids at their store's point; ``{offers}:live:meta`` holds
-``"{radius_m}:{expires_ms}"`` per offer; ``{offers}:live:version`` moves on every change of the
+``"{radius_m}:{expires_ms}:{store id}"`` per offer, the store's id only when the offer's audience is
+its followers (empty otherwise, and absent from entries written before it was kept: both mean
+"read the offer to know its audience"); ``{offers}:live:version`` moves on every change of the
 index. A location update asks for the offers whose radius covers the point (:func:`covering`,
 or :mod:`offers.arrival` through the cache below).
 
@@ -47,6 +49,8 @@ class LiveOffer:
     lng: float
     radius_m: float
     expires_ms: int
+    followers_of: str | None = None
+    """The store whose followers are the offer's audience; None for another audience (or unknown)."""
 
 
 @dataclass
@@ -85,11 +89,13 @@ class LiveCells:
             self._entries.popitem(last=False)
 
 
-async def register(redis: RedisClient, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int) -> None:
+async def register(redis: RedisClient, offer_id: str, lat: float, lng: float, radius_m: int, expires_ms: int,
+                   followers_of: str | None) -> None:
+    """Adds (or moves) a live offer; ``followers_of``: :func:`offers.audiences.followers_store`."""
     lat = max(-MAX_LAT, min(MAX_LAT, lat))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.geoadd(LIVE_OFFERS, (lng, lat, offer_id))
-        pipe.hset(LIVE_OFFERS_META, offer_id, f"{radius_m}:{expires_ms}")
+        pipe.hset(LIVE_OFFERS_META, offer_id, f"{radius_m}:{expires_ms}:{followers_of or ''}")
         pipe.incr(LIVE_OFFERS_VERSION)
         await pipe.execute()
 
@@ -101,6 +107,10 @@ async def unregister(redis: RedisClient, offer_ids: list[str]) -> None:
             pipe.hdel(LIVE_OFFERS_META, *offer_ids)
             pipe.incr(LIVE_OFFERS_VERSION)
             await pipe.execute()
+
+
+def _expires(meta: str) -> int:
+    return int(meta.split(":", 2)[1])
 
 
 async def read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]:
@@ -117,11 +127,12 @@ async def read_cell(redis: RedisClient, cell: str, now: int) -> list[LiveOffer]:
     out: list[LiveOffer] = []
     stale: list[str] = []
     for (offer_id, (o_lng, o_lat)), meta in zip(rows, metas, strict=True):
-        radius, _, expires = (meta or "").partition(":")
-        if meta is None or int(expires) <= now:
+        if meta is None or _expires(meta) <= now:
             stale.append(offer_id)
         else:
-            out.append(LiveOffer(offer_id, float(o_lat), float(o_lng), float(radius), int(expires)))
+            radius, expires, followers_of = (*meta.split(":", 2), "")[:3]
+            out.append(LiveOffer(offer_id, float(o_lat), float(o_lng), float(radius), int(expires),
+                                 followers_of or None))
     await unregister(redis, stale)
     return out
 
@@ -131,15 +142,15 @@ def cell_at(lat: float, lng: float) -> str:
     return encode(max(-MAX_LAT, min(MAX_LAT, lat)), lng, CELL_PRECISION)
 
 
-def within(offers: list[LiveOffer], lat: float, lng: float, now_ms: int) -> list[tuple[str, float]]:
-    """``(offer id, distance m)`` of the unexpired ``offers`` whose radius covers the point."""
+def within(offers: list[LiveOffer], lat: float, lng: float, now_ms: int) -> list[tuple[LiveOffer, float]]:
+    """``(offer, distance m)`` of the unexpired ``offers`` whose radius covers the point."""
     lat = max(-MAX_LAT, min(MAX_LAT, lat))
-    out: list[tuple[str, float]] = []
+    out: list[tuple[LiveOffer, float]] = []
     for offer in offers:
         if offer.expires_ms > now_ms:
             dist = fast_m(lat, lng, offer.lat, offer.lng)
             if dist <= offer.radius_m:
-                out.append((offer.offer_id, dist))
+                out.append((offer, dist))
     return out
 
 
@@ -148,7 +159,8 @@ async def covering(redis: RedisClient, lat: float, lng: float, now_ms: int | Non
     :data:`SCAN_CAP`), read from Redis (a location message reads through its process's
     :class:`LiveCells`: :mod:`offers.arrival`)."""
     now = timeutil.now_ms() if now_ms is None else now_ms
-    return within(await read_cell(redis, cell_at(lat, lng), now), lat, lng, now)
+    offers = await read_cell(redis, cell_at(lat, lng), now)
+    return [(offer.offer_id, dist) for offer, dist in within(offers, lat, lng, now)]
 
 
 async def sweep(redis: RedisClient, now_ms: int | None = None) -> int:
@@ -156,7 +168,7 @@ async def sweep(redis: RedisClient, now_ms: int | None = None) -> int:
     now = timeutil.now_ms() if now_ms is None else now_ms
     expired: list[str] = []
     async for offer_id, meta in redis.hscan_iter(LIVE_OFFERS_META, count=500):
-        if int(meta.partition(":")[2]) <= now:
+        if _expires(meta) <= now:
             expired.append(offer_id)
     await unregister(redis, expired)
     return len(expired)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from geo.geojson import geo_point
 from offers import live
+from offers.audiences import followers_store
 from offers.offers import expires_ms, live_query
 from solomo.core.services import Services
 
@@ -30,14 +31,14 @@ async def store_moved(services: Services, store_id: ObjectId, lat: float, lng: f
     """Moves the store's offers to ``(lat, lng)``; returns how many live offers were re-registered."""
     await services.db.offers.update_many({"store_id": store_id}, {"$set": {"location": geo_point(lat, lng)}})
     cursor = services.db.offers.find({"store_id": store_id, **live_query(datetime.now(UTC))},
-                                     {"radius_m": 1, "expires_at": 1, "targeting": 1})
+                                     {"radius_m": 1, "expires_at": 1, "targeting": 1, "store_id": 1, "audience": 1})
     n = 0
     try:
         async for offer in cursor:
             if offer.get("targeting") == "held":
                 continue
             await live.register(services.redis, str(offer["_id"]), lat, lng, int(offer["radius_m"]),
-                                expires_ms(offer))
+                                expires_ms(offer), followers_store(offer))
             n += 1
     except RedisError as exc:
         log.warning("live offers of store %s not moved in Redis (saving the position again moves them): %s",

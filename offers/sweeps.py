@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from offers import gate, live
+from offers.audiences import followers_store
 from offers.offers import HELD, expires_ms, sold_out
 from solomo.core import tasknames
 from solomo.core.keys import LIVE_OFFERS_META
@@ -46,7 +47,8 @@ async def restore_live(services: Services) -> int:
     now = datetime.now(UTC)
     cursor = services.db.offers.find(
         {"expires_at": {"$gt": now}, "status": {"$nin": list(HELD)}},
-        {"location": 1, "radius_m": 1, "expires_at": 1, "stock": 1, "claimed": 1}).sort("expires_at", 1)
+        {"location": 1, "radius_m": 1, "expires_at": 1, "stock": 1, "claimed": 1, "store_id": 1,
+         "audience": 1}).sort("expires_at", 1)
     restored, batch = 0, list[dict[str, Any]]()
     async for doc in cursor:
         if not sold_out(doc):
@@ -64,7 +66,8 @@ async def _restore(services: Services, docs: list[dict[str, Any]]) -> int:
     missing = [d for d, meta in zip(docs, known, strict=True) if meta is None]
     for doc in missing:
         lng, lat = doc["location"]["coordinates"]
-        await live.register(services.redis, str(doc["_id"]), lat, lng, int(doc["radius_m"]), expires_ms(doc))
+        await live.register(services.redis, str(doc["_id"]), lat, lng, int(doc["radius_m"]), expires_ms(doc),
+                            followers_store(doc))
     return len(missing)
 
 

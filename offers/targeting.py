@@ -38,7 +38,7 @@ from bson import ObjectId
 from geo.positions import users_within
 from notifications import offerinbox
 from offers import live, nearbycap
-from offers.audiences import Audience, audience_of_offer, members_among
+from offers.audiences import Audience, audience_of_offer, followers_store, members_among
 from offers.offers import expires_ms, is_live, offer_public, sold_out, stored_status
 from push.subscriptions import subscribed_users
 from solomo.core import tasknames
@@ -160,7 +160,8 @@ async def start_push(services: Services, offer: dict[str, Any], store: dict[str,
             log.warning("inline targeting of offer %s failed (%s); the task takes over", offer_id, exc)
     try:  # arrivals see the offer at once; the task registers it anyway
         lng, lat = offer["location"]["coordinates"]
-        await live.register(services.redis, offer_id, lat, lng, offer["radius_m"], expires_ms(offer))
+        await live.register(services.redis, offer_id, lat, lng, offer["radius_m"], expires_ms(offer),
+                            followers_store(offer))
     except Exception as exc:
         log.warning("offer %s not in the live index yet (%s); targeting will add it", offer_id, exc)
     await send_task(services, tasknames.OFFERS_TARGET, offer_id)  # else the sweep re-sends it
@@ -210,7 +211,8 @@ async def _target(services: Services, offer: dict[str, Any], store: dict[str, An
     lng, lat = offer["location"]["coordinates"]
 
     async def register_then_search() -> list[tuple[str, float]]:
-        await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer))
+        await live.register(services.redis, str(offer["_id"]), lat, lng, offer["radius_m"], expires_ms(offer),
+                            followers_store(offer))
         return await users_within(services.redis, lat, lng, offer["radius_m"], services.settings.position_ttl_s)
 
     async def read_store() -> dict[str, Any] | None:

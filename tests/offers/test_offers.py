@@ -140,14 +140,37 @@ async def test_live_index_covers_by_radius_and_drops_expired(services):
 
     lat, lng = random_point()
     now = int(time.time() * 1000)
-    a, b, c = (str(ObjectId()) for _ in range(3))
-    await live.register(services.redis, a, lat, lng, 300, now + 60_000)
-    await live.register(services.redis, b, lat, lng, 1000, now + 60_000)
-    await live.register(services.redis, c, lat, lng, 1000, now - 1)
+    a, b, c, store = (str(ObjectId()) for _ in range(4))
+    await live.register(services.redis, a, lat, lng, 300, now + 60_000, None)
+    await live.register(services.redis, b, lat, lng, 1000, now + 60_000, store)
+    await live.register(services.redis, c, lat, lng, 1000, now - 1, None)
     here = offset(lat, lng, east_m=600)
     found = dict(await live.covering(services.redis, *here, now_ms=now))
     assert set(found) == {b} and 590 < found[b] < 610
     assert await services.redis.hget(LIVE_OFFERS_META, c) is None  # dropped when met
+
+
+async def test_live_index_keeps_the_store_of_a_followers_offer_and_reads_entries_from_before(services):
+    """``radius:expires:store`` for an offer to a store's followers, ``radius:expires:`` for another
+    audience, and ``radius:expires`` as entries were written before the store was kept: the last
+    two read as "audience unknown" (the arrival path then reads the offer), and all three expire."""
+    import time
+
+    from tests.support import random_point
+
+    lat, lng = random_point()
+    now = int(time.time() * 1000)
+    followers, other, before, store = (str(ObjectId()) for _ in range(4))
+    await live.register(services.redis, followers, lat, lng, 500, now + 60_000, store)
+    await live.register(services.redis, other, lat, lng, 500, now + 60_000, None)
+    await live.register(services.redis, before, lat, lng, 500, now + 60_000, None)
+    await services.redis.hset(LIVE_OFFERS_META, before, f"500:{now + 60_000}")
+    assert await services.redis.hget(LIVE_OFFERS_META, followers) == f"500:{now + 60_000}:{store}"
+    read = {o.offer_id: o for o in await live.read_cell(services.redis, live.cell_at(lat, lng), now)}
+    assert (read[followers].followers_of, read[other].followers_of, read[before].followers_of) == (store, None, None)
+    assert {read[o].expires_ms for o in (followers, other, before)} == {now + 60_000}
+    assert await live.read_cell(services.redis, live.cell_at(lat, lng), now + 60_000) == []  # expired: dropped
+    assert await services.redis.hmget(LIVE_OFFERS_META, [followers, other, before]) == [None, None, None]
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
