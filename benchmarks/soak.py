@@ -796,8 +796,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             # collection after a minute off holds the loop ~0.1 s here, and the last action of every
             # soak (started at 59.96 s) was timed through it, the slowest of the run in six soaks in
             # a row (110-140 ms, on whatever route it drew)
-            await asyncio.gather(*actions, *offers)
-            gc.enable()
+            try:
+                await asyncio.gather(*actions, *offers)
+            finally:
+                gc.enable()
             await asyncio.gather(*movers, resume_task, *stall_tasks)
             cpu_report["host_probe_ms"] = {"before": probe_before, "after": host_probe_ms()}
             final = await scrape(metrics_http)

@@ -151,12 +151,17 @@ def trend_seen(post_id: Id) -> str:
 POSITIONS = "{pos}:users"
 """GEO set of users' live positions (used for offer targeting only; never shown)."""
 POSITIONS_SEEN = "{pos}:seen"
-"""zset user → last position update (ms), for expiry."""
+"""zset user → last position update (Unix seconds), for expiry."""
 
 # --- offers (offers/) ----------------------------------------------------------------------------
 
 LIVE_OFFERS = "{offers}:live"
 LIVE_OFFERS_META = "{offers}:live:meta"
+"""hash offer → ``"{radius_m}:{expires_ms}"``."""
+LIVE_OFFERS_FOLLOWERS = "{offers}:live:followers"
+"""hash offer → the id of the store whose followers are its audience (offers to another audience
+have no entry): a location message judges who does not follow it without reading the offer. A hash
+of its own, so code that reads the meta above reads it as it always did (a rollback, a mixed deploy)."""
 LIVE_OFFERS_VERSION = "{offers}:live:version"
 """A counter bumped on every change of the live index: processes' per-cell caches check it."""
 

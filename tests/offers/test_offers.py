@@ -150,27 +150,37 @@ async def test_live_index_covers_by_radius_and_drops_expired(services):
     assert await services.redis.hget(LIVE_OFFERS_META, c) is None  # dropped when met
 
 
-async def test_live_index_keeps_the_store_of_a_followers_offer_and_reads_entries_from_before(services):
-    """``radius:expires:store`` for an offer to a store's followers, ``radius:expires:`` for another
-    audience, and ``radius:expires`` as entries were written before the store was kept: the last
-    two read as "audience unknown" (the arrival path then reads the offer), and all three expire."""
+async def test_live_index_keeps_the_store_of_a_followers_offer_beside_its_meta(services):
+    """An offer to a store's followers names the store in ``{offers}:live:followers``; another
+    audience has no entry there (nor an offer registered before the hash was kept: both read as
+    "audience unknown", and the arrival path reads the offer). The meta keeps its old form, so code
+    from before reads it as it did; a store entry whose offer left the index by such code (a
+    rollback) is dropped by the sweep, and unregistering drops both."""
     import time
 
+    from solomo.core.keys import LIVE_OFFERS_FOLLOWERS
     from tests.support import random_point
 
     lat, lng = random_point()
     now = int(time.time() * 1000)
-    followers, other, before, store = (str(ObjectId()) for _ in range(4))
+    followers, other, gone, store = (str(ObjectId()) for _ in range(4))
     await live.register(services.redis, followers, lat, lng, 500, now + 60_000, store)
     await live.register(services.redis, other, lat, lng, 500, now + 60_000, None)
-    await live.register(services.redis, before, lat, lng, 500, now + 60_000, None)
-    await services.redis.hset(LIVE_OFFERS_META, before, f"500:{now + 60_000}")
-    assert await services.redis.hget(LIVE_OFFERS_META, followers) == f"500:{now + 60_000}:{store}"
+    await live.register(services.redis, gone, lat, lng, 500, now + 60_000, store)
+    assert await services.redis.hget(LIVE_OFFERS_META, followers) == f"500:{now + 60_000}"
     read = {o.offer_id: o for o in await live.read_cell(services.redis, live.cell_at(lat, lng), now)}
-    assert (read[followers].followers_of, read[other].followers_of, read[before].followers_of) == (store, None, None)
-    assert {read[o].expires_ms for o in (followers, other, before)} == {now + 60_000}
+    assert (read[followers].followers_of, read[other].followers_of) == (store, None)
+    await live.register(services.redis, followers, lat, lng, 500, now + 60_000, None)  # registered anew: no store
+    assert await services.redis.hget(LIVE_OFFERS_FOLLOWERS, followers) is None
+
+    await services.redis.zrem(live.LIVE_OFFERS, gone)  # what code unaware of the hash leaves
+    await services.redis.hdel(LIVE_OFFERS_META, gone)
+    await live.sweep(services.redis, now_ms=now)
+    assert await services.redis.hget(LIVE_OFFERS_FOLLOWERS, gone) is None
+    await live.register(services.redis, gone, lat, lng, 500, now + 60_000, store)
+    await live.unregister(services.redis, [gone])
+    assert await services.redis.hget(LIVE_OFFERS_FOLLOWERS, gone) is None
     assert await live.read_cell(services.redis, live.cell_at(lat, lng), now + 60_000) == []  # expired: dropped
-    assert await services.redis.hmget(LIVE_OFFERS_META, [followers, other, before]) == [None, None, None]
 
 
 @pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])

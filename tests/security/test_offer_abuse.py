@@ -55,8 +55,10 @@ async def counted(services) -> AsyncIterator[tuple[Any, CommandLog]]:
     await client.close()
 
 
-async def _flood(services: Any, merchant_id: ObjectId, lat: float, lng: float) -> None:
+async def _flood(services: Any, merchant_id: ObjectId, lat: float, lng: float, audience: str = "followers") -> None:
     """MANY_OFFERS live offers of one merchant over 100 stores within 300 m, written directly."""
+    from offers.audiences import followers_store
+
     now = datetime.now(UTC)
     stores = [{"_id": ObjectId(), "name": f"Spam {i}", "category": "other", "address": None, "owner_id": merchant_id,
                "location": geo_point(*offset(lat, lng, north_m=i * 3)), "checkin_radius_m": 200,
@@ -69,18 +71,19 @@ async def _flood(services: Any, merchant_id: ObjectId, lat: float, lng: float) -
         offers.append({"_id": ObjectId(), "store_id": store["_id"], "owner_id": merchant_id, "title": f"Deal {i}",
                        "description": "", "radius_m": 5000, "stock": None, "claimed": 0, "pushed": 0,
                        "location": store["location"], "expires_at": now + timedelta(hours=1), "created_at": now,
-                       "created_ms": int(now.timestamp() * 1000), "status": "live", "targeting": "done"})
+                       "created_ms": int(now.timestamp() * 1000), "status": "live", "targeting": "done",
+                       "audience": audience})
     await services.db.offers.insert_many(offers)
     expires = int((now + timedelta(hours=1)).timestamp() * 1000)
     for offer in offers:
         o_lng, o_lat = offer["location"]["coordinates"]
-        await live.register(services.redis, str(offer["_id"]), o_lat, o_lng, 5000, expires, str(offer["store_id"]))
+        await live.register(services.redis, str(offer["_id"]), o_lat, o_lng, 5000, expires, followers_store(offer))
 
 
 def _ids_examined(log: CommandLog, collection: str, field: str) -> list[int]:
     """How many ids each ``find`` on ``collection`` asked MongoDB about (``field: {$in: ids}``)."""
     return [len(cmd["filter"][field]["$in"]) for name, cmd in log.commands
-            if name == "find" and cmd.get("find") == collection]
+            if name == "find" and cmd.get("find") == collection and isinstance(cmd["filter"].get(field), dict)]
 
 
 async def test_one_location_message_does_bounded_work_among_many_live_offers(services, counted, leak_scanner):
@@ -104,6 +107,20 @@ async def test_one_location_message_does_bounded_work_among_many_live_offers(ser
     for east in (110, 120, 130):
         await deliver_on_arrival(counted_services, user.id, *offset(lat, lng, east_m=east))
     assert log.commands == []
+
+
+async def test_one_location_message_reads_at_most_the_cap_of_offers_for_everyone_nearby(services, counted,
+                                                                                       leak_scanner):
+    """Offers whose audience is not a store's followers are read to be judged: at most the cap."""
+    counted_services, log = counted
+    merchant = await account(services, leak_scanner, "merchant")
+    lat, lng = random_point()
+    await _flood(services, ObjectId(merchant.id), lat, lng, audience="nearby")
+    user = await account(services, leak_scanner)
+    await deliver_on_arrival(counted_services, user.id, *offset(lat, lng, east_m=100))
+    examined = _ids_examined(log, "offers", "_id")
+    assert examined and max(examined) <= live.SCAN_CAP, examined
+    assert _ids_examined(log, "follows", "target_id") == []  # nobody's follows decide a nearby offer
 
 
 async def _store(api: Any, merchant: Any) -> dict[str, Any]:
