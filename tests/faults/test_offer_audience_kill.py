@@ -96,6 +96,11 @@ async def test_killed_targeting_of_a_large_audience_finishes_once_each(client, s
             return bool(doc and doc.get("targeting_progress") and doc.get("pushed", 0) >= KILL_AFTER)
 
         await wait_until(under_way, timeout=30, interval=0.005)
+
+        async def named() -> bool:  # the workers' log lines reach their file in batches, 0.2 s late at most
+            return any(received(w) for w in workers)
+
+        await wait_until(named, timeout=10, interval=0.005)
         holders = [w for w in workers if received(w)]
         assert len(holders) == 1, [(w.log.name, received(w)) for w in workers]
         victim = holders[0]
