@@ -802,6 +802,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 gc.enable()
             await asyncio.gather(*movers, resume_task, *stall_tasks)
             cpu_report["host_probe_ms"] = {"before": probe_before, "after": host_probe_ms()}
+            # the API's CPU over this client's: the client's code and work are the same in every run,
+            # so it follows the machine's speed minute by minute, where the probe is one instant
+            # (docs/benchmarks.md, thirty-fifth round: soaks of two versions compared by it)
+            shares = cpu_report["processes"]
+            if shares.get("soak client"):
+                cpu_report["api_over_client"] = round(shares["api"] / shares["soak client"], 2)
             final = await scrape(metrics_http)
             api_stalls.append(metric_samples(final, STALL_GAUGE).get("", 0.0))
             p99_bound, ticks = lag_p99(lag_before, lag_buckets(final))
@@ -985,7 +991,9 @@ def print_report(doc: dict[str, Any], out: Any = None) -> None:
         print("CPU during the load, % of one core: " + ", ".join(f"{k} {v}" for k, v in cpu["processes"].items())
               + f"; the host took {cpu['host_steal_percent']} % of this machine's CPU time (steal)"
               + (f"; host probe {cpu['host_probe_ms']['before']} ms before the load, {cpu['host_probe_ms']['after']} "
-                 "after (a fixed Python loop: higher is a slower machine)" if "host_probe_ms" in cpu else ""), file=out)
+                 "after (a fixed Python loop: higher is a slower machine)" if "host_probe_ms" in cpu else "")
+              + (f"; the API's CPU over this client's {cpu['api_over_client']} (a yardstick for comparing runs: "
+                 "the client does the same work in each)" if "api_over_client" in cpu else ""), file=out)
     if loop:
         print(f"API event loop: longest stall {loop['api_longest_stall_ms']} ms, p99 lag ≤ "
               f"{loop['api_lag_p99_ms_at_most']} ms ({loop['api_ticks']} ticks); this client's loop: longest "

@@ -372,6 +372,8 @@ async def test_soak_runs_and_checks_itself(tmp_path) -> None:
     assert doc["api_rss_mib"]["start"] > 0 and doc["ok"], doc
     loop = doc["event_loop"]  # read from the API's /metrics: the monitor ran through the load
     assert loop["api_ticks"] > 0 and loop["api_longest_stall_ms"] >= 0 and "2" in loop["api_gc"], loop
+    shares = doc["cpu"]["processes"]
+    assert doc["cpu"]["api_over_client"] == round(shares["api"] / shares["soak client"], 2) > 0, doc["cpu"]
 
 
 def test_soak_summarises_the_stalls_the_api_traced() -> None:
