@@ -77,11 +77,6 @@ class LiveCells:
         self._entries.move_to_end(cell)
         return entry.version, entry.offers
 
-    def get(self, cell: str, version: str | None) -> list[LiveOffer] | None:
-        """The cell's offers if read less than ``ttl_s`` ago at index ``version``."""
-        found = self.recent(cell)
-        return found[1] if found is not None and found[0] == version else None
-
     def put(self, cell: str, version: str | None, offers: list[LiveOffer]) -> None:
         self._entries[cell] = _Entry(version, time.monotonic(), offers)
         self._entries.move_to_end(cell)
