@@ -74,7 +74,8 @@ async def record_offers(services: Services, offer: dict[str, Any], user_ids: Ite
 async def pull(services: Services, recipient_id: ObjectId) -> int:
     """Makes the recipient's inbox entries of the offers delivered to them since their mark (see the
     module docstring); returns how many were added."""
-    pending, newest_ms = await _unpulled(services, recipient_id)
+    mark = await services.db.offer_inbox_marks.find_one({"_id": recipient_id})
+    pending, newest_ms = await _unpulled(services, recipient_id, mark)
     # oldest first: entries of one millisecond then order by their ids as their deliveries did
     docs = [_entry(recipient_id, d) for d in reversed(pending)]
     added = len(docs)
@@ -93,18 +94,26 @@ async def pull(services: Services, recipient_id: ObjectId) -> int:
     return added
 
 
-async def pending_count(services: Services, recipient_id: ObjectId) -> int:
-    """How many offer entries the recipient's next pull would add: the unread counts include them
-    without writing anything (the web client asks for the count on every ``offer`` event, so a
-    count that pulled would write each recipient's entry at push time after all)."""
-    return len((await _unpulled(services, recipient_id))[0])
+def mark_stage(recipient_id: ObjectId) -> dict[str, Any]:
+    """An aggregation stage adding the recipient's mark (if any) to another collection's rows: the
+    unread counts read it in their own round trip. The row is the mark's document, its ``_id`` the
+    recipient's id, for :func:`pending_count`."""
+    return {"$unionWith": {"coll": "offer_inbox_marks", "pipeline": [{"$match": {"_id": recipient_id}}]}}
 
 
-async def _unpulled(services: Services, recipient_id: ObjectId) -> tuple[list[dict[str, Any]], int | None]:
-    """The recipient's deliveries since their mark (less the overlap), newest first, one per offer
-    and only for offers they have no entry for; and the newest delivery time seen when it is past
-    the mark (None: the mark stays, so a read within the overlap writes nothing)."""
-    mark = await services.db.offer_inbox_marks.find_one({"_id": recipient_id})
+async def pending_count(services: Services, recipient_id: ObjectId, mark: dict[str, Any] | None) -> int:
+    """How many offer entries the recipient's next pull would add, given their ``mark`` as read by
+    :func:`mark_stage` (None: they have none): the unread counts include them without writing
+    anything (the web client asks for the count on every ``offer`` event, so a count that pulled
+    would write each recipient's entry at push time after all)."""
+    return len((await _unpulled(services, recipient_id, mark))[0])
+
+
+async def _unpulled(services: Services, recipient_id: ObjectId,
+                    mark: dict[str, Any] | None) -> tuple[list[dict[str, Any]], int | None]:
+    """The recipient's deliveries since their ``mark`` (less the overlap), newest first, one per
+    offer and only for offers they have no entry for; and the newest delivery time seen when it is
+    past the mark (None: the mark stays, so a read within the overlap writes nothing)."""
     pulled = int(mark["pulled_ms"]) if mark else 0
     since = pulled - OVERLAP_MS if mark else 0
     deliveries = await services.db.offer_deliveries.find(

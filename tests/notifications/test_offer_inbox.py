@@ -97,3 +97,22 @@ async def test_the_owner_is_not_told_and_an_erased_user_leaves_every_delivery(cl
     assert await services.db.offer_inbox_marks.find_one({"_id": ObjectId(gone.id)}) is None
     assert await _entries(services, gone.id) == []
 
+
+
+async def test_the_unread_count_reads_the_mark_with_the_entries(client, services):
+    """The count's one aggregation brings the recipient's mark too: a delivery behind it (less the
+    overlap) whose entry has left the inbox (trimmed, expired) is not counted again."""
+    user = await register(client)
+    uid = ObjectId(user.id)
+    old = _offer()
+    await offerinbox.record_offers(services, old, [user.id])
+    # delivered two minutes ago, pulled since, then its entry left the inbox
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    await services.db.offer_deliveries.update_one({"offer_id": old["_id"]},
+                                                  {"$set": {"created_at": at, "created_ms": ms_of(at)}})
+    assert await offerinbox.pull(services, uid) == 1
+    await services.db.offer_inbox_marks.update_one({"_id": uid}, {"$set": {"pulled_ms": ms_of(datetime.now(UTC))}})
+    await services.db.notifications.delete_many({"recipient_id": uid, "kind": "offer"})
+    assert (await unread(client, user))["by_kind"]["offer"] == 0
+    await offerinbox.record_offers(services, _offer(), [user.id])  # a new one still counts
+    assert (await unread(client, user))["by_kind"]["offer"] == 1
