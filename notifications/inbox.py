@@ -46,8 +46,8 @@ async def unread_counts(services: Services, recipient_id: ObjectId) -> dict[str,
     ]
     mark: dict[str, Any] | None = None
     async for row in await services.db.notifications.aggregate(pipeline):
-        if isinstance(row["_id"], ObjectId):  # the mark: its id is the recipient's, a kind is text
-            mark = row
+        if offerinbox.MARK_ROW in row:
+            mark = row[offerinbox.MARK_ROW]
         elif row["_id"] in by_kind:
             by_kind[row["_id"]] = int(row["n"])
     by_kind["offer"] += await offerinbox.pending_count(services, recipient_id, mark)

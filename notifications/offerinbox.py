@@ -94,11 +94,16 @@ async def pull(services: Services, recipient_id: ObjectId) -> int:
     return added
 
 
+MARK_ROW = "offer_mark"
+"""The field of the row :func:`mark_stage` adds: the mark's document."""
+
+
 def mark_stage(recipient_id: ObjectId) -> dict[str, Any]:
-    """An aggregation stage adding the recipient's mark (if any) to another collection's rows: the
-    unread counts read it in their own round trip. The row is the mark's document, its ``_id`` the
-    recipient's id, for :func:`pending_count`."""
-    return {"$unionWith": {"coll": "offer_inbox_marks", "pipeline": [{"$match": {"_id": recipient_id}}]}}
+    """An aggregation stage adding the recipient's mark (if any) to another collection's rows, as
+    one row ``{MARK_ROW: mark}``: the unread counts read it in the counts' one round trip, for
+    :func:`pending_count`."""
+    return {"$unionWith": {"coll": "offer_inbox_marks", "pipeline": [
+        {"$match": {"_id": recipient_id}}, {"$replaceWith": {MARK_ROW: "$$ROOT"}}]}}
 
 
 async def pending_count(services: Services, recipient_id: ObjectId, mark: dict[str, Any] | None) -> int:

@@ -98,7 +98,6 @@ async def test_the_owner_is_not_told_and_an_erased_user_leaves_every_delivery(cl
     assert await _entries(services, gone.id) == []
 
 
-
 async def test_the_unread_count_reads_the_mark_with_the_entries(client, services):
     """The count's one aggregation brings the recipient's mark too: a delivery behind it (less the
     overlap) whose entry has left the inbox (trimmed, expired) is not counted again."""
