@@ -6,15 +6,16 @@ round trip (docs/benchmarks.md, check-ins). So the check-ins that arrive togethe
 together (:mod:`solomo.core.groupwrite`): each request prepares its documents (the store, the range
 rule, the post) and queues them, and one transaction for the group
 
-1. reads the users' guards, the stores, and the visitor rows, each in one round trip;
+1. reads the stores, the users' guards, the visitor rows and each user's days at the store in the
+   mayor's window, all in one round trip (:func:`_snapshot`);
 2. applies the cooldown and travel rules to each user's history (the guard's newest
    :data:`HISTORY_SCAN` check-ins) — a refused check-in is left out of the writes and answered
    with its rule's error, the others go on;
 3. writes the guards (each pushes its check-in into the user's history), the check-ins, the posts,
    the visitor rows and day rollups (:func:`checkins.visitdays.count_visit_days`), and the stores'
    counters with their seats, each kind in one round trip;
-4. decides each store's mayor (:mod:`checkins.mayor`; the quick decision from the seat, else a
-   recount: round trips only where needed) and earns the group's loyalty points
+4. decides each store's mayor (:mod:`checkins.mayor`; the quick decision from the seat and the
+   days read in 1., else a recount: round trips only where needed) and earns the group's loyalty points
    (:mod:`loyalty.earning`: three round trips for the group, none outside the programme);
 5. sends each post's fan-out after the commit (``Txn.after_commit``).
 
@@ -37,7 +38,7 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from checkins import mayor, rules
-from checkins.visitdays import count_visit_days
+from checkins.visitdays import VISITOR_FIELDS, VisitorRows, count_visit_days, visitor_rows, visitors_filter
 from feed.posts import attach_and_insert
 from loyalty.earning import Visit, earn_for_checkins
 from solomo.core import tasknames
@@ -110,12 +111,51 @@ async def commit(services: Services, group: list[Pending]) -> list[dict[str, Any
         raise Duplicate("check-ins raced this one; try again", headers={"Retry-After": "1"}) from exc
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a group's transaction reads before it writes, by id: the stores, the users' guards, the
+    visitor rows (:mod:`checkins.visitdays`) and each visitor's days at the store in the mayor's
+    window before this check-in (:mod:`checkins.mayor`)."""
+
+    stores: dict[ObjectId, dict[str, Any]]
+    guards: dict[ObjectId, dict[str, Any]]
+    visitors: VisitorRows
+    days: dict[tuple[ObjectId, ObjectId], list[mayor.Day]]
+
+
+async def _snapshot(services: Services, session: AsyncClientSession, group: list[Pending]) -> Snapshot:
+    """The group's reads in ONE round trip: an aggregation over the group's stores that adds the
+    other three reads as ``$lookup``s of their own collections (uncorrelated: each runs once, on its
+    own index). A transaction reads one snapshot whatever the order of its reads, and these
+    documents are written only after, so this is what four reads in turn saw (a check-in waits for
+    each round trip: docs/benchmarks.md, thirty-sixth round). The days are read for every visit,
+    though only a check-in where another user holds the seat needs them: an index range of the
+    user's own check-ins there, at most one row per day of the window. No store found: nothing."""
+    pairs = [(p.store_id, p.user_id) for p in group]
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"_id": {"$in": [p.store_id for p in group]}}},
+        {"$project": {"search_keys": 0}},
+        {"$group": {"_id": None, "stores": {"$push": "$$ROOT"}}},
+        {"$lookup": {"from": "checkin_guards", "as": "guards", "pipeline": [
+            {"$match": {"_id": {"$in": [p.user_id for p in group]}}}, {"$project": {"recent": 1}}]}},
+        {"$lookup": {"from": "store_visitors", "as": "visitors", "pipeline": [
+            {"$match": visitors_filter(pairs)}, {"$project": VISITOR_FIELDS}]}},
+        {"$lookup": {"from": "checkins", "as": "days",
+                     "pipeline": mayor.days_pipeline([(p.store_id, p.user_id, p.here.at) for p in group])}},
+    ]
+    cursor = await services.db.stores.aggregate(pipeline, session=session)
+    found = await cursor.to_list(None)
+    if not found:
+        return Snapshot({}, {}, {}, {})
+    [read] = found
+    return Snapshot({s["_id"]: s for s in read["stores"]}, {g["_id"]: g for g in read["guards"]},
+                    visitor_rows(read["visitors"]), mayor.days_by_visitor(read["days"]))
+
+
 async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dict[str, Any] | BaseException]:
     db, session = services.db, txn.session
-    guards = {g["_id"]: g async for g in db.checkin_guards.find(
-        {"_id": {"$in": [p.user_id for p in group]}}, {"recent": 1}, session=session)}
-    stores = {s["_id"]: s async for s in db.stores.find({"_id": {"$in": [p.store_id for p in group]}},
-                                                        {"search_keys": 0}, session=session)}
+    read = await _snapshot(services, session, group)
+    stores, guards = read.stores, read.guards
     outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(group)
     backfills: dict[int, list[dict[str, Any]]] = {}
     for i, p in enumerate(group):
@@ -135,8 +175,10 @@ async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dic
                                        ordered=True, session=session)
     await db.checkins.insert_many([p.checkin for p in ready], ordered=True, session=session)
     await attach_and_insert(services, txn, [p.post for p in ready])  # with their photos, if any
-    firsts = await count_visit_days(services, txn, [(stores[p.store_id], p.user_id, p.here.at) for p in ready])
-    counted = [await _decide_seat(services, stores[p.store_id], p, first, session)
+    firsts = await count_visit_days(services, txn, [(stores[p.store_id], p.user_id, p.here.at) for p in ready],
+                                    rows=read.visitors)
+    counted = [await _decide_seat(services, stores[p.store_id], p, first, read.days.get((p.store_id, p.user_id), []),
+                                  session)
                for p, first in zip(ready, firsts, strict=True)]
     await db.stores.bulk_write([UpdateOne({"_id": c["_id"]}, update) for c, update in counted], ordered=True,
                                session=session)
@@ -194,16 +236,19 @@ def _guard_write(p: Pending, backfill: Sequence[dict[str, Any]]) -> UpdateOne:
 
 
 async def _decide_seat(services: Services, store: dict[str, Any], p: Pending, first_visit: bool,
-                       session: AsyncClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
+                       days_before: list[mayor.Day], session: AsyncClientSession
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The store as this check-in leaves it (counters, mayor and seat) and the update writing that.
 
-    The store was read in this transaction and the check-in is already inserted, so the seat's
-    quick decision (:func:`checkins.mayor.quick_decision`) or the recount sees exactly the
-    check-ins committed before plus this one."""
+    The store and the user's days there (``days_before``) were read in this transaction and the
+    check-in is already inserted, so the seat's quick decision (:func:`checkins.mayor.quick_decision`:
+    those days plus this check-in) or the recount sees exactly the check-ins committed before plus
+    this one."""
     sitting, seat = store.get("mayor_id"), store.get("seat")
     now = p.here.at
     day = p.checkin["day"]
-    decided = await mayor.quick_decision(services, store["_id"], sitting, seat, p.user_id, day, now, session)
+    decided = await mayor.quick_decision(services, store["_id"], sitting, seat, p.user_id, day, now, session,
+                                         before=days_before)
     if decided is None:
         decided = await mayor.full_decision(services, store["_id"], sitting, seat, now, session)
     chosen, after = decided

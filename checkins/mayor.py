@@ -30,6 +30,7 @@ is guarded by the seat's ``seq`` read before the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -118,23 +119,41 @@ async def full_decision(services: Services, store_id: ObjectId, sitting_id: Obje
     return mayor, new_seat(seat, len(days), days, now)
 
 
+def days_pipeline(visits: Sequence[tuple[ObjectId, ObjectId, datetime]]) -> list[dict[str, Any]]:
+    """The aggregation of users' days at stores in the window, each ``(store_id, user_id, now)``
+    (their own check-ins: the ``by_user_store`` index): one row per user, store and day, with the
+    day's last check-in. :func:`days_by_visitor` reads its rows."""
+    return [
+        {"$match": {"$or": [{"user_id": user_id, "store_id": store_id, "created_at": {"$gte": now - WINDOW}}
+                            for store_id, user_id, now in visits]}},
+        {"$group": {"_id": {"s": "$store_id", "u": "$user_id", "d": "$day"}, "at": {"$max": "$created_at"}}},
+    ]
+
+
+def days_by_visitor(rows: Iterable[dict[str, Any]]) -> dict[tuple[ObjectId, ObjectId], list[Day]]:
+    """:func:`days_pipeline`'s rows as each ``(store_id, user_id)``'s days, oldest first."""
+    out: dict[tuple[ObjectId, ObjectId], list[Day]] = {}
+    for row in rows:
+        out.setdefault((row["_id"]["s"], row["_id"]["u"]), []).append({"d": row["_id"]["d"], "at": row["at"]})
+    for days in out.values():
+        days.sort(key=lambda day: day["d"])
+    return out
+
+
 async def user_days(services: Services, store_id: ObjectId, user_id: ObjectId, now: datetime,
                     session: AsyncClientSession | None) -> list[Day]:
-    """One user's days at one store in the window (their own check-ins: the ``by_user_store`` index)."""
-    last: dict[str, datetime] = {}
-    cursor = services.db.checkins.find(
-        {"user_id": user_id, "store_id": store_id, "created_at": {"$gte": now - WINDOW}},
-        {"day": 1, "created_at": 1, "_id": 0}, session=session)
-    async for row in cursor:
-        last[row["day"]] = max(row["created_at"], last.get(row["day"], row["created_at"]))
-    return [{"d": d, "at": at} for d, at in sorted(last.items())]
+    """One user's days at one store in the window."""
+    cursor = await services.db.checkins.aggregate(days_pipeline([(store_id, user_id, now)]), session=session)
+    return days_by_visitor(await cursor.to_list(None)).get((store_id, user_id), [])
 
 
 async def quick_decision(services: Services, store_id: ObjectId, sitting_id: ObjectId | None,
                          seat: dict[str, Any] | None, user_id: ObjectId, day: str, now: datetime,
-                         session: AsyncClientSession | None) -> Decision | None:
+                         session: AsyncClientSession | None, before: list[Day] | None = None) -> Decision | None:
     """The decision after ``user_id``'s check-in at ``now`` (already inserted) from the seat alone
-    (see the module's note), or None when only a full recount can tell."""
+    (see the module's note), or None when only a full recount can tell. ``before``: the user's days
+    in the window read earlier in this transaction, without this check-in (:func:`days_pipeline`:
+    the group commit reads them with the group's other documents); None reads them now."""
     if seat is None or now < seat["as_of"]:
         return None
     if sitting_id is None:
@@ -148,7 +167,8 @@ async def quick_decision(services: Services, store_id: ObjectId, sitting_id: Obj
     mayor_count = days_in_window(seat["days"], now)
     if mayor_count != seat["count"]:
         return None
-    mine = await user_days(services, store_id, user_id, now, session)
+    mine = with_visit(before, day, now) if before is not None else await user_days(services, store_id, user_id,
+                                                                                  now, session)
     if len(mine) <= mayor_count:
         kept = [d for d in seat["days"] if d["at"] >= now - WINDOW]
         return sitting_id, new_seat(seat, mayor_count, kept, now)

@@ -79,23 +79,42 @@ def _day_hour(store: dict[str, Any], at: datetime) -> tuple[str, int]:
     return local.strftime("%Y-%m-%d"), local.hour
 
 
+VisitorRows = dict[tuple[ObjectId, ObjectId], dict[str, Any]]
+"""The ``store_visitors`` rows of some visits by ``(store_id, user_id)``: what :func:`count_visit_days`
+reads of them (:data:`VISITOR_FIELDS`)."""
+VISITOR_FIELDS: dict[str, Any] = {"store_id": 1, "user_id": 1, "last_day": 1, "prev_day": 1, "_id": 0}
+
+
+def visitors_filter(pairs: Sequence[tuple[ObjectId, ObjectId]]) -> dict[str, Any]:
+    """The query for the ``store_visitors`` rows of ``(store_id, user_id)`` pairs (the unique
+    ``store_user`` index, one range each)."""
+    return {"$or": [{"store_id": store_id, "user_id": user_id} for store_id, user_id in pairs]}
+
+
+def visitor_rows(docs: Sequence[dict[str, Any]]) -> VisitorRows:
+    return {(r["store_id"], r["user_id"]): r for r in docs}
+
+
 async def count_visit_days(services: Services, txn: Txn,
-                           visits: Sequence[tuple[dict[str, Any], ObjectId, datetime]]) -> list[bool]:
+                           visits: Sequence[tuple[dict[str, Any], ObjectId, datetime]],
+                           rows: VisitorRows | None = None) -> list[bool]:
     """Counts check-ins, each ``(store, user_id, at)`` with at most one per store and user: each
     user's ``store_visitors`` row (created with ``first_at`` on the first visit) and the stores' day
     rollups, inside the check-ins' transaction ``txn``. Returns, per visit, whether it was the
     user's first at the store.
 
-    Three round trips whatever the number of visits (:mod:`checkins.groupcommit`): the rows are
-    read, then written, then the days' tallies (merged per store and day) go in one ``bulk_write``.
-    The rows were read in this transaction, so a concurrent check-in that moved one since makes
-    the transaction conflict and run again."""
+    Two round trips whatever the number of visits, and a third to read the rows unless the caller
+    read them in this transaction (``rows``: :mod:`checkins.groupcommit` reads them with the group's
+    other documents): the rows are written, then the days' tallies (merged per store and day) go in
+    one ``bulk_write``. The rows were read in this transaction, so a concurrent check-in that moved
+    one since makes the transaction conflict and run again."""
     db, session = services.db, txn.session
     if not visits:
         return []
-    rows = {(r["store_id"], r["user_id"]): r async for r in db.store_visitors.find(
-        {"$or": [{"store_id": store["_id"], "user_id": user_id} for store, user_id, _ in visits]},
-        {"store_id": 1, "user_id": 1, "last_day": 1, "prev_day": 1, "_id": 0}, session=session)}
+    if rows is None:
+        rows = visitor_rows(await db.store_visitors.find(
+            visitors_filter([(store["_id"], user_id) for store, user_id, _ in visits]), VISITOR_FIELDS,
+            session=session).to_list(None))
     inc: dict[tuple[ObjectId, str], dict[str, int]] = {}
     writes: list[UpdateOne] = []
     firsts: list[bool] = []

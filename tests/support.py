@@ -13,10 +13,12 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from pymongo import monitoring
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "test-metrics-token"
@@ -251,3 +253,33 @@ def record_widenings(monkeypatch: Any) -> list[bool]:
 
     monkeypatch.setattr(reach, "widen", recorded)
     return circles
+
+
+class CommandLog(monitoring.CommandListener):
+    """Every MongoDB command a client sends (name and body)."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in ("hello", "isMaster", "endSessions", "ping"):
+            self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def counted_services(services: Any) -> AsyncIterator[tuple[Any, CommandLog]]:
+    """The app's services over a MongoDB client that logs its commands (its own process caches)."""
+    from solomo.db import mongo_client
+
+    log = CommandLog()
+    client = mongo_client(services.settings, event_listeners=[log])
+    try:
+        yield replace(services, mongo=client, db=client[services.db.name], extras={}), log
+    finally:
+        await client.close()

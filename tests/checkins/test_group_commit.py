@@ -18,7 +18,7 @@ from solomo.core.errors import ApiError
 from solomo.core.txn import DUPLICATE_ATTEMPTS, run_transaction
 from tests.checkins.helpers import days_ago, new_store, point_at, principal
 from tests.media.helpers import uploaded
-from tests.support import register, wait_until
+from tests.support import counted_services, register, wait_until
 
 
 def record_groups(monkeypatch) -> list[list[groupcommit.Pending]]:
@@ -258,7 +258,7 @@ async def test_a_check_in_that_keeps_meeting_duplicates_answers_503_and_writes_n
     store = await new_store(client, merchant, name="Always raced")
     attempts: list[int] = []
 
-    async def raced(services_, txn, visits):
+    async def raced(services_, txn, visits, rows=None):
         attempts.append(len(visits))
         raise DuplicateKeyError("E11000 duplicate key error (another process's first visit)")
 
@@ -271,3 +271,29 @@ async def test_a_check_in_that_keeps_meeting_duplicates_answers_503_and_writes_n
     assert await services.db.checkins.count_documents({"user_id": ObjectId(user.id)}) == 0
     assert await services.db.posts.count_documents({"author_id": ObjectId(user.id)}) == 0
     assert await services.db.checkin_guards.find_one({"_id": ObjectId(user.id)}) is None
+
+
+async def test_a_check_in_s_transaction_reads_in_one_round_trip(client, services):
+    """The group's stores, guards, visitor rows and the visitors' days in the mayor's window come in
+    one aggregation, the first command of the transaction; then only its writes and the commit. The
+    check-in here needs all four: a returning visitor, a guard, and another user in the seat (so the
+    seat's quick decision counts the visitor's days), and the visitor takes the seat."""
+    merchant, mayor_user, visitor = await register(client, "merchant"), await register(client), await register(client)
+    store = await new_store(client, merchant)
+    here = (store["id"], store["lat"], store["lng"])
+    for n in (4, 3):
+        await check_in(services, principal(mayor_user), *here, now=days_ago(n))
+    for n in (2, 1):  # one day, then two: the mayor keeps the seat (ties keep it)
+        await check_in(services, principal(visitor), *here, now=days_ago(n))
+    assert (await services.db.stores.find_one({"_id": ObjectId(store["id"])}))["mayor_id"] == ObjectId(mayor_user.id)
+    async with counted_services(services) as (counted, log):
+        await check_in(counted, principal(visitor), *here)
+    in_transaction = [(name, body) for name, body in log.commands if "txnNumber" in body and "autocommit" in body]
+    names = [(name, body.get(name)) for name, body in in_transaction]
+    assert names[0] == ("aggregate", "stores"), names
+    assert [n for n in names[1:] if n[0] in ("find", "aggregate", "count")] == [], names
+    assert names[-1][0] == "commitTransaction"
+    assert len(names) == 8, names  # the read, six writes (guard, check-in, post, visitor row, day, store), commit
+    # the visitor's three days beat the sitting mayor's two: seated by the days the read brought
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["mayor_id"] == ObjectId(visitor.id) and doc["seat"]["count"] == 3

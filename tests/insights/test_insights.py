@@ -458,8 +458,8 @@ async def test_a_retried_transaction_counts_once(client, services, monkeypatch):
     u = await register(client)
     attempts = []
 
-    async def fail_first_attempt(services_, txn, visits) -> list[bool]:
-        firsts = await count_visit_days(services_, txn, visits)  # the real writes, then a transient failure
+    async def fail_first_attempt(services_, txn, visits, rows=None) -> list[bool]:
+        firsts = await count_visit_days(services_, txn, visits, rows)  # the real writes, then a transient failure
         attempts.append(visits)
         if len(attempts) == 1:
             raise OperationFailure("injected write conflict", 112, {"errorLabels": ["TransientTransactionError"]})

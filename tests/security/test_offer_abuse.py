@@ -9,50 +9,27 @@ concurrent requests), and offer text passes the word filter.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import monitoring
 
 from geo.geojson import geo_point
 from offers import live
 from offers.arrival import deliver_on_arrival
-from solomo.db import mongo_client
 from tests.offers.helpers import in_minutes
 from tests.security.conftest import account, error_code
-from tests.support import offset, random_point
+from tests.support import CommandLog, counted_services, offset, random_point
 
 MANY_OFFERS = 500
 
 
-class CommandLog(monitoring.CommandListener):
-    """Every MongoDB command a client sends (name and body)."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in ("hello", "isMaster", "endSessions", "ping"):
-            self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def counted(services) -> AsyncIterator[tuple[Any, CommandLog]]:
-    """The app's services over a MongoDB client that logs its commands (its own process caches)."""
-    log = CommandLog()
-    client = mongo_client(services.settings, event_listeners=[log])
-    yield dataclasses.replace(services, mongo=client, db=client[services.db.name], extras={}), log
-    await client.close()
+    async with counted_services(services) as pair:
+        yield pair
 
 
 async def _flood(services: Any, merchant_id: ObjectId, lat: float, lng: float, audience: str = "followers") -> None:
