@@ -18,7 +18,8 @@ checking in at ``now >= as_of`` (:func:`quick_decision`):
 * ``U`` is the mayor: if their days now (the seat's days plus today) are still ``>= count``, they
   are ``>=`` everybody's → they keep the seat;
 * another mayor ``M`` whose days now still equal ``count`` (none aged out): ``U``'s days are
-  counted (their own check-ins here, one indexed read); ``U <= M`` → ``M`` keeps the seat (ties
+  counted (their own check-ins here, an indexed read: :func:`days_pipeline`, which the group
+  commit runs with its other reads); ``U <= M`` → ``M`` keeps the seat (ties
   keep it), ``U > M`` → ``U`` leads everybody strictly → ``U`` is seated.
 
 Anything else (a store without a seat: data from before it existed; the mayor lost a day; a
