@@ -139,7 +139,9 @@ async def check_in(
     }
     here = rules.Fix(lat, lng, accuracy_m, now)
     # committed with the other check-ins of this moment, in one transaction (see the module's note)
-    store = await groupcommit.writer(services).submit(groupcommit.Pending(checkin, post, here, running_reservation()))
+    challenger = store.get("mayor_id") not in (None, user.id)  # the seat's decision will count their days
+    store = await groupcommit.writer(services).submit(
+        groupcommit.Pending(checkin, post, here, running_reservation(), challenger))
     # its count (and maybe its mayor) moved
     await storeviews.invalidate_quietly(services, [store["_id"]], f"check-in by {user.id}")
     # not needed by the answer (the judgements matter at the user's next location)

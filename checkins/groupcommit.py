@@ -6,8 +6,8 @@ round trip (docs/benchmarks.md, check-ins). So the check-ins that arrive togethe
 together (:mod:`solomo.core.groupwrite`): each request prepares its documents (the store, the range
 rule, the post) and queues them, and one transaction for the group
 
-1. reads the stores, the users' guards, the visitor rows and each user's days at the store in the
-   mayor's window, all in one round trip (:func:`_snapshot`);
+1. reads the stores, the users' guards, the visitor rows and, where another user holds the seat,
+   the user's days at the store in the mayor's window, all in one round trip (:func:`_snapshot`);
 2. applies the cooldown and travel rules to each user's history (the guard's newest
    :data:`HISTORY_SCAN` check-ins) — a refused check-in is left out of the writes and answered
    with its rule's error, the others go on;
@@ -63,12 +63,15 @@ _NEWEST_FIRST = {"created_at": DESCENDING, "_id": DESCENDING}
 
 @dataclass(frozen=True)
 class Pending:
-    """A check-in ready to commit: its documents and the request's Idempotency-Key reservation."""
+    """A check-in ready to commit: its documents and the request's Idempotency-Key reservation.
+    ``challenger``: as the store read before it showed, another user holds the seat, so the seat's
+    quick decision will count this user's days there (:func:`_snapshot` reads them then)."""
 
     checkin: dict[str, Any]
     post: dict[str, Any]
     here: rules.Fix
     reservation: ObjectId | None
+    challenger: bool = False
 
     @property
     def user_id(self) -> ObjectId:
@@ -114,8 +117,8 @@ async def commit(services: Services, group: list[Pending]) -> list[dict[str, Any
 @dataclass(frozen=True)
 class Snapshot:
     """What a group's transaction reads before it writes, by id: the stores, the users' guards, the
-    visitor rows (:mod:`checkins.visitdays`) and each visitor's days at the store in the mayor's
-    window before this check-in (:mod:`checkins.mayor`)."""
+    visitor rows (:mod:`checkins.visitdays`) and, for each ``challenger`` check-in, the user's days
+    at the store in the mayor's window before it (:mod:`checkins.mayor`; none: no rows)."""
 
     stores: dict[ObjectId, dict[str, Any]]
     guards: dict[ObjectId, dict[str, Any]]
@@ -128,10 +131,14 @@ async def _snapshot(services: Services, session: AsyncClientSession, group: list
     other three reads as ``$lookup``s of their own collections (uncorrelated: each runs once, on its
     own index). A transaction reads one snapshot whatever the order of its reads, and these
     documents are written only after, so this is what four reads in turn saw (a check-in waits for
-    each round trip: docs/benchmarks.md, thirty-sixth round). The days are read for every visit,
-    though only a check-in where another user holds the seat needs them: an index range of the
-    user's own check-ins there, at most one row per day of the window. No store found: nothing."""
+    each round trip: docs/benchmarks.md, thirty-sixth round). The days are read for the
+    ``challenger`` check-ins only (an index range of the user's own check-ins there, at most one
+    row per day of the window): for a group of 27 they cost mongod as much as the other three
+    reads together, and a check-in by the mayor, or at a store without one, never needs them. A
+    seat that changed hands since the store's read before the group is decided by reading them
+    then (:func:`checkins.mayor.quick_decision` without ``before``). No store found: nothing."""
     pairs = [(p.store_id, p.user_id) for p in group]
+    challengers = [(p.store_id, p.user_id, p.here.at) for p in group if p.challenger]
     pipeline: list[dict[str, Any]] = [
         {"$match": {"_id": {"$in": [p.store_id for p in group]}}},
         {"$project": {"search_keys": 0}},
@@ -140,16 +147,16 @@ async def _snapshot(services: Services, session: AsyncClientSession, group: list
             {"$match": {"_id": {"$in": [p.user_id for p in group]}}}, {"$project": {"recent": 1}}]}},
         {"$lookup": {"from": "store_visitors", "as": "visitors", "pipeline": [
             {"$match": visitors_filter(pairs)}, {"$project": VISITOR_FIELDS}]}},
-        {"$lookup": {"from": "checkins", "as": "days",
-                     "pipeline": mayor.days_pipeline([(p.store_id, p.user_id, p.here.at) for p in group])}},
     ]
+    if challengers:
+        pipeline.append({"$lookup": {"from": "checkins", "as": "days", "pipeline": mayor.days_pipeline(challengers)}})
     cursor = await services.db.stores.aggregate(pipeline, session=session)
     found = await cursor.to_list(None)
     if not found:
         return Snapshot({}, {}, {}, {})
     [read] = found
     return Snapshot({s["_id"]: s for s in read["stores"]}, {g["_id"]: g for g in read["guards"]},
-                    visitor_rows(read["visitors"]), mayor.days_by_visitor(read["days"]))
+                    visitor_rows(read["visitors"]), mayor.days_by_visitor(read.get("days", [])))
 
 
 async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dict[str, Any] | BaseException]:
@@ -177,8 +184,8 @@ async def _write(services: Services, txn: Txn, group: list[Pending]) -> list[dic
     await attach_and_insert(services, txn, [p.post for p in ready])  # with their photos, if any
     firsts = await count_visit_days(services, txn, [(stores[p.store_id], p.user_id, p.here.at) for p in ready],
                                     rows=read.visitors)
-    counted = [await _decide_seat(services, stores[p.store_id], p, first, read.days.get((p.store_id, p.user_id), []),
-                                  session)
+    counted = [await _decide_seat(services, stores[p.store_id], p, first,
+                                  read.days.get((p.store_id, p.user_id), []) if p.challenger else None, session)
                for p, first in zip(ready, firsts, strict=True)]
     await db.stores.bulk_write([UpdateOne({"_id": c["_id"]}, update) for c, update in counted], ordered=True,
                                session=session)
@@ -236,14 +243,14 @@ def _guard_write(p: Pending, backfill: Sequence[dict[str, Any]]) -> UpdateOne:
 
 
 async def _decide_seat(services: Services, store: dict[str, Any], p: Pending, first_visit: bool,
-                       days_before: list[mayor.Day], session: AsyncClientSession
+                       days_before: list[mayor.Day] | None, session: AsyncClientSession
                        ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The store as this check-in leaves it (counters, mayor and seat) and the update writing that.
 
-    The store and the user's days there (``days_before``) were read in this transaction and the
-    check-in is already inserted, so the seat's quick decision (:func:`checkins.mayor.quick_decision`:
-    those days plus this check-in) or the recount sees exactly the check-ins committed before plus
-    this one."""
+    The store and the user's days there (``days_before``; None: not read, read if the decision
+    needs them) were read in this transaction and the check-in is already inserted, so the seat's
+    quick decision (:func:`checkins.mayor.quick_decision`: those days plus this check-in) or the
+    recount sees exactly the check-ins committed before plus this one."""
     sitting, seat = store.get("mayor_id"), store.get("seat")
     now = p.here.at
     day = p.checkin["day"]

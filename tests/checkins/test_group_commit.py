@@ -297,3 +297,25 @@ async def test_a_check_in_s_transaction_reads_in_one_round_trip(client, services
     # the visitor's three days beat the sitting mayor's two: seated by the days the read brought
     doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
     assert doc["mayor_id"] == ObjectId(visitor.id) and doc["seat"]["count"] == 3
+
+
+async def test_a_seat_that_changed_hands_since_the_store_s_read_is_still_decided_exactly(client, services, monkeypatch):
+    """``challenger`` comes from the store as read before the group: stale, the seat's decision reads
+    the days itself (not stale: test above, in the group's one read)."""
+    merchant, mayor_user, visitor = await register(client, "merchant"), await register(client), await register(client)
+    store = await new_store(client, merchant)
+    here = (store["id"], store["lat"], store["lng"])
+    for n in (4, 3):
+        await check_in(services, principal(mayor_user), *here, now=days_ago(n))
+    for n in (2, 1):
+        await check_in(services, principal(visitor), *here, now=days_ago(n))
+    real = groupcommit.Pending
+    # as if the store had been read before the mayor took the seat: no days in the group's read
+    monkeypatch.setattr(groupcommit, "Pending", lambda *fields: real(*fields[:4], False))
+    async with counted_services(services) as (counted, log):
+        await check_in(counted, principal(visitor), *here)
+    reads = [(name, body.get(name)) for name, body in log.commands
+             if "txnNumber" in body and name in ("find", "aggregate")]
+    assert reads == [("aggregate", "stores"), ("aggregate", "checkins")], reads  # the days, read when needed
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["mayor_id"] == ObjectId(visitor.id) and doc["seat"]["count"] == 3
