@@ -136,7 +136,9 @@ async def _snapshot(services: Services, session: AsyncClientSession, group: list
     row per day of the window): for a group of 27 they cost mongod as much as the other three
     reads together, and a check-in by the mayor, or at a store without one, never needs them. A
     seat that changed hands since the store's read before the group is decided by reading them
-    then (:func:`checkins.mayor.quick_decision` without ``before``). No store found: nothing."""
+    then (:func:`checkins.mayor.quick_decision` without ``before``). No store found: nothing.
+    MongoDB refuses a ``$lookup`` of a sharded collection in a transaction: sharding the guards, the
+    visitor rows or the check-ins takes these reads apart again (docs/scaling.md)."""
     pairs = [(p.store_id, p.user_id) for p in group]
     challengers = [(p.store_id, p.user_id, p.here.at) for p in group if p.challenger]
     pipeline: list[dict[str, Any]] = [

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from feed import blocks, likedset, postcache
@@ -27,7 +28,20 @@ from solomo.core.txn import Txn, run_transaction
 
 async def _count(services: Services, post_id: ObjectId) -> int:
     doc = await services.db.posts.find_one({"_id": post_id}, {"like_count": 1})
+    return _like_count(doc)
+
+
+def _like_count(doc: dict[str, Any] | None) -> int:
     return int(doc.get("like_count", 0)) if doc else 0
+
+
+async def _move_count(services: Services, post_id: ObjectId, by: int, txn: Txn) -> int:
+    """Moves the post's ``like_count`` in the like's transaction and returns it as moved: the answer's
+    count, without reading the post again after the commit (a round trip fewer a like)."""
+    doc = await services.db.posts.find_one_and_update(
+        {"_id": post_id}, {"$inc": {"like_count": by}}, {"like_count": 1}, return_document=ReturnDocument.AFTER,
+        session=txn.session)
+    return _like_count(doc)
 
 
 async def _likes(services: Services, user_id: ObjectId, post_id: ObjectId) -> bool:
@@ -48,16 +62,16 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
     doc = {"_id": ObjectId(), "post_id": post_id, "user_id": user.id, "created_at": now,
            **outbox.pending([told], now)}
 
-    async def body(txn: Txn) -> None:
-        session = txn.session
-        await services.db.likes.insert_one(doc, session=session)
-        await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": 1}}, session=session)
+    async def body(txn: Txn) -> int:
+        await services.db.likes.insert_one(doc, session=txn.session)
+        return await _move_count(services, post_id, 1, txn)
 
-    created = True
+    count: int | None
     try:
-        await run_transaction(services, body)
+        count = await run_transaction(services, body)
     except DuplicateKeyError:
-        created = False
+        count = None
+    created = count is not None
     # on a repeat too: the first may have committed and failed before this (Redis, a killed
     # process), and the client's retry is then the only request left to put the caches right;
     # a repeat reads the like again first, so an unlike that ran meanwhile is not undone in them
@@ -67,19 +81,17 @@ async def like(services: Services, user: Principal, post_id: ObjectId) -> dict[s
         # a like after an unlike is a new document, but the inbox counts each liker once; a repeat
         # (not created) has nothing to do: the first like's notice is recorded, or the sweep records it
         await outbox.record_soon(services, "likes", doc)
-    return {"like_count": await _count(services, post_id), "liked_by_me": True}
+    return {"like_count": count if count is not None else await _count(services, post_id), "liked_by_me": True}
 
 
 async def unlike(services: Services, user: Principal, post_id: ObjectId) -> dict[str, Any]:
     await get_visible_post(services, post_id, user.id)
 
-    async def body(txn: Txn) -> bool:
-        session = txn.session
-        result = await services.db.likes.delete_one({"post_id": post_id, "user_id": user.id}, session=session)
-        if result.deleted_count:
-            await services.db.posts.update_one({"_id": post_id}, {"$inc": {"like_count": -1}}, session=session)
-        return bool(result.deleted_count)
+    async def body(txn: Txn) -> int | None:
+        result = await services.db.likes.delete_one({"post_id": post_id, "user_id": user.id}, session=txn.session)
+        return await _move_count(services, post_id, -1, txn) if result.deleted_count else None
 
-    if await run_transaction(services, body) or not await _likes(services, user.id, post_id):
+    count = await run_transaction(services, body)
+    if count is not None or not await _likes(services, user.id, post_id):
         await _changed(services, user, post_id, liked=False)  # on a repeat too, as for a like
-    return {"like_count": await _count(services, post_id), "liked_by_me": False}
+    return {"like_count": count if count is not None else await _count(services, post_id), "liked_by_me": False}
