@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
@@ -16,7 +16,7 @@ from checkins.localtime import local_day
 from checkins.visitdays import count_visit_days
 from solomo.core.errors import ApiError
 from solomo.core.txn import DUPLICATE_ATTEMPTS, run_transaction
-from tests.checkins.helpers import days_ago, new_store, point_at, principal
+from tests.checkins.helpers import day_start_ago, days_ago, new_store, point_at, principal
 from tests.media.helpers import uploaded
 from tests.support import counted_services, register, wait_until
 
@@ -319,3 +319,20 @@ async def test_a_seat_that_changed_hands_since_the_store_s_read_is_still_decided
     assert reads == [("aggregate", "stores"), ("aggregate", "checkins")], reads  # the days, read when needed
     doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
     assert doc["mayor_id"] == ObjectId(visitor.id) and doc["seat"]["count"] == 3
+
+
+async def test_a_challenger_s_second_visit_of_a_day_counts_that_day_once(client, services):
+    """The days read with the group are the user's before this check-in: a check-in on a day they
+    already have there adds no day (two against the mayor's two keeps the seat; three would take it)."""
+    merchant, mayor_user, visitor = await register(client, "merchant"), await register(client), await register(client)
+    store = await new_store(client, merchant)
+    here = (store["id"], store["lat"], store["lng"])
+    for n in (4, 3):
+        await check_in(services, principal(mayor_user), *here, now=days_ago(n))
+    await check_in(services, principal(visitor), *here, now=days_ago(2))
+    for hours in (2, 5):  # yesterday, twice: the second is past the one-hour rule
+        await check_in(services, principal(visitor), *here, now=day_start_ago(1) + timedelta(hours=hours))
+    doc = await services.db.stores.find_one({"_id": ObjectId(store["id"])})
+    assert doc["mayor_id"] == ObjectId(mayor_user.id) and doc["seat"]["count"] == 2
+    recount, _ = await mayor.full_decision(services, doc["_id"], doc["mayor_id"], None, datetime.now(UTC))
+    assert recount == ObjectId(mayor_user.id)
