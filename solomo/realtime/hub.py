@@ -39,6 +39,7 @@ from solomo.core.metrics import EVENTS_DELIVERED
 from solomo.core.presence import Presence
 from solomo.core.services import Services
 from solomo.realtime.connection import Connection, frame_type
+from solomo.realtime.rechecks import TokenRechecks, token_problem
 from solomo.realtime.slots import Slots, slot_process
 
 log = logging.getLogger("solomo.realtime")
@@ -58,6 +59,7 @@ class Hub:
         self.presence = Presence(self.redis, self.pid, stale_after_s=services.settings.ws_process_stale_s)
         self.location_listeners: list[LocationListener] = []
         self.heartbeat_s = services.settings.ws_heartbeat_s
+        self.rechecks = TokenRechecks(lambda token: token_problem(services, token), services.settings.ws_recheck_s)
         self._dirty: dict[str, bool] = {}
         self._dirty_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,6 +75,7 @@ class Hub:
             asyncio.create_task(self._flush_presence(), name="rt-presence"),
             asyncio.create_task(self._heartbeat(), name="rt-heartbeat"),
             asyncio.create_task(self._poll_closes(), name="rt-close-poll"),
+            asyncio.create_task(self.rechecks.run(), name="rt-token-recheck"),
         ]
         async with asyncio.timeout(10):
             await self._subscribed.wait()

@@ -15,9 +15,10 @@ gets a ``rate_limited`` error and changes nothing. A message over 64 KiB closes 
 
 Limits on the socket's life: its token is checked again right after it joins the hub, from
 MongoDB (a suspension or logout that raced the handshake missed the pub/sub message meant for
-it), then every ``settings.ws_recheck_s`` through the token cache: expiry, revocation, deletion
-and suspension close it (4401 or 4403) within that interval, even when the fast pub/sub message
-was lost. Each socket takes one of its user's slots; the oldest beyond the cap closes with 4409.
+it), then every ``settings.ws_recheck_s`` through the token cache (the hub's one schedule for all
+its sockets, :mod:`solomo.realtime.rechecks`): expiry, revocation, deletion and suspension close it
+(4401 or 4403) within that interval, even when the fast pub/sub message was lost. Each socket
+takes one of its user's slots; the oldest beyond the cap closes with 4409.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from typing import Any, Literal, cast
 
 import orjson
@@ -49,6 +49,7 @@ from solomo.core.serving import WS_MAX_MESSAGE_BYTES
 from solomo.realtime.connection import Connection
 from solomo.realtime.hub import Hub
 from solomo.realtime.limits import TokenBucket
+from solomo.realtime.rechecks import refusal, token_problem
 from solomo.realtime.slots import new_slot
 
 log = logging.getLogger("solomo.realtime")
@@ -124,7 +125,7 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
     SOCKETS_CONNECTED.inc()
     conn.start()
     reader = asyncio.create_task(read_messages(conn, services, hub), name=f"ws-read-{principal.sid}")
-    watcher = asyncio.create_task(watch_token(conn, services, token), name=f"ws-token-{principal.sid}")
+    hub.rechecks.watch(conn, token)
     try:
         if last_event_id is not None:
             last = await replay(conn, services, last_event_id)
@@ -135,11 +136,11 @@ async def serve(ws: WebSocket, services: Services, hub: Hub) -> None:
         conn.finish(1011, "server error")
     finally:
         hub.remove(conn)
+        hub.rechecks.forget(conn)
         SOCKETS_CONNECTED.dec()
-        for task in (reader, watcher):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
         if conn.peer_closed:
             await conn.stop_sending()
         else:
@@ -162,38 +163,6 @@ async def forget_if_deleted(services: Services, user_id: str) -> None:
             await forget_position(services.redis, user_id)
     except (PyMongoError, RedisError) as exc:  # the positions' expiry still takes it in time
         log.warning("could not check whether %s was deleted, to forget their position: %s", user_id, exc)
-
-
-def refusal(exc: ApiError) -> tuple[int, str]:
-    """The close code and reason for a token the authenticator refused."""
-    if exc.code == "account_suspended":
-        return codes.FORBIDDEN, "account suspended"
-    return codes.UNAUTHORIZED, "missing or invalid token"
-
-
-async def token_problem(services: Services, token: str, *, fresh: bool = False) -> tuple[int, str] | None:
-    """Why the socket must close now (code, reason), or None while its token is good. A backing
-    store that fails says nothing: the socket stays, and the next check decides."""
-    try:
-        await services.authenticator.principal_for_token(token, fresh=fresh)
-    except ApiError as exc:
-        return refusal(exc)
-    except (RedisError, PyMongoError) as exc:
-        log.warning("could not re-check a socket's token: %s", exc)
-    return None
-
-
-async def watch_token(conn: Connection, services: Services, token: str) -> None:
-    """Re-checks the token every ``ws_recheck_s`` (the first time after a random part of it, so
-    sockets opened together do not check together)."""
-    interval = services.settings.ws_recheck_s
-    await asyncio.sleep(interval * random.uniform(0.5, 1.0))
-    while not conn.done.is_set():
-        problem = await token_problem(services, token)
-        if problem is not None:
-            conn.finish(*problem)
-            return
-        await asyncio.sleep(interval)
 
 
 async def claim_slot(conn: Connection, hub: Hub) -> None:

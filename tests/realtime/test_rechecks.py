@@ -1,0 +1,116 @@
+"""The sockets' token re-check schedule (solomo.realtime.rechecks): when each socket is checked,
+what a token that went does to its socket, and that closed sockets leave the schedule.
+
+Times are given to ``check_due`` explicitly: nothing here sleeps. The re-check against the real
+token store and a live server is ``tests/security/test_api4_sockets.py``
+(``test_expired_token_closes_the_socket_within_the_recheck``)."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+
+from solomo.core import closecodes as codes
+from solomo.realtime.connection import Connection
+from solomo.realtime.rechecks import SPARE_ENTRIES, Problem, TokenRechecks
+
+INTERVAL = 30.0
+GONE: Problem = (codes.UNAUTHORIZED, "missing or invalid token")
+
+
+def _connection() -> Connection:
+    uid = str(ObjectId())
+    return Connection(ws=None, user_id=uid, queue_size=8, slot=f"p|{uid}")  # type: ignore[arg-type]  # no pump runs
+
+
+class Tokens:
+    """The check: tokens in ``gone`` are refused, tokens in ``failing`` raise; records every ask."""
+
+    def __init__(self) -> None:
+        self.gone: set[str] = set()
+        self.failing: set[str] = set()
+        self.asked: list[str] = []
+
+    async def __call__(self, token: str) -> Problem | None:
+        self.asked.append(token)
+        if token in self.failing:
+            raise RuntimeError("the token store is down")
+        return GONE if token in self.gone else None
+
+
+async def test_a_socket_is_first_checked_after_half_to_all_of_the_interval() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    conns = [_connection() for _ in range(50)]
+    for i, conn in enumerate(conns):
+        rechecks.watch(conn, f"t{i}", now=0.0)
+    assert await rechecks.check_due(INTERVAL * 0.5 - 0.001) == 0
+    assert await rechecks.check_due(INTERVAL) == 50
+    assert sorted(tokens.asked) == sorted(f"t{i}" for i in range(50))
+
+
+async def test_a_token_that_went_closes_its_socket_and_the_others_are_checked_an_interval_on() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    kept, closed = _connection(), _connection()
+    rechecks.watch(kept, "kept", now=0.0)
+    rechecks.watch(closed, "closed", now=0.0)
+    tokens.gone.add("closed")
+
+    assert await rechecks.check_due(INTERVAL) == 2
+    assert closed.done.is_set() and closed.close_code == codes.UNAUTHORIZED
+    assert not kept.done.is_set()
+    assert len(rechecks) == 1
+
+    tokens.asked.clear()
+    assert await rechecks.check_due(2 * INTERVAL - 0.001) == 0  # the next one is an interval on
+    assert await rechecks.check_due(2 * INTERVAL) == 1
+    assert tokens.asked == ["kept"]
+
+    tokens.gone.add("kept")  # a token that goes later closes its socket at its next re-check
+    assert await rechecks.check_due(3 * INTERVAL) == 1
+    assert kept.done.is_set() and len(rechecks) == 0
+
+
+async def test_a_closed_socket_is_not_checked_again() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    forgotten, finished, open_ = _connection(), _connection(), _connection()
+    for conn in (forgotten, finished, open_):
+        rechecks.watch(conn, conn.user_id, now=0.0)
+    rechecks.forget(forgotten)  # the session ended
+    finished.finish(codes.GOING_AWAY, "closing")  # closing, not yet forgotten
+    assert await rechecks.check_due(INTERVAL) == 1
+    assert tokens.asked == [open_.user_id]
+    assert len(rechecks) == 1
+
+
+async def test_a_check_that_fails_keeps_the_socket_and_is_tried_again() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    conn = _connection()
+    rechecks.watch(conn, "t", now=0.0)
+    tokens.failing.add("t")
+    assert await rechecks.check_due(INTERVAL) == 1
+    assert not conn.done.is_set()
+    tokens.failing.clear()
+    tokens.gone.add("t")
+    assert await rechecks.check_due(2 * INTERVAL) == 1
+    assert conn.done.is_set()
+
+
+async def test_the_schedule_keeps_no_more_than_a_bounded_trail_of_closed_sockets() -> None:
+    rechecks = TokenRechecks(Tokens(), INTERVAL)
+    survivor = _connection()
+    rechecks.watch(survivor, "survivor", now=0.0)
+    for _ in range(3 * SPARE_ENTRIES):  # a burst of sockets opened and closed within one interval
+        conn = _connection()
+        rechecks.watch(conn, "t", now=0.0)
+        rechecks.forget(conn)
+    assert len(rechecks) == 1
+    assert len(rechecks._heap) <= 2 * len(rechecks) + SPARE_ENTRIES + 1
+    assert await rechecks.check_due(INTERVAL) == 1
+
+
+def test_a_short_interval_ticks_at_least_four_times_within_it() -> None:
+    assert TokenRechecks(Tokens(), 2.0).tick_s == 0.5
+    assert TokenRechecks(Tokens(), INTERVAL).tick_s == 1.0
