@@ -2,21 +2,25 @@
 
 A socket's token is checked again every ``settings.ws_recheck_s`` (the first time after a random
 share of it, so sockets opened together do not check together): expiry, revocation, deletion and
-suspension close it (4401 or 4403) within that interval, even when the fast pub/sub message was
-lost (:mod:`solomo.realtime.session`).
+suspension close it (4401 or 4403) within that interval and a tick, even when the fast pub/sub
+message was lost (:mod:`solomo.realtime.session`).
 
 Why one schedule. A task per socket sleeping for the interval held a task, its coroutine, a future,
 a timer handle and the timer's context for every socket, all made again at each re-check. With
 2,000 sockets, nearly all of them were young at every young garbage collection, which walked them
-each time: about a quarter of the objects such a collection visits in the soak, and of the loop
-stall it costs (docs/benchmarks.md, thirty-seventh round). Here the schedule is a heap of small
-``(due, seq, slot)`` entries, one task wakes every :data:`TICK_S` (a quarter of the interval when that
-is shorter) and re-checks the sockets that are due, together.
+each time: about a quarter of the objects such a collection visits in the soak, and ~40 % of its
+pause (docs/benchmarks.md, thirty-seventh round). Here the schedule is a heap of small
+``(due, seq, slot)`` entries; one task wakes every :data:`TICK_S` and re-checks the sockets that are
+due, :data:`BATCH` at a time. A tick is short, so the checks of 2,000 sockets come a few at a time,
+not in a burst that would hold up the events being sent.
 
-A socket that closes leaves the schedule at once (:meth:`TokenRechecks.forget`); its heap entry,
-three small values, is dropped when it comes due, and the heap is rebuilt if such entries ever
-outnumber the live ones (a burst of reconnections), so it never holds more than a few times the
-sockets open.
+A slow token store holds up every due socket, not one: so a tick's checks have
+:data:`CHECK_TIMEOUT_S` in all; a check that failed or ran out of time is tried again an interval
+on, as a good one is (the socket stays: the store decides at a later check), and the sockets not
+reached by then come due at the next tick. A socket that closes leaves the schedule at once
+(:meth:`TokenRechecks.forget`); its heap entry, three small values, is dropped when it comes due,
+and the heap is rebuilt when it holds more than twice the open sockets plus :data:`SPARE_ENTRIES`
+entries (a burst of reconnections).
 """
 
 from __future__ import annotations
@@ -47,12 +51,15 @@ Problem = tuple[int, str]
 Check = Callable[[str], Awaitable[Problem | None]]
 """What a re-check asks of a token: the problem, or None while it is good."""
 
-TICK_S = 1.0
-"""How often the schedule wakes (at most): a re-check comes at most this late."""
+TICK_S = 0.25
+"""How often the schedule wakes (at most; a quarter of the interval when that is shorter): a
+re-check comes this much late at most, while the token store answers."""
 BATCH = 128
 """Re-checks run together at most; a tick with more due runs them in turns of this many."""
+CHECK_TIMEOUT_S = 5.0
+"""The longest a tick's re-checks may take in all (see the module's docstring)."""
 SPARE_ENTRIES = 1024
-"""Entries of closed sockets the heap may hold beyond twice the live ones before it is rebuilt."""
+"""How many entries beyond twice the open sockets the heap may hold before it is rebuilt."""
 
 
 def refusal(exc: ApiError) -> Problem:
@@ -77,10 +84,12 @@ async def token_problem(services: Services, token: str, *, fresh: bool = False) 
 class TokenRechecks:
     """The re-check schedule of one process's sockets; :meth:`run` is the hub's task."""
 
-    def __init__(self, check: Check, interval_s: float, *, tick_s: float = TICK_S) -> None:
+    def __init__(self, check: Check, interval_s: float, *, tick_s: float = TICK_S,
+                 timeout_s: float = CHECK_TIMEOUT_S) -> None:
         self.check = check
         self.interval_s = interval_s
         self.tick_s = min(tick_s, interval_s / 4)
+        self.timeout_s = timeout_s
         self._heap: list[tuple[float, int, str]] = []
         self._watched: dict[str, tuple[Connection, str]] = {}
         self._seq = itertools.count()
@@ -97,25 +106,28 @@ class TokenRechecks:
 
     def forget(self, conn: Connection) -> None:
         """``conn`` closed: it is not checked again (and not kept alive by the schedule)."""
-        if self._watched.get(conn.slot, (None, ""))[0] is conn:
+        if self._watching(conn):
             del self._watched[conn.slot]
         if len(self._heap) > 2 * len(self._watched) + SPARE_ENTRIES:
             self._heap = [entry for entry in self._heap if entry[2] in self._watched]
             heapq.heapify(self._heap)
 
     async def run(self) -> None:
+        """Wakes every tick and re-checks the sockets due, until cancelled (the hub's stop)."""
         while True:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.check_due(time.monotonic())
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never stop re-checking: a socket whose check failed is checked again
+            except Exception:  # never stop re-checking (check_due has put every socket back)
                 log.exception("token re-checks failed")
 
     async def check_due(self, now: float) -> int:
-        """Re-checks every socket due at ``now``; closes those whose token went and schedules the
-        others' next re-check one interval on. Returns how many were checked."""
+        """Re-checks the sockets due at ``now``; closes those whose token went and schedules the
+        others' next re-check one interval on (a check that failed or ran out of time too: a store
+        in trouble is not asked again at once). Sockets not reached when the tick's time is up come
+        due again at the next tick. Returns how many were asked."""
         due: list[tuple[Connection, str]] = []
         while self._heap and self._heap[0][0] <= now:
             _, _, slot = heapq.heappop(self._heap)
@@ -124,19 +136,39 @@ class TokenRechecks:
                 self._watched.pop(slot, None)
                 continue
             due.append(watched)
-        for start in range(0, len(due), BATCH):
-            turn = due[start:start + BATCH]
-            results = await asyncio.gather(*(self.check(token) for _, token in turn), return_exceptions=True)
-            for (conn, _), result in zip(turn, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("could not re-check the token of %s's socket: %s", conn.user_id, result)
-                elif result is not None:
-                    conn.finish(*result)
-                    self.forget(conn)
-                    continue
-                if self._watched.get(conn.slot, (None, ""))[0] is conn:
-                    self._push(now + self.interval_s, conn.slot)
-        return len(due)
+        deadline = time.monotonic() + self.timeout_s
+        asked = failed = 0
+        try:
+            while asked < len(due) and (left := deadline - time.monotonic()) > 0:
+                turn = due[asked:asked + BATCH]
+                checks = [asyncio.ensure_future(self.check(token)) for _, token in turn]
+                _, late = await asyncio.wait(checks, timeout=left)
+                for task in late:
+                    task.cancel()
+                for (conn, _), task in zip(turn, checks, strict=True):
+                    asked += 1
+                    problem = None
+                    if task in late or task.exception() is not None:
+                        failed += 1
+                    else:
+                        problem = task.result()
+                    if problem is not None:
+                        conn.finish(*problem)
+                        self.forget(conn)
+                    elif self._watching(conn):
+                        self._push(now + self.interval_s, conn.slot)
+        finally:  # the time was up, or the hub is stopping: the rest come due again next tick
+            for conn, _ in due[asked:]:
+                if self._watching(conn):
+                    self._push(now + self.tick_s, conn.slot)
+        if failed or asked < len(due):
+            log.warning("token re-checks: %d of %d failed or took too long, %d left for the next tick",
+                        failed, asked, len(due) - asked)
+        return asked
+
+    def _watching(self, conn: Connection) -> bool:
+        watched = self._watched.get(conn.slot)
+        return watched is not None and watched[0] is conn
 
     def _push(self, due: float, slot: str) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), slot))

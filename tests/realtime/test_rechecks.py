@@ -7,11 +7,13 @@ token store and a live server is ``tests/security/test_api4_sockets.py``
 
 from __future__ import annotations
 
+import asyncio
+
 from bson import ObjectId
 
 from solomo.core import closecodes as codes
 from solomo.realtime.connection import Connection
-from solomo.realtime.rechecks import SPARE_ENTRIES, Problem, TokenRechecks
+from solomo.realtime.rechecks import BATCH, SPARE_ENTRIES, Problem, TokenRechecks
 
 INTERVAL = 30.0
 GONE: Problem = (codes.UNAUTHORIZED, "missing or invalid token")
@@ -23,15 +25,20 @@ def _connection() -> Connection:
 
 
 class Tokens:
-    """The check: tokens in ``gone`` are refused, tokens in ``failing`` raise; records every ask."""
+    """The check: tokens in ``gone`` are refused, tokens in ``failing`` raise, tokens in ``hanging``
+    wait until ``answer`` is set; records every ask."""
 
     def __init__(self) -> None:
         self.gone: set[str] = set()
         self.failing: set[str] = set()
+        self.hanging: set[str] = set()
+        self.answer = asyncio.Event()
         self.asked: list[str] = []
 
     async def __call__(self, token: str) -> Problem | None:
         self.asked.append(token)
+        if token in self.hanging:
+            await self.answer.wait()
         if token in self.failing:
             raise RuntimeError("the token store is down")
         return GONE if token in self.gone else None
@@ -111,6 +118,46 @@ async def test_the_schedule_keeps_no_more_than_a_bounded_trail_of_closed_sockets
     assert await rechecks.check_due(INTERVAL) == 1
 
 
+async def test_first_checks_are_spread_over_the_window() -> None:
+    rechecks = TokenRechecks(Tokens(), INTERVAL)
+    for i in range(200):
+        rechecks.watch(_connection(), f"t{i}", now=0.0)
+    early = await rechecks.check_due(INTERVAL * 0.75)
+    assert 0 < early < 200  # all 200 on one side of the middle: a chance of 2 in 2**200
+    assert early + await rechecks.check_due(INTERVAL) == 200
+
+
+async def test_more_sockets_due_than_a_batch_are_all_checked_and_all_scheduled_again() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    conns = [_connection() for _ in range(2 * BATCH + 44)]
+    for conn in conns:
+        rechecks.watch(conn, conn.user_id, now=0.0)
+    tokens.gone.add(conns[-1].user_id)  # one in the last turn
+    assert await rechecks.check_due(INTERVAL) == len(conns)
+    assert conns[-1].done.is_set() and not any(c.done.is_set() for c in conns[:-1])
+    assert await rechecks.check_due(2 * INTERVAL) == len(conns) - 1
+
+
+async def test_a_store_that_does_not_answer_holds_a_tick_for_its_time_only() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL, timeout_s=0.2)
+    conns = [_connection() for _ in range(BATCH + 5)]
+    for conn in conns:
+        rechecks.watch(conn, conn.user_id, now=0.0)
+    tokens.hanging.update(c.user_id for c in conns)
+    asked = await rechecks.check_due(INTERVAL)  # the first turn hangs until the tick's time is up
+    assert asked == BATCH
+    assert not any(c.done.is_set() for c in conns)  # no answer closes nothing
+    tokens.hanging.clear()
+    tokens.gone.update(c.user_id for c in conns)
+    # the sockets not reached come due at the next tick; those asked, an interval on
+    assert await rechecks.check_due(INTERVAL + rechecks.tick_s) == 5
+    assert sum(c.done.is_set() for c in conns) == 5
+    assert await rechecks.check_due(2 * INTERVAL) == BATCH
+    assert all(c.done.is_set() for c in conns)
+
+
 def test_a_short_interval_ticks_at_least_four_times_within_it() -> None:
-    assert TokenRechecks(Tokens(), 2.0).tick_s == 0.5
-    assert TokenRechecks(Tokens(), INTERVAL).tick_s == 1.0
+    assert TokenRechecks(Tokens(), 0.4).tick_s == 0.1
+    assert TokenRechecks(Tokens(), INTERVAL).tick_s == 0.25
