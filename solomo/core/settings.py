@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     ws_max_sockets_per_user: int = Field(5, ge=1, description="Open sockets per user in all API processes; "
                                          "one more closes the oldest with 4409")
     ws_recheck_s: float = Field(30.0, gt=0, le=60, description="Each socket re-checks its token (expiry, "
-                                "revocation, account status) this often (a re-check comes at most 0.25 s late)")
+                                "revocation, account status) this often (at most 0.25 s late while the store keeps up)")
     ws_close_poll_s: float = Field(5.0, gt=0, le=60, description="Each API process reads the pending "
                                    "socket closes (suspensions, deletions: the outbox) this often")
     ws_heartbeat_s: float = Field(10.0, gt=0, le=60, description="Each API process refreshes its presence "

@@ -14,10 +14,10 @@ pause (docs/benchmarks.md, thirty-seventh round). Here the schedule is a heap of
 due, :data:`BATCH` at a time. A tick is short, so the checks of 2,000 sockets come a few at a time,
 not in a burst that would hold up the events being sent.
 
-A slow token store holds up every due socket, not one: so a tick's checks have
-:data:`CHECK_TIMEOUT_S` in all; a check that failed or ran out of time is tried again an interval
-on, as a good one is (the socket stays: the store decides at a later check), and the sockets not
-reached by then come due at the next tick. A socket that closes leaves the schedule at once
+A slow token store holds up every due socket, not one: so a turn's checks have
+:data:`CHECK_TIMEOUT_S`, and a tick starts no turn after that long; a check that failed or ran out
+of time is tried again an interval on, as a good one is (the socket stays: the store decides at a
+later check), and the sockets not reached stay due, for the next tick. A socket that closes leaves the schedule at once
 (:meth:`TokenRechecks.forget`); its heap entry, three small values, is dropped when it comes due,
 and the heap is rebuilt when it holds more than twice the open sockets plus :data:`SPARE_ENTRIES`
 entries (a burst of reconnections).
@@ -53,11 +53,11 @@ Check = Callable[[str], Awaitable[Problem | None]]
 
 TICK_S = 0.25
 """How often the schedule wakes (at most; a quarter of the interval when that is shorter): a
-re-check comes this much late at most, while the token store answers."""
+re-check comes this much late at most, while the token store keeps up."""
 BATCH = 128
 """Re-checks run together at most; a tick with more due runs them in turns of this many."""
 CHECK_TIMEOUT_S = 5.0
-"""The longest a tick's re-checks may take in all (see the module's docstring)."""
+"""The longest a turn's re-checks may take, and after which a tick starts no more turns."""
 SPARE_ENTRIES = 1024
 """How many entries beyond twice the open sockets the heap may hold before it is rebuilt."""
 
@@ -120,51 +120,61 @@ class TokenRechecks:
                 await self.check_due(time.monotonic())
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never stop re-checking (check_due has put every socket back)
+            except Exception:  # never stop re-checking (check_due loses no socket on the way out)
                 log.exception("token re-checks failed")
 
     async def check_due(self, now: float) -> int:
-        """Re-checks the sockets due at ``now``; closes those whose token went and schedules the
-        others' next re-check one interval on (a check that failed or ran out of time too: a store
-        in trouble is not asked again at once). Sockets not reached when the tick's time is up come
-        due again at the next tick. Returns how many were asked."""
-        due: list[tuple[Connection, str]] = []
-        while self._heap and self._heap[0][0] <= now:
+        """Re-checks the sockets due at ``now``, :data:`BATCH` at a time; closes those whose token
+        went and schedules the others' next re-check one interval on (a check that failed or ran
+        out of time too: a store in trouble is not asked again at once). A tick starts no turn once
+        its time is up: the sockets not reached stay due, for the next tick. Returns how many were
+        asked."""
+        deadline = time.monotonic() + self.timeout_s
+        asked = failed = 0
+        while time.monotonic() < deadline and (turn := self._take_due(now)):
+            checks = [asyncio.ensure_future(self.check(token)) for _, token in turn]
+            try:
+                _, late = await asyncio.wait(checks, timeout=self.timeout_s)
+            except BaseException:  # the hub is stopping: no check outlives it, no socket is lost
+                for task in checks:
+                    task.cancel()
+                for conn, _ in turn:
+                    if self._watching(conn):
+                        self._push(now, conn.slot)
+                raise
+            for task in late:
+                task.cancel()
+            for (conn, _), task in zip(turn, checks, strict=True):
+                asked += 1
+                problem = None
+                # cancelled: ours (late), or a cancellation the check met inside (a shared
+                # pipeline's send task cancelled fails its waiters with CancelledError)
+                if task in late or task.cancelled() or task.exception() is not None:
+                    failed += 1
+                else:
+                    problem = task.result()
+                if problem is not None:
+                    conn.finish(*problem)
+                    self.forget(conn)
+                elif self._watching(conn):
+                    self._push(now + self.interval_s, conn.slot)
+        behind = bool(self._heap) and self._heap[0][0] <= now
+        if failed or behind:
+            log.warning("token re-checks: %d of %d failed or took too long%s", failed, asked,
+                        "; more were due than the tick could ask" if behind else "")
+        return asked
+
+    def _take_due(self, now: float) -> list[tuple[Connection, str]]:
+        """Up to :data:`BATCH` open sockets due at ``now``, out of the heap (closed ones dropped)."""
+        turn: list[tuple[Connection, str]] = []
+        while self._heap and self._heap[0][0] <= now and len(turn) < BATCH:
             _, _, slot = heapq.heappop(self._heap)
             watched = self._watched.get(slot)
             if watched is None or watched[0].done.is_set():
                 self._watched.pop(slot, None)
                 continue
-            due.append(watched)
-        deadline = time.monotonic() + self.timeout_s
-        asked = failed = 0
-        try:
-            while asked < len(due) and (left := deadline - time.monotonic()) > 0:
-                turn = due[asked:asked + BATCH]
-                checks = [asyncio.ensure_future(self.check(token)) for _, token in turn]
-                _, late = await asyncio.wait(checks, timeout=left)
-                for task in late:
-                    task.cancel()
-                for (conn, _), task in zip(turn, checks, strict=True):
-                    asked += 1
-                    problem = None
-                    if task in late or task.exception() is not None:
-                        failed += 1
-                    else:
-                        problem = task.result()
-                    if problem is not None:
-                        conn.finish(*problem)
-                        self.forget(conn)
-                    elif self._watching(conn):
-                        self._push(now + self.interval_s, conn.slot)
-        finally:  # the time was up, or the hub is stopping: the rest come due again next tick
-            for conn, _ in due[asked:]:
-                if self._watching(conn):
-                    self._push(now + self.tick_s, conn.slot)
-        if failed or asked < len(due):
-            log.warning("token re-checks: %d of %d failed or took too long, %d left for the next tick",
-                        failed, asked, len(due) - asked)
-        return asked
+            turn.append(watched)
+        return turn
 
     def _watching(self, conn: Connection) -> bool:
         watched = self._watched.get(conn.slot)

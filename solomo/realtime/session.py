@@ -16,9 +16,9 @@ gets a ``rate_limited`` error and changes nothing. A message over 64 KiB closes 
 Limits on the socket's life: its token is checked again right after it joins the hub, from
 MongoDB (a suspension or logout that raced the handshake missed the pub/sub message meant for
 it), then every ``settings.ws_recheck_s`` through the token cache (the hub's one schedule for all
-its sockets, :mod:`solomo.realtime.rechecks`): expiry, revocation, deletion and suspension close it
-(4401 or 4403) within that interval (and a tick), even when the fast pub/sub message was lost. Each socket
-takes one of its user's slots; the oldest beyond the cap closes with 4409.
+its sockets, :mod:`solomo.realtime.rechecks`): expiry, revocation, deletion and suspension close
+it (4401 or 4403) within that interval and a tick, even when the fast pub/sub message was lost.
+Each socket takes one of its user's slots; the oldest beyond the cap closes with 4409.
 """
 
 from __future__ import annotations

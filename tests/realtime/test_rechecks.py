@@ -8,6 +8,7 @@ token store and a live server is ``tests/security/test_api4_sockets.py``
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bson import ObjectId
 
@@ -25,20 +26,38 @@ def _connection() -> Connection:
 
 
 class Tokens:
-    """The check: tokens in ``gone`` are refused, tokens in ``failing`` raise, tokens in ``hanging``
-    wait until ``answer`` is set; records every ask."""
+    """The check: tokens in ``gone`` are refused, tokens in ``failing`` raise, tokens in
+    ``cancelled`` meet a cancellation inside (as a shared pipeline's waiters do when its send task
+    is cancelled), tokens in ``hanging`` wait until ``answer`` is set; records every ask, how many
+    ran at once at most, and how many waits were cancelled."""
 
     def __init__(self) -> None:
         self.gone: set[str] = set()
         self.failing: set[str] = set()
+        self.cancelled: set[str] = set()
         self.hanging: set[str] = set()
         self.answer = asyncio.Event()
+        self.hung = asyncio.Event()
         self.asked: list[str] = []
+        self.running = self.peak = self.waits_cancelled = 0
 
     async def __call__(self, token: str) -> Problem | None:
         self.asked.append(token)
-        if token in self.hanging:
-            await self.answer.wait()
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(0)  # the others of the turn start meanwhile
+            if token in self.hanging:
+                self.hung.set()
+                try:
+                    await self.answer.wait()
+                except asyncio.CancelledError:
+                    self.waits_cancelled += 1
+                    raise
+        finally:
+            self.running -= 1
+        if token in self.cancelled:
+            raise asyncio.CancelledError()
         if token in self.failing:
             raise RuntimeError("the token store is down")
         return GONE if token in self.gone else None
@@ -99,6 +118,7 @@ async def test_a_check_that_fails_keeps_the_socket_and_is_tried_again() -> None:
     tokens.failing.add("t")
     assert await rechecks.check_due(INTERVAL) == 1
     assert not conn.done.is_set()
+    assert await rechecks.check_due(2 * INTERVAL - 0.001) == 0  # not asked again at once
     tokens.failing.clear()
     tokens.gone.add("t")
     assert await rechecks.check_due(2 * INTERVAL) == 1
@@ -135,6 +155,7 @@ async def test_more_sockets_due_than_a_batch_are_all_checked_and_all_scheduled_a
         rechecks.watch(conn, conn.user_id, now=0.0)
     tokens.gone.add(conns[-1].user_id)  # one in the last turn
     assert await rechecks.check_due(INTERVAL) == len(conns)
+    assert tokens.peak == BATCH  # never more at once
     assert conns[-1].done.is_set() and not any(c.done.is_set() for c in conns[:-1])
     assert await rechecks.check_due(2 * INTERVAL) == len(conns) - 1
 
@@ -149,6 +170,9 @@ async def test_a_store_that_does_not_answer_holds_a_tick_for_its_time_only() -> 
     asked = await rechecks.check_due(INTERVAL)  # the first turn hangs until the tick's time is up
     assert asked == BATCH
     assert not any(c.done.is_set() for c in conns)  # no answer closes nothing
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert tokens.waits_cancelled == BATCH  # the late checks do not run on
     tokens.hanging.clear()
     tokens.gone.update(c.user_id for c in conns)
     # the sockets not reached come due at the next tick; those asked, an interval on
@@ -156,6 +180,43 @@ async def test_a_store_that_does_not_answer_holds_a_tick_for_its_time_only() -> 
     assert sum(c.done.is_set() for c in conns) == 5
     assert await rechecks.check_due(2 * INTERVAL) == BATCH
     assert all(c.done.is_set() for c in conns)
+
+
+async def test_a_check_that_meets_a_cancellation_inside_keeps_its_socket_and_the_schedule_going() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, INTERVAL)
+    conns = [_connection() for _ in range(3)]
+    for conn in conns:
+        rechecks.watch(conn, conn.user_id, now=0.0)
+    tokens.cancelled.add(conns[1].user_id)
+    assert await rechecks.check_due(INTERVAL) == 3  # does not raise
+    assert not any(c.done.is_set() for c in conns)
+    tokens.cancelled.clear()
+    tokens.gone.update(c.user_id for c in conns)
+    assert await rechecks.check_due(2 * INTERVAL) == 3  # every one of them still scheduled
+    assert all(c.done.is_set() for c in conns)
+
+
+async def test_the_hub_task_closes_a_socket_whose_token_went_and_a_stop_loses_no_socket() -> None:
+    tokens = Tokens()
+    rechecks = TokenRechecks(tokens, 0.4)  # ticks every 0.1 s
+    gone, stuck = _connection(), _connection()
+    tokens.gone.add(gone.user_id)
+    tokens.hanging.add(stuck.user_id)
+    rechecks.watch(gone, gone.user_id, now=time.monotonic() - 0.4)  # due at the first tick
+    rechecks.watch(stuck, stuck.user_id)  # due 0.2-0.4 s on, at a later tick
+    task = asyncio.create_task(rechecks.run())
+    try:
+        async with asyncio.timeout(5):
+            await gone.done.wait()
+            await tokens.hung.wait()  # the stuck socket's check is under way
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert gone.close_code == codes.UNAUTHORIZED and not stuck.done.is_set()
+    await asyncio.sleep(0)
+    assert tokens.waits_cancelled == 1  # no check outlives the stop
+    assert len(rechecks) == 1 and [e[2] for e in rechecks._heap] == [stuck.slot]  # back in the schedule
 
 
 def test_a_short_interval_ticks_at_least_four_times_within_it() -> None:
